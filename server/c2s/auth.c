@@ -1,0 +1,380 @@
+/* SASL on a c2s stream (RFC 6120 §6): the username is taken from the client's first message,
+ * the stored SCRAM secret fetched from storage asynchronously (a deterministic fake one for an
+ * unknown user), then GNU SASL steps: SCRAM on the loop (HMACs only), PLAIN on libuv's pool
+ * (PBKDF2). Failures are throttled and counted; too many close the stream. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "c2s/conn.h"
+#include "core/log.h"
+
+#define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
+
+/* An asynchronous step (storage fetch or PLAIN on the pool) remembers which exchange it
+ * belongs to: a result for an aborted or replaced exchange is dropped. */
+typedef struct auth_job {
+    uv_work_t work;
+    conn_t *c;
+    unsigned gen;
+    char *in;
+    size_t in_len;
+    int rc;
+    char *out;
+    size_t out_len;
+} auth_job_t;
+
+static void send_failure(conn_t *c, const char *cond)
+{
+    char buf[160];
+    snprintf(buf, sizeof(buf), "<failure xmlns='%s'><%s/></failure>", NS_SASL, cond);
+    conn__send_str(c, buf);
+}
+
+void auth__free(conn_t *c)
+{
+    if (c->sasl) {
+        hearth_sasl_server_free(c->sasl);
+        c->sasl = NULL;
+    }
+    free(c->sasl_mech);
+    c->sasl_mech = NULL;
+    free(c->authcid);
+    c->authcid = NULL;
+    free(c->sasl_initial);
+    c->sasl_initial = NULL;
+    c->sasl_initial_len = 0;
+    c->sasl_need_initial = 0;
+}
+
+/* Ends the exchange with a failure that does not count as a wrong password. */
+static void fail(conn_t *c, const char *cond)
+{
+    auth__free(c);
+    c->sasl_gen++;
+    c->sasl_waiting = 0;
+    c->state = C2S_PREAUTH;
+    send_failure(c, cond);
+}
+
+void auth__fail_now(conn_t *c)
+{
+    c->auth_fail_pending = 0;
+    c->sasl_waiting = 0;
+    send_failure(c, "not-authorized");
+    if (c->auth_failures >= c->w->srv->set.auth_attempts)
+        conn__stream_error(c, HEARTH_STREAM_ERR_NOT_AUTHORIZED,
+                           "too many failed authentication attempts");
+}
+
+/* Wrong credentials: counted, answered after the configured delay. */
+static void fail_auth(conn_t *c)
+{
+    hlog_conn(LOG_INFO, c->id, NULL, "authentication failed for '%s' with %s from %s",
+              c->authcid ? c->authcid : "", c->sasl_mech ? c->sasl_mech : "?", c->ip);
+    auth__free(c);
+    c->sasl_gen++;
+    c->state = C2S_PREAUTH;
+    c->auth_failures++;
+    unsigned delay = c->w->srv->set.auth_fail_delay_ms;
+    if (delay == 0) {
+        auth__fail_now(c);
+        return;
+    }
+    c->auth_fail_pending = 1;
+    c->sasl_waiting = 1; /* nothing more is processed until the failure is sent */
+    conn__timer_in(c, delay);
+}
+
+static void succeed(conn_t *c, const char *out, size_t out_len)
+{
+    char *b64 = NULL;
+    if (out_len && hearth_base64_encode(out, out_len, &b64)) {
+        conn__abort(c);
+        return;
+    }
+    char *bare = NULL;
+    if (asprintf(&bare, "%s@%s", c->authcid, c->w->srv->set.domain) < 0) {
+        free(b64);
+        conn__abort(c);
+        return;
+    }
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    int rc = hearth_buf_printf(&b, "<success xmlns='%s'>%s</success>", NS_SASL, b64 ? b64 : "");
+    if (!rc)
+        conn__send(c, b.data, b.len);
+    hearth_buf_free(&b);
+    free(b64);
+    hlog_conn(LOG_INFO, c->id, bare, "authenticated %s with %s", bare, c->sasl_mech);
+    auth__free(c);
+    c->sasl_gen++;
+    c->bare = bare;
+    c->state = C2S_AUTHED;
+    c->accepted_ms = uv_now(&c->w->loop); /* the bind deadline counts from here */
+    if (c->preauth_counted) {
+        server__preauth_leave(c->w->srv, c->ip);
+        c->preauth_counted = 0;
+    }
+    hearth_xml_stream_stop(c->xml);
+    c->pending = PENDING_AUTHED;
+}
+
+static void step_result(conn_t *c, int rc, char *out, size_t out_len)
+{
+    if (rc == HEARTH_EAGAIN) {
+        char *b64 = NULL;
+        if (hearth_base64_encode(out ? out : "", out_len, &b64)) {
+            conn__abort(c);
+        } else {
+            hearth_buf_t b = HEARTH_BUF_INIT;
+            if (!hearth_buf_printf(&b, "<challenge xmlns='%s'>%s</challenge>", NS_SASL, b64))
+                conn__send(c, b.data, b.len);
+            hearth_buf_free(&b);
+        }
+        free(b64);
+    } else if (rc == 0) {
+        succeed(c, out, out_len);
+    } else if (rc == HEARTH_EINVAL) {
+        fail(c, "malformed-request");
+    } else {
+        fail_auth(c);
+    }
+    free(out);
+}
+
+static void plain_work(uv_work_t *w)
+{
+    auth_job_t *j = w->data;
+    j->rc = hearth_sasl_server_step(j->c->sasl, j->in, j->in_len, &j->out, &j->out_len);
+}
+
+static void plain_done(uv_work_t *w, int status)
+{
+    auth_job_t *j = w->data;
+    conn_t *c = j->c;
+    c->sasl_waiting = 0;
+    if (!c->closing && j->gen == c->sasl_gen) {
+        step_result(c, status ? HEARTH_EAUTH : j->rc, j->out, j->out_len);
+        j->out = NULL;
+        c2s__after_read(c);
+    }
+    free(j->out);
+    free(j->in);
+    free(j);
+    conn__unref(c);
+}
+
+static void on_account(void *ud, int err, const storage_account_t *acct)
+{
+    auth_job_t *j = ud;
+    conn_t *c = j->c;
+    server_t *srv = c->w->srv;
+    c->sasl_waiting = 0;
+    if (c->closing || j->gen != c->sasl_gen)
+        goto out;
+    if (err && err != HEARTH_ENOTFOUND) {
+        hlog_conn(LOG_ERROR, c->id, NULL, "account lookup failed: %s", hearth_strerror(err));
+        fail(c, "temporary-auth-failure");
+        goto out;
+    }
+    unsigned char cb[32];
+    int have_cb = c->tls && c->secure && hearth_tls_exporter(c->tls, cb) == 0;
+    c->sasl =
+        hearth_sasl_server_new(c->w->sasl, c->sasl_mech, have_cb ? cb : NULL, have_cb ? 32 : 0);
+    if (!c->sasl) {
+        fail(c, "invalid-mechanism");
+        goto out;
+    }
+    hearth_scram_hash_t h = hearth_sasl_mech_hash(c->sasl_mech);
+    hearth_scram_secret_t fake;
+    const hearth_scram_secret_t *secret;
+    if (acct) {
+        secret = h == HEARTH_SCRAM_SHA1 ? &acct->sha1 : &acct->sha256;
+    } else {
+        if (hearth_scram_secret_fake(h, srv->secret, sizeof(srv->secret),
+                                     c->authcid ? c->authcid : "", &fake)) {
+            fail(c, "temporary-auth-failure");
+            goto out;
+        }
+        fake.iterations = srv->set.scram_iterations;
+        secret = &fake;
+    }
+    hearth_sasl_server_set_secret(c->sasl, secret);
+    if (hearth_sasl_server_step_is_costly(c->sasl)) {
+        j->in = c->sasl_initial;
+        j->in_len = c->sasl_initial_len;
+        c->sasl_initial = NULL;
+        j->work.data = j;
+        if (uv_queue_work(&c->w->loop, &j->work, plain_work, plain_done) == 0) {
+            c->sasl_waiting = 1;
+            return; /* the job keeps its reference to c */
+        }
+        fail(c, "temporary-auth-failure");
+        goto out;
+    }
+    char *o = NULL;
+    size_t olen = 0;
+    int rc = hearth_sasl_server_step(c->sasl, c->sasl_initial, c->sasl_initial_len, &o, &olen);
+    step_result(c, rc, o, olen);
+    c2s__after_read(c);
+out:
+    free(j->in);
+    free(j);
+    conn__unref(c);
+}
+
+static void begin(conn_t *c, const char *data, size_t len)
+{
+    hearth_sasl_initial_t ini = {0};
+    const char *reason = NULL;
+    c->sasl_need_initial = 0;
+    if (hearth_sasl_parse_initial(c->sasl_mech, data, len, &ini, &reason)) {
+        hlog_conn(LOG_INFO, c->id, NULL, "malformed SASL %s message: %s", c->sasl_mech,
+                  reason ? reason : "?");
+        fail(c, "malformed-request");
+        return;
+    }
+    char *user = NULL;
+    int valid = hearth_jid_nodeprep(ini.authcid, strlen(ini.authcid), &user, &reason) == 0;
+    if (ini.authzid) {
+        hearth_jid_t z = HEARTH_JID_INIT;
+        int ok = valid && hearth_jid_parse(ini.authzid, strlen(ini.authzid), &z, &reason) == 0 &&
+                 z.node && !z.resource && !strcmp(z.node, user) &&
+                 !strcmp(z.domain, c->w->srv->set.domain);
+        hearth_jid_clear(&z);
+        if (!ok) {
+            free(user);
+            hearth_sasl_initial_clear(&ini);
+            fail(c, "invalid-authzid");
+            return;
+        }
+    }
+    /* An invalid username can never log in, but it still gets a challenge like any other. */
+    c->authcid = valid ? user : strdup(ini.authcid);
+    if (!valid)
+        free(user);
+    hearth_sasl_initial_clear(&ini);
+    c->sasl_initial = malloc(len + 1);
+    if (!c->authcid || !c->sasl_initial) {
+        conn__abort(c);
+        return;
+    }
+    memcpy(c->sasl_initial, data, len);
+    c->sasl_initial_len = len;
+
+    auth_job_t *j = calloc(1, sizeof(*j));
+    if (!j) {
+        conn__abort(c);
+        return;
+    }
+    j->c = c;
+    j->gen = c->sasl_gen;
+    conn__ref(c);
+    c->sasl_waiting = 1;
+    if (!valid) {
+        on_account(j, HEARTH_ENOTFOUND, NULL);
+        return;
+    }
+    if (storage_account_get(c->w->srv->storage, &c->w->storage_target, c->authcid, on_account, j)) {
+        c->sasl_waiting = 0;
+        free(j);
+        conn__unref(c);
+        fail(c, "temporary-auth-failure");
+    }
+}
+
+static int decode(conn_t *c, hearth_xml_node_t *n, hearth_arena_t *arena, char **out, size_t *len)
+{
+    const char *text = hearth_xml_text(arena, n);
+    size_t tl = strlen(text);
+    /* Whitespace is not base64; but some clients wrap lines: strip it first. */
+    char *clean = hearth_arena_alloc(arena, tl + 1);
+    size_t k = 0;
+    for (size_t i = 0; i < tl; i++)
+        if (text[i] != ' ' && text[i] != '\n' && text[i] != '\r' && text[i] != '\t')
+            clean[k++] = text[i];
+    clean[k] = '\0';
+    if (k == 0) {
+        *out = NULL;
+        *len = 0;
+        return 0;
+    }
+    return hearth_base64_decode(clean, k, out, len);
+}
+
+void auth__start(conn_t *c, hearth_xml_node_t *n, hearth_arena_t *arena)
+{
+    const settings_t *s = &c->w->srv->set;
+    if (c->sasl_waiting) {
+        conn__stream_error(c, HEARTH_STREAM_ERR_POLICY_VIOLATION, "SASL element while busy");
+        return;
+    }
+    if (c->state == C2S_SASL) /* a new <auth/> replaces an unfinished exchange */
+        auth__free(c);
+    c->sasl_gen++;
+    if (!c->secure && s->tls_required && c->w->srv->tls) {
+        fail(c, "encryption-required");
+        return;
+    }
+    const char *mech = hearth_xml_attr(n, "mechanism");
+    if (!mech || !c2s__mech_offered(c, mech)) {
+        fail(c, "invalid-mechanism");
+        return;
+    }
+    char *data = NULL;
+    size_t len = 0;
+    const char *text = hearth_xml_text(arena, n);
+    if (decode(c, n, arena, &data, &len)) {
+        fail(c, "incorrect-encoding");
+        return;
+    }
+    c->sasl_mech = strdup(mech);
+    c->state = C2S_SASL;
+    if (!*text) { /* no initial response: ask for it with an empty challenge */
+        c->sasl_need_initial = 1;
+        conn__send_str(c, "<challenge xmlns='" NS_SASL "'/>");
+        free(data);
+        return;
+    }
+    begin(c, data ? data : "", len);
+    free(data);
+}
+
+void auth__response(conn_t *c, hearth_xml_node_t *n, hearth_arena_t *arena)
+{
+    if (c->sasl_waiting) {
+        conn__stream_error(c, HEARTH_STREAM_ERR_POLICY_VIOLATION, "SASL element while busy");
+        return;
+    }
+    if (c->state != C2S_SASL) {
+        fail(c, "malformed-request");
+        return;
+    }
+    char *data = NULL;
+    size_t len = 0;
+    if (decode(c, n, arena, &data, &len)) {
+        fail(c, "incorrect-encoding");
+        return;
+    }
+    if (c->sasl_need_initial) {
+        begin(c, data ? data : "", len);
+        free(data);
+        return;
+    }
+    if (!c->sasl) {
+        free(data);
+        fail(c, "malformed-request");
+        return;
+    }
+    char *o = NULL;
+    size_t olen = 0;
+    int rc = hearth_sasl_server_step(c->sasl, data ? data : "", len, &o, &olen);
+    free(data);
+    step_result(c, rc, o, olen);
+}
+
+void auth__abort(conn_t *c)
+{
+    if (c->auth_fail_pending)
+        return;
+    fail(c, "aborted");
+}

@@ -1,0 +1,150 @@
+/* A client connection: socket, optional TLS, XML stream parser, output queue, timers, and the
+ * c2s state. Owned by one worker at a time; moved to the user's home worker after SASL.
+ * Closing is deferred (marked, flushed, then the handles close and it is freed after the loop
+ * turn). */
+#ifndef HEARTH_CONN_H
+#define HEARTH_CONN_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "hearth/buf.h"
+#include "hearth/jid.h"
+#include "hearth/sasl.h"
+#include "hearth/tls.h"
+#include "hearth/xml.h"
+#include "hearth/xmpp_error.h"
+#include "core/server.h"
+
+typedef enum {
+    C2S_WAIT_HEADER, /* waiting for the client's stream header */
+    C2S_PREAUTH,     /* features sent, before SASL success */
+    C2S_SASL,        /* SASL exchange in progress */
+    C2S_AUTHED,      /* SASL done, restarting the stream */
+    C2S_WAIT_BIND,   /* post-auth features sent, resource not bound */
+    C2S_BOUND,       /* a session */
+} c2s_state_t;
+
+/* What must happen once the current read has been fully processed (never inside the parser). */
+typedef enum { PENDING_NONE, PENDING_STARTTLS, PENDING_AUTHED } pending_t;
+
+/* Output queue bound: a reader this far behind is cut with <policy-violation/>. */
+#define CONN_MAX_OUTQ (4u * 1024 * 1024)
+
+struct conn {
+    worker_t *w;
+    uint64_t id;
+    uv_tcp_t tcp;
+    uv_timer_t timer; /* pre-auth timeout, idle ping and ping timeout */
+    int handles_open; /* uv handles not yet closed */
+    int handles_closing;
+    int refs; /* pending async work (storage, thread pool) holding the conn alive */
+    char ip[64];
+
+    conn_t *next, *prev; /* worker->conns */
+
+    hearth_tls_t *tls;
+    int direct_tls;
+    hearth_xml_stream_t *xml;
+
+    hearth_buf_t outq;     /* not yet handed to uv_write */
+    hearth_buf_t inflight; /* owned by the uv_write in progress */
+    uv_write_t wreq;
+    int writing;
+
+    c2s_state_t state;
+    pending_t pending;
+    int header_sent;
+    int closing;   /* no more input processed; close once output is flushed */
+    int close_now; /* close without waiting for output */
+    int handoff;   /* moving to another worker once output is flushed */
+    int handoff_detached;
+    int handoff_fd;
+    worker_t *handoff_target;
+    int preauth_counted;
+    int secure;  /* TLS established */
+    int in_read; /* inside on_read: pending actions wait for its end */
+
+    /* SASL */
+    hearth_sasl_server_t *sasl;
+    char *sasl_mech;
+    char *authcid; /* prepared username once known */
+    unsigned auth_failures;
+    int sasl_waiting; /* storage or thread-pool work outstanding */
+    int sasl_need_initial;
+    char *sasl_initial; /* the client's first message, kept until the secret arrives */
+    size_t sasl_initial_len;
+
+    /* Session */
+    char *bare;       /* authenticated bare JID */
+    hearth_jid_t jid; /* bound full JID */
+    user_t *user;
+    conn_t *user_next;
+
+    /* Liveness */
+    uint64_t accepted_ms;
+    uint64_t last_read_ms;
+    uint64_t ping_sent_ms;
+    int auth_fail_pending; /* a delayed SASL failure waits on the timer */
+    unsigned sasl_gen;     /* bumps on every start/abort: stale async results are dropped */
+    int ping_outstanding;
+    char ping_id[24];
+};
+
+/* conn.c */
+void conn__accept(worker_t *w, uv_stream_t *listener, int direct_tls);
+void conn__adopt(worker_t *w, conn_t *c); /* INBOX_HANDOFF on the new worker */
+/* Writes plaintext to the peer (through TLS when active). Copies data. */
+void conn__send(conn_t *c, const char *data, size_t len);
+void conn__send_str(conn_t *c, const char *s);
+/* Serialises a stanza (default namespace jabber:client) and sends it. */
+void conn__send_node(conn_t *c, const hearth_xml_node_t *n);
+/* Sends a stream error (and a header first if none was sent), then closes the stream. */
+void conn__stream_error(conn_t *c, hearth_stream_error_t cond, const char *text);
+/* Sends </stream:stream> and closes once flushed. */
+void conn__close_stream(conn_t *c);
+/* Closes at once (peer gone or fatal error). */
+void conn__abort(conn_t *c);
+void conn__ref(conn_t *c);
+void conn__unref(conn_t *c);
+void conn__arm_timer(conn_t *c);
+void conn__timer_in(conn_t *c, uint64_t ms);
+int conn__start_tls(conn_t *c);
+void conn__detach_for_handoff(conn_t *c);
+const char *conn__log_jid(const conn_t *c);
+
+/* stream.c: the c2s protocol over a parsed stream */
+void c2s__on_open(void *ud, const hearth_xml_node_t *header, const char *default_ns);
+void c2s__on_stanza(void *ud, hearth_xml_node_t *stanza, hearth_arena_t *arena);
+void c2s__on_close(void *ud);
+void c2s__on_xml_error(void *ud, hearth_stream_error_t cond, const char *text);
+void c2s__after_read(conn_t *c);     /* runs the pending action once a read is processed */
+void c2s__restart_stream(conn_t *c); /* fresh parser (after STARTTLS or SASL) */
+void c2s__send_features(conn_t *c);
+void c2s__send_header(conn_t *c);
+void c2s__on_timer(conn_t *c);
+
+/* auth.c */
+void auth__start(conn_t *c, hearth_xml_node_t *auth, hearth_arena_t *arena);
+void auth__response(conn_t *c, hearth_xml_node_t *resp, hearth_arena_t *arena);
+void auth__abort(conn_t *c);
+void auth__free(conn_t *c);
+void auth__fail_now(conn_t *c); /* the throttled failure, when its delay is over */
+int c2s__mech_offered(const conn_t *c, const char *mech);
+
+/* session.c */
+void session__bind(conn_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena);
+void session__unbind(conn_t *c); /* on close */
+conn_t *session__find(worker_t *w, const char *bare, const char *resource);
+
+/* router.c */
+void router__from_client(conn_t *c, hearth_xml_node_t *stanza, hearth_arena_t *arena);
+void router__deliver(worker_t *w, inbox_msg_t *m); /* INBOX_ROUTE on the home worker */
+/* Sends an error reply for stanza (from and to swapped) to the connection it came from. */
+void router__reply_error(conn_t *c, hearth_xml_node_t *stanza, hearth_arena_t *arena,
+                         hearth_stanza_error_t cond, const char *text);
+
+/* server_iq.c: IQs addressed to the server (or to a bare JID, answered on the user's behalf) */
+void server_iq__handle(conn_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena, int on_behalf);
+
+#endif

@@ -1,0 +1,367 @@
+/* The c2s protocol of RFC 6120 over a parsed stream: header checks, features, STARTTLS,
+ * dispatch of SASL elements, the stream restart after SASL (and the move to the user's home
+ * worker), bind/session, stanza dispatch to the router, timeouts and the server's idle pings. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "c2s/conn.h"
+#include "core/log.h"
+
+#define NS_CLIENT "jabber:client"
+#define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
+#define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
+#define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
+#define NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
+
+void c2s__send_header(conn_t *c)
+{
+    char id[33];
+    unsigned char rnd[16];
+    uv_random(NULL, NULL, rnd, sizeof(rnd), 0, NULL);
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(id + 2 * i, 3, "%02x", rnd[i]);
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    int rc = hearth_buf_printf(&b,
+                               "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                               "xmlns:stream='http://etherx.jabber.org/streams' id='%s' "
+                               "from='%s' version='1.0' xml:lang='en'>",
+                               id, c->w->srv->set.domain);
+    if (!rc)
+        conn__send(c, b.data, b.len);
+    hearth_buf_free(&b);
+    c->header_sent = 1;
+}
+
+/* What the features and auth.c agree is offered on this stream. */
+int c2s__mech_offered(const conn_t *c, const char *mech)
+{
+    const settings_t *s = &c->w->srv->set;
+    if (!c->secure && s->tls_required)
+        return 0;
+    if (!strcmp(mech, "SCRAM-SHA-1") || !strcmp(mech, "SCRAM-SHA-256"))
+        return 1;
+    if (!strcmp(mech, "SCRAM-SHA-1-PLUS") || !strcmp(mech, "SCRAM-SHA-256-PLUS")) {
+        unsigned char cb[32];
+        return c->tls && c->secure && hearth_tls_exporter(c->tls, cb) == 0;
+    }
+    if (!strcmp(mech, "PLAIN"))
+        return s->sasl_plain && (c->secure || s->plain_without_tls);
+    return 0;
+}
+
+static const char *const all_mechs[] = {"SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256",
+                                        "SCRAM-SHA-1", "PLAIN"};
+
+void c2s__send_features(conn_t *c)
+{
+    const settings_t *s = &c->w->srv->set;
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    int rc = hearth_buf_append_str(&b, "<stream:features>");
+    if (c->state == C2S_WAIT_BIND) {
+        rc = rc
+                 ?: hearth_buf_printf(&b,
+                                      "<bind xmlns='%s'/><session xmlns='%s'><optional/></session>",
+                                      NS_BIND, NS_SESSION);
+    } else {
+        if (!c->secure && c->w->srv->tls)
+            rc = rc
+                     ?: hearth_buf_printf(&b, "<starttls xmlns='%s'>%s</starttls>", NS_TLS,
+                                          s->tls_required ? "<required/>" : "");
+        int any = 0, plus = 0;
+        for (size_t i = 0; i < sizeof(all_mechs) / sizeof(*all_mechs); i++) {
+            if (!c2s__mech_offered(c, all_mechs[i]))
+                continue;
+            if (!any)
+                rc = rc ?: hearth_buf_printf(&b, "<mechanisms xmlns='%s'>", NS_SASL);
+            any = 1;
+            plus |= strstr(all_mechs[i], "-PLUS") != NULL;
+            rc = rc ?: hearth_buf_printf(&b, "<mechanism>%s</mechanism>", all_mechs[i]);
+        }
+        if (any)
+            rc = rc ?: hearth_buf_append_str(&b, "</mechanisms>");
+        if (plus)
+            rc = rc
+                     ?: hearth_buf_append_str(
+                            &b, "<sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'>"
+                                "<channel-binding type='tls-exporter'/></sasl-channel-binding>");
+    }
+    rc = rc ?: hearth_buf_append_str(&b, "</stream:features>");
+    if (!rc)
+        conn__send(c, b.data, b.len);
+    else
+        conn__abort(c);
+    hearth_buf_free(&b);
+}
+
+/* 1.x is ours; anything else (or none, i.e. pre-XMPP 0.9) is not. */
+static int version_ok(const char *v)
+{
+    if (!v)
+        return 0;
+    char *end;
+    long major = strtol(v, &end, 10);
+    return end != v && *end == '.' && major == 1;
+}
+
+void c2s__on_open(void *ud, const hearth_xml_node_t *header, const char *default_ns)
+{
+    conn_t *c = ud;
+    const settings_t *s = &c->w->srv->set;
+    c2s__send_header(c);
+    if (strcmp(header->ns, HEARTH_NS_STREAMS) != 0 || strcmp(header->name, "stream") != 0) {
+        conn__stream_error(c, HEARTH_STREAM_ERR_INVALID_NAMESPACE,
+                           "the stream element must be stream in " HEARTH_NS_STREAMS);
+        return;
+    }
+    if (strcmp(default_ns, NS_CLIENT) != 0) {
+        conn__stream_error(c, HEARTH_STREAM_ERR_INVALID_NAMESPACE,
+                           "the content namespace must be jabber:client");
+        return;
+    }
+    const char *to = hearth_xml_attr(header, "to");
+    if (to) {
+        char *dom = NULL;
+        const char *reason = NULL;
+        int bad = hearth_jid_nameprep(to, strlen(to), &dom, &reason) || strcmp(dom, s->domain) != 0;
+        free(dom);
+        if (bad) {
+            conn__stream_error(c, HEARTH_STREAM_ERR_HOST_UNKNOWN,
+                               "this server does not serve that domain");
+            return;
+        }
+    }
+    if (!version_ok(hearth_xml_attr(header, "version"))) {
+        conn__stream_error(c, HEARTH_STREAM_ERR_UNSUPPORTED_VERSION, "XMPP 1.0 is required");
+        return;
+    }
+    c->state = c->bare ? C2S_WAIT_BIND : C2S_PREAUTH;
+    c2s__send_features(c);
+}
+
+void c2s__on_close(void *ud)
+{
+    conn_t *c = ud;
+    hlog_conn(LOG_DEBUG, c->id, conn__log_jid(c), "client closed the stream");
+    conn__close_stream(c);
+}
+
+void c2s__on_xml_error(void *ud, hearth_stream_error_t cond, const char *text)
+{
+    conn__stream_error(ud, cond, text);
+}
+
+static int is(const hearth_xml_node_t *n, const char *name, const char *ns)
+{
+    return strcmp(n->name, name) == 0 && strcmp(n->ns, ns) == 0;
+}
+
+static void starttls(conn_t *c)
+{
+    if (c->secure || c->tls || !c->w->srv->tls) {
+        conn__send_str(c, "<failure xmlns='" NS_TLS "'/></stream:stream>");
+        c->closing = 1;
+        conn__close_stream(c);
+        return;
+    }
+    conn__send_str(c, "<proceed xmlns='" NS_TLS "'/>");
+    /* Whatever the client pipelined after <starttls/> is discarded, never processed. */
+    hearth_xml_stream_stop(c->xml);
+    c->pending = PENDING_STARTTLS;
+}
+
+static void preauth_stanza(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena)
+{
+    if (is(st, "starttls", NS_TLS)) {
+        if (c->state == C2S_SASL) {
+            conn__stream_error(c, HEARTH_STREAM_ERR_POLICY_VIOLATION,
+                               "STARTTLS during a SASL exchange");
+            return;
+        }
+        starttls(c);
+    } else if (is(st, "auth", NS_SASL)) {
+        auth__start(c, st, arena);
+    } else if (is(st, "response", NS_SASL)) {
+        auth__response(c, st, arena);
+    } else if (is(st, "abort", NS_SASL)) {
+        auth__abort(c);
+    } else if (!c->secure && c->w->srv->set.tls_required && c->w->srv->tls) {
+        conn__stream_error(c, HEARTH_STREAM_ERR_POLICY_VIOLATION, "STARTTLS is required first");
+    } else {
+        conn__stream_error(c, HEARTH_STREAM_ERR_NOT_AUTHORIZED, "authenticate first");
+    }
+}
+
+static void session_iq(conn_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena)
+{
+    hearth_xml_node_t *r = hearth_xml_new(arena, "iq", NS_CLIENT);
+    hearth_xml_set_attr(arena, r, "type", "result");
+    hearth_xml_set_attr(arena, r, "id", hearth_xml_attr(iq, "id"));
+    conn__send_node(c, r);
+}
+
+void c2s__on_stanza(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
+{
+    conn_t *c = ud;
+    if (c->closing)
+        return;
+    switch (c->state) {
+    case C2S_WAIT_HEADER:
+    case C2S_AUTHED:
+        return;
+    case C2S_PREAUTH:
+    case C2S_SASL:
+        preauth_stanza(c, st, arena);
+        return;
+    case C2S_WAIT_BIND:
+    case C2S_BOUND:
+        break;
+    }
+    if (strcmp(st->ns, NS_CLIENT) != 0 ||
+        (strcmp(st->name, "iq") && strcmp(st->name, "message") && strcmp(st->name, "presence"))) {
+        conn__stream_error(c, HEARTH_STREAM_ERR_UNSUPPORTED_STANZA_TYPE, NULL);
+        return;
+    }
+    hearth_xml_node_t *payload = hearth_xml_first_element(st);
+    const char *type = hearth_xml_attr(st, "type");
+    int is_iq_set = !strcmp(st->name, "iq") && type && !strcmp(type, "set") && payload;
+    if (is_iq_set && is(payload, "bind", NS_BIND)) {
+        if (c->state == C2S_WAIT_BIND)
+            session__bind(c, st, arena);
+        else
+            router__reply_error(c, st, arena, HEARTH_STANZA_ERR_NOT_ALLOWED,
+                                "a resource is already bound on this stream");
+        return;
+    }
+    if (c->state == C2S_WAIT_BIND) {
+        if (is_iq_set && is(payload, "session", NS_SESSION)) {
+            router__reply_error(c, st, arena, HEARTH_STANZA_ERR_NOT_ALLOWED,
+                                "bind a resource first");
+            return;
+        }
+        conn__stream_error(c, HEARTH_STREAM_ERR_NOT_AUTHORIZED, "bind a resource first");
+        return;
+    }
+    if (is_iq_set && is(payload, "session", NS_SESSION) && !hearth_xml_attr(st, "to")) {
+        session_iq(c, st, arena);
+        return;
+    }
+    router__from_client(c, st, arena);
+}
+
+void c2s__restart_stream(conn_t *c)
+{
+    hearth_xml_limits_t lim = HEARTH_XML_LIMITS_DEFAULT;
+    lim.max_stanza_bytes = c->bare ? c->w->srv->set.max_stanza : c->w->srv->set.max_stanza_preauth;
+    if (hearth_xml_stream_reset(c->xml)) {
+        conn__abort(c);
+        return;
+    }
+    hearth_xml_stream_set_limits(c->xml, &lim);
+    c->header_sent = 0;
+    c->state = c->bare ? C2S_AUTHED : C2S_WAIT_HEADER;
+}
+
+void c2s__after_read(conn_t *c)
+{
+    if (c->in_read)
+        return; /* on_read calls again once the whole read is processed */
+    pending_t p = c->pending;
+    c->pending = PENDING_NONE;
+    if (c->closing)
+        return;
+    switch (p) {
+    case PENDING_NONE:
+        return;
+    case PENDING_STARTTLS:
+        if (conn__start_tls(c)) {
+            conn__abort(c);
+            return;
+        }
+        c2s__restart_stream(c);
+        return;
+    case PENDING_AUTHED: {
+        worker_t *home = worker__home(c->w->srv, c->bare);
+        c2s__restart_stream(c);
+        if (home == c->w) {
+            conn__arm_timer(c);
+            return;
+        }
+        hlog_conn(LOG_DEBUG, c->id, c->bare, "moving to home worker %u", home->index);
+        c->handoff = 1;
+        c->handoff_target = home;
+        uv_timer_stop(&c->timer);
+        if (!c->writing && !c->outq.len)
+            conn__detach_for_handoff(c);
+        return;
+    }
+    }
+}
+
+/* One timer per connection: before authentication it is the pre-auth deadline (and the delay
+ * of a throttled SASL failure); once bound it schedules the idle ping and its timeout. */
+void conn__arm_timer(conn_t *c)
+{
+    const settings_t *s = &c->w->srv->set;
+    uint64_t now = uv_now(&c->w->loop);
+    if (c->state != C2S_BOUND) {
+        uint64_t deadline = c->accepted_ms + (uint64_t)s->preauth_timeout * 1000;
+        conn__timer_in(c, deadline > now ? deadline - now : 1);
+        return;
+    }
+    if (c->ping_outstanding) {
+        conn__timer_in(c, (uint64_t)s->ping_timeout * 1000);
+        return;
+    }
+    if (s->idle_ping == 0) {
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    uint64_t due = c->last_read_ms + (uint64_t)s->idle_ping * 1000;
+    conn__timer_in(c, due > now ? due - now : 1);
+}
+
+void c2s__on_timer(conn_t *c)
+{
+    const settings_t *s = &c->w->srv->set;
+    uint64_t now = uv_now(&c->w->loop);
+    if (c->auth_fail_pending) {
+        auth__fail_now(c);
+        if (!c->closing)
+            conn__arm_timer(c);
+        return;
+    }
+    if (c->state != C2S_BOUND) {
+        if (now >= c->accepted_ms + (uint64_t)s->preauth_timeout * 1000) {
+            conn__stream_error(c, HEARTH_STREAM_ERR_CONNECTION_TIMEOUT,
+                               "no session established in time");
+            return;
+        }
+        conn__arm_timer(c);
+        return;
+    }
+    if (c->ping_outstanding) {
+        if (c->last_read_ms > c->ping_sent_ms) {
+            c->ping_outstanding = 0; /* anything from the client proves it alive */
+        } else {
+            conn__stream_error(c, HEARTH_STREAM_ERR_CONNECTION_TIMEOUT, "ping not answered");
+            return;
+        }
+    } else if (s->idle_ping && now >= c->last_read_ms + (uint64_t)s->idle_ping * 1000) {
+        static unsigned long long seq;
+        snprintf(c->ping_id, sizeof(c->ping_id), "ping-%llu",
+                 __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
+        hearth_buf_t b = HEARTH_BUF_INIT;
+        int rc = hearth_buf_printf(&b, "<iq from='%s' to='", s->domain);
+        rc = rc ?: hearth_buf_append_escaped(&b, c->jid.full, strlen(c->jid.full));
+        rc = rc
+                 ?: hearth_buf_printf(&b, "' id='%s' type='get'><ping xmlns='urn:xmpp:ping'/></iq>",
+                                      c->ping_id);
+        if (!rc)
+            conn__send(c, b.data, b.len);
+        hearth_buf_free(&b);
+        c->ping_outstanding = 1;
+        c->ping_sent_ms = now;
+    }
+    conn__arm_timer(c);
+}

@@ -1,0 +1,387 @@
+/* hearthd: parse the command line, load the configuration, take the data directory's lock,
+ * prepare TLS and storage, bind the listeners on every worker, run until SIGTERM/SIGINT, then
+ * end every stream with <system-shutdown/> and stop in order. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "c2s/conn.h"
+#include "core/datadir.h"
+#include "core/log.h"
+
+#define SHUTDOWN_GRACE_MS 5000
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: hearthd [--config FILE] [--data-dir DIR] [--set KEY=VALUE ...]\n"
+            "               [--check-config] [--config-doc] [--version] [--help]\n"
+            "\n"
+            "  --config FILE     configuration file (default: DIR/hearthd.conf, written on first "
+            "run)\n"
+            "  --data-dir DIR    database, certificate, ports file and lock (default: ./data)\n"
+            "  --set KEY=VALUE   override one configuration key for this run (repeatable)\n"
+            "  --check-config    validate the configuration and exit\n"
+            "  --config-doc      print the configuration reference (Markdown) and exit\n"
+            "  --version         print the version and exit\n");
+}
+
+typedef struct app {
+    server_t srv;
+    uv_loop_t *loop;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t drain;
+    uint64_t drain_deadline;
+    int lock_fd;
+    char *ports_path;
+} app_t;
+
+static int fail(const char *what, char *err)
+{
+    fprintf(stderr, "hearthd: %s%s%s\n", what, err ? ": " : "", err ? err : "");
+    free(err);
+    return 1;
+}
+
+static int file_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+static int load_settings(server_t *srv)
+{
+    config_t *c = srv->cfg;
+    settings_t *s = &srv->set;
+    static char domain[1024], muc[1100];
+    char *prepped = NULL;
+    const char *reason = NULL;
+    const char *d = config_str(c, "server.domain");
+    if (hearth_jid_nameprep(d, strlen(d), &prepped, &reason)) {
+        fprintf(stderr, "hearthd: server.domain '%s' is not a valid domain: %s\n", d, reason);
+        return -1;
+    }
+    snprintf(domain, sizeof(domain), "%s", prepped);
+    free(prepped);
+    s->domain = domain;
+    const char *m = config_str(c, "muc.domain");
+    if (*m)
+        snprintf(muc, sizeof(muc), "%s", m);
+    else
+        snprintf(muc, sizeof(muc), "conference.%s", domain);
+    s->muc_domain = muc;
+    s->tls_required = !strcmp(config_str(c, "c2s.tls"), "required");
+    s->plain_without_tls = config_bool(c, "c2s.plain_without_tls");
+    s->sasl_plain = config_bool(c, "c2s.sasl_plain");
+    s->idle_ping = (unsigned)config_int(c, "c2s.idle_ping");
+    s->ping_timeout = (unsigned)config_int(c, "c2s.ping_timeout");
+    s->preauth_timeout = (unsigned)config_int(c, "c2s.preauth_timeout");
+    const char *rc = config_str(c, "c2s.resource_conflict");
+    s->resource_conflict = !strcmp(rc, "reject")   ? CONFLICT_REJECT
+                           : !strcmp(rc, "rename") ? CONFLICT_RENAME
+                                                   : CONFLICT_REPLACE;
+    s->max_resources = (unsigned)config_int(c, "c2s.max_resources");
+    s->max_stanza = (size_t)config_int(c, "c2s.max_stanza");
+    s->max_stanza_preauth = (size_t)config_int(c, "c2s.max_stanza_preauth");
+    s->auth_attempts = (unsigned)config_int(c, "c2s.auth_attempts");
+    s->auth_fail_delay_ms = (unsigned)config_int(c, "c2s.auth_fail_delay_ms");
+    s->preauth_per_ip = (unsigned)config_int(c, "limits.preauth_per_ip");
+    s->scram_iterations = (unsigned)config_int(c, "auth.scram_iterations");
+    return 0;
+}
+
+/* The certificate: configured paths, or one generated on first run in the data directory. */
+static int setup_tls(server_t *srv)
+{
+    char *cert = NULL, *key = NULL, *err = NULL;
+    const char *cc = config_str(srv->cfg, "tls.cert"), *kk = config_str(srv->cfg, "tls.key");
+    int generated = !*cc;
+    if (asprintf(&cert, "%s", *cc ? cc : "") < 0 || asprintf(&key, "%s", *kk ? kk : "") < 0)
+        return -1;
+    if (generated) {
+        free(cert);
+        free(key);
+        if (asprintf(&cert, "%s/cert.pem", srv->data_dir) < 0 ||
+            asprintf(&key, "%s/key.pem", srv->data_dir) < 0)
+            return -1;
+        if (!file_exists(cert) || !file_exists(key)) {
+            char wildcard[1100];
+            snprintf(wildcard, sizeof(wildcard), "*.%s", srv->set.domain);
+            const char *names[] = {srv->set.domain, wildcard, srv->set.muc_domain};
+            if (hearth_tls_generate_cert(cert, key, names, 3, &err)) {
+                fail("cannot generate the TLS certificate", err);
+                free(cert);
+                free(key);
+                return -1;
+            }
+            hlog(LOG_INFO, "generated a self-signed certificate for %s in %s", srv->set.domain,
+                 cert);
+        }
+    }
+    srv->tls = hearth_tls_ctx_new_server(cert, key, &err);
+    if (!srv->tls)
+        fail("cannot load the TLS certificate", err);
+    free(cert);
+    free(key);
+    return srv->tls ? 0 : -1;
+}
+
+static int setup_secret(server_t *srv)
+{
+    char *hex = NULL;
+    int rc = storage_sync_property_get(srv->storage, "server.secret", &hex);
+    if (rc == 0 && hex && strlen(hex) == 64) {
+        for (int i = 0; i < 32; i++)
+            sscanf(hex + 2 * i, "%2hhx", &srv->secret[i]);
+        free(hex);
+        return 0;
+    }
+    free(hex);
+    char buf[65];
+    if (uv_random(NULL, NULL, srv->secret, sizeof(srv->secret), 0, NULL))
+        return -1;
+    for (int i = 0; i < 32; i++)
+        snprintf(buf + 2 * i, 3, "%02x", srv->secret[i]);
+    return storage_sync_property_set(srv->storage, "server.secret", buf);
+}
+
+static int listen_all(app_t *a, const char *bind, const char *key, int *out_port, int direct)
+{
+    server_t *srv = &a->srv;
+    long p = config_int(srv->cfg, key);
+    *out_port = -1;
+    if (p < 0)
+        return 0;
+    struct sockaddr_storage ss;
+    if (uv_ip4_addr(bind, 0, (struct sockaddr_in *)&ss) &&
+        uv_ip6_addr(bind, 0, (struct sockaddr_in6 *)&ss)) {
+        fprintf(stderr, "hearthd: c2s.bind '%s' is not an IP address\n", bind);
+        return -1;
+    }
+    int port = (int)p;
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        int rc = worker__listen(srv->workers[i], (struct sockaddr *)&ss, &port, direct);
+        if (rc) {
+            fprintf(stderr, "hearthd: cannot listen on %s port %ld (%s): %s\n", bind, p, key,
+                    uv_strerror(rc));
+            return -1;
+        }
+    }
+    *out_port = port;
+    return 0;
+}
+
+static void post_all(server_t *srv, inbox_kind_t kind)
+{
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        inbox_msg_t *m = calloc(1, sizeof(*m));
+        if (!m)
+            continue;
+        m->kind = kind;
+        worker__post(srv->workers[i], m);
+    }
+}
+
+static void on_drain(uv_timer_t *t)
+{
+    app_t *a = t->data;
+    int live = __atomic_load_n(&a->srv.live_conns, __ATOMIC_ACQUIRE);
+    if (live > 0 && uv_now(a->loop) < a->drain_deadline)
+        return;
+    if (live > 0)
+        hlog(LOG_WARN, "%d connections still open after %d ms: closing them", live,
+             SHUTDOWN_GRACE_MS);
+    uv_timer_stop(t);
+    uv_close((uv_handle_t *)t, NULL);
+    post_all(&a->srv, INBOX_EXIT);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    app_t *a = s->data;
+    hlog(LOG_INFO, "received %s: shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    uv_close((uv_handle_t *)&a->sigterm, NULL);
+    uv_close((uv_handle_t *)&a->sigint, NULL);
+    post_all(&a->srv, INBOX_SHUTDOWN);
+    a->drain_deadline = uv_now(a->loop) + SHUTDOWN_GRACE_MS;
+    uv_timer_init(a->loop, &a->drain);
+    a->drain.data = a;
+    uv_timer_start(&a->drain, on_drain, 10, 10);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"data-dir", required_argument, NULL, 'd'},
+        {"set", required_argument, NULL, 's'},    {"check-config", no_argument, NULL, 'k'},
+        {"config-doc", no_argument, NULL, 'm'},   {"version", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL, *data_dir = "./data";
+    char **sets = calloc((size_t)argc, sizeof(char *));
+    size_t nsets = 0;
+    int check = 0, opt;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'd':
+            data_dir = optarg;
+            break;
+        case 's':
+            sets[nsets++] = optarg;
+            break;
+        case 'k':
+            check = 1;
+            break;
+        case 'm':
+            free(sets);
+            return config_write_markdown(stdout) ? 1 : 0;
+        case 'v':
+            printf("hearthd %s\n", HEARTH_VERSION);
+            free(sets);
+            return 0;
+        case 'h':
+            usage(stdout);
+            free(sets);
+            return 0;
+        default:
+            usage(stderr);
+            free(sets);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "hearthd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        free(sets);
+        return 2;
+    }
+
+    static app_t a;
+    server_t *srv = &a.srv;
+    char *err = NULL;
+    srv->cfg = config_new();
+    srv->data_dir = data_dir;
+    a.lock_fd = -1;
+    if (!srv->cfg)
+        return fail("out of memory", NULL);
+    if (config_from_args(srv->cfg, config_path, data_dir, sets, nsets, &err))
+        return fail("configuration error", err);
+    free(sets);
+    log_level_t lvl;
+    if (log_level_parse(config_str(srv->cfg, "log.level"), &lvl) == 0)
+        log_set_level(lvl);
+    if (load_settings(srv))
+        return 1;
+    if (check) {
+        printf("configuration OK\n");
+        config_free(srv->cfg);
+        return 0;
+    }
+
+    signal(SIGPIPE, SIG_IGN); /* libuv does not */
+    if (datadir_prepare(data_dir, &err))
+        return fail("data directory", err);
+    if (datadir_lock(data_dir, &a.lock_fd, &err))
+        return fail("cannot start", err);
+    char *conf_file = NULL;
+    if (!config_path && asprintf(&conf_file, "%s/hearthd.conf", data_dir) >= 0) {
+        if (!file_exists(conf_file)) {
+            if (config_write_default(conf_file, &err))
+                return fail("cannot write the default configuration", err);
+            hlog(LOG_INFO, "first run: wrote the default configuration to %s", conf_file);
+        }
+        free(conf_file);
+    }
+    if (setup_tls(srv))
+        return 1;
+
+    char *dsn = NULL;
+    const char *cdsn = config_str(srv->cfg, "storage.dsn");
+    if (*cdsn)
+        dsn = strdup(cdsn);
+    else if (asprintf(&dsn, "%s/hearth.db", data_dir) < 0)
+        dsn = NULL;
+    if (!dsn)
+        return fail("out of memory", NULL);
+    if (storage_open(config_str(srv->cfg, "storage.driver"), dsn, &srv->storage, &err))
+        return fail("cannot open storage", err);
+    free(dsn);
+    if (setup_secret(srv))
+        return fail("cannot store the server secret", NULL);
+
+    long nw = config_int(srv->cfg, "server.workers");
+    if (nw <= 0) {
+        uv_cpu_info_t *ci;
+        int n = 0;
+        if (uv_cpu_info(&ci, &n) == 0)
+            uv_free_cpu_info(ci, n);
+        nw = n > 0 ? n : 1;
+    }
+    srv->nworkers = (unsigned)nw;
+    srv->workers = calloc(srv->nworkers, sizeof(*srv->workers));
+    uv_mutex_init(&srv->ip_lock);
+    if (!srv->workers || strmap_init(&srv->preauth_ips))
+        return fail("out of memory", NULL);
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        srv->workers[i] = calloc(1, sizeof(worker_t));
+        if (!srv->workers[i] || worker__init(srv, srv->workers[i], i))
+            return fail("cannot start a worker", NULL);
+    }
+    const char *bind = config_str(srv->cfg, "c2s.bind");
+    if (listen_all(&a, bind, "c2s.port", &srv->c2s_port, 0) ||
+        listen_all(&a, bind, "c2s.direct_tls_port", &srv->tls_port, 1))
+        return 1;
+
+    a.loop = uv_default_loop();
+    uv_signal_init(a.loop, &a.sigterm);
+    uv_signal_init(a.loop, &a.sigint);
+    a.sigterm.data = a.sigint.data = &a;
+    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&a.sigint, on_signal, SIGINT);
+
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        if (worker__start(srv->workers[i]))
+            return fail("cannot start a worker thread", NULL);
+
+    hearth_buf_t ports = HEARTH_BUF_INIT;
+    int prc = 0;
+    if (srv->c2s_port >= 0)
+        prc = prc ?: hearth_buf_printf(&ports, "c2s %d\n", srv->c2s_port);
+    if (srv->tls_port >= 0)
+        prc = prc ?: hearth_buf_printf(&ports, "c2s_direct_tls %d\n", srv->tls_port);
+    if (prc || asprintf(&a.ports_path, "%s/hearthd.ports", data_dir) < 0 ||
+        datadir_write_file_atomic(a.ports_path, ports.data ? ports.data : "", ports.len, &err))
+        return fail("cannot write the ports file", err);
+    hearth_buf_free(&ports);
+    hlog(LOG_INFO, "hearthd %s serving %s with %u workers: c2s port %d, direct TLS port %d",
+         HEARTH_VERSION, srv->set.domain, srv->nworkers, srv->c2s_port, srv->tls_port);
+    hlog(LOG_INFO, "ready");
+
+    uv_run(a.loop, UV_RUN_DEFAULT);
+
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        worker__join(srv->workers[i]);
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        worker__free(srv->workers[i]);
+        free(srv->workers[i]);
+    }
+    free(srv->workers);
+    storage_close(srv->storage);
+    hearth_tls_ctx_free(srv->tls);
+    unlink(a.ports_path);
+    free(a.ports_path);
+    strmap_free(&srv->preauth_ips);
+    uv_mutex_destroy(&srv->ip_lock);
+    uv_loop_close(a.loop);
+    config_free(srv->cfg);
+    hlog(LOG_INFO, "stopped");
+    datadir_unlock(a.lock_fd);
+    return 0;
+}

@@ -1,0 +1,128 @@
+/* hearthd's shared picture: the server (read-only after start-up, but for the per-IP counter),
+ * its workers (one thread and uv loop each, owning their connections and homed users), and the
+ * inbox messages that are the only way state crosses from one worker to another. */
+#ifndef HEARTH_SERVER_H
+#define HEARTH_SERVER_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "hearth/buf.h"
+#include "hearth/sasl.h"
+#include "hearth/tls.h"
+#include "core/config.h"
+#include "core/strmap.h"
+#include "storage/storage.h"
+
+typedef struct server server_t;
+typedef struct worker worker_t;
+typedef struct conn conn_t;
+
+typedef enum { CONFLICT_REPLACE, CONFLICT_REJECT, CONFLICT_RENAME } conflict_policy_t;
+
+/* Settings read once from the config table at start-up (hot paths must not look up strings). */
+typedef struct settings {
+    const char *domain;
+    const char *muc_domain;
+    int tls_required;
+    int plain_without_tls;
+    int sasl_plain;
+    unsigned idle_ping;    /* s, 0 = off */
+    unsigned ping_timeout; /* s */
+    unsigned preauth_timeout;
+    conflict_policy_t resource_conflict;
+    unsigned max_resources;
+    size_t max_stanza;
+    size_t max_stanza_preauth;
+    unsigned auth_attempts;
+    unsigned auth_fail_delay_ms;
+    unsigned preauth_per_ip;
+    unsigned scram_iterations;
+} settings_t;
+
+typedef enum {
+    INBOX_STORAGE,
+    INBOX_HANDOFF,
+    INBOX_ROUTE,
+    INBOX_SHUTDOWN, /* close listeners, end every stream with <system-shutdown/> */
+    INBOX_EXIT,     /* every connection is gone: close the remaining handles */
+} inbox_kind_t;
+
+typedef enum { STANZA_MESSAGE, STANZA_PRESENCE, STANZA_IQ } stanza_kind_t;
+
+/* One message for a worker's inbox; owned by the inbox until the worker takes it. */
+typedef struct inbox_msg {
+    struct inbox_msg *next;
+    inbox_kind_t kind;
+    union {
+        storage_req_t *req; /* INBOX_STORAGE */
+        conn_t *conn;       /* INBOX_HANDOFF: the connection, detached from its old loop */
+        struct {            /* INBOX_ROUTE: a serialised stanza for a user homed there */
+            stanza_kind_t kind;
+            char *to;     /* prepared full or bare JID */
+            char *from;   /* prepared JID of the sender (for bounces) */
+            int is_error; /* type='error': never bounced, never redirected */
+            hearth_bytes_t *bytes;
+        } route;
+    } u;
+} inbox_msg_t;
+
+/* A bare JID homed on a worker: everything about it lives there without locks. */
+typedef struct user {
+    char *bare;
+    conn_t *sessions; /* bound resources, linked through conn->user_next */
+    unsigned nsessions;
+} user_t;
+
+struct worker {
+    server_t *srv;
+    unsigned index;
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t wake;
+    uv_mutex_t inbox_lock;
+    inbox_msg_t *inbox_head, *inbox_tail;
+    int inbox_closed;
+    uv_tcp_t listeners[2];
+    int nlisteners;
+    conn_t *conns;  /* every connection this loop owns (doubly linked) */
+    strmap_t users; /* bare JID -> user_t, for users homed here */
+    hearth_sasl_t *sasl;
+    storage_target_t storage_target;
+    int stopping;
+    char readbuf[65536]; /* reads are processed synchronously, so one buffer serves all */
+};
+
+struct server {
+    config_t *cfg;
+    settings_t set;
+    const char *data_dir;
+    storage_t *storage;
+    hearth_tls_ctx_t *tls;
+    unsigned char secret[32]; /* fake SCRAM salts for unknown users */
+    worker_t **workers;
+    unsigned nworkers;
+    int c2s_port, tls_port; /* bound ports, -1 when off */
+    uint64_t next_conn_id;  /* atomic */
+    int live_conns;         /* atomic: connections not yet freed, in transit included */
+    uv_mutex_t ip_lock;     /* guards preauth_ips only: a counter update, no I/O */
+    strmap_t preauth_ips;   /* ip -> (uintptr_t) unauthenticated connections */
+};
+
+/* worker.c */
+int worker__init(server_t *srv, worker_t *w, unsigned index);
+/* Binds a SO_REUSEPORT listener on w's loop; *port 0 is resolved to the bound port. */
+int worker__listen(worker_t *w, const struct sockaddr *addr, int *port, int direct_tls);
+int worker__start(worker_t *w);
+void worker__post(worker_t *w, inbox_msg_t *m); /* any thread; consumes m */
+worker_t *worker__home(server_t *srv, const char *bare);
+void worker__join(worker_t *w);
+void worker__free(worker_t *w);
+user_t *worker__user(worker_t *w, const char *bare, int create);
+void worker__user_drop_if_empty(worker_t *w, user_t *u);
+
+/* Per-IP count of unauthenticated connections: 0 when admitted. */
+int server__preauth_enter(server_t *srv, const char *ip);
+void server__preauth_leave(server_t *srv, const char *ip);
+
+#endif

@@ -1,0 +1,261 @@
+/* Worker threads: one uv loop each, with its own SO_REUSEPORT listeners, its connections, the
+ * users homed on it, and an inbox (a mutex-guarded list + uv_async) through which everything
+ * from other threads arrives: storage results, connections handed over, routed stanzas. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "c2s/conn.h"
+#include "core/log.h"
+
+worker_t *worker__home(server_t *srv, const char *bare)
+{
+    return srv->workers[strmap_hash(bare) % srv->nworkers];
+}
+
+void worker__post(worker_t *w, inbox_msg_t *m)
+{
+    m->next = NULL;
+    uv_mutex_lock(&w->inbox_lock);
+    int closed = w->inbox_closed;
+    if (!closed) {
+        if (w->inbox_tail)
+            w->inbox_tail->next = m;
+        else
+            w->inbox_head = m;
+        w->inbox_tail = m;
+    }
+    uv_mutex_unlock(&w->inbox_lock);
+    if (closed) {
+        hlog(LOG_WARN, "worker %u: message after exit dropped", w->index);
+        return;
+    }
+    uv_async_send(&w->wake);
+}
+
+static void storage_post(void *ud, storage_req_t *req)
+{
+    inbox_msg_t *m = calloc(1, sizeof(*m));
+    if (!m) {
+        storage_req_discard(req); /* the asking connection then waits until its timeout */
+        return;
+    }
+    m->kind = INBOX_STORAGE;
+    m->u.req = req;
+    worker__post(ud, m);
+}
+
+user_t *worker__user(worker_t *w, const char *bare, int create)
+{
+    user_t *u = strmap_get(&w->users, bare);
+    if (u || !create)
+        return u;
+    u = calloc(1, sizeof(*u));
+    if (!u || !(u->bare = strdup(bare)) || strmap_put(&w->users, bare, u)) {
+        if (u)
+            free(u->bare);
+        free(u);
+        return NULL;
+    }
+    return u;
+}
+
+void worker__user_drop_if_empty(worker_t *w, user_t *u)
+{
+    if (u->sessions)
+        return;
+    strmap_remove(&w->users, u->bare);
+    free(u->bare);
+    free(u);
+}
+
+static void on_listener_closed(uv_handle_t *h) {}
+
+static void begin_shutdown(worker_t *w)
+{
+    if (w->stopping)
+        return;
+    w->stopping = 1;
+    for (int i = 0; i < w->nlisteners; i++)
+        uv_close((uv_handle_t *)&w->listeners[i], on_listener_closed);
+    for (conn_t *c = w->conns, *n; c; c = n) {
+        n = c->next;
+        if (c->handoff)
+            continue; /* its new worker sends the shutdown */
+        conn__stream_error(c, HEARTH_STREAM_ERR_SYSTEM_SHUTDOWN, "the server is shutting down");
+    }
+}
+
+static void close_any(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h)) {
+        conn_t *c = h->data;
+        if (h->type == UV_TCP && c && h != (uv_handle_t *)arg)
+            conn__abort(c);
+        else if (!uv_is_closing(h))
+            uv_close(h, NULL);
+    }
+}
+
+static void on_wake(uv_async_t *a)
+{
+    worker_t *w = a->data;
+    uv_mutex_lock(&w->inbox_lock);
+    inbox_msg_t *m = w->inbox_head;
+    w->inbox_head = w->inbox_tail = NULL;
+    uv_mutex_unlock(&w->inbox_lock);
+    while (m) {
+        inbox_msg_t *next = m->next;
+        switch (m->kind) {
+        case INBOX_STORAGE:
+            storage_req_finish(m->u.req);
+            free(m);
+            break;
+        case INBOX_HANDOFF:
+            conn__adopt(w, m->u.conn);
+            free(m);
+            break;
+        case INBOX_ROUTE:
+            router__deliver(w, m); /* consumes m */
+            break;
+        case INBOX_SHUTDOWN:
+            begin_shutdown(w);
+            free(m);
+            break;
+        case INBOX_EXIT:
+            free(m);
+            uv_mutex_lock(&w->inbox_lock);
+            w->inbox_closed = 1;
+            inbox_msg_t *rest = w->inbox_head;
+            w->inbox_head = w->inbox_tail = NULL;
+            uv_mutex_unlock(&w->inbox_lock);
+            (void)rest; /* nothing is posted once every connection is gone */
+            begin_shutdown(w);
+            uv_walk(&w->loop, close_any, NULL);
+            break;
+        }
+        m = next;
+    }
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    worker_t *w = listener->loop->data;
+    if (status < 0 || w->stopping)
+        return;
+    conn__accept(w, listener, (int)(intptr_t)listener->data);
+}
+
+static void run(void *arg)
+{
+    worker_t *w = arg;
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+}
+
+/* Listening sockets were bound by main (port 0 resolved once, the rest on the same port). */
+int worker__init(server_t *srv, worker_t *w, unsigned index)
+{
+    memset(w, 0, sizeof(*w));
+    w->srv = srv;
+    w->index = index;
+    if (uv_loop_init(&w->loop))
+        return HEARTH_EIO;
+    w->loop.data = w;
+    uv_mutex_init(&w->inbox_lock);
+    uv_async_init(&w->loop, &w->wake, on_wake);
+    w->wake.data = w;
+    w->storage_target.post = storage_post;
+    w->storage_target.post_ud = w;
+    if (strmap_init(&w->users))
+        return HEARTH_ENOMEM;
+    w->sasl = hearth_sasl_new();
+    return w->sasl ? 0 : HEARTH_ESASL;
+}
+
+int worker__listen(worker_t *w, const struct sockaddr *addr, int *port, int direct_tls)
+{
+    uv_tcp_t *l = &w->listeners[w->nlisteners];
+    int rc = uv_tcp_init_ex(&w->loop, l, addr->sa_family);
+    if (rc)
+        return rc;
+    l->data = (void *)(intptr_t)direct_tls;
+    w->nlisteners++;
+    uv_os_fd_t fd;
+    int one = 1;
+    if ((rc = uv_fileno((uv_handle_t *)l, &fd)) != 0)
+        return rc;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)))
+        return uv_translate_sys_error(errno);
+    struct sockaddr_storage ss;
+    memcpy(&ss, addr,
+           addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+    if (ss.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)*port);
+    else
+        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)*port);
+    if ((rc = uv_tcp_bind(l, (struct sockaddr *)&ss, 0)) != 0)
+        return rc;
+    if ((rc = uv_listen((uv_stream_t *)l, 1024, on_connection)) != 0)
+        return rc;
+    if (*port == 0) {
+        int len = sizeof(ss);
+        if ((rc = uv_tcp_getsockname(l, (struct sockaddr *)&ss, &len)) != 0)
+            return rc;
+        *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                               : ((struct sockaddr_in *)&ss)->sin_port);
+    }
+    return 0;
+}
+
+int worker__start(worker_t *w)
+{
+    return uv_thread_create(&w->thread, run, w) ? HEARTH_EIO : 0;
+}
+
+void worker__join(worker_t *w)
+{
+    uv_thread_join(&w->thread);
+}
+
+void worker__free(worker_t *w)
+{
+    uv_run(&w->loop, UV_RUN_NOWAIT); /* let pending close callbacks run */
+    if (uv_loop_close(&w->loop))
+        hlog(LOG_WARN, "worker %u: loop closed with handles still open", w->index);
+    STRMAP_FOREACH(&w->users, e)
+    {
+        user_t *u = e->value;
+        free(u->bare);
+        free(u);
+    }
+    strmap_free(&w->users);
+    uv_mutex_destroy(&w->inbox_lock);
+    hearth_sasl_free(w->sasl);
+}
+
+/* ---- the per-IP counter of unauthenticated connections (shared; a short lock, no I/O) ---- */
+
+int server__preauth_enter(server_t *srv, const char *ip)
+{
+    if (srv->set.preauth_per_ip == 0)
+        return 0;
+    uv_mutex_lock(&srv->ip_lock);
+    uintptr_t n = (uintptr_t)strmap_get(&srv->preauth_ips, ip);
+    int refused = n >= srv->set.preauth_per_ip;
+    if (!refused && strmap_put(&srv->preauth_ips, ip, (void *)(n + 1)))
+        refused = 1;
+    uv_mutex_unlock(&srv->ip_lock);
+    return refused ? HEARTH_ELIMIT : 0;
+}
+
+void server__preauth_leave(server_t *srv, const char *ip)
+{
+    if (srv->set.preauth_per_ip == 0)
+        return;
+    uv_mutex_lock(&srv->ip_lock);
+    uintptr_t n = (uintptr_t)strmap_get(&srv->preauth_ips, ip);
+    if (n <= 1)
+        strmap_remove(&srv->preauth_ips, ip);
+    else
+        strmap_put(&srv->preauth_ips, ip, (void *)(n - 1));
+    uv_mutex_unlock(&srv->ip_lock);
+}

@@ -1,0 +1,634 @@
+/* Unit tests for the TLS layer (lib/tls.c): an in-memory client and server session pumped into each
+ * other, plus raw OpenSSL clients for what our client API does not offer (old protocol versions).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "hearth/buf.h"
+#include "hearth/tls.h"
+
+/* ---- fixture: a generated certificate, a server context, a verifying client context ---- */
+
+typedef struct fixture {
+    char dir[64];
+    char cert[128];
+    char key[128];
+    hearth_tls_ctx_t *server;
+    hearth_tls_ctx_t *client;
+} fixture_t;
+
+static fixture_t fx;
+
+static const char *const cert_names[] = {"localhost", "*.localhost", "conference.localhost"};
+
+static int group_setup(void **state)
+{
+    snprintf(fx.dir, sizeof fx.dir, "/tmp/hearth-tls-XXXXXX");
+    if (!mkdtemp(fx.dir))
+        return -1;
+    snprintf(fx.cert, sizeof fx.cert, "%s/cert.pem", fx.dir);
+    snprintf(fx.key, sizeof fx.key, "%s/key.pem", fx.dir);
+    char *err = NULL;
+    if (hearth_tls_generate_cert(fx.cert, fx.key, cert_names, 3, &err) != 0) {
+        fprintf(stderr, "generate_cert: %s\n", err ? err : "?");
+        free(err);
+        return -1;
+    }
+    fx.server = hearth_tls_ctx_new_server(fx.cert, fx.key, &err);
+    if (!fx.server) {
+        fprintf(stderr, "server ctx: %s\n", err ? err : "?");
+        free(err);
+        return -1;
+    }
+    fx.client = hearth_tls_ctx_new_client(fx.cert, &err);
+    if (!fx.client) {
+        fprintf(stderr, "client ctx: %s\n", err ? err : "?");
+        free(err);
+        return -1;
+    }
+    (void)state;
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    hearth_tls_ctx_free(fx.server);
+    hearth_tls_ctx_free(fx.client);
+    unlink(fx.cert);
+    unlink(fx.key);
+    rmdir(fx.dir);
+    /* OpenSSL's per-thread error state, so valgrind sees nothing left. */
+    OPENSSL_thread_stop();
+    return 0;
+}
+
+/* ---- peers: a session with its captured output and received plaintext ---- */
+
+typedef struct peer {
+    hearth_tls_t *t;
+    hearth_buf_t out;   /* ciphertext for the other side */
+    hearth_buf_t plain; /* plaintext received */
+    int writes;         /* write_raw calls */
+    int hs_calls;       /* handshake_done calls */
+    int echo;           /* write back what arrives, from inside read_plain */
+    int echo_rc;
+} peer_t;
+
+static void on_write_raw(void *ud, const char *data, size_t len)
+{
+    peer_t *p = ud;
+    p->writes++;
+    assert_int_equal(hearth_buf_append(&p->out, data, len), 0);
+}
+
+static void on_read_plain(void *ud, const char *data, size_t len)
+{
+    peer_t *p = ud;
+    assert_true(len > 0);
+    assert_int_equal(hearth_buf_append(&p->plain, data, len), 0);
+    if (p->echo && p->echo_rc == 0)
+        p->echo_rc = hearth_tls_write(p->t, data, len);
+}
+
+static void on_handshake_done(void *ud)
+{
+    peer_t *p = ud;
+    p->hs_calls++;
+}
+
+static const hearth_tls_io_t peer_io = {on_write_raw, on_read_plain, on_handshake_done};
+
+static void peer_init(peer_t *p, hearth_tls_ctx_t *ctx, const char *server_name)
+{
+    memset(p, 0, sizeof *p);
+    p->out = (hearth_buf_t)HEARTH_BUF_INIT;
+    p->plain = (hearth_buf_t)HEARTH_BUF_INIT;
+    p->t = hearth_tls_new(ctx, &peer_io, p, server_name);
+    assert_non_null(p->t);
+}
+
+static void peer_free(peer_t *p)
+{
+    hearth_tls_free(p->t);
+    hearth_buf_free(&p->out);
+    hearth_buf_free(&p->plain);
+}
+
+/* Move what `from` wrote into `to`, `chunk` bytes per feed (0: all at once). Returns the first
+ * non-zero feed result. */
+static int deliver(peer_t *from, peer_t *to, size_t chunk)
+{
+    size_t len = 0;
+    char *data = hearth_buf_steal(&from->out, &len);
+    int rc = 0;
+    for (size_t off = 0; off < len && rc == 0;) {
+        size_t n = chunk && chunk < len - off ? chunk : len - off;
+        rc = hearth_tls_feed(to->t, data + off, n);
+        off += n;
+    }
+    free(data);
+    return rc;
+}
+
+/* Pump both ways until nothing is left to send; crc and src get the first error of each side. */
+static void pump(peer_t *c, peer_t *s, size_t chunk, int *crc, int *src)
+{
+    int c_rc = 0, s_rc = 0;
+    for (int rounds = 0; (c->out.len || s->out.len) && rounds < 10000; rounds++) {
+        if (c->out.len && s_rc == 0)
+            s_rc = deliver(c, s, chunk);
+        else
+            hearth_buf_reset(&c->out);
+        if (s->out.len && c_rc == 0)
+            c_rc = deliver(s, c, chunk);
+        else
+            hearth_buf_reset(&s->out);
+    }
+    if (crc)
+        *crc = c_rc;
+    else
+        assert_int_equal(c_rc, 0);
+    if (src)
+        *src = s_rc;
+    else
+        assert_int_equal(s_rc, 0);
+}
+
+/* A verified client for "localhost" and a server, handshake done. */
+static void connect_pair(peer_t *c, peer_t *s, const char *alpn, size_t chunk)
+{
+    peer_init(c, fx.client, "localhost");
+    peer_init(s, fx.server, NULL);
+    if (alpn)
+        assert_int_equal(hearth_tls_set_alpn(c->t, alpn), 0);
+    assert_int_equal(hearth_tls_start(c->t), 0);
+    assert_true(c->out.len > 0); /* ClientHello */
+    assert_int_equal(hearth_tls_start(s->t), 0);
+    assert_int_equal(s->out.len, 0);
+    pump(c, s, chunk, NULL, NULL);
+    assert_true(hearth_tls_handshake_done(c->t));
+    assert_true(hearth_tls_handshake_done(s->t));
+    assert_int_equal(c->hs_calls, 1);
+    assert_int_equal(s->hs_calls, 1);
+}
+
+/* ---- certificate generation ---- */
+
+static void test_generate_cert(void **state)
+{
+    (void)state;
+    FILE *f = fopen(fx.cert, "r");
+    assert_non_null(f);
+    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(x);
+
+    GENERAL_NAMES *sans = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    assert_non_null(sans);
+    assert_int_equal(sk_GENERAL_NAME_num(sans), 3);
+    for (int i = 0; i < 3; i++) {
+        GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, i);
+        assert_int_equal(gn->type, GEN_DNS);
+        const ASN1_IA5STRING *s = gn->d.dNSName;
+        assert_int_equal(ASN1_STRING_length(s), strlen(cert_names[i]));
+        assert_memory_equal(ASN1_STRING_get0_data(s), cert_names[i], strlen(cert_names[i]));
+    }
+    GENERAL_NAMES_free(sans);
+    assert_int_equal(X509_check_host(x, "conference.localhost", 0, 0, NULL), 1);
+    assert_int_equal(X509_check_host(x, "example.org", 0, 0, NULL), 0);
+
+    char cn[128];
+    assert_true(X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof cn) >
+                0);
+    assert_string_equal(cn, "localhost");
+    assert_int_equal(X509_get_signature_nid(x), NID_ecdsa_with_SHA256);
+    EVP_PKEY *pub = X509_get0_pubkey(x);
+    assert_true(EVP_PKEY_is_a(pub, "EC"));
+    char group[64];
+    assert_int_equal(EVP_PKEY_get_group_name(pub, group, sizeof group, NULL), 1);
+    assert_string_equal(group, "prime256v1");
+    int days = 0, secs = 0;
+    assert_int_equal(ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(x), X509_get0_notAfter(x)),
+                     1);
+    assert_true(days >= 3650 && days <= 3653);
+    const ASN1_INTEGER *serial = X509_get0_serialNumber(x);
+    assert_true(ASN1_STRING_length(serial) >= 16 && ASN1_STRING_length(serial) <= 20);
+    X509_free(x);
+
+    struct stat st;
+    assert_int_equal(stat(fx.key, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+}
+
+static void test_generate_cert_serial_random(void **state)
+{
+    (void)state;
+    char c2[160], k2[160];
+    snprintf(c2, sizeof c2, "%s/c2.pem", fx.dir);
+    snprintf(k2, sizeof k2, "%s/k2.pem", fx.dir);
+    const char *one[] = {"example.org"};
+    assert_int_equal(hearth_tls_generate_cert(c2, k2, one, 1, NULL), 0);
+    FILE *f1 = fopen(fx.cert, "r"), *f2 = fopen(c2, "r");
+    X509 *x1 = PEM_read_X509(f1, NULL, NULL, NULL), *x2 = PEM_read_X509(f2, NULL, NULL, NULL);
+    fclose(f1);
+    fclose(f2);
+    assert_non_null(x1);
+    assert_non_null(x2);
+    assert_int_not_equal(ASN1_INTEGER_cmp(X509_get0_serialNumber(x1), X509_get0_serialNumber(x2)),
+                         0);
+    X509_free(x1);
+    X509_free(x2);
+    unlink(c2);
+    unlink(k2);
+
+    char *err = NULL;
+    assert_int_equal(hearth_tls_generate_cert(c2, k2, one, 0, &err), HEARTH_EINVAL);
+    assert_non_null(err);
+    free(err);
+    assert_int_not_equal(hearth_tls_generate_cert("/nonexistent/dir/c.pem", k2, one, 1, &err), 0);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "/nonexistent/dir/c.pem"));
+    free(err);
+    unlink(k2);
+}
+
+static void test_ctx_errors(void **state)
+{
+    (void)state;
+    char *err = NULL;
+    assert_null(hearth_tls_ctx_new_server("/nonexistent.pem", fx.key, &err));
+    assert_non_null(err);
+    assert_non_null(strstr(err, "/nonexistent.pem"));
+    free(err);
+    assert_null(hearth_tls_ctx_new_server(fx.key, fx.key, NULL)); /* NULL err is allowed */
+    assert_null(hearth_tls_ctx_new_client("/nonexistent-ca.pem", &err));
+    assert_non_null(err);
+    free(err);
+}
+
+/* ---- sessions ---- */
+
+static void fill(char *buf, size_t len, unsigned seed)
+{
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (char)((i * 131 + seed) & 0xff);
+}
+
+static void exchange(peer_t *c, peer_t *s, size_t chunk)
+{
+    assert_int_equal(hearth_tls_write(c->t, "<stream:stream>", 15), 0);
+    pump(c, s, chunk, NULL, NULL);
+    assert_int_equal(s->plain.len, 15);
+    assert_memory_equal(s->plain.data, "<stream:stream>", 15);
+    assert_int_equal(hearth_tls_write(s->t, "<features/>", 11), 0);
+    pump(c, s, chunk, NULL, NULL);
+    assert_int_equal(c->plain.len, 11);
+    assert_memory_equal(c->plain.data, "<features/>", 11);
+    hearth_buf_reset(&c->plain);
+    hearth_buf_reset(&s->plain);
+
+    size_t big = 100 * 1024;
+    char *payload = malloc(big);
+    assert_non_null(payload);
+    fill(payload, big, 7);
+    assert_int_equal(hearth_tls_write(c->t, payload, big), 0);
+    pump(c, s, chunk, NULL, NULL);
+    assert_int_equal(s->plain.len, big);
+    assert_memory_equal(s->plain.data, payload, big);
+    fill(payload, big, 11);
+    assert_int_equal(hearth_tls_write(s->t, payload, big), 0);
+    pump(c, s, chunk, NULL, NULL);
+    assert_int_equal(c->plain.len, big);
+    assert_memory_equal(c->plain.data, payload, big);
+    free(payload);
+}
+
+static void test_handshake_and_data(void **state)
+{
+    (void)state;
+    peer_t c, s;
+    connect_pair(&c, &s, NULL, 0);
+    assert_string_equal(hearth_tls_version(c.t), "TLSv1.3");
+    assert_string_equal(hearth_tls_version(s.t), "TLSv1.3");
+    assert_null(hearth_tls_alpn(c.t));
+    assert_null(hearth_tls_alpn(s.t));
+    assert_string_equal(hearth_tls_error(c.t), "");
+    exchange(&c, &s, 0);
+    peer_free(&c);
+    peer_free(&s);
+}
+
+static void test_one_byte_at_a_time(void **state)
+{
+    (void)state;
+    peer_t c, s;
+    connect_pair(&c, &s, "xmpp-client", 1);
+    assert_string_equal(hearth_tls_alpn(s.t), "xmpp-client");
+    exchange(&c, &s, 1);
+    peer_free(&c);
+    peer_free(&s);
+}
+
+static void test_alpn(void **state)
+{
+    (void)state;
+    peer_t c, s;
+    connect_pair(&c, &s, "xmpp-client", 0);
+    assert_string_equal(hearth_tls_alpn(c.t), "xmpp-client");
+    assert_string_equal(hearth_tls_alpn(s.t), "xmpp-client");
+    peer_free(&c);
+    peer_free(&s);
+
+    /* Another protocol: the server goes on without ALPN. */
+    connect_pair(&c, &s, "h2", 0);
+    assert_null(hearth_tls_alpn(c.t));
+    assert_null(hearth_tls_alpn(s.t));
+    peer_free(&c);
+    peer_free(&s);
+
+    /* ALPN is for clients, before start. */
+    peer_init(&s, fx.server, NULL);
+    assert_int_equal(hearth_tls_set_alpn(s.t, "xmpp-client"), HEARTH_EINVAL);
+    peer_free(&s);
+    peer_init(&c, fx.client, "localhost");
+    assert_int_equal(hearth_tls_set_alpn(c.t, ""), HEARTH_EINVAL);
+    assert_int_equal(hearth_tls_start(c.t), 0);
+    assert_int_equal(hearth_tls_set_alpn(c.t, "xmpp-client"), HEARTH_EINVAL);
+    peer_free(&c);
+}
+
+static void test_exporter(void **state)
+{
+    (void)state;
+    unsigned char a[32], b[32], a2[32], b2[32];
+    peer_t c, s;
+    peer_init(&c, fx.client, "localhost");
+    assert_int_equal(hearth_tls_exporter(c.t, a), HEARTH_EINVAL);
+    assert_null(hearth_tls_version(c.t));
+    peer_free(&c);
+
+    connect_pair(&c, &s, NULL, 0);
+    assert_int_equal(hearth_tls_exporter(c.t, a), 0);
+    assert_int_equal(hearth_tls_exporter(s.t, b), 0);
+    assert_memory_equal(a, b, 32);
+    peer_free(&c);
+    peer_free(&s);
+
+    connect_pair(&c, &s, NULL, 0);
+    assert_int_equal(hearth_tls_exporter(c.t, a2), 0);
+    assert_int_equal(hearth_tls_exporter(s.t, b2), 0);
+    assert_memory_equal(a2, b2, 32);
+    assert_memory_not_equal(a, a2, 32);
+    peer_free(&c);
+    peer_free(&s);
+}
+
+static void test_write_before_handshake_is_queued(void **state)
+{
+    (void)state;
+    peer_t c, s;
+    peer_init(&c, fx.client, "localhost");
+    peer_init(&s, fx.server, NULL);
+    assert_int_equal(hearth_tls_write(c.t, "early", 5), 0);
+    assert_int_equal(hearth_tls_write(s.t, "hello", 5), 0);
+    assert_int_equal(c.out.len, 0);
+    assert_int_equal(hearth_tls_start(c.t), 0);
+    pump(&c, &s, 0, NULL, NULL);
+    assert_int_equal(s.plain.len, 5);
+    assert_memory_equal(s.plain.data, "early", 5);
+    assert_int_equal(c.plain.len, 5);
+    assert_memory_equal(c.plain.data, "hello", 5);
+    peer_free(&c);
+    peer_free(&s);
+}
+
+static void test_echo_from_read_plain(void **state)
+{
+    (void)state;
+    peer_t c, s;
+    connect_pair(&c, &s, NULL, 0);
+    s.echo = 1;
+    assert_int_equal(hearth_tls_write(c.t, "ping", 4), 0);
+    assert_int_equal(hearth_tls_write(c.t, "pong", 4), 0);
+    pump(&c, &s, 0, NULL, NULL);
+    assert_int_equal(s.echo_rc, 0);
+    assert_int_equal(c.plain.len, 8);
+    assert_memory_equal(c.plain.data, "pingpong", 8);
+    peer_free(&c);
+    peer_free(&s);
+}
+
+static void test_garbage_to_server(void **state)
+{
+    (void)state;
+    peer_t s;
+    peer_init(&s, fx.server, NULL);
+    static const char junk[] = "<stream:stream to='localhost'>this is not TLS at all";
+    assert_int_equal(hearth_tls_feed(s.t, junk, sizeof junk - 1), HEARTH_ETLS);
+    assert_true(strlen(hearth_tls_error(s.t)) > 0);
+    assert_int_equal(hearth_tls_feed(s.t, junk, sizeof junk - 1), HEARTH_ETLS);
+    assert_int_equal(hearth_tls_write(s.t, "x", 1), HEARTH_ETLS);
+    assert_false(hearth_tls_handshake_done(s.t));
+    peer_free(&s);
+}
+
+static void test_close_notify(void **state)
+{
+    (void)state;
+    peer_t c, s;
+    connect_pair(&c, &s, NULL, 0);
+    assert_int_equal(hearth_tls_write(c.t, "</stream:stream>", 16), 0);
+    hearth_tls_shutdown(c.t);
+    assert_int_equal(hearth_tls_write(c.t, "late", 4), HEARTH_ECLOSED);
+    int src = 0;
+    pump(&c, &s, 0, NULL, &src);
+    assert_int_equal(src, HEARTH_ECLOSED);
+    /* What came before the close_notify was delivered. */
+    assert_int_equal(s.plain.len, 16);
+    assert_memory_equal(s.plain.data, "</stream:stream>", 16);
+    assert_int_equal(hearth_tls_feed(s.t, "", 0), HEARTH_ECLOSED);
+    assert_int_equal(hearth_tls_write(s.t, "x", 1), HEARTH_ECLOSED);
+    /* The server answers; the client sees the close too. */
+    hearth_tls_shutdown(s.t);
+    int crc = 0;
+    pump(&c, &s, 0, &crc, &src);
+    assert_int_equal(crc, HEARTH_ECLOSED);
+    peer_free(&c);
+    peer_free(&s);
+}
+
+static void test_verify_failures(void **state)
+{
+    (void)state;
+    peer_t c, s;
+    int crc, src;
+    /* Name mismatch. */
+    peer_init(&c, fx.client, "example.org");
+    peer_init(&s, fx.server, NULL);
+    assert_int_equal(hearth_tls_start(c.t), 0);
+    pump(&c, &s, 0, &crc, &src);
+    assert_int_equal(crc, HEARTH_ETLS);
+    assert_non_null(strstr(hearth_tls_error(c.t), "certificate"));
+    assert_false(hearth_tls_handshake_done(c.t));
+    peer_free(&c);
+    peer_free(&s);
+
+    /* A wildcard name matches. */
+    peer_init(&c, fx.client, "conference.localhost");
+    peer_init(&s, fx.server, NULL);
+    assert_int_equal(hearth_tls_start(c.t), 0);
+    pump(&c, &s, 0, NULL, NULL);
+    assert_true(hearth_tls_handshake_done(c.t));
+    peer_free(&c);
+    peer_free(&s);
+
+    /* Untrusted certificate: another self-signed one as the CA. */
+    char c2[160], k2[160];
+    snprintf(c2, sizeof c2, "%s/other.pem", fx.dir);
+    snprintf(k2, sizeof k2, "%s/other-key.pem", fx.dir);
+    const char *names[] = {"localhost"};
+    assert_int_equal(hearth_tls_generate_cert(c2, k2, names, 1, NULL), 0);
+    hearth_tls_ctx_t *other = hearth_tls_ctx_new_client(c2, NULL);
+    assert_non_null(other);
+    peer_init(&c, other, "localhost");
+    hearth_tls_ctx_free(other); /* the session keeps it alive */
+    peer_init(&s, fx.server, NULL);
+    assert_int_equal(hearth_tls_start(c.t), 0);
+    pump(&c, &s, 0, &crc, &src);
+    assert_int_equal(crc, HEARTH_ETLS);
+    peer_free(&c);
+    peer_free(&s);
+
+    /* Without a CA file nothing is checked. */
+    hearth_tls_ctx_t *lax = hearth_tls_ctx_new_client(NULL, NULL);
+    assert_non_null(lax);
+    peer_init(&c, lax, "example.org");
+    peer_init(&s, fx.server, NULL);
+    assert_int_equal(hearth_tls_start(c.t), 0);
+    pump(&c, &s, 0, NULL, NULL);
+    assert_true(hearth_tls_handshake_done(c.t));
+    peer_free(&c);
+    peer_free(&s);
+    hearth_tls_ctx_free(lax);
+    unlink(c2);
+    unlink(k2);
+}
+
+/* ---- raw OpenSSL clients ---- */
+
+/* Drive an OpenSSL client with memory BIOs against a hearth server session. Returns the
+ * server's first feed error (0 if none); *client_ok says whether the client finished. */
+static int raw_handshake(SSL *cl, peer_t *s, int *client_ok)
+{
+    BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+    assert_non_null(rb);
+    assert_non_null(wb);
+    SSL_set_bio(cl, rb, wb);
+    int src = 0, done = 0;
+    for (int i = 0; i < 20 && src == 0; i++) {
+        int r = SSL_do_handshake(cl);
+        done = r == 1;
+        char buf[16384];
+        int n;
+        int sent = 0;
+        while ((n = BIO_read(wb, buf, sizeof buf)) > 0 && src == 0) {
+            sent = 1;
+            src = hearth_tls_feed(s->t, buf, (size_t)n);
+        }
+        if (s->out.len) {
+            BIO_write(rb, s->out.data, (int)s->out.len);
+            hearth_buf_reset(&s->out);
+        } else if (!sent && (done || SSL_get_error(cl, r) != SSL_ERROR_WANT_READ)) {
+            break;
+        }
+    }
+    if (src != 0)
+        (void)SSL_do_handshake(cl); /* let it read the server's alert */
+    *client_ok = done;
+    ERR_clear_error();
+    return src;
+}
+
+static void test_tls11_client_rejected(void **state)
+{
+    (void)state;
+    SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(cctx);
+    SSL_CTX_set_security_level(cctx, 0); /* OpenSSL 3 refuses TLS 1.1 above level 0 */
+    assert_int_equal(SSL_CTX_set_cipher_list(cctx, "DEFAULT:@SECLEVEL=0"), 1);
+    assert_int_equal(SSL_CTX_set_min_proto_version(cctx, TLS1_VERSION), 1);
+    assert_int_equal(SSL_CTX_set_max_proto_version(cctx, TLS1_1_VERSION), 1);
+    SSL *cl = SSL_new(cctx);
+    assert_non_null(cl);
+    SSL_set_connect_state(cl);
+    peer_t s;
+    peer_init(&s, fx.server, NULL);
+    int client_ok = 0;
+    int src = raw_handshake(cl, &s, &client_ok);
+    assert_int_equal(src, HEARTH_ETLS);
+    assert_false(client_ok);
+    assert_false(hearth_tls_handshake_done(s.t));
+    assert_non_null(strstr(hearth_tls_error(s.t), "protocol"));
+    peer_free(&s);
+    SSL_free(cl);
+    SSL_CTX_free(cctx);
+}
+
+static void test_tls12_has_no_exporter(void **state)
+{
+    (void)state;
+    SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(cctx);
+    assert_int_equal(SSL_CTX_set_max_proto_version(cctx, TLS1_2_VERSION), 1);
+    SSL *cl = SSL_new(cctx);
+    assert_non_null(cl);
+    SSL_set_connect_state(cl);
+    peer_t s;
+    peer_init(&s, fx.server, NULL);
+    int client_ok = 0;
+    assert_int_equal(raw_handshake(cl, &s, &client_ok), 0);
+    assert_true(client_ok);
+    assert_true(hearth_tls_handshake_done(s.t));
+    assert_string_equal(hearth_tls_version(s.t), "TLSv1.2");
+    unsigned char out[32];
+    assert_int_equal(hearth_tls_exporter(s.t, out), HEARTH_EINVAL);
+    peer_free(&s);
+    SSL_free(cl);
+    SSL_CTX_free(cctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_generate_cert),
+        cmocka_unit_test(test_generate_cert_serial_random),
+        cmocka_unit_test(test_ctx_errors),
+        cmocka_unit_test(test_handshake_and_data),
+        cmocka_unit_test(test_one_byte_at_a_time),
+        cmocka_unit_test(test_alpn),
+        cmocka_unit_test(test_exporter),
+        cmocka_unit_test(test_write_before_handshake_is_queued),
+        cmocka_unit_test(test_echo_from_read_plain),
+        cmocka_unit_test(test_garbage_to_server),
+        cmocka_unit_test(test_close_notify),
+        cmocka_unit_test(test_verify_failures),
+        cmocka_unit_test(test_tls11_client_rejected),
+        cmocka_unit_test(test_tls12_has_no_exporter),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
