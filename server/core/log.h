@@ -1,0 +1,23 @@
+/* hearthd's log: one line per call on stderr, written with a single write(2) so lines from
+ * different threads never interleave. Control characters in messages are escaped so a peer's
+ * data cannot forge a line. Thread-safe. */
+#ifndef HEARTH_CORE_LOG_H
+#define HEARTH_CORE_LOG_H
+
+typedef enum { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG } log_level_t;
+
+void log_set_level(log_level_t l);
+/* "error", "warn", "info", "debug" (case-insensitive): 0, else HEARTH_EINVAL. */
+int log_level_parse(const char *s, log_level_t *out);
+const char *log_level_name(log_level_t l);
+int log_enabled(log_level_t l);
+/* Where lines go (default 2, stderr); for tests. */
+void log_set_fd(int fd);
+
+/* 2026-11-25T12:00:00.123Z info message */
+void hlog(log_level_t l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* 2026-11-25T12:00:00.123Z info [c2s#42 alice@localhost/phone] message (jid may be NULL) */
+void hlog_conn(log_level_t l, unsigned long long conn_id, const char *jid, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#endif
