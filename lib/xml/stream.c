@@ -16,6 +16,10 @@
 #define FEED_SLICE 16384
 /* A text scratch buffer grown past this by a large stanza is released after it. */
 #define TEXT_KEEP 16384
+/* expat rescans an unfinished token at every feed (Debian's 2.5 has no reparse deferral), so
+ * bytes that produce no callback at all are bounded: past this, a peer dribbling one huge tag
+ * would cost quadratic time. */
+#define MAX_SILENT_BYTES (2 * FEED_SLICE)
 
 /* Debian backports the reparse-deferral fix (CVE-2023-52425) into 2.5.0 without always updating
  * the header, and a security update of the shared library brings it under an existing binary: a
@@ -36,12 +40,14 @@ struct hearth_xml_stream {
     hearth_xml_limits_t limits;
     XML_Parser parser;
     enum state state;
-    bool in_parse;     /* inside XML_Parse: XML_StopParser is meaningful */
-    bool in_callback;  /* inside a caller's callback: no feed, no reset */
-    unsigned level;    /* open elements, the root included */
-    unsigned ns_decls; /* namespace declarations seen for the element about to start */
-    XML_Index fed;     /* bytes given to this parser */
-    XML_Index mark;    /* end of the last complete top-level unit (header, stanza, whitespace) */
+    bool in_parse;        /* inside XML_Parse: XML_StopParser is meaningful */
+    bool in_callback;     /* inside a caller's callback: no feed, no reset */
+    unsigned level;       /* open elements, the root included */
+    unsigned ns_decls;    /* namespace declarations seen for the element about to start */
+    XML_Index fed;        /* bytes given to this parser */
+    unsigned long events; /* expat callbacks so far: progress inside the parser */
+    size_t silent;        /* bytes fed since the last slice that produced a callback */
+    XML_Index mark;       /* end of the last complete top-level unit (header, stanza, whitespace) */
     hearth_arena_t *arena;        /* the current stanza */
     hearth_arena_t *header_arena; /* the stream header, kept until reset */
     hearth_xml_node_t *stanza;
@@ -155,6 +161,7 @@ static bool flush_text(hearth_xml_stream_t *s)
 
 static void on_start(void *ud, const XML_Char *name, const XML_Char **atts)
 {
+    ((hearth_xml_stream_t *)ud)->events++;
     hearth_xml_stream_t *s = ud;
     if (s->state == ST_HALTED)
         return;
@@ -213,6 +220,7 @@ static void on_start(void *ud, const XML_Char *name, const XML_Char **atts)
 
 static void on_end(void *ud, const XML_Char *name)
 {
+    ((hearth_xml_stream_t *)ud)->events++;
     hearth_xml_stream_t *s = ud;
     if (s->state == ST_HALTED)
         return;
@@ -251,6 +259,7 @@ static void on_end(void *ud, const XML_Char *name)
 
 static void on_text(void *ud, const XML_Char *data, int len)
 {
+    ((hearth_xml_stream_t *)ud)->events++;
     hearth_xml_stream_t *s = ud;
     if (s->state == ST_HALTED || len <= 0)
         return;
@@ -360,6 +369,7 @@ static int parser_start(hearth_xml_stream_t *s)
     s->level = 0;
     s->ns_decls = 0;
     s->fed = 0;
+    s->silent = 0;
     s->mark = 0;
     s->stanza = s->cur = NULL;
     s->default_ns = NULL;
@@ -396,8 +406,10 @@ int hearth_xml_stream_feed(hearth_xml_stream_t *s, const char *data, size_t len)
         size_t n = len < FEED_SLICE ? len : FEED_SLICE;
         s->fed += (XML_Index)n;
         s->in_parse = true;
+        unsigned long events = s->events;
         enum XML_Status st = XML_Parse(s->parser, data, (int)n, XML_FALSE);
         s->in_parse = false;
+        s->silent = events == s->events ? s->silent + n : 0;
         if (s->state == ST_HALTED)
             return HEARTH_ECLOSED;
         if (st != XML_STATUS_OK) {
@@ -412,6 +424,9 @@ int hearth_xml_stream_feed(hearth_xml_stream_t *s, const char *data, size_t len)
                 return HEARTH_ECLOSED;
             }
         } else if (stanza_too_large(s, s->fed)) {
+            return HEARTH_ECLOSED;
+        } else if (s->silent > MAX_SILENT_BYTES) {
+            fail(s, HEARTH_STREAM_ERR_POLICY_VIOLATION, "a single tag or token is too large");
             return HEARTH_ECLOSED;
         }
         data += n;

@@ -753,6 +753,34 @@ static void test_stream_limits(void **state)
     assert_string_equal(r.errtext, "stanza too large");
     rec_done(&r);
 
+    /* With the default 256 KiB stanza limit, one tag that produces no parser callback is still
+     * cut at 32 KiB: expat rescans it at every feed, so it must not grow to the stanza limit. */
+    rec_init(&r, NULL);
+    assert_int_equal(hearth_xml_stream_feed(r.s, HDR "<presence/>", strlen(HDR) + 11), 0);
+    assert_int_equal(hearth_xml_stream_feed(r.s, "<message to='", 13), 0);
+    memset(big, 'a', 1000);
+    rc = 0;
+    total = 13;
+    while (rc == 0 && total < 100000) {
+        rc = hearth_xml_stream_feed(r.s, big, 1000);
+        total += 1000;
+    }
+    assert_int_equal(rc, HEARTH_ECLOSED);
+    assert_true(total <= 2 * 16384 + 1000 + 13);
+    assert_int_equal(r.err, HEARTH_STREAM_ERR_POLICY_VIOLATION);
+    assert_string_equal(r.errtext, "a single tag or token is too large");
+    rec_done(&r);
+    /* A long text is not a single token: 100 KiB of body in 1000-byte feeds passes. */
+    rec_init(&r, NULL);
+    assert_int_equal(hearth_xml_stream_feed(r.s, HDR "<message><body>", strlen(HDR) + 15), 0);
+    memset(big, 't', 1000);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(hearth_xml_stream_feed(r.s, big, 1000), 0);
+    assert_int_equal(hearth_xml_stream_feed(r.s, "</body></message>", 17), 0);
+    assert_int_equal(r.stanzas, 1);
+    assert_int_equal(r.errors, 0);
+    rec_done(&r);
+
     /* The same in one big feed. */
     n = (size_t)snprintf(big, 16384, HDR "<message to='");
     memset(big + n, 'b', 8000 - n);
