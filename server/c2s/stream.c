@@ -159,8 +159,7 @@ static int is(const hearth_xml_node_t *n, const char *name, const char *ns)
 static void starttls(conn_t *c)
 {
     if (c->secure || c->tls || !c->w->srv->tls) {
-        conn__send_str(c, "<failure xmlns='" NS_TLS "'/></stream:stream>");
-        c->closing = 1;
+        conn__send_str(c, "<failure xmlns='" NS_TLS "'/>");
         conn__close_stream(c);
         return;
     }
@@ -185,8 +184,6 @@ static void preauth_stanza(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *are
         auth__response(c, st, arena);
     } else if (is(st, "abort", NS_SASL)) {
         auth__abort(c);
-    } else if (!c->secure && c->w->srv->set.tls_required && c->w->srv->tls) {
-        conn__stream_error(c, HEARTH_STREAM_ERR_POLICY_VIOLATION, "STARTTLS is required first");
     } else {
         conn__stream_error(c, HEARTH_STREAM_ERR_NOT_AUTHORIZED, "authenticate first");
     }

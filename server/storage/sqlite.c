@@ -1,0 +1,637 @@
+/* The sqlite storage driver: one connection, used only by the storage thread after open (WAL,
+ * synchronous=FULL, foreign keys), numbered migrations run at open, and each batch of requests
+ * in one BEGIN IMMEDIATE transaction with a SAVEPOINT per request. Cached prepared statements
+ * only; values are always bound, never written into SQL text. */
+#include "storage/storage.h"
+
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BUSY_TIMEOUT_MS 5000
+
+/* Migrations: the same numbers and meaning as every other driver's. Reference copies live in
+ * server/storage/sql/sqlite/NNNN_*.sql; keep them identical to these strings. */
+static const char MIGRATION_0001[] = "CREATE TABLE accounts (\n"
+                                     "    username TEXT PRIMARY KEY,\n"
+                                     "    admin INTEGER NOT NULL DEFAULT 0,\n"
+                                     "    sha1_salt TEXT,\n"
+                                     "    sha1_iter INTEGER,\n"
+                                     "    sha1_stored TEXT,\n"
+                                     "    sha1_server TEXT,\n"
+                                     "    sha256_salt TEXT,\n"
+                                     "    sha256_iter INTEGER,\n"
+                                     "    sha256_stored TEXT,\n"
+                                     "    sha256_server TEXT,\n"
+                                     "    created_at INTEGER NOT NULL\n"
+                                     ");\n"
+                                     "CREATE TABLE properties (\n"
+                                     "    name TEXT PRIMARY KEY,\n"
+                                     "    value TEXT NOT NULL\n"
+                                     ");\n";
+
+static const char *const migrations[] = {
+    NULL, /* version 0: empty database */
+    MIGRATION_0001,
+};
+#define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])) - 1)
+
+enum stmt_id {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_SAVEPOINT,
+    ST_RELEASE,
+    ST_ROLLBACK_TO,
+    ST_VERSION_TABLE,
+    ST_VERSION_GET,
+    ST_VERSION_INSERT,
+    ST_VERSION_UPDATE,
+    ST_ACCOUNT_GET,
+    ST_ACCOUNT_CREATE,
+    ST_ACCOUNT_SET_SECRETS,
+    ST_ACCOUNT_SET_ADMIN,
+    ST_ACCOUNT_DELETE,
+    ST_ACCOUNT_LIST,
+    ST_PROPERTY_GET,
+    ST_PROPERTY_SET,
+    ST_COUNT
+};
+
+#define ACCOUNT_COLUMNS                                                                            \
+    "username, admin, sha1_salt, sha1_iter, sha1_stored, sha1_server, sha256_salt, sha256_iter, "  \
+    "sha256_stored, sha256_server, created_at"
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT req",
+    [ST_RELEASE] = "RELEASE req",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO req",
+    [ST_VERSION_TABLE] = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
+    [ST_VERSION_GET] = "SELECT version FROM schema_version",
+    [ST_VERSION_INSERT] = "INSERT INTO schema_version (version) VALUES (?1)",
+    [ST_VERSION_UPDATE] = "UPDATE schema_version SET version = ?1",
+    [ST_ACCOUNT_GET] = "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE username = ?1",
+    [ST_ACCOUNT_CREATE] = "INSERT INTO accounts (" ACCOUNT_COLUMNS
+                          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [ST_ACCOUNT_SET_SECRETS] = "UPDATE accounts SET sha1_salt = ?2, sha1_iter = ?3, "
+                               "sha1_stored = ?4, sha1_server = ?5, sha256_salt = ?6, "
+                               "sha256_iter = ?7, sha256_stored = ?8, sha256_server = ?9 "
+                               "WHERE username = ?1",
+    [ST_ACCOUNT_SET_ADMIN] = "UPDATE accounts SET admin = ?2 WHERE username = ?1",
+    [ST_ACCOUNT_DELETE] = "DELETE FROM accounts WHERE username = ?1",
+    [ST_ACCOUNT_LIST] = "SELECT " ACCOUNT_COLUMNS " FROM accounts ORDER BY username",
+    [ST_PROPERTY_GET] = "SELECT value FROM properties WHERE name = ?1",
+    [ST_PROPERTY_SET] = ("INSERT INTO properties (name, value) VALUES (?1, ?2) "
+                         "ON CONFLICT (name) DO UPDATE SET value = excluded.value"),
+};
+
+typedef struct sqlite_conn {
+    sqlite3 *db;
+    sqlite3_stmt *stmt[ST_COUNT]; /* prepared on first use, kept until close */
+    _Atomic uint64_t commits;
+} sqlite_conn_t;
+
+static char *errmsg_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *errmsg_printf(const char *fmt, ...)
+{
+    char *s = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
+}
+
+static int commit_hook(void *arg)
+{
+    sqlite_conn_t *c = arg;
+    atomic_fetch_add(&c->commits, 1);
+    return 0; /* let the commit proceed */
+}
+
+/* The cached statement, reset and unbound, or NULL (prepare failed). */
+static sqlite3_stmt *stmt(sqlite_conn_t *c, enum stmt_id id)
+{
+    if (c->stmt[id] == NULL) {
+        if (sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->stmt[id],
+                               NULL) != SQLITE_OK)
+            c->stmt[id] = NULL;
+    }
+    return c->stmt[id];
+}
+
+static void stmt_done(sqlite3_stmt *s)
+{
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+}
+
+/* A statement without results or bindings: SQLITE_OK or the error. */
+static int exec_stmt(sqlite_conn_t *c, enum stmt_id id)
+{
+    sqlite3_stmt *s = stmt(c, id);
+    if (s == NULL)
+        return sqlite3_errcode(c->db) != SQLITE_OK ? sqlite3_errcode(c->db) : SQLITE_ERROR;
+    int rc = sqlite3_step(s);
+    stmt_done(s);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+/* ---- binding and reading accounts ---- */
+
+static int bind_text_or_null(sqlite3_stmt *s, int col, const char *text)
+{
+    if (text[0] == '\0')
+        return sqlite3_bind_null(s, col);
+    return sqlite3_bind_text(s, col, text, -1, SQLITE_STATIC);
+}
+
+/* Binds salt, iterations, stored key, server key at col..col+3. */
+static int bind_secret(sqlite3_stmt *s, int col, const hearth_scram_secret_t *sec)
+{
+    int rc = bind_text_or_null(s, col, sec->salt);
+    if (rc == SQLITE_OK)
+        rc = sec->iterations == 0 ? sqlite3_bind_null(s, col + 1)
+                                  : sqlite3_bind_int64(s, col + 1, sec->iterations);
+    if (rc == SQLITE_OK)
+        rc = bind_text_or_null(s, col + 2, sec->stored_key);
+    if (rc == SQLITE_OK)
+        rc = bind_text_or_null(s, col + 3, sec->server_key);
+    return rc;
+}
+
+static int column_fixed(sqlite3_stmt *s, int col, char *dst, size_t size)
+{
+    const unsigned char *text = sqlite3_column_text(s, col);
+    if (text == NULL) {
+        if (sqlite3_column_type(s, col) != SQLITE_NULL)
+            return HEARTH_ENOMEM;
+        dst[0] = '\0';
+        return 0;
+    }
+    size_t len = (size_t)sqlite3_column_bytes(s, col);
+    if (len >= size)
+        return HEARTH_ESTORAGE; /* longer than any secret we write: not ours */
+    memcpy(dst, text, len);
+    dst[len] = '\0';
+    return 0;
+}
+
+static int column_secret(sqlite3_stmt *s, int col, hearth_scram_secret_t *sec)
+{
+    sqlite3_int64 iter = sqlite3_column_int64(s, col + 1);
+    if (iter < 0 || iter > UINT_MAX)
+        return HEARTH_ESTORAGE;
+    sec->iterations = (unsigned)iter;
+    int rc = column_fixed(s, col, sec->salt, sizeof(sec->salt));
+    if (rc == 0)
+        rc = column_fixed(s, col + 2, sec->stored_key, sizeof(sec->stored_key));
+    if (rc == 0)
+        rc = column_fixed(s, col + 3, sec->server_key, sizeof(sec->server_key));
+    return rc;
+}
+
+/* A row of ACCOUNT_COLUMNS into a (cleared on failure). */
+static int column_account(sqlite3_stmt *s, storage_account_t *a)
+{
+    memset(a, 0, sizeof(*a));
+    const unsigned char *name = sqlite3_column_text(s, 0);
+    if (name == NULL)
+        return sqlite3_column_type(s, 0) == SQLITE_NULL ? HEARTH_ESTORAGE : HEARTH_ENOMEM;
+    a->username = strdup((const char *)name);
+    if (a->username == NULL)
+        return HEARTH_ENOMEM;
+    a->admin = sqlite3_column_int64(s, 1) != 0;
+    int rc = column_secret(s, 2, &a->sha1);
+    if (rc == 0)
+        rc = column_secret(s, 6, &a->sha256);
+    a->created_at = sqlite3_column_int64(s, 10);
+    if (rc != 0)
+        storage_account_clear(a);
+    return rc;
+}
+
+/* ---- one request each ---- */
+
+static int err_of(int src)
+{
+    if (src == SQLITE_NOMEM)
+        return HEARTH_ENOMEM;
+    return HEARTH_ESTORAGE;
+}
+
+/* A write that names one account: ENOTFOUND when it touched no row. */
+static int step_account_write(sqlite_conn_t *c, sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_int64 changed = sqlite3_changes64(c->db);
+    stmt_done(s);
+    if (rc != SQLITE_DONE)
+        return err_of(rc);
+    return changed > 0 ? 0 : HEARTH_ENOTFOUND;
+}
+
+static int account_get(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = stmt(c, ST_ACCOUNT_GET);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int err = HEARTH_ESTORAGE;
+    if (sqlite3_bind_text(s, 1, r->acct.username, -1, SQLITE_STATIC) == SQLITE_OK) {
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW)
+            err = column_account(s, &r->result);
+        else if (rc == SQLITE_DONE)
+            err = HEARTH_ENOTFOUND;
+        else
+            err = err_of(rc);
+    }
+    stmt_done(s);
+    return err;
+}
+
+static int account_create(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = stmt(c, ST_ACCOUNT_CREATE);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    const storage_account_t *a = &r->acct;
+    int64_t created = a->created_at != 0 ? a->created_at : (int64_t)time(NULL);
+    int rc = sqlite3_bind_text(s, 1, a->username, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(s, 2, a->admin ? 1 : 0);
+    if (rc == SQLITE_OK)
+        rc = bind_secret(s, 3, &a->sha1);
+    if (rc == SQLITE_OK)
+        rc = bind_secret(s, 7, &a->sha256);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(s, 11, created);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    stmt_done(s);
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+        return HEARTH_EEXISTS;
+    return err_of(rc);
+}
+
+static int account_set_secrets(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = stmt(c, ST_ACCOUNT_SET_SECRETS);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int rc = sqlite3_bind_text(s, 1, r->acct.username, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = bind_secret(s, 2, &r->acct.sha1);
+    if (rc == SQLITE_OK)
+        rc = bind_secret(s, 6, &r->acct.sha256);
+    if (rc != SQLITE_OK) {
+        stmt_done(s);
+        return err_of(rc);
+    }
+    return step_account_write(c, s);
+}
+
+static int account_set_admin(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = stmt(c, ST_ACCOUNT_SET_ADMIN);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int rc = sqlite3_bind_text(s, 1, r->acct.username, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(s, 2, r->acct.admin ? 1 : 0);
+    if (rc != SQLITE_OK) {
+        stmt_done(s);
+        return err_of(rc);
+    }
+    return step_account_write(c, s);
+}
+
+static int account_delete(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = stmt(c, ST_ACCOUNT_DELETE);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int rc = sqlite3_bind_text(s, 1, r->acct.username, -1, SQLITE_STATIC);
+    if (rc != SQLITE_OK) {
+        stmt_done(s);
+        return err_of(rc);
+    }
+    return step_account_write(c, s);
+}
+
+static int account_list(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = stmt(c, ST_ACCOUNT_LIST);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    storage_account_t *list = NULL;
+    size_t n = 0, cap = 0;
+    int err = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            storage_account_t *nl = realloc(list, ncap * sizeof(*nl));
+            if (nl == NULL) {
+                err = HEARTH_ENOMEM;
+                break;
+            }
+            list = nl;
+            cap = ncap;
+        }
+        err = column_account(s, &list[n]);
+        if (err != 0)
+            break;
+        n++;
+    }
+    if (err == 0 && rc != SQLITE_DONE)
+        err = err_of(rc);
+    stmt_done(s);
+    r->list = list;
+    r->list_n = n;
+    return err; /* on error the caller clears what was read */
+}
+
+static int property_get(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = stmt(c, ST_PROPERTY_GET);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int err = HEARTH_ESTORAGE;
+    if (sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC) == SQLITE_OK) {
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            const unsigned char *v = sqlite3_column_text(s, 0);
+            r->value = v != NULL ? strdup((const char *)v) : NULL;
+            err = r->value != NULL ? 0 : HEARTH_ENOMEM;
+        } else if (rc == SQLITE_DONE) {
+            err = HEARTH_ENOTFOUND;
+        } else {
+            err = err_of(rc);
+        }
+    }
+    stmt_done(s);
+    return err;
+}
+
+static int property_set(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = stmt(c, ST_PROPERTY_SET);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int rc = sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(s, 2, r->value, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    stmt_done(s);
+    return rc == SQLITE_DONE ? 0 : err_of(rc);
+}
+
+static int run_one(sqlite_conn_t *c, storage_req_t *r)
+{
+    switch (r->op) {
+    case STORAGE_OP_ACCOUNT_GET:
+        return account_get(c, r);
+    case STORAGE_OP_ACCOUNT_CREATE:
+        return account_create(c, r);
+    case STORAGE_OP_ACCOUNT_SET_SECRETS:
+        return account_set_secrets(c, r);
+    case STORAGE_OP_ACCOUNT_SET_ADMIN:
+        return account_set_admin(c, r);
+    case STORAGE_OP_ACCOUNT_DELETE:
+        return account_delete(c, r);
+    case STORAGE_OP_ACCOUNT_LIST:
+        return account_list(c, r);
+    case STORAGE_OP_PROPERTY_GET:
+        return property_get(c, r);
+    case STORAGE_OP_PROPERTY_SET:
+        return property_set(c, r);
+    }
+    return HEARTH_EINVAL;
+}
+
+/* ---- the batch ---- */
+
+static void fail_all(storage_req_t *first, int err)
+{
+    for (storage_req_t *r = first; r != NULL; r = r->next) {
+        storage__req_clear_result(r);
+        r->err = err;
+    }
+}
+
+static void sqlite_run(void *conn, storage_req_t *first)
+{
+    sqlite_conn_t *c = conn;
+
+    if (exec_stmt(c, ST_BEGIN) != SQLITE_OK)
+        goto lost;
+    for (storage_req_t *r = first; r != NULL; r = r->next) {
+        if (exec_stmt(c, ST_SAVEPOINT) != SQLITE_OK)
+            goto lost;
+        r->err = run_one(c, r);
+        if (r->err == 0) {
+            if (exec_stmt(c, ST_RELEASE) != SQLITE_OK)
+                goto lost;
+            continue;
+        }
+        storage__req_clear_result(r);
+        /* Some errors (I/O, disk full) roll back the whole transaction: then nothing holds. */
+        if (sqlite3_get_autocommit(c->db))
+            goto lost;
+        if (exec_stmt(c, ST_ROLLBACK_TO) != SQLITE_OK || exec_stmt(c, ST_RELEASE) != SQLITE_OK)
+            goto lost;
+    }
+    if (exec_stmt(c, ST_COMMIT) == SQLITE_OK)
+        return;
+
+lost:
+    if (!sqlite3_get_autocommit(c->db))
+        (void)exec_stmt(c, ST_ROLLBACK);
+    fail_all(first, HEARTH_ESTORAGE);
+}
+
+/* ---- open, migrations, close ---- */
+
+static void sqlite_close(void *conn)
+{
+    sqlite_conn_t *c = conn;
+    if (c == NULL)
+        return;
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(c->stmt[i]);
+    sqlite3_close_v2(c->db);
+    free(c);
+}
+
+static uint64_t sqlite_commits(void *conn)
+{
+    sqlite_conn_t *c = conn;
+    return atomic_load(&c->commits);
+}
+
+/* The database's schema version (0: none yet), inside the current transaction; -1 on error. */
+static int version_get(sqlite_conn_t *c, bool *has_row)
+{
+    *has_row = false;
+    if (exec_stmt(c, ST_VERSION_TABLE) != SQLITE_OK)
+        return -1;
+    sqlite3_stmt *s = stmt(c, ST_VERSION_GET);
+    if (s == NULL)
+        return -1;
+    int version = 0, rows = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        sqlite3_int64 v = sqlite3_column_int64(s, 0);
+        version = v < 0 || v > INT_MAX ? -1 : (int)v;
+        rows++;
+    }
+    stmt_done(s);
+    if (rc != SQLITE_DONE || rows > 1)
+        return -1;
+    *has_row = rows == 1;
+    return version;
+}
+
+static int version_set(sqlite_conn_t *c, bool has_row, int version)
+{
+    sqlite3_stmt *s = stmt(c, has_row ? ST_VERSION_UPDATE : ST_VERSION_INSERT);
+    if (s == NULL)
+        return SQLITE_ERROR;
+    int rc = sqlite3_bind_int(s, 1, version);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    stmt_done(s);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Each migration in its own transaction, the version row moving with it. */
+static int migrate(sqlite_conn_t *c, const char *path, char **errmsg)
+{
+    for (;;) {
+        if (exec_stmt(c, ST_BEGIN) != SQLITE_OK) {
+            *errmsg = errmsg_printf("storage: %s: cannot start a transaction: %s", path,
+                                    sqlite3_errmsg(c->db));
+            return HEARTH_ESTORAGE;
+        }
+        bool has_row;
+        int version = version_get(c, &has_row);
+        if (version < 0) {
+            *errmsg = errmsg_printf("storage: %s: cannot read schema_version (%s)", path,
+                                    sqlite3_errmsg(c->db));
+            goto fail;
+        }
+        if (version > SCHEMA_VERSION) {
+            *errmsg = errmsg_printf("storage: %s: database schema version %d is newer than this "
+                                    "build supports (%d); use a newer hearthd with this database",
+                                    path, version, SCHEMA_VERSION);
+            goto fail;
+        }
+        if (version == SCHEMA_VERSION)
+            break;
+
+        int next = version + 1;
+        char *sqlerr = NULL;
+        if (sqlite3_exec(c->db, migrations[next], NULL, NULL, &sqlerr) != SQLITE_OK) {
+            *errmsg = errmsg_printf("storage: %s: migration %d failed: %s", path, next,
+                                    sqlerr != NULL ? sqlerr : sqlite3_errmsg(c->db));
+            sqlite3_free(sqlerr);
+            goto fail;
+        }
+        if (version_set(c, has_row, next) != SQLITE_OK || exec_stmt(c, ST_COMMIT) != SQLITE_OK) {
+            *errmsg = errmsg_printf("storage: %s: migration %d failed: %s", path, next,
+                                    sqlite3_errmsg(c->db));
+            goto fail;
+        }
+    }
+    if (exec_stmt(c, ST_COMMIT) != SQLITE_OK) {
+        *errmsg = errmsg_printf("storage: %s: %s", path, sqlite3_errmsg(c->db));
+        goto fail;
+    }
+    return 0;
+
+fail:
+    if (!sqlite3_get_autocommit(c->db))
+        (void)exec_stmt(c, ST_ROLLBACK);
+    return HEARTH_ESTORAGE;
+}
+
+static int pragma_set(sqlite_conn_t *c, const char *path, const char *sql, const char *expect,
+                      char **errmsg)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(c->db, sql, -1, &s, NULL);
+    bool ok = false;
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(s);
+        if (expect == NULL)
+            ok = rc == SQLITE_DONE || rc == SQLITE_ROW;
+        else
+            ok = rc == SQLITE_ROW && sqlite3_column_text(s, 0) != NULL &&
+                 strcmp((const char *)sqlite3_column_text(s, 0), expect) == 0;
+    }
+    sqlite3_finalize(s);
+    if (!ok) {
+        *errmsg = errmsg_printf("storage: %s: '%s' failed: %s", path, sql, sqlite3_errmsg(c->db));
+        return HEARTH_ESTORAGE;
+    }
+    return 0;
+}
+
+static int sqlite_open(const char *dsn, void **conn, char **errmsg)
+{
+    *conn = NULL;
+    if (!sqlite3_threadsafe()) {
+        *errmsg = errmsg_printf("storage: this SQLite library was built without thread support");
+        return HEARTH_ESTORAGE;
+    }
+    sqlite_conn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        *errmsg = errmsg_printf("storage: out of memory");
+        return HEARTH_ENOMEM;
+    }
+    /* NOMUTEX: the connection is used by one thread at a time (this one, then the storage
+     * thread, started after open returns). */
+    int rc = sqlite3_open_v2(
+        dsn, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        *errmsg = errmsg_printf("storage: cannot open %s: %s", dsn,
+                                c->db != NULL ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    sqlite3_extended_result_codes(c->db, 1);
+    sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
+    sqlite3_commit_hook(c->db, commit_hook, c);
+
+    if (pragma_set(c, dsn, "PRAGMA journal_mode = WAL", "wal", errmsg) != 0 ||
+        pragma_set(c, dsn, "PRAGMA synchronous = FULL", NULL, errmsg) != 0 ||
+        pragma_set(c, dsn, "PRAGMA foreign_keys = ON", NULL, errmsg) != 0 ||
+        migrate(c, dsn, errmsg) != 0)
+        goto fail;
+
+    *conn = c;
+    return 0;
+
+fail:
+    sqlite_close(c);
+    return HEARTH_ESTORAGE;
+}
+
+const storage_driver_t storage__sqlite_driver = {
+    .name = "sqlite",
+    .open = sqlite_open,
+    .run = sqlite_run,
+    .close = sqlite_close,
+    .commits = sqlite_commits,
+};

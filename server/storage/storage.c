@@ -1,0 +1,582 @@
+/* Driver-independent storage: request objects, the FIFO queue and its thread, the typed
+ * callbacks run on the asking thread, and the blocking wrappers. Touches no database itself: the
+ * driver (struct storage_driver) executes each batch on the storage thread. */
+#include "storage/storage.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct storage {
+    const storage_driver_t *driver;
+    void *conn;
+    pthread_t thread;
+
+    pthread_mutex_t mu; /* guards the queue and stopping; never held while running requests */
+    pthread_cond_t cv;
+    storage_req_t *head;
+    storage_req_t *tail;
+    size_t queued; /* bounded by STORAGE_QUEUE_MAX */
+    bool stopping;
+
+    _Atomic uint64_t batches;
+    _Atomic uint64_t requests;
+};
+
+static const storage_driver_t *const drivers[] = {&storage__sqlite_driver};
+
+static char *errmsg_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *errmsg_printf(const char *fmt, ...)
+{
+    char *s = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
+}
+
+/* ---- the storage thread ---- */
+
+static void *storage_thread(void *arg)
+{
+    storage_t *st = arg;
+
+    pthread_mutex_lock(&st->mu);
+    for (;;) {
+        while (st->head == NULL && !st->stopping)
+            pthread_cond_wait(&st->cv, &st->mu);
+        if (st->head == NULL)
+            break; /* stopping, and everything queued has run */
+        storage_req_t *batch = st->head;
+        size_t n = st->queued;
+        st->head = st->tail = NULL;
+        st->queued = 0;
+        pthread_mutex_unlock(&st->mu);
+
+        st->driver->run(st->conn, batch);
+        atomic_fetch_add(&st->batches, 1);
+        atomic_fetch_add(&st->requests, n);
+
+        /* After the commit, in order. A posted request belongs to its owner: read next first. */
+        for (storage_req_t *r = batch, *next; r != NULL; r = next) {
+            next = r->next;
+            r->next = NULL;
+            r->post(r->post_ud, r);
+        }
+
+        pthread_mutex_lock(&st->mu);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return NULL;
+}
+
+int storage_open(const char *driver, const char *dsn, storage_t **out, char **errmsg)
+{
+    *out = NULL;
+    *errmsg = NULL;
+    if (driver == NULL || dsn == NULL) {
+        *errmsg = errmsg_printf("storage: driver and dsn are required");
+        return HEARTH_ECONFIG;
+    }
+
+    const storage_driver_t *drv = NULL;
+    for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++) {
+        if (strcmp(drivers[i]->name, driver) == 0)
+            drv = drivers[i];
+    }
+    if (drv == NULL) {
+        *errmsg = errmsg_printf("storage: unknown driver '%s' (known: sqlite)", driver);
+        return HEARTH_ECONFIG;
+    }
+
+    storage_t *st = calloc(1, sizeof(*st));
+    if (st == NULL) {
+        *errmsg = errmsg_printf("storage: out of memory");
+        return HEARTH_ENOMEM;
+    }
+    st->driver = drv;
+    int rc = drv->open(dsn, &st->conn, errmsg);
+    if (rc != 0) {
+        free(st);
+        return rc;
+    }
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cv, NULL);
+    int prc = pthread_create(&st->thread, NULL, storage_thread, st);
+    if (prc != 0) {
+        *errmsg = errmsg_printf("storage: cannot start the storage thread: %s", strerror(prc));
+        pthread_cond_destroy(&st->cv);
+        pthread_mutex_destroy(&st->mu);
+        drv->close(st->conn);
+        free(st);
+        return HEARTH_ESTORAGE;
+    }
+    *out = st;
+    return 0;
+}
+
+void storage_close(storage_t *st)
+{
+    if (st == NULL)
+        return;
+    pthread_mutex_lock(&st->mu);
+    st->stopping = true;
+    pthread_cond_signal(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+    pthread_join(st->thread, NULL);
+
+    st->driver->close(st->conn);
+    pthread_cond_destroy(&st->cv);
+    pthread_mutex_destroy(&st->mu);
+    free(st);
+}
+
+void storage__stats(storage_t *st, storage_stats_t *out)
+{
+    out->batches = atomic_load(&st->batches);
+    out->requests = atomic_load(&st->requests);
+    out->commits = st->driver->commits(st->conn);
+}
+
+/* ---- requests ---- */
+
+void storage_account_clear(storage_account_t *a)
+{
+    if (a == NULL)
+        return;
+    free(a->username);
+    memset(a, 0, sizeof(*a));
+}
+
+void storage__req_clear_result(storage_req_t *req)
+{
+    storage_account_clear(&req->result);
+    for (size_t i = 0; i < req->list_n; i++)
+        storage_account_clear(&req->list[i]);
+    free(req->list);
+    req->list = NULL;
+    req->list_n = 0;
+    if (req->op == STORAGE_OP_PROPERTY_GET) {
+        free(req->value);
+        req->value = NULL;
+    }
+}
+
+void storage_req_discard(storage_req_t *req)
+{
+    if (req == NULL)
+        return;
+    storage__req_clear_result(req);
+    storage_account_clear(&req->acct);
+    free(req->name);
+    free(req->value);
+    free(req);
+}
+
+void storage_req_finish(storage_req_t *req)
+{
+    if (req == NULL)
+        return;
+    int err = req->err;
+    switch (req->op) {
+    case STORAGE_OP_ACCOUNT_GET:
+        req->cb.account(req->ud, err, err == 0 ? &req->result : NULL);
+        break;
+    case STORAGE_OP_ACCOUNT_LIST:
+        req->cb.list(req->ud, err, err == 0 ? req->list : NULL, err == 0 ? req->list_n : 0);
+        break;
+    case STORAGE_OP_PROPERTY_GET:
+        req->cb.property(req->ud, err, err == 0 ? req->value : NULL);
+        break;
+    case STORAGE_OP_ACCOUNT_CREATE:
+    case STORAGE_OP_ACCOUNT_SET_SECRETS:
+    case STORAGE_OP_ACCOUNT_SET_ADMIN:
+    case STORAGE_OP_ACCOUNT_DELETE:
+    case STORAGE_OP_PROPERTY_SET:
+        req->cb.status(req->ud, err);
+        break;
+    }
+    storage_req_discard(req);
+}
+
+static bool name_ok(const char *s)
+{
+    if (s == NULL)
+        return false;
+    size_t len = strnlen(s, STORAGE_NAME_MAX + 1);
+    return len > 0 && len <= STORAGE_NAME_MAX;
+}
+
+static bool secret_ok(const hearth_scram_secret_t *s)
+{
+    return s != NULL && strnlen(s->salt, sizeof(s->salt)) < sizeof(s->salt) &&
+           strnlen(s->stored_key, sizeof(s->stored_key)) < sizeof(s->stored_key) &&
+           strnlen(s->server_key, sizeof(s->server_key)) < sizeof(s->server_key);
+}
+
+static storage_req_t *req_new(storage_op_t op, const storage_target_t *t, void *ud)
+{
+    storage_req_t *req = calloc(1, sizeof(*req));
+    if (req == NULL)
+        return NULL;
+    req->op = op;
+    req->post = t->post;
+    req->post_ud = t->post_ud;
+    req->ud = ud;
+    return req;
+}
+
+/* Consumes req: queued, or freed on error. */
+static int submit(storage_t *st, storage_req_t *req)
+{
+    int rc = 0;
+    pthread_mutex_lock(&st->mu);
+    if (st->stopping) {
+        rc = HEARTH_ECLOSED;
+    } else if (st->queued >= STORAGE_QUEUE_MAX) {
+        rc = HEARTH_EAGAIN;
+    } else {
+        if (st->tail != NULL)
+            st->tail->next = req;
+        else
+            st->head = req;
+        st->tail = req;
+        st->queued++;
+        pthread_cond_signal(&st->cv);
+    }
+    pthread_mutex_unlock(&st->mu);
+    if (rc != 0)
+        storage_req_discard(req);
+    return rc;
+}
+
+static bool target_ok(storage_t *st, const storage_target_t *t, const void *cb)
+{
+    return st != NULL && t != NULL && t->post != NULL && cb != NULL;
+}
+
+/* A request naming one account. */
+static int account_req(storage_t *st, const storage_target_t *t, storage_op_t op,
+                       const char *username, void *ud, storage_req_t **out)
+{
+    *out = NULL;
+    if (!name_ok(username))
+        return HEARTH_EINVAL;
+    storage_req_t *req = req_new(op, t, ud);
+    if (req == NULL)
+        return HEARTH_ENOMEM;
+    req->acct.username = strdup(username);
+    if (req->acct.username == NULL) {
+        storage_req_discard(req);
+        return HEARTH_ENOMEM;
+    }
+    *out = req;
+    return 0;
+}
+
+int storage_account_get(storage_t *st, const storage_target_t *t, const char *username,
+                        storage_account_cb cb, void *ud)
+{
+    if (!target_ok(st, t, (const void *)cb))
+        return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc = account_req(st, t, STORAGE_OP_ACCOUNT_GET, username, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.account = cb;
+    return submit(st, req);
+}
+
+int storage_account_create(storage_t *st, const storage_target_t *t, const storage_account_t *acct,
+                           storage_status_cb cb, void *ud)
+{
+    if (!target_ok(st, t, (const void *)cb) || acct == NULL || !secret_ok(&acct->sha1) ||
+        !secret_ok(&acct->sha256))
+        return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc = account_req(st, t, STORAGE_OP_ACCOUNT_CREATE, acct->username, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.status = cb;
+    req->acct.admin = acct->admin ? 1 : 0;
+    req->acct.sha1 = acct->sha1;
+    req->acct.sha256 = acct->sha256;
+    req->acct.created_at = acct->created_at;
+    return submit(st, req);
+}
+
+int storage_account_set_secrets(storage_t *st, const storage_target_t *t, const char *username,
+                                const hearth_scram_secret_t *sha1,
+                                const hearth_scram_secret_t *sha256, storage_status_cb cb, void *ud)
+{
+    if (!target_ok(st, t, (const void *)cb) || !secret_ok(sha1) || !secret_ok(sha256))
+        return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc = account_req(st, t, STORAGE_OP_ACCOUNT_SET_SECRETS, username, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.status = cb;
+    req->acct.sha1 = *sha1;
+    req->acct.sha256 = *sha256;
+    return submit(st, req);
+}
+
+int storage_account_set_admin(storage_t *st, const storage_target_t *t, const char *username,
+                              int admin, storage_status_cb cb, void *ud)
+{
+    if (!target_ok(st, t, (const void *)cb))
+        return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc = account_req(st, t, STORAGE_OP_ACCOUNT_SET_ADMIN, username, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.status = cb;
+    req->acct.admin = admin ? 1 : 0;
+    return submit(st, req);
+}
+
+int storage_account_delete(storage_t *st, const storage_target_t *t, const char *username,
+                           storage_status_cb cb, void *ud)
+{
+    if (!target_ok(st, t, (const void *)cb))
+        return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc = account_req(st, t, STORAGE_OP_ACCOUNT_DELETE, username, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.status = cb;
+    return submit(st, req);
+}
+
+int storage_account_list(storage_t *st, const storage_target_t *t, storage_account_list_cb cb,
+                         void *ud)
+{
+    if (!target_ok(st, t, (const void *)cb))
+        return HEARTH_EINVAL;
+    storage_req_t *req = req_new(STORAGE_OP_ACCOUNT_LIST, t, ud);
+    if (req == NULL)
+        return HEARTH_ENOMEM;
+    req->cb.list = cb;
+    return submit(st, req);
+}
+
+int storage_property_get(storage_t *st, const storage_target_t *t, const char *name,
+                         storage_property_cb cb, void *ud)
+{
+    if (!target_ok(st, t, (const void *)cb) || !name_ok(name))
+        return HEARTH_EINVAL;
+    storage_req_t *req = req_new(STORAGE_OP_PROPERTY_GET, t, ud);
+    if (req == NULL)
+        return HEARTH_ENOMEM;
+    req->cb.property = cb;
+    req->name = strdup(name);
+    if (req->name == NULL) {
+        storage_req_discard(req);
+        return HEARTH_ENOMEM;
+    }
+    return submit(st, req);
+}
+
+int storage_property_set(storage_t *st, const storage_target_t *t, const char *name,
+                         const char *value, storage_status_cb cb, void *ud)
+{
+    if (!target_ok(st, t, (const void *)cb) || !name_ok(name) || value == NULL ||
+        strnlen(value, STORAGE_VALUE_MAX + 1) > STORAGE_VALUE_MAX)
+        return HEARTH_EINVAL;
+    storage_req_t *req = req_new(STORAGE_OP_PROPERTY_SET, t, ud);
+    if (req == NULL)
+        return HEARTH_ENOMEM;
+    req->cb.status = cb;
+    req->name = strdup(name);
+    req->value = strdup(value);
+    if (req->name == NULL || req->value == NULL) {
+        storage_req_discard(req);
+        return HEARTH_ENOMEM;
+    }
+    return submit(st, req);
+}
+
+/* ---- blocking wrappers ---- */
+
+/* One blocking call: the storage thread posts the request here, the caller finishes it. */
+typedef struct sync_call {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    storage_req_t *done;
+    int err;
+    /* results, filled by the typed callbacks on the calling thread */
+    storage_account_t *acct;
+    storage_account_t *list;
+    size_t list_n;
+    char *value;
+} sync_call_t;
+
+static void sync_init(sync_call_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+}
+
+static void sync_post(void *post_ud, storage_req_t *req)
+{
+    sync_call_t *c = post_ud;
+    pthread_mutex_lock(&c->mu);
+    c->done = req;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* rc: what the submission returned. Waits, finishes the request here, returns its error. */
+static int sync_wait(sync_call_t *c, int rc)
+{
+    if (rc == 0) {
+        pthread_mutex_lock(&c->mu);
+        while (c->done == NULL)
+            pthread_cond_wait(&c->cv, &c->mu);
+        pthread_mutex_unlock(&c->mu);
+        storage_req_finish(c->done);
+        rc = c->err;
+    }
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    return rc;
+}
+
+static void sync_status_cb(void *ud, int err)
+{
+    sync_call_t *c = ud;
+    c->err = err;
+}
+
+static int account_copy(storage_account_t *dst, const storage_account_t *src)
+{
+    *dst = *src;
+    dst->username = strdup(src->username);
+    return dst->username != NULL ? 0 : HEARTH_ENOMEM;
+}
+
+static void sync_account_cb(void *ud, int err, const storage_account_t *acct)
+{
+    sync_call_t *c = ud;
+    c->err = err;
+    if (err == 0)
+        c->err = account_copy(c->acct, acct);
+}
+
+static void sync_list_cb(void *ud, int err, const storage_account_t *accts, size_t n)
+{
+    sync_call_t *c = ud;
+    c->err = err;
+    if (err != 0 || n == 0)
+        return;
+    c->list = calloc(n, sizeof(*c->list));
+    if (c->list == NULL) {
+        c->err = HEARTH_ENOMEM;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (account_copy(&c->list[i], &accts[i]) != 0) {
+            for (size_t j = 0; j < i; j++)
+                storage_account_clear(&c->list[j]);
+            free(c->list);
+            c->list = NULL;
+            c->err = HEARTH_ENOMEM;
+            return;
+        }
+    }
+    c->list_n = n;
+}
+
+static void sync_property_cb(void *ud, int err, const char *value)
+{
+    sync_call_t *c = ud;
+    c->err = err;
+    if (err == 0) {
+        c->value = strdup(value);
+        if (c->value == NULL)
+            c->err = HEARTH_ENOMEM;
+    }
+}
+
+#define SYNC_TARGET(c) (&(storage_target_t){.post = sync_post, .post_ud = (c)})
+
+int storage_sync_account_get(storage_t *st, const char *username, storage_account_t *out)
+{
+    sync_call_t c;
+    memset(out, 0, sizeof(*out));
+    sync_init(&c);
+    c.acct = out;
+    return sync_wait(&c, storage_account_get(st, SYNC_TARGET(&c), username, sync_account_cb, &c));
+}
+
+int storage_sync_account_create(storage_t *st, const storage_account_t *acct)
+{
+    sync_call_t c;
+    sync_init(&c);
+    return sync_wait(&c, storage_account_create(st, SYNC_TARGET(&c), acct, sync_status_cb, &c));
+}
+
+int storage_sync_account_set_secrets(storage_t *st, const char *username,
+                                     const hearth_scram_secret_t *sha1,
+                                     const hearth_scram_secret_t *sha256)
+{
+    sync_call_t c;
+    sync_init(&c);
+    return sync_wait(&c, storage_account_set_secrets(st, SYNC_TARGET(&c), username, sha1, sha256,
+                                                     sync_status_cb, &c));
+}
+
+int storage_sync_account_set_admin(storage_t *st, const char *username, int admin)
+{
+    sync_call_t c;
+    sync_init(&c);
+    return sync_wait(
+        &c, storage_account_set_admin(st, SYNC_TARGET(&c), username, admin, sync_status_cb, &c));
+}
+
+int storage_sync_account_delete(storage_t *st, const char *username)
+{
+    sync_call_t c;
+    sync_init(&c);
+    return sync_wait(&c, storage_account_delete(st, SYNC_TARGET(&c), username, sync_status_cb, &c));
+}
+
+int storage_sync_account_list(storage_t *st, storage_account_t **out, size_t *n)
+{
+    sync_call_t c;
+    *out = NULL;
+    *n = 0;
+    sync_init(&c);
+    int rc = sync_wait(&c, storage_account_list(st, SYNC_TARGET(&c), sync_list_cb, &c));
+    if (rc == 0) {
+        *out = c.list;
+        *n = c.list_n;
+    }
+    return rc;
+}
+
+int storage_sync_property_get(storage_t *st, const char *name, char **value)
+{
+    sync_call_t c;
+    *value = NULL;
+    sync_init(&c);
+    int rc = sync_wait(&c, storage_property_get(st, SYNC_TARGET(&c), name, sync_property_cb, &c));
+    if (rc == 0)
+        *value = c.value;
+    return rc;
+}
+
+int storage_sync_property_set(storage_t *st, const char *name, const char *value)
+{
+    sync_call_t c;
+    sync_init(&c);
+    return sync_wait(&c,
+                     storage_property_set(st, SYNC_TARGET(&c), name, value, sync_status_cb, &c));
+}
