@@ -1,0 +1,175 @@
+"""hearthctl's offline account commands against a data directory, checked
+by logging in to a real hearthd afterwards."""
+
+import os
+import re
+import subprocess
+import unittest
+
+from hearth import Client, SaslFailure, Server, main
+
+
+class HearthctlTest(unittest.TestCase):
+    def server(self, **kw):
+        s = Server(**kw)
+        self.addCleanup(s.close)
+        return s
+
+    def assert_login(self, s, user, pw, ok=True):
+        c = Client(s)
+        self.addCleanup(c.close)
+        c.connect()
+        c.open_stream()
+        c.starttls()
+        c.open_stream()
+        if ok:
+            c.auth_scram(user, pw)
+            c._new_parser()
+            c.open_stream()
+            self.assertEqual(c.bind('ctl'), '%s@localhost/ctl' % user)
+        else:
+            with self.assertRaises(SaslFailure) as cm:
+                c.auth_scram(user, pw)
+            self.assertEqual(cm.exception.condition, 'not-authorized')
+        c.close()
+
+    def assert_fails(self, r, pattern):
+        self.assertEqual(r.returncode, 1, 'stdout=%r stderr=%r' % (r.stdout, r.stderr))
+        self.assertRegex(r.stderr, re.compile(pattern, re.I))
+
+    def test_adduser_then_login(self):
+        s = self.server()
+        r = s.ctl('adduser', 'dave@localhost', '--password-stdin', input='s3cret pass\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        s.start()
+        self.assert_login(s, 'dave', 's3cret pass')
+        self.assert_login(s, 'dave', 's3cret', ok=False)
+        s.wait_log(r'authenticated dave@localhost with SCRAM-SHA-256')
+
+    def test_adduser_plain_login(self):
+        s = self.server(users={'erin': 'pw-erin'})
+        s.start()
+        c = Client(s)
+        self.addCleanup(c.close)
+        self.assertEqual(c.login('erin', 'pw-erin', mech='PLAIN', resource='p'), 'erin@localhost/p')
+        d = Client(s)
+        self.addCleanup(d.close)
+        self.assertEqual(d.login('erin', 'pw-erin', mech='SCRAM-SHA-1', resource='s1'), 'erin@localhost/s1')
+
+    def test_duplicate_adduser(self):
+        s = self.server(users={'alice': 'one'})
+        s.start()
+        s.stop()
+        r = s.ctl('adduser', 'alice@localhost', '--password-stdin', input='two\n')
+        self.assert_fails(r, r'alice@localhost.*exists|exists.*alice')
+        s.start()
+        self.assert_login(s, 'alice', 'one')  # the first password still holds
+
+    def test_deluser(self):
+        s = self.server(users={'alice': 'one', 'bob': 'two'})
+        s.start()
+        self.assert_login(s, 'alice', 'one')
+        s.stop()
+        r = s.ctl('deluser', 'alice@localhost')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = s.ctl('deluser', 'alice@localhost')
+        self.assert_fails(r, r'no such user|not found|does not exist')
+        s.start()
+        self.assert_login(s, 'alice', 'one', ok=False)
+        self.assert_login(s, 'bob', 'two')
+
+    def test_passwd(self):
+        s = self.server(users={'alice': 'old-pw'})
+        r = s.ctl('passwd', 'alice@localhost', '--password-stdin', input='new-pw\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        s.start()
+        self.assert_login(s, 'alice', 'old-pw', ok=False)
+        self.assert_login(s, 'alice', 'new-pw')
+        c = Client(s)
+        self.addCleanup(c.close)
+        c.login('alice', 'new-pw', mech='PLAIN')
+
+    def test_passwd_unknown_user(self):
+        s = self.server(users={'alice': 'pw'})
+        r = s.ctl('passwd', 'zed@localhost', '--password-stdin', input='x\n')
+        self.assert_fails(r, r'no such user|not found|does not exist')
+
+    def test_listusers(self):
+        s = self.server(users={'alice': 'a', 'bob': 'b'}, admins={'root': 'r'})
+        r = s.ctl('listusers')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = sorted(l.strip() for l in r.stdout.splitlines() if l.strip())
+        self.assertEqual(len(lines), 3, r.stdout)
+        self.assertEqual(lines[0], 'alice@localhost')
+        self.assertEqual(lines[1], 'bob@localhost')
+        self.assertTrue(lines[2].startswith('root@localhost'), r.stdout)
+        self.assertIn('admin', lines[2])
+
+    def test_listusers_empty(self):
+        s = self.server(users={'alice': 'a'})
+        s.ctl('deluser', 'alice@localhost')
+        r = s.ctl('listusers')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.strip(), '')
+
+    def test_refuses_while_running(self):
+        s = self.server(users={'alice': 'a'})
+        s.start()
+        for args, inp in ((('adduser', 'bob@localhost', '--password-stdin'), 'b\n'),
+                          (('listusers',), None),
+                          (('deluser', 'alice@localhost'), None),
+                          (('passwd', 'alice@localhost', '--password-stdin'), 'x\n')):
+            with self.subTest(cmd=args[0]):
+                r = s.ctl(*args, input=inp)
+                self.assert_fails(r, r'running|in use|hearthd')
+        s.assert_alive()
+        self.assert_login(s, 'alice', 'a')
+        self.assert_login(s, 'bob', 'b', ok=False)
+
+    def test_second_hearthd_refuses(self):
+        s = self.server()
+        s.start()
+        r = subprocess.run(s.command_line(), capture_output=True, text=True, timeout=20)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertRegex(r.stdout + r.stderr, re.compile(r'running|in use|lock', re.I))
+        s.assert_alive()
+
+    def test_bad_jid(self):
+        s = self.server()
+        for jid in ('bad jid@localhost', '@localhost', 'localhost', 'a@b@localhost', 'alice@localhost/res',
+                    'x' * 1100 + '@localhost', ''):
+            with self.subTest(jid=jid[:40]):
+                r = s.ctl('adduser', jid, '--password-stdin', input='pw\n')
+                self.assert_fails(r, r'invalid|JID')
+
+    def test_domain_not_served(self):
+        s = self.server()
+        r = s.ctl('adduser', 'carol@example.org', '--password-stdin', input='pw\n')
+        self.assert_fails(r, r'example\.org')
+        r = s.ctl('listusers')
+        self.assertEqual(r.stdout.strip(), '')
+
+    def test_jid_is_prepared(self):
+        # nodeprep case-folds: Alice@LOCALHOST is alice@localhost
+        s = self.server()
+        r = s.ctl('adduser', 'Alice@LOCALHOST', '--password-stdin', input='pw\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = s.ctl('adduser', 'alice@localhost', '--password-stdin', input='pw2\n')
+        self.assert_fails(r, r'exists')
+        s.start()
+        self.assert_login(s, 'alice', 'pw')
+
+    def test_unknown_command(self):
+        s = self.server()
+        r = s.ctl('frobnicate')
+        self.assertNotEqual(r.returncode, 0)
+        self.assertTrue(r.stderr.strip())
+
+    def test_empty_password_refused(self):
+        s = self.server()
+        r = s.ctl('adduser', 'gil@localhost', '--password-stdin', input='\n')
+        self.assert_fails(r, r'password')
+
+
+if __name__ == '__main__':
+    main()
