@@ -232,8 +232,8 @@ int conn__start_tls(conn_t *c)
 
 void conn__send(conn_t *c, const char *data, size_t len)
 {
-    if (c->close_now || c->handles_closing)
-        return;
+    if (c->closing || c->close_now || c->handles_closing)
+        return; /* nothing follows </stream:stream> */
     if (c->tls) {
         if (hearth_tls_write(c->tls, data, len)) {
             hlog_conn(LOG_DEBUG, c->id, conn__log_jid(c), "TLS write failed: %s",
@@ -300,6 +300,7 @@ void conn__stream_error(conn_t *c, hearth_stream_error_t cond, const char *text)
         conn__send(c, b.data, b.len);
     hearth_buf_free(&b);
     c->closing = 1;
+    session__unbind(c); /* nothing more is routed to a closing session */
     maybe_finish_output(c);
 }
 
@@ -309,6 +310,7 @@ void conn__close_stream(conn_t *c)
         return;
     conn__send_str(c, "</stream:stream>");
     c->closing = 1;
+    session__unbind(c);
     maybe_finish_output(c);
 }
 
