@@ -23,10 +23,11 @@ typedef struct auth_job {
     size_t out_len;
 } auth_job_t;
 
-static void send_failure(conn_t *c, const char *cond)
+static void send_failure(conn_t *c, const char *cond, const char *text)
 {
-    char buf[160];
-    snprintf(buf, sizeof(buf), "<failure xmlns='%s'><%s/></failure>", NS_SASL, cond);
+    char buf[320];
+    snprintf(buf, sizeof(buf), "<failure xmlns='%s'><%s/>%s%s%s</failure>", NS_SASL, cond,
+             text ? "<text xml:lang='en'>" : "", text ? text : "", text ? "</text>" : "");
     conn__send_str(c, buf);
 }
 
@@ -46,21 +47,27 @@ void auth__free(conn_t *c)
     c->sasl_need_initial = 0;
 }
 
-/* Ends the exchange with a failure that does not count as a wrong password. */
-static void fail(conn_t *c, const char *cond)
+/* Ends the exchange with a failure that does not count as a wrong password. text is a
+ * constant without markup. */
+static void fail_text(conn_t *c, const char *cond, const char *text)
 {
     auth__free(c);
     c->sasl_gen++;
     c->sasl_waiting = 0;
     c->state = C2S_PREAUTH;
-    send_failure(c, cond);
+    send_failure(c, cond, text);
+}
+
+static void fail(conn_t *c, const char *cond)
+{
+    fail_text(c, cond, NULL);
 }
 
 void auth__fail_now(conn_t *c)
 {
     c->auth_fail_pending = 0;
     c->sasl_waiting = 0;
-    send_failure(c, "not-authorized");
+    send_failure(c, "not-authorized", NULL);
     if (c->auth_failures >= c->w->srv->set.auth_attempts)
         conn__stream_error(c, HEARTH_STREAM_ERR_NOT_AUTHORIZED,
                            "too many failed authentication attempts");
@@ -178,6 +185,8 @@ static void on_account(void *ud, int err, const storage_account_t *acct)
     }
     unsigned char cb[32];
     int have_cb = c->tls && c->secure && hearth_tls_exporter(c->tls, cb) == 0;
+    if (c->cb_type_mismatch && !hearth_sasl_mech_is_plus(c->sasl_mech))
+        have_cb = 0; /* accept 'y' from a client that shares no binding type with us */
     c->sasl =
         hearth_sasl_server_new(c->w->sasl, c->sasl_mech, have_cb ? cb : NULL, have_cb ? 32 : 0);
     if (!c->sasl) {
@@ -231,6 +240,18 @@ static void begin(conn_t *c, const char *data, size_t len)
         hlog_conn(LOG_INFO, c->id, NULL, "malformed SASL %s message: %s", c->sasl_mech,
                   reason ? reason : "?");
         fail(c, "malformed-request");
+        return;
+    }
+    if (ini.cbflag == 'p' && (len < 15 || memcmp(data, "p=tls-exporter,", 15) != 0)) {
+        /* A channel-binding type we do not offer is a mismatch, not a wrong password: not
+         * counted, and on this stream the client's later 'y' (it binds, but not with any type
+         * we have) is no sign of a downgrade, since no type is shared (RFC 5802 §6, RFC 9266). */
+        hearth_sasl_initial_clear(&ini);
+        c->cb_type_mismatch = 1;
+        hlog_conn(LOG_INFO, c->id, NULL,
+                  "SASL %s asked for a channel binding other than tls-exporter", c->sasl_mech);
+        fail_text(c, "not-authorized",
+                  "unsupported channel binding type: this server binds tls-exporter");
         return;
     }
     char *user = NULL;

@@ -72,7 +72,8 @@ struct conn {
     unsigned auth_failures;
     int sasl_waiting; /* storage or thread-pool work outstanding */
     int sasl_need_initial;
-    char *sasl_initial; /* the client's first message, kept until the secret arrives */
+    int cb_type_mismatch; /* the client asked for a channel binding type we do not offer */
+    char *sasl_initial;   /* the client's first message, kept until the secret arrives */
     size_t sasl_initial_len;
 
     /* Session */
