@@ -145,7 +145,9 @@ void router__deliver(worker_t *w, inbox_msg_t *m); /* INBOX_ROUTE on the home wo
 void router__reply_error(conn_t *c, hearth_xml_node_t *stanza, hearth_arena_t *arena,
                          hearth_stanza_error_t cond, const char *text);
 
-/* server_iq.c: IQs addressed to the server (or to a bare JID, answered on the user's behalf) */
-void server_iq__handle(conn_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena, int on_behalf);
+/* modules/core.c: IQs addressed to the server or to a local account's bare JID. where is one
+ * IQ_TO_* of modules/module.h; to is the prepared domain or bare JID. */
+void server_iq__handle(conn_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena, int where,
+                       const char *to);
 
 #endif

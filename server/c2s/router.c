@@ -6,6 +6,7 @@
 
 #include "c2s/conn.h"
 #include "core/log.h"
+#include "modules/module.h"
 
 static stanza_kind_t kind_of(const char *name)
 {
@@ -181,7 +182,7 @@ void router__from_client(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena
     const char *reason = NULL;
     if (!to_s) {
         if (kind == STANZA_IQ) {
-            server_iq__handle(c, st, arena, 1);
+            server_iq__handle(c, st, arena, IQ_TO_SELF, c->bare);
             return;
         }
         if (kind == STANZA_PRESENCE)
@@ -205,15 +206,17 @@ void router__from_client(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena
     if (!to.node) {
         hearth_jid_clear(&to);
         if (kind == STANZA_IQ)
-            server_iq__handle(c, st, arena, 0);
+            server_iq__handle(c, st, arena, IQ_TO_SERVER, srv->set.domain);
         else if (kind == STANZA_MESSAGE)
             router__reply_error(c, st, arena, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
         return;
     }
     if (kind == STANZA_IQ && !to.resource) {
         hearth_xml_set_attr(arena, st, "to", to.bare);
+        const char *bare = hearth_xml_attr(st, "to");
+        int self = !strcmp(to.bare, c->bare);
         hearth_jid_clear(&to);
-        server_iq__handle(c, st, arena, 1);
+        server_iq__handle(c, st, arena, self ? IQ_TO_SELF : IQ_TO_ACCOUNT, bare);
         return;
     }
     hearth_xml_set_attr(arena, st, "to", to.full);

@@ -12,6 +12,7 @@
 #include "c2s/conn.h"
 #include "core/datadir.h"
 #include "core/log.h"
+#include "modules/module.h"
 
 #define SHUTDOWN_GRACE_MS 5000
 
@@ -315,6 +316,8 @@ int main(int argc, char **argv)
     free(dsn);
     if (setup_secret(srv))
         return fail("cannot store the server secret", NULL);
+    if (modules__init(srv))
+        return fail("cannot start the modules", NULL);
 
     long nw = config_int(srv->cfg, "server.workers");
     if (nw <= 0) {
@@ -374,6 +377,7 @@ int main(int argc, char **argv)
     }
     free(srv->workers);
     storage_close(srv->storage);
+    modules__free();
     hearth_tls_ctx_free(srv->tls);
     unlink(a.ports_path);
     free(a.ports_path);

@@ -1,0 +1,4 @@
+/* Placeholder: filled in by its module's work. */
+#include "modules/module.h"
+
+const module_t module_misc = {.name = "misc"};

@@ -1,0 +1,76 @@
+/* Modules: what each one handles is declared in a table (IQ payloads by namespace and element,
+ * disco features), collected once at start-up; dispatch is a hash lookup, not a chain of string
+ * compares. Handlers run on the requesting session's home worker with the parsed stanza; a
+ * handler that needs storage defers its reply (iq_defer) and answers from the callback. */
+#ifndef HEARTH_MODULE_H
+#define HEARTH_MODULE_H
+
+#include "c2s/conn.h"
+
+/* Where an IQ is addressed, as seen by the dispatcher. */
+enum {
+    IQ_TO_SERVER = 1,  /* to the server's domain */
+    IQ_TO_SELF = 2,    /* to the sender's own bare JID, or without 'to' */
+    IQ_TO_ACCOUNT = 4, /* to another local account's bare JID (answered on its behalf) */
+};
+
+typedef struct iq_ctx {
+    conn_t *c;                  /* the requesting session, bound, on its home worker */
+    hearth_xml_node_t *iq;      /* 'from' already stamped */
+    hearth_xml_node_t *payload; /* the one child element */
+    hearth_arena_t *arena;      /* valid until the handler returns */
+    const char *to;             /* prepared bare JID or domain the IQ is for */
+    int where;                  /* one IQ_TO_* */
+    int set;                    /* type='set' (else 'get') */
+} iq_ctx_t;
+
+typedef void (*iq_handler_fn)(iq_ctx_t *ctx);
+
+typedef struct iq_route {
+    const char *ns;
+    const char *name; /* payload element name */
+    int where;        /* mask of IQ_TO_* accepted; others get service-unavailable */
+    iq_handler_fn fn;
+} iq_route_t;
+
+typedef struct module {
+    const char *name;
+    const iq_route_t *iqs;               /* ends with {NULL} */
+    const char *const *server_features;  /* disco#info of the server, NULL-terminated */
+    const char *const *account_features; /* disco#info of accounts */
+    int (*init)(server_t *srv);          /* optional, on the main thread before workers run */
+} module_t;
+
+/* modules.c */
+int modules__init(server_t *srv);
+void modules__free(void);
+/* Returns 1 when a module took the IQ (it replied or will), 0 when nothing matched. */
+int modules__dispatch_iq(iq_ctx_t *ctx);
+/* Adds <feature var=.../> children for every module's features. */
+void modules__add_features(hearth_arena_t *a, hearth_xml_node_t *query, int account);
+
+/* Replies. iq_result gives a result stanza (in ctx->arena) addressed back to the requester. */
+hearth_xml_node_t *iq_result(iq_ctx_t *ctx);
+void iq_send(iq_ctx_t *ctx, hearth_xml_node_t *reply);
+void iq_error(iq_ctx_t *ctx, hearth_stanza_error_t cond, const char *text);
+
+/* A reply to be given later: keeps the connection alive and what the reply needs. */
+typedef struct iq_deferred {
+    conn_t *c;
+    char *id;
+    char *from; /* the reply's 'from' (the IQ's 'to'), NULL for the server */
+} iq_deferred_t;
+iq_deferred_t *iq_defer(iq_ctx_t *ctx);
+/* payload_xml: serialised child for the result, or NULL for an empty result. Frees d. */
+void iq_deferred_result(iq_deferred_t *d, const char *payload_xml);
+void iq_deferred_error(iq_deferred_t *d, hearth_stanza_error_t cond, const char *text);
+void iq_deferred_free(iq_deferred_t *d);
+
+/* The modules, each in its own file. */
+extern const module_t module_core;     /* ping, disco, session (core.c) */
+extern const module_t module_register; /* XEP-0077 (register.c) */
+extern const module_t module_misc;     /* XEP-0092, XEP-0202 (misc.c) */
+extern const module_t module_vcard;    /* XEP-0054 (vcard.c) */
+extern const module_t module_private;  /* XEP-0049 (private.c) */
+
+#endif
