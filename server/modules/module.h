@@ -66,6 +66,17 @@ void iq_deferred_result(iq_deferred_t *d, const char *payload_xml);
 void iq_deferred_error(iq_deferred_t *d, hearth_stanza_error_t cond, const char *text);
 void iq_deferred_free(iq_deferred_t *d);
 
+/* register.c: in-band registration before authentication (XEP-0077 §3). Returns 1 when iq was
+ * a registration IQ (answered now or later), 0 when it is not one. */
+int register__preauth(conn_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena);
+/* Whether <register xmlns='http://jabber.org/features/iq-register'/> is in the pre-auth
+ * features of this stream. */
+int register__offered(const conn_t *c);
+
+/* user.c (IM core): the account of bare was deleted (its rows are gone): tell its contacts as
+ * XEP-0077 §3.2 says and close its sessions. Runs on bare's home worker. */
+void user__account_deleted(worker_t *w, const char *bare);
+
 /* The modules, each in its own file. */
 extern const module_t module_core;     /* ping, disco, session (core.c) */
 extern const module_t module_register; /* XEP-0077 (register.c) */
