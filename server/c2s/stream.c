@@ -7,6 +7,7 @@
 
 #include "c2s/conn.h"
 #include "core/log.h"
+#include "modules/module.h"
 
 #define NS_CLIENT "jabber:client"
 #define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
@@ -80,6 +81,10 @@ void c2s__send_features(conn_t *c)
         }
         if (any)
             rc = rc ?: hearth_buf_append_str(&b, "</mechanisms>");
+        if (register__offered(c))
+            rc = rc
+                     ?: hearth_buf_append_str(
+                            &b, "<register xmlns='http://jabber.org/features/iq-register'/>");
         if (plus)
             rc = rc
                      ?: hearth_buf_append_str(
@@ -184,6 +189,9 @@ static void preauth_stanza(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *are
         auth__response(c, st, arena);
     } else if (is(st, "abort", NS_SASL)) {
         auth__abort(c);
+    } else if (is(st, "iq", NS_CLIENT) && c->state == C2S_PREAUTH &&
+               register__preauth(c, st, arena)) {
+        return;
     } else {
         conn__stream_error(c, HEARTH_STREAM_ERR_NOT_AUTHORIZED, "authenticate first");
     }

@@ -92,6 +92,14 @@ static int load_settings(server_t *srv)
     s->auth_fail_delay_ms = (unsigned)config_int(c, "c2s.auth_fail_delay_ms");
     s->preauth_per_ip = (unsigned)config_int(c, "limits.preauth_per_ip");
     s->scram_iterations = (unsigned)config_int(c, "auth.scram_iterations");
+    s->registration_open = config_bool(c, "registration.open");
+    s->registration_rate_limit = (unsigned)config_int(c, "registration.rate_limit");
+    s->min_password = (unsigned)config_int(c, "registration.min_password");
+    s->roster_max_items = (unsigned)config_int(c, "roster.max_items");
+    s->offline_quota = (unsigned)config_int(c, "offline.quota");
+    s->vcard_max_size = (size_t)config_int(c, "vcard.max_size");
+    s->private_max_size = (size_t)config_int(c, "private.max_size");
+    s->hide_version = config_bool(c, "server.hide_version");
     return 0;
 }
 

@@ -38,6 +38,14 @@ typedef struct settings {
     unsigned auth_fail_delay_ms;
     unsigned preauth_per_ip;
     unsigned scram_iterations;
+    int registration_open;
+    unsigned registration_rate_limit; /* per IP per hour, 0 = none */
+    unsigned min_password;
+    unsigned roster_max_items;
+    unsigned offline_quota;
+    size_t vcard_max_size;
+    size_t private_max_size;
+    int hide_version;
 } settings_t;
 
 typedef enum {
