@@ -66,6 +66,7 @@ static void free_conn(conn_t *c)
         hearth_xml_stream_free(c->xml);
     hearth_buf_free(&c->outq);
     hearth_buf_free(&c->inflight);
+    hearth_buf_free(&c->held);
     hearth_jid_clear(&c->jid);
     free(c->bare);
     free(c);
@@ -113,7 +114,20 @@ void conn__ref(conn_t *c)
 void conn__unref(conn_t *c)
 {
     c->refs--;
+    if (c->refs == 0 && c->handoff && !c->handoff_detached && !c->handles_closing) {
+        conn__try_handoff(c);
+        return;
+    }
     maybe_free(c);
+}
+
+/* Moves only when nothing refers to the connection on this worker any more: no output in
+ * flight, no callback (storage, thread pool, a read in progress) that would find it gone. */
+void conn__try_handoff(conn_t *c)
+{
+    if (c->writing || c->outq.len || c->refs > 0 || c->handoff_detached || c->handles_closing)
+        return;
+    conn__detach_for_handoff(c);
 }
 
 void conn__abort(conn_t *c)
@@ -271,7 +285,7 @@ static void maybe_finish_output(conn_t *c)
             hearth_tls_shutdown(c->tls); /* close_notify, best effort */
         close_handles(c);
     } else if (c->handoff && !c->handoff_detached) {
-        conn__detach_for_handoff(c);
+        conn__try_handoff(c);
     }
 }
 

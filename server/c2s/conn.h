@@ -81,6 +81,16 @@ struct conn {
     hearth_jid_t jid; /* bound full JID */
     user_t *user;
     conn_t *user_next;
+    int binding;       /* waiting for the user's state before the bind completes */
+    hearth_buf_t held; /* stanzas pipelined behind the bind, replayed once it completes */
+
+    /* IM state of a bound session (modules/presence.c, roster.c, blocking.c) */
+    int roster_interested;    /* asked for the roster: gets pushes */
+    int blocklist_interested; /* asked for the block list: gets pushes */
+    int available;            /* sent available presence */
+    int priority;
+    hearth_bytes_t *presence; /* its last available presence, from its full JID, no 'to' */
+    strmap_t directed;        /* JIDs given directed available presence (buckets NULL: none) */
 
     /* Liveness */
     uint64_t accepted_ms;
@@ -112,6 +122,7 @@ void conn__arm_timer(conn_t *c);
 void conn__timer_in(conn_t *c, uint64_t ms);
 int conn__start_tls(conn_t *c);
 void conn__detach_for_handoff(conn_t *c);
+void conn__try_handoff(conn_t *c); /* detach once output and references are done */
 const char *conn__log_jid(const conn_t *c);
 
 /* stream.c: the c2s protocol over a parsed stream */
@@ -123,6 +134,7 @@ void c2s__after_read(conn_t *c);     /* runs the pending action once a read is p
 void c2s__restart_stream(conn_t *c); /* fresh parser (after STARTTLS or SASL) */
 void c2s__send_features(conn_t *c);
 void c2s__send_header(conn_t *c);
+void c2s__replay_held(conn_t *c); /* stanzas that arrived while the bind was completing */
 void c2s__on_timer(conn_t *c);
 
 /* auth.c */
@@ -141,6 +153,12 @@ conn_t *session__find(worker_t *w, const char *bare, const char *resource);
 /* router.c */
 void router__from_client(conn_t *c, hearth_xml_node_t *stanza, hearth_arena_t *arena);
 void router__deliver(worker_t *w, inbox_msg_t *m); /* INBOX_ROUTE on the home worker */
+/* Hands serialised stanza bytes to the home worker of to (a direct call when that is w). */
+void router__route(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
+                   const char *type, hearth_bytes_t *bytes);
+/* An error reply for a routed stanza, sent back to its sender (never for errors or results). */
+void router__bounce(worker_t *w, const inbox_msg_t *m, hearth_stanza_error_t cond,
+                    const char *text);
 /* Sends an error reply for stanza (from and to swapped) to the connection it came from. */
 void router__reply_error(conn_t *c, hearth_xml_node_t *stanza, hearth_arena_t *arena,
                          hearth_stanza_error_t cond, const char *text);

@@ -6,7 +6,7 @@
 
 #include "c2s/conn.h"
 #include "core/log.h"
-#include "modules/module.h"
+#include "modules/im.h"
 
 static stanza_kind_t kind_of(const char *name)
 {
@@ -57,16 +57,17 @@ void router__reply_error(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena
     conn__send_node(c, st);
 }
 
-static void route_bytes(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
-                        int is_error, hearth_bytes_t *bytes)
+void router__route(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
+                   const char *type, hearth_bytes_t *bytes)
 {
-    worker_t *home;
-    hearth_jid_t j = HEARTH_JID_INIT;
-    const char *reason;
-    if (hearth_jid_parse(to, strlen(to), &j, &reason))
+    const char *slash = strchr(to, '/');
+    char bare[3072];
+    size_t n = slash ? (size_t)(slash - to) : strlen(to);
+    if (n >= sizeof(bare))
         return;
-    home = worker__home(w->srv, j.bare);
-    hearth_jid_clear(&j);
+    memcpy(bare, to, n);
+    bare[n] = '\0';
+    worker_t *home = worker__home(w->srv, bare);
     inbox_msg_t *m = calloc(1, sizeof(*m));
     if (!m)
         return;
@@ -74,18 +75,34 @@ static void route_bytes(worker_t *w, stanza_kind_t kind, const char *to, const c
     m->u.route.kind = kind;
     m->u.route.to = strdup(to);
     m->u.route.from = from ? strdup(from) : NULL;
-    m->u.route.is_error = is_error;
+    m->u.route.is_error = type && !strcmp(type, "error");
+    if (type && strlen(type) < sizeof(m->u.route.type))
+        strcpy(m->u.route.type, type);
     m->u.route.bytes = hearth_bytes_ref(bytes);
     if (!m->u.route.to) {
         hearth_bytes_unref(bytes);
+        free(m->u.route.from);
         free(m);
         return;
     }
-    if (home == w) {
+    if (home == w)
         router__deliver(w, m);
-        return;
+    else
+        worker__post(home, m);
+}
+
+void im__route_node(worker_t *w, const char *to, hearth_xml_node_t *st)
+{
+    hearth_buf_t out = HEARTH_BUF_INIT;
+    if (hearth_xml_serialize(st, "jabber:client", &out) == 0) {
+        hearth_bytes_t *bytes = hearth_bytes_new(out.data, out.len);
+        if (bytes) {
+            router__route(w, kind_of(st->name), to, hearth_xml_attr(st, "from"),
+                          hearth_xml_attr(st, "type"), bytes);
+            hearth_bytes_unref(bytes);
+        }
     }
-    worker__post(home, m);
+    hearth_buf_free(&out);
 }
 
 /* ---- bounces on the home worker: the stanza is parsed back from its bytes ---- */
@@ -105,71 +122,77 @@ static void bounce_stanza(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena
     if (!strcmp(st->name, "iq") && type && strcmp(type, "get") && strcmp(type, "set"))
         return; /* results are never bounced */
     make_error(st, arena, b->cond, b->text, b->w->srv->set.domain);
-    hearth_buf_t out = HEARTH_BUF_INIT;
-    if (hearth_xml_serialize(st, "jabber:client", &out) == 0) {
-        hearth_bytes_t *bytes = hearth_bytes_new(out.data, out.len);
-        if (bytes) {
-            route_bytes(b->w, kind_of(st->name), hearth_xml_attr(st, "to"), NULL, 1, bytes);
-            hearth_bytes_unref(bytes);
-        }
-    }
-    hearth_buf_free(&out);
+    const char *to = hearth_xml_attr(st, "to");
+    if (to)
+        im__route_node(b->w, to, st);
 }
 
-static void bounce(worker_t *w, const hearth_bytes_t *bytes, hearth_stanza_error_t cond,
-                   const char *text)
+void router__bounce(worker_t *w, const inbox_msg_t *m, hearth_stanza_error_t cond, const char *text)
 {
-    static const char head[] = "<stream:stream xmlns='jabber:client' "
-                               "xmlns:stream='http://etherx.jabber.org/streams'>";
-    bounce_t b = {w, cond, text};
-    hearth_xml_stream_cbs_t cbs = {.stanza = bounce_stanza};
-    hearth_xml_stream_t *x = hearth_xml_stream_new(&cbs, &b, NULL);
-    if (!x)
-        return;
-    (void)hearth_xml_stream_feed(x, head, sizeof(head) - 1);
-    (void)hearth_xml_stream_feed(x, bytes->data, bytes->len);
-    hearth_xml_stream_free(x);
-}
-
-/* Until presence arrives (the IM core), a message to a bare JID goes to every bound resource. */
-void router__deliver(worker_t *w, inbox_msg_t *m)
-{
-    hearth_jid_t to = HEARTH_JID_INIT;
-    const char *reason;
-    if (hearth_jid_parse(m->u.route.to, strlen(m->u.route.to), &to, &reason))
-        goto out;
-    user_t *u = worker__user(w, to.bare, 0);
-    conn_t *target = NULL;
-    if (to.resource && u)
-        target = session__find(w, to.bare, to.resource);
-    if (target) {
-        conn__send(target, m->u.route.bytes->data, m->u.route.bytes->len);
-        goto out;
-    }
     if (m->u.route.is_error)
-        goto out; /* an error for a resource that is gone is dropped */
+        return;
+    bounce_t b = {w, cond, text};
+    im__parse(m->u.route.bytes->data, m->u.route.bytes->len, bounce_stanza, &b);
+}
+
+static void iq_inbound(worker_t *w, user_t *u, inbox_msg_t *m)
+{
+    const char *slash = strchr(m->u.route.to, '/');
+    if (u->state == USER_READY && m->u.route.from && blocking__blocks(u, m->u.route.from)) {
+        router__bounce(w, m, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
+        return;
+    }
+    if (!slash) {
+        last__inbound(w, u, m); /* the only IQ routed to a bare JID (router__from_client) */
+        return;
+    }
+    conn_t *s = u->state == USER_READY ? session__find(w, u->bare, slash + 1) : NULL;
+    if (s)
+        conn__send(s, m->u.route.bytes->data, m->u.route.bytes->len);
+    else
+        router__bounce(w, m, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
+}
+
+static void deliver_op(worker_t *w, user_t *u, void *arg)
+{
+    inbox_msg_t *m = arg;
     switch (m->u.route.kind) {
-    case STANZA_PRESENCE:
-        break; /* presence to an unavailable resource is dropped (RFC 6121 §4.6.3) */
-    case STANZA_IQ:
-        bounce(w, m->u.route.bytes, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
-        break;
     case STANZA_MESSAGE:
-        if (u && u->sessions) {
-            for (conn_t *s = u->sessions; s; s = s->user_next)
-                conn__send(s, m->u.route.bytes->data, m->u.route.bytes->len);
-        } else {
-            bounce(w, m->u.route.bytes, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE,
-                   "the recipient is not online");
-        }
+        message__inbound(w, u, m);
+        break;
+    case STANZA_PRESENCE:
+        presence__inbound(w, u, m);
+        break;
+    case STANZA_IQ:
+        iq_inbound(w, u, m);
         break;
     }
-out:
-    hearth_jid_clear(&to);
     hearth_bytes_unref(m->u.route.bytes);
     free(m->u.route.to);
     free(m->u.route.from);
     free(m);
+}
+
+/* On the addressed user's home worker: once its state is loaded, by stanza kind. */
+void router__deliver(worker_t *w, inbox_msg_t *m)
+{
+    size_t n = strcspn(m->u.route.to, "/");
+    char *bare = strndup(m->u.route.to, n);
+    if (!bare) {
+        deliver_op(w, &(user_t){.state = USER_MISSING}, m);
+        return;
+    }
+    user__acquire(w, bare, deliver_op, m);
+    free(bare);
+}
+
+static void reply_blocked(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena)
+{
+    make_error(st, arena, HEARTH_STANZA_ERR_NOT_ACCEPTABLE, "you have blocked this contact",
+               c->w->srv->set.domain);
+    hearth_xml_node_t *e = hearth_xml_child(st, "error", "jabber:client");
+    hearth_xml_add_child(arena, e, "blocked", NS_BLOCKING_ERRORS);
+    conn__send_node(c, st);
 }
 
 void router__from_client(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena)
@@ -177,6 +200,10 @@ void router__from_client(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena
     server_t *srv = c->w->srv;
     stanza_kind_t kind = kind_of(st->name);
     hearth_xml_set_attr(arena, st, "from", c->jid.full); /* stamped: a client never chooses it */
+    if (kind == STANZA_PRESENCE) {
+        presence__from_client(c, st, arena);
+        return;
+    }
     const char *to_s = hearth_xml_attr(st, "to");
     hearth_jid_t to = HEARTH_JID_INIT;
     const char *reason = NULL;
@@ -185,8 +212,6 @@ void router__from_client(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena
             server_iq__handle(c, st, arena, IQ_TO_SELF, c->bare);
             return;
         }
-        if (kind == STANZA_PRESENCE)
-            return;     /* broadcast presence comes with the IM core */
         to_s = c->bare; /* RFC 6121 §8.5.1: a message without 'to' is for the sender's bare JID */
     }
     if (hearth_jid_parse(to_s, strlen(to_s), &to, &reason)) {
@@ -207,27 +232,33 @@ void router__from_client(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena
         hearth_jid_clear(&to);
         if (kind == STANZA_IQ)
             server_iq__handle(c, st, arena, IQ_TO_SERVER, srv->set.domain);
-        else if (kind == STANZA_MESSAGE)
+        else
             router__reply_error(c, st, arena, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
+        return;
+    }
+    if (blocking__blocks(c->user, to.full)) {
+        hearth_jid_clear(&to);
+        if (!is_error_type(st))
+            reply_blocked(c, st, arena);
         return;
     }
     if (kind == STANZA_IQ && !to.resource) {
         hearth_xml_set_attr(arena, st, "to", to.bare);
         const char *bare = hearth_xml_attr(st, "to");
         int self = !strcmp(to.bare, c->bare);
+        hearth_xml_node_t *q = hearth_xml_first_element(st);
         hearth_jid_clear(&to);
+        const char *type = hearth_xml_attr(st, "type");
+        if (!self && q && !strcmp(q->ns, NS_LAST) && type && !strcmp(type, "get")) {
+            im__route_node(c->w, bare, st); /* answered where the contact's state lives */
+            return;
+        }
         server_iq__handle(c, st, arena, self ? IQ_TO_SELF : IQ_TO_ACCOUNT, bare);
         return;
     }
     hearth_xml_set_attr(arena, st, "to", to.full);
-    hearth_buf_t out = HEARTH_BUF_INIT;
-    if (hearth_xml_serialize(st, "jabber:client", &out) == 0) {
-        hearth_bytes_t *bytes = hearth_bytes_new(out.data, out.len);
-        if (bytes) {
-            route_bytes(c->w, kind, to.full, c->jid.full, is_error_type(st), bytes);
-            hearth_bytes_unref(bytes);
-        }
-    }
-    hearth_buf_free(&out);
+    if (kind == STANZA_MESSAGE)
+        message__stamp(st, arena, to.bare, c->bare, srv->set.domain);
+    im__route_node(c->w, to.full, st);
     hearth_jid_clear(&to);
 }

@@ -6,6 +6,7 @@
 
 #include "c2s/conn.h"
 #include "core/log.h"
+#include "modules/im.h"
 
 #define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
 
@@ -25,6 +26,7 @@ void session__unbind(conn_t *c)
     user_t *u = c->user;
     if (!u)
         return;
+    presence__session_end(c);
     for (conn_t **pp = &u->sessions; *pp; pp = &(*pp)->user_next) {
         if (*pp == c) {
             *pp = c->user_next;
@@ -48,31 +50,48 @@ static void random_hex(char *out, size_t nbytes)
         snprintf(out + 2 * i, 3, "%02x", r[i]);
 }
 
-void session__bind(conn_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena)
+typedef struct bind_job {
+    conn_t *c;
+    char *id;
+    char *resource; /* prepared; NULL = generate */
+} bind_job_t;
+
+static void bind_reply_error(conn_t *c, const char *id, hearth_stanza_error_t cond,
+                             const char *text)
 {
-    const settings_t *s = &c->w->srv->set;
-    hearth_xml_node_t *bind = hearth_xml_child(iq, "bind", NS_BIND);
-    hearth_xml_node_t *res = hearth_xml_child(bind, "resource", NS_BIND);
-    const char *want = res ? hearth_xml_text(arena, res) : "";
-    char *resource = NULL;
-    const char *reason = NULL;
-    char gen[40];
-    if (*want) {
-        if (hearth_jid_resourceprep(want, strlen(want), &resource, &reason)) {
-            router__reply_error(c, iq, arena, HEARTH_STANZA_ERR_BAD_REQUEST, reason);
-            return;
-        }
-    } else {
-        random_hex(gen, 8);
-        resource = strdup(gen);
-    }
-    user_t *u = worker__user(c->w, c->bare, 1);
-    if (!resource || !u) {
-        free(resource);
-        conn__abort(c);
+    hearth_arena_t *a = hearth_arena_new(0);
+    if (!a)
         return;
+    hearth_xml_node_t *iq = hearth_xml_new(a, "iq", "jabber:client");
+    hearth_xml_set_attr(a, iq, "type", "set");
+    hearth_xml_set_attr(a, iq, "id", id);
+    router__reply_error(c, iq, a, cond, text);
+    hearth_arena_free(a);
+}
+
+/* The user's state is loaded: the resource can be bound. */
+static void bind_loaded(worker_t *w, user_t *u, void *arg)
+{
+    bind_job_t *j = arg;
+    conn_t *c = j->c;
+    const settings_t *s = &w->srv->set;
+    char gen[40];
+    const char *reason = NULL;
+    char *resource = j->resource;
+    j->resource = NULL;
+    if (c->closing || c->state != C2S_WAIT_BIND)
+        goto out;
+    if (u->state != USER_READY) {
+        /* The account went away between authentication and bind. */
+        conn__stream_error(c, HEARTH_STREAM_ERR_NOT_AUTHORIZED, "the account no longer exists");
+        goto out;
     }
-    conn_t *old = session__find(c->w, c->bare, resource);
+    if (!resource) {
+        random_hex(gen, 8);
+        if (!(resource = strdup(gen)))
+            goto out;
+    }
+    conn_t *old = session__find(w, c->bare, resource);
     if (old) {
         switch (s->resource_conflict) {
         case CONFLICT_REPLACE:
@@ -80,13 +99,10 @@ void session__bind(conn_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena)
                       (unsigned long long)c->id);
             conn__stream_error(old, HEARTH_STREAM_ERR_CONFLICT, "replaced by a new session");
             session__unbind(old);
-            u = worker__user(c->w, c->bare, 1);
             break;
         case CONFLICT_REJECT:
-            free(resource);
-            router__reply_error(c, iq, arena, HEARTH_STANZA_ERR_CONFLICT,
-                                "that resource is in use");
-            return;
+            bind_reply_error(c, j->id, HEARTH_STANZA_ERR_CONFLICT, "that resource is in use");
+            goto out;
         case CONFLICT_RENAME: {
             char *renamed = NULL;
             do {
@@ -94,36 +110,24 @@ void session__bind(conn_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena)
                 random_hex(gen, 3);
                 if (asprintf(&renamed, "%s-%s", resource, gen) < 0)
                     renamed = NULL;
-            } while (renamed && session__find(c->w, c->bare, renamed));
+            } while (renamed && session__find(w, c->bare, renamed));
             free(resource);
             resource = renamed;
-            if (!resource) {
-                conn__abort(c);
-                return;
-            }
+            if (!resource)
+                goto out;
             break;
         }
         }
     }
-    if (!u || u->nsessions >= s->max_resources) {
-        free(resource);
-        router__reply_error(c, iq, arena, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT,
-                            "too many resources bound for this account");
-        if (u)
-            worker__user_drop_if_empty(c->w, u);
-        return;
+    if (u->nsessions >= s->max_resources) {
+        bind_reply_error(c, j->id, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT,
+                         "too many resources bound for this account");
+        goto out;
     }
-    hearth_jid_t jid = HEARTH_JID_INIT;
-    int rc = hearth_jid_parse(c->bare, strlen(c->bare), &jid, &reason);
     hearth_jid_t full = HEARTH_JID_INIT;
-    if (!rc)
-        rc = hearth_jid_make(jid.node, jid.domain, resource, &full, &reason);
-    hearth_jid_clear(&jid);
-    free(resource);
-    if (rc) {
-        router__reply_error(c, iq, arena, HEARTH_STANZA_ERR_BAD_REQUEST, reason);
-        worker__user_drop_if_empty(c->w, u);
-        return;
+    if (hearth_jid_make(u->node, w->srv->set.domain, resource, &full, &reason)) {
+        bind_reply_error(c, j->id, HEARTH_STANZA_ERR_BAD_REQUEST, reason);
+        goto out;
     }
     c->jid = full;
     c->user = u;
@@ -132,13 +136,57 @@ void session__bind(conn_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena)
     u->nsessions++;
     c->state = C2S_BOUND;
 
-    hearth_xml_node_t *r = hearth_xml_new(arena, "iq", "jabber:client");
-    hearth_xml_set_attr(arena, r, "type", "result");
-    hearth_xml_set_attr(arena, r, "id", hearth_xml_attr(iq, "id"));
-    hearth_xml_node_t *b = hearth_xml_add_child(arena, r, "bind", NS_BIND);
-    hearth_xml_node_t *j = hearth_xml_add_child(arena, b, "jid", NULL);
-    hearth_xml_add_text(arena, j, c->jid.full, strlen(c->jid.full));
-    conn__send_node(c, r);
-    hlog_conn(LOG_INFO, c->id, c->jid.full, "bound %s on worker %u", c->jid.full, c->w->index);
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    int rc = hearth_buf_append_str(&b, "<iq type='result' id='");
+    rc = rc ?: hearth_buf_append_escaped(&b, j->id, strlen(j->id));
+    rc = rc ?: hearth_buf_append_str(&b, "'><bind xmlns='" NS_BIND "'><jid>");
+    rc = rc ?: hearth_buf_append_escaped(&b, c->jid.full, strlen(c->jid.full));
+    rc = rc ?: hearth_buf_append_str(&b, "</jid></bind></iq>");
+    if (!rc)
+        conn__send(c, b.data, b.len);
+    hearth_buf_free(&b);
+    hlog_conn(LOG_INFO, c->id, c->jid.full, "bound %s on worker %u", c->jid.full, w->index);
     conn__arm_timer(c);
+out:
+    free(resource);
+    free(j->id);
+    free(j);
+    c->binding = 0;
+    if (!c->closing)
+        c2s__replay_held(c);
+    conn__unref(c);
+}
+
+void session__bind(conn_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena)
+{
+    hearth_xml_node_t *bind = hearth_xml_child(iq, "bind", NS_BIND);
+    hearth_xml_node_t *res = hearth_xml_child(bind, "resource", NS_BIND);
+    const char *want = res ? hearth_xml_text(arena, res) : "";
+    const char *id = hearth_xml_attr(iq, "id");
+    const char *reason = NULL;
+    if (c->binding) {
+        router__reply_error(c, iq, arena, HEARTH_STANZA_ERR_UNEXPECTED_REQUEST,
+                            "a bind is already in progress");
+        return;
+    }
+    if (!id) {
+        router__reply_error(c, iq, arena, HEARTH_STANZA_ERR_BAD_REQUEST, "an IQ needs an id");
+        return;
+    }
+    bind_job_t *j = calloc(1, sizeof(*j));
+    if (!j || !(j->id = strdup(id))) {
+        free(j);
+        conn__abort(c);
+        return;
+    }
+    if (*want && hearth_jid_resourceprep(want, strlen(want), &j->resource, &reason)) {
+        free(j->id);
+        free(j);
+        router__reply_error(c, iq, arena, HEARTH_STANZA_ERR_BAD_REQUEST, reason);
+        return;
+    }
+    j->c = c;
+    conn__ref(c);
+    c->binding = 1;
+    user__acquire(c->w, c->bare, bind_loaded, j);
 }

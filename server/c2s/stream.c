@@ -7,7 +7,7 @@
 
 #include "c2s/conn.h"
 #include "core/log.h"
-#include "modules/module.h"
+#include "modules/im.h"
 
 #define NS_CLIENT "jabber:client"
 #define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
@@ -62,7 +62,9 @@ void c2s__send_features(conn_t *c)
     if (c->state == C2S_WAIT_BIND) {
         rc = rc
                  ?: hearth_buf_printf(&b,
-                                      "<bind xmlns='%s'/><session xmlns='%s'><optional/></session>",
+                                      "<bind xmlns='%s'/><session xmlns='%s'><optional/></session>"
+                                      "<ver xmlns='urn:xmpp:features:rosterver'/>"
+                                      "<sub xmlns='urn:xmpp:features:pre-approval'/>",
                                       NS_BIND, NS_SESSION);
     } else {
         if (!c->secure && c->w->srv->tls)
@@ -238,6 +240,14 @@ void c2s__on_stanza(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
                                 "a resource is already bound on this stream");
         return;
     }
+    if (c->binding) {
+        /* Pipelined behind the bind (XEP-0305 style): kept, bounded, replayed in order. */
+        if (c->held.len > c->w->srv->set.max_stanza ||
+            hearth_xml_serialize(st, NS_CLIENT, &c->held))
+            conn__stream_error(c, HEARTH_STREAM_ERR_POLICY_VIOLATION,
+                               "too much sent before the bind completed");
+        return;
+    }
     if (c->state == C2S_WAIT_BIND) {
         if (is_iq_set && is(payload, "session", NS_SESSION)) {
             router__reply_error(c, st, arena, HEARTH_STANZA_ERR_NOT_ALLOWED,
@@ -252,6 +262,21 @@ void c2s__on_stanza(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
         return;
     }
     router__from_client(c, st, arena);
+}
+
+static void replay_one(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
+{
+    c2s__on_stanza(ud, st, arena);
+}
+
+void c2s__replay_held(conn_t *c)
+{
+    if (!c->held.len)
+        return;
+    hearth_buf_t held = c->held;
+    c->held = (hearth_buf_t)HEARTH_BUF_INIT;
+    im__parse(held.data, held.len, replay_one, c);
+    hearth_buf_free(&held);
 }
 
 void c2s__restart_stream(conn_t *c)
@@ -296,8 +321,7 @@ void c2s__after_read(conn_t *c)
         c->handoff = 1;
         c->handoff_target = home;
         uv_timer_stop(&c->timer);
-        if (!c->writing && !c->outq.len)
-            conn__detach_for_handoff(c);
+        conn__try_handoff(c);
         return;
     }
     }

@@ -67,20 +67,46 @@ typedef struct inbox_msg {
         conn_t *conn;       /* INBOX_HANDOFF: the connection, detached from its old loop */
         struct {            /* INBOX_ROUTE: a serialised stanza for a user homed there */
             stanza_kind_t kind;
-            char *to;     /* prepared full or bare JID */
-            char *from;   /* prepared JID of the sender (for bounces) */
-            int is_error; /* type='error': never bounced, never redirected */
+            char *to;      /* prepared full or bare JID */
+            char *from;    /* prepared JID of the sender (for bounces) */
+            int is_error;  /* type='error': never bounced, never redirected */
+            char type[16]; /* the stanza type attribute, "" when none or too long */
             hearth_bytes_t *bytes;
         } route;
     } u;
 } inbox_msg_t;
 
-/* A bare JID homed on a worker: everything about it lives there without locks. */
-typedef struct user {
+typedef struct user user_t;
+typedef void (*user_fn)(worker_t *w, user_t *u, void *arg);
+
+/* Work waiting for a user's state to be loaded from storage, run in arrival order. */
+typedef struct user_op {
+    struct user_op *next;
+    user_fn fn;
+    void *arg;
+} user_op_t;
+
+typedef enum { USER_NEW, USER_LOADING, USER_READY, USER_MISSING } user_state_t;
+
+/* A bare JID homed on a worker: everything about it lives there without locks. Its stored
+ * state (roster, pending subscription requests, block list) is loaded once, before any stanza
+ * for it is processed, and kept while it has sessions or work in flight. */
+struct user {
     char *bare;
+    char *node;       /* localpart: the storage key */
     conn_t *sessions; /* bound resources, linked through conn->user_next */
     unsigned nsessions;
-} user_t;
+    user_state_t state;
+    int refs; /* asynchronous work holding the user */
+    user_op_t *ops_head, *ops_tail;
+    strmap_t roster; /* contact bare JID -> storage_roster_item_t * */
+    int64_t roster_ver, roster_deleted_ver;
+    strmap_t requests; /* requester bare JID -> char * (the subscribe stanza) */
+    strmap_t blocked;  /* JID -> (void *)1 */
+    int64_t last_logout;
+    char *last_status;
+    int offline_busy; /* an offline fetch is in flight */
+};
 
 struct worker {
     server_t *srv;
@@ -127,6 +153,7 @@ worker_t *worker__home(server_t *srv, const char *bare);
 void worker__join(worker_t *w);
 void worker__free(worker_t *w);
 user_t *worker__user(worker_t *w, const char *bare, int create);
+/* Frees u when nothing holds it any more (no session, no work, not loading). */
 void worker__user_drop_if_empty(worker_t *w, user_t *u);
 
 /* Per-IP count of unauthenticated connections: 0 when admitted. */

@@ -6,6 +6,7 @@
 
 #include "c2s/conn.h"
 #include "core/log.h"
+#include "modules/im.h"
 
 worker_t *worker__home(server_t *srv, const char *bare)
 {
@@ -50,10 +51,13 @@ user_t *worker__user(worker_t *w, const char *bare, int create)
     if (u || !create)
         return u;
     u = calloc(1, sizeof(*u));
-    if (!u || !(u->bare = strdup(bare)) || strmap_put(&w->users, bare, u)) {
-        if (u)
-            free(u->bare);
-        free(u);
+    if (!u)
+        return NULL;
+    const char *at = strchr(bare, '@');
+    if (!(u->bare = strdup(bare)) || !(u->node = strndup(bare, at ? (size_t)(at - bare) : 0)) ||
+        strmap_init(&u->roster) || strmap_init(&u->requests) || strmap_init(&u->blocked) ||
+        strmap_put(&w->users, bare, u)) {
+        user__free(u);
         return NULL;
     }
     return u;
@@ -61,11 +65,10 @@ user_t *worker__user(worker_t *w, const char *bare, int create)
 
 void worker__user_drop_if_empty(worker_t *w, user_t *u)
 {
-    if (u->sessions)
+    if (u->sessions || u->refs || u->ops_head || u->state == USER_LOADING)
         return;
     strmap_remove(&w->users, u->bare);
-    free(u->bare);
-    free(u);
+    user__free(u);
 }
 
 static void on_listener_closed(uv_handle_t *h) {}
@@ -223,9 +226,7 @@ void worker__free(worker_t *w)
         hlog(LOG_WARN, "worker %u: loop closed with handles still open", w->index);
     STRMAP_FOREACH(&w->users, e)
     {
-        user_t *u = e->value;
-        free(u->bare);
-        free(u);
+        user__free(e->value);
     }
     strmap_free(&w->users);
     uv_mutex_destroy(&w->inbox_lock);

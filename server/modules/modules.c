@@ -5,10 +5,11 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "modules/module.h"
+#include "modules/im.h"
 
 static const module_t *const modules[] = {
-    &module_core, &module_register, &module_misc, &module_vcard, &module_private,
+    &module_core, &module_roster,   &module_presence, &module_message, &module_blocking,
+    &module_last, &module_register, &module_misc,     &module_vcard,   &module_private,
 };
 #define NMODULES (sizeof(modules) / sizeof(*modules))
 

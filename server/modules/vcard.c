@@ -1,4 +1,160 @@
-/* Placeholder: filled in by its module's work. */
+/* XEP-0054 vcard-temp: each account's vCard, kept as the serialised <vCard/> element through
+ * storage_vcard_*. Anyone may read a local account's vCard; only its owner may change it. Every
+ * answer is deferred to the storage callback, which runs on the requester's worker. */
+#include <string.h>
+
+#include "core/log.h"
 #include "modules/module.h"
 
-const module_t module_vcard = {.name = "vcard"};
+#define NS_VCARD "vcard-temp"
+#define EMPTY_VCARD "<vCard xmlns='" NS_VCARD "'/>"
+
+/* The localpart of a bare JID, in the arena (NULL on ENOMEM). */
+static char *localpart(hearth_arena_t *a, const char *bare)
+{
+    const char *at = strchr(bare, '@');
+    return hearth_arena_strndup(a, bare, at ? (size_t)(at - bare) : strlen(bare));
+}
+
+/* A request the storage thread would not take: a full queue is worth retrying, the rest is ours. */
+static void submit_failed(iq_ctx_t *ctx, iq_deferred_t *d, int rc)
+{
+    hlog_conn(LOG_ERROR, ctx->c->id, ctx->c->jid.full, "vCard request not queued: %s",
+              hearth_strerror(rc));
+    iq_deferred_free(d);
+    iq_error(ctx,
+             rc == HEARTH_EAGAIN ? HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT
+                                 : HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR,
+             NULL);
+}
+
+static int storage_failed(iq_deferred_t *d, int err)
+{
+    if (!err || err == HEARTH_ENOTFOUND)
+        return 0;
+    hlog_conn(LOG_ERROR, d->c->id, d->c->jid.full, "vCard storage failed: %s",
+              hearth_strerror(err));
+    iq_deferred_error(d, HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR, NULL);
+    return 1;
+}
+
+/* XEP-0054 §3.1: with no vCard stored, one's own get gets an empty <vCard/> (the XEP allows it
+ * beside item-not-found; clients treat it as "nothing yet" rather than as a failure). */
+static void on_get_own(void *ud, int err, const char *xml)
+{
+    iq_deferred_t *d = ud;
+    if (!storage_failed(d, err))
+        iq_deferred_result(d, xml ? xml : EMPTY_VCARD);
+}
+
+/* XEP-0054 §3.3: another user's missing vCard, or a missing user, MUST be an error, which SHOULD
+ * be service-unavailable or item-not-found. service-unavailable for both, so a vCard query does
+ * not tell whether an account exists (the same answer as RFC 6121 §8.5.1 for an IQ to a bare JID
+ * that has no account). */
+static void on_get_other(void *ud, int err, const char *xml)
+{
+    iq_deferred_t *d = ud;
+    if (storage_failed(d, err))
+        return;
+    if (xml)
+        iq_deferred_result(d, xml);
+    else
+        iq_deferred_error(d, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
+}
+
+/* ENOTFOUND on a set: the account is gone (deleted while this session lives); an IQ for an
+ * account that does not exist gets service-unavailable (RFC 6121 §8.5.1). */
+static void on_set(void *ud, int err)
+{
+    iq_deferred_t *d = ud;
+    if (err == HEARTH_ENOTFOUND)
+        iq_deferred_error(d, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
+    else if (!storage_failed(d, err))
+        iq_deferred_result(d, NULL);
+}
+
+static void vcard_get(iq_ctx_t *ctx)
+{
+    if (ctx->where == IQ_TO_SERVER) {
+        /* §3.3's note: a server may have a vCard of its own; this one has none. */
+        iq_error(ctx, HEARTH_STANZA_ERR_ITEM_NOT_FOUND, NULL);
+        return;
+    }
+    int own = ctx->where == IQ_TO_SELF;
+    char *user = localpart(ctx->arena, own ? ctx->c->bare : ctx->to);
+    iq_deferred_t *d = user ? iq_defer(ctx) : NULL;
+    if (!d) {
+        iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
+        return;
+    }
+    server_t *srv = ctx->c->w->srv;
+    int rc = storage_vcard_get(srv->storage, &ctx->c->w->storage_target, user,
+                               own ? on_get_own : on_get_other, d);
+    if (rc)
+        submit_failed(ctx, d, rc);
+}
+
+/* XEP-0054 §3.2: a set replaces the whole vCard. */
+static void vcard_set(iq_ctx_t *ctx)
+{
+    /* §3.2: a set to a JID other than one's own bare JID MUST fail, SHOULD with forbidden or
+     * not-allowed: forbidden for another account (its owner could), not-allowed for the server
+     * (nobody can set the server's vCard). */
+    if (ctx->where != IQ_TO_SELF) {
+        iq_error(ctx,
+                 ctx->where == IQ_TO_SERVER ? HEARTH_STANZA_ERR_NOT_ALLOWED
+                                            : HEARTH_STANZA_ERR_FORBIDDEN,
+                 "only the owner may change a vCard");
+        return;
+    }
+    server_t *srv = ctx->c->w->srv;
+    hearth_buf_t xml = HEARTH_BUF_INIT;
+    /* A <vCard/> with no element inside is no vCard: the stored one is deleted, so that
+     * afterwards the owner reads the empty <vCard/> and others get §3.3's error, as before any
+     * set. context_ns jabber:client makes the stored text carry xmlns='vcard-temp' and be
+     * usable as it is inside any c2s result. */
+    if (hearth_xml_first_element(ctx->payload) &&
+        hearth_xml_serialize(ctx->payload, "jabber:client", &xml)) {
+        iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
+        return;
+    }
+    if (xml.len > srv->set.vcard_max_size) {
+        hearth_buf_free(&xml);
+        iq_error(ctx, HEARTH_STANZA_ERR_NOT_ACCEPTABLE, "vCard too large");
+        return;
+    }
+    char *user = localpart(ctx->arena, ctx->c->bare);
+    iq_deferred_t *d = user ? iq_defer(ctx) : NULL;
+    if (!d) {
+        hearth_buf_free(&xml);
+        iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
+        return;
+    }
+    int rc = storage_vcard_set(srv->storage, &ctx->c->w->storage_target, user, xml.data, on_set, d);
+    hearth_buf_free(&xml); /* storage copied it */
+    if (rc)
+        submit_failed(ctx, d, rc);
+}
+
+static void vcard(iq_ctx_t *ctx)
+{
+    if (ctx->set)
+        vcard_set(ctx);
+    else
+        vcard_get(ctx);
+}
+
+static const iq_route_t vcard_iqs[] = {
+    {NS_VCARD, "vCard", IQ_TO_SERVER | IQ_TO_SELF | IQ_TO_ACCOUNT, vcard},
+    {NULL, NULL, 0, NULL},
+};
+/* XEP-0054 §4: the feature on the server (it offers the protocol) and on accounts (they have
+ * vCards served on their behalf). */
+static const char *const vcard_features[] = {NS_VCARD, NULL};
+
+const module_t module_vcard = {
+    .name = "vcard",
+    .iqs = vcard_iqs,
+    .server_features = vcard_features,
+    .account_features = vcard_features,
+};

@@ -1,7 +1,7 @@
 /* The sqlite storage driver: one connection, used only by the storage thread after open (WAL,
- * synchronous=FULL, foreign keys), numbered migrations run at open, and each batch of requests
- * in one BEGIN IMMEDIATE transaction with a SAVEPOINT per request. Cached prepared statements
- * only; values are always bound, never written into SQL text. */
+ * synchronous=FULL, foreign keys: IM rows cascade from accounts), numbered migrations run at
+ * open, and each batch of requests in one BEGIN IMMEDIATE transaction with a SAVEPOINT per request.
+ * Cached prepared statements only; values are always bound, never written into SQL text. */
 #include "storage/storage.h"
 
 #include <limits.h>
@@ -36,9 +36,65 @@ static const char MIGRATION_0001[] = "CREATE TABLE accounts (\n"
                                      "    value TEXT NOT NULL\n"
                                      ");\n";
 
+static const char MIGRATION_0002[] =
+    "CREATE TABLE user_state (\n"
+    "    username TEXT PRIMARY KEY REFERENCES accounts (username) ON DELETE CASCADE,\n"
+    "    roster_ver INTEGER NOT NULL DEFAULT 0,\n"
+    "    roster_deleted_ver INTEGER NOT NULL DEFAULT 0,\n"
+    "    last_logout INTEGER NOT NULL DEFAULT 0,\n"
+    "    last_status TEXT\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE roster_items (\n"
+    "    username TEXT NOT NULL REFERENCES accounts (username) ON DELETE CASCADE,\n"
+    "    jid TEXT NOT NULL,\n"
+    "    name TEXT,\n"
+    "    subscription INTEGER NOT NULL CHECK (subscription BETWEEN 0 AND 3),\n"
+    "    ask INTEGER NOT NULL DEFAULT 0,\n"
+    "    approved INTEGER NOT NULL DEFAULT 0,\n"
+    "    ver INTEGER NOT NULL,\n"
+    "    PRIMARY KEY (username, jid)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE roster_groups (\n"
+    "    username TEXT NOT NULL REFERENCES accounts (username) ON DELETE CASCADE,\n"
+    "    jid TEXT NOT NULL,\n"
+    "    position INTEGER NOT NULL,\n"
+    "    name TEXT NOT NULL,\n"
+    "    PRIMARY KEY (username, jid, position),\n"
+    "    FOREIGN KEY (username, jid) REFERENCES roster_items (username, jid) ON DELETE CASCADE\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE sub_requests (\n"
+    "    username TEXT NOT NULL REFERENCES accounts (username) ON DELETE CASCADE,\n"
+    "    jid TEXT NOT NULL,\n"
+    "    stanza TEXT NOT NULL,\n"
+    "    PRIMARY KEY (username, jid)\n"
+    ");\n"
+    "CREATE TABLE offline_messages (\n"
+    "    id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "    username TEXT NOT NULL REFERENCES accounts (username) ON DELETE CASCADE,\n"
+    "    stamp_ms INTEGER NOT NULL,\n"
+    "    stanza BLOB NOT NULL\n"
+    ");\n"
+    "CREATE INDEX offline_messages_user ON offline_messages (username, id);\n"
+    "CREATE TABLE vcards (\n"
+    "    username TEXT PRIMARY KEY REFERENCES accounts (username) ON DELETE CASCADE,\n"
+    "    xml TEXT NOT NULL\n"
+    ");\n"
+    "CREATE TABLE private_xml (\n"
+    "    username TEXT NOT NULL REFERENCES accounts (username) ON DELETE CASCADE,\n"
+    "    ns TEXT NOT NULL,\n"
+    "    xml TEXT NOT NULL,\n"
+    "    PRIMARY KEY (username, ns)\n"
+    ");\n"
+    "CREATE TABLE blocklist (\n"
+    "    username TEXT NOT NULL REFERENCES accounts (username) ON DELETE CASCADE,\n"
+    "    jid TEXT NOT NULL,\n"
+    "    PRIMARY KEY (username, jid)\n"
+    ") WITHOUT ROWID;\n";
+
 static const char *const migrations[] = {
     NULL, /* version 0: empty database */
     MIGRATION_0001,
+    MIGRATION_0002,
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])) - 1)
 
@@ -61,6 +117,34 @@ enum stmt_id {
     ST_ACCOUNT_LIST,
     ST_PROPERTY_GET,
     ST_PROPERTY_SET,
+    ST_ACCOUNT_EXISTS,
+    ST_STATE_GET,
+    ST_ROSTER_LIST,
+    ST_GROUPS_LIST,
+    ST_REQUEST_LIST,
+    ST_BLOCK_LIST,
+    ST_ROSTER_PUT,
+    ST_GROUPS_CLEAR,
+    ST_GROUP_ADD,
+    ST_ROSTER_DELETE,
+    ST_STATE_ROSTER_VER,
+    ST_STATE_ROSTER_DELETED,
+    ST_STATE_LAST,
+    ST_REQUEST_PUT,
+    ST_REQUEST_DELETE,
+    ST_OFFLINE_COUNT,
+    ST_OFFLINE_STORE,
+    ST_OFFLINE_FETCH,
+    ST_OFFLINE_DELETE,
+    ST_VCARD_GET,
+    ST_VCARD_SET,
+    ST_VCARD_DELETE,
+    ST_PRIVATE_GET,
+    ST_PRIVATE_SET,
+    ST_PRIVATE_DELETE,
+    ST_BLOCK_ADD,
+    ST_BLOCK_REMOVE,
+    ST_BLOCK_CLEAR,
     ST_COUNT
 };
 
@@ -92,6 +176,56 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_PROPERTY_GET] = "SELECT value FROM properties WHERE name = ?1",
     [ST_PROPERTY_SET] = ("INSERT INTO properties (name, value) VALUES (?1, ?2) "
                          "ON CONFLICT (name) DO UPDATE SET value = excluded.value"),
+    [ST_ACCOUNT_EXISTS] = "SELECT 1 FROM accounts WHERE username = ?1",
+    [ST_STATE_GET] = "SELECT roster_ver, roster_deleted_ver, last_logout, last_status "
+                     "FROM user_state WHERE username = ?1",
+    [ST_ROSTER_LIST] = "SELECT jid, name, subscription, ask, approved, ver FROM roster_items "
+                       "WHERE username = ?1 ORDER BY jid",
+    [ST_GROUPS_LIST] = "SELECT jid, name FROM roster_groups WHERE username = ?1 "
+                       "ORDER BY jid, position",
+    [ST_REQUEST_LIST] = "SELECT jid, stanza FROM sub_requests WHERE username = ?1 ORDER BY jid",
+    [ST_BLOCK_LIST] = "SELECT jid FROM blocklist WHERE username = ?1 ORDER BY jid",
+    [ST_ROSTER_PUT] = ("INSERT INTO roster_items (username, jid, name, subscription, ask, "
+                       "approved, ver) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+                       "ON CONFLICT (username, jid) DO UPDATE SET name = excluded.name, "
+                       "subscription = excluded.subscription, ask = excluded.ask, "
+                       "approved = excluded.approved, ver = excluded.ver"),
+    [ST_GROUPS_CLEAR] = "DELETE FROM roster_groups WHERE username = ?1 AND jid = ?2",
+    [ST_GROUP_ADD] = "INSERT INTO roster_groups (username, jid, position, name) "
+                     "VALUES (?1, ?2, ?3, ?4)",
+    [ST_ROSTER_DELETE] = "DELETE FROM roster_items WHERE username = ?1 AND jid = ?2",
+    [ST_STATE_ROSTER_VER] =
+        ("INSERT INTO user_state (username, roster_ver) VALUES (?1, ?2) "
+         "ON CONFLICT (username) DO UPDATE SET roster_ver = excluded.roster_ver"),
+    [ST_STATE_ROSTER_DELETED] = ("INSERT INTO user_state (username, roster_ver, "
+                                 "roster_deleted_ver) VALUES (?1, ?2, ?2) "
+                                 "ON CONFLICT (username) DO UPDATE SET "
+                                 "roster_ver = excluded.roster_ver, "
+                                 "roster_deleted_ver = excluded.roster_deleted_ver"),
+    [ST_STATE_LAST] = ("INSERT INTO user_state (username, last_logout, last_status) "
+                       "VALUES (?1, ?2, ?3) ON CONFLICT (username) DO UPDATE SET "
+                       "last_logout = excluded.last_logout, last_status = excluded.last_status"),
+    [ST_REQUEST_PUT] = ("INSERT INTO sub_requests (username, jid, stanza) VALUES (?1, ?2, ?3) "
+                        "ON CONFLICT (username, jid) DO UPDATE SET stanza = excluded.stanza"),
+    [ST_REQUEST_DELETE] = "DELETE FROM sub_requests WHERE username = ?1 AND jid = ?2",
+    [ST_OFFLINE_COUNT] = "SELECT count(*) FROM offline_messages WHERE username = ?1",
+    [ST_OFFLINE_STORE] = "INSERT INTO offline_messages (username, stamp_ms, stanza) "
+                         "VALUES (?1, ?2, ?3)",
+    [ST_OFFLINE_FETCH] = "SELECT id, stamp_ms, stanza FROM offline_messages WHERE username = ?1 "
+                         "ORDER BY id",
+    [ST_OFFLINE_DELETE] = "DELETE FROM offline_messages WHERE username = ?1 AND id <= ?2",
+    [ST_VCARD_GET] = "SELECT xml FROM vcards WHERE username = ?1",
+    [ST_VCARD_SET] = ("INSERT INTO vcards (username, xml) VALUES (?1, ?2) "
+                      "ON CONFLICT (username) DO UPDATE SET xml = excluded.xml"),
+    [ST_VCARD_DELETE] = "DELETE FROM vcards WHERE username = ?1",
+    [ST_PRIVATE_GET] = "SELECT xml FROM private_xml WHERE username = ?1 AND ns = ?2",
+    [ST_PRIVATE_SET] = ("INSERT INTO private_xml (username, ns, xml) VALUES (?1, ?2, ?3) "
+                        "ON CONFLICT (username, ns) DO UPDATE SET xml = excluded.xml"),
+    [ST_PRIVATE_DELETE] = "DELETE FROM private_xml WHERE username = ?1 AND ns = ?2",
+    [ST_BLOCK_ADD] = ("INSERT INTO blocklist (username, jid) VALUES (?1, ?2) "
+                      "ON CONFLICT (username, jid) DO NOTHING"),
+    [ST_BLOCK_REMOVE] = "DELETE FROM blocklist WHERE username = ?1 AND jid = ?2",
+    [ST_BLOCK_CLEAR] = "DELETE FROM blocklist WHERE username = ?1",
 };
 
 typedef struct sqlite_conn {
@@ -227,6 +361,8 @@ static int err_of(int src)
 {
     if (src == SQLITE_NOMEM)
         return HEARTH_ENOMEM;
+    if (src == SQLITE_CONSTRAINT_FOREIGNKEY)
+        return HEARTH_ENOTFOUND; /* the account is checked first: not expected */
     return HEARTH_ESTORAGE;
 }
 
@@ -399,6 +535,483 @@ static int property_set(sqlite_conn_t *c, storage_req_t *r)
     return rc == SQLITE_DONE ? 0 : err_of(rc);
 }
 
+/* ---- IM records (migration 2) ---- */
+
+/* Binds ?1 = username and, unless NULL, ?2 = second. */
+static int bind_user(sqlite3_stmt *s, const char *username, const char *second)
+{
+    int rc = sqlite3_bind_text(s, 1, username, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK && second != NULL)
+        rc = sqlite3_bind_text(s, 2, second, -1, SQLITE_STATIC);
+    return rc;
+}
+
+/* Runs a write whose binding returned bind_rc to completion and resets it; *changes (unless NULL)
+ * gets the rows it changed (cascades not counted). */
+static int finish_write(sqlite_conn_t *c, sqlite3_stmt *s, int bind_rc, sqlite3_int64 *changes)
+{
+    int rc = bind_rc == SQLITE_OK ? sqlite3_step(s) : bind_rc;
+    if (changes != NULL)
+        *changes = sqlite3_changes64(c->db);
+    stmt_done(s);
+    return rc == SQLITE_DONE ? 0 : err_of(rc);
+}
+
+/* The statement with ?1 (and ?2 unless NULL) bound, or NULL. */
+static sqlite3_stmt *user_stmt(sqlite_conn_t *c, enum stmt_id id, const char *username,
+                               const char *second)
+{
+    sqlite3_stmt *s = stmt(c, id);
+    if (s != NULL && bind_user(s, username, second) != SQLITE_OK) {
+        stmt_done(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* A write of ?1 (and ?2): 0, or the error. */
+static int user_write(sqlite_conn_t *c, enum stmt_id id, const char *username, const char *second,
+                      sqlite3_int64 *changes)
+{
+    sqlite3_stmt *s = user_stmt(c, id, username, second);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    return finish_write(c, s, SQLITE_OK, changes);
+}
+
+/* 0 when the account exists, HEARTH_ENOTFOUND when not, or the error. */
+static int account_exists(sqlite_conn_t *c, const char *username)
+{
+    sqlite3_stmt *s = user_stmt(c, ST_ACCOUNT_EXISTS, username, NULL);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int rc = sqlite3_step(s);
+    stmt_done(s);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? HEARTH_ENOTFOUND : err_of(rc);
+}
+
+/* A text column, NULL when SQL NULL; malloc'd. */
+static int column_dup(sqlite3_stmt *s, int col, char **out)
+{
+    *out = NULL;
+    if (sqlite3_column_type(s, col) == SQLITE_NULL)
+        return 0;
+    const unsigned char *text = sqlite3_column_text(s, col);
+    if (text == NULL)
+        return HEARTH_ENOMEM;
+    size_t len = (size_t)sqlite3_column_bytes(s, col);
+    *out = malloc(len + 1);
+    if (*out == NULL)
+        return HEARTH_ENOMEM;
+    memcpy(*out, text, len);
+    (*out)[len] = '\0';
+    return 0;
+}
+
+/* A NOT NULL text column: NULL would not be ours. */
+static int column_dup_req(sqlite3_stmt *s, int col, char **out)
+{
+    int err = column_dup(s, col, out);
+    return err == 0 && *out == NULL ? HEARTH_ESTORAGE : err;
+}
+
+/* Room for element n of an array of cap elements of size: the array (moved or not), or NULL
+ * (then the old one is still valid). */
+static void *grow(void *arr, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return arr;
+    size_t ncap = *cap != 0 ? *cap * 2 : 8;
+    void *p = realloc(arr, ncap * size);
+    if (p != NULL)
+        *cap = ncap;
+    return p;
+}
+
+/* The end of a query loop: err, else the step's error (SQLITE_DONE is none). Resets s. */
+static int query_done(sqlite3_stmt *s, int err, int rc)
+{
+    stmt_done(s);
+    if (err == 0 && rc != SQLITE_DONE)
+        err = err_of(rc);
+    return err;
+}
+
+static int load_state(sqlite_conn_t *c, const char *username, storage_user_t *u)
+{
+    sqlite3_stmt *s = user_stmt(c, ST_STATE_GET, username, NULL);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int err = 0, rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        u->roster_ver = sqlite3_column_int64(s, 0);
+        u->roster_deleted_ver = sqlite3_column_int64(s, 1);
+        u->last_logout = sqlite3_column_int64(s, 2);
+        err = column_dup(s, 3, &u->last_status);
+        rc = SQLITE_DONE;
+    }
+    return query_done(s, err, rc);
+}
+
+static int load_items(sqlite_conn_t *c, const char *username, storage_user_t *u)
+{
+    sqlite3_stmt *s = user_stmt(c, ST_ROSTER_LIST, username, NULL);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    size_t cap = 0;
+    int err = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        storage_roster_item_t *items = grow(u->items, &cap, u->nitems, sizeof(*items));
+        if (items == NULL) {
+            err = HEARTH_ENOMEM;
+            break;
+        }
+        u->items = items;
+        storage_roster_item_t *it = &items[u->nitems++]; /* counted now: clearing frees it */
+        memset(it, 0, sizeof(*it));
+        it->subscription = sqlite3_column_int(s, 2);
+        it->ask = sqlite3_column_int(s, 3) != 0;
+        it->approved = sqlite3_column_int(s, 4) != 0;
+        it->ver = sqlite3_column_int64(s, 5);
+        err = column_dup_req(s, 0, &it->jid);
+        if (err == 0)
+            err = column_dup(s, 1, &it->name);
+        if (err != 0)
+            break;
+    }
+    return query_done(s, err, rc);
+}
+
+/* Groups come ordered by jid like the items: one merging pass. */
+static int load_groups(sqlite_conn_t *c, const char *username, storage_user_t *u)
+{
+    sqlite3_stmt *s = user_stmt(c, ST_GROUPS_LIST, username, NULL);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    size_t i = 0;
+    int err = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *jid = (const char *)sqlite3_column_text(s, 0);
+        if (jid == NULL) {
+            err = sqlite3_column_type(s, 0) == SQLITE_NULL ? HEARTH_ESTORAGE : HEARTH_ENOMEM;
+            break;
+        }
+        while (i < u->nitems && strcmp(u->items[i].jid, jid) < 0)
+            i++;
+        if (i == u->nitems || strcmp(u->items[i].jid, jid) != 0)
+            continue; /* no item: the foreign key rules it out */
+        storage_roster_item_t *it = &u->items[i];
+        char **groups = realloc(it->groups, (it->ngroups + 1) * sizeof(*groups));
+        if (groups == NULL) {
+            err = HEARTH_ENOMEM;
+            break;
+        }
+        it->groups = groups;
+        err = column_dup_req(s, 1, &groups[it->ngroups]);
+        if (err != 0)
+            break;
+        it->ngroups++;
+    }
+    return query_done(s, err, rc);
+}
+
+static int load_requests(sqlite_conn_t *c, const char *username, storage_user_t *u)
+{
+    sqlite3_stmt *s = user_stmt(c, ST_REQUEST_LIST, username, NULL);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    size_t cap = 0;
+    int err = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        storage_sub_request_t *reqs = grow(u->requests, &cap, u->nrequests, sizeof(*reqs));
+        if (reqs == NULL) {
+            err = HEARTH_ENOMEM;
+            break;
+        }
+        u->requests = reqs;
+        storage_sub_request_t *q = &reqs[u->nrequests++];
+        memset(q, 0, sizeof(*q));
+        err = column_dup_req(s, 0, &q->jid);
+        if (err == 0)
+            err = column_dup_req(s, 1, &q->stanza);
+        if (err != 0)
+            break;
+    }
+    return query_done(s, err, rc);
+}
+
+static int load_blocked(sqlite_conn_t *c, const char *username, storage_user_t *u)
+{
+    sqlite3_stmt *s = user_stmt(c, ST_BLOCK_LIST, username, NULL);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    size_t cap = 0;
+    int err = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        char **blocked = grow(u->blocked, &cap, u->nblocked, sizeof(*blocked));
+        if (blocked == NULL) {
+            err = HEARTH_ENOMEM;
+            break;
+        }
+        u->blocked = blocked;
+        blocked[u->nblocked] = NULL;
+        u->nblocked++;
+        err = column_dup_req(s, 0, &blocked[u->nblocked - 1]);
+        if (err != 0)
+            break;
+    }
+    return query_done(s, err, rc);
+}
+
+/* All of it read in the batch's transaction: one consistent picture. */
+static int user_load(sqlite_conn_t *c, storage_req_t *r)
+{
+    const char *username = r->acct.username;
+    storage_user_t *u = &r->user;
+    int err = account_exists(c, username);
+    if (err == HEARTH_ENOTFOUND)
+        return 0; /* u->exists stays 0 */
+    if (err != 0)
+        return err;
+    u->exists = 1;
+    err = load_state(c, username, u);
+    if (err == 0)
+        err = load_items(c, username, u);
+    if (err == 0)
+        err = load_groups(c, username, u);
+    if (err == 0)
+        err = load_requests(c, username, u);
+    if (err == 0)
+        err = load_blocked(c, username, u);
+    return err; /* on error the caller clears what was read */
+}
+
+/* user_state: ?1 username, ?2 the version or stamp, ?3 (LAST) the status. */
+static int state_write(sqlite_conn_t *c, enum stmt_id id, const char *username, int64_t num,
+                       const char *status)
+{
+    sqlite3_stmt *s = user_stmt(c, id, username, NULL);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int rc = sqlite3_bind_int64(s, 2, num);
+    if (rc == SQLITE_OK && id == ST_STATE_LAST)
+        rc = sqlite3_bind_text(s, 3, status, -1, SQLITE_STATIC); /* NULL binds NULL */
+    return finish_write(c, s, rc, NULL);
+}
+
+static int roster_put(sqlite_conn_t *c, storage_req_t *r)
+{
+    const char *username = r->acct.username;
+    const storage_roster_item_t *it = &r->item;
+    int err = account_exists(c, username);
+    if (err != 0)
+        return err;
+
+    sqlite3_stmt *s = user_stmt(c, ST_ROSTER_PUT, username, it->jid);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int rc = sqlite3_bind_text(s, 3, it->name, -1, SQLITE_STATIC); /* NULL binds NULL */
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(s, 4, it->subscription);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(s, 5, it->ask ? 1 : 0);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(s, 6, it->approved ? 1 : 0);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(s, 7, r->num);
+    err = finish_write(c, s, rc, NULL);
+
+    if (err == 0)
+        err = user_write(c, ST_GROUPS_CLEAR, username, it->jid, NULL);
+    for (size_t i = 0; err == 0 && i < it->ngroups; i++) {
+        s = user_stmt(c, ST_GROUP_ADD, username, it->jid);
+        if (s == NULL)
+            return HEARTH_ESTORAGE;
+        rc = sqlite3_bind_int64(s, 3, (sqlite3_int64)i);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(s, 4, it->groups[i], -1, SQLITE_STATIC);
+        err = finish_write(c, s, rc, NULL);
+    }
+    if (err == 0)
+        err = state_write(c, ST_STATE_ROSTER_VER, username, r->num, NULL);
+    return err;
+}
+
+static int roster_delete(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_int64 changed = 0;
+    int err = user_write(c, ST_ROSTER_DELETE, r->acct.username, r->item.jid, &changed);
+    if (err == 0 && changed == 0)
+        err = HEARTH_ENOTFOUND;
+    if (err == 0)
+        err = state_write(c, ST_STATE_ROSTER_DELETED, r->acct.username, r->num, NULL);
+    return err;
+}
+
+static int request_put(sqlite_conn_t *c, storage_req_t *r)
+{
+    int err = account_exists(c, r->acct.username);
+    if (err != 0)
+        return err;
+    sqlite3_stmt *s = user_stmt(c, ST_REQUEST_PUT, r->acct.username, r->item.jid);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    return finish_write(c, s, sqlite3_bind_text(s, 3, r->blob, -1, SQLITE_STATIC), NULL);
+}
+
+static int request_delete(sqlite_conn_t *c, storage_req_t *r)
+{
+    return user_write(c, ST_REQUEST_DELETE, r->acct.username, r->item.jid, NULL);
+}
+
+static int offline_count(sqlite_conn_t *c, const char *username, size_t *n)
+{
+    sqlite3_stmt *s = user_stmt(c, ST_OFFLINE_COUNT, username, NULL);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *n = (size_t)sqlite3_column_int64(s, 0);
+        rc = SQLITE_DONE;
+    }
+    return query_done(s, 0, rc);
+}
+
+static int offline_count_op(sqlite_conn_t *c, storage_req_t *r)
+{
+    int err = account_exists(c, r->acct.username);
+    if (err == 0)
+        err = offline_count(c, r->acct.username, &r->msgs_n);
+    return err;
+}
+
+/* Counted and stored in one savepoint: no other request runs in between. */
+static int offline_store(sqlite_conn_t *c, storage_req_t *r)
+{
+    size_t n = 0;
+    int err = account_exists(c, r->acct.username);
+    if (err == 0)
+        err = offline_count(c, r->acct.username, &n);
+    if (err != 0)
+        return err;
+    if (n >= r->quota)
+        return HEARTH_ELIMIT;
+    sqlite3_stmt *s = user_stmt(c, ST_OFFLINE_STORE, r->acct.username, NULL);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int rc = sqlite3_bind_int64(s, 2, r->num);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_blob64(s, 3, r->blob, r->blob_len, SQLITE_STATIC);
+    return finish_write(c, s, rc, NULL);
+}
+
+static int offline_fetch(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = user_stmt(c, ST_OFFLINE_FETCH, r->acct.username, NULL);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    size_t cap = 0;
+    int err = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        storage_offline_msg_t *msgs = grow(r->msgs, &cap, r->msgs_n, sizeof(*msgs));
+        if (msgs == NULL) {
+            err = HEARTH_ENOMEM;
+            break;
+        }
+        r->msgs = msgs;
+        storage_offline_msg_t *m = &msgs[r->msgs_n++];
+        memset(m, 0, sizeof(*m));
+        m->id = sqlite3_column_int64(s, 0);
+        m->stamp_ms = sqlite3_column_int64(s, 1);
+        const void *blob = sqlite3_column_blob(s, 2);
+        size_t len = (size_t)sqlite3_column_bytes(s, 2);
+        if (blob == NULL && len > 0) {
+            err = HEARTH_ENOMEM;
+            break;
+        }
+        m->stanza = malloc(len + 1);
+        if (m->stanza == NULL) {
+            err = HEARTH_ENOMEM;
+            break;
+        }
+        if (len > 0)
+            memcpy(m->stanza, blob, len);
+        m->stanza[len] = '\0';
+        m->len = len;
+    }
+    return query_done(s, err, rc);
+}
+
+static int offline_delete(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = user_stmt(c, ST_OFFLINE_DELETE, r->acct.username, NULL);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    return finish_write(c, s, sqlite3_bind_int64(s, 2, r->num), NULL);
+}
+
+/* VCARD_GET (?1 username) or PRIVATE_GET (?1 username, ?2 ns = r->name). */
+static int blob_get(sqlite_conn_t *c, storage_req_t *r, enum stmt_id id)
+{
+    sqlite3_stmt *s = user_stmt(c, id, r->acct.username, id == ST_PRIVATE_GET ? r->name : NULL);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int err = 0, rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        err = column_dup_req(s, 0, &r->blob);
+        rc = SQLITE_DONE;
+    } else if (rc == SQLITE_DONE) {
+        err = HEARTH_ENOTFOUND;
+    }
+    return query_done(s, err, rc);
+}
+
+/* VCARD_SET/DELETE (?1 username, ?2 xml) or PRIVATE_SET/DELETE (?1 username, ?2 ns, ?3 xml). */
+static int blob_set(sqlite_conn_t *c, storage_req_t *r, enum stmt_id id)
+{
+    bool priv = id == ST_PRIVATE_SET || id == ST_PRIVATE_DELETE;
+    if (r->blob != NULL) {
+        int err = account_exists(c, r->acct.username);
+        if (err != 0)
+            return err;
+    }
+    sqlite3_stmt *s = user_stmt(c, id, r->acct.username, priv ? r->name : NULL);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int rc = SQLITE_OK;
+    if (r->blob != NULL)
+        rc = sqlite3_bind_text(s, priv ? 3 : 2, r->blob, -1, SQLITE_STATIC);
+    return finish_write(c, s, rc, NULL);
+}
+
+static int block_add(sqlite_conn_t *c, storage_req_t *r)
+{
+    int err = account_exists(c, r->acct.username);
+    for (size_t i = 0; err == 0 && i < r->njids; i++)
+        err = user_write(c, ST_BLOCK_ADD, r->acct.username, r->jids[i], NULL);
+    return err;
+}
+
+static int block_remove(sqlite_conn_t *c, storage_req_t *r)
+{
+    if (r->njids == 0)
+        return user_write(c, ST_BLOCK_CLEAR, r->acct.username, NULL, NULL);
+    int err = 0;
+    for (size_t i = 0; err == 0 && i < r->njids; i++)
+        err = user_write(c, ST_BLOCK_REMOVE, r->acct.username, r->jids[i], NULL);
+    return err;
+}
+
+static int last_set(sqlite_conn_t *c, storage_req_t *r)
+{
+    int err = account_exists(c, r->acct.username);
+    if (err == 0)
+        err = state_write(c, ST_STATE_LAST, r->acct.username, r->num, r->value);
+    return err;
+}
+
 static int run_one(sqlite_conn_t *c, storage_req_t *r)
 {
     switch (r->op) {
@@ -418,6 +1031,38 @@ static int run_one(sqlite_conn_t *c, storage_req_t *r)
         return property_get(c, r);
     case STORAGE_OP_PROPERTY_SET:
         return property_set(c, r);
+    case STORAGE_OP_USER_LOAD:
+        return user_load(c, r);
+    case STORAGE_OP_ROSTER_PUT:
+        return roster_put(c, r);
+    case STORAGE_OP_ROSTER_DELETE:
+        return roster_delete(c, r);
+    case STORAGE_OP_REQUEST_PUT:
+        return request_put(c, r);
+    case STORAGE_OP_REQUEST_DELETE:
+        return request_delete(c, r);
+    case STORAGE_OP_OFFLINE_STORE:
+        return offline_store(c, r);
+    case STORAGE_OP_OFFLINE_FETCH:
+        return offline_fetch(c, r);
+    case STORAGE_OP_OFFLINE_DELETE:
+        return offline_delete(c, r);
+    case STORAGE_OP_OFFLINE_COUNT:
+        return offline_count_op(c, r);
+    case STORAGE_OP_VCARD_GET:
+        return blob_get(c, r, ST_VCARD_GET);
+    case STORAGE_OP_VCARD_SET:
+        return blob_set(c, r, r->blob != NULL ? ST_VCARD_SET : ST_VCARD_DELETE);
+    case STORAGE_OP_PRIVATE_GET:
+        return blob_get(c, r, ST_PRIVATE_GET);
+    case STORAGE_OP_PRIVATE_SET:
+        return blob_set(c, r, r->blob != NULL ? ST_PRIVATE_SET : ST_PRIVATE_DELETE);
+    case STORAGE_OP_BLOCK_ADD:
+        return block_add(c, r);
+    case STORAGE_OP_BLOCK_REMOVE:
+        return block_remove(c, r);
+    case STORAGE_OP_LAST_SET:
+        return last_set(c, r);
     }
     return HEARTH_EINVAL;
 }

@@ -154,8 +154,52 @@ void storage_account_clear(storage_account_t *a)
     memset(a, 0, sizeof(*a));
 }
 
+static void strv_free(char **v, size_t n)
+{
+    if (v == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void roster_item_clear(storage_roster_item_t *it)
+{
+    free(it->jid);
+    free(it->name);
+    strv_free(it->groups, it->ngroups);
+    memset(it, 0, sizeof(*it));
+}
+
+void storage_user_clear(storage_user_t *u)
+{
+    if (u == NULL)
+        return;
+    for (size_t i = 0; i < u->nitems; i++)
+        roster_item_clear(&u->items[i]);
+    free(u->items);
+    for (size_t i = 0; i < u->nrequests; i++) {
+        free(u->requests[i].jid);
+        free(u->requests[i].stanza);
+    }
+    free(u->requests);
+    strv_free(u->blocked, u->nblocked);
+    free(u->last_status);
+    memset(u, 0, sizeof(*u));
+}
+
 void storage__req_clear_result(storage_req_t *req)
 {
+    storage_user_clear(&req->user);
+    for (size_t i = 0; i < req->msgs_n && req->msgs != NULL; i++)
+        free(req->msgs[i].stanza);
+    free(req->msgs);
+    req->msgs = NULL;
+    req->msgs_n = 0;
+    if (req->op == STORAGE_OP_VCARD_GET || req->op == STORAGE_OP_PRIVATE_GET) {
+        free(req->blob);
+        req->blob = NULL;
+    }
     storage_account_clear(&req->result);
     for (size_t i = 0; i < req->list_n; i++)
         storage_account_clear(&req->list[i]);
@@ -176,6 +220,9 @@ void storage_req_discard(storage_req_t *req)
     storage_account_clear(&req->acct);
     free(req->name);
     free(req->value);
+    roster_item_clear(&req->item);
+    free(req->blob);
+    strv_free(req->jids, req->njids);
     free(req);
 }
 
@@ -194,11 +241,35 @@ void storage_req_finish(storage_req_t *req)
     case STORAGE_OP_PROPERTY_GET:
         req->cb.property(req->ud, err, err == 0 ? req->value : NULL);
         break;
+    case STORAGE_OP_USER_LOAD:
+        req->cb.user(req->ud, err, err == 0 ? &req->user : NULL);
+        break;
+    case STORAGE_OP_OFFLINE_FETCH:
+        req->cb.offline(req->ud, err, err == 0 ? req->msgs : NULL, err == 0 ? req->msgs_n : 0);
+        break;
+    case STORAGE_OP_OFFLINE_COUNT:
+        req->cb.count(req->ud, err, err == 0 ? req->msgs_n : 0);
+        break;
+    case STORAGE_OP_VCARD_GET:
+    case STORAGE_OP_PRIVATE_GET:
+        req->cb.blob(req->ud, err, err == 0 ? req->blob : NULL);
+        break;
     case STORAGE_OP_ACCOUNT_CREATE:
     case STORAGE_OP_ACCOUNT_SET_SECRETS:
     case STORAGE_OP_ACCOUNT_SET_ADMIN:
     case STORAGE_OP_ACCOUNT_DELETE:
     case STORAGE_OP_PROPERTY_SET:
+    case STORAGE_OP_ROSTER_PUT:
+    case STORAGE_OP_ROSTER_DELETE:
+    case STORAGE_OP_REQUEST_PUT:
+    case STORAGE_OP_REQUEST_DELETE:
+    case STORAGE_OP_OFFLINE_STORE:
+    case STORAGE_OP_OFFLINE_DELETE:
+    case STORAGE_OP_VCARD_SET:
+    case STORAGE_OP_PRIVATE_SET:
+    case STORAGE_OP_BLOCK_ADD:
+    case STORAGE_OP_BLOCK_REMOVE:
+    case STORAGE_OP_LAST_SET:
         req->cb.status(req->ud, err);
         break;
     }
@@ -402,6 +473,345 @@ int storage_property_set(storage_t *st, const storage_target_t *t, const char *n
     return submit(st, req);
 }
 
+/* ---- IM records ---- */
+
+/* 1..max bytes. */
+static bool text_ok(const char *s, size_t max)
+{
+    if (s == NULL)
+        return false;
+    size_t len = strnlen(s, max + 1);
+    return len > 0 && len <= max;
+}
+
+/* NULL, or 0..max bytes. */
+static bool opt_text_ok(const char *s, size_t max)
+{
+    return s == NULL || strnlen(s, max + 1) <= max;
+}
+
+static int dup_opt(const char *s, char **out)
+{
+    *out = NULL;
+    if (s == NULL)
+        return 0;
+    *out = strdup(s);
+    return *out != NULL ? 0 : HEARTH_ENOMEM;
+}
+
+static bool roster_item_ok(const storage_roster_item_t *it)
+{
+    if (it == NULL || !text_ok(it->jid, STORAGE_JID_MAX) ||
+        !opt_text_ok(it->name, STORAGE_GROUP_MAX) || it->subscription < STORAGE_SUB_NONE ||
+        it->subscription > STORAGE_SUB_BOTH || it->ngroups > STORAGE_GROUPS_MAX ||
+        (it->ngroups > 0 && it->groups == NULL))
+        return false;
+    for (size_t i = 0; i < it->ngroups; i++) {
+        if (!text_ok(it->groups[i], STORAGE_GROUP_MAX))
+            return false;
+    }
+    return true;
+}
+
+static int roster_item_copy(storage_roster_item_t *dst, const storage_roster_item_t *src,
+                            int64_t ver)
+{
+    memset(dst, 0, sizeof(*dst));
+    dst->subscription = src->subscription;
+    dst->ask = src->ask ? 1 : 0;
+    dst->approved = src->approved ? 1 : 0;
+    dst->ver = ver;
+    if ((dst->jid = strdup(src->jid)) == NULL || dup_opt(src->name, &dst->name) != 0)
+        goto nomem;
+    if (src->ngroups > 0) {
+        dst->groups = calloc(src->ngroups, sizeof(*dst->groups));
+        if (dst->groups == NULL)
+            goto nomem;
+        dst->ngroups = src->ngroups; /* NULLs until filled: clearing is safe */
+        for (size_t i = 0; i < src->ngroups; i++) {
+            if ((dst->groups[i] = strdup(src->groups[i])) == NULL)
+                goto nomem;
+        }
+    }
+    return 0;
+
+nomem:
+    roster_item_clear(dst);
+    return HEARTH_ENOMEM;
+}
+
+/* Checks and copies a JID list of n (0 allowed) into req. */
+static int jids_copy(storage_req_t *req, const char *const *jids, size_t n)
+{
+    if (n > STORAGE_BLOCK_MAX || (n > 0 && jids == NULL))
+        return HEARTH_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (!text_ok(jids[i], STORAGE_JID_MAX))
+            return HEARTH_EINVAL;
+    }
+    if (n == 0)
+        return 0;
+    req->jids = calloc(n, sizeof(*req->jids));
+    if (req->jids == NULL)
+        return HEARTH_ENOMEM;
+    req->njids = n;
+    for (size_t i = 0; i < n; i++) {
+        if ((req->jids[i] = strdup(jids[i])) == NULL)
+            return HEARTH_ENOMEM;
+    }
+    return 0;
+}
+
+/* A request naming one account (and checking the target and callback); *out on 0. */
+static int user_req(storage_t *st, const storage_target_t *t, const void *cb, storage_op_t op,
+                    const char *username, void *ud, storage_req_t **out)
+{
+    *out = NULL;
+    if (!target_ok(st, t, cb))
+        return HEARTH_EINVAL;
+    return account_req(st, t, op, username, ud, out);
+}
+
+/* Submits req unless rc says a copy failed (then frees it). */
+static int submit_or_drop(storage_t *st, storage_req_t *req, int rc)
+{
+    if (rc != 0) {
+        storage_req_discard(req);
+        return rc;
+    }
+    return submit(st, req);
+}
+
+int storage_user_load(storage_t *st, const storage_target_t *t, const char *username,
+                      storage_user_cb cb, void *ud)
+{
+    storage_req_t *req;
+    int rc = user_req(st, t, (const void *)cb, STORAGE_OP_USER_LOAD, username, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.user = cb;
+    return submit(st, req);
+}
+
+int storage_roster_put(storage_t *st, const storage_target_t *t, const char *username,
+                       const storage_roster_item_t *item, int64_t ver, storage_status_cb cb,
+                       void *ud)
+{
+    if (!roster_item_ok(item))
+        return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc = user_req(st, t, (const void *)cb, STORAGE_OP_ROSTER_PUT, username, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.status = cb;
+    req->num = ver;
+    return submit_or_drop(st, req, roster_item_copy(&req->item, item, ver));
+}
+
+/* A request naming one account and one JID (in item.jid). */
+static int user_jid_req(storage_t *st, const storage_target_t *t, storage_status_cb cb,
+                        storage_op_t op, const char *username, const char *jid, void *ud,
+                        storage_req_t **out)
+{
+    *out = NULL;
+    if (!text_ok(jid, STORAGE_JID_MAX))
+        return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc = user_req(st, t, (const void *)cb, op, username, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.status = cb;
+    req->item.jid = strdup(jid);
+    if (req->item.jid == NULL) {
+        storage_req_discard(req);
+        return HEARTH_ENOMEM;
+    }
+    *out = req;
+    return 0;
+}
+
+int storage_roster_delete(storage_t *st, const storage_target_t *t, const char *username,
+                          const char *jid, int64_t ver, storage_status_cb cb, void *ud)
+{
+    storage_req_t *req;
+    int rc = user_jid_req(st, t, cb, STORAGE_OP_ROSTER_DELETE, username, jid, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->num = ver;
+    return submit(st, req);
+}
+
+int storage_request_put(storage_t *st, const storage_target_t *t, const char *username,
+                        const char *jid, const char *stanza, storage_status_cb cb, void *ud)
+{
+    if (!text_ok(stanza, STORAGE_STANZA_MAX))
+        return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc = user_jid_req(st, t, cb, STORAGE_OP_REQUEST_PUT, username, jid, ud, &req);
+    if (rc != 0)
+        return rc;
+    return submit_or_drop(st, req, dup_opt(stanza, &req->blob));
+}
+
+int storage_request_delete(storage_t *st, const storage_target_t *t, const char *username,
+                           const char *jid, storage_status_cb cb, void *ud)
+{
+    storage_req_t *req;
+    int rc = user_jid_req(st, t, cb, STORAGE_OP_REQUEST_DELETE, username, jid, ud, &req);
+    if (rc != 0)
+        return rc;
+    return submit(st, req);
+}
+
+int storage_offline_store(storage_t *st, const storage_target_t *t, const char *username,
+                          const char *stanza, size_t len, int64_t stamp_ms, unsigned quota,
+                          storage_status_cb cb, void *ud)
+{
+    if (stanza == NULL || len == 0 || len > STORAGE_STANZA_MAX)
+        return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc = user_req(st, t, (const void *)cb, STORAGE_OP_OFFLINE_STORE, username, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.status = cb;
+    req->num = stamp_ms;
+    req->quota = quota;
+    req->blob = malloc(len + 1);
+    if (req->blob == NULL)
+        return submit_or_drop(st, req, HEARTH_ENOMEM);
+    memcpy(req->blob, stanza, len);
+    req->blob[len] = '\0';
+    req->blob_len = len;
+    return submit(st, req);
+}
+
+int storage_offline_fetch(storage_t *st, const storage_target_t *t, const char *username,
+                          storage_offline_cb cb, void *ud)
+{
+    storage_req_t *req;
+    int rc = user_req(st, t, (const void *)cb, STORAGE_OP_OFFLINE_FETCH, username, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.offline = cb;
+    return submit(st, req);
+}
+
+int storage_offline_delete(storage_t *st, const storage_target_t *t, const char *username,
+                           int64_t upto_id, storage_status_cb cb, void *ud)
+{
+    storage_req_t *req;
+    int rc = user_req(st, t, (const void *)cb, STORAGE_OP_OFFLINE_DELETE, username, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.status = cb;
+    req->num = upto_id;
+    return submit(st, req);
+}
+
+int storage_vcard_get(storage_t *st, const storage_target_t *t, const char *username,
+                      storage_blob_cb cb, void *ud)
+{
+    storage_req_t *req;
+    int rc = user_req(st, t, (const void *)cb, STORAGE_OP_VCARD_GET, username, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.blob = cb;
+    return submit(st, req);
+}
+
+int storage_vcard_set(storage_t *st, const storage_target_t *t, const char *username,
+                      const char *xml, storage_status_cb cb, void *ud)
+{
+    if (!opt_text_ok(xml, STORAGE_XML_MAX))
+        return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc = user_req(st, t, (const void *)cb, STORAGE_OP_VCARD_SET, username, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.status = cb;
+    return submit_or_drop(st, req, dup_opt(xml, &req->blob));
+}
+
+int storage_private_get(storage_t *st, const storage_target_t *t, const char *username,
+                        const char *ns, storage_blob_cb cb, void *ud)
+{
+    if (!name_ok(ns))
+        return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc = user_req(st, t, (const void *)cb, STORAGE_OP_PRIVATE_GET, username, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.blob = cb;
+    return submit_or_drop(st, req, dup_opt(ns, &req->name));
+}
+
+int storage_private_set(storage_t *st, const storage_target_t *t, const char *username,
+                        const char *ns, const char *xml, storage_status_cb cb, void *ud)
+{
+    if (!name_ok(ns) || !opt_text_ok(xml, STORAGE_XML_MAX))
+        return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc = user_req(st, t, (const void *)cb, STORAGE_OP_PRIVATE_SET, username, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.status = cb;
+    rc = dup_opt(ns, &req->name);
+    if (rc == 0)
+        rc = dup_opt(xml, &req->blob);
+    return submit_or_drop(st, req, rc);
+}
+
+static int block_req(storage_t *st, const storage_target_t *t, storage_op_t op,
+                     const char *username, const char *const *jids, size_t n, storage_status_cb cb,
+                     void *ud)
+{
+    if (n > STORAGE_BLOCK_MAX)
+        return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc = user_req(st, t, (const void *)cb, op, username, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.status = cb;
+    return submit_or_drop(st, req, jids_copy(req, jids, n));
+}
+
+int storage_block_add(storage_t *st, const storage_target_t *t, const char *username,
+                      const char *const *jids, size_t n, storage_status_cb cb, void *ud)
+{
+    return block_req(st, t, STORAGE_OP_BLOCK_ADD, username, jids, n, cb, ud);
+}
+
+int storage_block_remove(storage_t *st, const storage_target_t *t, const char *username,
+                         const char *const *jids, size_t n, storage_status_cb cb, void *ud)
+{
+    return block_req(st, t, STORAGE_OP_BLOCK_REMOVE, username, jids, n, cb, ud);
+}
+
+int storage_last_set(storage_t *st, const storage_target_t *t, const char *username, int64_t stamp,
+                     const char *status, storage_status_cb cb, void *ud)
+{
+    if (!opt_text_ok(status, STORAGE_VALUE_MAX))
+        return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc = user_req(st, t, (const void *)cb, STORAGE_OP_LAST_SET, username, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.status = cb;
+    req->num = stamp;
+    return submit_or_drop(st, req, dup_opt(status, &req->value));
+}
+
+static int offline_count(storage_t *st, const storage_target_t *t, const char *username,
+                         storage__count_cb cb, void *ud)
+{
+    storage_req_t *req;
+    int rc = user_req(st, t, (const void *)cb, STORAGE_OP_OFFLINE_COUNT, username, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.count = cb;
+    return submit(st, req);
+}
+
 /* ---- blocking wrappers ---- */
 
 /* One blocking call: the storage thread posts the request here, the caller finishes it. */
@@ -415,6 +825,8 @@ typedef struct sync_call {
     storage_account_t *list;
     size_t list_n;
     char *value;
+    storage_user_t *user;
+    size_t count;
 } sync_call_t;
 
 static void sync_init(sync_call_t *c)
@@ -505,6 +917,24 @@ static void sync_property_cb(void *ud, int err, const char *value)
     }
 }
 
+/* Moves the result out of the request being finished (this call owns it) instead of copying. */
+static void sync_user_cb(void *ud, int err, const storage_user_t *user)
+{
+    sync_call_t *c = ud;
+    c->err = err;
+    if (err == 0 && user == &c->done->user) {
+        *c->user = c->done->user;
+        memset(&c->done->user, 0, sizeof(c->done->user));
+    }
+}
+
+static void sync_count_cb(void *ud, int err, size_t n)
+{
+    sync_call_t *c = ud;
+    c->err = err;
+    c->count = n;
+}
+
 #define SYNC_TARGET(c) (&(storage_target_t){.post = sync_post, .post_ud = (c)})
 
 int storage_sync_account_get(storage_t *st, const char *username, storage_account_t *out)
@@ -579,4 +1009,24 @@ int storage_sync_property_set(storage_t *st, const char *name, const char *value
     sync_init(&c);
     return sync_wait(&c,
                      storage_property_set(st, SYNC_TARGET(&c), name, value, sync_status_cb, &c));
+}
+
+int storage_sync_offline_count(storage_t *st, const char *username, size_t *n)
+{
+    sync_call_t c;
+    *n = 0;
+    sync_init(&c);
+    int rc = sync_wait(&c, offline_count(st, SYNC_TARGET(&c), username, sync_count_cb, &c));
+    if (rc == 0)
+        *n = c.count;
+    return rc;
+}
+
+int storage_sync_user_load(storage_t *st, const char *username, storage_user_t *out)
+{
+    sync_call_t c;
+    memset(out, 0, sizeof(*out));
+    sync_init(&c);
+    c.user = out;
+    return sync_wait(&c, storage_user_load(st, SYNC_TARGET(&c), username, sync_user_cb, &c));
 }

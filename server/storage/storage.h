@@ -78,6 +78,120 @@ int storage_property_get(storage_t *st, const storage_target_t *t, const char *n
 int storage_property_set(storage_t *st, const storage_target_t *t, const char *name,
                          const char *value, storage_status_cb cb, void *ud);
 
+/* ---- IM records (migration 2) ---- */
+
+/* More bounds (HEARTH_EINVAL beyond them, at submission). */
+#define STORAGE_JID_MAX 3071       /* a JID (bare or full: 1023 + '@' + 1023 + '/' + 1023): bytes */
+#define STORAGE_STANZA_MAX 1048576 /* offline message, stored subscription request: bytes */
+#define STORAGE_XML_MAX 1048576    /* vCard, private XML: bytes */
+#define STORAGE_BLOCK_MAX 10000    /* JIDs per block-list call */
+#define STORAGE_GROUPS_MAX 100     /* groups per roster item */
+#define STORAGE_GROUP_MAX 1023     /* roster group name, roster item name: bytes */
+/* Private XML namespaces are bounded by STORAGE_NAME_MAX, a last-activity status text by
+ * STORAGE_VALUE_MAX. */
+
+typedef enum {
+    STORAGE_SUB_NONE = 0,
+    STORAGE_SUB_TO = 1,
+    STORAGE_SUB_FROM = 2,
+    STORAGE_SUB_BOTH = 3
+} storage_sub_t;
+typedef struct storage_roster_item {
+    char *jid;        /* prepared bare JID of the contact */
+    char *name;       /* NULL when none */
+    int subscription; /* storage_sub_t */
+    int ask;          /* outbound subscribe pending (ask='subscribe') */
+    int approved;     /* pre-approved inbound subscription (RFC 6121 §3.4) */
+    char **groups;    /* group names, ngroups of them */
+    size_t ngroups;
+    int64_t ver; /* roster version at which the item last changed */
+} storage_roster_item_t;
+/* An inbound subscription request awaiting the user's answer. */
+typedef struct storage_sub_request {
+    char *jid;    /* bare JID of the requester */
+    char *stanza; /* the <presence type='subscribe'/> as received, serialised */
+} storage_sub_request_t;
+typedef struct storage_user {
+    int exists;                   /* 0: no such account (nothing else filled) */
+    int64_t roster_ver;           /* current roster version, 0 = never changed */
+    int64_t roster_deleted_ver;   /* version of the latest item removal, 0 = none */
+    storage_roster_item_t *items; /* ordered by jid; each item's groups in the order stored */
+    size_t nitems;
+    storage_sub_request_t *requests; /* ordered by jid */
+    size_t nrequests;
+    char **blocked; /* XEP-0191 block list, as stored (ordered by jid) */
+    size_t nblocked;
+    int64_t last_logout; /* unix seconds of the last logout, 0 = never */
+    char *last_status;   /* status text given then, NULL */
+} storage_user_t;
+void storage_user_clear(storage_user_t *u);
+
+/* err 0 and user->exists 0 for an unknown account; user borrowed during the call. */
+typedef void (*storage_user_cb)(void *ud, int err, const storage_user_t *user);
+int storage_user_load(storage_t *st, const storage_target_t *t, const char *username,
+                      storage_user_cb cb, void *ud);
+
+/* Roster writes: each also sets the user's roster_ver to ver (the caller computes versions). */
+/* Insert or replace by (username, jid), groups replaced; the stored item's ver is ver (item->ver
+ * is not read). ENOTFOUND if no account. */
+int storage_roster_put(storage_t *st, const storage_target_t *t, const char *username,
+                       const storage_roster_item_t *item, int64_t ver, storage_status_cb cb,
+                       void *ud);
+/* Also roster_deleted_ver = ver; ENOTFOUND when no such item (or account). */
+int storage_roster_delete(storage_t *st, const storage_target_t *t, const char *username,
+                          const char *jid, int64_t ver, storage_status_cb cb, void *ud);
+/* Insert or replace; ENOTFOUND if no account. */
+int storage_request_put(storage_t *st, const storage_target_t *t, const char *username,
+                        const char *jid, const char *stanza, storage_status_cb cb, void *ud);
+int storage_request_delete(storage_t *st, const storage_target_t *t, const char *username,
+                           const char *jid, storage_status_cb cb,
+                           void *ud); /* 0 even when absent */
+
+/* Offline messages (XEP-0160). */
+typedef struct storage_offline_msg {
+    int64_t id; /* increasing, never reused */
+    int64_t stamp_ms;
+    char *stanza; /* len bytes, followed by a NUL */
+    size_t len;
+} storage_offline_msg_t;
+typedef void (*storage_offline_cb)(void *ud, int err, const storage_offline_msg_t *msgs, size_t n);
+/* Stores one message unless the user already holds quota messages: then HEARTH_ELIMIT and nothing
+ * is stored (quota 0: nothing is ever stored). HEARTH_ENOTFOUND when there is no such account.
+ * When the callback runs with 0 the message is committed. 1 <= len <= STORAGE_STANZA_MAX. */
+int storage_offline_store(storage_t *st, const storage_target_t *t, const char *username,
+                          const char *stanza, size_t len, int64_t stamp_ms, unsigned quota,
+                          storage_status_cb cb, void *ud);
+/* All, oldest first (msgs borrowed during the call); none for an unknown account. */
+int storage_offline_fetch(storage_t *st, const storage_target_t *t, const char *username,
+                          storage_offline_cb cb, void *ud);
+int storage_offline_delete(storage_t *st, const storage_target_t *t, const char *username,
+                           int64_t upto_id, storage_status_cb cb, void *ud); /* ids <= upto_id */
+
+/* vCard-temp (XEP-0054) and private XML (XEP-0049), stored as serialised XML. Setting for an
+ * unknown account: ENOTFOUND; deleting what is absent: 0. */
+typedef void (*storage_blob_cb)(void *ud, int err, const char *xml); /* ENOTFOUND → xml NULL */
+int storage_vcard_get(storage_t *st, const storage_target_t *t, const char *username,
+                      storage_blob_cb cb, void *ud);
+int storage_vcard_set(storage_t *st, const storage_target_t *t, const char *username,
+                      const char *xml /* NULL deletes */, storage_status_cb cb, void *ud);
+int storage_private_get(storage_t *st, const storage_target_t *t, const char *username,
+                        const char *ns, storage_blob_cb cb, void *ud);
+int storage_private_set(storage_t *st, const storage_target_t *t, const char *username,
+                        const char *ns, const char *xml /* NULL deletes */, storage_status_cb cb,
+                        void *ud);
+
+/* Block list (XEP-0191). */
+int storage_block_add(storage_t *st, const storage_target_t *t, const char *username,
+                      const char *const *jids, size_t n, storage_status_cb cb,
+                      void *ud); /* duplicates ignored; ENOTFOUND if no account */
+int storage_block_remove(storage_t *st, const storage_target_t *t, const char *username,
+                         const char *const *jids, size_t n /* 0 = all */, storage_status_cb cb,
+                         void *ud); /* 0 even when absent */
+
+/* Last activity (XEP-0012). ENOTFOUND if no account. */
+int storage_last_set(storage_t *st, const storage_target_t *t, const char *username, int64_t stamp,
+                     const char *status /* NULL */, storage_status_cb cb, void *ud);
+
 /* Blocking versions for tools and start-up (never on a worker loop): wait on a condition variable
  * for the storage thread, then finish on the calling thread. */
 int storage_sync_account_get(storage_t *st, const char *username,
@@ -92,6 +206,10 @@ int storage_sync_account_list(storage_t *st, storage_account_t **out,
                               size_t *n); /* caller clears each and frees */
 int storage_sync_property_get(storage_t *st, const char *name, char **value); /* malloc'd */
 int storage_sync_property_set(storage_t *st, const char *name, const char *value);
+int storage_sync_offline_count(storage_t *st, const char *username,
+                               size_t *n); /* ENOTFOUND if no account */
+/* 0 and out->exists 0 for an unknown account; caller clears out (storage_user_clear). */
+int storage_sync_user_load(storage_t *st, const char *username, storage_user_t *out);
 
 /* ---- Driver interface: storage.c and the drivers only. ---- */
 
@@ -104,7 +222,26 @@ typedef enum storage_op {
     STORAGE_OP_ACCOUNT_LIST,
     STORAGE_OP_PROPERTY_GET,
     STORAGE_OP_PROPERTY_SET,
+    STORAGE_OP_USER_LOAD,
+    STORAGE_OP_ROSTER_PUT,
+    STORAGE_OP_ROSTER_DELETE,
+    STORAGE_OP_REQUEST_PUT,
+    STORAGE_OP_REQUEST_DELETE,
+    STORAGE_OP_OFFLINE_STORE,
+    STORAGE_OP_OFFLINE_FETCH,
+    STORAGE_OP_OFFLINE_DELETE,
+    STORAGE_OP_OFFLINE_COUNT, /* storage_sync_offline_count only */
+    STORAGE_OP_VCARD_GET,
+    STORAGE_OP_VCARD_SET,
+    STORAGE_OP_PRIVATE_GET,
+    STORAGE_OP_PRIVATE_SET,
+    STORAGE_OP_BLOCK_ADD,
+    STORAGE_OP_BLOCK_REMOVE,
+    STORAGE_OP_LAST_SET,
 } storage_op_t;
+
+/* OFFLINE_COUNT's callback (internal: the blocking wrapper's). */
+typedef void (*storage__count_cb)(void *ud, int err, size_t n);
 
 /* One request. Arguments are set at submission and only read by the driver; results are written
  * by the driver on the storage thread and read by the owner after the post. */
@@ -118,6 +255,10 @@ struct storage_req {
         storage_account_cb account;
         storage_account_list_cb list;
         storage_property_cb property;
+        storage_user_cb user;
+        storage_offline_cb offline;
+        storage_blob_cb blob;
+        storage__count_cb count;
     } cb;
     void *ud;
 
@@ -125,13 +266,27 @@ struct storage_req {
     storage_account_t acct; /* CREATE: the account; GET, SET_*, DELETE: acct.username (and
                              * acct.admin, acct.sha1, acct.sha256 for SET_ADMIN, SET_SECRETS) */
     char *name;             /* PROPERTY_*: the name */
-    char *value;            /* PROPERTY_SET: argument; PROPERTY_GET: result (NULL if none) */
+    char *value;            /* PROPERTY_SET: argument; PROPERTY_GET: result (NULL if none);
+                             * LAST_SET: the status (NULL if none) */
+    /* IM arguments (the username is acct.username) */
+    storage_roster_item_t item; /* ROSTER_PUT: the item; ROSTER_DELETE, REQUEST_*: item.jid */
+    char *blob;      /* REQUEST_PUT, OFFLINE_STORE: the stanza; VCARD_SET, PRIVATE_SET: the XML
+                      * (NULL deletes); VCARD_GET, PRIVATE_GET: result. name: PRIVATE_*'s ns */
+    size_t blob_len; /* OFFLINE_STORE */
+    char **jids;     /* BLOCK_*: njids JIDs (REMOVE: 0 = all) */
+    size_t njids;
+    int64_t num;    /* ROSTER_*: ver; OFFLINE_STORE: stamp_ms; OFFLINE_DELETE: upto_id; LAST_SET:
+                     * stamp */
+    unsigned quota; /* OFFLINE_STORE */
 
     /* results */
     int err;
     storage_account_t result; /* ACCOUNT_GET, when err == 0 */
     storage_account_t *list;  /* ACCOUNT_LIST, when err == 0 */
     size_t list_n;
+    storage_user_t user;         /* USER_LOAD, when err == 0 */
+    storage_offline_msg_t *msgs; /* OFFLINE_FETCH, when err == 0 */
+    size_t msgs_n;               /* OFFLINE_FETCH, OFFLINE_COUNT */
 };
 
 typedef struct storage_driver {

@@ -1,8 +1,10 @@
 """Sessions after bind: message and IQ routing, XEP-0199 pings both ways,
 disco#info, resource conflicts and limits, home workers, graceful shutdown."""
 
+import base64
 import re
 import sys
+import threading
 import time
 import unittest
 
@@ -79,9 +81,16 @@ class MessageTest(SessionBase):
         req = m.find(q(NS_RECEIPTS, 'request'))
         self.assertIsNotNone(req, to_str(m))
         self.assertEqual((req.attrib, len(req), req.text), ({}, 0, None))
-        self.assertEqual(len(m), 3, 'extra children: %s' % to_str(m))
+        # The server adds exactly one child: its XEP-0359 stanza id in the recipient's name.
+        sid = m.findall(q('urn:xmpp:sid:0', 'stanza-id'))
+        self.assertEqual(len(sid), 1, to_str(m))
+        self.assertEqual(sid[0].get('by'), 'bob@localhost')
+        self.assertTrue(sid[0].get('id'))
+        self.assertEqual(len(m), 4, 'extra children: %s' % to_str(m))
         # the Chinese text crossed the wire as UTF-8, not as character references
         self.assertIn('你好，世界'.encode('utf-8'), bytes(b.raw))
+        # thread and receipt request byte-for-byte as sent
+        self.assertIn(b"<thread parent='p-0'>th-1</thread><request xmlns='urn:xmpp:receipts'/>", bytes(b.raw))
 
     def test_many_messages_in_order(self):
         a = self.login(self.s, 'alice', 'a')
@@ -143,6 +152,176 @@ class MessageTest(SessionBase):
         a1.send("<message to='%s' type='chat' id='self1'><body>note to self</body></message>" % a2.jid)
         m = a2.recv_until(is_message)
         self.assertEqual((m.get('from'), m.get('id')), (a1.jid, 'self1'))
+
+
+class RoutingEdgeTest(SessionBase):
+    users = dict(USERS, **{'p%d' % i: 'pw%d' % i for i in range(20)})
+
+    def setUp(self):
+        self.s = self.start_server()
+
+    def test_error_stanzas_not_bounced(self):
+        # RFC 6120 8.3.1: never answer an error with an error
+        a = self.login(self.s, 'alice', 'a')
+        a.send("<iq type='error' id='e1' to='bob@localhost/none'><error type='cancel'>"
+               "<item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>")
+        a.send("<message type='error' id='e2' to='bob@localhost/none'><error type='cancel'>"
+               "<item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>")
+        a.send("<iq type='result' id='e3' to='localhost'/>")
+        a.send("<iq type='error' id='e4' to='localhost'><error type='cancel'>"
+               "<item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>")
+        before = self.ping_sync(a)
+        self.assertEqual([to_str(x) for x in before], [])
+
+    def test_iq_bogus_type(self):
+        a = self.login(self.s, 'alice', 'a')
+        a.send("<iq type='bogus' id='bt1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+        kind, e = a.next_event()
+        self.assertEqual(kind, 'stanza')
+        if e.tag == q(NS_STREAM, 'error'):
+            a.expect_closed(5)  # a stream error (invalid-xml/bad-format) is acceptable
+            return
+        self.assertEqual((e.get('id'), e.get('type')), ('bt1', 'error'), to_str(e))
+        self.assertEqual(stanza_error(e)[1], 'bad-request', to_str(e))
+
+    def test_malformed_to(self):
+        a = self.login(self.s, 'alice', 'a')
+        r = a.iq('get', "<query xmlns='jabber:iq:version'/>", to='a@b@localhost')
+        self.assertEqual(r.get('type'), 'error', to_str(r))
+        self.assertEqual(stanza_error(r)[1], 'jid-malformed', to_str(r))
+        self.assertEqual(a.ping().get('type'), 'result')
+
+    def test_message_to_server(self):
+        a = self.login(self.s, 'alice', 'a')
+        a.send("<message to='localhost' type='chat' id='ms1'><body>hello server</body></message>")
+        before = self.ping_sync(a)
+        for x in before:  # silence or an error; never an echo
+            self.assertEqual(x.get('type'), 'error', to_str(x))
+
+    def test_second_bind_refused(self):
+        a = self.login(self.s, 'alice', 'a')
+        r = a.bind_iq('b')
+        self.assertEqual(r.get('type'), 'error', to_str(r))
+        self.assertEqual(a.ping().get('type'), 'result')
+
+    def test_bad_resources(self):
+        a = Client(self.s)
+        self.addCleanup(a.close)
+        a.login('alice', USERS['alice'], bind=False)
+        r = a.bind_iq('x' * 1100)
+        self.assertEqual(r.get('type'), 'error', to_str(r))
+        self.assertIn(stanza_error(r)[1], ('bad-request', 'not-acceptable', 'jid-malformed'), to_str(r))
+        self.assertEqual(a.bind('fine'), 'alice@localhost/fine')
+
+    def test_pipelined_restart_after_sasl(self):
+        # A client may send the new header, bind and more in one write right
+        # after <success/>; the bytes must survive the hand-over to the home worker.
+        for user in ('alice', 'bob', 'carol'):
+            c = Client(self.s)
+            self.addCleanup(c.close)
+            c.connect()
+            c.open_stream()
+            c.starttls()
+            c.open_stream()
+            c.auth_plain(user, USERS[user])
+            c._new_parser()
+            c.send(Client.stream_header() +
+                   "<iq type='set' id='pb'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+                   "<resource>pipe</resource></bind></iq>"
+                   "<iq type='get' id='pp' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+            c.recv_header()
+            self.assertEqual(c.recv_stanza().tag, q(NS_STREAM, 'features'))
+            r = c.recv_stanza()
+            self.assertEqual((r.get('id'), r.get('type')), ('pb', 'result'), to_str(r))
+            r = c.recv_stanza()
+            self.assertEqual((r.get('id'), r.get('type')), ('pp', 'result'), to_str(r))
+
+    def test_pipelined_auth_after_tls(self):
+        c = Client(self.s)
+        self.addCleanup(c.close)
+        c.connect()
+        c.open_stream()
+        c.starttls()
+        c.send(Client.stream_header() + "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>%s</auth>"
+               % base64.b64encode(b'\0alice\0' + USERS['alice'].encode()).decode())
+        c.recv_header()
+        self.assertEqual(c.recv_stanza().tag, q(NS_STREAM, 'features'))
+        r = c.recv_stanza()
+        self.assertEqual(r.tag, '{urn:ietf:params:xml:ns:xmpp-sasl}success', to_str(r))
+
+    def test_no_reauth_as_someone_else(self):
+        a = self.login(self.s, 'alice', 'a')
+        a.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>%s</auth>"
+               % base64.b64encode(b'\0bob\0' + USERS['bob'].encode()).decode())
+        kind, e = a.next_event()
+        if kind == 'stanza' and e.tag == q(NS_STREAM, 'error'):
+            a.expect_closed(5)
+        else:
+            self.assertNotEqual(e.tag, '{urn:ietf:params:xml:ns:xmpp-sasl}success', to_str(e))
+        self.assertNotIn('authenticated bob@localhost', self.s.current_log())
+
+    def test_concurrent_logins(self):
+        n = 40
+        errors = []
+        clients = [None] * n
+        users = ['p%d' % i for i in range(20)]  # two resources each, under c2s.max_resources
+
+        def run(i):
+            try:
+                c = Client(self.s)
+                clients[i] = c
+                c.login(users[i % 20], self.users[users[i % 20]], resource='c%d' % i)
+                if c.ping().get('type') != 'result':
+                    errors.append('ping %d' % i)
+            except BaseException as e:  # collected and reported below
+                errors.append('%d: %r' % (i, e))
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        for c in clients:
+            if c:
+                self.addCleanup(c.close)
+        self.assertEqual(errors, [])
+        # every session can be reached
+        src = clients[0]
+        for i in range(1, n):
+            src.send("<message to='%s' type='chat' id='cc%d'><body>x</body></message>" % (clients[i].jid, i))
+        for i in range(1, n):
+            m = clients[i].recv_until(is_message, timeout=10)
+            self.assertEqual((m.get('id'), m.get('from')), ('cc%d' % i, src.jid))
+
+    def test_slow_consumer_bounded(self):
+        # bob never reads; alice floods him. The server must bound bob's
+        # output queue (cut bob, or push back on alice) and stay responsive.
+        a = self.login(self.s, 'alice', 'a')
+        b = self.login(self.s, 'bob', 'b')
+        rss0 = self._rss()
+        chunk = "<message to='%s' type='chat'><body>%s</body></message>" % (b.jid, 'z' * 60000)
+        a.sock.settimeout(0.5)
+        sent = 0
+        deadline = time.monotonic() + 15
+        try:
+            while sent < 64 * 1024 * 1024 and time.monotonic() < deadline:
+                a.sock.sendall(chunk.encode())
+                sent += len(chunk)
+        except (OSError, TimeoutError):
+            pass  # alice pushed back (or cut): acceptable
+        rss1 = self._rss()
+        note('slow consumer: alice sent %d MB; hearthd RSS %d -> %d MB'
+             % (sent >> 20, rss0 >> 20, rss1 >> 20))
+        self.assertLess(rss1 - rss0, 256 * 1024 * 1024, 'server memory grew without bound')
+        # the server still serves others
+        c = self.login(self.s, 'carol', 'c')
+        self.assertEqual(c.ping().get('type'), 'result')
+
+    def _rss(self):
+        with open('/proc/%d/status' % self.s.proc.pid) as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1]) * 1024
+        return 0
 
 
 class IqTest(SessionBase):

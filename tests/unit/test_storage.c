@@ -1,6 +1,8 @@
-/* Unit tests for server/storage (sqlite driver): schema and migrations, the blocking API, the
- * asynchronous API's FIFO completion through a test inbox, batching into one transaction with a
- * savepoint per request, refusal of a newer schema, and close with requests still queued. */
+/* Unit tests for server/storage (sqlite driver): schema and migrations (1→2 upgrade included),
+ * the blocking API, the asynchronous API's FIFO completion through a test inbox, batching into one
+ * transaction with a savepoint per request, refusal of a newer schema, close with requests still
+ * queued, and the IM records of migration 2 (roster, subscription requests, offline messages,
+ * vCard, private XML, block list, last activity) with their cascade from accounts. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +11,7 @@
 #include <cmocka.h>
 
 #include <libgen.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdbool.h>
@@ -116,6 +119,48 @@ static void db_exec(const fixture_t *f, const char *sql)
     assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
+}
+
+/* A reference copy under server/storage/sql/sqlite/ (malloc'd), or NULL when the source tree
+ * cannot be found (built from a relative __FILE__). */
+static char *sql_file(const char *name)
+{
+    char src[512], path[700];
+    snprintf(src, sizeof(src), "%s", __FILE__);
+    snprintf(path, sizeof(path), "%s/../../server/storage/sql/sqlite/%s", dirname(src), name);
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL)
+        return NULL;
+    char *text = malloc(65536);
+    assert_non_null(text);
+    size_t len = fread(text, 1, 65535, fp);
+    fclose(fp);
+    text[len] = '\0';
+    return text;
+}
+
+/* Every schema object but the version table, as text (malloc'd). */
+static char *schema_dump(sqlite3 *db)
+{
+    const char *q = "SELECT group_concat(type || ' ' || name || ': ' || sql, '\n') FROM (SELECT "
+                    "* FROM sqlite_master WHERE name <> 'schema_version' ORDER BY name)";
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, q, -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_non_null(sqlite3_column_text(s, 0));
+    char *dump = strdup((const char *)sqlite3_column_text(s, 0));
+    assert_non_null(dump);
+    sqlite3_finalize(s);
+    return dump;
+}
+
+static char *schema_dump_file(const char *path)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    char *dump = schema_dump(db);
+    sqlite3_close(db);
+    return dump;
 }
 
 /* ---- a test inbox: the post function pushes, the test thread pops and finishes ---- */
@@ -312,10 +357,15 @@ static void test_open_creates_schema(void **state)
     storage_close(st);
 
     assert_int_equal(db_int(f, "SELECT count(*) FROM schema_version"), 1);
-    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 1);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 2);
     assert_int_equal(db_int(f, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
-                               "name IN ('accounts', 'properties')"),
-                     2);
+                               "name IN ('accounts', 'properties', 'user_state', 'roster_items', "
+                               "'roster_groups', 'sub_requests', 'offline_messages', 'vcards', "
+                               "'private_xml', 'blocklist')"),
+                     10);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
+                               "name = 'offline_messages_user'"),
+                     1);
     assert_int_equal(db_int(f, "SELECT count(*) FROM accounts"), 0);
 
     /* WAL is a property of the file: it persists. */
@@ -334,44 +384,31 @@ static void test_open_creates_schema(void **state)
     assert_int_equal(db_int(f, "SELECT count(*) FROM schema_version"), 1);
 }
 
-/* The reference .sql file and the migration embedded in sqlite.c give the same schema. */
+/* The reference .sql files, run in order, and the migrations embedded in sqlite.c give the same
+ * schema. */
 static void test_migration_matches_sql_file(void **state)
 {
     fixture_t *f = *state;
-    char src[512], path[600];
-    snprintf(src, sizeof(src), "%s", __FILE__);
-    snprintf(path, sizeof(path), "%s/../../server/storage/sql/sqlite/0001_accounts.sql",
-             dirname(src));
-    FILE *fp = fopen(path, "r");
-    if (fp == NULL) {
+    char *m1 = sql_file("0001_accounts.sql"), *m2 = sql_file("0002_im.sql");
+    if (m1 == NULL || m2 == NULL) {
+        free(m1);
+        free(m2);
         skip(); /* built from a relative __FILE__: no way to find the source tree */
     }
-    char text[8192];
-    size_t len = fread(text, 1, sizeof(text) - 1, fp);
-    fclose(fp);
-    text[len] = '\0';
-
     storage_t *st = open_ok(f);
     storage_close(st);
 
-    const char *q = "SELECT group_concat(type || ' ' || name || ': ' || sql, '\n') FROM (SELECT "
-                    "* FROM sqlite_master WHERE name <> 'schema_version' ORDER BY name)";
-    sqlite3 *ref = NULL, *db = NULL;
-    sqlite3_stmt *s1 = NULL, *s2 = NULL;
+    sqlite3 *ref = NULL;
     assert_int_equal(sqlite3_open(":memory:", &ref), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(ref, text, NULL, NULL, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(ref, q, -1, &s1, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, q, -1, &s2, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(s1), SQLITE_ROW);
-    assert_int_equal(sqlite3_step(s2), SQLITE_ROW);
-    assert_non_null(sqlite3_column_text(s1, 0));
-    assert_string_equal((const char *)sqlite3_column_text(s1, 0),
-                        (const char *)sqlite3_column_text(s2, 0));
-    sqlite3_finalize(s1);
-    sqlite3_finalize(s2);
+    assert_int_equal(sqlite3_exec(ref, m1, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(ref, m2, NULL, NULL, NULL), SQLITE_OK);
+    char *want = schema_dump(ref), *got = schema_dump_file(f->path);
+    assert_string_equal(want, got);
+    free(want);
+    free(got);
     sqlite3_close(ref);
-    sqlite3_close(db);
+    free(m1);
+    free(m2);
 }
 
 static void test_open_errors(void **state)
@@ -799,6 +836,934 @@ static void test_discard(void **state)
     inbox_destroy(&in);
 }
 
+/* ---- IM records (migration 2) ---- */
+
+/* Results of one asynchronous call, finished through the inbox on this thread. */
+static int g_err;
+static char *g_xml;
+typedef struct fetched {
+    size_t n;
+    int64_t id[8];
+    int64_t stamp[8];
+    char stanza[8][32];
+    size_t len[8];
+} fetched_t;
+static fetched_t g_fetched;
+
+static void err_cb(void *ud, int err)
+{
+    g_err = err;
+}
+
+static void xml_cb(void *ud, int err, const char *xml)
+{
+    g_err = err;
+    free(g_xml);
+    g_xml = NULL;
+    if (err != 0) {
+        assert_null(xml);
+        return;
+    }
+    assert_non_null(xml);
+    g_xml = strdup(xml);
+}
+
+static void offline_cb(void *ud, int err, const storage_offline_msg_t *msgs, size_t n)
+{
+    g_err = err;
+    memset(&g_fetched, 0, sizeof(g_fetched));
+    assert_true(n <= 8);
+    assert_true(n == 0 || msgs != NULL);
+    g_fetched.n = n;
+    for (size_t i = 0; i < n; i++) {
+        g_fetched.id[i] = msgs[i].id;
+        g_fetched.stamp[i] = msgs[i].stamp_ms;
+        assert_true(msgs[i].len < sizeof(g_fetched.stanza[i]));
+        assert_int_equal(msgs[i].stanza[msgs[i].len], '\0');
+        memcpy(g_fetched.stanza[i], msgs[i].stanza, msgs[i].len);
+        g_fetched.len[i] = msgs[i].len;
+    }
+}
+
+/* The submission's error, or the callback's once the request came back. */
+static int done(inbox_t *in, int rc)
+{
+    if (rc != 0)
+        return rc;
+    g_err = INT_MIN;
+    inbox_finish(in, 1);
+    return g_err;
+}
+
+typedef struct im_fixture {
+    storage_t *st;
+    inbox_t in;
+    storage_target_t t;
+} im_t;
+
+static void im_open(im_t *x, const fixture_t *f, const char *const *users)
+{
+    x->st = open_ok(f);
+    inbox_init(&x->in);
+    x->t = (storage_target_t){inbox_post, &x->in};
+    for (size_t i = 0; users != NULL && users[i] != NULL; i++) {
+        storage_account_t a;
+        account_make(&a, (char *)users[i], 0, users[i]);
+        assert_int_equal(storage_sync_account_create(x->st, &a), 0);
+    }
+}
+
+static void im_close(im_t *x)
+{
+    storage_close(x->st);
+    inbox_destroy(&x->in);
+    free(g_xml);
+    g_xml = NULL;
+}
+
+static storage_roster_item_t item_make(const char *jid, const char *name, int sub,
+                                       const char **groups, size_t ngroups)
+{
+    storage_roster_item_t it = {0};
+    it.jid = (char *)jid;
+    it.name = (char *)name;
+    it.subscription = sub;
+    it.groups = (char **)groups;
+    it.ngroups = ngroups;
+    return it;
+}
+
+static const char *const ALICE_BOB[] = {"alice", "bob", NULL};
+
+static void test_migrate_v1_to_v2(void **state)
+{
+    fixture_t *f = *state;
+    char *m1 = sql_file("0001_accounts.sql");
+    if (m1 == NULL)
+        skip();
+    /* A version-1 database as hearthd before migration 2 left it. */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, m1, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
+                     "INSERT INTO schema_version (version) VALUES (1);"
+                     "INSERT INTO accounts (username, admin, sha256_salt, sha256_iter, "
+                     "sha256_stored, sha256_server, created_at) VALUES ('alice', 1, 'salt-a', "
+                     "4096, 'stored-a', 'server-a', 1600000000), ('bob', 0, NULL, NULL, NULL, "
+                     "NULL, 1600000001);"
+                     "INSERT INTO properties (name, value) VALUES ('motd', 'hi');",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    free(m1);
+
+    storage_t *st = open_ok(f);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 2);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM schema_version"), 1);
+    storage_account_t got;
+    assert_int_equal(storage_sync_account_get(st, "alice", &got), 0);
+    assert_int_equal(got.admin, 1);
+    assert_string_equal(got.sha256.salt, "salt-a");
+    assert_int_equal(got.created_at, 1600000000);
+    storage_account_clear(&got);
+    assert_int_equal(storage_sync_account_get(st, "bob", &got), 0);
+    assert_int_equal(got.sha256.iterations, 0);
+    storage_account_clear(&got);
+    char *v = NULL;
+    assert_int_equal(storage_sync_property_get(st, "motd", &v), 0);
+    assert_string_equal(v, "hi");
+    free(v);
+
+    /* The new tables work for the old accounts. */
+    storage_user_t u;
+    assert_int_equal(storage_sync_user_load(st, "alice", &u), 0);
+    assert_int_equal(u.exists, 1);
+    assert_int_equal(u.nitems, 0);
+    assert_int_equal(u.roster_ver, 0);
+    storage_user_clear(&u);
+    size_t n = 99;
+    assert_int_equal(storage_sync_offline_count(st, "bob", &n), 0);
+    assert_int_equal(n, 0);
+    storage_close(st);
+
+    /* Same schema as a database created at version 2. */
+    fixture_t f2 = *f;
+    snprintf(f2.path, sizeof(f2.path), "%s/fresh.db", f->dir);
+    st = open_ok(&f2);
+    storage_close(st);
+    char *a = schema_dump_file(f->path), *b = schema_dump_file(f2.path);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    const char *suffix[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        char p[160];
+        snprintf(p, sizeof(p), "%s%s", f2.path, suffix[i]);
+        unlink(p);
+    }
+}
+
+static void test_user_load(void **state)
+{
+    fixture_t *f = *state;
+    im_t x;
+    im_open(&x, f, ALICE_BOB);
+    storage_user_t u;
+
+    /* Unknown: 0 and exists 0, nothing filled. */
+    assert_int_equal(storage_sync_user_load(x.st, "nobody", &u), 0);
+    assert_int_equal(u.exists, 0);
+    assert_null(u.items);
+    assert_null(u.last_status);
+    storage_user_clear(&u);
+
+    /* Known but empty. */
+    assert_int_equal(storage_sync_user_load(x.st, "alice", &u), 0);
+    assert_int_equal(u.exists, 1);
+    assert_int_equal(u.roster_ver, 0);
+    assert_int_equal(u.roster_deleted_ver, 0);
+    assert_int_equal(u.nitems + u.nrequests + u.nblocked, 0);
+    assert_int_equal(u.last_logout, 0);
+    assert_null(u.last_status);
+    storage_user_clear(&u);
+
+    /* Full, written out of order. */
+    const char *g2[] = {"Work", "Friends"};
+    const char *g1[] = {"Z"};
+    storage_roster_item_t it = item_make("zed@example.org", "Zed", STORAGE_SUB_BOTH, g2, 2);
+    assert_int_equal(done(&x.in, storage_roster_put(x.st, &x.t, "alice", &it, 1, err_cb, NULL)), 0);
+    it = item_make("amy@example.org", NULL, STORAGE_SUB_TO, NULL, 0);
+    it.ask = 1;
+    assert_int_equal(done(&x.in, storage_roster_put(x.st, &x.t, "alice", &it, 2, err_cb, NULL)), 0);
+    it = item_make("mid@example.net", "M", STORAGE_SUB_FROM, g1, 1);
+    it.approved = 7;
+    assert_int_equal(done(&x.in, storage_roster_put(x.st, &x.t, "alice", &it, 3, err_cb, NULL)), 0);
+    it = item_make("other@example.org", NULL, STORAGE_SUB_NONE, g1, 1);
+    assert_int_equal(done(&x.in, storage_roster_put(x.st, &x.t, "bob", &it, 9, err_cb, NULL)), 0);
+    assert_int_equal(done(&x.in, storage_request_put(x.st, &x.t, "alice", "req2@example.org",
+                                                     "<presence type='subscribe'/>", err_cb, NULL)),
+                     0);
+    assert_int_equal(done(&x.in, storage_request_put(x.st, &x.t, "alice", "req1@example.org",
+                                                     "<presence/>", err_cb, NULL)),
+                     0);
+    const char *blk[] = {"spam@example.com", "evil.example", "a@b/c"};
+    assert_int_equal(done(&x.in, storage_block_add(x.st, &x.t, "alice", blk, 3, err_cb, NULL)), 0);
+    assert_int_equal(done(&x.in, storage_last_set(x.st, &x.t, "alice", 1700000123, "gone fishing",
+                                                  err_cb, NULL)),
+                     0);
+
+    assert_int_equal(storage_sync_user_load(x.st, "alice", &u), 0);
+    assert_int_equal(u.exists, 1);
+    assert_int_equal(u.roster_ver, 3);
+    assert_int_equal(u.roster_deleted_ver, 0);
+    assert_int_equal(u.nitems, 3);
+    assert_string_equal(u.items[0].jid, "amy@example.org");
+    assert_null(u.items[0].name);
+    assert_int_equal(u.items[0].subscription, STORAGE_SUB_TO);
+    assert_int_equal(u.items[0].ask, 1);
+    assert_int_equal(u.items[0].approved, 0);
+    assert_int_equal(u.items[0].ngroups, 0);
+    assert_int_equal(u.items[0].ver, 2);
+    assert_string_equal(u.items[1].jid, "mid@example.net");
+    assert_string_equal(u.items[1].name, "M");
+    assert_int_equal(u.items[1].subscription, STORAGE_SUB_FROM);
+    assert_int_equal(u.items[1].ask, 0);
+    assert_int_equal(u.items[1].approved, 1);
+    assert_int_equal(u.items[1].ngroups, 1);
+    assert_string_equal(u.items[1].groups[0], "Z");
+    assert_string_equal(u.items[2].jid, "zed@example.org");
+    assert_string_equal(u.items[2].name, "Zed");
+    assert_int_equal(u.items[2].subscription, STORAGE_SUB_BOTH);
+    assert_int_equal(u.items[2].ngroups, 2);
+    assert_string_equal(u.items[2].groups[0], "Work"); /* as given */
+    assert_string_equal(u.items[2].groups[1], "Friends");
+    assert_int_equal(u.items[2].ver, 1);
+    assert_int_equal(u.nrequests, 2);
+    assert_string_equal(u.requests[0].jid, "req1@example.org");
+    assert_string_equal(u.requests[0].stanza, "<presence/>");
+    assert_string_equal(u.requests[1].jid, "req2@example.org");
+    assert_string_equal(u.requests[1].stanza, "<presence type='subscribe'/>");
+    assert_int_equal(u.nblocked, 3);
+    assert_string_equal(u.blocked[0], "a@b/c");
+    assert_string_equal(u.blocked[1], "evil.example");
+    assert_string_equal(u.blocked[2], "spam@example.com");
+    assert_int_equal(u.last_logout, 1700000123);
+    assert_string_equal(u.last_status, "gone fishing");
+    storage_user_clear(&u);
+    assert_null(u.items);
+
+    /* bob's are his own. */
+    assert_int_equal(storage_sync_user_load(x.st, "bob", &u), 0);
+    assert_int_equal(u.nitems, 1);
+    assert_int_equal(u.roster_ver, 9);
+    assert_int_equal(u.nrequests + u.nblocked, 0);
+    storage_user_clear(&u);
+    im_close(&x);
+}
+
+static void test_roster_versions(void **state)
+{
+    fixture_t *f = *state;
+    im_t x;
+    im_open(&x, f, ALICE_BOB);
+    storage_user_t u;
+    const char *g2[] = {"Friends", "Work"};
+    const char *g1[] = {"Family"};
+
+    storage_roster_item_t carol = item_make("carol@x", "Carol", STORAGE_SUB_BOTH, g2, 2);
+    carol.ver = 999; /* not read: the stored ver is the call's */
+    assert_int_equal(done(&x.in, storage_roster_put(x.st, &x.t, "alice", &carol, 1, err_cb, NULL)),
+                     0);
+    storage_roster_item_t dave = item_make("dave@x", NULL, STORAGE_SUB_NONE, NULL, 0);
+    assert_int_equal(done(&x.in, storage_roster_put(x.st, &x.t, "alice", &dave, 2, err_cb, NULL)),
+                     0);
+    /* Replace carol: fields and groups. */
+    carol = item_make("carol@x", NULL, STORAGE_SUB_TO, g1, 1);
+    carol.ask = 1;
+    carol.approved = 1;
+    assert_int_equal(done(&x.in, storage_roster_put(x.st, &x.t, "alice", &carol, 3, err_cb, NULL)),
+                     0);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM roster_groups WHERE jid = 'carol@x'"), 1);
+
+    assert_int_equal(storage_sync_user_load(x.st, "alice", &u), 0);
+    assert_int_equal(u.roster_ver, 3);
+    assert_int_equal(u.roster_deleted_ver, 0);
+    assert_int_equal(u.nitems, 2);
+    assert_string_equal(u.items[0].jid, "carol@x");
+    assert_null(u.items[0].name);
+    assert_int_equal(u.items[0].subscription, STORAGE_SUB_TO);
+    assert_int_equal(u.items[0].ask, 1);
+    assert_int_equal(u.items[0].approved, 1);
+    assert_int_equal(u.items[0].ver, 3);
+    assert_int_equal(u.items[0].ngroups, 1);
+    assert_string_equal(u.items[0].groups[0], "Family");
+    assert_int_equal(u.items[1].ver, 2);
+    storage_user_clear(&u);
+
+    /* Removal: both versions move; removing again changes nothing. */
+    assert_int_equal(
+        done(&x.in, storage_roster_delete(x.st, &x.t, "alice", "dave@x", 4, err_cb, NULL)), 0);
+    assert_int_equal(
+        done(&x.in, storage_roster_delete(x.st, &x.t, "alice", "dave@x", 5, err_cb, NULL)),
+        HEARTH_ENOTFOUND);
+    assert_int_equal(storage_sync_user_load(x.st, "alice", &u), 0);
+    assert_int_equal(u.roster_ver, 4);
+    assert_int_equal(u.roster_deleted_ver, 4);
+    assert_int_equal(u.nitems, 1);
+    storage_user_clear(&u);
+
+    /* A later put moves roster_ver only; last activity is kept alongside. */
+    assert_int_equal(done(&x.in, storage_last_set(x.st, &x.t, "alice", 1234, "bye", err_cb, NULL)),
+                     0);
+    assert_int_equal(done(&x.in, storage_roster_put(x.st, &x.t, "alice", &dave, 6, err_cb, NULL)),
+                     0);
+    assert_int_equal(
+        done(&x.in, storage_roster_delete(x.st, &x.t, "alice", "carol@x", 7, err_cb, NULL)), 0);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM roster_groups"), 0); /* went with carol */
+    assert_int_equal(done(&x.in, storage_roster_put(x.st, &x.t, "alice", &carol, 8, err_cb, NULL)),
+                     0);
+    assert_int_equal(storage_sync_user_load(x.st, "alice", &u), 0);
+    assert_int_equal(u.roster_ver, 8);
+    assert_int_equal(u.roster_deleted_ver, 7);
+    assert_int_equal(u.last_logout, 1234);
+    assert_string_equal(u.last_status, "bye");
+    storage_user_clear(&u);
+    /* ...and last activity keeps the roster versions. */
+    assert_int_equal(done(&x.in, storage_last_set(x.st, &x.t, "alice", 1300, NULL, err_cb, NULL)),
+                     0);
+    assert_int_equal(storage_sync_user_load(x.st, "alice", &u), 0);
+    assert_int_equal(u.roster_ver, 8);
+    assert_int_equal(u.roster_deleted_ver, 7);
+    assert_int_equal(u.last_logout, 1300);
+    assert_null(u.last_status);
+    storage_user_clear(&u);
+
+    /* Unknown account. */
+    assert_int_equal(done(&x.in, storage_roster_put(x.st, &x.t, "nobody", &dave, 1, err_cb, NULL)),
+                     HEARTH_ENOTFOUND);
+    assert_int_equal(
+        done(&x.in, storage_roster_delete(x.st, &x.t, "nobody", "dave@x", 1, err_cb, NULL)),
+        HEARTH_ENOTFOUND);
+    assert_int_equal(done(&x.in, storage_last_set(x.st, &x.t, "nobody", 1, NULL, err_cb, NULL)),
+                     HEARTH_ENOTFOUND);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM user_state WHERE username = 'nobody'"), 0);
+    assert_int_equal(storage_sync_user_load(x.st, "bob", &u), 0);
+    assert_int_equal(u.roster_ver, 0);
+    storage_user_clear(&u);
+    im_close(&x);
+}
+
+static void test_sub_requests(void **state)
+{
+    fixture_t *f = *state;
+    im_t x;
+    im_open(&x, f, ALICE_BOB);
+    storage_user_t u;
+    assert_int_equal(
+        done(&x.in, storage_request_put(x.st, &x.t, "alice", "carol@x", "<p1/>", err_cb, NULL)), 0);
+    assert_int_equal(
+        done(&x.in, storage_request_put(x.st, &x.t, "alice", "carol@x", "<p2/>", err_cb, NULL)), 0);
+    assert_int_equal(
+        done(&x.in, storage_request_put(x.st, &x.t, "alice", "amy@x", "<p3/>", err_cb, NULL)), 0);
+    assert_int_equal(
+        done(&x.in, storage_request_put(x.st, &x.t, "nobody", "amy@x", "<p/>", err_cb, NULL)),
+        HEARTH_ENOTFOUND);
+    assert_int_equal(storage_sync_user_load(x.st, "alice", &u), 0);
+    assert_int_equal(u.nrequests, 2);
+    assert_string_equal(u.requests[0].jid, "amy@x");
+    assert_string_equal(u.requests[1].jid, "carol@x");
+    assert_string_equal(u.requests[1].stanza, "<p2/>");
+    storage_user_clear(&u);
+
+    assert_int_equal(
+        done(&x.in, storage_request_delete(x.st, &x.t, "alice", "zed@x", err_cb, NULL)), 0);
+    assert_int_equal(
+        done(&x.in, storage_request_delete(x.st, &x.t, "nobody", "zed@x", err_cb, NULL)), 0);
+    assert_int_equal(
+        done(&x.in, storage_request_delete(x.st, &x.t, "alice", "carol@x", err_cb, NULL)), 0);
+    assert_int_equal(storage_sync_user_load(x.st, "alice", &u), 0);
+    assert_int_equal(u.nrequests, 1);
+    assert_string_equal(u.requests[0].jid, "amy@x");
+    assert_string_equal(u.requests[0].stanza, "<p3/>");
+    storage_user_clear(&u);
+    im_close(&x);
+}
+
+static int offline_store(im_t *x, const char *user, const char *stanza, size_t len, int64_t stamp,
+                         unsigned quota)
+{
+    return done(&x->in,
+                storage_offline_store(x->st, &x->t, user, stanza, len, stamp, quota, err_cb, NULL));
+}
+
+static void test_offline(void **state)
+{
+    fixture_t *f = *state;
+    im_t x;
+    im_open(&x, f, ALICE_BOB);
+    size_t n = 99;
+
+    assert_int_equal(offline_store(&x, "nobody", "<m/>", 4, 1, 10), HEARTH_ENOTFOUND);
+    assert_int_equal(storage_sync_offline_count(x.st, "nobody", &n), HEARTH_ENOTFOUND);
+    assert_int_equal(n, 0);
+    assert_int_equal(offline_store(&x, "alice", "<m1/>", 5, 1000, 3), 0);
+    assert_int_equal(offline_store(&x, "alice", "a\0b", 3, 999, 3), 0); /* bytes, not a C string */
+    assert_int_equal(offline_store(&x, "bob", "<b/>", 4, 5, 3), 0);
+    assert_int_equal(offline_store(&x, "alice", "<m3/>", 5, 1002, 3), 0);
+    /* At quota: refused, nothing stored. */
+    assert_int_equal(offline_store(&x, "alice", "<m4/>", 5, 1003, 3), HEARTH_ELIMIT);
+    assert_int_equal(offline_store(&x, "bob", "<b2/>", 5, 6, 0), HEARTH_ELIMIT);
+    assert_int_equal(storage_sync_offline_count(x.st, "alice", &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(storage_sync_offline_count(x.st, "bob", &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM offline_messages"), 4);
+
+    /* Oldest first (by arrival, not stamp). */
+    assert_int_equal(done(&x.in, storage_offline_fetch(x.st, &x.t, "alice", offline_cb, NULL)), 0);
+    assert_int_equal(g_fetched.n, 3);
+    assert_string_equal(g_fetched.stanza[0], "<m1/>");
+    assert_int_equal(g_fetched.stamp[0], 1000);
+    assert_int_equal(g_fetched.len[1], 3);
+    assert_memory_equal(g_fetched.stanza[1], "a\0b", 3);
+    assert_int_equal(g_fetched.stamp[1], 999);
+    assert_string_equal(g_fetched.stanza[2], "<m3/>");
+    assert_true(g_fetched.id[0] < g_fetched.id[1] && g_fetched.id[1] < g_fetched.id[2]);
+    int64_t second = g_fetched.id[1], last = g_fetched.id[2];
+
+    /* Delete up to the second: the third stays, and bob's. */
+    assert_int_equal(done(&x.in, storage_offline_delete(x.st, &x.t, "alice", second, err_cb, NULL)),
+                     0);
+    assert_int_equal(done(&x.in, storage_offline_fetch(x.st, &x.t, "alice", offline_cb, NULL)), 0);
+    assert_int_equal(g_fetched.n, 1);
+    assert_string_equal(g_fetched.stanza[0], "<m3/>");
+    assert_int_equal(offline_store(&x, "alice", "<m4/>", 5, 1003, 3), 0); /* room again */
+    assert_int_equal(
+        done(&x.in, storage_offline_delete(x.st, &x.t, "alice", INT64_MAX, err_cb, NULL)), 0);
+    assert_int_equal(storage_sync_offline_count(x.st, "alice", &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(storage_sync_offline_count(x.st, "bob", &n), 0);
+    assert_int_equal(n, 1);
+
+    /* Ids are never reused, even after the newest was deleted. */
+    assert_int_equal(offline_store(&x, "alice", "<m5/>", 5, 1004, 3), 0);
+    assert_int_equal(done(&x.in, storage_offline_fetch(x.st, &x.t, "alice", offline_cb, NULL)), 0);
+    assert_int_equal(g_fetched.n, 1);
+    assert_true(g_fetched.id[0] > last + 1);
+
+    /* Unknown or empty: 0 and none. */
+    assert_int_equal(done(&x.in, storage_offline_fetch(x.st, &x.t, "nobody", offline_cb, NULL)), 0);
+    assert_int_equal(g_fetched.n, 0);
+    assert_int_equal(done(&x.in, storage_offline_delete(x.st, &x.t, "nobody", 100, err_cb, NULL)),
+                     0);
+    im_close(&x);
+}
+
+static void test_vcard_private(void **state)
+{
+    fixture_t *f = *state;
+    im_t x;
+    im_open(&x, f, ALICE_BOB);
+
+    assert_int_equal(done(&x.in, storage_vcard_get(x.st, &x.t, "alice", xml_cb, NULL)),
+                     HEARTH_ENOTFOUND);
+    assert_int_equal(done(&x.in, storage_vcard_set(x.st, &x.t, "alice", "<vCard><FN>A</FN></vCard>",
+                                                   err_cb, NULL)),
+                     0);
+    assert_int_equal(done(&x.in, storage_vcard_get(x.st, &x.t, "alice", xml_cb, NULL)), 0);
+    assert_string_equal(g_xml, "<vCard><FN>A</FN></vCard>");
+    assert_int_equal(done(&x.in, storage_vcard_set(x.st, &x.t, "alice", "<vCard/>", err_cb, NULL)),
+                     0);
+    assert_int_equal(done(&x.in, storage_vcard_get(x.st, &x.t, "alice", xml_cb, NULL)), 0);
+    assert_string_equal(g_xml, "<vCard/>");
+    assert_int_equal(done(&x.in, storage_vcard_get(x.st, &x.t, "bob", xml_cb, NULL)),
+                     HEARTH_ENOTFOUND);
+    assert_int_equal(done(&x.in, storage_vcard_set(x.st, &x.t, "alice", NULL, err_cb, NULL)), 0);
+    assert_int_equal(done(&x.in, storage_vcard_set(x.st, &x.t, "alice", NULL, err_cb, NULL)), 0);
+    assert_int_equal(done(&x.in, storage_vcard_get(x.st, &x.t, "alice", xml_cb, NULL)),
+                     HEARTH_ENOTFOUND);
+    assert_int_equal(done(&x.in, storage_vcard_set(x.st, &x.t, "nobody", "<vCard/>", err_cb, NULL)),
+                     HEARTH_ENOTFOUND);
+    assert_int_equal(done(&x.in, storage_vcard_get(x.st, &x.t, "nobody", xml_cb, NULL)),
+                     HEARTH_ENOTFOUND);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM vcards"), 0);
+
+    assert_int_equal(
+        done(&x.in, storage_private_get(x.st, &x.t, "alice", "storage:bookmarks", xml_cb, NULL)),
+        HEARTH_ENOTFOUND);
+    assert_int_equal(
+        done(&x.in, storage_private_set(x.st, &x.t, "alice", "storage:bookmarks",
+                                        "<storage xmlns='storage:bookmarks'/>", err_cb, NULL)),
+        0);
+    assert_int_equal(done(&x.in, storage_private_set(x.st, &x.t, "alice", "x:y", "<q xmlns='x:y'/>",
+                                                     err_cb, NULL)),
+                     0);
+    assert_int_equal(done(&x.in, storage_private_set(x.st, &x.t, "alice", "x:y",
+                                                     "<q xmlns='x:y'>2</q>", err_cb, NULL)),
+                     0);
+    assert_int_equal(
+        done(&x.in, storage_private_get(x.st, &x.t, "alice", "storage:bookmarks", xml_cb, NULL)),
+        0);
+    assert_string_equal(g_xml, "<storage xmlns='storage:bookmarks'/>");
+    assert_int_equal(done(&x.in, storage_private_get(x.st, &x.t, "alice", "x:y", xml_cb, NULL)), 0);
+    assert_string_equal(g_xml, "<q xmlns='x:y'>2</q>");
+    assert_int_equal(done(&x.in, storage_private_get(x.st, &x.t, "bob", "x:y", xml_cb, NULL)),
+                     HEARTH_ENOTFOUND);
+    assert_int_equal(
+        done(&x.in, storage_private_set(x.st, &x.t, "alice", "x:y", NULL, err_cb, NULL)), 0);
+    assert_int_equal(done(&x.in, storage_private_get(x.st, &x.t, "alice", "x:y", xml_cb, NULL)),
+                     HEARTH_ENOTFOUND);
+    assert_int_equal(
+        done(&x.in, storage_private_set(x.st, &x.t, "nobody", "x:y", "<q/>", err_cb, NULL)),
+        HEARTH_ENOTFOUND);
+    assert_int_equal(
+        done(&x.in, storage_private_set(x.st, &x.t, "nobody", "x:y", NULL, err_cb, NULL)), 0);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM private_xml"), 1);
+    im_close(&x);
+}
+
+static void test_block_list(void **state)
+{
+    fixture_t *f = *state;
+    im_t x;
+    im_open(&x, f, ALICE_BOB);
+    storage_user_t u;
+    const char *add1[] = {"b@x", "a@x", "b@x"};
+    const char *add2[] = {"c@x", "a@x"};
+    const char *rm[] = {"a@x", "zz@x"};
+
+    assert_int_equal(done(&x.in, storage_block_add(x.st, &x.t, "alice", add1, 3, err_cb, NULL)), 0);
+    assert_int_equal(done(&x.in, storage_block_add(x.st, &x.t, "alice", add2, 2, err_cb, NULL)), 0);
+    assert_int_equal(done(&x.in, storage_block_add(x.st, &x.t, "alice", NULL, 0, err_cb, NULL)), 0);
+    assert_int_equal(done(&x.in, storage_block_add(x.st, &x.t, "bob", add2, 1, err_cb, NULL)), 0);
+    assert_int_equal(done(&x.in, storage_block_add(x.st, &x.t, "nobody", add2, 2, err_cb, NULL)),
+                     HEARTH_ENOTFOUND);
+    assert_int_equal(storage_sync_user_load(x.st, "alice", &u), 0);
+    assert_int_equal(u.nblocked, 3);
+    assert_string_equal(u.blocked[0], "a@x");
+    assert_string_equal(u.blocked[1], "b@x");
+    assert_string_equal(u.blocked[2], "c@x");
+    storage_user_clear(&u);
+
+    assert_int_equal(done(&x.in, storage_block_remove(x.st, &x.t, "alice", rm, 2, err_cb, NULL)),
+                     0);
+    assert_int_equal(storage_sync_user_load(x.st, "alice", &u), 0);
+    assert_int_equal(u.nblocked, 2);
+    assert_string_equal(u.blocked[0], "b@x");
+    storage_user_clear(&u);
+    assert_int_equal(done(&x.in, storage_block_remove(x.st, &x.t, "alice", NULL, 0, err_cb, NULL)),
+                     0);
+    assert_int_equal(done(&x.in, storage_block_remove(x.st, &x.t, "nobody", rm, 2, err_cb, NULL)),
+                     0);
+    assert_int_equal(storage_sync_user_load(x.st, "alice", &u), 0);
+    assert_int_equal(u.nblocked, 0);
+    storage_user_clear(&u);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM blocklist WHERE username = 'bob'"), 1);
+    im_close(&x);
+}
+
+static char *filled(size_t len, char c)
+{
+    char *s = malloc(len + 1);
+    assert_non_null(s);
+    memset(s, c, len);
+    s[len] = '\0';
+    return s;
+}
+
+static void test_im_bounds(void **state)
+{
+    fixture_t *f = *state;
+    im_t x;
+    im_open(&x, f, ALICE_BOB);
+    storage_t *st = x.st;
+    storage_target_t *t = &x.t;
+
+    /* Offline stanza: 1..STORAGE_STANZA_MAX bytes. */
+    assert_int_equal(STORAGE_STANZA_MAX, 1048576);
+    char *big = filled(STORAGE_STANZA_MAX + 1, 'm');
+    assert_int_equal(
+        storage_offline_store(st, t, "alice", big, STORAGE_STANZA_MAX + 1, 1, 10, err_cb, NULL),
+        HEARTH_EINVAL);
+    assert_int_equal(storage_offline_store(st, t, "alice", big, 0, 1, 10, err_cb, NULL),
+                     HEARTH_EINVAL);
+    assert_int_equal(storage_offline_store(st, t, "alice", NULL, 4, 1, 10, err_cb, NULL),
+                     HEARTH_EINVAL);
+    assert_int_equal(offline_store(&x, "alice", big, STORAGE_STANZA_MAX, 1, 10), 0);
+    assert_int_equal(storage_offline_store(st, t, "", "<m/>", 4, 1, 10, err_cb, NULL),
+                     HEARTH_EINVAL);
+    assert_int_equal(storage_offline_store(st, t, NULL, "<m/>", 4, 1, 10, err_cb, NULL),
+                     HEARTH_EINVAL);
+    assert_int_equal(storage_offline_fetch(st, t, "alice", NULL, NULL), HEARTH_EINVAL);
+
+    /* Subscription request stanza. */
+    assert_int_equal(storage_request_put(st, t, "alice", "c@x", big, err_cb, NULL), HEARTH_EINVAL);
+    assert_int_equal(storage_request_put(st, t, "alice", "", "<p/>", err_cb, NULL), HEARTH_EINVAL);
+    assert_int_equal(storage_request_put(st, t, "alice", "c@x", NULL, err_cb, NULL), HEARTH_EINVAL);
+
+    /* vCard and private XML. */
+    big[STORAGE_XML_MAX] = '\0';
+    assert_int_equal(done(&x.in, storage_vcard_set(st, t, "alice", big, err_cb, NULL)), 0);
+    assert_int_equal(done(&x.in, storage_private_set(st, t, "alice", "n", big, err_cb, NULL)), 0);
+    big[STORAGE_XML_MAX] = 'm';
+    assert_int_equal(storage_vcard_set(st, t, "alice", big, err_cb, NULL), HEARTH_EINVAL);
+    assert_int_equal(storage_private_set(st, t, "alice", "n", big, err_cb, NULL), HEARTH_EINVAL);
+    assert_int_equal(storage_private_set(st, t, "alice", "", "<q/>", err_cb, NULL), HEARTH_EINVAL);
+    assert_int_equal(storage_private_get(st, t, "alice", NULL, xml_cb, NULL), HEARTH_EINVAL);
+    free(big);
+
+    /* Last activity status. */
+    char *status = filled(STORAGE_VALUE_MAX + 1, 's');
+    assert_int_equal(storage_last_set(st, t, "alice", 1, status, err_cb, NULL), HEARTH_EINVAL);
+    free(status);
+
+    /* Block list: at most STORAGE_BLOCK_MAX JIDs, each 1..STORAGE_JID_MAX bytes. */
+    assert_int_equal(STORAGE_BLOCK_MAX, 10000);
+    const char **jids = calloc(STORAGE_BLOCK_MAX + 1, sizeof(*jids));
+    char(*bufs)[24] = calloc(STORAGE_BLOCK_MAX + 1, sizeof(*bufs));
+    assert_non_null(jids);
+    assert_non_null(bufs);
+    for (size_t i = 0; i <= STORAGE_BLOCK_MAX; i++) {
+        snprintf(bufs[i], sizeof(bufs[i]), "u%05zu@x", i);
+        jids[i] = bufs[i];
+    }
+    assert_int_equal(storage_block_add(st, t, "alice", jids, STORAGE_BLOCK_MAX + 1, err_cb, NULL),
+                     HEARTH_EINVAL);
+    assert_int_equal(
+        storage_block_remove(st, t, "alice", jids, STORAGE_BLOCK_MAX + 1, err_cb, NULL),
+        HEARTH_EINVAL);
+    assert_int_equal(storage_block_add(st, t, "alice", NULL, 2, err_cb, NULL), HEARTH_EINVAL);
+    assert_int_equal(
+        done(&x.in, storage_block_add(st, t, "alice", jids, STORAGE_BLOCK_MAX, err_cb, NULL)), 0);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM blocklist"), STORAGE_BLOCK_MAX);
+    char *longjid = filled(STORAGE_JID_MAX + 1, 'j');
+    jids[1] = longjid;
+    assert_int_equal(storage_block_add(st, t, "alice", jids, 2, err_cb, NULL), HEARTH_EINVAL);
+    jids[1] = "";
+    assert_int_equal(storage_block_add(st, t, "alice", jids, 2, err_cb, NULL), HEARTH_EINVAL);
+    jids[1] = NULL;
+    assert_int_equal(storage_block_remove(st, t, "alice", jids, 2, err_cb, NULL), HEARTH_EINVAL);
+    free(jids);
+    free(bufs);
+
+    /* Roster items. */
+    assert_int_equal(storage_roster_put(st, t, "alice", NULL, 1, err_cb, NULL), HEARTH_EINVAL);
+    storage_roster_item_t it = item_make(longjid, NULL, 0, NULL, 0);
+    assert_int_equal(storage_roster_put(st, t, "alice", &it, 1, err_cb, NULL), HEARTH_EINVAL);
+    assert_int_equal(storage_roster_delete(st, t, "alice", longjid, 1, err_cb, NULL),
+                     HEARTH_EINVAL);
+    longjid[STORAGE_JID_MAX] = '\0';
+    assert_int_equal(done(&x.in, storage_roster_put(st, t, "alice", &it, 1, err_cb, NULL)), 0);
+    free(longjid);
+    it = item_make("c@x", NULL, STORAGE_SUB_BOTH + 1, NULL, 0);
+    assert_int_equal(storage_roster_put(st, t, "alice", &it, 1, err_cb, NULL), HEARTH_EINVAL);
+    it.subscription = -1;
+    assert_int_equal(storage_roster_put(st, t, "alice", &it, 1, err_cb, NULL), HEARTH_EINVAL);
+    it.subscription = STORAGE_SUB_BOTH;
+    it.ngroups = 1; /* groups NULL */
+    assert_int_equal(storage_roster_put(st, t, "alice", &it, 1, err_cb, NULL), HEARTH_EINVAL);
+    const char *groups[STORAGE_GROUPS_MAX + 1];
+    char gbuf[STORAGE_GROUPS_MAX + 1][8];
+    for (size_t i = 0; i <= STORAGE_GROUPS_MAX; i++) {
+        snprintf(gbuf[i], sizeof(gbuf[i]), "g%03zu", i);
+        groups[i] = gbuf[i];
+    }
+    it.groups = (char **)groups;
+    it.ngroups = STORAGE_GROUPS_MAX + 1;
+    assert_int_equal(storage_roster_put(st, t, "alice", &it, 1, err_cb, NULL), HEARTH_EINVAL);
+    it.ngroups = STORAGE_GROUPS_MAX;
+    assert_int_equal(done(&x.in, storage_roster_put(st, t, "alice", &it, 2, err_cb, NULL)), 0);
+    char *longgroup = filled(STORAGE_GROUP_MAX + 1, 'g');
+    groups[5] = longgroup;
+    assert_int_equal(storage_roster_put(st, t, "alice", &it, 1, err_cb, NULL), HEARTH_EINVAL);
+    groups[5] = "";
+    assert_int_equal(storage_roster_put(st, t, "alice", &it, 1, err_cb, NULL), HEARTH_EINVAL);
+    longgroup[STORAGE_GROUP_MAX] = '\0';
+    groups[5] = longgroup;
+    assert_int_equal(done(&x.in, storage_roster_put(st, t, "alice", &it, 3, err_cb, NULL)), 0);
+    it.ngroups = 0;
+    it.name = longgroup;
+    assert_int_equal(done(&x.in, storage_roster_put(st, t, "alice", &it, 4, err_cb, NULL)), 0);
+    longgroup[STORAGE_GROUP_MAX] = 'g';
+    assert_int_equal(storage_roster_put(st, t, "alice", &it, 1, err_cb, NULL), HEARTH_EINVAL);
+    free(longgroup);
+
+    storage_user_t u;
+    assert_int_equal(storage_sync_user_load(st, "", &u), HEARTH_EINVAL);
+    assert_int_equal(storage_user_load(st, t, "alice", NULL, NULL), HEARTH_EINVAL);
+    size_t n;
+    assert_int_equal(storage_sync_offline_count(st, NULL, &n), HEARTH_EINVAL);
+    im_close(&x);
+}
+
+/* Deleting an account removes every IM row it owns (hearthctl deluser takes the same path). */
+static const char *const IM_TABLES[] = {"user_state",   "roster_items",     "roster_groups",
+                                        "sub_requests", "offline_messages", "vcards",
+                                        "private_xml",  "blocklist"};
+#define N_IM_TABLES (sizeof(IM_TABLES) / sizeof(IM_TABLES[0]))
+
+static int64_t rows_of(const fixture_t *f, const char *table, const char *user)
+{
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE username = '%s'", table, user);
+    return db_int(f, sql);
+}
+
+static void im_fill(im_t *x, const char *user)
+{
+    const char *groups[] = {"A", "B"};
+    const char *jids[] = {"b1@x", "b2@x"};
+    storage_roster_item_t it = item_make("c@x", "C", STORAGE_SUB_BOTH, groups, 2);
+    storage_t *st = x->st;
+    storage_target_t *t = &x->t;
+    assert_int_equal(done(&x->in, storage_roster_put(st, t, user, &it, 1, err_cb, NULL)), 0);
+    assert_int_equal(done(&x->in, storage_request_put(st, t, user, "r@x", "<p/>", err_cb, NULL)),
+                     0);
+    assert_int_equal(offline_store(x, user, "<m/>", 4, 1, 10), 0);
+    assert_int_equal(offline_store(x, user, "<m/>", 4, 2, 10), 0);
+    assert_int_equal(done(&x->in, storage_vcard_set(st, t, user, "<vCard/>", err_cb, NULL)), 0);
+    assert_int_equal(done(&x->in, storage_private_set(st, t, user, "n", "<q/>", err_cb, NULL)), 0);
+    assert_int_equal(done(&x->in, storage_block_add(st, t, user, jids, 2, err_cb, NULL)), 0);
+    assert_int_equal(done(&x->in, storage_last_set(st, t, user, 5, "s", err_cb, NULL)), 0);
+}
+
+static void test_account_delete_cascades(void **state)
+{
+    fixture_t *f = *state;
+    im_t x;
+    im_open(&x, f, ALICE_BOB);
+    im_fill(&x, "alice");
+    im_fill(&x, "bob");
+    for (size_t i = 0; i < N_IM_TABLES; i++) {
+        assert_true(rows_of(f, IM_TABLES[i], "alice") > 0);
+        assert_true(rows_of(f, IM_TABLES[i], "bob") > 0);
+    }
+    assert_int_equal(storage_sync_account_delete(x.st, "alice"), 0);
+    for (size_t i = 0; i < N_IM_TABLES; i++) {
+        assert_int_equal(rows_of(f, IM_TABLES[i], "alice"), 0);
+        assert_true(rows_of(f, IM_TABLES[i], "bob") > 0);
+    }
+    /* And through the asynchronous call. */
+    assert_int_equal(done(&x.in, storage_account_delete(x.st, &x.t, "bob", err_cb, NULL)), 0);
+    for (size_t i = 0; i < N_IM_TABLES; i++) {
+        char sql[80];
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", IM_TABLES[i]);
+        assert_int_equal(db_int(f, sql), 0);
+    }
+    /* A re-created account starts empty. */
+    storage_account_t a;
+    account_make(&a, "alice", 0, "a");
+    assert_int_equal(storage_sync_account_create(x.st, &a), 0);
+    storage_user_t u;
+    assert_int_equal(storage_sync_user_load(x.st, "alice", &u), 0);
+    assert_int_equal(u.exists, 1);
+    assert_int_equal(u.roster_ver + u.last_logout, 0);
+    assert_int_equal(u.nitems + u.nrequests + u.nblocked, 0);
+    storage_user_clear(&u);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+    im_close(&x);
+}
+
+/* Mixed IM requests for many users, queued behind a gate so that they run as one batch: every
+ * callback comes back in submission order with what the requests before it left. */
+typedef struct im_expect {
+    expect_t e;
+    int kind; /* 0 status, 1 user, 2 offline, 3 blob */
+    int exists;
+    int64_t roster_ver, deleted_ver;
+    size_t nitems, nblocked, nmsgs;
+    char text[32]; /* blob: the xml; offline: the first stanza */
+} im_expect_t;
+
+static void im_status_cb(void *ud, int err)
+{
+    im_expect_t *x = ud;
+    assert_int_equal(x->kind, 0);
+    expect_called(&x->e, err);
+}
+
+static void im_user_cb(void *ud, int err, const storage_user_t *u)
+{
+    im_expect_t *x = ud;
+    assert_int_equal(x->kind, 1);
+    expect_called(&x->e, err);
+    assert_non_null(u);
+    assert_int_equal(u->exists, x->exists);
+    assert_int_equal(u->roster_ver, x->roster_ver);
+    assert_int_equal(u->roster_deleted_ver, x->deleted_ver);
+    assert_int_equal(u->nitems, x->nitems);
+    assert_int_equal(u->nblocked, x->nblocked);
+}
+
+static void im_offline_cb(void *ud, int err, const storage_offline_msg_t *msgs, size_t n)
+{
+    im_expect_t *x = ud;
+    assert_int_equal(x->kind, 2);
+    expect_called(&x->e, err);
+    assert_int_equal(n, x->nmsgs);
+    for (size_t i = 1; i < n; i++)
+        assert_true(msgs[i - 1].id < msgs[i].id);
+    if (n > 0)
+        assert_string_equal(msgs[0].stanza, x->text);
+}
+
+static void im_blob_cb(void *ud, int err, const char *xml)
+{
+    im_expect_t *x = ud;
+    assert_int_equal(x->kind, 3);
+    expect_called(&x->e, err);
+    if (err == 0)
+        assert_string_equal(xml, x->text);
+    else
+        assert_null(xml);
+}
+
+#define IM_FIFO_USERS 40
+#define IM_FIFO_PER 17
+
+static void test_async_im_fifo(void **state)
+{
+    fixture_t *f = *state;
+    storage_t *st = open_ok(f);
+    inbox_t in;
+    inbox_init(&in);
+    gate_t g;
+    gate_init(&g);
+    gate_close_on(&g, st);
+    storage_stats_t before, after;
+    storage__stats(st, &before);
+
+    storage_target_t t = {inbox_post, &in};
+    expect_state_t es = {0, pthread_self()};
+    im_expect_t *all = calloc(IM_FIFO_USERS * IM_FIFO_PER, sizeof(*all));
+    assert_non_null(all);
+    int seq = 0;
+#define NEXT(kind_, err_)                                                                          \
+    (x = &all[seq], x->e.state = &es, x->e.seq = seq, x->e.err = (err_), x->kind = (kind_), seq++, \
+     x)
+
+    for (int i = 0; i < IM_FIFO_USERS; i++) {
+        char name[16], vcard[32], stanza[32];
+        snprintf(name, sizeof(name), "u%03d", i);
+        snprintf(vcard, sizeof(vcard), "<vCard>%d</vCard>", i);
+        snprintf(stanza, sizeof(stanza), "<m n='%d'/>", i);
+        const char *blk[] = {"x@y", "z@y"};
+        storage_roster_item_t it = item_make("c@x", NULL, STORAGE_SUB_BOTH, NULL, 0);
+        storage_account_t a;
+        account_make(&a, name, 0, name);
+        im_expect_t *x;
+
+        assert_int_equal(storage_account_create(st, &t, &a, im_status_cb, NEXT(0, 0)), 0);
+        assert_int_equal(storage_roster_put(st, &t, name, &it, 1, im_status_cb, NEXT(0, 0)), 0);
+        x = NEXT(1, 0);
+        x->exists = 1, x->roster_ver = 1, x->nitems = 1;
+        assert_int_equal(storage_user_load(st, &t, name, im_user_cb, x), 0);
+        assert_int_equal(storage_offline_store(st, &t, name, stanza, strlen(stanza), 1, 2,
+                                               im_status_cb, NEXT(0, 0)),
+                         0);
+        assert_int_equal(
+            storage_offline_store(st, &t, name, "<m/>", 4, 2, 2, im_status_cb, NEXT(0, 0)), 0);
+        assert_int_equal(storage_offline_store(st, &t, name, "<m/>", 4, 3, 2, im_status_cb,
+                                               NEXT(0, HEARTH_ELIMIT)),
+                         0);
+        x = NEXT(2, 0);
+        x->nmsgs = 2;
+        snprintf(x->text, sizeof(x->text), "%s", stanza);
+        assert_int_equal(storage_offline_fetch(st, &t, name, im_offline_cb, x), 0);
+        assert_int_equal(storage_vcard_set(st, &t, name, vcard, im_status_cb, NEXT(0, 0)), 0);
+        x = NEXT(3, 0);
+        snprintf(x->text, sizeof(x->text), "%s", vcard);
+        assert_int_equal(storage_vcard_get(st, &t, name, im_blob_cb, x), 0);
+        assert_int_equal(storage_roster_delete(st, &t, name, "c@x", 2, im_status_cb, NEXT(0, 0)),
+                         0);
+        assert_int_equal(
+            storage_roster_delete(st, &t, name, "c@x", 3, im_status_cb, NEXT(0, HEARTH_ENOTFOUND)),
+            0);
+        assert_int_equal(storage_block_add(st, &t, name, blk, 2, im_status_cb, NEXT(0, 0)), 0);
+        x = NEXT(1, 0);
+        x->exists = 1, x->roster_ver = 2, x->deleted_ver = 2, x->nblocked = 2;
+        assert_int_equal(storage_user_load(st, &t, name, im_user_cb, x), 0);
+        if (i % 2 == 0) {
+            assert_int_equal(storage_account_delete(st, &t, name, im_status_cb, NEXT(0, 0)), 0);
+            assert_int_equal(storage_vcard_get(st, &t, name, im_blob_cb, NEXT(3, HEARTH_ENOTFOUND)),
+                             0);
+            x = NEXT(1, 0); /* exists 0 */
+            assert_int_equal(storage_user_load(st, &t, name, im_user_cb, x), 0);
+            assert_int_equal(storage_offline_store(st, &t, name, "<m/>", 4, 4, 2, im_status_cb,
+                                                   NEXT(0, HEARTH_ENOTFOUND)),
+                             0);
+        } else {
+            assert_int_equal(
+                storage_offline_delete(st, &t, name, INT64_MAX, im_status_cb, NEXT(0, 0)), 0);
+            assert_int_equal(storage_offline_fetch(st, &t, name, im_offline_cb, NEXT(2, 0)), 0);
+            assert_int_equal(storage_last_set(st, &t, name, 9, NULL, im_status_cb, NEXT(0, 0)), 0);
+            assert_int_equal(
+                storage_private_set(st, &t, name, "n", "<q/>", im_status_cb, NEXT(0, 0)), 0);
+        }
+    }
+#undef NEXT
+    assert_true(seq <= IM_FIFO_USERS * IM_FIFO_PER);
+    gate_open(&g);
+    inbox_finish(&in, (size_t)seq);
+    storage__stats(st, &after);
+    assert_int_equal(es.next_seq, seq);
+    for (int i = 0; i < seq; i++)
+        assert_true(all[i].e.called);
+    assert_int_equal(after.batches - before.batches, 1);
+    assert_int_equal(after.commits - before.commits, 1);
+    free(all);
+
+    assert_int_equal(db_int(f, "SELECT count(*) FROM accounts"), IM_FIFO_USERS / 2);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM blocklist"), IM_FIFO_USERS);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM offline_messages"), 0);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM vcards"), IM_FIFO_USERS / 2);
+    storage_close(st);
+    gate_destroy(&g);
+    inbox_destroy(&in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -814,6 +1779,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_one_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_finishes_queued, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discard, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_v1_to_v2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_user_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_roster_versions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sub_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_offline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vcard_private, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_block_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_im_bounds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_account_delete_cascades, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_im_fifo, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,230 @@
+/* Message delivery to local users (RFC 6121 §8.5) on the recipient's home worker: full JIDs,
+ * bare JIDs by priority, offline storage (XEP-0160) with XEP-0203 delays under a per-user
+ * quota, and the server's unique stanza id (XEP-0359) on every message it delivers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "modules/im.h"
+
+static void random_id(char *out, size_t len)
+{
+    unsigned char r[12];
+    static const char hex[] = "0123456789abcdef";
+    uv_random(NULL, NULL, r, sizeof(r), 0, NULL);
+    size_t k = 0;
+    for (size_t i = 0; i < sizeof(r) && k + 2 < len; i++) {
+        out[k++] = hex[r[i] >> 4];
+        out[k++] = hex[r[i] & 15];
+    }
+    out[k] = '\0';
+}
+
+void message__stamp(hearth_xml_node_t *st, hearth_arena_t *arena, const char *to_bare,
+                    const char *sender_bare, const char *domain)
+{
+    /* A stanza id in the name of the recipient, the sender or the server can only be ours. */
+    for (hearth_xml_node_t *n = hearth_xml_first_element(st), *next; n; n = next) {
+        next = hearth_xml_next_element(n);
+        if (strcmp(n->name, "stanza-id") || strcmp(n->ns, NS_SID))
+            continue;
+        const char *by = hearth_xml_attr(n, "by");
+        if (!by || !strcmp(by, to_bare) || !strcmp(by, sender_bare) || !strcmp(by, domain))
+            hearth_xml_remove(n);
+    }
+    char id[32];
+    random_id(id, sizeof(id));
+    hearth_xml_node_t *sid = hearth_xml_add_child(arena, st, "stanza-id", NS_SID);
+    hearth_xml_set_attr(arena, sid, "id", id);
+    hearth_xml_set_attr(arena, sid, "by", to_bare);
+}
+
+/* ---- offline storage ---- */
+
+typedef struct offline_job {
+    worker_t *w;
+    char *to;
+    char *from;
+    hearth_bytes_t *original;
+} offline_job_t;
+
+static void offline_stored(void *ud, int err)
+{
+    offline_job_t *j = ud;
+    if (err == HEARTH_ELIMIT || err == HEARTH_ENOTFOUND) {
+        inbox_msg_t m = {.kind = INBOX_ROUTE};
+        m.u.route.kind = STANZA_MESSAGE;
+        m.u.route.to = j->to;
+        m.u.route.from = j->from;
+        m.u.route.bytes = j->original;
+        router__bounce(j->w, &m, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE,
+                       err == HEARTH_ELIMIT ? "the recipient's offline storage is full" : NULL);
+    } else if (err) {
+        hlog(LOG_ERROR, "offline message for %s not stored: %s", j->to, hearth_strerror(err));
+    }
+    hearth_bytes_unref(j->original);
+    free(j->to);
+    free(j->from);
+    free(j);
+}
+
+typedef struct delay_ctx {
+    worker_t *w;
+    user_t *u;
+    inbox_msg_t *m;
+} delay_ctx_t;
+
+static void store_with_delay(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
+{
+    delay_ctx_t *d = ud;
+    worker_t *w = d->w;
+    int64_t now = user__now_ms();
+    time_t secs = (time_t)(now / 1000);
+    struct tm tm;
+    char stamp[64];
+    gmtime_r(&secs, &tm);
+    snprintf(stamp, sizeof(stamp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(now % 1000));
+    hearth_xml_node_t *delay = hearth_xml_add_child(arena, st, "delay", NS_DELAY);
+    hearth_xml_set_attr(arena, delay, "from", w->srv->set.domain);
+    hearth_xml_set_attr(arena, delay, "stamp", stamp);
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    offline_job_t *j = calloc(1, sizeof(*j));
+    if (!j || hearth_xml_serialize(st, "jabber:client", &b)) {
+        free(j);
+        hearth_buf_free(&b);
+        return;
+    }
+    j->w = w;
+    j->to = strdup(d->m->u.route.to);
+    j->from = d->m->u.route.from ? strdup(d->m->u.route.from) : NULL;
+    j->original = hearth_bytes_ref(d->m->u.route.bytes);
+    if (storage_offline_store(w->srv->storage, &w->storage_target, d->u->node, b.data, b.len, now,
+                              w->srv->set.offline_quota, offline_stored, j))
+        offline_stored(j, HEARTH_ELIMIT);
+    hearth_buf_free(&b);
+}
+
+static void store_offline(worker_t *w, user_t *u, inbox_msg_t *m)
+{
+    delay_ctx_t d = {w, u, m};
+    im__parse(m->u.route.bytes->data, m->u.route.bytes->len, store_with_delay, &d);
+}
+
+typedef struct flush_job {
+    conn_t *c;
+    user_t *u;
+} flush_job_t;
+
+static void offline_fetched(void *ud, int err, const storage_offline_msg_t *msgs, size_t n)
+{
+    flush_job_t *j = ud;
+    conn_t *c = j->c;
+    user_t *u = j->u;
+    worker_t *w = c->w;
+    int64_t last = 0;
+    if (!err && !c->closing && c->user == u) {
+        for (size_t i = 0; i < n; i++) {
+            conn__send(c, msgs[i].stanza, msgs[i].len);
+            last = msgs[i].id;
+        }
+        if (n)
+            hlog_conn(LOG_DEBUG, c->id, c->jid.full, "delivered %zu offline messages", n);
+    }
+    /* Removed only once written to a live session: a session gone meanwhile loses nothing. */
+    if (last && storage_offline_delete(w->srv->storage, &w->storage_target, u->node, last,
+                                       user__write_done, NULL))
+        hlog(LOG_ERROR, "offline messages of %s: storage refused the removal", u->bare);
+    u->offline_busy = 0;
+    free(j);
+    user__release(w, u);
+    conn__unref(c);
+}
+
+void message__flush_offline(conn_t *c)
+{
+    user_t *u = c->user;
+    if (!u || u->offline_busy)
+        return;
+    flush_job_t *j = calloc(1, sizeof(*j));
+    if (!j)
+        return;
+    j->c = c;
+    j->u = u;
+    conn__ref(c);
+    user__hold(u);
+    u->offline_busy = 1;
+    if (storage_offline_fetch(c->w->srv->storage, &c->w->storage_target, u->node, offline_fetched,
+                              j)) {
+        u->offline_busy = 0;
+        free(j);
+        user__release(c->w, u);
+        conn__unref(c);
+    }
+}
+
+/* ---- delivery ---- */
+
+void message__inbound(worker_t *w, user_t *u, inbox_msg_t *m)
+{
+    const char *type = *m->u.route.type ? m->u.route.type : "normal";
+    int is_error = !strcmp(type, "error");
+    if (u->state != USER_READY) {
+        /* §8.5.1: no such user. */
+        if (!is_error && strcmp(type, "headline"))
+            router__bounce(w, m, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
+        return;
+    }
+    if (m->u.route.from && blocking__blocks(u, m->u.route.from)) {
+        if (!is_error)
+            router__bounce(w, m, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
+        return;
+    }
+    const char *slash = strchr(m->u.route.to, '/');
+    if (slash) {
+        conn_t *s = session__find(w, u->bare, slash + 1);
+        if (s) {
+            conn__send(s, m->u.route.bytes->data, m->u.route.bytes->len);
+            return;
+        }
+        /* §8.5.3.2.1: no such resource. */
+        if (is_error)
+            return;
+        if (!strcmp(type, "groupchat")) {
+            router__bounce(w, m, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
+            return;
+        }
+    }
+    if (is_error)
+        return;
+    if (!strcmp(type, "groupchat")) {
+        router__bounce(w, m, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
+        return;
+    }
+    /* §8.5.2.1: the available resources with the highest non-negative priority (headlines go
+     * to every available resource with a non-negative priority). */
+    int best = -1;
+    for (conn_t *s = u->sessions; s; s = s->user_next)
+        if (s->available && s->priority >= 0 && s->priority > best)
+            best = s->priority;
+    if (best < 0) {
+        if (strcmp(type, "headline"))
+            store_offline(w, u, m); /* §8.5.2.2: chat and normal wait offline */
+        return;
+    }
+    int headline = !strcmp(type, "headline");
+    for (conn_t *s = u->sessions; s; s = s->user_next)
+        if (s->available && s->priority >= 0 && (headline || s->priority == best))
+            conn__send(s, m->u.route.bytes->data, m->u.route.bytes->len);
+}
+
+static const char *const message_account_features[] = {NS_SID, "msgoffline", NULL};
+static const char *const message_server_features[] = {"msgoffline", NULL};
+
+const module_t module_message = {
+    .name = "message",
+    .server_features = message_server_features,
+    .account_features = message_account_features,
+};

@@ -1,0 +1,482 @@
+/* Presence and subscriptions (RFC 6121 §3, §4, Appendix A). Outbound stanzas are handled on
+ * the sender's home worker with its roster at hand; inbound ones on the recipient's, after its
+ * state is loaded. Subscription stanzas carry the bare JIDs of both ends; presence broadcasts
+ * are serialised once without 'to' and addressed per recipient when written. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "modules/im.h"
+
+#define NS_CLIENT "jabber:client"
+
+static char *bare_of(hearth_arena_t *a, const char *jid)
+{
+    const char *slash = strchr(jid, '/');
+    return hearth_arena_strndup(a, jid, slash ? (size_t)(slash - jid) : strlen(jid));
+}
+
+static hearth_bytes_t *serialize(hearth_xml_node_t *st)
+{
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    hearth_bytes_t *bytes = NULL;
+    if (hearth_xml_serialize(st, NS_CLIENT, &b) == 0)
+        bytes = hearth_bytes_new(b.data, b.len);
+    hearth_buf_free(&b);
+    return bytes;
+}
+
+/* Routes presence bytes (no 'to' inside) to a local JID. */
+static void route(worker_t *w, const char *to, const char *from, const char *type,
+                  hearth_bytes_t *bytes)
+{
+    router__route(w, STANZA_PRESENCE, to, from, type, bytes);
+}
+
+void presence__send_sub(worker_t *w, user_t *u, const char *contact, const char *type)
+{
+    char buf[1200];
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    int rc = hearth_buf_append_str(&b, "<presence type='");
+    rc = rc ?: hearth_buf_append_str(&b, type);
+    rc = rc ?: hearth_buf_append_str(&b, "' from='");
+    rc = rc ?: hearth_buf_append_escaped(&b, u->bare, strlen(u->bare));
+    rc = rc ?: hearth_buf_append_str(&b, "'/>");
+    (void)buf;
+    if (!rc) {
+        hearth_bytes_t *bytes = hearth_bytes_new(b.data, b.len);
+        if (bytes) {
+            route(w, contact, u->bare, type, bytes);
+            hearth_bytes_unref(bytes);
+        }
+    }
+    hearth_buf_free(&b);
+}
+
+void presence__drop_request(worker_t *w, user_t *u, const char *jid)
+{
+    char *st = strmap_remove(&u->requests, jid);
+    if (!st)
+        return;
+    free(st);
+    if (storage_request_delete(w->srv->storage, &w->storage_target, u->node, jid, user__write_done,
+                               NULL))
+        hlog(LOG_ERROR, "subscription requests of %s: storage refused the write", u->bare);
+}
+
+/* Each available resource's last presence, to a contact (after it was granted a subscription,
+ * or in answer to its probe). */
+static void send_available_to(worker_t *w, user_t *u, const char *contact)
+{
+    for (conn_t *s = u->sessions; s; s = s->user_next)
+        if (s->available && s->presence)
+            route(w, contact, s->jid.full, "", s->presence);
+}
+
+static void send_unavailable_to(worker_t *w, user_t *u, const char *contact)
+{
+    for (conn_t *s = u->sessions; s; s = s->user_next) {
+        if (!s->available)
+            continue;
+        hearth_buf_t b = HEARTH_BUF_INIT;
+        int rc = hearth_buf_append_str(&b, "<presence type='unavailable' from='");
+        rc = rc ?: hearth_buf_append_escaped(&b, s->jid.full, strlen(s->jid.full));
+        rc = rc ?: hearth_buf_append_str(&b, "'/>");
+        hearth_bytes_t *bytes = rc ? NULL : hearth_bytes_new(b.data, b.len);
+        if (bytes)
+            route(w, contact, s->jid.full, "unavailable", bytes);
+        hearth_bytes_unref(bytes);
+        hearth_buf_free(&b);
+    }
+}
+
+static void deliver_available(user_t *u, hearth_bytes_t *bytes, const conn_t *except)
+{
+    for (conn_t *s = u->sessions; s; s = s->user_next)
+        if (s->available && s != except)
+            im__send_addressed(s, bytes, s->jid.full);
+}
+
+/* ---- outbound subscription management (RFC 6121 §3, Appendix A.2, A.4) ---- */
+
+static void outbound_sub(conn_t *c, user_t *u, const char *contact, const char *type,
+                         hearth_xml_node_t *st, hearth_arena_t *arena)
+{
+    worker_t *w = c->w;
+    storage_roster_item_t *it = strmap_get(&u->roster, contact);
+    /* Subscription stanzas travel between bare JIDs (§3.1.2). */
+    hearth_xml_set_attr(arena, st, "from", u->bare);
+    hearth_xml_set_attr(arena, st, "to", NULL);
+    hearth_bytes_t *bytes = serialize(st);
+    if (!bytes)
+        return;
+    if (!strcmp(type, "subscribe")) {
+        if (!it) {
+            if (u->roster.count >= w->srv->set.roster_max_items) {
+                hearth_xml_set_attr(arena, st, "from", c->jid.full);
+                hearth_xml_set_attr(arena, st, "to", contact);
+                router__reply_error(c, st, arena, HEARTH_STANZA_ERR_POLICY_VIOLATION,
+                                    "the roster is full");
+                goto out;
+            }
+            if (!(it = roster__item_new(contact)))
+                goto out;
+            it->ask = 1;
+            roster__changed(w, u, it);
+        } else if (!user__sub_to(it) && !it->ask) {
+            it->ask = 1;
+            roster__changed(w, u, it);
+        }
+        route(w, contact, u->bare, type, bytes);
+    } else if (!strcmp(type, "subscribed")) {
+        if (strmap_get(&u->requests, contact)) {
+            if (!it && !(it = roster__item_new(contact)))
+                goto out;
+            it->subscription |= STORAGE_SUB_FROM;
+            it->approved = 0;
+            roster__changed(w, u, it);
+            presence__drop_request(w, u, contact);
+            route(w, contact, u->bare, type, bytes);
+            send_available_to(w, u, contact);
+        } else if (!user__sub_from(it) && !(it && it->approved)) {
+            /* Pre-approval (§3.4): remembered, nothing is sent. */
+            if (!it) {
+                if (u->roster.count >= w->srv->set.roster_max_items)
+                    goto out;
+                if (!(it = roster__item_new(contact)))
+                    goto out;
+            }
+            it->approved = 1;
+            roster__changed(w, u, it);
+        }
+    } else if (!strcmp(type, "unsubscribe")) {
+        if (it && (user__sub_to(it) || it->ask)) {
+            it->subscription &= ~STORAGE_SUB_TO;
+            it->ask = 0;
+            roster__changed(w, u, it);
+        }
+        route(w, contact, u->bare, type, bytes);
+    } else { /* unsubscribed: cancel or deny */
+        int had_request = strmap_get(&u->requests, contact) != NULL;
+        presence__drop_request(w, u, contact);
+        if (it && (user__sub_from(it) || it->approved)) {
+            int was_from = user__sub_from(it);
+            it->subscription &= ~STORAGE_SUB_FROM;
+            it->approved = 0;
+            roster__changed(w, u, it);
+            if (was_from) {
+                route(w, contact, u->bare, type, bytes);
+                send_unavailable_to(w, u, contact);
+            }
+        } else if (had_request) {
+            route(w, contact, u->bare, type, bytes);
+        }
+    }
+out:
+    hearth_bytes_unref(bytes);
+}
+
+/* ---- broadcast presence (§4.2, §4.4, §4.5) ---- */
+
+static void broadcast(conn_t *c, user_t *u, hearth_bytes_t *bytes, const char *type)
+{
+    worker_t *w = c->w;
+    STRMAP_FOREACH(&u->roster, e)
+    {
+        storage_roster_item_t *it = e->value;
+        if (user__sub_from(it) && !blocking__blocks(u, it->jid))
+            route(w, it->jid, c->jid.full, type, bytes);
+    }
+    deliver_available(u, bytes, c);
+}
+
+static void directed_forget(conn_t *c)
+{
+    if (c->directed.buckets)
+        strmap_free(&c->directed);
+}
+
+/* Unavailable to contacts, own resources and the targets of directed presence. */
+static void go_unavailable(conn_t *c, user_t *u, hearth_bytes_t *bytes, const char *status)
+{
+    worker_t *w = c->w;
+    broadcast(c, u, bytes, "unavailable");
+    if (c->directed.buckets) {
+        STRMAP_FOREACH(&c->directed, e)
+        {
+            route(w, e->key, c->jid.full, "unavailable", bytes);
+        }
+        directed_forget(c);
+    }
+    c->available = 0;
+    hearth_bytes_unref(c->presence);
+    c->presence = NULL;
+    int others = 0;
+    for (conn_t *s = u->sessions; s; s = s->user_next)
+        others |= s != c && s->available;
+    if (!others) {
+        u->last_logout = user__now_ms() / 1000;
+        free(u->last_status);
+        u->last_status = status ? strdup(status) : NULL;
+        if (storage_last_set(w->srv->storage, &w->storage_target, u->node, u->last_logout, status,
+                             user__write_done, NULL))
+            hlog(LOG_ERROR, "last activity of %s: storage refused the write", u->bare);
+    }
+}
+
+static int parse_priority(hearth_xml_node_t *st, hearth_arena_t *arena, int *out)
+{
+    hearth_xml_node_t *p = hearth_xml_child(st, "priority", NS_CLIENT);
+    *out = 0;
+    if (!p)
+        return 0;
+    const char *t = hearth_xml_text(arena, p);
+    char *end;
+    long v = strtol(t, &end, 10);
+    while (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')
+        end++;
+    if (end == t || *end || v < -128 || v > 127)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static void initial_presence(conn_t *c, user_t *u)
+{
+    worker_t *w = c->w;
+    /* The user's other resources, seen by the new one. */
+    for (conn_t *s = u->sessions; s; s = s->user_next)
+        if (s != c && s->available && s->presence)
+            im__send_addressed(c, s->presence, c->jid.full);
+    /* Probes to the contacts it is subscribed to (§4.2.2). */
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    int rc = hearth_buf_append_str(&b, "<presence type='probe' from='");
+    rc = rc ?: hearth_buf_append_escaped(&b, u->bare, strlen(u->bare));
+    rc = rc ?: hearth_buf_append_str(&b, "'/>");
+    hearth_bytes_t *probe = rc ? NULL : hearth_bytes_new(b.data, b.len);
+    hearth_buf_free(&b);
+    STRMAP_FOREACH(&u->roster, e)
+    {
+        storage_roster_item_t *it = e->value;
+        if (probe && user__sub_to(it) && !blocking__blocks(u, it->jid))
+            route(w, it->jid, u->bare, "probe", probe);
+    }
+    hearth_bytes_unref(probe);
+    /* Subscription requests that waited for the user (§3.1.3). */
+    STRMAP_FOREACH(&u->requests, e)
+    {
+        const char *st = e->value;
+        hearth_bytes_t *req = hearth_bytes_new(st, strlen(st));
+        if (req)
+            im__send_addressed(c, req, c->jid.full);
+        hearth_bytes_unref(req);
+    }
+    if (c->priority >= 0)
+        message__flush_offline(c);
+}
+
+static void own_presence(conn_t *c, user_t *u, hearth_xml_node_t *st, hearth_arena_t *arena,
+                         const char *type)
+{
+    int prio;
+    if (parse_priority(st, arena, &prio)) {
+        router__reply_error(c, st, arena, HEARTH_STANZA_ERR_BAD_REQUEST,
+                            "priority is an integer from -128 to 127");
+        return;
+    }
+    hearth_xml_set_attr(arena, st, "to", NULL);
+    hearth_bytes_t *bytes = serialize(st);
+    if (!bytes)
+        return;
+    if (type && !strcmp(type, "unavailable")) {
+        if (c->available) {
+            hearth_xml_node_t *sn = hearth_xml_child(st, "status", NS_CLIENT);
+            go_unavailable(c, u, bytes, sn ? hearth_xml_text(arena, sn) : NULL);
+        }
+    } else {
+        int initial = !c->available;
+        c->available = 1;
+        c->priority = prio;
+        hearth_bytes_unref(c->presence);
+        c->presence = hearth_bytes_ref(bytes);
+        broadcast(c, u, bytes, "");
+        if (initial)
+            initial_presence(c, u);
+    }
+    hearth_bytes_unref(bytes);
+}
+
+void presence__from_client(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena)
+{
+    user_t *u = c->user;
+    const char *type = hearth_xml_attr(st, "type");
+    const char *to = hearth_xml_attr(st, "to");
+    if (!u)
+        return;
+    if (type && (!strcmp(type, "probe") || !strcmp(type, "error")) && !to)
+        return;
+    if (!to) {
+        if (type && strcmp(type, "unavailable")) {
+            router__reply_error(c, st, arena, HEARTH_STANZA_ERR_BAD_REQUEST,
+                                "a subscription request needs a 'to'");
+            return;
+        }
+        own_presence(c, u, st, arena, type);
+        return;
+    }
+    hearth_jid_t j = HEARTH_JID_INIT;
+    const char *reason;
+    if (hearth_jid_parse(to, strlen(to), &j, &reason)) {
+        router__reply_error(c, st, arena, HEARTH_STANZA_ERR_JID_MALFORMED, reason);
+        return;
+    }
+    char *contact = hearth_arena_strdup(arena, j.bare);
+    int local = !strcmp(j.domain, c->w->srv->set.domain) && j.node;
+    hearth_jid_clear(&j);
+    if (!local)
+        return; /* no federation yet: presence to other domains goes nowhere */
+    if (blocking__blocks(u, contact))
+        return; /* XEP-0191 §3.6: presence to a blocked JID is not sent */
+    if (type && (!strcmp(type, "subscribe") || !strcmp(type, "subscribed") ||
+                 !strcmp(type, "unsubscribe") || !strcmp(type, "unsubscribed"))) {
+        if (!strcmp(contact, u->bare))
+            return;
+        outbound_sub(c, u, contact, type, st, arena);
+        return;
+    }
+    if (type && !strcmp(type, "probe"))
+        return; /* probes are the server's business (§4.3) */
+    /* Directed presence (§4.6): remembered, so that it ends with the session. */
+    char *target = hearth_arena_strdup(arena, to);
+    hearth_xml_set_attr(arena, st, "to", NULL);
+    hearth_bytes_t *bytes = serialize(st);
+    if (!bytes)
+        return;
+    storage_roster_item_t *it = strmap_get(&u->roster, contact);
+    if (!type) {
+        if (!user__sub_from(it) && (c->directed.buckets || strmap_init(&c->directed) == 0))
+            strmap_put(&c->directed, target, (void *)1);
+    } else if (!strcmp(type, "unavailable") && c->directed.buckets) {
+        strmap_remove(&c->directed, target);
+    }
+    route(c->w, target, c->jid.full, type ? type : "", bytes);
+    hearth_bytes_unref(bytes);
+}
+
+void presence__session_end(conn_t *c)
+{
+    user_t *u = c->user;
+    if (u && c->available) {
+        hearth_buf_t b = HEARTH_BUF_INIT;
+        int rc = hearth_buf_append_str(&b, "<presence type='unavailable' from='");
+        rc = rc ?: hearth_buf_append_escaped(&b, c->jid.full, strlen(c->jid.full));
+        rc = rc ?: hearth_buf_append_str(&b, "'/>");
+        hearth_bytes_t *bytes = rc ? NULL : hearth_bytes_new(b.data, b.len);
+        hearth_buf_free(&b);
+        if (bytes)
+            go_unavailable(c, u, bytes, NULL);
+        hearth_bytes_unref(bytes);
+    }
+    c->available = 0;
+    hearth_bytes_unref(c->presence);
+    c->presence = NULL;
+    directed_forget(c);
+}
+
+/* ---- inbound (on the recipient's home worker) ---- */
+
+typedef struct inbound {
+    worker_t *w;
+    user_t *u;
+    inbox_msg_t *m;
+} inbound_t;
+
+static void inbound_sub(worker_t *w, user_t *u, inbox_msg_t *m, const char *contact)
+{
+    const char *type = m->u.route.type;
+    storage_roster_item_t *it = strmap_get(&u->roster, contact);
+    hearth_bytes_t *bytes = m->u.route.bytes;
+    if (!strcmp(type, "subscribe")) {
+        if (user__sub_from(it)) {
+            presence__send_sub(w, u, contact, "subscribed"); /* already granted (§3.1.3) */
+        } else if (it && it->approved) {
+            it->approved = 0;
+            it->subscription |= STORAGE_SUB_FROM;
+            roster__changed(w, u, it);
+            presence__send_sub(w, u, contact, "subscribed");
+            send_available_to(w, u, contact);
+        } else if (!strmap_get(&u->requests, contact)) {
+            char *copy = strndup(bytes->data, bytes->len);
+            if (!copy || strmap_put(&u->requests, contact, copy)) {
+                free(copy);
+                return;
+            }
+            if (storage_request_put(w->srv->storage, &w->storage_target, u->node, contact, copy,
+                                    user__write_done, NULL))
+                hlog(LOG_ERROR, "subscription requests of %s: storage refused the write", u->bare);
+            deliver_available(u, bytes, NULL);
+        }
+    } else if (!strcmp(type, "subscribed")) {
+        if (it && it->ask) {
+            it->ask = 0;
+            it->subscription |= STORAGE_SUB_TO;
+            roster__changed(w, u, it);
+            deliver_available(u, bytes, NULL);
+        }
+    } else if (!strcmp(type, "unsubscribe")) {
+        int had = strmap_get(&u->requests, contact) != NULL;
+        presence__drop_request(w, u, contact);
+        if (user__sub_from(it)) {
+            it->subscription &= ~STORAGE_SUB_FROM;
+            roster__changed(w, u, it);
+            deliver_available(u, bytes, NULL);
+        } else if (had) {
+            deliver_available(u, bytes, NULL);
+        }
+    } else if (!strcmp(type, "unsubscribed")) {
+        if (it && (user__sub_to(it) || it->ask)) {
+            it->subscription &= ~STORAGE_SUB_TO;
+            it->ask = 0;
+            roster__changed(w, u, it);
+            deliver_available(u, bytes, NULL);
+        }
+    }
+}
+
+void presence__inbound(worker_t *w, user_t *u, inbox_msg_t *m)
+{
+    const char *type = m->u.route.type;
+    const char *from = m->u.route.from;
+    if (u->state != USER_READY || !from)
+        return; /* presence for no account is dropped (RFC 6121 §4.3.2, §3.1.3) */
+    hearth_arena_t *a = hearth_arena_new(0);
+    if (!a)
+        return;
+    char *contact = bare_of(a, from);
+    if (blocking__blocks(u, from))
+        goto out;
+    if (!strcmp(type, "subscribe") || !strcmp(type, "subscribed") || !strcmp(type, "unsubscribe") ||
+        !strcmp(type, "unsubscribed")) {
+        inbound_sub(w, u, m, contact);
+        goto out;
+    }
+    if (!strcmp(type, "probe")) {
+        storage_roster_item_t *it = strmap_get(&u->roster, contact);
+        if (user__sub_from(it))
+            send_available_to(w, u, contact);
+        goto out;
+    }
+    const char *slash = strchr(m->u.route.to, '/');
+    if (slash) {
+        conn_t *s = session__find(w, u->bare, slash + 1);
+        if (s)
+            im__send_addressed(s, m->u.route.bytes, s->jid.full);
+    } else if (strcmp(type, "error")) {
+        deliver_available(u, m->u.route.bytes, NULL);
+    }
+out:
+    hearth_arena_free(a);
+}
+
+const module_t module_presence = {.name = "presence"};
