@@ -147,22 +147,23 @@ class SlixmppTest(unittest.TestCase):
         self.assertEqual((a.failures, b.failures), ([], []))
         self.exchange(a, b)
 
-    @unittest.expectedFailure
     def test_default_settings_tls13(self):
-        # KNOWN INTEROP GAP (reported to the lead; remove the decorator when
-        # decided). slixmpp 1.8.3 as a user runs it: TLS 1.3, all mechanisms.
-        # It tries SCRAM-SHA-256-PLUS and SCRAM-SHA-1-PLUS with p=tls-unique
-        # (hearthd binds only tls-exporter; tls-unique is undefined for TLS
-        # 1.3, RFC 9266), then SCRAM-SHA-256 with gs2 flag 'y', which a server
-        # advertising -PLUS must refuse (RFC 5802 6). Three failures reach
-        # c2s.auth_attempts=3 and the stream is closed before PLAIN is tried.
+        # slixmpp 1.8.3 as a user runs it: TLS 1.3, all mechanisms. It tries
+        # SCRAM-SHA-256-PLUS and SCRAM-SHA-1-PLUS with p=tls-unique (hearthd
+        # binds only tls-exporter; tls-unique is undefined for TLS 1.3, RFC
+        # 9266): each fails uncounted, and the 'y' flag that follows is then
+        # accepted on that stream since no binding type is shared (hearthd
+        # commit 1a0301d). Before that change this login failed outright.
         a = self.bot('alice', 'x')
         a.connect(('127.0.0.1', self.s.port))
         self.run_until(a.started)
-        sys.stderr.write('NOTE: slixmpp default mechanism: %s after failures %s\n'
-                         % (a.chosen_mech, a.failures))
-        self.assertIsNotNone(a.chosen_mech)
-
+        self.assertEqual(a.chosen_mech, 'SCRAM-SHA-256', a.failures)
+        self.assertEqual([m for m, _ in a.failures], ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-1-PLUS'])
+        self.s.wait_log(r'authenticated alice@localhost with SCRAM-SHA-256\b')
+        b = self.bot('bob', 'y')
+        b.connect(('127.0.0.1', self.s.tls_port), use_ssl=True)
+        self.run_until(b.started)
+        self.exchange(a, b)
 
 if __name__ == '__main__':
     main()
