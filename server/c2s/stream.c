@@ -64,8 +64,10 @@ void c2s__send_features(conn_t *c)
                  ?: hearth_buf_printf(&b,
                                       "<bind xmlns='%s'/><session xmlns='%s'><optional/></session>"
                                       "<ver xmlns='urn:xmpp:features:rosterver'/>"
-                                      "<sub xmlns='urn:xmpp:features:pre-approval'/>",
-                                      NS_BIND, NS_SESSION);
+                                      "<sub xmlns='urn:xmpp:features:pre-approval'/>"
+                                      "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' "
+                                      "node='%s' ver='%s'/>",
+                                      NS_BIND, NS_SESSION, MODULES_CAPS_NODE, modules__caps_ver());
     } else {
         if (!c->secure && c->w->srv->tls)
             rc = rc

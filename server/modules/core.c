@@ -1,6 +1,7 @@
 /* The core module and the IQ entry point: XEP-0199 ping, XEP-0030 disco for the server and for
  * accounts, the legacy session; replies to the server's own pings; and the checks every IQ
  * passes before a module sees it (RFC 6120 §8.2.3: an id, get/set with exactly one child). */
+#include <stdio.h>
 #include <string.h>
 
 #include "modules/module.h"
@@ -21,7 +22,11 @@ static void ping(iq_ctx_t *ctx)
 
 static void disco_info(iq_ctx_t *ctx)
 {
-    if (ctx->set || hearth_xml_attr(ctx->payload, "node")) {
+    const char *node = hearth_xml_attr(ctx->payload, "node");
+    char caps_node[128];
+    snprintf(caps_node, sizeof(caps_node), "%s#%s", MODULES_CAPS_NODE, modules__caps_ver());
+    /* The only node is the server's caps node (XEP-0115 §6.2), answered like the server. */
+    if (ctx->set || (node && (ctx->where != IQ_TO_SERVER || strcmp(node, caps_node)))) {
         iq_error(ctx, ctx->set ? HEARTH_STANZA_ERR_BAD_REQUEST : HEARTH_STANZA_ERR_ITEM_NOT_FOUND,
                  NULL);
         return;
@@ -29,6 +34,8 @@ static void disco_info(iq_ctx_t *ctx)
     hearth_arena_t *a = ctx->arena;
     hearth_xml_node_t *r = iq_result(ctx);
     hearth_xml_node_t *q = hearth_xml_add_child(a, r, "query", NS_DISCO_INFO);
+    if (node)
+        hearth_xml_set_attr(a, q, "node", node);
     hearth_xml_node_t *id = hearth_xml_add_child(a, q, "identity", NULL);
     int account = ctx->where != IQ_TO_SERVER;
     if (account) {
@@ -37,7 +44,7 @@ static void disco_info(iq_ctx_t *ctx)
     } else {
         hearth_xml_set_attr(a, id, "category", "server");
         hearth_xml_set_attr(a, id, "type", "im");
-        hearth_xml_set_attr(a, id, "name", "Hearth");
+        hearth_xml_set_attr(a, id, "name", MODULES_SERVER_NAME);
     }
     modules__add_features(a, q, account);
     iq_send(ctx, r);

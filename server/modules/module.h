@@ -41,7 +41,12 @@ typedef struct module {
     int (*init)(server_t *srv);          /* optional, on the main thread before workers run */
 } module_t;
 
+#define MODULES_SERVER_NAME "Hearth"
+#define MODULES_CAPS_NODE "urn:hearth:server"
+
 /* modules.c */
+/* The XEP-0115 verification string of the server's disco#info (identity and features). */
+const char *modules__caps_ver(void);
 int modules__init(server_t *srv);
 void modules__free(void);
 /* Returns 1 when a module took the IQ (it replied or will), 0 when nothing matched. */

@@ -1,5 +1,6 @@
 /* The module registry: IQ routes from every module's table in one hash map, disco features in
  * one list (server/modules/module.h). Built once at start-up, read-only afterwards. */
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +21,48 @@ static void route_key(char *buf, size_t len, const char *ns, const char *name)
     snprintf(buf, len, "%s %s", ns, name);
 }
 
+static char caps_ver[64]; /* XEP-0115 verification string of the server's disco#info */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* XEP-0115 §5.1: identities then features, sorted, each followed by '<', SHA-1, base64. */
+static int compute_caps(void)
+{
+    const char *feats[256];
+    size_t n = 0;
+    for (size_t i = 0; i < NMODULES; i++)
+        for (const char *const *f = modules[i]->server_features; f && *f && n < 256; f++)
+            feats[n++] = *f;
+    qsort(feats, n, sizeof(*feats), cmp_str);
+    hearth_buf_t s = HEARTH_BUF_INIT;
+    int rc = hearth_buf_append_str(&s, "server/im//" MODULES_SERVER_NAME "<");
+    for (size_t i = 0; i < n; i++) {
+        if (i && !strcmp(feats[i], feats[i - 1]))
+            continue;
+        rc = rc ?: hearth_buf_printf(&s, "%s<", feats[i]);
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    if (!rc && EVP_Digest(s.data, s.len, md, &mdlen, EVP_sha1(), NULL) == 1)
+        EVP_EncodeBlock((unsigned char *)caps_ver, md, (int)mdlen);
+    else
+        rc = HEARTH_ENOMEM;
+    hearth_buf_free(&s);
+    return rc;
+}
+
+const char *modules__caps_ver(void)
+{
+    return caps_ver;
+}
+
 int modules__init(server_t *srv)
 {
+    if (compute_caps())
+        return HEARTH_ENOMEM;
     if (strmap_init(&routes))
         return HEARTH_ENOMEM;
     for (size_t i = 0; i < NMODULES; i++) {
