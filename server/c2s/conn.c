@@ -86,10 +86,27 @@ static void on_handle_closed(uv_handle_t *h)
     maybe_free(c);
 }
 
+static void unpause(conn_t *c)
+{
+    if (c->read_paused) {
+        c->read_paused = 0;
+        c->w->npaused--;
+    }
+}
+
+void conn__resume_reading(conn_t *c)
+{
+    unpause(c);
+    if (!c->handles_closing && !c->handoff_detached &&
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read))
+        conn__abort(c);
+}
+
 static void close_handles(conn_t *c)
 {
     if (c->handles_closing)
         return;
+    unpause(c);
     c->handles_closing = 1;
     c->closing = 1;
     session__unbind(c);
@@ -417,6 +434,12 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     c->in_read = 0;
     if (!c->handles_closing)
         c2s__after_read(c);
+    if (!c->closing && !c->handoff && !c->read_paused &&
+        storage_outstanding(c->w->srv->storage) > CONN_STORAGE_HIGH_WATER) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->read_paused = 1;
+        worker__paused(c->w);
+    }
     conn__unref(c);
 }
 
@@ -467,6 +490,7 @@ void conn__detach_for_handoff(conn_t *c)
         return;
     }
     c->handoff_detached = 1;
+    unpause(c);
     uv_read_stop((uv_stream_t *)&c->tcp);
     uv_close((uv_handle_t *)&c->tcp, on_handoff_closed);
     uv_close((uv_handle_t *)&c->timer, on_handoff_closed);

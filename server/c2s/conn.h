@@ -30,6 +30,10 @@ typedef enum { PENDING_NONE, PENDING_STARTTLS, PENDING_AUTHED } pending_t;
 
 /* Output queue bound: a reader this far behind is cut with <policy-violation/>. */
 #define CONN_MAX_OUTQ (4u * 1024 * 1024)
+/* Storage requests outstanding past which connections stop reading, and below which they
+ * read again. */
+#define CONN_STORAGE_HIGH_WATER 512
+#define CONN_STORAGE_LOW_WATER 128
 
 struct conn {
     worker_t *w;
@@ -64,6 +68,7 @@ struct conn {
     int preauth_counted;
     int secure;  /* TLS established */
     int in_read; /* inside on_read: pending actions wait for its end */
+    int read_paused; /* reading stopped until storage catches up (worker.c) */
 
     /* SASL */
     hearth_sasl_server_t *sasl;
@@ -123,6 +128,7 @@ void conn__timer_in(conn_t *c, uint64_t ms);
 int conn__start_tls(conn_t *c);
 void conn__detach_for_handoff(conn_t *c);
 void conn__try_handoff(conn_t *c); /* detach once output and references are done */
+void conn__resume_reading(conn_t *c);
 const char *conn__log_jid(const conn_t *c);
 
 /* stream.c: the c2s protocol over a parsed stream */

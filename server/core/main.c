@@ -198,12 +198,15 @@ static void post_all(server_t *srv, inbox_kind_t kind)
 static void on_drain(uv_timer_t *t)
 {
     app_t *a = t->data;
+    /* Connections first, then the storage results still due to the workers (writes such as
+     * offline messages and roster changes outlive the sessions that made them). */
     int live = __atomic_load_n(&a->srv.live_conns, __ATOMIC_ACQUIRE);
-    if (live > 0 && uv_now(a->loop) < a->drain_deadline)
+    long pending = storage_outstanding(a->srv.storage);
+    if ((live > 0 || pending > 0) && uv_now(a->loop) < a->drain_deadline)
         return;
-    if (live > 0)
-        hlog(LOG_WARN, "%d connections still open after %d ms: closing them", live,
-             SHUTDOWN_GRACE_MS);
+    if (live > 0 || pending > 0)
+        hlog(LOG_WARN, "%d connections and %ld storage requests still open after %d ms", live,
+             pending, SHUTDOWN_GRACE_MS);
     uv_timer_stop(t);
     uv_close((uv_handle_t *)t, NULL);
     post_all(&a->srv, INBOX_EXIT);
@@ -379,12 +382,13 @@ int main(int argc, char **argv)
 
     for (unsigned i = 0; i < srv->nworkers; i++)
         worker__join(srv->workers[i]);
+    /* Whatever is still queued is written; results for stopped workers are discarded. */
+    storage_close(srv->storage);
     for (unsigned i = 0; i < srv->nworkers; i++) {
         worker__free(srv->workers[i]);
         free(srv->workers[i]);
     }
     free(srv->workers);
-    storage_close(srv->storage);
     modules__free();
     hearth_tls_ctx_free(srv->tls);
     unlink(a.ports_path);

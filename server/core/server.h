@@ -124,6 +124,10 @@ struct worker {
     hearth_sasl_t *sasl;
     storage_target_t storage_target;
     int stopping;
+    /* Back-pressure: connections whose reading waits for storage to catch up (a flood of
+     * offline messages must queue in the sender's socket, not in memory). */
+    unsigned npaused;
+    uv_timer_t resume_timer;
     char readbuf[65536]; /* reads are processed synchronously, so one buffer serves all */
 };
 
@@ -151,6 +155,8 @@ int worker__start(worker_t *w);
 void worker__post(worker_t *w, inbox_msg_t *m); /* any thread; consumes m */
 worker_t *worker__home(server_t *srv, const char *bare);
 void worker__join(worker_t *w);
+/* A connection of w stopped reading for back-pressure: w checks when to resume it. */
+void worker__paused(worker_t *w);
 void worker__free(worker_t *w);
 user_t *worker__user(worker_t *w, const char *bare, int create);
 /* Frees u when nothing holds it any more (no session, no work, not loading). */

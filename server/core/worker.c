@@ -28,6 +28,19 @@ void worker__post(worker_t *w, inbox_msg_t *m)
     uv_mutex_unlock(&w->inbox_lock);
     if (closed) {
         hlog(LOG_WARN, "worker %u: message after exit dropped", w->index);
+        switch (m->kind) {
+        case INBOX_STORAGE:
+            storage_req_discard(m->u.req);
+            break;
+        case INBOX_ROUTE:
+            hearth_bytes_unref(m->u.route.bytes);
+            free(m->u.route.to);
+            free(m->u.route.from);
+            break;
+        default:
+            break;
+        }
+        free(m);
         return;
     }
     uv_async_send(&w->wake);
@@ -69,6 +82,25 @@ void worker__user_drop_if_empty(worker_t *w, user_t *u)
         return;
     strmap_remove(&w->users, u->bare);
     user__free(u);
+}
+
+static void on_resume_timer(uv_timer_t *t)
+{
+    worker_t *w = t->data;
+    if (w->npaused && storage_outstanding(w->srv->storage) > CONN_STORAGE_LOW_WATER)
+        return;
+    uv_timer_stop(t);
+    for (conn_t *c = w->conns, *next; c && w->npaused; c = next) {
+        next = c->next;
+        if (c->read_paused)
+            conn__resume_reading(c);
+    }
+}
+
+void worker__paused(worker_t *w)
+{
+    if (w->npaused++ == 0)
+        uv_timer_start(&w->resume_timer, on_resume_timer, 5, 5);
 }
 
 static void on_listener_closed(uv_handle_t *h) {}
@@ -166,6 +198,8 @@ int worker__init(server_t *srv, worker_t *w, unsigned index)
     uv_mutex_init(&w->inbox_lock);
     uv_async_init(&w->loop, &w->wake, on_wake);
     w->wake.data = w;
+    uv_timer_init(&w->loop, &w->resume_timer);
+    w->resume_timer.data = w;
     w->storage_target.post = storage_post;
     w->storage_target.post_ud = w;
     if (strmap_init(&w->users))

@@ -25,7 +25,20 @@ struct storage {
 
     _Atomic uint64_t batches;
     _Atomic uint64_t requests;
+    _Atomic long outstanding; /* queued, not yet finished or discarded */
 };
+
+long storage_outstanding(storage_t *st)
+{
+    return atomic_load(&st->outstanding);
+}
+
+static void req_done(storage_req_t *req)
+{
+    if (req->owner)
+        atomic_fetch_sub(&req->owner->outstanding, 1);
+    req->owner = NULL;
+}
 
 static const storage_driver_t *const drivers[] = {&storage__sqlite_driver};
 
@@ -216,6 +229,7 @@ void storage_req_discard(storage_req_t *req)
 {
     if (req == NULL)
         return;
+    req_done(req);
     storage__req_clear_result(req);
     storage_account_clear(&req->acct);
     free(req->name);
@@ -230,6 +244,7 @@ void storage_req_finish(storage_req_t *req)
 {
     if (req == NULL)
         return;
+    req_done(req);
     int err = req->err;
     switch (req->op) {
     case STORAGE_OP_ACCOUNT_GET:
@@ -319,6 +334,8 @@ static int submit(storage_t *st, storage_req_t *req)
             st->head = req;
         st->tail = req;
         st->queued++;
+        req->owner = st;
+        atomic_fetch_add(&st->outstanding, 1);
         pthread_cond_signal(&st->cv);
     }
     pthread_mutex_unlock(&st->mu);

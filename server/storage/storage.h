@@ -24,6 +24,9 @@ typedef struct storage_target {
  * thread. On failure returns HEARTH_ESTORAGE/HEARTH_ECONFIG and *errmsg (malloc'd) explains. */
 int storage_open(const char *driver, const char *dsn, storage_t **out,
                  char **errmsg) HEARTH_MUST_CHECK;
+/* Requests queued and not yet finished or discarded by their owner (any thread): a server
+ * drains to 0 before its workers stop, so no result is handed to a loop that is gone. */
+long storage_outstanding(storage_t *st);
 /* Executes what is queued, stops the thread, closes. Requests already done but not yet finished
  * by their owner stay valid (owner finishes/frees them). */
 void storage_close(storage_t *st);
@@ -247,6 +250,7 @@ typedef void (*storage__count_cb)(void *ud, int err, size_t n);
  * by the driver on the storage thread and read by the owner after the post. */
 struct storage_req {
     storage_req_t *next; /* queue link, owned by storage.c */
+    storage_t *owner;    /* set once queued: counts it outstanding until finished */
     storage_op_t op;
     storage_post_fn post;
     void *post_ud;
