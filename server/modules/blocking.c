@@ -106,7 +106,10 @@ static void blocking_iq(iq_ctx_t *ctx)
             if (strmap_get(&u->blocked, v[i]))
                 continue;
             strmap_put(&u->blocked, v[i], (void *)1);
-            /* §3.3: the blocked contact sees the user go offline. */
+            /* §3.3: a blocked contact that saw the user's presence sees it go offline. */
+            char *bare = hearth_arena_strndup(ctx->arena, v[i], strcspn(v[i], "/"));
+            if (!user__sub_from(strmap_get(&u->roster, bare)))
+                continue;
             for (conn_t *s = u->sessions; s; s = s->user_next) {
                 if (!s->available)
                     continue;

@@ -57,6 +57,8 @@ void presence__inbound(worker_t *w, user_t *u, inbox_msg_t *m);
 void presence__session_end(conn_t *c);
 /* Routes <presence type=TYPE from=u's bare to=contact/> (subscription management). */
 void presence__send_sub(worker_t *w, user_t *u, const char *contact, const char *type);
+/* Unavailable from each of u's available resources to contact (its subscription ended). */
+void presence__send_unavailable_to(worker_t *w, user_t *u, const char *contact);
 /* Forgets a stored inbound subscription request. */
 void presence__drop_request(worker_t *w, user_t *u, const char *jid);
 

@@ -167,13 +167,36 @@ void message__flush_offline(conn_t *c)
 
 /* ---- delivery ---- */
 
+static void set_bare(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
+{
+    inbox_msg_t *m = ud;
+    size_t n = strcspn(m->u.route.to, "/");
+    m->u.route.to[n] = '\0';
+    hearth_xml_set_attr(arena, st, "to", m->u.route.to);
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    if (hearth_xml_serialize(st, "jabber:client", &b) == 0) {
+        hearth_bytes_t *nb = hearth_bytes_new(b.data, b.len);
+        if (nb) {
+            hearth_bytes_unref(m->u.route.bytes);
+            m->u.route.bytes = nb;
+        }
+    }
+    hearth_buf_free(&b);
+}
+
+static void readdress_bare(inbox_msg_t *m)
+{
+    im__parse(m->u.route.bytes->data, m->u.route.bytes->len, set_bare, m);
+}
+
 void message__inbound(worker_t *w, user_t *u, inbox_msg_t *m)
 {
     const char *type = *m->u.route.type ? m->u.route.type : "normal";
     int is_error = !strcmp(type, "error");
     if (u->state != USER_READY) {
-        /* §8.5.1: no such user. */
-        if (!is_error && strcmp(type, "headline"))
+        /* §8.5.1: no such user; every type but error is answered, so that a sender is never
+         * left guessing whether a message arrived. */
+        if (!is_error)
             router__bounce(w, m, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
         return;
     }
@@ -196,6 +219,8 @@ void message__inbound(worker_t *w, user_t *u, inbox_msg_t *m)
             router__bounce(w, m, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
             return;
         }
+        /* Treated as sent to the bare JID: it is then addressed to the bare JID. */
+        readdress_bare(m);
     }
     if (is_error)
         return;

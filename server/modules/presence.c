@@ -74,7 +74,7 @@ static void send_available_to(worker_t *w, user_t *u, const char *contact)
             route(w, contact, s->jid.full, "", s->presence);
 }
 
-static void send_unavailable_to(worker_t *w, user_t *u, const char *contact)
+void presence__send_unavailable_to(worker_t *w, user_t *u, const char *contact)
 {
     for (conn_t *s = u->sessions; s; s = s->user_next) {
         if (!s->available)
@@ -167,7 +167,7 @@ static void outbound_sub(conn_t *c, user_t *u, const char *contact, const char *
             roster__changed(w, u, it);
             if (was_from) {
                 route(w, contact, u->bare, type, bytes);
-                send_unavailable_to(w, u, contact);
+                presence__send_unavailable_to(w, u, contact);
             }
         } else if (had_request) {
             route(w, contact, u->bare, type, bytes);
@@ -188,7 +188,8 @@ static void broadcast(conn_t *c, user_t *u, hearth_bytes_t *bytes, const char *t
         if (user__sub_from(it) && !blocking__blocks(u, it->jid))
             route(w, it->jid, c->jid.full, type, bytes);
     }
-    deliver_available(u, bytes, c);
+    /* §4.2.2, §4.4.2: every available resource, the sender's own included. */
+    deliver_available(u, bytes, NULL);
 }
 
 static void directed_forget(conn_t *c)
@@ -296,6 +297,7 @@ static void own_presence(conn_t *c, user_t *u, hearth_xml_node_t *st, hearth_are
         }
     } else {
         int initial = !c->available;
+        int was_negative = c->priority < 0;
         c->available = 1;
         c->priority = prio;
         hearth_bytes_unref(c->presence);
@@ -303,6 +305,8 @@ static void own_presence(conn_t *c, user_t *u, hearth_xml_node_t *st, hearth_are
         broadcast(c, u, bytes, "");
         if (initial)
             initial_presence(c, u);
+        else if (was_negative && prio >= 0)
+            message__flush_offline(c); /* what waited is for a non-negative priority */
     }
     hearth_bytes_unref(bytes);
 }
@@ -431,6 +435,8 @@ static void inbound_sub(worker_t *w, user_t *u, inbox_msg_t *m, const char *cont
             it->subscription &= ~STORAGE_SUB_FROM;
             roster__changed(w, u, it);
             deliver_available(u, bytes, NULL);
+            /* §3.3.3: the contact no longer sees the user's presence: it goes unavailable. */
+            presence__send_unavailable_to(w, u, contact);
         } else if (had) {
             deliver_available(u, bytes, NULL);
         }

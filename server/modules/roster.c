@@ -244,6 +244,8 @@ static void roster_set(iq_ctx_t *ctx, user_t *u)
             presence__send_sub(w, u, jid, "unsubscribe");
         if (user__sub_from(it) || strmap_get(&u->requests, jid))
             presence__send_sub(w, u, jid, "unsubscribed");
+        if (user__sub_from(it))
+            presence__send_unavailable_to(w, u, jid);
         presence__drop_request(w, u, jid);
         iq_send(ctx, iq_result(ctx));
         roster__removed(w, u, jid);
