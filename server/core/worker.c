@@ -24,6 +24,9 @@ void worker__post(worker_t *w, inbox_msg_t *m)
         else
             w->inbox_head = m;
         w->inbox_tail = m;
+        /* Under the lock: once the worker marks its inbox closed it may close this handle,
+         * so the wake-up must not race with that (a non-blocking eventfd write). */
+        uv_async_send(&w->wake);
     }
     uv_mutex_unlock(&w->inbox_lock);
     if (closed) {
@@ -43,7 +46,6 @@ void worker__post(worker_t *w, inbox_msg_t *m)
         free(m);
         return;
     }
-    uv_async_send(&w->wake);
 }
 
 static void storage_post(void *ud, storage_req_t *req)

@@ -25,19 +25,35 @@ struct storage {
 
     _Atomic uint64_t batches;
     _Atomic uint64_t requests;
-    _Atomic long outstanding; /* queued, not yet finished or discarded */
+    struct storage_pending *pending;
 };
+
+/* Requests queued and not yet finished by their owner. Requests may be finished after the
+ * storage is closed and freed, so the count lives apart, freed with its last reference. */
+struct storage_pending {
+    _Atomic long n;
+    _Atomic long refs; /* the storage, plus one per outstanding request */
+};
+
+static void pending_unref(struct storage_pending *p)
+{
+    if (p && atomic_fetch_sub(&p->refs, 1) == 1)
+        free(p);
+}
 
 long storage_outstanding(storage_t *st)
 {
-    return atomic_load(&st->outstanding);
+    return atomic_load(&st->pending->n);
 }
 
 static void req_done(storage_req_t *req)
 {
-    if (req->owner)
-        atomic_fetch_sub(&req->owner->outstanding, 1);
-    req->owner = NULL;
+    struct storage_pending *p = req->pending;
+    req->pending = NULL;
+    if (p) {
+        atomic_fetch_sub(&p->n, 1);
+        pending_unref(p);
+    }
 }
 
 static const storage_driver_t *const drivers[] = {&storage__sqlite_driver};
@@ -109,13 +125,19 @@ int storage_open(const char *driver, const char *dsn, storage_t **out, char **er
     }
 
     storage_t *st = calloc(1, sizeof(*st));
+    if (st != NULL && (st->pending = calloc(1, sizeof(*st->pending))) == NULL) {
+        free(st);
+        st = NULL;
+    }
     if (st == NULL) {
         *errmsg = errmsg_printf("storage: out of memory");
         return HEARTH_ENOMEM;
     }
+    atomic_store(&st->pending->refs, 1);
     st->driver = drv;
     int rc = drv->open(dsn, &st->conn, errmsg);
     if (rc != 0) {
+        pending_unref(st->pending);
         free(st);
         return rc;
     }
@@ -147,6 +169,7 @@ void storage_close(storage_t *st)
     st->driver->close(st->conn);
     pthread_cond_destroy(&st->cv);
     pthread_mutex_destroy(&st->mu);
+    pending_unref(st->pending);
     free(st);
 }
 
@@ -334,8 +357,9 @@ static int submit(storage_t *st, storage_req_t *req)
             st->head = req;
         st->tail = req;
         st->queued++;
-        req->owner = st;
-        atomic_fetch_add(&st->outstanding, 1);
+        req->pending = st->pending;
+        atomic_fetch_add(&st->pending->refs, 1);
+        atomic_fetch_add(&st->pending->n, 1);
         pthread_cond_signal(&st->cv);
     }
     pthread_mutex_unlock(&st->mu);

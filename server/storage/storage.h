@@ -249,8 +249,8 @@ typedef void (*storage__count_cb)(void *ud, int err, size_t n);
 /* One request. Arguments are set at submission and only read by the driver; results are written
  * by the driver on the storage thread and read by the owner after the post. */
 struct storage_req {
-    storage_req_t *next; /* queue link, owned by storage.c */
-    storage_t *owner;    /* set once queued: counts it outstanding until finished */
+    storage_req_t *next;             /* queue link, owned by storage.c */
+    struct storage_pending *pending; /* set once queued: outstanding until finished */
     storage_op_t op;
     storage_post_fn post;
     void *post_ud;
