@@ -884,9 +884,14 @@ def main():
         for s in Server.all_instances:
             if not s.closed:
                 s.close(failed=True)
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    skipped = len(result.skipped)
-    passed = result.testsRun - failed - skipped
+    # A test can fail more than once (its body and a cleanup); count tests.
+    # Errors in setUpClass come as holders that were never "run".
+    bad = result.failures + result.errors + [(t, None) for t in result.unexpectedSuccesses]
+    failed_ids = {t.id() for t, _ in bad}
+    failed_run = {t.id() for t, _ in bad if isinstance(t, unittest.TestCase)}
+    skipped = len({t.id() for t, _ in result.skipped} - failed_ids)
+    failed = len(failed_ids)
+    passed = max(result.testsRun - len(failed_run) - skipped, 0)
     if skipped:
         print('%d skipped' % skipped)
     if result.expectedFailures:

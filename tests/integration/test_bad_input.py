@@ -3,7 +3,6 @@ failure and the connection closes (or stays open where RFC 6120 says so);
 the server is still alive at the end of every test."""
 
 import base64
-import socket
 import ssl
 import time
 import unittest
@@ -157,6 +156,46 @@ class XmlTest(Base):
         self.assertEqual(header.get('from'), DOMAIN)
         self.assertEqual(c.recv_stanza().tag, q(NS_STREAM, 'features'))
 
+    def test_undeclared_prefix(self):
+        c = self.opened()
+        c.send('<foo:bar/>')
+        c.assert_stream_error(('bad-namespace-prefix', 'not-well-formed'))  # RFC 6120 4.9.3.2
+
+    def test_nul_character_reference(self):
+        c = self.logged_in()
+        c.send("<message to='bob@localhost'><body>&#0;</body></message>")
+        c.assert_stream_error('not-well-formed')
+
+    def test_surrogate_character_reference(self):
+        c = self.logged_in()
+        c.send("<message to='bob@localhost'><body>&#xD800;</body></message>")
+        c.assert_stream_error('not-well-formed')
+
+    def test_undefined_entity(self):
+        c = self.logged_in()
+        c.send("<message to='bob@localhost'><body>&nbsp;</body></message>")
+        c.assert_stream_error(('not-well-formed', 'restricted-xml'))
+
+    def test_second_xml_declaration(self):
+        c = self.opened()
+        c.send("<?xml version='1.0'?>")
+        c.assert_stream_error(('restricted-xml', 'not-well-formed'))
+
+    def test_duplicate_attribute(self):
+        c = self.logged_in()
+        c.send("<message to='bob@localhost' to='alice@localhost'><body>x</body></message>")
+        c.assert_stream_error('not-well-formed')
+
+    def test_cdata_is_plain_text(self):
+        # CDATA sections are well-formed XML, not restricted by RFC 6120 11.1;
+        # whatever the server does, it must not crash and must stay coherent.
+        c = self.logged_in(resource='cd')
+        c.send("<message to='%s' type='chat' id='cd1'><body><![CDATA[<b>&x]]></body></message>" % c.jid)
+        kind, e = c.next_event()
+        self.assertEqual(kind, 'stanza')
+        if e.tag == q(NS_CLIENT, 'message'):
+            self.assertEqual(e.findtext(q(NS_CLIENT, 'body')), '<b>&x')
+
     def test_deep_nesting(self):
         c = self.logged_in()
         self.send_tolerant(c, "<message to='bob@localhost'>" + '<a>' * 5000 + '</a>' * 5000 + '</message>')
@@ -183,6 +222,26 @@ class HeaderTest(Base):
         c = self.client().connect()
         c.send(Client.stream_header(version='2.0'))
         c.assert_stream_error('unsupported-version')
+
+    def test_oversize_header(self):
+        c = self.client().connect()
+        self.send_tolerant(c, Client.stream_header(extra="foo='%s'" % ('h' * 20000)))
+        c.assert_stream_error('policy-violation')
+
+    def test_header_without_to(self):
+        # RFC 6120 4.7.2: a client SHOULD include 'to'; a server may serve its
+        # default domain or answer host-unknown.
+        c = self.client().connect()
+        c.send(Client.stream_header(to=None))
+        kind, e = c.next_event()
+        self.assertEqual(kind, 'header')
+        self.assertEqual(e.get('from'), DOMAIN)
+
+    def test_wrong_root_element(self):
+        c = self.client().connect()
+        c.send("<?xml version='1.0'?><stream:foo xmlns='jabber:client' "
+               "xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>")
+        c.assert_stream_error(('invalid-namespace', 'bad-format', 'invalid-xml'))
 
     def test_header_answers_from(self):
         c = self.client().connect()
@@ -356,6 +415,26 @@ class SaslTest(Base):
             c.auth_scram('alice', USERS['alice'], mech='SCRAM-SHA-256-PLUS', gs2='p=tls-unique,,',
                          cb_data=c.sock.get_channel_binding('tls-unique') or b'x' * 12)
         self.assertTrue(c.is_open(0.1))
+
+    def test_cb_type_mismatch_uncounted_then_y_accepted(self):
+        # A -PLUS attempt with a binding type we do not offer fails without
+        # counting towards c2s.auth_attempts; afterwards 'y' is no downgrade
+        # sign on this stream (no type is shared) and is accepted.
+        c = self.opened(tls=True)
+        for _ in range(4):
+            with self.assertRaises(SaslFailure):
+                c.auth_scram('alice', USERS['alice'], mech='SCRAM-SHA-256-PLUS', gs2='p=tls-unique,,',
+                             cb_data=b'x' * 12)
+            self.assertTrue(c.is_open(0.05))
+        c.auth_scram('alice', USERS['alice'], gs2='y,,')
+
+    def test_y_still_refused_after_wrong_password(self):
+        # only a binding-type mismatch unlocks 'y'; a plain failure does not
+        c = self.opened(tls=True)
+        with self.assertRaises(SaslFailure):
+            c.auth_scram('alice', 'wrong')
+        with self.assertRaises(SaslFailure):
+            c.auth_scram('alice', USERS['alice'], gs2='y,,')
 
     def test_plus_with_wrong_exporter_data_refused(self):
         c = self.opened(tls=True)

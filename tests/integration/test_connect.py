@@ -4,7 +4,7 @@ session, keepalive and closing, and the optional-TLS deployment."""
 import ssl
 import unittest
 
-from hearth import (DOMAIN, NS_BIND, NS_CLIENT, NS_SASL, NS_SASL_CB, NS_SESSION, NS_STREAM, NS_TLS,
+from hearth import (DOMAIN, NS_BIND, NS_SASL_CB, NS_SESSION, NS_STREAM, NS_TLS,
                     Client, Server, main, q, to_str)
 
 USERS = {'alice': 'wonderland', 'bob': 'builder'}

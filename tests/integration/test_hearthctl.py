@@ -1,7 +1,6 @@
 """hearthctl's offline account commands against a data directory, checked
 by logging in to a real hearthd afterwards."""
 
-import os
 import re
 import subprocess
 import unittest

@@ -574,6 +574,24 @@ class ShutdownTest(SessionBase):
             c.assert_stream_error('system-shutdown', timeout=10)
         self.assertEqual(s.wait_exit(10), 0)
 
+    def test_sigterm_with_storage_in_flight(self):
+        # Offline storage requests still queued when SIGTERM arrives must not
+        # be posted to a worker that has already stopped (seen as a libuv abort
+        # in worker__post from storage_thread, exit -6).
+        for round_ in range(3):
+            s = Server(users=USERS)
+            s.start()
+            self.addCleanup(s.close)
+            a = Client(s)
+            self.addCleanup(a.close)
+            a.login('alice', USERS['alice'], resource='w')
+            a.send(''.join("<message to='bob@localhost' type='chat' id='f%d'><body>offline %d</body></message>"
+                           % (i, i) for i in range(300)))
+            s.wait_log(r'alice@localhost/w', 5)  # no round trip: requests are still queued
+            s.terminate()
+            a.assert_stream_error('system-shutdown', timeout=10)
+            self.assertEqual(s.wait_exit(10), 0, 'round %d' % round_)
+
     def test_sigterm_idle_exits_zero(self):
         s = Server(users=USERS)
         s.start()
