@@ -66,8 +66,8 @@ struct conn {
     int handoff_fd;
     worker_t *handoff_target;
     int preauth_counted;
-    int secure;  /* TLS established */
-    int in_read; /* inside on_read: pending actions wait for its end */
+    int secure;      /* TLS established */
+    int in_read;     /* inside on_read: pending actions wait for its end */
     int read_paused; /* reading stopped until storage catches up (worker.c) */
 
     /* SASL */
@@ -162,6 +162,9 @@ void router__deliver(worker_t *w, inbox_msg_t *m); /* INBOX_ROUTE on the home wo
 /* Hands serialised stanza bytes to the home worker of to (a direct call when that is w). */
 void router__route(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
                    const char *type, hearth_bytes_t *bytes);
+/* The same, for a message carrying the stanza id sid given for its recipient. */
+void router__route_sid(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
+                       const char *type, const char *sid, hearth_bytes_t *bytes);
 /* An error reply for a routed stanza, sent back to its sender (never for errors or results). */
 void router__bounce(worker_t *w, const inbox_msg_t *m, hearth_stanza_error_t cond,
                     const char *text);

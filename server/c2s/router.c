@@ -60,6 +60,12 @@ void router__reply_error(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena
 void router__route(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
                    const char *type, hearth_bytes_t *bytes)
 {
+    router__route_sid(w, kind, to, from, type, NULL, bytes);
+}
+
+void router__route_sid(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
+                       const char *type, const char *sid, hearth_bytes_t *bytes)
+{
     const char *slash = strchr(to, '/');
     char bare[3072];
     size_t n = slash ? (size_t)(slash - to) : strlen(to);
@@ -78,6 +84,8 @@ void router__route(worker_t *w, stanza_kind_t kind, const char *to, const char *
     m->u.route.is_error = type && !strcmp(type, "error");
     if (type && strlen(type) < sizeof(m->u.route.type))
         strcpy(m->u.route.type, type);
+    if (sid && strlen(sid) < sizeof(m->u.route.sid))
+        strcpy(m->u.route.sid, sid);
     m->u.route.bytes = hearth_bytes_ref(bytes);
     if (!m->u.route.to) {
         hearth_bytes_unref(bytes);
@@ -176,6 +184,18 @@ static void deliver_op(worker_t *w, user_t *u, void *arg)
 /* On the addressed user's home worker: once its state is loaded, by stanza kind. */
 void router__deliver(worker_t *w, inbox_msg_t *m)
 {
+    const char *at = strchr(m->u.route.to, '@');
+    const char *dom = at ? at + 1 : m->u.route.to;
+    const char *muc = w->srv->set.muc_domain;
+    size_t ml = strlen(muc);
+    if (!strncmp(dom, muc, ml) && (dom[ml] == '\0' || dom[ml] == '/')) {
+        muc__deliver(w, m); /* rooms live on their home worker too */
+        hearth_bytes_unref(m->u.route.bytes);
+        free(m->u.route.to);
+        free(m->u.route.from);
+        free(m);
+        return;
+    }
     size_t n = strcspn(m->u.route.to, "/");
     char *bare = strndup(m->u.route.to, n);
     if (!bare) {
@@ -218,14 +238,19 @@ void router__from_client(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena
         router__reply_error(c, st, arena, HEARTH_STANZA_ERR_JID_MALFORMED, reason);
         return;
     }
-    if (strcmp(to.domain, srv->set.domain) != 0) {
-        int muc = !strcmp(to.domain, srv->set.muc_domain);
+    if (!strcmp(to.domain, srv->set.muc_domain)) {
+        /* To the group chat service or one of its rooms: handled on the room's worker. */
+        hearth_xml_set_attr(arena, st, "to", to.full);
+        if (kind == STANZA_MESSAGE)
+            mam__outgoing(c, st, arena, to.bare);
+        im__route_node(c->w, to.full, st);
         hearth_jid_clear(&to);
-        router__reply_error(c, st, arena,
-                            muc ? HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE
-                                : HEARTH_STANZA_ERR_REMOTE_SERVER_NOT_FOUND,
-                            muc ? "group chat is not available yet"
-                                : "this server does not federate with other domains yet");
+        return;
+    }
+    if (strcmp(to.domain, srv->set.domain) != 0) {
+        hearth_jid_clear(&to);
+        router__reply_error(c, st, arena, HEARTH_STANZA_ERR_REMOTE_SERVER_NOT_FOUND,
+                            "this server does not federate with other domains yet");
         return;
     }
     if (!to.node) {
@@ -257,8 +282,22 @@ void router__from_client(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena
         return;
     }
     hearth_xml_set_attr(arena, st, "to", to.full);
-    if (kind == STANZA_MESSAGE)
-        message__stamp(st, arena, to.bare, c->bare, srv->set.domain);
-    im__route_node(c->w, to.full, st);
+    if (kind != STANZA_MESSAGE) {
+        im__route_node(c->w, to.full, st);
+        hearth_jid_clear(&to);
+        return;
+    }
+    char sid[32];
+    message__stamp(st, arena, to.bare, c->bare, srv->set.domain, sid, sizeof(sid));
+    mam__outgoing(c, st, arena, to.bare);
+    hearth_buf_t out = HEARTH_BUF_INIT;
+    if (hearth_xml_serialize(st, "jabber:client", &out) == 0) {
+        hearth_bytes_t *bytes = hearth_bytes_new(out.data, out.len);
+        if (bytes)
+            router__route_sid(c->w, STANZA_MESSAGE, to.full, c->jid.full,
+                              hearth_xml_attr(st, "type"), sid, bytes);
+        hearth_bytes_unref(bytes);
+    }
+    hearth_buf_free(&out);
     hearth_jid_clear(&to);
 }

@@ -71,6 +71,7 @@ typedef struct inbox_msg {
             char *from;    /* prepared JID of the sender (for bounces) */
             int is_error;  /* type='error': never bounced, never redirected */
             char type[16]; /* the stanza type attribute, "" when none or too long */
+            char sid[32];  /* messages: the XEP-0359 id given for the recipient, "" none */
             hearth_bytes_t *bytes;
         } route;
     } u;
@@ -106,6 +107,7 @@ struct user {
     int64_t last_logout;
     char *last_status;
     int offline_busy; /* an offline fetch is in flight */
+    void *mam;        /* modules/mam.c per-user state (archiving preferences) */
 };
 
 struct worker {

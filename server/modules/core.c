@@ -57,7 +57,13 @@ static void disco_items(iq_ctx_t *ctx)
         return;
     }
     hearth_xml_node_t *r = iq_result(ctx);
-    hearth_xml_add_child(ctx->arena, r, "query", NS_DISCO_ITEMS);
+    hearth_xml_node_t *q = hearth_xml_add_child(ctx->arena, r, "query", NS_DISCO_ITEMS);
+    if (ctx->where == IQ_TO_SERVER && !hearth_xml_attr(ctx->payload, "node")) {
+        /* The group chat service (XEP-0045 §6.1 finds it here). */
+        hearth_xml_node_t *it = hearth_xml_add_child(ctx->arena, q, "item", NULL);
+        hearth_xml_set_attr(ctx->arena, it, "jid", ctx->c->w->srv->set.muc_domain);
+        hearth_xml_set_attr(ctx->arena, it, "name", "Chatrooms");
+    }
     iq_send(ctx, r);
 }
 

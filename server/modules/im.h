@@ -67,13 +67,28 @@ extern const module_t module_message;
 void message__inbound(worker_t *w, user_t *u, inbox_msg_t *m);
 /* Prepares a message from a client for a local user: strips forged stanza ids, adds ours. */
 void message__stamp(hearth_xml_node_t *st, hearth_arena_t *arena, const char *to_bare,
-                    const char *sender_bare, const char *domain);
+                    const char *sender_bare, const char *domain, char *id, size_t idlen);
 /* Initial presence with priority >= 0: deliver what waited offline. */
 void message__flush_offline(conn_t *c);
 
 /* blocking.c */
 extern const module_t module_blocking;
 int blocking__blocks(const user_t *u, const char *jid); /* jid: full, bare or domain */
+
+/* mam.c: the message archive (XEP-0313). */
+extern const module_t module_mam;
+/* A message accepted for u (delivered or stored offline), on u's home worker; m->u.route.sid
+ * is the stanza id the recipient sees. Only messages worth archiving are kept (a body). */
+void mam__incoming(worker_t *w, user_t *u, const inbox_msg_t *m);
+/* A message sent by c's user (on its home worker), before it is routed to `to`. */
+void mam__outgoing(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena, const char *to);
+void mam__user_free(user_t *u); /* the module's per-user state (u->mam) */
+
+/* muc.c: multi-user chat (XEP-0045); rooms live on their home worker (hash of the room JID). */
+extern const module_t module_muc;
+/* A stanza for the service or one of its rooms (m->u.route.to in the MUC domain), on the
+ * room's home worker. Borrowed: the caller frees m. */
+void muc__deliver(worker_t *w, inbox_msg_t *m);
 
 /* last.c */
 extern const module_t module_last;

@@ -23,7 +23,7 @@ static void random_id(char *out, size_t len)
 }
 
 void message__stamp(hearth_xml_node_t *st, hearth_arena_t *arena, const char *to_bare,
-                    const char *sender_bare, const char *domain)
+                    const char *sender_bare, const char *domain, char *id, size_t idlen)
 {
     /* A stanza id in the name of the recipient, the sender or the server can only be ours. */
     for (hearth_xml_node_t *n = hearth_xml_first_element(st), *next; n; n = next) {
@@ -34,8 +34,7 @@ void message__stamp(hearth_xml_node_t *st, hearth_arena_t *arena, const char *to
         if (!by || !strcmp(by, to_bare) || !strcmp(by, sender_bare) || !strcmp(by, domain))
             hearth_xml_remove(n);
     }
-    char id[32];
-    random_id(id, sizeof(id));
+    random_id(id, idlen);
     hearth_xml_node_t *sid = hearth_xml_add_child(arena, st, "stanza-id", NS_SID);
     hearth_xml_set_attr(arena, sid, "id", id);
     hearth_xml_set_attr(arena, sid, "by", to_bare);
@@ -209,6 +208,8 @@ void message__inbound(worker_t *w, user_t *u, inbox_msg_t *m)
     if (slash) {
         conn_t *s = session__find(w, u->bare, slash + 1);
         if (s) {
+            if (!is_error && strcmp(type, "headline") && strcmp(type, "groupchat"))
+                mam__incoming(w, u, m);
             conn__send(s, m->u.route.bytes->data, m->u.route.bytes->len);
             return;
         }
@@ -234,6 +235,8 @@ void message__inbound(worker_t *w, user_t *u, inbox_msg_t *m)
     for (conn_t *s = u->sessions; s; s = s->user_next)
         if (s->available && s->priority >= 0 && s->priority > best)
             best = s->priority;
+    if (strcmp(type, "headline"))
+        mam__incoming(w, u, m); /* archived once it is accepted: delivered or stored */
     if (best < 0) {
         if (strcmp(type, "headline"))
             store_offline(w, u, m); /* §8.5.2.2: chat and normal wait offline */

@@ -337,9 +337,12 @@ void presence__from_client(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *are
     }
     char *contact = hearth_arena_strdup(arena, j.bare);
     int local = !strcmp(j.domain, c->w->srv->set.domain) && j.node;
+    int muc = !strcmp(j.domain, c->w->srv->set.muc_domain) && j.node;
     hearth_jid_clear(&j);
-    if (!local)
+    if (!local && !muc)
         return; /* no federation yet: presence to other domains goes nowhere */
+    if (muc && type && strcmp(type, "unavailable") && strcmp(type, "error"))
+        return; /* rooms take available and unavailable presence only */
     if (blocking__blocks(u, contact))
         return; /* XEP-0191 §3.6: presence to a blocked JID is not sent */
     if (type && (!strcmp(type, "subscribe") || !strcmp(type, "subscribed") ||

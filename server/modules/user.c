@@ -49,6 +49,7 @@ void user__free(user_t *u)
         u->ops_head = op->next;
         free(op);
     }
+    mam__user_free(u);
     free(u->last_status);
     free(u->bare);
     free(u->node);
