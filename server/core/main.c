@@ -201,7 +201,8 @@ static void on_drain(uv_timer_t *t)
     /* Connections first, then the storage results still due to the workers (writes such as
      * offline messages and roster changes outlive the sessions that made them). */
     int live = __atomic_load_n(&a->srv.live_conns, __ATOMIC_ACQUIRE);
-    long pending = storage_outstanding(a->srv.storage);
+    long pending = storage_outstanding(a->srv.storage) +
+                   __atomic_load_n(&a->srv.inbox_pending, __ATOMIC_ACQUIRE);
     if ((live > 0 || pending > 0) && uv_now(a->loop) < a->drain_deadline)
         return;
     if (live > 0 || pending > 0)

@@ -145,6 +145,7 @@ struct server {
     int c2s_port, tls_port; /* bound ports, -1 when off */
     uint64_t next_conn_id;  /* atomic */
     int live_conns;         /* atomic: connections not yet freed, in transit included */
+    long inbox_pending;     /* atomic: inbox messages posted and not yet handled */
     uv_mutex_t ip_lock;     /* guards preauth_ips only: a counter update, no I/O */
     strmap_t preauth_ips;   /* ip -> (uintptr_t) unauthenticated connections */
 };

@@ -16,6 +16,7 @@ worker_t *worker__home(server_t *srv, const char *bare)
 void worker__post(worker_t *w, inbox_msg_t *m)
 {
     m->next = NULL;
+    __atomic_add_fetch(&w->srv->inbox_pending, 1, __ATOMIC_ACQ_REL);
     uv_mutex_lock(&w->inbox_lock);
     int closed = w->inbox_closed;
     if (!closed) {
@@ -44,6 +45,7 @@ void worker__post(worker_t *w, inbox_msg_t *m)
             break;
         }
         free(m);
+        __atomic_sub_fetch(&w->srv->inbox_pending, 1, __ATOMIC_ACQ_REL);
         return;
     }
 }
@@ -171,6 +173,9 @@ static void on_wake(uv_async_t *a)
             break;
         }
         m = next;
+        /* Counted down only once handled: what it started (storage, routing) is counted by
+         * then, so the shutdown drain never sees a false zero. */
+        __atomic_sub_fetch(&w->srv->inbox_pending, 1, __ATOMIC_ACQ_REL);
     }
 }
 
