@@ -67,6 +67,7 @@ static void free_conn(conn_t *c)
     hearth_buf_free(&c->outq);
     hearth_buf_free(&c->inflight);
     hearth_buf_free(&c->held);
+    sm__free(c);
     hearth_jid_clear(&c->jid);
     free(c->bare);
     free(c);
@@ -181,9 +182,11 @@ static void on_write(uv_write_t *req, int status)
     c->writing = 0;
     hearth_buf_reset(&c->inflight);
     if (status < 0) {
-        if (status != UV_ECANCELED)
-            hlog_conn(LOG_DEBUG, c->id, conn__log_jid(c), "write: %s", uv_strerror(status));
-        conn__abort(c);
+        if (status == UV_ECANCELED && (c->sm.detached || c->handles_closing))
+            return; /* the socket was closed under the write on purpose */
+        hlog_conn(LOG_DEBUG, c->id, conn__log_jid(c), "write: %s", uv_strerror(status));
+        if (!sm__lost(c))
+            conn__abort(c);
         return;
     }
     if (c->outq.len && !c->close_now)
@@ -212,7 +215,10 @@ static void write_raw(conn_t *c, const char *data, size_t len)
     if (c->outq.len + len > CONN_MAX_OUTQ) {
         hlog_conn(LOG_WARN, c->id, conn__log_jid(c), "output queue over %u bytes: closing",
                   CONN_MAX_OUTQ);
-        conn__abort(c);
+        /* A slow reader with stream management is detached like a dropped one: nothing it
+         * had not acknowledged is lost. */
+        if (!sm__lost(c))
+            conn__abort(c);
         return;
     }
     if (hearth_buf_append(&c->outq, data, len)) {
@@ -263,7 +269,7 @@ int conn__start_tls(conn_t *c)
 
 void conn__send(conn_t *c, const char *data, size_t len)
 {
-    if (c->closing || c->close_now || c->handles_closing)
+    if (c->closing || c->close_now || c->handles_closing || c->sm.detached)
         return; /* nothing follows </stream:stream> */
     if (c->tls) {
         if (hearth_tls_write(c->tls, data, len)) {
@@ -281,11 +287,22 @@ void conn__send_str(conn_t *c, const char *s)
     conn__send(c, s, strlen(s));
 }
 
+void conn__send_stanza(conn_t *c, const char *data, size_t len)
+{
+    if (c->closing || c->close_now || c->handles_closing)
+        return;
+    if (c->sm.enabled && sm__outbound(c, data, len))
+        return; /* detached: kept for the resumption */
+    conn__send(c, data, len);
+    if (c->sm.enabled)
+        sm__after_outbound(c);
+}
+
 void conn__send_node(conn_t *c, const hearth_xml_node_t *n)
 {
     hearth_buf_t b = HEARTH_BUF_INIT;
     if (hearth_xml_serialize(n, "jabber:client", &b) == 0)
-        conn__send(c, b.data, b.len);
+        conn__send_stanza(c, b.data, b.len);
     else
         conn__abort(c);
     hearth_buf_free(&b);
@@ -411,7 +428,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (n < 0) {
         if (n != UV_EOF)
             hlog_conn(LOG_DEBUG, c->id, conn__log_jid(c), "read: %s", uv_strerror((int)n));
-        conn__abort(c);
+        if (!sm__lost(c))
+            conn__abort(c);
         return;
     }
     if (n == 0 || c->closing)
@@ -422,11 +440,13 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (c->tls) {
         int rc = hearth_tls_feed(c->tls, buf->base, (size_t)n);
         if (rc == HEARTH_ECLOSED) {
-            conn__abort(c);
+            if (!sm__lost(c))
+                conn__abort(c);
         } else if (rc) {
             hlog_conn(LOG_INFO, c->id, conn__log_jid(c), "TLS failure: %s",
                       hearth_tls_error(c->tls));
-            conn__abort(c);
+            if (!sm__lost(c))
+                conn__abort(c);
         }
     } else {
         feed_xml(c, buf->base, (size_t)n);
@@ -441,6 +461,24 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         worker__paused(c->w);
     }
     conn__unref(c);
+}
+
+void conn__detach_socket(conn_t *c)
+{
+    if (!uv_is_closing((uv_handle_t *)&c->tcp)) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    }
+    unpause(c);
+    c->sm.detached = 1;
+    c->writing = 0;
+    hearth_buf_free(&c->outq);
+    hearth_buf_free(&c->inflight);
+    if (c->tls) {
+        hearth_tls_free(c->tls);
+        c->tls = NULL;
+    }
+    uv_timer_stop(&c->timer);
 }
 
 /* ---- timers ---- */

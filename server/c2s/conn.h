@@ -14,6 +14,7 @@
 #include "hearth/tls.h"
 #include "hearth/xml.h"
 #include "hearth/xmpp_error.h"
+#include "c2s/sm.h"
 #include "core/server.h"
 
 typedef enum {
@@ -97,6 +98,9 @@ struct conn {
     hearth_bytes_t *presence; /* its last available presence, from its full JID, no 'to' */
     strmap_t directed;        /* JIDs given directed available presence (buckets NULL: none) */
 
+    int carbons; /* XEP-0280 enabled */
+    sm_state_t sm;
+
     /* Liveness */
     uint64_t accepted_ms;
     uint64_t last_read_ms;
@@ -113,6 +117,11 @@ void conn__adopt(worker_t *w, conn_t *c); /* INBOX_HANDOFF on the new worker */
 /* Writes plaintext to the peer (through TLS when active). Copies data. */
 void conn__send(conn_t *c, const char *data, size_t len);
 void conn__send_str(conn_t *c, const char *s);
+/* Sends a stanza (message, presence, iq): counted and kept by stream management. */
+void conn__send_stanza(conn_t *c, const char *data, size_t len);
+/* The socket is gone but the session stays (stream management resumption): closes the TCP
+ * handle and drops TLS, the parser and unsent bytes; the timer and the session remain. */
+void conn__detach_socket(conn_t *c);
 /* Serialises a stanza (default namespace jabber:client) and sends it. */
 void conn__send_node(conn_t *c, const hearth_xml_node_t *n);
 /* Sends a stream error (and a header first if none was sent), then closes the stream. */
@@ -165,6 +174,12 @@ void router__route(worker_t *w, stanza_kind_t kind, const char *to, const char *
 /* The same, for a message carrying the stanza id sid given for its recipient. */
 void router__route_sid(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
                        const char *type, const char *sid, hearth_bytes_t *bytes);
+/* A message with the sender's stream-management settlement to come. */
+void router__route_settled(worker_t *w, const char *to, const char *from, const char *type,
+                           const char *sid, conn_t *sender, hearth_bytes_t *bytes);
+/* The destination is done with m: the sender's h may count it. */
+void router__settle(worker_t *w, const inbox_msg_t *m);
+void router__settle_local(worker_t *w, const char *full, const char *sm_id, uint32_t seq);
 /* An error reply for a routed stanza, sent back to its sender (never for errors or results). */
 void router__bounce(worker_t *w, const inbox_msg_t *m, hearth_stanza_error_t cond,
                     const char *text);

@@ -63,8 +63,62 @@ void router__route(worker_t *w, stanza_kind_t kind, const char *to, const char *
     router__route_sid(w, kind, to, from, type, NULL, bytes);
 }
 
+static void route_full(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
+                       const char *type, const char *sid, conn_t *sender, hearth_bytes_t *bytes);
+
 void router__route_sid(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
                        const char *type, const char *sid, hearth_bytes_t *bytes)
+{
+    route_full(w, kind, to, from, type, sid, NULL, bytes);
+}
+
+void router__route_settled(worker_t *w, const char *to, const char *from, const char *type,
+                           const char *sid, conn_t *sender, hearth_bytes_t *bytes)
+{
+    route_full(w, STANZA_MESSAGE, to, from, type, sid, sender, bytes);
+}
+
+void router__settle_local(worker_t *w, const char *full, const char *sm_id, uint32_t seq)
+{
+    size_t n = strcspn(full, "/");
+    if (!full[n])
+        return;
+    char *bare = strndup(full, n);
+    conn_t *c = bare ? session__find(w, bare, full + n + 1) : NULL;
+    free(bare);
+    if (c && c->sm.enabled && !strcmp(c->sm.id, sm_id))
+        sm__settle(c, seq);
+}
+
+void router__settle(worker_t *w, const inbox_msg_t *m)
+{
+    const char *from = m->u.route.from;
+    if (!m->u.route.settle_sm[0] || !from)
+        return;
+    char bare[3072];
+    size_t n = strcspn(from, "/");
+    if (n >= sizeof(bare))
+        return;
+    memcpy(bare, from, n);
+    bare[n] = '\0';
+    worker_t *home = worker__home(w->srv, bare);
+    if (home == w) {
+        router__settle_local(w, from, m->u.route.settle_sm, m->u.route.settle_seq);
+        return;
+    }
+    inbox_msg_t *s = calloc(1, sizeof(*s));
+    if (!s || !(s->u.route.to = strdup(from))) {
+        free(s);
+        return;
+    }
+    s->kind = INBOX_SETTLE;
+    strcpy(s->u.route.settle_sm, m->u.route.settle_sm);
+    s->u.route.settle_seq = m->u.route.settle_seq;
+    worker__post(home, s);
+}
+
+static void route_full(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
+                       const char *type, const char *sid, conn_t *sender, hearth_bytes_t *bytes)
 {
     const char *slash = strchr(to, '/');
     char bare[3072];
@@ -86,6 +140,11 @@ void router__route_sid(worker_t *w, stanza_kind_t kind, const char *to, const ch
         strcpy(m->u.route.type, type);
     if (sid && strlen(sid) < sizeof(m->u.route.sid))
         strcpy(m->u.route.sid, sid);
+    if (sender && sender->sm.enabled) {
+        strcpy(m->u.route.settle_sm, sender->sm.id);
+        m->u.route.settle_seq = sender->sm.cur_seq;
+        sender->sm.cur_async = 1;
+    }
     m->u.route.bytes = hearth_bytes_ref(bytes);
     if (!m->u.route.to) {
         hearth_bytes_unref(bytes);
@@ -156,7 +215,7 @@ static void iq_inbound(worker_t *w, user_t *u, inbox_msg_t *m)
     }
     conn_t *s = u->state == USER_READY ? session__find(w, u->bare, slash + 1) : NULL;
     if (s)
-        conn__send(s, m->u.route.bytes->data, m->u.route.bytes->len);
+        conn__send_stanza(s, m->u.route.bytes->data, m->u.route.bytes->len);
     else
         router__bounce(w, m, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
 }
@@ -175,6 +234,8 @@ static void deliver_op(worker_t *w, user_t *u, void *arg)
         iq_inbound(w, u, m);
         break;
     }
+    if (!m->u.route.settle_deferred)
+        router__settle(w, m);
     hearth_bytes_unref(m->u.route.bytes);
     free(m->u.route.to);
     free(m->u.route.from);
@@ -190,6 +251,7 @@ void router__deliver(worker_t *w, inbox_msg_t *m)
     size_t ml = strlen(muc);
     if (!strncmp(dom, muc, ml) && (dom[ml] == '\0' || dom[ml] == '/')) {
         muc__deliver(w, m); /* rooms live on their home worker too */
+        router__settle(w, m);
         hearth_bytes_unref(m->u.route.bytes);
         free(m->u.route.to);
         free(m->u.route.from);
@@ -241,9 +303,20 @@ void router__from_client(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena
     if (!strcmp(to.domain, srv->set.muc_domain)) {
         /* To the group chat service or one of its rooms: handled on the room's worker. */
         hearth_xml_set_attr(arena, st, "to", to.full);
-        if (kind == STANZA_MESSAGE)
+        if (kind == STANZA_MESSAGE) {
             mam__outgoing(c, st, arena, to.bare);
-        im__route_node(c->w, to.full, st);
+            hearth_buf_t out = HEARTH_BUF_INIT;
+            if (hearth_xml_serialize(st, "jabber:client", &out) == 0) {
+                hearth_bytes_t *bytes = hearth_bytes_new(out.data, out.len);
+                if (bytes)
+                    router__route_settled(c->w, to.full, c->jid.full, hearth_xml_attr(st, "type"),
+                                          NULL, c, bytes);
+                hearth_bytes_unref(bytes);
+            }
+            hearth_buf_free(&out);
+        } else {
+            im__route_node(c->w, to.full, st);
+        }
         hearth_jid_clear(&to);
         return;
     }
@@ -294,8 +367,8 @@ void router__from_client(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena
     if (hearth_xml_serialize(st, "jabber:client", &out) == 0) {
         hearth_bytes_t *bytes = hearth_bytes_new(out.data, out.len);
         if (bytes)
-            router__route_sid(c->w, STANZA_MESSAGE, to.full, c->jid.full,
-                              hearth_xml_attr(st, "type"), sid, bytes);
+            router__route_settled(c->w, to.full, c->jid.full, hearth_xml_attr(st, "type"), sid, c,
+                                  bytes);
         hearth_bytes_unref(bytes);
     }
     hearth_buf_free(&out);

@@ -36,6 +36,7 @@ void session__unbind(conn_t *c)
     u->nsessions--;
     c->user = NULL;
     c->user_next = NULL;
+    sm__reroute(c); /* unacknowledged messages go to another resource or offline */
     hlog_conn(LOG_DEBUG, c->id, conn__log_jid(c), "unbound");
     worker__user_drop_if_empty(c->w, u);
 }
@@ -143,7 +144,7 @@ static void bind_loaded(worker_t *w, user_t *u, void *arg)
     rc = rc ?: hearth_buf_append_escaped(&b, c->jid.full, strlen(c->jid.full));
     rc = rc ?: hearth_buf_append_str(&b, "</jid></bind></iq>");
     if (!rc)
-        conn__send(c, b.data, b.len);
+        conn__send_stanza(c, b.data, b.len);
     hearth_buf_free(&b);
     hlog_conn(LOG_INFO, c->id, c->jid.full, "bound %s on worker %u", c->jid.full, w->index);
     conn__arm_timer(c);

@@ -65,6 +65,7 @@ void c2s__send_features(conn_t *c)
                                       "<bind xmlns='%s'/><session xmlns='%s'><optional/></session>"
                                       "<ver xmlns='urn:xmpp:features:rosterver'/>"
                                       "<sub xmlns='urn:xmpp:features:pre-approval'/>"
+                                      "<sm xmlns='urn:xmpp:sm:2'/><sm xmlns='urn:xmpp:sm:3'/>"
                                       "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' "
                                       "node='%s' ver='%s'/>",
                                       NS_BIND, NS_SESSION, MODULES_CAPS_NODE, modules__caps_ver());
@@ -193,6 +194,8 @@ static void preauth_stanza(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *are
         auth__response(c, st, arena);
     } else if (is(st, "abort", NS_SASL)) {
         auth__abort(c);
+    } else if (sm__is_sm(st)) {
+        sm__refuse(c, st);
     } else if (is(st, "iq", NS_CLIENT) && c->state == C2S_PREAUTH &&
                register__preauth(c, st, arena)) {
         return;
@@ -208,6 +211,16 @@ static void session_iq(conn_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena)
     hearth_xml_set_attr(arena, r, "id", hearth_xml_attr(iq, "id"));
     conn__send_node(c, r);
 }
+
+/* Pipelined behind the bind (XEP-0305 style): kept, bounded, replayed in order. */
+static void c2s__hold(conn_t *c, hearth_xml_node_t *st)
+{
+    if (c->held.len > c->w->srv->set.max_stanza || hearth_xml_serialize(st, NS_CLIENT, &c->held))
+        conn__stream_error(c, HEARTH_STREAM_ERR_POLICY_VIOLATION,
+                           "too much sent before the bind completed");
+}
+
+static void bound_stanza(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena);
 
 void c2s__on_stanza(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
 {
@@ -226,6 +239,14 @@ void c2s__on_stanza(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
     case C2S_BOUND:
         break;
     }
+    if (sm__is_sm(st)) {
+        if (c->binding) {
+            c2s__hold(c, st); /* a <resume/> or <enable/> right behind the bind waits for it */
+            return;
+        }
+        sm__element(c, st, arena);
+        return;
+    }
     if (strcmp(st->ns, NS_CLIENT) != 0 ||
         (strcmp(st->name, "iq") && strcmp(st->name, "message") && strcmp(st->name, "presence"))) {
         conn__stream_error(c, HEARTH_STREAM_ERR_UNSUPPORTED_STANZA_TYPE, NULL);
@@ -243,11 +264,7 @@ void c2s__on_stanza(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
         return;
     }
     if (c->binding) {
-        /* Pipelined behind the bind (XEP-0305 style): kept, bounded, replayed in order. */
-        if (c->held.len > c->w->srv->set.max_stanza ||
-            hearth_xml_serialize(st, NS_CLIENT, &c->held))
-            conn__stream_error(c, HEARTH_STREAM_ERR_POLICY_VIOLATION,
-                               "too much sent before the bind completed");
+        c2s__hold(c, st);
         return;
     }
     if (c->state == C2S_WAIT_BIND) {
@@ -259,6 +276,16 @@ void c2s__on_stanza(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
         conn__stream_error(c, HEARTH_STREAM_ERR_NOT_AUTHORIZED, "bind a resource first");
         return;
     }
+    sm__begin_inbound(c);
+    bound_stanza(c, st, arena);
+    sm__end_inbound(c);
+}
+
+static void bound_stanza(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena)
+{
+    hearth_xml_node_t *payload = hearth_xml_first_element(st);
+    const char *type = hearth_xml_attr(st, "type");
+    int is_iq_set = !strcmp(st->name, "iq") && type && !strcmp(type, "set") && payload;
     if (is_iq_set && is(payload, "session", NS_SESSION) && !hearth_xml_attr(st, "to")) {
         session_iq(c, st, arena);
         return;
@@ -356,6 +383,11 @@ void c2s__on_timer(conn_t *c)
 {
     const settings_t *s = &c->w->srv->set;
     uint64_t now = uv_now(&c->w->loop);
+    if (c->sm.detached) {
+        hlog_conn(LOG_INFO, c->id, conn__log_jid(c), "not resumed in time: session ends");
+        conn__abort(c);
+        return;
+    }
     if (c->auth_fail_pending) {
         auth__fail_now(c);
         if (!c->closing)
@@ -375,7 +407,8 @@ void c2s__on_timer(conn_t *c)
         if (c->last_read_ms > c->ping_sent_ms) {
             c->ping_outstanding = 0; /* anything from the client proves it alive */
         } else {
-            conn__stream_error(c, HEARTH_STREAM_ERR_CONNECTION_TIMEOUT, "ping not answered");
+            if (!sm__lost(c))
+                conn__stream_error(c, HEARTH_STREAM_ERR_CONNECTION_TIMEOUT, "ping not answered");
             return;
         }
     } else if (s->idle_ping && now >= c->last_read_ms + (uint64_t)s->idle_ping * 1000) {
@@ -389,7 +422,7 @@ void c2s__on_timer(conn_t *c)
                  ?: hearth_buf_printf(&b, "' id='%s' type='get'><ping xmlns='urn:xmpp:ping'/></iq>",
                                       c->ping_id);
         if (!rc)
-            conn__send(c, b.data, b.len);
+            conn__send_stanza(c, b.data, b.len);
         hearth_buf_free(&b);
         c->ping_outstanding = 1;
         c->ping_sent_ms = now;

@@ -46,6 +46,7 @@ typedef struct settings {
     size_t vcard_max_size;
     size_t private_max_size;
     int hide_version;
+    unsigned resume_timeout; /* s, 0 = no stream-management resumption */
 } settings_t;
 
 typedef enum {
@@ -54,6 +55,7 @@ typedef enum {
     INBOX_ROUTE,
     INBOX_SHUTDOWN, /* close listeners, end every stream with <system-shutdown/> */
     INBOX_EXIT,     /* every connection is gone: close the remaining handles */
+    INBOX_SETTLE,   /* route.to (a sender's full JID) may count route.settle_seq handled */
 } inbox_kind_t;
 
 typedef enum { STANZA_MESSAGE, STANZA_PRESENCE, STANZA_IQ } stanza_kind_t;
@@ -72,6 +74,11 @@ typedef struct inbox_msg {
             int is_error;  /* type='error': never bounced, never redirected */
             char type[16]; /* the stanza type attribute, "" when none or too long */
             char sid[32];  /* messages: the XEP-0359 id given for the recipient, "" none */
+            /* Stream management of the sender: the destination settles this stanza (it was
+             * delivered, stored, bounced or dropped) so the sender's h may count it. */
+            char settle_sm[24];
+            uint32_t settle_seq;
+            int settle_deferred; /* settled later, by whoever took it over */
             hearth_bytes_t *bytes;
         } route;
     } u;

@@ -37,6 +37,7 @@ void worker__post(worker_t *w, inbox_msg_t *m)
             storage_req_discard(m->u.req);
             break;
         case INBOX_ROUTE:
+        case INBOX_SETTLE:
             hearth_bytes_unref(m->u.route.bytes);
             free(m->u.route.to);
             free(m->u.route.from);
@@ -155,6 +156,11 @@ static void on_wake(uv_async_t *a)
             break;
         case INBOX_ROUTE:
             router__deliver(w, m); /* consumes m */
+            break;
+        case INBOX_SETTLE:
+            router__settle_local(w, m->u.route.to, m->u.route.settle_sm, m->u.route.settle_seq);
+            free(m->u.route.to);
+            free(m);
             break;
         case INBOX_SHUTDOWN:
             begin_shutdown(w);

@@ -62,7 +62,7 @@ static void answer(void *ud, hearth_xml_node_t *iq, hearth_arena_t *a)
         if (s->available && (!best || s->priority > best->priority))
             best = s;
     if (best) {
-        conn__send(best, l->m->u.route.bytes->data, l->m->u.route.bytes->len);
+        conn__send_stanza(best, l->m->u.route.bytes->data, l->m->u.route.bytes->len);
         return;
     }
     hearth_xml_node_t *r = hearth_xml_new(a, "iq", "jabber:client");

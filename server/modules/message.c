@@ -47,6 +47,8 @@ typedef struct offline_job {
     char *to;
     char *from;
     hearth_bytes_t *original;
+    char settle_sm[24]; /* the sender's stream management counts it once committed */
+    uint32_t settle_seq;
 } offline_job_t;
 
 static void offline_stored(void *ud, int err)
@@ -62,6 +64,13 @@ static void offline_stored(void *ud, int err)
                        err == HEARTH_ELIMIT ? "the recipient's offline storage is full" : NULL);
     } else if (err) {
         hlog(LOG_ERROR, "offline message for %s not stored: %s", j->to, hearth_strerror(err));
+    }
+    if (j->settle_sm[0] && j->from) { /* committed (or answered): the sender may count it */
+        inbox_msg_t done = {.kind = INBOX_ROUTE};
+        done.u.route.from = j->from;
+        strcpy(done.u.route.settle_sm, j->settle_sm);
+        done.u.route.settle_seq = j->settle_seq;
+        router__settle(j->w, &done);
     }
     hearth_bytes_unref(j->original);
     free(j->to);
@@ -100,6 +109,9 @@ static void store_with_delay(void *ud, hearth_xml_node_t *st, hearth_arena_t *ar
     j->to = strdup(d->m->u.route.to);
     j->from = d->m->u.route.from ? strdup(d->m->u.route.from) : NULL;
     j->original = hearth_bytes_ref(d->m->u.route.bytes);
+    strcpy(j->settle_sm, d->m->u.route.settle_sm);
+    j->settle_seq = d->m->u.route.settle_seq;
+    d->m->u.route.settle_deferred = 1;
     if (storage_offline_store(w->srv->storage, &w->storage_target, d->u->node, b.data, b.len, now,
                               w->srv->set.offline_quota, offline_stored, j))
         offline_stored(j, HEARTH_ELIMIT);
@@ -126,7 +138,7 @@ static void offline_fetched(void *ud, int err, const storage_offline_msg_t *msgs
     int64_t last = 0;
     if (!err && !c->closing && c->user == u) {
         for (size_t i = 0; i < n; i++) {
-            conn__send(c, msgs[i].stanza, msgs[i].len);
+            conn__send_stanza(c, msgs[i].stanza, msgs[i].len);
             last = msgs[i].id;
         }
         if (n)
@@ -210,7 +222,7 @@ void message__inbound(worker_t *w, user_t *u, inbox_msg_t *m)
         if (s) {
             if (!is_error && strcmp(type, "headline") && strcmp(type, "groupchat"))
                 mam__incoming(w, u, m);
-            conn__send(s, m->u.route.bytes->data, m->u.route.bytes->len);
+            conn__send_stanza(s, m->u.route.bytes->data, m->u.route.bytes->len);
             return;
         }
         /* §8.5.3.2.1: no such resource. */
@@ -245,7 +257,7 @@ void message__inbound(worker_t *w, user_t *u, inbox_msg_t *m)
     int headline = !strcmp(type, "headline");
     for (conn_t *s = u->sessions; s; s = s->user_next)
         if (s->available && s->priority >= 0 && (headline || s->priority == best))
-            conn__send(s, m->u.route.bytes->data, m->u.route.bytes->len);
+            conn__send_stanza(s, m->u.route.bytes->data, m->u.route.bytes->len);
 }
 
 static const char *const message_account_features[] = {NS_SID, "msgoffline", NULL};

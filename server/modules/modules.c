@@ -187,7 +187,7 @@ static void deferred_send(iq_deferred_t *d, const char *type, const char *inner)
             rc = rc ?: hearth_buf_append_str(&b, "'/>");
         }
         if (!rc)
-            conn__send(c, b.data, b.len);
+            conn__send_stanza(c, b.data, b.len);
         hearth_buf_free(&b);
     }
     iq_deferred_free(d);

@@ -219,7 +219,7 @@ void im__parse(const char *bytes, size_t len, stanza_fn fn, void *ud)
 void im__send_addressed(conn_t *c, const hearth_bytes_t *b, const char *to)
 {
     if (!to) {
-        conn__send(c, b->data, b->len);
+        conn__send_stanza(c, b->data, b->len);
         return;
     }
     /* Our serialiser writes "<name" then the attributes: the address goes right after the name. */
@@ -233,7 +233,7 @@ void im__send_addressed(conn_t *c, const hearth_bytes_t *b, const char *to)
     rc = rc ?: hearth_buf_append_str(&out, "'");
     rc = rc ?: hearth_buf_append(&out, b->data + n, b->len - n);
     if (!rc)
-        conn__send(c, out.data, out.len);
+        conn__send_stanza(c, out.data, out.len);
     hearth_buf_free(&out);
 }
 

@@ -1,0 +1,70 @@
+/* Stream management (XEP-0198, urn:xmpp:sm:3 and :2) for a c2s session: acknowledgements both
+ * ways, the queue of stanzas the client has not acknowledged, detached sessions awaiting
+ * resumption on the user's home worker, and what happens to unacknowledged stanzas when a
+ * session ends (messages go back through delivery: another resource or offline storage). */
+#ifndef HEARTH_SM_H
+#define HEARTH_SM_H
+
+#include <stdint.h>
+
+#include "hearth/buf.h"
+#include "hearth/xml.h"
+
+#define NS_SM3 "urn:xmpp:sm:3"
+#define NS_SM2 "urn:xmpp:sm:2"
+
+/* Stanzas the server keeps for a client that has not acknowledged them; past this the session
+ * is cut (and, when resumable, detached: nothing is lost). */
+#define SM_QUEUE_MAX 5000
+/* The server asks for an acknowledgement after this many unrequested stanzas. */
+#define SM_REQUEST_EVERY 5
+
+typedef struct conn conn_t;
+
+typedef struct sm_state {
+    int enabled;
+    int v2;     /* enabled with urn:xmpp:sm:2 */
+    int resume; /* resumable */
+    char id[24];
+    /* client -> server: h counts stanzas handled in order; a message routed to another user
+     * is handled only once delivered or committed to offline storage. */
+    uint32_t received;
+    uint32_t *pending; /* seqs routed and not yet settled, oldest first */
+    size_t npending, pcap;
+    uint32_t cur_seq; /* the stanza being dispatched */
+    int cur_async;    /* it was routed with a settlement to come */
+    int ack_wanted;   /* the client asked while some were pending */
+    /* server -> client */
+    uint32_t out;       /* stanzas sent */
+    uint32_t acked;     /* the client's last h */
+    hearth_bytes_t **q; /* unacknowledged stanzas: q[qhead .. qhead + qlen), ring */
+    size_t qhead, qlen, qcap;
+    uint32_t since_request;
+    int detached;
+} sm_state_t;
+
+/* The element is one of ours (enable, r, a, resume in either namespace). */
+int sm__is_sm(const hearth_xml_node_t *el);
+/* Handles an SM element on a session (bound, or authenticated for <resume/>). */
+void sm__element(conn_t *c, hearth_xml_node_t *el, hearth_arena_t *arena);
+/* Before auth: <resume/> and <enable/> get <failed><unexpected-request/></failed>. */
+void sm__refuse(conn_t *c, hearth_xml_node_t *el);
+/* Counting of a client stanza around its dispatch. */
+void sm__begin_inbound(conn_t *c);
+void sm__end_inbound(conn_t *c);
+/* A routed message of this session was settled (delivered, stored, bounced or dropped). */
+void sm__settle(conn_t *c, uint32_t seq);
+/* Counts and keeps a stanza sent to the client (a copy). Returns 0 to send it now, 1 when the
+ * session is detached (kept only). */
+int sm__outbound(conn_t *c, const char *data, size_t len);
+/* After a stanza went out: asks the client for an acknowledgement every few stanzas. */
+void sm__after_outbound(conn_t *c);
+/* The connection is lost (EOF, error, output overflow, ping timeout): 1 when the session was
+ * detached for resumption instead of ended. */
+int sm__lost(conn_t *c);
+/* The session ends for good: its unacknowledged messages are delivered again (another
+ * resource, or offline storage). Call once it is unbound. */
+void sm__reroute(conn_t *c);
+void sm__free(conn_t *c);
+
+#endif
