@@ -68,6 +68,9 @@ static void free_conn(conn_t *c)
     hearth_buf_free(&c->inflight);
     hearth_buf_free(&c->held);
     sm__free(c);
+    for (size_t i = 0; i < c->csi_n; i++)
+        hearth_bytes_unref(c->csi_q[i]);
+    free(c->csi_q);
     hearth_jid_clear(&c->jid);
     free(c->bare);
     free(c);
@@ -287,10 +290,85 @@ void conn__send_str(conn_t *c, const char *s)
     conn__send(c, s, strlen(s));
 }
 
+static void send_now(conn_t *c, const char *data, size_t len);
+
+/* The sender of held presence (its from attribute, as our serialiser writes it). */
+static size_t from_of(const char *data, size_t len, const char **from)
+{
+    const char *p = memmem(data, len, " from='", 7);
+    const char *end = p ? memchr(p + 7, '\'', len - (size_t)(p + 7 - data)) : NULL;
+    *from = p ? p + 7 : NULL;
+    return end ? (size_t)(end - (p + 7)) : 0;
+}
+
+static int csi_important(const char *data, size_t len)
+{
+    if (len > 9 && !memcmp(data, "<presence", 9))
+        return 0;
+    if (len > 8 && !memcmp(data, "<message", 8) && !memmem(data, len, "<body", 5))
+        return 0; /* chat states, receipts alone */
+    return 1;
+}
+
+static void csi_flush(conn_t *c)
+{
+    hearth_bytes_t **q = c->csi_q;
+    size_t n = c->csi_n;
+    c->csi_q = NULL;
+    c->csi_n = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (q[i])
+            send_now(c, q[i]->data, q[i]->len);
+        hearth_bytes_unref(q[i]);
+    }
+    free(q);
+}
+
+static int csi_hold(conn_t *c, const char *data, size_t len)
+{
+    if (!c->csi_q && !(c->csi_q = calloc(CONN_CSI_MAX, sizeof(*c->csi_q))))
+        return 0;
+    if (len > 9 && !memcmp(data, "<presence", 9)) {
+        const char *f, *g;
+        size_t fl = from_of(data, len, &f);
+        for (size_t i = 0; fl && i < c->csi_n; i++) { /* only the newest presence matters */
+            if (c->csi_q[i] && !memcmp(c->csi_q[i]->data, "<presence", 9) &&
+                from_of(c->csi_q[i]->data, c->csi_q[i]->len, &g) == fl && !memcmp(f, g, fl)) {
+                hearth_bytes_unref(c->csi_q[i]);
+                c->csi_q[i] = NULL;
+            }
+        }
+    }
+    if (c->csi_n == CONN_CSI_MAX)
+        return 0;
+    hearth_bytes_t *b = hearth_bytes_new(data, len);
+    if (!b)
+        return 0;
+    c->csi_q[c->csi_n++] = b;
+    return 1;
+}
+
+void conn__csi(conn_t *c, int active)
+{
+    c->csi_inactive = !active;
+    if (active)
+        csi_flush(c);
+}
+
 void conn__send_stanza(conn_t *c, const char *data, size_t len)
 {
     if (c->closing || c->close_now || c->handles_closing)
         return;
+    if (c->csi_inactive && !c->sm.detached) {
+        if (!csi_important(data, len) && csi_hold(c, data, len))
+            return;
+        csi_flush(c); /* what waited goes first, in order */
+    }
+    send_now(c, data, len);
+}
+
+static void send_now(conn_t *c, const char *data, size_t len)
+{
     if (c->sm.enabled && sm__outbound(c, data, len))
         return; /* detached: kept for the resumption */
     conn__send(c, data, len);

@@ -34,6 +34,8 @@ typedef enum { PENDING_NONE, PENDING_STARTTLS, PENDING_AUTHED } pending_t;
 /* Storage requests outstanding past which connections stop reading, and below which they
  * read again. */
 #define CONN_STORAGE_HIGH_WATER 512
+/* Stanzas held for an inactive client (XEP-0352); one more flushes them. */
+#define CONN_CSI_MAX 100
 #define CONN_STORAGE_LOW_WATER 128
 
 struct conn {
@@ -99,6 +101,12 @@ struct conn {
     strmap_t directed;        /* JIDs given directed available presence (buckets NULL: none) */
 
     int carbons; /* XEP-0280 enabled */
+    /* Client state indication (XEP-0352): while inactive, presence and messages without a
+     * body wait (the newest presence per sender only) until something important is sent or
+     * the client is active again. */
+    int csi_inactive;
+    hearth_bytes_t **csi_q;
+    size_t csi_n;
     sm_state_t sm;
 
     /* Liveness */
@@ -119,6 +127,7 @@ void conn__send(conn_t *c, const char *data, size_t len);
 void conn__send_str(conn_t *c, const char *s);
 /* Sends a stanza (message, presence, iq): counted and kept by stream management. */
 void conn__send_stanza(conn_t *c, const char *data, size_t len);
+void conn__csi(conn_t *c, int active); /* XEP-0352 <active/> / <inactive/> */
 /* The socket is gone but the session stays (stream management resumption): closes the TCP
  * handle and drops TLS, the parser and unsent bytes; the timer and the session remain. */
 void conn__detach_socket(conn_t *c);

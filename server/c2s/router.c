@@ -363,6 +363,7 @@ void router__from_client(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena
     char sid[32];
     message__stamp(st, arena, to.bare, c->bare, srv->set.domain, sid, sizeof(sid));
     mam__outgoing(c, st, arena, to.bare);
+    carbons__sent(c, st);
     hearth_buf_t out = HEARTH_BUF_INIT;
     if (hearth_xml_serialize(st, "jabber:client", &out) == 0) {
         hearth_bytes_t *bytes = hearth_bytes_new(out.data, out.len);

@@ -66,6 +66,7 @@ void c2s__send_features(conn_t *c)
                                       "<ver xmlns='urn:xmpp:features:rosterver'/>"
                                       "<sub xmlns='urn:xmpp:features:pre-approval'/>"
                                       "<sm xmlns='urn:xmpp:sm:2'/><sm xmlns='urn:xmpp:sm:3'/>"
+                                      "<csi xmlns='urn:xmpp:csi:0'/>"
                                       "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' "
                                       "node='%s' ver='%s'/>",
                                       NS_BIND, NS_SESSION, MODULES_CAPS_NODE, modules__caps_ver());
@@ -238,6 +239,11 @@ void c2s__on_stanza(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
     case C2S_WAIT_BIND:
     case C2S_BOUND:
         break;
+    }
+    if (!strcmp(st->ns, "urn:xmpp:csi:0") &&
+        (!strcmp(st->name, "active") || !strcmp(st->name, "inactive"))) {
+        conn__csi(c, !strcmp(st->name, "active"));
+        return;
     }
     if (sm__is_sm(st)) {
         if (c->binding) {

@@ -90,6 +90,15 @@ extern const module_t module_muc;
  * room's home worker. Borrowed: the caller frees m. */
 void muc__deliver(worker_t *w, inbox_msg_t *m);
 
+/* carbons.c (XEP-0280) */
+extern const module_t module_carbons;
+int carbons__eligible(const hearth_xml_node_t *st);
+/* c sent st (from stamped): copies to the user's other resources that enabled carbons. */
+void carbons__sent(conn_t *c, hearth_xml_node_t *st);
+/* A message for u was given to the sessions in delivered: copies to the others. */
+void carbons__received(user_t *u, const hearth_bytes_t *bytes, conn_t *const *delivered,
+                       size_t ndelivered);
+
 /* last.c */
 extern const module_t module_last;
 /* An IQ jabber:iq:last for u's bare JID from another user (routed to u's home worker). */

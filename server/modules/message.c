@@ -223,6 +223,7 @@ void message__inbound(worker_t *w, user_t *u, inbox_msg_t *m)
             if (!is_error && strcmp(type, "headline") && strcmp(type, "groupchat"))
                 mam__incoming(w, u, m);
             conn__send_stanza(s, m->u.route.bytes->data, m->u.route.bytes->len);
+            carbons__received(u, m->u.route.bytes, &s, 1);
             return;
         }
         /* §8.5.3.2.1: no such resource. */
@@ -255,9 +256,17 @@ void message__inbound(worker_t *w, user_t *u, inbox_msg_t *m)
         return;
     }
     int headline = !strcmp(type, "headline");
-    for (conn_t *s = u->sessions; s; s = s->user_next)
-        if (s->available && s->priority >= 0 && (headline || s->priority == best))
+    conn_t *got[64];
+    size_t ngot = 0;
+    for (conn_t *s = u->sessions; s; s = s->user_next) {
+        if (s->available && s->priority >= 0 && (headline || s->priority == best)) {
             conn__send_stanza(s, m->u.route.bytes->data, m->u.route.bytes->len);
+            if (ngot < 64)
+                got[ngot++] = s;
+        }
+    }
+    if (!headline)
+        carbons__received(u, m->u.route.bytes, got, ngot);
 }
 
 static const char *const message_account_features[] = {NS_SID, "msgoffline", NULL};

@@ -9,9 +9,9 @@
 #include "modules/im.h"
 
 static const module_t *const modules[] = {
-    &module_core,     &module_roster,  &module_presence, &module_message,
-    &module_blocking, &module_last,    &module_register, &module_misc,
-    &module_vcard,    &module_private, &module_mam,      &module_muc,
+    &module_core, &module_roster,   &module_presence, &module_message, &module_blocking,
+    &module_last, &module_register, &module_misc,     &module_vcard,   &module_private,
+    &module_mam,  &module_muc,      &module_carbons,
 };
 #define NMODULES (sizeof(modules) / sizeof(*modules))
 

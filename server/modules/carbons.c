@@ -1,0 +1,137 @@
+/* Message Carbons (XEP-0280, urn:xmpp:carbons:2): a resource that enabled carbons gets a copy
+ * of what its account's other resources send and receive. Copies are always from the user's
+ * own bare JID (the check clients make against CVE-2017-5589), and wrap the original in a
+ * XEP-0297 forward. Only eligible messages are copied (§6): chat, normal with a body, or
+ * carrying receipts or chat states; never those marked private or no-copy. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "modules/im.h"
+
+#define NS_CARBONS "urn:xmpp:carbons:2"
+#define NS_FORWARD "urn:xmpp:forward:0"
+#define NS_HINTS "urn:xmpp:hints"
+
+static void carbons_iq(iq_ctx_t *ctx)
+{
+    if (!ctx->set) {
+        iq_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST, NULL);
+        return;
+    }
+    ctx->c->carbons = !strcmp(ctx->payload->name, "enable");
+    iq_send(ctx, iq_result(ctx));
+}
+
+int carbons__eligible(const hearth_xml_node_t *st)
+{
+    const char *type = hearth_xml_attr(st, "type");
+    if (strcmp(st->name, "message"))
+        return 0;
+    if (hearth_xml_child(st, "private", NS_CARBONS) || hearth_xml_child(st, "no-copy", NS_HINTS))
+        return 0;
+    if (hearth_xml_child(st, "received", NS_CARBONS) || hearth_xml_child(st, "sent", NS_CARBONS))
+        return 0; /* never a copy of a copy */
+    if (type && !strcmp(type, "chat"))
+        return 1;
+    if ((!type || !strcmp(type, "normal")) && hearth_xml_child(st, "body", NULL))
+        return 1;
+    if (type && (!strcmp(type, "groupchat") || !strcmp(type, "headline") || !strcmp(type, "error")))
+        return 0;
+    for (hearth_xml_node_t *n = hearth_xml_first_element(st); n; n = hearth_xml_next_element(n))
+        if (!strcmp(n->ns, "urn:xmpp:receipts") ||
+            !strcmp(n->ns, "http://jabber.org/protocol/chatstates"))
+            return 1;
+    return 0;
+}
+
+/* Sends one wrapped copy of original (serialised, default namespace jabber:client) to s. */
+static void send_copy(conn_t *s, const char *bare, const char *kind, const char *type,
+                      const char *original, size_t len)
+{
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    int rc = hearth_buf_append_str(&b, "<message from='");
+    rc = rc ?: hearth_buf_append_escaped(&b, bare, strlen(bare));
+    rc = rc ?: hearth_buf_append_str(&b, "' to='");
+    rc = rc ?: hearth_buf_append_escaped(&b, s->jid.full, strlen(s->jid.full));
+    rc = rc
+             ?: hearth_buf_printf(
+                    &b, "' type='%s'><%s xmlns='" NS_CARBONS "'><forwarded xmlns='" NS_FORWARD "'>",
+                    type && *type ? type : "normal", kind);
+    /* Inside the forward the original keeps its own namespace: declare it on its start tag. */
+    size_t n = strcspn(original, " />");
+    rc = rc ?: hearth_buf_append(&b, original, n);
+    rc = rc ?: hearth_buf_append_str(&b, " xmlns='jabber:client'");
+    rc = rc ?: hearth_buf_append(&b, original + n, len - n);
+    rc = rc ?: hearth_buf_printf(&b, "</forwarded></%s></message>", kind);
+    if (!rc)
+        conn__send_stanza(s, b.data, b.len);
+    hearth_buf_free(&b);
+}
+
+static int any_target(const user_t *u, const conn_t *except, const conn_t *except2)
+{
+    for (const conn_t *s = u->sessions; s; s = s->user_next)
+        if (s->carbons && s != except && s != except2 && !s->sm.detached)
+            return 1;
+    return 0;
+}
+
+void carbons__sent(conn_t *c, hearth_xml_node_t *st)
+{
+    user_t *u = c->user;
+    if (!u || !any_target(u, c, NULL) || !carbons__eligible(st))
+        return;
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    if (hearth_xml_serialize(st, "jabber:client", &b) == 0)
+        for (conn_t *s = u->sessions; s; s = s->user_next)
+            if (s != c && s->carbons)
+                send_copy(s, u->bare, "sent", hearth_xml_attr(st, "type"), b.data, b.len);
+    hearth_buf_free(&b);
+}
+
+typedef struct received_ctx {
+    user_t *u;
+    const conn_t *delivered[64]; /* sessions that got the message itself */
+    size_t ndelivered;
+    const hearth_bytes_t *bytes;
+} received_ctx_t;
+
+static void received_parsed(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
+{
+    received_ctx_t *r = ud;
+    if (!carbons__eligible(st))
+        return;
+    for (conn_t *s = r->u->sessions; s; s = s->user_next) {
+        int got = 0;
+        for (size_t i = 0; i < r->ndelivered; i++)
+            got |= r->delivered[i] == s;
+        if (s->carbons && !got)
+            send_copy(s, r->u->bare, "received", hearth_xml_attr(st, "type"), r->bytes->data,
+                      r->bytes->len);
+    }
+}
+
+void carbons__received(user_t *u, const hearth_bytes_t *bytes, conn_t *const *delivered,
+                       size_t ndelivered)
+{
+    if (!u ||
+        !any_target(u, ndelivered ? delivered[0] : NULL, ndelivered > 1 ? delivered[1] : NULL))
+        return;
+    received_ctx_t r = {.u = u, .bytes = bytes};
+    for (size_t i = 0; i < ndelivered && i < 64; i++)
+        r.delivered[r.ndelivered++] = delivered[i];
+    im__parse(bytes->data, bytes->len, received_parsed, &r);
+}
+
+static const iq_route_t carbons_iqs[] = {
+    {NS_CARBONS, "enable", IQ_TO_SELF | IQ_TO_SERVER, carbons_iq},
+    {NS_CARBONS, "disable", IQ_TO_SELF | IQ_TO_SERVER, carbons_iq},
+    {NULL, NULL, 0, NULL},
+};
+static const char *const carbons_features[] = {NS_CARBONS, NULL};
+
+const module_t module_carbons = {
+    .name = "carbons",
+    .iqs = carbons_iqs,
+    .server_features = carbons_features,
+};
