@@ -36,9 +36,12 @@ void session__unbind(conn_t *c)
     u->nsessions--;
     c->user = NULL;
     c->user_next = NULL;
-    sm__reroute(c); /* unacknowledged messages go to another resource or offline */
+    /* Unacknowledged messages go to another resource or offline: delivery on this worker
+     * may load and release u, which must outlive it here. */
+    user__hold(u);
+    sm__reroute(c);
     hlog_conn(LOG_DEBUG, c->id, conn__log_jid(c), "unbound");
-    worker__user_drop_if_empty(c->w, u);
+    user__release(c->w, u);
 }
 
 static void random_hex(char *out, size_t nbytes)
