@@ -1,10 +1,980 @@
-/* Placeholder: the message archive (XEP-0313) is filled in by its own work. */
+/* Message Archive Management (XEP-0313, urn:xmpp:mam:2) for user archives: messages with a body
+ * are archived on the owner's home worker as they are accepted (incoming, under the stanza id the
+ * recipient sees) and sent (outgoing, under a fresh id), as the user's preferences allow; queries
+ * page (XEP-0059) through storage_archive_*. Touches only its user's state (u->mam, the roster).
+ * Every archive write, query and preferences change waits for the user's preferences, in order. */
+#include <ctype.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
 #include "modules/im.h"
 
-void mam__incoming(worker_t *w, user_t *u, const inbox_msg_t *m) {}
+#define NS_MAM "urn:xmpp:mam:2"
+#define NS_RSM "http://jabber.org/protocol/rsm"
+#define NS_DATA "jabber:x:data"
+#define NS_FORWARD "urn:xmpp:forward:0"
 
-void mam__outgoing(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena, const char *to) {}
+#define MAM_DEFAULT_MAX 50 /* items in a page when the client gives no max */
+#define MAM_MAX 250        /* hard cap: a larger max is served as this many (XEP-0059 §2.1) */
+/* JIDs in one preferences list: beyond it the set is refused with not-acceptable. */
+#define MAM_PREFS_JIDS_MAX 1000
+/* Archive writes, queries and preference requests waiting for one user's preferences: beyond it
+ * archiving is skipped (logged) and requests get resource-constraint. */
+#define MAM_JOBS_MAX 10000
+/* The server's default when a user never set preferences. */
+#define MAM_SERVER_DEFAULT STORAGE_ARCHIVE_ALWAYS
 
-void mam__user_free(user_t *u) {}
+/* Retention (archive.retention_days, 0 = forever): one purge across every user's archive, at
+ * once and then hourly, from a timer on the first worker that does any archive work (the module
+ * starts before the workers' loops exist). */
+#define RETENTION_PERIOD_MS (3600 * 1000)
 
-const module_t module_mam = {.name = "mam"};
+typedef enum { PREFS_UNKNOWN, PREFS_LOADING, PREFS_READY } prefs_state_t;
+
+typedef void (*job_fn)(worker_t *w, user_t *u, void *arg);
+typedef struct mam_job {
+    struct mam_job *next;
+    job_fn fn;
+    void (*drop)(void *arg); /* frees arg when the job never runs */
+    void *arg;
+} mam_job_t;
+
+/* u->mam: the user's preferences once loaded, and what waits for them. */
+typedef struct mam_user {
+    prefs_state_t state;
+    int default_mode; /* storage_archive_default_t */
+    strmap_t always;  /* JID -> (void *)1 */
+    strmap_t never;
+    mam_job_t *head, *tail;
+    size_t njobs;
+} mam_user_t;
+
+static const char *const mode_names[] = {"always", "never", "roster"};
+
+/* ---- retention ---- */
+
+static atomic_flag retention_armed = ATOMIC_FLAG_INIT;
+static uv_timer_t retention_timer; /* on its worker's loop; closed with the loop's handles */
+
+static void purged(void *ud, int err)
+{
+    (void)ud;
+    if (err)
+        hlog(LOG_ERROR, "archive retention: purge failed: %s", hearth_strerror(err));
+}
+
+static void retention_purge(uv_timer_t *t)
+{
+    worker_t *w = t->data;
+    int64_t before = user__now_ms() - (int64_t)w->srv->set.archive_retention_days * 86400000;
+    int rc = storage_archive_purge(w->srv->storage, &w->storage_target, before, purged, NULL);
+    if (rc)
+        hlog(LOG_ERROR, "archive retention: purge not queued: %s", hearth_strerror(rc));
+}
+
+static void retention_arm(worker_t *w)
+{
+    if (!w->srv->set.archive_retention_days || w->stopping ||
+        atomic_flag_test_and_set(&retention_armed))
+        return;
+    if (uv_timer_init(&w->loop, &retention_timer) == 0) {
+        retention_timer.data = w;
+        uv_unref((uv_handle_t *)&retention_timer); /* never what keeps a loop running */
+        uv_timer_start(&retention_timer, retention_purge, 0, RETENTION_PERIOD_MS);
+        hlog(LOG_INFO, "archive retention: %u days, purged hourly by worker %u",
+             w->srv->set.archive_retention_days, w->index);
+    }
+}
+
+/* ---- per-user state ---- */
+
+static mam_user_t *mam_of(user_t *u)
+{
+    if (u->mam)
+        return u->mam;
+    mam_user_t *mu = calloc(1, sizeof(*mu));
+    if (!mu)
+        return NULL;
+    if (strmap_init(&mu->always) || strmap_init(&mu->never)) {
+        strmap_free(&mu->always);
+        free(mu);
+        return NULL;
+    }
+    mu->default_mode = MAM_SERVER_DEFAULT;
+    u->mam = mu;
+    return mu;
+}
+
+static void prefs_reset(mam_user_t *mu)
+{
+    STRMAP_FOREACH(&mu->always, e)
+    {
+        strmap_remove(&mu->always, e->key);
+    }
+    STRMAP_FOREACH(&mu->never, e)
+    {
+        strmap_remove(&mu->never, e->key);
+    }
+    mu->default_mode = MAM_SERVER_DEFAULT;
+}
+
+static void prefs_apply(mam_user_t *mu, const storage_archive_prefs_t *p)
+{
+    prefs_reset(mu);
+    if (!p || !p->stored)
+        return;
+    mu->default_mode = p->default_mode;
+    for (size_t i = 0; i < p->nalways; i++)
+        if (strmap_put(&mu->always, p->always[i], (void *)1))
+            hlog(LOG_ERROR, "archive preferences: out of memory");
+    for (size_t i = 0; i < p->nnever; i++)
+        if (strmap_put(&mu->never, p->never[i], (void *)1))
+            hlog(LOG_ERROR, "archive preferences: out of memory");
+}
+
+void mam__user_free(user_t *u)
+{
+    mam_user_t *mu = u->mam;
+    if (!mu)
+        return;
+    while (mu->head) { /* u is held while jobs wait: none are expected here */
+        mam_job_t *j = mu->head;
+        mu->head = j->next;
+        if (j->drop)
+            j->drop(j->arg);
+        free(j);
+    }
+    strmap_free(&mu->always);
+    strmap_free(&mu->never);
+    free(mu);
+    u->mam = NULL;
+}
+
+static void run_jobs(worker_t *w, user_t *u, mam_user_t *mu)
+{
+    while (mu->head) {
+        mam_job_t *j = mu->head;
+        mu->head = j->next;
+        if (!mu->head)
+            mu->tail = NULL;
+        mu->njobs--;
+        j->fn(w, u, j->arg);
+        free(j);
+    }
+}
+
+typedef struct load_ctx {
+    worker_t *w;
+    user_t *u;
+} load_ctx_t;
+
+static void prefs_loaded(void *ud, int err, const storage_archive_prefs_t *p)
+{
+    load_ctx_t *lc = ud;
+    worker_t *w = lc->w;
+    user_t *u = lc->u;
+    free(lc);
+    mam_user_t *mu = u->mam;
+    if (err)
+        hlog(LOG_ERROR, "archive preferences of %s not loaded: %s (server default used)", u->bare,
+             hearth_strerror(err));
+    prefs_apply(mu, err ? NULL : p);
+    mu->state = PREFS_READY;
+    run_jobs(w, u, mu);
+    if (err)
+        mu->state = PREFS_UNKNOWN; /* the next need retries */
+    user__release(w, u);
+}
+
+/* Runs fn(w, u, arg) once u's preferences are known, after everything queued before it. Returns
+ * 0 when it ran or is queued; otherwise an error, fn not run and arg not freed. */
+static int with_prefs(worker_t *w, user_t *u, job_fn fn, void (*drop)(void *), void *arg)
+{
+    mam_user_t *mu = mam_of(u);
+    if (!mu)
+        return HEARTH_ENOMEM;
+    if (mu->state == PREFS_READY && !mu->head) {
+        fn(w, u, arg);
+        return 0;
+    }
+    if (mu->njobs >= MAM_JOBS_MAX)
+        return HEARTH_ELIMIT;
+    mam_job_t *j = calloc(1, sizeof(*j));
+    if (!j)
+        return HEARTH_ENOMEM;
+    j->fn = fn;
+    j->drop = drop;
+    j->arg = arg;
+    if (mu->state == PREFS_UNKNOWN) {
+        load_ctx_t *lc = calloc(1, sizeof(*lc));
+        int rc = lc ? 0 : HEARTH_ENOMEM;
+        if (lc) {
+            lc->w = w;
+            lc->u = u;
+            rc = storage_archive_prefs_get(w->srv->storage, &w->storage_target, u->node,
+                                           prefs_loaded, lc);
+        }
+        if (rc) {
+            free(lc);
+            free(j);
+            return rc;
+        }
+        mu->state = PREFS_LOADING;
+        user__hold(u); /* until prefs_loaded */
+    }
+    if (mu->tail)
+        mu->tail->next = j;
+    else
+        mu->head = j;
+    mu->tail = j;
+    mu->njobs++;
+    return 0;
+}
+
+/* ---- archiving ---- */
+
+/* A message waiting to be archived. */
+typedef struct archive_req {
+    storage_archive_msg_t msg; /* id, with, stanza owned */
+    char *peer;                /* the other party's full JID when known, else NULL */
+} archive_req_t;
+
+static void archive_req_free(void *arg)
+{
+    archive_req_t *p = arg;
+    if (!p)
+        return;
+    free(p->msg.id);
+    free(p->msg.with);
+    free(p->msg.stanza);
+    free(p->peer);
+    free(p);
+}
+
+/* XEP-0313 §7: the JID lists win over the default; a JID in both is never archived. */
+static int allowed(const user_t *u, const mam_user_t *mu, const char *with, const char *peer)
+{
+    if (strmap_get(&mu->never, with) || (peer && strmap_get(&mu->never, peer)))
+        return 0;
+    if (strmap_get(&mu->always, with) || (peer && strmap_get(&mu->always, peer)))
+        return 1;
+    switch (mu->default_mode) {
+    case STORAGE_ARCHIVE_NEVER:
+        return 0;
+    case STORAGE_ARCHIVE_ROSTER:
+        return strmap_get(&u->roster, with) != NULL || !strcmp(with, u->bare);
+    }
+    return 1;
+}
+
+static void stored(void *ud, int err)
+{
+    char *id = ud;
+    if (err == HEARTH_EEXISTS)
+        hlog(LOG_DEBUG, "archive: id %s already stored", id);
+    else if (err)
+        hlog(LOG_ERROR, "archive: message %s not stored: %s", id, hearth_strerror(err));
+    free(id);
+}
+
+static void archive_job(worker_t *w, user_t *u, void *arg)
+{
+    archive_req_t *p = arg;
+    if (allowed(u, u->mam, p->msg.with, p->peer)) {
+        char *id = strdup(p->msg.id);
+        int rc = id ? storage_archive_store(w->srv->storage, &w->storage_target, u->node, &p->msg,
+                                            stored, id)
+                    : HEARTH_ENOMEM;
+        if (rc) {
+            hlog(LOG_ERROR, "archive of %s: message not queued: %s", u->bare, hearth_strerror(rc));
+            free(id);
+        }
+    }
+    archive_req_free(p);
+}
+
+static void random_id(char *out, size_t len)
+{
+    unsigned char r[12];
+    static const char hex[] = "0123456789abcdef";
+    uv_random(NULL, NULL, r, sizeof(r), 0, NULL);
+    size_t k = 0;
+    for (size_t i = 0; i < sizeof(r) && k + 2 < len; i++) {
+        out[k++] = hex[r[i] >> 4];
+        out[k++] = hex[r[i] & 15];
+    }
+    out[k] = '\0';
+}
+
+static char *bare_dup(const char *jid)
+{
+    return strndup(jid, strcspn(jid, "/"));
+}
+
+/* Queues the archiving of stanza (serialised, standalone: xmlns='jabber:client' on the root). */
+static void archive(worker_t *w, user_t *u, const char *id, const char *peer, int outgoing,
+                    char *stanza, size_t len)
+{
+    archive_req_t *p = calloc(1, sizeof(*p));
+    if (!p) {
+        free(stanza);
+        return;
+    }
+    p->msg.stanza = stanza;
+    p->msg.len = len;
+    p->msg.stamp_ms = user__now_ms();
+    p->msg.outgoing = outgoing;
+    p->msg.id = strdup(id);
+    p->msg.with = bare_dup(peer);
+    p->peer = strchr(peer, '/') ? strdup(peer) : NULL;
+    int rc = p->msg.id && p->msg.with ? 0 : HEARTH_ENOMEM;
+    rc = rc ?: with_prefs(w, u, archive_job, archive_req_free, p);
+    if (rc) {
+        hlog(LOG_ERROR, "archive of %s: message %s skipped: %s", u->bare, id, hearth_strerror(rc));
+        archive_req_free(p);
+    }
+}
+
+/* Worth archiving (XEP-0313 §5.1.1 leaves it to the server): a body, and not an error, a
+ * headline or a groupchat message (those belong to the room's archive). */
+static int worth_archiving(const hearth_xml_node_t *st)
+{
+    const char *type = hearth_xml_attr(st, "type");
+    if (type && (!strcmp(type, "error") || !strcmp(type, "headline") || !strcmp(type, "groupchat")))
+        return 0;
+    return hearth_xml_child(st, "body", "jabber:client") != NULL;
+}
+
+/* The stanza serialised as a standalone element (its own xmlns='jabber:client'), malloc'd. */
+static char *standalone(const hearth_xml_node_t *st, size_t *len)
+{
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    if (hearth_xml_serialize(st, NULL, &b)) {
+        hearth_buf_free(&b);
+        return NULL;
+    }
+    return hearth_buf_steal(&b, len);
+}
+
+typedef struct incoming_ctx {
+    worker_t *w;
+    user_t *u;
+    const inbox_msg_t *m;
+} incoming_ctx_t;
+
+static void incoming_parsed(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
+{
+    incoming_ctx_t *ic = ud;
+    const inbox_msg_t *m = ic->m;
+    (void)arena;
+    if (!worth_archiving(st))
+        return;
+    char fresh[32];
+    const char *id = m->u.route.sid;
+    if (!*id) { /* routed without a stanza id of ours: the archive gives one */
+        random_id(fresh, sizeof(fresh));
+        id = fresh;
+    }
+    size_t len = 0;
+    char *text = standalone(st, &len);
+    if (text)
+        archive(ic->w, ic->u, id, m->u.route.from, 0, text, len);
+}
+
+void mam__incoming(worker_t *w, user_t *u, const inbox_msg_t *m)
+{
+    retention_arm(w);
+    if (u->state != USER_READY || !m->u.route.from || !m->u.route.bytes)
+        return;
+    incoming_ctx_t ic = {w, u, m};
+    im__parse(m->u.route.bytes->data, m->u.route.bytes->len, incoming_parsed, &ic);
+}
+
+void mam__outgoing(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena, const char *to)
+{
+    user_t *u = c->user;
+    (void)arena;
+    retention_arm(c->w);
+    if (!u || u->state != USER_READY || !to || !worth_archiving(st))
+        return;
+    if (!strcmp(to, u->bare))
+        return; /* to oneself: archived once, as it arrives */
+    const char *full = hearth_xml_attr(st, "to");
+    char id[32];
+    random_id(id, sizeof(id));
+    size_t len = 0;
+    char *text = standalone(st, &len);
+    if (text)
+        archive(c->w, u, id, full && !strncmp(full, to, strlen(to)) ? full : to, 1, text, len);
+}
+
+/* ---- XEP-0082 date-times ---- */
+
+static int digits(const char **s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)(*s)[i]))
+            return -1;
+        v = v * 10 + ((*s)[i] - '0');
+    }
+    *s += n;
+    *out = v;
+    return 0;
+}
+
+/* CCYY-MM-DDThh:mm:ss[.sss]TZD (TZD: Z or +/-hh:mm) to ms since the epoch; -1 when malformed. */
+static int parse_datetime(const char *s, int64_t *ms)
+{
+    int Y, M, D, h, m, sec, frac = 0;
+    if (digits(&s, 4, &Y) || *s++ != '-' || digits(&s, 2, &M) || *s++ != '-' || digits(&s, 2, &D) ||
+        *s++ != 'T' || digits(&s, 2, &h) || *s++ != ':' || digits(&s, 2, &m) || *s++ != ':' ||
+        digits(&s, 2, &sec))
+        return -1;
+    if (*s == '.') {
+        s++;
+        int n = 0;
+        while (isdigit((unsigned char)s[n]))
+            n++;
+        if (n == 0)
+            return -1;
+        for (int i = 0; i < 3; i++)
+            frac = frac * 10 + (i < n ? s[i] - '0' : 0);
+        s += n;
+    }
+    int off = 0;
+    if (*s == 'Z') {
+        s++;
+    } else if (*s == '+' || *s == '-') {
+        int sign = *s++ == '-' ? -1 : 1, oh, om;
+        if (digits(&s, 2, &oh) || *s++ != ':' || digits(&s, 2, &om) || oh > 23 || om > 59)
+            return -1;
+        off = sign * (oh * 60 + om);
+    } else {
+        return -1;
+    }
+    if (*s || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
+        return -1;
+    struct tm tm = {.tm_year = Y - 1900,
+                    .tm_mon = M - 1,
+                    .tm_mday = D,
+                    .tm_hour = h,
+                    .tm_min = m,
+                    .tm_sec = sec};
+    time_t t = timegm(&tm);
+    *ms = ((int64_t)t - (int64_t)off * 60) * 1000 + frac;
+    return 0;
+}
+
+static void format_stamp(int64_t ms, char *out, size_t len)
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+/* ---- queries ---- */
+
+typedef struct query {
+    iq_deferred_t *d;
+    char *queryid; /* NULL when none */
+    char *with, *after, *before;
+    int64_t start_ms, end_ms;
+    size_t max;
+} query_t;
+
+static void query_free(void *arg)
+{
+    query_t *q = arg;
+    if (!q)
+        return;
+    iq_deferred_free(q->d);
+    free(q->queryid);
+    free(q->with);
+    free(q->after);
+    free(q->before);
+    free(q);
+}
+
+/* One <message><result><forwarded>…</forwarded></result></message> per item. */
+static int send_result(conn_t *c, const char *bare, const char *queryid,
+                       const storage_archive_msg_t *m)
+{
+    char stamp[64];
+    format_stamp(m->stamp_ms, stamp, sizeof(stamp));
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    int rc = hearth_buf_append_str(&b, "<message to='");
+    rc = rc ?: hearth_buf_append_escaped(&b, c->jid.full, strlen(c->jid.full));
+    rc = rc ?: hearth_buf_append_str(&b, "' from='");
+    rc = rc ?: hearth_buf_append_escaped(&b, bare, strlen(bare));
+    rc = rc ?: hearth_buf_append_str(&b, "'><result xmlns='" NS_MAM "'");
+    if (queryid) {
+        rc = rc ?: hearth_buf_append_str(&b, " queryid='");
+        rc = rc ?: hearth_buf_append_escaped(&b, queryid, strlen(queryid));
+        rc = rc ?: hearth_buf_append_str(&b, "'");
+    }
+    rc = rc ?: hearth_buf_append_str(&b, " id='");
+    rc = rc ?: hearth_buf_append_escaped(&b, m->id, strlen(m->id));
+    rc = rc
+             ?: hearth_buf_printf(&b,
+                                  "'><forwarded xmlns='" NS_FORWARD "'><delay xmlns='" NS_DELAY
+                                  "' stamp='%s'/>",
+                                  stamp);
+    rc = rc ?: hearth_buf_append(&b, m->stanza, m->len);
+    rc = rc ?: hearth_buf_append_str(&b, "</forwarded></result></message>");
+    if (!rc)
+        conn__send_stanza(c, b.data, b.len);
+    hearth_buf_free(&b);
+    return rc;
+}
+
+static void query_done(void *ud, int err, const storage_archive_page_t *page)
+{
+    query_t *q = ud;
+    iq_deferred_t *d = q->d;
+    q->d = NULL;
+    if (err == HEARTH_ENOTFOUND) {
+        iq_deferred_error(d, HEARTH_STANZA_ERR_ITEM_NOT_FOUND, "no such item in the archive");
+    } else if (err) {
+        hlog_conn(LOG_ERROR, d->c->id, d->c->jid.full, "archive query failed: %s",
+                  hearth_strerror(err));
+        iq_deferred_error(d, HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR, NULL);
+    } else {
+        conn_t *c = d->c;
+        int rc = 0;
+        for (size_t i = 0; i < page->n && !rc; i++)
+            rc = send_result(c, c->bare, q->queryid, &page->msgs[i]);
+        hearth_buf_t b = HEARTH_BUF_INIT;
+        rc = rc
+                 ?: hearth_buf_printf(
+                        &b, "<fin xmlns='" NS_MAM "' complete='%s'><set xmlns='" NS_RSM "'>",
+                        page->complete ? "true" : "false");
+        if (page->n) {
+            const char *first = page->msgs[0].id, *last = page->msgs[page->n - 1].id;
+            rc = rc ?: hearth_buf_printf(&b, "<first index='%zu'>", page->first_index);
+            rc = rc ?: hearth_buf_append_escaped(&b, first, strlen(first));
+            rc = rc ?: hearth_buf_append_str(&b, "</first><last>");
+            rc = rc ?: hearth_buf_append_escaped(&b, last, strlen(last));
+            rc = rc ?: hearth_buf_append_str(&b, "</last>");
+        }
+        rc = rc ?: hearth_buf_printf(&b, "<count>%zu</count></set></fin>", page->count);
+        if (rc)
+            iq_deferred_error(d, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
+        else
+            iq_deferred_result(d, b.data);
+        hearth_buf_free(&b);
+    }
+    query_free(q);
+}
+
+static void query_job(worker_t *w, user_t *u, void *arg)
+{
+    query_t *q = arg;
+    storage_archive_query_t sq = {.with = q->with,
+                                  .start_ms = q->start_ms,
+                                  .end_ms = q->end_ms,
+                                  .after_id = q->after,
+                                  .before_id = q->before,
+                                  .max = q->max};
+    int rc =
+        storage_archive_query(w->srv->storage, &w->storage_target, u->node, &sq, query_done, q);
+    if (rc) {
+        iq_deferred_error(q->d,
+                          rc == HEARTH_EAGAIN ? HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT
+                                              : HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR,
+                          NULL);
+        q->d = NULL;
+        query_free(q);
+    }
+}
+
+/* The first <value/> of a form field, "" when none. */
+static const char *field_value(iq_ctx_t *ctx, const hearth_xml_node_t *f)
+{
+    hearth_xml_node_t *v = hearth_xml_child(f, "value", NS_DATA);
+    const char *t = v ? hearth_xml_text(ctx->arena, v) : "";
+    return t ? t : "";
+}
+
+/* Reads the data form into q: 0, or -1 with the error sent. */
+static int parse_form(iq_ctx_t *ctx, const hearth_xml_node_t *x, query_t *q)
+{
+    const char *type = hearth_xml_attr(x, "type");
+    if (type && strcmp(type, "submit")) {
+        iq_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST, "the form must be of type submit");
+        return -1;
+    }
+    for (hearth_xml_node_t *f = hearth_xml_first_element(x); f; f = hearth_xml_next_element(f)) {
+        if (strcmp(f->ns, NS_DATA) || strcmp(f->name, "field"))
+            continue;
+        const char *var = hearth_xml_attr(f, "var");
+        const char *v = field_value(ctx, f);
+        if (!var) {
+            iq_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST, "a field without var");
+            return -1;
+        }
+        if (!strcmp(var, "FORM_TYPE")) {
+            if (strcmp(v, NS_MAM)) {
+                iq_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST, "FORM_TYPE must be " NS_MAM);
+                return -1;
+            }
+        } else if (!strcmp(var, "with")) {
+            hearth_jid_t j = HEARTH_JID_INIT;
+            if (hearth_jid_parse(v, strlen(v), &j, NULL)) {
+                iq_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST, "'with' is not a JID");
+                return -1;
+            }
+            free(q->with);
+            q->with = strdup(j.bare);
+            hearth_jid_clear(&j);
+            if (!q->with) {
+                iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
+                return -1;
+            }
+        } else if (!strcmp(var, "start") || !strcmp(var, "end")) {
+            int64_t ms;
+            if (parse_datetime(v, &ms)) {
+                iq_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST,
+                         "'start' and 'end' are XEP-0082 date-times");
+                return -1;
+            }
+            if (var[0] == 's')
+                q->start_ms = ms;
+            else
+                q->end_ms = ms;
+        } else {
+            iq_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST, "unknown field");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Reads XEP-0059's <set/> into q: 0, -1 with the error sent, or 1 when an id cannot be in any
+ * archive (item-not-found sent). */
+static int parse_rsm(iq_ctx_t *ctx, const hearth_xml_node_t *set, query_t *q)
+{
+    for (hearth_xml_node_t *e = hearth_xml_first_element(set); e; e = hearth_xml_next_element(e)) {
+        if (strcmp(e->ns, NS_RSM))
+            continue;
+        const char *t = hearth_xml_text(ctx->arena, e);
+        if (!t) {
+            iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
+            return -1;
+        }
+        if (!strcmp(e->name, "max")) {
+            char *end;
+            unsigned long long v = strtoull(t, &end, 10);
+            if (!*t || *end || !isdigit((unsigned char)*t)) {
+                iq_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST, "max is a non-negative integer");
+                return -1;
+            }
+            q->max = v > MAM_MAX ? MAM_MAX : (size_t)v;
+        } else if (!strcmp(e->name, "after") || !strcmp(e->name, "before")) {
+            int after = e->name[0] == 'a';
+            if (after && !*t) {
+                iq_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST, "after needs an id");
+                return -1;
+            }
+            if (strlen(t) > STORAGE_ARCHIVE_ID_MAX) {
+                iq_error(ctx, HEARTH_STANZA_ERR_ITEM_NOT_FOUND, "no such item in the archive");
+                return 1;
+            }
+            char **dst = after ? &q->after : &q->before;
+            free(*dst);
+            if (!(*dst = strdup(t))) {
+                iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
+                return -1;
+            }
+        } else if (!strcmp(e->name, "index")) {
+            iq_error(ctx, HEARTH_STANZA_ERR_FEATURE_NOT_IMPLEMENTED,
+                     "paging by index is not supported; use after or before");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void query_fields(iq_ctx_t *ctx)
+{
+    iq_deferred_t *d = iq_defer(ctx);
+    if (!d) {
+        iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
+        return;
+    }
+    iq_deferred_result(d, "<query xmlns='" NS_MAM "'><x xmlns='" NS_DATA "' type='form'>"
+                          "<field type='hidden' var='FORM_TYPE'><value>" NS_MAM "</value></field>"
+                          "<field type='jid-single' var='with'/>"
+                          "<field type='text-single' var='start'/>"
+                          "<field type='text-single' var='end'/>"
+                          "</x></query>");
+}
+
+static void mam_query(iq_ctx_t *ctx)
+{
+    retention_arm(ctx->c->w);
+    if (ctx->where != IQ_TO_SELF) {
+        iq_error(ctx, HEARTH_STANZA_ERR_FORBIDDEN, "only the owner may query an archive");
+        return;
+    }
+    if (!ctx->set) {
+        query_fields(ctx);
+        return;
+    }
+    user_t *u = ctx->c->user;
+    query_t *q = calloc(1, sizeof(*q));
+    if (!u || !q) {
+        free(q);
+        iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
+        return;
+    }
+    q->start_ms = STORAGE_ARCHIVE_NO_START;
+    q->end_ms = STORAGE_ARCHIVE_NO_END;
+    q->max = MAM_DEFAULT_MAX;
+    const char *qid = hearth_xml_attr(ctx->payload, "queryid");
+    if (qid && !(q->queryid = strdup(qid))) {
+        query_free(q);
+        iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
+        return;
+    }
+    for (hearth_xml_node_t *e = hearth_xml_first_element(ctx->payload); e;
+         e = hearth_xml_next_element(e)) {
+        int rc = 0;
+        if (!strcmp(e->name, "x") && !strcmp(e->ns, NS_DATA))
+            rc = parse_form(ctx, e, q);
+        else if (!strcmp(e->name, "set") && !strcmp(e->ns, NS_RSM))
+            rc = parse_rsm(ctx, e, q);
+        if (rc) {
+            query_free(q);
+            return;
+        }
+    }
+    q->d = iq_defer(ctx);
+    int rc = q->d ? with_prefs(ctx->c->w, u, query_job, query_free, q) : HEARTH_ENOMEM;
+    if (rc) {
+        query_free(q);
+        iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
+    }
+}
+
+/* ---- preferences ---- */
+
+typedef struct prefs_req {
+    iq_deferred_t *d;
+    storage_archive_prefs_t p; /* for a set: what was asked */
+    int set;
+} prefs_req_t;
+
+static void prefs_req_free(void *arg)
+{
+    prefs_req_t *r = arg;
+    if (!r)
+        return;
+    iq_deferred_free(r->d);
+    for (size_t i = 0; i < r->p.nalways; i++)
+        free(r->p.always[i]);
+    for (size_t i = 0; i < r->p.nnever; i++)
+        free(r->p.never[i]);
+    free(r->p.always);
+    free(r->p.never);
+    free(r);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int list_xml(hearth_buf_t *b, const char *name, const strmap_t *m)
+{
+    const char **v = calloc(m->count + 1, sizeof(*v));
+    if (!v)
+        return HEARTH_ENOMEM;
+    size_t n = 0;
+    STRMAP_FOREACH(m, e)
+    {
+        v[n++] = e->key;
+    }
+    qsort(v, n, sizeof(*v), cmp_str);
+    int rc = hearth_buf_printf(b, "<%s>", name);
+    for (size_t i = 0; i < n && !rc; i++) {
+        rc = hearth_buf_append_str(b, "<jid>");
+        rc = rc ?: hearth_buf_append_escaped(b, v[i], strlen(v[i]));
+        rc = rc ?: hearth_buf_append_str(b, "</jid>");
+    }
+    rc = rc ?: hearth_buf_printf(b, "</%s>", name);
+    free(v);
+    return rc;
+}
+
+static void prefs_reply(iq_deferred_t *d, const mam_user_t *mu)
+{
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    int rc = hearth_buf_printf(&b, "<prefs xmlns='" NS_MAM "' default='%s'>",
+                               mode_names[mu->default_mode]);
+    rc = rc ?: list_xml(&b, "always", &mu->always);
+    rc = rc ?: list_xml(&b, "never", &mu->never);
+    rc = rc ?: hearth_buf_append_str(&b, "</prefs>");
+    if (rc)
+        iq_deferred_error(d, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
+    else
+        iq_deferred_result(d, b.data);
+    hearth_buf_free(&b);
+}
+
+typedef struct prefs_write {
+    iq_deferred_t *d;
+    worker_t *w;
+    user_t *u;
+} prefs_write_t;
+
+static void prefs_written(void *ud, int err)
+{
+    prefs_write_t *pw = ud;
+    if (err) {
+        hlog(LOG_ERROR, "archive preferences of %s not stored: %s", pw->u->bare,
+             hearth_strerror(err));
+        iq_deferred_error(pw->d, HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR, NULL);
+    } else if (pw->u->mam) {
+        prefs_reply(pw->d, pw->u->mam);
+    } else {
+        iq_deferred_result(pw->d, NULL);
+    }
+    user__release(pw->w, pw->u);
+    free(pw);
+}
+
+/* Applied to the cache at once, so that what is archived from now on follows them; the answer
+ * waits for the write. */
+static void prefs_job(worker_t *w, user_t *u, void *arg)
+{
+    prefs_req_t *r = arg;
+    mam_user_t *mu = u->mam;
+    if (!r->set) {
+        prefs_reply(r->d, mu);
+        r->d = NULL;
+        prefs_req_free(r);
+        return;
+    }
+    prefs_write_t *pw = calloc(1, sizeof(*pw));
+    int rc = pw ? storage_archive_prefs_set(w->srv->storage, &w->storage_target, u->node, &r->p,
+                                            prefs_written, pw)
+                : HEARTH_ENOMEM;
+    if (rc) {
+        free(pw);
+        iq_deferred_error(r->d,
+                          rc == HEARTH_EAGAIN ? HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT
+                                              : HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR,
+                          NULL);
+        r->d = NULL;
+        prefs_req_free(r);
+        return;
+    }
+    r->p.stored = 1;
+    prefs_apply(mu, &r->p);
+    pw->d = r->d;
+    pw->w = w;
+    pw->u = u;
+    user__hold(u);
+    r->d = NULL;
+    prefs_req_free(r);
+}
+
+/* Reads <always/> or <never/>: 0, or -1 with the error sent. */
+static int parse_list(iq_ctx_t *ctx, const hearth_xml_node_t *list, char ***out, size_t *n)
+{
+    size_t cap = hearth_xml_count_elements(list);
+    if (cap > MAM_PREFS_JIDS_MAX) {
+        iq_error(ctx, HEARTH_STANZA_ERR_NOT_ACCEPTABLE, "too many JIDs");
+        return -1;
+    }
+    if (cap == 0)
+        return 0;
+    if (!(*out = calloc(cap, sizeof(**out)))) {
+        iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
+        return -1;
+    }
+    for (hearth_xml_node_t *e = hearth_xml_first_element(list); e; e = hearth_xml_next_element(e)) {
+        if (strcmp(e->name, "jid") || strcmp(e->ns, NS_MAM))
+            continue;
+        const char *t = hearth_xml_text(ctx->arena, e);
+        hearth_jid_t j = HEARTH_JID_INIT;
+        const char *reason = NULL;
+        if (!t || hearth_jid_parse(t, strlen(t), &j, &reason)) {
+            iq_error(ctx, HEARTH_STANZA_ERR_JID_MALFORMED, reason);
+            return -1;
+        }
+        (*out)[*n] = strdup(j.full);
+        hearth_jid_clear(&j);
+        if (!(*out)[*n]) {
+            iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
+            return -1;
+        }
+        (*n)++;
+    }
+    return 0;
+}
+
+static void mam_prefs(iq_ctx_t *ctx)
+{
+    if (ctx->where != IQ_TO_SELF) {
+        iq_error(ctx, HEARTH_STANZA_ERR_FORBIDDEN, "only the owner may see or change preferences");
+        return;
+    }
+    user_t *u = ctx->c->user;
+    prefs_req_t *r = calloc(1, sizeof(*r));
+    if (!u || !r) {
+        free(r);
+        iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
+        return;
+    }
+    r->set = ctx->set;
+    if (r->set) {
+        const char *def = hearth_xml_attr(ctx->payload, "default");
+        int mode = -1;
+        for (int i = 0; def && i < 3; i++)
+            if (!strcmp(def, mode_names[i]))
+                mode = i;
+        if (mode < 0) {
+            prefs_req_free(r);
+            iq_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST, "default must be always, never or roster");
+            return;
+        }
+        r->p.default_mode = mode;
+        hearth_xml_node_t *always = hearth_xml_child(ctx->payload, "always", NS_MAM);
+        hearth_xml_node_t *never = hearth_xml_child(ctx->payload, "never", NS_MAM);
+        if ((always && parse_list(ctx, always, &r->p.always, &r->p.nalways)) ||
+            (never && parse_list(ctx, never, &r->p.never, &r->p.nnever))) {
+            prefs_req_free(r);
+            return;
+        }
+    }
+    r->d = iq_defer(ctx);
+    int rc = r->d ? with_prefs(ctx->c->w, u, prefs_job, prefs_req_free, r) : HEARTH_ENOMEM;
+    if (rc) {
+        prefs_req_free(r);
+        iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
+    }
+}
+
+/* ---- the module ---- */
+
+static const iq_route_t mam_iqs[] = {
+    {NS_MAM, "query", IQ_TO_SELF | IQ_TO_ACCOUNT, mam_query},
+    {NS_MAM, "prefs", IQ_TO_SELF | IQ_TO_ACCOUNT, mam_prefs},
+    {NULL, NULL, 0, NULL},
+};
+static const char *const mam_features[] = {NS_MAM, NULL};
+
+const module_t module_mam = {
+    .name = "mam",
+    .iqs = mam_iqs,
+    .server_features = mam_features,
+    .account_features = mam_features,
+};

@@ -1,6 +1,7 @@
 /* The sqlite storage driver: one connection, used only by the storage thread after open (WAL,
  * synchronous=FULL, foreign keys: IM rows cascade from accounts), numbered migrations run at
  * open, and each batch of requests in one BEGIN IMMEDIATE transaction with a SAVEPOINT per request.
+ * Migration 3 adds the message archive with its preferences, and generic documents and logs.
  * Cached prepared statements only; values are always bound, never written into SQL text. */
 #include "storage/storage.h"
 
@@ -91,10 +92,51 @@ static const char MIGRATION_0002[] =
     "    PRIMARY KEY (username, jid)\n"
     ") WITHOUT ROWID;\n";
 
+static const char MIGRATION_0003[] =
+    "CREATE TABLE archive (\n"
+    "    seq INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "    username TEXT NOT NULL REFERENCES accounts (username) ON DELETE CASCADE,\n"
+    "    id TEXT NOT NULL,\n"
+    "    with_jid TEXT NOT NULL,\n"
+    "    stamp_ms INTEGER NOT NULL,\n"
+    "    outgoing INTEGER NOT NULL DEFAULT 0,\n"
+    "    stanza TEXT NOT NULL,\n"
+    "    UNIQUE (username, id)\n"
+    ");\n"
+    "CREATE INDEX archive_user_seq ON archive (username, seq);\n"
+    "CREATE INDEX archive_user_with ON archive (username, with_jid, seq);\n"
+    "CREATE INDEX archive_user_stamp ON archive (username, stamp_ms);\n"
+    "CREATE INDEX archive_stamp ON archive (stamp_ms);\n"
+    "CREATE TABLE archive_prefs (\n"
+    "    username TEXT PRIMARY KEY REFERENCES accounts (username) ON DELETE CASCADE,\n"
+    "    default_mode INTEGER NOT NULL CHECK (default_mode BETWEEN 0 AND 2)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE archive_prefs_jids (\n"
+    "    username TEXT NOT NULL REFERENCES archive_prefs (username) ON DELETE CASCADE,\n"
+    "    always INTEGER NOT NULL CHECK (always IN (0, 1)),\n"
+    "    jid TEXT NOT NULL,\n"
+    "    PRIMARY KEY (username, always, jid)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE documents (\n"
+    "    kind TEXT NOT NULL,\n"
+    "    key TEXT NOT NULL,\n"
+    "    xml TEXT NOT NULL,\n"
+    "    PRIMARY KEY (kind, key)\n"
+    ");\n"
+    "CREATE TABLE logs (\n"
+    "    id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "    kind TEXT NOT NULL,\n"
+    "    key TEXT NOT NULL,\n"
+    "    stamp_ms INTEGER NOT NULL,\n"
+    "    xml TEXT NOT NULL\n"
+    ");\n"
+    "CREATE INDEX logs_key ON logs (kind, key, id);\n";
+
 static const char *const migrations[] = {
     NULL, /* version 0: empty database */
     MIGRATION_0001,
     MIGRATION_0002,
+    MIGRATION_0003,
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])) - 1)
 
@@ -145,12 +187,40 @@ enum stmt_id {
     ST_BLOCK_ADD,
     ST_BLOCK_REMOVE,
     ST_BLOCK_CLEAR,
+    ST_ARCHIVE_STORE,
+    ST_ARCHIVE_SEQ,
+    ST_ARCHIVE_COUNT,
+    ST_ARCHIVE_COUNT_WITH,
+    ST_ARCHIVE_ASC,
+    ST_ARCHIVE_ASC_WITH,
+    ST_ARCHIVE_DESC,
+    ST_ARCHIVE_DESC_WITH,
+    ST_ARCHIVE_PURGE,
+    ST_PREFS_GET,
+    ST_PREFS_JIDS,
+    ST_PREFS_DELETE,
+    ST_PREFS_PUT,
+    ST_PREFS_JID_ADD,
+    ST_DOC_PUT,
+    ST_DOC_GET,
+    ST_DOC_DELETE,
+    ST_DOC_LIST,
+    ST_LOG_APPEND,
+    ST_LOG_FETCH,
+    ST_LOG_DELETE,
     ST_COUNT
 };
 
 #define ACCOUNT_COLUMNS                                                                            \
     "username, admin, sha1_salt, sha1_iter, sha1_stored, sha1_server, sha256_salt, sha256_iter, "  \
     "sha256_stored, sha256_server, created_at"
+
+/* Archive reads: named parameters, so that one binding helper serves every variant. :lo and :hi
+ * are exclusive bounds on seq (the paging position). */
+#define ARCHIVE_FILTER                                                                             \
+    "username = :user AND stamp_ms BETWEEN :start AND :end AND seq > :lo AND seq < :hi"
+#define ARCHIVE_FILTER_WITH ARCHIVE_FILTER " AND with_jid = :with"
+#define ARCHIVE_SELECT "SELECT seq, id, with_jid, stamp_ms, outgoing, stanza FROM archive WHERE "
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -226,6 +296,32 @@ static const char *const stmt_sql[ST_COUNT] = {
                       "ON CONFLICT (username, jid) DO NOTHING"),
     [ST_BLOCK_REMOVE] = "DELETE FROM blocklist WHERE username = ?1 AND jid = ?2",
     [ST_BLOCK_CLEAR] = "DELETE FROM blocklist WHERE username = ?1",
+    [ST_ARCHIVE_STORE] = "INSERT INTO archive (username, id, with_jid, stamp_ms, outgoing, stanza) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_ARCHIVE_SEQ] = "SELECT seq FROM archive WHERE username = ?1 AND id = ?2",
+    [ST_ARCHIVE_COUNT] = "SELECT count(*) FROM archive WHERE " ARCHIVE_FILTER,
+    [ST_ARCHIVE_COUNT_WITH] = "SELECT count(*) FROM archive WHERE " ARCHIVE_FILTER_WITH,
+    [ST_ARCHIVE_ASC] = ARCHIVE_SELECT ARCHIVE_FILTER " ORDER BY seq LIMIT :limit",
+    [ST_ARCHIVE_ASC_WITH] = ARCHIVE_SELECT ARCHIVE_FILTER_WITH " ORDER BY seq LIMIT :limit",
+    [ST_ARCHIVE_DESC] = ARCHIVE_SELECT ARCHIVE_FILTER " ORDER BY seq DESC LIMIT :limit",
+    [ST_ARCHIVE_DESC_WITH] = ARCHIVE_SELECT ARCHIVE_FILTER_WITH " ORDER BY seq DESC LIMIT :limit",
+    [ST_ARCHIVE_PURGE] = "DELETE FROM archive WHERE stamp_ms < ?1",
+    [ST_PREFS_GET] = "SELECT default_mode FROM archive_prefs WHERE username = ?1",
+    [ST_PREFS_JIDS] = "SELECT always, jid FROM archive_prefs_jids WHERE username = ?1 "
+                      "ORDER BY always, jid",
+    [ST_PREFS_DELETE] = "DELETE FROM archive_prefs WHERE username = ?1",
+    [ST_PREFS_PUT] = "INSERT INTO archive_prefs (username, default_mode) VALUES (?1, ?2)",
+    [ST_PREFS_JID_ADD] = ("INSERT INTO archive_prefs_jids (username, always, jid) "
+                          "VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING"),
+    [ST_DOC_PUT] = ("INSERT INTO documents (kind, key, xml) VALUES (?1, ?2, ?3) "
+                    "ON CONFLICT (kind, key) DO UPDATE SET xml = excluded.xml"),
+    [ST_DOC_GET] = "SELECT xml FROM documents WHERE kind = ?1 AND key = ?2",
+    [ST_DOC_DELETE] = "DELETE FROM documents WHERE kind = ?1 AND key = ?2",
+    [ST_DOC_LIST] = "SELECT key, xml FROM documents WHERE kind = ?1 ORDER BY key",
+    [ST_LOG_APPEND] = "INSERT INTO logs (kind, key, stamp_ms, xml) VALUES (?1, ?2, ?3, ?4)",
+    [ST_LOG_FETCH] = ("SELECT id, stamp_ms, xml FROM logs WHERE kind = ?1 AND key = ?2 AND "
+                      "stamp_ms >= ?3 ORDER BY id DESC LIMIT ?4"),
+    [ST_LOG_DELETE] = "DELETE FROM logs WHERE kind = ?1 AND key = ?2",
 };
 
 typedef struct sqlite_conn {
@@ -1012,6 +1108,342 @@ static int last_set(sqlite_conn_t *c, storage_req_t *r)
     return err;
 }
 
+/* ---- message archive, documents and logs (migration 3) ---- */
+
+static int archive_store(sqlite_conn_t *c, storage_req_t *r)
+{
+    int err = account_exists(c, r->acct.username);
+    if (err != 0)
+        return err;
+    sqlite3_stmt *s = user_stmt(c, ST_ARCHIVE_STORE, r->acct.username, r->msg.id);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int rc = sqlite3_bind_text(s, 3, r->msg.with, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(s, 4, r->msg.stamp_ms);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(s, 5, r->msg.outgoing ? 1 : 0);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(s, 6, r->blob, (int)r->blob_len, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    stmt_done(s);
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (rc == SQLITE_CONSTRAINT_UNIQUE)
+        return HEARTH_EEXISTS;
+    return err_of(rc);
+}
+
+/* The seq of the user's archive item id: ENOTFOUND when there is none. */
+static int archive_seq(sqlite_conn_t *c, const char *username, const char *id, int64_t *seq)
+{
+    sqlite3_stmt *s = user_stmt(c, ST_ARCHIVE_SEQ, username, id);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int err = 0, rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *seq = sqlite3_column_int64(s, 0);
+        rc = SQLITE_DONE;
+    } else if (rc == SQLITE_DONE) {
+        err = HEARTH_ENOTFOUND;
+    }
+    return query_done(s, err, rc);
+}
+
+static int bind_named_int64(sqlite3_stmt *s, const char *name, int64_t v)
+{
+    int i = sqlite3_bind_parameter_index(s, name);
+    return i == 0 ? SQLITE_OK : sqlite3_bind_int64(s, i, v);
+}
+
+/* An archive read (ST_ARCHIVE_*) bound to r's filter and the seq bounds (lo, hi); NULL on
+ * failure. */
+static sqlite3_stmt *archive_stmt(sqlite_conn_t *c, storage_req_t *r, enum stmt_id id, int64_t lo,
+                                  int64_t hi, int64_t limit)
+{
+    sqlite3_stmt *s = stmt(c, id);
+    if (s == NULL)
+        return NULL;
+    int rc = sqlite3_bind_text(s, sqlite3_bind_parameter_index(s, ":user"), r->acct.username, -1,
+                               SQLITE_STATIC);
+    int wi = sqlite3_bind_parameter_index(s, ":with");
+    if (rc == SQLITE_OK && wi != 0)
+        rc = sqlite3_bind_text(s, wi, r->msg.with, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = bind_named_int64(s, ":start", r->num);
+    if (rc == SQLITE_OK)
+        rc = bind_named_int64(s, ":end", r->num2);
+    if (rc == SQLITE_OK)
+        rc = bind_named_int64(s, ":lo", lo);
+    if (rc == SQLITE_OK)
+        rc = bind_named_int64(s, ":hi", hi);
+    if (rc == SQLITE_OK)
+        rc = bind_named_int64(s, ":limit", limit);
+    if (rc != SQLITE_OK) {
+        stmt_done(s);
+        return NULL;
+    }
+    return s;
+}
+
+static int archive_count(sqlite_conn_t *c, storage_req_t *r, int64_t lo, int64_t hi, size_t *n)
+{
+    sqlite3_stmt *s = archive_stmt(
+        c, r, r->msg.with != NULL ? ST_ARCHIVE_COUNT_WITH : ST_ARCHIVE_COUNT, lo, hi, 0);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *n = (size_t)sqlite3_column_int64(s, 0);
+        rc = SQLITE_DONE;
+    }
+    return query_done(s, 0, rc);
+}
+
+/* The page: up to max items past the paging position in the paging direction, read with one
+ * more to tell whether the page is the last one in that direction. */
+static int archive_query(sqlite_conn_t *c, storage_req_t *r)
+{
+    const char *user = r->acct.username;
+    const char *after = r->msg.id, *before = r->name;
+    int64_t lo = 0, hi = INT64_MAX;
+    int err = 0;
+    if (after != NULL)
+        err = archive_seq(c, user, after, &lo);
+    if (err == 0 && before != NULL && before[0] != '\0')
+        err = archive_seq(c, user, before, &hi);
+    if (err == 0)
+        err = archive_count(c, r, 0, INT64_MAX, &r->page.count);
+    if (err != 0)
+        return err;
+
+    bool backward = before != NULL && after == NULL;
+    bool with = r->msg.with != NULL;
+    enum stmt_id id = backward ? (with ? ST_ARCHIVE_DESC_WITH : ST_ARCHIVE_DESC)
+                               : (with ? ST_ARCHIVE_ASC_WITH : ST_ARCHIVE_ASC);
+    sqlite3_stmt *s = archive_stmt(c, r, id, lo, hi, (int64_t)r->limit + 1);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    size_t cap = 0;
+    int64_t first_seq = 0;
+    int rc;
+    r->page.complete = 1;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (r->amsgs_n == r->limit) {
+            r->page.complete = 0; /* one more beyond the page */
+            rc = SQLITE_DONE;
+            break;
+        }
+        storage_archive_msg_t *msgs = grow(r->amsgs, &cap, r->amsgs_n, sizeof(*msgs));
+        if (msgs == NULL) {
+            err = HEARTH_ENOMEM;
+            break;
+        }
+        r->amsgs = msgs;
+        storage_archive_msg_t *m = &msgs[r->amsgs_n++];
+        memset(m, 0, sizeof(*m));
+        int64_t seq = sqlite3_column_int64(s, 0);
+        if (r->amsgs_n == 1 || seq < first_seq)
+            first_seq = seq;
+        m->stamp_ms = sqlite3_column_int64(s, 3);
+        m->outgoing = sqlite3_column_int(s, 4) != 0;
+        err = column_dup_req(s, 1, &m->id);
+        if (err == 0)
+            err = column_dup_req(s, 2, &m->with);
+        if (err == 0)
+            err = column_dup_req(s, 5, &m->stanza);
+        if (err != 0)
+            break;
+        m->len = (size_t)sqlite3_column_bytes(s, 5);
+    }
+    err = query_done(s, err, rc);
+    if (err != 0)
+        return err;
+    if (backward) {
+        for (size_t i = 0, j = r->amsgs_n; i + 1 < j; i++, j--) {
+            storage_archive_msg_t tmp = r->amsgs[i];
+            r->amsgs[i] = r->amsgs[j - 1];
+            r->amsgs[j - 1] = tmp;
+        }
+    }
+    if (r->amsgs_n > 0)
+        err = archive_count(c, r, 0, first_seq, &r->page.first_index);
+    return err; /* on error the caller clears what was read */
+}
+
+static int prefs_get(sqlite_conn_t *c, storage_req_t *r)
+{
+    storage_archive_prefs_t *p = &r->prefs;
+    sqlite3_stmt *s = user_stmt(c, ST_PREFS_GET, r->acct.username, NULL);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        p->stored = 1;
+        p->default_mode = sqlite3_column_int(s, 0);
+        rc = SQLITE_DONE;
+    }
+    int err = query_done(s, 0, rc);
+    if (err != 0 || !p->stored)
+        return err;
+    s = user_stmt(c, ST_PREFS_JIDS, r->acct.username, NULL);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    size_t cap_always = 0, cap_never = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        bool always = sqlite3_column_int(s, 0) != 0;
+        char ***v = always ? &p->always : &p->never;
+        size_t *n = always ? &p->nalways : &p->nnever;
+        char **nv = grow(*v, always ? &cap_always : &cap_never, *n, sizeof(**v));
+        if (nv == NULL) {
+            err = HEARTH_ENOMEM;
+            break;
+        }
+        *v = nv;
+        nv[(*n)++] = NULL;
+        err = column_dup_req(s, 1, &nv[*n - 1]);
+        if (err != 0)
+            break;
+    }
+    return query_done(s, err, rc);
+}
+
+static int prefs_set(sqlite_conn_t *c, storage_req_t *r)
+{
+    const char *user = r->acct.username;
+    int err = account_exists(c, user);
+    if (err == 0)
+        err = user_write(c, ST_PREFS_DELETE, user, NULL, NULL); /* its JIDs cascade */
+    if (err != 0)
+        return err;
+    sqlite3_stmt *s = user_stmt(c, ST_PREFS_PUT, user, NULL);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    err = finish_write(c, s, sqlite3_bind_int(s, 2, r->prefs.default_mode), NULL);
+    for (int always = 0; always <= 1; always++) {
+        char **v = always ? r->prefs.always : r->prefs.never;
+        size_t n = always ? r->prefs.nalways : r->prefs.nnever;
+        for (size_t i = 0; err == 0 && i < n; i++) {
+            s = user_stmt(c, ST_PREFS_JID_ADD, user, NULL);
+            if (s == NULL)
+                return HEARTH_ESTORAGE;
+            int rc = sqlite3_bind_int(s, 2, always);
+            if (rc == SQLITE_OK)
+                rc = sqlite3_bind_text(s, 3, v[i], -1, SQLITE_STATIC);
+            err = finish_write(c, s, rc, NULL);
+        }
+    }
+    return err;
+}
+
+static int archive_purge(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = stmt(c, ST_ARCHIVE_PURGE);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    return finish_write(c, s, sqlite3_bind_int64(s, 1, r->num), NULL);
+}
+
+/* DOC_* and LOG_*: ?1 kind, ?2 key (the same binding as a user's statements). */
+static int doc_put(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = user_stmt(c, ST_DOC_PUT, r->name, r->item.jid);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    return finish_write(c, s, sqlite3_bind_text(s, 3, r->blob, -1, SQLITE_STATIC), NULL);
+}
+
+static int doc_get(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = user_stmt(c, ST_DOC_GET, r->name, r->item.jid);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int err = 0, rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        err = column_dup_req(s, 0, &r->blob);
+        rc = SQLITE_DONE;
+    } else if (rc == SQLITE_DONE) {
+        err = HEARTH_ENOTFOUND;
+    }
+    return query_done(s, err, rc);
+}
+
+static int doc_list(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = user_stmt(c, ST_DOC_LIST, r->name, NULL);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    size_t cap = 0;
+    int err = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        storage_doc_t *docs = grow(r->docs, &cap, r->docs_n, sizeof(*docs));
+        if (docs == NULL) {
+            err = HEARTH_ENOMEM;
+            break;
+        }
+        r->docs = docs;
+        storage_doc_t *d = &docs[r->docs_n++];
+        memset(d, 0, sizeof(*d));
+        err = column_dup_req(s, 0, &d->key);
+        if (err == 0)
+            err = column_dup_req(s, 1, &d->xml);
+        if (err != 0)
+            break;
+    }
+    return query_done(s, err, rc);
+}
+
+static int log_append(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = user_stmt(c, ST_LOG_APPEND, r->name, r->item.jid);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int rc = sqlite3_bind_int64(s, 3, r->num);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(s, 4, r->blob, -1, SQLITE_STATIC);
+    return finish_write(c, s, rc, NULL);
+}
+
+/* Read newest first, handed back oldest first. */
+static int log_fetch(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = user_stmt(c, ST_LOG_FETCH, r->name, r->item.jid);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int rc = sqlite3_bind_int64(s, 3, r->num);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(s, 4, r->limit > INT64_MAX ? INT64_MAX : (int64_t)r->limit);
+    if (rc != SQLITE_OK) {
+        stmt_done(s);
+        return err_of(rc);
+    }
+    size_t cap = 0;
+    int err = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        storage_log_entry_t *e = grow(r->entries, &cap, r->docs_n, sizeof(*e));
+        if (e == NULL) {
+            err = HEARTH_ENOMEM;
+            break;
+        }
+        r->entries = e;
+        storage_log_entry_t *x = &e[r->docs_n++];
+        memset(x, 0, sizeof(*x));
+        x->id = sqlite3_column_int64(s, 0);
+        x->stamp_ms = sqlite3_column_int64(s, 1);
+        err = column_dup_req(s, 2, &x->xml);
+        if (err != 0)
+            break;
+    }
+    err = query_done(s, err, rc);
+    for (size_t i = 0, j = r->docs_n; err == 0 && i + 1 < j; i++, j--) {
+        storage_log_entry_t tmp = r->entries[i];
+        r->entries[i] = r->entries[j - 1];
+        r->entries[j - 1] = tmp;
+    }
+    return err;
+}
+
 static int run_one(sqlite_conn_t *c, storage_req_t *r)
 {
     switch (r->op) {
@@ -1063,6 +1495,30 @@ static int run_one(sqlite_conn_t *c, storage_req_t *r)
         return block_remove(c, r);
     case STORAGE_OP_LAST_SET:
         return last_set(c, r);
+    case STORAGE_OP_ARCHIVE_STORE:
+        return archive_store(c, r);
+    case STORAGE_OP_ARCHIVE_QUERY:
+        return archive_query(c, r);
+    case STORAGE_OP_ARCHIVE_PREFS_GET:
+        return prefs_get(c, r);
+    case STORAGE_OP_ARCHIVE_PREFS_SET:
+        return prefs_set(c, r);
+    case STORAGE_OP_ARCHIVE_PURGE:
+        return archive_purge(c, r);
+    case STORAGE_OP_DOC_PUT:
+        return doc_put(c, r);
+    case STORAGE_OP_DOC_GET:
+        return doc_get(c, r);
+    case STORAGE_OP_DOC_DELETE:
+        return user_write(c, ST_DOC_DELETE, r->name, r->item.jid, NULL);
+    case STORAGE_OP_DOC_LIST:
+        return doc_list(c, r);
+    case STORAGE_OP_LOG_APPEND:
+        return log_append(c, r);
+    case STORAGE_OP_LOG_FETCH:
+        return log_fetch(c, r);
+    case STORAGE_OP_LOG_DELETE:
+        return user_write(c, ST_LOG_DELETE, r->name, r->item.jid, NULL);
     }
     return HEARTH_EINVAL;
 }

@@ -224,8 +224,48 @@ void storage_user_clear(storage_user_t *u)
     memset(u, 0, sizeof(*u));
 }
 
+static void archive_msg_clear(storage_archive_msg_t *m)
+{
+    free(m->id);
+    free(m->with);
+    free(m->stanza);
+    memset(m, 0, sizeof(*m));
+}
+
+void storage_archive_prefs_clear(storage_archive_prefs_t *p)
+{
+    if (p == NULL)
+        return;
+    strv_free(p->always, p->nalways);
+    strv_free(p->never, p->nnever);
+    memset(p, 0, sizeof(*p));
+}
+
 void storage__req_clear_result(storage_req_t *req)
 {
+    for (size_t i = 0; i < req->amsgs_n; i++)
+        archive_msg_clear(&req->amsgs[i]);
+    free(req->amsgs);
+    req->amsgs = NULL;
+    req->amsgs_n = 0;
+    memset(&req->page, 0, sizeof(req->page));
+    if (req->op == STORAGE_OP_ARCHIVE_PREFS_GET)
+        storage_archive_prefs_clear(&req->prefs);
+    for (size_t i = 0; i < req->docs_n && req->docs != NULL; i++) {
+        free(req->docs[i].key);
+        free(req->docs[i].xml);
+    }
+    free(req->docs);
+    req->docs = NULL;
+    for (size_t i = 0; i < req->docs_n && req->entries != NULL; i++)
+        free(req->entries[i].xml);
+    free(req->entries);
+    req->entries = NULL;
+    req->docs_n = 0;
+    if (req->op == STORAGE_OP_DOC_GET) {
+        free(req->blob);
+        req->blob = NULL;
+    }
     storage_user_clear(&req->user);
     for (size_t i = 0; i < req->msgs_n && req->msgs != NULL; i++)
         free(req->msgs[i].stanza);
@@ -260,6 +300,8 @@ void storage_req_discard(storage_req_t *req)
     roster_item_clear(&req->item);
     free(req->blob);
     strv_free(req->jids, req->njids);
+    archive_msg_clear(&req->msg);
+    storage_archive_prefs_clear(&req->prefs);
     free(req);
 }
 
@@ -292,6 +334,23 @@ void storage_req_finish(storage_req_t *req)
     case STORAGE_OP_PRIVATE_GET:
         req->cb.blob(req->ud, err, err == 0 ? req->blob : NULL);
         break;
+    case STORAGE_OP_DOC_GET:
+        req->cb.blob(req->ud, err, err == 0 ? req->blob : NULL);
+        break;
+    case STORAGE_OP_ARCHIVE_QUERY:
+        req->page.msgs = req->amsgs;
+        req->page.n = req->amsgs_n;
+        req->cb.archive(req->ud, err, err == 0 ? &req->page : NULL);
+        break;
+    case STORAGE_OP_ARCHIVE_PREFS_GET:
+        req->cb.prefs(req->ud, err, err == 0 ? &req->prefs : NULL);
+        break;
+    case STORAGE_OP_DOC_LIST:
+        req->cb.docs(req->ud, err, err == 0 ? req->docs : NULL, err == 0 ? req->docs_n : 0);
+        break;
+    case STORAGE_OP_LOG_FETCH:
+        req->cb.log(req->ud, err, err == 0 ? req->entries : NULL, err == 0 ? req->docs_n : 0);
+        break;
     case STORAGE_OP_ACCOUNT_CREATE:
     case STORAGE_OP_ACCOUNT_SET_SECRETS:
     case STORAGE_OP_ACCOUNT_SET_ADMIN:
@@ -308,6 +367,13 @@ void storage_req_finish(storage_req_t *req)
     case STORAGE_OP_BLOCK_ADD:
     case STORAGE_OP_BLOCK_REMOVE:
     case STORAGE_OP_LAST_SET:
+    case STORAGE_OP_ARCHIVE_STORE:
+    case STORAGE_OP_ARCHIVE_PREFS_SET:
+    case STORAGE_OP_ARCHIVE_PURGE:
+    case STORAGE_OP_DOC_PUT:
+    case STORAGE_OP_DOC_DELETE:
+    case STORAGE_OP_LOG_APPEND:
+    case STORAGE_OP_LOG_DELETE:
         req->cb.status(req->ud, err);
         break;
     }
@@ -840,6 +906,241 @@ int storage_last_set(storage_t *st, const storage_target_t *t, const char *usern
     req->cb.status = cb;
     req->num = stamp;
     return submit_or_drop(st, req, dup_opt(status, &req->value));
+}
+
+/* ---- message archive (migration 3) ---- */
+
+int storage_archive_store(storage_t *st, const storage_target_t *t, const char *username,
+                          const storage_archive_msg_t *msg, storage_status_cb cb, void *ud)
+{
+    if (msg == NULL || !text_ok(msg->id, STORAGE_ARCHIVE_ID_MAX) ||
+        !text_ok(msg->with, STORAGE_JID_MAX) || msg->stanza == NULL || msg->len == 0 ||
+        msg->len > STORAGE_STANZA_MAX)
+        return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc = user_req(st, t, (const void *)cb, STORAGE_OP_ARCHIVE_STORE, username, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.status = cb;
+    req->msg.stamp_ms = msg->stamp_ms;
+    req->msg.outgoing = msg->outgoing ? 1 : 0;
+    rc = dup_opt(msg->id, &req->msg.id);
+    if (rc == 0)
+        rc = dup_opt(msg->with, &req->msg.with);
+    if (rc == 0 && (req->blob = malloc(msg->len + 1)) == NULL)
+        rc = HEARTH_ENOMEM;
+    if (rc == 0) {
+        memcpy(req->blob, msg->stanza, msg->len);
+        req->blob[msg->len] = '\0';
+        req->blob_len = msg->len;
+    }
+    return submit_or_drop(st, req, rc);
+}
+
+int storage_archive_query(storage_t *st, const storage_target_t *t, const char *username,
+                          const storage_archive_query_t *q, storage_archive_cb cb, void *ud)
+{
+    if (q == NULL || q->max > STORAGE_ARCHIVE_PAGE_MAX ||
+        (q->with != NULL && !text_ok(q->with, STORAGE_JID_MAX)) ||
+        (q->after_id != NULL && !text_ok(q->after_id, STORAGE_ARCHIVE_ID_MAX)) ||
+        !opt_text_ok(q->before_id, STORAGE_ARCHIVE_ID_MAX))
+        return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc = user_req(st, t, (const void *)cb, STORAGE_OP_ARCHIVE_QUERY, username, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.archive = cb;
+    req->num = q->start_ms;
+    req->num2 = q->end_ms;
+    req->limit = q->max;
+    rc = dup_opt(q->with, &req->msg.with);
+    if (rc == 0)
+        rc = dup_opt(q->after_id, &req->msg.id);
+    if (rc == 0)
+        rc = dup_opt(q->before_id, &req->name);
+    return submit_or_drop(st, req, rc);
+}
+
+int storage_archive_prefs_get(storage_t *st, const storage_target_t *t, const char *username,
+                              storage_archive_prefs_cb cb, void *ud)
+{
+    storage_req_t *req;
+    int rc = user_req(st, t, (const void *)cb, STORAGE_OP_ARCHIVE_PREFS_GET, username, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.prefs = cb;
+    return submit(st, req);
+}
+
+/* A checked copy of a JID list into *dst. */
+static int strv_copy(char ***dst, size_t *dst_n, char *const *src, size_t n, size_t max_n)
+{
+    *dst = NULL;
+    *dst_n = 0;
+    if (n > max_n || (n > 0 && src == NULL))
+        return HEARTH_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (!text_ok(src[i], STORAGE_JID_MAX))
+            return HEARTH_EINVAL;
+    }
+    if (n == 0)
+        return 0;
+    if ((*dst = calloc(n, sizeof(**dst))) == NULL)
+        return HEARTH_ENOMEM;
+    *dst_n = n; /* NULLs until filled: clearing is safe */
+    for (size_t i = 0; i < n; i++) {
+        if (((*dst)[i] = strdup(src[i])) == NULL)
+            return HEARTH_ENOMEM;
+    }
+    return 0;
+}
+
+int storage_archive_prefs_set(storage_t *st, const storage_target_t *t, const char *username,
+                              const storage_archive_prefs_t *prefs, storage_status_cb cb, void *ud)
+{
+    if (prefs == NULL || prefs->default_mode < STORAGE_ARCHIVE_ALWAYS ||
+        prefs->default_mode > STORAGE_ARCHIVE_ROSTER ||
+        prefs->nalways > STORAGE_ARCHIVE_PREFS_MAX || prefs->nnever > STORAGE_ARCHIVE_PREFS_MAX)
+        return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc = user_req(st, t, (const void *)cb, STORAGE_OP_ARCHIVE_PREFS_SET, username, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.status = cb;
+    req->prefs.stored = 1;
+    req->prefs.default_mode = prefs->default_mode;
+    rc = strv_copy(&req->prefs.always, &req->prefs.nalways, prefs->always, prefs->nalways,
+                   STORAGE_ARCHIVE_PREFS_MAX);
+    if (rc == 0)
+        rc = strv_copy(&req->prefs.never, &req->prefs.nnever, prefs->never, prefs->nnever,
+                       STORAGE_ARCHIVE_PREFS_MAX);
+    return submit_or_drop(st, req, rc);
+}
+
+int storage_archive_purge(storage_t *st, const storage_target_t *t, int64_t before_ms,
+                          storage_status_cb cb, void *ud)
+{
+    if (!target_ok(st, t, (const void *)cb))
+        return HEARTH_EINVAL;
+    storage_req_t *req = req_new(STORAGE_OP_ARCHIVE_PURGE, t, ud);
+    if (req == NULL)
+        return HEARTH_ENOMEM;
+    req->cb.status = cb;
+    req->num = before_ms;
+    return submit(st, req);
+}
+
+/* ---- documents and logs (migration 3) ---- */
+
+/* A request naming (kind, key) (key NULL: kind only); *out on 0. */
+static int kind_req(storage_t *st, const storage_target_t *t, const void *cb, storage_op_t op,
+                    const char *kind, const char *key, int with_key, void *ud, storage_req_t **out)
+{
+    *out = NULL;
+    if (!target_ok(st, t, cb) || !text_ok(kind, STORAGE_KIND_MAX) ||
+        (with_key && (key == NULL || !opt_text_ok(key, STORAGE_JID_MAX))))
+        return HEARTH_EINVAL;
+    storage_req_t *req = req_new(op, t, ud);
+    if (req == NULL)
+        return HEARTH_ENOMEM;
+    int rc = dup_opt(kind, &req->name);
+    if (rc == 0 && with_key)
+        rc = dup_opt(key, &req->item.jid);
+    if (rc != 0) {
+        storage_req_discard(req);
+        return rc;
+    }
+    *out = req;
+    return 0;
+}
+
+static bool xml_ok(const char *xml)
+{
+    return xml != NULL && opt_text_ok(xml, STORAGE_XML_MAX);
+}
+
+int storage_doc_put(storage_t *st, const storage_target_t *t, const char *kind, const char *key,
+                    const char *xml, storage_status_cb cb, void *ud)
+{
+    if (!xml_ok(xml))
+        return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc = kind_req(st, t, (const void *)cb, STORAGE_OP_DOC_PUT, kind, key, 1, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.status = cb;
+    return submit_or_drop(st, req, dup_opt(xml, &req->blob));
+}
+
+int storage_doc_get(storage_t *st, const storage_target_t *t, const char *kind, const char *key,
+                    storage_blob_cb cb, void *ud)
+{
+    storage_req_t *req;
+    int rc = kind_req(st, t, (const void *)cb, STORAGE_OP_DOC_GET, kind, key, 1, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.blob = cb;
+    return submit(st, req);
+}
+
+int storage_doc_delete(storage_t *st, const storage_target_t *t, const char *kind, const char *key,
+                       storage_status_cb cb, void *ud)
+{
+    storage_req_t *req;
+    int rc = kind_req(st, t, (const void *)cb, STORAGE_OP_DOC_DELETE, kind, key, 1, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.status = cb;
+    return submit(st, req);
+}
+
+int storage_doc_list(storage_t *st, const storage_target_t *t, const char *kind,
+                     storage_doc_list_cb cb, void *ud)
+{
+    storage_req_t *req;
+    int rc = kind_req(st, t, (const void *)cb, STORAGE_OP_DOC_LIST, kind, NULL, 0, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.docs = cb;
+    return submit(st, req);
+}
+
+int storage_log_append(storage_t *st, const storage_target_t *t, const char *kind, const char *key,
+                       int64_t stamp_ms, const char *xml, storage_status_cb cb, void *ud)
+{
+    if (!xml_ok(xml))
+        return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc = kind_req(st, t, (const void *)cb, STORAGE_OP_LOG_APPEND, kind, key, 1, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.status = cb;
+    req->num = stamp_ms;
+    return submit_or_drop(st, req, dup_opt(xml, &req->blob));
+}
+
+int storage_log_fetch(storage_t *st, const storage_target_t *t, const char *kind, const char *key,
+                      int64_t since_ms, size_t max, storage_log_cb cb, void *ud)
+{
+    storage_req_t *req;
+    int rc = kind_req(st, t, (const void *)cb, STORAGE_OP_LOG_FETCH, kind, key, 1, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.log = cb;
+    req->num = since_ms;
+    req->limit = max;
+    return submit(st, req);
+}
+
+int storage_log_delete(storage_t *st, const storage_target_t *t, const char *kind, const char *key,
+                       storage_status_cb cb, void *ud)
+{
+    storage_req_t *req;
+    int rc = kind_req(st, t, (const void *)cb, STORAGE_OP_LOG_DELETE, kind, key, 1, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.status = cb;
+    return submit(st, req);
 }
 
 static int offline_count(storage_t *st, const storage_target_t *t, const char *username,

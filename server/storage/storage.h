@@ -195,6 +195,115 @@ int storage_block_remove(storage_t *st, const storage_target_t *t, const char *u
 int storage_last_set(storage_t *st, const storage_target_t *t, const char *username, int64_t stamp,
                      const char *status /* NULL */, storage_status_cb cb, void *ud);
 
+/* ---- Message archive (XEP-0313) and generic documents and logs (migration 3) ---- */
+
+#define STORAGE_ARCHIVE_ID_MAX 255      /* archive (stanza) id: bytes */
+#define STORAGE_ARCHIVE_PAGE_MAX 10000  /* items per archive query */
+#define STORAGE_ARCHIVE_PREFS_MAX 10000 /* JIDs in each preferences list */
+#define STORAGE_KIND_MAX 64             /* document / log kind: bytes */
+/* Document and log keys are bounded by STORAGE_JID_MAX, their XML by STORAGE_XML_MAX; archived
+ * stanzas by STORAGE_STANZA_MAX. */
+
+/* One archived message. */
+typedef struct storage_archive_msg {
+    char *id;   /* unique per user: the stanza id it was archived under */
+    char *with; /* bare JID of the other party */
+    int64_t stamp_ms;
+    int outgoing; /* sent by the archive's owner */
+    char *stanza; /* len bytes, followed by a NUL */
+    size_t len;
+} storage_archive_msg_t;
+
+/* What to read from one user's archive; unused bounds are NULL / STORAGE_ARCHIVE_NO_*. Results
+ * are in archive order (oldest first) whichever the direction. */
+#define STORAGE_ARCHIVE_NO_START INT64_MIN
+#define STORAGE_ARCHIVE_NO_END INT64_MAX
+typedef struct storage_archive_query {
+    const char *with; /* bare JID, or NULL */
+    int64_t start_ms; /* stamp_ms >= start_ms */
+    int64_t end_ms;   /* stamp_ms <= end_ms */
+    /* XEP-0059 paging, relative to an item of the user's archive (ENOTFOUND when it is not in
+     * it): after_id gives the page after it; before_id the page before it, and "" the last
+     * page. Without before_id the page starts at the beginning (or after after_id). */
+    const char *after_id;
+    const char *before_id;
+    size_t max; /* items in the page, <= STORAGE_ARCHIVE_PAGE_MAX (0: count only) */
+} storage_archive_query_t;
+
+typedef struct storage_archive_page {
+    const storage_archive_msg_t *msgs; /* n of them, oldest first */
+    size_t n;
+    size_t first_index; /* position of msgs[0] among every item matching with/start/end */
+    size_t count;       /* items matching with/start/end (paging bounds ignored) */
+    int complete;       /* no more items in the paging direction (after the page going forward,
+                         * before it for a before_id query) */
+} storage_archive_page_t;
+typedef void (*storage_archive_cb)(void *ud, int err, const storage_archive_page_t *page);
+
+typedef enum {
+    STORAGE_ARCHIVE_ALWAYS = 0,
+    STORAGE_ARCHIVE_NEVER = 1,
+    STORAGE_ARCHIVE_ROSTER = 2
+} storage_archive_default_t;
+typedef struct storage_archive_prefs {
+    int stored;       /* 0: never set by the user (the rest is empty; the caller's default) */
+    int default_mode; /* storage_archive_default_t */
+    char **always;    /* bare JIDs, ordered */
+    size_t nalways;
+    char **never;
+    size_t nnever;
+} storage_archive_prefs_t;
+typedef void (*storage_archive_prefs_cb)(void *ud, int err, const storage_archive_prefs_t *prefs);
+
+/* Stores msg (id, with, stanza required; len 1..STORAGE_STANZA_MAX). ENOTFOUND if no account,
+ * EEXISTS when the user's archive already holds the id (nothing stored). */
+int storage_archive_store(storage_t *st, const storage_target_t *t, const char *username,
+                          const storage_archive_msg_t *msg, storage_status_cb cb, void *ud);
+/* One page of the user's archive (page borrowed during the call). An unknown account has an
+ * empty archive; ENOTFOUND: after_id/before_id is not in it. */
+int storage_archive_query(storage_t *st, const storage_target_t *t, const char *username,
+                          const storage_archive_query_t *q, storage_archive_cb cb, void *ud);
+/* err 0 and prefs->stored 0 when none were set (or no account). */
+int storage_archive_prefs_get(storage_t *st, const storage_target_t *t, const char *username,
+                              storage_archive_prefs_cb cb, void *ud);
+/* Replaces the user's preferences (prefs->stored is not read). ENOTFOUND if no account. */
+int storage_archive_prefs_set(storage_t *st, const storage_target_t *t, const char *username,
+                              const storage_archive_prefs_t *prefs, storage_status_cb cb, void *ud);
+void storage_archive_prefs_clear(storage_archive_prefs_t *p);
+/* Retention: deletes every user's messages with stamp_ms < before_ms. */
+int storage_archive_purge(storage_t *st, const storage_target_t *t, int64_t before_ms,
+                          storage_status_cb cb, void *ud);
+
+/* Generic documents and logs, by (kind, key), for services without an account of their own
+ * (multi-user chat rooms and their histories). kind: 1..STORAGE_KIND_MAX bytes; key:
+ * 0..STORAGE_JID_MAX bytes; xml: 0..STORAGE_XML_MAX bytes. */
+typedef struct storage_doc {
+    char *key;
+    char *xml;
+} storage_doc_t;
+typedef void (*storage_doc_list_cb)(void *ud, int err, const storage_doc_t *docs, size_t n);
+int storage_doc_put(storage_t *st, const storage_target_t *t, const char *kind, const char *key,
+                    const char *xml, storage_status_cb cb, void *ud); /* insert or replace */
+int storage_doc_get(storage_t *st, const storage_target_t *t, const char *kind, const char *key,
+                    storage_blob_cb cb, void *ud); /* ENOTFOUND → NULL */
+int storage_doc_delete(storage_t *st, const storage_target_t *t, const char *kind, const char *key,
+                       storage_status_cb cb, void *ud); /* 0 even when absent */
+int storage_doc_list(storage_t *st, const storage_target_t *t, const char *kind,
+                     storage_doc_list_cb cb, void *ud); /* every doc of a kind, by key */
+typedef struct storage_log_entry {
+    int64_t id; /* increasing, never reused */
+    int64_t stamp_ms;
+    char *xml;
+} storage_log_entry_t;
+typedef void (*storage_log_cb)(void *ud, int err, const storage_log_entry_t *entries, size_t n);
+int storage_log_append(storage_t *st, const storage_target_t *t, const char *kind, const char *key,
+                       int64_t stamp_ms, const char *xml, storage_status_cb cb, void *ud);
+/* The newest `max` entries with stamp_ms >= since_ms, returned oldest first. */
+int storage_log_fetch(storage_t *st, const storage_target_t *t, const char *kind, const char *key,
+                      int64_t since_ms, size_t max, storage_log_cb cb, void *ud);
+int storage_log_delete(storage_t *st, const storage_target_t *t, const char *kind, const char *key,
+                       storage_status_cb cb, void *ud); /* the whole log of key */
+
 /* Blocking versions for tools and start-up (never on a worker loop): wait on a condition variable
  * for the storage thread, then finish on the calling thread. */
 int storage_sync_account_get(storage_t *st, const char *username,
@@ -241,6 +350,18 @@ typedef enum storage_op {
     STORAGE_OP_BLOCK_ADD,
     STORAGE_OP_BLOCK_REMOVE,
     STORAGE_OP_LAST_SET,
+    STORAGE_OP_ARCHIVE_STORE,
+    STORAGE_OP_ARCHIVE_QUERY,
+    STORAGE_OP_ARCHIVE_PREFS_GET,
+    STORAGE_OP_ARCHIVE_PREFS_SET,
+    STORAGE_OP_ARCHIVE_PURGE,
+    STORAGE_OP_DOC_PUT,
+    STORAGE_OP_DOC_GET,
+    STORAGE_OP_DOC_DELETE,
+    STORAGE_OP_DOC_LIST,
+    STORAGE_OP_LOG_APPEND,
+    STORAGE_OP_LOG_FETCH,
+    STORAGE_OP_LOG_DELETE,
 } storage_op_t;
 
 /* OFFLINE_COUNT's callback (internal: the blocking wrapper's). */
@@ -263,6 +384,10 @@ struct storage_req {
         storage_offline_cb offline;
         storage_blob_cb blob;
         storage__count_cb count;
+        storage_archive_cb archive;
+        storage_archive_prefs_cb prefs;
+        storage_doc_list_cb docs;
+        storage_log_cb log;
     } cb;
     void *ud;
 
@@ -282,15 +407,29 @@ struct storage_req {
     int64_t num;    /* ROSTER_*: ver; OFFLINE_STORE: stamp_ms; OFFLINE_DELETE: upto_id; LAST_SET:
                      * stamp */
     unsigned quota; /* OFFLINE_STORE */
+    /* ARCHIVE_STORE: the message (stanza in blob/blob_len); ARCHIVE_QUERY: with, after, before
+     * (msg.with, msg.id, name; NULL when absent), start/end in num/num2, max in limit */
+    storage_archive_msg_t msg;
+    int64_t num2;
+    size_t limit;                  /* ARCHIVE_QUERY, LOG_FETCH: max */
+    storage_archive_prefs_t prefs; /* ARCHIVE_PREFS_SET: argument; ARCHIVE_PREFS_GET: result */
+    /* DOC_*, LOG_*: kind in name, key in item.jid, xml in blob (DOC_GET: result); LOG_APPEND:
+     * stamp in num; LOG_FETCH: since in num; ARCHIVE_PURGE: before in num */
 
     /* results */
     int err;
     storage_account_t result; /* ACCOUNT_GET, when err == 0 */
     storage_account_t *list;  /* ACCOUNT_LIST, when err == 0 */
     size_t list_n;
-    storage_user_t user;         /* USER_LOAD, when err == 0 */
-    storage_offline_msg_t *msgs; /* OFFLINE_FETCH, when err == 0 */
-    size_t msgs_n;               /* OFFLINE_FETCH, OFFLINE_COUNT */
+    storage_user_t user;          /* USER_LOAD, when err == 0 */
+    storage_offline_msg_t *msgs;  /* OFFLINE_FETCH, when err == 0 */
+    size_t msgs_n;                /* OFFLINE_FETCH, OFFLINE_COUNT */
+    storage_archive_msg_t *amsgs; /* ARCHIVE_QUERY */
+    storage_archive_page_t page;  /* ARCHIVE_QUERY (msgs/n set at finish) */
+    size_t amsgs_n;
+    storage_doc_t *docs;          /* DOC_LIST */
+    storage_log_entry_t *entries; /* LOG_FETCH */
+    size_t docs_n;                /* DOC_LIST, LOG_FETCH */
 };
 
 typedef struct storage_driver {

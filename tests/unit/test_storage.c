@@ -2,7 +2,9 @@
  * the blocking API, the asynchronous API's FIFO completion through a test inbox, batching into one
  * transaction with a savepoint per request, refusal of a newer schema, close with requests still
  * queued, and the IM records of migration 2 (roster, subscription requests, offline messages,
- * vCard, private XML, block list, last activity) with their cascade from accounts. */
+ * vCard, private XML, block list, last activity) with their cascade from accounts; migration 3
+ * (2→3 upgrade included): the message archive with XEP-0059 paging and preferences, retention,
+ * and the generic documents and logs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -357,12 +359,17 @@ static void test_open_creates_schema(void **state)
     storage_close(st);
 
     assert_int_equal(db_int(f, "SELECT count(*) FROM schema_version"), 1);
-    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 2);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 3);
     assert_int_equal(db_int(f, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
                                "name IN ('accounts', 'properties', 'user_state', 'roster_items', "
                                "'roster_groups', 'sub_requests', 'offline_messages', 'vcards', "
-                               "'private_xml', 'blocklist')"),
-                     10);
+                               "'private_xml', 'blocklist', 'archive', 'archive_prefs', "
+                               "'archive_prefs_jids', 'documents', 'logs')"),
+                     15);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
+                               "name IN ('archive_user_seq', 'archive_user_with', "
+                               "'archive_user_stamp', 'archive_stamp', 'logs_key')"),
+                     5);
     assert_int_equal(db_int(f, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
                                "name = 'offline_messages_user'"),
                      1);
@@ -389,10 +396,12 @@ static void test_open_creates_schema(void **state)
 static void test_migration_matches_sql_file(void **state)
 {
     fixture_t *f = *state;
-    char *m1 = sql_file("0001_accounts.sql"), *m2 = sql_file("0002_im.sql");
-    if (m1 == NULL || m2 == NULL) {
+    char *m1 = sql_file("0001_accounts.sql"), *m2 = sql_file("0002_im.sql"),
+         *m3 = sql_file("0003_archive.sql");
+    if (m1 == NULL || m2 == NULL || m3 == NULL) {
         free(m1);
         free(m2);
+        free(m3);
         skip(); /* built from a relative __FILE__: no way to find the source tree */
     }
     storage_t *st = open_ok(f);
@@ -402,6 +411,7 @@ static void test_migration_matches_sql_file(void **state)
     assert_int_equal(sqlite3_open(":memory:", &ref), SQLITE_OK);
     assert_int_equal(sqlite3_exec(ref, m1, NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_exec(ref, m2, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(ref, m3, NULL, NULL, NULL), SQLITE_OK);
     char *want = schema_dump(ref), *got = schema_dump_file(f->path);
     assert_string_equal(want, got);
     free(want);
@@ -409,6 +419,7 @@ static void test_migration_matches_sql_file(void **state)
     sqlite3_close(ref);
     free(m1);
     free(m2);
+    free(m3);
 }
 
 static void test_open_errors(void **state)
@@ -960,7 +971,7 @@ static void test_migrate_v1_to_v2(void **state)
     free(m1);
 
     storage_t *st = open_ok(f);
-    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 2);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 3);
     assert_int_equal(db_int(f, "SELECT count(*) FROM schema_version"), 1);
     storage_account_t got;
     assert_int_equal(storage_sync_account_get(st, "alice", &got), 0);
@@ -1539,9 +1550,9 @@ static void test_im_bounds(void **state)
 }
 
 /* Deleting an account removes every IM row it owns (hearthctl deluser takes the same path). */
-static const char *const IM_TABLES[] = {"user_state",   "roster_items",     "roster_groups",
-                                        "sub_requests", "offline_messages", "vcards",
-                                        "private_xml",  "blocklist"};
+static const char *const IM_TABLES[] = {
+    "user_state",  "roster_items", "roster_groups", "sub_requests",  "offline_messages",  "vcards",
+    "private_xml", "blocklist",    "archive",       "archive_prefs", "archive_prefs_jids"};
 #define N_IM_TABLES (sizeof(IM_TABLES) / sizeof(IM_TABLES[0]))
 
 static int64_t rows_of(const fixture_t *f, const char *table, const char *user)
@@ -1567,6 +1578,13 @@ static void im_fill(im_t *x, const char *user)
     assert_int_equal(done(&x->in, storage_private_set(st, t, user, "n", "<q/>", err_cb, NULL)), 0);
     assert_int_equal(done(&x->in, storage_block_add(st, t, user, jids, 2, err_cb, NULL)), 0);
     assert_int_equal(done(&x->in, storage_last_set(st, t, user, 5, "s", err_cb, NULL)), 0);
+    storage_archive_msg_t m = {
+        .id = "a1", .with = "c@x", .stamp_ms = 1, .stanza = "<m/>", .len = 4};
+    assert_int_equal(done(&x->in, storage_archive_store(st, t, user, &m, err_cb, NULL)), 0);
+    char *always[] = {"c@x"};
+    storage_archive_prefs_t p = {
+        .default_mode = STORAGE_ARCHIVE_ROSTER, .always = always, .nalways = 1};
+    assert_int_equal(done(&x->in, storage_archive_prefs_set(st, t, user, &p, err_cb, NULL)), 0);
 }
 
 static void test_account_delete_cascades(void **state)
@@ -1764,7 +1782,613 @@ static void test_async_im_fifo(void **state)
     inbox_destroy(&in);
 }
 
+/* ---- migration 3: the message archive, documents and logs ---- */
+
+static void test_migrate_v2_to_v3(void **state)
+{
+    fixture_t *f = *state;
+    char *m1 = sql_file("0001_accounts.sql"), *m2 = sql_file("0002_im.sql");
+    if (m1 == NULL || m2 == NULL) {
+        free(m1);
+        free(m2);
+        skip();
+    }
+    /* A version-2 database as hearthd before migration 3 left it, with IM rows. */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, m1, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, m2, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
+                     "INSERT INTO schema_version (version) VALUES (2);"
+                     "INSERT INTO accounts (username, admin, created_at) VALUES ('alice', 0, 1);"
+                     "INSERT INTO roster_items (username, jid, subscription, ver) "
+                     "VALUES ('alice', 'bob@x', 3, 7);"
+                     "INSERT INTO user_state (username, roster_ver) VALUES ('alice', 7);"
+                     "INSERT INTO offline_messages (username, stamp_ms, stanza) "
+                     "VALUES ('alice', 5, '<m/>');"
+                     "INSERT INTO vcards (username, xml) VALUES ('alice', '<vCard/>');",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    free(m1);
+    free(m2);
+
+    im_t x;
+    im_open(&x, f, NULL);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 3);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM schema_version"), 1);
+    storage_user_t u;
+    assert_int_equal(storage_sync_user_load(x.st, "alice", &u), 0);
+    assert_int_equal(u.exists, 1);
+    assert_int_equal(u.nitems, 1);
+    assert_string_equal(u.items[0].jid, "bob@x");
+    assert_int_equal(u.roster_ver, 7);
+    storage_user_clear(&u);
+    size_t n = 0;
+    assert_int_equal(storage_sync_offline_count(x.st, "alice", &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(done(&x.in, storage_vcard_get(x.st, &x.t, "alice", xml_cb, NULL)), 0);
+    assert_string_equal(g_xml, "<vCard/>");
+    /* The new tables work for the old account. */
+    storage_archive_msg_t m = {
+        .id = "i", .with = "bob@x", .stamp_ms = 1, .stanza = "<m/>", .len = 4};
+    assert_int_equal(done(&x.in, storage_archive_store(x.st, &x.t, "alice", &m, err_cb, NULL)), 0);
+    im_close(&x);
+
+    /* Same schema as a database created at version 3. */
+    fixture_t f2 = *f;
+    snprintf(f2.path, sizeof(f2.path), "%s/fresh.db", f->dir);
+    storage_t *st = open_ok(&f2);
+    storage_close(st);
+    char *a = schema_dump_file(f->path), *b = schema_dump_file(f2.path);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    const char *suffix[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        char p[160];
+        snprintf(p, sizeof(p), "%s%s", f2.path, suffix[i]);
+        unlink(p);
+    }
+}
+
+/* What an archive query gave, copied on the test thread. */
+#define PAGE_CAP 16
+typedef struct got_page {
+    bool called;
+    size_t n, first_index, count;
+    int complete;
+    char id[PAGE_CAP][16];
+    char with[PAGE_CAP][16];
+    char stanza[PAGE_CAP][32];
+    size_t len[PAGE_CAP];
+    int64_t stamp[PAGE_CAP];
+    int outgoing[PAGE_CAP];
+} got_page_t;
+static got_page_t g_page;
+
+static void archive_cb(void *ud, int err, const storage_archive_page_t *page)
+{
+    g_err = err;
+    memset(&g_page, 0, sizeof(g_page));
+    g_page.called = true;
+    if (err != 0) {
+        assert_null(page);
+        return;
+    }
+    assert_non_null(page);
+    assert_true(page->n <= PAGE_CAP);
+    g_page.n = page->n;
+    g_page.first_index = page->first_index;
+    g_page.count = page->count;
+    g_page.complete = page->complete;
+    for (size_t i = 0; i < page->n; i++) {
+        const storage_archive_msg_t *m = &page->msgs[i];
+        snprintf(g_page.id[i], sizeof(g_page.id[i]), "%s", m->id);
+        snprintf(g_page.with[i], sizeof(g_page.with[i]), "%s", m->with);
+        assert_true(m->len < sizeof(g_page.stanza[i]));
+        assert_int_equal(m->stanza[m->len], '\0');
+        memcpy(g_page.stanza[i], m->stanza, m->len + 1);
+        g_page.len[i] = m->len;
+        g_page.stamp[i] = m->stamp_ms;
+        g_page.outgoing[i] = m->outgoing;
+    }
+}
+
+static int archive_store(im_t *x, const char *user, const char *id, const char *with, int64_t stamp,
+                         int outgoing, const char *stanza)
+{
+    storage_archive_msg_t m = {.id = (char *)id,
+                               .with = (char *)with,
+                               .stamp_ms = stamp,
+                               .outgoing = outgoing,
+                               .stanza = (char *)stanza,
+                               .len = strlen(stanza)};
+    return done(&x->in, storage_archive_store(x->st, &x->t, user, &m, err_cb, NULL));
+}
+
+/* A query; the page in g_page. */
+static int archive_q(im_t *x, const char *user, const char *with, int64_t start, int64_t end,
+                     const char *after, const char *before, size_t max)
+{
+    storage_archive_query_t q = {.with = with,
+                                 .start_ms = start,
+                                 .end_ms = end,
+                                 .after_id = after,
+                                 .before_id = before,
+                                 .max = max};
+    return done(&x->in, storage_archive_query(x->st, &x->t, user, &q, archive_cb, NULL));
+}
+
+#define ALL STORAGE_ARCHIVE_NO_START, STORAGE_ARCHIVE_NO_END
+
+/* The page's ids as "m3 m4 m5". */
+static const char *page_ids(void)
+{
+    static char buf[PAGE_CAP * 17];
+    buf[0] = '\0';
+    for (size_t i = 0; i < g_page.n; i++) {
+        if (i)
+            strcat(buf, " ");
+        strcat(buf, g_page.id[i]);
+    }
+    return buf;
+}
+
+static void assert_page(const char *ids, size_t first_index, size_t count, int complete)
+{
+    assert_string_equal(page_ids(), ids);
+    if (g_page.n > 0)
+        assert_int_equal(g_page.first_index, first_index);
+    assert_int_equal(g_page.count, count);
+    assert_int_equal(g_page.complete, complete);
+}
+
+static void archive_fill(im_t *x)
+{
+    /* alice: m0..m9, even ones with bob, odd ones with carol; stamps 1000, 1010, ... */
+    for (int i = 0; i < 10; i++) {
+        char id[8], st[32];
+        snprintf(id, sizeof(id), "m%d", i);
+        snprintf(st, sizeof(st), "<message id='%d'/>", i);
+        assert_int_equal(archive_store(x, "alice", id, i % 2 ? "carol@x" : "bob@x", 1000 + i * 10,
+                                       i % 3 == 0, st),
+                         0);
+    }
+    assert_int_equal(archive_store(x, "bob", "b0", "alice@x", 1005, 0, "<message/>"), 0);
+}
+
+static void test_archive_query(void **state)
+{
+    fixture_t *f = *state;
+    im_t x;
+    im_open(&x, f, ALICE_BOB);
+    archive_fill(&x);
+
+    /* Everything, in archive order, with every field. */
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, NULL, NULL, 100), 0);
+    assert_page("m0 m1 m2 m3 m4 m5 m6 m7 m8 m9", 0, 10, 1);
+    assert_string_equal(g_page.with[0], "bob@x");
+    assert_string_equal(g_page.with[1], "carol@x");
+    assert_string_equal(g_page.stanza[3], "<message id='3'/>");
+    assert_int_equal(g_page.len[3], strlen("<message id='3'/>"));
+    assert_int_equal(g_page.stamp[3], 1030);
+    assert_int_equal(g_page.outgoing[3], 1);
+    assert_int_equal(g_page.outgoing[4], 0);
+    /* Exactly a page: complete, nothing beyond. */
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, NULL, NULL, 10), 0);
+    assert_page("m0 m1 m2 m3 m4 m5 m6 m7 m8 m9", 0, 10, 1);
+
+    /* Forward paging. */
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, NULL, NULL, 3), 0);
+    assert_page("m0 m1 m2", 0, 10, 0);
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, "m2", NULL, 3), 0);
+    assert_page("m3 m4 m5", 3, 10, 0);
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, "m5", NULL, 3), 0);
+    assert_page("m6 m7 m8", 6, 10, 0);
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, "m8", NULL, 3), 0);
+    assert_page("m9", 9, 10, 1);
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, "m9", NULL, 3), 0);
+    assert_page("", 0, 10, 1);
+
+    /* Backward paging: "" is the last page. */
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, NULL, "", 3), 0);
+    assert_page("m7 m8 m9", 7, 10, 0);
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, NULL, "m7", 3), 0);
+    assert_page("m4 m5 m6", 4, 10, 0);
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, NULL, "m4", 3), 0);
+    assert_page("m1 m2 m3", 1, 10, 0);
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, NULL, "m1", 3), 0);
+    assert_page("m0", 0, 10, 1);
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, NULL, "m0", 3), 0);
+    assert_page("", 0, 10, 1);
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, NULL, "", 100), 0);
+    assert_page("m0 m1 m2 m3 m4 m5 m6 m7 m8 m9", 0, 10, 1);
+    /* Both: the items between, forward. */
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, "m2", "m6", 2), 0);
+    assert_page("m3 m4", 3, 10, 0);
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, "m2", "m6", 3), 0);
+    assert_page("m3 m4 m5", 3, 10, 1);
+
+    /* max 0: the count only. */
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, NULL, NULL, 0), 0);
+    assert_page("", 0, 10, 0);
+
+    /* One conversation: positions and counts within it. */
+    assert_int_equal(archive_q(&x, "alice", "bob@x", ALL, NULL, NULL, 2), 0);
+    assert_page("m0 m2", 0, 5, 0);
+    assert_int_equal(archive_q(&x, "alice", "bob@x", ALL, "m2", NULL, 2), 0);
+    assert_page("m4 m6", 2, 5, 0);
+    assert_int_equal(archive_q(&x, "alice", "bob@x", ALL, "m6", NULL, 2), 0);
+    assert_page("m8", 4, 5, 1);
+    /* Paging from an item of another conversation still places the page by archive order. */
+    assert_int_equal(archive_q(&x, "alice", "bob@x", ALL, "m3", NULL, 10), 0);
+    assert_page("m4 m6 m8", 2, 5, 1);
+    assert_int_equal(archive_q(&x, "alice", "carol@x", ALL, NULL, "", 2), 0);
+    assert_page("m7 m9", 3, 5, 0);
+    assert_int_equal(archive_q(&x, "alice", "dave@x", ALL, NULL, NULL, 10), 0);
+    assert_page("", 0, 0, 1);
+
+    /* Time bounds, inclusive. */
+    assert_int_equal(archive_q(&x, "alice", NULL, 1020, 1050, NULL, NULL, 10), 0);
+    assert_page("m2 m3 m4 m5", 0, 4, 1);
+    assert_int_equal(archive_q(&x, "alice", NULL, 1020, STORAGE_ARCHIVE_NO_END, "m5", NULL, 2), 0);
+    assert_page("m6 m7", 4, 8, 0);
+    assert_int_equal(archive_q(&x, "alice", "carol@x", 1000, 1040, NULL, "", 10), 0);
+    assert_page("m1 m3", 0, 2, 1);
+    assert_int_equal(archive_q(&x, "alice", NULL, 2000, STORAGE_ARCHIVE_NO_END, NULL, NULL, 10), 0);
+    assert_page("", 0, 0, 1);
+
+    /* Unknown paging ids, and ids of someone else's archive. */
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, "nope", NULL, 3), HEARTH_ENOTFOUND);
+    assert_false(g_page.called && g_page.n > 0);
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, NULL, "b0", 3), HEARTH_ENOTFOUND);
+    assert_int_equal(archive_q(&x, "bob", NULL, ALL, "m1", NULL, 3), HEARTH_ENOTFOUND);
+    assert_int_equal(archive_q(&x, "bob", NULL, ALL, NULL, NULL, 3), 0);
+    assert_page("b0", 0, 1, 1);
+    /* An unknown account has an empty archive. */
+    assert_int_equal(archive_q(&x, "nobody", NULL, ALL, NULL, NULL, 3), 0);
+    assert_page("", 0, 0, 1);
+
+    /* Stores: duplicate ids per user, unknown accounts. */
+    assert_int_equal(archive_store(&x, "alice", "m3", "bob@x", 1, 0, "<x/>"), HEARTH_EEXISTS);
+    assert_int_equal(archive_store(&x, "bob", "m3", "alice@x", 1, 0, "<x/>"), 0);
+    assert_int_equal(archive_store(&x, "nobody", "z", "bob@x", 1, 0, "<x/>"), HEARTH_ENOTFOUND);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM archive"), 12);
+
+    /* Bounds, at submission. */
+    storage_archive_query_t q = {.start_ms = STORAGE_ARCHIVE_NO_START,
+                                 .end_ms = STORAGE_ARCHIVE_NO_END,
+                                 .max = STORAGE_ARCHIVE_PAGE_MAX + 1};
+    assert_int_equal(storage_archive_query(x.st, &x.t, "alice", &q, archive_cb, NULL),
+                     HEARTH_EINVAL);
+    q.max = 1;
+    q.with = "";
+    assert_int_equal(storage_archive_query(x.st, &x.t, "alice", &q, archive_cb, NULL),
+                     HEARTH_EINVAL);
+    q.with = NULL;
+    char *long_id = filled(STORAGE_ARCHIVE_ID_MAX + 1, 'i');
+    q.after_id = long_id;
+    assert_int_equal(storage_archive_query(x.st, &x.t, "alice", &q, archive_cb, NULL),
+                     HEARTH_EINVAL);
+    q.after_id = NULL;
+    assert_int_equal(storage_archive_query(x.st, &x.t, "alice", NULL, archive_cb, NULL),
+                     HEARTH_EINVAL);
+    assert_int_equal(storage_archive_query(x.st, &x.t, "alice", &q, NULL, NULL), HEARTH_EINVAL);
+    storage_archive_msg_t m = {.id = long_id, .with = "b@x", .stanza = "<m/>", .len = 4};
+    assert_int_equal(storage_archive_store(x.st, &x.t, "alice", &m, err_cb, NULL), HEARTH_EINVAL);
+    free(long_id);
+    m.id = "ok";
+    m.len = 0;
+    assert_int_equal(storage_archive_store(x.st, &x.t, "alice", &m, err_cb, NULL), HEARTH_EINVAL);
+    m.len = STORAGE_STANZA_MAX + 1;
+    assert_int_equal(storage_archive_store(x.st, &x.t, "alice", &m, err_cb, NULL), HEARTH_EINVAL);
+    m.len = 4;
+    m.with = NULL;
+    assert_int_equal(storage_archive_store(x.st, &x.t, "alice", &m, err_cb, NULL), HEARTH_EINVAL);
+    im_close(&x);
+}
+
+/* Retention: older than the stamp goes, for every user; the rest keeps its order and ids. */
+static void test_archive_purge(void **state)
+{
+    fixture_t *f = *state;
+    im_t x;
+    im_open(&x, f, ALICE_BOB);
+    archive_fill(&x);
+    assert_int_equal(done(&x.in, storage_archive_purge(x.st, &x.t, 1040, err_cb, NULL)), 0);
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, NULL, NULL, 100), 0);
+    assert_page("m4 m5 m6 m7 m8 m9", 0, 6, 1);
+    assert_int_equal(archive_q(&x, "bob", NULL, ALL, NULL, NULL, 100), 0);
+    assert_page("", 0, 0, 1);
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, "m1", NULL, 3), HEARTH_ENOTFOUND);
+    /* A purged id may be used again; new items come after the old ones. */
+    assert_int_equal(archive_store(&x, "alice", "m0", "bob@x", 1, 0, "<again/>"), 0);
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, NULL, "", 2), 0);
+    assert_page("m9 m0", 5, 7, 0);
+    assert_int_equal(done(&x.in, storage_archive_purge(x.st, &x.t, INT64_MAX, err_cb, NULL)), 0);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM archive"), 0);
+    im_close(&x);
+}
+
+static storage_archive_prefs_t g_prefs;
+
+static void prefs_cb(void *ud, int err, const storage_archive_prefs_t *p)
+{
+    g_err = err;
+    storage_archive_prefs_clear(&g_prefs);
+    if (err != 0) {
+        assert_null(p);
+        return;
+    }
+    g_prefs.stored = p->stored;
+    g_prefs.default_mode = p->default_mode;
+    g_prefs.nalways = p->nalways;
+    g_prefs.nnever = p->nnever;
+    g_prefs.always = calloc(p->nalways + 1, sizeof(char *));
+    g_prefs.never = calloc(p->nnever + 1, sizeof(char *));
+    for (size_t i = 0; i < p->nalways; i++)
+        g_prefs.always[i] = strdup(p->always[i]);
+    for (size_t i = 0; i < p->nnever; i++)
+        g_prefs.never[i] = strdup(p->never[i]);
+}
+
+static void test_archive_prefs(void **state)
+{
+    fixture_t *f = *state;
+    im_t x;
+    im_open(&x, f, ALICE_BOB);
+    storage_t *st = x.st;
+    storage_target_t *t = &x.t;
+
+    assert_int_equal(done(&x.in, storage_archive_prefs_get(st, t, "alice", prefs_cb, NULL)), 0);
+    assert_int_equal(g_prefs.stored, 0);
+    assert_int_equal(g_prefs.nalways + g_prefs.nnever, 0);
+    assert_int_equal(done(&x.in, storage_archive_prefs_get(st, t, "nobody", prefs_cb, NULL)), 0);
+    assert_int_equal(g_prefs.stored, 0);
+
+    char *always[] = {"zed@x", "amy@x", "amy@x"}; /* duplicates kept once */
+    char *never[] = {"spam@x"};
+    storage_archive_prefs_t p = {.default_mode = STORAGE_ARCHIVE_ROSTER,
+                                 .always = always,
+                                 .nalways = 3,
+                                 .never = never,
+                                 .nnever = 1};
+    assert_int_equal(done(&x.in, storage_archive_prefs_set(st, t, "alice", &p, err_cb, NULL)), 0);
+    assert_int_equal(done(&x.in, storage_archive_prefs_get(st, t, "alice", prefs_cb, NULL)), 0);
+    assert_int_equal(g_prefs.stored, 1);
+    assert_int_equal(g_prefs.default_mode, STORAGE_ARCHIVE_ROSTER);
+    assert_int_equal(g_prefs.nalways, 2);
+    assert_string_equal(g_prefs.always[0], "amy@x");
+    assert_string_equal(g_prefs.always[1], "zed@x");
+    assert_int_equal(g_prefs.nnever, 1);
+    assert_string_equal(g_prefs.never[0], "spam@x");
+    /* bob's are his own. */
+    assert_int_equal(done(&x.in, storage_archive_prefs_get(st, t, "bob", prefs_cb, NULL)), 0);
+    assert_int_equal(g_prefs.stored, 0);
+
+    /* A set replaces everything; empty lists are lists. */
+    storage_archive_prefs_t p2 = {.default_mode = STORAGE_ARCHIVE_NEVER};
+    assert_int_equal(done(&x.in, storage_archive_prefs_set(st, t, "alice", &p2, err_cb, NULL)), 0);
+    assert_int_equal(done(&x.in, storage_archive_prefs_get(st, t, "alice", prefs_cb, NULL)), 0);
+    assert_int_equal(g_prefs.stored, 1);
+    assert_int_equal(g_prefs.default_mode, STORAGE_ARCHIVE_NEVER);
+    assert_int_equal(g_prefs.nalways + g_prefs.nnever, 0);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM archive_prefs_jids"), 0);
+    /* A JID in both lists is kept in both (the module decides which wins). */
+    char *both[] = {"x@x"};
+    storage_archive_prefs_t p3 = {.default_mode = STORAGE_ARCHIVE_ALWAYS,
+                                  .always = both,
+                                  .nalways = 1,
+                                  .never = both,
+                                  .nnever = 1};
+    assert_int_equal(done(&x.in, storage_archive_prefs_set(st, t, "alice", &p3, err_cb, NULL)), 0);
+    assert_int_equal(done(&x.in, storage_archive_prefs_get(st, t, "alice", prefs_cb, NULL)), 0);
+    assert_int_equal(g_prefs.nalways, 1);
+    assert_int_equal(g_prefs.nnever, 1);
+
+    assert_int_equal(done(&x.in, storage_archive_prefs_set(st, t, "nobody", &p, err_cb, NULL)),
+                     HEARTH_ENOTFOUND);
+    /* Bounds. */
+    p.default_mode = 3;
+    assert_int_equal(storage_archive_prefs_set(st, t, "alice", &p, err_cb, NULL), HEARTH_EINVAL);
+    p.default_mode = STORAGE_ARCHIVE_ALWAYS;
+    p.nalways = STORAGE_ARCHIVE_PREFS_MAX + 1;
+    assert_int_equal(storage_archive_prefs_set(st, t, "alice", &p, err_cb, NULL), HEARTH_EINVAL);
+    char *empty[] = {""};
+    p.always = empty;
+    p.nalways = 1;
+    assert_int_equal(storage_archive_prefs_set(st, t, "alice", &p, err_cb, NULL), HEARTH_EINVAL);
+    storage_archive_prefs_clear(&g_prefs);
+    im_close(&x);
+}
+
+/* ---- documents and logs ---- */
+
+#define DOCS_CAP 8
+static size_t g_ndocs;
+static char g_docs[DOCS_CAP][2][32];
+
+static void docs_cb(void *ud, int err, const storage_doc_t *docs, size_t n)
+{
+    g_err = err;
+    assert_true(n <= DOCS_CAP);
+    g_ndocs = n;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(g_docs[i][0], sizeof(g_docs[i][0]), "%s", docs[i].key);
+        snprintf(g_docs[i][1], sizeof(g_docs[i][1]), "%s", docs[i].xml);
+    }
+}
+
+static void test_docs(void **state)
+{
+    fixture_t *f = *state;
+    im_t x;
+    im_open(&x, f, NULL);
+    storage_t *st = x.st;
+    storage_target_t *t = &x.t;
+
+    assert_int_equal(done(&x.in, storage_doc_get(st, t, "room", "a@muc", xml_cb, NULL)),
+                     HEARTH_ENOTFOUND);
+    assert_null(g_xml);
+    assert_int_equal(done(&x.in, storage_doc_list(st, t, "room", docs_cb, NULL)), 0);
+    assert_int_equal(g_ndocs, 0);
+    assert_int_equal(done(&x.in, storage_doc_put(st, t, "room", "b@muc", "<b/>", err_cb, NULL)), 0);
+    assert_int_equal(done(&x.in, storage_doc_put(st, t, "room", "a@muc", "<a/>", err_cb, NULL)), 0);
+    assert_int_equal(done(&x.in, storage_doc_put(st, t, "affil", "a@muc", "<x/>", err_cb, NULL)),
+                     0);
+    assert_int_equal(done(&x.in, storage_doc_put(st, t, "room", "", "", err_cb, NULL)), 0);
+    assert_int_equal(done(&x.in, storage_doc_get(st, t, "room", "a@muc", xml_cb, NULL)), 0);
+    assert_string_equal(g_xml, "<a/>");
+    /* Replace. */
+    assert_int_equal(done(&x.in, storage_doc_put(st, t, "room", "a@muc", "<a2/>", err_cb, NULL)),
+                     0);
+    assert_int_equal(done(&x.in, storage_doc_get(st, t, "room", "a@muc", xml_cb, NULL)), 0);
+    assert_string_equal(g_xml, "<a2/>");
+    assert_int_equal(done(&x.in, storage_doc_get(st, t, "affil", "a@muc", xml_cb, NULL)), 0);
+    assert_string_equal(g_xml, "<x/>");
+    /* Every doc of a kind, by key. */
+    assert_int_equal(done(&x.in, storage_doc_list(st, t, "room", docs_cb, NULL)), 0);
+    assert_int_equal(g_ndocs, 3);
+    assert_string_equal(g_docs[0][0], "");
+    assert_string_equal(g_docs[0][1], "");
+    assert_string_equal(g_docs[1][0], "a@muc");
+    assert_string_equal(g_docs[1][1], "<a2/>");
+    assert_string_equal(g_docs[2][0], "b@muc");
+    /* Delete, absent or not. */
+    assert_int_equal(done(&x.in, storage_doc_delete(st, t, "room", "a@muc", err_cb, NULL)), 0);
+    assert_int_equal(done(&x.in, storage_doc_delete(st, t, "room", "a@muc", err_cb, NULL)), 0);
+    assert_int_equal(done(&x.in, storage_doc_get(st, t, "room", "a@muc", xml_cb, NULL)),
+                     HEARTH_ENOTFOUND);
+    assert_int_equal(done(&x.in, storage_doc_get(st, t, "affil", "a@muc", xml_cb, NULL)), 0);
+    assert_int_equal(done(&x.in, storage_doc_list(st, t, "room", docs_cb, NULL)), 0);
+    assert_int_equal(g_ndocs, 2);
+
+    /* Bounds. */
+    char *kind = filled(STORAGE_KIND_MAX, 'k'), *kind2 = filled(STORAGE_KIND_MAX + 1, 'k');
+    char *key = filled(STORAGE_JID_MAX, 'j'), *key2 = filled(STORAGE_JID_MAX + 1, 'j');
+    char *xml2 = filled(STORAGE_XML_MAX + 1, 'x');
+    assert_int_equal(done(&x.in, storage_doc_put(st, t, kind, key, "<k/>", err_cb, NULL)), 0);
+    assert_int_equal(storage_doc_put(st, t, kind2, "k", "<k/>", err_cb, NULL), HEARTH_EINVAL);
+    assert_int_equal(storage_doc_put(st, t, "", "k", "<k/>", err_cb, NULL), HEARTH_EINVAL);
+    assert_int_equal(storage_doc_put(st, t, "room", key2, "<k/>", err_cb, NULL), HEARTH_EINVAL);
+    assert_int_equal(storage_doc_put(st, t, "room", NULL, "<k/>", err_cb, NULL), HEARTH_EINVAL);
+    assert_int_equal(storage_doc_put(st, t, "room", "k", xml2, err_cb, NULL), HEARTH_EINVAL);
+    assert_int_equal(storage_doc_put(st, t, "room", "k", NULL, err_cb, NULL), HEARTH_EINVAL);
+    assert_int_equal(storage_doc_get(st, t, "room", key2, xml_cb, NULL), HEARTH_EINVAL);
+    assert_int_equal(storage_doc_list(st, t, kind2, docs_cb, NULL), HEARTH_EINVAL);
+    assert_int_equal(storage_doc_list(st, t, "room", NULL, NULL), HEARTH_EINVAL);
+    free(kind);
+    free(kind2);
+    free(key);
+    free(key2);
+    free(xml2);
+    im_close(&x);
+}
+
+#define LOG_CAP 8
+static size_t g_nlog;
+static storage_log_entry_t g_log[LOG_CAP];
+static char g_log_xml[LOG_CAP][32];
+
+static void log_cb(void *ud, int err, const storage_log_entry_t *e, size_t n)
+{
+    g_err = err;
+    assert_true(n <= LOG_CAP);
+    g_nlog = n;
+    for (size_t i = 0; i < n; i++) {
+        g_log[i] = e[i];
+        snprintf(g_log_xml[i], sizeof(g_log_xml[i]), "%s", e[i].xml);
+        g_log[i].xml = g_log_xml[i];
+    }
+}
+
+static void test_logs(void **state)
+{
+    fixture_t *f = *state;
+    im_t x;
+    im_open(&x, f, NULL);
+    storage_t *st = x.st;
+    storage_target_t *t = &x.t;
+
+    assert_int_equal(done(&x.in, storage_log_fetch(st, t, "hist", "r@muc", 0, 10, log_cb, NULL)),
+                     0);
+    assert_int_equal(g_nlog, 0);
+    for (int i = 0; i < 6; i++) {
+        char xml[16];
+        snprintf(xml, sizeof(xml), "<m%d/>", i);
+        assert_int_equal(
+            done(&x.in, storage_log_append(st, t, "hist", "r@muc", 100 + i, xml, err_cb, NULL)), 0);
+    }
+    assert_int_equal(
+        done(&x.in, storage_log_append(st, t, "hist", "s@muc", 100, "<s/>", err_cb, NULL)), 0);
+    assert_int_equal(
+        done(&x.in, storage_log_append(st, t, "other", "r@muc", 100, "<o/>", err_cb, NULL)), 0);
+
+    /* All, oldest first. */
+    assert_int_equal(done(&x.in, storage_log_fetch(st, t, "hist", "r@muc", 0, 10, log_cb, NULL)),
+                     0);
+    assert_int_equal(g_nlog, 6);
+    for (size_t i = 0; i < 6; i++) {
+        char xml[16];
+        snprintf(xml, sizeof(xml), "<m%zu/>", i);
+        assert_string_equal(g_log[i].xml, xml);
+        assert_int_equal(g_log[i].stamp_ms, 100 + (int64_t)i);
+        if (i > 0)
+            assert_true(g_log[i].id > g_log[i - 1].id);
+    }
+    /* The newest max, oldest first. */
+    assert_int_equal(done(&x.in, storage_log_fetch(st, t, "hist", "r@muc", 0, 2, log_cb, NULL)), 0);
+    assert_int_equal(g_nlog, 2);
+    assert_string_equal(g_log[0].xml, "<m4/>");
+    assert_string_equal(g_log[1].xml, "<m5/>");
+    /* Since a stamp (inclusive). */
+    assert_int_equal(done(&x.in, storage_log_fetch(st, t, "hist", "r@muc", 103, 10, log_cb, NULL)),
+                     0);
+    assert_int_equal(g_nlog, 3);
+    assert_string_equal(g_log[0].xml, "<m3/>");
+    assert_int_equal(done(&x.in, storage_log_fetch(st, t, "hist", "r@muc", 0, 0, log_cb, NULL)), 0);
+    assert_int_equal(g_nlog, 0);
+    assert_int_equal(
+        done(&x.in, storage_log_fetch(st, t, "hist", "r@muc", 0, SIZE_MAX, log_cb, NULL)), 0);
+    assert_int_equal(g_nlog, 6);
+
+    /* Delete the whole log of one key; the others stay. */
+    assert_int_equal(done(&x.in, storage_log_delete(st, t, "hist", "r@muc", err_cb, NULL)), 0);
+    assert_int_equal(done(&x.in, storage_log_fetch(st, t, "hist", "r@muc", 0, 10, log_cb, NULL)),
+                     0);
+    assert_int_equal(g_nlog, 0);
+    assert_int_equal(done(&x.in, storage_log_fetch(st, t, "hist", "s@muc", 0, 10, log_cb, NULL)),
+                     0);
+    assert_int_equal(g_nlog, 1);
+    assert_int_equal(done(&x.in, storage_log_fetch(st, t, "other", "r@muc", 0, 10, log_cb, NULL)),
+                     0);
+    assert_int_equal(g_nlog, 1);
+    assert_int_equal(done(&x.in, storage_log_delete(st, t, "hist", "none", err_cb, NULL)), 0);
+    /* Ids are never reused. */
+    int64_t last = g_log[0].id;
+    assert_int_equal(
+        done(&x.in, storage_log_append(st, t, "hist", "r@muc", 1, "<n/>", err_cb, NULL)), 0);
+    assert_int_equal(done(&x.in, storage_log_fetch(st, t, "hist", "r@muc", 0, 10, log_cb, NULL)),
+                     0);
+    assert_int_equal(g_nlog, 1);
+    assert_true(g_log[0].id > last);
+
+    /* Bounds. */
+    char *kind2 = filled(STORAGE_KIND_MAX + 1, 'k'), *xml2 = filled(STORAGE_XML_MAX + 1, 'x');
+    assert_int_equal(storage_log_append(st, t, kind2, "k", 1, "<x/>", err_cb, NULL), HEARTH_EINVAL);
+    assert_int_equal(storage_log_append(st, t, "hist", "k", 1, xml2, err_cb, NULL), HEARTH_EINVAL);
+    assert_int_equal(storage_log_fetch(st, t, "hist", NULL, 0, 1, log_cb, NULL), HEARTH_EINVAL);
+    assert_int_equal(storage_log_delete(st, t, "", "k", err_cb, NULL), HEARTH_EINVAL);
+    free(kind2);
+    free(xml2);
+    im_close(&x);
+}
+
 int main(void)
+
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_open_creates_schema, setup, teardown),
@@ -1789,6 +2413,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_im_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_account_delete_cascades, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_im_fifo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_v2_to_v3, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_archive_query, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_archive_purge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_archive_prefs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_docs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_logs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
