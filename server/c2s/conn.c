@@ -8,6 +8,7 @@
 
 #include "c2s/conn.h"
 #include "core/log.h"
+#include "modules/im.h"
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 static void maybe_finish_output(conn_t *c);
@@ -112,6 +113,10 @@ static void close_handles(conn_t *c)
         return;
     unpause(c);
     c->handles_closing = 1;
+    if (c->offline_pump)
+        message__offline_pump(c); /* ends it: what was not written stays offline */
+    c->handles_closing = 0;
+    c->handles_closing = 1;
     c->closing = 1;
     session__unbind(c);
     if (c->preauth_counted) {
@@ -192,9 +197,16 @@ static void on_write(uv_write_t *req, int status)
             conn__abort(c);
         return;
     }
-    if (c->outq.len && !c->close_now)
+    if (c->outq.len && !c->close_now) {
         start_write(c);
-    else
+        return;
+    }
+    /* Drained: what waits for room (a resumption's resend, offline messages) goes on. */
+    if (c->sm.resending)
+        sm__pump(c);
+    if (c->offline_pump)
+        message__offline_pump(c);
+    if (!c->writing)
         maybe_finish_output(c);
 }
 

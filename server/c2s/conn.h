@@ -17,6 +17,8 @@
 #include "c2s/sm.h"
 #include "core/server.h"
 
+typedef struct offline_pump offline_pump_t;
+
 typedef enum {
     C2S_WAIT_HEADER, /* waiting for the client's stream header */
     C2S_PREAUTH,     /* features sent, before SASL success */
@@ -100,7 +102,8 @@ struct conn {
     hearth_bytes_t *presence; /* its last available presence, from its full JID, no 'to' */
     strmap_t directed;        /* JIDs given directed available presence (buckets NULL: none) */
 
-    int carbons; /* XEP-0280 enabled */
+    int carbons;                       /* XEP-0280 enabled */
+    struct offline_pump *offline_pump; /* offline messages going out as output drains */
     /* Client state indication (XEP-0352): while inactive, presence and messages without a
      * body wait (the newest presence per sender only) until something important is sent or
      * the client is active again. */

@@ -91,8 +91,8 @@ int sm__outbound(conn_t *c, const char *data, size_t len)
         return 1;
     }
     sm->out++;
-    if (sm->detached)
-        return 1;
+    if (sm->detached || sm->resending)
+        return 1; /* kept; the resend pump sends it in its turn */
     sm->since_request++;
     return 0;
 }
@@ -116,6 +116,7 @@ static int acknowledge(conn_t *c, uint32_t h)
     if (delta > unacked)
         return -1;
     q_drop_front(sm, delta);
+    sm->resend_i = sm->resend_i > delta ? sm->resend_i - delta : 0;
     sm->acked = h;
     return 0;
 }
@@ -287,12 +288,9 @@ static void resume(conn_t *c, hearth_xml_node_t *el)
     conn__send(c, buf, strlen(buf));
     hlog_conn(LOG_INFO, c->id, c->jid.full, "resumed %s, resending %zu stanzas", c->jid.full,
               c->sm.qlen);
-    for (size_t i = 0; i < c->sm.qlen; i++) {
-        hearth_bytes_t *b = c->sm.q[(c->sm.qhead + i) % c->sm.qcap];
-        conn__send(c, b->data, b->len);
-    }
-    if (c->sm.qlen)
-        sm__after_outbound(c);
+    c->sm.resend_i = 0;
+    c->sm.resending = c->sm.qlen > 0;
+    sm__pump(c);
     conn__arm_timer(c);
 }
 
@@ -375,6 +373,25 @@ void sm__reroute(conn_t *c)
         im__parse(b->data, b->len, reroute_one, &r);
     }
     q_drop_front(sm, sm->qlen);
+}
+
+/* The queue after a resumption, as the connection drains: all of it at once could pass the
+ * output bound and cut the session again. */
+#define SM_PUMP_BYTES (256 * 1024)
+
+void sm__pump(conn_t *c)
+{
+    sm_state_t *sm = &c->sm;
+    while (sm->resending && sm->resend_i < sm->qlen && !c->closing && !sm->detached &&
+           c->outq.len + c->inflight.len < SM_PUMP_BYTES) {
+        hearth_bytes_t *b = sm->q[(sm->qhead + sm->resend_i++) % sm->qcap];
+        conn__send(c, b->data, b->len);
+        sm->since_request++;
+    }
+    if (sm->resend_i >= sm->qlen) {
+        sm->resending = 0;
+        sm__after_outbound(c);
+    }
 }
 
 void sm__free(conn_t *c)

@@ -41,6 +41,8 @@ typedef struct sm_state {
     size_t qhead, qlen, qcap;
     uint32_t since_request;
     int detached;
+    int resending;   /* after a resumption, the queue goes out as output drains */
+    size_t resend_i; /* next queue position to resend */
 } sm_state_t;
 
 /* The element is one of ours (enable, r, a, resume in either namespace). */
@@ -66,5 +68,7 @@ int sm__lost(conn_t *c);
  * resource, or offline storage). Call once it is unbound. */
 void sm__reroute(conn_t *c);
 void sm__free(conn_t *c);
+/* Output drained during a resumption's resend: the next part of the queue. */
+void sm__pump(conn_t *c);
 
 #endif

@@ -70,6 +70,8 @@ void message__stamp(hearth_xml_node_t *st, hearth_arena_t *arena, const char *to
                     const char *sender_bare, const char *domain, char *id, size_t idlen);
 /* Initial presence with priority >= 0: deliver what waited offline. */
 void message__flush_offline(conn_t *c);
+/* The connection drained (or is closing): the next batch of offline messages, if any. */
+void message__offline_pump(conn_t *c);
 
 /* blocking.c */
 extern const module_t module_blocking;

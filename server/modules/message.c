@@ -124,56 +124,90 @@ static void store_offline(worker_t *w, user_t *u, inbox_msg_t *m)
     im__parse(m->u.route.bytes->data, m->u.route.bytes->len, store_with_delay, &d);
 }
 
-typedef struct flush_job {
+/* Offline messages go out as the connection drains, never all at once: a backlog larger than
+ * the output bound would cut the session, and what it had been given would be gone. Each
+ * batch is removed from storage once written. */
+#define OFFLINE_PUMP_BYTES (256 * 1024)
+
+struct offline_pump {
     conn_t *c;
     user_t *u;
-} flush_job_t;
+    hearth_bytes_t **msgs;
+    int64_t *ids;
+    size_t n, i;
+};
+
+static void pump_end(offline_pump_t *p)
+{
+    conn_t *c = p->c;
+    worker_t *w = c->w;
+    c->offline_pump = NULL;
+    p->u->offline_busy = 0;
+    for (size_t k = 0; k < p->n; k++)
+        hearth_bytes_unref(p->msgs[k]);
+    free(p->msgs);
+    free(p->ids);
+    user__release(w, p->u);
+    free(p);
+    conn__unref(c);
+}
+
+void message__offline_pump(conn_t *c)
+{
+    offline_pump_t *p = c->offline_pump;
+    if (!p)
+        return;
+    int64_t last = 0;
+    while (p->i < p->n && !c->closing && !c->handles_closing && c->user == p->u &&
+           c->outq.len + c->inflight.len < OFFLINE_PUMP_BYTES) {
+        conn__send_stanza(c, p->msgs[p->i]->data, p->msgs[p->i]->len);
+        last = p->ids[p->i++];
+    }
+    if (last && storage_offline_delete(c->w->srv->storage, &c->w->storage_target, p->u->node, last,
+                                       user__write_done, NULL))
+        hlog(LOG_ERROR, "offline messages of %s: storage refused the removal", p->u->bare);
+    if (p->i >= p->n || c->closing || c->handles_closing || c->user != p->u) {
+        if (p->n)
+            hlog_conn(LOG_DEBUG, c->id, c->jid.full, "delivered %zu of %zu offline messages", p->i,
+                      p->n);
+        pump_end(p);
+    }
+}
 
 static void offline_fetched(void *ud, int err, const storage_offline_msg_t *msgs, size_t n)
 {
-    flush_job_t *j = ud;
-    conn_t *c = j->c;
-    user_t *u = j->u;
-    worker_t *w = c->w;
-    int64_t last = 0;
-    if (!err && !c->closing && c->user == u) {
-        for (size_t i = 0; i < n; i++) {
-            conn__send_stanza(c, msgs[i].stanza, msgs[i].len);
-            last = msgs[i].id;
-        }
-        if (n)
-            hlog_conn(LOG_DEBUG, c->id, c->jid.full, "delivered %zu offline messages", n);
+    offline_pump_t *p = ud;
+    conn_t *c = p->c;
+    if (err || c->closing || c->user != p->u || n == 0 ||
+        !(p->msgs = calloc(n, sizeof(*p->msgs))) || !(p->ids = calloc(n, sizeof(*p->ids)))) {
+        pump_end(p);
+        return;
     }
-    /* Removed only once written to a live session: a session gone meanwhile loses nothing. */
-    if (last && storage_offline_delete(w->srv->storage, &w->storage_target, u->node, last,
-                                       user__write_done, NULL))
-        hlog(LOG_ERROR, "offline messages of %s: storage refused the removal", u->bare);
-    u->offline_busy = 0;
-    free(j);
-    user__release(w, u);
-    conn__unref(c);
+    for (size_t k = 0; k < n; k++) {
+        if (!(p->msgs[p->n] = hearth_bytes_new(msgs[k].stanza, msgs[k].len)))
+            break;
+        p->ids[p->n++] = msgs[k].id;
+    }
+    c->offline_pump = p;
+    message__offline_pump(c);
 }
 
 void message__flush_offline(conn_t *c)
 {
     user_t *u = c->user;
-    if (!u || u->offline_busy)
+    if (!u || u->offline_busy || c->offline_pump)
         return;
-    flush_job_t *j = calloc(1, sizeof(*j));
-    if (!j)
+    offline_pump_t *p = calloc(1, sizeof(*p));
+    if (!p)
         return;
-    j->c = c;
-    j->u = u;
+    p->c = c;
+    p->u = u;
     conn__ref(c);
     user__hold(u);
     u->offline_busy = 1;
     if (storage_offline_fetch(c->w->srv->storage, &c->w->storage_target, u->node, offline_fetched,
-                              j)) {
-        u->offline_busy = 0;
-        free(j);
-        user__release(c->w, u);
-        conn__unref(c);
-    }
+                              p))
+        pump_end(p);
 }
 
 /* ---- delivery ---- */
