@@ -143,6 +143,14 @@ void hlog(log_level_t l, const char *fmt, ...)
     va_end(ap);
 }
 
+void hlog_always(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    emit(LOG_INFO, "", fmt, ap);
+    va_end(ap);
+}
+
 void hlog_conn(log_level_t l, unsigned long long conn_id, const char *jid, const char *fmt, ...)
 {
     if (!log_enabled(l))

@@ -17,6 +17,8 @@ void log_set_fd(int fd);
 /* 2026-11-25T12:00:00.123Z info message */
 void hlog(log_level_t l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* 2026-11-25T12:00:00.123Z info [c2s#42 alice@localhost/phone] message (jid may be NULL) */
+/* At info level whatever the threshold: lines scripts wait for ("ready", "stopped"). */
+void hlog_always(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void hlog_conn(log_level_t l, unsigned long long conn_id, const char *jid, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

@@ -379,7 +379,7 @@ int main(int argc, char **argv)
     hearth_buf_free(&ports);
     hlog(LOG_INFO, "hearthd %s serving %s with %u workers: c2s port %d, direct TLS port %d",
          HEARTH_VERSION, srv->set.domain, srv->nworkers, srv->c2s_port, srv->tls_port);
-    hlog(LOG_INFO, "ready");
+    hlog_always("ready");
 
     uv_run(a.loop, UV_RUN_DEFAULT);
 
@@ -400,7 +400,7 @@ int main(int argc, char **argv)
     uv_mutex_destroy(&srv->ip_lock);
     uv_loop_close(a.loop);
     config_free(srv->cfg);
-    hlog(LOG_INFO, "stopped");
+    hlog_always("stopped");
     datadir_unlock(a.lock_fd);
     return 0;
 }

@@ -87,6 +87,12 @@ class RunningServerTest(unittest.TestCase):
             for port in (s.port, s.tls_port):
                 socket.create_connection(('127.0.0.1', port), timeout=2).close()
 
+    def test_ready_logged_at_any_level(self):
+        # Scripts wait for "ready" (and the harness does): it must not depend on log.level.
+        with Server(log__level='error') as s:
+            self.assertRegex(s.log_text(), r'\bready\b')
+            self.assertNotIn(' info [', s.log_text())
+
     def test_listener_off(self):
         with Server(c2s__direct_tls_port=-1, listeners=('c2s',)) as s:
             self.assertNotIn('c2s_direct_tls', s.ports)
