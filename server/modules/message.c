@@ -212,6 +212,23 @@ void message__flush_offline(conn_t *c)
 
 /* ---- delivery ---- */
 
+/* Whether serialised bytes carry a 'to' in their start tag (a room's broadcast does not: it
+ * is serialised once and addressed per occupant). */
+static int has_to(const hearth_bytes_t *b)
+{
+    const char *end = memchr(b->data, '>', b->len);
+    size_t n = end ? (size_t)(end - b->data) : b->len;
+    return memmem(b->data, n, " to='", 5) != NULL;
+}
+
+static void deliver(conn_t *s, const hearth_bytes_t *b)
+{
+    if (has_to(b))
+        conn__send_stanza(s, b->data, b->len);
+    else
+        im__send_addressed(s, b, s->jid.full);
+}
+
 static void set_bare(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
 {
     inbox_msg_t *m = ud;
@@ -256,7 +273,7 @@ void message__inbound(worker_t *w, user_t *u, inbox_msg_t *m)
         if (s) {
             if (!is_error && strcmp(type, "headline") && strcmp(type, "groupchat"))
                 mam__incoming(w, u, m);
-            conn__send_stanza(s, m->u.route.bytes->data, m->u.route.bytes->len);
+            deliver(s, m->u.route.bytes);
             carbons__received(u, m->u.route.bytes, &s, 1);
             return;
         }
@@ -294,7 +311,7 @@ void message__inbound(worker_t *w, user_t *u, inbox_msg_t *m)
     size_t ngot = 0;
     for (conn_t *s = u->sessions; s; s = s->user_next) {
         if (s->available && s->priority >= 0 && (headline || s->priority == best)) {
-            conn__send_stanza(s, m->u.route.bytes->data, m->u.route.bytes->len);
+            deliver(s, m->u.route.bytes);
             if (ngot < 64)
                 got[ngot++] = s;
         }

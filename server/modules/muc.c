@@ -1,9 +1,590 @@
-/* Placeholder: multi-user chat (XEP-0045) is filled in by its own work. */
-#include "modules/im.h"
+/* The multi-user chat service (XEP-0045) at the MUC domain: the entry point from the router, the
+ * per-worker room tables (a room is touched only on its home worker), rooms waiting for storage,
+ * the service's own disco, and the small directory of public rooms that disco#items reads. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "modules/muc.h"
+
+#define MUC_MAX_WORKERS 256 /* server.workers is bounded by the config table at 256 */
+
+/* Each worker touches only its own slot. */
+static strmap_t rooms[MUC_MAX_WORKERS];
+static int depth[MUC_MAX_WORKERS]; /* inside a room's handling: re-entrant deliveries wait */
+
+/* Public rooms (jid -> malloc'd name), for disco#items on whichever worker homes the service. */
+static uv_mutex_t dir_lock;
+static strmap_t dir;
+
+const char *muc__domain(worker_t *w)
+{
+    return w->srv->set.muc_domain;
+}
+
+/* ---- room table ---- */
+
+static strmap_t *table(worker_t *w)
+{
+    strmap_t *t = &rooms[w->index % MUC_MAX_WORKERS];
+    if (!t->buckets && strmap_init(t))
+        return NULL;
+    return t;
+}
+
+muc_room_t *muc__room_get(worker_t *w, const char *jid)
+{
+    strmap_t *t = table(w);
+    return t ? strmap_get(t, jid) : NULL;
+}
+
+void muc__config_defaults(muc_config_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->publicroom = 1;
+    c->allowpm = PM_ANYONE;
+    c->presencebroadcast = ROLEMASK_ALL;
+    c->getmemberlist = ROLEMASK_ALL;
+    c->maxhistory = MUC_HISTORY_DEFAULT;
+    c->canchangenick = 1;
+    c->registration = 1;
+}
+
+void muc__config_free(muc_config_t *c)
+{
+    free(c->name);
+    free(c->desc);
+    free(c->lang);
+    free(c->secret);
+    free(c->pubsub);
+    memset(c, 0, sizeof(*c));
+}
+
+muc_room_t *muc__room_new(worker_t *w, const char *jid)
+{
+    strmap_t *t = table(w);
+    muc_room_t *r = calloc(1, sizeof(*r));
+    if (!t || !r || !(r->jid = strdup(jid)) || strmap_init(&r->affs) || strmap_init(&r->by_nick) ||
+        strmap_init(&r->by_jid) || strmap_put(t, jid, r)) {
+        if (r) {
+            strmap_free(&r->affs);
+            strmap_free(&r->by_nick);
+            strmap_free(&r->by_jid);
+            free(r->jid);
+        }
+        free(r);
+        return NULL;
+    }
+    r->state = ROOM_READY;
+    r->join_tokens = MUC_JOIN_BURST;
+    muc__config_defaults(&r->cfg);
+    return r;
+}
+
+static void free_msg_fields(inbox_msg_t *m)
+{
+    hearth_bytes_unref(m->u.route.bytes);
+    free(m->u.route.to);
+    free(m->u.route.from);
+}
+
+static void occupant_free(muc_occupant_t *o)
+{
+    free(o->jid);
+    free(o->bare);
+    free(o->nick);
+    free(o->ojid);
+    free(o->inner);
+    free(o);
+}
+
+static void room_clear(muc_room_t *r)
+{
+    for (muc_occupant_t *o = r->occupants, *n; o; o = n) {
+        n = o->next;
+        occupant_free(o);
+    }
+    STRMAP_FOREACH(&r->affs, e)
+    {
+        muc_affiliation_t *af = e->value;
+        free(af->nick);
+        free(af->reason);
+        free(af);
+    }
+    strmap_free(&r->affs);
+    strmap_free(&r->by_nick);
+    strmap_free(&r->by_jid);
+    for (unsigned i = 0; i < r->hist_len; i++)
+        free(r->hist[(r->hist_start + i) % MUC_HISTORY_MAX].xml);
+    free(r->subject);
+    free(r->subject_nick);
+    muc__config_free(&r->cfg);
+    for (muc_pending_t *p = r->pending_head, *n; p; p = n) {
+        n = p->next;
+        free_msg_fields(&p->m);
+        free(p);
+    }
+}
+
+void muc__room_free(worker_t *w, muc_room_t *r)
+{
+    strmap_t *t = table(w);
+    if (t)
+        strmap_remove(t, r->jid);
+    muc__directory_remove(r->jid);
+    room_clear(r);
+    free(r->jid);
+    free(r);
+}
+
+void muc__room_maybe_free(worker_t *w, muc_room_t *r)
+{
+    if (r->state != ROOM_READY || r->occupants)
+        return;
+    if (r->exists && r->cfg.persistent && !r->locked)
+        return; /* stored rooms stay loaded: their history lives here */
+    muc__room_free(w, r);
+}
+
+/* ---- directory of public rooms ---- */
+
+void muc__directory_set(muc_room_t *r)
+{
+    if (!r->exists || r->locked || !r->cfg.publicroom) {
+        muc__directory_remove(r->jid);
+        return;
+    }
+    char *name = strdup(r->cfg.name && *r->cfg.name ? r->cfg.name : r->jid);
+    if (!name)
+        return;
+    uv_mutex_lock(&dir_lock);
+    char *old = strmap_get(&dir, r->jid);
+    if (strmap_put(&dir, r->jid, name))
+        free(name);
+    else
+        free(old);
+    uv_mutex_unlock(&dir_lock);
+}
+
+void muc__directory_remove(const char *jid)
+{
+    uv_mutex_lock(&dir_lock);
+    free(strmap_remove(&dir, jid));
+    uv_mutex_unlock(&dir_lock);
+}
+
+/* Appends <item jid name/> for every public room in the directory not already in seen. */
+static void directory_items(hearth_arena_t *a, hearth_xml_node_t *q, strmap_t *seen)
+{
+    uv_mutex_lock(&dir_lock);
+    STRMAP_FOREACH(&dir, e)
+    {
+        if (seen && strmap_get(seen, e->key))
+            continue;
+        hearth_xml_node_t *it = hearth_xml_add_child(a, q, "item", NULL);
+        hearth_xml_set_attr(a, it, "jid", e->key);
+        hearth_xml_set_attr(a, it, "name", e->value);
+        if (seen)
+            strmap_put(seen, e->key, (void *)1);
+    }
+    uv_mutex_unlock(&dir_lock);
+}
+
+/* ---- sending ---- */
+
+static int is_muc_jid(worker_t *w, const char *to)
+{
+    const char *at = strchr(to, '@');
+    const char *dom = at ? at + 1 : to;
+    size_t n = strcspn(dom, "/");
+    const char *muc = muc__domain(w);
+    return strlen(muc) == n && !strncmp(dom, muc, n);
+}
+
+static stanza_kind_t kind_of(const char *name)
+{
+    if (!strcmp(name, "message"))
+        return STANZA_MESSAGE;
+    if (!strcmp(name, "presence"))
+        return STANZA_PRESENCE;
+    return STANZA_IQ;
+}
+
+void muc__send_bytes(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
+                     const char *type, hearth_bytes_t *bytes)
+{
+    /* Rooms never talk to rooms: it would re-enter a room from inside another's handling. */
+    if (!to || is_muc_jid(w, to))
+        return;
+    router__route(w, kind, to, from, type ? type : "", bytes);
+}
+
+void muc__send_node(worker_t *w, const char *to, hearth_xml_node_t *st)
+{
+    if (!to || is_muc_jid(w, to))
+        return;
+    stanza_kind_t kind = kind_of(st->name);
+    /* Presence bytes carry no 'to': the recipient's worker writes it (presence__inbound). */
+    if (kind == STANZA_PRESENCE)
+        for (hearth_xml_attr_t **p = &st->attrs; *p; p = &(*p)->next)
+            if (!(*p)->ns && !strcmp((*p)->name, "to")) {
+                *p = (*p)->next;
+                break;
+            }
+    hearth_buf_t out = HEARTH_BUF_INIT;
+    if (hearth_xml_serialize(st, NS_CLIENT, &out) == 0) {
+        hearth_bytes_t *bytes = hearth_bytes_new(out.data, out.len);
+        if (bytes) {
+            router__route(w, kind, to, hearth_xml_attr(st, "from"), hearth_xml_attr(st, "type"),
+                          bytes);
+            hearth_bytes_unref(bytes);
+        }
+    }
+    hearth_buf_free(&out);
+}
+
+void muc__reply_error(worker_t *w, hearth_xml_node_t *st, hearth_arena_t *a, const char *from,
+                      const char *to, hearth_stanza_error_t cond, const char *text)
+{
+    const char *type = hearth_xml_attr(st, "type");
+    if (type && !strcmp(type, "error"))
+        return; /* never answer an error with an error */
+    if (!strcmp(st->name, "iq") && type && strcmp(type, "get") && strcmp(type, "set"))
+        return;
+    hearth_xml_set_attr(a, st, "from", from);
+    hearth_xml_set_attr(a, st, "to", to);
+    hearth_xml_set_attr(a, st, "type", "error");
+    hearth_xml_node_t *e = hearth_xml_add_child(a, st, "error", NS_CLIENT);
+    hearth_xml_set_attr(a, e, "type", hearth_stanza_error_type(cond));
+    hearth_xml_add_child(a, e, hearth_stanza_error_name(cond), HEARTH_NS_STANZA_ERRORS);
+    if (text) {
+        hearth_xml_node_t *t = hearth_xml_add_child(a, e, "text", HEARTH_NS_STANZA_ERRORS);
+        hearth_xml_add_text(a, t, text, strlen(text));
+    }
+    muc__send_node(w, to, st);
+}
+
+void muc__iq_result(worker_t *w, hearth_xml_node_t *iq, hearth_arena_t *a, const char *from,
+                    const char *to, hearth_xml_node_t *payload)
+{
+    hearth_xml_node_t *r = hearth_xml_new(a, "iq", NS_CLIENT);
+    if (!r)
+        return;
+    hearth_xml_set_attr(a, r, "type", "result");
+    hearth_xml_set_attr(a, r, "id", hearth_xml_attr(iq, "id"));
+    hearth_xml_set_attr(a, r, "from", from);
+    hearth_xml_set_attr(a, r, "to", to);
+    if (payload)
+        hearth_xml_append(r, payload);
+    muc__send_node(w, to, r);
+}
+
+/* ---- the service itself ---- */
+
+static void service_iq(worker_t *w, hearth_xml_node_t *iq, hearth_arena_t *a, const char *from)
+{
+    const char *type = hearth_xml_attr(iq, "type");
+    const char *svc = muc__domain(w);
+    if (!type || (strcmp(type, "get") && strcmp(type, "set")))
+        return;
+    hearth_xml_node_t *q = hearth_xml_first_element(iq);
+    if (!q || hearth_xml_count_elements(iq) != 1 || !hearth_xml_attr(iq, "id")) {
+        muc__reply_error(w, iq, a, svc, from, HEARTH_STANZA_ERR_BAD_REQUEST, NULL);
+        return;
+    }
+    int get = !strcmp(type, "get");
+    if (get && !strcmp(q->ns, NS_DISCO_INFO) && !strcmp(q->name, "query")) {
+        if (hearth_xml_attr(q, "node")) {
+            muc__reply_error(w, iq, a, svc, from, HEARTH_STANZA_ERR_ITEM_NOT_FOUND, NULL);
+            return;
+        }
+        hearth_xml_node_t *r = hearth_xml_new(a, "query", NS_DISCO_INFO);
+        hearth_xml_node_t *id = hearth_xml_add_child(a, r, "identity", NULL);
+        hearth_xml_set_attr(a, id, "category", "conference");
+        hearth_xml_set_attr(a, id, "type", "text");
+        hearth_xml_set_attr(a, id, "name", "Chatrooms");
+        static const char *const feats[] = {NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC,
+                                            NS_PING,       NS_CONFERENCE,  NULL};
+        for (int i = 0; feats[i]; i++)
+            hearth_xml_set_attr(a, hearth_xml_add_child(a, r, "feature", NULL), "var", feats[i]);
+        muc__iq_result(w, iq, a, svc, from, r);
+        return;
+    }
+    if (get && !strcmp(q->ns, NS_DISCO_ITEMS) && !strcmp(q->name, "query")) {
+        if (hearth_xml_attr(q, "node")) {
+            muc__reply_error(w, iq, a, svc, from, HEARTH_STANZA_ERR_ITEM_NOT_FOUND, NULL);
+            return;
+        }
+        muc__store_list_public(w, from, hearth_xml_attr(iq, "id"));
+        return;
+    }
+    if (get && !strcmp(q->ns, NS_PING) && !strcmp(q->name, "ping")) {
+        muc__iq_result(w, iq, a, svc, from, NULL);
+        return;
+    }
+    muc__reply_error(w, iq, a, svc, from, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
+}
+
+void muc__service_items_reply(worker_t *w, const char *to, const char *id, const char **jids,
+                              const char **names, size_t n)
+{
+    hearth_arena_t *a = hearth_arena_new(0);
+    if (!a)
+        return;
+    strmap_t seen;
+    if (strmap_init(&seen)) {
+        hearth_arena_free(a);
+        return;
+    }
+    hearth_xml_node_t *iq = hearth_xml_new(a, "iq", NS_CLIENT);
+    hearth_xml_set_attr(a, iq, "type", "result");
+    hearth_xml_set_attr(a, iq, "id", id);
+    hearth_xml_set_attr(a, iq, "from", muc__domain(w));
+    hearth_xml_set_attr(a, iq, "to", to);
+    hearth_xml_node_t *q = hearth_xml_add_child(a, iq, "query", NS_DISCO_ITEMS);
+    directory_items(a, q, &seen);
+    for (size_t i = 0; i < n; i++) {
+        if (strmap_get(&seen, jids[i]))
+            continue;
+        hearth_xml_node_t *it = hearth_xml_add_child(a, q, "item", NULL);
+        hearth_xml_set_attr(a, it, "jid", jids[i]);
+        hearth_xml_set_attr(a, it, "name", names[i] && *names[i] ? names[i] : jids[i]);
+        strmap_put(&seen, jids[i], (void *)1);
+    }
+    muc__send_node(w, to, iq);
+    strmap_free(&seen);
+    hearth_arena_free(a);
+}
+
+/* ---- entry ---- */
+
+typedef struct handle_ctx {
+    worker_t *w;
+    muc_room_t *r;
+    const inbox_msg_t *m;
+    const char *nick;
+    int nick_modified;
+} handle_ctx_t;
+
+static void handle_stanza(void *ud, hearth_xml_node_t *st, hearth_arena_t *a)
+{
+    handle_ctx_t *h = ud;
+    const char *from = h->m->u.route.from;
+    if (!from)
+        return;
+    /* The prepared addresses, as the room sees them. */
+    hearth_xml_set_attr(a, st, "to", h->m->u.route.to);
+    hearth_xml_set_attr(a, st, "from", from);
+    switch (h->m->u.route.kind) {
+    case STANZA_PRESENCE:
+        muc__room_presence(h->w, h->r, st, a, from, h->nick, h->nick_modified);
+        break;
+    case STANZA_MESSAGE:
+        muc__room_message(h->w, h->r, st, a, from, h->nick);
+        break;
+    case STANZA_IQ:
+        muc__room_iq(h->w, h->r, st, a, from, h->nick);
+        break;
+    }
+}
+
+static void service_stanza(void *ud, hearth_xml_node_t *st, hearth_arena_t *a)
+{
+    handle_ctx_t *h = ud;
+    hearth_xml_set_attr(a, st, "from", h->m->u.route.from);
+    service_iq(h->w, st, a, h->m->u.route.from);
+}
+
+static void room_handle(worker_t *w, muc_room_t *r, const inbox_msg_t *m, int nick_modified)
+{
+    const char *slash = strchr(m->u.route.to, '/');
+    handle_ctx_t h = {w, r, m, slash ? slash + 1 : NULL, nick_modified};
+    im__parse(m->u.route.bytes->data, m->u.route.bytes->len, handle_stanza, &h);
+}
+
+static int msg_copy(inbox_msg_t *dst, const inbox_msg_t *m)
+{
+    *dst = *m;
+    dst->next = NULL;
+    dst->u.route.to = strdup(m->u.route.to);
+    dst->u.route.from = m->u.route.from ? strdup(m->u.route.from) : NULL;
+    if (!dst->u.route.to || (m->u.route.from && !dst->u.route.from)) {
+        free(dst->u.route.to);
+        free(dst->u.route.from);
+        return -1;
+    }
+    dst->u.route.bytes = hearth_bytes_ref(m->u.route.bytes);
+    return 0;
+}
+
+static void bounce(worker_t *w, const inbox_msg_t *m, hearth_stanza_error_t cond, const char *text)
+{
+    if (m->u.route.kind == STANZA_PRESENCE)
+        return; /* presence bytes have no 'to' to answer from; dropped */
+    router__bounce(w, m, cond, text);
+}
+
+void muc__room_failed(worker_t *w, muc_room_t *r)
+{
+    for (muc_pending_t *p = r->pending_head, *n; p; p = n) {
+        n = p->next;
+        bounce(w, &p->m, HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR, "the room could not be loaded");
+        free_msg_fields(&p->m);
+        free(p);
+    }
+    r->pending_head = r->pending_tail = NULL;
+    r->npending = 0;
+    muc__room_free(w, r);
+}
+
+void muc__room_loaded(worker_t *w, muc_room_t *r)
+{
+    r->state = ROOM_READY;
+    muc__directory_set(r);
+    depth[w->index % MUC_MAX_WORKERS]++;
+    while (r->pending_head) {
+        muc_pending_t *p = r->pending_head;
+        r->pending_head = p->next;
+        if (!r->pending_head)
+            r->pending_tail = NULL;
+        r->npending--;
+        room_handle(w, r, &p->m, 0);
+        free_msg_fields(&p->m);
+        free(p);
+    }
+    depth[w->index % MUC_MAX_WORKERS]--;
+    muc__room_maybe_free(w, r);
+}
 
 void muc__deliver(worker_t *w, inbox_msg_t *m)
 {
-    router__bounce(w, m, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, "group chat is not available yet");
+    int *d = &depth[w->index % MUC_MAX_WORKERS];
+    if (*d > 0) {
+        /* Delivered from inside a room's own handling (a bounce from an occupant homed here):
+         * handled after it, through the inbox, so a room never changes under its iteration. */
+        inbox_msg_t *copy = calloc(1, sizeof(*copy));
+        if (copy && msg_copy(copy, m) == 0)
+            worker__post(w, copy);
+        else
+            free(copy);
+        return;
+    }
+    hearth_jid_t j = HEARTH_JID_INIT;
+    const char *reason = NULL;
+    const char *to = m->u.route.to;
+    if (hearth_jid_parse(to, strlen(to), &j, &reason)) {
+        bounce(w, m, HEARTH_STANZA_ERR_JID_MALFORMED, reason);
+        return;
+    }
+    size_t blen = strcspn(to, "/");
+    if (strlen(j.bare) != blen || strncmp(j.bare, to, blen)) {
+        /* Not prepared (directed presence keeps the client's spelling): to the right home,
+         * with the nick as the client wrote it (status 210 tells it when it changes). */
+        const char *slash = strchr(to, '/');
+        size_t n = strlen(j.bare) + (slash ? strlen(slash) : 0) + 1;
+        char *fixed = malloc(n);
+        if (fixed) {
+            snprintf(fixed, n, "%s%s", j.bare, slash ? slash : "");
+            router__route(w, m->u.route.kind, fixed, m->u.route.from, m->u.route.type,
+                          m->u.route.bytes);
+            free(fixed);
+        }
+        hearth_jid_clear(&j);
+        return;
+    }
+    const char *raw_slash = strchr(to, '/');
+    int nick_modified = raw_slash && j.resource && strcmp(raw_slash + 1, j.resource);
+    inbox_msg_t pm = *m;
+    pm.u.route.to = j.full;
+    if (!j.node) {
+        if (m->u.route.kind == STANZA_IQ && m->u.route.from) {
+            handle_ctx_t h = {w, NULL, &pm, NULL, 0};
+            im__parse(m->u.route.bytes->data, m->u.route.bytes->len, service_stanza, &h);
+        } else if (m->u.route.kind == STANZA_MESSAGE) {
+            bounce(w, m, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
+        }
+        hearth_jid_clear(&j);
+        return;
+    }
+    muc_room_t *r = muc__room_get(w, j.bare);
+    if (!r) {
+        r = muc__room_new(w, j.bare);
+        if (!r) {
+            bounce(w, m, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
+            hearth_jid_clear(&j);
+            return;
+        }
+        r->state = ROOM_LOADING;
+        muc_pending_t *p = calloc(1, sizeof(*p));
+        if (!p || msg_copy(&p->m, &pm)) {
+            free(p);
+            muc__room_free(w, r);
+            hearth_jid_clear(&j);
+            return;
+        }
+        r->pending_head = r->pending_tail = p;
+        r->npending = 1;
+        hearth_jid_clear(&j);
+        muc__store_load(w, r); /* muc__room_loaded runs the queue, now or later */
+        return;
+    }
+    if (r->state == ROOM_LOADING) {
+        muc_pending_t *p = r->npending < MUC_PENDING_MAX ? calloc(1, sizeof(*p)) : NULL;
+        if (!p || msg_copy(&p->m, &pm)) {
+            free(p);
+            bounce(w, m, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, "the room is loading");
+        } else {
+            if (r->pending_tail)
+                r->pending_tail->next = p;
+            else
+                r->pending_head = p;
+            r->pending_tail = p;
+            r->npending++;
+        }
+        hearth_jid_clear(&j);
+        return;
+    }
+    (*d)++;
+    room_handle(w, r, &pm, nick_modified);
+    (*d)--;
+    muc__room_maybe_free(w, r);
+    hearth_jid_clear(&j);
 }
 
-const module_t module_muc = {.name = "muc"};
+/* After every worker has stopped (main has returned): what rooms were still loaded. */
+static void muc_free_all(void)
+{
+    for (unsigned i = 0; i < MUC_MAX_WORKERS; i++) {
+        if (!rooms[i].buckets)
+            continue;
+        STRMAP_FOREACH(&rooms[i], e)
+        {
+            muc_room_t *r = e->value;
+            room_clear(r);
+            free(r->jid);
+            free(r);
+        }
+        strmap_free(&rooms[i]);
+    }
+    STRMAP_FOREACH(&dir, e)
+    {
+        free(e->value);
+    }
+    strmap_free(&dir);
+    uv_mutex_destroy(&dir_lock);
+}
+
+static int muc_init(server_t *srv)
+{
+    (void)srv;
+    static int once;
+    if (once++)
+        return 0;
+    if (uv_mutex_init(&dir_lock) || strmap_init(&dir))
+        return -1;
+    atexit(muc_free_all);
+    return 0;
+}
+
+const module_t module_muc = {.name = "muc", .init = muc_init};

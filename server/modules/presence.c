@@ -385,6 +385,22 @@ void presence__session_end(conn_t *c)
             go_unavailable(c, u, bytes, NULL);
         hearth_bytes_unref(bytes);
     }
+    if (u && !c->available && c->directed.buckets) {
+        /* Directed presence without broadcast (a room joined before initial presence) ends
+         * with the session too. */
+        hearth_buf_t b = HEARTH_BUF_INIT;
+        int rc = hearth_buf_append_str(&b, "<presence type='unavailable' from='");
+        rc = rc ?: hearth_buf_append_escaped(&b, c->jid.full, strlen(c->jid.full));
+        rc = rc ?: hearth_buf_append_str(&b, "'/>");
+        hearth_bytes_t *bytes = rc ? NULL : hearth_bytes_new(b.data, b.len);
+        hearth_buf_free(&b);
+        STRMAP_FOREACH(&c->directed, e)
+        {
+            if (bytes)
+                route(c->w, e->key, c->jid.full, "unavailable", bytes);
+        }
+        hearth_bytes_unref(bytes);
+    }
     c->available = 0;
     hearth_bytes_unref(c->presence);
     c->presence = NULL;

@@ -1,0 +1,209 @@
+/* Multi-user chat (XEP-0045) inside hearthd: the service at the MUC domain and its rooms. Every
+ * room lives on its home worker (hash of its bare JID) and is touched only there; occupants are
+ * reached through the router (their sessions live on their users' home workers). Files:
+ * muc.c (entry, service, room table, loading), muc_room.c (presence, messages, invitations),
+ * muc_admin.c (roles, affiliations, configuration, destroy), muc_store.c (persistence, logs). */
+#ifndef HEARTH_MUC_H
+#define HEARTH_MUC_H
+
+#include <stdint.h>
+
+#include "modules/im.h"
+
+#define NS_MUC "http://jabber.org/protocol/muc"
+#define NS_MUC_USER "http://jabber.org/protocol/muc#user"
+#define NS_MUC_ADMIN "http://jabber.org/protocol/muc#admin"
+#define NS_MUC_OWNER "http://jabber.org/protocol/muc#owner"
+#define NS_MUC_ROOMCONFIG "http://jabber.org/protocol/muc#roomconfig"
+#define NS_MUC_ROOMINFO "http://jabber.org/protocol/muc#roominfo"
+#define NS_MUC_REGISTER "http://jabber.org/protocol/muc#register"
+#define NS_XDATA "jabber:x:data"
+#define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
+#define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
+#define NS_PING "urn:xmpp:ping"
+#define NS_REGISTER "jabber:iq:register"
+#define NS_CONFERENCE "jabber:x:conference"
+#define NS_CLIENT "jabber:client"
+
+/* Limits, each with its policy when hit. */
+#define MUC_HISTORY_MAX 100     /* messages kept per room; the oldest is dropped */
+#define MUC_HISTORY_DEFAULT 20  /* muc#maxhistoryfetch of a new room */
+#define MUC_SUBJECT_MAX 1024    /* longer subjects: not-acceptable */
+#define MUC_NICK_MAX 128        /* longer nicks: jid-malformed (bytes, prepared) */
+#define MUC_TEXT_MAX 1024       /* config text fields: longer is not-acceptable */
+#define MUC_JOIN_BURST 200      /* join attempts per room in a burst ... */
+#define MUC_JOIN_PER_SEC 100    /* ... refilled at this rate; past it: resource-constraint */
+#define MUC_PENDING_MAX 1000    /* stanzas waiting for a room to load; more: resource-constraint */
+#define MUC_FORM_FIELDS_MAX 200 /* a configuration form with more fields: not-acceptable */
+#define MUC_AFF_MAX 10000       /* affiliations per room; more: resource-constraint */
+
+typedef enum { ROLE_NONE, ROLE_VISITOR, ROLE_PARTICIPANT, ROLE_MODERATOR } muc_role_t;
+typedef enum { AFF_OUTCAST, AFF_NONE, AFF_MEMBER, AFF_ADMIN, AFF_OWNER } muc_aff_t;
+typedef enum { PM_ANYONE, PM_PARTICIPANTS, PM_MODERATORS, PM_NONE } muc_pm_t;
+
+/* Role bit masks for presencebroadcast and getmemberlist. */
+#define ROLEMASK(r) (1u << (r))
+#define ROLEMASK_ALL                                                                               \
+    (ROLEMASK(ROLE_VISITOR) | ROLEMASK(ROLE_PARTICIPANT) | ROLEMASK(ROLE_MODERATOR))
+
+typedef struct muc_config {
+    char *name, *desc, *lang, *secret, *pubsub;
+    int logging, changesubject, allowinvites, publicroom, persistent, moderated, membersonly;
+    int passwordprotected, whois_anyone;
+    muc_pm_t allowpm;
+    unsigned maxusers;                         /* 0 = no limit */
+    unsigned presencebroadcast, getmemberlist; /* ROLEMASK bits */
+    unsigned maxhistory;
+    int reservednick, canchangenick, registration; /* Openfire's x-muc#roomconfig_* */
+} muc_config_t;
+
+typedef struct muc_affiliation {
+    muc_aff_t aff;
+    char *nick;   /* reserved nickname, or NULL */
+    char *reason; /* or NULL */
+} muc_affiliation_t;
+
+typedef struct muc_occupant {
+    struct muc_occupant *next;
+    char *jid;   /* real full JID */
+    char *bare;  /* real bare JID */
+    char *nick;  /* prepared nickname */
+    char *ojid;  /* occupant JID: room/nick */
+    char *inner; /* the children of its last presence (show, status, caps ...), serialised */
+    muc_role_t role;
+} muc_occupant_t;
+
+typedef struct muc_hist {
+    char *xml; /* the groupchat message as broadcast (from the occupant JID, no 'to') */
+    size_t len;
+    int64_t stamp_ms;
+} muc_hist_t;
+
+typedef struct muc_pending {
+    struct muc_pending *next;
+    inbox_msg_t m; /* a copy: strings and bytes owned here */
+} muc_pending_t;
+
+typedef enum { ROOM_LOADING, ROOM_READY } muc_room_state_t;
+
+typedef struct muc_room {
+    char *jid; /* bare room JID, the key */
+    muc_room_state_t state;
+    int exists; /* 0: nothing stored nor created (a shell while stanzas are handled) */
+    int locked; /* created, not yet configured (status 201) */
+    muc_config_t cfg;
+    strmap_t affs; /* bare JID -> muc_affiliation_t * */
+    muc_occupant_t *occupants;
+    unsigned noccupants;
+    strmap_t by_nick;   /* nick -> muc_occupant_t * */
+    strmap_t by_jid;    /* real full JID -> muc_occupant_t * */
+    char *subject;      /* NULL: none set */
+    char *subject_nick; /* who set it, NULL: the room */
+    muc_hist_t hist[MUC_HISTORY_MAX];
+    unsigned hist_start, hist_len;
+    double join_tokens;
+    int64_t join_stamp_ms;
+    muc_pending_t *pending_head, *pending_tail;
+    unsigned npending;
+    int64_t next_sid;
+} muc_room_t;
+
+/* muc.c */
+muc_room_t *muc__room_get(worker_t *w, const char *jid);
+muc_room_t *muc__room_new(worker_t *w, const char *jid); /* a shell: exists = 0, READY */
+/* Frees r (occupants are not told: callers have done that) and forgets it. */
+void muc__room_free(worker_t *w, muc_room_t *r);
+/* Frees r when it has no reason to stay in memory (no occupant, not stored, not loading). */
+void muc__room_maybe_free(worker_t *w, muc_room_t *r);
+/* Public rooms as seen by disco#items of the service (a short mutex-guarded directory). */
+void muc__directory_set(muc_room_t *r); /* after any change of name, publicroom, existence */
+void muc__directory_remove(const char *jid);
+void muc__config_defaults(muc_config_t *c);
+/* Loading failed: queued stanzas get internal-server-error, the room is forgotten. */
+void muc__room_failed(worker_t *w, muc_room_t *r);
+/* Replies to a disco#items of the service: the directory merged with n stored public rooms. */
+void muc__service_items_reply(worker_t *w, const char *to, const char *id, const char **jids,
+                              const char **names, size_t n);
+void muc__config_free(muc_config_t *c);
+const char *muc__domain(worker_t *w);
+
+/* muc_room.c: stanzas for a ready room (r->exists may be 0). st was routed from `from` (a real
+ * full JID) to `to` (the prepared occupant or room JID; nick is NULL for the room). */
+void muc__room_presence(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_arena_t *a,
+                        const char *from, const char *nick, int nick_modified);
+void muc__room_message(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_arena_t *a,
+                       const char *from, const char *nick);
+void muc__room_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_arena_t *a,
+                  const char *from, const char *nick);
+/* Removes o and tells everyone (unavailable with codes; extra is XML inside <item/>, e.g. an
+ * <actor/> and <reason/>; inner: children of the unavailable presence). Frees o. */
+void muc__occupant_remove(worker_t *w, muc_room_t *r, muc_occupant_t *o, const int *codes,
+                          int ncodes, const char *item_extra, const char *inner);
+/* Broadcasts o's current presence (role or affiliation changed), with codes and item extra. */
+void muc__occupant_broadcast(worker_t *w, muc_room_t *r, muc_occupant_t *o, const int *codes,
+                             int ncodes, const char *item_extra);
+muc_aff_t muc__aff_of(const muc_room_t *r, const char *bare);
+muc_role_t muc__default_role(const muc_room_t *r, muc_aff_t aff);
+const char *muc__role_name(muc_role_t r);
+const char *muc__aff_name(muc_aff_t a);
+int muc__role_parse(const char *s, muc_role_t *out);
+int muc__aff_parse(const char *s, muc_aff_t *out);
+muc_occupant_t *muc__occupant_by_jid(const muc_room_t *r, const char *jid);
+/* Sends a message from the room to every occupant: <message from=room type=groupchat> with a
+ * muc#user <x/> holding status codes (configuration changes). */
+void muc__room_notice(worker_t *w, muc_room_t *r, const int *codes, int ncodes);
+
+/* Replies and errors. st is modified in place: 'from' = from, routed to `to`. */
+void muc__reply_error(worker_t *w, hearth_xml_node_t *st, hearth_arena_t *a, const char *from,
+                      const char *to, hearth_stanza_error_t cond, const char *text);
+/* An IQ result (payload may be NULL) for iq from `to`'s point of view. */
+void muc__iq_result(worker_t *w, hearth_xml_node_t *iq, hearth_arena_t *a, const char *from,
+                    const char *to, hearth_xml_node_t *payload);
+/* Routes a stanza node to `to`: presence without 'to' in its bytes (the recipient's worker
+ * writes it), messages and IQs with it. */
+void muc__send_node(worker_t *w, const char *to, hearth_xml_node_t *st);
+/* Routes ready bytes (stanza kind, type) to one real JID. */
+void muc__send_bytes(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
+                     const char *type, hearth_bytes_t *bytes);
+
+/* muc_admin.c */
+void muc__admin_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_arena_t *a,
+                   const char *from, int set);
+void muc__owner_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_arena_t *a,
+                   const char *from, int set);
+void muc__register_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_arena_t *a,
+                      const char *from, int set);
+/* Applies a submitted muc#roomconfig form (validated first: nothing changes on error).
+ * Returns 0, or the stanza error. changed: status codes to notify (104, 170-173), *nchanged. */
+hearth_stanza_error_t muc__config_apply(muc_room_t *r, const hearth_xml_node_t *x,
+                                        hearth_arena_t *a, const char *actor_bare,
+                                        const char **text, int *changed, int *nchanged);
+/* The configuration form (type='form') with the room's current values. */
+hearth_xml_node_t *muc__config_form(const muc_room_t *r, hearth_arena_t *a);
+/* Sets bare's affiliation (AFF_NONE removes it) keeping nick/reason when given NULL. */
+int muc__aff_set(muc_room_t *r, const char *bare, muc_aff_t aff, const char *nick,
+                 const char *reason);
+/* Destroys r: every occupant gets unavailable with <destroy/>; storage forgotten; r freed. */
+void muc__destroy(worker_t *w, muc_room_t *r, const char *alt, const char *reason,
+                  const char *alt_password);
+/* Applies an affiliation change to occupants of that bare JID (roles, removal 301/321). */
+void muc__aff_effects(worker_t *w, muc_room_t *r, const char *bare, const char *actor_nick,
+                      const char *reason);
+
+/* muc_store.c */
+/* Starts loading jid from storage into the LOADING room r; muc__room_loaded runs when done. */
+void muc__store_load(worker_t *w, muc_room_t *r);
+void muc__room_loaded(worker_t *w, muc_room_t *r);
+void muc__store_save(worker_t *w, muc_room_t *r);   /* when persistent: insert or replace */
+void muc__store_delete(worker_t *w, muc_room_t *r); /* the doc and its log */
+void muc__store_log(worker_t *w, muc_room_t *r, const char *xml, size_t len, int64_t stamp_ms);
+/* disco#items of the service: stored rooms (async), merged with the directory; replies to iq. */
+void muc__store_list_public(worker_t *w, const char *from, const char *id);
+/* Room documents: serialise and parse (shared by load/save). */
+char *muc__room_doc(const muc_room_t *r); /* malloc'd XML */
+int muc__room_doc_parse(muc_room_t *r, const char *xml);
+/* Adds a history entry (bytes as broadcast) and logs it when the room logs. */
+void muc__history_add(worker_t *w, muc_room_t *r, const char *xml, size_t len, int64_t stamp_ms,
+                      int log);
+
+#endif
