@@ -360,10 +360,12 @@ void router__from_client(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena
         hearth_jid_clear(&to);
         return;
     }
+    /* The sender's copies (carbons, its own archive) are taken before the recipient's stanza
+     * id is added: that id is the recipient's, not theirs. */
+    carbons__sent(c, st);
+    mam__outgoing(c, st, arena, to.bare);
     char sid[32];
     message__stamp(st, arena, to.bare, c->bare, srv->set.domain, sid, sizeof(sid));
-    mam__outgoing(c, st, arena, to.bare);
-    carbons__sent(c, st);
     hearth_buf_t out = HEARTH_BUF_INIT;
     if (hearth_xml_serialize(st, "jabber:client", &out) == 0) {
         hearth_bytes_t *bytes = hearth_bytes_new(out.data, out.len);

@@ -71,7 +71,7 @@ static void send_copy(conn_t *s, const char *bare, const char *kind, const char 
 static int any_target(const user_t *u, const conn_t *except, const conn_t *except2)
 {
     for (const conn_t *s = u->sessions; s; s = s->user_next)
-        if (s->carbons && s != except && s != except2 && !s->sm.detached)
+        if (s->carbons && s != except && s != except2) /* detached ones queue it for resuming */
             return 1;
     return 0;
 }

@@ -12,6 +12,13 @@ profanity calls `tls legacy`) with SCRAM, binds its resource, and that a
 message it sends reaches a raw XMPP client from the integration harness, and
 one sent back shows up on profanity's screen.
 
+It also checks the roster (RFC 6121) as profanity presents it: with the state
+prepared by raw clients beforehand (alice and bob subscribed to each other,
+bob named and grouped, a pending outgoing subscription to carol, bob online
+with a status), profanity's roster panel and its /roster command list both
+contacts, a message to the contact addressed by its roster name reaches bob,
+and bob's presence change shows up in profanity.
+
 Run through ctest (which sets HEARTHD, HEARTHCTL and PYTHONPATH), or directly:
   HEARTHD=build/hearthd HEARTHCTL=build/hearthctl /usr/bin/python3 tests/interop/test_profanity.py
 Prints 'N passed, N failed' and exits non-zero on any failure."""
@@ -32,6 +39,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, 'tests', 'integration'))
 
 import hearth  # noqa: E402  (the integration harness: Server, Client, wait_for)
+import imlib   # noqa: E402  (IMClient: backlog, roster and presence helpers)
 
 
 def _default_binaries():
@@ -170,6 +178,66 @@ class Profanity:
         except AssertionError as e:
             raise AssertionError('%s; screen:\n%s' % (e, self.screen_tail())) from None
 
+    def visible(self):
+        """The lines on the pane now (no scrollback): the current window with
+        its title bar, status bar and, in the console, the roster panel."""
+        r = self.tmux('capture-pane', '-p', '-t', self.session, check=False)
+        return r.stdout.splitlines() if r.returncode == 0 else []
+
+    def roster_panel(self):
+        """The console window's right-hand roster panel as a list of
+        (heading, [entries]) in screen order, or None when it is not on the
+        screen. The panel always ends with its 'Rooms (N)' heading, whose
+        column is the panel's heading column; entries are indented below
+        their heading. (The N of a heading counts unread messages.)"""
+        lines = self.visible()
+        col = None
+        for ln in lines:
+            m = re.search(r'(?<=\s)Rooms \(\d+\)\s*$', ln)
+            if m:
+                col = m.start()
+                break
+        if col is None:
+            return None
+        sections = []
+        for ln in lines[1:]:  # line 0 is the title bar
+            if re.match(r'^ \[\d\d:\d\d\] ', ln):  # the status bar: the panel ends above it
+                break
+            part = ln[col:].rstrip()
+            if not part:
+                continue
+            m = re.match(r'^(\S.*?) \(\d+\)$', part)
+            if m:
+                sections.append((m.group(1), []))
+            elif part[0] == ' ' and sections:
+                sections[-1][1].append(part.strip())
+        return sections
+
+    def wait_panel(self, want, what):
+        """Wait until the roster panel lists each entry of want ({entry:
+        heading}) under that heading; return the panel."""
+        last = [None]
+
+        def ok():
+            if self.dead():
+                raise AssertionError('profanity is gone while waiting for %s; screen:\n%s'
+                                     % (what, self.screen_tail()))
+            panel = self.roster_panel()
+            last[0] = panel
+            if not panel:
+                return None
+            where = {}
+            for heading, entries in panel:
+                for e in entries:
+                    where.setdefault(e, heading)
+            return panel if all(where.get(e) == h for e, h in want.items()) else None
+        try:
+            return hearth.wait_for(ok, STEP_TIMEOUT, what, interval=0.05)
+        except AssertionError as e:
+            raise AssertionError('%s; roster panel %r; pane:\n%s'
+                                 % (e, last[0], '\n'.join(ln.rstrip() for ln in self.visible()
+                                                          if ln.strip()))) from None
+
     def count(self, pattern):
         return len(re.findall(pattern, self.screen()))
 
@@ -209,17 +277,19 @@ class Profanity:
         return cadir
 
 
-class ProfanityTest(unittest.TestCase):
-    """One hearthd for the class; each test runs its own profanity."""
+class ProfanityCase(unittest.TestCase):
+    """One hearthd per class (with the class's USERS); each test runs its own
+    profanity. No tests here: the subclasses hold them."""
 
     server = None
+    USERS = ('alice', 'bob')
 
     @classmethod
     def setUpClass(cls):
         for path in (PROFANITY, TMUX):
             if not os.access(path, os.X_OK):
                 raise unittest.SkipTest('%s is not installed' % path)
-        cls.server = hearth.Server(users={'alice': PASSWORD, 'bob': PASSWORD})
+        cls.server = hearth.Server(users={u: PASSWORD for u in cls.USERS})
         cls.server.shared = True
         try:
             cls.server.start()
@@ -309,7 +379,9 @@ class ProfanityTest(unittest.TestCase):
         self.prof.wait_screen(re.escape(reply), what='the reply on profanity\'s screen')
         self.server.assert_alive()
 
-    # -- tests ----------------------------------------------------------------
+
+class ProfanityTest(ProfanityCase):
+    """Login over STARTTLS and direct TLS, and a message each way."""
 
     def test_starttls_accepting_the_certificate_prompt(self):
         """No trust configured: profanity shows hearthd's certificate (its
@@ -337,6 +409,123 @@ class ProfanityTest(unittest.TestCase):
         self.connect('alice', 'direct')
         self.server.wait_log(r'accepted from 127\.0\.0\.1 \(direct TLS\)')
         self.exchange('direct', 'hello over direct TLS')
+
+
+ALICE = 'alice@localhost'
+BOB = 'bob@localhost'
+CAROL = 'carol@localhost'
+BOB_NAME = 'Bob the Builder'
+
+
+class ProfanityRosterTest(ProfanityCase):
+    """Rosters, subscriptions and presence (RFC 6121) as profanity shows them.
+    Its own hearthd, so the roster it prepares does not reach the tests above."""
+
+    USERS = ('alice', 'bob', 'carol')
+
+    def im(self, user, resource):
+        c = imlib.IMClient(self.server)
+        self.addCleanup(c.close)
+        c.user, c.password = user, PASSWORD
+        c.login(user, PASSWORD, resource=resource)
+        r = c.roster_get()
+        self.assertEqual(r.get('type'), 'result', hearth.to_str(r))
+        return c
+
+    def prepare_roster(self):
+        """With raw clients, before profanity logs in: alice has bob (named,
+        in group Work, subscription both) and carol (subscription none, an
+        outgoing request pending); bob is online with a status. Returns bob's
+        client, which stays online."""
+        alice = self.im('alice', 'setup')
+        alice.presence()
+        bob = self.im('bob', 'raw')
+        bob.presence(status='Building things')
+        r = alice.roster_set(BOB, name=BOB_NAME, groups=['Work'])
+        self.assertEqual(r.get('type'), 'result', hearth.to_str(r))
+        # alice -> bob, approved; bob -> alice, approved
+        alice.sub('subscribe', BOB)
+        bob.wait(lambda s: imlib.is_sub(s, 'subscribe', ALICE), what='subscribe from alice')
+        bob.sub('subscribed', ALICE)
+        bob.sub('subscribe', ALICE)
+        alice.wait(lambda s: imlib.is_sub(s, 'subscribe', BOB), what='subscribe from bob')
+        alice.sub('subscribed', BOB)
+        # alice -> carol, who is offline: stays pending
+        alice.sub('subscribe', CAROL)
+        last = [None]
+
+        def prepared():
+            last[0] = alice.roster()
+            b, c = last[0].get(BOB), last[0].get(CAROL)
+            return (b is not None and c is not None
+                    and (b['subscription'], b['ask'], b['name'], b['groups'])
+                    == ('both', None, BOB_NAME, ['Work'])
+                    and (c['subscription'], c['ask']) == ('none', 'subscribe'))
+        try:
+            hearth.wait_for(prepared, STEP_TIMEOUT, "alice's roster", interval=0.05)
+        except AssertionError as e:
+            raise AssertionError('%s: the server did not build the roster; it is %r' % (e, last[0])) from None
+        hearth.wait_for(lambda: bob.view(ALICE) == ('both', None), STEP_TIMEOUT, "bob's roster",
+                        interval=0.05)
+        alice.logout()
+        bob.sync()
+        bob.take()
+        return bob
+
+    def test_roster_message_and_presence(self):
+        """profanity logs in, sees its roster (panel and /roster), sends a
+        message to a contact by its roster name, and sees its presence change."""
+        bob = self.prepare_roster()
+        cadir = self.prof.trust_dir(self.server.cert)
+        if cadir is not None:
+            self.prof.command('/tls certpath set %s' % cadir,
+                              r'Certificate path set to: %s' % re.escape(cadir))
+        self.prof.add_account('alice', ALICE, self.server.port, 'force', 'prof')
+        self.connect('alice', 'prof')  # answers the certificate prompt if there is one
+
+        # The roster panel (grouped by presence, profanity's default): bob by
+        # his roster name under Online, carol (no presence for her) under Offline.
+        self.prof.wait_panel({BOB_NAME: 'Online', CAROL: 'Offline'},
+                             'Bob online and carol offline in the roster panel')
+        # ... with his status. (Not from the '++ ... is online' console line:
+        # profanity sends its initial presence before its roster request, so
+        # bob's presence may come before the roster and then is stored without
+        # that line being printed.)
+        self.prof.command('/status get "%s"' % BOB_NAME,
+                          r'%s is online, "Building things"' % re.escape(BOB_NAME))
+
+        # /roster lists jid (nick) - subscription - groups
+        self.prof.type('/roster')
+        self.prof.wait_screen(r'Roster: jid \(nick\) - subscription - groups', what='/roster')
+        self.prof.wait_screen(r'(?m)^.* - +%s \(%s\) - both - Work\s*$'
+                              % (re.escape(BOB), re.escape(BOB_NAME)), what='bob in /roster')
+        self.prof.wait_screen(r'(?m)^.* - +%s - none, request sent\s*$' % re.escape(CAROL),
+                              what='carol (pending) in /roster')
+
+        # A message to the contact named by its roster name reaches bob.
+        body = 'hello Bob, from profanity by your roster name'
+        self.prof.type('/msg "%s" %s' % (BOB_NAME, body))
+        msg = bob.wait(lambda s: imlib.is_msg(s) and s.find(hearth.q(hearth.NS_CLIENT, 'body')) is not None,
+                       timeout=STEP_TIMEOUT, what="profanity's message")
+        self.assertEqual(msg.findtext(hearth.q(hearth.NS_CLIENT, 'body')), body)
+        self.assertEqual(msg.get('from'), '%s/prof' % ALICE)
+        self.assertIn(msg.get('to'), (BOB, bob.jid))
+        self.assertEqual(msg.get('type'), 'chat')
+        self.prof.wait_screen(r'Bob the Builder \[online\]', what="the chat window's title")
+
+        # bob goes away with a status: the chat window's title says so, and
+        # so do the roster panel and /status get in the console.
+        bob.presence(show='away', status='Gone fishing')
+        self.prof.wait_screen(r'Bob the Builder \[away\]', what='bob away in the chat title')
+        self.prof.type('/win 1')
+        self.prof.wait_panel({BOB_NAME: 'Away', CAROL: 'Offline'}, 'Bob under Away in the roster panel')
+        self.prof.command('/status get "%s"' % BOB_NAME,
+                          r'%s is away, "Gone fishing"' % re.escape(BOB_NAME))
+
+        # Grouped by roster group: bob under Work, carol without a group.
+        self.prof.command('/roster by group', r'Grouping roster by roster group')
+        self.prof.wait_panel({BOB_NAME: 'Work', CAROL: 'no group'}, 'the roster panel by group')
+        self.server.assert_alive()
 
 
 if __name__ == '__main__':
