@@ -114,6 +114,7 @@ static void begin_shutdown(worker_t *w)
 {
     if (w->stopping)
         return;
+    muc__shutdown(w); /* status 332, before the sessions get <system-shutdown/> */
     w->stopping = 1;
     for (int i = 0; i < w->nlisteners; i++)
         uv_close((uv_handle_t *)&w->listeners[i], on_listener_closed);

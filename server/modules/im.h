@@ -91,6 +91,10 @@ extern const module_t module_muc;
 /* A stanza for the service or one of its rooms (m->u.route.to in the MUC domain), on the
  * room's home worker. Borrowed: the caller frees m. */
 void muc__deliver(worker_t *w, inbox_msg_t *m);
+/* The server shuts down (begin_shutdown, before sessions close): the rooms homed on w send each
+ * occupant an unavailable presence with status 110 and 332 (best effort: occupants homed on
+ * other workers may be closing already). */
+void muc__shutdown(worker_t *w);
 
 /* carbons.c (XEP-0280) */
 extern const module_t module_carbons;

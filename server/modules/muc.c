@@ -552,6 +552,35 @@ void muc__deliver(worker_t *w, inbox_msg_t *m)
     hearth_jid_clear(&j);
 }
 
+void muc__shutdown(worker_t *w)
+{
+    strmap_t *t = &rooms[w->index % MUC_MAX_WORKERS];
+    if (!t->buckets)
+        return;
+    /* Deliveries re-entering from the presences sent (an occupant homed here) wait in the
+     * inbox: no room changes under this iteration. */
+    int *d = &depth[w->index % MUC_MAX_WORKERS];
+    unsigned nrooms = 0;
+    (*d)++;
+    STRMAP_FOREACH(t, e)
+    {
+        muc_room_t *r = e->value;
+        if (r->state != ROOM_READY || !r->occupants)
+            continue;
+        muc__room_shutdown(w, r);
+        nrooms++;
+    }
+    (*d)--;
+    /* Temporary rooms are gone with their occupants (removing the current entry is safe). */
+    STRMAP_FOREACH(t, e)
+    {
+        muc__room_maybe_free(w, e->value);
+    }
+    if (nrooms)
+        hlog(LOG_INFO, "worker %u: occupants of %u rooms told of the shutdown (332)", w->index,
+             nrooms);
+}
+
 /* After every worker has stopped (main has returned): what rooms were still loaded. */
 static void muc_free_all(void)
 {

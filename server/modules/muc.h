@@ -17,6 +17,7 @@
 #define NS_MUC_ROOMCONFIG "http://jabber.org/protocol/muc#roomconfig"
 #define NS_MUC_ROOMINFO "http://jabber.org/protocol/muc#roominfo"
 #define NS_MUC_REGISTER "http://jabber.org/protocol/muc#register"
+#define NS_MUC_REQUEST "http://jabber.org/protocol/muc#request"
 #define NS_XDATA "jabber:x:data"
 #define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
 #define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
@@ -36,6 +37,7 @@
 #define MUC_PENDING_MAX 1000    /* stanzas waiting for a room to load; more: resource-constraint */
 #define MUC_FORM_FIELDS_MAX 200 /* a configuration form with more fields: not-acceptable */
 #define MUC_AFF_MAX 10000       /* affiliations per room; more: resource-constraint */
+#define MUC_VOICE_GAP_MS 10000  /* ms between one's voice requests; sooner: resource-constraint */
 
 typedef enum { ROLE_NONE, ROLE_VISITOR, ROLE_PARTICIPANT, ROLE_MODERATOR } muc_role_t;
 typedef enum { AFF_OUTCAST, AFF_NONE, AFF_MEMBER, AFF_ADMIN, AFF_OWNER } muc_aff_t;
@@ -71,6 +73,7 @@ typedef struct muc_occupant {
     char *ojid;  /* occupant JID: room/nick */
     char *inner; /* the children of its last presence (show, status, caps ...), serialised */
     muc_role_t role;
+    int64_t voice_req_ms; /* when it last asked for voice (§7.13), 0: never */
 } muc_occupant_t;
 
 typedef struct muc_hist {
@@ -152,6 +155,9 @@ muc_occupant_t *muc__occupant_by_jid(const muc_room_t *r, const char *jid);
 /* Sends a message from the room to every occupant: <message from=room type=groupchat> with a
  * muc#user <x/> holding status codes (configuration changes). */
 void muc__room_notice(worker_t *w, muc_room_t *r, const int *codes, int ncodes);
+/* The service shuts down: every occupant gets its own unavailable presence (110, 332) and is
+ * freed; the others are not told one by one (they all leave together). */
+void muc__room_shutdown(worker_t *w, muc_room_t *r);
 
 /* Replies and errors. st is modified in place: 'from' = from, routed to `to`. */
 void muc__reply_error(worker_t *w, hearth_xml_node_t *st, hearth_arena_t *a, const char *from,
@@ -186,6 +192,11 @@ int muc__aff_set(muc_room_t *r, const char *bare, muc_aff_t aff, const char *nic
 /* Destroys r: every occupant gets unavailable with <destroy/>; storage forgotten; r freed. */
 void muc__destroy(worker_t *w, muc_room_t *r, const char *alt, const char *reason,
                   const char *alt_password);
+/* A muc#request form (x, jabber:x:data) in a message to the room from `from`: a visitor's
+ * voice request (§7.13), forwarded to every moderator as an approval form, or a moderator's
+ * submitted approval (§8.6), which grants voice when muc#request_allow is true. */
+void muc__voice_form(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_arena_t *a,
+                     const char *from, const hearth_xml_node_t *x);
 /* Applies an affiliation change to occupants of that bare JID (roles, removal 301/321). */
 void muc__aff_effects(worker_t *w, muc_room_t *r, const char *bare, const char *actor_nick,
                       const char *reason);

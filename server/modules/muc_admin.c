@@ -1057,3 +1057,159 @@ void muc__register_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_
         muc__aff_effects(w, r, bare, NULL, NULL);
     muc__store_save(w, r);
 }
+
+/* ---- voice requests (§7.13) and their approval (§8.6) ---- */
+
+/* The first value of field var in the data form x, or NULL; *given says whether the field is
+ * there at all (with or without a value). */
+static const char *form_value(hearth_arena_t *a, const hearth_xml_node_t *x, const char *var,
+                              int *given)
+{
+    if (given)
+        *given = 0;
+    for (hearth_xml_node_t *f = hearth_xml_first_element(x); f; f = hearth_xml_next_element(f)) {
+        const char *v = hearth_xml_attr(f, "var");
+        if (strcmp(f->name, "field") || strcmp(f->ns, NS_XDATA) || !v || strcmp(v, var))
+            continue;
+        if (given)
+            *given = 1;
+        hearth_xml_node_t *val = hearth_xml_child(f, "value", NS_XDATA);
+        return val ? hearth_xml_text(a, val) : NULL;
+    }
+    return NULL;
+}
+
+/* A visitor asks for voice: the approval form goes to every moderator. */
+static void voice_request(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_arena_t *a,
+                          muc_occupant_t *o, const hearth_xml_node_t *x)
+{
+    const char *role = form_value(a, x, "muc#role", NULL);
+    const char *text = NULL;
+    hearth_stanza_error_t err = HEARTH_STANZA_ERR_NONE;
+    int64_t now = user__now_ms();
+    if (!role || strcmp(role, "participant")) {
+        err = HEARTH_STANZA_ERR_BAD_REQUEST;
+        text = "a voice request asks for the participant role";
+    } else if (!r->cfg.moderated) {
+        err = HEARTH_STANZA_ERR_NOT_ALLOWED;
+        text = "voice requests are for moderated rooms; everyone has voice here";
+    } else if (o->role != ROLE_VISITOR) {
+        err = HEARTH_STANZA_ERR_NOT_ALLOWED;
+        text = "only visitors request voice; you have it";
+    } else if (o->voice_req_ms && now - o->voice_req_ms < MUC_VOICE_GAP_MS) {
+        err = HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT;
+        text = "wait a little before asking for voice again";
+    }
+    if (err) {
+        muc__reply_error(w, st, a, r->jid, o->jid, err, text);
+        return;
+    }
+    o->voice_req_ms = now;
+    hearth_xml_node_t *m = hearth_xml_new(a, "message", NS_CLIENT);
+    if (!m)
+        return;
+    char id[48];
+    snprintf(id, sizeof(id), "voice-%lld", (long long)++r->next_sid);
+    hearth_xml_set_attr(a, m, "from", r->jid);
+    hearth_xml_set_attr(a, m, "id", id);
+    hearth_xml_node_t *f = hearth_xml_add_child(a, m, "x", NS_XDATA);
+    hearth_xml_set_attr(a, f, "type", "form");
+    child_text(a, f, "title", NS_XDATA, "Voice request");
+    child_text(a, f, "instructions", NS_XDATA,
+               "To approve this request for voice, set \"Grant voice to this person?\" and submit "
+               "the form. To skip this request, cancel.");
+    field(a, f, "FORM_TYPE", "hidden", NULL, NS_MUC_REQUEST);
+    static const char *const role_opt[] = {"participant", "Participant", NULL};
+    hearth_xml_node_t *rf = list_field(a, f, "muc#role", "list-single", "Requested role", role_opt);
+    child_text(a, rf, "value", NS_XDATA, "participant");
+    field(a, f, "muc#jid", "jid-single", "User ID", o->jid);
+    field(a, f, "muc#roomnick", "text-single", "Room nickname", o->nick);
+    field(a, f, "muc#request_allow", "boolean", "Grant voice to this person?", "false");
+    for (muc_occupant_t *mod = r->occupants; mod; mod = mod->next) {
+        if (mod->role != ROLE_MODERATOR)
+            continue;
+        hearth_xml_set_attr(a, m, "to", mod->jid);
+        muc__send_node(w, mod->jid, m);
+    }
+}
+
+/* A moderator submits the approval form: voice is granted as by a role change to participant
+ * (§8.4), or nothing happens when it is denied. */
+static void voice_approve(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_arena_t *a,
+                          muc_occupant_t *o, const hearth_xml_node_t *x, const char *allow_s)
+{
+    int allow = 0;
+    if (o->role != ROLE_MODERATOR) {
+        muc__reply_error(w, st, a, r->jid, o->jid, HEARTH_STANZA_ERR_FORBIDDEN,
+                         "only moderators approve voice requests");
+        return;
+    }
+    if (!allow_s || parse_bool(allow_s, &allow)) {
+        muc__reply_error(w, st, a, r->jid, o->jid, HEARTH_STANZA_ERR_BAD_REQUEST,
+                         "muc#request_allow is a boolean");
+        return;
+    }
+    const char *jid_s = form_value(a, x, "muc#jid", NULL);
+    const char *nick = form_value(a, x, "muc#roomnick", NULL);
+    muc_occupant_t *t = NULL;
+    if (jid_s && *jid_s) {
+        /* The real JID first: the nick may have changed, or passed to someone else. */
+        hearth_jid_t j = HEARTH_JID_INIT;
+        if (hearth_jid_parse(jid_s, strlen(jid_s), &j, NULL)) {
+            muc__reply_error(w, st, a, r->jid, o->jid, HEARTH_STANZA_ERR_JID_MALFORMED,
+                             "muc#jid is not a valid JID");
+            return;
+        }
+        t = muc__occupant_by_jid(r, j.full);
+        hearth_jid_clear(&j);
+    } else if (nick && *nick) {
+        t = strmap_get(&r->by_nick, nick);
+    } else {
+        muc__reply_error(w, st, a, r->jid, o->jid, HEARTH_STANZA_ERR_BAD_REQUEST,
+                         "the form names no occupant (muc#jid or muc#roomnick)");
+        return;
+    }
+    if (!allow)
+        return; /* denied: the request is simply dropped */
+    if (!t) {
+        muc__reply_error(w, st, a, r->jid, o->jid, HEARTH_STANZA_ERR_ITEM_NOT_FOUND,
+                         "no such occupant");
+        return;
+    }
+    if (t->role != ROLE_VISITOR)
+        return; /* it has voice already (another moderator approved), nothing changes */
+    change_t c = {.is_role = 1, .role = ROLE_PARTICIPANT, .target = t};
+    const char *text = NULL;
+    hearth_stanza_error_t err = check_change(r, o, muc__aff_of(r, o->bare), &c, &text);
+    if (err) {
+        muc__reply_error(w, st, a, r->jid, o->jid, err, text);
+        return;
+    }
+    t->role = ROLE_PARTICIPANT;
+    char *extra = item_extra(o->nick, NULL);
+    muc__occupant_broadcast(w, r, t, NULL, 0, extra);
+    free(extra);
+}
+
+void muc__voice_form(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_arena_t *a,
+                     const char *from, const hearth_xml_node_t *x)
+{
+    muc_occupant_t *o = muc__occupant_by_jid(r, from);
+    if (!o) {
+        muc__reply_error(w, st, a, r->jid, from, HEARTH_STANZA_ERR_NOT_ACCEPTABLE,
+                         "you are not in this room");
+        return;
+    }
+    const char *xtype = hearth_xml_attr(x, "type");
+    if (!xtype || strcmp(xtype, "submit")) {
+        muc__reply_error(w, st, a, r->jid, from, HEARTH_STANZA_ERR_BAD_REQUEST,
+                         "the form is submitted with type='submit'");
+        return;
+    }
+    int allow_given;
+    const char *allow_s = form_value(a, x, "muc#request_allow", &allow_given);
+    if (allow_given)
+        voice_approve(w, r, st, a, o, x, allow_s); /* §8.6 */
+    else
+        voice_request(w, r, st, a, o, x); /* §7.13 */
+}

@@ -264,6 +264,21 @@ void muc__room_notice(worker_t *w, muc_room_t *r, const int *codes, int ncodes)
     hearth_bytes_unref(bytes);
 }
 
+void muc__room_shutdown(worker_t *w, muc_room_t *r)
+{
+    static const int c332[] = {332};
+    pres_spec_t p = {.type = "unavailable", .codes = c332, .ncodes = 1};
+    muc_occupant_t *o;
+    while ((o = r->occupants)) {
+        hearth_bytes_t *s = presence_bytes(r, o, &p, 1, 1); /* 110, then 332 */
+        occupant_unlink(r, o);
+        if (s)
+            muc__send_bytes(w, STANZA_PRESENCE, o->jid, o->ojid, "unavailable", s);
+        hearth_bytes_unref(s);
+        occupant_free(o);
+    }
+}
+
 /* The children of a presence a room repeats (show, status, priority, caps...), serialised. */
 static char *presence_inner(const hearth_xml_node_t *st)
 {
@@ -921,6 +936,20 @@ static void invitations(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, heart
         muc__reply_error(w, st, a, r->jid, from, HEARTH_STANZA_ERR_BAD_REQUEST, NULL);
 }
 
+/* Whether a data form's FORM_TYPE is muc#request (voice requests and their approvals). */
+static int is_request_form(hearth_arena_t *a, const hearth_xml_node_t *x)
+{
+    for (hearth_xml_node_t *f = hearth_xml_first_element(x); f; f = hearth_xml_next_element(f)) {
+        const char *var = hearth_xml_attr(f, "var");
+        if (strcmp(f->name, "field") || strcmp(f->ns, NS_XDATA) || !var || strcmp(var, "FORM_TYPE"))
+            continue;
+        hearth_xml_node_t *v = hearth_xml_child(f, "value", NS_XDATA);
+        const char *text = v ? hearth_xml_text(a, v) : NULL;
+        return text && !strcmp(text, NS_MUC_REQUEST);
+    }
+    return 0;
+}
+
 static int error_is_gone(const hearth_xml_node_t *st)
 {
     hearth_xml_node_t *e = hearth_xml_child(st, "error", NS_CLIENT);
@@ -973,6 +1002,11 @@ void muc__room_message(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth
     if (x && (hearth_xml_child(x, "invite", NS_MUC_USER) ||
               hearth_xml_child(x, "decline", NS_MUC_USER))) {
         invitations(w, r, st, a, from, x);
+        return;
+    }
+    hearth_xml_node_t *form = hearth_xml_child(st, "x", NS_XDATA);
+    if (form && strcmp(type, "groupchat") && is_request_form(a, form)) {
+        muc__voice_form(w, r, st, a, from, form); /* §7.13, §8.6 */
         return;
     }
     if (strcmp(type, "groupchat")) {

@@ -7,7 +7,8 @@ point is driven by three or more live clients."""
 import time
 import unittest
 
-from hearth import DOMAIN, NS_CLIENT, NS_DISCO_INFO, NS_PING, NS_STANZAS, main, q, to_str, xml_escape
+from hearth import (DOMAIN, NS_CLIENT, NS_DISCO_INFO, NS_PING, NS_STANZAS, NS_STREAM, Server, main, q, to_str,
+                    xml_escape)
 from imlib import DELAY_STAMP, NS_DELAY, NS_SID, IMTestCase, err, is_iq, is_msg, is_pres
 
 MUC = 'conference.' + DOMAIN
@@ -20,6 +21,7 @@ NS_DISCO_ITEMS = 'http://jabber.org/protocol/disco#items'
 NS_CONFERENCE = 'jabber:x:conference'
 NS_REGISTER = 'jabber:iq:register'
 ROOMCONFIG = NS_MUC + '#roomconfig'
+NS_MUC_REQUEST = NS_MUC + '#request'
 
 
 def room_jid(name):
@@ -69,6 +71,31 @@ def submit_form(fields, form_type=True):
     for k, v in fields.items():
         inner += field_xml(k, v)
     return "<x xmlns='%s' type='submit'>%s</x>" % (NS_XDATA, inner)
+
+
+def voice_form(fields, type_='submit'):
+    """A muc#request data form (XEP-0045 §7.13, §8.6)."""
+    inner = field_xml('FORM_TYPE', NS_MUC_REQUEST)
+    for k, v in fields.items():
+        inner += field_xml(k, v)
+    return "<x xmlns='%s' type='%s'>%s</x>" % (NS_XDATA, type_, inner)
+
+
+def voice_approval(s):
+    """The fields of a voice approval form in message s, or None."""
+    x = s.find(q(NS_XDATA, 'x'))
+    if x is None:
+        return None
+    f = form_fields(x)
+    return f if f.get('FORM_TYPE') == [NS_MUC_REQUEST] else None
+
+
+def fnv1a(text):
+    """strmap_hash: FNV-1a 64, which picks the home worker of users and rooms."""
+    h = 14695981039346656037
+    for ch in text.encode():
+        h = ((h ^ ch) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h
 
 
 class MucTestCase(IMTestCase):
@@ -837,6 +864,196 @@ class TestDestroy(MucTestCase):
         b = self.client('bob')
         r = b.iq('get', "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room)
         self.assertEqual(err(r), ('cancel', 'item-not-found'))
+
+
+# ---------------------------------------------------------------------------
+# 7b. Voice requests (§7.13) and their approval (§8.6)
+
+
+class TestVoiceRequests(MucTestCase):
+
+    def room_sync(self, c, room):
+        """A round trip through the room: what it sent c before is in c's backlog."""
+        c.iq_ok('get', "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room)
+
+    def test_voice_request_round_trip(self):
+        # alice owns a moderated room, carol is made admin (a second moderator), bob and dave
+        # are visitors
+        room, a, b, c = self.three('voicereq', fields={'muc#roomconfig_moderatedroom': True})
+        self.assertEqual(self.admin(a, room, "<item affiliation='admin' jid='carol@%s'/>" % DOMAIN).get('type'),
+                         'result')
+        for x in (a, b, c):
+            x.wait(lambda s: is_pres(s, from_=room + '/Carol') and item(s).get('role') == 'moderator',
+                   what='carol as moderator')
+        d = self.client('dave')
+        self.assertEqual(item(self.enter(d, room, 'Dave')).get('role'), 'visitor')
+        self.settle(a, b, c, d)
+        for x in (a, b, c, d):
+            x.take()
+        b.send("<message to='%s' id='vr1'>%s</message>" % (room, voice_form({'muc#role': 'participant'})))
+        # every moderator gets the approval form, naming bob
+        for x in (a, c):
+            s = x.wait(lambda s: is_msg(s, from_=room) and voice_approval(s) is not None,
+                       what='voice approval form')
+            self.assertEqual(s.find(q(NS_XDATA, 'x')).get('type'), 'form', to_str(s))
+            f = voice_approval(s)
+            self.assertEqual(f['muc#role'], ['participant'])
+            self.assertEqual(f['muc#jid'], [b.jid])
+            self.assertEqual(f['muc#roomnick'], ['Bob'])
+            self.assertIn(f['muc#request_allow'], (['false'], ['0']))
+        # visitors do not, nor does the requester
+        for x in (b, d):
+            self.room_sync(x, room)
+            x.expect_none(lambda s: is_msg(s) and voice_approval(s) is not None, 'approval form', sync=False)
+        # carol denies: nothing changes, bob still may not speak
+        c.send("<message to='%s' id='deny'>%s</message>"
+               % (room, voice_form({'muc#role': 'participant', 'muc#jid': b.jid, 'muc#roomnick': 'Bob',
+                                    'muc#request_allow': 'false'})))
+        self.room_sync(c, room)
+        b.send("<message to='%s' type='groupchat' id='v1'><body>may I?</body></message>" % room)
+        e = b.wait(lambda s: is_msg(s, id_='v1', type_='error'))
+        self.assertEqual(err(e), ('auth', 'forbidden'))
+        # a visitor cannot approve (itself or anyone)
+        d.send("<message to='%s' id='self'>%s</message>"
+               % (room, voice_form({'muc#role': 'participant', 'muc#roomnick': 'Dave',
+                                    'muc#request_allow': 'true'})))
+        e = d.wait(lambda s: is_msg(s, id_='self', type_='error'))
+        self.assertEqual(err(e), ('auth', 'forbidden'))
+        # alice approves: bob's new role goes to everyone, as for a voice grant
+        a.send("<message to='%s' id='ok'>%s</message>"
+               % (room, voice_form({'muc#role': 'participant', 'muc#jid': b.jid, 'muc#roomnick': 'Bob',
+                                    'muc#request_allow': 'true'})))
+        for x in (a, b, c, d):
+            s = x.wait(lambda s: is_pres(s, from_=room + '/Bob') and item(s).get('role') == 'participant',
+                       what='bob with voice')
+            self.assertIsNone(s.get('type'), to_str(s))
+            if x is b:
+                self.assertIn(110, codes(s))
+        self.say(b, room, 'thanks')
+        for x in (a, c, d):
+            self.got_groupchat(x, room, 'Bob', 'thanks')
+        # an approval for someone who already has voice changes nothing
+        for x in (a, c, d):
+            x.take()
+        c.send("<message to='%s' id='again'>%s</message>"
+               % (room, voice_form({'muc#jid': b.jid, 'muc#request_allow': '1'})))
+        self.room_sync(c, room)
+        for x in (a, c, d):
+            self.room_sync(x, room)
+            x.expect_none(lambda s: is_pres(s, from_=room + '/Bob'), 'presence of bob', sync=False)
+        # bob has voice now: another request is refused
+        b.send("<message to='%s' id='vr2'>%s</message>" % (room, voice_form({'muc#role': 'participant'})))
+        e = b.wait(lambda s: is_msg(s, id_='vr2', type_='error'))
+        self.assertEqual(err(e), ('cancel', 'not-allowed'))
+
+    def test_voice_request_refusals(self):
+        room, a, b, c = self.three('openvoice')
+        # an unmoderated room: everyone has voice, there is nothing to request
+        b.send("<message to='%s' id='u1'>%s</message>" % (room, voice_form({'muc#role': 'participant'})))
+        e = b.wait(lambda s: is_msg(s, id_='u1', type_='error'))
+        self.assertEqual(err(e), ('cancel', 'not-allowed'))
+        # not an occupant
+        d = self.client('dave')
+        d.send("<message to='%s' id='u2'>%s</message>" % (room, voice_form({'muc#role': 'participant'})))
+        e = d.wait(lambda s: is_msg(s, id_='u2', type_='error'))
+        self.assertEqual(err(e), ('modify', 'not-acceptable'))
+        # moderated now (occupants keep their roles), carol made a visitor: a role other than
+        # participant, a form not submitted and a second request too soon are refused
+        self.assertEqual(self.configure(a, room, {'muc#roomconfig_moderatedroom': True}).get('type'), 'result')
+        self.assertEqual(self.admin(a, room, "<item nick='Carol' role='visitor'/>").get('type'), 'result')
+        self.pres_from(c, room, 'Carol', code=110)
+        c.send("<message to='%s' id='u3'>%s</message>" % (room, voice_form({'muc#role': 'moderator'})))
+        e = c.wait(lambda s: is_msg(s, id_='u3', type_='error'))
+        self.assertEqual(err(e), ('modify', 'bad-request'))
+        c.send("<message to='%s' id='u4'>%s</message>" % (room, voice_form({'muc#role': 'participant'}, 'form')))
+        e = c.wait(lambda s: is_msg(s, id_='u4', type_='error'))
+        self.assertEqual(err(e), ('modify', 'bad-request'))
+        c.send("<message to='%s' id='u5'>%s</message>" % (room, voice_form({'muc#role': 'participant'})))
+        s = a.wait(lambda s: is_msg(s, from_=room) and voice_approval(s) is not None, what='approval form')
+        self.assertEqual(voice_approval(s)['muc#roomnick'], ['Carol'])
+        c.send("<message to='%s' id='u6'>%s</message>" % (room, voice_form({'muc#role': 'participant'})))
+        e = c.wait(lambda s: is_msg(s, id_='u6', type_='error'))
+        self.assertEqual(err(e), ('wait', 'resource-constraint'))
+        # bob (a participant) approving is refused; a moderator naming nobody is a bad request
+        b.send("<message to='%s' id='u7'>%s</message>"
+               % (room, voice_form({'muc#roomnick': 'Carol', 'muc#request_allow': 'true'})))
+        e = b.wait(lambda s: is_msg(s, id_='u7', type_='error'))
+        self.assertEqual(err(e), ('auth', 'forbidden'))
+        a.send("<message to='%s' id='u8'>%s</message>" % (room, voice_form({'muc#request_allow': 'true'})))
+        e = a.wait(lambda s: is_msg(s, id_='u8', type_='error'))
+        self.assertEqual(err(e), ('modify', 'bad-request'))
+        a.send("<message to='%s' id='u9'>%s</message>"
+               % (room, voice_form({'muc#roomnick': 'Nobody', 'muc#request_allow': 'true'})))
+        e = a.wait(lambda s: is_msg(s, id_='u9', type_='error'))
+        self.assertEqual(err(e), ('cancel', 'item-not-found'))
+        # the approval by nick alone works
+        a.send("<message to='%s' id='u10'>%s</message>"
+               % (room, voice_form({'muc#roomnick': 'Carol', 'muc#request_allow': 'true'})))
+        for x in (a, b, c):
+            x.wait(lambda s: is_pres(s, from_=room + '/Carol') and item(s).get('role') == 'participant',
+                   what='carol with voice')
+
+
+# ---------------------------------------------------------------------------
+# 7c. Shutdown (status 332)
+
+
+def before_stream_error(c, timeout=10):
+    """The stanzas c receives before a <stream:error/>, which is left for assert_stream_error."""
+    got = c.take()
+    deadline = time.monotonic() + timeout
+    while True:
+        while not c.events and not c.eof:
+            if not c._recv_some(deadline) and time.monotonic() >= deadline:
+                raise AssertionError('%s: no stream error within %.0fs; got %s' % (c.jid, timeout, c.dump(got)))
+        if not c.events:
+            return got
+        kind, elem = c.events[0]
+        if kind == 'stanza' and elem.tag == q(NS_STREAM, 'error'):
+            return got
+        c.events.pop(0)
+        if kind == 'stanza':
+            got.append(elem)
+
+
+class TestShutdown(MucTestCase):
+
+    def setUp(self):
+        # Stopped by the test: closed (not asserted alive) at cleanup.
+        self.srv = Server(users=self.users)
+        self.srv.start()
+        self.addCleanup(self.srv.close)
+
+    def test_occupants_get_332_at_shutdown(self):
+        n = int(self.srv.settings['server.workers'])
+        home = lambda jid: fnv1a(jid) % n
+        alice_home = home('alice@' + DOMAIN)
+        name = next(x for x in ('shut%d' % i for i in range(1000)) if home(room_jid(x)) == alice_home)
+        # an occupant homed with the room, and one elsewhere when there is one
+        others = [u for u in ('bob', 'carol', 'dave') if home(u + '@' + DOMAIN) != alice_home][:1]
+        others += [u for u in ('bob', 'carol', 'dave') if home(u + '@' + DOMAIN) == alice_home][:1]
+        a = self.client('alice')
+        room = self.create(a, name, 'Alice')
+        occ = [(a, 'Alice', True)]
+        for u in others:
+            x = self.client(u)
+            self.enter(x, room, u.capitalize())
+            occ.append((x, u.capitalize(), home(u + '@' + DOMAIN) == alice_home))
+        self.settle(*[x for x, _, _ in occ])
+        for x, _, _ in occ:
+            x.take()
+        self.srv.terminate()
+        for x, nick, same in occ:
+            got = before_stream_error(x)
+            mine = [s for s in got if is_pres(s, from_='%s/%s' % (room, nick), type_='unavailable')]
+            if same:
+                self.assertEqual(len(mine), 1, x.dump(got))
+            for s in mine:  # best effort for occupants homed elsewhere; right when it arrives
+                self.assertEqual(codes(s), {110, 332}, to_str(s))
+                self.assertEqual(item(s).get('role'), 'none', to_str(s))
+            x.assert_stream_error('system-shutdown', timeout=10)
+        self.assertEqual(self.srv.wait_exit(10), 0)
+        self.assertRegex(self.srv.current_log(), r'told of the shutdown \(332\)')
 
 
 # ---------------------------------------------------------------------------
