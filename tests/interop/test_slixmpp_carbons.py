@@ -11,66 +11,43 @@ stream, whose copy does arrive, so the private one would have been seen
 first."""
 
 import asyncio
-import logging
-import os
 import sys
-import unittest
 from pathlib import Path
 
-from hearth import Server, main
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from slixlib import SlixBot, SlixTestCase, main, slixmpp  # noqa: E402
 
-try:
-    import slixmpp
+if slixmpp:
     from slixmpp.xmlstream.handler import Callback
     from slixmpp.xmlstream.matcher import MatchXPath
-except ImportError:  # pragma: no cover - the package is a build dependency
-    slixmpp = None
 
 TIMEOUT = 10
 USERS = {'alice': 'alice-pass-1', 'bob': 'bob-pass-2'}
 NS_CARBONS = 'urn:xmpp:carbons:2'
 
-if os.environ.get('HEARTH_SLIXMPP_DEBUG'):
-    logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
 
+class Bot(SlixBot):
+    plugins = ('xep_0030', 'xep_0297', 'xep_0280')
 
-class Bot(slixmpp.ClientXMPP if slixmpp else object):
     def __init__(self, jid, password, cafile, carbons):
-        super().__init__(jid, password)
-        self.ca_certs = Path(cafile)
-        self.register_plugin('xep_0030')
-        self.register_plugin('xep_0297')
-        self.register_plugin('xep_0280')
+        super().__init__(jid, password, cafile)
         self.want_carbons = carbons
-        self.started = self.loop.create_future()
         self.inbox = []          # every other <message/>, in arrival order
         self.wrappers = []       # every <message/> carrying <received/> or <sent/>
         self.carbons_received = []  # 'carbon_received' events (the wrapper)
         self.carbons_sent = []      # 'carbon_sent' events (the wrapper)
-        self.errors = []
-        self.add_event_handler('session_start', self._on_start)
         # slixmpp's own 'message' event fires only for a <message/> with a
         # top-level <body/>, which a carbon wrapper has not: see every one
         self.register_handler(Callback('every message', MatchXPath('{jabber:client}message'),
                                        self._on_message))
         self.add_event_handler('carbon_received', self.carbons_received.append)
         self.add_event_handler('carbon_sent', self.carbons_sent.append)
-        for ev in ('failed_all_auth', 'connection_failed', 'stream_error'):
-            self.add_event_handler(ev, self._fail(ev))
 
-    async def _on_start(self, _):
-        try:
-            if self.want_carbons:
-                res = await self['xep_0280'].enable(timeout=TIMEOUT)
-                assert res['type'] == 'result', 'carbons enable: %s' % res
-            self.send_presence(ppriority=1)
-        except Exception as e:  # IqError / IqTimeout: reported to the test
-            if not self.started.done():
-                self.started.set_exception(AssertionError('%s: enabling carbons failed: %r'
-                                                          % (self.boundjid.full, e)))
-            return
-        if not self.started.done():
-            self.started.set_result(self.boundjid.full)
+    async def setup_session(self):
+        if self.want_carbons:
+            res = await self['xep_0280'].enable(timeout=TIMEOUT)
+            assert res['type'] == 'result', 'carbons enable: %s' % res
+        self.send_presence(ppriority=1)
 
     def _on_message(self, m):
         xml = m.xml
@@ -79,13 +56,6 @@ class Bot(slixmpp.ClientXMPP if slixmpp else object):
             self.wrappers.append(m)
         else:
             self.inbox.append(m)
-
-    def _fail(self, what):
-        def handler(arg):
-            self.errors.append((what, str(arg)))
-            if not self.started.done():
-                self.started.set_exception(AssertionError('%s: %s: %s' % (self.boundjid.full, what, arg)))
-        return handler
 
     def chat(self, to, body, id_, private=False):
         m = self.make_message(mto=to, mbody=body, mtype='chat')
@@ -104,59 +74,25 @@ def ids(wrappers, kind):
     return [fwd_of(w, kind)['id'] for w in wrappers]
 
 
-@unittest.skipIf(slixmpp is None, 'python3-slixmpp is not installed')
-class SlixmppCarbonsTest(unittest.TestCase):
+class SlixmppCarbonsTest(SlixTestCase):
+    bot_class = Bot
+    server_args = {'users': USERS}
+    timeout = TIMEOUT
+    poll_interval = 0.02
+
     def setUp(self):
-        self.loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self.loop)
-        self.bots = []
-        self.s = Server(users=USERS)
-        self.addCleanup(self.s.close)
-        self.s.start()
+        super().setUp()
         self.phone = self.bot('alice', 'phone', carbons=True)
         self.laptop = self.bot('alice', 'laptop', carbons=True)
         self.bob = self.bot('bob', 'desk', carbons=False)
-        for b in self.bots:
-            b.connect(('127.0.0.1', self.s.port))
+        self.connect(*self.bots)
         self.run_until(asyncio.gather(*(b.started for b in self.bots)))
         self.assertEqual(self.phone.boundjid.full, 'alice@localhost/phone')
         self.assertEqual(self.laptop.boundjid.full, 'alice@localhost/laptop')
 
-    def tearDown(self):
-        for b in self.bots:
-            try:
-                self.loop.run_until_complete(asyncio.wait_for(b.disconnect(wait=1), 5))
-            except Exception:
-                b.abort()
-        for b in self.bots:
-            b.abort()
-        pending = asyncio.all_tasks(self.loop)
-        for t in pending:
-            t.cancel()
-        if pending:
-            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        self.loop.close()
-        asyncio.set_event_loop(None)
-        self.s.assert_alive()
-
-    def bot(self, user, resource, carbons):
-        b = Bot('%s@localhost/%s' % (user, resource), USERS[user], self.s.cert, carbons)
-        self.bots.append(b)
-        return b
-
-    def run_until(self, aw, timeout=TIMEOUT):
-        return self.loop.run_until_complete(asyncio.wait_for(aw, timeout))
-
-    def until(self, cond, what, timeout=TIMEOUT):
-        async def poll():
-            while not cond():
-                await asyncio.sleep(0.02)
-        try:
-            self.run_until(poll(), timeout)
-        except asyncio.TimeoutError:
-            raise AssertionError('timed out after %ds waiting for %s; errors %s; wrappers seen: %s'
-                                 % (timeout, what, [b.errors for b in self.bots],
-                                    {b.boundjid.full: [str(w) for w in b.wrappers] for b in self.bots}))
+    def until_detail(self):
+        return '; errors %s; wrappers seen: %s' % (
+            [b.errors for b in self.bots], {b.boundjid.full: [str(w) for w in b.wrappers] for b in self.bots})
 
     def assert_wrapper(self, w, to):
         self.assertEqual(str(w['from']), 'alice@localhost', 'outer from of the carbon: %s' % w)

@@ -4,82 +4,29 @@ clients, then slixmpp's xep_0313 plugin pages through it with XEP-0059
 forwards and must get all 250, in order, under the ids the recipient saw
 (and the newest page going backwards)."""
 
-import asyncio
-import logging
-import os
 import sys
-import unittest
 from pathlib import Path
 
-from hearth import Server, q, main
+from hearth import q
 from imlib import NS_SID, IMClient, is_msg
 
-try:
-    import slixmpp
-except ImportError:  # pragma: no cover - the package is a build dependency
-    slixmpp = None
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from slixlib import SlixBot, SlixTestCase, main  # noqa: E402
 
-TIMEOUT = 30
 N = 250
 
-if os.environ.get('HEARTH_SLIXMPP_DEBUG'):
-    logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
 
+class Bot(SlixBot):
+    plugins = ('xep_0030', 'xep_0059', 'xep_0297', 'xep_0313')
 
-class Bot(slixmpp.ClientXMPP if slixmpp else object):
-    def __init__(self, jid, password, cafile):
-        super().__init__(jid, password)
-        self.ca_certs = Path(cafile)
-        self.register_plugin('xep_0030')
-        self.register_plugin('xep_0059')
-        self.register_plugin('xep_0297')
-        self.register_plugin('xep_0313')
-        self.started = self.loop.create_future()
-        self.add_event_handler('session_start', self._on_start)
-        for ev in ('failed_all_auth', 'connection_failed', 'stream_error'):
-            self.add_event_handler(ev, self._fail(ev))
-
-    async def _on_start(self, _):
+    async def setup_session(self):
         self.send_presence()
-        if not self.started.done():
-            self.started.set_result(True)
-
-    def _fail(self, what):
-        def handler(arg):
-            if not self.started.done():
-                self.started.set_exception(AssertionError('%s: %s' % (what, arg)))
-        return handler
 
 
-@unittest.skipIf(slixmpp is None, 'python3-slixmpp is not installed')
-class SlixmppMamTest(unittest.TestCase):
-    def setUp(self):
-        self.loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self.loop)
-        self.bots = []
-        self.s = Server(users={'alice': 'alice-pw', 'bob': 'bob-pw'})
-        self.addCleanup(self.s.close)
-        self.s.start()
-
-    def tearDown(self):
-        for b in self.bots:
-            try:
-                self.loop.run_until_complete(asyncio.wait_for(b.disconnect(wait=1), 5))
-            except Exception:
-                b.abort()
-        for b in self.bots:
-            b.abort()
-        pending = asyncio.all_tasks(self.loop)
-        for t in pending:
-            t.cancel()
-        if pending:
-            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        self.loop.close()
-        asyncio.set_event_loop(None)
-        self.s.assert_alive()
-
-    def run_until(self, aw, timeout=TIMEOUT):
-        return self.loop.run_until_complete(asyncio.wait_for(aw, timeout))
+class SlixmppMamTest(SlixTestCase):
+    bot_class = Bot
+    server_args = {'users': {'alice': 'alice-pw', 'bob': 'bob-pw'}}
+    timeout = 30
 
     def make_history(self):
         """alice sends N messages to bob with raw clients; returns the bodies
@@ -104,10 +51,9 @@ class SlixmppMamTest(unittest.TestCase):
         b.logout()
         return bodies, sids
 
-    def bot(self, user, password):
-        bot = Bot('%s@localhost/sli' % user, password, self.s.cert)
-        self.bots.append(bot)
-        bot.connect(('127.0.0.1', self.s.port))
+    def connected_bot(self, user):
+        bot = self.bot(user, 'sli')
+        self.connect(bot)
         self.run_until(bot.started)
         return bot
 
@@ -122,7 +68,7 @@ class SlixmppMamTest(unittest.TestCase):
 
     def test_pages_through_250(self):
         bodies, sids = self.make_history()
-        bob = self.bot('bob', 'bob-pw')
+        bob = self.connected_bot('bob')
         got = self.collect(bob)
         self.assertEqual(len(got), N)
         self.assertEqual([b for _, b in got], bodies)
@@ -133,7 +79,7 @@ class SlixmppMamTest(unittest.TestCase):
         # the newest 50, handed back newest first.
         back = self.collect(bob, reverse=True)
         self.assertEqual([b for _, b in back], list(reversed(bodies))[:50])
-        alice = self.bot('alice', 'alice-pw')
+        alice = self.connected_bot('alice')
         got = self.collect(alice)
         self.assertEqual([b for _, b in got], bodies)
         # the form fields, as slixmpp asks for them

@@ -5,105 +5,47 @@ unknown field included), a second joins, groupchat goes both ways, and the
 owner invites a third, who declines with a reason."""
 
 import asyncio
-import logging
-import os
 import sys
-import unittest
 from pathlib import Path
 
-from hearth import Server, main
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from slixlib import SlixBot, SlixTestCase, main, slixmpp  # noqa: E402
 
-try:
-    import slixmpp
+if slixmpp:
     from slixmpp.xmlstream.handler import Callback
     from slixmpp.xmlstream.matcher import MatchXPath
-except ImportError:  # pragma: no cover - the package is a build dependency
-    slixmpp = None
 
-TIMEOUT = 20
 MUC_USER = '{http://jabber.org/protocol/muc#user}'
 ROOM = 'room01@conference.localhost'
 
-if os.environ.get('HEARTH_SLIXMPP_DEBUG'):
-    logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
 
+class Bot(SlixBot):
+    plugins = ('xep_0030', 'xep_0004', 'xep_0045', 'xep_0082', 'xep_0203')
 
-class Bot(slixmpp.ClientXMPP if slixmpp else object):
     def __init__(self, jid, password, cafile):
-        super().__init__(jid, password)
-        self.ca_certs = Path(cafile)
-        for p in ('xep_0030', 'xep_0004', 'xep_0045', 'xep_0082', 'xep_0203'):
-            self.register_plugin(p)
-        self.started = self.loop.create_future()
+        super().__init__(jid, password, cafile)
         self.groupchat = asyncio.Queue()
         self.invites = asyncio.Queue()
         self.declines = asyncio.Queue()
-        self.add_event_handler('session_start', self._on_start)
-        self.add_event_handler('groupchat_message', lambda m: self.groupchat.put_nowait(m))
-        self.add_event_handler('groupchat_invite', lambda m: self.invites.put_nowait(m))
+        self.add_event_handler('groupchat_message', self.groupchat.put_nowait)
+        self.add_event_handler('groupchat_invite', self.invites.put_nowait)
         # slixmpp 1.8.3's own decline handler looks up self.room (a typo for self.rooms) and
         # raises, so 'groupchat_decline' never fires: it is replaced by one of ours.
         self.remove_handler('MUCDecline')
         self.register_handler(Callback('HearthDecline', MatchXPath(
-            '{jabber:client}message/%sx/%sdecline' % (MUC_USER, MUC_USER)), self._on_message))
-        for ev in ('failed_all_auth', 'connection_failed', 'stream_error'):
-            self.add_event_handler(ev, self._fail(ev))
+            '{jabber:client}message/%sx/%sdecline' % (MUC_USER, MUC_USER)), self.declines.put_nowait))
 
-    def _on_message(self, m):
-        self.declines.put_nowait(m)
-
-    async def _on_start(self, _):
+    async def setup_session(self):
         self.send_presence()
-        if not self.started.done():
-            self.started.set_result(self.boundjid.full)
-
-    def _fail(self, what):
-        def handler(arg):
-            if not self.started.done():
-                self.started.set_exception(AssertionError('%s: %s: %s' % (self.boundjid.bare, what, arg)))
-        return handler
 
 
-@unittest.skipIf(slixmpp is None, 'python3-slixmpp is not installed')
-class SlixmppMucTest(unittest.TestCase):
-    def setUp(self):
-        self.loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self.loop)
-        self.bots = []
-        self.s = Server(users={'alice': 'alice-pw-1', 'bob': 'bob-pw-2', 'carol': 'carol-pw-3'})
-        self.addCleanup(self.s.close)
-        self.s.start()
-
-    def tearDown(self):
-        for b in self.bots:
-            try:
-                self.loop.run_until_complete(asyncio.wait_for(b.disconnect(wait=1), 5))
-            except Exception:
-                b.abort()
-        for b in self.bots:
-            b.abort()
-        pending = asyncio.all_tasks(self.loop)
-        for t in pending:
-            t.cancel()
-        if pending:
-            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        self.loop.close()
-        asyncio.set_event_loop(None)
-        self.s.assert_alive()
-
-    def bot(self, user, password):
-        b = Bot('%s@localhost/slix' % user, password, self.s.cert)
-        self.bots.append(b)
-        b.connect(('127.0.0.1', self.s.port))
-        return b
-
-    def run_until(self, aw, timeout=TIMEOUT):
-        return self.loop.run_until_complete(asyncio.wait_for(aw, timeout))
+class SlixmppMucTest(SlixTestCase):
+    bot_class = Bot
+    server_args = {'users': {'alice': 'alice-pw-1', 'bob': 'bob-pw-2', 'carol': 'carol-pw-3'}}
 
     def test_create_configure_chat_invite_decline(self):
-        a = self.bot('alice', 'alice-pw-1')
-        b = self.bot('bob', 'bob-pw-2')
-        c = self.bot('carol', 'carol-pw-3')
+        a, b, c = (self.bot(user, 'slix') for user in ('alice', 'bob', 'carol'))
+        self.connect(a, b, c)
         self.run_until(asyncio.gather(a.started, b.started, c.started))
         muc_a = a['xep_0045']
         pres, subject, occupants, history = self.run_until(muc_a.join_muc_wait(ROOM, 'alice', timeout=10))

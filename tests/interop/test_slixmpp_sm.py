@@ -6,60 +6,38 @@ reconnects, and the plugin sends <resume/> by itself; it gets
 'session_resumed' and every message exactly once."""
 
 import asyncio
-import logging
-import os
 import sys
-import unittest
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from hearth import Server, main
 from imlib import IMClient
 
-try:
-    import slixmpp
-except ImportError:  # pragma: no cover - the package is a build dependency
-    slixmpp = None
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from slixlib import SlixBot, SlixTestCase, main  # noqa: E402
 
-TIMEOUT = 20
 USERS = {'alice': 'alice-pass-1', 'bob': 'bob-pass-2'}
 
-if os.environ.get('HEARTH_SLIXMPP_DEBUG'):
-    logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
 
+class Bot(SlixBot):
+    plugins = ('xep_0198',)
 
-class Bot(slixmpp.ClientXMPP if slixmpp else object):
-    def __init__(self, jid, password, cafile, port):
-        super().__init__(jid, password)
-        self.ca_certs = Path(cafile)
-        self.port = port
-        self.register_plugin('xep_0198')
+    def __init__(self, jid, password, cafile):
+        super().__init__(jid, password, cafile)
         self['xep_0198'].allow_resume = True
-        self.started = self.loop.create_future()
         self.enabled = self.loop.create_future()
         self.resumed = self.loop.create_future()
         self.inbox = []
         self.starts = 0
         self.disconnects = 0
-        self.errors = []
-        self.add_event_handler('session_start', self._on_start)
-        self.add_event_handler('sm_enabled', lambda e: self._done(self.enabled, e))
-        self.add_event_handler('session_resumed', lambda e: self._done(self.resumed, e))
+        self.add_event_handler('sm_enabled', lambda e: self.resolve(self.enabled, e))
+        self.add_event_handler('session_resumed', lambda e: self.resolve(self.resumed, e))
         self.add_event_handler('sm_failed', lambda e: self.errors.append(('sm_failed', str(e))))
-        self.add_event_handler('message', lambda m: self.inbox.append(m))
+        self.add_event_handler('message', self.inbox.append)
         self.add_event_handler('disconnected', self._on_disconnected)
-        for ev in ('failed_all_auth', 'connection_failed', 'stream_error'):
-            self.add_event_handler(ev, lambda arg, ev=ev: self.errors.append((ev, str(arg))))
 
-    @staticmethod
-    def _done(fut, value):
-        if not fut.done():
-            fut.set_result(value)
-
-    def _on_start(self, _):
+    def setup_session(self):
         self.starts += 1
         self.send_presence(ppriority=1)
-        self._done(self.started, self.boundjid.full)
 
     def _on_disconnected(self, reason):
         self.disconnects += 1
@@ -69,47 +47,9 @@ class Bot(slixmpp.ClientXMPP if slixmpp else object):
         self.transport.abort()
 
 
-@unittest.skipIf(slixmpp is None, 'python3-slixmpp is not installed')
-class SlixmppStreamManagementTest(unittest.TestCase):
-    def setUp(self):
-        self.loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self.loop)
-        self.bots = []
-        self.raw = []
-        self.s = Server(users=USERS, c2s__resume_timeout=60)
-        self.addCleanup(self.s.close)
-        self.s.start()
-
-    def tearDown(self):
-        for c in self.raw:
-            c.close()
-        for b in self.bots:
-            try:
-                self.loop.run_until_complete(asyncio.wait_for(b.disconnect(wait=1), 5))
-            except Exception:
-                b.abort()
-        for b in self.bots:
-            b.abort()
-        pending = asyncio.all_tasks(self.loop)
-        for t in pending:
-            t.cancel()
-        if pending:
-            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        self.loop.close()
-        asyncio.set_event_loop(None)
-        self.s.assert_alive()
-
-    def run_until(self, aw, timeout=TIMEOUT):
-        return self.loop.run_until_complete(asyncio.wait_for(aw, timeout))
-
-    def until(self, cond, what, timeout=TIMEOUT):
-        async def poll():
-            while not cond():
-                await asyncio.sleep(0.05)
-        try:
-            self.run_until(poll(), timeout)
-        except asyncio.TimeoutError:
-            raise AssertionError('timed out after %ds waiting for %s' % (timeout, what))
+class SlixmppStreamManagementTest(SlixTestCase):
+    bot_class = Bot
+    server_args = {'users': USERS, 'c2s__resume_timeout': 60}
 
     def spin(self):
         """Let slixmpp's loop run a little (it is not running between calls)."""
@@ -127,9 +67,8 @@ class SlixmppStreamManagementTest(unittest.TestCase):
         return [m['id'] for m in bot.inbox]
 
     def test_cut_and_resume(self):
-        a = Bot('alice@localhost/sli', USERS['alice'], self.s.cert, self.s.port)
-        self.bots.append(a)
-        a.connect(('127.0.0.1', self.s.port))
+        a = self.bot('alice', 'sli')
+        self.connect(a)
         self.run_until(a.started)
         self.run_until(a.enabled)
         sm = a['xep_0198']
@@ -149,7 +88,7 @@ class SlixmppStreamManagementTest(unittest.TestCase):
         ids += [b.message('alice@localhost', 'to the bare JID %d' % i) for i in range(2)]
         b.expect_none(lambda st: st.get('type') == 'error', 'error for a message to the kept session')
         # the application connects again; the xep_0198 plugin sends <resume/> itself
-        a.connect(('127.0.0.1', self.s.port))
+        self.connect(a)
         self.run_until(a.resumed)
         self.assertEqual(sm.sm_id, sm_id, 'resumed under another SM-ID')
         self.s.wait_log(r'resumed alice@localhost/sli', timeout=10)
