@@ -92,6 +92,29 @@ int hearth_buf_append_escaped(hearth_buf_t *b, const char *s, size_t len)
     return hearth_buf_append(b, s + start, len - start);
 }
 
+int hearth_buf_append_text_escaped(hearth_buf_t *b, const char *s, size_t len)
+{
+    size_t start = 0;
+    for (size_t i = 0; i < len; i++) {
+        const char *rep;
+        if (s[i] == '&')
+            rep = "&amp;";
+        else if (s[i] == '<')
+            rep = "&lt;";
+        else if (s[i] == '>')
+            rep = "&gt;";
+        else
+            continue;
+        int rc = hearth_buf_append(b, s + start, i - start);
+        if (!rc)
+            rc = hearth_buf_append_str(b, rep);
+        if (rc)
+            return rc;
+        start = i + 1;
+    }
+    return hearth_buf_append(b, s + start, len - start);
+}
+
 void hearth_buf_consume(hearth_buf_t *b, size_t n)
 {
     if (n >= b->len) {

@@ -14,7 +14,10 @@ typedef struct hearth_buf {
     size_t cap;
 } hearth_buf_t;
 
-#define HEARTH_BUF_INIT {NULL, 0, 0}
+#define HEARTH_BUF_INIT                                                                            \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 int hearth_buf_reserve(hearth_buf_t *b, size_t extra) HEARTH_MUST_CHECK;
 int hearth_buf_append(hearth_buf_t *b, const void *data, size_t len) HEARTH_MUST_CHECK;
@@ -23,6 +26,8 @@ int hearth_buf_printf(hearth_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3))) HEARTH_MUST_CHECK;
 /* Append with XML escaping of & < > " ' (safe for both text and attribute values). */
 int hearth_buf_append_escaped(hearth_buf_t *b, const char *s, size_t len) HEARTH_MUST_CHECK;
+/* Append with the escaping text content needs: & < > only (quotes stay as they are). */
+int hearth_buf_append_text_escaped(hearth_buf_t *b, const char *s, size_t len) HEARTH_MUST_CHECK;
 /* Drop the first n bytes. */
 void hearth_buf_consume(hearth_buf_t *b, size_t n);
 void hearth_buf_reset(hearth_buf_t *b); /* len = 0, keeps memory */

@@ -82,7 +82,8 @@ static int write_start(const hearth_xml_node_t *n, const char *scope_ns, hearth_
 static int write_node(const hearth_xml_node_t *n, const char *scope_ns, hearth_buf_t *out)
 {
     if (n->type == HEARTH_XML_TEXT)
-        return hearth_buf_append_escaped(out, n->text ? n->text : "", n->text_len);
+        /* Quotes need no escaping in text: a body keeps its JSON as the client wrote it. */
+        return hearth_buf_append_text_escaped(out, n->text ? n->text : "", n->text_len);
     if (!n->name || !n->ns)
         return HEARTH_EINVAL;
     int rc = write_start(n, scope_ns, out);

@@ -35,10 +35,10 @@ typedef enum { PENDING_NONE, PENDING_STARTTLS, PENDING_AUTHED } pending_t;
 #define CONN_MAX_OUTQ (4u * 1024 * 1024)
 /* Storage requests outstanding past which connections stop reading, and below which they
  * read again. */
-#define CONN_STORAGE_HIGH_WATER 512
+#define CONN_STORAGE_HIGH_WATER 128
 /* Stanzas held for an inactive client (XEP-0352); one more flushes them. */
 #define CONN_CSI_MAX 100
-#define CONN_STORAGE_LOW_WATER 128
+#define CONN_STORAGE_LOW_WATER 32
 
 struct conn {
     worker_t *w;

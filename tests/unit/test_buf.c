@@ -43,6 +43,9 @@ static void test_escaping(void **state)
     assert_int_equal(hearth_buf_append_escaped(&b, in, strlen(in)), 0);
     assert_string_equal(b.data, "a&amp;b&lt;c&gt;d&quot;e&apos;f\xe4\xbd\xa0");
     hearth_buf_reset(&b);
+    assert_int_equal(hearth_buf_append_text_escaped(&b, in, strlen(in)), 0);
+    assert_string_equal(b.data, "a&amp;b&lt;c&gt;d\"e'f\xe4\xbd\xa0");
+    hearth_buf_reset(&b);
     assert_int_equal(hearth_buf_append_escaped(&b, "", 0), 0);
     assert_int_equal(b.len, 0);
     hearth_buf_free(&b);

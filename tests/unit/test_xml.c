@@ -280,8 +280,9 @@ static void test_serialize_escaping(void **state)
     const char *want =
         "<message id='Tom &amp; Jerry &lt;b&gt;&quot;quoted&quot; "
         "&apos;single&apos;&lt;/b&gt; &gt; end'>"
-        "<body>Tom &amp; Jerry &lt;b&gt;&quot;quoted&quot; "
-        "&apos;single&apos;&lt;/b&gt; &gt; end</body>"
+        /* in text, quotes are written as they are: only & < > are escaped */
+        "<body>Tom &amp; Jerry &lt;b&gt;\"quoted\" "
+        "'single'&lt;/b&gt; &gt; end</body>"
         "<subject title='你好，世界 — café ☕ 🙂'>你好，世界 — café ☕ "
         "🙂</subject>"
         "</message>";
@@ -471,7 +472,7 @@ static const struct session sessions[] = {
        NULL, 's'},
       {"\n", NULL, 'w'},
       {"<message to='romeo@example.net' type='chat' xml:lang='zh'><body>你好，世界 &amp; "
-       "&lt;tag&gt; &quot;q&quot; &apos;a&apos;</body></message>",
+       "&lt;tag&gt; \"q\" 'a'</body></message>",
        NULL, 's'},
       {"<presence/>", NULL, 's'},
       {"</stream:stream>", NULL, 'c'}}},
