@@ -21,6 +21,7 @@ typedef struct auth_job {
     int rc;
     char *out;
     size_t out_len;
+    hearth_sasl_server_t *sasl; /* owned by the job while the pool steps it */
 } auth_job_t;
 
 static void send_failure(conn_t *c, const char *cond, const char *text)
@@ -151,19 +152,26 @@ static void step_result(conn_t *c, int rc, char *out, size_t out_len)
 static void plain_work(uv_work_t *w)
 {
     auth_job_t *j = w->data;
-    j->rc = hearth_sasl_server_step(j->c->sasl, j->in, j->in_len, &j->out, &j->out_len);
+    j->rc = hearth_sasl_server_step(j->sasl, j->in, j->in_len, &j->out, &j->out_len);
 }
 
 static void plain_done(uv_work_t *w, int status)
 {
     auth_job_t *j = w->data;
     conn_t *c = j->c;
-    c->sasl_waiting = 0;
+    /* A result for an exchange that was aborted or replaced meanwhile is dropped, and must not
+     * unlock the newer one. */
+    if (j->gen == c->sasl_gen)
+        c->sasl_waiting = 0;
     if (!c->closing && j->gen == c->sasl_gen) {
+        c->sasl = j->sasl; /* back to the connection, which frees it (auth__free) */
+        j->sasl = NULL;
         step_result(c, status ? HEARTH_EAUTH : j->rc, j->out, j->out_len);
         j->out = NULL;
         c2s__after_read(c);
     }
+    if (j->sasl)
+        hearth_sasl_server_free(j->sasl);
     free(j->out);
     free(j->in);
     free(j);
@@ -175,9 +183,9 @@ static void on_account(void *ud, int err, const storage_account_t *acct)
     auth_job_t *j = ud;
     conn_t *c = j->c;
     server_t *srv = c->w->srv;
-    c->sasl_waiting = 0;
     if (c->closing || j->gen != c->sasl_gen)
         goto out;
+    c->sasl_waiting = 0;
     if (err && err != HEARTH_ENOTFOUND) {
         hlog_conn(LOG_ERROR, c->id, NULL, "account lookup failed: %s", hearth_strerror(err));
         fail(c, "temporary-auth-failure");
@@ -213,10 +221,16 @@ static void on_account(void *ud, int err, const storage_account_t *acct)
         j->in_len = c->sasl_initial_len;
         c->sasl_initial = NULL;
         j->work.data = j;
+        /* The pool thread steps the session: the connection must not free it meanwhile (an
+         * <abort/> would), so the job owns it until plain_done. */
+        j->sasl = c->sasl;
+        c->sasl = NULL;
         if (uv_queue_work(&c->w->loop, &j->work, plain_work, plain_done) == 0) {
             c->sasl_waiting = 1;
             return; /* the job keeps its reference to c */
         }
+        c->sasl = j->sasl;
+        j->sasl = NULL;
         fail(c, "temporary-auth-failure");
         goto out;
     }

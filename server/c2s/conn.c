@@ -212,7 +212,7 @@ static void on_write(uv_write_t *req, int status)
 
 static void write_raw(conn_t *c, const char *data, size_t len)
 {
-    if (c->close_now || c->handles_closing || c->handoff_detached)
+    if (c->close_now || c->handles_closing || c->handoff_detached || c->sm.detached)
         return;
     if (!c->writing && c->outq.len == 0 && !c->handoff) {
         uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
@@ -564,10 +564,8 @@ void conn__detach_socket(conn_t *c)
     c->writing = 0;
     hearth_buf_free(&c->outq);
     hearth_buf_free(&c->inflight);
-    if (c->tls) {
-        hearth_tls_free(c->tls);
-        c->tls = NULL;
-    }
+    /* TLS stays until the connection is freed: this may run inside one of its calls (a
+     * write callback from SSL_write or SSL_read). Nothing reaches it: sends check detached. */
     uv_timer_stop(&c->timer);
 }
 

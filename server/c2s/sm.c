@@ -52,6 +52,7 @@ static void send_ack(conn_t *c)
 static void q_drop_front(sm_state_t *sm, size_t n)
 {
     for (size_t i = 0; i < n && sm->qlen; i++) {
+        sm->qbytes -= sm->q[sm->qhead]->len;
         hearth_bytes_unref(sm->q[sm->qhead]);
         sm->q[sm->qhead] = NULL;
         sm->qhead = (sm->qhead + 1) % sm->qcap;
@@ -82,15 +83,22 @@ int sm__outbound(conn_t *c, const char *data, size_t len)
 {
     sm_state_t *sm = &c->sm;
     hearth_bytes_t *b = hearth_bytes_new(data, len);
-    if (!b || sm->qlen >= SM_QUEUE_MAX || q_push(sm, b)) {
+    if (!b || q_push(sm, b)) {
         hearth_bytes_unref(b);
+        b = NULL;
+    } else {
+        sm->qbytes += len;
+        sm->out++;
+    }
+    /* Past the bound the session ends; the stanza is already queued, so it goes back through
+     * delivery with the rest (sm__reroute), never lost. */
+    if (!b || sm->qlen > SM_QUEUE_MAX || sm->qbytes > SM_QUEUE_BYTES) {
         hlog_conn(LOG_WARN, c->id, conn__log_jid(c), "unacknowledged queue full: closing");
-        sm->resume = 0; /* what it holds goes back through delivery, nothing more is taken */
+        sm->resume = 0;
         conn__stream_error(c, HEARTH_STREAM_ERR_POLICY_VIOLATION,
                            "too many stanzas not acknowledged");
         return 1;
     }
-    sm->out++;
     if (sm->detached || sm->resending)
         return 1; /* kept; the resend pump sends it in its turn */
     sm->since_request++;
@@ -332,8 +340,8 @@ void sm__element(conn_t *c, hearth_xml_node_t *el, hearth_arena_t *arena)
 int sm__lost(conn_t *c)
 {
     if (!c->sm.enabled || !c->sm.resume || c->sm.detached || c->state != C2S_BOUND ||
-        c->handles_closing || c->w->stopping)
-        return 0;
+        c->handles_closing || c->closing || !c->user || c->w->stopping)
+        return 0; /* an ending session is not kept */
     hlog_conn(LOG_INFO, c->id, conn__log_jid(c),
               "connection lost: session kept %u s for resumption, %zu stanzas unacknowledged",
               c->w->srv->set.resume_timeout, c->sm.qlen);

@@ -16,6 +16,7 @@
 /* Stanzas the server keeps for a client that has not acknowledged them; past this the session
  * is cut (and, when resumable, detached: nothing is lost). */
 #define SM_QUEUE_MAX 5000
+#define SM_QUEUE_BYTES (16u * 1024 * 1024)
 /* The server asks for an acknowledgement after this many unrequested stanzas. */
 #define SM_REQUEST_EVERY 5
 
@@ -39,6 +40,7 @@ typedef struct sm_state {
     uint32_t acked;     /* the client's last h */
     hearth_bytes_t **q; /* unacknowledged stanzas: q[qhead .. qhead + qlen), ring */
     size_t qhead, qlen, qcap;
+    size_t qbytes;
     uint32_t since_request;
     int detached;
     int resending;   /* after a resumption, the queue goes out as output drains */

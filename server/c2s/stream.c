@@ -282,9 +282,16 @@ void c2s__on_stanza(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
         conn__stream_error(c, HEARTH_STREAM_ERR_NOT_AUTHORIZED, "bind a resource first");
         return;
     }
+    /* A reply may end this very session (output bound, unacknowledged queue full) and unbind
+     * it; the handlers keep using the user's state, so it is held for the dispatch. */
+    user_t *u = c->user;
+    if (u)
+        user__hold(u);
     sm__begin_inbound(c);
     bound_stanza(c, st, arena);
     sm__end_inbound(c);
+    if (u)
+        user__release(c->w, u);
 }
 
 static void bound_stanza(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena)
@@ -355,6 +362,8 @@ void c2s__after_read(conn_t *c)
         hlog_conn(LOG_DEBUG, c->id, c->bare, "moving to home worker %u", home->index);
         c->handoff = 1;
         c->handoff_target = home;
+        /* The client's next bytes (its new stream header) are for the home worker. */
+        uv_read_stop((uv_stream_t *)&c->tcp);
         uv_timer_stop(&c->timer);
         conn__try_handoff(c);
         return;

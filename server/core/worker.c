@@ -13,6 +13,8 @@ worker_t *worker__home(server_t *srv, const char *bare)
     return srv->workers[strmap_hash(bare) % srv->nworkers];
 }
 
+static void discard(worker_t *w, inbox_msg_t *m);
+
 void worker__post(worker_t *w, inbox_msg_t *m)
 {
     m->next = NULL;
@@ -32,21 +34,7 @@ void worker__post(worker_t *w, inbox_msg_t *m)
     uv_mutex_unlock(&w->inbox_lock);
     if (closed) {
         hlog(LOG_WARN, "worker %u: message after exit dropped", w->index);
-        switch (m->kind) {
-        case INBOX_STORAGE:
-            storage_req_discard(m->u.req);
-            break;
-        case INBOX_ROUTE:
-        case INBOX_SETTLE:
-            hearth_bytes_unref(m->u.route.bytes);
-            free(m->u.route.to);
-            free(m->u.route.from);
-            break;
-        default:
-            break;
-        }
-        free(m);
-        __atomic_sub_fetch(&w->srv->inbox_pending, 1, __ATOMIC_ACQ_REL);
+        discard(w, m);
         return;
     }
 }
@@ -126,15 +114,31 @@ static void begin_shutdown(worker_t *w)
     }
 }
 
+/* After the grace period: the worker's own handles (connections are closed by then). */
 static void close_any(uv_handle_t *h, void *arg)
 {
-    if (!uv_is_closing(h)) {
-        conn_t *c = h->data;
-        if (h->type == UV_TCP && c && h != (uv_handle_t *)arg)
-            conn__abort(c);
-        else if (!uv_is_closing(h))
-            uv_close(h, NULL);
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+/* Frees an inbox message that will never be handled (the worker is exiting). */
+static void discard(worker_t *w, inbox_msg_t *m)
+{
+    switch (m->kind) {
+    case INBOX_STORAGE:
+        storage_req_discard(m->u.req);
+        break;
+    case INBOX_ROUTE:
+    case INBOX_SETTLE:
+        hearth_bytes_unref(m->u.route.bytes);
+        free(m->u.route.to);
+        free(m->u.route.from);
+        break;
+    default:
+        break;
     }
+    free(m);
+    __atomic_sub_fetch(&w->srv->inbox_pending, 1, __ATOMIC_ACQ_REL);
 }
 
 static void on_wake(uv_async_t *a)
@@ -174,8 +178,16 @@ static void on_wake(uv_async_t *a)
             inbox_msg_t *rest = w->inbox_head;
             w->inbox_head = w->inbox_tail = NULL;
             uv_mutex_unlock(&w->inbox_lock);
-            (void)rest; /* nothing is posted once every connection is gone */
+            while (rest) { /* empty after a clean drain; after the deadline, dropped */
+                inbox_msg_t *n = rest->next;
+                discard(w, rest);
+                rest = n;
+            }
             begin_shutdown(w);
+            for (conn_t *c = w->conns, *n; c; c = n) { /* both handles of each, with the conn */
+                n = c->next;
+                conn__abort(c);
+            }
             uv_walk(&w->loop, close_any, NULL);
             break;
         }

@@ -284,6 +284,8 @@ void message__inbound(worker_t *w, user_t *u, inbox_msg_t *m)
             router__bounce(w, m, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
             return;
         }
+        if (!strcmp(type, "headline"))
+            return; /* §8.5.3.2.1: silently ignored */
         /* Treated as sent to the bare JID: it is then addressed to the bare JID. */
         readdress_bare(m);
     }

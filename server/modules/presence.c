@@ -10,6 +10,8 @@
 #include "modules/im.h"
 
 #define NS_CLIENT "jabber:client"
+/* Directed presences one session may have outstanding (each is remembered until it ends). */
+#define PRESENCE_DIRECTED_MAX 1000
 
 static char *bare_of(hearth_arena_t *a, const char *jid)
 {
@@ -362,6 +364,13 @@ void presence__from_client(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *are
         return;
     storage_roster_item_t *it = strmap_get(&u->roster, contact);
     if (!type) {
+        if (c->directed.buckets && c->directed.count >= PRESENCE_DIRECTED_MAX &&
+            !strmap_get(&c->directed, target)) {
+            hearth_bytes_unref(bytes);
+            router__reply_error(c, st, arena, HEARTH_STANZA_ERR_POLICY_VIOLATION,
+                                "too many directed presences");
+            return;
+        }
         if (!user__sub_from(it) && (c->directed.buckets || strmap_init(&c->directed) == 0))
             strmap_put(&c->directed, target, (void *)1);
     } else if (!strcmp(type, "unavailable") && c->directed.buckets) {

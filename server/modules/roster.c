@@ -77,7 +77,7 @@ static void push(worker_t *w, user_t *u, const storage_roster_item_t *it, int re
         return;
     static unsigned long long seq;
     char id[32], ver[32];
-    snprintf(id, sizeof(id), "push-%llu", ++seq);
+    snprintf(id, sizeof(id), "push-%llu", __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
     snprintf(ver, sizeof(ver), "%lld", (long long)u->roster_ver);
     hearth_xml_node_t *iq = hearth_xml_new(a, "iq", "jabber:client");
     hearth_xml_set_attr(a, iq, "type", "set");

@@ -69,13 +69,18 @@ class FullJidTest(MessageTestBase):
         self.assert_delivered(b, id_, a.jid, 'chat')
 
     def test_offline_resource_treated_as_bare(self):
-        # RFC 6121 8.5.3.2.1: chat, normal and headline go to the bare JID
+        # RFC 6121 8.5.3.2.1: chat and normal go to the bare JID; a headline for a resource
+        # that is gone is silently ignored (as ejabberd and Openfire do)
         a = self.connect(self.s, 'alice', 'a')
         b = self.connect(self.s, 'bob', 'b')
-        for t in ('chat', 'normal', 'headline'):
+        for t in ('chat', 'normal'):
             id_ = a.message('bob@localhost/gone', 'x', type_=t)
             m = self.assert_delivered(b, id_, a.jid, t)
             self.assertIn(m.get('to'), (b.jid, BJ, 'bob@localhost/gone'), to_str(m))
+        hid = a.message('bob@localhost/gone', 'x', type_='headline')
+        self.settle(a, b)
+        self.assert_not_delivered(hid, b)
+        self.assertEqual(a.take(lambda s: s.get('id') == hid), [], 'headline answered')
         # groupchat: error; IQ: error
         id_ = a.message('bob@localhost/gone', 'x', type_='groupchat')
         e = self.bounce(a, id_)
