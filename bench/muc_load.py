@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import base64
 import ipaddress
+import json
 import os
 import re
 import shutil
@@ -50,6 +51,7 @@ class Conn:
         self.buf = b''
         self.latencies = []
         self.received = 0
+        self.bytes = 0
 
     async def read_until(self, pattern, deadline):
         """Reads until pattern (bytes regex) matches the buffer; returns the match and keeps
@@ -145,6 +147,7 @@ class Conn:
             if not data:
                 return
             now = time.monotonic_ns()
+            self.bytes += len(data)
             data = tail + data
             last = 0
             for m in RE_BODY.finditer(data):
@@ -152,6 +155,24 @@ class Conn:
                 self.latencies.append(now - int(m.group(2)))
                 last = m.end()
             tail = data[max(last, len(data) - 200):]
+
+
+def proc_status(pid):
+    """(VmRSS KiB, VmHWM KiB, CPU seconds user+system) of a local process, or Nones."""
+    rss = hwm = cpu = None
+    try:
+        with open('/proc/%d/status' % pid) as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    rss = int(line.split()[1])
+                elif line.startswith('VmHWM:'):
+                    hwm = int(line.split()[1])
+        with open('/proc/%d/stat' % pid) as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+    except (OSError, ValueError, IndexError):
+        pass
+    return rss, hwm, cpu
 
 
 def percentile(sorted_vals, p):
@@ -188,7 +209,21 @@ async def run(args):
 
     stop = asyncio.Event()
     readers = [asyncio.ensure_future(c.receive(stop)) for c in conns]
+    # Settle: the joins left presence broadcasts (N^2/2 of them) queued towards the occupants;
+    # read them away before the first message so that the latencies measure groupchat only.
+    ts = time.monotonic()
+    last, quiet_since = -1, ts
+    while time.monotonic() - ts < args.settle_timeout:
+        await asyncio.sleep(0.1)
+        now_bytes = sum(c.bytes for c in conns)
+        if now_bytes != last:
+            last, quiet_since = now_bytes, time.monotonic()
+        elif time.monotonic() - quiet_since >= 1.0:
+            break
+    print('settled in %.1fs (%d bytes of join traffic read)' % (time.monotonic() - ts, max(last, 0)))
     senders = conns[:args.senders]
+    cpu_client0 = time.process_time()
+    srv0 = proc_status(args.server_pid) if args.server_pid else (None, None, None)
     interval = 1.0 / args.rate
     t2 = time.monotonic()
     for seq in range(args.messages):
@@ -205,6 +240,8 @@ async def run(args):
     while time.monotonic() < end and sum(c.received for c in conns) < expected:
         await asyncio.sleep(0.05)
     t_all = time.monotonic() - t2
+    srv1 = proc_status(args.server_pid) if args.server_pid else (None, None, None)
+    cpu_client = time.process_time() - cpu_client0
     stop.set()
     await asyncio.gather(*readers, return_exceptions=True)
     got = sum(c.received for c in conns)
@@ -217,6 +254,22 @@ async def run(args):
     print('latency ms: p50 %.1f  p90 %.1f  p99 %.1f  max %.1f'
           % (ms(percentile(lat, 50)), ms(percentile(lat, 90)), ms(percentile(lat, 99)),
              ms(lat[-1]) if lat else float('nan')))
+    result = {
+        'users': len(conns), 'messages': args.messages, 'rate_offered': args.rate,
+        'login_s': round(t_login, 2), 'join_s': round(t_join, 2), 'send_s': round(t_sent, 3),
+        'delivered': got, 'expected': expected, 'deliver_s': round(t_all, 3),
+        'deliveries_per_s': round(got / max(t_all, 1e-9), 1),
+        'p50_ms': round(ms(percentile(lat, 50)), 1), 'p90_ms': round(ms(percentile(lat, 90)), 1),
+        'p99_ms': round(ms(percentile(lat, 99)), 1), 'max_ms': round(ms(lat[-1]), 1) if lat else None,
+        'client_cpu_s': round(cpu_client, 2),
+    }
+    if args.server_pid:
+        result.update({'server_rss_kib': srv1[0], 'server_hwm_kib': srv1[1],
+                       'server_cpu_s': round(srv1[2] - srv0[2], 2) if None not in (srv0[2], srv1[2]) else None})
+        print('server pid %d: RSS %s KiB (peak %s KiB), %s CPU s during the message phase'
+              % (args.server_pid, srv1[0], srv1[1], result['server_cpu_s']))
+    print('client: %.2f CPU s during the message phase' % cpu_client)
+    print('RESULT ' + json.dumps(result, sort_keys=True))
     for c in conns:
         try:
             c.send('</stream:stream>')
@@ -276,6 +329,10 @@ def main():
     ap.add_argument('--login-timeout', type=float, default=120)
     ap.add_argument('--join-timeout', type=float, default=120)
     ap.add_argument('--drain-timeout', type=float, default=60)
+    ap.add_argument('--settle-timeout', type=float, default=60,
+                    help='at most this long reading the join traffic away before the first message')
+    ap.add_argument('--server-pid', type=int, default=0,
+                    help='local server process whose RSS and CPU time are reported (set by --hearthd)')
     args = ap.parse_args()
     if not ipaddress.ip_address(args.host).is_loopback:
         die('refusing %s: this load run is for loopback only' % args.host)
@@ -289,6 +346,7 @@ def main():
     if args.hearthd:
         args.register = True
         proc, data = start_hearthd(args)
+        args.server_pid = proc.pid
     try:
         rc = asyncio.run(run(args))
     finally:

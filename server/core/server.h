@@ -46,7 +46,7 @@ typedef struct settings {
     size_t vcard_max_size;
     size_t private_max_size;
     int hide_version;
-    unsigned resume_timeout; /* s, 0 = no stream-management resumption */
+    unsigned resume_timeout;         /* s, 0 = no stream-management resumption */
     unsigned archive_retention_days; /* 0 = forever */
 } settings_t;
 
