@@ -189,6 +189,14 @@ void router__route_sid(worker_t *w, stanza_kind_t kind, const char *to, const ch
 /* A message with the sender's stream-management settlement to come. */
 void router__route_settled(worker_t *w, const char *to, const char *from, const char *type,
                            const char *sid, conn_t *sender, hearth_bytes_t *bytes);
+/* Fan-out: one stanza for many recipients, serialised once and handed to each destination
+ * worker as ONE inbox message listing its recipients (not one per recipient). */
+typedef struct route_batch route_batch_t;
+route_batch_t *router__batch_new(worker_t *w, stanza_kind_t kind, const char *from,
+                                 const char *type, hearth_bytes_t *bytes);
+void router__batch_add(route_batch_t *b, const char *to);
+void router__batch_send(route_batch_t *b);               /* consumes b */
+void router__deliver_multi(worker_t *w, inbox_msg_t *m); /* INBOX_ROUTE_MULTI; consumes m */
 /* The destination is done with m: the sender's h may count it. */
 void router__settle(worker_t *w, const inbox_msg_t *m);
 void router__settle_local(worker_t *w, const char *full, const char *sm_id, uint32_t seq);

@@ -158,6 +158,107 @@ static void route_full(worker_t *w, stanza_kind_t kind, const char *to, const ch
         worker__post(home, m);
 }
 
+struct route_batch {
+    worker_t *w;
+    inbox_msg_t **per; /* one message per destination worker, built as recipients come */
+};
+
+route_batch_t *router__batch_new(worker_t *w, stanza_kind_t kind, const char *from,
+                                 const char *type, hearth_bytes_t *bytes)
+{
+    route_batch_t *b = calloc(1, sizeof(*b));
+    if (!b || !(b->per = calloc(w->srv->nworkers, sizeof(*b->per)))) {
+        free(b);
+        return NULL;
+    }
+    b->w = w;
+    for (unsigned i = 0; i < w->srv->nworkers; i++) {
+        inbox_msg_t *m = calloc(1, sizeof(*m));
+        if (!m)
+            continue;
+        m->kind = INBOX_ROUTE_MULTI;
+        m->u.route.kind = kind;
+        m->u.route.from = from ? strdup(from) : NULL;
+        m->u.route.is_error = type && !strcmp(type, "error");
+        if (type && strlen(type) < sizeof(m->u.route.type))
+            strcpy(m->u.route.type, type);
+        m->u.route.bytes = hearth_bytes_ref(bytes);
+        b->per[i] = m;
+    }
+    return b;
+}
+
+void router__batch_add(route_batch_t *b, const char *to)
+{
+    if (!b)
+        return;
+    size_t n = strcspn(to, "/");
+    char bare[3072];
+    if (n >= sizeof(bare))
+        return;
+    memcpy(bare, to, n);
+    bare[n] = '\0';
+    inbox_msg_t *m = b->per[worker__home(b->w->srv, bare)->index];
+    if (!m)
+        return;
+    char **v = realloc(m->u.route.tos, (m->u.route.ntos + 1) * sizeof(char *));
+    if (!v)
+        return;
+    m->u.route.tos = v;
+    if ((v[m->u.route.ntos] = strdup(to)))
+        m->u.route.ntos++;
+}
+
+static void free_multi(inbox_msg_t *m)
+{
+    for (size_t i = 0; i < m->u.route.ntos; i++)
+        free(m->u.route.tos[i]);
+    free(m->u.route.tos);
+    hearth_bytes_unref(m->u.route.bytes);
+    free(m->u.route.from);
+    free(m);
+}
+
+void router__batch_send(route_batch_t *b)
+{
+    if (!b)
+        return;
+    for (unsigned i = 0; i < b->w->srv->nworkers; i++) {
+        inbox_msg_t *m = b->per[i];
+        if (!m)
+            continue;
+        if (!m->u.route.ntos)
+            free_multi(m);
+        else if (b->w->srv->workers[i] == b->w)
+            router__deliver_multi(b->w, m);
+        else
+            worker__post(b->w->srv->workers[i], m);
+    }
+    free(b->per);
+    free(b);
+}
+
+/* Each recipient then takes the ordinary path on this worker, sharing the bytes. */
+void router__deliver_multi(worker_t *w, inbox_msg_t *mm)
+{
+    for (size_t i = 0; i < mm->u.route.ntos; i++) {
+        inbox_msg_t *m = calloc(1, sizeof(*m));
+        if (!m)
+            break;
+        *m = *mm;
+        m->kind = INBOX_ROUTE;
+        m->next = NULL;
+        m->u.route.tos = NULL;
+        m->u.route.ntos = 0;
+        m->u.route.to = mm->u.route.tos[i];
+        mm->u.route.tos[i] = NULL;
+        m->u.route.from = mm->u.route.from ? strdup(mm->u.route.from) : NULL;
+        m->u.route.bytes = hearth_bytes_ref(mm->u.route.bytes);
+        router__deliver(w, m);
+    }
+    free_multi(mm);
+}
+
 void im__route_node(worker_t *w, const char *to, hearth_xml_node_t *st)
 {
     hearth_buf_t out = HEARTH_BUF_INIT;

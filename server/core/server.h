@@ -54,9 +54,10 @@ typedef enum {
     INBOX_STORAGE,
     INBOX_HANDOFF,
     INBOX_ROUTE,
-    INBOX_SHUTDOWN, /* close listeners, end every stream with <system-shutdown/> */
-    INBOX_EXIT,     /* every connection is gone: close the remaining handles */
-    INBOX_SETTLE,   /* route.to (a sender's full JID) may count route.settle_seq handled */
+    INBOX_SHUTDOWN,    /* close listeners, end every stream with <system-shutdown/> */
+    INBOX_EXIT,        /* every connection is gone: close the remaining handles */
+    INBOX_SETTLE,      /* route.to (a sender's full JID) may count route.settle_seq handled */
+    INBOX_ROUTE_MULTI, /* one stanza for several recipients homed on this worker (fan-out) */
 } inbox_kind_t;
 
 typedef enum { STANZA_MESSAGE, STANZA_PRESENCE, STANZA_IQ } stanza_kind_t;
@@ -80,6 +81,8 @@ typedef struct inbox_msg {
             char settle_sm[24];
             uint32_t settle_seq;
             int settle_deferred; /* settled later, by whoever took it over */
+            char **tos;          /* INBOX_ROUTE_MULTI: the recipients (to is unused) */
+            size_t ntos;
             hearth_bytes_t *bytes;
         } route;
     } u;

@@ -128,6 +128,11 @@ static void discard(worker_t *w, inbox_msg_t *m)
     case INBOX_STORAGE:
         storage_req_discard(m->u.req);
         break;
+    case INBOX_ROUTE_MULTI:
+        for (size_t i = 0; i < m->u.route.ntos; i++)
+            free(m->u.route.tos[i]);
+        free(m->u.route.tos);
+        /* fall through */
     case INBOX_ROUTE:
     case INBOX_SETTLE:
         hearth_bytes_unref(m->u.route.bytes);
@@ -161,6 +166,9 @@ static void on_wake(uv_async_t *a)
             break;
         case INBOX_ROUTE:
             router__deliver(w, m); /* consumes m */
+            break;
+        case INBOX_ROUTE_MULTI:
+            router__deliver_multi(w, m); /* consumes m */
             break;
         case INBOX_SETTLE:
             router__settle_local(w, m->u.route.to, m->u.route.settle_sm, m->u.route.settle_seq);

@@ -193,7 +193,7 @@ static void directory_items(hearth_arena_t *a, hearth_xml_node_t *q, strmap_t *s
 
 /* ---- sending ---- */
 
-static int is_muc_jid(worker_t *w, const char *to)
+int muc__is_muc_jid(worker_t *w, const char *to)
 {
     const char *at = strchr(to, '@');
     const char *dom = at ? at + 1 : to;
@@ -215,14 +215,14 @@ void muc__send_bytes(worker_t *w, stanza_kind_t kind, const char *to, const char
                      const char *type, hearth_bytes_t *bytes)
 {
     /* Rooms never talk to rooms: it would re-enter a room from inside another's handling. */
-    if (!to || is_muc_jid(w, to))
+    if (!to || muc__is_muc_jid(w, to))
         return;
     router__route(w, kind, to, from, type ? type : "", bytes);
 }
 
 void muc__send_node(worker_t *w, const char *to, hearth_xml_node_t *st)
 {
-    if (!to || is_muc_jid(w, to))
+    if (!to || muc__is_muc_jid(w, to))
         return;
     stanza_kind_t kind = kind_of(st->name);
     /* Presence bytes carry no 'to': the recipient's worker writes it (presence__inbound). */

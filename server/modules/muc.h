@@ -169,6 +169,8 @@ void muc__iq_result(worker_t *w, hearth_xml_node_t *iq, hearth_arena_t *a, const
  * writes it), messages and IQs with it. */
 void muc__send_node(worker_t *w, const char *to, hearth_xml_node_t *st);
 /* Routes ready bytes (stanza kind, type) to one real JID. */
+/* The JID is in the MUC domain (rooms never send to rooms). */
+int muc__is_muc_jid(worker_t *w, const char *to);
 void muc__send_bytes(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
                      const char *type, hearth_bytes_t *bytes);
 

@@ -810,8 +810,12 @@ static void groupchat(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_
     }
     hearth_bytes_t *bytes = hearth_bytes_new(out.data, out.len);
     if (bytes) {
+        /* Serialised once; one inbox message per destination worker (ARCHITECTURE.md). */
+        route_batch_t *batch = router__batch_new(w, STANZA_MESSAGE, o->ojid, "groupchat", bytes);
         for (muc_occupant_t *x = r->occupants; x; x = x->next)
-            muc__send_bytes(w, STANZA_MESSAGE, x->jid, o->ojid, "groupchat", bytes);
+            if (!muc__is_muc_jid(w, x->jid))
+                router__batch_add(batch, x->jid);
+        router__batch_send(batch);
         if (body)
             muc__history_add(w, r, out.data, out.len, now_ms(), 1);
     }
