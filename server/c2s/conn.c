@@ -210,6 +210,20 @@ static void on_write(uv_write_t *req, int status)
         maybe_finish_output(c);
 }
 
+static void on_timer(uv_timer_t *t);
+
+/* A write failed (or overflowed) inside a send: the caller, TLS included, may still be using
+ * the data being sent, which ending the session would free (unacknowledged stanzas go back
+ * to delivery). Stop writing now; lose the connection on the next loop turn. */
+static void fail_later(conn_t *c)
+{
+    if (c->fail_pending || c->handles_closing)
+        return;
+    c->fail_pending = 1;
+    c->close_now = 1;
+    uv_timer_start(&c->timer, on_timer, 0, 0);
+}
+
 static void write_raw(conn_t *c, const char *data, size_t len)
 {
     if (c->close_now || c->handles_closing || c->handoff_detached || c->sm.detached)
@@ -221,7 +235,7 @@ static void write_raw(conn_t *c, const char *data, size_t len)
             data += n;
             len -= (size_t)n;
         } else if (n < 0 && n != UV_EAGAIN) {
-            conn__abort(c);
+            fail_later(c);
             return;
         }
         if (len == 0)
@@ -230,14 +244,13 @@ static void write_raw(conn_t *c, const char *data, size_t len)
     if (c->outq.len + len > CONN_MAX_OUTQ) {
         hlog_conn(LOG_WARN, c->id, conn__log_jid(c), "output queue over %u bytes: closing",
                   CONN_MAX_OUTQ);
-        /* A slow reader with stream management is detached like a dropped one: nothing it
-         * had not acknowledged is lost. */
-        if (!sm__lost(c))
-            conn__abort(c);
+        /* A slow reader with stream management is detached like a dropped one (on the next
+         * loop turn): nothing it had not acknowledged is lost. */
+        fail_later(c);
         return;
     }
     if (hearth_buf_append(&c->outq, data, len)) {
-        conn__abort(c);
+        fail_later(c);
         return;
     }
     if (!c->writing && !c->handoff)
@@ -290,7 +303,7 @@ void conn__send(conn_t *c, const char *data, size_t len)
         if (hearth_tls_write(c->tls, data, len)) {
             hlog_conn(LOG_DEBUG, c->id, conn__log_jid(c), "TLS write failed: %s",
                       hearth_tls_error(c->tls));
-            conn__abort(c);
+            fail_later(c);
         }
         return;
     }
@@ -369,8 +382,8 @@ void conn__csi(conn_t *c, int active)
 
 void conn__send_stanza(conn_t *c, const char *data, size_t len)
 {
-    if (c->closing || c->close_now || c->handles_closing)
-        return;
+    if (c->closing || c->handles_closing || (c->close_now && !c->sm.enabled))
+        return; /* with stream management, a failing connection still queues (not lost) */
     if (c->csi_inactive && !c->sm.detached) {
         if (!csi_important(data, len) && csi_hold(c, data, len))
             return;
@@ -574,6 +587,12 @@ void conn__detach_socket(conn_t *c)
 static void on_timer(uv_timer_t *t)
 {
     conn_t *c = t->data;
+    if (c->fail_pending) {
+        c->fail_pending = 0;
+        if (!sm__lost(c))
+            conn__abort(c);
+        return;
+    }
     if (c->closing)
         return;
     c2s__on_timer(c);
@@ -581,6 +600,8 @@ static void on_timer(uv_timer_t *t)
 
 void conn__timer_in(conn_t *c, uint64_t ms)
 {
+    if (c->fail_pending)
+        return; /* the pending failure keeps the timer */
     if (!c->handles_closing)
         uv_timer_start(&c->timer, on_timer, ms, 0);
 }

@@ -71,9 +71,10 @@ struct conn {
     int handoff_fd;
     worker_t *handoff_target;
     int preauth_counted;
-    int secure;      /* TLS established */
-    int in_read;     /* inside on_read: pending actions wait for its end */
-    int read_paused; /* reading stopped until storage catches up (worker.c) */
+    int secure;       /* TLS established */
+    int in_read;      /* inside on_read: pending actions wait for its end */
+    int read_paused;  /* reading stopped until storage catches up (worker.c) */
+    int fail_pending; /* a write failed: the connection is lost on the next loop turn */
 
     /* SASL */
     hearth_sasl_server_t *sasl;

@@ -375,6 +375,8 @@ void c2s__after_read(conn_t *c)
  * of a throttled SASL failure); once bound it schedules the idle ping and its timeout. */
 void conn__arm_timer(conn_t *c)
 {
+    if (c->fail_pending)
+        return; /* the timer ends the connection on the next loop turn */
     const settings_t *s = &c->w->srv->set;
     uint64_t now = uv_now(&c->w->loop);
     if (c->state != C2S_BOUND) {

@@ -183,13 +183,15 @@ out:
 
 static void broadcast(conn_t *c, user_t *u, hearth_bytes_t *bytes, const char *type)
 {
-    worker_t *w = c->w;
+    /* Serialised once; one inbox message per destination worker lists its contacts. */
+    route_batch_t *batch = router__batch_new(c->w, STANZA_PRESENCE, c->jid.full, type, bytes);
     STRMAP_FOREACH(&u->roster, e)
     {
         storage_roster_item_t *it = e->value;
         if (user__sub_from(it) && !blocking__blocks(u, it->jid))
-            route(w, it->jid, c->jid.full, type, bytes);
+            router__batch_add(batch, it->jid);
     }
+    router__batch_send(batch);
     /* §4.2.2, §4.4.2: every available resource, the sender's own included. */
     deliver_available(u, bytes, NULL);
 }
