@@ -63,7 +63,11 @@ class Conn:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError('%s: waited for %r; have %r' % (self.user, pattern.pattern, self.buf[-300:]))
-            data = await asyncio.wait_for(self.reader.read(65536), left)
+            try:
+                data = await asyncio.wait_for(self.reader.read(65536), left)
+            except asyncio.TimeoutError:
+                raise TimeoutError('%s: waited for %r; have %r'
+                                   % (self.user, pattern.pattern, self.buf[-300:])) from None
             if not data:
                 raise ConnectionError('%s: connection closed; last bytes %r' % (self.user, self.buf[-300:]))
             self.buf += data
