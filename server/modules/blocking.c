@@ -113,15 +113,10 @@ static void blocking_iq(iq_ctx_t *ctx)
             for (conn_t *s = u->sessions; s; s = s->user_next) {
                 if (!s->available)
                     continue;
-                hearth_buf_t b = HEARTH_BUF_INIT;
-                int rc = hearth_buf_append_str(&b, "<presence type='unavailable' from='");
-                rc = rc ?: hearth_buf_append_escaped(&b, s->jid.full, strlen(s->jid.full));
-                rc = rc ?: hearth_buf_append_str(&b, "'/>");
-                hearth_bytes_t *bytes = rc ? NULL : hearth_bytes_new(b.data, b.len);
+                hearth_bytes_t *bytes = im__unavailable(s->jid.full);
                 if (bytes && strchr(v[i], '@'))
                     router__route(w, STANZA_PRESENCE, v[i], s->jid.full, "unavailable", bytes);
                 hearth_bytes_unref(bytes);
-                hearth_buf_free(&b);
             }
         }
         if (storage_block_add(w->srv->storage, &w->storage_target, u->node, v, n, user__write_done,

@@ -31,6 +31,10 @@ int user__sub_to(const storage_roster_item_t *it);
 void user__write_done(void *ud, int err);
 int64_t user__now_ms(void);
 
+/* 24 hex digits from the system's CSPRNG (stanza and archive ids), NUL-terminated. */
+void im__random_id(char *out, size_t len);
+/* <presence type='unavailable' from=full/>, serialised once for any number of recipients. */
+hearth_bytes_t *im__unavailable(const char *full);
 /* Parses one serialised stanza and calls fn with its tree (valid during the call). */
 typedef void (*stanza_fn)(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena);
 void im__parse(const char *bytes, size_t len, stanza_fn fn, void *ud);

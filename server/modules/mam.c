@@ -297,19 +297,6 @@ static void archive_job(worker_t *w, user_t *u, void *arg)
     archive_req_free(p);
 }
 
-static void random_id(char *out, size_t len)
-{
-    unsigned char r[12];
-    static const char hex[] = "0123456789abcdef";
-    uv_random(NULL, NULL, r, sizeof(r), 0, NULL);
-    size_t k = 0;
-    for (size_t i = 0; i < sizeof(r) && k + 2 < len; i++) {
-        out[k++] = hex[r[i] >> 4];
-        out[k++] = hex[r[i] & 15];
-    }
-    out[k] = '\0';
-}
-
 static char *bare_dup(const char *jid)
 {
     return strndup(jid, strcspn(jid, "/"));
@@ -376,7 +363,7 @@ static void incoming_parsed(void *ud, hearth_xml_node_t *st, hearth_arena_t *are
     char fresh[32];
     const char *id = m->u.route.sid;
     if (!*id) { /* routed without a stanza id of ours: the archive gives one */
-        random_id(fresh, sizeof(fresh));
+        im__random_id(fresh, sizeof(fresh));
         id = fresh;
     }
     size_t len = 0;
@@ -405,7 +392,7 @@ void mam__outgoing(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena, cons
         return; /* to oneself: archived once, as it arrives */
     const char *full = hearth_xml_attr(st, "to");
     char id[32];
-    random_id(id, sizeof(id));
+    im__random_id(id, sizeof(id));
     size_t len = 0;
     char *text = standalone(st, &len);
     if (text)

@@ -9,19 +9,6 @@
 #include "core/log.h"
 #include "modules/im.h"
 
-static void random_id(char *out, size_t len)
-{
-    unsigned char r[12];
-    static const char hex[] = "0123456789abcdef";
-    uv_random(NULL, NULL, r, sizeof(r), 0, NULL);
-    size_t k = 0;
-    for (size_t i = 0; i < sizeof(r) && k + 2 < len; i++) {
-        out[k++] = hex[r[i] >> 4];
-        out[k++] = hex[r[i] & 15];
-    }
-    out[k] = '\0';
-}
-
 void message__stamp(hearth_xml_node_t *st, hearth_arena_t *arena, const char *to_bare,
                     const char *sender_bare, const char *domain, char *id, size_t idlen)
 {
@@ -34,7 +21,7 @@ void message__stamp(hearth_xml_node_t *st, hearth_arena_t *arena, const char *to
         if (!by || !strcmp(by, to_bare) || !strcmp(by, sender_bare) || !strcmp(by, domain))
             hearth_xml_remove(n);
     }
-    random_id(id, idlen);
+    im__random_id(id, idlen);
     hearth_xml_node_t *sid = hearth_xml_add_child(arena, st, "stanza-id", NS_SID);
     hearth_xml_set_attr(arena, sid, "id", id);
     hearth_xml_set_attr(arena, sid, "by", to_bare);

@@ -81,15 +81,10 @@ void presence__send_unavailable_to(worker_t *w, user_t *u, const char *contact)
     for (conn_t *s = u->sessions; s; s = s->user_next) {
         if (!s->available)
             continue;
-        hearth_buf_t b = HEARTH_BUF_INIT;
-        int rc = hearth_buf_append_str(&b, "<presence type='unavailable' from='");
-        rc = rc ?: hearth_buf_append_escaped(&b, s->jid.full, strlen(s->jid.full));
-        rc = rc ?: hearth_buf_append_str(&b, "'/>");
-        hearth_bytes_t *bytes = rc ? NULL : hearth_bytes_new(b.data, b.len);
+        hearth_bytes_t *bytes = im__unavailable(s->jid.full);
         if (bytes)
             route(w, contact, s->jid.full, "unavailable", bytes);
         hearth_bytes_unref(bytes);
-        hearth_buf_free(&b);
     }
 }
 
@@ -386,12 +381,7 @@ void presence__session_end(conn_t *c)
 {
     user_t *u = c->user;
     if (u && c->available) {
-        hearth_buf_t b = HEARTH_BUF_INIT;
-        int rc = hearth_buf_append_str(&b, "<presence type='unavailable' from='");
-        rc = rc ?: hearth_buf_append_escaped(&b, c->jid.full, strlen(c->jid.full));
-        rc = rc ?: hearth_buf_append_str(&b, "'/>");
-        hearth_bytes_t *bytes = rc ? NULL : hearth_bytes_new(b.data, b.len);
-        hearth_buf_free(&b);
+        hearth_bytes_t *bytes = im__unavailable(c->jid.full);
         if (bytes)
             go_unavailable(c, u, bytes, NULL);
         hearth_bytes_unref(bytes);
@@ -399,12 +389,7 @@ void presence__session_end(conn_t *c)
     if (u && !c->available && c->directed.buckets) {
         /* Directed presence without broadcast (a room joined before initial presence) ends
          * with the session too. */
-        hearth_buf_t b = HEARTH_BUF_INIT;
-        int rc = hearth_buf_append_str(&b, "<presence type='unavailable' from='");
-        rc = rc ?: hearth_buf_append_escaped(&b, c->jid.full, strlen(c->jid.full));
-        rc = rc ?: hearth_buf_append_str(&b, "'/>");
-        hearth_bytes_t *bytes = rc ? NULL : hearth_bytes_new(b.data, b.len);
-        hearth_buf_free(&b);
+        hearth_bytes_t *bytes = im__unavailable(c->jid.full);
         STRMAP_FOREACH(&c->directed, e)
         {
             if (bytes)

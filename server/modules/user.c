@@ -189,6 +189,30 @@ void user__write_done(void *ud, int err)
 
 /* ---- shared helpers ---- */
 
+void im__random_id(char *out, size_t len)
+{
+    unsigned char r[12];
+    static const char hex[] = "0123456789abcdef";
+    uv_random(NULL, NULL, r, sizeof(r), 0, NULL);
+    size_t k = 0;
+    for (size_t i = 0; i < sizeof(r) && k + 2 < len; i++) {
+        out[k++] = hex[r[i] >> 4];
+        out[k++] = hex[r[i] & 15];
+    }
+    out[k] = '\0';
+}
+
+hearth_bytes_t *im__unavailable(const char *full)
+{
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    int rc = hearth_buf_append_str(&b, "<presence type='unavailable' from='");
+    rc = rc ?: hearth_buf_append_escaped(&b, full, strlen(full));
+    rc = rc ?: hearth_buf_append_str(&b, "'/>");
+    hearth_bytes_t *bytes = rc ? NULL : hearth_bytes_new(b.data, b.len);
+    hearth_buf_free(&b);
+    return bytes;
+}
+
 typedef struct parse_ctx {
     stanza_fn fn;
     void *ud;
