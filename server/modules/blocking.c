@@ -7,7 +7,8 @@
 #include "core/log.h"
 #include "modules/im.h"
 
-#define BLOCK_ITEMS_MAX 1000
+#define BLOCK_ITEMS_MAX 1000 /* per request */
+#define BLOCK_LIST_MAX 10000 /* per account: past it, policy-violation and nothing stored */
 
 int blocking__blocks(const user_t *u, const char *jid)
 {
@@ -100,6 +101,10 @@ static void blocking_iq(iq_ctx_t *ctx)
     if (!strcmp(name, "block")) {
         if (n == 0) {
             iq_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST, "block needs at least one item");
+            return;
+        }
+        if (u->blocked.count + n > BLOCK_LIST_MAX) {
+            iq_error(ctx, HEARTH_STANZA_ERR_POLICY_VIOLATION, "the block list is full");
             return;
         }
         for (size_t i = 0; i < n; i++) {

@@ -27,12 +27,13 @@
 #define NS_CLIENT "jabber:client"
 
 /* Limits, each with its policy when hit. */
-#define MUC_HISTORY_MAX 100     /* messages kept per room; the oldest is dropped */
-#define MUC_HISTORY_DEFAULT 20  /* muc#maxhistoryfetch of a new room */
-#define MUC_SUBJECT_MAX 1024    /* longer subjects: not-acceptable */
-#define MUC_NICK_MAX 128        /* longer nicks: jid-malformed (bytes, prepared) */
-#define MUC_TEXT_MAX 1024       /* config text fields: longer is not-acceptable */
-#define MUC_JOIN_BURST 200      /* join attempts per room in a burst ... */
+#define MUC_HISTORY_MAX 100             /* messages kept per room; the oldest is dropped */
+#define MUC_HISTORY_BYTES (1024 * 1024) /* and bytes: large messages cannot pin 25 MiB */
+#define MUC_HISTORY_DEFAULT 20          /* muc#maxhistoryfetch of a new room */
+#define MUC_SUBJECT_MAX 1024            /* longer subjects: not-acceptable */
+#define MUC_NICK_MAX 128                /* longer nicks: jid-malformed (bytes, prepared) */
+#define MUC_TEXT_MAX 1024               /* config text fields: longer is not-acceptable */
+#define MUC_JOIN_BURST 200              /* join attempts per room in a burst ... */
 #define MUC_JOIN_PER_SEC 100    /* ... refilled at this rate; past it: resource-constraint */
 #define MUC_PENDING_MAX 1000    /* stanzas waiting for a room to load; more: resource-constraint */
 #define MUC_FORM_FIELDS_MAX 200 /* a configuration form with more fields: not-acceptable */
@@ -104,6 +105,7 @@ typedef struct muc_room {
     char *subject_nick; /* who set it, NULL: the room */
     muc_hist_t hist[MUC_HISTORY_MAX];
     unsigned hist_start, hist_len;
+    size_t hist_bytes; /* bounded by MUC_HISTORY_BYTES: the oldest go first */
     double join_tokens;
     int64_t join_stamp_ms;
     muc_pending_t *pending_head, *pending_tail;

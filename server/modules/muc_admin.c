@@ -328,9 +328,11 @@ void muc__admin_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_are
     }
     muc__iq_result(w, iq, a, r->jid, from, NULL);
     int save = 0;
+    /* An earlier item may remove the actor itself (a moderator kicking or banning itself):
+     * its nick is copied now, and actor is not read again. */
+    const char *actor_nick = actor ? hearth_arena_strdup(a, actor->nick) : NULL;
     for (size_t i = 0; i < k; i++) {
         change_t *c = &cs[i];
-        const char *actor_nick = actor ? actor->nick : NULL;
         if (c->is_role) {
             /* The target may have gone with an earlier item of the same request. */
             muc_occupant_t *t = NULL;
@@ -878,6 +880,7 @@ void muc__destroy(worker_t *w, muc_room_t *r, const char *alt, const char *reaso
     for (unsigned i = 0; i < r->hist_len; i++)
         free(r->hist[(r->hist_start + i) % MUC_HISTORY_MAX].xml);
     r->hist_len = r->hist_start = 0;
+    r->hist_bytes = 0;
     free(r->subject);
     free(r->subject_nick);
     r->subject = r->subject_nick = NULL;

@@ -305,14 +305,18 @@ void muc__history_add(worker_t *w, muc_room_t *r, const char *xml, size_t len, i
     char *copy = strndup(xml, len);
     if (!copy)
         return;
-    if (r->hist_len == MUC_HISTORY_MAX) {
+    while (r->hist_len &&
+           (r->hist_len == MUC_HISTORY_MAX || r->hist_bytes + len > MUC_HISTORY_BYTES)) {
+        r->hist_bytes -= r->hist[r->hist_start].len;
         free(r->hist[r->hist_start].xml);
+        r->hist[r->hist_start].xml = NULL;
         r->hist_start = (r->hist_start + 1) % MUC_HISTORY_MAX;
         r->hist_len--;
     }
     muc_hist_t *h = &r->hist[(r->hist_start + r->hist_len) % MUC_HISTORY_MAX];
     h->xml = copy;
     h->len = len;
+    r->hist_bytes += len;
     h->stamp_ms = stamp_ms;
     r->hist_len++;
     if (log && r->cfg.logging)

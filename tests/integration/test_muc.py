@@ -558,6 +558,16 @@ class TestConfiguration(MucTestCase):
 
 class TestRolesAffiliations(MucTestCase):
 
+    def test_admin_batch_that_kicks_the_actor_first(self):
+        # Regression: the actor's occupant was freed by the first item (a self-kick) and its
+        # nick read for the second (heap-use-after-free, any room owner could crash hearthd).
+        room, a, b, c = self.three('selfkick')
+        r = self.admin(a, room, "<item nick='Alice' role='none'/><item nick='Bob' role='none'/>")
+        self.assertEqual(r.get('type'), 'result', to_str(r))
+        self.pres_from(c, room, 'Alice', type_='unavailable', code=307)
+        self.pres_from(c, room, 'Bob', type_='unavailable', code=307)
+        self.assertEqual(c.ping().get('type'), 'result')  # the server is still there
+
     def test_kick(self):
         room, a, b, c = self.three('kick')
         r = self.admin(a, room, "<item nick='Carol' role='none'><reason>noise</reason></item>")
