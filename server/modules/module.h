@@ -70,6 +70,14 @@ iq_deferred_t *iq_defer(iq_ctx_t *ctx);
 void iq_deferred_result(iq_deferred_t *d, const char *payload_xml);
 void iq_deferred_error(iq_deferred_t *d, hearth_stanza_error_t cond, const char *text);
 void iq_deferred_free(iq_deferred_t *d);
+/* A storage request that was not queued: d is dropped and an error sent now (resource-constraint
+ * when the queue is full, worth a retry). what names the request in the log. */
+void iq_submit_failed(iq_ctx_t *ctx, iq_deferred_t *d, int rc, const char *what);
+/* In a storage callback: 0 for success or not-found; otherwise the error reply is sent (d is
+ * consumed) and 1 is returned. */
+int iq_storage_failed(iq_deferred_t *d, int err, const char *what);
+/* The localpart of a bare JID, in the arena (the storage key of an account). */
+char *iq_localpart(hearth_arena_t *a, const char *bare);
 
 /* register.c: in-band registration before authentication (XEP-0077 §3). Returns 1 when iq was
  * a registration IQ (answered now or later), 0 when it is not one. */

@@ -193,6 +193,33 @@ static void deferred_send(iq_deferred_t *d, const char *type, const char *inner)
     iq_deferred_free(d);
 }
 
+void iq_submit_failed(iq_ctx_t *ctx, iq_deferred_t *d, int rc, const char *what)
+{
+    hlog_conn(LOG_ERROR, ctx->c->id, ctx->c->jid.full, "%s request not queued: %s", what,
+              hearth_strerror(rc));
+    iq_deferred_free(d);
+    iq_error(ctx,
+             rc == HEARTH_EAGAIN ? HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT
+                                 : HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR,
+             NULL);
+}
+
+int iq_storage_failed(iq_deferred_t *d, int err, const char *what)
+{
+    if (!err || err == HEARTH_ENOTFOUND)
+        return 0;
+    hlog_conn(LOG_ERROR, d->c->id, d->c->jid.full, "%s storage failed: %s", what,
+              hearth_strerror(err));
+    iq_deferred_error(d, HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR, NULL);
+    return 1;
+}
+
+char *iq_localpart(hearth_arena_t *a, const char *bare)
+{
+    const char *at = strchr(bare, '@');
+    return hearth_arena_strndup(a, bare, at ? (size_t)(at - bare) : strlen(bare));
+}
+
 void iq_deferred_result(iq_deferred_t *d, const char *payload_xml)
 {
     deferred_send(d, "result", payload_xml);

@@ -27,37 +27,10 @@ static int reserved_ns(const char *ns)
            !strcmp(ns, "jabber:server");
 }
 
-static char *localpart(hearth_arena_t *a, const char *bare)
-{
-    const char *at = strchr(bare, '@');
-    return hearth_arena_strndup(a, bare, at ? (size_t)(at - bare) : strlen(bare));
-}
-
-static void submit_failed(iq_ctx_t *ctx, iq_deferred_t *d, int rc)
-{
-    hlog_conn(LOG_ERROR, ctx->c->id, ctx->c->jid.full, "private XML request not queued: %s",
-              hearth_strerror(rc));
-    iq_deferred_free(d);
-    iq_error(ctx,
-             rc == HEARTH_EAGAIN ? HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT
-                                 : HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR,
-             NULL);
-}
-
-static int storage_failed(iq_deferred_t *d, int err)
-{
-    if (!err || err == HEARTH_ENOTFOUND)
-        return 0;
-    hlog_conn(LOG_ERROR, d->c->id, d->c->jid.full, "private XML storage failed: %s",
-              hearth_strerror(err));
-    iq_deferred_error(d, HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR, NULL);
-    return 1;
-}
-
 static void on_get(void *ud, int err, const char *xml)
 {
     private_get_t *g = ud;
-    if (storage_failed(g->d, err))
+    if (iq_storage_failed(g->d, err, "private XML"))
         goto out;
     if (!xml) {
         iq_deferred_result(g->d, g->empty);
@@ -82,7 +55,7 @@ static void on_set(void *ud, int err)
     iq_deferred_t *d = ud;
     if (err == HEARTH_ENOTFOUND)
         iq_deferred_error(d, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
-    else if (!storage_failed(d, err))
+    else if (!iq_storage_failed(d, err, "private XML"))
         iq_deferred_result(d, NULL);
 }
 
@@ -121,7 +94,7 @@ static void private_get(iq_ctx_t *ctx, const char *user, const char *ns)
     server_t *srv = ctx->c->w->srv;
     int rc = storage_private_get(srv->storage, &ctx->c->w->storage_target, user, ns, on_get, g);
     if (rc) {
-        submit_failed(ctx, g->d, rc);
+        iq_submit_failed(ctx, g->d, rc, "private XML");
         free(g->empty);
         free(g);
     }
@@ -155,7 +128,7 @@ static void private_set(iq_ctx_t *ctx, const char *user, const char *ns)
                                  on_set, d);
     hearth_buf_free(&xml); /* storage copied it */
     if (rc)
-        submit_failed(ctx, d, rc);
+        iq_submit_failed(ctx, d, rc, "private XML");
 }
 
 static void private_xml(iq_ctx_t *ctx)
@@ -188,7 +161,7 @@ static void private_xml(iq_ctx_t *ctx)
         iq_error(ctx, HEARTH_STANZA_ERR_NOT_ACCEPTABLE, "namespace too long");
         return;
     }
-    char *user = localpart(ctx->arena, ctx->c->bare);
+    char *user = iq_localpart(ctx->arena, ctx->c->bare);
     if (!user) {
         iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
         return;

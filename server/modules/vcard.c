@@ -9,41 +9,12 @@
 #define NS_VCARD "vcard-temp"
 #define EMPTY_VCARD "<vCard xmlns='" NS_VCARD "'/>"
 
-/* The localpart of a bare JID, in the arena (NULL on ENOMEM). */
-static char *localpart(hearth_arena_t *a, const char *bare)
-{
-    const char *at = strchr(bare, '@');
-    return hearth_arena_strndup(a, bare, at ? (size_t)(at - bare) : strlen(bare));
-}
-
-/* A request the storage thread would not take: a full queue is worth retrying, the rest is ours. */
-static void submit_failed(iq_ctx_t *ctx, iq_deferred_t *d, int rc)
-{
-    hlog_conn(LOG_ERROR, ctx->c->id, ctx->c->jid.full, "vCard request not queued: %s",
-              hearth_strerror(rc));
-    iq_deferred_free(d);
-    iq_error(ctx,
-             rc == HEARTH_EAGAIN ? HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT
-                                 : HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR,
-             NULL);
-}
-
-static int storage_failed(iq_deferred_t *d, int err)
-{
-    if (!err || err == HEARTH_ENOTFOUND)
-        return 0;
-    hlog_conn(LOG_ERROR, d->c->id, d->c->jid.full, "vCard storage failed: %s",
-              hearth_strerror(err));
-    iq_deferred_error(d, HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR, NULL);
-    return 1;
-}
-
 /* XEP-0054 §3.1: with no vCard stored, one's own get gets an empty <vCard/> (the XEP allows it
  * beside item-not-found; clients treat it as "nothing yet" rather than as a failure). */
 static void on_get_own(void *ud, int err, const char *xml)
 {
     iq_deferred_t *d = ud;
-    if (!storage_failed(d, err))
+    if (!iq_storage_failed(d, err, "vCard"))
         iq_deferred_result(d, xml ? xml : EMPTY_VCARD);
 }
 
@@ -54,7 +25,7 @@ static void on_get_own(void *ud, int err, const char *xml)
 static void on_get_other(void *ud, int err, const char *xml)
 {
     iq_deferred_t *d = ud;
-    if (storage_failed(d, err))
+    if (iq_storage_failed(d, err, "vCard"))
         return;
     if (xml)
         iq_deferred_result(d, xml);
@@ -69,7 +40,7 @@ static void on_set(void *ud, int err)
     iq_deferred_t *d = ud;
     if (err == HEARTH_ENOTFOUND)
         iq_deferred_error(d, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
-    else if (!storage_failed(d, err))
+    else if (!iq_storage_failed(d, err, "vCard"))
         iq_deferred_result(d, NULL);
 }
 
@@ -81,7 +52,7 @@ static void vcard_get(iq_ctx_t *ctx)
         return;
     }
     int own = ctx->where == IQ_TO_SELF;
-    char *user = localpart(ctx->arena, own ? ctx->c->bare : ctx->to);
+    char *user = iq_localpart(ctx->arena, own ? ctx->c->bare : ctx->to);
     iq_deferred_t *d = user ? iq_defer(ctx) : NULL;
     if (!d) {
         iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
@@ -91,7 +62,7 @@ static void vcard_get(iq_ctx_t *ctx)
     int rc = storage_vcard_get(srv->storage, &ctx->c->w->storage_target, user,
                                own ? on_get_own : on_get_other, d);
     if (rc)
-        submit_failed(ctx, d, rc);
+        iq_submit_failed(ctx, d, rc, "vCard");
 }
 
 /* XEP-0054 §3.2: a set replaces the whole vCard. */
@@ -123,7 +94,7 @@ static void vcard_set(iq_ctx_t *ctx)
         iq_error(ctx, HEARTH_STANZA_ERR_NOT_ACCEPTABLE, "vCard too large");
         return;
     }
-    char *user = localpart(ctx->arena, ctx->c->bare);
+    char *user = iq_localpart(ctx->arena, ctx->c->bare);
     iq_deferred_t *d = user ? iq_defer(ctx) : NULL;
     if (!d) {
         hearth_buf_free(&xml);
@@ -133,7 +104,7 @@ static void vcard_set(iq_ctx_t *ctx)
     int rc = storage_vcard_set(srv->storage, &ctx->c->w->storage_target, user, xml.data, on_set, d);
     hearth_buf_free(&xml); /* storage copied it */
     if (rc)
-        submit_failed(ctx, d, rc);
+        iq_submit_failed(ctx, d, rc, "vCard");
 }
 
 static void vcard(iq_ctx_t *ctx)
