@@ -483,21 +483,33 @@ static void reply_error(iq_ctx_t *ctx, hearth_stanza_error_t cond, const char *t
     iq_error(ctx, cond, text);
 }
 
+/* Answers the job's deferred IQ with an error and ends the job. */
+static void job_fail(reg_job_t *j, hearth_stanza_error_t cond, const char *text)
+{
+    iq_deferred_error(j->d, cond, text);
+    j->d = NULL;
+    job_free(j);
+}
+
+/* A storage failure on an existing account's request, as the requester sees it. */
+static hearth_stanza_error_t account_error(int err)
+{
+    return err == HEARTH_ENOTFOUND ? HEARTH_STANZA_ERR_REGISTRATION_REQUIRED
+                                   : HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR;
+}
+
 static void on_secrets(void *ud, int err)
 {
     reg_job_t *j = ud;
-    iq_deferred_t *d = j->d;
-    j->d = NULL;
     if (err) {
-        hlog_conn(LOG_ERROR, d->c->id, j->bare, "password change failed: %s", hearth_strerror(err));
-        iq_deferred_error(d,
-                          err == HEARTH_ENOTFOUND ? HEARTH_STANZA_ERR_REGISTRATION_REQUIRED
-                                                  : HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR,
-                          NULL);
-    } else {
-        hlog_conn(LOG_INFO, d->c->id, j->bare, "password changed for %s", j->bare);
-        iq_deferred_result(d, NULL);
+        hlog_conn(LOG_ERROR, j->d->c->id, j->bare, "password change failed: %s",
+                  hearth_strerror(err));
+        job_fail(j, account_error(err), NULL);
+        return;
     }
+    hlog_conn(LOG_INFO, j->d->c->id, j->bare, "password changed for %s", j->bare);
+    iq_deferred_result(j->d, NULL);
+    j->d = NULL;
     job_free(j);
 }
 
@@ -507,41 +519,33 @@ static void change_after_work(uv_work_t *w, int status)
     const char *text = NULL;
     if (status || j->rc) {
         hearth_stanza_error_t cond = derive_error(status ? HEARTH_EAGAIN : j->rc, &text);
-        iq_deferred_error(j->d, cond, text);
-        j->d = NULL;
-        job_free(j);
+        job_fail(j, cond, text);
         return;
     }
     int rc =
         storage_account_set_secrets(j->w->srv->storage, &j->w->storage_target, j->acct.username,
                                     &j->acct.sha1, &j->acct.sha256, on_secrets, j);
-    if (rc) {
-        iq_deferred_error(j->d,
-                          rc == HEARTH_EAGAIN ? HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT
-                                              : HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR,
-                          NULL);
-        j->d = NULL;
-        job_free(j);
-    }
+    if (rc)
+        job_fail(j,
+                 rc == HEARTH_EAGAIN ? HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT
+                                     : HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR,
+                 NULL);
 }
 
 static void on_deleted(void *ud, int err)
 {
     reg_job_t *j = ud;
-    iq_deferred_t *d = j->d;
-    j->d = NULL;
     if (err) {
-        hlog_conn(LOG_ERROR, d->c->id, j->bare, "account removal failed: %s", hearth_strerror(err));
-        iq_deferred_error(d,
-                          err == HEARTH_ENOTFOUND ? HEARTH_STANZA_ERR_REGISTRATION_REQUIRED
-                                                  : HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR,
-                          NULL);
-    } else {
-        hlog_conn(LOG_INFO, d->c->id, j->bare, "account %s removed", j->bare);
-        /* The result is queued before the stream errors of §3.2 that close the sessions. */
-        iq_deferred_result(d, NULL);
-        user__account_deleted(j->w, j->bare);
+        hlog_conn(LOG_ERROR, j->d->c->id, j->bare, "account removal failed: %s",
+                  hearth_strerror(err));
+        job_fail(j, account_error(err), NULL);
+        return;
     }
+    hlog_conn(LOG_INFO, j->d->c->id, j->bare, "account %s removed", j->bare);
+    /* The result is queued before the stream errors of §3.2 that close the sessions. */
+    iq_deferred_result(j->d, NULL);
+    j->d = NULL;
+    user__account_deleted(j->w, j->bare);
     job_free(j);
 }
 
