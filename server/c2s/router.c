@@ -17,14 +17,16 @@ static stanza_kind_t kind_of(const char *name)
     return STANZA_IQ;
 }
 
-/* Turns stanza into its error reply in place: to/from swapped, type='error', an <error/>. */
+/* Turns stanza into its error reply in place: to/from swapped, type='error', an <error/>. A
+ * stanza without 'to' is answered from default_from (no 'from' when NULL). */
 static hearth_xml_node_t *make_error(hearth_xml_node_t *st, hearth_arena_t *arena,
                                      hearth_stanza_error_t cond, const char *text,
                                      const char *default_from)
 {
     const char *from = hearth_xml_attr(st, "from");
     const char *to = hearth_xml_attr(st, "to");
-    char *nfrom = hearth_arena_strdup(arena, to ? to : default_from);
+    const char *rfrom = to ? to : default_from;
+    char *nfrom = rfrom ? hearth_arena_strdup(arena, rfrom) : NULL;
     char *nto = from ? hearth_arena_strdup(arena, from) : NULL;
     hearth_xml_set_attr(arena, st, "to", nto);
     hearth_xml_set_attr(arena, st, "from", nfrom);
@@ -53,7 +55,11 @@ void router__reply_error(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena
     hearth_xml_set_attr(arena, st, "from", c->jid.full); /* so the reply goes back to it */
     if (!c->jid.full)
         hearth_xml_set_attr(arena, st, "from", NULL);
-    make_error(st, arena, cond, text, c->w->srv->set.domain);
+    /* RFC 6120 §10.3.3: a stanza without 'to' from a bound session is handled on behalf of its
+     * account, so the error comes from the account, not the domain: without 'from', as results
+     * to such requests are sent (modules.c iq_result). Clients match a reply against the
+     * address they sent to. Before binding the stream's peer is the server itself. */
+    make_error(st, arena, cond, text, c->bare ? NULL : c->w->srv->set.domain);
     conn__send_node(c, st);
 }
 

@@ -150,6 +150,63 @@ class HideVersionTest(ModulesBase):
 
 
 # --------------------------------------------------------------------------
+# RFC 6120 §10.3.3: an IQ without 'to' is handled on behalf of the sender's account
+
+
+class ToLessIqTest(ModulesBase):
+    """Client libraries match a reply against the address of the request: to a request
+    without 'to' the reply, result or error, carries no 'from' or the account's bare JID,
+    never the domain (regression: errors came from the domain)."""
+
+    CASES = [
+        # (type, payload, expected type or error condition)
+        ('get', "<query xmlns='jabber:iq:roster'/>", 'result'),
+        ('set', "<query xmlns='jabber:iq:roster'><item jid='a@localhost'/><item jid='b@localhost'/>"
+                "</query>", 'bad-request'),
+        ('get', "<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query>",
+         'result'),
+        ('get', "<query xmlns='jabber:iq:private'/>", 'not-acceptable'),
+        ('get', "<query xmlns='jabber:iq:private'><x xmlns='jabber:client'/></query>",
+         'not-acceptable'),
+        ('get', "<vCard xmlns='vcard-temp'/>", 'result'),
+        ('get', "<blocklist xmlns='urn:xmpp:blocking'/>", 'result'),
+        ('set', "<block xmlns='urn:xmpp:blocking'/>", 'bad-request'),
+        ('set', "<query xmlns='urn:xmpp:mam:2'/>", 'result'),
+        ('set', "<query xmlns='urn:xmpp:mam:2'><x xmlns='jabber:x:data' type='submit'>"
+                "<field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field>"
+                "<field var='start'><value>not a date</value></field></x></query>", 'bad-request'),
+        ('get', "<query xmlns='http://jabber.org/protocol/disco#info'/>", 'result'),
+        ('get', "<query xmlns='http://jabber.org/protocol/disco#items'/>", 'result'),
+        ('get', "<ping xmlns='urn:xmpp:ping'/>", 'result'),
+        ('set', "<ping xmlns='urn:xmpp:ping'/>", 'bad-request'),
+        ('get', "<query xmlns='jabber:iq:version'/>", 'service-unavailable'),
+        ('get', "<query xmlns='jabber:iq:last'/>", None),
+        ('get', "<unknown xmlns='urn:example:nothing'/>", 'service-unavailable'),
+        ('get', "<a xmlns='urn:example:one'/><b xmlns='urn:example:two'/>", 'bad-request'),
+        ('set', "<query xmlns='jabber:iq:register'><password/></query>", None),
+        ('get', "<enable xmlns='urn:xmpp:carbons:2'/>", 'bad-request'),
+    ]
+
+    def test_replies_to_toless_iqs(self):
+        s = self.start_server()
+        a = self.login(s, 'alice')
+        own = 'alice@' + DOMAIN
+        for type_, payload, want in self.CASES:
+            with self.subTest(payload=payload):
+                r = a.iq(type_, payload)
+                self.assertIn(r.get('from'), (None, own), to_str(r))
+                if want == 'result':
+                    self.assert_result(r)
+                elif want is not None:
+                    self.assert_error(r, want)
+        # addressed to the bare JID, the reply comes from it
+        for type_, payload, want in self.CASES:
+            with self.subTest(payload=payload, to=own):
+                r = a.iq(type_, payload, to=own)
+                self.assertEqual(r.get('from'), own, to_str(r))
+
+
+# --------------------------------------------------------------------------
 # XEP-0054
 
 
