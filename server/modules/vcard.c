@@ -9,28 +9,17 @@
 #define NS_VCARD "vcard-temp"
 #define EMPTY_VCARD "<vCard xmlns='" NS_VCARD "'/>"
 
-/* XEP-0054 §3.1: with no vCard stored, one's own get gets an empty <vCard/> (the XEP allows it
- * beside item-not-found; clients treat it as "nothing yet" rather than as a failure). */
-static void on_get_own(void *ud, int err, const char *xml)
+/* XEP-0054 §3.1 and §3.3: an account with no vCard stored (never set, or cleared with an empty
+ * <vCard/>) has an empty one, as Prosody and ejabberd answer; clients treat an error here as a
+ * failure. Only an account that does not exist gets service-unavailable: the same answer as
+ * RFC 6121 §8.5.1 gives any IQ to a bare JID without an account. */
+static void on_get(void *ud, int err, const char *xml)
 {
     iq_deferred_t *d = ud;
-    if (!iq_storage_failed(d, err, "vCard"))
-        iq_deferred_result(d, xml ? xml : EMPTY_VCARD);
-}
-
-/* XEP-0054 §3.3: another user's missing vCard, or a missing user, MUST be an error, which SHOULD
- * be service-unavailable or item-not-found. service-unavailable for both, so a vCard query does
- * not tell whether an account exists (the same answer as RFC 6121 §8.5.1 for an IQ to a bare JID
- * that has no account). */
-static void on_get_other(void *ud, int err, const char *xml)
-{
-    iq_deferred_t *d = ud;
-    if (iq_storage_failed(d, err, "vCard"))
-        return;
-    if (xml)
-        iq_deferred_result(d, xml);
-    else
+    if (err == HEARTH_ENOTFOUND)
         iq_deferred_error(d, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
+    else if (!iq_storage_failed(d, err, "vCard"))
+        iq_deferred_result(d, xml ? xml : EMPTY_VCARD);
 }
 
 /* ENOTFOUND on a set: the account is gone (deleted while this session lives); an IQ for an
@@ -59,8 +48,7 @@ static void vcard_get(iq_ctx_t *ctx)
         return;
     }
     server_t *srv = ctx->c->w->srv;
-    int rc = storage_vcard_get(srv->storage, &ctx->c->w->storage_target, user,
-                               own ? on_get_own : on_get_other, d);
+    int rc = storage_vcard_get(srv->storage, &ctx->c->w->storage_target, user, on_get, d);
     if (rc)
         iq_submit_failed(ctx, d, rc, "vCard");
 }
@@ -81,9 +69,9 @@ static void vcard_set(iq_ctx_t *ctx)
     server_t *srv = ctx->c->w->srv;
     hearth_buf_t xml = HEARTH_BUF_INIT;
     /* A <vCard/> with no element inside is no vCard: the stored one is deleted, so that
-     * afterwards the owner reads the empty <vCard/> and others get §3.3's error, as before any
-     * set. context_ns jabber:client makes the stored text carry xmlns='vcard-temp' and be
-     * usable as it is inside any c2s result. */
+     * afterwards everyone reads the empty <vCard/>, as before any set. context_ns jabber:client
+     * makes the stored text carry xmlns='vcard-temp' and be usable as it is inside any c2s result.
+     */
     if (hearth_xml_first_element(ctx->payload) &&
         hearth_xml_serialize(ctx->payload, "jabber:client", &xml)) {
         iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);

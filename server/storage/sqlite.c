@@ -284,7 +284,10 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_OFFLINE_FETCH] = "SELECT id, stamp_ms, stanza FROM offline_messages WHERE username = ?1 "
                          "ORDER BY id",
     [ST_OFFLINE_DELETE] = "DELETE FROM offline_messages WHERE username = ?1 AND id <= ?2",
-    [ST_VCARD_GET] = "SELECT xml FROM vcards WHERE username = ?1",
+    /* A row for every account, xml NULL when it has no vCard: only a missing account is
+     * ENOTFOUND (XEP-0054 gives an existing account without a vCard an empty one). */
+    [ST_VCARD_GET] = ("SELECT v.xml FROM accounts a LEFT JOIN vcards v ON v.username = a.username "
+                      "WHERE a.username = ?1"),
     [ST_VCARD_SET] = ("INSERT INTO vcards (username, xml) VALUES (?1, ?2) "
                       "ON CONFLICT (username) DO UPDATE SET xml = excluded.xml"),
     [ST_VCARD_DELETE] = "DELETE FROM vcards WHERE username = ?1",
@@ -1056,7 +1059,7 @@ static int blob_get(sqlite_conn_t *c, storage_req_t *r, enum stmt_id id)
         return HEARTH_ESTORAGE;
     int err = 0, rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
-        err = column_dup_req(s, 0, &r->blob);
+        err = id == ST_VCARD_GET ? column_dup(s, 0, &r->blob) : column_dup_req(s, 0, &r->blob);
         rc = SQLITE_DONE;
     } else if (rc == SQLITE_DONE) {
         err = HEARTH_ENOTFOUND;
@@ -1226,7 +1229,6 @@ static int archive_query(sqlite_conn_t *c, storage_req_t *r)
     if (s == NULL)
         return HEARTH_ESTORAGE;
     size_t cap = 0;
-    int64_t first_seq = 0;
     int rc;
     r->page.complete = 1;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -1243,9 +1245,6 @@ static int archive_query(sqlite_conn_t *c, storage_req_t *r)
         r->amsgs = msgs;
         storage_archive_msg_t *m = &msgs[r->amsgs_n++];
         memset(m, 0, sizeof(*m));
-        int64_t seq = sqlite3_column_int64(s, 0);
-        if (r->amsgs_n == 1 || seq < first_seq)
-            first_seq = seq;
         m->stamp_ms = sqlite3_column_int64(s, 3);
         m->outgoing = sqlite3_column_int(s, 4) != 0;
         err = column_dup_req(s, 1, &m->id);
@@ -1267,8 +1266,6 @@ static int archive_query(sqlite_conn_t *c, storage_req_t *r)
             r->amsgs[j - 1] = tmp;
         }
     }
-    if (r->amsgs_n > 0)
-        err = archive_count(c, r, 0, first_seq, &r->page.first_index);
     return err; /* on error the caller clears what was read */
 }
 

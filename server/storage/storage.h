@@ -173,6 +173,7 @@ int storage_offline_delete(storage_t *st, const storage_target_t *t, const char 
 /* vCard-temp (XEP-0054) and private XML (XEP-0049), stored as serialised XML. Setting for an
  * unknown account: ENOTFOUND; deleting what is absent: 0. */
 typedef void (*storage_blob_cb)(void *ud, int err, const char *xml); /* ENOTFOUND → xml NULL */
+/* 0 with xml NULL: the account exists and has no vCard; ENOTFOUND: no such account. */
 int storage_vcard_get(storage_t *st, const storage_target_t *t, const char *username,
                       storage_blob_cb cb, void *ud);
 int storage_vcard_set(storage_t *st, const storage_target_t *t, const char *username,
@@ -233,10 +234,9 @@ typedef struct storage_archive_query {
 typedef struct storage_archive_page {
     const storage_archive_msg_t *msgs; /* n of them, oldest first */
     size_t n;
-    size_t first_index; /* position of msgs[0] among every item matching with/start/end */
-    size_t count;       /* items matching with/start/end (paging bounds ignored) */
-    int complete;       /* no more items in the paging direction (after the page going forward,
-                         * before it for a before_id query) */
+    size_t count; /* items matching with/start/end (paging bounds ignored) */
+    int complete; /* no more items in the paging direction (after the page going forward,
+                   * before it for a before_id query) */
 } storage_archive_page_t;
 typedef void (*storage_archive_cb)(void *ud, int err, const storage_archive_page_t *page);
 
