@@ -544,7 +544,10 @@ static void query_done(void *ud, int err, const storage_archive_page_t *page)
                         page->complete ? "true" : "false");
         if (page->n) {
             const char *first = page->msgs[0].id, *last = page->msgs[page->n - 1].id;
-            rc = rc ?: hearth_buf_printf(&b, "<first index='%zu'>", page->first_index);
+            /* No 'index' on <first> (XEP-0059 makes it optional): a widely used client library
+             * takes "index + items == count" for the last page, which holds for the newest
+             * page when paging backwards, and stops there. */
+            rc = rc ?: hearth_buf_append_str(&b, "<first>");
             rc = rc ?: hearth_buf_append_escaped(&b, first, strlen(first));
             rc = rc ?: hearth_buf_append_str(&b, "</first><last>");
             rc = rc ?: hearth_buf_append_escaped(&b, last, strlen(last));
