@@ -171,6 +171,42 @@ void sm__begin_inbound(conn_t *c)
     sm->pending[sm->npending++] = sm->cur_seq;
 }
 
+/* Answers the waiting <r/> that everything before has settled for, in order; and once the
+ * client is no longer behind, an unsolicited <a/> when an earlier answer left some unsettled. */
+static void answer_waiting(conn_t *c)
+{
+    sm_state_t *sm = &c->sm;
+    if (sm->detached || c->closing)
+        return;
+    uint32_t h = handled(c);
+    size_t done = 0;
+    while (done < sm->nack_wait && (int32_t)(h - sm->ack_wait[done]) >= 0)
+        done++;
+    if (done) {
+        memmove(sm->ack_wait, sm->ack_wait + done, (sm->nack_wait - done) * sizeof(uint32_t));
+        sm->nack_wait -= done;
+        for (size_t i = 0; i < done; i++)
+            send_ack(c);
+        if (sm->npending)
+            sm->ack_behind = 1;
+    } else if (sm->ack_behind && !sm->npending && !sm->nack_wait) {
+        sm->ack_behind = 0;
+        send_ack(c);
+    }
+}
+
+static void request(conn_t *c)
+{
+    sm_state_t *sm = &c->sm;
+    if (!sm->npending) {
+        send_ack(c);
+        return;
+    }
+    if (sm->nack_wait == SM_ACK_WAIT_MAX)
+        sm->nack_wait--; /* the newest waiting answer covers this one too */
+    sm->ack_wait[sm->nack_wait++] = sm->received;
+}
+
 void sm__settle(conn_t *c, uint32_t seq)
 {
     sm_state_t *sm = &c->sm;
@@ -181,10 +217,7 @@ void sm__settle(conn_t *c, uint32_t seq)
         sm->npending--;
         break;
     }
-    if (sm->ack_wanted && sm->npending == 0 && !sm->detached && !c->closing) {
-        sm->ack_wanted = 0;
-        send_ack(c);
-    }
+    answer_waiting(c);
 }
 
 void sm__end_inbound(conn_t *c)
@@ -252,6 +285,8 @@ static void take_over(conn_t *c, conn_t *old)
     c->sm = old->sm;
     c->sm.detached = 0;
     c->sm.since_request = 0;
+    c->sm.nack_wait = 0; /* requests of the lost stream: <resumed/> carries the answer */
+    c->sm.ack_behind = 0;
     memset(&old->sm, 0, sizeof(old->sm));
     c->state = C2S_BOUND;
 }
@@ -319,9 +354,7 @@ void sm__element(conn_t *c, hearth_xml_node_t *el, hearth_arena_t *arena)
         return;
     }
     if (!strcmp(name, "r")) {
-        if (c->sm.npending)
-            c->sm.ack_wanted = 1; /* answered again when everything before it is handled */
-        send_ack(c);
+        request(c);
     } else if (!strcmp(name, "a")) {
         uint32_t h;
         if (parse_h(el, &h)) {

@@ -19,6 +19,9 @@
 #define SM_QUEUE_BYTES (16u * 1024 * 1024)
 /* The server asks for an acknowledgement after this many unrequested stanzas. */
 #define SM_REQUEST_EVERY 5
+/* The client's <r/> waiting for what it sent before them to settle; past this many the newest
+ * waiting one also answers for a later one (the client still gets an <a/> at least as high). */
+#define SM_ACK_WAIT_MAX 32
 
 typedef struct conn conn_t;
 
@@ -34,7 +37,12 @@ typedef struct sm_state {
     size_t npending, pcap;
     uint32_t cur_seq; /* the stanza being dispatched */
     int cur_async;    /* it was routed with a settlement to come */
-    int ack_wanted;   /* the client asked while some were pending */
+    /* Each <r/> is answered once every stanza received before it is settled, in order:
+     * received counts at each waiting <r/>, oldest first. */
+    uint32_t ack_wait[SM_ACK_WAIT_MAX];
+    size_t nack_wait;
+    int ack_behind; /* an <a/> went out while later stanzas were unsettled: one more when the
+                     * last of them settles */
     /* server -> client */
     uint32_t out;       /* stanzas sent */
     uint32_t acked;     /* the client's last h */

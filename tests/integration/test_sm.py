@@ -422,6 +422,42 @@ class AckTest(SMTestCase):
         a.sync()
         self.assertEqual(a.take(is_a), [], 'more <a/> than <r/>')
 
+    def test_r_answered_once_everything_before_it_settled(self):
+        # Regression: 40 messages to an offline contact with an <r/> after every fifth; each
+        # <r/> used to be answered at once with whatever was committed so far, so the last
+        # answer said h=21 and half of what was sent stayed unacknowledged (resent after a
+        # reconnect). Each answer now waits for the stanzas before its <r/>.
+        s = self.start_server()
+        a = self.sm_client(s, 'alice', 'r', roster=False, presence=False)
+        a.take(is_a)
+        a.send_r()
+        self.assertEqual(int(a.wait(is_a).get('h')), 0)
+        out = ''
+        for i in range(40):
+            out += "<message to='%s' id='o%d' type='chat'><body>offline %d</body></message>" % (CJ, i, i)
+            if i % 5 == 4:
+                out += "<r xmlns='%s'/>" % NS_SM3
+        a.send(out)  # one write: the server reads it all before any commit returns
+        acks = [int(x.get('h')) for x in a.wait_n(is_a, 8, timeout=15)]
+        self.assertEqual(acks, [5, 10, 15, 20, 25, 30, 35, 40])
+        self.assertEqual(offline_count(s, 'carol'), 40, 'acknowledged means committed')
+        a.sync()
+        self.assertEqual(a.take(is_a), [], 'no <a/> beyond one per <r/>')
+
+    def test_unsolicited_a_when_settlement_catches_up(self):
+        # An <r/> between two messages is answered once the first settles; the second settles
+        # afterwards and the server says so without being asked.
+        s = self.start_server()
+        a = self.sm_client(s, 'alice', 'r', roster=False, presence=False)
+        a.take(is_a)
+        a.send("<message to='%s' id='u1'><body>1</body></message><r xmlns='%s'/>"
+               "<message to='%s' id='u2'><body>2</body></message>" % (CJ, NS_SM3, CJ))
+        acks = [int(a.wait(is_a, timeout=10).get('h'))]
+        if acks[0] == 1:
+            acks.append(int(a.wait(is_a, timeout=10).get('h')))
+        self.assertEqual(acks[-1], 2, acks)
+        self.assertTrue(acks[0] >= 1, acks)
+
     def test_server_requests_acks_every_5(self):
         s = self.start_server()
         a = self.sm_client(s, 'alice', 'r', roster=False, presence=False)
