@@ -1,11 +1,13 @@
 /* String-keyed hash map (server/core/strmap.h). */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <uv.h>
 
 #include "hearth/error.h"
 #include "core/strmap.h"
 
-uint64_t strmap_hash(const char *s)
+uint64_t strmap_stable_hash(const char *s)
 {
     uint64_t h = 14695981039346656037ULL; /* FNV-1a 64 offset basis */
     for (; *s; s++) {
@@ -13,6 +15,63 @@ uint64_t strmap_hash(const char *s)
         h *= 1099511628211ULL;
     }
     return h;
+}
+
+/* ---- SipHash-2-4 (Aumasson and Bernstein), keyed per process ---- */
+
+static uint64_t sip_key[2];
+static uv_once_t sip_once = UV_ONCE_INIT;
+
+static void sip_seed(void)
+{
+    /* getrandom blocks only before the kernel's pool is initialised, long before a server
+     * starts; on failure the time and address space layout are better than a constant. */
+    if (uv_random(NULL, NULL, sip_key, sizeof(sip_key), 0, NULL) != 0) {
+        sip_key[0] = (uint64_t)uv_hrtime() ^ (uintptr_t)&sip_key;
+        sip_key[1] = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ULL ^ (uintptr_t)&sip_once;
+    }
+}
+
+#define ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND(v0, v1, v2, v3)                                                                   \
+    do {                                                                                           \
+        v0 += v1, v1 = ROTL(v1, 13), v1 ^= v0, v0 = ROTL(v0, 32);                                  \
+        v2 += v3, v3 = ROTL(v3, 16), v3 ^= v2;                                                     \
+        v0 += v3, v3 = ROTL(v3, 21), v3 ^= v0;                                                     \
+        v2 += v1, v1 = ROTL(v1, 17), v1 ^= v2, v2 = ROTL(v2, 32);                                  \
+    } while (0)
+
+uint64_t strmap__siphash(const uint64_t key[2], const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint64_t v0 = key[0] ^ 0x736f6d6570736575ULL, v1 = key[1] ^ 0x646f72616e646f6dULL;
+    uint64_t v2 = key[0] ^ 0x6c7967656e657261ULL, v3 = key[1] ^ 0x7465646279746573ULL;
+    uint64_t m;
+    size_t left = len;
+    for (; left >= 8; p += 8, left -= 8) {
+        memcpy(&m, p, 8); /* the hash is defined little-endian; these machines are */
+        v3 ^= m;
+        SIPROUND(v0, v1, v2, v3);
+        SIPROUND(v0, v1, v2, v3);
+        v0 ^= m;
+    }
+    uint64_t b = (uint64_t)len << 56;
+    for (size_t i = 0; i < left; i++)
+        b |= (uint64_t)p[i] << (8 * i);
+    v3 ^= b;
+    SIPROUND(v0, v1, v2, v3);
+    SIPROUND(v0, v1, v2, v3);
+    v0 ^= b;
+    v2 ^= 0xff;
+    for (int i = 0; i < 4; i++)
+        SIPROUND(v0, v1, v2, v3);
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+uint64_t strmap_hash(const char *s)
+{
+    uv_once(&sip_once, sip_seed);
+    return strmap__siphash(sip_key, s, strlen(s));
 }
 
 int strmap_init(strmap_t *m)

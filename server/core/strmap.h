@@ -19,7 +19,15 @@ typedef struct strmap {
     size_t count;
 } strmap_t;
 
-uint64_t strmap_hash(const char *s); /* FNV-1a 64, also used to pick home workers */
+/* The tables hash their keys with SipHash-2-4 under a key drawn from the CSPRNG once per
+ * process: keys are often chosen by users (rosters, block lists, nicknames), and an unseeded
+ * hash lets them be chosen to collide in one chain. */
+uint64_t strmap_hash(const char *s);
+/* FNV-1a 64, the same in every process and run: picks home workers (and later nodes), which
+ * must agree across threads and restarts. Never used for a table's buckets. */
+uint64_t strmap_stable_hash(const char *s);
+/* SipHash-2-4 of len bytes under key (exposed for its test vectors). */
+uint64_t strmap__siphash(const uint64_t key[2], const void *data, size_t len);
 int strmap_init(strmap_t *m);
 void strmap_free(strmap_t *m); /* frees entries, not values */
 void *strmap_get(const strmap_t *m, const char *key);

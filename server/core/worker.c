@@ -10,7 +10,7 @@
 
 worker_t *worker__home(server_t *srv, const char *bare)
 {
-    return srv->workers[strmap_hash(bare) % srv->nworkers];
+    return srv->workers[strmap_stable_hash(bare) % srv->nworkers];
 }
 
 static void discard(worker_t *w, inbox_msg_t *m);

@@ -91,7 +91,7 @@ def voice_approval(s):
 
 
 def fnv1a(text):
-    """strmap_hash: FNV-1a 64, which picks the home worker of users and rooms."""
+    """strmap_stable_hash: FNV-1a 64, which picks the home worker of users and rooms."""
     h = 14695981039346656037
     for ch in text.encode():
         h = ((h ^ ch) * 1099511628211) & 0xFFFFFFFFFFFFFFFF

@@ -41,18 +41,60 @@ static void test_put_get_remove_grow(void **state)
     strmap_free(&m);
 }
 
-static void test_hash_is_stable(void **state)
+static void test_home_hash_is_stable(void **state)
 {
     /* FNV-1a 64: the home worker of a JID must not change between builds or runs. */
-    assert_true(strmap_hash("") == 14695981039346656037ULL);
-    assert_true(strmap_hash("a") == 0xaf63dc4c8601ec8cULL);
+    assert_true(strmap_stable_hash("") == 14695981039346656037ULL);
+    assert_true(strmap_stable_hash("a") == 0xaf63dc4c8601ec8cULL);
+}
+
+static void test_siphash_vectors(void **state)
+{
+    /* The reference vectors of the SipHash paper: key 00..0f, messages 00..(n-1). */
+    uint64_t key[2] = {0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL};
+    unsigned char msg[16];
+    for (int i = 0; i < 16; i++)
+        msg[i] = (unsigned char)i;
+    assert_true(strmap__siphash(key, msg, 0) == 0x726fdb47dd0e0e31ULL);
+    assert_true(strmap__siphash(key, msg, 1) == 0x74f839c593dc67fdULL);
+    assert_true(strmap__siphash(key, msg, 15) == 0xa129ca6149be45e5ULL);
+}
+
+/* Regression: the tables hashed with unseeded FNV-1a, so keys chosen offline (roster items,
+ * blocked JIDs, nicknames) could all fall into one chain. 300 keys whose FNV-1a hashes share
+ * their low 10 bits would sit in one bucket of a 256-bucket table; keyed hashing spreads them. */
+static void test_chosen_collisions_spread(void **state)
+{
+    strmap_t m;
+    assert_int_equal(strmap_init(&m), 0);
+    char key[48];
+    size_t found = 0;
+    for (unsigned long i = 0; found < 300; i++) {
+        snprintf(key, sizeof(key), "contact%lu@example.org", i);
+        if ((strmap_stable_hash(key) & 1023) != 0)
+            continue;
+        assert_int_equal(strmap_put(&m, key, (void *)1), 0);
+        found++;
+    }
+    assert_true(m.nbuckets <= 1024);
+    size_t longest = 0;
+    for (size_t b = 0; b < m.nbuckets; b++) {
+        size_t n = 0;
+        for (strmap_entry_t *e = m.buckets[b]; e; e = e->next)
+            n++;
+        longest = n > longest ? n : longest;
+    }
+    assert_true(longest < 20); /* about 2 expected; 300 with the unkeyed hash */
+    strmap_free(&m);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_get_remove_grow),
-        cmocka_unit_test(test_hash_is_stable),
+        cmocka_unit_test(test_home_hash_is_stable),
+        cmocka_unit_test(test_siphash_vectors),
+        cmocka_unit_test(test_chosen_collisions_spread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
