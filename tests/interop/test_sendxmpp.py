@@ -11,7 +11,7 @@ import unittest
 
 from hearth import NS_CLIENT, Client, Server, main, q
 
-SENDXMPP = '/usr/bin/go-sendxmpp'
+SENDXMPP = os.environ.get('HEARTH_SENDXMPP', '/usr/bin/go-sendxmpp')
 USERS = {'alice': 'wonderland', 'bob': 'builder'}
 
 
