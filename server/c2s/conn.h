@@ -187,9 +187,10 @@ void router__route(worker_t *w, stanza_kind_t kind, const char *to, const char *
 /* The same, for a message carrying the stanza id sid given for its recipient. */
 void router__route_sid(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
                        const char *type, const char *sid, hearth_bytes_t *bytes);
-/* A message with the sender's stream-management settlement to come. */
-void router__route_settled(worker_t *w, const char *to, const char *from, const char *type,
-                           const char *sid, conn_t *sender, hearth_bytes_t *bytes);
+/* A message with the sender's stream-management settlement to come. Unlike the others it
+ * reports failure (out of memory): then nothing was handed over and nothing is marked. */
+int router__route_settled(worker_t *w, const char *to, const char *from, const char *type,
+                          const char *sid, conn_t *sender, hearth_bytes_t *bytes);
 /* Fan-out: one stanza for many recipients, serialised once and handed to each destination
  * worker as ONE inbox message listing its recipients (not one per recipient). */
 typedef struct route_batch route_batch_t;

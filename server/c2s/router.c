@@ -69,19 +69,42 @@ void router__route(worker_t *w, stanza_kind_t kind, const char *to, const char *
     router__route_sid(w, kind, to, from, type, NULL, bytes);
 }
 
-static void route_full(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
-                       const char *type, const char *sid, conn_t *sender, hearth_bytes_t *bytes);
+static int route_full(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
+                      const char *type, const char *sid, conn_t *sender, hearth_bytes_t *bytes);
 
 void router__route_sid(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
                        const char *type, const char *sid, hearth_bytes_t *bytes)
 {
-    route_full(w, kind, to, from, type, sid, NULL, bytes);
+    if (route_full(w, kind, to, from, type, sid, NULL, bytes))
+        hlog(LOG_ERROR, "a stanza for %s was dropped: out of memory", to);
 }
 
-void router__route_settled(worker_t *w, const char *to, const char *from, const char *type,
-                           const char *sid, conn_t *sender, hearth_bytes_t *bytes)
+int router__route_settled(worker_t *w, const char *to, const char *from, const char *type,
+                          const char *sid, conn_t *sender, hearth_bytes_t *bytes)
 {
-    route_full(w, STANZA_MESSAGE, to, from, type, sid, sender, bytes);
+    return route_full(w, STANZA_MESSAGE, to, from, type, sid, sender, bytes);
+}
+
+/* Serialises a client's message and routes it with its settlement to come; when that fails
+ * the client gets an error now (and its stanza settles as handled, with the error). */
+static void route_from_client(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena,
+                              const char *to, const char *sid)
+{
+    hearth_buf_t out = HEARTH_BUF_INIT;
+    hearth_bytes_t *bytes = NULL;
+    int rc = hearth_xml_serialize(st, "jabber:client", &out);
+    if (!rc && !(bytes = hearth_bytes_new(out.data, out.len)))
+        rc = HEARTH_ENOMEM;
+    hearth_buf_free(&out);
+    rc = rc
+             ?: router__route_settled(c->w, to, c->jid.full, hearth_xml_attr(st, "type"), sid, c,
+                                      bytes);
+    hearth_bytes_unref(bytes);
+    if (rc) {
+        hlog_conn(LOG_ERROR, c->id, c->jid.full, "a message to %s was refused: %s", to,
+                  hearth_strerror(rc));
+        router__reply_error(c, st, arena, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
+    }
 }
 
 void router__settle_local(worker_t *w, const char *full, const char *sm_id, uint32_t seq)
@@ -123,45 +146,43 @@ void router__settle(worker_t *w, const inbox_msg_t *m)
     worker__post(home, s);
 }
 
-static void route_full(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
-                       const char *type, const char *sid, conn_t *sender, hearth_bytes_t *bytes)
+static int route_full(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
+                      const char *type, const char *sid, conn_t *sender, hearth_bytes_t *bytes)
 {
     const char *slash = strchr(to, '/');
     char bare[3072];
     size_t n = slash ? (size_t)(slash - to) : strlen(to);
     if (n >= sizeof(bare))
-        return;
+        return HEARTH_EINVAL;
     memcpy(bare, to, n);
     bare[n] = '\0';
     worker_t *home = worker__home(w->srv, bare);
     inbox_msg_t *m = calloc(1, sizeof(*m));
-    if (!m)
-        return;
+    if (!m || !(m->u.route.to = strdup(to)) || (from && !(m->u.route.from = strdup(from)))) {
+        if (m)
+            free(m->u.route.to);
+        free(m);
+        return HEARTH_ENOMEM; /* nothing was handed over: the sender's stanza settles now */
+    }
     m->kind = INBOX_ROUTE;
     m->u.route.kind = kind;
-    m->u.route.to = strdup(to);
-    m->u.route.from = from ? strdup(from) : NULL;
     m->u.route.is_error = type && !strcmp(type, "error");
     if (type && strlen(type) < sizeof(m->u.route.type))
         strcpy(m->u.route.type, type);
     if (sid && strlen(sid) < sizeof(m->u.route.sid))
         strcpy(m->u.route.sid, sid);
+    /* Marked only once the message exists: from here the destination settles it. */
     if (sender && sender->sm.enabled) {
         strcpy(m->u.route.settle_sm, sender->sm.id);
         m->u.route.settle_seq = sender->sm.cur_seq;
         sender->sm.cur_async = 1;
     }
     m->u.route.bytes = hearth_bytes_ref(bytes);
-    if (!m->u.route.to) {
-        hearth_bytes_unref(bytes);
-        free(m->u.route.from);
-        free(m);
-        return;
-    }
     if (home == w)
         router__deliver(w, m);
     else
         worker__post(home, m);
+    return 0;
 }
 
 struct route_batch {
@@ -324,7 +345,10 @@ static void iq_inbound(worker_t *w, user_t *u, inbox_msg_t *m)
     if (s)
         conn__send_stanza(s, m->u.route.bytes->data, m->u.route.bytes->len);
     else
-        router__bounce(w, m, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
+        router__bounce(w, m,
+                       u->state == USER_FAILED ? HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT
+                                               : HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE,
+                       NULL);
 }
 
 static void deliver_op(worker_t *w, user_t *u, void *arg)
@@ -368,7 +392,7 @@ void router__deliver(worker_t *w, inbox_msg_t *m)
     size_t n = strcspn(m->u.route.to, "/");
     char *bare = strndup(m->u.route.to, n);
     if (!bare) {
-        deliver_op(w, &(user_t){.state = USER_MISSING}, m);
+        deliver_op(w, &(user_t){.state = USER_FAILED}, m);
         return;
     }
     user__acquire(w, bare, deliver_op, m);
@@ -412,15 +436,7 @@ void router__from_client(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena
         hearth_xml_set_attr(arena, st, "to", to.full);
         if (kind == STANZA_MESSAGE) {
             mam__outgoing(c, st, arena, to.bare);
-            hearth_buf_t out = HEARTH_BUF_INIT;
-            if (hearth_xml_serialize(st, "jabber:client", &out) == 0) {
-                hearth_bytes_t *bytes = hearth_bytes_new(out.data, out.len);
-                if (bytes)
-                    router__route_settled(c->w, to.full, c->jid.full, hearth_xml_attr(st, "type"),
-                                          NULL, c, bytes);
-                hearth_bytes_unref(bytes);
-            }
-            hearth_buf_free(&out);
+            route_from_client(c, st, arena, to.full, NULL);
         } else {
             im__route_node(c->w, to.full, st);
         }
@@ -473,14 +489,6 @@ void router__from_client(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena
     mam__outgoing(c, st, arena, to.bare);
     char sid[32];
     message__stamp(st, arena, to.bare, c->bare, srv->set.domain, sid, sizeof(sid));
-    hearth_buf_t out = HEARTH_BUF_INIT;
-    if (hearth_xml_serialize(st, "jabber:client", &out) == 0) {
-        hearth_bytes_t *bytes = hearth_bytes_new(out.data, out.len);
-        if (bytes)
-            router__route_settled(c->w, to.full, c->jid.full, hearth_xml_attr(st, "type"), sid, c,
-                                  bytes);
-        hearth_bytes_unref(bytes);
-    }
-    hearth_buf_free(&out);
+    route_from_client(c, st, arena, to.full, sid);
     hearth_jid_clear(&to);
 }

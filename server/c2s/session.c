@@ -85,6 +85,12 @@ static void bind_loaded(worker_t *w, user_t *u, void *arg)
     j->resource = NULL;
     if (c->closing || c->state != C2S_WAIT_BIND)
         goto out;
+    if (u->state == USER_FAILED) {
+        /* Storage or memory failed: the client may try the bind again. */
+        bind_reply_error(c, j->id, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT,
+                         "the account could not be loaded; try again");
+        goto out;
+    }
     if (u->state != USER_READY) {
         /* The account went away between authentication and bind. */
         conn__stream_error(c, HEARTH_STREAM_ERR_NOT_AUTHORIZED, "the account no longer exists");
@@ -93,7 +99,7 @@ static void bind_loaded(worker_t *w, user_t *u, void *arg)
     if (!resource) {
         random_hex(gen, 8);
         if (!(resource = strdup(gen)))
-            goto out;
+            goto oom;
     }
     conn_t *old = session__find(w, c->bare, resource);
     if (old) {
@@ -118,7 +124,7 @@ static void bind_loaded(worker_t *w, user_t *u, void *arg)
             free(resource);
             resource = renamed;
             if (!resource)
-                goto out;
+                goto oom;
             break;
         }
         }
@@ -151,6 +157,9 @@ static void bind_loaded(worker_t *w, user_t *u, void *arg)
     hearth_buf_free(&b);
     hlog_conn(LOG_INFO, c->id, c->jid.full, "bound %s on worker %u", c->jid.full, w->index);
     conn__arm_timer(c);
+    goto out;
+oom:
+    bind_reply_error(c, j->id, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
 out:
     free(resource);
     free(j->id);

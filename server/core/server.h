@@ -51,7 +51,6 @@ typedef struct settings {
 } settings_t;
 
 typedef enum {
-    INBOX_STORAGE,
     INBOX_HANDOFF,
     INBOX_ROUTE,
     INBOX_SHUTDOWN,    /* close listeners, end every stream with <system-shutdown/> */
@@ -67,9 +66,8 @@ typedef struct inbox_msg {
     struct inbox_msg *next;
     inbox_kind_t kind;
     union {
-        storage_req_t *req; /* INBOX_STORAGE */
-        conn_t *conn;       /* INBOX_HANDOFF: the connection, detached from its old loop */
-        struct {            /* INBOX_ROUTE: a serialised stanza for a user homed there */
+        conn_t *conn; /* INBOX_HANDOFF: the connection, detached from its old loop */
+        struct {      /* INBOX_ROUTE: a serialised stanza for a user homed there */
             stanza_kind_t kind;
             char *to;      /* prepared full or bare JID */
             char *from;    /* prepared JID of the sender (for bounces) */
@@ -98,7 +96,9 @@ typedef struct user_op {
     void *arg;
 } user_op_t;
 
-typedef enum { USER_NEW, USER_LOADING, USER_READY, USER_MISSING } user_state_t;
+/* USER_FAILED: its state could not be loaded (storage failed, or memory ran out): what waited
+ * fails with a temporary error and the next stanza for it tries again. */
+typedef enum { USER_NEW, USER_LOADING, USER_READY, USER_MISSING, USER_FAILED } user_state_t;
 
 /* A bare JID homed on a worker: everything about it lives there without locks. Its stored
  * state (roster, pending subscription requests, block list) is loaded once, before any stanza
@@ -129,6 +129,10 @@ struct worker {
     uv_async_t wake;
     uv_mutex_t inbox_lock;
     inbox_msg_t *inbox_head, *inbox_tail;
+    /* Finished storage requests, linked through their own 'next' (under inbox_lock): posting
+     * one allocates nothing, so a result (and the reference its callback releases) is never
+     * lost to a failed allocation. */
+    storage_req_t *results_head, *results_tail;
     int inbox_closed;
     uv_tcp_t listeners[2];
     int nlisteners;

@@ -109,6 +109,8 @@ static strmap_entry_t **find(const strmap_t *m, const char *key, uint64_t h)
 
 void *strmap_get(const strmap_t *m, const char *key)
 {
+    if (!m->buckets)
+        return NULL; /* a map never initialised (zeroed) is empty */
     strmap_entry_t **pp = find(m, key, strmap_hash(key));
     return *pp ? (*pp)->value : NULL;
 }
@@ -157,6 +159,8 @@ int strmap_put(strmap_t *m, const char *key, void *value)
 
 void *strmap_remove(strmap_t *m, const char *key)
 {
+    if (!m->buckets)
+        return NULL;
     strmap_entry_t **pp = find(m, key, strmap_hash(key));
     strmap_entry_t *e = *pp;
     if (!e)

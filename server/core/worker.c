@@ -41,14 +41,24 @@ void worker__post(worker_t *w, inbox_msg_t *m)
 
 static void storage_post(void *ud, storage_req_t *req)
 {
-    inbox_msg_t *m = calloc(1, sizeof(*m));
-    if (!m) {
-        storage_req_discard(req); /* the asking connection then waits until its timeout */
-        return;
+    worker_t *w = ud;
+    req->next = NULL;
+    __atomic_add_fetch(&w->srv->inbox_pending, 1, __ATOMIC_ACQ_REL);
+    uv_mutex_lock(&w->inbox_lock);
+    int closed = w->inbox_closed;
+    if (!closed) {
+        if (w->results_tail)
+            w->results_tail->next = req;
+        else
+            w->results_head = req;
+        w->results_tail = req;
+        uv_async_send(&w->wake); /* under the lock, as in worker__post */
     }
-    m->kind = INBOX_STORAGE;
-    m->u.req = req;
-    worker__post(ud, m);
+    uv_mutex_unlock(&w->inbox_lock);
+    if (closed) {
+        storage_req_discard(req);
+        __atomic_sub_fetch(&w->srv->inbox_pending, 1, __ATOMIC_ACQ_REL);
+    }
 }
 
 user_t *worker__user(worker_t *w, const char *bare, int create)
@@ -125,9 +135,6 @@ static void close_any(uv_handle_t *h, void *arg)
 static void discard(worker_t *w, inbox_msg_t *m)
 {
     switch (m->kind) {
-    case INBOX_STORAGE:
-        storage_req_discard(m->u.req);
-        break;
     case INBOX_ROUTE_MULTI:
         for (size_t i = 0; i < m->u.route.ntos; i++)
             free(m->u.route.tos[i]);
@@ -152,14 +159,18 @@ static void on_wake(uv_async_t *a)
     uv_mutex_lock(&w->inbox_lock);
     inbox_msg_t *m = w->inbox_head;
     w->inbox_head = w->inbox_tail = NULL;
+    storage_req_t *r = w->results_head;
+    w->results_head = w->results_tail = NULL;
     uv_mutex_unlock(&w->inbox_lock);
+    while (r) {
+        storage_req_t *next = r->next;
+        storage_req_finish(r);
+        r = next;
+        __atomic_sub_fetch(&w->srv->inbox_pending, 1, __ATOMIC_ACQ_REL);
+    }
     while (m) {
         inbox_msg_t *next = m->next;
         switch (m->kind) {
-        case INBOX_STORAGE:
-            storage_req_finish(m->u.req);
-            free(m);
-            break;
         case INBOX_HANDOFF:
             conn__adopt(w, m->u.conn);
             free(m);
@@ -185,7 +196,15 @@ static void on_wake(uv_async_t *a)
             w->inbox_closed = 1;
             inbox_msg_t *rest = w->inbox_head;
             w->inbox_head = w->inbox_tail = NULL;
+            storage_req_t *rr = w->results_head;
+            w->results_head = w->results_tail = NULL;
             uv_mutex_unlock(&w->inbox_lock);
+            while (rr) {
+                storage_req_t *n = rr->next;
+                storage_req_discard(rr);
+                rr = n;
+                __atomic_sub_fetch(&w->srv->inbox_pending, 1, __ATOMIC_ACQ_REL);
+            }
             while (rest) { /* empty after a clean drain; after the deadline, dropped */
                 inbox_msg_t *n = rest->next;
                 discard(w, rest);

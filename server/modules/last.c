@@ -47,7 +47,9 @@ static void answer(void *ud, hearth_xml_node_t *iq, hearth_arena_t *a)
     char *bare = hearth_arena_strndup(a, from, strcspn(from, "/"));
     storage_roster_item_t *it = strmap_get(&u->roster, bare);
     hearth_stanza_error_t err = HEARTH_STANZA_ERR_NONE;
-    if (u->state != USER_READY)
+    if (u->state == USER_FAILED)
+        err = HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT;
+    else if (u->state != USER_READY)
         err = HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE;
     else if (strcmp(type, "get"))
         err = HEARTH_STANZA_ERR_BAD_REQUEST;

@@ -244,9 +244,15 @@ void message__inbound(worker_t *w, user_t *u, inbox_msg_t *m)
     int is_error = !strcmp(type, "error");
     if (u->state != USER_READY) {
         /* §8.5.1: no such user; every type but error is answered, so that a sender is never
-         * left guessing whether a message arrived. */
+         * left guessing whether a message arrived. A user whose state could not be loaded
+         * exists: the sender learns that the failure is temporary. */
         if (!is_error)
-            router__bounce(w, m, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
+            router__bounce(w, m,
+                           u->state == USER_FAILED ? HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT
+                                                   : HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE,
+                           u->state == USER_FAILED ? "the recipient is not available now; "
+                                                     "try again"
+                                                   : NULL);
         return;
     }
     if (m->u.route.from && blocking__blocks(u, m->u.route.from)) {

@@ -96,7 +96,7 @@ static void on_loaded(void *ud, int err, const storage_user_t *su)
         return;
     if (err) {
         hlog(LOG_ERROR, "loading %s failed: %s", u->bare, hearth_strerror(err));
-        u->state = USER_MISSING; /* nothing can be done for it now; the next stanza retries */
+        u->state = USER_FAILED; /* nothing can be done for it now; the next stanza retries */
     } else if (!su->exists) {
         u->state = USER_MISSING;
     } else {
@@ -132,15 +132,24 @@ static void on_loaded(void *ud, int err, const storage_user_t *su)
     u->refs++;
     run_ops(w, u);
     if (err)
-        u->state = USER_NEW;
+        u->state = USER_NEW; /* the next stanza for it loads again */
     user__release(w, u);
+}
+
+/* Out of memory before fn could wait for u: fn still runs, now, with a user whose state could
+ * not be had, so the work fails with an error to whoever asked and releases what arg holds. */
+static void acquire_failed(worker_t *w, const char *bare, user_fn fn, void *arg)
+{
+    hlog(LOG_ERROR, "out of memory for %s", bare);
+    user_t failed = {.bare = (char *)bare, .node = (char *)"", .state = USER_FAILED};
+    fn(w, &failed, arg);
 }
 
 void user__acquire(worker_t *w, const char *bare, user_fn fn, void *arg)
 {
     user_t *u = worker__user(w, bare, 1);
     if (!u) {
-        hlog(LOG_ERROR, "out of memory for %s", bare);
+        acquire_failed(w, bare, fn, arg);
         return;
     }
     if (u->state == USER_READY || u->state == USER_MISSING) {
@@ -152,6 +161,7 @@ void user__acquire(worker_t *w, const char *bare, user_fn fn, void *arg)
     user_op_t *op = calloc(1, sizeof(*op));
     if (!op) {
         worker__user_drop_if_empty(w, u);
+        acquire_failed(w, bare, fn, arg);
         return;
     }
     op->fn = fn;
@@ -161,7 +171,7 @@ void user__acquire(worker_t *w, const char *bare, user_fn fn, void *arg)
     else
         u->ops_head = op;
     u->ops_tail = op;
-    if (u->state != USER_NEW)
+    if (u->state != USER_NEW && u->state != USER_FAILED)
         return;
     u->state = USER_LOADING;
     load_ctx_t *lc = calloc(1, sizeof(*lc));
@@ -172,9 +182,9 @@ void user__acquire(worker_t *w, const char *bare, user_fn fn, void *arg)
         free(lc->bare);
     }
     free(lc);
-    /* Storage refused the request (queue full): what waits runs as for a missing account. */
+    /* Storage refused the request (queue full) or memory ran out: what waits fails. */
     hlog(LOG_ERROR, "cannot load %s", bare);
-    u->state = USER_MISSING;
+    u->state = USER_FAILED;
     u->refs++;
     run_ops(w, u);
     u->state = USER_NEW;
