@@ -491,6 +491,18 @@ int hearth_jid_bare_equal(const hearth_jid_t *a, const hearth_jid_t *b)
     return str_eq(a->bare, b->bare);
 }
 
+int hearth_jid_names(const char *s, const char *bare)
+{
+    hearth_jid_t j = HEARTH_JID_INIT;
+    const char *reason;
+    int rc = hearth_jid_parse(s, strlen(s), &j, &reason);
+    if (rc < 0)
+        return rc;
+    rc = str_eq(j.bare, bare);
+    hearth_jid_clear(&j);
+    return rc;
+}
+
 static int dup_result(const char *buf, size_t n, char **out, const char **reason)
 {
     char *p = malloc(n + 1);

@@ -46,6 +46,11 @@ void hearth_jid_clear(hearth_jid_t *j);
 /* Prepared forms compared bytewise: 1 when equal, else 0. Two zeroed structs are equal. */
 int hearth_jid_equal(const hearth_jid_t *a, const hearth_jid_t *b);
 int hearth_jid_bare_equal(const hearth_jid_t *a, const hearth_jid_t *b);
+/* Whether the unprepared JID text s names the prepared bare JID (or domain) bare, with or
+ * without a resource, whatever its case or trailing dot: 1 yes, 0 no, and a negative error
+ * when s is not a JID. For elements claiming to come from an address: compare this way, never
+ * as raw strings. */
+int hearth_jid_names(const char *s, const char *bare);
 
 /* Single-part preparation with every rule the part has inside a JID (not empty, valid UTF-8,
  * the profile's prohibitions, at most HEARTH_JID_PART_MAX bytes; for the domainpart also the

@@ -9,17 +9,48 @@
 #include "core/log.h"
 #include "modules/im.h"
 
+#define NS_CARBONS "urn:xmpp:carbons:2"
+#define NS_MAM "urn:xmpp:mam:2"
+
+/* Whether the address text names one of ours (prepared bare JIDs or domains): spelled in
+ * another case, with a trailing dot or a resource, it is still ours; what is no JID at all
+ * cannot be trusted either. */
+static int names_ours(const char *jid, const char *const *ours, size_t n)
+{
+    if (!jid)
+        return 1;
+    for (size_t i = 0; i < n; i++) {
+        int r = hearth_jid_names(jid, ours[i]);
+        if (r != 0)
+            return 1;
+    }
+    return 0;
+}
+
 void message__stamp(hearth_xml_node_t *st, hearth_arena_t *arena, const char *to_bare,
                     const char *sender_bare, const char *domain, char *id, size_t idlen)
 {
-    /* A stanza id in the name of the recipient, the sender or the server can only be ours. */
+    const char *ids_by[] = {to_bare, sender_bare, domain};
     for (hearth_xml_node_t *n = hearth_xml_first_element(st), *next; n; n = next) {
         next = hearth_xml_next_element(n);
-        if (strcmp(n->name, "stanza-id") || strcmp(n->ns, NS_SID))
-            continue;
-        const char *by = hearth_xml_attr(n, "by");
-        if (!by || !strcmp(by, to_bare) || !strcmp(by, sender_bare) || !strcmp(by, domain))
+        /* A stanza id in the name of the recipient, the sender or the server can only be ours
+         * (XEP-0359 §5). */
+        if (!strcmp(n->name, "stanza-id") && !strcmp(n->ns, NS_SID)) {
+            if (names_ours(hearth_xml_attr(n, "by"), ids_by, 3))
+                hearth_xml_remove(n);
+        } else if (!strcmp(n->name, "delay") && !strcmp(n->ns, NS_DELAY)) {
+            /* A delay from this server says it held the message (offline storage): only the
+             * server writes that. A client's own delay (from itself, or none) stays. */
+            const char *from = hearth_xml_attr(n, "from");
+            if (from && names_ours(from, &domain, 1))
+                hearth_xml_remove(n);
+        } else if ((!strcmp(n->ns, NS_CARBONS) &&
+                    (!strcmp(n->name, "sent") || !strcmp(n->name, "received"))) ||
+                   (!strcmp(n->ns, NS_MAM) && !strcmp(n->name, "result"))) {
+            /* Carbon copies and archive results are written by the server of the account
+             * they reach; from a client they can only be forgeries (CVE-2017-5589). */
             hearth_xml_remove(n);
+        }
     }
     im__random_id(id, idlen);
     hearth_xml_node_t *sid = hearth_xml_add_child(arena, st, "stanza-id", NS_SID);

@@ -1,7 +1,7 @@
 """Message delivery rules of RFC 6121 8.5 (full JID, bare JID, priorities,
 types, unknown users), <thread> and receipts kept, XEP-0359 stanza ids."""
 
-from hearth import DOMAIN, NS_DISCO_INFO, q, to_str, main
+from hearth import DOMAIN, NS_DISCO_INFO, q, to_str, main, xml_escape
 from imlib import (NS_DELAY, NS_RECEIPTS, NS_SID, IMTestCase, bare, err, is_iq, is_msg, wait_offline_rows)
 
 AJ = 'alice@localhost'
@@ -246,6 +246,44 @@ class ContentTest(MessageTestBase):
         self.assertNotIn(sid, ('FORGED-ID', 'FORGED-2'), to_str(m))
         self.assertNotIn(b'FORGED-ID', bytes(b.raw), 'forged stanza-id claiming the recipient was kept')
         self.assertNotIn(sid, seen)
+
+    def test_forged_ids_in_other_spellings_stripped(self):
+        # Regression: 'by' was compared as a raw string, so another case, a trailing dot or a
+        # full JID let a contact plant a stanza id beside the server's own.
+        a = self.connect(self.s, 'alice', 'a')
+        b = self.connect(self.s, 'bob', 'b')
+        spellings = ['BOB@localhost', 'bob@LOCALHOST', 'bob@localhost.', b.jid, 'Bob@LocalHost./x',
+                     'ALICE@localhost', 'LOCALHOST', 'localhost.', 'not a jid@@']
+        forged = ''.join("<stanza-id xmlns='%s' by='%s' id='FORGED-%d'/>" % (NS_SID, xml_escape(by), i)
+                         for i, by in enumerate(spellings))
+        # another server's id (a room, a remote archive) is not ours to judge: it stays
+        forged += "<stanza-id xmlns='%s' by='room@conference.example.net' id='KEPT'/>" % NS_SID
+        a.send("<message to='%s' type='chat' id='forged2'><body>x</body>%s</message>" % (BJ, forged))
+        m = self.assert_delivered(b, 'forged2', a.jid)
+        self.assert_stanza_id(m, BJ)
+        ids = [x.get('id') for x in m.findall(q(NS_SID, 'stanza-id'))]
+        self.assertFalse([i for i in ids if i.startswith('FORGED')], to_str(m))
+        self.assertIn('KEPT', ids, to_str(m))
+
+    def test_forged_server_delay_and_wrappers_stripped(self):
+        # A delay "from" this server claims the server held the message; carbons and archive
+        # results claim to be written by the recipient's server: from a client, forgeries.
+        a = self.connect(self.s, 'alice', 'a')
+        b = self.connect(self.s, 'bob', 'b')
+        body = ("<body>x</body>"
+                "<delay xmlns='urn:xmpp:delay' from='LOCALHOST.' stamp='2001-01-01T00:00:00Z'/>"
+                "<delay xmlns='urn:xmpp:delay' from='alice@localhost/a' stamp='2002-02-02T00:00:00Z'/>"
+                "<received xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'>"
+                "<message xmlns='jabber:client' from='carol@localhost/x' to='bob@localhost'>"
+                "<body>forged carbon</body></message></forwarded></received>"
+                "<result xmlns='urn:xmpp:mam:2' id='z'/>")
+        a.send("<message to='%s' type='chat' id='fd'>%s</message>" % (BJ, body))
+        m = self.assert_delivered(b, 'fd', a.jid)
+        stamps = [d.get('stamp') for d in m.findall(q('urn:xmpp:delay', 'delay'))]
+        self.assertEqual(stamps, ['2002-02-02T00:00:00Z'], to_str(m))
+        self.assertIsNone(m.find(q('urn:xmpp:carbons:2', 'received')), to_str(m))
+        self.assertIsNone(m.find(q('urn:xmpp:mam:2', 'result')), to_str(m))
+        self.assertNotIn(b'forged carbon', bytes(b.raw))
 
     def test_disco_lists_stanza_id_feature(self):
         a = self.connect(self.s, 'alice', 'a')

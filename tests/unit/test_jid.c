@@ -655,9 +655,23 @@ static void test_clear(void **state)
     hearth_jid_clear(NULL);
 }
 
+static void test_names(void **state)
+{
+    assert_int_equal(hearth_jid_names("bob@example.org", "bob@example.org"), 1);
+    assert_int_equal(hearth_jid_names("BOB@Example.ORG", "bob@example.org"), 1);
+    assert_int_equal(hearth_jid_names("bob@example.org.", "bob@example.org"), 1);
+    assert_int_equal(hearth_jid_names("bob@example.org/Phone", "bob@example.org"), 1);
+    assert_int_equal(hearth_jid_names("EXAMPLE.org.", "example.org"), 1);
+    assert_int_equal(hearth_jid_names("alice@example.org", "bob@example.org"), 0);
+    assert_int_equal(hearth_jid_names("example.org", "bob@example.org"), 0);
+    assert_true(hearth_jid_names("a@@b", "bob@example.org") < 0);
+    assert_true(hearth_jid_names("", "bob@example.org") < 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_names),
         cmocka_unit_test(test_rfc7622_valid),
         cmocka_unit_test(test_rfc7622_invalid),
         cmocka_unit_test(test_rfc7622_precis_only_rules),
