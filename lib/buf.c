@@ -92,6 +92,27 @@ int hearth_buf_append_escaped(hearth_buf_t *b, const char *s, size_t len)
     return hearth_buf_append(b, s + start, len - start);
 }
 
+size_t hearth_buf_escaped_len(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++) {
+        switch (*s) {
+        case '&':
+        case '"':
+        case '\'':
+            n += 6; /* &amp; is 5, the others 6 */
+            break;
+        case '<':
+        case '>':
+            n += 4;
+            break;
+        default:
+            n++;
+        }
+    }
+    return n;
+}
+
 int hearth_buf_append_text_escaped(hearth_buf_t *b, const char *s, size_t len)
 {
     size_t start = 0;

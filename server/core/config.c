@@ -75,6 +75,9 @@ static const config_key_t KEYS[] = {
     I("registration.min_password", "6", 1, 1024,
       "Shortest password accepted at registration or change, in characters.", 1),
     I("roster.max_items", "1000", 1, 100000, "Contacts one roster may hold.", 1),
+    /* At most half the 4 MiB output bound (CONN_MAX_OUTQ): a roster is always sent whole. */
+    I("roster.max_size", "524288", 16384, 2097152,
+      "Largest roster, as the bytes of its result; a set past it gets policy-violation.", 1),
     I("offline.quota", "1000", 0, 1000000,
       "Offline messages stored per user; past it senders get service-unavailable.", 1),
     I("vcard.max_size", "65536", 1024, 1048576, "Largest vCard (XEP-0054) stored, bytes.", 1),

@@ -96,6 +96,7 @@ static int load_settings(server_t *srv)
     s->registration_rate_limit = (unsigned)config_int(c, "registration.rate_limit");
     s->min_password = (unsigned)config_int(c, "registration.min_password");
     s->roster_max_items = (unsigned)config_int(c, "roster.max_items");
+    s->roster_max_size = (size_t)config_int(c, "roster.max_size");
     s->offline_quota = (unsigned)config_int(c, "offline.quota");
     s->vcard_max_size = (size_t)config_int(c, "vcard.max_size");
     s->private_max_size = (size_t)config_int(c, "private.max_size");

@@ -42,6 +42,7 @@ typedef struct settings {
     unsigned registration_rate_limit; /* per IP per hour, 0 = none */
     unsigned min_password;
     unsigned roster_max_items;
+    size_t roster_max_size; /* bytes of the roster result */
     unsigned offline_quota;
     size_t vcard_max_size;
     size_t private_max_size;

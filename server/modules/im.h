@@ -51,6 +51,11 @@ void roster__changed(worker_t *w, user_t *u, storage_roster_item_t *it);
 void roster__removed(worker_t *w, user_t *u, const char *jid);
 void roster__item_free(storage_roster_item_t *it);
 storage_roster_item_t *roster__item_new(const char *jid);
+/* The bytes an item takes in a roster result (an upper bound). */
+size_t roster__item_size(const char *jid, const char *name, char *const *groups, size_t ngroups);
+/* Whether u's roster stays within roster.max_items and roster.max_size with the item for jid
+ * set to one of item_bytes. */
+int roster__fits(worker_t *w, const user_t *u, const char *jid, size_t item_bytes);
 
 /* presence.c */
 extern const module_t module_presence;

@@ -110,7 +110,7 @@ static void outbound_sub(conn_t *c, user_t *u, const char *contact, const char *
         return;
     if (!strcmp(type, "subscribe")) {
         if (!it) {
-            if (u->roster.count >= w->srv->set.roster_max_items) {
+            if (!roster__fits(w, u, contact, roster__item_size(contact, NULL, NULL, 0))) {
                 hearth_xml_set_attr(arena, st, "from", c->jid.full);
                 hearth_xml_set_attr(arena, st, "to", contact);
                 router__reply_error(c, st, arena, HEARTH_STANZA_ERR_POLICY_VIOLATION,
@@ -128,6 +128,13 @@ static void outbound_sub(conn_t *c, user_t *u, const char *contact, const char *
         route(w, contact, u->bare, type, bytes);
     } else if (!strcmp(type, "subscribed")) {
         if (strmap_get(&u->requests, contact)) {
+            if (!it && !roster__fits(w, u, contact, roster__item_size(contact, NULL, NULL, 0))) {
+                hearth_xml_set_attr(arena, st, "from", c->jid.full);
+                hearth_xml_set_attr(arena, st, "to", contact);
+                router__reply_error(c, st, arena, HEARTH_STANZA_ERR_POLICY_VIOLATION,
+                                    "the roster is full");
+                goto out;
+            }
             if (!it && !(it = roster__item_new(contact)))
                 goto out;
             it->subscription |= STORAGE_SUB_FROM;
@@ -139,7 +146,7 @@ static void outbound_sub(conn_t *c, user_t *u, const char *contact, const char *
         } else if (!user__sub_from(it) && !(it && it->approved)) {
             /* Pre-approval (§3.4): remembered, nothing is sent. */
             if (!it) {
-                if (u->roster.count >= w->srv->set.roster_max_items)
+                if (!roster__fits(w, u, contact, roster__item_size(contact, NULL, NULL, 0)))
                     goto out;
                 if (!(it = roster__item_new(contact)))
                     goto out;

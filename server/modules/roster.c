@@ -48,6 +48,45 @@ static const char *sub_name(int s)
     return "none";
 }
 
+/* Overheads of <item jid='' name='' subscription='both' ask='subscribe' approved='true'>
+ * </item> and of <group></group>, rounded up. */
+#define ROSTER_ITEM_OVERHEAD 96
+#define ROSTER_GROUP_OVERHEAD 16
+
+size_t roster__item_size(const char *jid, const char *name, char *const *groups, size_t ngroups)
+{
+    size_t n = ROSTER_ITEM_OVERHEAD + hearth_buf_escaped_len(jid) +
+               (name ? hearth_buf_escaped_len(name) : 0);
+    for (size_t i = 0; i < ngroups; i++)
+        n += ROSTER_GROUP_OVERHEAD + hearth_buf_escaped_len(groups[i]);
+    return n;
+}
+
+static size_t item_size(const storage_roster_item_t *it)
+{
+    return roster__item_size(it->jid, it->name, it->groups, it->ngroups);
+}
+
+/* The size of u's roster result with the item for jid (if any) replaced by one of add bytes. */
+static size_t size_with(const user_t *u, const char *jid, size_t add)
+{
+    size_t n = 128 + add; /* the <iq><query ver=''> around the items */
+    STRMAP_FOREACH(&u->roster, e)
+    {
+        if (strcmp(e->key, jid))
+            n += item_size(e->value);
+    }
+    return n;
+}
+
+int roster__fits(worker_t *w, const user_t *u, const char *jid, size_t item_bytes)
+{
+    const settings_t *s = &w->srv->set;
+    if (!strmap_get(&u->roster, jid) && u->roster.count >= s->roster_max_items)
+        return 0;
+    return size_with(u, jid, item_bytes) <= s->roster_max_size;
+}
+
 static void item_xml(hearth_arena_t *a, hearth_xml_node_t *q, const storage_roster_item_t *it,
                      int removed)
 {
@@ -192,6 +231,15 @@ static void roster_get(iq_ctx_t *ctx, user_t *u)
         free(v);
         return;
     }
+    size_t size = size_with(u, "", 0);
+    if (size > CONN_MAX_OUTQ / 2) {
+        /* Only a roster stored under older, larger limits: it cannot go out whole without
+         * passing the output bound, which would end the session at every login. */
+        hlog_conn(LOG_WARN, c->id, c->jid.full, "roster of %zu bytes not sent", size);
+        iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT,
+                 "the roster is too large to send; remove contacts");
+        return;
+    }
     hearth_xml_node_t *r = iq_result(ctx);
     hearth_xml_node_t *q = hearth_xml_add_child(a, r, "query", NS_ROSTER);
     char ver[32];
@@ -283,12 +331,17 @@ static void roster_set(iq_ctx_t *ctx, user_t *u)
         }
         groups[k++] = t;
     }
+    /* Bounded by count and by the size of the roster result, so that the roster can always
+     * be sent whole (within the output bound): a set that would pass either is refused. */
+    if (!roster__fits(w, u, jid, roster__item_size(jid, name, groups, k))) {
+        iq_error(ctx, HEARTH_STANZA_ERR_POLICY_VIOLATION,
+                 !it && u->roster.count >= w->srv->set.roster_max_items
+                     ? "the roster is full"
+                     : "the roster would be too large");
+        return;
+    }
     int created = 0;
     if (!it) {
-        if (u->roster.count >= w->srv->set.roster_max_items) {
-            iq_error(ctx, HEARTH_STANZA_ERR_POLICY_VIOLATION, "the roster is full");
-            return;
-        }
         if (!(it = roster__item_new(jid))) {
             iq_error(ctx, HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR, NULL);
             return;

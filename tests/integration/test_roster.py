@@ -330,5 +330,60 @@ class RosterVersionTest(IMTestCase):
         self.assertNotEqual(v2, v, 'a change after the restart reused the version id')
 
 
+class RosterSizeTest(IMTestCase):
+    """Regression: 100 items each within the per-field limits (1,023-byte name, 100 groups
+    of 1,023 bytes) made a roster result past the 4 MiB output bound, and every later roster
+    fetch ended the session, at every login. The roster is now bounded by the size of its
+    result (roster.max_size)."""
+
+    def test_roster_bounded_by_result_size(self):
+        s = self.start_server()
+        a = self.connect(s, 'alice', 'a', roster=False, presence=False)
+        name = 'n' * 1023
+        groups = ['%03d' % g + 'g' * 1020 for g in range(100)]
+        accepted = refused = 0
+        for i in range(100):
+            r = a.roster_set('contact%03d@localhost' % i, name=name, groups=groups)
+            if r.get('type') == 'result':
+                accepted += 1
+                continue
+            self.assertEqual(err(r)[1], 'policy-violation', to_str(r)[-300:])
+            refused += 1
+        self.assertGreater(accepted, 0)
+        self.assertGreater(refused, 0, 'a roster of 10 MB was accepted')
+        a.take()
+        # the whole roster still comes back, and the session lives on
+        for _ in range(3):
+            r = a.roster_get(timeout=15)
+            self.assertEqual(r.get('type'), 'result', to_str(r)[:300])
+            self.assertEqual(len(roster_query(r)), accepted)
+        a.sync()
+        # a smaller item still fits where a large one did not; shrinking an item is allowed
+        r = a.roster_set('contact000@localhost', name='small')
+        self.assertEqual(r.get('type'), 'result', to_str(r))
+        a.logout()
+        b = self.connect(s, 'alice', 'again', roster=False, presence=False)
+        r = b.roster_get(timeout=15)
+        self.assertEqual(r.get('type'), 'result')
+        b.sync()
+
+    def test_limit_configurable(self):
+        s = self.start_server(roster__max_size=16384)
+        a = self.connect(s, 'alice', 'a', roster=False, presence=False)
+        n = 0
+        while True:
+            r = a.roster_set('c%d@localhost' % n, name='x' * 500)
+            if r.get('type') != 'result':
+                self.assertEqual(err(r)[1], 'policy-violation', to_str(r)[-300:])
+                break
+            n += 1
+            self.assertLess(n, 100)
+        self.assertTrue(20 <= n <= 32, n)  # 16 KiB of items of about 600 bytes each
+        # presence subscriptions that would add an item are refused the same way
+        a.send("<presence type='subscribe' to='zz%s@localhost' id='sub1'/>" % ('z' * 1000))
+        e = a.wait(lambda st: st.get('id') == 'sub1' and st.get('type') == 'error')
+        self.assertEqual(err(e)[1], 'policy-violation', to_str(e)[-300:])
+
+
 if __name__ == '__main__':
     main()

@@ -42,6 +42,8 @@ static void test_escaping(void **state)
     const char *in = "a&b<c>d\"e'f\xe4\xbd\xa0";
     assert_int_equal(hearth_buf_append_escaped(&b, in, strlen(in)), 0);
     assert_string_equal(b.data, "a&amp;b&lt;c&gt;d&quot;e&apos;f\xe4\xbd\xa0");
+    assert_true(hearth_buf_escaped_len(in) >= b.len);
+    assert_true(hearth_buf_escaped_len(in) <= b.len + 1); /* &amp; counted as 6 */
     hearth_buf_reset(&b);
     assert_int_equal(hearth_buf_append_text_escaped(&b, in, strlen(in)), 0);
     assert_string_equal(b.data, "a&amp;b&lt;c&gt;d\"e'f\xe4\xbd\xa0");
