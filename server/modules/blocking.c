@@ -9,6 +9,20 @@
 
 #define BLOCK_ITEMS_MAX 1000 /* per request */
 #define BLOCK_LIST_MAX 10000 /* per account: past it, policy-violation and nothing stored */
+/* The block list result, in bytes: a list is always sent whole, within the output bound
+ * (CONN_MAX_OUTQ) with room to spare. Past it, policy-violation and nothing stored. */
+#define BLOCK_LIST_BYTES (1024u * 1024)
+#define BLOCK_ITEM_OVERHEAD 16 /* <item jid=''/> */
+
+static size_t list_bytes(const user_t *u)
+{
+    size_t n = 128;
+    STRMAP_FOREACH(&u->blocked, e)
+    {
+        n += BLOCK_ITEM_OVERHEAD + hearth_buf_escaped_len(e->key);
+    }
+    return n;
+}
 
 int blocking__blocks(const user_t *u, const char *jid)
 {
@@ -103,7 +117,11 @@ static void blocking_iq(iq_ctx_t *ctx)
             iq_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST, "block needs at least one item");
             return;
         }
-        if (u->blocked.count + n > BLOCK_LIST_MAX) {
+        size_t size = list_bytes(u);
+        for (size_t i = 0; i < n; i++)
+            if (!strmap_get(&u->blocked, v[i]))
+                size += BLOCK_ITEM_OVERHEAD + hearth_buf_escaped_len(v[i]);
+        if (u->blocked.count + n > BLOCK_LIST_MAX || size > BLOCK_LIST_BYTES) {
             iq_error(ctx, HEARTH_STANZA_ERR_POLICY_VIOLATION, "the block list is full");
             return;
         }

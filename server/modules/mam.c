@@ -20,6 +20,10 @@
 
 #define MAM_DEFAULT_MAX 50 /* items in a page when the client gives no max */
 #define MAM_MAX 250        /* hard cap: a larger max is served as this many (XEP-0059 §2.1) */
+/* A page's stanzas, in bytes: the page goes out in one turn and must stay well inside the
+ * output bound (CONN_MAX_OUTQ), whatever size the archived messages have. A shorter page says
+ * so (complete='false') and the client asks for the next one (XEP-0059 §2.1 allows fewer). */
+#define MAM_PAGE_BYTES (1024u * 1024)
 /* JIDs in one preferences list: beyond it the set is refused with not-acceptable. */
 #define MAM_PREFS_JIDS_MAX 1000
 /* Archive writes, queries and preference requests waiting for one user's preferences: beyond it
@@ -571,7 +575,8 @@ static void query_job(worker_t *w, user_t *u, void *arg)
                                   .end_ms = q->end_ms,
                                   .after_id = q->after,
                                   .before_id = q->before,
-                                  .max = q->max};
+                                  .max = q->max,
+                                  .max_bytes = MAM_PAGE_BYTES};
     int rc =
         storage_archive_query(w->srv->storage, &w->storage_target, u->node, &sq, query_done, q);
     if (rc) {

@@ -1228,15 +1228,18 @@ static int archive_query(sqlite_conn_t *c, storage_req_t *r)
     sqlite3_stmt *s = archive_stmt(c, r, id, lo, hi, (int64_t)r->limit + 1);
     if (s == NULL)
         return HEARTH_ESTORAGE;
-    size_t cap = 0;
+    size_t cap = 0, bytes = 0;
     int rc;
     r->page.complete = 1;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (r->amsgs_n == r->limit) {
+        size_t len = (size_t)sqlite3_column_bytes(s, 5);
+        if (r->amsgs_n == r->limit ||
+            (r->limit_bytes && r->amsgs_n > 0 && bytes + len > r->limit_bytes)) {
             r->page.complete = 0; /* one more beyond the page */
             rc = SQLITE_DONE;
             break;
         }
+        bytes += len;
         storage_archive_msg_t *msgs = grow(r->amsgs, &cap, r->amsgs_n, sizeof(*msgs));
         if (msgs == NULL) {
             err = HEARTH_ENOMEM;

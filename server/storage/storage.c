@@ -953,6 +953,7 @@ int storage_archive_query(storage_t *st, const storage_target_t *t, const char *
     req->num = q->start_ms;
     req->num2 = q->end_ms;
     req->limit = q->max;
+    req->limit_bytes = q->max_bytes;
     rc = dup_opt(q->with, &req->msg.with);
     if (rc == 0)
         rc = dup_opt(q->after_id, &req->msg.id);

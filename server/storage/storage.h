@@ -229,6 +229,9 @@ typedef struct storage_archive_query {
     const char *after_id;
     const char *before_id;
     size_t max; /* items in the page, <= STORAGE_ARCHIVE_PAGE_MAX (0: count only) */
+    /* Stanza bytes in the page (0: no bound): the page ends before the item that would pass
+     * it, but holds at least one, and is then not complete. */
+    size_t max_bytes;
 } storage_archive_query_t;
 
 typedef struct storage_archive_page {
@@ -412,6 +415,7 @@ struct storage_req {
     storage_archive_msg_t msg;
     int64_t num2;
     size_t limit;                  /* ARCHIVE_QUERY, LOG_FETCH: max */
+    size_t limit_bytes;            /* ARCHIVE_QUERY: max_bytes */
     storage_archive_prefs_t prefs; /* ARCHIVE_PREFS_SET: argument; ARCHIVE_PREFS_GET: result */
     /* DOC_*, LOG_*: kind in name, key in item.jid, xml in blob (DOC_GET: result); LOG_APPEND:
      * stamp in num; LOG_FETCH: since in num; ARCHIVE_PURGE: before in num */

@@ -180,5 +180,28 @@ class BlockingTest(IMTestCase):
         self.assertEqual(e.get('type'), 'error', to_str(e))
 
 
+class BlockListSizeTest(IMTestCase):
+    def test_list_bounded_by_result_size(self):
+        # Regression: 10,000 JIDs of about 2 KB each were accepted, a block list result of
+        # 20 MB, past the output bound: every later fetch ended the session.
+        s = self.start_server()
+        a = self.connect(s, 'alice', 'a', roster=False, presence=False)
+        node, res = 'n' * 1000, 'r' * 1000
+        blocked = 0
+        for batch in range(30):
+            jids = ['%s%04d@localhost/%s' % (node, batch * 100 + i, res) for i in range(100)]
+            r = a.block(*jids)
+            if r.get('type') != 'result':
+                self.assertEqual(err(r)[1], 'policy-violation', to_str(r)[-300:])
+                break
+            blocked += 100
+        else:
+            self.fail('30 batches of 100 long JIDs (6 MB) were all accepted')
+        self.assertGreater(blocked, 0)
+        a.take()
+        self.assertEqual(len(a.blocklist()), blocked)
+        a.sync()
+
+
 if __name__ == '__main__':
     main()

@@ -272,6 +272,30 @@ class MamTest(IMTestCase):
         self.assertEqual(pages, 10)
         self.assertEqual(seen, bodies)
 
+    def test_page_bounded_by_bytes(self):
+        # Regression: a page of 250 large messages (up to the 256 KiB stanza limit each) went out
+        # at once, past the 4 MiB output bound, and the session was cut on every such query.
+        s = self.start_server()
+        a = self.connect(s, 'alice', 'a')
+        b = self.connect(s, 'bob', 'b')
+        bodies = ['%02d' % i + 'x' * 200000 for i in range(24)]
+        self.chat(a, b, bodies)
+        a.sync()
+        seen, after, pages = [], None, 0
+        while True:
+            p = self.query(a, paging=rsm(250, after=after))
+            pages += 1
+            self.assertGreater(len(p.results), 0)
+            self.assertLessEqual(len(p.results), 6, 'a page of %d large items' % len(p.results))
+            seen += [x[:2] for x in p.bodies]
+            after = p.last
+            if p.complete == 'true':
+                break
+            self.assertLess(pages, 24)
+        self.assertEqual(seen, [x[:2] for x in bodies])
+        self.assertGreater(pages, 3)
+        a.sync()
+
     def test_prefs(self):
         s = self.start_server()
         a = self.connect(s, 'alice', 'a')
