@@ -573,7 +573,7 @@ void conn__detach_socket(conn_t *c)
         uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     }
     unpause(c);
-    c->sm.detached = 1;
+    sm__mark_detached(c);
     c->writing = 0;
     hearth_buf_free(&c->outq);
     hearth_buf_free(&c->inflight);

@@ -191,6 +191,10 @@ void router__route_sid(worker_t *w, stanza_kind_t kind, const char *to, const ch
  * reports failure (out of memory): then nothing was handed over and nothing is marked. */
 int router__route_settled(worker_t *w, const char *to, const char *from, const char *type,
                           const char *sid, conn_t *sender, hearth_bytes_t *bytes);
+/* A message a session that ended had not acknowledged, back to delivery: to its own
+ * resource, else to the account's connected resources (never to sessions that wait for a
+ * resumption, where nobody reads it), else offline storage. */
+void router__reroute_node(worker_t *w, const char *to, hearth_xml_node_t *st);
 /* Fan-out: one stanza for many recipients, serialised once and handed to each destination
  * worker as ONE inbox message listing its recipients (not one per recipient). */
 typedef struct route_batch route_batch_t;

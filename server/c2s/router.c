@@ -70,19 +70,20 @@ void router__route(worker_t *w, stanza_kind_t kind, const char *to, const char *
 }
 
 static int route_full(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
-                      const char *type, const char *sid, conn_t *sender, hearth_bytes_t *bytes);
+                      const char *type, const char *sid, conn_t *sender, hearth_bytes_t *bytes,
+                      int live_only);
 
 void router__route_sid(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
                        const char *type, const char *sid, hearth_bytes_t *bytes)
 {
-    if (route_full(w, kind, to, from, type, sid, NULL, bytes))
+    if (route_full(w, kind, to, from, type, sid, NULL, bytes, 0))
         hlog(LOG_ERROR, "a stanza for %s was dropped: out of memory", to);
 }
 
 int router__route_settled(worker_t *w, const char *to, const char *from, const char *type,
                           const char *sid, conn_t *sender, hearth_bytes_t *bytes)
 {
-    return route_full(w, STANZA_MESSAGE, to, from, type, sid, sender, bytes);
+    return route_full(w, STANZA_MESSAGE, to, from, type, sid, sender, bytes, 0);
 }
 
 /* Serialises a client's message and routes it with its settlement to come; when that fails
@@ -147,7 +148,8 @@ void router__settle(worker_t *w, const inbox_msg_t *m)
 }
 
 static int route_full(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
-                      const char *type, const char *sid, conn_t *sender, hearth_bytes_t *bytes)
+                      const char *type, const char *sid, conn_t *sender, hearth_bytes_t *bytes,
+                      int live_only)
 {
     const char *slash = strchr(to, '/');
     char bare[3072];
@@ -166,6 +168,7 @@ static int route_full(worker_t *w, stanza_kind_t kind, const char *to, const cha
     }
     m->kind = INBOX_ROUTE;
     m->u.route.kind = kind;
+    m->u.route.live_only = live_only;
     m->u.route.is_error = type && !strcmp(type, "error");
     if (type && strlen(type) < sizeof(m->u.route.type))
         strcpy(m->u.route.type, type);
@@ -284,6 +287,19 @@ void router__deliver_multi(worker_t *w, inbox_msg_t *mm)
         router__deliver(w, m);
     }
     free_multi(mm);
+}
+
+void router__reroute_node(worker_t *w, const char *to, hearth_xml_node_t *st)
+{
+    hearth_buf_t out = HEARTH_BUF_INIT;
+    hearth_bytes_t *bytes = NULL;
+    if (hearth_xml_serialize(st, "jabber:client", &out) == 0 &&
+        (bytes = hearth_bytes_new(out.data, out.len)) != NULL &&
+        route_full(w, STANZA_MESSAGE, to, hearth_xml_attr(st, "from"), hearth_xml_attr(st, "type"),
+                   NULL, NULL, bytes, 1))
+        hlog(LOG_ERROR, "a message for %s could not go back to delivery: out of memory", to);
+    hearth_bytes_unref(bytes);
+    hearth_buf_free(&out);
 }
 
 void im__route_node(worker_t *w, const char *to, hearth_xml_node_t *st)

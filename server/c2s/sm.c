@@ -49,10 +49,81 @@ static void send_ack(conn_t *c)
 
 /* ---- server -> client ---- */
 
-static void q_drop_front(sm_state_t *sm, size_t n)
+/* ---- the worker's budget for detached sessions ---- */
+
+/* What a detached session costs besides its queue (the connection, its TLS and parser). */
+#define SM_DETACHED_OVERHEAD 16384
+
+static void budget_add(conn_t *c, size_t n)
 {
+    if (c->sm.detached)
+        c->w->sm_detached_bytes += n;
+}
+
+static void budget_sub(conn_t *c, size_t n)
+{
+    if (c->sm.detached)
+        c->w->sm_detached_bytes -= n;
+}
+
+static void on_budget_timer(uv_timer_t *t)
+{
+    worker_t *w = t->data;
+    size_t budget = w->srv->set.resume_budget;
+    while (w->sm_detached_bytes > budget) {
+        conn_t *oldest = NULL;
+        for (conn_t *c = w->conns; c; c = c->next)
+            if (c->sm.detached && !c->handles_closing &&
+                (!oldest || c->sm.detached_ms < oldest->sm.detached_ms))
+                oldest = c;
+        if (!oldest)
+            break;
+        hlog_conn(LOG_WARN, oldest->id, conn__log_jid(oldest),
+                  "detached sessions on this worker hold %zu bytes, over c2s.resume_budget: "
+                  "the oldest ends, its %zu unacknowledged stanzas go back to delivery",
+                  w->sm_detached_bytes, oldest->sm.qlen);
+        conn__abort(oldest); /* unbinds now: its queue is rerouted and leaves the budget */
+    }
+}
+
+/* Past the budget the oldest detached sessions end, on the next loop turn: never inside the
+ * delivery that made the queue grow. */
+static void budget_check(conn_t *c)
+{
+    worker_t *w = c->w;
+    if (!c->sm.detached || w->sm_detached_bytes <= w->srv->set.resume_budget)
+        return;
+    if (!w->sm_budget_timer.data) {
+        uv_timer_init(&w->loop, &w->sm_budget_timer);
+        w->sm_budget_timer.data = w;
+    }
+    if (!uv_is_active((uv_handle_t *)&w->sm_budget_timer))
+        uv_timer_start(&w->sm_budget_timer, on_budget_timer, 0, 0);
+}
+
+void sm__mark_detached(conn_t *c)
+{
+    if (c->sm.detached)
+        return;
+    c->sm.detached = 1;
+    c->sm.detached_ms = uv_now(&c->w->loop);
+    budget_add(c, c->sm.qbytes + SM_DETACHED_OVERHEAD);
+    budget_check(c);
+}
+
+static void unmark_detached(conn_t *c)
+{
+    budget_sub(c, c->sm.qbytes + SM_DETACHED_OVERHEAD);
+    c->sm.detached = 0;
+}
+
+static void q_drop_front(conn_t *c, size_t n)
+{
+    sm_state_t *sm = &c->sm;
     for (size_t i = 0; i < n && sm->qlen; i++) {
-        sm->qbytes -= sm->q[sm->qhead]->len;
+        size_t len = sm->q[sm->qhead]->len;
+        sm->qbytes -= len;
+        budget_sub(c, len);
         hearth_bytes_unref(sm->q[sm->qhead]);
         sm->q[sm->qhead] = NULL;
         sm->qhead = (sm->qhead + 1) % sm->qcap;
@@ -88,18 +159,34 @@ int sm__outbound(conn_t *c, const char *data, size_t len)
         b = NULL;
     } else {
         sm->qbytes += len;
+        budget_add(c, len);
         sm->out++;
     }
     /* Past the bound the session ends; the stanza is already queued, so it goes back through
      * delivery with the rest (sm__reroute), never lost. */
     if (!b || sm->qlen > SM_QUEUE_MAX || sm->qbytes > SM_QUEUE_BYTES) {
+        if (sm->detached) {
+            /* No stream to end: the session ends on the next loop turn (its timer), never
+             * inside the delivery that is walking the account's sessions now. */
+            if (sm->resume) {
+                hlog_conn(LOG_WARN, c->id, conn__log_jid(c),
+                          "unacknowledged queue of a detached session full: it ends");
+                sm->resume = 0;
+                conn__timer_in(c, 0);
+            }
+            return 1;
+        }
         hlog_conn(LOG_WARN, c->id, conn__log_jid(c), "unacknowledged queue full: closing");
         sm->resume = 0;
         conn__stream_error(c, HEARTH_STREAM_ERR_POLICY_VIOLATION,
                            "too many stanzas not acknowledged");
         return 1;
     }
-    if (sm->detached || sm->resending)
+    if (sm->detached) {
+        budget_check(c);
+        return 1; /* kept for the resumption */
+    }
+    if (sm->resending)
         return 1; /* kept; the resend pump sends it in its turn */
     sm->since_request++;
     return 0;
@@ -123,7 +210,7 @@ static int acknowledge(conn_t *c, uint32_t h)
     uint32_t unacked = sm->out - sm->acked;
     if (delta > unacked)
         return -1;
-    q_drop_front(sm, delta);
+    q_drop_front(c, delta);
     sm->resend_i = sm->resend_i > delta ? sm->resend_i - delta : 0;
     sm->acked = h;
     return 0;
@@ -282,6 +369,7 @@ static void take_over(conn_t *c, conn_t *old)
     old->directed = (strmap_t){0};
     old->available = 0;
     c->carbons = old->carbons;
+    unmark_detached(old); /* its queue is the new connection's, no longer detached */
     c->sm = old->sm;
     c->sm.detached = 0;
     c->sm.since_request = 0;
@@ -379,7 +467,6 @@ int sm__lost(conn_t *c)
               "connection lost: session kept %u s for resumption, %zu stanzas unacknowledged",
               c->w->srv->set.resume_timeout, c->sm.qlen);
     conn__detach_socket(c);
-    c->sm.detached = 1;
     conn__timer_in(c, (uint64_t)c->w->srv->set.resume_timeout * 1000);
     return 1;
 }
@@ -398,7 +485,7 @@ static void reroute_one(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
          (!strcmp(type, "error") || !strcmp(type, "groupchat") || !strcmp(type, "headline"))))
         return; /* only what waits offline is worth delivering again */
     hearth_xml_set_attr(arena, st, "to", r->full);
-    im__route_node(r->w, r->full, st);
+    router__reroute_node(r->w, r->full, st);
 }
 
 void sm__reroute(conn_t *c)
@@ -413,7 +500,7 @@ void sm__reroute(conn_t *c)
         hearth_bytes_t *b = sm->q[(sm->qhead + i) % sm->qcap];
         im__parse(b->data, b->len, reroute_one, &r);
     }
-    q_drop_front(sm, sm->qlen);
+    q_drop_front(c, sm->qlen);
 }
 
 /* The queue after a resumption, as the connection drains: all of it at once could pass the
@@ -437,7 +524,8 @@ void sm__pump(conn_t *c)
 
 void sm__free(conn_t *c)
 {
-    q_drop_front(&c->sm, c->sm.qlen);
+    q_drop_front(c, c->sm.qlen);
+    unmark_detached(c);
     free(c->sm.q);
     free(c->sm.pending);
     memset(&c->sm, 0, sizeof(c->sm));

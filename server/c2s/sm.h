@@ -50,9 +50,10 @@ typedef struct sm_state {
     size_t qhead, qlen, qcap;
     size_t qbytes;
     uint32_t since_request;
-    int detached;
-    int resending;   /* after a resumption, the queue goes out as output drains */
-    size_t resend_i; /* next queue position to resend */
+    int detached;         /* set through sm__mark_detached (counted in the worker's budget) */
+    uint64_t detached_ms; /* since when (loop time): the oldest ends first past the budget */
+    int resending;        /* after a resumption, the queue goes out as output drains */
+    size_t resend_i;      /* next queue position to resend */
 } sm_state_t;
 
 /* The element is one of ours (enable, r, a, resume in either namespace). */
@@ -78,6 +79,9 @@ int sm__lost(conn_t *c);
  * resource, or offline storage). Call once it is unbound. */
 void sm__reroute(conn_t *c);
 void sm__free(conn_t *c);
+/* The socket is gone, the session stays: counted in the worker's budget for detached sessions
+ * (c2s.resume_budget); past it the oldest detached sessions end on the next loop turn. */
+void sm__mark_detached(conn_t *c);
 /* Output drained during a resumption's resend: the next part of the queue. */
 void sm__pump(conn_t *c);
 

@@ -57,6 +57,10 @@ static const config_key_t KEYS[] = {
     I("c2s.max_resources", "10", 1, 1000, "Sessions one account may have at once.", 1),
     I("c2s.resume_timeout", "300", 0, 86400,
       "Seconds a stream-management session waits for resumption; 0 = no resumption.", 1),
+    I("c2s.resume_budget", "67108864", 1048576, 17179869184,
+      "Bytes that sessions waiting for resumption may hold per worker; past it the oldest end "
+      "and their unacknowledged messages go to offline storage.",
+      1),
     I("c2s.preauth_timeout", "30", 1, 3600,
       "Seconds a connection may take to authenticate before it is closed.", 1),
     I("c2s.max_stanza", "262144", 4096, 16777216, "Largest stanza after authentication, bytes.", 1),

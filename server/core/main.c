@@ -102,6 +102,7 @@ static int load_settings(server_t *srv)
     s->private_max_size = (size_t)config_int(c, "private.max_size");
     s->hide_version = config_bool(c, "server.hide_version");
     s->resume_timeout = (unsigned)config_int(c, "c2s.resume_timeout");
+    s->resume_budget = (size_t)config_int(c, "c2s.resume_budget");
     s->archive_retention_days = (unsigned)config_int(c, "archive.retention_days");
     return 0;
 }

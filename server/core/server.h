@@ -48,6 +48,7 @@ typedef struct settings {
     size_t private_max_size;
     int hide_version;
     unsigned resume_timeout;         /* s, 0 = no stream-management resumption */
+    size_t resume_budget;            /* bytes of detached sessions per worker */
     unsigned archive_retention_days; /* 0 = forever */
 } settings_t;
 
@@ -80,6 +81,7 @@ typedef struct inbox_msg {
             char settle_sm[24];
             uint32_t settle_seq;
             int settle_deferred; /* settled later, by whoever took it over */
+            int live_only;       /* a rerouted message: never to a detached session */
             char **tos;          /* INBOX_ROUTE_MULTI: the recipients (to is unused) */
             size_t ntos;
             hearth_bytes_t *bytes;
@@ -146,6 +148,10 @@ struct worker {
      * offline messages must queue in the sender's socket, not in memory). */
     unsigned npaused;
     uv_timer_t resume_timer;
+    /* Stream-management sessions waiting for resumption (c2s/sm.c): what their queues hold,
+     * bounded by c2s.resume_budget; the timer ends the oldest past it (data NULL: not made). */
+    size_t sm_detached_bytes;
+    uv_timer_t sm_budget_timer;
     char readbuf[65536]; /* reads are processed synchronously, so one buffer serves all */
 };
 

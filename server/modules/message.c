@@ -322,8 +322,10 @@ void message__inbound(worker_t *w, user_t *u, inbox_msg_t *m)
     /* §8.5.2.1: the available resources with the highest non-negative priority (headlines go
      * to every available resource with a non-negative priority). */
     int best = -1;
+    int live_only = m->u.route.live_only;
     for (conn_t *s = u->sessions; s; s = s->user_next)
-        if (s->available && s->priority >= 0 && s->priority > best)
+        if (s->available && s->priority >= 0 && s->priority > best &&
+            !(live_only && s->sm.detached))
             best = s->priority;
     if (strcmp(type, "headline"))
         mam__incoming(w, u, m); /* archived once it is accepted: delivered or stored */
@@ -336,7 +338,8 @@ void message__inbound(worker_t *w, user_t *u, inbox_msg_t *m)
     conn_t *got[64];
     size_t ngot = 0;
     for (conn_t *s = u->sessions; s; s = s->user_next) {
-        if (s->available && s->priority >= 0 && (headline || s->priority == best)) {
+        if (s->available && s->priority >= 0 && (headline || s->priority == best) &&
+            !(live_only && s->sm.detached)) {
             deliver(s, m->u.route.bytes);
             if (ngot < 64)
                 got[ngot++] = s;

@@ -241,6 +241,14 @@ class Server:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def rss_kib(self):
+        """hearthd's resident set size now, in KiB (VmRSS of /proc)."""
+        with open('/proc/%d/status' % self.proc.pid) as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1])
+        raise AssertionError('no VmRSS for hearthd')
+
     def assert_alive(self):
         if not self.alive():
             raise AssertionError('hearthd is not running (exit code %r)'

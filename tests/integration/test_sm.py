@@ -10,6 +10,7 @@ presence and iq received after <enabled/> (or <resumed/>, from the h it
 reported). It answers the server's <r/> (auto_ack) and records every <a/>;
 <a/> elements are also kept as stanzas so that a test can wait for them."""
 
+import os
 import re
 import socket
 import time
@@ -731,6 +732,55 @@ class ExpiryTest(SMTestCase):
         self.msgs(a2, ids, 'redelivered after expiry')
         self.assert_once(a2, [], 'redelivered after expiry')
         self.assertEqual(offline_count(s, 'alice') or 0, 0)
+
+
+class DetachedBudgetTest(SMTestCase):
+    """Regression: five detached sessions of one account each held its unacknowledged queue
+    (up to 16 MiB) for the whole resume window; one user could pin about 90 MB. Past
+    c2s.resume_budget per worker the oldest detached sessions end and what they held goes to
+    offline storage."""
+
+    BODY = 'y' * 200000  # over glibc's mmap threshold: freed memory leaves the process
+    PER = 50             # 10 MB per detached session
+
+    def test_oldest_detached_sessions_end_past_the_budget(self):
+        # A fixed mmap threshold, so that RSS follows what the server holds (glibc otherwise
+        # raises it after the first large free, and freed heap is not given back).
+        old_env = os.environ.get('MALLOC_MMAP_THRESHOLD_')
+        os.environ['MALLOC_MMAP_THRESHOLD_'] = '131072'
+        try:
+            s = self.start_server(**{'c2s.resume_budget': 16 * 1024 * 1024,
+                                     'c2s.resume_timeout': 300})
+        finally:
+            if old_env is None:
+                del os.environ['MALLOC_MMAP_THRESHOLD_']
+            else:
+                os.environ['MALLOC_MMAP_THRESHOLD_'] = old_env
+        a = self.connect(s, 'alice', 'a', roster=False, presence=False)
+        base = s.rss_kib()
+        bobs = []
+        for i in range(5):
+            b = self.sm_client(s, 'bob', 'b%d' % i, presence=False, auto_ack=False)
+            self.drop(s, b, count=i + 1)
+            for k in range(self.PER):
+                a.message(b.jid, '%d-%d %s' % (i, k, self.BODY), id_='m%d-%d' % (i, k))
+            a.sync()
+            bobs.append(b)
+        # two sessions of 10 MB are over 16 MiB: each new one ends the one before, whose
+        # messages go offline; only the newest is left
+        wait_offline_rows(s, 'bob', 4 * self.PER, timeout=60)
+        s.wait_log('over c2s.resume_budget', count=4)
+        grown = (s.rss_kib() - base) / 1024.0
+        note('RSS grew %.1f MiB with 50 MB sent to five detached sessions' % grown)
+        self.assertLess(grown, 30, 'RSS grew %.1f MiB: detached queues are not bounded' % grown)
+        self.assertEqual(offline_count(s, 'bob'), 4 * self.PER)
+        for b in bobs[:4]:
+            c = self.reconnect(s, 'bob')
+            r = c.resume(b.sm_id, 0)
+            self.assertEqual(failed_condition(r), 'item-not-found', to_str(r)[:300])
+        n, _ = self.resume(s, bobs[4], h=bobs[4].h_in)
+        got = self.msgs(n, ['m4-%d' % k for k in range(self.PER)], 'kept for resumption')
+        self.assertEqual(len(got), self.PER)
 
 
 class SlowReaderTest(SMTestCase):
