@@ -440,6 +440,7 @@ void muc__room_failed(worker_t *w, muc_room_t *r)
 
 void muc__room_loaded(worker_t *w, muc_room_t *r)
 {
+    worker__hold_posts(w); /* each recipient's share of what the queue produces, at once */
     r->state = ROOM_READY;
     muc__directory_set(r);
     depth[w->index % MUC_MAX_WORKERS]++;
@@ -455,9 +456,21 @@ void muc__room_loaded(worker_t *w, muc_room_t *r)
     }
     depth[w->index % MUC_MAX_WORKERS]--;
     muc__room_maybe_free(w, r);
+    worker__release_posts(w);
 }
 
+static void deliver(worker_t *w, inbox_msg_t *m);
+
+/* What a room sends while handling one stanza goes to each other worker as one unit: a join
+ * sequence (§7.2) is handled there in one wake-up and so written to the newcomer at once. */
 void muc__deliver(worker_t *w, inbox_msg_t *m)
+{
+    worker__hold_posts(w);
+    deliver(w, m);
+    worker__release_posts(w);
+}
+
+static void deliver(worker_t *w, inbox_msg_t *m)
 {
     int *d = &depth[w->index % MUC_MAX_WORKERS];
     if (*d > 0) {
