@@ -48,6 +48,7 @@ typedef struct settings {
     int hide_version;
     unsigned resume_timeout;         /* s, 0 = no stream-management resumption */
     unsigned archive_retention_days; /* 0 = forever */
+    unsigned muc_max_rooms_per_user; /* 0 = no limit */
 } settings_t;
 
 typedef enum {
@@ -58,6 +59,7 @@ typedef enum {
     INBOX_EXIT,        /* every connection is gone: close the remaining handles */
     INBOX_SETTLE,      /* route.to (a sender's full JID) may count route.settle_seq handled */
     INBOX_ROUTE_MULTI, /* one stanza for several recipients homed on this worker (fan-out) */
+    INBOX_MUC_FORGET,  /* route.to: the bare JID of a removed account (muc__forget_jid) */
 } inbox_kind_t;
 
 typedef enum { STANZA_MESSAGE, STANZA_PRESENCE, STANZA_IQ } stanza_kind_t;

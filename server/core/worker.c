@@ -218,6 +218,7 @@ static void discard(worker_t *w, inbox_msg_t *m)
         /* fall through */
     case INBOX_ROUTE:
     case INBOX_SETTLE:
+    case INBOX_MUC_FORGET:
         hearth_bytes_unref(m->u.route.bytes);
         free(m->u.route.to);
         free(m->u.route.from);
@@ -260,6 +261,11 @@ static void on_wake(uv_async_t *a)
             break;
         case INBOX_SHUTDOWN:
             begin_shutdown(w);
+            free(m);
+            break;
+        case INBOX_MUC_FORGET:
+            muc__forget_jid(w, m->u.route.to);
+            free(m->u.route.to);
             free(m);
             break;
         case INBOX_EXIT:

@@ -319,6 +319,7 @@ void muc__history_add(worker_t *w, muc_room_t *r, const char *xml, size_t len, i
     r->hist_bytes += len;
     h->stamp_ms = stamp_ms;
     r->hist_len++;
+    r->hist_dirty = 1;
     if (log && r->cfg.logging)
         muc__store_log(w, r, xml, len, stamp_ms);
 }
@@ -545,6 +546,17 @@ static void join(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_arena
         presence_error(w, st, a, ojid, from, HEARTH_STANZA_ERR_JID_MALFORMED, "nickname too long");
         return;
     }
+    if (!r->exists) {
+        /* muc.max_rooms_per_user: §10.1.1's answer when creation is not allowed. */
+        int chk = muc__create_check(w, r, bare);
+        if (chk > 0)
+            return; /* handled again once storage has counted */
+        if (chk < 0) {
+            presence_error(w, st, a, ojid, from, HEARTH_STANZA_ERR_NOT_ALLOWED,
+                           "you may not create more rooms (muc.max_rooms_per_user)");
+            return;
+        }
+    }
     if (!rate_ok(r)) {
         presence_error(w, st, a, ojid, from, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT,
                        "too many join attempts in this room; try again shortly");
@@ -563,6 +575,7 @@ static void join(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_arena
             return;
         }
         aff = AFF_OWNER;
+        muc__creator_set(r, bare);
     } else {
         aff = muc__aff_of(r, bare);
         const char *pw = NULL;
