@@ -491,6 +491,17 @@ int hearth_jid_bare_equal(const hearth_jid_t *a, const hearth_jid_t *b)
     return str_eq(a->bare, b->bare);
 }
 
+int hearth_jid_same_bare(const char *a, const char *b)
+{
+    hearth_jid_t ja = HEARTH_JID_INIT, jb = HEARTH_JID_INIT;
+    if (!a || !b || hearth_jid_parse(a, strlen(a), &ja, NULL))
+        return 0;
+    int same = hearth_jid_parse(b, strlen(b), &jb, NULL) == 0 && hearth_jid_bare_equal(&ja, &jb);
+    hearth_jid_clear(&ja);
+    hearth_jid_clear(&jb);
+    return same;
+}
+
 static int dup_result(const char *buf, size_t n, char **out, const char **reason)
 {
     char *p = malloc(n + 1);

@@ -46,6 +46,11 @@ void hearth_jid_clear(hearth_jid_t *j);
 /* Prepared forms compared bytewise: 1 when equal, else 0. Two zeroed structs are equal. */
 int hearth_jid_equal(const hearth_jid_t *a, const hearth_jid_t *b);
 int hearth_jid_bare_equal(const hearth_jid_t *a, const hearth_jid_t *b);
+/* Whether two JID strings (each bare or full, as written on the wire) name the same bare JID
+ * once prepared: "ROOM@MUC.EXAMPLE.", "room@muc.example/x" and "room@muc.example" do. 0 when
+ * either is not a valid JID (or memory runs out), so a caller deciding whether an element
+ * claims to come from a given entity should treat an invalid one by its own rule. */
+int hearth_jid_same_bare(const char *a, const char *b);
 
 /* Single-part preparation with every rule the part has inside a JID (not empty, valid UTF-8,
  * the profile's prohibitions, at most HEARTH_JID_PART_MAX bytes; for the domainpart also the

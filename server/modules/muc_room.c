@@ -760,15 +760,33 @@ static void random_id(char *out, size_t n)
     out[k] = '\0';
 }
 
-static void strip_children(hearth_xml_node_t *st, const char *name, const char *ns, const char *by)
+/* Whether jid (an attribute an occupant wrote) claims to be r or the MUC service: prepared
+ * JIDs compared, so "ROOM@MUC.EXAMPLE.", "room@muc.example/nick" and the service domain all
+ * count; a value that is no JID at all is nobody's and is treated as a claim too. */
+static int claims_room(worker_t *w, const muc_room_t *r, const char *jid, int or_service)
+{
+    if (!jid)
+        return 0;
+    hearth_jid_t j = HEARTH_JID_INIT;
+    if (hearth_jid_parse(jid, strlen(jid), &j, NULL))
+        return 1;
+    hearth_jid_clear(&j);
+    return hearth_jid_same_bare(jid, r->jid) ||
+           (or_service && hearth_jid_same_bare(jid, muc__domain(w)));
+}
+
+/* Drops what an occupant's stanza claims the room added: stanza ids by the room and delays
+ * from the room or the service (every delay when all_delays: a groupchat message is new). */
+static void strip_claims(worker_t *w, const muc_room_t *r, hearth_xml_node_t *st, int all_delays)
 {
     for (hearth_xml_node_t *c = hearth_xml_first_element(st), *n; c; c = n) {
         n = hearth_xml_next_element(c);
-        if (!strcmp(c->name, name) && !strcmp(c->ns, ns)) {
-            const char *b = hearth_xml_attr(c, "by");
-            if (!by || (b && !strcmp(b, by)))
-                hearth_xml_remove(c);
-        }
+        if (!strcmp(c->name, "stanza-id") && !strcmp(c->ns, NS_SID) &&
+            claims_room(w, r, hearth_xml_attr(c, "by"), 1))
+            hearth_xml_remove(c);
+        else if (!strcmp(c->name, "delay") && !strcmp(c->ns, NS_DELAY) &&
+                 (all_delays || claims_room(w, r, hearth_xml_attr(c, "from"), 1)))
+            hearth_xml_remove(c);
     }
 }
 
@@ -811,8 +829,7 @@ static void groupchat(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_
     /* One serialisation for every occupant: from the occupant JID, no 'to'. */
     hearth_xml_set_attr(a, st, "from", o->ojid);
     hearth_xml_set_attr(a, st, "to", NULL);
-    strip_children(st, "stanza-id", NS_SID, r->jid);
-    strip_children(st, "delay", NS_DELAY, NULL);
+    strip_claims(w, r, st, 1);
     char sid[24];
     random_id(sid, sizeof(sid));
     if (body) {
@@ -871,6 +888,7 @@ static void private_message(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, h
     }
     hearth_xml_set_attr(a, st, "from", o->ojid);
     hearth_xml_set_attr(a, st, "to", t->jid);
+    strip_claims(w, r, st, 0);
     if (!hearth_xml_child(st, "x", NS_MUC_USER))
         hearth_xml_add_child(a, st, "x", NS_MUC_USER); /* §7.5: marks it as from a room */
     muc__send_node(w, t->jid, st);

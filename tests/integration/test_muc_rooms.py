@@ -320,5 +320,43 @@ class TestRemovedAccountInRooms(MucTestCase):
         self.assertEqual(self.owners(c, room), ['carol@' + DOMAIN])
 
 
+class TestForgedClaims(MucTestCase):
+    """Issue 15: an occupant's stanza ids and delays that name the room (or the service) in
+    any spelling are the room's to write, never the occupant's: compared as prepared JIDs."""
+
+    def test_forged_stanza_ids_in_groupchat(self):
+        room, a, b, c = self.three('sid')
+        spellings = [room.upper(), room + '.', room + '/Alice', room.upper() + './X', room + '/',
+                     room.replace('sid@', 'SID@')]
+        for i, by in enumerate(spellings):
+            body = 'forged %d' % i
+            a.message(room, body, type_='groupchat',
+                      children="<stanza-id xmlns='%s' by='%s' id='FORGED'/>" % (NS_SID, xml_escape(by)))
+            for x in (b, c):
+                m = self.got_groupchat(x, room, 'Alice', body)
+                ids = m.findall(q(NS_SID, 'stanza-id'))
+                self.assertEqual(len(ids), 1, to_str(m))
+                self.assertEqual(ids[0].get('by'), room, to_str(m))
+                self.assertNotEqual(ids[0].get('id'), 'FORGED', to_str(m))
+        # a stanza id by someone else is not the room's business
+        a.message(room, 'other', type_='groupchat',
+                  children="<stanza-id xmlns='%s' by='alice@%s' id='MINE'/>" % (NS_SID, DOMAIN))
+        m = self.got_groupchat(b, room, 'Alice', 'other')
+        self.assertEqual(sorted((e.get('by'), e.get('id') == 'MINE') for e in m.findall(q(NS_SID, 'stanza-id'))),
+                         sorted([(room, False), ('alice@' + DOMAIN, True)]))
+
+    def test_forged_claims_in_private_messages(self):
+        room, a, b, c = self.three('pm')
+        forged = ("<stanza-id xmlns='%s' by='%s' id='FORGED'/>"
+                  "<delay xmlns='%s' from='%s' stamp='2001-01-01T00:00:00Z'/>"
+                  "<delay xmlns='%s' from='%s.' stamp='2001-01-01T00:00:00Z'/>"
+                  % (NS_SID, room.upper(), NS_DELAY, MUC.upper(), NS_DELAY, room))
+        a.message(room + '/Bob', 'psst', type_='chat', children=forged)
+        m = b.wait(lambda s: is_msg(s, from_=room + '/Alice') and s.findtext(q(NS_CLIENT, 'body')) == 'psst',
+                   what='private message')
+        self.assertEqual(m.findall(q(NS_DELAY, 'delay')), [], to_str(m))
+        self.assertEqual([e for e in m.findall(q(NS_SID, 'stanza-id')) if e.get('id') == 'FORGED'], [], to_str(m))
+
+
 if __name__ == '__main__':
     main()

@@ -587,6 +587,30 @@ static void test_equal(void **state)
     hearth_jid_clear(&h);
 }
 
+static void test_same_bare(void **state)
+{
+    (void)state;
+    /* The spellings a forged stanza id or delay uses to pass a raw string compare. */
+    assert_true(hearth_jid_same_bare("room@muc.example", "room@muc.example"));
+    assert_true(hearth_jid_same_bare("ROOM@MUC.EXAMPLE", "room@muc.example"));
+    assert_true(hearth_jid_same_bare("room@muc.example.", "room@muc.example"));
+    assert_true(hearth_jid_same_bare("room@muc.example/nick", "room@muc.example"));
+    assert_true(hearth_jid_same_bare("room@muc.example", "Room@Muc.Example./Other"));
+    assert_true(hearth_jid_same_bare("muc.example", "MUC.example."));
+    assert_true(hearth_jid_same_bare("fu\xc3\x9f"
+                                     "ball@example.com",
+                                     "FUSSBALL@example.com"));
+    assert_false(hearth_jid_same_bare("room@muc.example", "muc.example"));
+    assert_false(hearth_jid_same_bare("room@muc.example", "other@muc.example"));
+    assert_false(hearth_jid_same_bare("room@muc.example", "room@example"));
+    /* invalid on either side: never the same */
+    assert_false(hearth_jid_same_bare("room@muc.example/", "room@muc.example"));
+    assert_false(hearth_jid_same_bare("room@muc.example", "@muc.example"));
+    assert_false(hearth_jid_same_bare("", ""));
+    assert_false(hearth_jid_same_bare(NULL, "room@muc.example"));
+    assert_false(hearth_jid_same_bare("room@muc.example", NULL));
+}
+
 static void test_copy_and_bare(void **state)
 {
     hearth_jid_t a = parse_ok("Juliet@Example.com/Balcony");
@@ -674,6 +698,7 @@ int main(void)
         cmocka_unit_test(test_invalid_utf8),
         cmocka_unit_test(test_make),
         cmocka_unit_test(test_equal),
+        cmocka_unit_test(test_same_bare),
         cmocka_unit_test(test_copy_and_bare),
         cmocka_unit_test(test_clear),
     };
