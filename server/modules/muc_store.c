@@ -55,6 +55,21 @@ static void write_done(void *ud, int err)
 
 /* ---- documents ---- */
 
+/* History kept in a room document: what is left of storage's document bound once the
+ * configuration, the subject and the markup have taken their share; older entries are
+ * dropped when the room is unloaded. */
+#define DOC_HISTORY_BYTES (STORAGE_XML_MAX - 64 * 1024)
+
+/* Bytes of s[0..n) once escaped as XML text (each of & < > " ' at most 6 bytes). */
+static size_t escaped_len(const char *s, size_t n)
+{
+    size_t out = n;
+    for (size_t i = 0; i < n; i++)
+        if (strchr("&<>\"'", s[i]) && s[i])
+            out += 5;
+    return out;
+}
+
 char *muc__room_doc(const muc_room_t *r)
 {
     hearth_arena_t *a = hearth_arena_new(0);
@@ -82,8 +97,18 @@ char *muc__room_doc(const muc_room_t *r)
         hearth_xml_add_text(a, s, r->subject, strlen(r->subject));
     }
     /* A room that does not log keeps its history here, so that it survives being unloaded;
-     * a logging room reads it back from its log. */
-    for (unsigned i = 0; !r->cfg.logging && i < r->hist_len; i++) {
+     * a logging room reads it back from its log. The newest that fit in a document. */
+    unsigned first = r->hist_len;
+    size_t bytes = 0;
+    while (!r->cfg.logging && first > 0) {
+        const muc_hist_t *h = &r->hist[(r->hist_start + first - 1) % MUC_HISTORY_MAX];
+        size_t n = escaped_len(h->xml, h->len) + 64;
+        if (bytes + n > DOC_HISTORY_BYTES)
+            break;
+        bytes += n;
+        first--;
+    }
+    for (unsigned i = first; !r->cfg.logging && i < r->hist_len; i++) {
         const muc_hist_t *h = &r->hist[(r->hist_start + i) % MUC_HISTORY_MAX];
         char stamp[24];
         snprintf(stamp, sizeof(stamp), "%lld", (long long)h->stamp_ms);

@@ -194,6 +194,30 @@ class TestRoomsLeaveMemory(MucTestCase):
         d = self.client('dave')
         self.assertEqual(self.join_error(d, room, 'Dave'), ('auth', 'registration-required'))
 
+    def test_room_with_full_history_is_still_saved_when_unloaded(self):
+        # a history near its 1 MiB bound, of text that grows when escaped, must not make the
+        # room's document too big to store (its configuration would be lost with it)
+        a = self.connect(self.srv, 'alice', roster=False, tls=False)
+        room = self.create(a, 'full', 'Alice', {'muc#roomconfig_persistentroom': True,
+                                                'muc#roomconfig_roomname': 'Full room'})
+        body = 'a&' * 20000
+        for i in range(12):
+            self.say(a, room, '%d %s' % (i, body))
+            self.got_groupchat(a, room, 'Alice', '%d %s' % (i, body))
+        a.send("<presence to='%s/Alice' type='unavailable'/>" % room)
+        self.pres_from(a, room, 'Alice', type_='unavailable', code=110)
+        self.srv.wait_log(r'muc: %s unloaded' % room)
+        self.assertNotIn('not saved', self.srv.log_text())
+        self.assertEqual(self.config_values(a, room)['muc#roomconfig_roomname'], ['Full room'])
+        self.join(a, room, 'Alice')
+        got = []
+        while True:
+            m = a.wait(lambda s: is_msg(s, type_='groupchat') and s.get('from', '').startswith(room))
+            if m.find(q(NS_CLIENT, 'subject')) is not None:
+                break
+            got.append(int(m.findtext(q(NS_CLIENT, 'body')).split()[0]))
+        self.assertTrue(got and got[-1] == 11 and got == list(range(12 - len(got), 12)), got)
+
 
 class TestRoomsPerUser(MucTestCase):
 
