@@ -108,7 +108,7 @@ static void test_defaults(void **state)
 
     size_t n = 0;
     const config_key_t *keys = config_keys(&n);
-    assert_int_equal(n, 38);
+    assert_int_equal(n, 39);
     for (size_t i = 0; i < n; i++) {
         assert_false(config_is_fixed(c, keys[i].name));
         assert_non_null(strchr(keys[i].name, '.'));
