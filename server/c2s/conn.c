@@ -44,9 +44,40 @@ static void link_conn(worker_t *w, conn_t *c)
     w->conns = c;
 }
 
+static void pending_remove(conn_t *c)
+{
+    if (!c->out_pending)
+        return;
+    if (c->out_prev)
+        c->out_prev->out_next = c->out_next;
+    else
+        c->w->out_pending = c->out_next;
+    if (c->out_next)
+        c->out_next->out_prev = c->out_prev;
+    c->out_next = c->out_prev = NULL;
+    c->out_pending = 0;
+}
+
+/* The connection has output for this loop turn: its worker's check handle writes it. */
+static void pending_add(conn_t *c)
+{
+    if (c->out_pending)
+        return;
+    worker_t *w = c->w;
+    c->out_pending = 1;
+    c->out_prev = NULL;
+    c->out_next = w->out_pending;
+    if (w->out_pending)
+        w->out_pending->out_prev = c;
+    w->out_pending = c;
+    worker__output_pending(w);
+}
+
+/* Off its worker (freed or handed over): never flushed there again. */
 static void unlink_conn(conn_t *c)
 {
     worker_t *w = c->w;
+    pending_remove(c);
     if (c->prev)
         c->prev->next = c->next;
     else if (w->conns == c)
@@ -167,21 +198,35 @@ void conn__abort(conn_t *c)
 
 static void on_write(uv_write_t *req, int status);
 
-static void start_write(conn_t *c)
+/* Hands outq, less its first `done` bytes already written directly, to uv_write. */
+static void start_write(conn_t *c, size_t done)
 {
     hearth_buf_t tmp = c->inflight;
     c->inflight = c->outq;
     c->outq = tmp;
     hearth_buf_reset(&c->outq);
-    uv_buf_t b = uv_buf_init(c->inflight.data, (unsigned)c->inflight.len);
+    uv_buf_t b = uv_buf_init(c->inflight.data + done, (unsigned)(c->inflight.len - done));
     c->wreq.data = c;
     int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
     if (rc) {
         hlog_conn(LOG_DEBUG, c->id, conn__log_jid(c), "write failed: %s", uv_strerror(rc));
+        hearth_buf_reset(&c->inflight);
         conn__abort(c);
         return;
     }
     c->writing = 1;
+}
+
+/* Output drained: what waits for room (a resumption's resend, offline messages) goes on; what
+ * waits for the end of output (a close, a hand-over) happens. */
+static void drained(conn_t *c)
+{
+    if (c->sm.resending)
+        sm__pump(c);
+    if (c->offline_pump)
+        message__offline_pump(c);
+    if (!c->writing)
+        maybe_finish_output(c);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -198,16 +243,10 @@ static void on_write(uv_write_t *req, int status)
         return;
     }
     if (c->outq.len && !c->close_now) {
-        start_write(c);
+        pending_add(c); /* with whatever else this turn produces, in this turn's check */
         return;
     }
-    /* Drained: what waits for room (a resumption's resend, offline messages) goes on. */
-    if (c->sm.resending)
-        sm__pump(c);
-    if (c->offline_pump)
-        message__offline_pump(c);
-    if (!c->writing)
-        maybe_finish_output(c);
+    drained(c);
 }
 
 static void on_timer(uv_timer_t *t);
@@ -224,23 +263,45 @@ static void fail_later(conn_t *c)
     uv_timer_start(&c->timer, on_timer, 0, 0);
 }
 
+/* One write of outq: directly as far as the socket takes it, uv_write for the rest. */
+static void flush_one(conn_t *c)
+{
+    if (c->close_now || c->handles_closing || c->handoff_detached || c->sm.detached || c->writing)
+        return; /* on_write of the write in progress puts it back on the list */
+    size_t done = 0;
+    if (c->outq.len) {
+        uv_buf_t b = uv_buf_init(c->outq.data, (unsigned)c->outq.len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (n < 0 && n != UV_EAGAIN) {
+            hlog_conn(LOG_DEBUG, c->id, conn__log_jid(c), "write: %s", uv_strerror(n));
+            fail_later(c);
+            return;
+        }
+        done = n > 0 ? (size_t)n : 0;
+        if (done < c->outq.len) {
+            start_write(c, done);
+            return;
+        }
+        hearth_buf_reset(&c->outq);
+    }
+    drained(c);
+}
+
+void conn__flush_pending(worker_t *w)
+{
+    /* A pump refilling a drained connection puts it back on the list: it is written again
+     * until the socket is full (then on_write takes over) or the pump is done. */
+    conn_t *c;
+    while ((c = w->out_pending)) {
+        pending_remove(c);
+        flush_one(c);
+    }
+}
+
 static void write_raw(conn_t *c, const char *data, size_t len)
 {
     if (c->close_now || c->handles_closing || c->handoff_detached || c->sm.detached)
         return;
-    if (!c->writing && c->outq.len == 0 && !c->handoff) {
-        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-        if (n > 0) {
-            data += n;
-            len -= (size_t)n;
-        } else if (n < 0 && n != UV_EAGAIN) {
-            fail_later(c);
-            return;
-        }
-        if (len == 0)
-            return;
-    }
     if (c->outq.len + len > CONN_MAX_OUTQ) {
         hlog_conn(LOG_WARN, c->id, conn__log_jid(c), "output queue over %u bytes: closing",
                   CONN_MAX_OUTQ);
@@ -253,8 +314,8 @@ static void write_raw(conn_t *c, const char *data, size_t len)
         fail_later(c);
         return;
     }
-    if (!c->writing && !c->handoff)
-        start_write(c);
+    if (!c->writing)
+        pending_add(c);
 }
 
 static void tls_write_raw(void *ud, const char *data, size_t len)
@@ -418,8 +479,14 @@ static void maybe_finish_output(conn_t *c)
     if (c->writing || c->outq.len)
         return;
     if (c->closing && !c->handles_closing) {
-        if (c->tls)
-            hearth_tls_shutdown(c->tls); /* close_notify, best effort */
+        if (c->tls && !c->close_now && !c->sm.detached) {
+            hearth_tls_shutdown(c->tls); /* close_notify, best effort: one direct write */
+            if (c->outq.len) {
+                uv_buf_t b = uv_buf_init(c->outq.data, (unsigned)c->outq.len);
+                (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+                hearth_buf_reset(&c->outq);
+            }
+        }
         close_handles(c);
     } else if (c->handoff && !c->handoff_detached) {
         conn__try_handoff(c);

@@ -56,10 +56,15 @@ struct conn {
     int direct_tls;
     hearth_xml_stream_t *xml;
 
-    hearth_buf_t outq;     /* not yet handed to uv_write */
+    /* Output of a loop turn leaves in one write: sends only append to outq and put the
+     * connection on its worker's pending list, which the worker's check handle flushes once
+     * per loop turn (conn__flush_pending). */
+    hearth_buf_t outq;     /* not yet handed to the socket */
     hearth_buf_t inflight; /* owned by the uv_write in progress */
     uv_write_t wreq;
     int writing;
+    int out_pending;             /* on w->out_pending */
+    conn_t *out_next, *out_prev; /* w->out_pending */
 
     c2s_state_t state;
     pending_t pending;
@@ -151,6 +156,9 @@ int conn__start_tls(conn_t *c);
 void conn__detach_for_handoff(conn_t *c);
 void conn__try_handoff(conn_t *c); /* detach once output and references are done */
 void conn__resume_reading(conn_t *c);
+/* Once per loop turn (the worker's check handle): one write for each connection with output
+ * produced since the last turn. */
+void conn__flush_pending(worker_t *w);
 const char *conn__log_jid(const conn_t *c);
 
 /* stream.c: the c2s protocol over a parsed stream */

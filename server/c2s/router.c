@@ -144,7 +144,7 @@ void router__settle(worker_t *w, const inbox_msg_t *m)
     s->kind = INBOX_SETTLE;
     strcpy(s->u.route.settle_sm, m->u.route.settle_sm);
     s->u.route.settle_seq = m->u.route.settle_seq;
-    worker__post(home, s);
+    worker__post_from(w, home, s);
 }
 
 static int route_full(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
@@ -184,7 +184,7 @@ static int route_full(worker_t *w, stanza_kind_t kind, const char *to, const cha
     if (home == w)
         router__deliver(w, m);
     else
-        worker__post(home, m);
+        worker__post_from(w, home, m);
     return 0;
 }
 
@@ -262,7 +262,7 @@ void router__batch_send(route_batch_t *b)
         else if (b->w->srv->workers[i] == b->w)
             router__deliver_multi(b->w, m);
         else
-            worker__post(b->w->srv->workers[i], m);
+            worker__post_from(b->w, b->w->srv->workers[i], m);
     }
     free(b->per);
     free(b);

@@ -92,6 +92,8 @@ static const config_key_t KEYS[] = {
     B("server.hide_version", "false",
       "Answer Software Version (XEP-0092) queries without the version and OS.", 1),
     S("muc.domain", "", "Multi-user chat domain; empty = conference.<server.domain>.", 0),
+    I("muc.max_rooms_per_user", "100", 0, 1000000,
+      "Rooms one account may own (stored rooms) or have created (others); 0 = no limit.", 1),
     I("http.port", "5280", -1, 65535, "HTTP port for BOSH and WebSocket; 0 = ephemeral, -1 = off.",
       0),
     S("admin.bind", "127.0.0.1", "Address the admin console and REST API bind to.", 0),

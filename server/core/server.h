@@ -50,6 +50,7 @@ typedef struct settings {
     unsigned resume_timeout;         /* s, 0 = no stream-management resumption */
     size_t resume_budget;            /* bytes of detached sessions per worker */
     unsigned archive_retention_days; /* 0 = forever */
+    unsigned muc_max_rooms_per_user; /* 0 = no limit */
 } settings_t;
 
 typedef enum {
@@ -59,6 +60,7 @@ typedef enum {
     INBOX_EXIT,        /* every connection is gone: close the remaining handles */
     INBOX_SETTLE,      /* route.to (a sender's full JID) may count route.settle_seq handled */
     INBOX_ROUTE_MULTI, /* one stanza for several recipients homed on this worker (fan-out) */
+    INBOX_MUC_FORGET,  /* route.to: the bare JID of a removed account (muc__forget_jid) */
 } inbox_kind_t;
 
 typedef enum { STANZA_MESSAGE, STANZA_PRESENCE, STANZA_IQ } stanza_kind_t;
@@ -139,7 +141,18 @@ struct worker {
     int inbox_closed;
     uv_tcp_t listeners[2];
     int nlisteners;
-    conn_t *conns;  /* every connection this loop owns (doubly linked) */
+    conn_t *conns; /* every connection this loop owns (doubly linked) */
+    /* Connections with output not yet written (conn.c); flushed by flush_check once per loop
+     * turn. flush_idle runs while the list is not empty, so that output produced where no
+     * check phase follows before the next poll (close callbacks) never waits for an event. */
+    conn_t *out_pending;
+    /* While post_hold > 0, inbox messages for other workers wait here, one chain per
+     * destination, and go as one unit when the hold ends: a sequence for one recipient
+     * (a room's join sequence) is handled there in one wake-up, so it leaves in one write. */
+    int post_hold;
+    inbox_msg_t **held_head, **held_tail; /* [srv->nworkers] */
+    uv_check_t flush_check;
+    uv_idle_t flush_idle;
     strmap_t users; /* bare JID -> user_t, for users homed here */
     hearth_sasl_t *sasl;
     storage_target_t storage_target;
@@ -178,10 +191,16 @@ int worker__init(server_t *srv, worker_t *w, unsigned index);
 int worker__listen(worker_t *w, const struct sockaddr *addr, int *port, int direct_tls);
 int worker__start(worker_t *w);
 void worker__post(worker_t *w, inbox_msg_t *m); /* any thread; consumes m */
+/* From worker `from` (its own thread): as worker__post, but held while from holds posts. */
+void worker__post_from(worker_t *from, worker_t *to, inbox_msg_t *m);
+void worker__hold_posts(worker_t *w);
+void worker__release_posts(worker_t *w); /* the last release posts what was held */
 worker_t *worker__home(server_t *srv, const char *bare);
 void worker__join(worker_t *w);
 /* A connection of w stopped reading for back-pressure: w checks when to resume it. */
 void worker__paused(worker_t *w);
+/* A connection of w has output for this loop turn: the turn ends with a flush. */
+void worker__output_pending(worker_t *w);
 void worker__free(worker_t *w);
 user_t *worker__user(worker_t *w, const char *bare, int create);
 /* Frees u when nothing holds it any more (no session, no work, not loading). */

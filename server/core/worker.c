@@ -39,6 +39,67 @@ void worker__post(worker_t *w, inbox_msg_t *m)
     }
 }
 
+/* Appends the chain head..tail (n messages, already counted in inbox_pending) to w's inbox
+ * under one lock, so that w takes all of it in one wake-up. */
+static void post_chain(worker_t *w, inbox_msg_t *head, inbox_msg_t *tail)
+{
+    uv_mutex_lock(&w->inbox_lock);
+    int closed = w->inbox_closed;
+    if (!closed) {
+        if (w->inbox_tail)
+            w->inbox_tail->next = head;
+        else
+            w->inbox_head = head;
+        w->inbox_tail = tail;
+        uv_async_send(&w->wake);
+    }
+    uv_mutex_unlock(&w->inbox_lock);
+    if (closed) {
+        hlog(LOG_WARN, "worker %u: messages after exit dropped", w->index);
+        while (head) {
+            inbox_msg_t *n = head->next;
+            discard(w, head);
+            head = n;
+        }
+    }
+}
+
+void worker__post_from(worker_t *from, worker_t *to, inbox_msg_t *m)
+{
+    if (!from || from == to || from->post_hold <= 0 || !from->held_head) {
+        worker__post(to, m);
+        return;
+    }
+    /* Counted now: the shutdown drain must not see a false zero while it waits here. */
+    __atomic_add_fetch(&from->srv->inbox_pending, 1, __ATOMIC_ACQ_REL);
+    m->next = NULL;
+    unsigned i = to->index;
+    if (from->held_tail[i])
+        from->held_tail[i]->next = m;
+    else
+        from->held_head[i] = m;
+    from->held_tail[i] = m;
+}
+
+void worker__hold_posts(worker_t *w)
+{
+    w->post_hold++;
+}
+
+void worker__release_posts(worker_t *w)
+{
+    if (--w->post_hold > 0 || !w->held_head)
+        return;
+    for (unsigned i = 0; i < w->srv->nworkers; i++) {
+        inbox_msg_t *head = w->held_head[i];
+        if (!head)
+            continue;
+        inbox_msg_t *tail = w->held_tail[i];
+        w->held_head[i] = w->held_tail[i] = NULL;
+        post_chain(w->srv->workers[i], head, tail);
+    }
+}
+
 static void storage_post(void *ud, storage_req_t *req)
 {
     worker_t *w = ud;
@@ -106,6 +167,28 @@ void worker__paused(worker_t *w)
         uv_timer_start(&w->resume_timer, on_resume_timer, 5, 5);
 }
 
+static void on_flush_idle(uv_idle_t *h)
+{
+    (void)h; /* only there to keep the poll phase from blocking; the check flushes */
+}
+
+void worker__output_pending(worker_t *w)
+{
+    if (!uv_is_active((uv_handle_t *)&w->flush_idle) &&
+        !uv_is_closing((uv_handle_t *)&w->flush_idle))
+        uv_idle_start(&w->flush_idle, on_flush_idle);
+}
+
+/* After the poll phase, in which reads, inbox wake-ups and write completions ran (timers ran
+ * before it): what they produced for each connection leaves in one write. */
+static void on_flush_check(uv_check_t *h)
+{
+    worker_t *w = h->data;
+    conn__flush_pending(w);
+    if (!w->out_pending && uv_is_active((uv_handle_t *)&w->flush_idle))
+        uv_idle_stop(&w->flush_idle);
+}
+
 static void on_listener_closed(uv_handle_t *h) {}
 
 static void begin_shutdown(worker_t *w)
@@ -142,6 +225,7 @@ static void discard(worker_t *w, inbox_msg_t *m)
         /* fall through */
     case INBOX_ROUTE:
     case INBOX_SETTLE:
+    case INBOX_MUC_FORGET:
         hearth_bytes_unref(m->u.route.bytes);
         free(m->u.route.to);
         free(m->u.route.from);
@@ -188,6 +272,11 @@ static void on_wake(uv_async_t *a)
             break;
         case INBOX_SHUTDOWN:
             begin_shutdown(w);
+            free(m);
+            break;
+        case INBOX_MUC_FORGET:
+            muc__forget_jid(w, m->u.route.to);
+            free(m->u.route.to);
             free(m);
             break;
         case INBOX_EXIT:
@@ -253,9 +342,18 @@ int worker__init(server_t *srv, worker_t *w, unsigned index)
     w->wake.data = w;
     uv_timer_init(&w->loop, &w->resume_timer);
     w->resume_timer.data = w;
+    uv_check_init(&w->loop, &w->flush_check);
+    w->flush_check.data = w;
+    uv_check_start(&w->flush_check, on_flush_check);
+    uv_idle_init(&w->loop, &w->flush_idle);
+    w->flush_idle.data = w;
     w->storage_target.post = storage_post;
     w->storage_target.post_ud = w;
     if (strmap_init(&w->users))
+        return HEARTH_ENOMEM;
+    w->held_head = calloc(srv->nworkers, sizeof(*w->held_head));
+    w->held_tail = calloc(srv->nworkers, sizeof(*w->held_tail));
+    if (!w->held_head || !w->held_tail)
         return HEARTH_ENOMEM;
     w->sasl = hearth_sasl_new();
     return w->sasl ? 0 : HEARTH_ESASL;
@@ -317,6 +415,8 @@ void worker__free(worker_t *w)
     }
     strmap_free(&w->users);
     uv_mutex_destroy(&w->inbox_lock);
+    free(w->held_head);
+    free(w->held_tail);
     hearth_sasl_free(w->sasl);
 }
 

@@ -104,6 +104,7 @@ void muc__deliver(worker_t *w, inbox_msg_t *m);
  * occupant an unavailable presence with status 110 and 332 (best effort: occupants homed on
  * other workers may be closing already). */
 void muc__shutdown(worker_t *w);
+void muc__forget_jid(worker_t *w, const char *bare); /* INBOX_MUC_FORGET */
 
 /* carbons.c (XEP-0280) */
 extern const module_t module_carbons;

@@ -18,6 +18,44 @@ static int depth[MUC_MAX_WORKERS]; /* inside a room's handling: re-entrant deliv
 static uv_mutex_t dir_lock;
 static strmap_t dir;
 
+/* Rooms not stored, by creator (bare JID -> (uintptr_t) count), for muc.max_rooms_per_user:
+ * they live on every worker, so the count is shared (a short lock, no I/O). Stored rooms are
+ * counted by storage (their owners' rows). */
+static uv_mutex_t created_lock;
+static strmap_t created;
+
+static size_t created_count(const char *bare)
+{
+    uv_mutex_lock(&created_lock);
+    size_t n = (uintptr_t)strmap_get(&created, bare);
+    uv_mutex_unlock(&created_lock);
+    return n;
+}
+
+static void created_add(const char *bare, int delta)
+{
+    uv_mutex_lock(&created_lock);
+    uintptr_t n = (uintptr_t)strmap_get(&created, bare);
+    if (delta > 0)
+        strmap_put(&created, bare, (void *)(n + 1));
+    else if (n <= 1)
+        strmap_remove(&created, bare);
+    else
+        strmap_put(&created, bare, (void *)(n - 1));
+    uv_mutex_unlock(&created_lock);
+}
+
+void muc__creator_set(muc_room_t *r, const char *bare)
+{
+    if (r->creator) {
+        created_add(r->creator, -1);
+        free(r->creator);
+        r->creator = NULL;
+    }
+    if (bare && (r->creator = strdup(bare)))
+        created_add(bare, 1);
+}
+
 const char *muc__domain(worker_t *w)
 {
     return w->srv->set.muc_domain;
@@ -101,6 +139,9 @@ static void occupant_free(muc_occupant_t *o)
 
 static void room_clear(muc_room_t *r)
 {
+    muc__creator_set(r, NULL);
+    free(r->cap_ok_for);
+    r->cap_ok_for = NULL;
     for (muc_occupant_t *o = r->occupants, *n; o; o = n) {
         n = o->next;
         occupant_free(o);
@@ -140,10 +181,16 @@ void muc__room_free(worker_t *w, muc_room_t *r)
 
 void muc__room_maybe_free(worker_t *w, muc_room_t *r)
 {
-    if (r->state != ROOM_READY || r->occupants)
+    if (r->state != ROOM_READY || r->occupants || r->pending_head)
         return;
-    if (r->exists && r->cfg.persistent && !r->locked)
-        return; /* stored rooms stay loaded: their history lives here */
+    /* A stored room nobody is in leaves memory too (else one user could pin any number of
+     * them, each with up to MUC_HISTORY_BYTES of history): everything of it is in storage,
+     * its history included (the log, or the document when it does not log). */
+    int stored = r->exists && r->cfg.persistent && !r->locked;
+    if (stored && r->hist_dirty)
+        muc__store_save(w, r);
+    if (stored)
+        hlog(LOG_DEBUG, "muc: %s unloaded", r->jid);
     muc__room_free(w, r);
 }
 
@@ -400,7 +447,9 @@ static void room_handle(worker_t *w, muc_room_t *r, const inbox_msg_t *m, int ni
 {
     const char *slash = strchr(m->u.route.to, '/');
     handle_ctx_t h = {w, r, m, slash ? slash + 1 : NULL, nick_modified};
+    r->handling = m;
     im__parse(m->u.route.bytes->data, m->u.route.bytes->len, handle_stanza, &h);
+    r->handling = NULL;
 }
 
 static int msg_copy(inbox_msg_t *dst, const inbox_msg_t *m)
@@ -440,10 +489,11 @@ void muc__room_failed(worker_t *w, muc_room_t *r)
 
 void muc__room_loaded(worker_t *w, muc_room_t *r)
 {
+    worker__hold_posts(w); /* each recipient's share of what the queue produces, at once */
     r->state = ROOM_READY;
     muc__directory_set(r);
     depth[w->index % MUC_MAX_WORKERS]++;
-    while (r->pending_head) {
+    while (r->pending_head && r->state == ROOM_READY) { /* a creation check may wait again */
         muc_pending_t *p = r->pending_head;
         r->pending_head = p->next;
         if (!r->pending_head)
@@ -455,9 +505,21 @@ void muc__room_loaded(worker_t *w, muc_room_t *r)
     }
     depth[w->index % MUC_MAX_WORKERS]--;
     muc__room_maybe_free(w, r);
+    worker__release_posts(w);
 }
 
+static void deliver(worker_t *w, inbox_msg_t *m);
+
+/* What a room sends while handling one stanza goes to each other worker as one unit: a join
+ * sequence (§7.2) is handled there in one wake-up and so written to the newcomer at once. */
 void muc__deliver(worker_t *w, inbox_msg_t *m)
+{
+    worker__hold_posts(w);
+    deliver(w, m);
+    worker__release_posts(w);
+}
+
+static void deliver(worker_t *w, inbox_msg_t *m)
 {
     int *d = &depth[w->index % MUC_MAX_WORKERS];
     if (*d > 0) {
@@ -552,6 +614,134 @@ void muc__deliver(worker_t *w, inbox_msg_t *m)
     hearth_jid_clear(&j);
 }
 
+/* ---- rooms per user ---- */
+
+typedef struct cap_ud {
+    worker_t *w;
+    char *room, *creator;
+} cap_ud_t;
+
+static void owned_counted(void *ud, int err, size_t n)
+{
+    cap_ud_t *u = ud;
+    muc_room_t *r = muc__room_get(u->w, u->room);
+    if (r && r->state == ROOM_LOADING && !r->cap_ok_for) {
+        unsigned cap = u->w->srv->set.muc_max_rooms_per_user;
+        if (err)
+            hlog(LOG_ERROR, "muc: rooms of %s not counted: %s", u->creator, hearth_strerror(err));
+        r->cap_full = err || n + created_count(u->creator) >= cap;
+        r->cap_ok_for = u->creator;
+        u->creator = NULL;
+        muc__room_loaded(u->w, r);
+    }
+    free(u->room);
+    free(u->creator);
+    free(u);
+}
+
+int muc__create_check(worker_t *w, muc_room_t *r, const char *creator)
+{
+    unsigned cap = w->srv->set.muc_max_rooms_per_user;
+    if (!cap)
+        return 0;
+    if (r->cap_ok_for) {
+        int same = !strcmp(r->cap_ok_for, creator);
+        free(r->cap_ok_for);
+        r->cap_ok_for = NULL;
+        if (same)
+            return r->cap_full ? -1 : 0;
+    }
+    if (created_count(creator) >= cap)
+        return -1; /* no need to ask storage */
+    /* Asked again once storage has counted: the join waits at the head of the queue. */
+    muc_pending_t *p = calloc(1, sizeof(*p));
+    cap_ud_t *u = calloc(1, sizeof(*u));
+    int copied = p && r->handling && msg_copy(&p->m, r->handling) == 0;
+    if (!copied || !u || !(u->room = strdup(r->jid)) || !(u->creator = strdup(creator))) {
+        if (copied)
+            free_msg_fields(&p->m);
+        free(p);
+        if (u) {
+            free(u->room);
+            free(u->creator);
+        }
+        free(u);
+        return -1;
+    }
+    u->w = w;
+    if (storage_muc_owned_count(w->srv->storage, &w->storage_target, creator, owned_counted, u)) {
+        free_msg_fields(&p->m);
+        free(p);
+        free(u->room);
+        free(u->creator);
+        free(u);
+        return -1;
+    }
+    p->next = r->pending_head;
+    r->pending_head = p;
+    if (!r->pending_tail)
+        r->pending_tail = p;
+    r->npending++;
+    r->state = ROOM_LOADING;
+    return 1;
+}
+
+/* ---- removed accounts ---- */
+
+void muc__ownerless(worker_t *w, muc_room_t *r)
+{
+    unsigned owners = 0, admins = 0;
+    STRMAP_FOREACH(&r->affs, e)
+    {
+        muc_affiliation_t *af = e->value;
+        owners += af->aff == AFF_OWNER;
+        admins += af->aff == AFF_ADMIN;
+    }
+    if (owners || !r->exists)
+        return;
+    if (!admins) {
+        hlog(LOG_INFO, "muc: %s has no owner or admin left: destroyed", r->jid);
+        muc__destroy(w, r, NULL, "the room's last owner is gone", NULL);
+        return;
+    }
+    STRMAP_FOREACH(&r->affs, e)
+    {
+        muc_affiliation_t *af = e->value;
+        if (af->aff != AFF_ADMIN)
+            continue;
+        af->aff = AFF_OWNER;
+        muc__aff_effects(w, r, e->key, NULL, NULL);
+    }
+    hlog(LOG_INFO, "muc: %s lost its last owner: its %u admin(s) now own it", r->jid, admins);
+    muc__store_save(w, r);
+}
+
+void muc__forget_jid(worker_t *w, const char *bare)
+{
+    strmap_t *t = &rooms[w->index % MUC_MAX_WORKERS];
+    if (!t->buckets)
+        return;
+    int *d = &depth[w->index % MUC_MAX_WORKERS];
+    worker__hold_posts(w);
+    (*d)++;
+    STRMAP_FOREACH(t, e)
+    {
+        muc_room_t *r = e->value;
+        if (r->state != ROOM_READY || !strmap_get(&r->affs, bare))
+            continue;
+        muc__aff_set(r, bare, AFF_NONE, "", "");
+        muc__aff_effects(w, r, bare, NULL, NULL);
+        muc__ownerless(w, r);
+        muc__store_save(w, r);
+    }
+    (*d)--;
+    STRMAP_FOREACH(t, e)
+    {
+        muc__room_maybe_free(w, e->value);
+    }
+    worker__release_posts(w);
+}
+
 void muc__shutdown(worker_t *w)
 {
     strmap_t *t = &rooms[w->index % MUC_MAX_WORKERS];
@@ -602,6 +792,8 @@ static void muc_free_all(void)
     }
     strmap_free(&dir);
     uv_mutex_destroy(&dir_lock);
+    strmap_free(&created);
+    uv_mutex_destroy(&created_lock);
 }
 
 static int muc_init(server_t *srv)
@@ -610,7 +802,8 @@ static int muc_init(server_t *srv)
     static int once;
     if (once++)
         return 0;
-    if (uv_mutex_init(&dir_lock) || strmap_init(&dir))
+    if (uv_mutex_init(&dir_lock) || strmap_init(&dir) || uv_mutex_init(&created_lock) ||
+        strmap_init(&created))
         return -1;
     atexit(muc_free_all);
     return 0;

@@ -106,6 +106,13 @@ typedef struct muc_room {
     muc_hist_t hist[MUC_HISTORY_MAX];
     unsigned hist_start, hist_len;
     size_t hist_bytes; /* bounded by MUC_HISTORY_BYTES: the oldest go first */
+    int hist_dirty;    /* history added since the stored document was written */
+    /* The creator of a room not stored (yet): counted in its muc.max_rooms_per_user until the
+     * room is stored (then storage counts its owners) or freed. NULL: not counted. */
+    char *creator;
+    char *cap_ok_for;            /* the bare JID whose room count was just checked (creation) */
+    int cap_full;                /* ... and whether it was at muc.max_rooms_per_user */
+    const inbox_msg_t *handling; /* the routed stanza being handled (muc.c) */
     double join_tokens;
     int64_t join_stamp_ms;
     muc_pending_t *pending_head, *pending_tail;
@@ -114,6 +121,8 @@ typedef struct muc_room {
 } muc_room_t;
 
 /* muc.c */
+/* Rooms nobody is in leave memory: a stored room is read back whole (configuration,
+ * affiliations, subject, history) before the stanza that needs it is handled. */
 muc_room_t *muc__room_get(worker_t *w, const char *jid);
 muc_room_t *muc__room_new(worker_t *w, const char *jid); /* a shell: exists = 0, READY */
 /* Frees r (occupants are not told: callers have done that) and forgets it. */
@@ -131,6 +140,16 @@ void muc__service_items_reply(worker_t *w, const char *to, const char *id, const
                               const char **names, size_t n);
 void muc__config_free(muc_config_t *c);
 const char *muc__domain(worker_t *w);
+/* Room creation under muc.max_rooms_per_user: 0 when creator may create r now (the join goes
+ * on); 1 when the join was queued while storage counts creator's rooms (it runs again then);
+ * -1 when creator is at the limit. */
+int muc__create_check(worker_t *w, muc_room_t *r, const char *creator);
+void muc__creator_set(muc_room_t *r, const char *bare); /* counts r for bare (NULL: stop) */
+/* An account is gone (INBOX_MUC_FORGET on every worker): its JID loses every affiliation in
+ * the rooms loaded here (stored rooms lost their rows with the account). */
+void muc__forget_jid(worker_t *w, const char *bare);
+/* A room without an owner: its admins become owners; with none, the room is destroyed. */
+void muc__ownerless(worker_t *w, muc_room_t *r);
 
 /* muc_room.c: stanzas for a ready room (r->exists may be 0). st was routed from `from` (a real
  * full JID) to `to` (the prepared occupant or room JID; nick is NULL for the room). */

@@ -319,6 +319,7 @@ void muc__history_add(worker_t *w, muc_room_t *r, const char *xml, size_t len, i
     r->hist_bytes += len;
     h->stamp_ms = stamp_ms;
     r->hist_len++;
+    r->hist_dirty = 1;
     if (log && r->cfg.logging)
         muc__store_log(w, r, xml, len, stamp_ms);
 }
@@ -545,6 +546,17 @@ static void join(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_arena
         presence_error(w, st, a, ojid, from, HEARTH_STANZA_ERR_JID_MALFORMED, "nickname too long");
         return;
     }
+    if (!r->exists) {
+        /* muc.max_rooms_per_user: §10.1.1's answer when creation is not allowed. */
+        int chk = muc__create_check(w, r, bare);
+        if (chk > 0)
+            return; /* handled again once storage has counted */
+        if (chk < 0) {
+            presence_error(w, st, a, ojid, from, HEARTH_STANZA_ERR_NOT_ALLOWED,
+                           "you may not create more rooms (muc.max_rooms_per_user)");
+            return;
+        }
+    }
     if (!rate_ok(r)) {
         presence_error(w, st, a, ojid, from, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT,
                        "too many join attempts in this room; try again shortly");
@@ -563,6 +575,7 @@ static void join(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_arena
             return;
         }
         aff = AFF_OWNER;
+        muc__creator_set(r, bare);
     } else {
         aff = muc__aff_of(r, bare);
         const char *pw = NULL;
@@ -747,15 +760,29 @@ static void random_id(char *out, size_t n)
     out[k] = '\0';
 }
 
-static void strip_children(hearth_xml_node_t *st, const char *name, const char *ns, const char *by)
+/* Whether jid (an attribute an occupant wrote) claims to be r or the MUC service: prepared
+ * JIDs compared, so "ROOM@MUC.EXAMPLE.", "room@muc.example/nick" and the service domain all
+ * count; a value that is no JID at all is nobody's and is treated as a claim too. */
+static int claims_room(worker_t *w, const muc_room_t *r, const char *jid, int or_service)
+{
+    if (!jid)
+        return 0;
+    return hearth_jid_names(jid, r->jid) != 0 ||
+           (or_service && hearth_jid_names(jid, muc__domain(w)) != 0);
+}
+
+/* Drops what an occupant's stanza claims the room added: stanza ids by the room and delays
+ * from the room or the service (every delay when all_delays: a groupchat message is new). */
+static void strip_claims(worker_t *w, const muc_room_t *r, hearth_xml_node_t *st, int all_delays)
 {
     for (hearth_xml_node_t *c = hearth_xml_first_element(st), *n; c; c = n) {
         n = hearth_xml_next_element(c);
-        if (!strcmp(c->name, name) && !strcmp(c->ns, ns)) {
-            const char *b = hearth_xml_attr(c, "by");
-            if (!by || (b && !strcmp(b, by)))
-                hearth_xml_remove(c);
-        }
+        if (!strcmp(c->name, "stanza-id") && !strcmp(c->ns, NS_SID) &&
+            claims_room(w, r, hearth_xml_attr(c, "by"), 1))
+            hearth_xml_remove(c);
+        else if (!strcmp(c->name, "delay") && !strcmp(c->ns, NS_DELAY) &&
+                 (all_delays || claims_room(w, r, hearth_xml_attr(c, "from"), 1)))
+            hearth_xml_remove(c);
     }
 }
 
@@ -798,8 +825,7 @@ static void groupchat(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_
     /* One serialisation for every occupant: from the occupant JID, no 'to'. */
     hearth_xml_set_attr(a, st, "from", o->ojid);
     hearth_xml_set_attr(a, st, "to", NULL);
-    strip_children(st, "stanza-id", NS_SID, r->jid);
-    strip_children(st, "delay", NS_DELAY, NULL);
+    strip_claims(w, r, st, 1);
     char sid[24];
     random_id(sid, sizeof(sid));
     if (body) {
@@ -858,6 +884,7 @@ static void private_message(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, h
     }
     hearth_xml_set_attr(a, st, "from", o->ojid);
     hearth_xml_set_attr(a, st, "to", t->jid);
+    strip_claims(w, r, st, 0);
     if (!hearth_xml_child(st, "x", NS_MUC_USER))
         hearth_xml_add_child(a, st, "x", NS_MUC_USER); /* §7.5: marks it as from a room */
     muc__send_node(w, t->jid, st);

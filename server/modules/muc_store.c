@@ -3,6 +3,7 @@
  * form, its affiliations and its subject); a logged room appends every groupchat message to the
  * "muc.log" log of that key, and a room loaded from storage takes its history from there.
  * Callbacks run on the asking worker; they find their room again by its JID. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,7 +17,8 @@
 typedef struct store_ud {
     worker_t *w;
     char *jid;
-    char *id; /* disco#items: the request's id */
+    char *id;    /* disco#items: the request's id */
+    int migrate; /* loading a document that still holds its affiliations */
 } store_ud_t;
 
 static store_ud_t *ud_new(worker_t *w, const char *jid, const char *id)
@@ -53,6 +55,21 @@ static void write_done(void *ud, int err)
 
 /* ---- documents ---- */
 
+/* History kept in a room document: what is left of storage's document bound once the
+ * configuration, the subject and the markup have taken their share; older entries are
+ * dropped when the room is unloaded. */
+#define DOC_HISTORY_BYTES (STORAGE_XML_MAX - 64 * 1024)
+
+/* Bytes of s[0..n) once escaped as XML text (each of & < > " ' at most 6 bytes). */
+static size_t escaped_len(const char *s, size_t n)
+{
+    size_t out = n;
+    for (size_t i = 0; i < n; i++)
+        if (strchr("&<>\"'", s[i]) && s[i])
+            out += 5;
+    return out;
+}
+
 char *muc__room_doc(const muc_room_t *r)
 {
     hearth_arena_t *a = hearth_arena_new(0);
@@ -60,9 +77,11 @@ char *muc__room_doc(const muc_room_t *r)
         return NULL;
     hearth_xml_node_t *root = hearth_xml_new(a, "room", NS_HEARTH_MUC);
     hearth_xml_set_attr(a, root, "jid", r->jid);
+    /* Affiliations live in storage's muc_affiliations rows (they go with removed accounts);
+     * documents written before that carried them as <aff/> children, read once. */
+    hearth_xml_set_attr(a, root, "affs", "table");
     hearth_xml_node_t *x = muc__config_form(r, a);
     hearth_xml_set_attr(a, x, "type", "submit");
-    /* Affiliations are kept as items below, with their nicks and reasons. */
     for (hearth_xml_node_t *f = hearth_xml_first_element(x), *n; f; f = n) {
         n = hearth_xml_next_element(f);
         const char *var = hearth_xml_attr(f, "var");
@@ -71,22 +90,31 @@ char *muc__room_doc(const muc_room_t *r)
             hearth_xml_remove(f);
     }
     hearth_xml_append(root, x);
-    STRMAP_FOREACH(&r->affs, e)
-    {
-        const muc_affiliation_t *af = e->value;
-        hearth_xml_node_t *it = hearth_xml_add_child(a, root, "aff", NS_HEARTH_MUC);
-        hearth_xml_set_attr(a, it, "jid", e->key);
-        hearth_xml_set_attr(a, it, "affiliation", muc__aff_name(af->aff));
-        if (af->nick)
-            hearth_xml_set_attr(a, it, "nick", af->nick);
-        if (af->reason)
-            hearth_xml_set_attr(a, it, "reason", af->reason);
-    }
     if (r->subject) {
         hearth_xml_node_t *s = hearth_xml_add_child(a, root, "subject", NS_HEARTH_MUC);
         if (r->subject_nick)
             hearth_xml_set_attr(a, s, "nick", r->subject_nick);
         hearth_xml_add_text(a, s, r->subject, strlen(r->subject));
+    }
+    /* A room that does not log keeps its history here, so that it survives being unloaded;
+     * a logging room reads it back from its log. The newest that fit in a document. */
+    unsigned first = r->hist_len;
+    size_t bytes = 0;
+    while (!r->cfg.logging && first > 0) {
+        const muc_hist_t *h = &r->hist[(r->hist_start + first - 1) % MUC_HISTORY_MAX];
+        size_t n = escaped_len(h->xml, h->len) + 64;
+        if (bytes + n > DOC_HISTORY_BYTES)
+            break;
+        bytes += n;
+        first--;
+    }
+    for (unsigned i = first; !r->cfg.logging && i < r->hist_len; i++) {
+        const muc_hist_t *h = &r->hist[(r->hist_start + i) % MUC_HISTORY_MAX];
+        char stamp[24];
+        snprintf(stamp, sizeof(stamp), "%lld", (long long)h->stamp_ms);
+        hearth_xml_node_t *e = hearth_xml_add_child(a, root, "hist", NS_HEARTH_MUC);
+        hearth_xml_set_attr(a, e, "stamp", stamp);
+        hearth_xml_add_text(a, e, h->xml, h->len);
     }
     hearth_buf_t out = HEARTH_BUF_INIT;
     char *doc = NULL;
@@ -99,6 +127,8 @@ char *muc__room_doc(const muc_room_t *r)
 
 typedef struct parse_ctx {
     muc_room_t *r;
+    int with_history;
+    int legacy_affs; /* out: the document carried its affiliations itself */
     int rc;
 } parse_ctx_t;
 
@@ -118,8 +148,10 @@ static void parse_doc(void *ud, hearth_xml_node_t *root, hearth_arena_t *a)
         return;
     }
     r->locked = locked;
+    const char *affs = hearth_xml_attr(root, "affs");
+    p->legacy_affs = !affs || strcmp(affs, "table");
     for (hearth_xml_node_t *c = hearth_xml_first_element(root); c; c = hearth_xml_next_element(c)) {
-        if (!strcmp(c->name, "aff")) {
+        if (!strcmp(c->name, "aff") && p->legacy_affs) {
             muc_aff_t aff;
             const char *jid = hearth_xml_attr(c, "jid");
             if (jid && !muc__aff_parse(hearth_xml_attr(c, "affiliation"), &aff))
@@ -131,6 +163,11 @@ static void parse_doc(void *ud, hearth_xml_node_t *root, hearth_arena_t *a)
             free(r->subject_nick);
             r->subject = strdup(hearth_xml_text(a, c) ?: "");
             r->subject_nick = nick ? strdup(nick) : NULL;
+        } else if (!strcmp(c->name, "hist") && p->with_history) {
+            const char *t = hearth_xml_text(a, c);
+            const char *st = hearth_xml_attr(c, "stamp");
+            if (t && st)
+                muc__history_add(NULL, r, t, strlen(t), strtoll(st, NULL, 10), 0);
         }
     }
     p->rc = 0;
@@ -138,12 +175,24 @@ static void parse_doc(void *ud, hearth_xml_node_t *root, hearth_arena_t *a)
 
 int muc__room_doc_parse(muc_room_t *r, const char *xml)
 {
-    parse_ctx_t p = {r, -1};
+    parse_ctx_t p = {r, 0, 0, -1};
     im__parse(xml, strlen(xml), parse_doc, &p);
     return p.rc;
 }
 
-/* ---- loading ---- */
+/* ---- loading: the document, the affiliations, the log; then the queued stanzas ---- */
+
+/* Everything is in memory: a room left without an owner gets one (or goes), then the
+ * stanzas that waited run, the join sequence among them written in one go. */
+static void load_done(worker_t *w, muc_room_t *r, int migrate)
+{
+    r->hist_dirty = 0;
+    if (migrate)
+        muc__store_save(w, r); /* affiliations to their rows */
+    if (r->exists && !r->locked)
+        muc__ownerless(w, r);
+    muc__room_loaded(w, r);
+}
 
 static void log_loaded(void *ud, int err, const storage_log_entry_t *e, size_t n)
 {
@@ -154,9 +203,43 @@ static void log_loaded(void *ud, int err, const storage_log_entry_t *e, size_t n
             hlog(LOG_ERROR, "muc: history of %s not loaded: %s", u->jid, hearth_strerror(err));
         for (size_t i = 0; i < n; i++)
             muc__history_add(u->w, r, e[i].xml, strlen(e[i].xml), e[i].stamp_ms, 0);
-        muc__room_loaded(u->w, r);
+        load_done(u->w, r, u->migrate);
     }
     ud_free(u);
+}
+
+static void load_log(worker_t *w, muc_room_t *r, store_ud_t *u)
+{
+    if (r->cfg.logging && r->cfg.maxhistory &&
+        storage_log_fetch(w->srv->storage, &w->storage_target, KIND_LOG, u->jid, 0, MUC_HISTORY_MAX,
+                          log_loaded, u) == 0)
+        return; /* log_loaded finishes */
+    int migrate = u->migrate;
+    ud_free(u);
+    load_done(w, r, migrate);
+}
+
+static void affs_loaded(void *ud, int err, const storage_muc_aff_t *affs, size_t n)
+{
+    store_ud_t *u = ud;
+    worker_t *w = u->w;
+    muc_room_t *r = muc__room_get(w, u->jid);
+    if (!r || r->state != ROOM_LOADING) {
+        ud_free(u);
+        return;
+    }
+    if (err) {
+        hlog(LOG_ERROR, "muc: affiliations of %s not loaded: %s", u->jid, hearth_strerror(err));
+        ud_free(u);
+        muc__room_failed(w, r);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        muc_aff_t aff;
+        if (!muc__aff_parse(affs[i].affiliation, &aff))
+            muc__aff_set(r, affs[i].jid, aff, affs[i].nick ?: "", affs[i].reason ?: "");
+    }
+    load_log(w, r, u);
 }
 
 static void doc_loaded(void *ud, int err, const char *xml)
@@ -174,22 +257,31 @@ static void doc_loaded(void *ud, int err, const char *xml)
         muc__room_failed(w, r);
         return;
     }
-    if (xml) {
-        if (muc__room_doc_parse(r, xml)) {
-            hlog(LOG_ERROR, "muc: the stored room %s is not readable; it is left alone", u->jid);
-            ud_free(u);
-            muc__room_failed(w, r);
-            return;
-        }
-        r->exists = 1;
-        r->locked = 0;
-        if (r->cfg.logging && r->cfg.maxhistory &&
-            storage_log_fetch(w->srv->storage, &w->storage_target, KIND_LOG, u->jid, 0,
-                              MUC_HISTORY_MAX, log_loaded, u) == 0)
-            return; /* log_loaded finishes */
+    if (!xml) {
+        ud_free(u);
+        load_done(w, r, 0);
+        return;
     }
+    parse_ctx_t p = {r, 1, 0, -1};
+    im__parse(xml, strlen(xml), parse_doc, &p);
+    if (p.rc) {
+        hlog(LOG_ERROR, "muc: the stored room %s is not readable; it is left alone", u->jid);
+        ud_free(u);
+        muc__room_failed(w, r);
+        return;
+    }
+    r->exists = 1;
+    r->locked = 0;
+    if (p.legacy_affs) {
+        u->migrate = 1;
+        load_log(w, r, u);
+        return;
+    }
+    if (storage_muc_affs_get(w->srv->storage, &w->storage_target, u->jid, affs_loaded, u) == 0)
+        return;
+    hlog(LOG_ERROR, "muc: storage refused to load the affiliations of %s", u->jid);
     ud_free(u);
-    muc__room_loaded(w, r);
+    muc__room_failed(w, r);
 }
 
 void muc__store_load(worker_t *w, muc_room_t *r)
@@ -206,6 +298,45 @@ void muc__store_load(worker_t *w, muc_room_t *r)
 
 /* ---- writing ---- */
 
+/* The room's affiliations as storage rows: a JID of this server's domain names its account,
+ * so that removing the account removes the row. */
+static void save_affs(worker_t *w, muc_room_t *r)
+{
+    size_t n = r->affs.count, k = 0;
+    storage_muc_aff_t *v = n ? calloc(n, sizeof(*v)) : NULL;
+    char **accounts = n ? calloc(n, sizeof(char *)) : NULL;
+    const char *domain = w->srv->set.domain;
+    if (n && (!v || !accounts)) {
+        free(v);
+        free(accounts);
+        hlog(LOG_ERROR, "muc: affiliations of %s not saved: out of memory", r->jid);
+        return;
+    }
+    STRMAP_FOREACH(&r->affs, e)
+    {
+        const muc_affiliation_t *af = e->value;
+        const char *at = strchr(e->key, '@');
+        v[k].jid = (char *)e->key;
+        v[k].affiliation = (char *)muc__aff_name(af->aff);
+        v[k].nick = af->nick;
+        v[k].reason = af->reason;
+        if (at && at > e->key && !strcmp(at + 1, domain))
+            accounts[k] = v[k].account = strndup(e->key, (size_t)(at - e->key));
+        k++;
+    }
+    store_ud_t *u = ud_new(w, r->jid, NULL);
+    if (!u ||
+        storage_muc_affs_put(w->srv->storage, &w->storage_target, r->jid, v, k, write_done, u)) {
+        hlog(LOG_ERROR, "muc: affiliations of %s not saved", r->jid);
+        if (u)
+            ud_free(u);
+    }
+    for (size_t i = 0; i < k; i++)
+        free(accounts[i]);
+    free(accounts);
+    free(v);
+}
+
 void muc__store_save(worker_t *w, muc_room_t *r)
 {
     if (!r->exists || r->locked || !r->cfg.persistent)
@@ -217,8 +348,12 @@ void muc__store_save(worker_t *w, muc_room_t *r)
         hlog(LOG_ERROR, "muc: room %s not saved", r->jid);
         if (u)
             ud_free(u);
+    } else {
+        r->hist_dirty = 0;
+        muc__creator_set(r, NULL); /* stored: storage counts its owners now */
     }
     free(doc);
+    save_affs(w, r);
 }
 
 void muc__store_delete(worker_t *w, muc_room_t *r)
@@ -235,7 +370,13 @@ void muc__store_delete(worker_t *w, muc_room_t *r)
         ud_free(l);
         l = NULL;
     }
-    if (!u || !l)
+    store_ud_t *f = ud_new(w, r->jid, NULL);
+    if (f &&
+        storage_muc_affs_put(w->srv->storage, &w->storage_target, r->jid, NULL, 0, write_done, f)) {
+        ud_free(f);
+        f = NULL;
+    }
+    if (!u || !l || !f)
         hlog(LOG_ERROR, "muc: storage refused to forget room %s", r->jid);
 }
 

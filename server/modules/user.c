@@ -273,8 +273,25 @@ void im__send_addressed(conn_t *c, const hearth_bytes_t *b, const char *to)
 
 /* XEP-0077 §3.2: the account is gone. Its sessions end (so contacts see it go unavailable),
  * its contacts are told the subscriptions ended, and what was loaded is forgotten. */
+/* Every worker's rooms in memory drop the grants made to bare (stored rooms lost their
+ * affiliation rows with the account, in the same storage call). */
+static void forget_in_rooms(worker_t *w, const char *bare)
+{
+    for (unsigned i = 0; i < w->srv->nworkers; i++) {
+        inbox_msg_t *m = calloc(1, sizeof(*m));
+        if (!m || !(m->u.route.to = strdup(bare))) {
+            free(m);
+            hlog(LOG_ERROR, "rooms not told that %s was removed: out of memory", bare);
+            continue;
+        }
+        m->kind = INBOX_MUC_FORGET;
+        worker__post(w->srv->workers[i], m);
+    }
+}
+
 void user__account_deleted(worker_t *w, const char *bare)
 {
+    forget_in_rooms(w, bare);
     user_t *u = worker__user(w, bare, 0);
     if (!u)
         return;

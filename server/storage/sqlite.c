@@ -132,11 +132,23 @@ static const char MIGRATION_0003[] =
     ");\n"
     "CREATE INDEX logs_key ON logs (kind, key, id);\n";
 
+/* Room affiliations out of the room documents: a row naming one of our accounts goes with it. */
+static const char MIGRATION_0004[] =
+    "CREATE TABLE muc_affiliations (\n"
+    "    room TEXT NOT NULL,\n"
+    "    jid TEXT NOT NULL,\n"
+    "    affiliation TEXT NOT NULL,\n"
+    "    nick TEXT,\n"
+    "    reason TEXT,\n"
+    "    account TEXT REFERENCES accounts (username) ON DELETE CASCADE,\n"
+    "    PRIMARY KEY (room, jid)\n"
+    ");\n"
+    "CREATE INDEX muc_affiliations_jid ON muc_affiliations (jid, affiliation);\n"
+    "CREATE INDEX muc_affiliations_account ON muc_affiliations (account);\n";
+
 static const char *const migrations[] = {
     NULL, /* version 0: empty database */
-    MIGRATION_0001,
-    MIGRATION_0002,
-    MIGRATION_0003,
+    MIGRATION_0001, MIGRATION_0002, MIGRATION_0003, MIGRATION_0004,
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])) - 1)
 
@@ -208,6 +220,10 @@ enum stmt_id {
     ST_LOG_APPEND,
     ST_LOG_FETCH,
     ST_LOG_DELETE,
+    ST_MUC_AFFS_CLEAR,
+    ST_MUC_AFF_INSERT,
+    ST_MUC_AFFS_GET,
+    ST_MUC_OWNED,
     ST_COUNT
 };
 
@@ -325,6 +341,16 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_LOG_FETCH] = ("SELECT id, stamp_ms, xml FROM logs WHERE kind = ?1 AND key = ?2 AND "
                       "stamp_ms >= ?3 ORDER BY id DESC LIMIT ?4"),
     [ST_LOG_DELETE] = "DELETE FROM logs WHERE kind = ?1 AND key = ?2",
+    [ST_MUC_AFFS_CLEAR] = "DELETE FROM muc_affiliations WHERE room = ?1",
+    /* account: NULL unless that account exists (a grant to a name nobody holds yet is kept,
+     * and is not taken over by whoever registers the name later: it has no account row) */
+    [ST_MUC_AFF_INSERT] = ("INSERT INTO muc_affiliations (room, jid, affiliation, nick, reason, "
+                           "account) VALUES (?1, ?2, ?3, ?4, ?5, "
+                           "(SELECT username FROM accounts WHERE username = ?6))"),
+    [ST_MUC_AFFS_GET] = ("SELECT jid, affiliation, nick, reason FROM muc_affiliations "
+                         "WHERE room = ?1 ORDER BY jid"),
+    [ST_MUC_OWNED] = ("SELECT COUNT(*) FROM muc_affiliations WHERE jid = ?1 AND "
+                      "affiliation = 'owner'"),
 };
 
 typedef struct sqlite_conn {
@@ -1444,6 +1470,73 @@ static int log_fetch(sqlite_conn_t *c, storage_req_t *r)
     return err;
 }
 
+/* ---- room affiliations (migration 4) ---- */
+
+static int muc_affs_put(sqlite_conn_t *c, storage_req_t *r)
+{
+    int err = user_write(c, ST_MUC_AFFS_CLEAR, r->item.jid, NULL, NULL);
+    for (size_t i = 0; err == 0 && i < r->affs_n; i++) {
+        const storage_muc_aff_t *a = &r->affs[i];
+        sqlite3_stmt *s = user_stmt(c, ST_MUC_AFF_INSERT, r->item.jid, a->jid);
+        if (s == NULL)
+            return HEARTH_ESTORAGE;
+        int rc = sqlite3_bind_text(s, 3, a->affiliation, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+            rc = a->nick ? sqlite3_bind_text(s, 4, a->nick, -1, SQLITE_STATIC)
+                         : sqlite3_bind_null(s, 4);
+        if (rc == SQLITE_OK)
+            rc = a->reason ? sqlite3_bind_text(s, 5, a->reason, -1, SQLITE_STATIC)
+                           : sqlite3_bind_null(s, 5);
+        if (rc == SQLITE_OK)
+            rc = a->account ? sqlite3_bind_text(s, 6, a->account, -1, SQLITE_STATIC)
+                            : sqlite3_bind_null(s, 6);
+        err = finish_write(c, s, rc, NULL);
+    }
+    return err;
+}
+
+static int muc_affs_get(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = user_stmt(c, ST_MUC_AFFS_GET, r->item.jid, NULL);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    size_t cap = 0;
+    int err = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        storage_muc_aff_t *v = grow(r->affs, &cap, r->affs_n, sizeof(*v));
+        if (v == NULL) {
+            err = HEARTH_ENOMEM;
+            break;
+        }
+        r->affs = v;
+        storage_muc_aff_t *a = &v[r->affs_n++];
+        memset(a, 0, sizeof(*a));
+        err = column_dup_req(s, 0, &a->jid);
+        if (err == 0)
+            err = column_dup_req(s, 1, &a->affiliation);
+        if (err == 0)
+            err = column_dup(s, 2, &a->nick);
+        if (err == 0)
+            err = column_dup(s, 3, &a->reason);
+        if (err != 0)
+            break;
+    }
+    return query_done(s, err, rc);
+}
+
+static int muc_owned(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = user_stmt(c, ST_MUC_OWNED, r->item.jid, NULL);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        r->msgs_n = (size_t)sqlite3_column_int64(s, 0);
+        rc = SQLITE_DONE;
+    }
+    return query_done(s, 0, rc);
+}
+
 static int run_one(sqlite_conn_t *c, storage_req_t *r)
 {
     switch (r->op) {
@@ -1519,6 +1612,12 @@ static int run_one(sqlite_conn_t *c, storage_req_t *r)
         return log_fetch(c, r);
     case STORAGE_OP_LOG_DELETE:
         return user_write(c, ST_LOG_DELETE, r->name, r->item.jid, NULL);
+    case STORAGE_OP_MUC_AFFS_PUT:
+        return muc_affs_put(c, r);
+    case STORAGE_OP_MUC_AFFS_GET:
+        return muc_affs_get(c, r);
+    case STORAGE_OP_MUC_OWNED:
+        return muc_owned(c, r);
     }
     return HEARTH_EINVAL;
 }

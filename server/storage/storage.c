@@ -241,8 +241,25 @@ void storage_archive_prefs_clear(storage_archive_prefs_t *p)
     memset(p, 0, sizeof(*p));
 }
 
+static void muc_affs_free(storage_muc_aff_t *a, size_t n)
+{
+    for (size_t i = 0; a != NULL && i < n; i++) {
+        free(a[i].jid);
+        free(a[i].affiliation);
+        free(a[i].nick);
+        free(a[i].reason);
+        free(a[i].account);
+    }
+    free(a);
+}
+
 void storage__req_clear_result(storage_req_t *req)
 {
+    if (req->op == STORAGE_OP_MUC_AFFS_GET) {
+        muc_affs_free(req->affs, req->affs_n);
+        req->affs = NULL;
+        req->affs_n = 0;
+    }
     for (size_t i = 0; i < req->amsgs_n; i++)
         archive_msg_clear(&req->amsgs[i]);
     free(req->amsgs);
@@ -302,6 +319,7 @@ void storage_req_discard(storage_req_t *req)
     strv_free(req->jids, req->njids);
     archive_msg_clear(&req->msg);
     storage_archive_prefs_clear(&req->prefs);
+    muc_affs_free(req->affs, req->affs_n);
     free(req);
 }
 
@@ -351,6 +369,12 @@ void storage_req_finish(storage_req_t *req)
     case STORAGE_OP_LOG_FETCH:
         req->cb.log(req->ud, err, err == 0 ? req->entries : NULL, err == 0 ? req->docs_n : 0);
         break;
+    case STORAGE_OP_MUC_AFFS_GET:
+        req->cb.affs(req->ud, err, err == 0 ? req->affs : NULL, err == 0 ? req->affs_n : 0);
+        break;
+    case STORAGE_OP_MUC_OWNED:
+        req->cb.count(req->ud, err, err == 0 ? req->msgs_n : 0);
+        break;
     case STORAGE_OP_ACCOUNT_CREATE:
     case STORAGE_OP_ACCOUNT_SET_SECRETS:
     case STORAGE_OP_ACCOUNT_SET_ADMIN:
@@ -374,6 +398,7 @@ void storage_req_finish(storage_req_t *req)
     case STORAGE_OP_DOC_DELETE:
     case STORAGE_OP_LOG_APPEND:
     case STORAGE_OP_LOG_DELETE:
+    case STORAGE_OP_MUC_AFFS_PUT:
         req->cb.status(req->ud, err);
         break;
     }
@@ -1103,6 +1128,80 @@ int storage_doc_list(storage_t *st, const storage_target_t *t, const char *kind,
     if (rc != 0)
         return rc;
     req->cb.docs = cb;
+    return submit(st, req);
+}
+
+/* ---- room affiliations (migration 4) ---- */
+
+static int muc_req(storage_t *st, const storage_target_t *t, const void *cb, storage_op_t op,
+                   const char *jid, void *ud, storage_req_t **out)
+{
+    *out = NULL;
+    if (!target_ok(st, t, cb) || jid == NULL || !text_ok(jid, STORAGE_JID_MAX))
+        return HEARTH_EINVAL;
+    storage_req_t *req = req_new(op, t, ud);
+    if (req == NULL)
+        return HEARTH_ENOMEM;
+    int rc = dup_opt(jid, &req->item.jid);
+    if (rc != 0) {
+        storage_req_discard(req);
+        return rc;
+    }
+    *out = req;
+    return 0;
+}
+
+static int muc_aff_dup(const storage_muc_aff_t *a, storage_muc_aff_t *d)
+{
+    if (a->jid == NULL || !text_ok(a->jid, STORAGE_JID_MAX) || a->affiliation == NULL ||
+        !text_ok(a->affiliation, STORAGE_NAME_MAX) ||
+        (a->nick != NULL && !opt_text_ok(a->nick, STORAGE_JID_MAX)) ||
+        (a->reason != NULL && !opt_text_ok(a->reason, STORAGE_VALUE_MAX)) ||
+        (a->account != NULL && !name_ok(a->account)))
+        return HEARTH_EINVAL;
+    int rc = dup_opt(a->jid, &d->jid);
+    rc = rc ?: dup_opt(a->affiliation, &d->affiliation);
+    rc = rc ?: dup_opt(a->nick, &d->nick);
+    rc = rc ?: dup_opt(a->reason, &d->reason);
+    return rc ?: dup_opt(a->account, &d->account);
+}
+
+int storage_muc_affs_put(storage_t *st, const storage_target_t *t, const char *room,
+                         const storage_muc_aff_t *affs, size_t n, storage_status_cb cb, void *ud)
+{
+    if (n > STORAGE_MUC_AFFS_MAX || (n && affs == NULL))
+        return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc = muc_req(st, t, (const void *)cb, STORAGE_OP_MUC_AFFS_PUT, room, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.status = cb;
+    if (n && !(req->affs = calloc(n, sizeof(*req->affs))))
+        rc = HEARTH_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++, req->affs_n++)
+        rc = muc_aff_dup(&affs[i], &req->affs[i]);
+    return submit_or_drop(st, req, rc);
+}
+
+int storage_muc_affs_get(storage_t *st, const storage_target_t *t, const char *room,
+                         storage_muc_affs_cb cb, void *ud)
+{
+    storage_req_t *req;
+    int rc = muc_req(st, t, (const void *)cb, STORAGE_OP_MUC_AFFS_GET, room, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.affs = cb;
+    return submit(st, req);
+}
+
+int storage_muc_owned_count(storage_t *st, const storage_target_t *t, const char *jid,
+                            storage_count_cb cb, void *ud)
+{
+    storage_req_t *req;
+    int rc = muc_req(st, t, (const void *)cb, STORAGE_OP_MUC_OWNED, jid, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.count = cb;
     return submit(st, req);
 }
 

@@ -307,6 +307,28 @@ int storage_log_fetch(storage_t *st, const storage_target_t *t, const char *kind
 int storage_log_delete(storage_t *st, const storage_target_t *t, const char *kind, const char *key,
                        storage_status_cb cb, void *ud); /* the whole log of key */
 
+/* Room affiliations (migration 4): one row per (room, bare JID). A row naming an account of
+ * this server goes with the account (foreign key, ON DELETE CASCADE): removing an account,
+ * from the server or from hearthctl, removes every grant made to its JID in stored rooms. */
+#define STORAGE_MUC_AFFS_MAX 10000 /* rows per room: MUC_AFF_MAX */
+typedef struct storage_muc_aff {
+    char *jid;         /* bare JID */
+    char *affiliation; /* owner, admin, member, outcast */
+    char *nick;        /* reserved nickname, or NULL */
+    char *reason;      /* or NULL */
+    char *account;     /* put: the username when jid is of this server's domain, else NULL */
+} storage_muc_aff_t;
+typedef void (*storage_muc_affs_cb)(void *ud, int err, const storage_muc_aff_t *affs, size_t n);
+typedef void (*storage_count_cb)(void *ud, int err, size_t n);
+/* Replaces every row of room with affs (n = 0: removes them). */
+int storage_muc_affs_put(storage_t *st, const storage_target_t *t, const char *room,
+                         const storage_muc_aff_t *affs, size_t n, storage_status_cb cb, void *ud);
+int storage_muc_affs_get(storage_t *st, const storage_target_t *t, const char *room,
+                         storage_muc_affs_cb cb, void *ud); /* ordered by JID */
+/* How many stored rooms jid owns. */
+int storage_muc_owned_count(storage_t *st, const storage_target_t *t, const char *jid,
+                            storage_count_cb cb, void *ud);
+
 /* Blocking versions for tools and start-up (never on a worker loop): wait on a condition variable
  * for the storage thread, then finish on the calling thread. */
 int storage_sync_account_get(storage_t *st, const char *username,
@@ -365,6 +387,9 @@ typedef enum storage_op {
     STORAGE_OP_LOG_APPEND,
     STORAGE_OP_LOG_FETCH,
     STORAGE_OP_LOG_DELETE,
+    STORAGE_OP_MUC_AFFS_PUT,
+    STORAGE_OP_MUC_AFFS_GET,
+    STORAGE_OP_MUC_OWNED,
 } storage_op_t;
 
 /* OFFLINE_COUNT's callback (internal: the blocking wrapper's). */
@@ -391,6 +416,7 @@ struct storage_req {
         storage_archive_prefs_cb prefs;
         storage_doc_list_cb docs;
         storage_log_cb log;
+        storage_muc_affs_cb affs;
     } cb;
     void *ud;
 
@@ -434,6 +460,10 @@ struct storage_req {
     storage_doc_t *docs;          /* DOC_LIST */
     storage_log_entry_t *entries; /* LOG_FETCH */
     size_t docs_n;                /* DOC_LIST, LOG_FETCH */
+    /* MUC_AFFS_PUT: argument, MUC_AFFS_GET: result (room in item.jid); MUC_OWNED: the JID in
+     * item.jid, the count in msgs_n */
+    storage_muc_aff_t *affs;
+    size_t affs_n;
 };
 
 typedef struct storage_driver {

@@ -662,6 +662,11 @@ static void test_names(void **state)
     assert_int_equal(hearth_jid_names("bob@example.org.", "bob@example.org"), 1);
     assert_int_equal(hearth_jid_names("bob@example.org/Phone", "bob@example.org"), 1);
     assert_int_equal(hearth_jid_names("EXAMPLE.org.", "example.org"), 1);
+    assert_int_equal(hearth_jid_names("fu\xc3\x9f"
+                                      "ball@example.com",
+                                      "fussball@example.com"),
+                     1);
+    assert_int_equal(hearth_jid_names("room@muc.example/", "room@muc.example") < 0, 1);
     assert_int_equal(hearth_jid_names("alice@example.org", "bob@example.org"), 0);
     assert_int_equal(hearth_jid_names("example.org", "bob@example.org"), 0);
     assert_true(hearth_jid_names("a@@b", "bob@example.org") < 0);

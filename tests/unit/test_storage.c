@@ -359,13 +359,13 @@ static void test_open_creates_schema(void **state)
     storage_close(st);
 
     assert_int_equal(db_int(f, "SELECT count(*) FROM schema_version"), 1);
-    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 3);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 4);
     assert_int_equal(db_int(f, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
                                "name IN ('accounts', 'properties', 'user_state', 'roster_items', "
                                "'roster_groups', 'sub_requests', 'offline_messages', 'vcards', "
                                "'private_xml', 'blocklist', 'archive', 'archive_prefs', "
-                               "'archive_prefs_jids', 'documents', 'logs')"),
-                     15);
+                               "'archive_prefs_jids', 'documents', 'logs', 'muc_affiliations')"),
+                     16);
     assert_int_equal(db_int(f, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
                                "name IN ('archive_user_seq', 'archive_user_with', "
                                "'archive_user_stamp', 'archive_stamp', 'logs_key')"),
@@ -397,11 +397,12 @@ static void test_migration_matches_sql_file(void **state)
 {
     fixture_t *f = *state;
     char *m1 = sql_file("0001_accounts.sql"), *m2 = sql_file("0002_im.sql"),
-         *m3 = sql_file("0003_archive.sql");
-    if (m1 == NULL || m2 == NULL || m3 == NULL) {
+         *m3 = sql_file("0003_archive.sql"), *m4 = sql_file("0004_muc_affiliations.sql");
+    if (m1 == NULL || m2 == NULL || m3 == NULL || m4 == NULL) {
         free(m1);
         free(m2);
         free(m3);
+        free(m4);
         skip(); /* built from a relative __FILE__: no way to find the source tree */
     }
     storage_t *st = open_ok(f);
@@ -412,6 +413,7 @@ static void test_migration_matches_sql_file(void **state)
     assert_int_equal(sqlite3_exec(ref, m1, NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_exec(ref, m2, NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_exec(ref, m3, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(ref, m4, NULL, NULL, NULL), SQLITE_OK);
     char *want = schema_dump(ref), *got = schema_dump_file(f->path);
     assert_string_equal(want, got);
     free(want);
@@ -420,6 +422,7 @@ static void test_migration_matches_sql_file(void **state)
     free(m1);
     free(m2);
     free(m3);
+    free(m4);
 }
 
 static void test_open_errors(void **state)
@@ -979,7 +982,7 @@ static void test_migrate_v1_to_v2(void **state)
     free(m1);
 
     storage_t *st = open_ok(f);
-    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 3);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 4);
     assert_int_equal(db_int(f, "SELECT count(*) FROM schema_version"), 1);
     storage_account_t got;
     assert_int_equal(storage_sync_account_get(st, "alice", &got), 0);
@@ -1826,7 +1829,7 @@ static void test_migrate_v2_to_v3(void **state)
 
     im_t x;
     im_open(&x, f, NULL);
-    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 3);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 4);
     assert_int_equal(db_int(f, "SELECT count(*) FROM schema_version"), 1);
     storage_user_t u;
     assert_int_equal(storage_sync_user_load(x.st, "alice", &u), 0);
@@ -2294,6 +2297,103 @@ static void test_docs(void **state)
     im_close(&x);
 }
 
+/* ---- room affiliations (migration 4) ---- */
+
+#define AFFS_CAP 8
+static size_t g_naffs;
+static char g_affs[AFFS_CAP][4][32]; /* jid, affiliation, nick, reason ("-" for NULL) */
+
+static void affs_cb(void *ud, int err, const storage_muc_aff_t *affs, size_t n)
+{
+    g_err = err;
+    assert_true(n <= AFFS_CAP);
+    g_naffs = n;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(g_affs[i][0], 32, "%s", affs[i].jid);
+        snprintf(g_affs[i][1], 32, "%s", affs[i].affiliation);
+        snprintf(g_affs[i][2], 32, "%s", affs[i].nick ? affs[i].nick : "-");
+        snprintf(g_affs[i][3], 32, "%s", affs[i].reason ? affs[i].reason : "-");
+    }
+}
+
+static size_t g_count;
+
+static void count_cb(void *ud, int err, size_t n)
+{
+    g_err = err;
+    g_count = n;
+}
+
+/* Issue 15: a removed account's grants in stored rooms go with it, whoever removes it. */
+static void test_muc_affiliations(void **state)
+{
+    fixture_t *f = *state;
+    static const char *const users[] = {"alice", "bob", NULL};
+    im_t x;
+    im_open(&x, f, users);
+    storage_t *st = x.st;
+    storage_target_t *t = &x.t;
+    storage_muc_aff_t r1[] = {
+        {"alice@example.com", "owner", NULL, NULL, "alice"},
+        {"bob@example.com", "member", "Bobby", "friend", "bob"},
+        {"carol@example.com", "admin", NULL, NULL, "carol"}, /* no such account (yet) */
+        {"dave@elsewhere.org", "outcast", NULL, "spam", NULL},
+    };
+    storage_muc_aff_t r2[] = {{"alice@example.com", "owner", NULL, NULL, "alice"}};
+    assert_int_equal(done(&x.in, storage_muc_affs_put(st, t, "r1@muc", r1, 4, err_cb, NULL)), 0);
+    assert_int_equal(done(&x.in, storage_muc_affs_put(st, t, "r2@muc", r2, 1, err_cb, NULL)), 0);
+    assert_int_equal(done(&x.in, storage_muc_affs_get(st, t, "r1@muc", affs_cb, NULL)), 0);
+    assert_int_equal(g_naffs, 4);
+    assert_string_equal(g_affs[1][0], "bob@example.com");
+    assert_string_equal(g_affs[1][1], "member");
+    assert_string_equal(g_affs[1][2], "Bobby");
+    assert_string_equal(g_affs[1][3], "friend");
+    assert_string_equal(g_affs[0][2], "-");
+    assert_int_equal(
+        done(&x.in, storage_muc_owned_count(st, t, "alice@example.com", count_cb, NULL)), 0);
+    assert_int_equal(g_count, 2);
+    assert_int_equal(done(&x.in, storage_muc_owned_count(st, t, "bob@example.com", count_cb, NULL)),
+                     0);
+    assert_int_equal(g_count, 0);
+
+    /* The account goes: so do its rows, in every room; the others stay. */
+    assert_int_equal(storage_sync_account_delete(st, "alice"), 0);
+    assert_int_equal(
+        done(&x.in, storage_muc_owned_count(st, t, "alice@example.com", count_cb, NULL)), 0);
+    assert_int_equal(g_count, 0);
+    assert_int_equal(done(&x.in, storage_muc_affs_get(st, t, "r1@muc", affs_cb, NULL)), 0);
+    assert_int_equal(g_naffs, 3);
+    assert_string_equal(g_affs[0][0], "bob@example.com");
+    assert_string_equal(g_affs[1][0], "carol@example.com");
+    assert_string_equal(g_affs[2][0], "dave@elsewhere.org");
+    assert_int_equal(done(&x.in, storage_muc_affs_get(st, t, "r2@muc", affs_cb, NULL)), 0);
+    assert_int_equal(g_naffs, 0);
+    /* A name registered later gets nothing back. */
+    storage_account_t a;
+    account_make(&a, "alice", 0, "alice");
+    assert_int_equal(storage_sync_account_create(st, &a), 0);
+    assert_int_equal(
+        done(&x.in, storage_muc_owned_count(st, t, "alice@example.com", count_cb, NULL)), 0);
+    assert_int_equal(g_count, 0);
+
+    /* Replace, then clear. */
+    assert_int_equal(done(&x.in, storage_muc_affs_put(st, t, "r1@muc", r2, 1, err_cb, NULL)), 0);
+    assert_int_equal(done(&x.in, storage_muc_affs_get(st, t, "r1@muc", affs_cb, NULL)), 0);
+    assert_int_equal(g_naffs, 1);
+    assert_int_equal(done(&x.in, storage_muc_affs_put(st, t, "r1@muc", NULL, 0, err_cb, NULL)), 0);
+    assert_int_equal(done(&x.in, storage_muc_affs_get(st, t, "r1@muc", affs_cb, NULL)), 0);
+    assert_int_equal(g_naffs, 0);
+
+    /* Bounds. */
+    storage_muc_aff_t bad[] = {{"x@example.com", NULL, NULL, NULL, NULL}};
+    assert_int_equal(storage_muc_affs_put(st, t, "r1@muc", bad, 1, err_cb, NULL), HEARTH_EINVAL);
+    assert_int_equal(storage_muc_affs_put(st, t, "r1@muc", NULL, 1, err_cb, NULL), HEARTH_EINVAL);
+    assert_int_equal(storage_muc_affs_put(st, t, "", r2, 1, err_cb, NULL), HEARTH_EINVAL);
+    assert_int_equal(storage_muc_affs_get(st, t, NULL, affs_cb, NULL), HEARTH_EINVAL);
+    assert_int_equal(storage_muc_owned_count(st, t, "a@b", NULL, NULL), HEARTH_EINVAL);
+    im_close(&x);
+}
+
 #define LOG_CAP 8
 static size_t g_nlog;
 static storage_log_entry_t g_log[LOG_CAP];
@@ -2410,6 +2510,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_finishes_queued, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discard, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v1_to_v2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_muc_affiliations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_user_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roster_versions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sub_requests, setup, teardown),
