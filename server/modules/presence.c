@@ -12,6 +12,13 @@
 #define NS_CLIENT "jabber:client"
 /* Directed presences one session may have outstanding (each is remembered until it ends). */
 #define PRESENCE_DIRECTED_MAX 1000
+/* Subscription requests waiting for an answer are stored and kept in memory while the user's
+ * state is: each is kept as its sender, its status and its nickname (XEP-0172), each text cut
+ * at this many bytes, and all of one account's together within SUB_REQUESTS_BYTES. Past it a
+ * new request is refused with resource-constraint (its sender may ask again later). */
+#define SUB_REQUEST_TEXT_MAX 1024
+#define SUB_REQUESTS_BYTES (256u * 1024)
+#define NS_NICK "http://jabber.org/protocol/nick"
 
 static char *bare_of(hearth_arena_t *a, const char *jid)
 {
@@ -418,6 +425,108 @@ typedef struct inbound {
     inbox_msg_t *m;
 } inbound_t;
 
+/* Appends the element's text cut at max bytes (on a UTF-8 character boundary), escaped. */
+static int append_cut(hearth_buf_t *b, hearth_arena_t *a, hearth_xml_node_t *el, size_t max)
+{
+    const char *t = hearth_xml_text(a, el);
+    size_t n = strlen(t);
+    if (n > max) {
+        n = max;
+        while (n > 0 && ((unsigned char)t[n] & 0xC0) == 0x80)
+            n--;
+    }
+    return hearth_buf_append_escaped(b, t, n);
+}
+
+typedef struct request_copy {
+    const char *contact;
+    char *out; /* malloc'd */
+} request_copy_t;
+
+static void copy_request(void *ud, hearth_xml_node_t *st, hearth_arena_t *a)
+{
+    request_copy_t *rc = ud;
+    hearth_xml_node_t *status = hearth_xml_child(st, "status", NS_CLIENT);
+    hearth_xml_node_t *nick = hearth_xml_child(st, "nick", NS_NICK);
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    int err = hearth_buf_append_str(&b, "<presence from='");
+    err = err ?: hearth_buf_append_escaped(&b, rc->contact, strlen(rc->contact));
+    err = err ?: hearth_buf_append_str(&b, "' type='subscribe'>");
+    if (status) {
+        err = err ?: hearth_buf_append_str(&b, "<status>");
+        err = err ?: append_cut(&b, a, status, SUB_REQUEST_TEXT_MAX);
+        err = err ?: hearth_buf_append_str(&b, "</status>");
+    }
+    if (nick) {
+        err = err ?: hearth_buf_append_str(&b, "<nick xmlns='" NS_NICK "'>");
+        err = err ?: append_cut(&b, a, nick, SUB_REQUEST_TEXT_MAX);
+        err = err ?: hearth_buf_append_str(&b, "</nick>");
+    }
+    err = err ?: hearth_buf_append_str(&b, "</presence>");
+    if (!err)
+        rc->out = strndup(b.data, b.len);
+    hearth_buf_free(&b);
+}
+
+/* What u's stored subscription requests take, in bytes. */
+static size_t requests_bytes(const user_t *u)
+{
+    size_t n = 0;
+    STRMAP_FOREACH(&u->requests, e)
+    {
+        n += strlen(e->key) + strlen(e->value);
+    }
+    return n;
+}
+
+/* Keeps an inbound subscription request for u (§3.1.3): 0, or an error when it is refused. */
+static int store_request(worker_t *w, user_t *u, inbox_msg_t *m, const char *contact)
+{
+    request_copy_t rc = {contact, NULL};
+    im__parse(m->u.route.bytes->data, m->u.route.bytes->len, copy_request, &rc);
+    if (!rc.out)
+        return HEARTH_ENOMEM;
+    if (requests_bytes(u) + strlen(contact) + strlen(rc.out) > SUB_REQUESTS_BYTES) {
+        hlog(LOG_WARN, "subscription request from %s to %s refused: %u bytes of requests wait",
+             contact, u->bare, SUB_REQUESTS_BYTES);
+        free(rc.out);
+        return HEARTH_ELIMIT;
+    }
+    if (strmap_put(&u->requests, contact, rc.out)) {
+        free(rc.out);
+        return HEARTH_ENOMEM;
+    }
+    if (storage_request_put(w->srv->storage, &w->storage_target, u->node, contact, rc.out,
+                            user__write_done, NULL))
+        hlog(LOG_ERROR, "subscription requests of %s: storage refused the write", u->bare);
+    return 0;
+}
+
+/* A subscription request u cannot keep: the requester learns it with a presence error from
+ * u's bare JID (resource-constraint: it may ask again later). */
+static void refuse_sub(worker_t *w, user_t *u, const char *contact, const char *text)
+{
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    int rc = hearth_buf_append_str(&b, "<presence type='error' from='");
+    rc = rc ?: hearth_buf_append_escaped(&b, u->bare, strlen(u->bare));
+    rc = rc
+             ?: hearth_buf_printf(&b, "'><error type='%s'><%s xmlns='%s'/>",
+                                  hearth_stanza_error_type(HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT),
+                                  hearth_stanza_error_name(HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT),
+                                  HEARTH_NS_STANZA_ERRORS);
+    if (text) {
+        rc = rc ?: hearth_buf_append_str(&b, "<text xmlns='" HEARTH_NS_STANZA_ERRORS "'>");
+        rc = rc ?: hearth_buf_append_escaped(&b, text, strlen(text));
+        rc = rc ?: hearth_buf_append_str(&b, "</text>");
+    }
+    rc = rc ?: hearth_buf_append_str(&b, "</error></presence>");
+    hearth_bytes_t *bytes = rc ? NULL : hearth_bytes_new(b.data, b.len);
+    if (bytes)
+        route(w, contact, u->bare, "error", bytes);
+    hearth_bytes_unref(bytes);
+    hearth_buf_free(&b);
+}
+
 static void inbound_sub(worker_t *w, user_t *u, inbox_msg_t *m, const char *contact)
 {
     const char *type = m->u.route.type;
@@ -433,14 +542,14 @@ static void inbound_sub(worker_t *w, user_t *u, inbox_msg_t *m, const char *cont
             presence__send_sub(w, u, contact, "subscribed");
             send_available_to(w, u, contact);
         } else if (!strmap_get(&u->requests, contact)) {
-            char *copy = strndup(bytes->data, bytes->len);
-            if (!copy || strmap_put(&u->requests, contact, copy)) {
-                free(copy);
+            int err = store_request(w, u, m, contact);
+            if (err) {
+                refuse_sub(w, u, contact,
+                           err == HEARTH_ELIMIT ? "too many subscription requests wait for this "
+                                                  "contact; try again later"
+                                                : NULL);
                 return;
             }
-            if (storage_request_put(w->srv->storage, &w->storage_target, u->node, contact, copy,
-                                    user__write_done, NULL))
-                hlog(LOG_ERROR, "subscription requests of %s: storage refused the write", u->bare);
             deliver_available(u, bytes, NULL);
         }
     } else if (!strcmp(type, "subscribed")) {
@@ -500,7 +609,8 @@ void presence__inbound(worker_t *w, user_t *u, inbox_msg_t *m)
         conn_t *s = session__find(w, u->bare, slash + 1);
         if (s)
             im__send_addressed(s, m->u.route.bytes, s->jid.full);
-    } else if (strcmp(type, "error")) {
+    } else {
+        /* To the bare JID, errors included: a refused subscription request comes back so. */
         deliver_available(u, m->u.route.bytes, NULL);
     }
 out:

@@ -3,10 +3,11 @@ Appendix A, to online and to offline contacts), presence broadcast and probes
 (section 4, caps elements kept), priorities, unavailable on logout and on
 abrupt disconnect, directed presence, and last activity (XEP-0012)."""
 
+import sqlite3
 import time
 
 from hearth import DOMAIN, q, to_str, main
-from imlib import (INBOUND, NS_CAPS, NS_LAST, NS_PREAPPROVAL, OUTBOUND, STATES, IMTestCase, bare,
+from imlib import (INBOUND, IMClient, db_path, NS_CAPS, NS_LAST, NS_PREAPPROVAL, OUTBOUND, STATES, IMTestCase, bare,
                    caps_xml, err, has_from, has_in, has_to, is_iq, is_pres, is_push, is_sub, make_state,
                    mirror, note, push_item, view_of, wait_for)
 
@@ -587,6 +588,78 @@ class LastActivityTest(IMTestCase):
             return int(r.find(q(NS_LAST, 'query')).get('seconds'))
         self.assertGreaterEqual(uptime(), 0)
         wait_for(lambda: uptime() >= 1, 5, 'uptime to count up', interval=0.2)
+
+
+class SubscriptionRequestLimitTest(IMTestCase):
+    """Regression: a subscription request was stored whole (up to the 256 KiB stanza limit,
+    status and any payload) and every contact could leave one, so the requests waiting for one
+    account were unbounded, in storage and in memory whenever the account was loaded."""
+
+    N = 80
+
+    def setUp(self):
+        names = ['%s%02d' % ('s' * 1000, i) for i in range(self.N)]
+        self.senders = names
+        users = dict(self.users)
+        users.update({n: 'password%d' % i for i, n in enumerate(names)})
+        self.all_users = users
+        self.s = self.start_server(users=users)
+
+    def test_request_kept_small_and_requests_bounded(self):
+        s = self.s
+        big = 'é' * 60000  # 120 kB of status, cut at 1,024 bytes on a character boundary
+        a = self.connect(s, 'alice', 'a', roster=False, presence=False)
+        a.send("<presence to='bob@localhost' type='subscribe'><status>%s</status>"
+               "<nick xmlns='http://jabber.org/protocol/nick'>Al</nick>"
+               "<x xmlns='urn:example:payload'>%s</x></presence>" % (big, 'p' * 50000))
+        a.sync()
+        b = self.connect(s, 'bob', 'b', roster=False, presence=False)
+        b.send('<presence/>')
+        r = b.wait(lambda st: is_sub(st, 'subscribe', 'alice@localhost'))
+        status = r.findtext(q('jabber:client', 'status'))
+        self.assertEqual(status, 'é' * 512, 'status kept: %d bytes' % len(status.encode()))
+        self.assertEqual(r.findtext(q('http://jabber.org/protocol/nick', 'nick')), 'Al')
+        self.assertIsNone(r.find(q('urn:example:payload', 'x')), 'payload stored')
+        b.logout()
+        # many contacts, each with the largest request: past 256 KiB of them, refused
+        clients = []
+        for i, n in enumerate(self.senders):
+            c = IMClient(s)
+            self.addCleanup(c.close)
+            c.login(n, self.all_users[n], resource='r')
+            c.send('<presence/>')
+            c.send("<presence to='carol@localhost' type='subscribe' id='s%d'><status>%s</status>"
+                   "<nick xmlns='http://jabber.org/protocol/nick'>%s</nick></presence>"
+                   % (i, 'x' * 2000, 'n' * 2000))
+            clients.append(c)
+        # every request is either stored or answered with an error: wait until all are one
+        errors = {}
+
+        def settled():
+            for i, c in enumerate(clients):
+                c.pump(0.01)
+                for e in c.take(lambda st: st.get('type') == 'error'):
+                    errors[i] = e
+            stored = self.query("SELECT count(*) FROM sub_requests WHERE username = 'carol'")[0][0]
+            return stored + len(errors) == self.N
+        wait_for(settled, 30, 'every request stored or refused')
+        for e in errors.values():
+            self.assertEqual(e.get('from'), 'carol@localhost', to_str(e))
+            self.assertEqual(err(e)[1], 'resource-constraint', to_str(e))
+        refused = len(errors)
+        self.assertGreater(refused, 0, 'all %d requests of 4 KB were stored' % self.N)
+        self.assertLess(refused, self.N)
+        stored = [r[0] for r in self.query("SELECT length(stanza) + length(jid) FROM sub_requests "
+                                            "WHERE username = 'carol'")]
+        self.assertEqual(len(stored), self.N - refused)
+        self.assertLessEqual(sum(stored), 256 * 1024)
+
+    def query(self, sql):
+        con = sqlite3.connect('file:%s?mode=ro' % db_path(self.s), uri=True, timeout=5)
+        try:
+            return con.execute(sql).fetchall()
+        finally:
+            con.close()
 
 
 if __name__ == '__main__':
