@@ -87,6 +87,8 @@ static const config_key_t KEYS[] = {
     I("vcard.max_size", "65536", 1024, 1048576, "Largest vCard (XEP-0054) stored, bytes.", 1),
     I("private.max_size", "65536", 1024, 1048576,
       "Largest private XML fragment (XEP-0049) stored per namespace, bytes.", 1),
+    I("private.max_total", "1048576", 4096, 16777216,
+      "Private XML (XEP-0049) one account may store, all namespaces together, bytes.", 1),
     I("archive.retention_days", "0", 0, 36500,
       "Days a user's archived messages (XEP-0313) are kept; 0 = forever.", 1),
     B("server.hide_version", "false",

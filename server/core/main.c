@@ -101,6 +101,7 @@ static int load_settings(server_t *srv)
     s->offline_quota = (unsigned)config_int(c, "offline.quota");
     s->vcard_max_size = (size_t)config_int(c, "vcard.max_size");
     s->private_max_size = (size_t)config_int(c, "private.max_size");
+    s->private_max_total = (size_t)config_int(c, "private.max_total");
     s->hide_version = config_bool(c, "server.hide_version");
     s->resume_timeout = (unsigned)config_int(c, "c2s.resume_timeout");
     s->resume_budget = (size_t)config_int(c, "c2s.resume_budget");

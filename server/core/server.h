@@ -46,6 +46,7 @@ typedef struct settings {
     unsigned offline_quota;
     size_t vcard_max_size;
     size_t private_max_size;
+    size_t private_max_total; /* every namespace of one account together */
     int hide_version;
     unsigned resume_timeout;         /* s, 0 = no stream-management resumption */
     size_t resume_budget;            /* bytes of detached sessions per worker */

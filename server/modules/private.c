@@ -55,6 +55,9 @@ static void on_set(void *ud, int err)
     iq_deferred_t *d = ud;
     if (err == HEARTH_ENOTFOUND)
         iq_deferred_error(d, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
+    else if (err == HEARTH_ELIMIT)
+        iq_deferred_error(d, HEARTH_STANZA_ERR_NOT_ACCEPTABLE,
+                          "private XML storage of this account is full");
     else if (!iq_storage_failed(d, err, "private XML"))
         iq_deferred_result(d, NULL);
 }
@@ -125,7 +128,7 @@ static void private_set(iq_ctx_t *ctx, const char *user, const char *ns)
         return;
     }
     int rc = storage_private_set(srv->storage, &ctx->c->w->storage_target, user, ns, xml.data,
-                                 on_set, d);
+                                 srv->set.private_max_total, on_set, d);
     hearth_buf_free(&xml); /* storage copied it */
     if (rc)
         iq_submit_failed(ctx, d, rc, "private XML");

@@ -196,6 +196,7 @@ enum stmt_id {
     ST_PRIVATE_GET,
     ST_PRIVATE_SET,
     ST_PRIVATE_DELETE,
+    ST_PRIVATE_TOTAL,
     ST_BLOCK_ADD,
     ST_BLOCK_REMOVE,
     ST_BLOCK_CLEAR,
@@ -311,6 +312,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_PRIVATE_SET] = ("INSERT INTO private_xml (username, ns, xml) VALUES (?1, ?2, ?3) "
                         "ON CONFLICT (username, ns) DO UPDATE SET xml = excluded.xml"),
     [ST_PRIVATE_DELETE] = "DELETE FROM private_xml WHERE username = ?1 AND ns = ?2",
+    [ST_PRIVATE_TOTAL] =
+        ("SELECT coalesce(sum(length(CAST(ns AS BLOB)) + length(CAST(xml AS BLOB))), 0) "
+         "FROM private_xml WHERE username = ?1 AND ns <> ?2"),
     [ST_BLOCK_ADD] = ("INSERT INTO blocklist (username, jid) VALUES (?1, ?2) "
                       "ON CONFLICT (username, jid) DO NOTHING"),
     [ST_BLOCK_REMOVE] = "DELETE FROM blocklist WHERE username = ?1 AND jid = ?2",
@@ -1101,6 +1105,23 @@ static int blob_set(sqlite_conn_t *c, storage_req_t *r, enum stmt_id id)
         int err = account_exists(c, r->acct.username);
         if (err != 0)
             return err;
+    }
+    if (priv && r->blob != NULL && r->num > 0) {
+        /* The account's other namespaces and this one together, in the same transaction. */
+        sqlite3_stmt *t = user_stmt(c, ST_PRIVATE_TOTAL, r->acct.username, r->name);
+        if (t == NULL)
+            return HEARTH_ESTORAGE;
+        int64_t others = 0;
+        int rc = sqlite3_step(t);
+        if (rc == SQLITE_ROW) {
+            others = sqlite3_column_int64(t, 0);
+            rc = SQLITE_DONE;
+        }
+        int err = query_done(t, 0, rc);
+        if (err != 0)
+            return err;
+        if (others + (int64_t)strlen(r->name) + (int64_t)strlen(r->blob) > r->num)
+            return HEARTH_ELIMIT;
     }
     sqlite3_stmt *s = user_stmt(c, id, r->acct.username, priv ? r->name : NULL);
     if (s == NULL)

@@ -878,8 +878,11 @@ int storage_private_get(storage_t *st, const storage_target_t *t, const char *us
 }
 
 int storage_private_set(storage_t *st, const storage_target_t *t, const char *username,
-                        const char *ns, const char *xml, storage_status_cb cb, void *ud)
+                        const char *ns, const char *xml, size_t total_max, storage_status_cb cb,
+                        void *ud)
 {
+    if (total_max > INT64_MAX)
+        return HEARTH_EINVAL;
     if (!name_ok(ns) || !opt_text_ok(xml, STORAGE_XML_MAX))
         return HEARTH_EINVAL;
     storage_req_t *req;
@@ -887,6 +890,7 @@ int storage_private_set(storage_t *st, const storage_target_t *t, const char *us
     if (rc != 0)
         return rc;
     req->cb.status = cb;
+    req->num = (int64_t)total_max;
     rc = dup_opt(ns, &req->name);
     if (rc == 0)
         rc = dup_opt(xml, &req->blob);

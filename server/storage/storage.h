@@ -180,9 +180,11 @@ int storage_vcard_set(storage_t *st, const storage_target_t *t, const char *user
                       const char *xml /* NULL deletes */, storage_status_cb cb, void *ud);
 int storage_private_get(storage_t *st, const storage_target_t *t, const char *username,
                         const char *ns, storage_blob_cb cb, void *ud);
+/* total_max > 0: ELIMIT (nothing stored) when the account's private XML would pass total_max
+ * bytes, every namespace's name and XML counted. */
 int storage_private_set(storage_t *st, const storage_target_t *t, const char *username,
-                        const char *ns, const char *xml /* NULL deletes */, storage_status_cb cb,
-                        void *ud);
+                        const char *ns, const char *xml /* NULL deletes */, size_t total_max,
+                        storage_status_cb cb, void *ud);
 
 /* Block list (XEP-0191). */
 int storage_block_add(storage_t *st, const storage_target_t *t, const char *username,
@@ -434,7 +436,7 @@ struct storage_req {
     char **jids;     /* BLOCK_*: njids JIDs (REMOVE: 0 = all) */
     size_t njids;
     int64_t num;    /* ROSTER_*: ver; OFFLINE_STORE: stamp_ms; OFFLINE_DELETE: upto_id; LAST_SET:
-                     * stamp */
+                     * stamp; PRIVATE_SET: total_max */
     unsigned quota; /* OFFLINE_STORE */
     /* ARCHIVE_STORE: the message (stanza in blob/blob_len); ARCHIVE_QUERY: with, after, before
      * (msg.with, msg.id, name; NULL when absent), start/end in num/num2, max in limit */

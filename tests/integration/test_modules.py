@@ -462,6 +462,31 @@ class PrivateTest(ModulesBase):
         self.assert_error(r, 'not-acceptable', 'private XML too large')
         self.assertEqual(self.get_prefs(self.a), 'Hamlet')
 
+    def test_total_per_account_bounded(self):
+        # Regression: only each namespace was bounded, so one account could store any number
+        # of fragments. Every namespace together now stays within private.max_total.
+        s = self.start_server(private__max_size=2048, private__max_total=8192)
+        a = self.login(s, 'alice', 'total')
+        fill = 'z' * 1900
+        stored = 0
+        for i in range(10):
+            r = a.iq('set', private_iq("<d xmlns='urn:example:n%d'>%s</d>" % (i, fill)))
+            if r.get('type') == 'error':
+                self.assert_error(r, 'not-acceptable', 'private XML storage of this account is full')
+                break
+            stored += 1
+        self.assertEqual(stored, 4)  # 4 x about 1,950 bytes fit in 8 KiB, a fifth does not
+        # replacing a stored namespace with something of the same size still fits
+        self.assert_result(a.iq('set', private_iq("<d xmlns='urn:example:n0'>%s</d>" % fill)))
+        # what was stored is intact, what was refused is absent
+        r = self.query_of(a.iq('get', private_iq("<d xmlns='urn:example:n3'/>")))
+        self.assertEqual(r.findtext(q('urn:example:n3', 'd')), fill)
+        r = self.query_of(a.iq('get', private_iq("<d xmlns='urn:example:n4'/>")))
+        self.assertEqual(r.findtext(q('urn:example:n4', 'd')) or '', '')
+        # deleting frees room
+        self.assert_result(a.iq('set', private_iq("<d xmlns='urn:example:n1'/>")))
+        self.assert_result(a.iq('set', private_iq("<d xmlns='urn:example:n4'>%s</d>" % fill)))
+
     def test_requester_gone_before_reply(self):
         c = self.login(self.s, 'alice', 'gone')
         c.send("<iq type='set' id='g1'>%s</iq><iq type='get' id='g2'>%s</iq>"

@@ -1358,13 +1358,13 @@ static void test_vcard_private(void **state)
         HEARTH_ENOTFOUND);
     assert_int_equal(
         done(&x.in, storage_private_set(x.st, &x.t, "alice", "storage:bookmarks",
-                                        "<storage xmlns='storage:bookmarks'/>", err_cb, NULL)),
+                                        "<storage xmlns='storage:bookmarks'/>", 0, err_cb, NULL)),
         0);
     assert_int_equal(done(&x.in, storage_private_set(x.st, &x.t, "alice", "x:y", "<q xmlns='x:y'/>",
-                                                     err_cb, NULL)),
+                                                     0, err_cb, NULL)),
                      0);
     assert_int_equal(done(&x.in, storage_private_set(x.st, &x.t, "alice", "x:y",
-                                                     "<q xmlns='x:y'>2</q>", err_cb, NULL)),
+                                                     "<q xmlns='x:y'>2</q>", 0, err_cb, NULL)),
                      0);
     assert_int_equal(
         done(&x.in, storage_private_get(x.st, &x.t, "alice", "storage:bookmarks", xml_cb, NULL)),
@@ -1375,14 +1375,14 @@ static void test_vcard_private(void **state)
     assert_int_equal(done(&x.in, storage_private_get(x.st, &x.t, "bob", "x:y", xml_cb, NULL)),
                      HEARTH_ENOTFOUND);
     assert_int_equal(
-        done(&x.in, storage_private_set(x.st, &x.t, "alice", "x:y", NULL, err_cb, NULL)), 0);
+        done(&x.in, storage_private_set(x.st, &x.t, "alice", "x:y", NULL, 0, err_cb, NULL)), 0);
     assert_int_equal(done(&x.in, storage_private_get(x.st, &x.t, "alice", "x:y", xml_cb, NULL)),
                      HEARTH_ENOTFOUND);
     assert_int_equal(
-        done(&x.in, storage_private_set(x.st, &x.t, "nobody", "x:y", "<q/>", err_cb, NULL)),
+        done(&x.in, storage_private_set(x.st, &x.t, "nobody", "x:y", "<q/>", 0, err_cb, NULL)),
         HEARTH_ENOTFOUND);
     assert_int_equal(
-        done(&x.in, storage_private_set(x.st, &x.t, "nobody", "x:y", NULL, err_cb, NULL)), 0);
+        done(&x.in, storage_private_set(x.st, &x.t, "nobody", "x:y", NULL, 0, err_cb, NULL)), 0);
     assert_int_equal(db_int(f, "SELECT count(*) FROM private_xml"), 1);
     im_close(&x);
 }
@@ -1469,11 +1469,13 @@ static void test_im_bounds(void **state)
     /* vCard and private XML. */
     big[STORAGE_XML_MAX] = '\0';
     assert_int_equal(done(&x.in, storage_vcard_set(st, t, "alice", big, err_cb, NULL)), 0);
-    assert_int_equal(done(&x.in, storage_private_set(st, t, "alice", "n", big, err_cb, NULL)), 0);
+    assert_int_equal(done(&x.in, storage_private_set(st, t, "alice", "n", big, 0, err_cb, NULL)),
+                     0);
     big[STORAGE_XML_MAX] = 'm';
     assert_int_equal(storage_vcard_set(st, t, "alice", big, err_cb, NULL), HEARTH_EINVAL);
-    assert_int_equal(storage_private_set(st, t, "alice", "n", big, err_cb, NULL), HEARTH_EINVAL);
-    assert_int_equal(storage_private_set(st, t, "alice", "", "<q/>", err_cb, NULL), HEARTH_EINVAL);
+    assert_int_equal(storage_private_set(st, t, "alice", "n", big, 0, err_cb, NULL), HEARTH_EINVAL);
+    assert_int_equal(storage_private_set(st, t, "alice", "", "<q/>", 0, err_cb, NULL),
+                     HEARTH_EINVAL);
     assert_int_equal(storage_private_get(st, t, "alice", NULL, xml_cb, NULL), HEARTH_EINVAL);
     free(big);
 
@@ -1587,7 +1589,8 @@ static void im_fill(im_t *x, const char *user)
     assert_int_equal(offline_store(x, user, "<m/>", 4, 1, 10), 0);
     assert_int_equal(offline_store(x, user, "<m/>", 4, 2, 10), 0);
     assert_int_equal(done(&x->in, storage_vcard_set(st, t, user, "<vCard/>", err_cb, NULL)), 0);
-    assert_int_equal(done(&x->in, storage_private_set(st, t, user, "n", "<q/>", err_cb, NULL)), 0);
+    assert_int_equal(done(&x->in, storage_private_set(st, t, user, "n", "<q/>", 0, err_cb, NULL)),
+                     0);
     assert_int_equal(done(&x->in, storage_block_add(st, t, user, jids, 2, err_cb, NULL)), 0);
     assert_int_equal(done(&x->in, storage_last_set(st, t, user, 5, "s", err_cb, NULL)), 0);
     storage_archive_msg_t m = {
@@ -1770,7 +1773,7 @@ static void test_async_im_fifo(void **state)
             assert_int_equal(storage_offline_fetch(st, &t, name, im_offline_cb, NEXT(2, 0)), 0);
             assert_int_equal(storage_last_set(st, &t, name, 9, NULL, im_status_cb, NEXT(0, 0)), 0);
             assert_int_equal(
-                storage_private_set(st, &t, name, "n", "<q/>", im_status_cb, NEXT(0, 0)), 0);
+                storage_private_set(st, &t, name, "n", "<q/>", 0, im_status_cb, NEXT(0, 0)), 0);
         }
     }
 #undef NEXT
