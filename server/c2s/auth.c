@@ -191,12 +191,11 @@ static void on_account(void *ud, int err, const storage_account_t *acct)
         fail(c, "temporary-auth-failure");
         goto out;
     }
-    unsigned char cb[32];
-    int have_cb = c->tls && c->secure && hearth_tls_exporter(c->tls, cb) == 0;
+    c2s_bindings_t cb;
+    size_t ncb = c2s__bindings(c, &cb);
     if (c->cb_type_mismatch && !hearth_sasl_mech_is_plus(c->sasl_mech))
-        have_cb = 0; /* accept 'y' from a client that shares no binding type with us */
-    c->sasl =
-        hearth_sasl_server_new(c->w->sasl, c->sasl_mech, have_cb ? cb : NULL, have_cb ? 32 : 0);
+        ncb = 0; /* accept 'y' from a client that shares no binding type with us */
+    c->sasl = hearth_sasl_server_new(c->w->sasl, c->sasl_mech, cb.b, ncb);
     if (!c->sasl) {
         fail(c, "invalid-mechanism");
         goto out;
@@ -245,6 +244,16 @@ out:
     conn__unref(c);
 }
 
+static int binding_offered(const conn_t *c, const char *type)
+{
+    c2s_bindings_t cb;
+    c2s__bindings(c, &cb);
+    for (size_t i = 0; i < cb.n; i++)
+        if (!strcmp(cb.b[i].type, type))
+            return 1;
+    return 0;
+}
+
 static void begin(conn_t *c, const char *data, size_t len)
 {
     hearth_sasl_initial_t ini = {0};
@@ -256,16 +265,18 @@ static void begin(conn_t *c, const char *data, size_t len)
         fail(c, "malformed-request");
         return;
     }
-    if (ini.cbflag == 'p' && (len < 15 || memcmp(data, "p=tls-exporter,", 15) != 0)) {
+    if (ini.cbflag == 'p' && !binding_offered(c, ini.cbname)) {
         /* A channel-binding type we do not offer is a mismatch, not a wrong password: not
          * counted, and on this stream the client's later 'y' (it binds, but not with any type
-         * we have) is no sign of a downgrade, since no type is shared (RFC 5802 §6, RFC 9266). */
+         * we have) is no sign of a downgrade, since no type is shared (RFC 5802 §6, RFC 9266).
+         * This is what lets clients that know only tls-unique in (docs/protocols.md). */
+        hlog_conn(LOG_INFO, c->id, NULL, "SASL %s asked for channel binding '%s', not offered",
+                  c->sasl_mech, ini.cbname);
         hearth_sasl_initial_clear(&ini);
         c->cb_type_mismatch = 1;
-        hlog_conn(LOG_INFO, c->id, NULL,
-                  "SASL %s asked for a channel binding other than tls-exporter", c->sasl_mech);
         fail_text(c, "not-authorized",
-                  "unsupported channel binding type: this server binds tls-exporter");
+                  "unsupported channel binding type: the types offered are in the "
+                  "sasl-channel-binding stream feature");
         return;
     }
     char *user = NULL;

@@ -172,6 +172,15 @@ void auth__abort(conn_t *c);
 void auth__free(conn_t *c);
 void auth__fail_now(conn_t *c); /* the throttled failure, when its delay is over */
 int c2s__mech_offered(const conn_t *c, const char *mech);
+/* The channel bindings this stream offers (XEP-0440), in order of preference: tls-exporter and
+ * tls-server-end-point on a TLS 1.3 stream, none otherwise (see docs/protocols.md). */
+typedef struct c2s_bindings {
+    unsigned char exporter[32];
+    unsigned char end_point[HEARTH_TLS_END_POINT_MAX];
+    hearth_sasl_binding_t b[2];
+    size_t n;
+} c2s_bindings_t;
+size_t c2s__bindings(const conn_t *c, c2s_bindings_t *out);
 
 /* session.c */
 void session__bind(conn_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena);
