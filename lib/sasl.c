@@ -584,7 +584,8 @@ static int plain_step(hearth_sasl_server_t *s, const char *in, size_t in_len)
     hearth_sasl_initial_clear(&ini);
     if (rc)
         return rc;
-    const char *z2 = memchr(memchr(in, '\0', in_len) + 1, '\0', in_len - 1);
+    const char *z1 = memchr(in, '\0', in_len); /* the parse found both separators */
+    const char *z2 = memchr(z1 + 1, '\0', in_len - (size_t)(z1 + 1 - in));
     size_t off = (size_t)(z2 + 1 - in);
     char *password = dup_n(in + off, in_len - off);
     if (!password)
