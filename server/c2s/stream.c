@@ -432,6 +432,12 @@ void c2s__on_timer(conn_t *c)
             conn__arm_timer(c);
         return;
     }
+    if (c->auth_check_pending) {
+        auth__check_now(c);
+        if (!c->closing)
+            conn__arm_timer(c);
+        return;
+    }
     if (c->state != C2S_BOUND) {
         if (now >= c->accepted_ms + (uint64_t)s->preauth_timeout * 1000) {
             conn__stream_error(c, HEARTH_STREAM_ERR_CONNECTION_TIMEOUT,

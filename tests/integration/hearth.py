@@ -165,6 +165,11 @@ class Server:
         'log.level': 'debug',
         'c2s.auth_fail_delay_ms': '0',
         'limits.preauth_per_ip': '0',
+        # Failed-login throttling across streams off: many tests fail on
+        # purpose from 127.0.0.1 (test_auth_throttle turns it back on).
+        'auth.ip_fail_burst': '0',
+        'auth.pair_fail_burst': '0',
+        'auth.account_fail_burst': '0',
         # Not in the brief's base line: off so that tests can run in parallel
         # (their defaults are the fixed ports 5280 and 9090).
         'http.port': '-1',
@@ -437,10 +442,11 @@ class SaslFailure(AssertionError):
 class Client:
     """Raw XMPP over a socket. Every receive has a deadline."""
 
-    def __init__(self, server=None, cafile=None, host='127.0.0.1'):
+    def __init__(self, server=None, cafile=None, host='127.0.0.1', source=None):
         self.server = server
         self.cafile = cafile or (server.cert if server else None)
         self.host = host
+        self.source = source  # local address to connect from, e.g. '127.0.0.2'
         self.sock = None
         self.tls = False
         self.events = []       # pending ('header'|'stanza'|'close'|'eof', elem)
@@ -479,7 +485,8 @@ class Client:
     def connect(self, port=None, direct_tls=False, timeout=5):
         if port is None:
             port = self.server.tls_port if direct_tls else self.server.port
-        self.sock = socket.create_connection((self.host, port), timeout=timeout)
+        self.sock = socket.create_connection((self.host, port), timeout=timeout,
+                                             source_address=(self.source, 0) if self.source else None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if direct_tls:
             ctx = self.ssl_context()
