@@ -1,6 +1,7 @@
-/* SASL through GNU SASL (include/hearth/sasl.h): server sessions fed with stored SCRAM keys,
- * client sessions, SCRAM secret derivation with OpenSSL, and the first-message parser the caller
- * needs to know whose credentials to fetch. Touches no global state of its own. */
+/* SASL (include/hearth/sasl.h): server sessions fed with stored SCRAM keys (SCRAM in scram.c,
+ * PLAIN here), client sessions through GNU SASL, SCRAM secret derivation with OpenSSL, and the
+ * first-message parser the caller needs to know whose credentials to fetch. Touches no global
+ * state of its own. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,9 +15,9 @@
 #include <openssl/rand.h>
 
 #include "hearth/sasl.h"
+#include "scram.h"
 
-/* An identity longer than the longest JID (RFC 7622: 3071 bytes) is malformed, not a lookup. */
-#define MAX_IDENTITY 3071
+#define MAX_IDENTITY SCRAM_MAX_IDENTITY
 #define SALT_NEW_LEN 16
 #define SALT_MAX_LEN 45 /* base64 fits in hearth_scram_secret_t.salt with its NUL */
 #define HASH_MAX_LEN 32
@@ -130,13 +131,7 @@ static void b64_field(const unsigned char *raw, size_t len, char field[64])
 
 static const EVP_MD *hash_md(hearth_scram_hash_t h)
 {
-    switch (h) {
-    case HEARTH_SCRAM_SHA1:
-        return EVP_sha1();
-    case HEARTH_SCRAM_SHA256:
-        return EVP_sha256();
-    }
-    return NULL;
+    return scram__md(h);
 }
 
 /* StoredKey and ServerKey (RFC 5802 §3) from an already SASLprepped password. */
@@ -262,7 +257,7 @@ int hearth_scram_secret_fake(hearth_scram_hash_t h, const unsigned char *server_
     return 0;
 }
 
-static int field_decode(const char field[64], unsigned char *buf, size_t cap, size_t *len)
+int sasl__field_decode(const char *field, unsigned char *buf, size_t cap, size_t *len)
 {
     size_t n = strnlen(field, 64);
     if (n == 64)
@@ -279,9 +274,9 @@ int hearth_scram_secret_check(hearth_scram_hash_t h, const hearth_scram_secret_t
     size_t hl = (size_t)EVP_MD_get_size(md);
     unsigned char salt[SALT_MAX_LEN], want_stored[HASH_MAX_LEN], want_server[HASH_MAX_LEN];
     size_t salt_len, l1, l2;
-    if (field_decode(s->salt, salt, sizeof(salt), &salt_len) || salt_len == 0 ||
-        field_decode(s->stored_key, want_stored, sizeof(want_stored), &l1) || l1 != hl ||
-        field_decode(s->server_key, want_server, sizeof(want_server), &l2) || l2 != hl ||
+    if (sasl__field_decode(s->salt, salt, sizeof(salt), &salt_len) || salt_len == 0 ||
+        sasl__field_decode(s->stored_key, want_stored, sizeof(want_stored), &l1) || l1 != hl ||
+        sasl__field_decode(s->server_key, want_server, sizeof(want_server), &l2) || l2 != hl ||
         s->iterations < 1 || s->iterations > (unsigned)INT32_MAX)
         return HEARTH_EINVAL;
 
@@ -343,8 +338,10 @@ void hearth_sasl_initial_clear(hearth_sasl_initial_t *in)
         return;
     free(in->authcid);
     free(in->authzid);
+    free(in->cbname);
     in->authcid = NULL;
     in->authzid = NULL;
+    in->cbname = NULL;
     in->cbflag = 0;
 }
 
@@ -356,38 +353,6 @@ static char *dup_n(const char *p, size_t n)
         s[n] = '\0';
     }
     return s;
-}
-
-/* RFC 5802 saslname: non-empty, '=' only as "=2C" or "=3D" (the ',' split is done already). */
-static int saslname_unescape(const char *p, size_t n, char **out)
-{
-    *out = NULL;
-    if (n == 0 || n > 3 * MAX_IDENTITY)
-        return HEARTH_EINVAL;
-    char *s = malloc(n + 1), *w = s;
-    if (!s)
-        return HEARTH_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] != '=') {
-            *w++ = p[i];
-        } else if (i + 2 < n && p[i + 1] == '2' && p[i + 2] == 'C') {
-            *w++ = ',';
-            i += 2;
-        } else if (i + 2 < n && p[i + 1] == '3' && p[i + 2] == 'D') {
-            *w++ = '=';
-            i += 2;
-        } else {
-            free(s);
-            return HEARTH_EINVAL;
-        }
-    }
-    *w = '\0';
-    if ((size_t)(w - s) > MAX_IDENTITY) {
-        free(s);
-        return HEARTH_EINVAL;
-    }
-    *out = s;
-    return 0;
 }
 
 static int parse_plain(const char *msg, size_t len, hearth_sasl_initial_t *out, const char **reason)
@@ -425,97 +390,20 @@ static int parse_plain(const char *msg, size_t len, hearth_sasl_initial_t *out, 
     return 0;
 }
 
-/* Next ','-terminated field from *p; the returned length excludes the comma. */
-static size_t field_len(const char *p, const char *end)
-{
-    const char *c = memchr(p, ',', (size_t)(end - p));
-    return c ? (size_t)(c - p) : (size_t)(end - p);
-}
-
 static int parse_scram(const char *msg, size_t len, hearth_sasl_initial_t *out, const char **reason)
 {
-    const char *p = msg, *end = msg + len;
-    int rc;
-
-    if (memchr(msg, '\0', len)) {
-        *reason = "SCRAM: NUL in message";
-        return HEARTH_EINVAL;
-    }
-    /* gs2-cbind-flag */
-    size_t n = field_len(p, end);
-    if (p + n == end) {
-        *reason = "SCRAM: bad gs2 header";
-        return HEARTH_EINVAL;
-    }
-    if (n == 1 && (p[0] == 'n' || p[0] == 'y')) {
-        out->cbflag = p[0];
-    } else if (n > 2 && p[0] == 'p' && p[1] == '=') {
-        for (size_t i = 2; i < n; i++) {
-            char c = p[i];
-            if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '-')) {
-                *reason = "SCRAM: bad channel binding name";
-                return HEARTH_EINVAL;
-            }
-        }
-        out->cbflag = 'p';
-    } else {
-        *reason = "SCRAM: bad gs2 header";
-        return HEARTH_EINVAL;
-    }
-    p += n + 1;
-    /* [ "a=" saslname ] "," */
-    n = field_len(p, end);
-    if (p + n == end) {
-        *reason = "SCRAM: bad gs2 header";
-        goto fail_inval;
-    }
-    if (n > 0) {
-        if (n < 2 || p[0] != 'a' || p[1] != '=') {
-            *reason = "SCRAM: bad gs2 header";
-            goto fail_inval;
-        }
-        rc = saslname_unescape(p + 2, n - 2, &out->authzid);
-        if (rc) {
-            *reason = "SCRAM: bad authzid";
-            goto fail;
-        }
-    }
-    p += n + 1;
-    /* client-first-message-bare: "n=" saslname "," "r=" nonce ["," extensions] */
-    n = field_len(p, end);
-    if (n >= 2 && p[0] == 'm' && p[1] == '=') {
-        *reason = "SCRAM: unsupported mandatory extension";
-        goto fail_inval;
-    }
-    if (n < 2 || p[0] != 'n' || p[1] != '=' || p + n == end) {
-        *reason = "SCRAM: missing username";
-        goto fail_inval;
-    }
-    rc = saslname_unescape(p + 2, n - 2, &out->authcid);
-    if (rc) {
-        *reason = "SCRAM: bad username";
-        goto fail;
-    }
-    p += n + 1;
-    n = field_len(p, end);
-    if (n < 3 || p[0] != 'r' || p[1] != '=') {
-        *reason = "SCRAM: missing nonce";
-        goto fail_inval;
-    }
-    for (size_t i = 2; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (c < 0x21 || c > 0x7e) {
-            *reason = "SCRAM: bad nonce";
-            goto fail_inval;
-        }
-    }
-    return 0;
-
-fail_inval:
-    rc = HEARTH_EINVAL;
-fail:
-    hearth_sasl_initial_clear(out);
+    scram_first_t f;
+    int rc = scram__parse_first(msg, len, &f, reason);
+    if (rc)
+        return rc;
+    out->cbflag = f.cbflag;
+    rc = scram__unescape(msg + f.user_off, f.user_len, &out->authcid);
+    if (!rc && f.authzid_len)
+        rc = scram__unescape(msg + f.authzid_off, f.authzid_len, &out->authzid);
+    if (!rc && f.cbflag == 'p' && !(out->cbname = dup_n(msg + f.cbname_off, f.cbname_len)))
+        rc = HEARTH_ENOMEM;
+    if (rc)
+        hearth_sasl_initial_clear(out);
     return rc;
 }
 
@@ -545,68 +433,20 @@ struct hearth_sasl {
     Gsasl *gs;
 };
 
-/* First member of both session structs: the callback tells them apart through the hook. */
-enum side { SIDE_SERVER = 1, SIDE_CLIENT = 2 };
-
+/* The server side keeps no GNU SASL session: SCRAM runs in scram.c, PLAIN here. */
 struct hearth_sasl_server {
-    enum side side;
-    Gsasl_session *sess;
     const struct mech *mech;
-    char *cb_b64; /* NULL: the TLS session offers no channel binding */
-    bool have_secret;
-    bool got_first; /* the client's first message went through */
+    scram_server_t *scram; /* SCRAM mechanisms */
+    bool have_secret;      /* PLAIN */
     bool done;
-    hearth_scram_secret_t secret;
+    hearth_scram_secret_t secret; /* PLAIN: the SHA-256 one */
 };
 
 struct hearth_sasl_client {
-    enum side side;
     Gsasl_session *sess;
     char *authcid, *password, *authzid, *cb_b64;
     bool done;
 };
-
-static int server_callback(Gsasl_session *sess, hearth_sasl_server_t *s, Gsasl_property prop)
-{
-    char num[16];
-    const char *val = NULL;
-
-    switch (prop) {
-    case GSASL_CB_TLS_EXPORTER:
-        /* Also given to non-PLUS sessions: gsasl 2.2.0 refuses a 'y' flag only when this
-         * property is available to the non-PLUS session (we check it ourselves too). */
-        val = s->cb_b64;
-        break;
-    case GSASL_SCRAM_ITER:
-        if (s->have_secret) {
-            snprintf(num, sizeof(num), "%u", s->secret.iterations);
-            val = num;
-        }
-        break;
-    case GSASL_SCRAM_SALT:
-        val = s->have_secret ? s->secret.salt : NULL;
-        break;
-    case GSASL_SCRAM_STOREDKEY:
-        val = s->have_secret ? s->secret.stored_key : NULL;
-        break;
-    case GSASL_SCRAM_SERVERKEY:
-        val = s->have_secret ? s->secret.server_key : NULL;
-        break;
-    case GSASL_VALIDATE_SIMPLE: {
-        const char *pw = gsasl_property_fast(sess, GSASL_PASSWORD);
-        if (!s->mech->plain || !s->have_secret || !pw)
-            return GSASL_AUTHENTICATION_ERROR;
-        return hearth_scram_secret_check(HEARTH_SCRAM_SHA256, &s->secret, pw) == 0
-                   ? GSASL_OK
-                   : GSASL_AUTHENTICATION_ERROR;
-    }
-    default:
-        break; /* never GSASL_PASSWORD: the server has none */
-    }
-    if (!val)
-        return GSASL_NO_CALLBACK;
-    return gsasl_property_set(sess, prop, val);
-}
 
 static int client_callback(Gsasl_session *sess, hearth_sasl_client_t *c, Gsasl_property prop)
 {
@@ -634,12 +474,8 @@ static int client_callback(Gsasl_session *sess, hearth_sasl_client_t *c, Gsasl_p
 
 static int callback(Gsasl *gs, Gsasl_session *sess, Gsasl_property prop)
 {
-    enum side *side = sess ? gsasl_session_hook_get(sess) : NULL;
-    if (!side)
-        return GSASL_NO_CALLBACK;
-    if (*side == SIDE_SERVER)
-        return server_callback(sess, (hearth_sasl_server_t *)side, prop);
-    return client_callback(sess, (hearth_sasl_client_t *)side, prop);
+    hearth_sasl_client_t *c = sess ? gsasl_session_hook_get(sess) : NULL;
+    return c ? client_callback(sess, c, prop) : GSASL_NO_CALLBACK;
 }
 
 hearth_sasl_t *hearth_sasl_new(void)
@@ -698,31 +534,28 @@ static int do_step(Gsasl_session *sess, const char *in, size_t in_len, char **ou
 }
 
 hearth_sasl_server_t *hearth_sasl_server_new(hearth_sasl_t *ctx, const char *mech,
-                                             const unsigned char *cb_data, size_t cb_len)
+                                             const hearth_sasl_binding_t *cb, size_t ncb)
 {
     const struct mech *m = mech_find(mech);
-    if (!ctx || !m || (m->plus && (!cb_data || cb_len == 0)))
+    if (!ctx || !m || (m->plus && ncb == 0))
         return NULL;
     hearth_sasl_server_t *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
-    s->side = SIDE_SERVER;
     s->mech = m;
-    if (cb_data && cb_len > 0 && hearth_base64_encode(cb_data, cb_len, &s->cb_b64))
-        goto fail;
-    if (gsasl_server_start(ctx->gs, m->name, &s->sess) != GSASL_OK) {
-        s->sess = NULL;
-        goto fail;
+    if (!m->plain && !(s->scram = scram__server_new(m->hash, m->plus, cb, ncb))) {
+        free(s);
+        return NULL;
     }
-    gsasl_session_hook_set(s->sess, s);
     return s;
-fail:
-    hearth_sasl_server_free(s);
-    return NULL;
 }
 
 void hearth_sasl_server_set_secret(hearth_sasl_server_t *s, const hearth_scram_secret_t *secret)
 {
+    if (s->scram) {
+        scram__server_set_secret(s->scram, secret);
+        return;
+    }
     s->secret = *secret;
     s->secret.salt[sizeof(s->secret.salt) - 1] = '\0';
     s->secret.stored_key[sizeof(s->secret.stored_key) - 1] = '\0';
@@ -730,29 +563,39 @@ void hearth_sasl_server_set_secret(hearth_sasl_server_t *s, const hearth_scram_s
     s->have_secret = true;
 }
 
+void hearth_sasl__server_fix_nonce(hearth_sasl_server_t *s, const char *server_nonce)
+{
+    if (s->scram)
+        scram__server_fix_nonce(s->scram, server_nonce);
+}
+
 int hearth_sasl_server_step_is_costly(const hearth_sasl_server_t *s)
 {
     return s->mech->plain;
 }
 
-/* Checks on the client's first SCRAM message that gsasl leaves to us or that we want whatever
- * the gsasl version: a parse like the caller's, and the gs2 flag against what we offered. */
-static int server_check_first(hearth_sasl_server_t *s, const char *in, size_t in_len)
+/* PLAIN (RFC 4616): authzid NUL authcid NUL password, checked against the stored SCRAM-SHA-256
+ * secret (PBKDF2, hence costly); the caller fetched that secret for the same authcid. */
+static int plain_step(hearth_sasl_server_t *s, const char *in, size_t in_len)
 {
-    hearth_sasl_initial_t ini;
+    hearth_sasl_initial_t ini = {0};
     const char *reason;
-    int rc = hearth_sasl_parse_initial(s->mech->name, in, in_len, &ini, &reason);
+    int rc = hearth_sasl_parse_initial("PLAIN", in, in_len, &ini, &reason);
+    hearth_sasl_initial_clear(&ini);
     if (rc)
         return rc;
-    char flag = ini.cbflag;
-    hearth_sasl_initial_clear(&ini);
-    if (s->mech->plus && flag != 'p')
-        return HEARTH_EAUTH; /* -PLUS means binding */
-    if (!s->mech->plus && flag == 'p')
-        return HEARTH_EAUTH; /* binding asked under a mechanism that has none */
-    if (!s->mech->plus && flag == 'y' && s->cb_b64)
-        return HEARTH_EAUTH; /* we offered -PLUS: the client's 'y' says it was stripped */
-    return 0;
+    const char *z1 = memchr(in, '\0', in_len); /* the parse found both separators */
+    const char *z2 = memchr(z1 + 1, '\0', in_len - (size_t)(z1 + 1 - in));
+    size_t off = (size_t)(z2 + 1 - in);
+    char *password = dup_n(in + off, in_len - off);
+    if (!password)
+        return HEARTH_ENOMEM;
+    rc = hearth_scram_secret_check(HEARTH_SCRAM_SHA256, &s->secret, password);
+    OPENSSL_cleanse(password, in_len - off);
+    free(password);
+    if (rc == HEARTH_ENOMEM)
+        return rc;
+    return rc == 0 ? 0 : HEARTH_EAUTH; /* a malformed stored secret lets no one in either */
 }
 
 int hearth_sasl_server_step(hearth_sasl_server_t *s, const char *in, size_t in_len, char **out,
@@ -765,31 +608,15 @@ int hearth_sasl_server_step(hearth_sasl_server_t *s, const char *in, size_t in_l
     if (!in)
         in_len = 0;
     int rc;
-    if (in_len > 0 && !s->got_first) {
-        if (!s->have_secret) {
-            rc = HEARTH_ESASL;
-            goto end;
-        }
-        if (!s->mech->plain) {
-            rc = server_check_first(s, in, in_len);
-            if (rc)
-                goto end;
-        }
-        s->got_first = true;
-    } else if (in_len > 0 && !s->mech->plain && memchr(in, '\0', in_len)) {
-        rc = HEARTH_EINVAL;
-        goto end;
+    if (s->scram) {
+        rc = scram__server_step(s->scram, in, in_len, out, out_len);
+    } else if (in_len == 0) {
+        rc = HEARTH_EAGAIN; /* no initial response: an empty challenge asks for it */
+    } else {
+        rc = s->have_secret ? plain_step(s, in, in_len) : HEARTH_ESASL;
     }
-    rc = do_step(s->sess, in, in_len, out, out_len);
-end:
-    if (rc != HEARTH_EAGAIN) {
+    if (rc != HEARTH_EAGAIN)
         s->done = true;
-        if (rc) {
-            free(*out);
-            *out = NULL;
-            *out_len = 0;
-        }
-    }
     return rc;
 }
 
@@ -797,9 +624,7 @@ void hearth_sasl_server_free(hearth_sasl_server_t *s)
 {
     if (!s)
         return;
-    if (s->sess)
-        gsasl_finish(s->sess);
-    free(s->cb_b64);
+    scram__server_free(s->scram);
     OPENSSL_cleanse(&s->secret, sizeof(s->secret));
     free(s);
 }
@@ -823,7 +648,6 @@ hearth_sasl_client_t *hearth_sasl_client_new(hearth_sasl_t *ctx, const char *mec
     hearth_sasl_client_t *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
-    c->side = SIDE_CLIENT;
     c->authcid = strdup(authcid);
     c->password = strdup(password);
     if (!c->authcid || !c->password)

@@ -598,6 +598,30 @@ int hearth_tls_exporter(const hearth_tls_t *t, unsigned char out[32])
     return 0;
 }
 
+int hearth_tls_server_end_point(const hearth_tls_t *t, unsigned char out[HEARTH_TLS_END_POINT_MAX],
+                                size_t *len)
+{
+    *len = 0;
+    if (!hearth_tls_handshake_done(t))
+        return HEARTH_EINVAL;
+    X509 *x = t->ctx->is_server ? SSL_get_certificate(t->ssl) : SSL_get0_peer_certificate(t->ssl);
+    int mdnid = NID_undef;
+    /* The signature's own digest (RSA-PSS included); NID_undef for EdDSA, which hashes inside. */
+    if (!x || X509_get_signature_info(x, &mdnid, NULL, NULL, NULL) != 1 || mdnid == NID_undef) {
+        ERR_clear_error();
+        return HEARTH_EINVAL;
+    }
+    const EVP_MD *md =
+        mdnid == NID_md5 || mdnid == NID_sha1 ? EVP_sha256() : EVP_get_digestbynid(mdnid);
+    unsigned int n = 0;
+    if (!md || EVP_MD_get_size(md) > HEARTH_TLS_END_POINT_MAX || X509_digest(x, md, out, &n) != 1) {
+        ERR_clear_error();
+        return HEARTH_EINVAL;
+    }
+    *len = n;
+    return 0;
+}
+
 const char *hearth_tls_error(const hearth_tls_t *t)
 {
     return t ? t->err : "";

@@ -1,6 +1,8 @@
-/* SASL for both ends of a stream through GNU SASL: SCRAM-SHA-1, SCRAM-SHA-256, their -PLUS
- * variants (tls-exporter channel binding) and PLAIN. The server holds SCRAM keys only, never a
- * password; credentials are fetched by the caller before the step that needs them. */
+/* SASL for both ends of a stream: SCRAM-SHA-1, SCRAM-SHA-256, their -PLUS variants and PLAIN.
+ * The server side is our own on OpenSSL (channel bindings tls-exporter and tls-server-end-point,
+ * which GNU SASL 2.2 cannot bind); the client side is GNU SASL's (tls-exporter only). The server
+ * holds SCRAM keys only, never a password; credentials are fetched by the caller before the step
+ * that needs them. */
 #ifndef HEARTH_SASL_H
 #define HEARTH_SASL_H
 
@@ -50,7 +52,8 @@ void hearth_sasl_free(hearth_sasl_t *ctx);
 typedef struct hearth_sasl_initial {
     char *authcid;
     char *authzid;
-    char cbflag; /* SCRAM: 'n', 'y' or 'p'; 0 for PLAIN */
+    char cbflag;  /* SCRAM: 'n', 'y' or 'p'; 0 for PLAIN */
+    char *cbname; /* SCRAM with 'p': the channel-binding type asked for; else NULL */
 } hearth_sasl_initial_t;
 int hearth_sasl_parse_initial(const char *mech, const char *msg, size_t len,
                               hearth_sasl_initial_t *out, const char **reason) HEARTH_MUST_CHECK;
@@ -61,13 +64,23 @@ void hearth_sasl_initial_clear(hearth_sasl_initial_t *in);
 hearth_scram_hash_t hearth_sasl_mech_hash(const char *mech);
 int hearth_sasl_mech_is_plus(const char *mech);
 
+/* One channel binding a TLS session offers, by its RFC 5056 name: "tls-exporter" (RFC 9266, 32
+ * bytes) or "tls-server-end-point" (RFC 5929, the certificate's hash, 32 to 64 bytes). */
+#define HEARTH_SASL_CB_MAX 64
+typedef struct hearth_sasl_binding {
+    const char *type;
+    const unsigned char *data;
+    size_t len; /* 1 to HEARTH_SASL_CB_MAX */
+} hearth_sasl_binding_t;
+
 typedef struct hearth_sasl_server hearth_sasl_server_t;
-/* mech: one of the five names. cb_data: tls-exporter bytes (32) when the TLS session offers
- * channel binding, else NULL (then -PLUS mechanisms fail to start). Returns NULL for an
- * unsupported mechanism. With cb_data, a non-PLUS SCRAM client sending gs2 flag 'y' fails
+/* mech: one of the five names. cb: the ncb (at most 4) bindings the TLS session offers, copied;
+ * none (-PLUS mechanisms then fail to start) when the server offers no channel binding. NULL for
+ * an unsupported mechanism or a malformed binding. A -PLUS client must name one of the types
+ * (else HEARTH_EAUTH); with ncb > 0, a non-PLUS SCRAM client sending gs2 flag 'y' fails
  * (HEARTH_EAUTH: someone stripped -PLUS from our offer). */
 hearth_sasl_server_t *hearth_sasl_server_new(hearth_sasl_t *ctx, const char *mech,
-                                             const unsigned char *cb_data, size_t cb_len);
+                                             const hearth_sasl_binding_t *cb, size_t ncb);
 /* The stored secret for the user (for SCRAM-SHA-1*: the SHA-1 secret; SCRAM-SHA-256* and PLAIN:
  * the SHA-256 one). Copied. Must be set before the step carrying the client's first message. */
 void hearth_sasl_server_set_secret(hearth_sasl_server_t *s, const hearth_scram_secret_t *secret);
@@ -81,9 +94,10 @@ int hearth_sasl_server_step(hearth_sasl_server_t *s, const char *in, size_t in_l
                             size_t *out_len) HEARTH_MUST_CHECK;
 void hearth_sasl_server_free(hearth_sasl_server_t *s);
 
-/* Client side (client library, tests). NULL for an unsupported mechanism or -PLUS without
- * cb_data. cb_data is used by -PLUS only: with a non-PLUS SCRAM mechanism the client sends 'n',
- * never 'y' (GNU SASL 2.2.0's client fails rather than send 'y'), so prefer -PLUS when offered. */
+/* Client side (client library, tests), through GNU SASL. NULL for an unsupported mechanism or
+ * -PLUS without cb_data. cb_data is tls-exporter data, used by -PLUS only: with a non-PLUS SCRAM
+ * mechanism the client sends 'n', never 'y' (GNU SASL 2.2.0's client fails rather than send 'y'),
+ * so prefer -PLUS when offered. */
 typedef struct hearth_sasl_client hearth_sasl_client_t;
 hearth_sasl_client_t *hearth_sasl_client_new(hearth_sasl_t *ctx, const char *mech,
                                              const char *authcid, const char *password,

@@ -61,6 +61,14 @@ const char *hearth_tls_alpn(const hearth_tls_t *t);    /* selected protocol or N
  * Returns 0, or HEARTH_EINVAL before the handshake or when the session is not TLS 1.3 (RFC 9266
  * requires TLS 1.3 or extended master secret; we only offer it with 1.3). */
 int hearth_tls_exporter(const hearth_tls_t *t, unsigned char out[32]) HEARTH_MUST_CHECK;
+/* RFC 5929 tls-server-end-point: the hash of the server's certificate (a server session's own,
+ * a client session's peer's) with the hash function of the certificate's signature algorithm,
+ * SHA-256 where that is MD5 or SHA-1. *len gets the hash size (32 to 64). HEARTH_EINVAL before
+ * the handshake, without a certificate, or when the signature uses no single hash function
+ * (Ed25519, Ed448: RFC 5929 leaves the binding undefined for them). Any TLS version. */
+#define HEARTH_TLS_END_POINT_MAX 64
+int hearth_tls_server_end_point(const hearth_tls_t *t, unsigned char out[HEARTH_TLS_END_POINT_MAX],
+                                size_t *len) HEARTH_MUST_CHECK;
 const char *hearth_tls_error(const hearth_tls_t *t); /* last error text; "" if none, never NULL */
 /* Sends nothing (call hearth_tls_shutdown first for a clean close). Not from inside a callback. */
 void hearth_tls_free(hearth_tls_t *t);

@@ -1,7 +1,9 @@
 /* SASL on a c2s stream (RFC 6120 §6): the username is taken from the client's first message,
- * the stored SCRAM secret fetched from storage asynchronously (a deterministic fake one for an
- * unknown user), then GNU SASL steps: SCRAM on the loop (HMACs only), PLAIN on libuv's pool
- * (PBKDF2). Failures are throttled and counted; too many close the stream. */
+ * the server-wide guard asked whether this address may try (core/authguard.h), the stored SCRAM
+ * secret fetched from storage asynchronously (a deterministic fake one for an unknown user),
+ * then the exchange steps: SCRAM on the loop (HMACs only), PLAIN on libuv's pool (PBKDF2).
+ * Failures are delayed and counted per stream (too many close it) and across streams by the
+ * guard. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,8 +34,19 @@ static void send_failure(conn_t *c, const char *cond, const char *text)
     conn__send_str(c, buf);
 }
 
+/* Settles the attempt reserved with the guard (none: nothing to do). */
+static void guard_end(conn_t *c, authguard_outcome_t outcome)
+{
+    authguard__end(c->w->srv->guard, c->guard_ticket, outcome);
+    c->guard_ticket = NULL;
+}
+
 void auth__free(conn_t *c)
 {
+    /* An exchange ending here without a verdict (aborted, malformed, replaced, stream closed)
+     * checked no password. */
+    guard_end(c, AUTHGUARD_UNCHECKED);
+    c->auth_check_pending = 0;
     if (c->sasl) {
         hearth_sasl_server_free(c->sasl);
         c->sasl = NULL;
@@ -68,18 +81,23 @@ void auth__fail_now(conn_t *c)
 {
     c->auth_fail_pending = 0;
     c->sasl_waiting = 0;
-    send_failure(c, "not-authorized", NULL);
+    if (c->auth_fail_throttled)
+        send_failure(c, "temporary-auth-failure",
+                     "too many failed authentication attempts; try again later");
+    else
+        send_failure(c, "not-authorized", NULL);
+    c->auth_fail_throttled = 0;
     if (c->auth_failures >= c->w->srv->set.auth_attempts)
         conn__stream_error(c, HEARTH_STREAM_ERR_NOT_AUTHORIZED,
                            "too many failed authentication attempts");
 }
 
-/* Wrong credentials: counted, answered after the configured delay. */
-static void fail_auth(conn_t *c)
+/* Wrong credentials, or (throttled) an attempt the guard refused unchecked: counted on the
+ * stream, answered after the configured delay. */
+static void fail_counted(conn_t *c, int throttled)
 {
-    hlog_conn(LOG_INFO, c->id, NULL, "authentication failed for '%s' with %s from %s",
-              c->authcid ? c->authcid : "", c->sasl_mech ? c->sasl_mech : "?", c->ip);
     auth__free(c);
+    c->auth_fail_throttled = throttled;
     c->sasl_gen++;
     c->state = C2S_PREAUTH;
     c->auth_failures++;
@@ -91,6 +109,14 @@ static void fail_auth(conn_t *c)
     c->auth_fail_pending = 1;
     c->sasl_waiting = 1; /* nothing more is processed until the failure is sent */
     conn__timer_in(c, delay);
+}
+
+static void fail_auth(conn_t *c)
+{
+    hlog_conn(LOG_INFO, c->id, NULL, "authentication failed for '%s' with %s from %s",
+              c->authcid ? c->authcid : "", c->sasl_mech ? c->sasl_mech : "?", c->ip);
+    guard_end(c, AUTHGUARD_FAILED);
+    fail_counted(c, 0);
 }
 
 static void succeed(conn_t *c, const char *out, size_t out_len)
@@ -113,6 +139,7 @@ static void succeed(conn_t *c, const char *out, size_t out_len)
     hearth_buf_free(&b);
     free(b64);
     hlog_conn(LOG_INFO, c->id, bare, "authenticated %s with %s", bare, c->sasl_mech);
+    guard_end(c, AUTHGUARD_SUCCEEDED);
     auth__free(c);
     c->sasl_gen++;
     c->bare = bare;
@@ -191,12 +218,11 @@ static void on_account(void *ud, int err, const storage_account_t *acct)
         fail(c, "temporary-auth-failure");
         goto out;
     }
-    unsigned char cb[32];
-    int have_cb = c->tls && c->secure && hearth_tls_exporter(c->tls, cb) == 0;
+    c2s_bindings_t cb;
+    size_t ncb = c2s__bindings(c, &cb);
     if (c->cb_type_mismatch && !hearth_sasl_mech_is_plus(c->sasl_mech))
-        have_cb = 0; /* accept 'y' from a client that shares no binding type with us */
-    c->sasl =
-        hearth_sasl_server_new(c->w->sasl, c->sasl_mech, have_cb ? cb : NULL, have_cb ? 32 : 0);
+        ncb = 0; /* accept 'y' from a client that shares no binding type with us */
+    c->sasl = hearth_sasl_server_new(c->w->sasl, c->sasl_mech, cb.b, ncb);
     if (!c->sasl) {
         fail(c, "invalid-mechanism");
         goto out;
@@ -245,6 +271,16 @@ out:
     conn__unref(c);
 }
 
+static int binding_offered(const conn_t *c, const char *type)
+{
+    c2s_bindings_t cb;
+    c2s__bindings(c, &cb);
+    for (size_t i = 0; i < cb.n; i++)
+        if (!strcmp(cb.b[i].type, type))
+            return 1;
+    return 0;
+}
+
 static void begin(conn_t *c, const char *data, size_t len)
 {
     hearth_sasl_initial_t ini = {0};
@@ -256,16 +292,18 @@ static void begin(conn_t *c, const char *data, size_t len)
         fail(c, "malformed-request");
         return;
     }
-    if (ini.cbflag == 'p' && (len < 15 || memcmp(data, "p=tls-exporter,", 15) != 0)) {
+    if (ini.cbflag == 'p' && !binding_offered(c, ini.cbname)) {
         /* A channel-binding type we do not offer is a mismatch, not a wrong password: not
          * counted, and on this stream the client's later 'y' (it binds, but not with any type
-         * we have) is no sign of a downgrade, since no type is shared (RFC 5802 §6, RFC 9266). */
+         * we have) is no sign of a downgrade, since no type is shared (RFC 5802 §6, RFC 9266).
+         * This is what lets clients that know only tls-unique in (docs/protocols.md). */
+        hlog_conn(LOG_INFO, c->id, NULL, "SASL %s asked for channel binding '%s', not offered",
+                  c->sasl_mech, ini.cbname);
         hearth_sasl_initial_clear(&ini);
         c->cb_type_mismatch = 1;
-        hlog_conn(LOG_INFO, c->id, NULL,
-                  "SASL %s asked for a channel binding other than tls-exporter", c->sasl_mech);
         fail_text(c, "not-authorized",
-                  "unsupported channel binding type: this server binds tls-exporter");
+                  "unsupported channel binding type: the types offered are in the "
+                  "sasl-channel-binding stream feature");
         return;
     }
     char *user = NULL;
@@ -295,7 +333,44 @@ static void begin(conn_t *c, const char *data, size_t len)
     }
     memcpy(c->sasl_initial, data, len);
     c->sasl_initial_len = len;
+    c->sasl_valid_user = valid;
 
+    /* Across streams: may this address try now (core/authguard.h)? */
+    authguard_verdict_t v;
+    int rc =
+        authguard__begin(c->w->srv->guard, c->ip, valid ? c->authcid : NULL, &c->guard_ticket, &v);
+    if (v.newly_throttled && v.delay_ms)
+        hlog_conn(LOG_WARN, c->id, NULL,
+                  "throttling logins to account '%s': too many failures from all addresses, "
+                  "each attempt now waits %u ms",
+                  c->authcid, v.delay_ms);
+    else if (v.newly_throttled)
+        hlog_conn(LOG_WARN, c->id, NULL,
+                  "throttling failed logins from %s (for '%s'): the %s is over its budget, "
+                  "attempts are refused unchecked",
+                  c->ip, c->authcid, v.newly_throttled);
+    if (rc == HEARTH_ELIMIT) {
+        hlog_conn(LOG_DEBUG, c->id, NULL, "authentication for '%s' from %s refused unchecked",
+                  c->authcid, c->ip);
+        fail_counted(c, 1);
+        return;
+    }
+    if (rc) {
+        fail(c, "temporary-auth-failure");
+        return;
+    }
+    if (v.delay_ms) {
+        c->auth_check_pending = 1;
+        c->sasl_waiting = 1;
+        conn__timer_in(c, v.delay_ms);
+        return;
+    }
+    auth__check_now(c);
+}
+
+void auth__check_now(conn_t *c)
+{
+    c->auth_check_pending = 0;
     auth_job_t *j = calloc(1, sizeof(*j));
     if (!j) {
         conn__abort(c);
@@ -305,7 +380,7 @@ static void begin(conn_t *c, const char *data, size_t len)
     j->gen = c->sasl_gen;
     conn__ref(c);
     c->sasl_waiting = 1;
-    if (!valid) {
+    if (!c->sasl_valid_user) {
         on_account(j, HEARTH_ENOTFOUND, NULL);
         return;
     }

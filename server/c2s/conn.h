@@ -88,6 +88,7 @@ struct conn {
     unsigned auth_failures;
     int sasl_waiting; /* storage or thread-pool work outstanding */
     int sasl_need_initial;
+    int sasl_valid_user;  /* the authcid is a valid localpart (else only a fake secret fits it) */
     int cb_type_mismatch; /* the client asked for a channel binding type we do not offer */
     char *sasl_initial;   /* the client's first message, kept until the secret arrives */
     size_t sasl_initial_len;
@@ -122,8 +123,11 @@ struct conn {
     uint64_t accepted_ms;
     uint64_t last_read_ms;
     uint64_t ping_sent_ms;
-    int auth_fail_pending; /* a delayed SASL failure waits on the timer */
-    unsigned sasl_gen;     /* bumps on every start/abort: stale async results are dropped */
+    int auth_fail_pending;   /* a delayed SASL failure waits on the timer */
+    int auth_fail_throttled; /* that failure is a refusal by the guard, nothing was checked */
+    int auth_check_pending;  /* the guard delays this attempt: the check waits on the timer */
+    struct authguard_ticket *guard_ticket; /* the attempt reserved with the guard, until settled */
+    unsigned sasl_gen; /* bumps on every start/abort: stale async results are dropped */
     int ping_outstanding;
     char ping_id[24];
 };
@@ -178,8 +182,18 @@ void auth__start(conn_t *c, hearth_xml_node_t *auth, hearth_arena_t *arena);
 void auth__response(conn_t *c, hearth_xml_node_t *resp, hearth_arena_t *arena);
 void auth__abort(conn_t *c);
 void auth__free(conn_t *c);
-void auth__fail_now(conn_t *c); /* the throttled failure, when its delay is over */
+void auth__fail_now(conn_t *c);  /* the throttled failure, when its delay is over */
+void auth__check_now(conn_t *c); /* the attempt the guard delayed, when its delay is over */
 int c2s__mech_offered(const conn_t *c, const char *mech);
+/* The channel bindings this stream offers (XEP-0440), in order of preference: tls-exporter and
+ * tls-server-end-point on a TLS 1.3 stream, none otherwise (see docs/protocols.md). */
+typedef struct c2s_bindings {
+    unsigned char exporter[32];
+    unsigned char end_point[HEARTH_TLS_END_POINT_MAX];
+    hearth_sasl_binding_t b[2];
+    size_t n;
+} c2s_bindings_t;
+size_t c2s__bindings(const conn_t *c, c2s_bindings_t *out);
 
 /* session.c */
 void session__bind(conn_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena);

@@ -34,6 +34,23 @@ void c2s__send_header(conn_t *c)
     c->header_sent = 1;
 }
 
+/* Binding is offered on TLS 1.3 only, where tls-exporter exists (RFC 9266). tls-server-end-point
+ * would work over TLS 1.2 too, but a -PLUS offer there breaks the older clients that bind only
+ * tls-unique or answer 'y' to any offer (slixmpp 1.8), for little gain: they are the TLS 1.2
+ * ones. */
+size_t c2s__bindings(const conn_t *c, c2s_bindings_t *out)
+{
+    out->n = 0;
+    if (!c->tls || !c->secure || hearth_tls_exporter(c->tls, out->exporter) != 0)
+        return 0;
+    out->b[out->n++] = (hearth_sasl_binding_t){"tls-exporter", out->exporter, 32};
+    size_t len;
+    /* None for a certificate signed with EdDSA: RFC 5929 defines no hash for it. */
+    if (hearth_tls_server_end_point(c->tls, out->end_point, &len) == 0)
+        out->b[out->n++] = (hearth_sasl_binding_t){"tls-server-end-point", out->end_point, len};
+    return out->n;
+}
+
 /* What the features and auth.c agree is offered on this stream. */
 int c2s__mech_offered(const conn_t *c, const char *mech)
 {
@@ -43,8 +60,8 @@ int c2s__mech_offered(const conn_t *c, const char *mech)
     if (!strcmp(mech, "SCRAM-SHA-1") || !strcmp(mech, "SCRAM-SHA-256"))
         return 1;
     if (!strcmp(mech, "SCRAM-SHA-1-PLUS") || !strcmp(mech, "SCRAM-SHA-256-PLUS")) {
-        unsigned char cb[32];
-        return c->tls && c->secure && hearth_tls_exporter(c->tls, cb) == 0;
+        c2s_bindings_t cb;
+        return c2s__bindings(c, &cb) > 0;
     }
     if (!strcmp(mech, "PLAIN"))
         return s->sasl_plain && (c->secure || s->plain_without_tls);
@@ -91,11 +108,15 @@ void c2s__send_features(conn_t *c)
             rc = rc
                      ?: hearth_buf_append_str(
                             &b, "<register xmlns='http://jabber.org/features/iq-register'/>");
-        if (plus)
+        c2s_bindings_t cb;
+        if (plus && c2s__bindings(c, &cb)) {
             rc = rc
-                     ?: hearth_buf_append_str(
-                            &b, "<sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'>"
-                                "<channel-binding type='tls-exporter'/></sasl-channel-binding>");
+                     ?: hearth_buf_append_str(&b,
+                                              "<sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'>");
+            for (size_t i = 0; i < cb.n; i++)
+                rc = rc ?: hearth_buf_printf(&b, "<channel-binding type='%s'/>", cb.b[i].type);
+            rc = rc ?: hearth_buf_append_str(&b, "</sasl-channel-binding>");
+        }
     }
     rc = rc ?: hearth_buf_append_str(&b, "</stream:features>");
     if (!rc)
@@ -407,6 +428,12 @@ void c2s__on_timer(conn_t *c)
     }
     if (c->auth_fail_pending) {
         auth__fail_now(c);
+        if (!c->closing)
+            conn__arm_timer(c);
+        return;
+    }
+    if (c->auth_check_pending) {
+        auth__check_now(c);
         if (!c->closing)
             conn__arm_timer(c);
         return;

@@ -107,6 +107,26 @@ static const config_key_t KEYS[] = {
     S("tls.key", "", "Private key (PEM); empty = <data-dir>/key.pem, generated on first run.", 0),
     I("auth.scram_iterations", "4096", 4096, 1000000,
       "PBKDF2 iterations for newly stored SCRAM secrets.", 1),
+    I("auth.ip_fail_burst", "30", 0, 1000000,
+      "Failed logins one address may make (any accounts) before further attempts from it are "
+      "refused unchecked; 0 = no limit.",
+      0),
+    I("auth.ip_fail_per_min", "10", 1, 1000000,
+      "Failed logins per minute an address regains once over auth.ip_fail_burst.", 0),
+    I("auth.pair_fail_burst", "5", 0, 1000000,
+      "Failed logins one address may make for one account before further attempts are refused "
+      "unchecked; 0 = no limit.",
+      0),
+    I("auth.pair_fail_per_min", "1", 1, 1000000,
+      "Failed logins per minute an address regains for one account.", 0),
+    I("auth.account_fail_burst", "50", 0, 1000000,
+      "Failed logins for one account from all addresses before every attempt on it is delayed "
+      "(never refused); 0 = no limit.",
+      0),
+    I("auth.account_fail_per_min", "30", 1, 1000000,
+      "Failed logins per minute an account regains once over auth.account_fail_burst.", 0),
+    I("auth.account_delay_ms", "2000", 0, 30000,
+      "Wait before checking a login to an account over auth.account_fail_burst, milliseconds.", 0),
 };
 
 #undef S

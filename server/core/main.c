@@ -348,7 +348,16 @@ int main(int argc, char **argv)
     srv->nworkers = (unsigned)nw;
     srv->workers = calloc(srv->nworkers, sizeof(*srv->workers));
     uv_mutex_init(&srv->ip_lock);
-    if (!srv->workers || strmap_init(&srv->preauth_ips))
+    const authguard_limits_t guard = {
+        .ip_burst = (unsigned)config_int(srv->cfg, "auth.ip_fail_burst"),
+        .ip_per_min = (unsigned)config_int(srv->cfg, "auth.ip_fail_per_min"),
+        .pair_burst = (unsigned)config_int(srv->cfg, "auth.pair_fail_burst"),
+        .pair_per_min = (unsigned)config_int(srv->cfg, "auth.pair_fail_per_min"),
+        .account_burst = (unsigned)config_int(srv->cfg, "auth.account_fail_burst"),
+        .account_per_min = (unsigned)config_int(srv->cfg, "auth.account_fail_per_min"),
+        .account_delay_ms = (unsigned)config_int(srv->cfg, "auth.account_delay_ms"),
+    };
+    if (!srv->workers || strmap_init(&srv->preauth_ips) || !(srv->guard = authguard_new(&guard)))
         return fail("out of memory", NULL);
     for (unsigned i = 0; i < srv->nworkers; i++) {
         srv->workers[i] = calloc(1, sizeof(worker_t));
@@ -402,6 +411,7 @@ int main(int argc, char **argv)
     free(a.ports_path);
     strmap_free(&srv->preauth_ips);
     uv_mutex_destroy(&srv->ip_lock);
+    authguard_free(srv->guard);
     uv_loop_close(a.loop);
     config_free(srv->cfg);
     hlog_always("stopped");

@@ -10,6 +10,7 @@
 #include "hearth/buf.h"
 #include "hearth/sasl.h"
 #include "hearth/tls.h"
+#include "core/authguard.h"
 #include "core/config.h"
 #include "core/strmap.h"
 #include "storage/storage.h"
@@ -184,6 +185,7 @@ struct server {
     long inbox_pending;     /* atomic: inbox messages posted and not yet handled */
     uv_mutex_t ip_lock;     /* guards preauth_ips only: a counter update, no I/O */
     strmap_t preauth_ips;   /* ip -> (uintptr_t) unauthenticated connections */
+    authguard_t *guard;     /* failed logins across streams (has its own lock) */
 };
 
 /* worker.c */

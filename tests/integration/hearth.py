@@ -54,6 +54,78 @@ def wait_for(cond, timeout, what='condition', interval=0.02):
         time.sleep(interval)
 
 
+# --------------------------------------------------------------------------
+# Channel-binding data computed on the client side, apart from the server's
+# OpenSSL calls: RFC 5929 from the certificate's DER, RFC 9266 from the TLS 1.3
+# exporter secret that Python's ssl writes to a key log (RFC 8446 7.5).
+
+# Signature algorithm OIDs (DER content bytes) -> hash for tls-server-end-point,
+# with MD5 and SHA-1 replaced by SHA-256 as RFC 5929 4.1 says.
+_SIG_OID_HASH = {
+    bytes.fromhex('2a8648ce3d040302'): 'sha256',    # ecdsa-with-SHA256
+    bytes.fromhex('2a8648ce3d040303'): 'sha384',    # ecdsa-with-SHA384
+    bytes.fromhex('2a8648ce3d040304'): 'sha512',    # ecdsa-with-SHA512
+    bytes.fromhex('2a8648ce3d0401'): 'sha256',      # ecdsa-with-SHA1
+    bytes.fromhex('2a864886f70d010104'): 'sha256',  # md5WithRSAEncryption
+    bytes.fromhex('2a864886f70d010105'): 'sha256',  # sha1WithRSAEncryption
+    bytes.fromhex('2a864886f70d01010b'): 'sha256',  # sha256WithRSAEncryption
+    bytes.fromhex('2a864886f70d01010c'): 'sha384',  # sha384WithRSAEncryption
+    bytes.fromhex('2a864886f70d01010d'): 'sha512',  # sha512WithRSAEncryption
+}
+
+
+def _der_tlv(data, off):
+    """(tag, content start, content end) of the DER element at off."""
+    tag = data[off]
+    n = data[off + 1]
+    off += 2
+    if n & 0x80:
+        k = n & 0x7f
+        n = int.from_bytes(data[off:off + k], 'big')
+        off += k
+    return tag, off, off + n
+
+
+def tls_server_end_point(der):
+    """RFC 5929 4.1 for a DER certificate: Certificate ::= SEQUENCE {
+    tbsCertificate, signatureAlgorithm, signatureValue }."""
+    _, body, _ = _der_tlv(der, 0)
+    _, _, tbs_end = _der_tlv(der, body)
+    _, alg, _ = _der_tlv(der, tbs_end)
+    tag, oid, oid_end = _der_tlv(der, alg)
+    if tag != 0x06:
+        raise AssertionError('certificate signatureAlgorithm has no OID')
+    name = _SIG_OID_HASH.get(bytes(der[oid:oid_end]))
+    if name is None:
+        raise AssertionError('no tls-server-end-point hash for signature OID %s' % der[oid:oid_end].hex())
+    return hashlib.new(name, der).digest()
+
+
+def _hkdf_expand_label(hname, secret, label, context, length):
+    info = (length.to_bytes(2, 'big') + bytes([len(b'tls13 ' + label)]) + b'tls13 ' + label
+            + bytes([len(context)]) + context)
+    out, block, i = b'', b'', 1
+    while len(out) < length:
+        block = hmac.new(secret, block + info + bytes([i]), hname).digest()
+        out += block
+        i += 1
+    return out[:length]
+
+
+def tls_exporter(keylog_path, cipher_name, label=b'EXPORTER-Channel-Binding', length=32):
+    """RFC 8446 7.5 TLS-Exporter(label, "", length) from the EXPORTER_SECRET line
+    of a key log holding one TLS 1.3 connection."""
+    hname = 'sha384' if cipher_name.endswith('SHA384') else 'sha256'
+    secrets = [line.split()[2] for line in open(keylog_path).read().splitlines()
+               if line.startswith('EXPORTER_SECRET ')]
+    if len(secrets) != 1:
+        raise AssertionError('expected one EXPORTER_SECRET in %s, found %d' % (keylog_path, len(secrets)))
+    secret = bytes.fromhex(secrets[0])
+    empty = hashlib.new(hname, b'').digest()
+    derived = _hkdf_expand_label(hname, secret, label, empty, hashlib.new(hname).digest_size)
+    return _hkdf_expand_label(hname, derived, b'exporter', empty, length)
+
+
 def xml_escape(text):
     return (text.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')
             .replace("'", '&apos;').replace('"', '&quot;'))
@@ -94,6 +166,11 @@ class Server:
         'log.level': 'debug',
         'c2s.auth_fail_delay_ms': '0',
         'limits.preauth_per_ip': '0',
+        # Failed-login throttling across streams off: many tests fail on
+        # purpose from 127.0.0.1 (test_auth_throttle turns it back on).
+        'auth.ip_fail_burst': '0',
+        'auth.pair_fail_burst': '0',
+        'auth.account_fail_burst': '0',
         # Not in the brief's base line: off so that tests can run in parallel
         # (their defaults are the fixed ports 5280 and 9090).
         'http.port': '-1',
@@ -374,10 +451,11 @@ class SaslFailure(AssertionError):
 class Client:
     """Raw XMPP over a socket. Every receive has a deadline."""
 
-    def __init__(self, server=None, cafile=None, host='127.0.0.1'):
+    def __init__(self, server=None, cafile=None, host='127.0.0.1', source=None):
         self.server = server
         self.cafile = cafile or (server.cert if server else None)
         self.host = host
+        self.source = source  # local address to connect from, e.g. '127.0.0.2'
         self.sock = None
         self.tls = False
         self.events = []       # pending ('header'|'stanza'|'close'|'eof', elem)
@@ -387,6 +465,7 @@ class Client:
         self.features = None
         self.header = None
         self._ids = 0
+        self.keylog = None  # path: TLS secrets logged there (for tls-exporter)
         self._new_parser()
 
     # -- socket -----------------------------------------------------------
@@ -398,12 +477,25 @@ class Client:
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         if hasattr(ssl, 'OP_IGNORE_UNEXPECTED_EOF'):
             ctx.options |= ssl.OP_IGNORE_UNEXPECTED_EOF
+        if self.keylog:
+            ctx.keylog_filename = self.keylog
         return ctx
+
+    def channel_binding(self, kind):
+        """This TLS session's binding data of one XEP-0440 type, computed here."""
+        if kind == 'tls-server-end-point':
+            return tls_server_end_point(self.sock.getpeercert(binary_form=True))
+        if kind == 'tls-exporter':
+            if not self.keylog:
+                raise AssertionError('set Client.keylog before the handshake for tls-exporter')
+            return tls_exporter(self.keylog, self.sock.cipher()[0])
+        raise AssertionError('unknown channel-binding type %s' % kind)
 
     def connect(self, port=None, direct_tls=False, timeout=5):
         if port is None:
             port = self.server.tls_port if direct_tls else self.server.port
-        self.sock = socket.create_connection((self.host, port), timeout=timeout)
+        self.sock = socket.create_connection((self.host, port), timeout=timeout,
+                                             source_address=(self.source, 0) if self.source else None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if direct_tls:
             ctx = self.ssl_context()

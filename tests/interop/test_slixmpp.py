@@ -78,8 +78,8 @@ class SlixmppTest(SlixTestCase):
     def test_default_settings_tls13(self):
         # slixmpp 1.8.3 as a user runs it: TLS 1.3, all mechanisms. It tries
         # SCRAM-SHA-256-PLUS and SCRAM-SHA-1-PLUS with p=tls-unique (hearthd
-        # binds only tls-exporter; tls-unique is undefined for TLS 1.3, RFC
-        # 9266): each fails uncounted, and the 'y' flag that follows is then
+        # binds tls-exporter and tls-server-end-point; tls-unique is undefined
+        # for TLS 1.3, RFC 9266): each fails uncounted, and the 'y' flag that follows is then
         # accepted on that stream since no binding type is shared (hearthd
         # commit 1a0301d). Before that change this login failed outright.
         a = self.bot('alice', 'x')

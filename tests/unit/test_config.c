@@ -103,6 +103,13 @@ static void test_defaults(void **state)
     assert_string_equal(config_str(c, "tls.cert"), "");
     assert_string_equal(config_str(c, "tls.key"), "");
     assert_int_equal(config_int(c, "auth.scram_iterations"), 4096);
+    assert_int_equal(config_int(c, "auth.ip_fail_burst"), 30);
+    assert_int_equal(config_int(c, "auth.ip_fail_per_min"), 10);
+    assert_int_equal(config_int(c, "auth.pair_fail_burst"), 5);
+    assert_int_equal(config_int(c, "auth.pair_fail_per_min"), 1);
+    assert_int_equal(config_int(c, "auth.account_fail_burst"), 50);
+    assert_int_equal(config_int(c, "auth.account_fail_per_min"), 30);
+    assert_int_equal(config_int(c, "auth.account_delay_ms"), 2000);
     assert_int_equal(config_int(c, "offline.quota"), 1000);
     assert_int_equal(config_int(c, "roster.max_items"), 1000);
     assert_int_equal(config_int(c, "roster.max_size"), 524288);
@@ -110,7 +117,7 @@ static void test_defaults(void **state)
 
     size_t n = 0;
     const config_key_t *keys = config_keys(&n);
-    assert_true(n >= 41); /* every key below has a section, help and no fixed value */
+    assert_true(n >= 48); /* every key below has a section, help and no fixed value */
     for (size_t i = 0; i < n; i++) {
         assert_false(config_is_fixed(c, keys[i].name));
         assert_non_null(strchr(keys[i].name, '.'));

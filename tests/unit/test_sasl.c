@@ -14,6 +14,7 @@
 #include <openssl/hmac.h>
 
 #include "hearth/sasl.h"
+#include "scram.h"
 
 static const char *const all_mechs[] = {"PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS",
                                         "SCRAM-SHA-256-PLUS"};
@@ -23,6 +24,14 @@ static void cb_fill(unsigned char cb[32], unsigned char seed)
 {
     for (int i = 0; i < 32; i++)
         cb[i] = (unsigned char)(seed + i * 7);
+}
+
+/* A server offering tls-exporter with data (when not NULL) as its only binding. */
+static hearth_sasl_server_t *server_new(hearth_sasl_t *ctx, const char *mech,
+                                        const unsigned char *exporter)
+{
+    hearth_sasl_binding_t b = {"tls-exporter", exporter, 32};
+    return hearth_sasl_server_new(ctx, mech, exporter ? &b : NULL, exporter ? 1 : 0);
 }
 
 static size_t b64d(const char *s, unsigned char *out, size_t cap)
@@ -121,14 +130,66 @@ static void check_vector(const struct vector *v)
     assert_int_equal(hearth_scram_secret_check(v->h, &s, ""), HEARTH_EAUTH);
 }
 
+/* The RFC's example exchange replayed against our server, byte for byte: the server's nonce
+ * part is fixed to the example's, everything else is computed from the derived secret. */
+static void replay_vector(const struct vector *v, const char *mech)
+{
+    hearth_sasl_t *ctx = hearth_sasl_new();
+    unsigned char salt[64];
+    size_t salt_len = b64d(v->salt_b64, salt, sizeof(salt));
+    hearth_scram_secret_t secret;
+    assert_int_equal(hearth_scram_secret_derive(v->h, "pencil", salt, salt_len, 4096, &secret), 0);
+    /* server nonce = the server-first r= minus the client's r= */
+    const char *cr = strstr(v->client_first_bare, ",r=") + 3;
+    const char *sr = v->server_first + 2 + strlen(cr);
+    char snonce[64];
+    snprintf(snonce, sizeof(snonce), "%.*s", (int)(strchr(sr, ',') - sr), sr);
+
+    for (int wrong = 0; wrong < 2; wrong++) {
+        hearth_sasl_server_t *s = hearth_sasl_server_new(ctx, mech, NULL, 0);
+        assert_non_null(s);
+        hearth_sasl__server_fix_nonce(s, snonce);
+        hearth_sasl_server_set_secret(s, &secret);
+        char first[256], final[256], *out;
+        size_t out_len;
+        snprintf(first, sizeof(first), "n,,%s", v->client_first_bare);
+        assert_int_equal(hearth_sasl_server_step(s, first, strlen(first), &out, &out_len),
+                         HEARTH_EAGAIN);
+        assert_int_equal(out_len, strlen(v->server_first));
+        assert_string_equal(out, v->server_first);
+        free(out);
+        snprintf(final, sizeof(final), "%s,p=%s", v->client_final_no_proof, v->proof);
+        if (wrong) /* one proof bit off */
+            final[strlen(final) - 3] ^= 1;
+        int rc = hearth_sasl_server_step(s, final, strlen(final), &out, &out_len);
+        if (wrong) {
+            assert_int_equal(rc, HEARTH_EAUTH);
+            assert_null(out);
+        } else {
+            assert_int_equal(rc, 0);
+            char want[128];
+            snprintf(want, sizeof(want), "v=%s", v->server_sig);
+            assert_int_equal(out_len, strlen(want));
+            assert_string_equal(out, want);
+            free(out);
+        }
+        /* Nothing after the end. */
+        assert_int_equal(hearth_sasl_server_step(s, "x", 1, &out, &out_len), HEARTH_ESASL);
+        hearth_sasl_server_free(s);
+    }
+    hearth_sasl_free(ctx);
+}
+
 static void test_rfc5802_vector(void **state)
 {
     check_vector(&rfc5802);
+    replay_vector(&rfc5802, "SCRAM-SHA-1");
 }
 
 static void test_rfc7677_vector(void **state)
 {
     check_vector(&rfc7677);
+    replay_vector(&rfc7677, "SCRAM-SHA-256");
 }
 
 static void test_secret_misc(void **state)
@@ -237,7 +298,7 @@ static void run_exchange(hearth_sasl_t *ctx, struct run *r)
 {
     hearth_sasl_client_t *c =
         hearth_sasl_client_new(ctx, r->mech, r->user, r->password, r->authzid, r->client_cb, 32);
-    hearth_sasl_server_t *s = hearth_sasl_server_new(ctx, r->mech, r->server_cb, 32);
+    hearth_sasl_server_t *s = server_new(ctx, r->mech, r->server_cb);
     assert_non_null(c);
     assert_non_null(s);
     assert_int_equal(hearth_sasl_server_step_is_costly(s), strcmp(r->mech, "PLAIN") == 0);
@@ -425,14 +486,17 @@ static void test_exchange_cb_mismatch(void **state)
 }
 
 /* A SCRAM client written here from RFC 5802 with OpenSSL: it sends what gsasl's client will not
- * ('y') and checks gsasl's server against an implementation other than gsasl's own client. */
-static int manual_scram(hearth_sasl_t *ctx, const char *mech, const char *gs2,
-                        const unsigned char *server_cb, const char *password, int *verified)
+ * ('y', tls-server-end-point) and checks the server against an implementation of its own. The
+ * server offers the noffered bindings; the client sends gs2 and, after it in c=, client_cb. */
+static int manual_scram_cb(hearth_sasl_t *ctx, const char *mech, const char *gs2,
+                           const hearth_sasl_binding_t *offered, size_t noffered,
+                           const unsigned char *client_cb, size_t client_cb_len,
+                           const char *password, int *verified)
 {
     hearth_scram_hash_t h = hearth_sasl_mech_hash(mech);
     const EVP_MD *md = h == HEARTH_SCRAM_SHA1 ? EVP_sha1() : EVP_sha256();
     int hl = EVP_MD_get_size(md);
-    hearth_sasl_server_t *s = hearth_sasl_server_new(ctx, mech, server_cb, 32);
+    hearth_sasl_server_t *s = hearth_sasl_server_new(ctx, mech, offered, noffered);
     assert_non_null(s);
     hearth_sasl_server_set_secret(s, h == HEARTH_SCRAM_SHA1 ? &alice.sha1 : &alice.sha256);
     *verified = 0;
@@ -465,7 +529,13 @@ static int manual_scram(hearth_sasl_t *ctx, const char *mech, const char *gs2,
     HMAC(md, salted, hl, (const unsigned char *)"Server Key", 10, sk, &l);
     EVP_Digest(ck, (size_t)hl, stored, NULL, md, NULL);
 
-    char *cbind = b64e((const unsigned char *)gs2, strlen(gs2));
+    unsigned char cbin[256];
+    size_t gl = strlen(gs2);
+    assert_true(gl + client_cb_len <= sizeof(cbin));
+    memcpy(cbin, gs2, gl);
+    if (client_cb_len)
+        memcpy(cbin + gl, client_cb, client_cb_len);
+    char *cbind = b64e(cbin, gl + client_cb_len);
     char final[512], auth[1024];
     snprintf(final, sizeof(final), "c=%s,%.*s", cbind, (int)(ps - sf), sf);
     free(cbind);
@@ -490,6 +560,14 @@ static int manual_scram(hearth_sasl_t *ctx, const char *mech, const char *gs2,
     free(v);
     hearth_sasl_server_free(s);
     return rc;
+}
+
+static int manual_scram(hearth_sasl_t *ctx, const char *mech, const char *gs2,
+                        const unsigned char *server_cb, const char *password, int *verified)
+{
+    hearth_sasl_binding_t b = {"tls-exporter", server_cb, 32};
+    return manual_scram_cb(ctx, mech, gs2, server_cb ? &b : NULL, server_cb ? 1 : 0, NULL, 0,
+                           password, verified);
 }
 
 static void test_exchange_y_downgrade(void **state)
@@ -531,10 +609,117 @@ static void test_exchange_y_downgrade(void **state)
     hearth_sasl_free(ctx);
 }
 
+/* Both binding types of XEP-0440 under both -PLUS mechanisms, from the independent client:
+ * the type named in the gs2 header selects the data the server expects in c=. */
+static void test_exchange_server_end_point(void **state)
+{
+    hearth_sasl_t *ctx = hearth_sasl_new();
+    unsigned char exporter[32], ep[48];
+    cb_fill(exporter, 1);
+    for (size_t i = 0; i < sizeof(ep); i++)
+        ep[i] = (unsigned char)(200 - i);
+    const char *plus[] = {"SCRAM-SHA-1-PLUS", "SCRAM-SHA-256-PLUS"};
+    int verified;
+    for (size_t eplen = 32; eplen <= 48; eplen += 16) { /* SHA-256 and SHA-384 certificates */
+        hearth_sasl_binding_t both[] = {{"tls-exporter", exporter, 32},
+                                        {"tls-server-end-point", ep, eplen}};
+        for (int i = 0; i < 2; i++) {
+#define RUN(gs2, offered, n, data, len, pw)                                                        \
+    manual_scram_cb(ctx, plus[i], gs2, offered, n, data, len, pw, &verified)
+            assert_int_equal(RUN("p=tls-server-end-point,,", both, 2, ep, eplen, "correct horse"),
+                             0);
+            assert_true(verified);
+            assert_int_equal(RUN("p=tls-exporter,,", both, 2, exporter, 32, "correct horse"), 0);
+            assert_true(verified);
+            assert_int_equal(RUN("p=tls-server-end-point,a=alice@example.com,", both, 2, ep, eplen,
+                                 "correct horse"),
+                             0);
+            /* Wrong password, the other type's data, the data cut short, a type not offered. */
+            assert_int_equal(RUN("p=tls-server-end-point,,", both, 2, ep, eplen, "wrong"),
+                             HEARTH_EAUTH);
+            assert_int_equal(
+                RUN("p=tls-server-end-point,,", both, 2, exporter, 32, "correct horse"),
+                HEARTH_EAUTH);
+            assert_int_equal(
+                RUN("p=tls-server-end-point,,", both, 2, ep, eplen - 1, "correct horse"),
+                HEARTH_EAUTH);
+            assert_int_equal(RUN("p=tls-unique,,", both, 2, ep, eplen, "correct horse"),
+                             HEARTH_EAUTH);
+            assert_int_equal(RUN("p=tls-server-end-point,,", both, 1, ep, eplen, "correct horse"),
+                             HEARTH_EAUTH);
+            assert_int_equal(RUN("p=TLS-SERVER-END-POINT,,", both, 2, ep, eplen, "correct horse"),
+                             HEARTH_EAUTH);
+#undef RUN
+        }
+        /* Non-PLUS: binding refused, 'y' refused since we offer some, 'n' fine. */
+        assert_int_equal(manual_scram_cb(ctx, "SCRAM-SHA-256", "p=tls-server-end-point,,", both, 2,
+                                         ep, eplen, "correct horse", &verified),
+                         HEARTH_EAUTH);
+        assert_int_equal(manual_scram_cb(ctx, "SCRAM-SHA-256", "y,,", both, 2, NULL, 0,
+                                         "correct horse", &verified),
+                         HEARTH_EAUTH);
+        assert_int_equal(manual_scram_cb(ctx, "SCRAM-SHA-256", "n,,", both, 2, NULL, 0,
+                                         "correct horse", &verified),
+                         0);
+    }
+    hearth_sasl_free(ctx);
+}
+
+/* A fresh SCRAM-SHA-256 server for alice with the server nonce "SN", after the client-first
+ * "n,,n=alice,r=CN": then final is stepped, and its result returned. */
+static int final_step(hearth_sasl_t *ctx, const char *final, size_t len)
+{
+    hearth_sasl_server_t *s = hearth_sasl_server_new(ctx, "SCRAM-SHA-256", NULL, 0);
+    assert_non_null(s);
+    hearth_sasl__server_fix_nonce(s, "SN");
+    hearth_sasl_server_set_secret(s, &alice.sha256);
+    char *out;
+    size_t out_len;
+    assert_int_equal(hearth_sasl_server_step(s, "n,,n=alice,r=CN", 15, &out, &out_len),
+                     HEARTH_EAGAIN);
+    assert_true(strncmp(out, "r=CNSN,s=", 9) == 0);
+    free(out);
+    int rc = hearth_sasl_server_step(s, final, len, &out, &out_len);
+    if (rc)
+        assert_null(out);
+    free(out);
+    hearth_sasl_server_free(s);
+    return rc;
+}
+
+static void test_server_final_message_checks(void **state)
+{
+    hearth_sasl_t *ctx = hearth_sasl_new();
+#define FINAL(lit) final_step(ctx, lit, sizeof(lit) - 1)
+#define P32 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+    /* Malformed: no proof, empty or short proof, proof not last, bad base64, order, NUL. */
+    assert_int_equal(FINAL("c=biws,r=CNSN"), HEARTH_EINVAL);
+    assert_int_equal(FINAL("c=biws,r=CNSN,p="), HEARTH_EINVAL);
+    assert_int_equal(FINAL("c=biws,r=CNSN,p=AAAA"), HEARTH_EINVAL);
+    assert_int_equal(FINAL("c=biws,p=" P32 ",r=CNSN"), HEARTH_EINVAL);
+    assert_int_equal(FINAL("c=biws,r=CNSN,p=" P32 ",e=x"), HEARTH_EINVAL);
+    assert_int_equal(FINAL("c=b!ws,r=CNSN,p=" P32), HEARTH_EINVAL);
+    assert_int_equal(FINAL("c==,r=CNSN,p=" P32), HEARTH_EINVAL);
+    assert_int_equal(FINAL("r=CNSN,c=biws,p=" P32), HEARTH_EINVAL);
+    assert_int_equal(FINAL("c=biws,r=CNSN,1=x,p=" P32), HEARTH_EINVAL);
+    assert_int_equal(FINAL("c=biws,r=CNSN,e=,p=" P32), HEARTH_EINVAL);
+    assert_int_equal(FINAL("c=biws,r=CN SN,p=" P32), HEARTH_EINVAL);
+    assert_int_equal(FINAL("c=biws,r=CNSN\0,p=" P32), HEARTH_EINVAL);
+    assert_int_equal(FINAL(""), HEARTH_EINVAL);
+    /* Well formed but wrong: nonce, binding ('y' where 'n' was sent), proof. */
+    assert_int_equal(FINAL("c=biws,r=CNSNx,p=" P32), HEARTH_EAUTH);
+    assert_int_equal(FINAL("c=biws,r=CN,p=" P32), HEARTH_EAUTH);
+    assert_int_equal(FINAL("c=eSws,r=CNSN,p=" P32), HEARTH_EAUTH);
+    assert_int_equal(FINAL("c=biws,r=CNSN,e=ext,p=" P32), HEARTH_EAUTH);
+#undef P32
+#undef FINAL
+    hearth_sasl_free(ctx);
+}
+
 static int server_first_step(hearth_sasl_t *ctx, const char *mech, const unsigned char *cb,
                              const char *msg, size_t len)
 {
-    hearth_sasl_server_t *s = hearth_sasl_server_new(ctx, mech, cb, 32);
+    hearth_sasl_server_t *s = server_new(ctx, mech, cb);
     assert_non_null(s);
     hearth_sasl_server_set_secret(s, strstr(mech, "SHA-1") ? &alice.sha1 : &alice.sha256);
     char *out;
@@ -613,7 +798,15 @@ static void test_session_new_refusals(void **state)
     assert_null(hearth_sasl_server_new(ctx, "SCRAM-SHA-1-PLUS", NULL, 0));
     assert_null(hearth_sasl_server_new(ctx, "SCRAM-SHA-256-PLUS", NULL, 0));
     assert_null(hearth_sasl_server_new(ctx, "DIGEST-MD5", NULL, 0));
-    assert_null(hearth_sasl_server_new(ctx, "CRAM-MD5", cb, 32));
+    assert_null(server_new(ctx, "CRAM-MD5", cb));
+    /* Malformed bindings: no type, no data, longer than any hash. */
+    unsigned char big[HEARTH_SASL_CB_MAX + 1] = {0};
+    hearth_sasl_binding_t bad[] = {{NULL, cb, 32},
+                                   {"tls-exporter", NULL, 32},
+                                   {"tls-exporter", cb, 0},
+                                   {"tls-server-end-point", big, sizeof big}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_null(hearth_sasl_server_new(ctx, "SCRAM-SHA-256-PLUS", &bad[i], 1));
     assert_null(hearth_sasl_server_new(ctx, "scram-sha-1", NULL, 0));
     assert_null(hearth_sasl_client_new(ctx, "SCRAM-SHA-1-PLUS", "a", "b", NULL, NULL, 0));
     assert_null(hearth_sasl_client_new(ctx, "ANONYMOUS", "a", "b", NULL, NULL, 0));
@@ -730,7 +923,36 @@ static void test_parse_scram(void **state)
 
     assert_int_equal(PARSE("SCRAM-SHA-256-PLUS", "p=tls-exporter,,n=u,r=abc", &in), 0);
     assert_int_equal(in.cbflag, 'p');
+    assert_string_equal(in.cbname, "tls-exporter");
     hearth_sasl_initial_clear(&in);
+    assert_null(in.cbname);
+    assert_int_equal(PARSE("SCRAM-SHA-256-PLUS", "p=tls-server-end-point,,n=u,r=abc", &in), 0);
+    assert_string_equal(in.cbname, "tls-server-end-point");
+    hearth_sasl_initial_clear(&in);
+    assert_int_equal(PARSE("SCRAM-SHA-1", "n,,n=j\xC3\xBCrgen,r=abc,x=\xE2\x82\xAC", &in), 0);
+    assert_string_equal(in.authcid, "j\xC3\xBCrgen");
+    assert_null(in.cbname);
+    hearth_sasl_initial_clear(&in);
+    /* RFC 5802 section 7: UTF-8 only, extensions ALPHA "=" 1*value-char, printable nonce. */
+    assert_int_equal(PARSE("SCRAM-SHA-1", "n,,n=\xFF,r=abc", &in), HEARTH_EINVAL);
+    assert_int_equal(PARSE("SCRAM-SHA-1", "n,,n=\xC0\xAF,r=abc", &in), HEARTH_EINVAL);
+    assert_int_equal(PARSE("SCRAM-SHA-1", "n,,n=\xED\xA0\x80,r=abc", &in), HEARTH_EINVAL);
+    assert_int_equal(PARSE("SCRAM-SHA-1", "n,,n=\xC3,r=abc", &in), HEARTH_EINVAL);
+    assert_int_equal(PARSE("SCRAM-SHA-1", "n,a=\xF5\x80\x80\x80,n=u,r=abc", &in), HEARTH_EINVAL);
+    assert_int_equal(PARSE("SCRAM-SHA-1", "n,,n=u,r=abc,1=x", &in), HEARTH_EINVAL);
+    assert_int_equal(PARSE("SCRAM-SHA-1", "n,,n=u,r=abc,e=", &in), HEARTH_EINVAL);
+    assert_int_equal(PARSE("SCRAM-SHA-1", "n,,n=u,r=abc,ee=x", &in), HEARTH_EINVAL);
+    assert_int_equal(PARSE("SCRAM-SHA-1", "n,,n=u,r=abc,", &in), HEARTH_EINVAL);
+    assert_int_equal(PARSE("SCRAM-SHA-1", "n,,n=u,r=abc,e=\xFF", &in), HEARTH_EINVAL);
+    assert_int_equal(PARSE("SCRAM-SHA-1", "n,,n=u,r=ab\x7F", &in), HEARTH_EINVAL);
+    char longer[SCRAM_MAX_NONCE + 32];
+    int ln = snprintf(longer, sizeof(longer), "n,,n=u,r=");
+    memset(longer + ln, 'x', SCRAM_MAX_NONCE);
+    assert_int_equal(parse("SCRAM-SHA-1", longer, (size_t)ln + SCRAM_MAX_NONCE, &in), 0);
+    hearth_sasl_initial_clear(&in);
+    longer[ln + SCRAM_MAX_NONCE] = 'x';
+    assert_int_equal(parse("SCRAM-SHA-1", longer, (size_t)ln + SCRAM_MAX_NONCE + 1, &in),
+                     HEARTH_EINVAL);
 
     /* Malformed. */
     assert_int_equal(PARSE("SCRAM-SHA-1", "n,,n=user", &in), HEARTH_EINVAL);
@@ -844,6 +1066,8 @@ int main(void)
         cmocka_unit_test(test_exchange_cb_mismatch),
         cmocka_unit_test(test_exchange_y_downgrade),
         cmocka_unit_test(test_server_first_message_checks),
+        cmocka_unit_test(test_exchange_server_end_point),
+        cmocka_unit_test(test_server_final_message_checks),
         cmocka_unit_test(test_session_new_refusals),
         cmocka_unit_test(test_client_rejects_bad_server_signature),
         cmocka_unit_test(test_exchange_escaped_username),
