@@ -222,7 +222,7 @@ static void on_account(void *ud, int err, const storage_account_t *acct)
     size_t ncb = c2s__bindings(c, &cb);
     if (c->cb_type_mismatch && !hearth_sasl_mech_is_plus(c->sasl_mech))
         ncb = 0; /* accept 'y' from a client that shares no binding type with us */
-    c->sasl = hearth_sasl_server_new(c->w->sasl, c->sasl_mech, cb.b, ncb);
+    c->sasl = hearth_sasl_server_new(c2s__worker(c->w)->sasl, c->sasl_mech, cb.b, ncb);
     if (!c->sasl) {
         fail(c, "invalid-mechanism");
         goto out;

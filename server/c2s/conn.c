@@ -1,6 +1,7 @@
 /* Connection I/O: accept, read into the worker's shared buffer, TLS, the bounded output queue
  * (a direct write first, uv_write for the rest), timers, deferred close and the hand-over of a
- * connection to its user's home worker. The c2s protocol itself is in stream.c. */
+ * connection to its user's home worker. The c2s protocol itself is in stream.c; the session a
+ * connection carries in csession.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +9,6 @@
 
 #include "c2s/conn.h"
 #include "core/log.h"
-#include "modules/im.h"
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 static void maybe_finish_output(conn_t *c);
@@ -22,26 +22,28 @@ static const hearth_xml_stream_cbs_t xml_cbs = {
 
 const char *conn__log_jid(const conn_t *c)
 {
-    if (c->jid.full)
-        return c->jid.full;
+    if (c->cs)
+        return c->cs->s.jid.full;
     return c->bare;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     conn_t *c = h->data;
-    buf->base = c->w->readbuf;
-    buf->len = sizeof(c->w->readbuf);
+    c2s_worker_t *cw = c2s__worker(c->w);
+    buf->base = cw->readbuf;
+    buf->len = sizeof(cw->readbuf);
 }
 
 static void link_conn(worker_t *w, conn_t *c)
 {
+    c2s_worker_t *cw = c2s__worker(w);
     c->w = w;
     c->prev = NULL;
-    c->next = w->conns;
-    if (w->conns)
-        w->conns->prev = c;
-    w->conns = c;
+    c->next = cw->conns;
+    if (cw->conns)
+        cw->conns->prev = c;
+    cw->conns = c;
 }
 
 static void pending_remove(conn_t *c)
@@ -51,7 +53,7 @@ static void pending_remove(conn_t *c)
     if (c->out_prev)
         c->out_prev->out_next = c->out_next;
     else
-        c->w->out_pending = c->out_next;
+        c2s__worker(c->w)->out_pending = c->out_next;
     if (c->out_next)
         c->out_next->out_prev = c->out_prev;
     c->out_next = c->out_prev = NULL;
@@ -63,25 +65,25 @@ static void pending_add(conn_t *c)
 {
     if (c->out_pending)
         return;
-    worker_t *w = c->w;
+    c2s_worker_t *cw = c2s__worker(c->w);
     c->out_pending = 1;
     c->out_prev = NULL;
-    c->out_next = w->out_pending;
-    if (w->out_pending)
-        w->out_pending->out_prev = c;
-    w->out_pending = c;
-    worker__output_pending(w);
+    c->out_next = cw->out_pending;
+    if (cw->out_pending)
+        cw->out_pending->out_prev = c;
+    cw->out_pending = c;
+    worker__turn_pending(c->w);
 }
 
 /* Off its worker (freed or handed over): never flushed there again. */
 static void unlink_conn(conn_t *c)
 {
-    worker_t *w = c->w;
+    c2s_worker_t *cw = c2s__worker(c->w);
     pending_remove(c);
     if (c->prev)
         c->prev->next = c->next;
-    else if (w->conns == c)
-        w->conns = c->next;
+    else if (cw->conns == c)
+        cw->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
     c->next = c->prev = NULL;
@@ -99,11 +101,10 @@ static void free_conn(conn_t *c)
     hearth_buf_free(&c->outq);
     hearth_buf_free(&c->inflight);
     hearth_buf_free(&c->held);
-    sm__free(c);
-    for (size_t i = 0; i < c->csi_n; i++)
-        hearth_bytes_unref(c->csi_q[i]);
-    free(c->csi_q);
-    hearth_jid_clear(&c->jid);
+    if (c->pa) {
+        c->pa->conn = NULL;
+        preauth__unref(c->pa);
+    }
     free(c->bare);
     free(c);
     __atomic_sub_fetch(&srv->live_conns, 1, __ATOMIC_ACQ_REL);
@@ -126,8 +127,29 @@ static void unpause(conn_t *c)
 {
     if (c->read_paused) {
         c->read_paused = 0;
-        c->w->npaused--;
+        c2s__worker(c->w)->npaused--;
     }
+}
+
+static void on_resume_timer(uv_timer_t *t)
+{
+    c2s_worker_t *cw = t->data;
+    if (cw->npaused && storage_outstanding(cw->w->srv->storage) > CONN_STORAGE_LOW_WATER)
+        return;
+    uv_timer_stop(t);
+    for (conn_t *c = cw->conns, *next; c && cw->npaused; c = next) {
+        next = c->next;
+        if (c->read_paused)
+            conn__resume_reading(c);
+    }
+}
+
+/* A connection stopped reading for back-pressure: the worker checks when to resume it. */
+static void paused(conn_t *c)
+{
+    c2s_worker_t *cw = c2s__worker(c->w);
+    if (cw->npaused++ == 0)
+        uv_timer_start(&cw->resume_timer, on_resume_timer, 5, 5);
 }
 
 void conn__resume_reading(conn_t *c)
@@ -144,12 +166,15 @@ static void close_handles(conn_t *c)
         return;
     unpause(c);
     c->handles_closing = 1;
-    if (c->offline_pump)
-        message__offline_pump(c); /* ends it: what was not written stays offline */
-    c->handles_closing = 0;
-    c->handles_closing = 1;
     c->closing = 1;
-    session__unbind(c);
+    if (c->pa)
+        c->pa->conn = NULL;
+    c2s_session_t *cs = c->cs;
+    if (cs) { /* not detached: it ends with its connection (on the next loop turn) */
+        c->cs = NULL;
+        cs->c = NULL;
+        csession__end_later(cs);
+    }
     if (c->preauth_counted) {
         server__preauth_leave(c->w->srv, c->ip);
         c->preauth_counted = 0;
@@ -180,11 +205,13 @@ void conn__unref(conn_t *c)
 
 /* Moves only when nothing refers to the connection on this worker any more: no output in
  * flight, no callback (storage, thread pool, a read in progress) that would find it gone. */
+static void detach_for_handoff(conn_t *c);
+
 void conn__try_handoff(conn_t *c)
 {
     if (c->writing || c->outq.len || c->refs > 0 || c->handoff_detached || c->handles_closing)
         return;
-    conn__detach_for_handoff(c);
+    detach_for_handoff(c);
 }
 
 void conn__abort(conn_t *c)
@@ -221,10 +248,8 @@ static void start_write(conn_t *c, size_t done)
  * waits for the end of output (a close, a hand-over) happens. */
 static void drained(conn_t *c)
 {
-    if (c->sm.resending)
-        sm__pump(c);
-    if (c->offline_pump)
-        message__offline_pump(c);
+    if (c->cs && !c->closing)
+        csession__drained(c->cs);
     if (!c->writing)
         maybe_finish_output(c);
 }
@@ -235,7 +260,7 @@ static void on_write(uv_write_t *req, int status)
     c->writing = 0;
     hearth_buf_reset(&c->inflight);
     if (status < 0) {
-        if (status == UV_ECANCELED && (c->sm.detached || c->handles_closing))
+        if (status == UV_ECANCELED && c->handles_closing)
             return; /* the socket was closed under the write on purpose */
         hlog_conn(LOG_DEBUG, c->id, conn__log_jid(c), "write: %s", uv_strerror(status));
         if (!sm__lost(c))
@@ -266,7 +291,7 @@ static void fail_later(conn_t *c)
 /* One write of outq: directly as far as the socket takes it, uv_write for the rest. */
 static void flush_one(conn_t *c)
 {
-    if (c->close_now || c->handles_closing || c->handoff_detached || c->sm.detached || c->writing)
+    if (c->close_now || c->handles_closing || c->handoff_detached || c->writing)
         return; /* on_write of the write in progress puts it back on the list */
     size_t done = 0;
     if (c->outq.len) {
@@ -291,8 +316,9 @@ void conn__flush_pending(worker_t *w)
 {
     /* A pump refilling a drained connection puts it back on the list: it is written again
      * until the socket is full (then on_write takes over) or the pump is done. */
+    c2s_worker_t *cw = c2s__worker(w);
     conn_t *c;
-    while ((c = w->out_pending)) {
+    while ((c = cw->out_pending)) {
         pending_remove(c);
         flush_one(c);
     }
@@ -300,7 +326,7 @@ void conn__flush_pending(worker_t *w)
 
 static void write_raw(conn_t *c, const char *data, size_t len)
 {
-    if (c->close_now || c->handles_closing || c->handoff_detached || c->sm.detached)
+    if (c->close_now || c->handles_closing || c->handoff_detached)
         return;
     if (c->outq.len + len > CONN_MAX_OUTQ) {
         hlog_conn(LOG_WARN, c->id, conn__log_jid(c), "output queue over %u bytes: closing",
@@ -339,6 +365,8 @@ static void tls_handshake_done(void *ud)
 {
     conn_t *c = ud;
     c->secure = 1;
+    if (c->pa)
+        c->pa->secure = 1;
     hlog_conn(LOG_DEBUG, c->id, conn__log_jid(c), "TLS established (%s%s%s)",
               hearth_tls_version(c->tls), hearth_tls_alpn(c->tls) ? ", ALPN " : "",
               hearth_tls_alpn(c->tls) ? hearth_tls_alpn(c->tls) : "");
@@ -358,7 +386,7 @@ int conn__start_tls(conn_t *c)
 
 void conn__send(conn_t *c, const char *data, size_t len)
 {
-    if (c->closing || c->close_now || c->handles_closing || c->sm.detached)
+    if (c->closing || c->close_now || c->handles_closing)
         return; /* nothing follows </stream:stream> */
     if (c->tls) {
         if (hearth_tls_write(c->tls, data, len)) {
@@ -376,97 +404,11 @@ void conn__send_str(conn_t *c, const char *s)
     conn__send(c, s, strlen(s));
 }
 
-static void send_now(conn_t *c, const char *data, size_t len);
-
-/* The sender of held presence (its from attribute, as our serialiser writes it). */
-static size_t from_of(const char *data, size_t len, const char **from)
-{
-    const char *p = memmem(data, len, " from='", 7);
-    const char *end = p ? memchr(p + 7, '\'', len - (size_t)(p + 7 - data)) : NULL;
-    *from = p ? p + 7 : NULL;
-    return end ? (size_t)(end - (p + 7)) : 0;
-}
-
-static int csi_important(const char *data, size_t len)
-{
-    if (len > 9 && !memcmp(data, "<presence", 9))
-        return 0;
-    if (len > 8 && !memcmp(data, "<message", 8) && !memmem(data, len, "<body", 5))
-        return 0; /* chat states, receipts alone */
-    return 1;
-}
-
-static void csi_flush(conn_t *c)
-{
-    hearth_bytes_t **q = c->csi_q;
-    size_t n = c->csi_n;
-    c->csi_q = NULL;
-    c->csi_n = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (q[i])
-            send_now(c, q[i]->data, q[i]->len);
-        hearth_bytes_unref(q[i]);
-    }
-    free(q);
-}
-
-static int csi_hold(conn_t *c, const char *data, size_t len)
-{
-    if (!c->csi_q && !(c->csi_q = calloc(CONN_CSI_MAX, sizeof(*c->csi_q))))
-        return 0;
-    if (len > 9 && !memcmp(data, "<presence", 9)) {
-        const char *f, *g;
-        size_t fl = from_of(data, len, &f);
-        for (size_t i = 0; fl && i < c->csi_n; i++) { /* only the newest presence matters */
-            if (c->csi_q[i] && !memcmp(c->csi_q[i]->data, "<presence", 9) &&
-                from_of(c->csi_q[i]->data, c->csi_q[i]->len, &g) == fl && !memcmp(f, g, fl)) {
-                hearth_bytes_unref(c->csi_q[i]);
-                c->csi_q[i] = NULL;
-            }
-        }
-    }
-    if (c->csi_n == CONN_CSI_MAX)
-        return 0;
-    hearth_bytes_t *b = hearth_bytes_new(data, len);
-    if (!b)
-        return 0;
-    c->csi_q[c->csi_n++] = b;
-    return 1;
-}
-
-void conn__csi(conn_t *c, int active)
-{
-    c->csi_inactive = !active;
-    if (active)
-        csi_flush(c);
-}
-
-void conn__send_stanza(conn_t *c, const char *data, size_t len)
-{
-    if (c->closing || c->handles_closing || (c->close_now && !c->sm.enabled))
-        return; /* with stream management, a failing connection still queues (not lost) */
-    if (c->csi_inactive && !c->sm.detached) {
-        if (!csi_important(data, len) && csi_hold(c, data, len))
-            return;
-        csi_flush(c); /* what waited goes first, in order */
-    }
-    send_now(c, data, len);
-}
-
-static void send_now(conn_t *c, const char *data, size_t len)
-{
-    if (c->sm.enabled && sm__outbound(c, data, len))
-        return; /* detached: kept for the resumption */
-    conn__send(c, data, len);
-    if (c->sm.enabled)
-        sm__after_outbound(c);
-}
-
 void conn__send_node(conn_t *c, const hearth_xml_node_t *n)
 {
     hearth_buf_t b = HEARTH_BUF_INIT;
     if (hearth_xml_serialize(n, "jabber:client", &b) == 0)
-        conn__send_stanza(c, b.data, b.len);
+        conn__send(c, b.data, b.len);
     else
         conn__abort(c);
     hearth_buf_free(&b);
@@ -479,7 +421,7 @@ static void maybe_finish_output(conn_t *c)
     if (c->writing || c->outq.len)
         return;
     if (c->closing && !c->handles_closing) {
-        if (c->tls && !c->close_now && !c->sm.detached) {
+        if (c->tls && !c->close_now) {
             hearth_tls_shutdown(c->tls); /* close_notify, best effort: one direct write */
             if (c->outq.len) {
                 uv_buf_t b = uv_buf_init(c->outq.data, (unsigned)c->outq.len);
@@ -518,7 +460,8 @@ void conn__stream_error(conn_t *c, hearth_stream_error_t cond, const char *text)
         conn__send(c, b.data, b.len);
     hearth_buf_free(&b);
     c->closing = 1;
-    session__unbind(c); /* nothing more is routed to a closing session */
+    if (c->cs)
+        csession__end_later(c->cs); /* nothing more is routed to a closing session */
     maybe_finish_output(c);
 }
 
@@ -528,7 +471,8 @@ void conn__close_stream(conn_t *c)
         return;
     conn__send_str(c, "</stream:stream>");
     c->closing = 1;
-    session__unbind(c);
+    if (c->cs)
+        csession__end_later(c->cs);
     maybe_finish_output(c);
 }
 
@@ -537,6 +481,7 @@ void conn__close_stream(conn_t *c)
 static int setup(worker_t *w, conn_t *c)
 {
     c->id = __atomic_add_fetch(&w->srv->next_conn_id, 1, __ATOMIC_RELAXED);
+    c->pa->id = c->id;
     c->tcp.data = c;
     c->timer.data = c;
     hearth_xml_limits_t lim = HEARTH_XML_LIMITS_DEFAULT;
@@ -545,11 +490,26 @@ static int setup(worker_t *w, conn_t *c)
     return c->xml ? 0 : HEARTH_ENOMEM;
 }
 
+static void preauth_send(preauth_t *p, const char *data, size_t len)
+{
+    conn__send(p->conn, data, len);
+}
+
+static const preauth_ops_t preauth_ops = {.send = preauth_send};
+
 void conn__accept(worker_t *w, uv_stream_t *listener, int direct_tls)
 {
     conn_t *c = calloc(1, sizeof(*c));
-    if (!c)
+    preauth_t *pa = c ? calloc(1, sizeof(*pa)) : NULL;
+    if (!pa) {
+        free(c);
         return;
+    }
+    pa->ops = &preauth_ops;
+    pa->conn = c;
+    pa->w = w;
+    pa->refs = 1;
+    c->pa = pa;
     __atomic_add_fetch(&w->srv->live_conns, 1, __ATOMIC_ACQ_REL);
     link_conn(w, c);
     uv_tcp_init(&w->loop, &c->tcp);
@@ -566,6 +526,7 @@ void conn__accept(worker_t *w, uv_stream_t *listener, int direct_tls)
             uv_ip6_name((struct sockaddr_in6 *)&ss, c->ip, sizeof(c->ip));
         else
             uv_ip4_name((struct sockaddr_in *)&ss, c->ip, sizeof(c->ip));
+        memcpy(pa->ip, c->ip, sizeof(pa->ip));
     }
     uv_tcp_nodelay(&c->tcp, 1);
     hlog_conn(LOG_DEBUG, c->id, NULL, "accepted from %s%s", c->ip,
@@ -628,25 +589,9 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         storage_outstanding(c->w->srv->storage) > CONN_STORAGE_HIGH_WATER) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->read_paused = 1;
-        worker__paused(c->w);
+        paused(c);
     }
     conn__unref(c);
-}
-
-void conn__detach_socket(conn_t *c)
-{
-    if (!uv_is_closing((uv_handle_t *)&c->tcp)) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-    }
-    unpause(c);
-    sm__mark_detached(c);
-    c->writing = 0;
-    hearth_buf_free(&c->outq);
-    hearth_buf_free(&c->inflight);
-    /* TLS stays until the connection is freed: this may run inside one of its calls (a
-     * write callback from SSL_write or SSL_read). Nothing reaches it: sends check detached. */
-    uv_timer_stop(&c->timer);
 }
 
 /* ---- timers ---- */
@@ -675,28 +620,43 @@ void conn__timer_in(conn_t *c, uint64_t ms)
 
 /* ---- hand-over to another worker ---- */
 
+static void adopt(worker_t *w, void *arg);
+
+static void handoff_dropped(void *arg)
+{
+    conn_t *c = arg; /* the target worker exited before adopting it */
+    close(c->handoff_fd);
+    server_t *srv = c->w->srv;
+    if (c->pa) {
+        c->pa->conn = NULL;
+        preauth__unref(c->pa);
+    }
+    auth__free(c);
+    if (c->tls)
+        hearth_tls_free(c->tls);
+    if (c->xml)
+        hearth_xml_stream_free(c->xml);
+    hearth_buf_free(&c->outq);
+    hearth_buf_free(&c->inflight);
+    hearth_buf_free(&c->held);
+    free(c->bare);
+    free(c);
+    __atomic_sub_fetch(&srv->live_conns, 1, __ATOMIC_ACQ_REL);
+}
+
 static void on_handoff_closed(uv_handle_t *h)
 {
     conn_t *c = h->data;
     if (--c->handles_open > 0)
         return;
     worker_t *target = c->handoff_target;
-    inbox_msg_t *m = calloc(1, sizeof(*m));
-    if (!m) {
-        close(c->handoff_fd);
-        c->handles_closing = 1;
-        free_conn(c);
-        return;
-    }
     unlink_conn(c);
-    m->kind = INBOX_HANDOFF;
-    m->u.conn = c;
-    worker__post(target, m);
+    worker__call(target, adopt, handoff_dropped, c);
 }
 
 /* Output is flushed: release the socket from this loop (keeping a dup of the descriptor) and
  * post the connection to its home worker. */
-void conn__detach_for_handoff(conn_t *c)
+static void detach_for_handoff(conn_t *c)
 {
     uv_os_fd_t fd;
     if (uv_fileno((uv_handle_t *)&c->tcp, &fd) || (c->handoff_fd = dup(fd)) < 0) {
@@ -710,9 +670,13 @@ void conn__detach_for_handoff(conn_t *c)
     uv_close((uv_handle_t *)&c->timer, on_handoff_closed);
 }
 
-void conn__adopt(worker_t *w, conn_t *c)
+/* On the new worker. */
+static void adopt(worker_t *w, void *arg)
 {
+    conn_t *c = arg;
     link_conn(w, c);
+    if (c->pa)
+        c->pa->w = w;
     uv_tcp_init(&w->loop, &c->tcp);
     uv_timer_init(&w->loop, &c->timer);
     c->tcp.data = c;
@@ -730,8 +694,7 @@ void conn__adopt(worker_t *w, conn_t *c)
         conn__stream_error(c, HEARTH_STREAM_ERR_SYSTEM_SHUTDOWN, NULL);
         return;
     }
-    c2s__restart_stream(c);
-    conn__arm_timer(c);
+    c2s__on_adopted(c);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read))
         conn__abort(c);
 }

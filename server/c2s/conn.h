@@ -15,9 +15,51 @@
 #include "hearth/xml.h"
 #include "hearth/xmpp_error.h"
 #include "c2s/sm.h"
+#include "core/module.h"
 #include "core/server.h"
+#include "core/session.h"
 
-typedef struct offline_pump offline_pump_t;
+typedef struct conn conn_t;
+
+/* A client's session as c2s carries it: what modules see (s, first, so that a session_t* is
+ * a c2s_session_t*), and what belongs to the stream protocol but outlives one connection:
+ * stream management (XEP-0198) and client state indication (XEP-0352). */
+typedef struct c2s_session {
+    session_t s;
+    conn_t *c; /* the connection carrying it; NULL while detached */
+    sm_state_t sm;
+    /* While inactive, presence and messages without a body wait (the newest presence per
+     * sender only) until something important is sent or the client is active again. */
+    int csi_inactive;
+    hearth_bytes_t **csi_q;
+    size_t csi_n;
+    uv_timer_t timer; /* while detached: the resumption deadline */
+    int timer_open;   /* timer initialised, not yet closed */
+    int end_posted;   /* the run queue holds its end */
+} c2s_session_t;
+
+/* What c2s keeps per worker (core slot): its connections, output to flush at the turn's end,
+ * back-pressure, the SASL context, the budget of detached sessions. */
+typedef struct c2s_worker {
+    worker_t *w;
+    conn_t *conns;       /* every connection this loop owns (doubly linked) */
+    conn_t *out_pending; /* connections with output not yet written this turn */
+    unsigned npaused;    /* connections whose reading waits for storage to catch up */
+    uv_timer_t resume_timer;
+    hearth_sasl_t *sasl;
+    size_t sm_detached_bytes; /* what detached sessions hold, bounded by c2s.resume_budget */
+    uv_timer_t sm_budget_timer;
+    int sm_budget_timer_open;
+    char readbuf[65536]; /* reads are processed synchronously, so one buffer serves all */
+} c2s_worker_t;
+
+c2s_worker_t *c2s__worker(worker_t *w);
+/* At start-up: the worker layer, the slot; per worker: its state. */
+int c2s__init(server_t *srv);
+int c2s__worker_init(worker_t *w);
+void c2s__worker_free(worker_t *w);
+/* The listener callback (listener->data: (void *)1 for direct TLS). */
+void c2s__on_connection(uv_stream_t *listener, int status);
 
 typedef enum {
     C2S_WAIT_HEADER, /* waiting for the client's stream header */
@@ -32,7 +74,7 @@ typedef enum {
 typedef enum { PENDING_NONE, PENDING_STARTTLS, PENDING_AUTHED } pending_t;
 
 /* Output queue bound: a reader this far behind is cut with <policy-violation/>. */
-#define CONN_MAX_OUTQ (4u * 1024 * 1024)
+#define CONN_MAX_OUTQ SESSION_OUTPUT_MAX
 /* Storage requests outstanding past which connections stop reading, and below which they
  * read again. */
 #define CONN_STORAGE_HIGH_WATER 128
@@ -50,7 +92,7 @@ struct conn {
     int refs; /* pending async work (storage, thread pool) holding the conn alive */
     char ip[64];
 
-    conn_t *next, *prev; /* worker->conns */
+    conn_t *next, *prev; /* c2s_worker->conns */
 
     hearth_tls_t *tls;
     int direct_tls;
@@ -93,31 +135,14 @@ struct conn {
     char *sasl_initial;   /* the client's first message, kept until the secret arrives */
     size_t sasl_initial_len;
 
-    /* Session */
-    char *bare;       /* authenticated bare JID */
-    hearth_jid_t jid; /* bound full JID */
-    user_t *user;
-    conn_t *user_next;
+    /* Authentication and binding */
+    char *bare;        /* authenticated bare JID */
     int binding;       /* waiting for the user's state before the bind completes */
     hearth_buf_t held; /* stanzas pipelined behind the bind, replayed once it completes */
+    preauth_t *pa;     /* how modules reach the stream before authentication */
 
-    /* IM state of a bound session (modules/presence.c, roster.c, blocking.c) */
-    int roster_interested;    /* asked for the roster: gets pushes */
-    int blocklist_interested; /* asked for the block list: gets pushes */
-    int available;            /* sent available presence */
-    int priority;
-    hearth_bytes_t *presence; /* its last available presence, from its full JID, no 'to' */
-    strmap_t directed;        /* JIDs given directed available presence (buckets NULL: none) */
-
-    int carbons;                       /* XEP-0280 enabled */
-    struct offline_pump *offline_pump; /* offline messages going out as output drains */
-    /* Client state indication (XEP-0352): while inactive, presence and messages without a
-     * body wait (the newest presence per sender only) until something important is sent or
-     * the client is active again. */
-    int csi_inactive;
-    hearth_bytes_t **csi_q;
-    size_t csi_n;
-    sm_state_t sm;
+    /* The bound session (NULL before the bind); it may outlive this connection. */
+    c2s_session_t *cs;
 
     /* Liveness */
     uint64_t accepted_ms;
@@ -134,35 +159,27 @@ struct conn {
 
 /* conn.c */
 void conn__accept(worker_t *w, uv_stream_t *listener, int direct_tls);
-void conn__adopt(worker_t *w, conn_t *c); /* INBOX_HANDOFF on the new worker */
-/* Writes plaintext to the peer (through TLS when active). Copies data. */
+/* Writes bytes to the peer (through TLS when active). Copies data. */
 void conn__send(conn_t *c, const char *data, size_t len);
 void conn__send_str(conn_t *c, const char *s);
-/* Sends a stanza (message, presence, iq): counted and kept by stream management. */
-void conn__send_stanza(conn_t *c, const char *data, size_t len);
-void conn__csi(conn_t *c, int active); /* XEP-0352 <active/> / <inactive/> */
-/* The socket is gone but the session stays (stream management resumption): closes the TCP
- * handle and drops TLS, the parser and unsent bytes; the timer and the session remain. */
-void conn__detach_socket(conn_t *c);
-/* Serialises a stanza (default namespace jabber:client) and sends it. */
+/* Serialises a stanza (default namespace jabber:client) and writes it (not counted: for the
+ * stream before a session is bound). */
 void conn__send_node(conn_t *c, const hearth_xml_node_t *n);
-/* Sends a stream error (and a header first if none was sent), then closes the stream. */
+/* Sends a stream error (and a header first if none was sent), then closes the stream; the
+ * session it carries ends. */
 void conn__stream_error(conn_t *c, hearth_stream_error_t cond, const char *text);
-/* Sends </stream:stream> and closes once flushed. */
+/* Sends </stream:stream> and closes once flushed; the session it carries ends. */
 void conn__close_stream(conn_t *c);
-/* Closes at once (peer gone or fatal error). */
+/* Closes at once (peer gone or fatal error); a session it still carries ends. */
 void conn__abort(conn_t *c);
 void conn__ref(conn_t *c);
 void conn__unref(conn_t *c);
 void conn__arm_timer(conn_t *c);
 void conn__timer_in(conn_t *c, uint64_t ms);
 int conn__start_tls(conn_t *c);
-void conn__detach_for_handoff(conn_t *c);
-void conn__try_handoff(conn_t *c); /* detach once output and references are done */
+void conn__try_handoff(conn_t *c); /* moves to its handoff_target once output is done */
 void conn__resume_reading(conn_t *c);
-/* Once per loop turn (the worker's check handle): one write for each connection with output
- * produced since the last turn. */
-void conn__flush_pending(worker_t *w);
+void conn__flush_pending(worker_t *w); /* the worker layer's turn end */
 const char *conn__log_jid(const conn_t *c);
 
 /* stream.c: the c2s protocol over a parsed stream */
@@ -176,6 +193,10 @@ void c2s__send_features(conn_t *c);
 void c2s__send_header(conn_t *c);
 void c2s__replay_held(conn_t *c); /* stanzas that arrived while the bind was completing */
 void c2s__on_timer(conn_t *c);
+void c2s__on_adopted(conn_t *c); /* on its home worker after the hand-over */
+/* An error reply for st to the stream it came from (before or after the bind). */
+void c2s__reply_error(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena,
+                      hearth_stanza_error_t cond, const char *text);
 
 /* auth.c */
 void auth__start(conn_t *c, hearth_xml_node_t *auth, hearth_arena_t *arena);
@@ -195,49 +216,28 @@ typedef struct c2s_bindings {
 } c2s_bindings_t;
 size_t c2s__bindings(const conn_t *c, c2s_bindings_t *out);
 
-/* session.c */
-void session__bind(conn_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena);
-void session__unbind(conn_t *c); /* on close */
-conn_t *session__find(worker_t *w, const char *bare, const char *resource);
+/* bind.c */
+void bind__start(conn_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena);
 
-/* router.c */
-void router__from_client(conn_t *c, hearth_xml_node_t *stanza, hearth_arena_t *arena);
-void router__deliver(worker_t *w, inbox_msg_t *m); /* INBOX_ROUTE on the home worker */
-/* Hands serialised stanza bytes to the home worker of to (a direct call when that is w). */
-void router__route(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
-                   const char *type, hearth_bytes_t *bytes);
-/* The same, for a message carrying the stanza id sid given for its recipient. */
-void router__route_sid(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
-                       const char *type, const char *sid, hearth_bytes_t *bytes);
-/* A message with the sender's stream-management settlement to come. Unlike the others it
- * reports failure (out of memory): then nothing was handed over and nothing is marked. */
-int router__route_settled(worker_t *w, const char *to, const char *from, const char *type,
-                          const char *sid, conn_t *sender, hearth_bytes_t *bytes);
-/* A message a session that ended had not acknowledged, back to delivery: to its own
- * resource, else to the account's connected resources (never to sessions that wait for a
- * resumption, where nobody reads it), else offline storage. */
-void router__reroute_node(worker_t *w, const char *to, hearth_xml_node_t *st);
-/* Fan-out: one stanza for many recipients, serialised once and handed to each destination
- * worker as ONE inbox message listing its recipients (not one per recipient). */
-typedef struct route_batch route_batch_t;
-route_batch_t *router__batch_new(worker_t *w, stanza_kind_t kind, const char *from,
-                                 const char *type, hearth_bytes_t *bytes);
-void router__batch_add(route_batch_t *b, const char *to);
-void router__batch_send(route_batch_t *b);               /* consumes b */
-void router__deliver_multi(worker_t *w, inbox_msg_t *m); /* INBOX_ROUTE_MULTI; consumes m */
-/* The destination is done with m: the sender's h may count it. */
-void router__settle(worker_t *w, const inbox_msg_t *m);
-void router__settle_local(worker_t *w, const char *full, const char *sm_id, uint32_t seq);
-/* An error reply for a routed stanza, sent back to its sender (never for errors or results). */
-void router__bounce(worker_t *w, const inbox_msg_t *m, hearth_stanza_error_t cond,
-                    const char *text);
-/* Sends an error reply for stanza (from and to swapped) to the connection it came from. */
-void router__reply_error(conn_t *c, hearth_xml_node_t *stanza, hearth_arena_t *arena,
-                         hearth_stanza_error_t cond, const char *text);
-
-/* modules/core.c: IQs addressed to the server or to a local account's bare JID. where is one
- * IQ_TO_* of modules/module.h; to is the prepared domain or bare JID. */
-void server_iq__handle(conn_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena, int where,
-                       const char *to);
+/* csession.c: the session a connection carries */
+/* Makes the session for the bound jid (taken) on c, in u's list. NULL on ENOMEM. */
+c2s_session_t *csession__new(conn_t *c, user_t *u, hearth_jid_t *jid);
+/* The connection is gone but the session stays for a resumption (XEP-0198). */
+void csession__detach(c2s_session_t *cs);
+/* A resumption: c carries cs from now on (its previous connection, if any, is dropped). */
+void csession__attach(c2s_session_t *cs, conn_t *c);
+/* The session ends: out of its user's list (hooks), its unacknowledged messages back to
+ * delivery, its connection (if any) no longer carries it. Idempotent. Only where no walk of
+ * the account's sessions can be under way (a timer, the run queue); elsewhere end_later. */
+void csession__end(c2s_session_t *cs);
+/* The end is decided now (nothing more is delivered to it), done on the next loop turn. */
+void csession__end_later(c2s_session_t *cs);
+/* Output of its connection drained (paced senders go on). */
+void csession__drained(c2s_session_t *cs);
+void csession__csi(c2s_session_t *cs, int active); /* XEP-0352 <active/> / <inactive/> */
+static inline c2s_session_t *csession__of(session_t *s)
+{
+    return (c2s_session_t *)s;
+}
 
 #endif

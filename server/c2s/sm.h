@@ -56,33 +56,38 @@ typedef struct sm_state {
     size_t resend_i;      /* next queue position to resend */
 } sm_state_t;
 
+typedef struct c2s_session c2s_session_t;
+
 /* The element is one of ours (enable, r, a, resume in either namespace). */
 int sm__is_sm(const hearth_xml_node_t *el);
-/* Handles an SM element on a session (bound, or authenticated for <resume/>). */
+/* Handles an SM element on a connection (bound, or authenticated for <resume/>). */
 void sm__element(conn_t *c, hearth_xml_node_t *el, hearth_arena_t *arena);
 /* Before auth: <resume/> and <enable/> get <failed><unexpected-request/></failed>. */
 void sm__refuse(conn_t *c, hearth_xml_node_t *el);
 /* Counting of a client stanza around its dispatch. */
-void sm__begin_inbound(conn_t *c);
-void sm__end_inbound(conn_t *c);
-/* A routed message of this session was settled (delivered, stored, bounced or dropped). */
-void sm__settle(conn_t *c, uint32_t seq);
-/* Counts and keeps a stanza sent to the client (a copy). Returns 0 to send it now, 1 when the
- * session is detached (kept only). */
-int sm__outbound(conn_t *c, const char *data, size_t len);
+void sm__begin_inbound(c2s_session_t *cs);
+void sm__end_inbound(c2s_session_t *cs);
+/* The stanza being dispatched goes elsewhere: its settlement token (1 when counted). */
+int sm__defer_settle(c2s_session_t *cs, char *sm_id, uint32_t *seq);
+/* A routed stanza of this session was settled (delivered, stored, bounced or dropped). */
+void sm__settle(c2s_session_t *cs, uint32_t seq);
+/* Counts and keeps a stanza sent to the client (a copy). Returns 0 to send it now, 1 when it
+ * is kept only (detached, resending, or the session ends for a full queue). */
+int sm__outbound(c2s_session_t *cs, const char *data, size_t len);
 /* After a stanza went out: asks the client for an acknowledgement every few stanzas. */
-void sm__after_outbound(conn_t *c);
-/* The connection is lost (EOF, error, output overflow, ping timeout): 1 when the session was
- * detached for resumption instead of ended. */
+void sm__after_outbound(c2s_session_t *cs);
+/* The connection is lost (EOF, error, output overflow, ping timeout): 1 when its session was
+ * detached for resumption (the connection is then closed), 0 when it is not kept. */
 int sm__lost(conn_t *c);
 /* The session ends for good: its unacknowledged messages are delivered again (another
  * resource, or offline storage). Call once it is unbound. */
-void sm__reroute(conn_t *c);
-void sm__free(conn_t *c);
-/* The socket is gone, the session stays: counted in the worker's budget for detached sessions
- * (c2s.resume_budget); past it the oldest detached sessions end on the next loop turn. */
-void sm__mark_detached(conn_t *c);
+void sm__reroute(c2s_session_t *cs);
+void sm__free(c2s_session_t *cs);
 /* Output drained during a resumption's resend: the next part of the queue. */
-void sm__pump(conn_t *c);
+void sm__pump(c2s_session_t *cs);
+/* Detached sessions are counted in the worker's budget (c2s.resume_budget); past it the
+ * oldest end on the next loop turn. */
+void sm__mark_detached(c2s_session_t *cs);
+void sm__unmark_detached(c2s_session_t *cs);
 
 #endif

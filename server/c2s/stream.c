@@ -7,7 +7,8 @@
 
 #include "c2s/conn.h"
 #include "core/log.h"
-#include "modules/im.h"
+#include "core/router.h"
+#include "core/user.h"
 
 #define NS_CLIENT "jabber:client"
 #define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
@@ -80,13 +81,12 @@ void c2s__send_features(conn_t *c)
         rc = rc
                  ?: hearth_buf_printf(&b,
                                       "<bind xmlns='%s'/><session xmlns='%s'><optional/></session>"
-                                      "<ver xmlns='urn:xmpp:features:rosterver'/>"
-                                      "<sub xmlns='urn:xmpp:features:pre-approval'/>"
                                       "<sm xmlns='urn:xmpp:sm:2'/><sm xmlns='urn:xmpp:sm:3'/>"
                                       "<csi xmlns='urn:xmpp:csi:0'/>"
                                       "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' "
                                       "node='%s' ver='%s'/>",
                                       NS_BIND, NS_SESSION, MODULES_CAPS_NODE, modules__caps_ver());
+        rc = rc ?: modules__stream_features(&b);
     } else {
         if (!c->secure && c->w->srv->tls)
             rc = rc
@@ -104,10 +104,8 @@ void c2s__send_features(conn_t *c)
         }
         if (any)
             rc = rc ?: hearth_buf_append_str(&b, "</mechanisms>");
-        if (register__offered(c))
-            rc = rc
-                     ?: hearth_buf_append_str(
-                            &b, "<register xmlns='http://jabber.org/features/iq-register'/>");
+        if (c->pa)
+            rc = rc ?: modules__preauth_features(c->pa, &b);
         c2s_bindings_t cb;
         if (plus && c2s__bindings(c, &cb)) {
             rc = rc
@@ -218,20 +216,37 @@ static void preauth_stanza(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *are
         auth__abort(c);
     } else if (sm__is_sm(st)) {
         sm__refuse(c, st);
-    } else if (is(st, "iq", NS_CLIENT) && c->state == C2S_PREAUTH &&
-               register__preauth(c, st, arena)) {
+    } else if (is(st, "iq", NS_CLIENT) && c->state == C2S_PREAUTH && c->pa &&
+               modules__preauth_iq(c->pa, st, arena)) {
         return;
     } else {
         conn__stream_error(c, HEARTH_STREAM_ERR_NOT_AUTHORIZED, "authenticate first");
     }
 }
 
-static void session_iq(conn_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena)
+static void session_iq(c2s_session_t *cs, hearth_xml_node_t *iq, hearth_arena_t *arena)
 {
     hearth_xml_node_t *r = hearth_xml_new(arena, "iq", NS_CLIENT);
     hearth_xml_set_attr(arena, r, "type", "result");
     hearth_xml_set_attr(arena, r, "id", hearth_xml_attr(iq, "id"));
-    conn__send_node(c, r);
+    session__send_node(&cs->s, r);
+}
+
+void c2s__reply_error(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena,
+                      hearth_stanza_error_t cond, const char *text)
+{
+    const char *type = hearth_xml_attr(st, "type");
+    if (type && !strcmp(type, "error"))
+        return; /* never answer an error with an error */
+    if (c->cs) {
+        router__reply_error(&c->cs->s, st, arena, cond, text);
+        return;
+    }
+    hearth_xml_set_attr(arena, st, "from", NULL);
+    /* Before binding, a stanza without 'to' goes to the server: its errors come from the
+     * domain, or from nobody once authenticated (RFC 6120 §10.3.3: the account's). */
+    router__make_error(st, arena, cond, text, c->bare ? NULL : c->w->srv->set.domain);
+    conn__send_node(c, st);
 }
 
 /* Pipelined behind the bind (XEP-0305 style): kept, bounded, replayed in order. */
@@ -242,7 +257,8 @@ static void c2s__hold(conn_t *c, hearth_xml_node_t *st)
                            "too much sent before the bind completed");
 }
 
-static void bound_stanza(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena);
+static void bound_stanza(conn_t *c, c2s_session_t *cs, hearth_xml_node_t *st,
+                         hearth_arena_t *arena);
 
 void c2s__on_stanza(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
 {
@@ -263,7 +279,8 @@ void c2s__on_stanza(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
     }
     if (!strcmp(st->ns, "urn:xmpp:csi:0") &&
         (!strcmp(st->name, "active") || !strcmp(st->name, "inactive"))) {
-        conn__csi(c, !strcmp(st->name, "active"));
+        if (c->cs)
+            csession__csi(c->cs, !strcmp(st->name, "active"));
         return;
     }
     if (sm__is_sm(st)) {
@@ -284,10 +301,10 @@ void c2s__on_stanza(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
     int is_iq_set = !strcmp(st->name, "iq") && type && !strcmp(type, "set") && payload;
     if (is_iq_set && is(payload, "bind", NS_BIND)) {
         if (c->state == C2S_WAIT_BIND)
-            session__bind(c, st, arena);
+            bind__start(c, st, arena);
         else
-            router__reply_error(c, st, arena, HEARTH_STANZA_ERR_NOT_ALLOWED,
-                                "a resource is already bound on this stream");
+            c2s__reply_error(c, st, arena, HEARTH_STANZA_ERR_NOT_ALLOWED,
+                             "a resource is already bound on this stream");
         return;
     }
     if (c->binding) {
@@ -296,35 +313,51 @@ void c2s__on_stanza(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
     }
     if (c->state == C2S_WAIT_BIND) {
         if (is_iq_set && is(payload, "session", NS_SESSION)) {
-            router__reply_error(c, st, arena, HEARTH_STANZA_ERR_NOT_ALLOWED,
-                                "bind a resource first");
+            c2s__reply_error(c, st, arena, HEARTH_STANZA_ERR_NOT_ALLOWED, "bind a resource first");
             return;
         }
         conn__stream_error(c, HEARTH_STREAM_ERR_NOT_AUTHORIZED, "bind a resource first");
         return;
     }
-    /* A reply may end this very session (output bound, unacknowledged queue full) and unbind
-     * it; the handlers keep using the user's state, so it is held for the dispatch. */
-    user_t *u = c->user;
-    if (u)
-        user__hold(u);
-    sm__begin_inbound(c);
-    bound_stanza(c, st, arena);
-    sm__end_inbound(c);
-    if (u)
-        user__release(c->w, u);
+    /* The session's end is only ever decided during the dispatch (it happens on the next
+     * loop turn), so it and its user stay valid throughout; held for the handlers anyway. */
+    c2s_session_t *cs = c->cs;
+    if (!cs || cs->s.ending)
+        return;
+    session__ref(&cs->s);
+    sm__begin_inbound(cs);
+    bound_stanza(c, cs, st, arena);
+    sm__end_inbound(cs);
+    session__unref(&cs->s);
 }
 
-static void bound_stanza(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena)
+/* The client's answer to the server's idle ping (XEP-0199): liveness, nothing to route. */
+static int ping_answer(conn_t *c, hearth_xml_node_t *st)
+{
+    const char *type = hearth_xml_attr(st, "type");
+    const char *id = hearth_xml_attr(st, "id");
+    const char *to = hearth_xml_attr(st, "to");
+    if (!c->ping_outstanding || strcmp(st->name, "iq") || !type ||
+        (strcmp(type, "result") && strcmp(type, "error")) || !id || strcmp(id, c->ping_id))
+        return 0;
+    if (to && strcmp(to, c->w->srv->set.domain))
+        return 0;
+    c->ping_outstanding = 0;
+    return 1;
+}
+
+static void bound_stanza(conn_t *c, c2s_session_t *cs, hearth_xml_node_t *st, hearth_arena_t *arena)
 {
     hearth_xml_node_t *payload = hearth_xml_first_element(st);
     const char *type = hearth_xml_attr(st, "type");
     int is_iq_set = !strcmp(st->name, "iq") && type && !strcmp(type, "set") && payload;
     if (is_iq_set && is(payload, "session", NS_SESSION) && !hearth_xml_attr(st, "to")) {
-        session_iq(c, st, arena);
+        session_iq(cs, st, arena);
         return;
     }
-    router__from_client(c, st, arena);
+    if (ping_answer(c, st))
+        return;
+    router__from_session(&cs->s, st, arena);
 }
 
 static void replay_one(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
@@ -338,7 +371,7 @@ void c2s__replay_held(conn_t *c)
         return;
     hearth_buf_t held = c->held;
     c->held = (hearth_buf_t)HEARTH_BUF_INIT;
-    im__parse(held.data, held.len, replay_one, c);
+    router__parse(held.data, held.len, replay_one, c);
     hearth_buf_free(&held);
 }
 
@@ -375,6 +408,11 @@ void c2s__after_read(conn_t *c)
         return;
     case PENDING_AUTHED: {
         worker_t *home = worker__home(c->w->srv, c->bare);
+        if (c->pa) { /* authenticated: what modules held of the stream before is gone */
+            c->pa->conn = NULL;
+            preauth__unref(c->pa);
+            c->pa = NULL;
+        }
         c2s__restart_stream(c);
         if (home == c->w) {
             conn__arm_timer(c);
@@ -417,15 +455,16 @@ void conn__arm_timer(conn_t *c)
     conn__timer_in(c, due > now ? due - now : 1);
 }
 
+void c2s__on_adopted(conn_t *c)
+{
+    c2s__restart_stream(c);
+    conn__arm_timer(c);
+}
+
 void c2s__on_timer(conn_t *c)
 {
     const settings_t *s = &c->w->srv->set;
     uint64_t now = uv_now(&c->w->loop);
-    if (c->sm.detached) {
-        hlog_conn(LOG_INFO, c->id, conn__log_jid(c), "not resumed in time: session ends");
-        conn__abort(c);
-        return;
-    }
     if (c->auth_fail_pending) {
         auth__fail_now(c);
         if (!c->closing)
@@ -461,12 +500,13 @@ void c2s__on_timer(conn_t *c)
                  __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
         hearth_buf_t b = HEARTH_BUF_INIT;
         int rc = hearth_buf_printf(&b, "<iq from='%s' to='", s->domain);
-        rc = rc ?: hearth_buf_append_escaped(&b, c->jid.full, strlen(c->jid.full));
+        const char *full = c->cs ? c->cs->s.jid.full : "";
+        rc = rc ?: hearth_buf_append_escaped(&b, full, strlen(full));
         rc = rc
                  ?: hearth_buf_printf(&b, "' id='%s' type='get'><ping xmlns='urn:xmpp:ping'/></iq>",
                                       c->ping_id);
-        if (!rc)
-            conn__send_stanza(c, b.data, b.len);
+        if (!rc && c->cs)
+            session__send(&c->cs->s, b.data, b.len);
         hearth_buf_free(&b);
         c->ping_outstanding = 1;
         c->ping_sent_ms = now;

@@ -1,6 +1,7 @@
 /* hearthd's shared picture: the server (read-only after start-up, but for the per-IP counter),
  * its workers (one thread and uv loop each, owning their connections and homed users), and the
- * inbox messages that are the only way state crosses from one worker to another. */
+ * inbox messages that are the only way state crosses from one worker to another. The layers
+ * above (net, c2s, modules) keep their per-worker and per-user state in slots. */
 #ifndef HEARTH_SERVER_H
 #define HEARTH_SERVER_H
 
@@ -17,7 +18,7 @@
 
 typedef struct server server_t;
 typedef struct worker worker_t;
-typedef struct conn conn_t;
+typedef struct session session_t;
 
 typedef enum { CONFLICT_REPLACE, CONFLICT_REJECT, CONFLICT_RENAME } conflict_policy_t;
 
@@ -56,24 +57,27 @@ typedef struct settings {
 } settings_t;
 
 typedef enum {
-    INBOX_HANDOFF,
-    INBOX_ROUTE,
+    INBOX_ROUTE,       /* a serialised stanza for a user or service homed there */
+    INBOX_ROUTE_MULTI, /* one stanza for several recipients homed on this worker (fan-out) */
+    INBOX_SETTLE,      /* route.to (a sender's full JID) may count route.settle_seq handled */
+    INBOX_CALL,        /* call.fn(w, call.arg) there (hand-overs, work a module posts) */
     INBOX_SHUTDOWN,    /* close listeners, end every stream with <system-shutdown/> */
     INBOX_EXIT,        /* every connection is gone: close the remaining handles */
-    INBOX_SETTLE,      /* route.to (a sender's full JID) may count route.settle_seq handled */
-    INBOX_ROUTE_MULTI, /* one stanza for several recipients homed on this worker (fan-out) */
-    INBOX_MUC_FORGET,  /* route.to: the bare JID of a removed account (muc__forget_jid) */
 } inbox_kind_t;
 
 typedef enum { STANZA_MESSAGE, STANZA_PRESENCE, STANZA_IQ } stanza_kind_t;
 
-/* One message for a worker's inbox; owned by the inbox until the worker takes it. */
+/* One message for a worker's inbox or run queue; owned by it until the worker takes it. */
 typedef struct inbox_msg {
     struct inbox_msg *next;
     inbox_kind_t kind;
     union {
-        conn_t *conn; /* INBOX_HANDOFF: the connection, detached from its old loop */
-        struct {      /* INBOX_ROUTE: a serialised stanza for a user homed there */
+        struct { /* INBOX_CALL; drop frees arg when the message is never handled (exit) */
+            void (*fn)(worker_t *w, void *arg);
+            void (*drop)(void *arg);
+            void *arg;
+        } call;
+        struct { /* INBOX_ROUTE: a serialised stanza for a user or service homed there */
             stanza_kind_t kind;
             char *to;      /* prepared full or bare JID */
             char *from;    /* prepared JID of the sender (for bounces) */
@@ -107,26 +111,42 @@ typedef struct user_op {
  * fails with a temporary error and the next stanza for it tries again. */
 typedef enum { USER_NEW, USER_LOADING, USER_READY, USER_MISSING, USER_FAILED } user_state_t;
 
+/* Work waiting for one user's state: past this, new work fails at once (with an error to
+ * whoever asked) instead of queueing without end. */
+#define USER_OPS_MAX 10000
+#define USER_SLOTS 8
+
 /* A bare JID homed on a worker: everything about it lives there without locks. Its stored
  * state (roster, pending subscription requests, block list) is loaded once, before any stanza
  * for it is processed, and kept while it has sessions or work in flight. */
 struct user {
     char *bare;
-    char *node;       /* localpart: the storage key */
-    conn_t *sessions; /* bound resources, linked through conn->user_next */
+    char *node;          /* localpart: the storage key */
+    session_t *sessions; /* bound resources, linked through session->user_next */
     unsigned nsessions;
     user_state_t state;
     int refs; /* asynchronous work holding the user */
     user_op_t *ops_head, *ops_tail;
+    unsigned nops;
     strmap_t roster; /* contact bare JID -> storage_roster_item_t * */
     int64_t roster_ver, roster_deleted_ver;
     strmap_t requests; /* requester bare JID -> char * (the subscribe stanza) */
     strmap_t blocked;  /* JID -> (void *)1 */
     int64_t last_logout;
     char *last_status;
-    int offline_busy; /* an offline fetch is in flight */
-    void *mam;        /* modules/mam.c per-user state (archiving preferences) */
+    int offline_busy;       /* an offline fetch is in flight */
+    void *slot[USER_SLOTS]; /* module state (user__slot_new), freed on HOOK_USER_UNLOADED */
 };
+
+/* What a layer above the core does at points of a worker's life (net: flush output at the
+ * end of each loop turn, end every connection at shutdown). Registered at start-up. */
+typedef struct worker_layer {
+    void (*turn_end)(worker_t *w); /* after the run queue, in the check phase */
+    void (*shutdown)(worker_t *w); /* INBOX_SHUTDOWN: listeners closed, streams ended */
+    void (*exit)(worker_t *w);     /* INBOX_EXIT: whatever is left is aborted */
+} worker_layer_t;
+#define WORKER_LAYERS_MAX 4
+#define WORKER_SLOTS 16
 
 struct worker {
     server_t *srv;
@@ -140,35 +160,34 @@ struct worker {
      * one allocates nothing, so a result (and the reference its callback releases) is never
      * lost to a failed allocation. */
     storage_req_t *results_head, *results_tail;
+    long inbox_len; /* messages waiting (under inbox_lock); past WORKER_INBOX_MAX, refused */
     int inbox_closed;
-    uv_tcp_t listeners[2];
-    int nlisteners;
-    conn_t *conns; /* every connection this loop owns (doubly linked) */
-    /* Connections with output not yet written (conn.c); flushed by flush_check once per loop
-     * turn. flush_idle runs while the list is not empty, so that output produced where no
-     * check phase follows before the next poll (close callbacks) never waits for an event. */
-    conn_t *out_pending;
+    /* The run queue: work for this worker made on this worker (delivery to a user homed
+     * here), run in the check phase of the loop turn, never inside the callback that made it.
+     * Bounded like the inbox. */
+    inbox_msg_t *runq_head, *runq_tail;
+    long runq_len;
     /* While post_hold > 0, inbox messages for other workers wait here, one chain per
      * destination, and go as one unit when the hold ends: a sequence for one recipient
      * (a room's join sequence) is handled there in one wake-up, so it leaves in one write. */
     int post_hold;
     inbox_msg_t **held_head, **held_tail; /* [srv->nworkers] */
-    uv_check_t flush_check;
-    uv_idle_t flush_idle;
+    uv_check_t turn_check;
+    uv_prepare_t turn_prepare;
+    uv_idle_t turn_idle; /* active while the turn has work: the poll phase must not block */
+    int turn_wanted;     /* a layer has work for the next check (worker__turn_pending) */
+    uv_tcp_t listeners[4];
+    int nlisteners;
     strmap_t users; /* bare JID -> user_t, for users homed here */
-    hearth_sasl_t *sasl;
     storage_target_t storage_target;
     int stopping;
-    /* Back-pressure: connections whose reading waits for storage to catch up (a flood of
-     * offline messages must queue in the sender's socket, not in memory). */
-    unsigned npaused;
-    uv_timer_t resume_timer;
-    /* Stream-management sessions waiting for resumption (c2s/sm.c): what their queues hold,
-     * bounded by c2s.resume_budget; the timer ends the oldest past it (data NULL: not made). */
-    size_t sm_detached_bytes;
-    uv_timer_t sm_budget_timer;
-    char readbuf[65536]; /* reads are processed synchronously, so one buffer serves all */
+    void *slot[WORKER_SLOTS]; /* the layers' and modules' per-worker state */
 };
+
+/* Inbox and run queue bounds: a producer past them gets HEARTH_EAGAIN and answers its sender
+ * with an error (resource-constraint); a fan-out counts what it could not hand over. */
+#define WORKER_INBOX_MAX 1000000
+#define WORKER_RUNQ_MAX 1000000
 
 struct server {
     config_t *cfg;
@@ -183,6 +202,7 @@ struct server {
     uint64_t next_conn_id;  /* atomic */
     int live_conns;         /* atomic: connections not yet freed, in transit included */
     long inbox_pending;     /* atomic: inbox messages posted and not yet handled */
+    long dropped;           /* atomic: stanzas not handed over (full queues, memory) */
     uv_mutex_t ip_lock;     /* guards preauth_ips only: a counter update, no I/O */
     strmap_t preauth_ips;   /* ip -> (uintptr_t) unauthenticated connections */
     authguard_t *guard;     /* failed logins across streams (has its own lock) */
@@ -190,24 +210,37 @@ struct server {
 
 /* worker.c */
 int worker__init(server_t *srv, worker_t *w, unsigned index);
-/* Binds a SO_REUSEPORT listener on w's loop; *port 0 is resolved to the bound port. */
-int worker__listen(worker_t *w, const struct sockaddr *addr, int *port, int direct_tls);
+/* At start-up: a layer's callbacks at points of every worker's life. */
+int worker__add_layer(const worker_layer_t *layer);
+/* At start-up: an index into every worker's slot[] for a layer's or module's state; -1 when
+ * none is left. */
+int worker__slot_new(void);
+/* Binds a SO_REUSEPORT listener on w's loop; *port 0 is resolved to the bound port. on_accept
+ * runs on w's loop for each connection (listener->data is ud). */
+int worker__listen(worker_t *w, const struct sockaddr *addr, int *port, uv_connection_cb on_accept,
+                   void *ud);
 int worker__start(worker_t *w);
-void worker__post(worker_t *w, inbox_msg_t *m); /* any thread; consumes m */
+/* Any thread; consumes m. HEARTH_EAGAIN (m consumed, not posted) past WORKER_INBOX_MAX. */
+int worker__post(worker_t *w, inbox_msg_t *m);
 /* From worker `from` (its own thread): as worker__post, but held while from holds posts. */
-void worker__post_from(worker_t *from, worker_t *to, inbox_msg_t *m);
+int worker__post_from(worker_t *from, worker_t *to, inbox_msg_t *m);
 void worker__hold_posts(worker_t *w);
 void worker__release_posts(worker_t *w); /* the last release posts what was held */
+/* On w's own thread: m runs on the next turn of w's loop. HEARTH_EAGAIN past the bound. */
+int worker__run_later(worker_t *w, inbox_msg_t *m);
+/* Posts fn(to, arg) to worker to (any thread); drop(arg) if it is never run. */
+int worker__call(worker_t *to, void (*fn)(worker_t *w, void *arg), void (*drop)(void *arg),
+                 void *arg);
+/* The end of this loop turn has work (output to flush): the poll phase will not block. */
+void worker__turn_pending(worker_t *w);
 worker_t *worker__home(server_t *srv, const char *bare);
 void worker__join(worker_t *w);
-/* A connection of w stopped reading for back-pressure: w checks when to resume it. */
-void worker__paused(worker_t *w);
-/* A connection of w has output for this loop turn: the turn ends with a flush. */
-void worker__output_pending(worker_t *w);
 void worker__free(worker_t *w);
 user_t *worker__user(worker_t *w, const char *bare, int create);
 /* Frees u when nothing holds it any more (no session, no work, not loading). */
 void worker__user_drop_if_empty(worker_t *w, user_t *u);
+/* Frees an inbox message that will not be handled. */
+void worker__discard(worker_t *w, inbox_msg_t *m);
 
 /* Per-IP count of unauthenticated connections: 0 when admitted. */
 int server__preauth_enter(server_t *srv, const char *ip);

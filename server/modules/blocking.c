@@ -42,6 +42,9 @@ int blocking__blocks(const user_t *u, const char *jid)
     return at && strmap_get(&u->blocked, at + 1);
 }
 
+/* Per session: it asked for the block list, so it gets pushes (the slot holds (void *)1). */
+static int interest_slot = -1;
+
 static void push(user_t *u, const char *verb, hearth_xml_node_t *payload)
 {
     hearth_buf_t b = HEARTH_BUF_INIT;
@@ -50,9 +53,9 @@ static void push(user_t *u, const char *verb, hearth_xml_node_t *payload)
     rc = rc ?: hearth_buf_append_str(&b, "</iq>");
     (void)verb;
     hearth_bytes_t *bytes = rc ? NULL : hearth_bytes_new(b.data, b.len);
-    for (conn_t *s = u->sessions; bytes && s; s = s->user_next)
-        if (s->blocklist_interested)
-            im__send_addressed(s, bytes, s->jid.full);
+    for (session_t *s = u->sessions; bytes && s; s = s->user_next)
+        if (s->slot[interest_slot])
+            session__send_addressed(s, bytes, s->jid.full);
     hearth_bytes_unref(bytes);
     hearth_buf_free(&b);
 }
@@ -84,7 +87,7 @@ static const char **items(iq_ctx_t *ctx, size_t *n)
 
 static void blocking_iq(iq_ctx_t *ctx)
 {
-    conn_t *c = ctx->c;
+    session_t *c = ctx->s;
     worker_t *w = c->w;
     user_t *u = c->user;
     const char *name = ctx->payload->name;
@@ -97,7 +100,7 @@ static void blocking_iq(iq_ctx_t *ctx)
             iq_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST, NULL);
             return;
         }
-        c->blocklist_interested = 1;
+        c->slot[interest_slot] = (void *)1;
         hearth_xml_node_t *r = iq_result(ctx);
         hearth_xml_node_t *l = hearth_xml_add_child(ctx->arena, r, "blocklist", NS_BLOCKING);
         STRMAP_FOREACH(&u->blocked, e)
@@ -133,7 +136,7 @@ static void blocking_iq(iq_ctx_t *ctx)
             char *bare = hearth_arena_strndup(ctx->arena, v[i], strcspn(v[i], "/"));
             if (!user__sub_from(strmap_get(&u->roster, bare)))
                 continue;
-            for (conn_t *s = u->sessions; s; s = s->user_next) {
+            for (session_t *s = u->sessions; s; s = s->user_next) {
                 if (!s->available)
                     continue;
                 hearth_bytes_t *bytes = im__unavailable(s->jid.full);
@@ -174,9 +177,47 @@ static const iq_route_t blocking_iqs[] = {
 };
 static const char *const blocking_features[] = {NS_BLOCKING, NULL};
 
+/* A stanza from the user to someone it blocks: refused with XEP-0191 §3.5's error. */
+static int stanza_out(hook_args_t *a)
+{
+    if (!blocking__blocks(a->u, a->to))
+        return HOOK_CONTINUE;
+    const char *type = hearth_xml_attr(a->st, "type");
+    if (type && !strcmp(type, "error"))
+        return HOOK_STOP;
+    router__make_error(a->st, a->arena, HEARTH_STANZA_ERR_NOT_ACCEPTABLE,
+                       "you have blocked this contact", a->w->srv->set.domain);
+    hearth_xml_node_t *e = hearth_xml_child(a->st, "error", NS_CLIENT);
+    hearth_xml_add_child(a->arena, e, "blocked", NS_BLOCKING_ERRORS);
+    session__send_node(a->s, a->st);
+    return HOOK_STOP;
+}
+
+/* A stanza for the user from someone it blocks: messages and IQs are answered as if there
+ * were nobody (§3.4: service-unavailable), presence is dropped. */
+static int stanza_in(hook_args_t *a)
+{
+    inbox_msg_t *m = a->m;
+    if (a->u->state != USER_READY || !m->u.route.from || !blocking__blocks(a->u, m->u.route.from))
+        return HOOK_CONTINUE;
+    if (m->u.route.kind != STANZA_PRESENCE)
+        router__bounce(a->w, m, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
+    return HOOK_STOP;
+}
+
+static int blocking_init(server_t *srv)
+{
+    (void)srv;
+    if ((interest_slot = session__slot_new()) < 0)
+        return HEARTH_ELIMIT;
+    return hooks__add(HOOK_STANZA_OUT, 100, stanza_out)
+               ?: hooks__add(HOOK_STANZA_IN, 100, stanza_in);
+}
+
 const module_t module_blocking = {
     .name = "blocking",
     .iqs = blocking_iqs,
     .server_features = blocking_features,
     .account_features = blocking_features,
+    .init = blocking_init,
 };

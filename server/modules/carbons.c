@@ -12,13 +12,17 @@
 #define NS_FORWARD "urn:xmpp:forward:0"
 #define NS_HINTS "urn:xmpp:hints"
 
+/* Per session: it enabled carbons (the slot holds (void *)1). */
+static int slot = -1;
+#define CARBONS(s) ((s)->slot[slot] != NULL)
+
 static void carbons_iq(iq_ctx_t *ctx)
 {
     if (!ctx->set) {
         iq_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST, NULL);
         return;
     }
-    ctx->c->carbons = !strcmp(ctx->payload->name, "enable");
+    ctx->s->slot[slot] = !strcmp(ctx->payload->name, "enable") ? (void *)1 : NULL;
     iq_send(ctx, iq_result(ctx));
 }
 
@@ -45,7 +49,7 @@ int carbons__eligible(const hearth_xml_node_t *st)
 }
 
 /* Sends one wrapped copy of original (serialised, default namespace jabber:client) to s. */
-static void send_copy(conn_t *s, const char *bare, const char *kind, const char *type,
+static void send_copy(session_t *s, const char *bare, const char *kind, const char *type,
                       const char *original, size_t len)
 {
     hearth_buf_t b = HEARTH_BUF_INIT;
@@ -64,34 +68,35 @@ static void send_copy(conn_t *s, const char *bare, const char *kind, const char 
     rc = rc ?: hearth_buf_append(&b, original + n, len - n);
     rc = rc ?: hearth_buf_printf(&b, "</forwarded></%s></message>", kind);
     if (!rc)
-        conn__send_stanza(s, b.data, b.len);
+        session__send(s, b.data, b.len);
     hearth_buf_free(&b);
 }
 
-static int any_target(const user_t *u, const conn_t *except, const conn_t *except2)
+static int any_target(const user_t *u, const session_t *except, const session_t *except2)
 {
-    for (const conn_t *s = u->sessions; s; s = s->user_next)
-        if (s->carbons && s != except && s != except2) /* detached ones queue it for resuming */
+    for (const session_t *s = u->sessions; s; s = s->user_next)
+        if (CARBONS(s) && s != except && s != except2) /* detached ones queue it for resuming */
             return 1;
     return 0;
 }
 
-void carbons__sent(conn_t *c, hearth_xml_node_t *st)
+/* c sent st (from stamped): copies to the user's other resources that enabled carbons. */
+static void sent(session_t *c, hearth_xml_node_t *st)
 {
     user_t *u = c->user;
     if (!u || !any_target(u, c, NULL) || !carbons__eligible(st))
         return;
     hearth_buf_t b = HEARTH_BUF_INIT;
     if (hearth_xml_serialize(st, "jabber:client", &b) == 0)
-        for (conn_t *s = u->sessions; s; s = s->user_next)
-            if (s != c && s->carbons)
+        for (session_t *s = u->sessions; s; s = s->user_next)
+            if (s != c && CARBONS(s))
                 send_copy(s, u->bare, "sent", hearth_xml_attr(st, "type"), b.data, b.len);
     hearth_buf_free(&b);
 }
 
 typedef struct received_ctx {
     user_t *u;
-    const conn_t *delivered[64]; /* sessions that got the message itself */
+    const session_t *delivered[64]; /* sessions that got the message itself */
     size_t ndelivered;
     const hearth_bytes_t *bytes;
 } received_ctx_t;
@@ -101,18 +106,19 @@ static void received_parsed(void *ud, hearth_xml_node_t *st, hearth_arena_t *are
     received_ctx_t *r = ud;
     if (!carbons__eligible(st))
         return;
-    for (conn_t *s = r->u->sessions; s; s = s->user_next) {
+    for (session_t *s = r->u->sessions; s; s = s->user_next) {
         int got = 0;
         for (size_t i = 0; i < r->ndelivered; i++)
             got |= r->delivered[i] == s;
-        if (s->carbons && !got)
+        if (CARBONS(s) && !got)
             send_copy(s, r->u->bare, "received", hearth_xml_attr(st, "type"), r->bytes->data,
                       r->bytes->len);
     }
 }
 
-void carbons__received(user_t *u, const hearth_bytes_t *bytes, conn_t *const *delivered,
-                       size_t ndelivered)
+/* A message for u was given to the sessions in delivered: copies to the others. */
+static void received(user_t *u, const hearth_bytes_t *bytes, session_t *const *delivered,
+                     size_t ndelivered)
 {
     if (!u ||
         !any_target(u, ndelivered ? delivered[0] : NULL, ndelivered > 1 ? delivered[1] : NULL))
@@ -120,7 +126,7 @@ void carbons__received(user_t *u, const hearth_bytes_t *bytes, conn_t *const *de
     received_ctx_t r = {.u = u, .bytes = bytes};
     for (size_t i = 0; i < ndelivered && i < 64; i++)
         r.delivered[r.ndelivered++] = delivered[i];
-    im__parse(bytes->data, bytes->len, received_parsed, &r);
+    router__parse(bytes->data, bytes->len, received_parsed, &r);
 }
 
 static const iq_route_t carbons_iqs[] = {
@@ -130,8 +136,33 @@ static const iq_route_t carbons_iqs[] = {
 };
 static const char *const carbons_features[] = {NS_CARBONS, NULL};
 
+static int message_out(hook_args_t *a)
+{
+    if (!a->service) /* messages to rooms are not copied (XEP-0280 §6) */
+        sent(a->s, a->st);
+    return HOOK_CONTINUE;
+}
+
+static int message_delivered(hook_args_t *a)
+{
+    received(a->u, a->m->u.route.bytes, a->delivered, a->ndelivered);
+    return HOOK_CONTINUE;
+}
+
+static int carbons_init(server_t *srv)
+{
+    (void)srv;
+    if ((slot = session__slot_new()) < 0)
+        return HEARTH_ELIMIT;
+    /* The sender's copies are taken before the recipient's stanza id is added (priority 0,
+     * message.c): that id is the recipient's, not theirs. */
+    return hooks__add(HOOK_MESSAGE_OUT, 100, message_out)
+               ?: hooks__add(HOOK_MESSAGE_DELIVERED, 0, message_delivered);
+}
+
 const module_t module_carbons = {
     .name = "carbons",
     .iqs = carbons_iqs,
     .server_features = carbons_features,
+    .init = carbons_init,
 };

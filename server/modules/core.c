@@ -1,10 +1,9 @@
-/* The core module and the IQ entry point: XEP-0199 ping, XEP-0030 disco for the server and for
- * accounts, the legacy session; replies to the server's own pings; and the checks every IQ
- * passes before a module sees it (RFC 6120 §8.2.3: an id, get/set with exactly one child). */
+/* The core module: XEP-0199 ping, XEP-0030 disco for the server and for accounts, the legacy
+ * session. */
 #include <stdio.h>
 #include <string.h>
 
-#include "modules/module.h"
+#include "modules/im.h"
 
 #define NS_PING "urn:xmpp:ping"
 #define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
@@ -61,7 +60,7 @@ static void disco_items(iq_ctx_t *ctx)
     if (ctx->where == IQ_TO_SERVER && !hearth_xml_attr(ctx->payload, "node")) {
         /* The group chat service (XEP-0045 §6.1 finds it here). */
         hearth_xml_node_t *it = hearth_xml_add_child(ctx->arena, q, "item", NULL);
-        hearth_xml_set_attr(ctx->arena, it, "jid", ctx->c->w->srv->set.muc_domain);
+        hearth_xml_set_attr(ctx->arena, it, "jid", ctx->w->srv->set.muc_domain);
         hearth_xml_set_attr(ctx->arena, it, "name", "Chatrooms");
     }
     iq_send(ctx, r);
@@ -89,32 +88,3 @@ const module_t module_core = {
     .server_features = core_server_features,
     .account_features = core_account_features,
 };
-
-void server_iq__handle(conn_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena, int where,
-                       const char *to)
-{
-    const char *type = hearth_xml_attr(iq, "type");
-    const char *id = hearth_xml_attr(iq, "id");
-    if (type && (!strcmp(type, "result") || !strcmp(type, "error"))) {
-        if (c->ping_outstanding && id && !strcmp(id, c->ping_id))
-            c->ping_outstanding = 0;
-        return; /* replies to the server are consumed here */
-    }
-    if (!id || !type || (strcmp(type, "get") && strcmp(type, "set")) ||
-        hearth_xml_count_elements(iq) != 1) {
-        router__reply_error(c, iq, arena, HEARTH_STANZA_ERR_BAD_REQUEST,
-                            "an IQ get or set has an id and exactly one payload");
-        return;
-    }
-    iq_ctx_t ctx = {
-        .c = c,
-        .iq = iq,
-        .payload = hearth_xml_first_element(iq),
-        .arena = arena,
-        .to = to,
-        .where = where,
-        .set = !strcmp(type, "set"),
-    };
-    if (!modules__dispatch_iq(&ctx))
-        router__reply_error(c, iq, arena, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
-}

@@ -9,10 +9,12 @@
 
 static uint64_t started_ms;
 
+static int iq_in(hook_args_t *a);
+
 static int last_init(server_t *srv)
 {
     started_ms = (uint64_t)user__now_ms();
-    return 0;
+    return hooks__add(HOOK_IQ_IN, 0, iq_in);
 }
 
 static void server_last(iq_ctx_t *ctx)
@@ -59,12 +61,12 @@ static void answer(void *ud, hearth_xml_node_t *iq, hearth_arena_t *a)
         router__bounce(l->w, l->m, err, NULL);
         return;
     }
-    conn_t *best = NULL;
-    for (conn_t *s = u->sessions; s; s = s->user_next)
+    session_t *best = NULL;
+    for (session_t *s = u->sessions; s; s = s->user_next)
         if (s->available && (!best || s->priority > best->priority))
             best = s;
     if (best) {
-        conn__send_stanza(best, l->m->u.route.bytes->data, l->m->u.route.bytes->len);
+        session__send(best, l->m->u.route.bytes->data, l->m->u.route.bytes->len);
         return;
     }
     hearth_xml_node_t *r = hearth_xml_new(a, "iq", "jabber:client");
@@ -80,17 +82,36 @@ static void answer(void *ud, hearth_xml_node_t *iq, hearth_arena_t *a)
     hearth_xml_set_attr(a, q, "seconds", secs);
     if (u->last_status)
         hearth_xml_add_text(a, q, u->last_status, strlen(u->last_status));
-    im__route_node(l->w, from, r);
+    router__route_node(l->w, from, r);
 }
 
-void last__inbound(worker_t *w, user_t *u, inbox_msg_t *m)
+/* An IQ for a contact's bare JID reaches its home worker: the only ones routed there are
+ * ours (last_iq below). */
+static int iq_in(hook_args_t *a)
 {
-    last_ctx_t l = {w, u, m};
-    im__parse(m->u.route.bytes->data, m->u.route.bytes->len, answer, &l);
+    if (strchr(a->m->u.route.to, '/'))
+        return HOOK_CONTINUE;
+    last_ctx_t l = {a->w, a->u, a->m};
+    router__parse(a->m->u.route.bytes->data, a->m->u.route.bytes->len, answer, &l);
+    return HOOK_STOP;
+}
+
+/* To the server: its uptime. To another account: answered where that account's state lives. */
+static void last_iq(iq_ctx_t *ctx)
+{
+    if (ctx->where == IQ_TO_SERVER) {
+        server_last(ctx);
+        return;
+    }
+    if (ctx->set) {
+        iq_error(ctx, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
+        return;
+    }
+    router__route_node(ctx->w, ctx->to, ctx->iq);
 }
 
 static const iq_route_t last_iqs[] = {
-    {NS_LAST, "query", IQ_TO_SERVER, server_last},
+    {NS_LAST, "query", IQ_TO_SERVER | IQ_TO_ACCOUNT, last_iq},
     {NULL, NULL, 0, NULL},
 };
 static const char *const last_features[] = {NS_LAST, NULL};

@@ -1,10 +1,10 @@
 /* Message Archive Management (XEP-0313, urn:xmpp:mam:2) for user archives: messages with a body
  * are archived on the owner's home worker as they are accepted (incoming, under the stanza id the
  * recipient sees) and sent (outgoing, under a fresh id), as the user's preferences allow; queries
- * page (XEP-0059) through storage_archive_*. Touches only its user's state (u->mam, the roster).
- * Every archive write, query and preferences change waits for the user's preferences, in order. */
+ * page (XEP-0059) through storage_archive_*. Touches only its user's state (MAM_USER(u), the
+ * roster). Every archive write, query and preferences change waits for the user's preferences, in
+ * order. */
 #include <ctype.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +47,7 @@ typedef struct mam_job {
     void *arg;
 } mam_job_t;
 
-/* u->mam: the user's preferences once loaded, and what waits for them. */
+/* MAM_USER(u): the user's preferences once loaded, and what waits for them. */
 typedef struct mam_user {
     prefs_state_t state;
     int default_mode; /* storage_archive_default_t */
@@ -61,8 +61,16 @@ static const char *const mode_names[] = {"always", "never", "roster"};
 
 /* ---- retention ---- */
 
-static atomic_flag retention_armed = ATOMIC_FLAG_INIT;
-static uv_timer_t retention_timer; /* on its worker's loop; closed with the loop's handles */
+/* Per worker (core slot): worker 0 runs the hourly purge on its loop. */
+static int worker_slot = -1;
+/* Per user (core slot): its preferences (mam_user_t). */
+static int user_slot = -1;
+#define MAM_USER(u) ((mam_user_t *)(u)->slot[user_slot])
+
+typedef struct mam_worker {
+    uv_timer_t retention; /* worker 0 only, when a retention is configured */
+    int timer_open;
+} mam_worker_t;
 
 static void purged(void *ud, int err)
 {
@@ -80,26 +88,38 @@ static void retention_purge(uv_timer_t *t)
         hlog(LOG_ERROR, "archive retention: purge not queued: %s", hearth_strerror(rc));
 }
 
-static void retention_arm(worker_t *w)
+static int mam_worker_init(worker_t *w)
 {
-    if (!w->srv->set.archive_retention_days || w->stopping ||
-        atomic_flag_test_and_set(&retention_armed))
-        return;
-    if (uv_timer_init(&w->loop, &retention_timer) == 0) {
-        retention_timer.data = w;
-        uv_unref((uv_handle_t *)&retention_timer); /* never what keeps a loop running */
-        uv_timer_start(&retention_timer, retention_purge, 0, RETENTION_PERIOD_MS);
-        hlog(LOG_INFO, "archive retention: %u days, purged hourly by worker %u",
-             w->srv->set.archive_retention_days, w->index);
-    }
+    mam_worker_t *mw = calloc(1, sizeof(*mw));
+    if (!mw)
+        return HEARTH_ENOMEM;
+    w->slot[worker_slot] = mw;
+    if (w->index != 0 || !w->srv->set.archive_retention_days)
+        return 0;
+    if (uv_timer_init(&w->loop, &mw->retention))
+        return HEARTH_EIO;
+    mw->timer_open = 1;
+    mw->retention.data = w;
+    uv_unref((uv_handle_t *)&mw->retention); /* never what keeps a loop running */
+    uv_timer_start(&mw->retention, retention_purge, 0, RETENTION_PERIOD_MS);
+    hlog(LOG_INFO, "archive retention: %u days, purged hourly by worker %u",
+         w->srv->set.archive_retention_days, w->index);
+    return 0;
+}
+
+/* After the worker's loop closed its handles (the timer among them). */
+static void mam_worker_free(worker_t *w)
+{
+    free(w->slot[worker_slot]);
+    w->slot[worker_slot] = NULL;
 }
 
 /* ---- per-user state ---- */
 
 static mam_user_t *mam_of(user_t *u)
 {
-    if (u->mam)
-        return u->mam;
+    if (MAM_USER(u))
+        return MAM_USER(u);
     mam_user_t *mu = calloc(1, sizeof(*mu));
     if (!mu)
         return NULL;
@@ -109,7 +129,7 @@ static mam_user_t *mam_of(user_t *u)
         return NULL;
     }
     mu->default_mode = MAM_SERVER_DEFAULT;
-    u->mam = mu;
+    u->slot[user_slot] = mu;
     return mu;
 }
 
@@ -140,9 +160,9 @@ static void prefs_apply(mam_user_t *mu, const storage_archive_prefs_t *p)
             hlog(LOG_ERROR, "archive preferences: out of memory");
 }
 
-void mam__user_free(user_t *u)
+static void user_free(user_t *u)
 {
-    mam_user_t *mu = u->mam;
+    mam_user_t *mu = MAM_USER(u);
     if (!mu)
         return;
     while (mu->head) { /* u is held while jobs wait: none are expected here */
@@ -155,7 +175,7 @@ void mam__user_free(user_t *u)
     strmap_free(&mu->always);
     strmap_free(&mu->never);
     free(mu);
-    u->mam = NULL;
+    u->slot[user_slot] = NULL;
 }
 
 static void run_jobs(worker_t *w, user_t *u, mam_user_t *mu)
@@ -182,7 +202,7 @@ static void prefs_loaded(void *ud, int err, const storage_archive_prefs_t *p)
     worker_t *w = lc->w;
     user_t *u = lc->u;
     free(lc);
-    mam_user_t *mu = u->mam;
+    mam_user_t *mu = MAM_USER(u);
     if (err)
         hlog(LOG_ERROR, "archive preferences of %s not loaded: %s (server default used)", u->bare,
              hearth_strerror(err));
@@ -288,7 +308,7 @@ static void stored(void *ud, int err)
 static void archive_job(worker_t *w, user_t *u, void *arg)
 {
     archive_req_t *p = arg;
-    if (allowed(u, u->mam, p->msg.with, p->peer)) {
+    if (allowed(u, MAM_USER(u), p->msg.with, p->peer)) {
         char *id = strdup(p->msg.id);
         int rc = id ? storage_archive_store(w->srv->storage, &w->storage_target, u->node, &p->msg,
                                             stored, id)
@@ -367,7 +387,7 @@ static void incoming_parsed(void *ud, hearth_xml_node_t *st, hearth_arena_t *are
     char fresh[32];
     const char *id = m->u.route.sid;
     if (!*id) { /* routed without a stanza id of ours: the archive gives one */
-        im__random_id(fresh, sizeof(fresh));
+        user__random_id(fresh, sizeof(fresh));
         id = fresh;
     }
     size_t len = 0;
@@ -376,27 +396,28 @@ static void incoming_parsed(void *ud, hearth_xml_node_t *st, hearth_arena_t *are
         archive(ic->w, ic->u, id, m->u.route.from, 0, text, len);
 }
 
-void mam__incoming(worker_t *w, user_t *u, const inbox_msg_t *m)
+/* A message accepted for u (delivered or stored offline), on u's home worker; m->u.route.sid
+ * is the stanza id the recipient sees. Only messages worth archiving are kept (a body). */
+static void incoming(worker_t *w, user_t *u, const inbox_msg_t *m)
 {
-    retention_arm(w);
     if (u->state != USER_READY || !m->u.route.from || !m->u.route.bytes)
         return;
     incoming_ctx_t ic = {w, u, m};
-    im__parse(m->u.route.bytes->data, m->u.route.bytes->len, incoming_parsed, &ic);
+    router__parse(m->u.route.bytes->data, m->u.route.bytes->len, incoming_parsed, &ic);
 }
 
-void mam__outgoing(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena, const char *to)
+/* A message sent by c's user (on its home worker), before it is routed to `to`. */
+static void outgoing(session_t *c, hearth_xml_node_t *st, hearth_arena_t *arena, const char *to)
 {
     user_t *u = c->user;
     (void)arena;
-    retention_arm(c->w);
     if (!u || u->state != USER_READY || !to || !worth_archiving(st))
         return;
     if (!strcmp(to, u->bare))
         return; /* to oneself: archived once, as it arrives */
     const char *full = hearth_xml_attr(st, "to");
     char id[32];
-    im__random_id(id, sizeof(id));
+    user__random_id(id, sizeof(id));
     size_t len = 0;
     char *text = standalone(st, &len);
     if (text)
@@ -494,7 +515,7 @@ static void query_free(void *arg)
 }
 
 /* One <message><result><forwarded>…</forwarded></result></message> per item. */
-static int send_result(conn_t *c, const char *bare, const char *queryid,
+static int send_result(session_t *c, const char *bare, const char *queryid,
                        const storage_archive_msg_t *m)
 {
     char stamp[64];
@@ -520,7 +541,7 @@ static int send_result(conn_t *c, const char *bare, const char *queryid,
     rc = rc ?: hearth_buf_append(&b, m->stanza, m->len);
     rc = rc ?: hearth_buf_append_str(&b, "</forwarded></result></message>");
     if (!rc)
-        conn__send_stanza(c, b.data, b.len);
+        session__send(c, b.data, b.len);
     hearth_buf_free(&b);
     return rc;
 }
@@ -533,14 +554,14 @@ static void query_done(void *ud, int err, const storage_archive_page_t *page)
     if (err == HEARTH_ENOTFOUND) {
         iq_deferred_error(d, HEARTH_STANZA_ERR_ITEM_NOT_FOUND, "no such item in the archive");
     } else if (err) {
-        hlog_conn(LOG_ERROR, d->c->id, d->c->jid.full, "archive query failed: %s",
+        hlog_conn(LOG_ERROR, d->s->id, d->s->jid.full, "archive query failed: %s",
                   hearth_strerror(err));
         iq_deferred_error(d, HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR, NULL);
     } else {
-        conn_t *c = d->c;
+        session_t *c = d->s;
         int rc = 0;
         for (size_t i = 0; i < page->n && !rc; i++)
-            rc = send_result(c, c->bare, q->queryid, &page->msgs[i]);
+            rc = send_result(c, c->user->bare, q->queryid, &page->msgs[i]);
         hearth_buf_t b = HEARTH_BUF_INIT;
         rc = rc
                  ?: hearth_buf_printf(
@@ -713,7 +734,6 @@ static void query_fields(iq_ctx_t *ctx)
 
 static void mam_query(iq_ctx_t *ctx)
 {
-    retention_arm(ctx->c->w);
     if (ctx->where != IQ_TO_SELF) {
         iq_error(ctx, HEARTH_STANZA_ERR_FORBIDDEN, "only the owner may query an archive");
         return;
@@ -722,7 +742,7 @@ static void mam_query(iq_ctx_t *ctx)
         query_fields(ctx);
         return;
     }
-    user_t *u = ctx->c->user;
+    user_t *u = ctx->s->user;
     query_t *q = calloc(1, sizeof(*q));
     if (!u || !q) {
         free(q);
@@ -751,7 +771,7 @@ static void mam_query(iq_ctx_t *ctx)
         }
     }
     q->d = iq_defer(ctx);
-    int rc = q->d ? with_prefs(ctx->c->w, u, query_job, query_free, q) : HEARTH_ENOMEM;
+    int rc = q->d ? with_prefs(ctx->s->w, u, query_job, query_free, q) : HEARTH_ENOMEM;
     if (rc) {
         query_free(q);
         iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
@@ -836,8 +856,8 @@ static void prefs_written(void *ud, int err)
         hlog(LOG_ERROR, "archive preferences of %s not stored: %s", pw->u->bare,
              hearth_strerror(err));
         iq_deferred_error(pw->d, HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR, NULL);
-    } else if (pw->u->mam) {
-        prefs_reply(pw->d, pw->u->mam);
+    } else if (MAM_USER(pw->u)) {
+        prefs_reply(pw->d, MAM_USER(pw->u));
     } else {
         iq_deferred_result(pw->d, NULL);
     }
@@ -850,7 +870,7 @@ static void prefs_written(void *ud, int err)
 static void prefs_job(worker_t *w, user_t *u, void *arg)
 {
     prefs_req_t *r = arg;
-    mam_user_t *mu = u->mam;
+    mam_user_t *mu = MAM_USER(u);
     if (!r->set) {
         prefs_reply(r->d, mu);
         r->d = NULL;
@@ -922,7 +942,7 @@ static void mam_prefs(iq_ctx_t *ctx)
         iq_error(ctx, HEARTH_STANZA_ERR_FORBIDDEN, "only the owner may see or change preferences");
         return;
     }
-    user_t *u = ctx->c->user;
+    user_t *u = ctx->s->user;
     prefs_req_t *r = calloc(1, sizeof(*r));
     if (!u || !r) {
         free(r);
@@ -951,7 +971,7 @@ static void mam_prefs(iq_ctx_t *ctx)
         }
     }
     r->d = iq_defer(ctx);
-    int rc = r->d ? with_prefs(ctx->c->w, u, prefs_job, prefs_req_free, r) : HEARTH_ENOMEM;
+    int rc = r->d ? with_prefs(ctx->s->w, u, prefs_job, prefs_req_free, r) : HEARTH_ENOMEM;
     if (rc) {
         prefs_req_free(r);
         iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
@@ -967,9 +987,41 @@ static const iq_route_t mam_iqs[] = {
 };
 static const char *const mam_features[] = {NS_MAM, NULL};
 
+static int message_out(hook_args_t *a)
+{
+    outgoing(a->s, a->st, a->arena, a->to);
+    return HOOK_CONTINUE;
+}
+
+static int message_accepted(hook_args_t *a)
+{
+    incoming(a->w, a->u, a->m);
+    return HOOK_CONTINUE;
+}
+
+static int user_unloaded(hook_args_t *a)
+{
+    user_free(a->u);
+    return HOOK_CONTINUE;
+}
+
+static int mam_init(server_t *srv)
+{
+    (void)srv;
+    if ((worker_slot = worker__slot_new()) < 0 || (user_slot = user__slot_new()) < 0)
+        return HEARTH_ELIMIT;
+    /* The sender's copy is taken before the recipient's stanza id is added (message.c). */
+    return hooks__add(HOOK_MESSAGE_OUT, 90, message_out)
+               ?: hooks__add(HOOK_MESSAGE_ACCEPTED, 0, message_accepted)
+               ?: hooks__add(HOOK_USER_UNLOADED, 0, user_unloaded);
+}
+
 const module_t module_mam = {
     .name = "mam",
     .iqs = mam_iqs,
     .server_features = mam_features,
     .account_features = mam_features,
+    .init = mam_init,
+    .worker_init = mam_worker_init,
+    .worker_free = mam_worker_free,
 };

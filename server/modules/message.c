@@ -27,8 +27,10 @@ static int names_ours(const char *jid, const char *const *ours, size_t n)
     return 0;
 }
 
-void message__stamp(hearth_xml_node_t *st, hearth_arena_t *arena, const char *to_bare,
-                    const char *sender_bare, const char *domain, char *id, size_t idlen)
+/* Prepares a message from a client for a local user: strips forged stanza ids and claims,
+ * adds ours (written to id). */
+static void stamp(hearth_xml_node_t *st, hearth_arena_t *arena, const char *to_bare,
+                  const char *sender_bare, const char *domain, char *id, size_t idlen)
 {
     const char *ids_by[] = {to_bare, sender_bare, domain};
     for (hearth_xml_node_t *n = hearth_xml_first_element(st), *next; n; n = next) {
@@ -52,7 +54,7 @@ void message__stamp(hearth_xml_node_t *st, hearth_arena_t *arena, const char *to
             hearth_xml_remove(n);
         }
     }
-    im__random_id(id, idlen);
+    user__random_id(id, idlen);
     hearth_xml_node_t *sid = hearth_xml_add_child(arena, st, "stanza-id", NS_SID);
     hearth_xml_set_attr(arena, sid, "id", id);
     hearth_xml_set_attr(arena, sid, "by", to_bare);
@@ -139,7 +141,7 @@ static void store_with_delay(void *ud, hearth_xml_node_t *st, hearth_arena_t *ar
 static void store_offline(worker_t *w, user_t *u, inbox_msg_t *m)
 {
     delay_ctx_t d = {w, u, m};
-    im__parse(m->u.route.bytes->data, m->u.route.bytes->len, store_with_delay, &d);
+    router__parse(m->u.route.bytes->data, m->u.route.bytes->len, store_with_delay, &d);
 }
 
 /* Offline messages go out as the connection drains, never all at once: a backlog larger than
@@ -147,19 +149,23 @@ static void store_offline(worker_t *w, user_t *u, inbox_msg_t *m)
  * batch is removed from storage once written. */
 #define OFFLINE_PUMP_BYTES (256 * 1024)
 
-struct offline_pump {
-    conn_t *c;
+typedef struct offline_pump {
+    session_t *s;
     user_t *u;
     hearth_bytes_t **msgs;
     int64_t *ids;
     size_t n, i;
-};
+} offline_pump_t;
+
+/* Per session: its offline pump while one runs (moves with a resumption: it is the session's). */
+static int pump_slot = -1;
 
 static void pump_end(offline_pump_t *p)
 {
-    conn_t *c = p->c;
-    worker_t *w = c->w;
-    c->offline_pump = NULL;
+    session_t *s = p->s;
+    worker_t *w = s->w;
+    if (s->slot[pump_slot] == p)
+        s->slot[pump_slot] = NULL;
     p->u->offline_busy = 0;
     for (size_t k = 0; k < p->n; k++)
         hearth_bytes_unref(p->msgs[k]);
@@ -167,26 +173,28 @@ static void pump_end(offline_pump_t *p)
     free(p->ids);
     user__release(w, p->u);
     free(p);
-    conn__unref(c);
+    session__unref(s);
 }
 
-void message__offline_pump(conn_t *c)
+/* The next batch as the session's output drains; the pump ends with the session (what was not
+ * written stays offline). */
+static void pump(session_t *s, int ending)
 {
-    offline_pump_t *p = c->offline_pump;
+    offline_pump_t *p = s->slot[pump_slot];
     if (!p)
         return;
     int64_t last = 0;
-    while (p->i < p->n && !c->closing && !c->handles_closing && c->user == p->u &&
-           c->outq.len + c->inflight.len < OFFLINE_PUMP_BYTES) {
-        conn__send_stanza(c, p->msgs[p->i]->data, p->msgs[p->i]->len);
+    while (!ending && p->i < p->n && im__live(s) &&
+           session__output_pending(s) < OFFLINE_PUMP_BYTES) {
+        session__send(s, p->msgs[p->i]->data, p->msgs[p->i]->len);
         last = p->ids[p->i++];
     }
-    if (last && storage_offline_delete(c->w->srv->storage, &c->w->storage_target, p->u->node, last,
+    if (last && storage_offline_delete(s->w->srv->storage, &s->w->storage_target, p->u->node, last,
                                        user__write_done, NULL))
         hlog(LOG_ERROR, "offline messages of %s: storage refused the removal", p->u->bare);
-    if (p->i >= p->n || c->closing || c->handles_closing || c->user != p->u) {
+    if (p->i >= p->n || ending || !im__live(s)) {
         if (p->n)
-            hlog_conn(LOG_DEBUG, c->id, c->jid.full, "delivered %zu of %zu offline messages", p->i,
+            hlog_conn(LOG_DEBUG, s->id, s->jid.full, "delivered %zu of %zu offline messages", p->i,
                       p->n);
         pump_end(p);
     }
@@ -195,9 +203,9 @@ void message__offline_pump(conn_t *c)
 static void offline_fetched(void *ud, int err, const storage_offline_msg_t *msgs, size_t n)
 {
     offline_pump_t *p = ud;
-    conn_t *c = p->c;
-    if (err || c->closing || c->user != p->u || n == 0 ||
-        !(p->msgs = calloc(n, sizeof(*p->msgs))) || !(p->ids = calloc(n, sizeof(*p->ids)))) {
+    session_t *s = p->s;
+    if (err || !im__live(s) || n == 0 || !(p->msgs = calloc(n, sizeof(*p->msgs))) ||
+        !(p->ids = calloc(n, sizeof(*p->ids)))) {
         pump_end(p);
         return;
     }
@@ -206,24 +214,24 @@ static void offline_fetched(void *ud, int err, const storage_offline_msg_t *msgs
             break;
         p->ids[p->n++] = msgs[k].id;
     }
-    c->offline_pump = p;
-    message__offline_pump(c);
+    s->slot[pump_slot] = p;
+    pump(s, 0);
 }
 
-void message__flush_offline(conn_t *c)
+void message__flush_offline(session_t *s)
 {
-    user_t *u = c->user;
-    if (!u || u->offline_busy || c->offline_pump)
+    user_t *u = s->user;
+    if (!u || u->offline_busy || s->slot[pump_slot])
         return;
     offline_pump_t *p = calloc(1, sizeof(*p));
     if (!p)
         return;
-    p->c = c;
+    p->s = s;
     p->u = u;
-    conn__ref(c);
+    session__ref(s);
     user__hold(u);
     u->offline_busy = 1;
-    if (storage_offline_fetch(c->w->srv->storage, &c->w->storage_target, u->node, offline_fetched,
+    if (storage_offline_fetch(s->w->srv->storage, &s->w->storage_target, u->node, offline_fetched,
                               p))
         pump_end(p);
 }
@@ -239,12 +247,12 @@ static int has_to(const hearth_bytes_t *b)
     return memmem(b->data, n, " to='", 5) != NULL;
 }
 
-static void deliver(conn_t *s, const hearth_bytes_t *b)
+static void deliver(session_t *s, const hearth_bytes_t *b)
 {
     if (has_to(b))
-        conn__send_stanza(s, b->data, b->len);
+        session__send(s, b->data, b->len);
     else
-        im__send_addressed(s, b, s->jid.full);
+        session__send_addressed(s, b, s->jid.full);
 }
 
 static void set_bare(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
@@ -266,10 +274,22 @@ static void set_bare(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
 
 static void readdress_bare(inbox_msg_t *m)
 {
-    im__parse(m->u.route.bytes->data, m->u.route.bytes->len, set_bare, m);
+    router__parse(m->u.route.bytes->data, m->u.route.bytes->len, set_bare, m);
 }
 
-void message__inbound(worker_t *w, user_t *u, inbox_msg_t *m)
+static void delivered(worker_t *w, user_t *u, inbox_msg_t *m, session_t *const *got, size_t n)
+{
+    hook_args_t a = {.w = w, .u = u, .m = m, .delivered = got, .ndelivered = n};
+    hooks__run(HOOK_MESSAGE_DELIVERED, &a);
+}
+
+static void accepted(worker_t *w, user_t *u, inbox_msg_t *m)
+{
+    hook_args_t a = {.w = w, .u = u, .m = m};
+    hooks__run(HOOK_MESSAGE_ACCEPTED, &a);
+}
+
+static void inbound(worker_t *w, user_t *u, inbox_msg_t *m)
 {
     const char *type = *m->u.route.type ? m->u.route.type : "normal";
     int is_error = !strcmp(type, "error");
@@ -286,19 +306,14 @@ void message__inbound(worker_t *w, user_t *u, inbox_msg_t *m)
                                                    : NULL);
         return;
     }
-    if (m->u.route.from && blocking__blocks(u, m->u.route.from)) {
-        if (!is_error)
-            router__bounce(w, m, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
-        return;
-    }
     const char *slash = strchr(m->u.route.to, '/');
     if (slash) {
-        conn_t *s = session__find(w, u->bare, slash + 1);
+        session_t *s = session__find(w, u->bare, slash + 1);
         if (s) {
             if (!is_error && strcmp(type, "headline") && strcmp(type, "groupchat"))
-                mam__incoming(w, u, m);
+                accepted(w, u, m);
             deliver(s, m->u.route.bytes);
-            carbons__received(u, m->u.route.bytes, &s, 1);
+            delivered(w, u, m, &s, 1);
             return;
         }
         /* §8.5.3.2.1: no such resource. */
@@ -323,37 +338,78 @@ void message__inbound(worker_t *w, user_t *u, inbox_msg_t *m)
      * to every available resource with a non-negative priority). */
     int best = -1;
     int live_only = m->u.route.live_only;
-    for (conn_t *s = u->sessions; s; s = s->user_next)
-        if (s->available && s->priority >= 0 && s->priority > best &&
-            !(live_only && s->sm.detached))
+    for (session_t *s = u->sessions; s; s = s->user_next)
+        if (im__live(s) && s->available && s->priority >= 0 && s->priority > best &&
+            !(live_only && s->state == SESSION_DETACHED))
             best = s->priority;
     if (strcmp(type, "headline"))
-        mam__incoming(w, u, m); /* archived once it is accepted: delivered or stored */
+        accepted(w, u, m); /* archived once it is accepted: delivered or stored */
     if (best < 0) {
         if (strcmp(type, "headline"))
             store_offline(w, u, m); /* §8.5.2.2: chat and normal wait offline */
         return;
     }
     int headline = !strcmp(type, "headline");
-    conn_t *got[64];
+    session_t *got[64];
     size_t ngot = 0;
-    for (conn_t *s = u->sessions; s; s = s->user_next) {
-        if (s->available && s->priority >= 0 && (headline || s->priority == best) &&
-            !(live_only && s->sm.detached)) {
+    for (session_t *s = u->sessions; s; s = s->user_next) {
+        if (im__live(s) && s->available && s->priority >= 0 && (headline || s->priority == best) &&
+            !(live_only && s->state == SESSION_DETACHED)) {
             deliver(s, m->u.route.bytes);
             if (ngot < 64)
                 got[ngot++] = s;
         }
     }
     if (!headline)
-        carbons__received(u, m->u.route.bytes, got, ngot);
+        delivered(w, u, m, got, ngot);
 }
 
 static const char *const message_account_features[] = {NS_SID, "msgoffline", NULL};
 static const char *const message_server_features[] = {"msgoffline", NULL};
 
+static int message_in(hook_args_t *a)
+{
+    inbound(a->w, a->u, a->m);
+    return HOOK_STOP;
+}
+
+/* Last of the chain from a session: the recipient's stanza id, after the sender's copies. */
+static int message_out(hook_args_t *a)
+{
+    if (!a->service)
+        stamp(a->st, a->arena, a->to, a->s->user->bare, a->w->srv->set.domain, a->sid, a->sid_len);
+    return HOOK_CONTINUE;
+}
+
+static int session_drained(hook_args_t *a)
+{
+    pump(a->s, 0);
+    return HOOK_CONTINUE;
+}
+
+static int session_ending(hook_args_t *a)
+{
+    pump(a->s, 1);
+    return HOOK_CONTINUE;
+}
+
+static int message_init(server_t *srv)
+{
+    (void)srv;
+    if ((pump_slot = session__slot_new()) < 0)
+        return HEARTH_ELIMIT;
+    return hooks__add(HOOK_MESSAGE_IN, 0, message_in) ?: hooks__add(HOOK_MESSAGE_OUT, 0,
+                                                                     message_out)
+                                                           ?: hooks__add(HOOK_SESSION_DRAINED, 0,
+                                                                         session_drained)
+                                                                  ?: hooks__add(
+                                                                         HOOK_SESSION_ENDING, 0,
+                                                                         session_ending);
+}
+
 const module_t module_message = {
     .name = "message",
     .server_features = message_server_features,
     .account_features = message_account_features,
+    .init = message_init,
 };

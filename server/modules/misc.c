@@ -6,7 +6,7 @@
 #include <sys/utsname.h>
 #include <time.h>
 
-#include "modules/module.h"
+#include "modules/im.h"
 
 #define NS_VERSION "jabber:iq:version"
 #define NS_TIME "urn:xmpp:time"
@@ -43,7 +43,7 @@ static void version(iq_ctx_t *ctx)
         iq_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST, "software version is a get");
         return;
     }
-    int hide = ctx->c->w->srv->set.hide_version;
+    int hide = ctx->s->w->srv->set.hide_version;
     hearth_arena_t *a = ctx->arena;
     hearth_xml_node_t *r = iq_result(ctx);
     hearth_xml_node_t *q = hearth_xml_add_child(a, r, "query", NS_VERSION);

@@ -448,7 +448,7 @@ static void room_handle(worker_t *w, muc_room_t *r, const inbox_msg_t *m, int ni
     const char *slash = strchr(m->u.route.to, '/');
     handle_ctx_t h = {w, r, m, slash ? slash + 1 : NULL, nick_modified};
     r->handling = m;
-    im__parse(m->u.route.bytes->data, m->u.route.bytes->len, handle_stanza, &h);
+    router__parse(m->u.route.bytes->data, m->u.route.bytes->len, handle_stanza, &h);
     r->handling = NULL;
 }
 
@@ -562,7 +562,7 @@ static void deliver(worker_t *w, inbox_msg_t *m)
     if (!j.node) {
         if (m->u.route.kind == STANZA_IQ && m->u.route.from) {
             handle_ctx_t h = {w, NULL, &pm, NULL, 0};
-            im__parse(m->u.route.bytes->data, m->u.route.bytes->len, service_stanza, &h);
+            router__parse(m->u.route.bytes->data, m->u.route.bytes->len, service_stanza, &h);
         } else if (m->u.route.kind == STANZA_MESSAGE) {
             bounce(w, m, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
         }
@@ -796,10 +796,25 @@ static void muc_free_all(void)
     uv_mutex_destroy(&created_lock);
 }
 
+static int on_shutdown(hook_args_t *a)
+{
+    muc__shutdown(a->w);
+    return HOOK_CONTINUE;
+}
+
+static int on_account_removed(hook_args_t *a)
+{
+    muc__forget_jid(a->w, a->bare);
+    return HOOK_CONTINUE;
+}
+
 static int muc_init(server_t *srv)
 {
-    (void)srv;
     static int once;
+    router_service_t svc = {.domain = srv->set.muc_domain, .deliver = muc__deliver};
+    if (router__add_service(&svc) || hooks__add(HOOK_SHUTDOWN, 0, on_shutdown) ||
+        hooks__add(HOOK_ACCOUNT_REMOVED, 0, on_account_removed))
+        return -1;
     if (once++)
         return 0;
     if (uv_mutex_init(&dir_lock) || strmap_init(&dir) || uv_mutex_init(&created_lock) ||

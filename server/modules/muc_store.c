@@ -176,7 +176,7 @@ static void parse_doc(void *ud, hearth_xml_node_t *root, hearth_arena_t *a)
 int muc__room_doc_parse(muc_room_t *r, const char *xml)
 {
     parse_ctx_t p = {r, 0, 0, -1};
-    im__parse(xml, strlen(xml), parse_doc, &p);
+    router__parse(xml, strlen(xml), parse_doc, &p);
     return p.rc;
 }
 
@@ -263,7 +263,7 @@ static void doc_loaded(void *ud, int err, const char *xml)
         return;
     }
     parse_ctx_t p = {r, 1, 0, -1};
-    im__parse(xml, strlen(xml), parse_doc, &p);
+    router__parse(xml, strlen(xml), parse_doc, &p);
     if (p.rc) {
         hlog(LOG_ERROR, "muc: the stored room %s is not readable; it is left alone", u->jid);
         ud_free(u);

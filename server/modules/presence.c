@@ -78,14 +78,14 @@ void presence__drop_request(worker_t *w, user_t *u, const char *jid)
  * or in answer to its probe). */
 static void send_available_to(worker_t *w, user_t *u, const char *contact)
 {
-    for (conn_t *s = u->sessions; s; s = s->user_next)
+    for (session_t *s = u->sessions; s; s = s->user_next)
         if (s->available && s->presence)
             route(w, contact, s->jid.full, "", s->presence);
 }
 
 void presence__send_unavailable_to(worker_t *w, user_t *u, const char *contact)
 {
-    for (conn_t *s = u->sessions; s; s = s->user_next) {
+    for (session_t *s = u->sessions; s; s = s->user_next) {
         if (!s->available)
             continue;
         hearth_bytes_t *bytes = im__unavailable(s->jid.full);
@@ -95,16 +95,16 @@ void presence__send_unavailable_to(worker_t *w, user_t *u, const char *contact)
     }
 }
 
-static void deliver_available(user_t *u, hearth_bytes_t *bytes, const conn_t *except)
+static void deliver_available(user_t *u, hearth_bytes_t *bytes, const session_t *except)
 {
-    for (conn_t *s = u->sessions; s; s = s->user_next)
+    for (session_t *s = u->sessions; s; s = s->user_next)
         if (s->available && s != except)
-            im__send_addressed(s, bytes, s->jid.full);
+            session__send_addressed(s, bytes, s->jid.full);
 }
 
 /* ---- outbound subscription management (RFC 6121 §3, Appendix A.2, A.4) ---- */
 
-static void outbound_sub(conn_t *c, user_t *u, const char *contact, const char *type,
+static void outbound_sub(session_t *c, user_t *u, const char *contact, const char *type,
                          hearth_xml_node_t *st, hearth_arena_t *arena)
 {
     worker_t *w = c->w;
@@ -124,7 +124,7 @@ static void outbound_sub(conn_t *c, user_t *u, const char *contact, const char *
                                     "the roster is full");
                 goto out;
             }
-            if (!(it = roster__item_new(contact)))
+            if (!(it = user__roster_item_new(contact)))
                 goto out;
             it->ask = 1;
             roster__changed(w, u, it);
@@ -142,7 +142,7 @@ static void outbound_sub(conn_t *c, user_t *u, const char *contact, const char *
                                     "the roster is full");
                 goto out;
             }
-            if (!it && !(it = roster__item_new(contact)))
+            if (!it && !(it = user__roster_item_new(contact)))
                 goto out;
             it->subscription |= STORAGE_SUB_FROM;
             it->approved = 0;
@@ -155,7 +155,7 @@ static void outbound_sub(conn_t *c, user_t *u, const char *contact, const char *
             if (!it) {
                 if (!roster__fits(w, u, contact, roster__item_size(contact, NULL, NULL, 0)))
                     goto out;
-                if (!(it = roster__item_new(contact)))
+                if (!(it = user__roster_item_new(contact)))
                     goto out;
             }
             it->approved = 1;
@@ -190,7 +190,7 @@ out:
 
 /* ---- broadcast presence (§4.2, §4.4, §4.5) ---- */
 
-static void broadcast(conn_t *c, user_t *u, hearth_bytes_t *bytes, const char *type)
+static void broadcast(session_t *c, user_t *u, hearth_bytes_t *bytes, const char *type)
 {
     /* Serialised once; one inbox message per destination worker lists its contacts. */
     route_batch_t *batch = router__batch_new(c->w, STANZA_PRESENCE, c->jid.full, type, bytes);
@@ -205,14 +205,14 @@ static void broadcast(conn_t *c, user_t *u, hearth_bytes_t *bytes, const char *t
     deliver_available(u, bytes, NULL);
 }
 
-static void directed_forget(conn_t *c)
+static void directed_forget(session_t *c)
 {
     if (c->directed.buckets)
         strmap_free(&c->directed);
 }
 
 /* Unavailable to contacts, own resources and the targets of directed presence. */
-static void go_unavailable(conn_t *c, user_t *u, hearth_bytes_t *bytes, const char *status)
+static void go_unavailable(session_t *c, user_t *u, hearth_bytes_t *bytes, const char *status)
 {
     worker_t *w = c->w;
     broadcast(c, u, bytes, "unavailable");
@@ -227,7 +227,7 @@ static void go_unavailable(conn_t *c, user_t *u, hearth_bytes_t *bytes, const ch
     hearth_bytes_unref(c->presence);
     c->presence = NULL;
     int others = 0;
-    for (conn_t *s = u->sessions; s; s = s->user_next)
+    for (session_t *s = u->sessions; s; s = s->user_next)
         others |= s != c && s->available;
     if (!others) {
         u->last_logout = user__now_ms() / 1000;
@@ -256,13 +256,13 @@ static int parse_priority(hearth_xml_node_t *st, hearth_arena_t *arena, int *out
     return 0;
 }
 
-static void initial_presence(conn_t *c, user_t *u)
+static void initial_presence(session_t *c, user_t *u)
 {
     worker_t *w = c->w;
     /* The user's other resources, seen by the new one. */
-    for (conn_t *s = u->sessions; s; s = s->user_next)
+    for (session_t *s = u->sessions; s; s = s->user_next)
         if (s != c && s->available && s->presence)
-            im__send_addressed(c, s->presence, c->jid.full);
+            session__send_addressed(c, s->presence, c->jid.full);
     /* Probes to the contacts it is subscribed to (§4.2.2). */
     hearth_buf_t b = HEARTH_BUF_INIT;
     int rc = hearth_buf_append_str(&b, "<presence type='probe' from='");
@@ -283,14 +283,14 @@ static void initial_presence(conn_t *c, user_t *u)
         const char *st = e->value;
         hearth_bytes_t *req = hearth_bytes_new(st, strlen(st));
         if (req)
-            im__send_addressed(c, req, c->jid.full);
+            session__send_addressed(c, req, c->jid.full);
         hearth_bytes_unref(req);
     }
     if (c->priority >= 0)
         message__flush_offline(c);
 }
 
-static void own_presence(conn_t *c, user_t *u, hearth_xml_node_t *st, hearth_arena_t *arena,
+static void own_presence(session_t *c, user_t *u, hearth_xml_node_t *st, hearth_arena_t *arena,
                          const char *type)
 {
     int prio;
@@ -324,7 +324,7 @@ static void own_presence(conn_t *c, user_t *u, hearth_xml_node_t *st, hearth_are
     hearth_bytes_unref(bytes);
 }
 
-void presence__from_client(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena)
+static void from_client(session_t *c, hearth_xml_node_t *st, hearth_arena_t *arena)
 {
     user_t *u = c->user;
     const char *type = hearth_xml_attr(st, "type");
@@ -391,7 +391,7 @@ void presence__from_client(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *are
     hearth_bytes_unref(bytes);
 }
 
-void presence__session_end(conn_t *c)
+static void session_end(session_t *c)
 {
     user_t *u = c->user;
     if (u && c->available) {
@@ -483,7 +483,7 @@ static size_t requests_bytes(const user_t *u)
 static int store_request(worker_t *w, user_t *u, inbox_msg_t *m, const char *contact)
 {
     request_copy_t rc = {contact, NULL};
-    im__parse(m->u.route.bytes->data, m->u.route.bytes->len, copy_request, &rc);
+    router__parse(m->u.route.bytes->data, m->u.route.bytes->len, copy_request, &rc);
     if (!rc.out)
         return HEARTH_ENOMEM;
     if (requests_bytes(u) + strlen(contact) + strlen(rc.out) > SUB_REQUESTS_BYTES) {
@@ -581,7 +581,7 @@ static void inbound_sub(worker_t *w, user_t *u, inbox_msg_t *m, const char *cont
     }
 }
 
-void presence__inbound(worker_t *w, user_t *u, inbox_msg_t *m)
+static void inbound(worker_t *w, user_t *u, inbox_msg_t *m)
 {
     const char *type = m->u.route.type;
     const char *from = m->u.route.from;
@@ -606,9 +606,9 @@ void presence__inbound(worker_t *w, user_t *u, inbox_msg_t *m)
     }
     const char *slash = strchr(m->u.route.to, '/');
     if (slash) {
-        conn_t *s = session__find(w, u->bare, slash + 1);
+        session_t *s = session__find(w, u->bare, slash + 1);
         if (s)
-            im__send_addressed(s, m->u.route.bytes, s->jid.full);
+            session__send_addressed(s, m->u.route.bytes, s->jid.full);
     } else {
         /* To the bare JID, errors included: a refused subscription request comes back so. */
         deliver_available(u, m->u.route.bytes, NULL);
@@ -617,4 +617,38 @@ out:
     hearth_arena_free(a);
 }
 
-const module_t module_presence = {.name = "presence"};
+static int presence_out(hook_args_t *a)
+{
+    from_client(a->s, a->st, a->arena);
+    return HOOK_STOP;
+}
+
+static int presence_in(hook_args_t *a)
+{
+    inbound(a->w, a->u, a->m);
+    return HOOK_STOP;
+}
+
+static int session_ending(hook_args_t *a)
+{
+    session_end(a->s);
+    return HOOK_CONTINUE;
+}
+
+static int presence_init(server_t *srv)
+{
+    (void)srv;
+    return hooks__add(HOOK_PRESENCE_OUT, 0, presence_out) ?: hooks__add(HOOK_PRESENCE_IN, 0,
+                                                                          presence_in)
+                                                              ?: hooks__add(HOOK_SESSION_ENDING,
+                                                                            100, session_ending);
+}
+
+static const char *const presence_stream_features[] = {
+    "<sub xmlns='urn:xmpp:features:pre-approval'/>", NULL};
+
+const module_t module_presence = {
+    .name = "presence",
+    .stream_features = presence_stream_features,
+    .init = presence_init,
+};

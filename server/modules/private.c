@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "modules/module.h"
+#include "modules/im.h"
 
 #define NS_PRIVATE "jabber:iq:private"
 #define QUERY_OPEN "<query xmlns='" NS_PRIVATE "'>"
@@ -94,8 +94,8 @@ static void private_get(iq_ctx_t *ctx, const char *user, const char *ns)
         iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
         return;
     }
-    server_t *srv = ctx->c->w->srv;
-    int rc = storage_private_get(srv->storage, &ctx->c->w->storage_target, user, ns, on_get, g);
+    server_t *srv = ctx->s->w->srv;
+    int rc = storage_private_get(srv->storage, &ctx->s->w->storage_target, user, ns, on_get, g);
     if (rc) {
         iq_submit_failed(ctx, g->d, rc, "private XML");
         free(g->empty);
@@ -106,7 +106,7 @@ static void private_get(iq_ctx_t *ctx, const char *user, const char *ns)
 /* Stores the query's children, serialised one after the other, as the fragment for ns. */
 static void private_set(iq_ctx_t *ctx, const char *user, const char *ns)
 {
-    server_t *srv = ctx->c->w->srv;
+    server_t *srv = ctx->s->w->srv;
     hearth_buf_t xml = HEARTH_BUF_INIT;
     for (hearth_xml_node_t *e = hearth_xml_first_element(ctx->payload); e;
          e = hearth_xml_next_element(e)) {
@@ -127,7 +127,7 @@ static void private_set(iq_ctx_t *ctx, const char *user, const char *ns)
         iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
         return;
     }
-    int rc = storage_private_set(srv->storage, &ctx->c->w->storage_target, user, ns, xml.data,
+    int rc = storage_private_set(srv->storage, &ctx->s->w->storage_target, user, ns, xml.data,
                                  srv->set.private_max_total, on_set, d);
     hearth_buf_free(&xml); /* storage copied it */
     if (rc)
@@ -164,7 +164,7 @@ static void private_xml(iq_ctx_t *ctx)
         iq_error(ctx, HEARTH_STANZA_ERR_NOT_ACCEPTABLE, "namespace too long");
         return;
     }
-    char *user = iq_localpart(ctx->arena, ctx->c->bare);
+    char *user = iq_localpart(ctx->arena, ctx->s->user->bare);
     if (!user) {
         iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
         return;

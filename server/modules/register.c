@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "modules/module.h"
+#include "modules/im.h"
 
 #define NS_REGISTER "jabber:iq:register"
 #define INSTRUCTIONS "Choose a username and password for use with this server."
@@ -172,7 +172,7 @@ static int password_ok(const settings_t *s, const char *pw)
 
 /* Registration is open on this stream: configured, and the stream encrypted unless TLS is
  * optional (XEP-0077 §10: not over a channel the server does not consider secured). */
-static int allowed_here(const conn_t *c)
+static int allowed_here(const preauth_t *c)
 {
     const settings_t *s = &c->w->srv->set;
     return s->registration_open && (c->secure || !s->tls_required);
@@ -190,8 +190,9 @@ static void wipe_free(char *s)
 typedef struct reg_job {
     uv_work_t work;
     worker_t *w;
-    uint64_t conn_id;       /* before authentication: the asking connection, found again by id */
-    iq_deferred_t *d;       /* after authentication: the pending reply (holds the connection) */
+    preauth_t *pa;          /* before authentication: the asking stream (a reference) */
+    uint64_t conn_id;       /* for the log */
+    iq_deferred_t *d;       /* after authentication: the pending reply (holds the session) */
     char *id;               /* before authentication: the IQ's id */
     char *bare;             /* username@domain, for the log and user__account_deleted */
     char ip[64];            /* for the log */
@@ -208,6 +209,8 @@ static void job_free(reg_job_t *j)
     free(j->id);
     free(j->bare);
     iq_deferred_free(j->d);
+    if (j->pa)
+        preauth__unref(j->pa);
     free(j);
     pending_leave();
 }
@@ -236,7 +239,7 @@ static hearth_stanza_error_t derive_error(int rc, const char **text)
 /* ---- before authentication ---- */
 
 /* Pre-auth replies carry only type and id: the client has no address yet. inner may be NULL. */
-static void preauth_send(conn_t *c, const char *id, const char *type, const char *inner)
+static void preauth_send(preauth_t *c, const char *id, const char *type, const char *inner)
 {
     hearth_buf_t b = HEARTH_BUF_INIT;
     int rc = hearth_buf_printf(&b, "<iq type='%s'", type);
@@ -253,12 +256,13 @@ static void preauth_send(conn_t *c, const char *id, const char *type, const char
         rc = rc ?: hearth_buf_append_str(&b, "/>");
     }
     if (!rc)
-        conn__send(c, b.data, b.len);
+        preauth__send(c, b.data, b.len);
     hearth_buf_free(&b);
 }
 
 /* The original payload is never echoed: it may hold a password (XEP-0077 §3.3). */
-static void preauth_error(conn_t *c, const char *id, hearth_stanza_error_t cond, const char *text)
+static void preauth_error(preauth_t *c, const char *id, hearth_stanza_error_t cond,
+                          const char *text)
 {
     hearth_buf_t b = HEARTH_BUF_INIT;
     int rc =
@@ -275,21 +279,16 @@ static void preauth_error(conn_t *c, const char *id, hearth_stanza_error_t cond,
     hearth_buf_free(&b);
 }
 
-/* The asking connection if it is still here, open and before authentication. A reference
- * cannot be held instead: after SASL success a connection moves to its home worker without
- * waiting for references, and this callback runs on the worker that asked. Registrations are
- * few (rate-limited, at most REG_MAX_PENDING in flight), so the scan costs little. */
-static conn_t *asking_conn(const reg_job_t *j)
+/* The asking stream, while it is there and before authentication (its carrier clears conn
+ * when it goes, authenticates or moves to another worker). */
+static preauth_t *asking(const reg_job_t *j)
 {
-    for (conn_t *c = j->w->conns; c; c = c->next)
-        if (c->id == j->conn_id)
-            return c->closing || c->handoff || c->bare ? NULL : c;
-    return NULL;
+    return j->pa && j->pa->conn ? j->pa : NULL;
 }
 
 static void preauth_finish(reg_job_t *j, hearth_stanza_error_t cond, const char *text)
 {
-    conn_t *c = asking_conn(j);
+    preauth_t *c = asking(j);
     if (c) {
         if (cond == HEARTH_STANZA_ERR_NONE)
             preauth_send(c, j->id, "result", NULL);
@@ -339,14 +338,14 @@ static void create_after_work(uv_work_t *w, int status)
     }
 }
 
-static void preauth_form(conn_t *c, const char *id)
+static void preauth_form(preauth_t *c, const char *id)
 {
     preauth_send(c, id, "result",
                  "<query xmlns='" NS_REGISTER "'><instructions>" INSTRUCTIONS
                  "</instructions><username/><password/></query>");
 }
 
-static void preauth_set(conn_t *c, const char *id, hearth_xml_node_t *q, hearth_arena_t *arena)
+static void preauth_set(preauth_t *c, const char *id, hearth_xml_node_t *q, hearth_arena_t *arena)
 {
     const settings_t *s = &c->w->srv->set;
     if (hearth_xml_child(q, "remove", NS_REGISTER)) {
@@ -382,8 +381,7 @@ static void preauth_set(conn_t *c, const char *id, hearth_xml_node_t *q, hearth_
     }
     if (pending_enter()) {
         free(node);
-        hlog_conn(LOG_WARN, c->id, NULL, "registration from %s refused: too many in progress",
-                  c->ip);
+        hlog(LOG_WARN, "registration from %s refused: too many in progress", c->ip);
         preauth_error(c, id, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT,
                       "too many registrations in progress; try again later");
         return;
@@ -392,7 +390,7 @@ static void preauth_set(conn_t *c, const char *id, hearth_xml_node_t *q, hearth_
     if (rc) {
         free(node);
         pending_leave();
-        hlog_conn(LOG_INFO, c->id, NULL, "registration from %s refused: rate limit", c->ip);
+        hlog(LOG_INFO, "registration from %s refused: rate limit", c->ip);
         preauth_error(c, id, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT,
                       rc == HEARTH_ELIMIT ? "too many registrations from this address; try later"
                                           : NULL);
@@ -406,7 +404,9 @@ static void preauth_set(conn_t *c, const char *id, hearth_xml_node_t *q, hearth_
         return;
     }
     j->w = c->w;
+    j->pa = c;
     j->conn_id = c->id;
+    preauth__ref(c);
     j->acct.username = node;
     j->iterations = s->scram_iterations;
     snprintf(j->ip, sizeof(j->ip), "%s", c->ip);
@@ -423,7 +423,7 @@ static void preauth_set(conn_t *c, const char *id, hearth_xml_node_t *q, hearth_
 }
 
 /* Whether 'to' on a pre-auth IQ names this server. */
-static int to_us(const conn_t *c, const char *to)
+static int to_us(const preauth_t *c, const char *to)
 {
     char *dom = NULL;
     int ok = hearth_jid_nameprep(to, strlen(to), &dom, NULL) == 0 &&
@@ -432,7 +432,7 @@ static int to_us(const conn_t *c, const char *to)
     return ok;
 }
 
-int register__preauth(conn_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena)
+static int preauth_iq(preauth_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena)
 {
     hearth_xml_node_t *q = hearth_xml_first_element(iq);
     if (!q || strcmp(q->name, "query") || strcmp(q->ns, NS_REGISTER))
@@ -470,9 +470,11 @@ int register__preauth(conn_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena)
     return 1;
 }
 
-int register__offered(const conn_t *c)
+static int preauth_features(preauth_t *c, hearth_buf_t *out)
 {
-    return allowed_here(c);
+    return allowed_here(c) ? hearth_buf_append_str(
+                                 out, "<register xmlns='http://jabber.org/features/iq-register'/>")
+                           : 0;
 }
 
 /* ---- after authentication ---- */
@@ -502,12 +504,12 @@ static void on_secrets(void *ud, int err)
 {
     reg_job_t *j = ud;
     if (err) {
-        hlog_conn(LOG_ERROR, j->d->c->id, j->bare, "password change failed: %s",
+        hlog_conn(LOG_ERROR, j->d->s->id, j->bare, "password change failed: %s",
                   hearth_strerror(err));
         job_fail(j, account_error(err), NULL);
         return;
     }
-    hlog_conn(LOG_INFO, j->d->c->id, j->bare, "password changed for %s", j->bare);
+    hlog_conn(LOG_INFO, j->d->s->id, j->bare, "password changed for %s", j->bare);
     iq_deferred_result(j->d, NULL);
     j->d = NULL;
     job_free(j);
@@ -536,12 +538,12 @@ static void on_deleted(void *ud, int err)
 {
     reg_job_t *j = ud;
     if (err) {
-        hlog_conn(LOG_ERROR, j->d->c->id, j->bare, "account removal failed: %s",
+        hlog_conn(LOG_ERROR, j->d->s->id, j->bare, "account removal failed: %s",
                   hearth_strerror(err));
         job_fail(j, account_error(err), NULL);
         return;
     }
-    hlog_conn(LOG_INFO, j->d->c->id, j->bare, "account %s removed", j->bare);
+    hlog_conn(LOG_INFO, j->d->s->id, j->bare, "account %s removed", j->bare);
     /* The result is queued before the stream errors of §3.2 that close the sessions. */
     iq_deferred_result(j->d, NULL);
     j->d = NULL;
@@ -553,17 +555,16 @@ static void on_deleted(void *ud, int err)
  * reg_pending. NULL when it cannot be made, nothing left counted: the caller answers. */
 static reg_job_t *session_job(iq_ctx_t *ctx)
 {
-    conn_t *c = ctx->c;
+    session_t *c = ctx->s;
     reg_job_t *j = calloc(1, sizeof(*j));
     if (!j) {
         pending_leave();
         return NULL;
     }
     j->w = c->w;
-    j->conn_id = c->id;
     j->iterations = c->w->srv->set.scram_iterations;
     j->acct.username = strdup(c->jid.node);
-    j->bare = strdup(c->bare);
+    j->bare = strdup(c->user->bare);
     j->d = iq_defer(ctx);
     if (!j->acct.username || !j->bare || !j->d) {
         job_free(j);
@@ -620,7 +621,7 @@ static void change_password(iq_ctx_t *ctx, const char *pw)
 
 static void register_iq(iq_ctx_t *ctx)
 {
-    conn_t *c = ctx->c;
+    session_t *c = ctx->s;
     hearth_arena_t *a = ctx->arena;
     hearth_xml_node_t *q = ctx->payload;
     if (!ctx->set) {
@@ -677,4 +678,6 @@ const module_t module_register = {
     .iqs = register_iqs,
     .server_features = register_server_features,
     .init = register_init,
+    .preauth_iq = preauth_iq,
+    .preauth_features = preauth_features,
 };

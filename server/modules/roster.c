@@ -13,28 +13,6 @@
 #define ROSTER_GROUP_MAX 1023
 #define ROSTER_GROUPS_MAX 100
 
-storage_roster_item_t *roster__item_new(const char *jid)
-{
-    storage_roster_item_t *it = calloc(1, sizeof(*it));
-    if (!it || !(it->jid = strdup(jid))) {
-        free(it);
-        return NULL;
-    }
-    return it;
-}
-
-void roster__item_free(storage_roster_item_t *it)
-{
-    if (!it)
-        return;
-    for (size_t i = 0; i < it->ngroups; i++)
-        free(it->groups[i]);
-    free(it->groups);
-    free(it->name);
-    free(it->jid);
-    free(it);
-}
-
 static const char *sub_name(int s)
 {
     switch (s) {
@@ -109,6 +87,9 @@ static void item_xml(hearth_arena_t *a, hearth_xml_node_t *q, const storage_rost
     }
 }
 
+/* Per session: it asked for the roster, so it gets pushes (the slot holds (void *)1). */
+static int interest_slot = -1;
+
 static void push(worker_t *w, user_t *u, const storage_roster_item_t *it, int removed)
 {
     hearth_arena_t *a = hearth_arena_new(0);
@@ -127,9 +108,9 @@ static void push(worker_t *w, user_t *u, const storage_roster_item_t *it, int re
     hearth_buf_t b = HEARTH_BUF_INIT;
     if (hearth_xml_serialize(iq, "jabber:client", &b) == 0) {
         hearth_bytes_t *bytes = hearth_bytes_new(b.data, b.len);
-        for (conn_t *s = u->sessions; bytes && s; s = s->user_next)
-            if (s->roster_interested)
-                im__send_addressed(s, bytes, s->jid.full);
+        for (session_t *s = u->sessions; bytes && s; s = s->user_next)
+            if (s->slot[interest_slot])
+                session__send_addressed(s, bytes, s->jid.full);
         hearth_bytes_unref(bytes);
     }
     hearth_buf_free(&b);
@@ -157,7 +138,7 @@ void roster__removed(worker_t *w, user_t *u, const char *jid)
                               user__write_done, NULL))
         hlog(LOG_ERROR, "roster of %s: storage refused the removal", u->bare);
     push(w, u, it, 1);
-    roster__item_free(it);
+    user__roster_item_free(it);
 }
 
 static int by_ver(const void *a, const void *b)
@@ -203,9 +184,9 @@ static int parse_ver(const char *s, int64_t *out)
 
 static void roster_get(iq_ctx_t *ctx, user_t *u)
 {
-    conn_t *c = ctx->c;
+    session_t *c = ctx->s;
     hearth_arena_t *a = ctx->arena;
-    c->roster_interested = 1;
+    c->slot[interest_slot] = (void *)1;
     const char *cv = hearth_xml_attr(ctx->payload, "ver");
     int64_t known;
     if (cv && parse_ver(cv, &known) == 0 && known <= u->roster_ver &&
@@ -226,13 +207,13 @@ static void roster_get(iq_ctx_t *ctx, user_t *u)
             hearth_xml_node_t *q = hearth_xml_add_child(a, iq, "query", NS_ROSTER);
             hearth_xml_set_attr(a, q, "ver", ver);
             item_xml(a, q, v[i], 0);
-            conn__send_node(c, iq);
+            session__send_node(c, iq);
         }
         free(v);
         return;
     }
     size_t size = size_with(u, "", 0);
-    if (size > CONN_MAX_OUTQ / 2) {
+    if (size > SESSION_OUTPUT_MAX / 2) {
         /* Only a roster stored under older, larger limits: it cannot go out whole without
          * passing the output bound, which would end the session at every login. */
         hlog_conn(LOG_WARN, c->id, c->jid.full, "roster of %zu bytes not sent", size);
@@ -254,7 +235,7 @@ static void roster_get(iq_ctx_t *ctx, user_t *u)
 
 static void roster_set(iq_ctx_t *ctx, user_t *u)
 {
-    worker_t *w = ctx->c->w;
+    worker_t *w = ctx->s->w;
     hearth_arena_t *a = ctx->arena;
     hearth_xml_node_t *item = hearth_xml_first_element(ctx->payload);
     if (!item || strcmp(item->name, "item") || strcmp(item->ns, NS_ROSTER) ||
@@ -342,7 +323,7 @@ static void roster_set(iq_ctx_t *ctx, user_t *u)
     }
     int created = 0;
     if (!it) {
-        if (!(it = roster__item_new(jid))) {
+        if (!(it = user__roster_item_new(jid))) {
             iq_error(ctx, HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR, NULL);
             return;
         }
@@ -354,7 +335,7 @@ static void roster_set(iq_ctx_t *ctx, user_t *u)
         free(ng_arr);
         free(nname);
         if (created)
-            roster__item_free(it);
+            user__roster_item_free(it);
         iq_error(ctx, HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR, NULL);
         return;
     }
@@ -374,7 +355,7 @@ static void roster_set(iq_ctx_t *ctx, user_t *u)
 
 static void roster_iq(iq_ctx_t *ctx)
 {
-    user_t *u = ctx->c->user;
+    user_t *u = ctx->s->user;
     if (!u) {
         iq_error(ctx, HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR, NULL);
         return;
@@ -390,7 +371,18 @@ static const iq_route_t roster_iqs[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static int roster_init(server_t *srv)
+{
+    (void)srv;
+    return (interest_slot = session__slot_new()) < 0 ? HEARTH_ELIMIT : 0;
+}
+
+static const char *const roster_stream_features[] = {"<ver xmlns='urn:xmpp:features:rosterver'/>",
+                                                     NULL};
+
 const module_t module_roster = {
     .name = "roster",
     .iqs = roster_iqs,
+    .stream_features = roster_stream_features,
+    .init = roster_init,
 };

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "modules/module.h"
+#include "modules/im.h"
 
 #define NS_VCARD "vcard-temp"
 #define EMPTY_VCARD "<vCard xmlns='" NS_VCARD "'/>"
@@ -41,14 +41,14 @@ static void vcard_get(iq_ctx_t *ctx)
         return;
     }
     int own = ctx->where == IQ_TO_SELF;
-    char *user = iq_localpart(ctx->arena, own ? ctx->c->bare : ctx->to);
+    char *user = iq_localpart(ctx->arena, own ? ctx->s->user->bare : ctx->to);
     iq_deferred_t *d = user ? iq_defer(ctx) : NULL;
     if (!d) {
         iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
         return;
     }
-    server_t *srv = ctx->c->w->srv;
-    int rc = storage_vcard_get(srv->storage, &ctx->c->w->storage_target, user, on_get, d);
+    server_t *srv = ctx->s->w->srv;
+    int rc = storage_vcard_get(srv->storage, &ctx->s->w->storage_target, user, on_get, d);
     if (rc)
         iq_submit_failed(ctx, d, rc, "vCard");
 }
@@ -66,7 +66,7 @@ static void vcard_set(iq_ctx_t *ctx)
                  "only the owner may change a vCard");
         return;
     }
-    server_t *srv = ctx->c->w->srv;
+    server_t *srv = ctx->s->w->srv;
     hearth_buf_t xml = HEARTH_BUF_INIT;
     /* A <vCard/> with no element inside is no vCard: the stored one is deleted, so that
      * afterwards everyone reads the empty <vCard/>, as before any set. context_ns jabber:client
@@ -82,14 +82,14 @@ static void vcard_set(iq_ctx_t *ctx)
         iq_error(ctx, HEARTH_STANZA_ERR_NOT_ACCEPTABLE, "vCard too large");
         return;
     }
-    char *user = iq_localpart(ctx->arena, ctx->c->bare);
+    char *user = iq_localpart(ctx->arena, ctx->s->user->bare);
     iq_deferred_t *d = user ? iq_defer(ctx) : NULL;
     if (!d) {
         hearth_buf_free(&xml);
         iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
         return;
     }
-    int rc = storage_vcard_set(srv->storage, &ctx->c->w->storage_target, user, xml.data, on_set, d);
+    int rc = storage_vcard_set(srv->storage, &ctx->s->w->storage_target, user, xml.data, on_set, d);
     hearth_buf_free(&xml); /* storage copied it */
     if (rc)
         iq_submit_failed(ctx, d, rc, "vCard");

@@ -12,8 +12,9 @@
 
 #include <cmocka.h>
 
-#include "c2s/conn.h"
-#include "modules/im.h"
+#include "core/router.h"
+#include "core/session.h"
+#include "core/user.h"
 
 /* ---- the failing allocator (this thread only) ---- */
 
@@ -95,12 +96,17 @@ static int setup(void **state)
     return 0;
 }
 
+static void close_any(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
 static int teardown(void **state)
 {
     fixture_t *f = *state;
     for (unsigned i = 0; i < 2; i++) {
-        uv_close((uv_handle_t *)&f->w[i].wake, NULL);
-        uv_close((uv_handle_t *)&f->w[i].resume_timer, NULL);
+        uv_walk(&f->w[i].loop, close_any, NULL);
         worker__free(&f->w[i]);
     }
     free(f);
@@ -192,30 +198,56 @@ static void test_acquire_runs_failed_when_it_cannot_wait(void **state)
     worker__user_drop_if_empty(w, u);
 }
 
-/* ---- a message that cannot be handed over leaves its sender's count free to settle ---- */
+/* ---- a message that cannot be handed over is counted at once by its sender ---- */
 
-static void test_route_failure_leaves_sender_unmarked(void **state)
+typedef struct fake_session {
+    session_t s;
+    int deferred; /* defer_settle was asked */
+    int settled;  /* settled was called */
+    uint32_t settled_seq;
+} fake_session_t;
+
+static int fake_defer(session_t *s, char *sm_id, uint32_t *seq)
+{
+    fake_session_t *f = (fake_session_t *)s;
+    strcpy(sm_id, "abc");
+    *seq = 7;
+    f->deferred++;
+    return 1;
+}
+
+static void fake_settled(session_t *s, const char *sm_id, uint32_t seq)
+{
+    fake_session_t *f = (fake_session_t *)s;
+    assert_string_equal(sm_id, "abc");
+    f->settled++;
+    f->settled_seq = seq;
+}
+
+static const session_ops_t fake_ops = {.defer_settle = fake_defer, .settled = fake_settled};
+
+static void test_route_failure_settles_the_sender(void **state)
 {
     fixture_t *f = *state;
     const char *to = "carol@example.org/phone";
     worker_t *home = worker__home(&f->srv, "carol@example.org");
     worker_t *w = home == &f->w[0] ? &f->w[1] : &f->w[0];
-    conn_t *sender = calloc(1, sizeof(*sender));
+    fake_session_t *sender = calloc(1, sizeof(*sender));
     assert_non_null(sender);
-    sender->sm.enabled = 1;
-    strcpy(sender->sm.id, "abc");
-    sender->sm.cur_seq = 7;
+    sender->s.ops = &fake_ops;
     hearth_bytes_t *bytes = hearth_bytes_new("<message/>", 10);
     assert_non_null(bytes);
     for (long n = 1;; n++) {
-        sender->sm.cur_async = 0;
+        sender->deferred = sender->settled = 0;
         arm(n);
-        int rc = router__route_settled(w, to, "dave@example.org/pc", "chat", NULL, sender, bytes);
+        int rc =
+            router__route_settled(w, to, "dave@example.org/pc", "chat", NULL, &sender->s, bytes);
         long used = fail_calls;
         disarm();
-        if (used < n) { /* every allocation succeeded: handed over, marked */
+        if (used < n) { /* every allocation succeeded: handed over, settled there later */
             assert_int_equal(rc, 0);
-            assert_int_equal(sender->sm.cur_async, 1);
+            assert_int_equal(sender->deferred, 1);
+            assert_int_equal(sender->settled, 0);
             assert_int_equal(bytes->refs, 2);
             inbox_msg_t *m = home->inbox_head;
             assert_non_null(m);
@@ -223,6 +255,7 @@ static void test_route_failure_leaves_sender_unmarked(void **state)
             assert_string_equal(m->u.route.settle_sm, "abc");
             assert_int_equal(m->u.route.settle_seq, 7);
             home->inbox_head = home->inbox_tail = NULL;
+            home->inbox_len = 0;
             hearth_bytes_unref(m->u.route.bytes);
             free(m->u.route.to);
             free(m->u.route.from);
@@ -231,8 +264,9 @@ static void test_route_failure_leaves_sender_unmarked(void **state)
             break;
         }
         assert_int_equal(rc, HEARTH_ENOMEM);
-        assert_int_equal(sender->sm.cur_async, 0); /* sm__end_inbound settles it now */
-        assert_int_equal(bytes->refs, 1);          /* nothing holds the bytes */
+        /* nothing was marked to wait for a destination: the sender counts it now */
+        assert_int_equal(sender->settled, sender->deferred);
+        assert_int_equal(bytes->refs, 1); /* nothing holds the bytes */
         assert_null(home->inbox_head);
         assert_true(n < 10);
     }
@@ -248,7 +282,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_acquire_runs_failed_when_it_cannot_wait, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_route_failure_leaves_sender_unmarked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_route_failure_settles_the_sender, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

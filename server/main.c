@@ -12,7 +12,7 @@
 #include "c2s/conn.h"
 #include "core/datadir.h"
 #include "core/log.h"
-#include "modules/module.h"
+#include "modules/im.h"
 
 #define SHUTDOWN_GRACE_MS 5000
 
@@ -179,7 +179,8 @@ static int listen_all(app_t *a, const char *bind, const char *key, int *out_port
     }
     int port = (int)p;
     for (unsigned i = 0; i < srv->nworkers; i++) {
-        int rc = worker__listen(srv->workers[i], (struct sockaddr *)&ss, &port, direct);
+        int rc = worker__listen(srv->workers[i], (struct sockaddr *)&ss, &port, c2s__on_connection,
+                                direct ? (void *)1 : NULL);
         if (rc) {
             fprintf(stderr, "hearthd: cannot listen on %s port %ld (%s): %s\n", bind, p, key,
                     uv_strerror(rc));
@@ -334,7 +335,7 @@ int main(int argc, char **argv)
     free(dsn);
     if (setup_secret(srv))
         return fail("cannot store the server secret", NULL);
-    if (modules__init(srv))
+    if (c2s__init(srv) || modules__init(srv, modules__all))
         return fail("cannot start the modules", NULL);
 
     long nw = config_int(srv->cfg, "server.workers");
@@ -361,7 +362,8 @@ int main(int argc, char **argv)
         return fail("out of memory", NULL);
     for (unsigned i = 0; i < srv->nworkers; i++) {
         srv->workers[i] = calloc(1, sizeof(worker_t));
-        if (!srv->workers[i] || worker__init(srv, srv->workers[i], i))
+        if (!srv->workers[i] || worker__init(srv, srv->workers[i], i) ||
+            c2s__worker_init(srv->workers[i]) || modules__worker_init(srv->workers[i]))
             return fail("cannot start a worker", NULL);
     }
     const char *bind = config_str(srv->cfg, "c2s.bind");
@@ -402,6 +404,8 @@ int main(int argc, char **argv)
     storage_close(srv->storage);
     for (unsigned i = 0; i < srv->nworkers; i++) {
         worker__free(srv->workers[i]);
+        modules__worker_free(srv->workers[i]);
+        c2s__worker_free(srv->workers[i]);
         free(srv->workers[i]);
     }
     free(srv->workers);

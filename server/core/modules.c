@@ -1,28 +1,23 @@
-/* The module registry: IQ routes from every module's table in one hash map, disco features in
- * one list (server/modules/module.h). Built once at start-up, read-only afterwards. */
+/* The module registry (core/module.h): IQ routes from every module's table in one hash map,
+ * disco and stream features in lists, the checks every IQ passes before a module sees it
+ * (RFC 6120 §8.2.3), and the reply helpers. Built once at start-up, read-only afterwards. */
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
-#include "modules/im.h"
+#include "core/module.h"
+#include "core/router.h"
 
-static const module_t *const modules[] = {
-    &module_core, &module_roster,   &module_presence, &module_message, &module_blocking,
-    &module_last, &module_register, &module_misc,     &module_vcard,   &module_private,
-    &module_mam,  &module_muc,      &module_carbons,
-};
-#define NMODULES (sizeof(modules) / sizeof(*modules))
-
-static strmap_t routes; /* "ns name" -> const iq_route_t * */
+static const module_t *const *modules; /* NULL-terminated, given by the program */
+static strmap_t routes;                /* "ns name" -> const iq_route_t * */
+static char caps_ver[64];              /* XEP-0115 verification string of the server's disco#info */
 
 static void route_key(char *buf, size_t len, const char *ns, const char *name)
 {
     snprintf(buf, len, "%s %s", ns, name);
 }
-
-static char caps_ver[64]; /* XEP-0115 verification string of the server's disco#info */
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -34,7 +29,7 @@ static int compute_caps(void)
 {
     const char *feats[256];
     size_t n = 0;
-    for (size_t i = 0; i < NMODULES; i++)
+    for (size_t i = 0; modules[i]; i++)
         for (const char *const *f = modules[i]->server_features; f && *f && n < 256; f++)
             feats[n++] = *f;
     qsort(feats, n, sizeof(*feats), cmp_str);
@@ -60,13 +55,14 @@ const char *modules__caps_ver(void)
     return caps_ver;
 }
 
-int modules__init(server_t *srv)
+int modules__init(server_t *srv, const module_t *const *list)
 {
+    modules = list;
     if (compute_caps())
         return HEARTH_ENOMEM;
     if (strmap_init(&routes))
         return HEARTH_ENOMEM;
-    for (size_t i = 0; i < NMODULES; i++) {
+    for (size_t i = 0; modules[i]; i++) {
         const module_t *m = modules[i];
         for (const iq_route_t *r = m->iqs; r && r->ns; r++) {
             char key[512];
@@ -86,35 +82,99 @@ int modules__init(server_t *srv)
     return 0;
 }
 
+int modules__worker_init(worker_t *w)
+{
+    for (size_t i = 0; modules && modules[i]; i++)
+        if (modules[i]->worker_init && modules[i]->worker_init(w)) {
+            hlog(LOG_ERROR, "module %s failed to start on worker %u", modules[i]->name, w->index);
+            return HEARTH_ECONFIG;
+        }
+    return 0;
+}
+
+void modules__worker_free(worker_t *w)
+{
+    for (size_t i = 0; modules && modules[i]; i++)
+        if (modules[i]->worker_free)
+            modules[i]->worker_free(w);
+}
+
 void modules__free(void)
 {
     strmap_free(&routes);
-}
-
-int modules__dispatch_iq(iq_ctx_t *ctx)
-{
-    char key[512];
-    route_key(key, sizeof(key), ctx->payload->ns, ctx->payload->name);
-    const iq_route_t *r = strmap_get(&routes, key);
-    if (!r)
-        return 0;
-    if (!(r->where & ctx->where)) {
-        iq_error(ctx, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
-        return 1;
-    }
-    r->fn(ctx);
-    return 1;
+    modules = NULL;
 }
 
 void modules__add_features(hearth_arena_t *a, hearth_xml_node_t *query, int account)
 {
-    for (size_t i = 0; i < NMODULES; i++) {
+    for (size_t i = 0; modules[i]; i++) {
         const char *const *f = account ? modules[i]->account_features : modules[i]->server_features;
         for (; f && *f; f++) {
             hearth_xml_node_t *n = hearth_xml_add_child(a, query, "feature", NULL);
             hearth_xml_set_attr(a, n, "var", *f);
         }
     }
+}
+
+int modules__stream_features(hearth_buf_t *out)
+{
+    int rc = 0;
+    for (size_t i = 0; modules[i]; i++)
+        for (const char *const *f = modules[i]->stream_features; f && *f; f++)
+            rc = rc ?: hearth_buf_append_str(out, *f);
+    return rc;
+}
+
+int modules__preauth_iq(preauth_t *p, hearth_xml_node_t *iq, hearth_arena_t *arena)
+{
+    for (size_t i = 0; modules[i]; i++)
+        if (modules[i]->preauth_iq && modules[i]->preauth_iq(p, iq, arena))
+            return 1;
+    return 0;
+}
+
+int modules__preauth_features(preauth_t *p, hearth_buf_t *out)
+{
+    int rc = 0;
+    for (size_t i = 0; modules[i]; i++)
+        if (modules[i]->preauth_features)
+            rc = rc ?: modules[i]->preauth_features(p, out);
+    return rc;
+}
+
+/* ---- dispatch ---- */
+
+void modules__iq(session_t *s, hearth_xml_node_t *iq, hearth_arena_t *arena, int where,
+                 const char *to)
+{
+    const char *type = hearth_xml_attr(iq, "type");
+    const char *id = hearth_xml_attr(iq, "id");
+    if (type && (!strcmp(type, "result") || !strcmp(type, "error")))
+        return; /* answers to requests of the server's own: nobody waits for them here */
+    if (!id || !type || (strcmp(type, "get") && strcmp(type, "set")) ||
+        hearth_xml_count_elements(iq) != 1) {
+        router__reply_error(s, iq, arena, HEARTH_STANZA_ERR_BAD_REQUEST,
+                            "an IQ get or set has an id and exactly one payload");
+        return;
+    }
+    iq_ctx_t ctx = {
+        .s = s,
+        .w = s->w,
+        .iq = iq,
+        .payload = hearth_xml_first_element(iq),
+        .arena = arena,
+        .to = to,
+        .where = where,
+        .set = !strcmp(type, "set"),
+    };
+    char key[512];
+    route_key(key, sizeof(key), ctx.payload->ns, ctx.payload->name);
+    const iq_route_t *r = strmap_get(&routes, key);
+    if (!r || !(r->where & where)) {
+        router__reply_error(s, iq, arena, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
+        return;
+    }
+    r->fn(&ctx);
 }
 
 /* ---- replies ---- */
@@ -126,18 +186,18 @@ hearth_xml_node_t *iq_result(iq_ctx_t *ctx)
     hearth_xml_set_attr(ctx->arena, r, "id", hearth_xml_attr(ctx->iq, "id"));
     if (ctx->where != IQ_TO_SELF || hearth_xml_attr(ctx->iq, "to"))
         hearth_xml_set_attr(ctx->arena, r, "from", ctx->to);
-    hearth_xml_set_attr(ctx->arena, r, "to", ctx->c->jid.full);
+    hearth_xml_set_attr(ctx->arena, r, "to", ctx->s->jid.full);
     return r;
 }
 
 void iq_send(iq_ctx_t *ctx, hearth_xml_node_t *reply)
 {
-    conn__send_node(ctx->c, reply);
+    session__send_node(ctx->s, reply);
 }
 
 void iq_error(iq_ctx_t *ctx, hearth_stanza_error_t cond, const char *text)
 {
-    router__reply_error(ctx->c, ctx->iq, ctx->arena, cond, text);
+    router__reply_error(ctx->s, ctx->iq, ctx->arena, cond, text);
 }
 
 iq_deferred_t *iq_defer(iq_ctx_t *ctx)
@@ -151,8 +211,8 @@ iq_deferred_t *iq_defer(iq_ctx_t *ctx)
         free(d);
         return NULL;
     }
-    d->c = ctx->c;
-    conn__ref(d->c);
+    d->s = ctx->s;
+    session__ref(d->s);
     return d;
 }
 
@@ -160,16 +220,18 @@ void iq_deferred_free(iq_deferred_t *d)
 {
     if (!d)
         return;
-    conn__unref(d->c);
+    session__unref(d->s);
     free(d->id);
     free(d->from);
     free(d);
 }
 
+/* The reply goes to the session even while it waits for a resumption (it is queued there
+ * with what else it has not acknowledged); nothing once it has ended. */
 static void deferred_send(iq_deferred_t *d, const char *type, const char *inner)
 {
-    conn_t *c = d->c;
-    if (!c->closing && c->jid.full) {
+    session_t *s = d->s;
+    if (s->state != SESSION_ENDED) {
         hearth_buf_t b = HEARTH_BUF_INIT;
         int rc = hearth_buf_printf(&b, "<iq type='%s' id='", type);
         rc = rc ?: hearth_buf_append_escaped(&b, d->id, strlen(d->id));
@@ -178,7 +240,7 @@ static void deferred_send(iq_deferred_t *d, const char *type, const char *inner)
             rc = rc ?: hearth_buf_append_escaped(&b, d->from, strlen(d->from));
         }
         rc = rc ?: hearth_buf_append_str(&b, "' to='");
-        rc = rc ?: hearth_buf_append_escaped(&b, c->jid.full, strlen(c->jid.full));
+        rc = rc ?: hearth_buf_append_escaped(&b, s->jid.full, strlen(s->jid.full));
         if (inner) {
             rc = rc ?: hearth_buf_append_str(&b, "'>");
             rc = rc ?: hearth_buf_append_str(&b, inner);
@@ -187,7 +249,7 @@ static void deferred_send(iq_deferred_t *d, const char *type, const char *inner)
             rc = rc ?: hearth_buf_append_str(&b, "'/>");
         }
         if (!rc)
-            conn__send_stanza(c, b.data, b.len);
+            session__send(s, b.data, b.len);
         hearth_buf_free(&b);
     }
     iq_deferred_free(d);
@@ -195,7 +257,7 @@ static void deferred_send(iq_deferred_t *d, const char *type, const char *inner)
 
 void iq_submit_failed(iq_ctx_t *ctx, iq_deferred_t *d, int rc, const char *what)
 {
-    hlog_conn(LOG_ERROR, ctx->c->id, ctx->c->jid.full, "%s request not queued: %s", what,
+    hlog_conn(LOG_ERROR, ctx->s->id, ctx->s->jid.full, "%s request not queued: %s", what,
               hearth_strerror(rc));
     iq_deferred_free(d);
     iq_error(ctx,
@@ -208,7 +270,7 @@ int iq_storage_failed(iq_deferred_t *d, int err, const char *what)
 {
     if (!err || err == HEARTH_ENOTFOUND)
         return 0;
-    hlog_conn(LOG_ERROR, d->c->id, d->c->jid.full, "%s storage failed: %s", what,
+    hlog_conn(LOG_ERROR, d->s->id, d->s->jid.full, "%s storage failed: %s", what,
               hearth_strerror(err));
     iq_deferred_error(d, HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR, NULL);
     return 1;
@@ -233,4 +295,23 @@ void iq_deferred_error(iq_deferred_t *d, hearth_stanza_error_t cond, const char 
              HEARTH_NS_STANZA_ERRORS, text ? "<text xmlns='" HEARTH_NS_STANZA_ERRORS "'>" : "",
              text ? text : "", text ? "</text>" : "");
     deferred_send(d, "error", inner);
+}
+
+/* ---- streams before authentication ---- */
+
+void preauth__send(preauth_t *p, const char *data, size_t len)
+{
+    if (p->conn)
+        p->ops->send(p, data, len);
+}
+
+void preauth__ref(preauth_t *p)
+{
+    p->refs++;
+}
+
+void preauth__unref(preauth_t *p)
+{
+    if (--p->refs == 0)
+        free(p);
 }

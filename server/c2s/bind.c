@@ -1,48 +1,15 @@
-/* Resource binding (RFC 6120 §7) on the user's home worker: the resource-conflict policy,
- * the per-account resource limit, and the user's session list that routing reads. */
+/* Resource binding (RFC 6120 §7) on the user's home worker: the resource-conflict policy and
+ * the per-account resource limit; a bound resource becomes a session (csession.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "c2s/conn.h"
+#include "core/hooks.h"
 #include "core/log.h"
-#include "modules/im.h"
+#include "core/user.h"
 
 #define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
-
-conn_t *session__find(worker_t *w, const char *bare, const char *resource)
-{
-    user_t *u = worker__user(w, bare, 0);
-    if (!u)
-        return NULL;
-    for (conn_t *s = u->sessions; s; s = s->user_next)
-        if (!strcmp(s->jid.resource, resource))
-            return s;
-    return NULL;
-}
-
-void session__unbind(conn_t *c)
-{
-    user_t *u = c->user;
-    if (!u)
-        return;
-    presence__session_end(c);
-    for (conn_t **pp = &u->sessions; *pp; pp = &(*pp)->user_next) {
-        if (*pp == c) {
-            *pp = c->user_next;
-            break;
-        }
-    }
-    u->nsessions--;
-    c->user = NULL;
-    c->user_next = NULL;
-    /* Unacknowledged messages go to another resource or offline: delivery on this worker
-     * may load and release u, which must outlive it here. */
-    user__hold(u);
-    sm__reroute(c);
-    hlog_conn(LOG_DEBUG, c->id, conn__log_jid(c), "unbound");
-    user__release(c->w, u);
-}
 
 static void random_hex(char *out, size_t nbytes)
 {
@@ -69,7 +36,7 @@ static void bind_reply_error(conn_t *c, const char *id, hearth_stanza_error_t co
     hearth_xml_node_t *iq = hearth_xml_new(a, "iq", "jabber:client");
     hearth_xml_set_attr(a, iq, "type", "set");
     hearth_xml_set_attr(a, iq, "id", id);
-    router__reply_error(c, iq, a, cond, text);
+    c2s__reply_error(c, iq, a, cond, text);
     hearth_arena_free(a);
 }
 
@@ -101,14 +68,14 @@ static void bind_loaded(worker_t *w, user_t *u, void *arg)
         if (!(resource = strdup(gen)))
             goto oom;
     }
-    conn_t *old = session__find(w, c->bare, resource);
+    session_t *old = session__find(w, c->bare, resource);
     if (old) {
         switch (s->resource_conflict) {
         case CONFLICT_REPLACE:
-            hlog_conn(LOG_INFO, old->id, conn__log_jid(old), "replaced by connection %llu",
+            hlog_conn(LOG_INFO, old->id, old->jid.full, "replaced by connection %llu",
                       (unsigned long long)c->id);
-            conn__stream_error(old, HEARTH_STREAM_ERR_CONFLICT, "replaced by a new session");
-            session__unbind(old);
+            /* Its end is decided now (it no longer counts as bound) and done next turn. */
+            session__end(old, HEARTH_STREAM_ERR_CONFLICT, "replaced by a new session");
             break;
         case CONFLICT_REJECT:
             bind_reply_error(c, j->id, HEARTH_STANZA_ERR_CONFLICT, "that resource is in use");
@@ -129,7 +96,10 @@ static void bind_loaded(worker_t *w, user_t *u, void *arg)
         }
         }
     }
-    if (u->nsessions >= s->max_resources) {
+    unsigned live = 0;
+    for (session_t *t = u->sessions; t; t = t->user_next)
+        live += !t->ending;
+    if (live >= s->max_resources) {
         bind_reply_error(c, j->id, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT,
                          "too many resources bound for this account");
         goto out;
@@ -139,23 +109,25 @@ static void bind_loaded(worker_t *w, user_t *u, void *arg)
         bind_reply_error(c, j->id, HEARTH_STANZA_ERR_BAD_REQUEST, reason);
         goto out;
     }
-    c->jid = full;
-    c->user = u;
-    c->user_next = u->sessions;
-    u->sessions = c;
-    u->nsessions++;
+    c2s_session_t *cs = csession__new(c, u, &full);
+    if (!cs) {
+        hearth_jid_clear(&full);
+        goto oom;
+    }
     c->state = C2S_BOUND;
 
     hearth_buf_t b = HEARTH_BUF_INIT;
     int rc = hearth_buf_append_str(&b, "<iq type='result' id='");
     rc = rc ?: hearth_buf_append_escaped(&b, j->id, strlen(j->id));
     rc = rc ?: hearth_buf_append_str(&b, "'><bind xmlns='" NS_BIND "'><jid>");
-    rc = rc ?: hearth_buf_append_escaped(&b, c->jid.full, strlen(c->jid.full));
+    rc = rc ?: hearth_buf_append_escaped(&b, cs->s.jid.full, strlen(cs->s.jid.full));
     rc = rc ?: hearth_buf_append_str(&b, "</jid></bind></iq>");
     if (!rc)
-        conn__send_stanza(c, b.data, b.len);
+        conn__send(c, b.data, b.len);
     hearth_buf_free(&b);
-    hlog_conn(LOG_INFO, c->id, c->jid.full, "bound %s on worker %u", c->jid.full, w->index);
+    hook_args_t ha = {.w = w, .s = &cs->s, .u = u};
+    hooks__run(HOOK_SESSION_BOUND, &ha);
+    hlog_conn(LOG_INFO, c->id, cs->s.jid.full, "bound %s on worker %u", cs->s.jid.full, w->index);
     conn__arm_timer(c);
     goto out;
 oom:
@@ -170,7 +142,7 @@ out:
     conn__unref(c);
 }
 
-void session__bind(conn_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena)
+void bind__start(conn_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena)
 {
     hearth_xml_node_t *bind = hearth_xml_child(iq, "bind", NS_BIND);
     hearth_xml_node_t *res = hearth_xml_child(bind, "resource", NS_BIND);
@@ -178,12 +150,12 @@ void session__bind(conn_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena)
     const char *id = hearth_xml_attr(iq, "id");
     const char *reason = NULL;
     if (c->binding) {
-        router__reply_error(c, iq, arena, HEARTH_STANZA_ERR_UNEXPECTED_REQUEST,
-                            "a bind is already in progress");
+        c2s__reply_error(c, iq, arena, HEARTH_STANZA_ERR_UNEXPECTED_REQUEST,
+                         "a bind is already in progress");
         return;
     }
     if (!id) {
-        router__reply_error(c, iq, arena, HEARTH_STANZA_ERR_BAD_REQUEST, "an IQ needs an id");
+        c2s__reply_error(c, iq, arena, HEARTH_STANZA_ERR_BAD_REQUEST, "an IQ needs an id");
         return;
     }
     bind_job_t *j = calloc(1, sizeof(*j));
@@ -195,7 +167,7 @@ void session__bind(conn_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena)
     if (*want && hearth_jid_resourceprep(want, strlen(want), &j->resource, &reason)) {
         free(j->id);
         free(j);
-        router__reply_error(c, iq, arena, HEARTH_STANZA_ERR_BAD_REQUEST, reason);
+        c2s__reply_error(c, iq, arena, HEARTH_STANZA_ERR_BAD_REQUEST, reason);
         return;
     }
     j->c = c;

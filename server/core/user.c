@@ -1,0 +1,258 @@
+/* Per-user state on its home worker (core/user.h): loaded from storage once (roster, pending
+ * subscription requests, block list, last activity) while work for the user waits in order;
+ * freed when no session and no work holds it. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "core/hooks.h"
+#include "core/log.h"
+#include "core/user.h"
+
+static int nslots;
+
+int user__slot_new(void)
+{
+    return nslots < USER_SLOTS ? nslots++ : -1;
+}
+
+int64_t user__now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+void user__random_id(char *out, size_t len)
+{
+    unsigned char r[12];
+    static const char hex[] = "0123456789abcdef";
+    if (uv_random(NULL, NULL, r, sizeof(r), 0, NULL) != 0) {
+        /* The kernel's pool is initialised long before a server runs; should it ever fail,
+         * the id is still unique enough from the clock, if not unpredictable. */
+        uint64_t t = uv_hrtime();
+        for (size_t i = 0; i < sizeof(r); i++)
+            r[i] ^= (unsigned char)(t >> (8 * (i % 8)));
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < sizeof(r) && k + 2 < len; i++) {
+        out[k++] = hex[r[i] >> 4];
+        out[k++] = hex[r[i] & 15];
+    }
+    out[k] = '\0';
+}
+
+int user__sub_from(const storage_roster_item_t *it)
+{
+    return it && (it->subscription == STORAGE_SUB_FROM || it->subscription == STORAGE_SUB_BOTH);
+}
+
+int user__sub_to(const storage_roster_item_t *it)
+{
+    return it && (it->subscription == STORAGE_SUB_TO || it->subscription == STORAGE_SUB_BOTH);
+}
+
+storage_roster_item_t *user__roster_item_new(const char *jid)
+{
+    storage_roster_item_t *it = calloc(1, sizeof(*it));
+    if (!it || !(it->jid = strdup(jid))) {
+        free(it);
+        return NULL;
+    }
+    return it;
+}
+
+void user__roster_item_free(storage_roster_item_t *it)
+{
+    if (!it)
+        return;
+    for (size_t i = 0; i < it->ngroups; i++)
+        free(it->groups[i]);
+    free(it->groups);
+    free(it->name);
+    free(it->jid);
+    free(it);
+}
+
+void user__free(user_t *u)
+{
+    if (!u)
+        return;
+    hook_args_t a = {.u = u};
+    hooks__run(HOOK_USER_UNLOADED, &a);
+    if (u->roster.buckets) {
+        STRMAP_FOREACH(&u->roster, e)
+        {
+            user__roster_item_free(e->value);
+        }
+        strmap_free(&u->roster);
+    }
+    if (u->requests.buckets) {
+        STRMAP_FOREACH(&u->requests, e)
+        {
+            free(e->value);
+        }
+        strmap_free(&u->requests);
+    }
+    strmap_free(&u->blocked);
+    while (u->ops_head) {
+        user_op_t *op = u->ops_head;
+        u->ops_head = op->next;
+        free(op);
+    }
+    free(u->last_status);
+    free(u->bare);
+    free(u->node);
+    free(u);
+}
+
+void user__hold(user_t *u)
+{
+    u->refs++;
+}
+
+void user__release(worker_t *w, user_t *u)
+{
+    u->refs--;
+    worker__user_drop_if_empty(w, u);
+}
+
+typedef struct load_ctx {
+    worker_t *w;
+    char *bare;
+} load_ctx_t;
+
+/* The caller holds u: an op may end the last session, which must not free u under us. */
+static void run_ops(worker_t *w, user_t *u)
+{
+    while (u->ops_head) {
+        user_op_t *op = u->ops_head;
+        u->ops_head = op->next;
+        if (!u->ops_head)
+            u->ops_tail = NULL;
+        u->nops--;
+        op->fn(w, u, op->arg);
+        free(op);
+    }
+}
+
+static void load_roster(user_t *u, const storage_user_t *su)
+{
+    for (size_t i = 0; i < su->nitems; i++) {
+        const storage_roster_item_t *src = &su->items[i];
+        storage_roster_item_t *it = user__roster_item_new(src->jid);
+        if (!it)
+            continue;
+        it->name = src->name ? strdup(src->name) : NULL;
+        it->subscription = src->subscription;
+        it->ask = src->ask;
+        it->approved = src->approved;
+        it->ver = src->ver;
+        it->groups = calloc(src->ngroups ? src->ngroups : 1, sizeof(char *));
+        for (size_t g = 0; it->groups && g < src->ngroups; g++)
+            if ((it->groups[g] = strdup(src->groups[g])))
+                it->ngroups++;
+        if (strmap_put(&u->roster, it->jid, it))
+            user__roster_item_free(it);
+    }
+}
+
+static void on_loaded(void *ud, int err, const storage_user_t *su)
+{
+    load_ctx_t *lc = ud;
+    worker_t *w = lc->w;
+    user_t *u = worker__user(w, lc->bare, 0);
+    free(lc->bare);
+    free(lc);
+    if (!u)
+        return;
+    if (err) {
+        hlog(LOG_ERROR, "loading %s failed: %s", u->bare, hearth_strerror(err));
+        u->state = USER_FAILED; /* nothing can be done for it now; the next stanza retries */
+    } else if (!su->exists) {
+        u->state = USER_MISSING;
+    } else {
+        u->state = USER_READY;
+        u->roster_ver = su->roster_ver;
+        u->roster_deleted_ver = su->roster_deleted_ver;
+        load_roster(u, su);
+        for (size_t i = 0; i < su->nrequests; i++) {
+            char *st = strdup(su->requests[i].stanza);
+            if (st && strmap_put(&u->requests, su->requests[i].jid, st))
+                free(st);
+        }
+        for (size_t i = 0; i < su->nblocked; i++)
+            strmap_put(&u->blocked, su->blocked[i], (void *)1);
+        u->last_logout = su->last_logout;
+        u->last_status = su->last_status ? strdup(su->last_status) : NULL;
+    }
+    u->refs++;
+    run_ops(w, u);
+    if (err)
+        u->state = USER_NEW; /* the next stanza for it loads again */
+    user__release(w, u);
+}
+
+/* Memory ran out or too much waits before fn could wait for u: fn still runs, now, with a
+ * user whose state could not be had, so the work fails with an error to whoever asked and
+ * releases what arg holds. */
+static void acquire_failed(worker_t *w, const char *bare, user_fn fn, void *arg, const char *why)
+{
+    hlog(LOG_ERROR, "work for %s refused: %s", bare, why);
+    user_t failed = {.bare = (char *)bare, .node = (char *)"", .state = USER_FAILED};
+    fn(w, &failed, arg);
+}
+
+void user__acquire(worker_t *w, const char *bare, user_fn fn, void *arg)
+{
+    user_t *u = worker__user(w, bare, 1);
+    if (!u) {
+        acquire_failed(w, bare, fn, arg, "out of memory");
+        return;
+    }
+    if (u->state == USER_READY || u->state == USER_MISSING) {
+        u->refs++;
+        fn(w, u, arg);
+        user__release(w, u);
+        return;
+    }
+    user_op_t *op = u->nops < USER_OPS_MAX ? calloc(1, sizeof(*op)) : NULL;
+    if (!op) {
+        worker__user_drop_if_empty(w, u);
+        acquire_failed(w, bare, fn, arg,
+                       u->nops < USER_OPS_MAX ? "out of memory" : "too much work waits for it");
+        return;
+    }
+    op->fn = fn;
+    op->arg = arg;
+    if (u->ops_tail)
+        u->ops_tail->next = op;
+    else
+        u->ops_head = op;
+    u->ops_tail = op;
+    u->nops++;
+    if (u->state != USER_NEW && u->state != USER_FAILED)
+        return;
+    u->state = USER_LOADING;
+    load_ctx_t *lc = calloc(1, sizeof(*lc));
+    if (lc && (lc->bare = strdup(bare)) != NULL) {
+        lc->w = w;
+        if (storage_user_load(w->srv->storage, &w->storage_target, u->node, on_loaded, lc) == 0)
+            return;
+        free(lc->bare);
+    }
+    free(lc);
+    /* Storage refused the request (queue full) or memory ran out: what waits fails. */
+    hlog(LOG_ERROR, "cannot load %s", bare);
+    u->state = USER_FAILED;
+    u->refs++;
+    run_ops(w, u);
+    u->state = USER_NEW;
+    user__release(w, u);
+}
+
+void user__write_done(void *ud, int err)
+{
+    if (err)
+        hlog(LOG_ERROR, "storage write failed: %s", hearth_strerror(err));
+}

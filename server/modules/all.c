@@ -1,0 +1,13 @@
+/* The modules hearthd runs, in the order they register their hooks and IQ routes. Adding a
+ * capability is adding its file and a line here; the core names none of them. */
+#include "modules/im.h"
+
+const module_t *const modules__all[] = {
+    &module_core,     &module_roster,
+    &module_presence, &module_message,
+    &module_blocking, &module_last,
+    &module_register, &module_misc,
+    &module_vcard,    &module_private,
+    &module_mam,      &module_muc,
+    &module_carbons,  NULL,
+};
