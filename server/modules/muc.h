@@ -25,6 +25,7 @@
 #define NS_REGISTER "jabber:iq:register"
 #define NS_CONFERENCE "jabber:x:conference"
 #define NS_CLIENT "jabber:client"
+#define NS_RSM "http://jabber.org/protocol/rsm"
 
 /* Limits, each with its policy when hit. */
 #define MUC_HISTORY_MAX 100             /* messages kept per room; the oldest is dropped */
@@ -39,6 +40,13 @@
 #define MUC_FORM_FIELDS_MAX 200 /* a configuration form with more fields: not-acceptable */
 #define MUC_AFF_MAX 10000       /* affiliations per room; more: resource-constraint */
 #define MUC_VOICE_GAP_MS 10000  /* ms between one's voice requests; sooner: resource-constraint */
+/* The service's room list (disco#items) goes out in pages (XEP-0059, as XEP-0045 §6.3 allows):
+ * at most this many rooms in one, whatever <max/> the client asks for (without <set/>, the
+ * first page and a <set/> saying how many there are) ... */
+#define MUC_ITEMS_PAGE_MAX 1000
+/* ... and at most this many bytes of <item/>s: the page ends before the room that would pass
+ * it (holding one at least), well inside the output bound (CONN_MAX_OUTQ). */
+#define MUC_ITEMS_PAGE_BYTES (1024 * 1024)
 
 typedef enum { ROLE_NONE, ROLE_VISITOR, ROLE_PARTICIPANT, ROLE_MODERATOR } muc_role_t;
 typedef enum { AFF_OUTCAST, AFF_NONE, AFF_MEMBER, AFF_ADMIN, AFF_OWNER } muc_aff_t;
@@ -48,6 +56,15 @@ typedef enum { PM_ANYONE, PM_PARTICIPANTS, PM_MODERATORS, PM_NONE } muc_pm_t;
 #define ROLEMASK(r) (1u << (r))
 #define ROLEMASK_ALL                                                                               \
     (ROLEMASK(ROLE_VISITOR) | ROLEMASK(ROLE_PARTICIPANT) | ROLEMASK(ROLE_MODERATOR))
+
+/* XEP-0059 paging asked of a list. Rooms are paged in the order of their JIDs, and <after/> or
+ * <before/> name a place in that order: a room gone between two pages does not break paging. */
+typedef struct muc_rsm {
+    int given;    /* the query carried <set/>: the answer carries one too */
+    size_t max;   /* rooms in the page, <= MUC_ITEMS_PAGE_MAX */
+    char *after;  /* the page starts after this JID; NULL: at the first room */
+    char *before; /* the page ends before this JID, "" at the end; NULL: paging forwards */
+} muc_rsm_t;
 
 typedef struct muc_config {
     char *name, *desc, *lang, *secret, *pubsub;
@@ -135,9 +152,10 @@ void muc__directory_remove(const char *jid);
 void muc__config_defaults(muc_config_t *c);
 /* Loading failed: queued stanzas get internal-server-error, the room is forgotten. */
 void muc__room_failed(worker_t *w, muc_room_t *r);
-/* Replies to a disco#items of the service: the directory merged with n stored public rooms. */
-void muc__service_items_reply(worker_t *w, const char *to, const char *id, const char **jids,
-                              const char **names, size_t n);
+/* Replies to a disco#items of the service: the page rsm asks for of the directory merged with
+ * n stored public rooms. */
+void muc__service_items_reply(worker_t *w, const char *to, const char *id, const muc_rsm_t *rsm,
+                              const char **jids, const char **names, size_t n);
 void muc__config_free(muc_config_t *c);
 const char *muc__domain(worker_t *w);
 /* Room creation under muc.max_rooms_per_user: 0 when creator may create r now (the join goes
@@ -231,8 +249,9 @@ void muc__room_loaded(worker_t *w, muc_room_t *r);
 void muc__store_save(worker_t *w, muc_room_t *r);   /* when persistent: insert or replace */
 void muc__store_delete(worker_t *w, muc_room_t *r); /* the doc and its log */
 void muc__store_log(worker_t *w, muc_room_t *r, const char *xml, size_t len, int64_t stamp_ms);
-/* disco#items of the service: stored rooms (async), merged with the directory; replies to iq. */
-void muc__store_list_public(worker_t *w, const char *from, const char *id);
+/* disco#items of the service: stored rooms (async), merged with the directory; replies to iq
+ * with the page rsm asks for (copied). */
+void muc__store_list_public(worker_t *w, const char *from, const char *id, const muc_rsm_t *rsm);
 /* Room documents: serialise and parse (shared by load/save). */
 char *muc__room_doc(const muc_room_t *r); /* malloc'd XML */
 int muc__room_doc_parse(muc_room_t *r, const char *xml);

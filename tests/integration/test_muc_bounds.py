@@ -1,0 +1,197 @@
+"""Multi-user chat inside the output bound (issue 15): nothing a room or the MUC
+service generates for one client passes the 4 MiB a connection may queue. The
+service's room list is paged (XEP-0059 on disco#items, as XEP-0045 §6.3
+allows), a room's affiliations are bounded in bytes, and an occupant's
+presence a room keeps and repeats is bounded, as is the join sequence."""
+
+from hearth import DOMAIN, NS_CLIENT, main, q, to_str, xml_escape
+from imlib import err, is_iq, is_pres
+from test_muc import (MUC, NS_DISCO_ITEMS, NS_MUC_OWNER, NS_XDATA, MucTestCase, codes, room_jid,
+                      submit_form)
+
+NS_RSM = 'http://jabber.org/protocol/rsm'
+
+# What the server promises (docs/operations.md, "Multi-user chat limits").
+ITEMS_PAGE_MAX = 1000            # rooms in one disco#items page
+ITEMS_PAGE_BYTES = 1024 * 1024   # and bytes of <item/>s
+
+
+def rsm(max_=None, after=None, before=None, index=None):
+    inner = ''
+    if max_ is not None:
+        inner += '<max>%s</max>' % max_
+    if after is not None:
+        inner += '<after>%s</after>' % xml_escape(after)
+    if before is not None:
+        inner += '<before>%s</before>' % xml_escape(before) if before else '<before/>'
+    if index is not None:
+        inner += '<index>%s</index>' % index
+    return "<set xmlns='%s'>%s</set>" % (NS_RSM, inner)
+
+
+class Page:
+    """A disco#items result: its items (jid, name) in order and its <set/>, if any."""
+
+    def __init__(self, r):
+        self.r = r
+        query = r.find(q(NS_DISCO_ITEMS, 'query'))
+        self.items = [(i.get('jid'), i.get('name')) for i in query.findall(q(NS_DISCO_ITEMS, 'item'))]
+        self.jids = [j for j, _ in self.items]
+        self.set = query.find(q(NS_RSM, 'set'))
+        s = self.set
+        self.first = s.findtext(q(NS_RSM, 'first')) if s is not None else None
+        self.last = s.findtext(q(NS_RSM, 'last')) if s is not None else None
+        count = s.findtext(q(NS_RSM, 'count')) if s is not None else None
+        self.count = int(count) if count is not None else None
+        self.size = len(to_str(r).encode())
+
+
+class RoomListTestCase(MucTestCase):
+    settings = {'c2s.tls': 'optional', 'muc.max_rooms_per_user': '0'}
+
+    def create_many(self, c, names, fields):
+        """Creates the rooms named, configured with fields, pipelined: every join, then every
+        configuration. Returns their JIDs."""
+        rooms = [room_jid(n) for n in names]
+        for room in rooms:
+            self.join_send(c, room, 'Owner')
+        for room in rooms:
+            me = room + '/Owner'
+            s = c.wait(lambda s: is_pres(s, from_=me, type_='*'), what='self-presence from %s' % room[:40])
+            self.assertIn(201, codes(s), to_str(s)[:300])
+            self.subject_of(c, room)
+        ids = []
+        for room in rooms:
+            id_ = c.next_id('cfg')
+            c.send("<iq type='set' id='%s' to='%s'><query xmlns='%s'>%s</query></iq>"
+                   % (id_, room, NS_MUC_OWNER, submit_form(fields)))
+            ids.append(id_)
+        for id_ in ids:
+            r = c.wait(lambda s: is_iq(s, id_=id_) and s.get('type') in ('result', 'error'),
+                       what='configuration result %s' % id_)
+            self.assertEqual(r.get('type'), 'result', to_str(r)[:300])
+        c.take()
+        return rooms
+
+    def items(self, c, paging=''):
+        r = c.iq('get', "<query xmlns='%s'>%s</query>" % (NS_DISCO_ITEMS, paging), to=MUC)
+        self.assertEqual(r.get('type'), 'result', to_str(r)[:500])
+        return Page(r)
+
+    def items_error(self, c, paging):
+        r = c.iq('get', "<query xmlns='%s'>%s</query>" % (NS_DISCO_ITEMS, paging), to=MUC)
+        self.assertEqual(r.get('type'), 'error', to_str(r)[:500])
+        return err(r)
+
+
+class TestRoomListPaging(RoomListTestCase):
+    """XEP-0059 on the service's disco#items: rooms in JID order, <max/>, <after/>,
+    <before/> honoured, <first/>, <last/> and <count/> in every answer to a paged query."""
+
+    def test_paging_through_a_few_rooms(self):
+        a = self.connect(self.srv, 'alice', roster=False, tls=False)
+        names = ['room%02d' % i for i in (7, 3, 11, 0, 5, 9, 1, 10, 2, 8, 4, 6)]
+        kept = self.create_many(a, names[:6], {'muc#roomconfig_persistentroom': True,
+                                               'muc#roomconfig_roomname': 'Kept'})
+        self.create_many(a, names[6:], {'muc#roomconfig_roomname': 'Here'})
+        self.create_many(a, ['hidden'], {'muc#roomconfig_publicroom': False})
+        for room in kept[:3]:  # unloaded: listed from storage, merged with those in memory
+            a.send("<presence to='%s/Owner' type='unavailable'/>" % room)
+            self.pres_from(a, room, 'Owner', type_='unavailable', code=110)
+        every = sorted(room_jid(n) for n in names)
+
+        # without <set/>: everything (it fits in one page), and no <set/> in the answer
+        p = self.items(a)
+        self.assertEqual(p.jids, every, 'rooms in JID order')
+        self.assertIsNone(p.set)
+        self.assertEqual(dict(p.items)[room_jid('room07')], 'Kept')
+        self.assertEqual(dict(p.items)[room_jid('room01')], 'Here')
+
+        # forwards, five at a time
+        seen, after = [], None
+        for n in (5, 5, 2):
+            p = self.items(a, rsm(5, after=after))
+            self.assertEqual(len(p.jids), n)
+            self.assertEqual((p.first, p.last, p.count), (p.jids[0], p.jids[-1], 12))
+            seen += p.jids
+            after = p.last
+        self.assertEqual(seen, every)
+        p = self.items(a, rsm(5, after=after))  # past the end: an empty page, still counted
+        self.assertEqual((p.jids, p.first, p.last, p.count), ([], None, None, 12))
+
+        # backwards from the end
+        p = self.items(a, rsm(5, before=''))
+        self.assertEqual(p.jids, every[-5:])
+        p = self.items(a, rsm(5, before=p.first))
+        self.assertEqual(p.jids, every[-10:-5])
+        p = self.items(a, rsm(5, before=p.first))
+        self.assertEqual((p.jids, p.first, p.last), (every[:2], every[0], every[1]))
+
+        # a room gone between two pages does not break paging: JID order, not a position
+        p = self.items(a, rsm(3, after=room_jid('room04x')))
+        self.assertEqual(p.jids, [room_jid('room05'), room_jid('room06'), room_jid('room07')])
+
+        # the count alone; without max, the server's page
+        p = self.items(a, rsm(0))
+        self.assertEqual((p.jids, p.count), ([], 12))
+        p = self.items(a, rsm())
+        self.assertEqual((p.jids, p.count, p.first, p.last), (every, 12, every[0], every[-1]))
+
+        # bad paging
+        self.assertEqual(self.items_error(a, rsm('ten')), ('modify', 'bad-request'))
+        self.assertEqual(self.items_error(a, rsm(-1)), ('modify', 'bad-request'))
+        self.assertEqual(self.items_error(a, rsm(5, after='')), ('modify', 'bad-request'))
+        self.assertEqual(self.items_error(a, rsm(5, index=2))[1], 'feature-not-implemented')
+        a.sync()
+
+
+class TestRoomListBounded(RoomListTestCase):
+    """Regression: the service listed every public room in one result. 640 rooms with
+    long JIDs and names made a result of 4.6 MB, past the 4 MiB output bound: whoever
+    asked lost its session, every time."""
+
+    def test_room_list_is_paged_within_the_output_bound(self):
+        a = self.connect(self.srv, 'alice', roster=False, tls=False)
+        name = "'" * 1024  # 6 KiB once escaped
+        total = 640
+        names = ['r%04d-%s' % (i, 'a' * 1000) for i in range(total)]
+        kept = self.create_many(a, names[:total // 2], {'muc#roomconfig_persistentroom': True,
+                                                        'muc#roomconfig_roomname': name})
+        self.create_many(a, names[total // 2:], {'muc#roomconfig_roomname': name})
+        for room in kept:  # these are listed from storage
+            a.send("<presence to='%s/Owner' type='unavailable'/>" % room)
+        a.sync()
+        a.take()
+        every = sorted(room_jid(n) for n in names)
+
+        # a bounded first page, which says there is more
+        b = self.connect(self.srv, 'bob', roster=False, tls=False)
+        p = self.items(b)
+        self.assertGreater(len(p.jids), 0)
+        self.assertLess(len(p.jids), total)
+        self.assertLessEqual(p.size, ITEMS_PAGE_BYTES + 4096)
+        self.assertIsNotNone(p.set, 'a shortened list says so with <set/>')
+        self.assertEqual((p.first, p.last, p.count), (every[0], p.jids[-1], total))
+        self.assertEqual(p.jids, every[:len(p.jids)])
+        self.assertEqual({n for _, n in p.items}, {name})
+        b.sync()
+
+        # paging through all of it, however large a max the client asks for
+        seen, after, pages = [], None, 0
+        while len(seen) < total:
+            p = self.items(b, rsm(100000, after=after))
+            pages += 1
+            self.assertGreater(len(p.jids), 0)
+            self.assertLessEqual(len(p.jids), ITEMS_PAGE_MAX)
+            self.assertLessEqual(p.size, ITEMS_PAGE_BYTES + 4096)
+            self.assertEqual(p.count, total)
+            seen += p.jids
+            after = p.last
+            self.assertLess(pages, 20)
+        self.assertEqual(seen, every)
+        self.assertGreater(pages, 4)
+        b.sync()
+
+
+if __name__ == '__main__':
+    main()
