@@ -39,7 +39,12 @@
 #define MUC_PENDING_MAX 1000    /* stanzas waiting for a room to load; more: resource-constraint */
 #define MUC_FORM_FIELDS_MAX 200 /* a configuration form with more fields: not-acceptable */
 #define MUC_AFF_MAX 10000       /* affiliations per room; more: resource-constraint */
-#define MUC_VOICE_GAP_MS 10000  /* ms between one's voice requests; sooner: resource-constraint */
+/* ... and their bytes as the lists that show them hold them (JID, reserved nick, reason and
+ * markup each): the admin lists (§9.5, §10.5), the configuration form's owner and admin fields
+ * and disco#info's contact JIDs always fit in the output bound (CONN_MAX_OUTQ). A change past it
+ * gets resource-constraint and changes nothing; a change that shrinks them is always taken. */
+#define MUC_AFF_BYTES (1024 * 1024)
+#define MUC_VOICE_GAP_MS 10000 /* ms between one's voice requests; sooner: resource-constraint */
 /* The service's room list (disco#items) goes out in pages (XEP-0059, as XEP-0045 §6.3 allows):
  * at most this many rooms in one, whatever <max/> the client asks for (without <set/>, the
  * first page and a <set/> saying how many there are) ... */
@@ -113,7 +118,9 @@ typedef struct muc_room {
     int exists; /* 0: nothing stored nor created (a shell while stanzas are handled) */
     int locked; /* created, not yet configured (status 201) */
     muc_config_t cfg;
-    strmap_t affs; /* bare JID -> muc_affiliation_t * */
+    strmap_t affs;    /* bare JID -> muc_affiliation_t * */
+    size_t aff_bytes; /* their size as listed (muc__aff_set keeps it), <= MUC_AFF_BYTES unless
+                       * stored under older limits */
     muc_occupant_t *occupants;
     unsigned noccupants;
     strmap_t by_nick;   /* nick -> muc_occupant_t * */
@@ -227,9 +234,16 @@ hearth_stanza_error_t muc__config_apply(muc_room_t *r, const hearth_xml_node_t *
                                         const char **text, int *changed, int *nchanged);
 /* The configuration form (type='form') with the room's current values. */
 hearth_xml_node_t *muc__config_form(const muc_room_t *r, hearth_arena_t *a);
-/* Sets bare's affiliation (AFF_NONE removes it) keeping nick/reason when given NULL. */
+/* Sets bare's affiliation (AFF_NONE removes it) keeping nick/reason when given NULL ("" clears
+ * them). Only MUC_AFF_MAX is checked here: callers that grow the lists check MUC_AFF_BYTES first
+ * (a room read back from storage takes what was stored). */
 int muc__aff_set(muc_room_t *r, const char *bare, muc_aff_t aff, const char *nick,
                  const char *reason);
+/* What the same muc__aff_set would change: *dbytes in r->aff_bytes, *dcount in affiliations. */
+void muc__aff_delta(const muc_room_t *r, const char *bare, muc_aff_t aff, const char *nick,
+                    const char *reason, long long *dbytes, long *dcount);
+/* Whether r's affiliations may grow by dbytes and dcount (shrinking always may). */
+int muc__aff_fits(const muc_room_t *r, long long dbytes, long dcount);
 /* Destroys r: every occupant gets unavailable with <destroy/>; storage forgotten; r freed. */
 void muc__destroy(worker_t *w, muc_room_t *r, const char *alt, const char *reason,
                   const char *alt_password);

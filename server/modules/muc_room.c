@@ -935,7 +935,16 @@ static void invitations(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, heart
                 return;
             }
             if (r->cfg.membersonly && muc__aff_of(r, target_bare) == AFF_NONE) {
-                muc__aff_set(r, target_bare, AFF_MEMBER, NULL, NULL); /* §7.8.2 */
+                /* §7.8.2: the invitee becomes a member, or is not invited at all. */
+                long long dbytes;
+                long dcount;
+                muc__aff_delta(r, target_bare, AFF_MEMBER, NULL, NULL, &dbytes, &dcount);
+                if (!muc__aff_fits(r, dbytes, dcount) ||
+                    muc__aff_set(r, target_bare, AFF_MEMBER, NULL, NULL)) {
+                    muc__reply_error(w, st, a, r->jid, from, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT,
+                                     "the room's affiliation lists are full");
+                    return;
+                }
                 muc__store_save(w, r);
             }
         }
@@ -1142,12 +1151,16 @@ static void room_info(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_
     hearth_xml_set_attr(a, cj, "var", "muc#roominfo_contactjid");
     hearth_xml_set_attr(a, cj, "type", "jid-multi");
     hearth_xml_set_attr(a, cj, "label", "Contact addresses");
+    /* Within MUC_AFF_BYTES, but for a room stored under older limits. */
+    size_t listed = 0;
     if (c->whois_anyone)
         STRMAP_FOREACH(&r->affs, e)
         {
             const muc_affiliation_t *af = e->value;
-            if (af->aff == AFF_OWNER)
-                child_text(a, cj, "value", NS_XDATA, e->key);
+            if (af->aff != AFF_OWNER || listed > MUC_AFF_BYTES)
+                continue;
+            child_text(a, cj, "value", NS_XDATA, e->key);
+            listed += hearth_buf_escaped_len(e->key) + 16;
         }
     if (c->pubsub && *c->pubsub)
         form_field(a, x, "muc#roominfo_pubsub", "text-single", "Associated node", c->pubsub);

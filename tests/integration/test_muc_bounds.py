@@ -6,14 +6,15 @@ presence a room keeps and repeats is bounded, as is the join sequence."""
 
 from hearth import DOMAIN, NS_CLIENT, main, q, to_str, xml_escape
 from imlib import err, is_iq, is_pres
-from test_muc import (MUC, NS_DISCO_ITEMS, NS_MUC_OWNER, NS_XDATA, MucTestCase, codes, room_jid,
-                      submit_form)
+from test_muc import (MUC, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC_ADMIN, NS_MUC_OWNER, NS_XDATA,
+                      MucTestCase, codes, field_xml, form_fields, room_jid, submit_form)
 
 NS_RSM = 'http://jabber.org/protocol/rsm'
 
 # What the server promises (docs/operations.md, "Multi-user chat limits").
 ITEMS_PAGE_MAX = 1000            # rooms in one disco#items page
 ITEMS_PAGE_BYTES = 1024 * 1024   # and bytes of <item/>s
+AFF_BYTES = 1024 * 1024          # a room's affiliations: JIDs, reserved nicks, reasons
 
 
 def rsm(max_=None, after=None, before=None, index=None):
@@ -192,6 +193,99 @@ class TestRoomListBounded(RoomListTestCase):
         self.assertGreater(pages, 4)
         b.sync()
 
+
+class TestAffiliationsBounded(MucTestCase):
+    """Regression: affiliations were bounded by count only (10,000), each with a JID of up to
+    3 KB and a reason of any length: the member list, the owner and admin lists of the
+    configuration form and the contact JIDs of disco#info grew past the 4 MiB output bound,
+    and whoever asked for them lost its session. A change that would take a room's
+    affiliations past 1 MiB now gets resource-constraint and changes nothing."""
+
+    settings = {'c2s.tls': 'optional'}
+
+    def grant(self, c, room, affiliation, jids, reason=None):
+        extra = '<reason>%s</reason>' % reason if reason else ''
+        items = ''.join("<item affiliation='%s' jid='%s'>%s</item>" % (affiliation, j, extra) for j in jids)
+        return self.admin(c, room, items)
+
+    def fill(self, c, room, affiliation, batches, reason=None):
+        """Grants batches of JIDs until the room refuses one: (JIDs granted, refused)."""
+        granted = []
+        for jids in batches:
+            r = self.grant(c, room, affiliation, jids, reason)
+            if r.get('type') == 'error':
+                self.assertEqual(err(r), ('wait', 'resource-constraint'), to_str(r)[-400:])
+                return granted, True
+            granted += jids
+        return granted, False
+
+    def listed(self, c, room, affiliation):
+        r = c.iq_ok('get', "<query xmlns='%s'><item affiliation='%s'/></query>" % (NS_MUC_ADMIN, affiliation),
+                    to=room)
+        return r.findall('%s/%s' % (q(NS_MUC_ADMIN, 'query'), q(NS_MUC_ADMIN, 'item')))
+
+    def register(self, c, room, nick):
+        form = "<x xmlns='%s' type='submit'>%s%s</x>" % (
+            NS_XDATA, field_xml('FORM_TYPE', 'http://jabber.org/protocol/muc#register'),
+            field_xml('muc#register_roomnick', nick))
+        return c.iq('set', "<query xmlns='jabber:iq:register'>%s</query>" % form, to=room)
+
+    def test_members_with_long_reasons(self):
+        a = self.connect(self.srv, 'alice', roster=False, tls=False)
+        room = self.create(a, 'members', 'Alice')
+        reason = 'r' * 60000
+        batches = [['m%03d@%s' % (3 * i + k, DOMAIN) for k in range(3)] for i in range(30)]  # 5.4 MB
+        granted, refused = self.fill(a, room, 'member', batches, reason)
+        items = self.listed(a, room, 'member')  # the session ended here, before
+        self.assertTrue(refused, '%d members with %d-byte reasons granted' % (len(granted), len(reason)))
+        self.assertGreater(len(granted), 3)
+        self.assertEqual(sorted(i.get('jid') for i in items), sorted(granted))
+        self.assertEqual({i.findtext(q(NS_MUC_ADMIN, 'reason')) for i in items}, {reason})
+        # removing makes room again
+        self.assertEqual(self.grant(a, room, 'none', granted[:2]).get('type'), 'result')
+        self.assertEqual(self.grant(a, room, 'member', ['new@' + DOMAIN], reason).get('type'), 'result')
+        self.assertEqual(len(self.listed(a, room, 'member')), len(granted) - 1)
+        # the configuration form's lists are refused as well, and change nothing
+        admins = ['a%03d%s@%s' % (i, 'x' * 1000, DOMAIN) for i in range(200)]
+        r = self.configure(a, room, {'muc#roomconfig_roomadmins': admins})
+        self.assertEqual(err(r), ('wait', 'resource-constraint'), to_str(r)[-400:])
+        self.assertEqual(self.config_values(a, room)['muc#roomconfig_roomadmins'], [])
+        # so is a nickname reserved by registration: the room is filled with grants as large
+        # as bob's would be but for a shorter nick, until not one more fits
+        medium = ['medium%03d@%s' % (i, DOMAIN) for i in range(60)]
+        self.assertTrue(self.fill(a, room, 'member', [medium[i:i + 10] for i in range(0, 60, 10)], 'r' * 5000)[1])
+        chars = 'abcdefghijklmnopqrstuvwxyz0123456789'
+        small = ['s%s%s@%s' % (x, y, DOMAIN) for x in chars for y in chars]
+        self.assertEqual(len(small[0]), len('bob@' + DOMAIN))
+        for n in (100, 10, 1):
+            granted_now, refused = self.fill(a, room, 'member', [small[i:i + n] for i in range(0, len(small), n)],
+                                             'r' * 10)
+            self.assertTrue(refused)
+            small = small[len(granted_now):]
+        b = self.connect(self.srv, 'bob', roster=False, tls=False)
+        self.assertEqual(err(self.register(b, room, 'B' * 20)), ('wait', 'resource-constraint'))
+        self.assertEqual(self.grant(a, room, 'none', granted[2:3]).get('type'), 'result')
+        self.assertEqual(self.register(b, room, 'B' * 20).get('type'), 'result')
+        a.sync()
+
+    def test_owners_with_long_jids(self):
+        a = self.connect(self.srv, 'alice', roster=False, tls=False)
+        room = self.create(a, 'owners', 'Alice', {'muc#roomconfig_whois': 'anyone'})
+        batches = [['o%04d%s@%s' % (200 * i + k, 'x' * 1000, DOMAIN) for k in range(200)]
+                   for i in range(22)]  # 4.5 MB of JIDs
+        granted, refused = self.fill(a, room, 'owner', batches)
+        owners = set(granted) | {'alice@' + DOMAIN}
+        # every list that shows them fits: the owner list, the configuration form, disco#info
+        self.assertEqual({i.get('jid') for i in self.listed(a, room, 'owner')}, owners)
+        self.assertTrue(refused, '%d owners with 1 KB JIDs granted' % len(granted))
+        self.assertGreater(len(granted), 200)
+        self.assertEqual(set(self.config_values(a, room)['muc#roomconfig_roomowners']), owners)
+        b = self.connect(self.srv, 'bob', roster=False, tls=False)
+        r = b.iq_ok('get', "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room)
+        x = r.find('%s/%s' % (q(NS_DISCO_INFO, 'query'), q(NS_XDATA, 'x')))
+        self.assertEqual(set(form_fields(x)['muc#roominfo_contactjid']), owners)
+        a.sync()
+        b.sync()
 
 if __name__ == '__main__':
     main()
