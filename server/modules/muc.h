@@ -45,6 +45,24 @@
  * gets resource-constraint and changes nothing; a change that shrinks them is always taken. */
 #define MUC_AFF_BYTES (1024 * 1024)
 #define MUC_VOICE_GAP_MS 10000 /* ms between one's voice requests; sooner: resource-constraint */
+/* What an occupant's presence carries (show, status, caps ...: up to the stanza limit) is kept
+ * and repeated up to this many bytes; past it, show, priority and the first status (its text cut
+ * to MUC_STATUS_KEEP) go first, then the other children in their order while they fit. */
+#define MUC_PRESENCE_KEEP 4096
+#define MUC_STATUS_KEEP 1024
+/* Every occupant is counted for at least this much payload: past muc.max_join_size, a presence
+ * update keeps only show, priority and a status cut to fit here, and so never needs refusing. */
+#define MUC_PRESENCE_MIN 256
+/* The occupants' presences as a newcomer gets them in its join sequence (§7.2.3), its address
+ * included on each, are bounded by muc.max_join_size (at most 1.875 MiB): a join past it gets
+ * service-unavailable (the room is full, §7.2.10), but an admin's or owner's, which may take a
+ * sixteenth more (MUC_JOIN_RESERVE). With the history (at most MUC_HISTORY_SEND_BYTES) and the
+ * subject, a join sequence stays near 3 MiB, inside the output bound (CONN_MAX_OUTQ). The
+ * room's disco#items and role lists hold less than the same. */
+#define MUC_JOIN_RESERVE(max) ((max) / 16)
+/* The history a newcomer gets, as sent ('to' and delay added): the oldest that would pass it
+ * are left out. */
+#define MUC_HISTORY_SEND_BYTES (MUC_HISTORY_BYTES + 64 * 1024)
 /* The service's room list (disco#items) goes out in pages (XEP-0059, as XEP-0045 §6.3 allows):
  * at most this many rooms in one, whatever <max/> the client asks for (without <set/>, the
  * first page and a <set/> saying how many there are) ... */
@@ -94,7 +112,9 @@ typedef struct muc_occupant {
     char *bare;  /* real bare JID */
     char *nick;  /* prepared nickname */
     char *ojid;  /* occupant JID: room/nick */
-    char *inner; /* the children of its last presence (show, status, caps ...), serialised */
+    char *inner; /* the children of its last presence (show, status, caps ...), serialised,
+                  * at most MUC_PRESENCE_KEEP bytes */
+    size_t cost; /* its presence as a newcomer gets it, counted in the room's occ_bytes */
     muc_role_t role;
     int64_t voice_req_ms; /* when it last asked for voice (§7.13), 0: never */
 } muc_occupant_t;
@@ -123,6 +143,7 @@ typedef struct muc_room {
                        * stored under older limits */
     muc_occupant_t *occupants;
     unsigned noccupants;
+    size_t occ_bytes;   /* their costs: <= muc.max_join_size and its MUC_JOIN_RESERVE */
     strmap_t by_nick;   /* nick -> muc_occupant_t * */
     strmap_t by_jid;    /* real full JID -> muc_occupant_t * */
     char *subject;      /* NULL: none set */

@@ -1004,6 +1004,7 @@ void muc__destroy(worker_t *w, muc_room_t *r, const char *alt, const char *reaso
     hearth_buf_free(&x);
     r->occupants = NULL;
     r->noccupants = 0;
+    r->occ_bytes = 0;
     strmap_free(&r->by_nick);
     strmap_free(&r->by_jid);
     strmap_init(&r->by_nick);

@@ -5,7 +5,7 @@ allows), a room's affiliations are bounded in bytes, and an occupant's
 presence a room keeps and repeats is bounded, as is the join sequence."""
 
 from hearth import DOMAIN, NS_CLIENT, main, q, to_str, xml_escape
-from imlib import err, is_iq, is_pres
+from imlib import NS_CAPS, caps_xml, err, is_iq, is_pres
 from test_muc import (MUC, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC_ADMIN, NS_MUC_OWNER, NS_XDATA,
                       MucTestCase, codes, field_xml, form_fields, room_jid, submit_form)
 
@@ -15,6 +15,7 @@ NS_RSM = 'http://jabber.org/protocol/rsm'
 ITEMS_PAGE_MAX = 1000            # rooms in one disco#items page
 ITEMS_PAGE_BYTES = 1024 * 1024   # and bytes of <item/>s
 AFF_BYTES = 1024 * 1024          # a room's affiliations: JIDs, reserved nicks, reasons
+PRESENCE_KEEP = 4096             # an occupant's presence payload a room keeps and repeats
 
 
 def rsm(max_=None, after=None, before=None, index=None):
@@ -286,6 +287,146 @@ class TestAffiliationsBounded(MucTestCase):
         self.assertEqual(set(form_fields(x)['muc#roominfo_contactjid']), owners)
         a.sync()
         b.sync()
+
+def big_presence(pad, status='here'):
+    """Presence children: show, status, caps and pad bytes of an element nobody knows."""
+    return ("<show>away</show><status>%s</status>%s<x xmlns='urn:example:pad'>%s</x>"
+            % (status, caps_xml(), 'p' * pad))
+
+
+class OccupantsTestCase(MucTestCase):
+    settings = {'c2s.tls': 'optional', 'c2s.max_resources': '300'}
+
+    def occupant(self, user, resource, room, nick, extra, more=()):
+        """A new session of user joining room as nick; every client of more sees it come in."""
+        c = self.connect(self.srv, user, resource=resource, roster=False, presence=False, tls=False)
+        self.join_send(c, room, nick, extra=extra)
+        me = '%s/%s' % (room, nick)
+        s = c.wait(lambda s: is_pres(s, from_=me, type_='*') and (110 in codes(s) or s.get('type') == 'error'),
+                   what='self-presence from %s' % me[:80])
+        for x in more:  # read as it comes: nobody falls behind
+            x.wait(lambda s: is_pres(s, from_=me), what='presence of %s' % me[:80])
+            x.take()
+        return c, s
+
+
+class TestOccupantsBounded(OccupantsTestCase):
+    """The newcomer's join sequence holds every occupant's presence (§7.2.3), and it leaves in
+    one write; an occupant's presence may carry up to 256 KiB of payload."""
+
+    def test_join_among_large_presences(self):
+        # Regression: a room repeated every occupant's presence whole, payload included, in the
+        # join sequence: 20 occupants with 220 KB presences made a sequence of 4.4 MB, past the
+        # 4 MiB output bound, and the newcomer lost its session on joining.
+        a = self.connect(self.srv, 'alice', roster=False, tls=False)
+        room = self.create(a, 'crowded', 'Alice')
+        clients = [a]
+        for i in range(20):
+            c, s = self.occupant('bob', 'r%02d' % i, room, 'B%02d' % i, big_presence(220000), clients)
+            self.assertNotEqual(s.get('type'), 'error', to_str(s)[:300])
+            c.take()
+            clients.append(c)
+        d = self.connect(self.srv, 'dave', roster=False, presence=False, tls=False)
+        self.join(d, room, 'Dave')
+        self.subject_of(d, room)
+        d.sync()  # still connected
+        got = {s.get('from'): s for s in d.take(lambda s: is_pres(s))}
+        want = {'%s/B%02d' % (room, i) for i in range(20)} | {room + '/Alice'}
+        self.assertEqual(set(got) - {room + '/Dave'}, want)
+        for i in range(20):
+            s = got['%s/B%02d' % (room, i)]
+            # what says who and how it is stays; the padding goes
+            self.assertEqual(s.findtext(q(NS_CLIENT, 'show')), 'away')
+            self.assertEqual(s.findtext(q(NS_CLIENT, 'status')), 'here')
+            self.assertIsNotNone(s.find(q(NS_CAPS, 'c')), to_str(s)[:300])
+            self.assertIsNone(s.find(q('urn:example:pad', 'x')))
+            self.assertLess(len(to_str(s)), PRESENCE_KEEP + 1024)
+        # the others see the same, and so does the occupant itself when it changes its presence
+        clients[1].send("<presence to='%s/B00'>%s</presence>" % (room, big_presence(220000, 'changed')))
+        for x in clients:
+            s = x.wait(lambda s: is_pres(s, from_=room + '/B00') and s.findtext(q(NS_CLIENT, 'status')) == 'changed')
+            self.assertIsNone(s.find(q('urn:example:pad', 'x')))
+            self.assertIsNotNone(s.find(q(NS_CAPS, 'c')))
+        # a long status is cut, not dropped, when the payload is too large
+        clients[2].send("<presence to='%s/B01'>%s</presence>" % (room, big_presence(150000, 's' * 100000)))
+        s = d.wait(lambda s: is_pres(s, from_=room + '/B01') and s.findtext(q(NS_CLIENT, 'status')) != 'here')
+        status = s.findtext(q(NS_CLIENT, 'status'))
+        self.assertTrue(0 < len(status) <= 1024 and set(status) == {'s'}, len(status))
+        d.sync()
+
+
+class TestRoomFull(OccupantsTestCase):
+    """muc.max_join_size: the occupants' presences a newcomer gets in its join sequence, its own
+    address on each, stay within it. Lowered here so that a few occupants fill a room."""
+
+    MAX = 65536
+    settings = dict(OccupantsTestCase.settings, **{'muc.max_join_size': str(MAX)})
+
+    def fill(self, room, res, pad):
+        """bob's sessions join room until it refuses one: (occupants, the refused (client, error))."""
+        joined = []
+        for i in range(100):
+            c, s = self.occupant('bob', res + '%03d' % i, room, 'B%03d' % i, big_presence(pad))
+            if s.get('type') == 'error':
+                self.assertEqual(err(s), ('cancel', 'service-unavailable'), to_str(s)[-300:])
+                return joined, c
+            # past the bound with its payload, it came in with what says who and how it is
+            self.assertEqual((s.findtext(q(NS_CLIENT, 'show')), s.findtext(q(NS_CLIENT, 'status'))),
+                             ('away', 'here'))
+            joined.append(c)
+        self.fail('%d occupants with %d-byte presences let in' % (len(joined), pad))
+
+    def test_the_newcomers_own_address_counts(self):
+        # Long addresses: each presence of the sequence carries the newcomer's. One with a short
+        # address still fits where one with a long address no longer does, and an admin gets in
+        # where a participant with the same address did not.
+        a = self.connect(self.srv, 'alice', roster=False, tls=False)
+        room = self.create(a, 'full', 'Alice', {'muc#roomconfig_presencebroadcast': ['moderator']})
+        res = 'x' * 600
+        joined, refused = self.fill(room, res, 3700)
+        self.assertGreater(len(joined), 3)
+        refused.sync()  # still connected
+        carol, s = self.occupant('carol', 'r1', room, 'Carol', '')
+        self.assertNotEqual(s.get('type'), 'error', to_str(s)[-300:])
+        self.assertEqual(self.admin(a, room, "<item affiliation='admin' jid='eve@%s'/>" % DOMAIN).get('type'),
+                         'result')
+        e, s = self.occupant('eve', res + '%03d' % len(joined), room, 'E%03d' % len(joined), big_presence(3700))
+        self.assertNotEqual(s.get('type'), 'error', to_str(s)[-300:])
+        self.assertEqual(s.findtext(q(NS_CLIENT, 'status')), 'here')
+        self.assertEqual([s.get('from') for s in e.take(lambda s: is_pres(s))], [room + '/Alice'],
+                         'only moderators are repeated in this room')
+        for c in (e, carol, a):
+            c.sync()
+
+    def test_presence_updates_in_a_full_room_keep_what_says_who(self):
+        # A presence update is never refused: in a room whose join sequence is at its bound it
+        # keeps show, priority and status, and leaves the rest.
+        a = self.connect(self.srv, 'alice', roster=False, tls=False)
+        room = self.create(a, 'brim', 'Alice', {'muc#roomconfig_presencebroadcast': ['moderator']})
+        small = []
+        for i in range(4):
+            c, s = self.occupant('carol', 'c%d' % i, room, 'C%d' % i, '<show>dnd</show>')
+            self.assertNotEqual(s.get('type'), 'error', to_str(s)[-300:])
+            small.append(c)
+        self.fill(room, 'r', 3700)
+        # each update grows the room by about 3.8 KB: past the admins' share, one is cut short
+        for i, c in enumerate(small):
+            c.send("<presence to='%s/C%d'>%s<priority>5</priority></presence>"
+                   % (room, i, big_presence(3700, 'grown')))
+            s = c.wait(lambda s: is_pres(s, from_='%s/C%d' % (room, i)) and 110 in codes(s))
+            self.assertEqual((s.findtext(q(NS_CLIENT, 'show')), s.findtext(q(NS_CLIENT, 'status')),
+                              s.findtext(q(NS_CLIENT, 'priority'))), ('away', 'grown', '5'))
+            if s.find(q('urn:example:pad', 'x')) is None:
+                self.assertIsNone(s.find(q(NS_CAPS, 'c')), 'essentials only')
+                break
+        else:
+            self.fail('four presence updates of 3.8 KB more each kept whole in a full room')
+        # shrinking back is always taken
+        c.send("<presence to='%s/C%d'><show>chat</show></presence>" % (room, i))
+        s = c.wait(lambda s: is_pres(s, from_='%s/C%d' % (room, i)) and 110 in codes(s))
+        self.assertEqual(s.findtext(q(NS_CLIENT, 'show')), 'chat')
+        for c in small + [a]:
+            c.sync()
 
 if __name__ == '__main__':
     main()
