@@ -38,7 +38,11 @@
 #define MUC_JOIN_PER_SEC 100    /* ... refilled at this rate; past it: resource-constraint */
 #define MUC_PENDING_MAX 1000    /* stanzas waiting for a room to load; more: resource-constraint */
 #define MUC_FORM_FIELDS_MAX 200 /* a configuration form with more fields: not-acceptable */
-#define MUC_AFF_MAX 10000       /* affiliations per room; more: resource-constraint */
+/* Invitations and declines in one message to a room: each becomes a message of its own (with
+ * the room's password twice when it has one), all for the same write when they name the same
+ * address. More: not-acceptable, and none is sent. */
+#define MUC_INVITES_MAX 20
+#define MUC_AFF_MAX 10000 /* affiliations per room; more: resource-constraint */
 /* ... and their bytes as the lists that show them hold them (JID, reserved nick, reason and
  * markup each): the admin lists (§9.5, §10.5), the configuration form's owner and admin fields
  * and disco#info's contact JIDs always fit in the output bound (CONN_MAX_OUTQ). A change past it

@@ -1052,7 +1052,14 @@ static void invitations(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, heart
 {
     muc_occupant_t *o = muc__occupant_by_jid(r, from);
     char *bare = hearth_arena_strndup(a, from, strcspn(from, "/"));
-    int nvalid = 0;
+    int nvalid = 0, n = 0;
+    for (hearth_xml_node_t *c = hearth_xml_first_element(x); c; c = hearth_xml_next_element(c))
+        n += !strcmp(c->name, "invite") || !strcmp(c->name, "decline");
+    if (n > MUC_INVITES_MAX) {
+        muc__reply_error(w, st, a, r->jid, from, HEARTH_STANZA_ERR_NOT_ACCEPTABLE,
+                         "too many invitations in one message");
+        return;
+    }
     for (hearth_xml_node_t *c = hearth_xml_first_element(x); c; c = hearth_xml_next_element(c)) {
         int invite = !strcmp(c->name, "invite"), decline = !strcmp(c->name, "decline");
         if (!invite && !decline)

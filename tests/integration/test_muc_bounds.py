@@ -16,6 +16,7 @@ ITEMS_PAGE_MAX = 1000            # rooms in one disco#items page
 ITEMS_PAGE_BYTES = 1024 * 1024   # and bytes of <item/>s
 AFF_BYTES = 1024 * 1024          # a room's affiliations: JIDs, reserved nicks, reasons
 PRESENCE_KEEP = 4096             # an occupant's presence payload a room keeps and repeats
+INVITES_MAX = 20                 # invitations and declines in one message to a room
 
 
 def rsm(max_=None, after=None, before=None, index=None):
@@ -427,6 +428,37 @@ class TestRoomFull(OccupantsTestCase):
         self.assertEqual(s.findtext(q(NS_CLIENT, 'show')), 'chat')
         for c in small + [a]:
             c.sync()
+
+class TestInvitationsBounded(MucTestCase):
+    """Regression: a room sent one message per <invite/> of a message, each with the room's
+    password twice (XEP-0045's and XEP-0249's) and the reason twice: a 100 KB message of 3,000
+    invitations to one address became 7 MB for that address in one write, past the 4 MiB
+    output bound, and the invitee lost its session."""
+
+    settings = {'c2s.tls': 'optional'}
+
+    def test_invitations_in_one_message_are_bounded(self):
+        a = self.connect(self.srv, 'alice', roster=False, tls=False)
+        c = self.connect(self.srv, 'carol', roster=False, tls=False)
+        room = self.create(a, 'secret', 'Alice', {'muc#roomconfig_passwordprotectedroom': True,
+                                                  'muc#roomconfig_roomsecret': 'p' * 1024})
+        invite = "<invite to='carol@%s'><reason>come</reason></invite>" % DOMAIN
+        a.send("<message to='%s' id='many'><x xmlns='%s#user'>%s</x></message>"
+               % (room, 'http://jabber.org/protocol/muc', invite * 3000))
+        a.sync()
+        c.sync()  # still connected: the session ended here, before
+        self.assertEqual(c.take(lambda s: s.tag == q(NS_CLIENT, 'message')), [], 'nothing of a refused message')
+        r = a.wait(lambda s: s.get('id') == 'many' and s.get('type') == 'error', what='error for 3000 invitations')
+        self.assertEqual(err(r), ('modify', 'not-acceptable'))
+        # as many as a message may hold go out
+        a.send("<message to='%s' id='some'><x xmlns='%s#user'>%s</x></message>"
+               % (room, 'http://jabber.org/protocol/muc', invite * INVITES_MAX))
+        got = c.wait_n(lambda s: s.find('.//{http://jabber.org/protocol/muc#user}invite') is not None,
+                       INVITES_MAX, what='invitations')
+        self.assertEqual(got[0].findtext('.//{http://jabber.org/protocol/muc#user}password'), 'p' * 1024)
+        c.sync()
+        a.sync()
+
 
 if __name__ == '__main__':
     main()
