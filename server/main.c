@@ -87,6 +87,7 @@ static int load_settings(server_t *srv)
                                                    : CONFLICT_REPLACE;
     s->max_resources = (unsigned)config_int(c, "c2s.max_resources");
     s->muc_max_rooms_per_user = (unsigned)config_int(c, "muc.max_rooms_per_user");
+    s->muc_max_join_size = (size_t)config_int(c, "muc.max_join_size");
     s->max_stanza = (size_t)config_int(c, "c2s.max_stanza");
     s->max_stanza_preauth = (size_t)config_int(c, "c2s.max_stanza_preauth");
     s->auth_attempts = (unsigned)config_int(c, "c2s.auth_attempts");

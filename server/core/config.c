@@ -96,6 +96,13 @@ static const config_key_t KEYS[] = {
     S("muc.domain", "", "Multi-user chat domain; empty = conference.<server.domain>.", 0),
     I("muc.max_rooms_per_user", "100", 0, 1000000,
       "Rooms one account may own (stored rooms) or have created (others); 0 = no limit.", 1),
+    /* At most 1.875 MiB: with its history and subject, a join sequence leaves in one write
+     * well inside the 4 MiB output bound (CONN_MAX_OUTQ). */
+    I("muc.max_join_size", "1966080", 16384, 1966080,
+      "Largest join sequence of a room, as the bytes of the occupants' presences a newcomer "
+      "gets; past it the room is full (service-unavailable), but admins and owners may pass it "
+      "by a sixteenth.",
+      1),
     I("http.port", "5280", -1, 65535, "HTTP port for BOSH and WebSocket; 0 = ephemeral, -1 = off.",
       0),
     S("admin.bind", "127.0.0.1", "Address the admin console and REST API bind to.", 0),

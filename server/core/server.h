@@ -54,6 +54,7 @@ typedef struct settings {
     size_t resume_budget;            /* bytes of detached sessions per worker */
     unsigned archive_retention_days; /* 0 = forever */
     unsigned muc_max_rooms_per_user; /* 0 = no limit */
+    size_t muc_max_join_size;        /* bytes of occupants' presences in a join sequence */
 } settings_t;
 
 typedef enum {

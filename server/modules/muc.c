@@ -221,21 +221,125 @@ void muc__directory_remove(const char *jid)
     uv_mutex_unlock(&dir_lock);
 }
 
-/* Appends <item jid name/> for every public room in the directory not already in seen. */
-static void directory_items(hearth_arena_t *a, hearth_xml_node_t *q, strmap_t *seen)
+/* ---- the service's room list ---- */
+
+typedef struct listed {
+    const char *jid, *name;
+} listed_t;
+
+static int listed_cmp(const void *a, const void *b)
 {
+    return strcmp(((const listed_t *)a)->jid, ((const listed_t *)b)->jid);
+}
+
+/* The public rooms, each once (the directory's name first: it is the current one), sorted by
+ * JID; strings in a. *count rooms; NULL when out of memory. */
+static listed_t *list_rooms(hearth_arena_t *a, const char **jids, const char **names, size_t n,
+                            size_t *count)
+{
+    strmap_t seen;
+    if (strmap_init(&seen))
+        return NULL;
     uv_mutex_lock(&dir_lock);
+    listed_t *v = hearth_arena_alloc(a, (dir.count + n + 1) * sizeof(*v));
+    size_t k = 0;
     STRMAP_FOREACH(&dir, e)
     {
-        if (seen && strmap_get(seen, e->key))
-            continue;
-        hearth_xml_node_t *it = hearth_xml_add_child(a, q, "item", NULL);
-        hearth_xml_set_attr(a, it, "jid", e->key);
-        hearth_xml_set_attr(a, it, "name", e->value);
-        if (seen)
-            strmap_put(seen, e->key, (void *)1);
+        if (!v)
+            break;
+        v[k].jid = hearth_arena_strdup(a, e->key);
+        v[k].name = hearth_arena_strdup(a, e->value);
+        if (!v[k].jid || !v[k].name || strmap_put(&seen, v[k].jid, (void *)1)) {
+            v = NULL;
+            break;
+        }
+        k++;
     }
     uv_mutex_unlock(&dir_lock);
+    for (size_t i = 0; v && i < n; i++) {
+        if (strmap_get(&seen, jids[i]))
+            continue;
+        v[k].jid = jids[i];
+        v[k].name = names[i] && *names[i] ? names[i] : jids[i];
+        if (strmap_put(&seen, jids[i], (void *)1))
+            v = NULL;
+        else
+            k++;
+    }
+    strmap_free(&seen);
+    if (v)
+        qsort(v, k, sizeof(*v), listed_cmp);
+    *count = k;
+    return v;
+}
+
+/* The first index in v[0..n) whose JID is after jid (or, with or_equal, not before it). */
+static size_t listed_search(const listed_t *v, size_t n, const char *jid, int or_equal)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(v[mid].jid, jid);
+        if (c < 0 || (c == 0 && !or_equal))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* <item jid='' name=''/> as serialised. */
+static size_t item_bytes(const listed_t *l)
+{
+    return 24 + hearth_buf_escaped_len(l->jid) + hearth_buf_escaped_len(l->name);
+}
+
+static void rsm_text(hearth_arena_t *a, hearth_xml_node_t *set, const char *name, const char *s)
+{
+    hearth_xml_node_t *e = hearth_xml_add_child(a, set, name, NS_RSM);
+    if (e)
+        hearth_xml_add_text(a, e, s, strlen(s));
+}
+
+/* Appends to q the page rsm asks for of v[0..n) and, when asked for or when the page is not
+ * everything, the <set/> that says where it is. */
+static void items_page(hearth_arena_t *a, hearth_xml_node_t *q, const listed_t *v, size_t n,
+                       const muc_rsm_t *rsm)
+{
+    size_t max = rsm->given ? rsm->max : MUC_ITEMS_PAGE_MAX, bytes = 0, start, end;
+    if (rsm->before) {
+        end = *rsm->before ? listed_search(v, n, rsm->before, 1) : n;
+        for (start = end; start > 0 && end - start < max; start--) {
+            size_t b = item_bytes(&v[start - 1]);
+            if (start < end && bytes + b > MUC_ITEMS_PAGE_BYTES)
+                break;
+            bytes += b;
+        }
+    } else {
+        start = rsm->after ? listed_search(v, n, rsm->after, 0) : 0;
+        for (end = start; end < n && end - start < max; end++) {
+            size_t b = item_bytes(&v[end]);
+            if (end > start && bytes + b > MUC_ITEMS_PAGE_BYTES)
+                break;
+            bytes += b;
+        }
+    }
+    for (size_t i = start; i < end; i++) {
+        hearth_xml_node_t *it = hearth_xml_add_child(a, q, "item", NULL);
+        hearth_xml_set_attr(a, it, "jid", v[i].jid);
+        hearth_xml_set_attr(a, it, "name", v[i].name);
+    }
+    if (!rsm->given && end - start == n)
+        return;
+    hearth_xml_node_t *set = hearth_xml_add_child(a, q, "set", NS_RSM);
+    if (end > start) {
+        /* No 'index' on <first>, as on archive pages (mam.c says why). */
+        rsm_text(a, set, "first", v[start].jid);
+        rsm_text(a, set, "last", v[end - 1].jid);
+    }
+    char count[32];
+    snprintf(count, sizeof(count), "%zu", n);
+    rsm_text(a, set, "count", count);
 }
 
 /* ---- sending ---- */
@@ -329,6 +433,45 @@ void muc__iq_result(worker_t *w, hearth_xml_node_t *iq, hearth_arena_t *a, const
 
 /* ---- the service itself ---- */
 
+/* Reads XEP-0059's <set/> (NULL: none) into rsm, strings in a: 0 or the error. */
+static hearth_stanza_error_t rsm_parse(hearth_arena_t *a, const hearth_xml_node_t *set,
+                                       muc_rsm_t *rsm, const char **text)
+{
+    memset(rsm, 0, sizeof(*rsm));
+    rsm->max = MUC_ITEMS_PAGE_MAX;
+    if (!set)
+        return HEARTH_STANZA_ERR_NONE;
+    rsm->given = 1;
+    for (hearth_xml_node_t *e = hearth_xml_first_element(set); e; e = hearth_xml_next_element(e)) {
+        if (strcmp(e->ns, NS_RSM))
+            continue;
+        char *t = hearth_xml_text(a, e);
+        if (!t)
+            return HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT;
+        if (!strcmp(e->name, "max")) {
+            char *end;
+            unsigned long long v = strtoull(t, &end, 10);
+            if (*t < '0' || *t > '9' || *end) {
+                *text = "max is a non-negative integer";
+                return HEARTH_STANZA_ERR_BAD_REQUEST;
+            }
+            rsm->max = v > MUC_ITEMS_PAGE_MAX ? MUC_ITEMS_PAGE_MAX : (size_t)v;
+        } else if (!strcmp(e->name, "after")) {
+            if (!*t) {
+                *text = "after needs a room JID";
+                return HEARTH_STANZA_ERR_BAD_REQUEST;
+            }
+            rsm->after = t;
+        } else if (!strcmp(e->name, "before")) {
+            rsm->before = t;
+        } else if (!strcmp(e->name, "index")) {
+            *text = "paging by index is not supported; use after or before";
+            return HEARTH_STANZA_ERR_FEATURE_NOT_IMPLEMENTED;
+        }
+    }
+    return HEARTH_STANZA_ERR_NONE;
+}
+
 static void service_iq(worker_t *w, hearth_xml_node_t *iq, hearth_arena_t *a, const char *from)
 {
     const char *type = hearth_xml_attr(iq, "type");
@@ -363,7 +506,14 @@ static void service_iq(worker_t *w, hearth_xml_node_t *iq, hearth_arena_t *a, co
             muc__reply_error(w, iq, a, svc, from, HEARTH_STANZA_ERR_ITEM_NOT_FOUND, NULL);
             return;
         }
-        muc__store_list_public(w, from, hearth_xml_attr(iq, "id"));
+        muc_rsm_t rsm = {0};
+        const char *text = NULL;
+        hearth_stanza_error_t err = rsm_parse(a, hearth_xml_child(q, "set", NS_RSM), &rsm, &text);
+        if (err) {
+            muc__reply_error(w, iq, a, svc, from, err, text);
+            return;
+        }
+        muc__store_list_public(w, from, hearth_xml_attr(iq, "id"), &rsm);
         return;
     }
     if (get && !strcmp(q->ns, NS_PING) && !strcmp(q->name, "ping")) {
@@ -373,34 +523,30 @@ static void service_iq(worker_t *w, hearth_xml_node_t *iq, hearth_arena_t *a, co
     muc__reply_error(w, iq, a, svc, from, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
 }
 
-void muc__service_items_reply(worker_t *w, const char *to, const char *id, const char **jids,
-                              const char **names, size_t n)
+void muc__service_items_reply(worker_t *w, const char *to, const char *id, const muc_rsm_t *rsm,
+                              const char **jids, const char **names, size_t n)
 {
     hearth_arena_t *a = hearth_arena_new(0);
     if (!a)
         return;
-    strmap_t seen;
-    if (strmap_init(&seen)) {
-        hearth_arena_free(a);
-        return;
-    }
+    size_t count = 0;
+    listed_t *v = list_rooms(a, jids, names, n, &count);
     hearth_xml_node_t *iq = hearth_xml_new(a, "iq", NS_CLIENT);
-    hearth_xml_set_attr(a, iq, "type", "result");
     hearth_xml_set_attr(a, iq, "id", id);
     hearth_xml_set_attr(a, iq, "from", muc__domain(w));
     hearth_xml_set_attr(a, iq, "to", to);
-    hearth_xml_node_t *q = hearth_xml_add_child(a, iq, "query", NS_DISCO_ITEMS);
-    directory_items(a, q, &seen);
-    for (size_t i = 0; i < n; i++) {
-        if (strmap_get(&seen, jids[i]))
-            continue;
-        hearth_xml_node_t *it = hearth_xml_add_child(a, q, "item", NULL);
-        hearth_xml_set_attr(a, it, "jid", jids[i]);
-        hearth_xml_set_attr(a, it, "name", names[i] && *names[i] ? names[i] : jids[i]);
-        strmap_put(&seen, jids[i], (void *)1);
+    if (!v) {
+        hearth_xml_set_attr(a, iq, "type", "error");
+        hearth_xml_node_t *e = hearth_xml_add_child(a, iq, "error", NS_CLIENT);
+        hearth_xml_set_attr(a, e, "type",
+                            hearth_stanza_error_type(HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT));
+        hearth_xml_add_child(a, e, hearth_stanza_error_name(HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT),
+                             HEARTH_NS_STANZA_ERRORS);
+    } else {
+        hearth_xml_set_attr(a, iq, "type", "result");
+        items_page(a, hearth_xml_add_child(a, iq, "query", NS_DISCO_ITEMS), v, count, rsm);
     }
     muc__send_node(w, to, iq);
-    strmap_free(&seen);
     hearth_arena_free(a);
 }
 

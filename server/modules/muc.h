@@ -25,6 +25,7 @@
 #define NS_REGISTER "jabber:iq:register"
 #define NS_CONFERENCE "jabber:x:conference"
 #define NS_CLIENT "jabber:client"
+#define NS_RSM "http://jabber.org/protocol/rsm"
 
 /* Limits, each with its policy when hit. */
 #define MUC_HISTORY_MAX 100             /* messages kept per room; the oldest is dropped */
@@ -37,8 +38,42 @@
 #define MUC_JOIN_PER_SEC 100    /* ... refilled at this rate; past it: resource-constraint */
 #define MUC_PENDING_MAX 1000    /* stanzas waiting for a room to load; more: resource-constraint */
 #define MUC_FORM_FIELDS_MAX 200 /* a configuration form with more fields: not-acceptable */
-#define MUC_AFF_MAX 10000       /* affiliations per room; more: resource-constraint */
-#define MUC_VOICE_GAP_MS 10000  /* ms between one's voice requests; sooner: resource-constraint */
+/* Invitations and declines in one message to a room: each becomes a message of its own (with
+ * the room's password twice when it has one), all for the same write when they name the same
+ * address. More: not-acceptable, and none is sent. */
+#define MUC_INVITES_MAX 20
+#define MUC_AFF_MAX 10000 /* affiliations per room; more: resource-constraint */
+/* ... and their bytes as the lists that show them hold them (JID, reserved nick, reason and
+ * markup each): the admin lists (§9.5, §10.5), the configuration form's owner and admin fields
+ * and disco#info's contact JIDs always fit in the output bound (CONN_MAX_OUTQ). A change past it
+ * gets resource-constraint and changes nothing; a change that shrinks them is always taken. */
+#define MUC_AFF_BYTES (1024 * 1024)
+#define MUC_VOICE_GAP_MS 10000 /* ms between one's voice requests; sooner: resource-constraint */
+/* What an occupant's presence carries (show, status, caps ...: up to the stanza limit) is kept
+ * and repeated up to this many bytes; past it, show, priority and the first status (its text cut
+ * to MUC_STATUS_KEEP) go first, then the other children in their order while they fit. */
+#define MUC_PRESENCE_KEEP 4096
+#define MUC_STATUS_KEEP 1024
+/* Every occupant is counted for at least this much payload: past muc.max_join_size, a presence
+ * update keeps only show, priority and a status cut to fit here, and so never needs refusing. */
+#define MUC_PRESENCE_MIN 256
+/* The occupants' presences as a newcomer gets them in its join sequence (§7.2.3), its address
+ * included on each, are bounded by muc.max_join_size (at most 1.875 MiB): a join past it gets
+ * service-unavailable (the room is full, §7.2.10), but an admin's or owner's, which may take a
+ * sixteenth more (MUC_JOIN_RESERVE). With the history (at most MUC_HISTORY_SEND_BYTES) and the
+ * subject, a join sequence stays near 3 MiB, inside the output bound (CONN_MAX_OUTQ). The
+ * room's disco#items and role lists hold less than the same. */
+#define MUC_JOIN_RESERVE(max) ((max) / 16)
+/* The history a newcomer gets, as sent ('to' and delay added): the oldest that would pass it
+ * are left out. */
+#define MUC_HISTORY_SEND_BYTES (MUC_HISTORY_BYTES + 64 * 1024)
+/* The service's room list (disco#items) goes out in pages (XEP-0059, as XEP-0045 §6.3 allows):
+ * at most this many rooms in one, whatever <max/> the client asks for (without <set/>, the
+ * first page and a <set/> saying how many there are) ... */
+#define MUC_ITEMS_PAGE_MAX 1000
+/* ... and at most this many bytes of <item/>s: the page ends before the room that would pass
+ * it (holding one at least), well inside the output bound (CONN_MAX_OUTQ). */
+#define MUC_ITEMS_PAGE_BYTES (1024 * 1024)
 
 typedef enum { ROLE_NONE, ROLE_VISITOR, ROLE_PARTICIPANT, ROLE_MODERATOR } muc_role_t;
 typedef enum { AFF_OUTCAST, AFF_NONE, AFF_MEMBER, AFF_ADMIN, AFF_OWNER } muc_aff_t;
@@ -48,6 +83,15 @@ typedef enum { PM_ANYONE, PM_PARTICIPANTS, PM_MODERATORS, PM_NONE } muc_pm_t;
 #define ROLEMASK(r) (1u << (r))
 #define ROLEMASK_ALL                                                                               \
     (ROLEMASK(ROLE_VISITOR) | ROLEMASK(ROLE_PARTICIPANT) | ROLEMASK(ROLE_MODERATOR))
+
+/* XEP-0059 paging asked of a list. Rooms are paged in the order of their JIDs, and <after/> or
+ * <before/> name a place in that order: a room gone between two pages does not break paging. */
+typedef struct muc_rsm {
+    int given;    /* the query carried <set/>: the answer carries one too */
+    size_t max;   /* rooms in the page, <= MUC_ITEMS_PAGE_MAX */
+    char *after;  /* the page starts after this JID; NULL: at the first room */
+    char *before; /* the page ends before this JID, "" at the end; NULL: paging forwards */
+} muc_rsm_t;
 
 typedef struct muc_config {
     char *name, *desc, *lang, *secret, *pubsub;
@@ -72,7 +116,9 @@ typedef struct muc_occupant {
     char *bare;  /* real bare JID */
     char *nick;  /* prepared nickname */
     char *ojid;  /* occupant JID: room/nick */
-    char *inner; /* the children of its last presence (show, status, caps ...), serialised */
+    char *inner; /* the children of its last presence (show, status, caps ...), serialised,
+                  * at most MUC_PRESENCE_KEEP bytes */
+    size_t cost; /* its presence as a newcomer gets it, counted in the room's occ_bytes */
     muc_role_t role;
     int64_t voice_req_ms; /* when it last asked for voice (§7.13), 0: never */
 } muc_occupant_t;
@@ -96,9 +142,12 @@ typedef struct muc_room {
     int exists; /* 0: nothing stored nor created (a shell while stanzas are handled) */
     int locked; /* created, not yet configured (status 201) */
     muc_config_t cfg;
-    strmap_t affs; /* bare JID -> muc_affiliation_t * */
+    strmap_t affs;    /* bare JID -> muc_affiliation_t * */
+    size_t aff_bytes; /* their size as listed (muc__aff_set keeps it), <= MUC_AFF_BYTES unless
+                       * stored under older limits */
     muc_occupant_t *occupants;
     unsigned noccupants;
+    size_t occ_bytes;   /* their costs: <= muc.max_join_size and its MUC_JOIN_RESERVE */
     strmap_t by_nick;   /* nick -> muc_occupant_t * */
     strmap_t by_jid;    /* real full JID -> muc_occupant_t * */
     char *subject;      /* NULL: none set */
@@ -135,9 +184,10 @@ void muc__directory_remove(const char *jid);
 void muc__config_defaults(muc_config_t *c);
 /* Loading failed: queued stanzas get internal-server-error, the room is forgotten. */
 void muc__room_failed(worker_t *w, muc_room_t *r);
-/* Replies to a disco#items of the service: the directory merged with n stored public rooms. */
-void muc__service_items_reply(worker_t *w, const char *to, const char *id, const char **jids,
-                              const char **names, size_t n);
+/* Replies to a disco#items of the service: the page rsm asks for of the directory merged with
+ * n stored public rooms. */
+void muc__service_items_reply(worker_t *w, const char *to, const char *id, const muc_rsm_t *rsm,
+                              const char **jids, const char **names, size_t n);
 void muc__config_free(muc_config_t *c);
 const char *muc__domain(worker_t *w);
 /* Room creation under muc.max_rooms_per_user: 0 when creator may create r now (the join goes
@@ -209,9 +259,16 @@ hearth_stanza_error_t muc__config_apply(muc_room_t *r, const hearth_xml_node_t *
                                         const char **text, int *changed, int *nchanged);
 /* The configuration form (type='form') with the room's current values. */
 hearth_xml_node_t *muc__config_form(const muc_room_t *r, hearth_arena_t *a);
-/* Sets bare's affiliation (AFF_NONE removes it) keeping nick/reason when given NULL. */
+/* Sets bare's affiliation (AFF_NONE removes it) keeping nick/reason when given NULL ("" clears
+ * them). Only MUC_AFF_MAX is checked here: callers that grow the lists check MUC_AFF_BYTES first
+ * (a room read back from storage takes what was stored). */
 int muc__aff_set(muc_room_t *r, const char *bare, muc_aff_t aff, const char *nick,
                  const char *reason);
+/* What the same muc__aff_set would change: *dbytes in r->aff_bytes, *dcount in affiliations. */
+void muc__aff_delta(const muc_room_t *r, const char *bare, muc_aff_t aff, const char *nick,
+                    const char *reason, long long *dbytes, long *dcount);
+/* Whether r's affiliations may grow by dbytes and dcount (shrinking always may). */
+int muc__aff_fits(const muc_room_t *r, long long dbytes, long dcount);
 /* Destroys r: every occupant gets unavailable with <destroy/>; storage forgotten; r freed. */
 void muc__destroy(worker_t *w, muc_room_t *r, const char *alt, const char *reason,
                   const char *alt_password);
@@ -231,8 +288,9 @@ void muc__room_loaded(worker_t *w, muc_room_t *r);
 void muc__store_save(worker_t *w, muc_room_t *r);   /* when persistent: insert or replace */
 void muc__store_delete(worker_t *w, muc_room_t *r); /* the doc and its log */
 void muc__store_log(worker_t *w, muc_room_t *r, const char *xml, size_t len, int64_t stamp_ms);
-/* disco#items of the service: stored rooms (async), merged with the directory; replies to iq. */
-void muc__store_list_public(worker_t *w, const char *from, const char *id);
+/* disco#items of the service: stored rooms (async), merged with the directory; replies to iq
+ * with the page rsm asks for (copied). */
+void muc__store_list_public(worker_t *w, const char *from, const char *id, const muc_rsm_t *rsm);
 /* Room documents: serialise and parse (shared by load/save). */
 char *muc__room_doc(const muc_room_t *r); /* malloc'd XML */
 int muc__room_doc_parse(muc_room_t *r, const char *xml);

@@ -65,12 +65,35 @@ static void aff_free(muc_affiliation_t *af)
     free(af);
 }
 
+/* What one affiliation adds to the lists that show it: its <item/> in an admin list (JID,
+ * reserved nick, reason and markup, the reason's namespace included), more than its <value/> in
+ * the configuration form or disco#info. */
+#define AFF_ITEM_BYTES 128
+/* What a list or form of a room stored under older limits, with more than MUC_AFF_BYTES of
+ * affiliations, gets instead (removing affiliations works as ever). */
+#define AFF_OVER_TEXT "the room's affiliations are past their bound; remove some"
+
+static size_t aff_cost(const char *bare, const char *nick, const char *reason)
+{
+    return AFF_ITEM_BYTES + hearth_buf_escaped_len(bare) +
+           (nick ? hearth_buf_escaped_len(nick) : 0) +
+           (reason ? hearth_buf_escaped_len(reason) : 0);
+}
+
+static void aff_drop(muc_room_t *r, const char *bare)
+{
+    muc_affiliation_t *af = strmap_remove(&r->affs, bare);
+    if (af)
+        r->aff_bytes -= aff_cost(bare, af->nick, af->reason);
+    aff_free(af);
+}
+
 int muc__aff_set(muc_room_t *r, const char *bare, muc_aff_t aff, const char *nick,
                  const char *reason)
 {
     muc_affiliation_t *af = strmap_get(&r->affs, bare);
     if (aff == AFF_NONE && !nick) {
-        aff_free(strmap_remove(&r->affs, bare));
+        aff_drop(r, bare);
         return 0;
     }
     if (!af) {
@@ -80,6 +103,8 @@ int muc__aff_set(muc_room_t *r, const char *bare, muc_aff_t aff, const char *nic
             free(af);
             return -1;
         }
+    } else {
+        r->aff_bytes -= aff_cost(bare, af->nick, af->reason);
     }
     af->aff = aff;
     if (nick) {
@@ -92,9 +117,32 @@ int muc__aff_set(muc_room_t *r, const char *bare, muc_aff_t aff, const char *nic
         free(af->reason);
         af->reason = s;
     }
-    if (af->aff == AFF_NONE && !af->nick)
+    if (af->aff == AFF_NONE && !af->nick) {
         aff_free(strmap_remove(&r->affs, bare));
+        return 0;
+    }
+    r->aff_bytes += aff_cost(bare, af->nick, af->reason);
     return 0;
+}
+
+void muc__aff_delta(const muc_room_t *r, const char *bare, muc_aff_t aff, const char *nick,
+                    const char *reason, long long *dbytes, long *dcount)
+{
+    const muc_affiliation_t *af = strmap_get(&r->affs, bare);
+    long long before = af ? (long long)aff_cost(bare, af->nick, af->reason) : 0, after = 0;
+    const char *n = nick ? (*nick ? nick : NULL) : (af ? af->nick : NULL);
+    const char *why = reason ? (*reason ? reason : NULL) : (af ? af->reason : NULL);
+    int kept = !(aff == AFF_NONE && (!nick || !n));
+    if (kept)
+        after = (long long)aff_cost(bare, n, why);
+    *dbytes = after - before;
+    *dcount = (long)kept - (af != NULL);
+}
+
+int muc__aff_fits(const muc_room_t *r, long long dbytes, long dcount)
+{
+    return (dbytes <= 0 || (long long)r->aff_bytes + dbytes <= MUC_AFF_BYTES) &&
+           (dcount <= 0 || (long long)r->affs.count + dcount <= MUC_AFF_MAX);
 }
 
 static unsigned count_owners(const muc_room_t *r)
@@ -231,6 +279,11 @@ static void admin_get(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_
             muc__reply_error(w, iq, a, r->jid, from, HEARTH_STANZA_ERR_FORBIDDEN, NULL);
             return;
         }
+        if (r->aff_bytes > MUC_AFF_BYTES) {
+            muc__reply_error(w, iq, a, r->jid, from, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT,
+                             AFF_OVER_TEXT);
+            return;
+        }
         STRMAP_FOREACH(&r->affs, e)
         {
             const muc_affiliation_t *af = e->value;
@@ -325,6 +378,24 @@ void muc__admin_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_are
             return;
         }
         k++;
+    }
+    long long dbytes = 0;
+    long dcount = 0;
+    for (size_t i = 0; i < k; i++) {
+        long long b;
+        long dn;
+        if (cs[i].is_role)
+            continue;
+        /* A JID named twice is counted twice: never less than what the changes take. */
+        muc__aff_delta(r, cs[i].bare, cs[i].aff, cs[i].nick, cs[i].reason ? cs[i].reason : "", &b,
+                       &dn);
+        dbytes += b;
+        dcount += dn;
+    }
+    if (!muc__aff_fits(r, dbytes, dcount)) {
+        muc__reply_error(w, iq, a, r->jid, from, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT,
+                         "the room's affiliation lists are full");
+        return;
     }
     muc__iq_result(w, iq, a, r->jid, from, NULL);
     int save = 0;
@@ -596,6 +667,60 @@ typedef struct jidlist {
     char **v; /* arena */
 } jidlist_t;
 
+/* The JIDs of l (none when it is not given), as a set. */
+static int jid_set(strmap_t *set, const jidlist_t *l)
+{
+    if (strmap_init(set))
+        return -1;
+    for (size_t i = 0; l->given && i < l->n; i++)
+        if (strmap_put(set, l->v[i], (void *)1)) {
+            strmap_free(set);
+            return -1;
+        }
+    return 0;
+}
+
+/* Whether r's affiliations stay within their bounds once the owner and admin lists replace the
+ * current ones (as muc__config_apply does it: a dropped row loses its nick and reason, a listed
+ * JID without a row gets one). */
+static int lists_fit(const muc_room_t *r, const jidlist_t *owners, const strmap_t *own,
+                     const jidlist_t *admins, const strmap_t *adm)
+{
+    strmap_t dropped;
+    if (strmap_init(&dropped))
+        return 0;
+    long long dbytes = 0;
+    long dcount = 0;
+    int ok = 1;
+    STRMAP_FOREACH(&r->affs, e)
+    {
+        const muc_affiliation_t *af = e->value;
+        /* An admin named in the owner list is made an owner first, and so not dropped. */
+        int drop = (af->aff == AFF_OWNER && owners->given && !strmap_get(own, e->key)) ||
+                   (af->aff == AFF_ADMIN && admins->given && !strmap_get(adm, e->key) &&
+                    !strmap_get(own, e->key));
+        if (!drop)
+            continue;
+        dbytes -= (long long)aff_cost(e->key, af->nick, af->reason);
+        dcount--;
+        if (strmap_put(&dropped, e->key, (void *)1))
+            ok = 0;
+    }
+    for (int pass = 0; pass < 2 && ok; pass++) {
+        STRMAP_FOREACH(pass ? adm : own, e)
+        {
+            if (pass && strmap_get(own, e->key))
+                continue; /* counted with the owners */
+            if (!strmap_get(&r->affs, e->key) || strmap_get(&dropped, e->key)) {
+                dbytes += (long long)aff_cost(e->key, NULL, NULL);
+                dcount++;
+            }
+        }
+    }
+    strmap_free(&dropped);
+    return ok && muc__aff_fits(r, dbytes, dcount);
+}
+
 hearth_stanza_error_t muc__config_apply(muc_room_t *r, const hearth_xml_node_t *x,
                                         hearth_arena_t *a, const char *actor_bare,
                                         const char **text, int *changed, int *nchanged)
@@ -747,7 +872,23 @@ hearth_stanza_error_t muc__config_apply(muc_room_t *r, const hearth_xml_node_t *
         *text = "a password-protected room needs a password";
         err = HEARTH_STANZA_ERR_NOT_ACCEPTABLE;
     }
+    strmap_t own, adm; /* the JIDs of each list */
+    int sets = !err && jid_set(&own, &owners) == 0;
+    if (sets && jid_set(&adm, &admins)) {
+        strmap_free(&own);
+        sets = 0;
+    }
+    if (!err && !sets)
+        err = HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT;
+    if (!err && !lists_fit(r, &owners, &own, &admins, &adm)) {
+        *text = "the room's affiliation lists are full";
+        err = HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT;
+    }
     if (err) {
+        if (sets) {
+            strmap_free(&own);
+            strmap_free(&adm);
+        }
         muc__config_free(&nc);
         return err;
     }
@@ -774,20 +915,18 @@ hearth_stanza_error_t muc__config_apply(muc_room_t *r, const hearth_xml_node_t *
         STRMAP_FOREACH(&r->affs, e)
         {
             const muc_affiliation_t *af = e->value;
-            if (af->aff != aff || !drop)
-                continue;
-            int keep = 0;
-            for (size_t i = 0; i < l->n && !keep; i++)
-                keep = !strcmp(l->v[i], e->key);
-            if (!keep)
+            if (af->aff == aff && drop && !strmap_get(pass ? &adm : &own, e->key))
                 drop[nd++] = hearth_arena_strdup(a, e->key);
         }
         for (size_t i = 0; i < nd; i++)
             muc__aff_set(r, drop[i], AFF_NONE, NULL, NULL);
+        /* Within the bounds: lists_fit counted what this adds. */
         for (size_t i = 0; i < l->n; i++)
             if (pass == 0 || muc__aff_of(r, l->v[i]) != AFF_OWNER)
                 muc__aff_set(r, l->v[i], aff, NULL, NULL);
     }
+    strmap_free(&own);
+    strmap_free(&adm);
     return HEARTH_STANZA_ERR_NONE;
 }
 
@@ -865,6 +1004,7 @@ void muc__destroy(worker_t *w, muc_room_t *r, const char *alt, const char *reaso
     hearth_buf_free(&x);
     r->occupants = NULL;
     r->noccupants = 0;
+    r->occ_bytes = 0;
     strmap_free(&r->by_nick);
     strmap_free(&r->by_jid);
     strmap_init(&r->by_nick);
@@ -877,6 +1017,7 @@ void muc__destroy(worker_t *w, muc_room_t *r, const char *alt, const char *reaso
     }
     strmap_free(&r->affs);
     strmap_init(&r->affs);
+    r->aff_bytes = 0;
     for (unsigned i = 0; i < r->hist_len; i++)
         free(r->hist[(r->hist_start + i) % MUC_HISTORY_MAX].xml);
     r->hist_len = r->hist_start = 0;
@@ -902,6 +1043,11 @@ void muc__owner_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_are
         return;
     }
     if (!set) {
+        if (r->aff_bytes > MUC_AFF_BYTES) {
+            muc__reply_error(w, iq, a, r->jid, from, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT,
+                             AFF_OVER_TEXT);
+            return;
+        }
         hearth_xml_node_t *res = hearth_xml_new(a, "query", NS_MUC_OWNER);
         hearth_xml_append(res, muc__config_form(r, a));
         muc__iq_result(w, iq, a, r->jid, from, res);
@@ -1049,10 +1195,15 @@ void muc__register_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_
                          "that nickname is taken");
         return;
     }
-    int rc = muc__aff_set(r, bare, aff < AFF_MEMBER ? AFF_MEMBER : aff, prepared, NULL);
+    muc_aff_t new_aff = aff < AFF_MEMBER ? AFF_MEMBER : aff;
+    long long dbytes;
+    long dcount;
+    muc__aff_delta(r, bare, new_aff, prepared, NULL, &dbytes, &dcount);
+    int rc = muc__aff_fits(r, dbytes, dcount) ? muc__aff_set(r, bare, new_aff, prepared, NULL) : -1;
     free(prepared);
     if (rc) {
-        muc__reply_error(w, iq, a, r->jid, from, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
+        muc__reply_error(w, iq, a, r->jid, from, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT,
+                         "the room's affiliation lists are full");
         return;
     }
     muc__iq_result(w, iq, a, r->jid, from, NULL);

@@ -201,6 +201,7 @@ static void occupant_unlink(muc_room_t *r, muc_occupant_t *o)
     strmap_remove(&r->by_nick, o->nick);
     strmap_remove(&r->by_jid, o->jid);
     r->noccupants--;
+    r->occ_bytes -= o->cost;
 }
 
 static void occupant_free(muc_occupant_t *o)
@@ -279,22 +280,126 @@ void muc__room_shutdown(worker_t *w, muc_room_t *r)
     }
 }
 
-/* The children of a presence a room repeats (show, status, priority, caps...), serialised. */
-static char *presence_inner(const hearth_xml_node_t *st)
+/* Whether c is a child a room repeats of an occupant's presence (not its own MUC elements). */
+static int repeated(const hearth_xml_node_t *c)
+{
+    return strcmp(c->ns, NS_MUC) && strcmp(c->ns, NS_MUC_USER) &&
+           !(!strcmp(c->name, "error") && !strcmp(c->ns, NS_CLIENT));
+}
+
+static int is_client(const hearth_xml_node_t *c, const char *name)
+{
+    return !strcmp(c->name, name) && !strcmp(c->ns, NS_CLIENT);
+}
+
+/* Appends c serialised to b when it fits in max bytes all told; 1 when it did, 0 when it did
+ * not, -1 when out of memory. */
+static int append_if_fits(hearth_buf_t *b, const hearth_xml_node_t *c, size_t max)
+{
+    hearth_buf_t one = HEARTH_BUF_INIT;
+    int rc = hearth_xml_serialize(c, NS_CLIENT, &one) ? -1 : 0;
+    if (!rc && b->len + one.len <= max)
+        rc = hearth_buf_append(b, one.data, one.len) ? -1 : 1;
+    hearth_buf_free(&one);
+    return rc;
+}
+
+/* Appends a <status/> with the start of text (a whole UTF-8 sequence at its end) when it fits
+ * in max bytes all told; the text is cut shorter until it does. */
+static int append_status(hearth_buf_t *b, hearth_arena_t *a, const char *text, size_t keep,
+                         size_t max)
+{
+    size_t n = strlen(text);
+    if (n > keep)
+        n = keep;
+    for (;;) {
+        while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
+            n--; /* text[n] continues a sequence: cut before its start */
+        hearth_xml_node_t *st = hearth_xml_new(a, "status", NS_CLIENT);
+        if (!st || (n && !hearth_xml_add_text(a, st, text, n)))
+            return -1;
+        int rc = append_if_fits(b, st, max);
+        if (rc || n == 0)
+            return rc;
+        n /= 2;
+    }
+}
+
+/* The children of a presence a room keeps and repeats (show, status, priority, caps ...),
+ * serialised: all of them when they fit in MUC_PRESENCE_KEEP bytes (essential: never), else
+ * show, priority and the first status (cut to MUC_STATUS_KEEP) first, then the others in their
+ * order while they fit; essential: only those three, in MUC_PRESENCE_MIN bytes. */
+static char *presence_inner(const hearth_xml_node_t *st, int essential)
 {
     hearth_buf_t b = HEARTH_BUF_INIT;
-    for (hearth_xml_node_t *c = hearth_xml_first_element(st); c; c = hearth_xml_next_element(c)) {
-        if (!strcmp(c->ns, NS_MUC) || !strcmp(c->ns, NS_MUC_USER) ||
-            (!strcmp(c->name, "error") && !strcmp(c->ns, NS_CLIENT)))
-            continue;
-        if (hearth_xml_serialize(c, NS_CLIENT, &b)) {
-            hearth_buf_free(&b);
-            return NULL;
+    int rc = 0;
+    for (hearth_xml_node_t *c = hearth_xml_first_element(st); c && !rc && !essential;
+         c = hearth_xml_next_element(c))
+        if (repeated(c) && hearth_xml_serialize(c, NS_CLIENT, &b))
+            rc = -1;
+    if (!rc && !essential && b.len <= MUC_PRESENCE_KEEP)
+        goto done;
+    hearth_buf_reset(&b);
+    hearth_arena_t *a = hearth_arena_new(0);
+    size_t max = essential ? MUC_PRESENCE_MIN : MUC_PRESENCE_KEEP;
+    int status_seen = 0;
+    rc = a ? 0 : -1;
+    for (hearth_xml_node_t *c = hearth_xml_first_element(st); c && rc >= 0;
+         c = hearth_xml_next_element(c)) {
+        if (is_client(c, "show") || is_client(c, "priority")) {
+            rc = append_if_fits(&b, c, max);
+        } else if (is_client(c, "status") && !status_seen) {
+            status_seen = 1;
+            const char *text = hearth_xml_text(a, c);
+            rc = text ? append_status(&b, a, text, essential ? MUC_PRESENCE_MIN : MUC_STATUS_KEEP,
+                                      max)
+                      : -1;
         }
+    }
+    for (hearth_xml_node_t *c = hearth_xml_first_element(st); c && rc >= 0 && !essential;
+         c = hearth_xml_next_element(c))
+        if (repeated(c) && !is_client(c, "show") && !is_client(c, "priority") &&
+            !is_client(c, "status"))
+            rc = append_if_fits(&b, c, max);
+    hearth_arena_free(a);
+done:
+    if (rc < 0) {
+        hearth_buf_free(&b);
+        return NULL;
     }
     if (!b.data)
         return strdup("");
     return hearth_buf_steal(&b, NULL);
+}
+
+/* An occupant's presence as a newcomer gets it: the fixed markup (with the longest affiliation
+ * and role), its occupant JID, its real JID (moderators see it), and its payload, counted for
+ * MUC_PRESENCE_MIN at least. */
+#define PRESENCE_MARKUP 160
+
+static size_t occupant_cost(const char *ojid, const char *jid, const char *inner)
+{
+    size_t n = strlen(inner);
+    return PRESENCE_MARKUP + hearth_buf_escaped_len(ojid) + hearth_buf_escaped_len(jid) +
+           (n > MUC_PRESENCE_MIN ? n : MUC_PRESENCE_MIN);
+}
+
+/* Whether one more occupant costing cost fits r as a newcomer whose address is jid: its join
+ * sequence holds every occupant's presence, each with ` to='jid'` (the recipient's worker
+ * writes it), within muc.max_join_size (and its reserve for admins and owners). */
+static int join_fits(worker_t *w, const muc_room_t *r, size_t cost, const char *jid, muc_aff_t aff)
+{
+    size_t max = w->srv->set.muc_max_join_size;
+    size_t limit = max + (aff >= AFF_ADMIN ? MUC_JOIN_RESERVE(max) : 0);
+    size_t to = ((size_t)r->noccupants + 1) * (hearth_buf_escaped_len(jid) + 8);
+    return r->occ_bytes + cost + to <= limit;
+}
+
+/* Whether an occupant's cost may go from old to cost (its presence changed). */
+static int update_fits(worker_t *w, const muc_room_t *r, size_t old, size_t cost)
+{
+    size_t max = w->srv->set.muc_max_join_size;
+    return cost <= old || r->occ_bytes - old + cost <= max + MUC_JOIN_RESERVE(max);
 }
 
 /* ---- history ---- */
@@ -405,8 +510,9 @@ static void send_history(worker_t *w, muc_room_t *r, muc_occupant_t *o,
         if (since >= 0 && h->stamp_ms < since)
             break;
         /* each sent stanza grows by its 'to' and delay: counted as sent */
-        long size = (long)h->len + (long)strlen(o->jid) + 120 + 2 * (long)strlen(r->jid);
-        if (maxchars >= 0 && chars + size > maxchars)
+        long size = (long)h->len + (long)hearth_buf_escaped_len(o->jid) + 120 +
+                    2 * (long)hearth_buf_escaped_len(r->jid);
+        if ((maxchars >= 0 && chars + size > maxchars) || chars + size > MUC_HISTORY_SEND_BYTES)
             break;
         chars += size;
         count++;
@@ -607,13 +713,32 @@ static void join(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_arena
     }
     muc_occupant_t *o = calloc(1, sizeof(*o));
     if (!o || !(o->jid = strdup(from)) || !(o->bare = strdup(bare)) || !(o->nick = strdup(nick)) ||
-        !(o->ojid = make_ojid(r->jid, nick)) || !(o->inner = presence_inner(st)) ||
-        strmap_put(&r->by_nick, nick, o) || strmap_put(&r->by_jid, from, o)) {
-        if (o) {
-            strmap_remove(&r->by_nick, nick);
-            strmap_remove(&r->by_jid, from);
+        !(o->ojid = make_ojid(r->jid, nick)) || !(o->inner = presence_inner(st, 0))) {
+        if (o)
             occupant_free(o);
-        }
+        presence_error(w, st, a, ojid, from, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
+        return;
+    }
+    /* The newcomer's join sequence must fit (§7.2.10 for a room full of presence): with all of
+     * its payload, else with what says who and how it is. */
+    o->cost = occupant_cost(o->ojid, o->jid, o->inner);
+    if (!join_fits(w, r, o->cost, from, aff)) {
+        free(o->inner);
+        o->cost = (o->inner = presence_inner(st, 1)) ? occupant_cost(o->ojid, o->jid, o->inner) : 0;
+    }
+    if (!o->inner || !join_fits(w, r, o->cost, from, aff)) {
+        int full = o->inner != NULL; /* a new room is never full: its creator is alone */
+        occupant_free(o);
+        presence_error(w, st, a, ojid, from,
+                       full ? HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE
+                            : HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT,
+                       full ? "the room is full" : NULL);
+        return;
+    }
+    if (strmap_put(&r->by_nick, nick, o) || strmap_put(&r->by_jid, from, o)) {
+        strmap_remove(&r->by_nick, nick);
+        strmap_remove(&r->by_jid, from);
+        occupant_free(o);
         presence_error(w, st, a, ojid, from, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
         return;
     }
@@ -634,6 +759,7 @@ static void join(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_arena
     o->next = r->occupants;
     r->occupants = o;
     r->noccupants++;
+    r->occ_bytes += o->cost;
     int self_codes[5], ns = 0;
     if (r->cfg.whois_anyone)
         self_codes[ns++] = 100;
@@ -673,8 +799,18 @@ static void nick_change(worker_t *w, muc_room_t *r, muc_occupant_t *o, hearth_xm
         return;
     }
     char *newnick = strdup(nick), *newojid = make_ojid(r->jid, nick);
-    char *inner = presence_inner(st);
-    if (!newnick || !newojid || !inner) {
+    char *inner = presence_inner(st, 0);
+    size_t cost = newojid && inner ? occupant_cost(newojid, o->jid, inner) : 0;
+    if (newojid && inner && !update_fits(w, r, o->cost, cost)) {
+        free(inner);
+        inner = presence_inner(st, 1);
+        cost = inner ? occupant_cost(newojid, o->jid, inner) : 0;
+    }
+    if (!newnick || !newojid || !inner || !update_fits(w, r, o->cost, cost)) {
+        /* A longer nick in a room full of presence (a shorter one always fits). */
+        if (newnick && newojid && inner)
+            muc__reply_error(w, st, a, ojid, o->jid, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT,
+                             "the room is full");
         free(newnick);
         free(newojid);
         free(inner);
@@ -692,6 +828,8 @@ static void nick_change(worker_t *w, muc_room_t *r, muc_occupant_t *o, hearth_xm
     o->nick = newnick;
     o->ojid = newojid;
     o->inner = inner;
+    r->occ_bytes = r->occ_bytes - o->cost + cost;
+    o->cost = cost;
     strmap_put(&r->by_nick, o->nick, o);
     int self_codes[1], ns = 0;
     if (nick_modified)
@@ -707,7 +845,7 @@ void muc__room_presence(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, heart
     muc_occupant_t *o = muc__occupant_by_jid(r, from);
     if (type && !strcmp(type, "unavailable")) {
         if (o) {
-            char *inner = presence_inner(st);
+            char *inner = presence_inner(st, 0);
             muc__occupant_remove(w, r, o, NULL, 0, NULL, inner);
             free(inner);
         }
@@ -736,12 +874,21 @@ void muc__room_presence(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, heart
         nick_change(w, r, o, st, a, nick, nick_modified);
         return;
     }
-    /* A presence update (§7.7): repeated to everyone. */
-    char *inner = presence_inner(st);
+    /* A presence update (§7.7): repeated to everyone; in a room full of presence, what says
+     * who and how it is (its cost is never more than the occupant's was). */
+    char *inner = presence_inner(st, 0);
+    size_t cost = inner ? occupant_cost(o->ojid, o->jid, inner) : 0;
+    if (inner && !update_fits(w, r, o->cost, cost)) {
+        free(inner);
+        inner = presence_inner(st, 1);
+        cost = inner ? occupant_cost(o->ojid, o->jid, inner) : 0;
+    }
     if (!inner)
         return;
     free(o->inner);
     o->inner = inner;
+    r->occ_bytes = r->occ_bytes - o->cost + cost;
+    o->cost = cost;
     muc__occupant_broadcast(w, r, o, NULL, 0, NULL);
 }
 
@@ -905,7 +1052,14 @@ static void invitations(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, heart
 {
     muc_occupant_t *o = muc__occupant_by_jid(r, from);
     char *bare = hearth_arena_strndup(a, from, strcspn(from, "/"));
-    int nvalid = 0;
+    int nvalid = 0, n = 0;
+    for (hearth_xml_node_t *c = hearth_xml_first_element(x); c; c = hearth_xml_next_element(c))
+        n += !strcmp(c->name, "invite") || !strcmp(c->name, "decline");
+    if (n > MUC_INVITES_MAX) {
+        muc__reply_error(w, st, a, r->jid, from, HEARTH_STANZA_ERR_NOT_ACCEPTABLE,
+                         "too many invitations in one message");
+        return;
+    }
     for (hearth_xml_node_t *c = hearth_xml_first_element(x); c; c = hearth_xml_next_element(c)) {
         int invite = !strcmp(c->name, "invite"), decline = !strcmp(c->name, "decline");
         if (!invite && !decline)
@@ -935,7 +1089,16 @@ static void invitations(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, heart
                 return;
             }
             if (r->cfg.membersonly && muc__aff_of(r, target_bare) == AFF_NONE) {
-                muc__aff_set(r, target_bare, AFF_MEMBER, NULL, NULL); /* §7.8.2 */
+                /* §7.8.2: the invitee becomes a member, or is not invited at all. */
+                long long dbytes;
+                long dcount;
+                muc__aff_delta(r, target_bare, AFF_MEMBER, NULL, NULL, &dbytes, &dcount);
+                if (!muc__aff_fits(r, dbytes, dcount) ||
+                    muc__aff_set(r, target_bare, AFF_MEMBER, NULL, NULL)) {
+                    muc__reply_error(w, st, a, r->jid, from, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT,
+                                     "the room's affiliation lists are full");
+                    return;
+                }
                 muc__store_save(w, r);
             }
         }
@@ -1142,12 +1305,16 @@ static void room_info(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_
     hearth_xml_set_attr(a, cj, "var", "muc#roominfo_contactjid");
     hearth_xml_set_attr(a, cj, "type", "jid-multi");
     hearth_xml_set_attr(a, cj, "label", "Contact addresses");
+    /* Within MUC_AFF_BYTES, but for a room stored under older limits. */
+    size_t listed = 0;
     if (c->whois_anyone)
         STRMAP_FOREACH(&r->affs, e)
         {
             const muc_affiliation_t *af = e->value;
-            if (af->aff == AFF_OWNER)
-                child_text(a, cj, "value", NS_XDATA, e->key);
+            if (af->aff != AFF_OWNER || listed > MUC_AFF_BYTES)
+                continue;
+            child_text(a, cj, "value", NS_XDATA, e->key);
+            listed += hearth_buf_escaped_len(e->key) + 16;
         }
     if (c->pubsub && *c->pubsub)
         form_field(a, x, "muc#roominfo_pubsub", "text-single", "Associated node", c->pubsub);

@@ -17,8 +17,9 @@
 typedef struct store_ud {
     worker_t *w;
     char *jid;
-    char *id;    /* disco#items: the request's id */
-    int migrate; /* loading a document that still holds its affiliations */
+    char *id;      /* disco#items: the request's id ... */
+    muc_rsm_t rsm; /* ... and the page it asks for (after and before owned here) */
+    int migrate;   /* loading a document that still holds its affiliations */
 } store_ud_t;
 
 static store_ud_t *ud_new(worker_t *w, const char *jid, const char *id)
@@ -42,6 +43,8 @@ static void ud_free(store_ud_t *u)
 {
     free(u->jid);
     free(u->id);
+    free(u->rsm.after);
+    free(u->rsm.before);
     free(u);
 }
 
@@ -428,7 +431,7 @@ static void listed(void *ud, int err, const storage_doc_t *docs, size_t n)
         free(tmp.subject_nick);
         muc__config_free(&tmp.cfg);
     }
-    muc__service_items_reply(u->w, u->jid, u->id, jids, names, k);
+    muc__service_items_reply(u->w, u->jid, u->id, &u->rsm, jids, names, k);
     for (size_t i = 0; owned && i < k; i++)
         free(owned[i]);
     free(owned);
@@ -437,12 +440,21 @@ static void listed(void *ud, int err, const storage_doc_t *docs, size_t n)
     ud_free(u);
 }
 
-void muc__store_list_public(worker_t *w, const char *from, const char *id)
+void muc__store_list_public(worker_t *w, const char *from, const char *id, const muc_rsm_t *rsm)
 {
     store_ud_t *u = ud_new(w, from, id ? id : "");
+    if (u) {
+        u->rsm = *rsm;
+        u->rsm.after = rsm->after ? strdup(rsm->after) : NULL;
+        u->rsm.before = rsm->before ? strdup(rsm->before) : NULL;
+        if ((rsm->after && !u->rsm.after) || (rsm->before && !u->rsm.before)) {
+            ud_free(u);
+            u = NULL;
+        }
+    }
     if (u && storage_doc_list(w->srv->storage, &w->storage_target, KIND_ROOM, listed, u) == 0)
         return;
     if (u)
         ud_free(u);
-    muc__service_items_reply(w, from, id, NULL, NULL, 0); /* what is in memory */
+    muc__service_items_reply(w, from, id, rsm, NULL, NULL, 0); /* what is in memory */
 }
