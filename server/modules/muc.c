@@ -8,11 +8,10 @@
 #include "core/log.h"
 #include "modules/muc.h"
 
-#define MUC_MAX_WORKERS 256 /* server.workers is bounded by the config table at 256 */
-
-/* Each worker touches only its own slot. */
-static strmap_t rooms[MUC_MAX_WORKERS];
-static int depth[MUC_MAX_WORKERS]; /* inside a room's handling: re-entrant deliveries wait */
+/* Per worker (core slot): the rooms homed there (jid -> muc_room_t), touched only there.
+ * Delivery never re-enters a room's handling: what a room sends to an occupant homed on the
+ * same worker runs on the next loop turn (the core's run queue). */
+static int worker_slot = -1;
 
 /* Public rooms (jid -> malloc'd name), for disco#items on whichever worker homes the service. */
 static uv_mutex_t dir_lock;
@@ -65,10 +64,7 @@ const char *muc__domain(worker_t *w)
 
 static strmap_t *table(worker_t *w)
 {
-    strmap_t *t = &rooms[w->index % MUC_MAX_WORKERS];
-    if (!t->buckets && strmap_init(t))
-        return NULL;
-    return t;
+    return w->slot[worker_slot];
 }
 
 muc_room_t *muc__room_get(worker_t *w, const char *jid)
@@ -638,7 +634,6 @@ void muc__room_loaded(worker_t *w, muc_room_t *r)
     worker__hold_posts(w); /* each recipient's share of what the queue produces, at once */
     r->state = ROOM_READY;
     muc__directory_set(r);
-    depth[w->index % MUC_MAX_WORKERS]++;
     while (r->pending_head && r->state == ROOM_READY) { /* a creation check may wait again */
         muc_pending_t *p = r->pending_head;
         r->pending_head = p->next;
@@ -649,7 +644,6 @@ void muc__room_loaded(worker_t *w, muc_room_t *r)
         free_msg_fields(&p->m);
         free(p);
     }
-    depth[w->index % MUC_MAX_WORKERS]--;
     muc__room_maybe_free(w, r);
     worker__release_posts(w);
 }
@@ -667,17 +661,6 @@ void muc__deliver(worker_t *w, inbox_msg_t *m)
 
 static void deliver(worker_t *w, inbox_msg_t *m)
 {
-    int *d = &depth[w->index % MUC_MAX_WORKERS];
-    if (*d > 0) {
-        /* Delivered from inside a room's own handling (a bounce from an occupant homed here):
-         * handled after it, through the inbox, so a room never changes under its iteration. */
-        inbox_msg_t *copy = calloc(1, sizeof(*copy));
-        if (copy && msg_copy(copy, m) == 0)
-            worker__post(w, copy);
-        else
-            free(copy);
-        return;
-    }
     hearth_jid_t j = HEARTH_JID_INIT;
     const char *reason = NULL;
     const char *to = m->u.route.to;
@@ -753,9 +736,7 @@ static void deliver(worker_t *w, inbox_msg_t *m)
         hearth_jid_clear(&j);
         return;
     }
-    (*d)++;
     room_handle(w, r, &pm, nick_modified);
-    (*d)--;
     muc__room_maybe_free(w, r);
     hearth_jid_clear(&j);
 }
@@ -864,12 +845,8 @@ void muc__ownerless(worker_t *w, muc_room_t *r)
 
 void muc__forget_jid(worker_t *w, const char *bare)
 {
-    strmap_t *t = &rooms[w->index % MUC_MAX_WORKERS];
-    if (!t->buckets)
-        return;
-    int *d = &depth[w->index % MUC_MAX_WORKERS];
+    strmap_t *t = table(w);
     worker__hold_posts(w);
-    (*d)++;
     STRMAP_FOREACH(t, e)
     {
         muc_room_t *r = e->value;
@@ -880,7 +857,6 @@ void muc__forget_jid(worker_t *w, const char *bare)
         muc__ownerless(w, r);
         muc__store_save(w, r);
     }
-    (*d)--;
     STRMAP_FOREACH(t, e)
     {
         muc__room_maybe_free(w, e->value);
@@ -890,14 +866,8 @@ void muc__forget_jid(worker_t *w, const char *bare)
 
 void muc__shutdown(worker_t *w)
 {
-    strmap_t *t = &rooms[w->index % MUC_MAX_WORKERS];
-    if (!t->buckets)
-        return;
-    /* Deliveries re-entering from the presences sent (an occupant homed here) wait in the
-     * inbox: no room changes under this iteration. */
-    int *d = &depth[w->index % MUC_MAX_WORKERS];
+    strmap_t *t = table(w);
     unsigned nrooms = 0;
-    (*d)++;
     STRMAP_FOREACH(t, e)
     {
         muc_room_t *r = e->value;
@@ -906,7 +876,6 @@ void muc__shutdown(worker_t *w)
         muc__room_shutdown(w, r);
         nrooms++;
     }
-    (*d)--;
     /* Temporary rooms are gone with their occupants (removing the current entry is safe). */
     STRMAP_FOREACH(t, e)
     {
@@ -917,21 +886,38 @@ void muc__shutdown(worker_t *w)
              nrooms);
 }
 
-/* After every worker has stopped (main has returned): what rooms were still loaded. */
-static void muc_free_all(void)
+static int muc_worker_init(worker_t *w)
 {
-    for (unsigned i = 0; i < MUC_MAX_WORKERS; i++) {
-        if (!rooms[i].buckets)
-            continue;
-        STRMAP_FOREACH(&rooms[i], e)
-        {
-            muc_room_t *r = e->value;
-            room_clear(r);
-            free(r->jid);
-            free(r);
-        }
-        strmap_free(&rooms[i]);
+    strmap_t *t = calloc(1, sizeof(*t));
+    if (!t || strmap_init(t)) {
+        free(t);
+        return HEARTH_ENOMEM;
     }
+    w->slot[worker_slot] = t;
+    return 0;
+}
+
+/* After the worker stopped: the rooms still loaded there. */
+static void muc_worker_free(worker_t *w)
+{
+    strmap_t *t = table(w);
+    if (!t)
+        return;
+    STRMAP_FOREACH(t, e)
+    {
+        muc_room_t *r = e->value;
+        room_clear(r);
+        free(r->jid);
+        free(r);
+    }
+    strmap_free(t);
+    free(t);
+    w->slot[worker_slot] = NULL;
+}
+
+/* Once the program ends: the directory and the counts every worker shared. */
+static void muc_free_shared(void)
+{
     STRMAP_FOREACH(&dir, e)
     {
         free(e->value);
@@ -958,7 +944,8 @@ static int muc_init(server_t *srv)
 {
     static int once;
     router_service_t svc = {.domain = srv->set.muc_domain, .deliver = muc__deliver};
-    if (router__add_service(&svc) || hooks__add(HOOK_SHUTDOWN, 0, on_shutdown) ||
+    if ((worker_slot = worker__slot_new()) < 0 || router__add_service(&svc) ||
+        hooks__add(HOOK_SHUTDOWN, 0, on_shutdown) ||
         hooks__add(HOOK_ACCOUNT_REMOVED, 0, on_account_removed))
         return -1;
     if (once++)
@@ -966,8 +953,13 @@ static int muc_init(server_t *srv)
     if (uv_mutex_init(&dir_lock) || strmap_init(&dir) || uv_mutex_init(&created_lock) ||
         strmap_init(&created))
         return -1;
-    atexit(muc_free_all);
+    atexit(muc_free_shared);
     return 0;
 }
 
-const module_t module_muc = {.name = "muc", .init = muc_init};
+const module_t module_muc = {
+    .name = "muc",
+    .init = muc_init,
+    .worker_init = muc_worker_init,
+    .worker_free = muc_worker_free,
+};
