@@ -92,6 +92,8 @@ struct peer {
     int try_send_in_write;
     int feed_in_element_rc; /* what a feed from inside element returned */
     int free_at_element;    /* free the stream inside the n-th element callback */
+    int free_at_open;       /* free it inside open */
+    int free_at_error;      /* free it inside error */
     int authed;
     int no_starttls; /* the transport is secure (wss:): no STARTTLS offered */
 };
@@ -130,6 +132,11 @@ static void p_open(void *ud, const hearth_stream_header_t *h)
     copy_str(p->default_ns, sizeof p->default_ns, h->default_ns);
     assert_non_null(h->node);
     assert_int_equal(hearth_buf_printf(&p->log, "open to=%s\n", p->to), 0);
+    if (p->free_at_open) {
+        hearth_stream_free(p->s);
+        p->s = NULL;
+        return;
+    }
     if (p->on_open)
         p->on_open(p);
 }
@@ -168,6 +175,10 @@ static void p_error(void *ud, int err, hearth_stream_error_t cond, const char *t
     assert_int_equal(hearth_buf_printf(&p->log, "error %s %s\n", hearth_err_name(err),
                                        cond ? hearth_stream_error_name(cond) : "-"),
                      0);
+    if (p->free_at_error) {
+        hearth_stream_free(p->s);
+        p->s = NULL;
+    }
 }
 
 static void p_tls_done(void *ud)
@@ -765,6 +776,35 @@ static void test_direct_tls_wired(void **state)
     peer_free(&s);
 }
 
+static void test_tls_failure(void **state)
+{
+    /* The client checks the certificate against its domain: a name the certificate does not
+     * carry fails the handshake on both sides, and no stream error can be sent. */
+    hearth_stream_config_t ccfg = {
+        .role = HEARTH_STREAM_CLIENT, .domain = "wrong.example", .direct_tls = fx.client};
+    hearth_stream_config_t scfg = {
+        .role = HEARTH_STREAM_SERVER, .domain = DOMAIN, .direct_tls = fx.server};
+    peer_t c, s;
+    peer_init_cfg(&c, &ccfg);
+    peer_init_cfg(&s, &scfg);
+    assert_int_equal(hearth_stream_start(c.s), 0);
+    int crc, src;
+    pump(&c, &s, &crc, &src);
+    assert_int_equal(crc, HEARTH_ETLS);
+    assert_int_equal(c.errors, 1);
+    assert_int_equal(c.err, HEARTH_ETLS);
+    assert_int_equal(c.cond, HEARTH_STREAM_ERR_NONE);
+    assert_non_null(strstr(log_of(&c), "error ETLS -"));
+    assert_int_equal(src, HEARTH_ETLS); /* the alert */
+    assert_int_equal(s.opens + c.opens, 0);
+    assert_false(hearth_stream_secure(c.s));
+    assert_true(hearth_stream_output_closed(c.s) && hearth_stream_input_closed(c.s));
+    assert_int_equal(hearth_stream_send(c.s, "<a/>", 4), HEARTH_ECLOSED);
+    assert_int_equal(hearth_stream_restart(c.s), HEARTH_ECLOSED);
+    peer_free(&c);
+    peer_free(&s);
+}
+
 /* ---- the restart after SASL ---- */
 
 static void succeed_auth(peer_t *p, hearth_xml_node_t *el, hearth_arena_t *arena)
@@ -953,6 +993,24 @@ static void test_reentrancy(void **state)
     assert_null(p.s);
     assert_int_equal(p.elements, 2);
     assert_int_equal(p.closes, 0);
+    peer_free(&p);
+
+    /* From inside open (before the server's header went out) and error: nothing is written
+     * after the free. */
+    peer_init(&p, HEARTH_STREAM_SERVER, HEARTH_STREAM_TCP);
+    p.free_at_open = 1;
+    assert_int_equal(feed_str(&p, C_HEADER "<a/>"), HEARTH_ECLOSED);
+    assert_null(p.s);
+    assert_int_equal(p.out.len, 0);
+    assert_int_equal(p.elements, 0);
+    peer_free(&p);
+    peer_init(&p, HEARTH_STREAM_SERVER, HEARTH_STREAM_WEBSOCKET);
+    p.free_at_error = 1;
+    assert_int_equal(feed_str(&p, WS_OPEN), 0);
+    assert_int_equal(feed_str(&p, "<a/><b/>"), HEARTH_ECLOSED);
+    assert_null(p.s);
+    assert_int_equal(p.errors, 1);
+    assert_int_equal(p.writes, 3); /* the stream error went out before the callback */
     peer_free(&p);
 
     /* The same under TLS (the free waits until OpenSSL has returned too). */
@@ -1342,6 +1400,7 @@ int main(void)
         cmocka_unit_test(test_starttls_pipelined_discarded),
         cmocka_unit_test(test_tls_and_sasl_wired),
         cmocka_unit_test(test_direct_tls_wired),
+        cmocka_unit_test(test_tls_failure),
         cmocka_unit_test(test_restart_after_sasl),
         cmocka_unit_test(test_error_before_header),
         cmocka_unit_test(test_close_handshake),
