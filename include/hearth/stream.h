@@ -70,7 +70,8 @@ typedef struct hearth_stream_header {
  * call the send functions, hearth_stream_error, hearth_stream_close, hearth_stream_restart,
  * hearth_stream_starttls, and hearth_stream_free (the free is deferred: nothing more is called
  * and the memory goes when the outermost call into the stream returns). write must only take
- * the bytes: any stream call from inside it but hearth_stream_free gets HEARTH_EBUSY. */
+ * the bytes: a call from inside it that would feed, send, close or take a step gets
+ * HEARTH_EBUSY (hearth_stream_free is deferred there too). */
 typedef struct hearth_stream_cbs {
     /* Bytes for the peer (ciphertext once TLS is on); the callee copies them. In WebSocket
      * framing one call is one message. */
@@ -87,14 +88,16 @@ typedef struct hearth_stream_cbs {
      * change the tree and allocate in arena. Steps: after delivering <starttls/> (server role) or
      * <proceed/> (client role) in TCP framing, and <success/> of SASL (client role), the stream
      * reads nothing more (the rest of the input is discarded, never parsed) until the caller
-     * calls hearth_stream_starttls or hearth_stream_restart (or closes). */
+     * calls hearth_stream_starttls or hearth_stream_restart (a refusal, <failure/>, ends the
+     * stream: close it). */
     void (*element)(void *ud, hearth_xml_node_t *el, hearth_arena_t *arena);
     /* The peer closed its stream (</stream:stream> or <close/>). Answer with hearth_stream_close
      * unless already closed; end the connection once both are closed. */
     void (*close)(void *ud);
     /* The stream is over for input. err: HEARTH_EXML (the peer's XML or framing is wrong),
      * HEARTH_ELIMIT (a limit was hit), HEARTH_ENOMEM, HEARTH_ETLS (TLS failed; text is its reason),
-     * HEARTH_ECLOSED (TLS close_notify before the stream was closed). cond is the stream error
+     * HEARTH_ECLOSED (TLS close_notify before the stream was closed), HEARTH_EIO (no randomness
+     * for a stream id). cond is the stream error
      * that was sent to the peer (header first, then the error and the close, when our output was
      * still open), HEARTH_STREAM_ERR_NONE when none could be (TLS). End the connection once the
      * output is written. Called at most once, and never after close. */
@@ -115,8 +118,9 @@ hearth_stream_t *hearth_stream_new(const hearth_stream_config_t *cfg,
  * inside write, HEARTH_ENOMEM, HEARTH_ETLS. */
 int hearth_stream_start(hearth_stream_t *s) HEARTH_MUST_CHECK;
 /* Bytes from the peer (TCP: any split; WebSocket: exactly one message). Callbacks run inside.
- * Returns 0 while the stream goes on for input; once it is over, the err of the error callback
- * or HEARTH_ECLOSED after the peer's close (and on every later call, the input then ignored).
+ * Returns 0 while the stream goes on for input; once it is over, the err of the error callback,
+ * or HEARTH_ECLOSED after the peer's close, our own stream error or a free from a callback (and
+ * on every later call, the input then ignored).
  * HEARTH_EBUSY from inside a callback, HEARTH_EINVAL for NULL data with a length. */
 int hearth_stream_feed(hearth_stream_t *s, const char *data, size_t len) HEARTH_MUST_CHECK;
 
@@ -162,7 +166,8 @@ void hearth_stream_shutdown(hearth_stream_t *s);
  * on input goes to TLS, whose plaintext is a new stream (a restart), and output goes through
  * TLS. Client role: the ClientHello goes out now (server name: the config's domain), our new
  * header once the handshake is done. HEARTH_EINVAL in WebSocket framing or when TLS is already on,
- * HEARTH_ENOMEM, HEARTH_ETLS, HEARTH_EBUSY inside write. */
+ * HEARTH_ECLOSED after the stream ended, HEARTH_ENOMEM, HEARTH_ETLS (the stream is over),
+ * HEARTH_EBUSY inside write. */
 int hearth_stream_starttls(hearth_stream_t *s, hearth_tls_ctx_t *ctx) HEARTH_MUST_CHECK;
 /* Stream restart after SASL success (RFC 6120 §4.3.3; also done by STARTTLS itself): a fresh
  * parser expects the peer's new header, and our next header carries a new id (server role). Called
