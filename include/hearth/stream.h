@@ -97,10 +97,10 @@ typedef struct hearth_stream_cbs {
     /* The stream is over for input. err: HEARTH_EXML (the peer's XML or framing is wrong),
      * HEARTH_ELIMIT (a limit was hit), HEARTH_ENOMEM, HEARTH_ETLS (TLS failed; text is its reason),
      * HEARTH_ECLOSED (TLS close_notify before the stream was closed), HEARTH_EIO (no randomness
-     * for a stream id). cond is the stream error
-     * that was sent to the peer (header first, then the error and the close, when our output was
-     * still open), HEARTH_STREAM_ERR_NONE when none could be (TLS). End the connection once the
-     * output is written. Called at most once, and never after close. */
+     * for a stream id). cond is the stream error that was sent to the peer (header first, then
+     * the error and the close, when our output was still open), HEARTH_STREAM_ERR_NONE when none
+     * could be (TLS). End the connection once the output is written. Called at most once, and
+     * never after close. */
     void (*error)(void *ud, int err, hearth_stream_error_t cond, const char *text);
     /* The TLS handshake completed (STARTTLS or direct TLS): hearth_stream_tls gives the version
      * and channel-binding data. In the client role our new header follows right after. */
@@ -120,8 +120,8 @@ int hearth_stream_start(hearth_stream_t *s) HEARTH_MUST_CHECK;
 /* Bytes from the peer (TCP: any split; WebSocket: exactly one message). Callbacks run inside.
  * Returns 0 while the stream goes on for input; once it is over, the err of the error callback,
  * or HEARTH_ECLOSED after the peer's close, our own stream error or a free from a callback (and
- * on every later call, the input then ignored).
- * HEARTH_EBUSY from inside a callback, HEARTH_EINVAL for NULL data with a length. */
+ * on every later call, the input then ignored). HEARTH_EBUSY from inside a callback,
+ * HEARTH_EINVAL for NULL data with a length. */
 int hearth_stream_feed(hearth_stream_t *s, const char *data, size_t len) HEARTH_MUST_CHECK;
 
 /* ---- sending. Before anything else, our header is sent if this stream has none yet (both
