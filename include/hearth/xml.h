@@ -6,6 +6,7 @@
 #define HEARTH_XML_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "hearth/buf.h"
 #include "hearth/error.h"
@@ -129,6 +130,16 @@ void hearth_xml_stream_stop(hearth_xml_stream_t *s);
  * inside a callback (HEARTH_EINVAL). */
 int hearth_xml_stream_reset(hearth_xml_stream_t *s) HEARTH_MUST_CHECK;
 void hearth_xml_stream_set_limits(hearth_xml_stream_t *s, const hearth_xml_limits_t *limits);
+/* Where the parser stands in its raw input since the last reset, for framings that must know
+ * where elements end (RFC 7395: one element per WebSocket message). fed: bytes given to expat so
+ * far; done: bytes up to the end of the last complete top-level unit (the header, a child, the
+ * whitespace between children). Inside a stanza callback done is the end of that stanza; after a
+ * feed, fed > done means something is unfinished (an open child, or a token expat holds). */
+typedef struct hearth_xml_position {
+    uint64_t fed;
+    uint64_t done;
+} hearth_xml_position_t;
+hearth_xml_position_t hearth_xml_stream_position(const hearth_xml_stream_t *s);
 void hearth_xml_stream_free(hearth_xml_stream_t *s);
 
 #endif

@@ -466,6 +466,12 @@ void hearth_xml_stream_set_limits(hearth_xml_stream_t *s, const hearth_xml_limit
     fill_limits(&s->limits, limits);
 }
 
+hearth_xml_position_t hearth_xml_stream_position(const hearth_xml_stream_t *s)
+{
+    hearth_xml_position_t p = {(uint64_t)s->fed, (uint64_t)s->mark};
+    return p;
+}
+
 void hearth_xml_stream_free(hearth_xml_stream_t *s)
 {
     if (!s)

@@ -927,6 +927,61 @@ static void test_stream_stop_reset(void **state)
     hearth_xml_stream_free(s);
 }
 
+/* The input position that RFC 7395 framing relies on to find where each element ends. */
+struct pos_rec {
+    hearth_xml_stream_t *s;
+    int stanzas;
+    uint64_t done_at[4];
+};
+
+static void pos_stanza(void *ud, hearth_xml_node_t *stanza, hearth_arena_t *arena)
+{
+    struct pos_rec *r = ud;
+    if (r->stanzas < 4)
+        r->done_at[r->stanzas] = hearth_xml_stream_position(r->s).done;
+    r->stanzas++;
+}
+
+static void test_stream_position(void **state)
+{
+    const hearth_xml_stream_cbs_t cbs = {.stanza = pos_stanza};
+    struct pos_rec r = {0};
+    r.s = hearth_xml_stream_new(&cbs, &r, NULL);
+    assert_non_null(r.s);
+    hearth_xml_position_t p = hearth_xml_stream_position(r.s);
+    assert_true(p.fed == 0 && p.done == 0);
+
+    const uint64_t h = strlen(HDR);
+    assert_int_equal(hearth_xml_stream_feed(r.s, HDR, h), 0);
+    p = hearth_xml_stream_position(r.s);
+    assert_true(p.fed == h && p.done == h);
+
+    /* Two children in one feed: inside each callback, done is the end of that child. */
+    assert_int_equal(hearth_xml_stream_feed(r.s, "<a/><b>x</b>", 12), 0);
+    assert_int_equal(r.stanzas, 2);
+    assert_true(r.done_at[0] == h + 4 && r.done_at[1] == h + 12);
+    p = hearth_xml_stream_position(r.s);
+    assert_true(p.fed == h + 12 && p.done == h + 12);
+
+    /* An open child, then an unfinished start tag expat keeps to itself: both unfinished. */
+    assert_int_equal(hearth_xml_stream_feed(r.s, "<c><d/>", 7), 0);
+    p = hearth_xml_stream_position(r.s);
+    assert_true(p.fed == h + 19 && p.done == h + 12);
+    assert_int_equal(hearth_xml_stream_feed(r.s, "</c>", 4), 0);
+    p = hearth_xml_stream_position(r.s);
+    assert_true(p.fed == h + 23 && p.done == h + 23);
+    assert_int_equal(hearth_xml_stream_feed(r.s, "<e", 2), 0);
+    p = hearth_xml_stream_position(r.s);
+    assert_true(p.fed == h + 25 && p.done == h + 23);
+    assert_int_equal(r.stanzas, 3);
+
+    /* A reset starts counting again. */
+    assert_int_equal(hearth_xml_stream_reset(r.s), 0);
+    p = hearth_xml_stream_position(r.s);
+    assert_true(p.fed == 0 && p.done == 0);
+    hearth_xml_stream_free(r.s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -939,6 +994,7 @@ int main(void)
         cmocka_unit_test(test_stream_restricted_xml),
         cmocka_unit_test(test_stream_limits),
         cmocka_unit_test(test_stream_stop_reset),
+        cmocka_unit_test(test_stream_position),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
