@@ -218,9 +218,9 @@ void user__acquire(worker_t *w, const char *bare, user_fn fn, void *arg)
     }
     user_op_t *op = u->nops < USER_OPS_MAX ? calloc(1, sizeof(*op)) : NULL;
     if (!op) {
-        worker__user_drop_if_empty(w, u);
-        acquire_failed(w, bare, fn, arg,
-                       u->nops < USER_OPS_MAX ? "out of memory" : "too much work waits for it");
+        const char *why = u->nops < USER_OPS_MAX ? "out of memory" : "too much work waits for it";
+        worker__user_drop_if_empty(w, u); /* u may be gone from here */
+        acquire_failed(w, bare, fn, arg, why);
         return;
     }
     op->fn = fn;

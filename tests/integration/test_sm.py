@@ -772,7 +772,8 @@ class DetachedBudgetTest(SMTestCase):
         s.wait_log('over c2s.resume_budget', count=4)
         grown = (s.rss_kib() - base) / 1024.0
         note('RSS grew %.1f MiB with 50 MB sent to five detached sessions' % grown)
-        self.assertLess(grown, 30, 'RSS grew %.1f MiB: detached queues are not bounded' % grown)
+        if 'ASAN_OPTIONS' not in os.environ:  # ASan's quarantine keeps what was freed in RSS
+            self.assertLess(grown, 30, 'RSS grew %.1f MiB: detached queues are not bounded' % grown)
         self.assertEqual(offline_count(s, 'bob'), 4 * self.PER)
         for b in bobs[:4]:
             c = self.reconnect(s, 'bob')
