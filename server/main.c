@@ -336,7 +336,8 @@ int main(int argc, char **argv)
     free(dsn);
     if (setup_secret(srv))
         return fail("cannot store the server secret", NULL);
-    if (c2s__init(srv) || modules__init(srv, modules__all))
+    /* c2s before net: at exit its streams end their sessions before net closes what is left. */
+    if (c2s__init(srv) || net__init(srv) || modules__init(srv, modules__all))
         return fail("cannot start the modules", NULL);
 
     long nw = config_int(srv->cfg, "server.workers");
@@ -364,7 +365,8 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < srv->nworkers; i++) {
         srv->workers[i] = calloc(1, sizeof(worker_t));
         if (!srv->workers[i] || worker__init(srv, srv->workers[i], i) ||
-            c2s__worker_init(srv->workers[i]) || modules__worker_init(srv->workers[i]))
+            net__worker_init(srv->workers[i]) || c2s__worker_init(srv->workers[i]) ||
+            modules__worker_init(srv->workers[i]))
             return fail("cannot start a worker", NULL);
     }
     const char *bind = config_str(srv->cfg, "c2s.bind");
@@ -407,6 +409,7 @@ int main(int argc, char **argv)
         worker__free(srv->workers[i]);
         modules__worker_free(srv->workers[i]);
         c2s__worker_free(srv->workers[i]);
+        net__worker_free(srv->workers[i]);
         free(srv->workers[i]);
     }
     free(srv->workers);

@@ -144,11 +144,13 @@ class LayeringTest(unittest.TestCase):
     def test_links_point_down(self):
         lower = ['libhearth_base.a', 'libhearth_jid.a', 'libhearth_xml.a', 'libhearth_tls.a',
                  'libhearth_sasl.a', 'libhearth_storage.a', 'libhearth_config.a']
-        layers = [('libhearthd_core.a', ['libhearthd_c2s.a', 'libhearthd_modules.a']),
+        server = ['libhearthd_core.a', 'libhearthd_net.a', 'libhearthd_c2s.a', 'libhearthd_modules.a']
+        layers = [('libhearthd_core.a', server[1:]),
+                  ('libhearthd_net.a', ['libhearthd_c2s.a', 'libhearthd_modules.a']),
                   ('libhearthd_c2s.a', ['libhearthd_modules.a']),
-                  ('libhearthd_modules.a', ['libhearthd_c2s.a'])]
+                  ('libhearthd_modules.a', ['libhearthd_c2s.a', 'libhearthd_net.a'])]
         for lib in lower:
-            layers.append((lib, ['libhearthd_core.a', 'libhearthd_c2s.a', 'libhearthd_modules.a']))
+            layers.append((lib, server))
         bad = []
         for lib, above in layers:
             _, undefined = self.defined_and_undefined(lib)

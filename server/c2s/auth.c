@@ -149,8 +149,7 @@ static void succeed(conn_t *c, const char *out, size_t out_len)
         server__preauth_leave(c->w->srv, c->ip);
         c->preauth_counted = 0;
     }
-    hearth_xml_stream_stop(c->xml);
-    c->pending = PENDING_AUTHED;
+    c2s__restart_stream(c);
 }
 
 static void step_result(conn_t *c, int rc, char *out, size_t out_len)
@@ -195,7 +194,6 @@ static void plain_done(uv_work_t *w, int status)
         j->sasl = NULL;
         step_result(c, status ? HEARTH_EAUTH : j->rc, j->out, j->out_len);
         j->out = NULL;
-        c2s__after_read(c);
     }
     if (j->sasl)
         hearth_sasl_server_free(j->sasl);
@@ -264,7 +262,6 @@ static void on_account(void *ud, int err, const storage_account_t *acct)
     size_t olen = 0;
     int rc = hearth_sasl_server_step(c->sasl, c->sasl_initial, c->sasl_initial_len, &o, &olen);
     step_result(c, rc, o, olen);
-    c2s__after_read(c);
 out:
     free(j->in);
     free(j);

@@ -18,7 +18,7 @@ static void shutdown_streams(worker_t *w)
     c2s_worker_t *cw = c2s__worker(w);
     for (conn_t *c = cw->conns, *n; c; c = n) {
         n = c->next;
-        if (c->handoff)
+        if (c->moving)
             continue; /* its new worker sends the shutdown */
         conn__stream_error(c, HEARTH_STREAM_ERR_SYSTEM_SHUTDOWN, "the server is shutting down");
     }
@@ -47,7 +47,6 @@ static void exit_worker(worker_t *w)
 }
 
 static const worker_layer_t c2s_layer = {
-    .turn_end = conn__flush_pending,
     .shutdown = shutdown_streams,
     .exit = exit_worker,
 };

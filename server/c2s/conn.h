@@ -14,10 +14,12 @@
 #include "hearth/tls.h"
 #include "hearth/xml.h"
 #include "hearth/xmpp_error.h"
+#include "hearth/stream.h"
 #include "c2s/sm.h"
 #include "core/module.h"
 #include "core/server.h"
 #include "core/session.h"
+#include "net/connection.h"
 
 typedef struct conn conn_t;
 
@@ -38,19 +40,17 @@ typedef struct c2s_session {
     int end_posted;   /* the run queue holds its end */
 } c2s_session_t;
 
-/* What c2s keeps per worker (core slot): its connections, output to flush at the turn's end,
- * back-pressure, the SASL context, the budget of detached sessions. */
+/* What c2s keeps per worker (core slot): its streams, back-pressure, the SASL context, the
+ * budget of detached sessions. */
 typedef struct c2s_worker {
     worker_t *w;
-    conn_t *conns;       /* every connection this loop owns (doubly linked) */
-    conn_t *out_pending; /* connections with output not yet written this turn */
-    unsigned npaused;    /* connections whose reading waits for storage to catch up */
+    conn_t *conns;    /* every client stream on this loop (doubly linked) */
+    unsigned npaused; /* streams whose reading waits for storage to catch up */
     uv_timer_t resume_timer;
     hearth_sasl_t *sasl;
     size_t sm_detached_bytes; /* what detached sessions hold, bounded by c2s.resume_budget */
     uv_timer_t sm_budget_timer;
     int sm_budget_timer_open;
-    char readbuf[65536]; /* reads are processed synchronously, so one buffer serves all */
 } c2s_worker_t;
 
 c2s_worker_t *c2s__worker(worker_t *w);
@@ -60,6 +60,9 @@ int c2s__worker_init(worker_t *w);
 void c2s__worker_free(worker_t *w);
 /* The listener callback (listener->data: (void *)1 for direct TLS). */
 void c2s__on_connection(uv_stream_t *listener, int status);
+/* A connection a web transport made (a WebSocket after its upgrade, a BOSH session): a client
+ * stream in RFC 7395 framing over it. */
+void c2s__on_web_connection(connection_t *net);
 
 typedef enum {
     C2S_WAIT_HEADER, /* waiting for the client's stream header */
@@ -70,9 +73,6 @@ typedef enum {
     C2S_BOUND,       /* a session */
 } c2s_state_t;
 
-/* What must happen once the current read has been fully processed (never inside the parser). */
-typedef enum { PENDING_NONE, PENDING_STARTTLS, PENDING_AUTHED } pending_t;
-
 /* Output queue bound: a reader this far behind is cut with <policy-violation/>. */
 #define CONN_MAX_OUTQ SESSION_OUTPUT_MAX
 /* Storage requests outstanding past which connections stop reading, and below which they
@@ -82,46 +82,25 @@ typedef enum { PENDING_NONE, PENDING_STARTTLS, PENDING_AUTHED } pending_t;
 #define CONN_CSI_MAX 100
 #define CONN_STORAGE_LOW_WATER 32
 
+/* A client stream (RFC 6120 negotiation) over a connection: the XMPP stream (hearth_stream:
+ * framing, STARTTLS, restarts), SASL, binding, liveness. It lives until its connection is gone
+ * and no asynchronous work (storage, the thread pool) holds it. */
 struct conn {
     worker_t *w;
-    uint64_t id;
-    uv_tcp_t tcp;
-    uv_timer_t timer; /* pre-auth timeout, idle ping and ping timeout */
-    int handles_open; /* uv handles not yet closed */
-    int handles_closing;
-    int refs; /* pending async work (storage, thread pool) holding the conn alive */
+    uint64_t id; /* its connection's */
     char ip[64];
-
+    connection_t *net;   /* NULL once the connection is gone */
+    hearth_stream_t *xs; /* the XMPP stream over it */
+    int refs;            /* asynchronous work holding it */
     conn_t *next, *prev; /* c2s_worker->conns */
 
-    hearth_tls_t *tls;
     int direct_tls;
-    hearth_xml_stream_t *xml;
-
-    /* Output of a loop turn leaves in one write: sends only append to outq and put the
-     * connection on its worker's pending list, which the worker's check handle flushes once
-     * per loop turn (conn__flush_pending). */
-    hearth_buf_t outq;     /* not yet handed to the socket */
-    hearth_buf_t inflight; /* owned by the uv_write in progress */
-    uv_write_t wreq;
-    int writing;
-    int out_pending;             /* on w->out_pending */
-    conn_t *out_next, *out_prev; /* w->out_pending */
-
     c2s_state_t state;
-    pending_t pending;
-    int header_sent;
-    int closing;   /* no more input processed; close once output is flushed */
-    int close_now; /* close without waiting for output */
-    int handoff;   /* moving to another worker once output is flushed */
-    int handoff_detached;
-    int handoff_fd;
-    worker_t *handoff_target;
+    int closing; /* our stream is over: nothing more is processed or sent */
+    int moving;  /* going to its user's home worker */
     int preauth_counted;
-    int secure;       /* TLS established */
-    int in_read;      /* inside on_read: pending actions wait for its end */
-    int read_paused;  /* reading stopped until storage catches up (worker.c) */
-    int fail_pending; /* a write failed: the connection is lost on the next loop turn */
+    int secure;      /* encrypted (TLS, or a transport that counts as such) */
+    int read_paused; /* reading stopped until storage catches up */
 
     /* SASL */
     hearth_sasl_server_t *sasl;
@@ -159,6 +138,8 @@ struct conn {
 
 /* conn.c */
 void conn__accept(worker_t *w, uv_stream_t *listener, int direct_tls);
+/* The TLS session under this stream (STARTTLS, direct TLS, or the transport's), or NULL. */
+hearth_tls_t *conn__tls(const conn_t *c);
 /* Writes bytes to the peer (through TLS when active). Copies data. */
 void conn__send(conn_t *c, const char *data, size_t len);
 void conn__send_str(conn_t *c, const char *s);
@@ -176,21 +157,16 @@ void conn__ref(conn_t *c);
 void conn__unref(conn_t *c);
 void conn__arm_timer(conn_t *c);
 void conn__timer_in(conn_t *c, uint64_t ms);
-int conn__start_tls(conn_t *c);
-void conn__try_handoff(conn_t *c); /* moves to its handoff_target once output is done */
 void conn__resume_reading(conn_t *c);
-void conn__flush_pending(worker_t *w); /* the worker layer's turn end */
+/* Bytes written and not yet taken by the client. */
+size_t conn__pending(const conn_t *c);
 const char *conn__log_jid(const conn_t *c);
 
 /* stream.c: the c2s protocol over a parsed stream */
-void c2s__on_open(void *ud, const hearth_xml_node_t *header, const char *default_ns);
+void c2s__on_open(conn_t *c, const hearth_stream_header_t *header);
 void c2s__on_stanza(void *ud, hearth_xml_node_t *stanza, hearth_arena_t *arena);
-void c2s__on_close(void *ud);
-void c2s__on_xml_error(void *ud, hearth_stream_error_t cond, const char *text);
-void c2s__after_read(conn_t *c);     /* runs the pending action once a read is processed */
-void c2s__restart_stream(conn_t *c); /* fresh parser (after STARTTLS or SASL) */
+void c2s__restart_stream(conn_t *c); /* after SASL success: a new stream, its home worker */
 void c2s__send_features(conn_t *c);
-void c2s__send_header(conn_t *c);
 void c2s__replay_held(conn_t *c); /* stanzas that arrived while the bind was completing */
 void c2s__on_timer(conn_t *c);
 void c2s__on_adopted(conn_t *c); /* on its home worker after the hand-over */

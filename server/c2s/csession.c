@@ -102,7 +102,7 @@ static void op_send(session_t *s, const char *data, size_t len)
 {
     c2s_session_t *cs = csession__of(s);
     conn_t *c = cs->c;
-    if (!cs->sm.enabled && (!c || c->closing || c->close_now))
+    if (!cs->sm.enabled && (!c || c->closing))
         return; /* nothing follows </stream:stream>; with stream management it is kept */
     if (cs->csi_inactive && !cs->sm.detached) {
         if (!csi_important(data, len) && csi_hold(cs, data, len))
@@ -206,7 +206,7 @@ static void op_settled(session_t *s, const char *sm_id, uint32_t seq)
 static size_t op_output_pending(session_t *s)
 {
     conn_t *c = csession__of(s)->c;
-    return c && !c->closing ? c->outq.len + c->inflight.len : SESSION_OUTPUT_MAX;
+    return c && !c->closing ? conn__pending(c) : SESSION_OUTPUT_MAX;
 }
 
 static void op_free(session_t *s)

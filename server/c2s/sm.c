@@ -444,7 +444,7 @@ int sm__lost(conn_t *c)
 {
     c2s_session_t *cs = c->cs;
     if (!cs || !cs->sm.enabled || !cs->sm.resume || cs->s.ending || c->state != C2S_BOUND ||
-        c->handles_closing || c->closing || c->w->stopping)
+        c->closing || !c->net || c->w->stopping)
         return 0; /* an ending session is not kept */
     hlog_conn(LOG_INFO, c->id, conn__log_jid(c),
               "connection lost: session kept %u s for resumption, %zu stanzas unacknowledged",
@@ -495,7 +495,7 @@ void sm__pump(c2s_session_t *cs)
     sm_state_t *sm = &cs->sm;
     conn_t *c = cs->c;
     while (c && sm->resending && sm->resend_i < sm->qlen && !c->closing &&
-           c->outq.len + c->inflight.len < SM_PUMP_BYTES) {
+           conn__pending(c) < SM_PUMP_BYTES) {
         hearth_bytes_t *b = sm->q[(sm->qhead + sm->resend_i++) % sm->qcap];
         conn__send(c, b->data, b->len);
         sm->since_request++;

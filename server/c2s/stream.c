@@ -16,25 +16,6 @@
 #define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
 #define NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
 
-void c2s__send_header(conn_t *c)
-{
-    char id[33];
-    unsigned char rnd[16];
-    uv_random(NULL, NULL, rnd, sizeof(rnd), 0, NULL);
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(id + 2 * i, 3, "%02x", rnd[i]);
-    hearth_buf_t b = HEARTH_BUF_INIT;
-    int rc = hearth_buf_printf(&b,
-                               "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-                               "xmlns:stream='http://etherx.jabber.org/streams' id='%s' "
-                               "from='%s' version='1.0' xml:lang='en'>",
-                               id, c->w->srv->set.domain);
-    if (!rc)
-        conn__send(c, b.data, b.len);
-    hearth_buf_free(&b);
-    c->header_sent = 1;
-}
-
 /* Binding is offered on TLS 1.3 only, where tls-exporter exists (RFC 9266). tls-server-end-point
  * would work over TLS 1.2 too, but a -PLUS offer there breaks the older clients that bind only
  * tls-unique or answer 'y' to any offer (slixmpp 1.8), for little gain: they are the TLS 1.2
@@ -42,12 +23,13 @@ void c2s__send_header(conn_t *c)
 size_t c2s__bindings(const conn_t *c, c2s_bindings_t *out)
 {
     out->n = 0;
-    if (!c->tls || !c->secure || hearth_tls_exporter(c->tls, out->exporter) != 0)
+    hearth_tls_t *tls = conn__tls(c);
+    if (!tls || !c->secure || hearth_tls_exporter(tls, out->exporter) != 0)
         return 0;
     out->b[out->n++] = (hearth_sasl_binding_t){"tls-exporter", out->exporter, 32};
     size_t len;
     /* None for a certificate signed with EdDSA: RFC 5929 defines no hash for it. */
-    if (hearth_tls_server_end_point(c->tls, out->end_point, &len) == 0)
+    if (hearth_tls_server_end_point(tls, out->end_point, &len) == 0)
         out->b[out->n++] = (hearth_sasl_binding_t){"tls-server-end-point", out->end_point, len};
     return out->n;
 }
@@ -76,7 +58,7 @@ void c2s__send_features(conn_t *c)
 {
     const settings_t *s = &c->w->srv->set;
     hearth_buf_t b = HEARTH_BUF_INIT;
-    int rc = hearth_buf_append_str(&b, "<stream:features>");
+    int rc = 0;
     if (c->state == C2S_WAIT_BIND) {
         rc = rc
                  ?: hearth_buf_printf(&b,
@@ -88,7 +70,7 @@ void c2s__send_features(conn_t *c)
                                       NS_BIND, NS_SESSION, MODULES_CAPS_NODE, modules__caps_ver());
         rc = rc ?: modules__stream_features(&b);
     } else {
-        if (!c->secure && c->w->srv->tls)
+        if (!c->secure && c->w->srv->tls && hearth_stream_framing(c->xs) == HEARTH_STREAM_TCP)
             rc = rc
                      ?: hearth_buf_printf(&b, "<starttls xmlns='%s'>%s</starttls>", NS_TLS,
                                           s->tls_required ? "<required/>" : "");
@@ -116,40 +98,16 @@ void c2s__send_features(conn_t *c)
             rc = rc ?: hearth_buf_append_str(&b, "</sasl-channel-binding>");
         }
     }
-    rc = rc ?: hearth_buf_append_str(&b, "</stream:features>");
-    if (!rc)
-        conn__send(c, b.data, b.len);
-    else
+    if (rc || hearth_stream_send_features(c->xs, b.data ? b.data : "", b.len) == HEARTH_ENOMEM)
         conn__abort(c);
     hearth_buf_free(&b);
 }
 
-/* 1.x is ours; anything else (or none, i.e. pre-XMPP 0.9) is not. */
-static int version_ok(const char *v)
+void c2s__on_open(conn_t *c, const hearth_stream_header_t *header)
 {
-    if (!v)
-        return 0;
-    char *end;
-    long major = strtol(v, &end, 10);
-    return end != v && *end == '.' && major == 1;
-}
-
-void c2s__on_open(void *ud, const hearth_xml_node_t *header, const char *default_ns)
-{
-    conn_t *c = ud;
     const settings_t *s = &c->w->srv->set;
-    c2s__send_header(c);
-    if (strcmp(header->ns, HEARTH_NS_STREAMS) != 0 || strcmp(header->name, "stream") != 0) {
-        conn__stream_error(c, HEARTH_STREAM_ERR_INVALID_NAMESPACE,
-                           "the stream element must be stream in " HEARTH_NS_STREAMS);
-        return;
-    }
-    if (strcmp(default_ns, NS_CLIENT) != 0) {
-        conn__stream_error(c, HEARTH_STREAM_ERR_INVALID_NAMESPACE,
-                           "the content namespace must be jabber:client");
-        return;
-    }
-    const char *to = hearth_xml_attr(header, "to");
+    /* The stream checked the namespaces and the version; the domain is ours to check. */
+    const char *to = header->to;
     if (to) {
         char *dom = NULL;
         const char *reason = NULL;
@@ -161,24 +119,8 @@ void c2s__on_open(void *ud, const hearth_xml_node_t *header, const char *default
             return;
         }
     }
-    if (!version_ok(hearth_xml_attr(header, "version"))) {
-        conn__stream_error(c, HEARTH_STREAM_ERR_UNSUPPORTED_VERSION, "XMPP 1.0 is required");
-        return;
-    }
     c->state = c->bare ? C2S_WAIT_BIND : C2S_PREAUTH;
     c2s__send_features(c);
-}
-
-void c2s__on_close(void *ud)
-{
-    conn_t *c = ud;
-    hlog_conn(LOG_DEBUG, c->id, conn__log_jid(c), "client closed the stream");
-    conn__close_stream(c);
-}
-
-void c2s__on_xml_error(void *ud, hearth_stream_error_t cond, const char *text)
-{
-    conn__stream_error(ud, cond, text);
 }
 
 static int is(const hearth_xml_node_t *n, const char *name, const char *ns)
@@ -188,15 +130,21 @@ static int is(const hearth_xml_node_t *n, const char *name, const char *ns)
 
 static void starttls(conn_t *c)
 {
-    if (c->secure || c->tls || !c->w->srv->tls) {
+    if (c->secure || conn__tls(c) || !c->w->srv->tls ||
+        hearth_stream_framing(c->xs) != HEARTH_STREAM_TCP) {
         conn__send_str(c, "<failure xmlns='" NS_TLS "'/>");
         conn__close_stream(c);
         return;
     }
     conn__send_str(c, "<proceed xmlns='" NS_TLS "'/>");
     /* Whatever the client pipelined after <starttls/> is discarded, never processed. */
-    hearth_xml_stream_stop(c->xml);
-    c->pending = PENDING_STARTTLS;
+    int rc = hearth_stream_starttls(c->xs, c->w->srv->tls);
+    if (rc) {
+        hlog_conn(LOG_INFO, c->id, NULL, "STARTTLS failed: %s", hearth_strerror(rc));
+        conn__abort(c);
+        return;
+    }
+    c->state = C2S_WAIT_HEADER;
 }
 
 static void preauth_stanza(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena)
@@ -375,67 +323,38 @@ void c2s__replay_held(conn_t *c)
     hearth_buf_free(&held);
 }
 
+/* After SASL success: the client starts a new stream (RFC 6120 §6.4.6), with the stanza bound
+ * of an authenticated one, on its user's home worker: the connection moves there once what was
+ * written here has left (its next bytes, the new header, are read there). */
 void c2s__restart_stream(conn_t *c)
 {
-    hearth_xml_limits_t lim = HEARTH_XML_LIMITS_DEFAULT;
-    lim.max_stanza_bytes = c->bare ? c->w->srv->set.max_stanza : c->w->srv->set.max_stanza_preauth;
-    if (hearth_xml_stream_reset(c->xml)) {
+    if (hearth_stream_restart(c->xs)) {
         conn__abort(c);
         return;
     }
-    hearth_xml_stream_set_limits(c->xml, &lim);
-    c->header_sent = 0;
-    c->state = c->bare ? C2S_AUTHED : C2S_WAIT_HEADER;
-}
-
-void c2s__after_read(conn_t *c)
-{
-    if (c->in_read)
-        return; /* on_read calls again once the whole read is processed */
-    pending_t p = c->pending;
-    c->pending = PENDING_NONE;
-    if (c->closing)
-        return;
-    switch (p) {
-    case PENDING_NONE:
-        return;
-    case PENDING_STARTTLS:
-        if (conn__start_tls(c)) {
-            conn__abort(c);
-            return;
-        }
-        c2s__restart_stream(c);
-        return;
-    case PENDING_AUTHED: {
-        worker_t *home = worker__home(c->w->srv, c->bare);
-        if (c->pa) { /* authenticated: what modules held of the stream before is gone */
-            c->pa->conn = NULL;
-            preauth__unref(c->pa);
-            c->pa = NULL;
-        }
-        c2s__restart_stream(c);
-        if (home == c->w) {
-            conn__arm_timer(c);
-            return;
-        }
-        hlog_conn(LOG_DEBUG, c->id, c->bare, "moving to home worker %u", home->index);
-        c->handoff = 1;
-        c->handoff_target = home;
-        /* The client's next bytes (its new stream header) are for the home worker. */
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        uv_timer_stop(&c->timer);
-        conn__try_handoff(c);
+    hearth_stream_set_max_stanza(c->xs, c->w->srv->set.max_stanza);
+    c->state = C2S_AUTHED;
+    if (c->pa) { /* authenticated: what modules held of the stream before is gone */
+        c->pa->conn = NULL;
+        preauth__unref(c->pa);
+        c->pa = NULL;
+    }
+    worker_t *home = worker__home(c->w->srv, c->bare);
+    if (home == c->w || !c->net || !c->net->t->can_move) {
+        conn__arm_timer(c);
         return;
     }
-    }
+    hlog_conn(LOG_DEBUG, c->id, c->bare, "moving to home worker %u", home->index);
+    c->moving = 1;
+    connection_move(c->net, home);
 }
 
 /* One timer per connection: before authentication it is the pre-auth deadline (and the delay
  * of a throttled SASL failure); once bound it schedules the idle ping and its timeout. */
 void conn__arm_timer(conn_t *c)
 {
-    if (c->fail_pending)
-        return; /* the timer ends the connection on the next loop turn */
+    if (c->closing || !c->net)
+        return;
     const settings_t *s = &c->w->srv->set;
     uint64_t now = uv_now(&c->w->loop);
     if (c->state != C2S_BOUND) {
@@ -448,7 +367,7 @@ void conn__arm_timer(conn_t *c)
         return;
     }
     if (s->idle_ping == 0) {
-        uv_timer_stop(&c->timer);
+        connection_timer(c->net, 0);
         return;
     }
     uint64_t due = c->last_read_ms + (uint64_t)s->idle_ping * 1000;
@@ -457,7 +376,6 @@ void conn__arm_timer(conn_t *c)
 
 void c2s__on_adopted(conn_t *c)
 {
-    c2s__restart_stream(c);
     conn__arm_timer(c);
 }
 
