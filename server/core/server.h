@@ -177,7 +177,7 @@ struct worker {
     uv_prepare_t turn_prepare;
     uv_idle_t turn_idle; /* active while the turn has work: the poll phase must not block */
     int turn_wanted;     /* a layer has work for the next check (worker__turn_pending) */
-    uv_tcp_t listeners[4];
+    uv_tcp_t listeners[8]; /* c2s, direct TLS, HTTP, HTTPS, and room to grow */
     int nlisteners;
     strmap_t users; /* bare JID -> user_t, for users homed here */
     storage_target_t storage_target;

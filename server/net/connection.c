@@ -179,6 +179,15 @@ void connection__lose(connection_t *c, int err)
     uv_timer_start(&c->timer, on_timer, 0, 0);
 }
 
+void connection__end(connection_t *c, int err)
+{
+    if (c->fail_pending || c->end_pending || c->state == CONN_CLOSED)
+        return;
+    c->end_pending = 1;
+    c->lost_err = err;
+    uv_timer_start(&c->timer, on_timer, 0, 0);
+}
+
 static void on_write(uv_write_t *req, int status);
 
 /* Hands outq, less its first `done` bytes already written directly, to uv_write. */
@@ -345,13 +354,22 @@ static void on_timer(uv_timer_t *t)
         }
         return;
     }
+    if (c->end_pending) {
+        c->end_pending = 0;
+        if (c->state == CONN_OPEN) {
+            if (c->ev && c->ev->lost)
+                c->ev->lost(c, c->lost_err);
+            connection_close(c, 0); /* after what the transport queued */
+        }
+        return;
+    }
     if (c->state != CONN_CLOSED && c->ev && c->ev->timer)
         c->ev->timer(c);
 }
 
 void connection_timer(connection_t *c, uint64_t ms)
 {
-    if (c->fail_pending || c->state == CONN_CLOSED)
+    if (c->fail_pending || c->end_pending || c->state == CONN_CLOSED)
         return; /* the pending failure keeps the timer */
     if (ms)
         uv_timer_start(&c->timer, on_timer, ms, 0);
@@ -497,7 +515,7 @@ hearth_tls_t *connection_tls(connection_t *c)
 
 int connection_secure(const connection_t *c)
 {
-    return c->t->encrypted || c->t->secure_context;
+    return c->secure || c->t->encrypted;
 }
 
 /* ---- the hand-over to another worker ---- */
@@ -541,6 +559,8 @@ static void try_move(connection_t *c)
             return;
         }
     }
+    if (c->t->leaving)
+        c->t->leaving(c);
     set_state(c, CONN_CLOSED); /* on this worker */
     if (c->has_socket)
         uv_close((uv_handle_t *)&c->tcp, on_move_closed);
@@ -605,8 +625,20 @@ static void exit_worker(worker_t *w)
     }
 }
 
+/* Shutdown: the layers above ended their streams; transports end what nobody above owns. */
+static void shutdown_worker(worker_t *w)
+{
+    net_worker_t *nw = nw_of(w);
+    for (connection_t *c = nw->conns, *n; c; c = n) {
+        n = c->next;
+        if (c->state == CONN_OPEN && c->t->shutdown)
+            c->t->shutdown(c);
+    }
+}
+
 static const worker_layer_t net_layer = {
     .turn_end = flush_pending,
+    .shutdown = shutdown_worker,
     .exit = exit_worker,
 };
 

@@ -49,8 +49,7 @@ typedef struct connection_events {
 typedef struct transport {
     const char *name;   /* "tcp", "websocket", "bosh" (logs) */
     int messages;       /* 1: data and writes are whole messages (WebSocket, BOSH) */
-    int encrypted;      /* 1: already encrypted below the layer above (wss, HTTPS) */
-    int secure_context; /* 1: counts as encrypted (plain HTTP from a trusted proxy) */
+    int encrypted;      /* 1: always encrypted below the layer above (else see c->secure) */
     /* Bytes read from the socket: the transport decodes them and hands up data (or messages)
      * with connection__deliver. NULL for transports without a socket. */
     void (*read)(connection_t *c, const char *data, size_t len);
@@ -66,8 +65,14 @@ typedef struct transport {
     hearth_tls_t *(*tls)(connection_t *c);
     /* Whether the transport can move to another worker (with its socket, if it has one). */
     int can_move;
-    /* On the new worker after a move, before the layer above hears of it. May be NULL. */
+    /* On the old worker, the moment the connection leaves it (nothing of it is touched there
+     * afterwards), then on the new worker after the move, before the layer above hears of it.
+     * Either may be NULL. */
+    void (*leaving)(connection_t *c);
     void (*moved)(connection_t *c);
+    /* The server shuts down: a connection no layer above ends by itself (an idle HTTP
+     * keep-alive) closes now or after its answer. May be NULL. */
+    void (*shutdown)(connection_t *c);
 } transport_t;
 
 extern const transport_t transport_tcp; /* tcp.c */
@@ -80,7 +85,8 @@ struct connection {
     uint64_t id; /* for logs: [c2s#id ...] */
     char ip[64]; /* the peer's address (the client's, behind a trusted proxy) */
     const transport_t *t;
-    void *tctx; /* the transport's state */
+    void *tctx;  /* the transport's state */
+    int secure;  /* encrypted below the layer above, or counted as such (trusted proxy) */
     conn_state_t state;
     int refs; /* asynchronous work that will come back to it */
 
@@ -99,6 +105,7 @@ struct connection {
     connection_t *out_next, *out_prev;
     int read_paused;
     int fail_pending; /* lost on the next loop turn */
+    int end_pending;  /* ended by the transport: lost on the next loop turn, output flushed */
     int lost_err;
     worker_t *move_target;
     int move_fd;
@@ -146,6 +153,10 @@ int connection_secure(const connection_t *c); /* encrypted, or counted as such *
 /* For transports: input to hand up, a lost peer, raw bytes for the socket. */
 void connection__deliver(connection_t *c, const char *data, size_t len);
 void connection__lose(connection_t *c, int err); /* on the next loop turn */
+/* The transport ended its protocol itself (a WebSocket close frame): on the next loop turn
+ * the layer above hears it as lost, and what the transport queued still leaves before the
+ * connection closes. */
+void connection__end(connection_t *c, int err);
 int connection__queue_raw(connection_t *c, const char *data, size_t len);
 
 #endif
