@@ -13,6 +13,7 @@
 #include "core/datadir.h"
 #include "core/log.h"
 #include "modules/im.h"
+#include "net/http.h"
 
 #define SHUTDOWN_GRACE_MS 5000
 
@@ -165,9 +166,13 @@ static int setup_secret(server_t *srv)
     return storage_sync_property_set(srv->storage, "server.secret", buf);
 }
 
-static int listen_all(app_t *a, const char *bind, const char *key, int *out_port, int direct)
+/* Listens on the port of key on every worker: c2s streams (TCP, direct TLS when direct), or
+ * HTTP (HTTPS when tls). */
+static int listen_all(app_t *a, const char *bind_key, const char *key, int *out_port, int direct,
+                      int http, hearth_tls_ctx_t *tls)
 {
     server_t *srv = &a->srv;
+    const char *bind = config_str(srv->cfg, bind_key);
     long p = config_int(srv->cfg, key);
     *out_port = -1;
     if (p < 0)
@@ -175,13 +180,14 @@ static int listen_all(app_t *a, const char *bind, const char *key, int *out_port
     struct sockaddr_storage ss;
     if (uv_ip4_addr(bind, 0, (struct sockaddr_in *)&ss) &&
         uv_ip6_addr(bind, 0, (struct sockaddr_in6 *)&ss)) {
-        fprintf(stderr, "hearthd: c2s.bind '%s' is not an IP address\n", bind);
+        fprintf(stderr, "hearthd: %s '%s' is not an IP address\n", bind_key, bind);
         return -1;
     }
     int port = (int)p;
     for (unsigned i = 0; i < srv->nworkers; i++) {
-        int rc = worker__listen(srv->workers[i], (struct sockaddr *)&ss, &port, c2s__on_connection,
-                                direct ? (void *)1 : NULL);
+        int rc = http ? http__listen(srv->workers[i], (struct sockaddr *)&ss, &port, tls)
+                      : worker__listen(srv->workers[i], (struct sockaddr *)&ss, &port,
+                                       c2s__on_connection, direct ? (void *)1 : NULL);
         if (rc) {
             fprintf(stderr, "hearthd: cannot listen on %s port %ld (%s): %s\n", bind, p, key,
                     uv_strerror(rc));
@@ -339,6 +345,10 @@ int main(int argc, char **argv)
     /* c2s before net: at exit its streams end their sessions before net closes what is left. */
     if (c2s__init(srv) || net__init(srv) || modules__init(srv, modules__all))
         return fail("cannot start the modules", NULL);
+    /* The web transports hand their streams to c2s. */
+    http__set_acceptor(c2s__on_web_connection);
+    if (http__init(srv) || ws__init() || bosh__init(srv) || web__init(srv))
+        return fail("cannot start HTTP (see the http.* settings)", NULL);
 
     long nw = config_int(srv->cfg, "server.workers");
     if (nw <= 0) {
@@ -365,13 +375,15 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < srv->nworkers; i++) {
         srv->workers[i] = calloc(1, sizeof(worker_t));
         if (!srv->workers[i] || worker__init(srv, srv->workers[i], i) ||
-            net__worker_init(srv->workers[i]) || c2s__worker_init(srv->workers[i]) ||
-            modules__worker_init(srv->workers[i]))
+            net__worker_init(srv->workers[i]) || bosh__worker_init(srv->workers[i]) ||
+            c2s__worker_init(srv->workers[i]) || modules__worker_init(srv->workers[i]))
             return fail("cannot start a worker", NULL);
     }
-    const char *bind = config_str(srv->cfg, "c2s.bind");
-    if (listen_all(&a, bind, "c2s.port", &srv->c2s_port, 0) ||
-        listen_all(&a, bind, "c2s.direct_tls_port", &srv->tls_port, 1))
+    int http_port = -1, https_port = -1;
+    if (listen_all(&a, "c2s.bind", "c2s.port", &srv->c2s_port, 0, 0, NULL) ||
+        listen_all(&a, "c2s.bind", "c2s.direct_tls_port", &srv->tls_port, 1, 0, NULL) ||
+        listen_all(&a, "http.bind", "http.port", &http_port, 0, 1, NULL) ||
+        listen_all(&a, "http.bind", "https.port", &https_port, 0, 1, srv->tls))
         return 1;
 
     a.loop = uv_default_loop();
@@ -391,12 +403,19 @@ int main(int argc, char **argv)
         prc = prc ?: hearth_buf_printf(&ports, "c2s %d\n", srv->c2s_port);
     if (srv->tls_port >= 0)
         prc = prc ?: hearth_buf_printf(&ports, "c2s_direct_tls %d\n", srv->tls_port);
+    if (http_port >= 0)
+        prc = prc ?: hearth_buf_printf(&ports, "http %d\n", http_port);
+    if (https_port >= 0)
+        prc = prc ?: hearth_buf_printf(&ports, "https %d\n", https_port);
     if (prc || asprintf(&a.ports_path, "%s/hearthd.ports", data_dir) < 0 ||
         datadir_write_file_atomic(a.ports_path, ports.data ? ports.data : "", ports.len, &err))
         return fail("cannot write the ports file", err);
     hearth_buf_free(&ports);
-    hlog(LOG_INFO, "hearthd %s serving %s with %u workers: c2s port %d, direct TLS port %d",
-         HEARTH_VERSION, srv->set.domain, srv->nworkers, srv->c2s_port, srv->tls_port);
+    hlog(LOG_INFO,
+         "hearthd %s serving %s with %u workers: c2s port %d, direct TLS port %d, HTTP port %d, "
+         "HTTPS port %d",
+         HEARTH_VERSION, srv->set.domain, srv->nworkers, srv->c2s_port, srv->tls_port, http_port,
+         https_port);
     hlog_always("ready");
 
     uv_run(a.loop, UV_RUN_DEFAULT);
@@ -409,11 +428,15 @@ int main(int argc, char **argv)
         worker__free(srv->workers[i]);
         modules__worker_free(srv->workers[i]);
         c2s__worker_free(srv->workers[i]);
+        bosh__worker_free(srv->workers[i]);
         net__worker_free(srv->workers[i]);
         free(srv->workers[i]);
     }
     free(srv->workers);
     modules__free();
+    web__free();
+    bosh__free();
+    http__clear();
     hearth_tls_ctx_free(srv->tls);
     unlink(a.ports_path);
     free(a.ports_path);

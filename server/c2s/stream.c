@@ -119,6 +119,14 @@ void c2s__on_open(conn_t *c, const hearth_stream_header_t *header)
             return;
         }
     }
+    /* A WebSocket or BOSH stream cannot start TLS itself: without it (or a trusted proxy that
+     * says the client used it) and with TLS required, no login could succeed. Say so. */
+    if (!c->bare && !c->secure && s->tls_required &&
+        hearth_stream_framing(c->xs) != HEARTH_STREAM_TCP) {
+        conn__stream_error(c, HEARTH_STREAM_ERR_POLICY_VIOLATION,
+                           "TLS is required: connect with wss:// or https:// (https.port)");
+        return;
+    }
     c->state = c->bare ? C2S_WAIT_BIND : C2S_PREAUTH;
     c2s__send_features(c);
 }

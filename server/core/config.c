@@ -103,7 +103,32 @@ static const config_key_t KEYS[] = {
       "gets; past it the room is full (service-unavailable), but admins and owners may pass it "
       "by a sixteenth.",
       1),
-    I("http.port", "5280", -1, 65535, "HTTP port for BOSH and WebSocket; 0 = ephemeral, -1 = off.",
+    S("http.bind", "0.0.0.0", "Address the HTTP and HTTPS listeners bind to.", 0),
+    I("http.port", "5280", -1, 65535,
+      "HTTP port for WebSocket, BOSH, XEP-0156 and the web client; 0 = ephemeral, -1 = off. "
+      "Counts as encrypted only from http.trusted_proxies.",
+      0),
+    S("http.chat_root", "",
+      "Directory served at /chat/ (the web client), read once at start-up, at most 64 MiB; "
+      "empty = none.",
+      0),
+    S("http.allowed_origins", "*",
+      "Origins (scheme://host[:port], comma-separated) whose pages may use BOSH and WebSocket; "
+      "* = any.",
+      0),
+    S("http.trusted_proxies", "127.0.0.1, ::1",
+      "Addresses of reverse proxies that terminate TLS: plain HTTP from them counts as "
+      "encrypted, and their X-Forwarded-For names the client.",
+      0),
+    I("https.port", "5443", -1, 65535,
+      "HTTPS port for the same (wss://, https://), with the certificate of tls.cert; "
+      "0 = ephemeral, -1 = off.",
+      0),
+    I("bosh.max_wait", "60", 1, 300,
+      "Seconds a BOSH request may be held (a larger 'wait' is lowered to it).", 0),
+    I("bosh.max_inactivity", "60", 2, 3600,
+      "Seconds a BOSH session may go without a request before it ends (or waits for its "
+      "resumption).",
       0),
     S("admin.bind", "127.0.0.1", "Address the admin console and REST API bind to.", 0),
     I("admin.port", "9090", -1, 65535, "Admin console and REST port; 0 = ephemeral, -1 = off.", 0),

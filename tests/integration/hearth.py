@@ -174,6 +174,7 @@ class Server:
         # Not in the brief's base line: off so that tests can run in parallel
         # (their defaults are the fixed ports 5280 and 9090).
         'http.port': '-1',
+        'https.port': '-1',
         'admin.port': '-1',
     }
 

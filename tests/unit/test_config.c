@@ -374,6 +374,7 @@ static void test_default_file_roundtrip(void **state)
     const config_key_t *keys = config_keys(&n);
     for (size_t i = 0; i < n; i++) {
         assert_contains(text, keys[i].help);
+        assert_true(strlen(keys[i].help) + 2 <= 198); /* "# help" fits the reader's line */
         char line[128];
         snprintf(line, sizeof line, "%s =%s%s\n", strchr(keys[i].name, '.') + 1,
                  *keys[i].def ? " " : "", keys[i].def);
