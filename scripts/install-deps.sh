@@ -1,6 +1,9 @@
 #!/bin/sh
-# Installs the Debian packages that building and testing Hearth needs, only those missing.
+# Installs what building and testing Hearth needs, only what is missing: Debian packages, then
+# the pinned npm packages of tests/web (npm ci) for the web tests and the /chat/ build.
 set -eu
+
+root=$(cd "$(dirname "$0")/.." && pwd)
 
 PKGS="build-essential cmake pkg-config
 libuv1-dev libexpat1-dev libssl-dev libgsasl-dev libidn-dev libsqlite3-dev libinih-dev
@@ -14,12 +17,29 @@ for p in $PKGS; do
         missing="$missing $p"
     fi
 done
-[ -z "$missing" ] && exit 0
+# The web tests (tests/interop/test_xmppjs.py, tests/browser/) need node, npm and Debian's
+# chromium. Commands, not packages, are checked: a Node.js that came with the machine (such as
+# NodeSource's nodejs, which carries its own npm and conflicts with Debian's npm) is kept.
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
 
-echo "install-deps: installing:$missing"
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
-# shellcheck disable=SC2086
-$SUDO apt-get install -y -q --no-install-recommends $missing
+if [ -n "$missing" ]; then
+    echo "install-deps: installing:$missing"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -q
+    # shellcheck disable=SC2086
+    $SUDO apt-get install -y -q --no-install-recommends $missing
+fi
+
+# tests/web/node_modules from the committed lockfile, when it is missing or older than the
+# lockfile or package.json (npm ci writes node_modules/.package-lock.json last). Install
+# scripts are not run: none of the pinned packages needs one.
+web="$root/tests/web"
+stamp="$web/node_modules/.package-lock.json"
+if [ ! -f "$stamp" ] || [ "$web/package-lock.json" -nt "$stamp" ] || [ "$web/package.json" -nt "$stamp" ]; then
+    echo "install-deps: npm ci in tests/web"
+    (cd "$web" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi

@@ -1,0 +1,107 @@
+"""Converse.js served by hearthd at /chat/, in Debian's chromium (headless, driven by
+playwright-core through tests/web/converse_chat.mjs): alice logs in over WebSocket and bob over
+BOSH through Converse's login form, each in a browser context of its own; each sees the other
+online (they were made mutual contacts over TCP first); a message goes each way and appears in
+the other's chat window. The page loads nothing from outside the server's origin, opens only
+the transport it was told to, and logs no console or page error. Screenshots are left in
+build/test-artefacts/browser-converse/.
+
+Skipped (exit 77) only when node or chromium is not installed at all."""
+
+import shutil
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / 'web'))
+sys.path.insert(0, str(HERE.parent / 'integration'))
+
+import weblib  # noqa: E402
+from hearth import main  # noqa: E402
+from imlib import IMTestCase, make_state  # noqa: E402
+
+STEP_S = 20   # deadline of each browser step
+RUN_S = 180   # deadline of the whole browser run
+
+# Console errors that a correct server still gets from Converse, each with the reason it is
+# benign; anything else fails the test. (None so far.)
+ALLOWED_CONSOLE_ERRORS = [
+]
+
+
+def allowed(entry):
+    return any(pattern in entry['text'] for pattern, _why in ALLOWED_CONSOLE_ERRORS)
+
+
+class ConverseTest(IMTestCase):
+    users = {'alice': 'wonderland', 'bob': 'builder'}
+
+    def setUp(self):
+        self.chromium = weblib.chromium_binary()
+        weblib.node_binary()
+        weblib.require_packages('playwright-core', 'converse.js')
+        chat = Path(weblib.WEB_ROOT) / 'chat'
+        for f in ('index.html', 'hearth-chat.js', 'dist/converse.min.js', 'dist/converse.min.css'):
+            if not (chat / f).is_file():
+                self.fail('%s is missing: the build lays out /chat/ (CMake target web_chat, '
+                          'scripts/build-web.sh)' % (chat / f))
+
+    def test_websocket_and_bosh_chat(self):
+        s = self.start_server(**weblib.http_settings(web_root=True))
+        port = weblib.require_http(s, 'http')['http']
+
+        # Mutual contacts, set up over TCP; both go offline before the browser logs them in.
+        a = self.connect(s, 'alice', resource='setup')
+        b = self.connect(s, 'bob', resource='setup')
+        make_state(self, a, b, 'both')
+        a.logout()
+        b.logout()
+
+        artefacts = weblib.ARTEFACTS / 'browser-converse'
+        shutil.rmtree(artefacts, ignore_errors=True)
+        messages = ['Hello Bob, alice over WebSocket here — ünïcödé <b>not bold</b> & more',
+                    'Hi Alice, bob over BOSH answering — 你好']
+        config = {
+            'base': 'http://127.0.0.1:%d' % port,
+            'path': '/chat/',
+            'chromium': self.chromium,
+            'artefacts': str(artefacts),
+            'users': [
+                {'label': 'alice', 'jid': 'alice@localhost', 'password': self.users['alice'],
+                 'transport': 'websocket'},
+                {'label': 'bob', 'jid': 'bob@localhost', 'password': self.users['bob'], 'transport': 'bosh'},
+            ],
+            'messages': messages,
+            'step_ms': STEP_S * 1000,
+            'total_ms': (RUN_S - 10) * 1000,
+        }
+        with weblib.NodeRun('converse_chat.mjs', config) as run:
+            result = run.wait(RUN_S)
+            if not result['ok']:
+                sys.stderr.write('converse_chat.mjs stderr:\n%s\n' % run.stderr()[-8000:])
+        sys.stdout.write('screenshots: %s\n' % ', '.join(result['screenshots']))
+        self.assertTrue(result['ok'], weblib.describe(result))
+
+        self.assertEqual(result['external_requests'], [],
+                         'the page tried to load from outside the server (blocked)')
+        self.assertEqual(result['page_errors'], [], 'uncaught errors in the page')
+        errors = [e for e in result['console_errors'] if not allowed(e)]
+        self.assertEqual(errors, [], 'console errors')
+        self.assertEqual(result['failed_requests'], [], 'requests that failed')
+
+        # Each page used the transport it was told to, and only that one.
+        self.assertEqual(result['websockets'], {'alice': ['ws://127.0.0.1:%d/xmpp-websocket' % port],
+                                                'bob': []})
+        self.assertEqual(result['bosh_requests']['alice'], 0)
+        self.assertGreater(result['bosh_requests']['bob'], 0)
+
+        # Both messages in both chat windows, as sent.
+        for who in ('alice', 'bob'):
+            self.assertEqual(result['chat_texts'][who][-2:], messages,
+                             "%s's chat window: %s" % (who, result['chat_texts'][who]))
+        for shot in result['screenshots']:
+            self.assertTrue(Path(shot).is_file(), shot)
+
+
+if __name__ == '__main__':
+    main()
