@@ -17,8 +17,10 @@ $(BUILD)/CMakeCache.txt:
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
+# Serves the web chat the build laid out (Converse.js at /chat/) when it is there.
 run: build
-	$(BUILD)/hearthd --data-dir $(DATA)
+	$(BUILD)/hearthd --data-dir $(DATA) \
+		$(if $(wildcard $(BUILD)/web/chat/index.html),--set http.chat_root=$(abspath $(BUILD))/web/chat)
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

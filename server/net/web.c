@@ -45,6 +45,12 @@ static const char *ctype_of(const char *name)
         {".txt", "text/plain; charset=utf-8"},
         {".ogg", "audio/ogg"},
         {".mp3", "audio/mpeg"},
+        {".wasm", "application/wasm"},
+        {".webp", "image/webp"},
+        {".gif", "image/gif"},
+        {".jpg", "image/jpeg"},
+        {".jpeg", "image/jpeg"},
+        {".webmanifest", "application/manifest+json"},
     };
     const char *dot = strrchr(name, '.');
     for (size_t i = 0; dot && i < sizeof(types) / sizeof(*types); i++)
@@ -124,9 +130,14 @@ static int chat_file(http_request_t *req)
         return 0;
     }
     const char *rel = req->path + strlen("/chat/");
-    if (!*rel)
-        rel = "index.html";
-    web_file_t *wf = strstr(rel, "..") ? NULL : strmap_get(&files, rel);
+    char index[WEB_PATH_MAX];
+    size_t n = strlen(rel);
+    if (!n || rel[n - 1] == '/') { /* a directory: its index.html */
+        if (snprintf(index, sizeof(index), "%sindex.html", rel) >= (int)sizeof(index))
+            index[0] = '\0';
+        rel = index;
+    }
+    web_file_t *wf = !*rel || strstr(rel, "..") ? NULL : strmap_get(&files, rel);
     if (!wf) {
         static const char nf[] = "no such file\n";
         http_respond(req, 404, "text/plain; charset=utf-8", NULL, nf, sizeof(nf) - 1);

@@ -12,7 +12,7 @@
 #include "core/log.h"
 #include "net/http.h"
 
-#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 typedef struct ws {
     wslay_event_context_ptr ctx;

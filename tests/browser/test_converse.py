@@ -16,16 +16,22 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / 'web'))
 sys.path.insert(0, str(HERE.parent / 'integration'))
 
-import weblib  # noqa: E402
+import webrun  # noqa: E402
 from hearth import main  # noqa: E402
 from imlib import IMTestCase, make_state  # noqa: E402
 
 STEP_S = 20   # deadline of each browser step
 RUN_S = 180   # deadline of the whole browser run
 
-# Console errors that a correct server still gets from Converse, each with the reason it is
-# benign; anything else fails the test. (None so far.)
+# Console errors that hearthd still causes in Converse, each with its reason and the issue that
+# removes it; anything else fails the test.
 ALLOWED_CONSOLE_ERRORS = [
+    ("<items max_items=\"1\" node=\"urn:xmpp:reactions:popular:0\"/></pubsub><error type=\"cancel\">"
+     "<service-unavailable",
+     'Converse 14 reads the emoji picker\'s frequently used list from a PEP node at every login '
+     'and logs any answer but item-not-found as an error; hearthd has no PEP (XEP-0163) until '
+     'issue 12, so the account answers service-unavailable, as RFC 6120 wants. OMEMO and '
+     'reactions, which need PEP as well, are off in web/chat/hearth-chat.js until then.'),
 ]
 
 
@@ -37,18 +43,18 @@ class ConverseTest(IMTestCase):
     users = {'alice': 'wonderland', 'bob': 'builder'}
 
     def setUp(self):
-        self.chromium = weblib.chromium_binary()
-        weblib.node_binary()
-        weblib.require_packages('playwright-core', 'converse.js')
-        chat = Path(weblib.WEB_ROOT) / 'chat'
+        self.chromium = webrun.chromium_binary()
+        webrun.node_binary()
+        webrun.require_packages('playwright-core', 'converse.js')
+        chat = Path(webrun.WEB_ROOT) / 'chat'
         for f in ('index.html', 'hearth-chat.js', 'dist/converse.min.js', 'dist/converse.min.css'):
             if not (chat / f).is_file():
                 self.fail('%s is missing: the build lays out /chat/ (CMake target web_chat, '
                           'scripts/build-web.sh)' % (chat / f))
 
     def test_websocket_and_bosh_chat(self):
-        s = self.start_server(**weblib.http_settings(web_root=True))
-        port = weblib.require_http(s, 'http')['http']
+        s = self.start_server(**webrun.http_settings(web_root=True))
+        port = webrun.require_http(s, 'http')['http']
 
         # Mutual contacts, set up over TCP; both go offline before the browser logs them in.
         a = self.connect(s, 'alice', resource='setup')
@@ -57,7 +63,7 @@ class ConverseTest(IMTestCase):
         a.logout()
         b.logout()
 
-        artefacts = weblib.ARTEFACTS / 'browser-converse'
+        artefacts = webrun.ARTEFACTS / 'browser-converse'
         shutil.rmtree(artefacts, ignore_errors=True)
         messages = ['Hello Bob, alice over WebSocket here — ünïcödé <b>not bold</b> & more',
                     'Hi Alice, bob over BOSH answering — 你好']
@@ -75,12 +81,12 @@ class ConverseTest(IMTestCase):
             'step_ms': STEP_S * 1000,
             'total_ms': (RUN_S - 10) * 1000,
         }
-        with weblib.NodeRun('converse_chat.mjs', config) as run:
+        with webrun.NodeRun('converse_chat.mjs', config) as run:
             result = run.wait(RUN_S)
             if not result['ok']:
                 sys.stderr.write('converse_chat.mjs stderr:\n%s\n' % run.stderr()[-8000:])
         sys.stdout.write('screenshots: %s\n' % ', '.join(result['screenshots']))
-        self.assertTrue(result['ok'], weblib.describe(result))
+        self.assertTrue(result['ok'], webrun.describe(result))
 
         self.assertEqual(result['external_requests'], [],
                          'the page tried to load from outside the server (blocked)')

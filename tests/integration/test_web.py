@@ -206,6 +206,20 @@ class WebSocketTest(WebTestCase):
         c.open_stream()
         self.assertEqual(c.bind('cb'), 'alice@localhost/cb')
 
+    def test_upgrade_answer_is_rfc_6455s_example(self):
+        # RFC 6455 §1.3's own example, so that the server and this file's client cannot agree
+        # on a wrong constant between themselves.
+        s = self.web_server()
+        port = s.ports['http']
+        st, h, _, sock = ws_handshake(s, secure=False,
+                                      request=ws_request('/xmpp-websocket', port,
+                                                         'dGhlIHNhbXBsZSBub25jZQ=='))
+        sock.close()
+        self.assertEqual(st, 101)
+        self.assertEqual(h['sec-websocket-accept'], 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=')
+        self.assertEqual(h['upgrade'].lower(), 'websocket')
+        self.assertEqual(h['connection'].lower(), 'upgrade')
+
     def test_upgrade_refusals(self):
         s = self.web_server(http__allowed_origins='https://chat.example')
         cases = [

@@ -29,7 +29,7 @@ from hearth import DOMAIN, NS_STREAM, Client, q, to_str
 NS_FRAMING = 'urn:ietf:params:xml:ns:xmpp-framing'
 NS_HTTPBIND = 'http://jabber.org/protocol/httpbind'
 NS_XBOSH = 'urn:xmpp:xbosh'
-WS_GUID = b'258EAFA5-E914-47DA-95CA-C5AB0DC11B65'
+WS_GUID = b'258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
 
 
 def web_port(server, secure):

@@ -13,7 +13,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / 'web'))
 sys.path.insert(0, str(HERE.parent / 'integration'))
 
-import weblib  # noqa: E402
+import webrun  # noqa: E402
 from hearth import StreamClosed, main  # noqa: E402
 from imlib import IMTestCase, is_msg, is_pres, make_state  # noqa: E402
 
@@ -25,12 +25,12 @@ class XmppJsTest(IMTestCase):
     users = {'alice': 'wonderland', 'bob': 'builder'}
 
     def setUp(self):
-        weblib.node_binary()
-        weblib.require_packages('@xmpp/client')
+        webrun.node_binary()
+        webrun.require_packages('@xmpp/client')
 
     def web_server(self, https=False):
-        s = self.start_server(**weblib.http_settings(https=https))
-        ports = weblib.require_http(s, *(('http', 'https') if https else ('http',)))
+        s = self.start_server(**webrun.http_settings(https=https))
+        ports = webrun.require_http(s, *(('http', 'https') if https else ('http',)))
         return s, ports
 
     def friends_with_bob(self, s):
@@ -55,7 +55,7 @@ class XmppJsTest(IMTestCase):
                 raise
             except AssertionError:
                 if not run.running():
-                    self.fail('the node script ended before %s:\n%s' % (what, weblib.describe(run.wait(1))))
+                    self.fail('the node script ended before %s:\n%s' % (what, webrun.describe(run.wait(1))))
                 if time.monotonic() >= deadline:
                     raise
 
@@ -66,7 +66,7 @@ class XmppJsTest(IMTestCase):
         config = {'service': service, 'domain': 'localhost', 'username': 'alice',
                   'password': self.users['alice'], 'resource': 'xmppjs', 'peer': 'bob@localhost/tcp',
                   'body': body, 'reply': reply, 'step_ms': STEP_S * 1000, 'total_ms': RUN_S * 1000}
-        with weblib.NodeRun('xmppjs_client.mjs', config, env=env) as run:
+        with webrun.NodeRun('xmppjs_client.mjs', config, env=env) as run:
             p = self.wait_beside(run, bob, lambda st: is_pres(st, from_='alice@localhost/xmppjs'),
                                  RUN_S, "alice's presence from xmpp.js")
             self.assertEqual(p.findtext('{jabber:client}status'), 'xmpp.js over WebSocket')
@@ -77,7 +77,7 @@ class XmppJsTest(IMTestCase):
             self.assertEqual(m.findtext('{jabber:client}body'), body)
             bob.message('alice@localhost/xmppjs', reply, id_='tcp-reply-1')
             result = run.wait(RUN_S)
-        self.assertTrue(result['ok'], weblib.describe(result))
+        self.assertTrue(result['ok'], webrun.describe(result))
         self.assertEqual(result['jid'], 'alice@localhost/xmppjs')
         # xmpp.js prefers SCRAM-SHA-1 to PLAIN; hearthd offers no PLAIN without TLS
         self.assertEqual(result['mechanism'], 'SCRAM-SHA-1')
@@ -108,10 +108,10 @@ class XmppJsTest(IMTestCase):
         config = {'service': 'ws://127.0.0.1:%d/xmpp-websocket' % ports['http'], 'domain': 'localhost',
                   'username': 'alice', 'password': 'not the password', 'resource': 'xmppjs',
                   'mode': 'auth-fail', 'step_ms': STEP_S * 1000, 'total_ms': RUN_S * 1000}
-        with weblib.NodeRun('xmppjs_client.mjs', config) as run:
+        with webrun.NodeRun('xmppjs_client.mjs', config) as run:
             result = run.wait(RUN_S)
-        self.assertTrue(result['ok'], weblib.describe(result))
-        self.assertEqual(result['sasl_failure'], 'not-authorized', weblib.describe(result))
+        self.assertTrue(result['ok'], webrun.describe(result))
+        self.assertEqual(result['sasl_failure'], 'not-authorized', webrun.describe(result))
 
 
 if __name__ == '__main__':

@@ -37,14 +37,14 @@ HTTPS_LISTENER = 'https'
 def http_settings(https=False, web_root=False):
     """Server(**kw) settings for a hearthd with its HTTP listener on an ephemeral port.
 
-    ws:// and BOSH over plain HTTP on loopback carry no TLS; the tests log in over them as a
-    TCP client may without STARTTLS when c2s.tls=optional (SCRAM only: PLAIN stays off
-    without TLS). With web_root, hearthd serves the Converse.js build at /chat/."""
-    kw = {'http__port': 0, 'c2s__tls': 'optional'}
+    ws:// and BOSH over plain HTTP from loopback count as encrypted (http.trusted_proxies is
+    loopback by default: a reverse proxy terminating TLS), so the default c2s.tls=required
+    holds. With web_root, hearthd serves the Converse.js build at /chat/ (http.chat_root)."""
+    kw = {'http__port': 0}
     if https:
         kw['https__port'] = 0
     if web_root:
-        kw['http__web_root'] = WEB_ROOT
+        kw['http__chat_root'] = os.path.join(WEB_ROOT, 'chat')
     return kw
 
 
