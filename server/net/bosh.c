@@ -678,7 +678,12 @@ static void forward(worker_t *w, void *arg)
         b->nparked++;
         return;
     }
+    /* As a socket's read does: a move or a close the stream above starts while it takes this
+     * request (SASL success moves it home) happens once the request is through. */
+    connection_t *c = b->c;
+    connection_ref(c);
     take(b, r);
+    connection_unref(c); /* may free c and b */
 }
 
 /* ---- the HTTP side: parsing a request where it was read ---- */
