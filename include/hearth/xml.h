@@ -10,9 +10,8 @@
 
 #include "hearth/buf.h"
 #include "hearth/error.h"
+#include "hearth/ns.h"
 #include "hearth/xmpp_error.h"
-
-#define HEARTH_NS_XML "http://www.w3.org/XML/1998/namespace"
 
 /* Bump allocator: everything of one stanza lives here and is freed at once. */
 typedef struct hearth_arena hearth_arena_t;

@@ -3,9 +3,7 @@
 #ifndef HEARTH_XMPP_ERROR_H
 #define HEARTH_XMPP_ERROR_H
 
-#define HEARTH_NS_STREAMS "http://etherx.jabber.org/streams"
-#define HEARTH_NS_STREAM_ERRORS "urn:ietf:params:xml:ns:xmpp-streams"
-#define HEARTH_NS_STANZA_ERRORS "urn:ietf:params:xml:ns:xmpp-stanzas"
+#include "hearth/ns.h"
 
 #define HEARTH_STREAM_ERROR_MAP(X)                                                                 \
     X(BAD_FORMAT, "bad-format")                                                                    \

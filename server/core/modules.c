@@ -181,7 +181,7 @@ void modules__iq(session_t *s, hearth_xml_node_t *iq, hearth_arena_t *arena, int
 
 hearth_xml_node_t *iq_result(iq_ctx_t *ctx)
 {
-    hearth_xml_node_t *r = hearth_xml_new(ctx->arena, "iq", "jabber:client");
+    hearth_xml_node_t *r = hearth_xml_new(ctx->arena, "iq", HEARTH_NS_CLIENT);
     hearth_xml_set_attr(ctx->arena, r, "type", "result");
     hearth_xml_set_attr(ctx->arena, r, "id", hearth_xml_attr(ctx->iq, "id"));
     if (ctx->where != IQ_TO_SELF || hearth_xml_attr(ctx->iq, "to"))

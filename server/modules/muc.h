@@ -10,23 +10,6 @@
 
 #include "modules/im.h"
 
-#define NS_MUC "http://jabber.org/protocol/muc"
-#define NS_MUC_USER "http://jabber.org/protocol/muc#user"
-#define NS_MUC_ADMIN "http://jabber.org/protocol/muc#admin"
-#define NS_MUC_OWNER "http://jabber.org/protocol/muc#owner"
-#define NS_MUC_ROOMCONFIG "http://jabber.org/protocol/muc#roomconfig"
-#define NS_MUC_ROOMINFO "http://jabber.org/protocol/muc#roominfo"
-#define NS_MUC_REGISTER "http://jabber.org/protocol/muc#register"
-#define NS_MUC_REQUEST "http://jabber.org/protocol/muc#request"
-#define NS_XDATA "jabber:x:data"
-#define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
-#define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
-#define NS_PING "urn:xmpp:ping"
-#define NS_REGISTER "jabber:iq:register"
-#define NS_CONFERENCE "jabber:x:conference"
-#define NS_CLIENT "jabber:client"
-#define NS_RSM "http://jabber.org/protocol/rsm"
-
 /* Limits, each with its policy when hit. */
 #define MUC_HISTORY_MAX 100             /* messages kept per room; the oldest is dropped */
 #define MUC_HISTORY_BYTES (1024 * 1024) /* and bytes: large messages cannot pin 25 MiB */

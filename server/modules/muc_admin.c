@@ -252,7 +252,7 @@ static void admin_get(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_
 {
     const char *role_s = hearth_xml_attr(item, "role");
     const char *aff_s = hearth_xml_attr(item, "affiliation");
-    hearth_xml_node_t *res = hearth_xml_new(a, "query", NS_MUC_ADMIN);
+    hearth_xml_node_t *res = hearth_xml_new(a, "query", HEARTH_NS_MUC_ADMIN);
     muc_role_t role;
     muc_aff_t aff;
     if (role_s && !muc__role_parse(role_s, &role) && role != ROLE_NONE) {
@@ -295,7 +295,7 @@ static void admin_get(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_
             if (af->nick)
                 hearth_xml_set_attr(a, it, "nick", af->nick);
             if (af->reason)
-                child_text(a, it, "reason", NS_MUC_ADMIN, af->reason);
+                child_text(a, it, "reason", HEARTH_NS_MUC_ADMIN, af->reason);
         }
     } else {
         muc__reply_error(w, iq, a, r->jid, from, HEARTH_STANZA_ERR_BAD_REQUEST,
@@ -336,7 +336,7 @@ void muc__admin_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_are
         const char *aff_s = hearth_xml_attr(it, "affiliation");
         const char *nick = hearth_xml_attr(it, "nick");
         const char *jid_s = hearth_xml_attr(it, "jid");
-        hearth_xml_node_t *rn = hearth_xml_child(it, "reason", NS_MUC_ADMIN);
+        hearth_xml_node_t *rn = hearth_xml_child(it, "reason", HEARTH_NS_MUC_ADMIN);
         c->reason = rn ? hearth_xml_text(a, rn) : NULL;
         if (strcmp(it->name, "item") || (!role_s && !aff_s) || (role_s && aff_s)) {
             err = HEARTH_STANZA_ERR_BAD_REQUEST;
@@ -438,26 +438,26 @@ void muc__admin_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_are
 static void field(hearth_arena_t *a, hearth_xml_node_t *x, const char *var, const char *type,
                   const char *label, const char *value)
 {
-    hearth_xml_node_t *f = hearth_xml_add_child(a, x, "field", NS_XDATA);
+    hearth_xml_node_t *f = hearth_xml_add_child(a, x, "field", HEARTH_NS_DATA);
     hearth_xml_set_attr(a, f, "var", var);
     hearth_xml_set_attr(a, f, "type", type);
     if (label)
         hearth_xml_set_attr(a, f, "label", label);
     if (value)
-        child_text(a, f, "value", NS_XDATA, value);
+        child_text(a, f, "value", HEARTH_NS_DATA, value);
 }
 
 static hearth_xml_node_t *list_field(hearth_arena_t *a, hearth_xml_node_t *x, const char *var,
                                      const char *type, const char *label, const char *const *opts)
 {
-    hearth_xml_node_t *f = hearth_xml_add_child(a, x, "field", NS_XDATA);
+    hearth_xml_node_t *f = hearth_xml_add_child(a, x, "field", HEARTH_NS_DATA);
     hearth_xml_set_attr(a, f, "var", var);
     hearth_xml_set_attr(a, f, "type", type);
     hearth_xml_set_attr(a, f, "label", label);
     for (int i = 0; opts[i]; i += 2) {
-        hearth_xml_node_t *o = hearth_xml_add_child(a, f, "option", NS_XDATA);
+        hearth_xml_node_t *o = hearth_xml_add_child(a, f, "option", HEARTH_NS_DATA);
         hearth_xml_set_attr(a, o, "label", opts[i + 1]);
-        child_text(a, o, "value", NS_XDATA, opts[i]);
+        child_text(a, o, "value", HEARTH_NS_DATA, opts[i]);
     }
     return f;
 }
@@ -474,13 +474,13 @@ static const char *const whois_opts[] = {"moderators", "Moderators only", "anyon
 hearth_xml_node_t *muc__config_form(const muc_room_t *r, hearth_arena_t *a)
 {
     const muc_config_t *c = &r->cfg;
-    hearth_xml_node_t *x = hearth_xml_new(a, "x", NS_XDATA);
+    hearth_xml_node_t *x = hearth_xml_new(a, "x", HEARTH_NS_DATA);
     hearth_xml_set_attr(a, x, "type", "form");
-    child_text(a, x, "title", NS_XDATA, "Room configuration");
-    child_text(a, x, "instructions", NS_XDATA,
+    child_text(a, x, "title", HEARTH_NS_DATA, "Room configuration");
+    child_text(a, x, "instructions", HEARTH_NS_DATA,
                r->locked ? "The room is locked until it is configured."
                          : "Change the room's configuration.");
-    field(a, x, "FORM_TYPE", "hidden", NULL, NS_MUC_ROOMCONFIG);
+    field(a, x, "FORM_TYPE", "hidden", NULL, HEARTH_NS_MUC_ROOMCONFIG);
     field(a, x, "muc#roomconfig_roomname", "text-single", "Room name", c->name ? c->name : "");
     field(a, x, "muc#roomconfig_roomdesc", "text-single", "Description", c->desc ? c->desc : "");
     field(a, x, "muc#roomconfig_lang", "text-single", "Language", c->lang ? c->lang : "");
@@ -492,7 +492,7 @@ hearth_xml_node_t *muc__config_form(const muc_room_t *r, hearth_arena_t *a)
           c->allowinvites ? "1" : "0");
     hearth_xml_node_t *f = list_field(a, x, "muc#roomconfig_allowpm", "list-single",
                                       "Who may send private messages", pm_opts);
-    child_text(a, f, "value", NS_XDATA, pm_opts[c->allowpm * 2]);
+    child_text(a, f, "value", HEARTH_NS_DATA, pm_opts[c->allowpm * 2]);
     f = list_field(a, x, "muc#roomconfig_maxusers", "list-single", "Maximum occupants",
                    maxusers_opts);
     char n[32];
@@ -500,17 +500,17 @@ hearth_xml_node_t *muc__config_form(const muc_room_t *r, hearth_arena_t *a)
         snprintf(n, sizeof(n), "%u", c->maxusers);
     else
         snprintf(n, sizeof(n), "none");
-    child_text(a, f, "value", NS_XDATA, n);
+    child_text(a, f, "value", HEARTH_NS_DATA, n);
     f = list_field(a, x, "muc#roomconfig_presencebroadcast", "list-multi",
                    "Roles whose presence is broadcast", role_opts);
     for (int i = ROLE_VISITOR; i <= ROLE_MODERATOR; i++)
         if (c->presencebroadcast & ROLEMASK(i))
-            child_text(a, f, "value", NS_XDATA, muc__role_name((muc_role_t)i));
+            child_text(a, f, "value", HEARTH_NS_DATA, muc__role_name((muc_role_t)i));
     f = list_field(a, x, "muc#roomconfig_getmemberlist", "list-multi",
                    "Roles that may retrieve the member list", role_opts);
     for (int i = ROLE_VISITOR; i <= ROLE_MODERATOR; i++)
         if (c->getmemberlist & ROLEMASK(i))
-            child_text(a, f, "value", NS_XDATA, muc__role_name((muc_role_t)i));
+            child_text(a, f, "value", HEARTH_NS_DATA, muc__role_name((muc_role_t)i));
     field(a, x, "muc#roomconfig_publicroom", "boolean", "List the room in the directory",
           c->publicroom ? "1" : "0");
     field(a, x, "muc#roomconfig_persistentroom", "boolean", "Persistent room",
@@ -525,12 +525,12 @@ hearth_xml_node_t *muc__config_form(const muc_room_t *r, hearth_arena_t *a)
           c->secret ? c->secret : "");
     f = list_field(a, x, "muc#roomconfig_whois", "list-single", "Who may see real JIDs",
                    whois_opts);
-    child_text(a, f, "value", NS_XDATA, c->whois_anyone ? "anyone" : "moderators");
-    hearth_xml_node_t *admins = hearth_xml_add_child(a, x, "field", NS_XDATA);
+    child_text(a, f, "value", HEARTH_NS_DATA, c->whois_anyone ? "anyone" : "moderators");
+    hearth_xml_node_t *admins = hearth_xml_add_child(a, x, "field", HEARTH_NS_DATA);
     hearth_xml_set_attr(a, admins, "var", "muc#roomconfig_roomadmins");
     hearth_xml_set_attr(a, admins, "type", "jid-multi");
     hearth_xml_set_attr(a, admins, "label", "Room admins");
-    hearth_xml_node_t *owners = hearth_xml_add_child(a, x, "field", NS_XDATA);
+    hearth_xml_node_t *owners = hearth_xml_add_child(a, x, "field", HEARTH_NS_DATA);
     hearth_xml_set_attr(a, owners, "var", "muc#roomconfig_roomowners");
     hearth_xml_set_attr(a, owners, "type", "jid-multi");
     hearth_xml_set_attr(a, owners, "label", "Room owners");
@@ -538,9 +538,9 @@ hearth_xml_node_t *muc__config_form(const muc_room_t *r, hearth_arena_t *a)
     {
         const muc_affiliation_t *af = e->value;
         if (af->aff == AFF_ADMIN)
-            child_text(a, admins, "value", NS_XDATA, e->key);
+            child_text(a, admins, "value", HEARTH_NS_DATA, e->key);
         else if (af->aff == AFF_OWNER)
-            child_text(a, owners, "value", NS_XDATA, e->key);
+            child_text(a, owners, "value", HEARTH_NS_DATA, e->key);
     }
     snprintf(n, sizeof(n), "%u", c->maxhistory);
     field(a, x, "muc#maxhistoryfetch", "text-single", "Maximum history messages fetched", n);
@@ -743,7 +743,7 @@ hearth_stanza_error_t muc__config_apply(muc_room_t *r, const hearth_xml_node_t *
     hearth_stanza_error_t err = HEARTH_STANZA_ERR_NONE;
     for (hearth_xml_node_t *f = hearth_xml_first_element(x); f && !err;
          f = hearth_xml_next_element(f)) {
-        if (strcmp(f->ns, NS_XDATA) || strcmp(f->name, "field"))
+        if (strcmp(f->ns, HEARTH_NS_DATA) || strcmp(f->name, "field"))
             continue; /* title, instructions, other extensions */
         const char *var = hearth_xml_attr(f, "var");
         if (!var) {
@@ -753,7 +753,7 @@ hearth_stanza_error_t muc__config_apply(muc_room_t *r, const hearth_xml_node_t *
         }
         size_t nv = 0;
         for (hearth_xml_node_t *v = hearth_xml_first_element(f); v; v = hearth_xml_next_element(v))
-            if (!strcmp(v->name, "value") && !strcmp(v->ns, NS_XDATA))
+            if (!strcmp(v->name, "value") && !strcmp(v->ns, HEARTH_NS_DATA))
                 nv++;
         const char **vals = hearth_arena_alloc(a, (nv + 1) * sizeof(char *));
         if (!vals) {
@@ -762,11 +762,11 @@ hearth_stanza_error_t muc__config_apply(muc_room_t *r, const hearth_xml_node_t *
         }
         size_t k = 0;
         for (hearth_xml_node_t *v = hearth_xml_first_element(f); v; v = hearth_xml_next_element(v))
-            if (!strcmp(v->name, "value") && !strcmp(v->ns, NS_XDATA))
+            if (!strcmp(v->name, "value") && !strcmp(v->ns, HEARTH_NS_DATA))
                 vals[k++] = hearth_xml_text(a, v);
         if (!strcmp(var, "FORM_TYPE")) {
-            if (nv != 1 || strcmp(vals[0], NS_MUC_ROOMCONFIG)) {
-                *text = "FORM_TYPE is " NS_MUC_ROOMCONFIG;
+            if (nv != 1 || strcmp(vals[0], HEARTH_NS_MUC_ROOMCONFIG)) {
+                *text = "FORM_TYPE is " HEARTH_NS_MUC_ROOMCONFIG;
                 err = HEARTH_STANZA_ERR_BAD_REQUEST;
             }
             continue;
@@ -985,7 +985,7 @@ void muc__destroy(worker_t *w, muc_room_t *r, const char *alt, const char *reaso
         if (!rc2)
             xml_escape_into(&b, o->ojid);
         rc2 = rc2
-                  ?: hearth_buf_append_str(&b, "'><x xmlns='" NS_MUC_USER "'>"
+                  ?: hearth_buf_append_str(&b, "'><x xmlns='" HEARTH_NS_MUC_USER "'>"
                                                "<item affiliation='none' role='none'/>");
         rc2 = rc2 ?: hearth_buf_append(&b, x.data, x.len);
         rc2 = rc2 ?: hearth_buf_append_str(&b, "</x></presence>");
@@ -1048,16 +1048,16 @@ void muc__owner_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_are
                              AFF_OVER_TEXT);
             return;
         }
-        hearth_xml_node_t *res = hearth_xml_new(a, "query", NS_MUC_OWNER);
+        hearth_xml_node_t *res = hearth_xml_new(a, "query", HEARTH_NS_MUC_OWNER);
         hearth_xml_append(res, muc__config_form(r, a));
         muc__iq_result(w, iq, a, r->jid, from, res);
         return;
     }
-    hearth_xml_node_t *destroy = hearth_xml_child(q, "destroy", NS_MUC_OWNER);
+    hearth_xml_node_t *destroy = hearth_xml_child(q, "destroy", HEARTH_NS_MUC_OWNER);
     if (destroy) {
         const char *alt = hearth_xml_attr(destroy, "jid");
-        hearth_xml_node_t *rn = hearth_xml_child(destroy, "reason", NS_MUC_OWNER);
-        hearth_xml_node_t *pn = hearth_xml_child(destroy, "password", NS_MUC_OWNER);
+        hearth_xml_node_t *rn = hearth_xml_child(destroy, "reason", HEARTH_NS_MUC_OWNER);
+        hearth_xml_node_t *pn = hearth_xml_child(destroy, "password", HEARTH_NS_MUC_OWNER);
         hearth_jid_t j = HEARTH_JID_INIT;
         if (alt && hearth_jid_parse(alt, strlen(alt), &j, NULL)) {
             muc__reply_error(w, iq, a, r->jid, from, HEARTH_STANZA_ERR_JID_MALFORMED,
@@ -1071,7 +1071,7 @@ void muc__owner_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_are
         muc__iq_result(w, iq, a, r->jid, from, NULL);
         return;
     }
-    hearth_xml_node_t *x = hearth_xml_child(q, "x", NS_XDATA);
+    hearth_xml_node_t *x = hearth_xml_child(q, "x", HEARTH_NS_DATA);
     if (!x || hearth_xml_count_elements(q) != 1) {
         muc__reply_error(w, iq, a, r->jid, from, HEARTH_STANZA_ERR_BAD_REQUEST,
                          "expected a data form or <destroy/>");
@@ -1120,30 +1120,30 @@ void muc__register_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_
         return;
     }
     if (!set) {
-        hearth_xml_node_t *res = hearth_xml_new(a, "query", NS_REGISTER);
+        hearth_xml_node_t *res = hearth_xml_new(a, "query", HEARTH_NS_REGISTER);
         if (aff >= AFF_MEMBER && af->nick) {
-            hearth_xml_add_child(a, res, "registered", NS_REGISTER);
-            child_text(a, res, "username", NS_REGISTER, af->nick);
+            hearth_xml_add_child(a, res, "registered", HEARTH_NS_REGISTER);
+            child_text(a, res, "username", HEARTH_NS_REGISTER, af->nick);
         } else if (!r->cfg.registration) {
             muc__reply_error(w, iq, a, r->jid, from, HEARTH_STANZA_ERR_NOT_ALLOWED,
                              "this room does not take registrations");
             return;
         } else {
-            child_text(a, res, "instructions", NS_REGISTER,
+            child_text(a, res, "instructions", HEARTH_NS_REGISTER,
                        "Reserve a nickname and become a member of the room.");
-            hearth_xml_node_t *x = hearth_xml_add_child(a, res, "x", NS_XDATA);
+            hearth_xml_node_t *x = hearth_xml_add_child(a, res, "x", HEARTH_NS_DATA);
             hearth_xml_set_attr(a, x, "type", "form");
-            field(a, x, "FORM_TYPE", "hidden", NULL, NS_MUC_REGISTER);
-            hearth_xml_node_t *nf = hearth_xml_add_child(a, x, "field", NS_XDATA);
+            field(a, x, "FORM_TYPE", "hidden", NULL, HEARTH_NS_MUC_REGISTER);
+            hearth_xml_node_t *nf = hearth_xml_add_child(a, x, "field", HEARTH_NS_DATA);
             hearth_xml_set_attr(a, nf, "var", "muc#register_roomnick");
             hearth_xml_set_attr(a, nf, "type", "text-single");
             hearth_xml_set_attr(a, nf, "label", "Nickname");
-            hearth_xml_add_child(a, nf, "required", NS_XDATA);
+            hearth_xml_add_child(a, nf, "required", HEARTH_NS_DATA);
         }
         muc__iq_result(w, iq, a, r->jid, from, res);
         return;
     }
-    if (hearth_xml_child(q, "remove", NS_REGISTER)) {
+    if (hearth_xml_child(q, "remove", HEARTH_NS_REGISTER)) {
         if (aff == AFF_OWNER && count_owners(r) <= 1) {
             muc__reply_error(w, iq, a, r->jid, from, HEARTH_STANZA_ERR_CONFLICT, NULL);
             return;
@@ -1159,12 +1159,12 @@ void muc__register_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_
                          "this room does not take registrations");
         return;
     }
-    hearth_xml_node_t *x = hearth_xml_child(q, "x", NS_XDATA);
+    hearth_xml_node_t *x = hearth_xml_child(q, "x", HEARTH_NS_DATA);
     const char *nick = NULL;
     for (hearth_xml_node_t *f = x ? hearth_xml_first_element(x) : NULL; f;
          f = hearth_xml_next_element(f)) {
         const char *var = hearth_xml_attr(f, "var");
-        hearth_xml_node_t *v = hearth_xml_child(f, "value", NS_XDATA);
+        hearth_xml_node_t *v = hearth_xml_child(f, "value", HEARTH_NS_DATA);
         if (var && v && !strcmp(var, "muc#register_roomnick"))
             nick = hearth_xml_text(a, v);
     }
@@ -1223,11 +1223,11 @@ static const char *form_value(hearth_arena_t *a, const hearth_xml_node_t *x, con
         *given = 0;
     for (hearth_xml_node_t *f = hearth_xml_first_element(x); f; f = hearth_xml_next_element(f)) {
         const char *v = hearth_xml_attr(f, "var");
-        if (strcmp(f->name, "field") || strcmp(f->ns, NS_XDATA) || !v || strcmp(v, var))
+        if (strcmp(f->name, "field") || strcmp(f->ns, HEARTH_NS_DATA) || !v || strcmp(v, var))
             continue;
         if (given)
             *given = 1;
-        hearth_xml_node_t *val = hearth_xml_child(f, "value", NS_XDATA);
+        hearth_xml_node_t *val = hearth_xml_child(f, "value", HEARTH_NS_DATA);
         return val ? hearth_xml_text(a, val) : NULL;
     }
     return NULL;
@@ -1259,23 +1259,23 @@ static void voice_request(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hea
         return;
     }
     o->voice_req_ms = now;
-    hearth_xml_node_t *m = hearth_xml_new(a, "message", NS_CLIENT);
+    hearth_xml_node_t *m = hearth_xml_new(a, "message", HEARTH_NS_CLIENT);
     if (!m)
         return;
     char id[48];
     snprintf(id, sizeof(id), "voice-%lld", (long long)++r->next_sid);
     hearth_xml_set_attr(a, m, "from", r->jid);
     hearth_xml_set_attr(a, m, "id", id);
-    hearth_xml_node_t *f = hearth_xml_add_child(a, m, "x", NS_XDATA);
+    hearth_xml_node_t *f = hearth_xml_add_child(a, m, "x", HEARTH_NS_DATA);
     hearth_xml_set_attr(a, f, "type", "form");
-    child_text(a, f, "title", NS_XDATA, "Voice request");
-    child_text(a, f, "instructions", NS_XDATA,
+    child_text(a, f, "title", HEARTH_NS_DATA, "Voice request");
+    child_text(a, f, "instructions", HEARTH_NS_DATA,
                "To approve this request for voice, set \"Grant voice to this person?\" and submit "
                "the form. To skip this request, cancel.");
-    field(a, f, "FORM_TYPE", "hidden", NULL, NS_MUC_REQUEST);
+    field(a, f, "FORM_TYPE", "hidden", NULL, HEARTH_NS_MUC_REQUEST);
     static const char *const role_opt[] = {"participant", "Participant", NULL};
     hearth_xml_node_t *rf = list_field(a, f, "muc#role", "list-single", "Requested role", role_opt);
-    child_text(a, rf, "value", NS_XDATA, "participant");
+    child_text(a, rf, "value", HEARTH_NS_DATA, "participant");
     field(a, f, "muc#jid", "jid-single", "User ID", o->jid);
     field(a, f, "muc#roomnick", "text-single", "Room nickname", o->nick);
     field(a, f, "muc#request_allow", "boolean", "Grant voice to this person?", "false");
