@@ -96,13 +96,7 @@ hearth_xml_node_t *router__make_error(hearth_xml_node_t *st, hearth_arena_t *are
     hearth_xml_set_attr(arena, st, "to", nto);
     hearth_xml_set_attr(arena, st, "from", nfrom);
     hearth_xml_set_attr(arena, st, "type", "error");
-    hearth_xml_node_t *e = hearth_xml_add_child(arena, st, "error", HEARTH_NS_CLIENT);
-    hearth_xml_set_attr(arena, e, "type", hearth_stanza_error_type(cond));
-    hearth_xml_add_child(arena, e, hearth_stanza_error_name(cond), HEARTH_NS_STANZA_ERRORS);
-    if (text) {
-        hearth_xml_node_t *t = hearth_xml_add_child(arena, e, "text", HEARTH_NS_STANZA_ERRORS);
-        hearth_xml_add_text(arena, t, text, strlen(text));
-    }
+    hearth_xml_add_stanza_error(arena, st, cond, text);
     return st;
 }
 

@@ -402,13 +402,7 @@ void muc__reply_error(worker_t *w, hearth_xml_node_t *st, hearth_arena_t *a, con
     hearth_xml_set_attr(a, st, "from", from);
     hearth_xml_set_attr(a, st, "to", to);
     hearth_xml_set_attr(a, st, "type", "error");
-    hearth_xml_node_t *e = hearth_xml_add_child(a, st, "error", HEARTH_NS_CLIENT);
-    hearth_xml_set_attr(a, e, "type", hearth_stanza_error_type(cond));
-    hearth_xml_add_child(a, e, hearth_stanza_error_name(cond), HEARTH_NS_STANZA_ERRORS);
-    if (text) {
-        hearth_xml_node_t *t = hearth_xml_add_child(a, e, "text", HEARTH_NS_STANZA_ERRORS);
-        hearth_xml_add_text(a, t, text, strlen(text));
-    }
+    hearth_xml_add_stanza_error(a, st, cond, text);
     muc__send_node(w, to, st);
 }
 
@@ -535,11 +529,7 @@ void muc__service_items_reply(worker_t *w, const char *to, const char *id, const
     hearth_xml_set_attr(a, iq, "to", to);
     if (!v) {
         hearth_xml_set_attr(a, iq, "type", "error");
-        hearth_xml_node_t *e = hearth_xml_add_child(a, iq, "error", HEARTH_NS_CLIENT);
-        hearth_xml_set_attr(a, e, "type",
-                            hearth_stanza_error_type(HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT));
-        hearth_xml_add_child(a, e, hearth_stanza_error_name(HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT),
-                             HEARTH_NS_STANZA_ERRORS);
+        hearth_xml_add_stanza_error(a, iq, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
     } else {
         hearth_xml_set_attr(a, iq, "type", "result");
         items_page(a, hearth_xml_add_child(a, iq, "query", HEARTH_NS_DISCO_ITEMS), v, count, rsm);

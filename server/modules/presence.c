@@ -507,17 +507,9 @@ static void refuse_sub(worker_t *w, user_t *u, const char *contact, const char *
     hearth_buf_t b = HEARTH_BUF_INIT;
     int rc = hearth_buf_append_str(&b, "<presence type='error' from='");
     rc = rc ?: hearth_buf_append_escaped(&b, u->bare, strlen(u->bare));
-    rc = rc
-             ?: hearth_buf_printf(&b, "'><error type='%s'><%s xmlns='%s'/>",
-                                  hearth_stanza_error_type(HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT),
-                                  hearth_stanza_error_name(HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT),
-                                  HEARTH_NS_STANZA_ERRORS);
-    if (text) {
-        rc = rc ?: hearth_buf_append_str(&b, "<text xmlns='" HEARTH_NS_STANZA_ERRORS "'>");
-        rc = rc ?: hearth_buf_append_escaped(&b, text, strlen(text));
-        rc = rc ?: hearth_buf_append_str(&b, "</text>");
-    }
-    rc = rc ?: hearth_buf_append_str(&b, "</error></presence>");
+    rc = rc ?: hearth_buf_append_str(&b, "'>");
+    rc = rc ?: hearth_stanza_error_write(&b, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, text);
+    rc = rc ?: hearth_buf_append_str(&b, "</presence>");
     hearth_bytes_t *bytes = rc ? NULL : hearth_bytes_new(b.data, b.len);
     if (bytes)
         route(w, contact, u->bare, "error", bytes);

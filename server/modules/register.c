@@ -264,16 +264,7 @@ static void preauth_error(preauth_t *c, const char *id, hearth_stanza_error_t co
                           const char *text)
 {
     hearth_buf_t b = HEARTH_BUF_INIT;
-    int rc =
-        hearth_buf_printf(&b, "<error type='%s'><%s xmlns='%s'/>", hearth_stanza_error_type(cond),
-                          hearth_stanza_error_name(cond), HEARTH_NS_STANZA_ERRORS);
-    if (text) {
-        rc = rc ?: hearth_buf_append_str(&b, "<text xmlns='" HEARTH_NS_STANZA_ERRORS "'>");
-        rc = rc ?: hearth_buf_append_escaped(&b, text, strlen(text));
-        rc = rc ?: hearth_buf_append_str(&b, "</text>");
-    }
-    rc = rc ?: hearth_buf_append_str(&b, "</error>");
-    if (!rc)
+    if (hearth_stanza_error_write(&b, cond, text) == 0)
         preauth_send(c, id, "error", b.data);
     hearth_buf_free(&b);
 }
