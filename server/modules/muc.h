@@ -8,6 +8,8 @@
 
 #include <stdint.h>
 
+#include "hearth/form.h"
+
 #include "modules/im.h"
 
 /* Limits, each with its policy when hit. */
@@ -255,11 +257,11 @@ int muc__aff_fits(const muc_room_t *r, long long dbytes, long dcount);
 /* Destroys r: every occupant gets unavailable with <destroy/>; storage forgotten; r freed. */
 void muc__destroy(worker_t *w, muc_room_t *r, const char *alt, const char *reason,
                   const char *alt_password);
-/* A muc#request form (x, jabber:x:data) in a message to the room from `from`: a visitor's
+/* A muc#request form (parsed from the message st to the room from `from`): a visitor's
  * voice request (§7.13), forwarded to every moderator as an approval form, or a moderator's
  * submitted approval (§8.6), which grants voice when muc#request_allow is true. */
 void muc__voice_form(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_arena_t *a,
-                     const char *from, const hearth_xml_node_t *x);
+                     const char *from, const hearth_form_t *form);
 /* Applies an affiliation change to occupants of that bare JID (roles, removal 301/321). */
 void muc__aff_effects(worker_t *w, muc_room_t *r, const char *bare, const char *actor_nick,
                       const char *reason);

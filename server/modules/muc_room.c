@@ -1134,21 +1134,6 @@ static void invitations(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, heart
         muc__reply_error(w, st, a, r->jid, from, HEARTH_STANZA_ERR_BAD_REQUEST, NULL);
 }
 
-/* Whether a data form's FORM_TYPE is muc#request (voice requests and their approvals). */
-static int is_request_form(hearth_arena_t *a, const hearth_xml_node_t *x)
-{
-    for (hearth_xml_node_t *f = hearth_xml_first_element(x); f; f = hearth_xml_next_element(f)) {
-        const char *var = hearth_xml_attr(f, "var");
-        if (strcmp(f->name, "field") || strcmp(f->ns, HEARTH_NS_DATA) || !var ||
-            strcmp(var, "FORM_TYPE"))
-            continue;
-        hearth_xml_node_t *v = hearth_xml_child(f, "value", HEARTH_NS_DATA);
-        const char *text = v ? hearth_xml_text(a, v) : NULL;
-        return text && !strcmp(text, HEARTH_NS_MUC_REQUEST);
-    }
-    return 0;
-}
-
 static int error_is_gone(const hearth_xml_node_t *st)
 {
     hearth_xml_node_t *e = hearth_xml_child(st, "error", HEARTH_NS_CLIENT);
@@ -1203,10 +1188,23 @@ void muc__room_message(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth
         invitations(w, r, st, a, from, x);
         return;
     }
-    hearth_xml_node_t *form = hearth_xml_child(st, "x", HEARTH_NS_DATA);
-    if (form && strcmp(type, "groupchat") && is_request_form(a, form)) {
-        muc__voice_form(w, r, st, a, from, form); /* §7.13, §8.6 */
-        return;
+    hearth_xml_node_t *x_form = hearth_xml_child(st, "x", HEARTH_NS_DATA);
+    if (x_form && strcmp(type, "groupchat")) {
+        hearth_form_t form;
+        const char *why = NULL;
+        int rc = hearth_form_parse(a, x_form, NULL, &form, &why);
+        if (rc) {
+            muc__reply_error(w, st, a, r->jid, from,
+                             rc == HEARTH_ENOMEM ? HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT
+                                                 : HEARTH_STANZA_ERR_BAD_REQUEST,
+                             why);
+            return;
+        }
+        const char *ft = hearth_form_form_type(&form);
+        if (ft && !strcmp(ft, HEARTH_NS_MUC_REQUEST)) {
+            muc__voice_form(w, r, st, a, from, &form); /* §7.13, §8.6 */
+            return;
+        }
     }
     if (strcmp(type, "groupchat")) {
         muc__reply_error(w, st, a, r->jid, from, HEARTH_STANZA_ERR_BAD_REQUEST,
@@ -1226,19 +1224,6 @@ void muc__room_message(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth
 static void add_feature(hearth_arena_t *a, hearth_xml_node_t *q, const char *var)
 {
     hearth_xml_set_attr(a, hearth_xml_add_child(a, q, "feature", NULL), "var", var);
-}
-
-static void form_field(hearth_arena_t *a, hearth_xml_node_t *x, const char *var, const char *type,
-                       const char *label, const char *value)
-{
-    hearth_xml_node_t *f = hearth_xml_add_child(a, x, "field", HEARTH_NS_DATA);
-    hearth_xml_set_attr(a, f, "var", var);
-    if (type)
-        hearth_xml_set_attr(a, f, "type", type);
-    if (label)
-        hearth_xml_set_attr(a, f, "label", label);
-    if (value)
-        child_text(a, f, "value", HEARTH_NS_DATA, value);
 }
 
 static void room_info(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_arena_t *a,
@@ -1282,30 +1267,30 @@ static void room_info(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_
     add_feature(a, res, c->moderated ? "muc_moderated" : "muc_unmoderated");
     add_feature(a, res, c->whois_anyone ? "muc_nonanonymous" : "muc_semianonymous");
     /* XEP-0128: the room information form. */
-    hearth_xml_node_t *x = hearth_xml_add_child(a, res, "x", HEARTH_NS_DATA);
-    hearth_xml_set_attr(a, x, "type", "result");
-    form_field(a, x, "FORM_TYPE", "hidden", NULL, HEARTH_NS_MUC_ROOMINFO);
-    form_field(a, x, "muc#roominfo_description", "text-single", "Description",
-               c->desc ? c->desc : "");
-    form_field(a, x, "muc#roomconfig_roomname", "text-single", "Name", c->name ? c->name : "");
-    form_field(a, x, "muc#roominfo_subject", "text-single", "Subject",
-               r->subject ? r->subject : "");
-    form_field(a, x, "muc#roominfo_subjectmod", "boolean", "Occupants may change the subject",
-               c->changesubject ? "1" : "0");
+    hearth_xml_node_t *x = hearth_form_new(a, res, HEARTH_FORM_RESULT);
+    hearth_form_add_form_type(a, x, HEARTH_NS_MUC_ROOMINFO);
+    hearth_form_add_field(a, x, "muc#roominfo_description", "text-single", "Description",
+                          c->desc ? c->desc : "");
+    hearth_form_add_field(a, x, "muc#roomconfig_roomname", "text-single", "Name",
+                          c->name ? c->name : "");
+    hearth_form_add_field(a, x, "muc#roominfo_subject", "text-single", "Subject",
+                          r->subject ? r->subject : "");
+    hearth_form_add_field(a, x, "muc#roominfo_subjectmod", "boolean",
+                          "Occupants may change the subject", c->changesubject ? "1" : "0");
     char n[32];
     snprintf(n, sizeof(n), "%u", r->noccupants);
-    form_field(a, x, "muc#roominfo_occupants", "text-single", "Number of occupants", n);
-    form_field(a, x, "muc#roominfo_lang", "text-single", "Language", c->lang ? c->lang : "");
+    hearth_form_add_field(a, x, "muc#roominfo_occupants", "text-single", "Number of occupants", n);
+    hearth_form_add_field(a, x, "muc#roominfo_lang", "text-single", "Language",
+                          c->lang ? c->lang : "");
     snprintf(n, sizeof(n), "%u", c->maxhistory);
-    form_field(a, x, "muc#maxhistoryfetch", "text-single", "Maximum history fetched", n);
-    form_field(a, x, "muc#roomconfig_allowinvites", "boolean", "Occupants may invite",
-               c->allowinvites ? "1" : "0");
+    hearth_form_add_field(a, x, "muc#maxhistoryfetch", "text-single", "Maximum history fetched", n);
+    hearth_form_add_field(a, x, "muc#roomconfig_allowinvites", "boolean", "Occupants may invite",
+                          c->allowinvites ? "1" : "0");
     static const char *const pm[] = {"anyone", "participants", "moderators", "none"};
-    form_field(a, x, "muc#roomconfig_allowpm", "list-single", "Private messages", pm[c->allowpm]);
-    hearth_xml_node_t *cj = hearth_xml_add_child(a, x, "field", HEARTH_NS_DATA);
-    hearth_xml_set_attr(a, cj, "var", "muc#roominfo_contactjid");
-    hearth_xml_set_attr(a, cj, "type", "jid-multi");
-    hearth_xml_set_attr(a, cj, "label", "Contact addresses");
+    hearth_form_add_field(a, x, "muc#roomconfig_allowpm", "list-single", "Private messages",
+                          pm[c->allowpm]);
+    hearth_xml_node_t *cj = hearth_form_add_field(a, x, "muc#roominfo_contactjid", "jid-multi",
+                                                  "Contact addresses", NULL);
     /* Within MUC_AFF_BYTES, but for a room stored under older limits. */
     size_t listed = 0;
     if (c->whois_anyone)
@@ -1314,11 +1299,12 @@ static void room_info(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_
             const muc_affiliation_t *af = e->value;
             if (af->aff != AFF_OWNER || listed > MUC_AFF_BYTES)
                 continue;
-            child_text(a, cj, "value", HEARTH_NS_DATA, e->key);
+            hearth_form_add_value(a, cj, e->key);
             listed += hearth_buf_escaped_len(e->key) + 16;
         }
     if (c->pubsub && *c->pubsub)
-        form_field(a, x, "muc#roominfo_pubsub", "text-single", "Associated node", c->pubsub);
+        hearth_form_add_field(a, x, "muc#roominfo_pubsub", "text-single", "Associated node",
+                              c->pubsub);
     muc__iq_result(w, iq, a, r->jid, from, res);
 }
 
