@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "hearth/form.h"
+
 #include "core/log.h"
 #include "modules/im.h"
 
@@ -606,27 +608,28 @@ static void query_job(worker_t *w, user_t *u, void *arg)
     }
 }
 
-/* The first <value/> of a form field, "" when none. */
-static const char *field_value(iq_ctx_t *ctx, const hearth_xml_node_t *f)
-{
-    hearth_xml_node_t *v = hearth_xml_child(f, "value", HEARTH_NS_DATA);
-    const char *t = v ? hearth_xml_text(ctx->arena, v) : "";
-    return t ? t : "";
-}
-
-/* Reads the data form into q: 0, or -1 with the error sent. */
+/* Reads the data form into q: 0, or -1 with the error sent. Every malformed or unknown thing in
+ * it, and a form past hearth_form's default bounds, is a bad request. */
 static int parse_form(iq_ctx_t *ctx, const hearth_xml_node_t *x, query_t *q)
 {
-    const char *type = hearth_xml_attr(x, "type");
-    if (type && strcmp(type, "submit")) {
+    hearth_form_type_t type = hearth_form_type_of(x);
+    if (type != HEARTH_FORM_UNTYPED && type != HEARTH_FORM_SUBMIT) {
         iq_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST, "the form must be of type submit");
         return -1;
     }
-    for (hearth_xml_node_t *f = hearth_xml_first_element(x); f; f = hearth_xml_next_element(f)) {
-        if (strcmp(f->ns, HEARTH_NS_DATA) || strcmp(f->name, "field"))
-            continue;
-        const char *var = hearth_xml_attr(f, "var");
-        const char *v = field_value(ctx, f);
+    hearth_form_t form;
+    const char *why = NULL;
+    int rc = hearth_form_parse(ctx->arena, x, NULL, &form, &why);
+    if (rc) {
+        iq_error(ctx,
+                 rc == HEARTH_ENOMEM ? HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT
+                                     : HEARTH_STANZA_ERR_BAD_REQUEST,
+                 why);
+        return -1;
+    }
+    for (size_t i = 0; i < form.nfields; i++) {
+        const char *var = form.fields[i].var;
+        const char *v = form.fields[i].nvalues ? form.fields[i].values[0] : "";
         if (!var) {
             iq_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST, "a field without var");
             return -1;
@@ -713,20 +716,28 @@ static int parse_rsm(iq_ctx_t *ctx, const hearth_xml_node_t *set, query_t *q)
     return 0;
 }
 
+/* The query's form (XEP-0313 §6.1.1): the fields a query may carry. */
 static void query_fields(iq_ctx_t *ctx)
 {
-    iq_deferred_t *d = iq_defer(ctx);
-    if (!d) {
+    static const char *const form_type[] = {HEARTH_NS_MAM};
+    static const hearth_form_field_t fields[] = {
+        {.var = "FORM_TYPE", .type = "hidden", .values = form_type, .nvalues = 1},
+        {.var = "with", .type = "jid-single"},
+        {.var = "start", .type = "text-single"},
+        {.var = "end", .type = "text-single"},
+    };
+    static const hearth_form_t form = {
+        .type = HEARTH_FORM_FORM, .fields = fields, .nfields = sizeof(fields) / sizeof(*fields)};
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    int rc = hearth_buf_append_str(&b, "<query xmlns='" HEARTH_NS_MAM "'>");
+    rc = rc ?: hearth_form_write(&form, HEARTH_NS_MAM, &b);
+    rc = rc ?: hearth_buf_append_str(&b, "</query>");
+    iq_deferred_t *d = rc ? NULL : iq_defer(ctx);
+    if (d)
+        iq_deferred_result(d, b.data);
+    else
         iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
-        return;
-    }
-    iq_deferred_result(
-        d, "<query xmlns='" HEARTH_NS_MAM "'><x xmlns='" HEARTH_NS_DATA "' type='form'>"
-           "<field type='hidden' var='FORM_TYPE'><value>" HEARTH_NS_MAM "</value></field>"
-           "<field type='jid-single' var='with'/>"
-           "<field type='text-single' var='start'/>"
-           "<field type='text-single' var='end'/>"
-           "</x></query>");
+    hearth_buf_free(&b);
 }
 
 static void mam_query(iq_ctx_t *ctx)
