@@ -22,7 +22,7 @@
 #define MUC_JOIN_BURST 200              /* join attempts per room in a burst ... */
 #define MUC_JOIN_PER_SEC 100    /* ... refilled at this rate; past it: resource-constraint */
 #define MUC_PENDING_MAX 1000    /* stanzas waiting for a room to load; more: resource-constraint */
-#define MUC_FORM_FIELDS_MAX 200 /* a configuration form with more fields: not-acceptable */
+#define MUC_FORM_FIELDS_MAX 200 /* elements in a config form's <x/>; more: not-acceptable */
 /* Invitations and declines in one message to a room: each becomes a message of its own (with
  * the room's password twice when it has one), all for the same write when they name the same
  * address. More: not-acceptable, and none is sent. */
