@@ -143,7 +143,7 @@ class LayeringTest(unittest.TestCase):
 
     def test_links_point_down(self):
         lower = ['libhearth_base.a', 'libhearth_jid.a', 'libhearth_xml.a', 'libhearth_tls.a',
-                 'libhearth_sasl.a', 'libhearth_storage.a', 'libhearth_config.a']
+                 'libhearth_sasl.a', 'libhearth_form.a', 'libhearth_storage.a', 'libhearth_config.a']
         server = ['libhearthd_core.a', 'libhearthd_net.a', 'libhearthd_c2s.a', 'libhearthd_modules.a']
         layers = [('libhearthd_core.a', server[1:]),
                   ('libhearthd_net.a', ['libhearthd_c2s.a', 'libhearthd_modules.a']),

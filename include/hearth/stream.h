@@ -9,14 +9,10 @@
 #include <stddef.h>
 
 #include "hearth/error.h"
+#include "hearth/ns.h"
 #include "hearth/tls.h"
 #include "hearth/xml.h"
 #include "hearth/xmpp_error.h"
-
-#define HEARTH_NS_CLIENT "jabber:client"
-#define HEARTH_NS_FRAMING "urn:ietf:params:xml:ns:xmpp-framing"
-#define HEARTH_NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
-#define HEARTH_NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
 
 typedef enum hearth_stream_role {
     HEARTH_STREAM_SERVER, /* the receiving entity: answers the peer's header with its own */

@@ -10,9 +10,8 @@
 
 #include "hearth/buf.h"
 #include "hearth/error.h"
+#include "hearth/ns.h"
 #include "hearth/xmpp_error.h"
-
-#define HEARTH_NS_XML "http://www.w3.org/XML/1998/namespace"
 
 /* Bump allocator: everything of one stanza lives here and is freed at once. */
 typedef struct hearth_arena hearth_arena_t;
@@ -74,6 +73,12 @@ size_t hearth_xml_count_elements(const hearth_xml_node_t *n);
 char *hearth_xml_text(hearth_arena_t *a, const hearth_xml_node_t *n);
 /* Deep copy into a (the copy has no parent and no sibling); NULL on ENOMEM. */
 hearth_xml_node_t *hearth_xml_copy(hearth_arena_t *a, const hearth_xml_node_t *n);
+/* Adds the <error/> child of a stanza error (RFC 6120 §8.3.2) for cond, with a <text/> when text
+ * is not NULL, as the last child of stanza and in its namespace: the tree form of
+ * hearth_stanza_error_write (xmpp_error.h), the same bytes once serialised. The stanza's type
+ * and addresses are the caller's. The new <error/>, or NULL on ENOMEM (stanza unchanged). */
+hearth_xml_node_t *hearth_xml_add_stanza_error(hearth_arena_t *a, hearth_xml_node_t *stanza,
+                                               hearth_stanza_error_t cond, const char *text);
 
 /* Serialises n. context_ns is the default namespace in scope where n is written (e.g.
  * "jabber:client" for a stanza in a c2s stream; NULL = ""): an element whose ns differs from the

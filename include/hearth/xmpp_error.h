@@ -1,11 +1,12 @@
 /* XMPP stream error conditions (RFC 6120 §4.9.3) and stanza error conditions (§8.3.3):
- * one table each, giving the enum and the element name put on the wire. */
+ * one table each, giving the enum and the element name put on the wire; and the one writer of a
+ * stanza's <error/> (its tree form is hearth_xml_add_stanza_error in xml.h). */
 #ifndef HEARTH_XMPP_ERROR_H
 #define HEARTH_XMPP_ERROR_H
 
-#define HEARTH_NS_STREAMS "http://etherx.jabber.org/streams"
-#define HEARTH_NS_STREAM_ERRORS "urn:ietf:params:xml:ns:xmpp-streams"
-#define HEARTH_NS_STANZA_ERRORS "urn:ietf:params:xml:ns:xmpp-stanzas"
+#include "hearth/buf.h"
+#include "hearth/error.h"
+#include "hearth/ns.h"
 
 #define HEARTH_STREAM_ERROR_MAP(X)                                                                 \
     X(BAD_FORMAT, "bad-format")                                                                    \
@@ -76,5 +77,13 @@ typedef enum hearth_stanza_error {
 const char *hearth_stream_error_name(hearth_stream_error_t e);
 const char *hearth_stanza_error_name(hearth_stanza_error_t e);
 const char *hearth_stanza_error_type(hearth_stanza_error_t e);
+
+/* Appends a stanza's <error/> child (RFC 6120 §8.3.2) for cond to out:
+ * <error type='T'><COND xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>, with
+ * <text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>text</text> (escaped) after the condition when
+ * text is not NULL. <error/> carries no xmlns: it is in the stanza's namespace. The same bytes as
+ * hearth_xml_add_stanza_error's tree once serialised. On error out is left as it was. */
+int hearth_stanza_error_write(hearth_buf_t *out, hearth_stanza_error_t cond,
+                              const char *text) HEARTH_MUST_CHECK;
 
 #endif

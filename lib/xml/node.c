@@ -1,5 +1,5 @@
-/* The stanza tree (include/hearth/xml.h): building, lookup, copy. Every node and string lives in
- * the caller's arena; nothing here frees memory. */
+/* The stanza tree (include/hearth/xml.h): building, lookup, copy, a stanza error's <error/>. Every
+ * node and string lives in the caller's arena; nothing here frees memory. */
 #include <string.h>
 
 #include "hearth/xml.h"
@@ -274,4 +274,23 @@ hearth_xml_node_t *hearth_xml_copy(hearth_arena_t *a, const hearth_xml_node_t *n
         hearth_xml_append(c, cc);
     }
     return c;
+}
+
+hearth_xml_node_t *hearth_xml_add_stanza_error(hearth_arena_t *a, hearth_xml_node_t *stanza,
+                                               hearth_stanza_error_t cond, const char *text)
+{
+    if (!stanza || stanza->type != HEARTH_XML_ELEMENT)
+        return NULL;
+    /* Built apart and linked when whole, so that running out of memory leaves no half error. */
+    hearth_xml_node_t *e = hearth_xml_new(a, "error", stanza->ns);
+    if (!e || hearth_xml_set_attr(a, e, "type", hearth_stanza_error_type(cond)) ||
+        !hearth_xml_add_child(a, e, hearth_stanza_error_name(cond), HEARTH_NS_STANZA_ERRORS))
+        return NULL;
+    if (text) {
+        hearth_xml_node_t *t = hearth_xml_add_child(a, e, "text", HEARTH_NS_STANZA_ERRORS);
+        if (!t || !hearth_xml_add_text(a, t, text, strlen(text)))
+            return NULL;
+    }
+    hearth_xml_append(stanza, e);
+    return e;
 }

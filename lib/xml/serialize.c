@@ -5,8 +5,6 @@
 
 #include "hearth/xml.h"
 
-#define XMLNS_URI "http://www.w3.org/2000/xmlns/"
-
 static int append_attr(hearth_buf_t *out, const char *prefix, const char *name, const char *value)
 {
     int rc = hearth_buf_append_str(out, " ");
@@ -58,7 +56,7 @@ static int write_start(const hearth_xml_node_t *n, const char *scope_ns, hearth_
             rc = append_attr(out, NULL, at->name, at->value);
         } else if (strcmp(at->ns, HEARTH_NS_XML) == 0) {
             rc = append_attr(out, "xml", at->name, at->value);
-        } else if (strcmp(at->ns, XMLNS_URI) == 0) {
+        } else if (strcmp(at->ns, HEARTH_NS_XMLNS) == 0) {
             rc = HEARTH_EINVAL; /* declarations are not attributes in the tree */
         } else {
             int first;

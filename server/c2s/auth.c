@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hearth/ns.h"
+
 #include "c2s/conn.h"
 #include "core/log.h"
-
-#define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
 
 /* An asynchronous step (storage fetch or PLAIN on the pool) remembers which exchange it
  * belongs to: a result for an aborted or replaced exchange is dropped. */
@@ -29,7 +29,7 @@ typedef struct auth_job {
 static void send_failure(conn_t *c, const char *cond, const char *text)
 {
     char buf[320];
-    snprintf(buf, sizeof(buf), "<failure xmlns='%s'><%s/>%s%s%s</failure>", NS_SASL, cond,
+    snprintf(buf, sizeof(buf), "<failure xmlns='%s'><%s/>%s%s%s</failure>", HEARTH_NS_SASL, cond,
              text ? "<text xml:lang='en'>" : "", text ? text : "", text ? "</text>" : "");
     conn__send_str(c, buf);
 }
@@ -133,7 +133,8 @@ static void succeed(conn_t *c, const char *out, size_t out_len)
         return;
     }
     hearth_buf_t b = HEARTH_BUF_INIT;
-    int rc = hearth_buf_printf(&b, "<success xmlns='%s'>%s</success>", NS_SASL, b64 ? b64 : "");
+    int rc =
+        hearth_buf_printf(&b, "<success xmlns='%s'>%s</success>", HEARTH_NS_SASL, b64 ? b64 : "");
     if (!rc)
         conn__send(c, b.data, b.len);
     hearth_buf_free(&b);
@@ -160,7 +161,7 @@ static void step_result(conn_t *c, int rc, char *out, size_t out_len)
             conn__abort(c);
         } else {
             hearth_buf_t b = HEARTH_BUF_INIT;
-            if (!hearth_buf_printf(&b, "<challenge xmlns='%s'>%s</challenge>", NS_SASL, b64))
+            if (!hearth_buf_printf(&b, "<challenge xmlns='%s'>%s</challenge>", HEARTH_NS_SASL, b64))
                 conn__send(c, b.data, b.len);
             hearth_buf_free(&b);
         }
@@ -438,7 +439,7 @@ void auth__start(conn_t *c, hearth_xml_node_t *n, hearth_arena_t *arena)
     c->state = C2S_SASL;
     if (!*text) { /* no initial response: ask for it with an empty challenge */
         c->sasl_need_initial = 1;
-        conn__send_str(c, "<challenge xmlns='" NS_SASL "'/>");
+        conn__send_str(c, "<challenge xmlns='" HEARTH_NS_SASL "'/>");
         free(data);
         return;
     }

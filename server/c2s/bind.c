@@ -4,12 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hearth/ns.h"
+
 #include "c2s/conn.h"
 #include "core/hooks.h"
 #include "core/log.h"
 #include "core/user.h"
-
-#define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
 
 static void random_hex(char *out, size_t nbytes)
 {
@@ -33,7 +33,7 @@ static void bind_reply_error(conn_t *c, const char *id, hearth_stanza_error_t co
     hearth_arena_t *a = hearth_arena_new(0);
     if (!a)
         return;
-    hearth_xml_node_t *iq = hearth_xml_new(a, "iq", "jabber:client");
+    hearth_xml_node_t *iq = hearth_xml_new(a, "iq", HEARTH_NS_CLIENT);
     hearth_xml_set_attr(a, iq, "type", "set");
     hearth_xml_set_attr(a, iq, "id", id);
     c2s__reply_error(c, iq, a, cond, text);
@@ -119,7 +119,7 @@ static void bind_loaded(worker_t *w, user_t *u, void *arg)
     hearth_buf_t b = HEARTH_BUF_INIT;
     int rc = hearth_buf_append_str(&b, "<iq type='result' id='");
     rc = rc ?: hearth_buf_append_escaped(&b, j->id, strlen(j->id));
-    rc = rc ?: hearth_buf_append_str(&b, "'><bind xmlns='" NS_BIND "'><jid>");
+    rc = rc ?: hearth_buf_append_str(&b, "'><bind xmlns='" HEARTH_NS_BIND "'><jid>");
     rc = rc ?: hearth_buf_append_escaped(&b, cs->s.jid.full, strlen(cs->s.jid.full));
     rc = rc ?: hearth_buf_append_str(&b, "</jid></bind></iq>");
     if (!rc)
@@ -144,8 +144,8 @@ out:
 
 void bind__start(conn_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena)
 {
-    hearth_xml_node_t *bind = hearth_xml_child(iq, "bind", NS_BIND);
-    hearth_xml_node_t *res = hearth_xml_child(bind, "resource", NS_BIND);
+    hearth_xml_node_t *bind = hearth_xml_child(iq, "bind", HEARTH_NS_BIND);
+    hearth_xml_node_t *res = hearth_xml_child(bind, "resource", HEARTH_NS_BIND);
     const char *want = res ? hearth_xml_text(arena, res) : "";
     const char *id = hearth_xml_attr(iq, "id");
     const char *reason = NULL;

@@ -128,7 +128,7 @@ void conn__send(conn_t *c, const char *data, size_t len)
         size_t n = strcspn(data, " />");
         hearth_buf_t b = HEARTH_BUF_INIT;
         rc = hearth_buf_append(&b, data, n);
-        rc = rc ?: hearth_buf_append_str(&b, " xmlns='jabber:client'");
+        rc = rc ?: hearth_buf_append_str(&b, " xmlns='" HEARTH_NS_CLIENT "'");
         rc = rc ?: hearth_buf_append(&b, data + n, len - n);
         rc = rc ?: hearth_stream_send(c->xs, b.data, b.len);
         hearth_buf_free(&b);

@@ -12,12 +12,12 @@
 
 static const char *ns_of(const c2s_session_t *cs)
 {
-    return cs->sm.v2 ? NS_SM2 : NS_SM3;
+    return cs->sm.v2 ? HEARTH_NS_SM2 : HEARTH_NS_SM3;
 }
 
 int sm__is_sm(const hearth_xml_node_t *el)
 {
-    return !strcmp(el->ns, NS_SM3) || !strcmp(el->ns, NS_SM2);
+    return !strcmp(el->ns, HEARTH_NS_SM3) || !strcmp(el->ns, HEARTH_NS_SM2);
 }
 
 static void send_failed(conn_t *c, const char *ns, const char *cond, const char *extra)
@@ -349,7 +349,7 @@ static void enable(conn_t *c, hearth_xml_node_t *el)
     const char *r = hearth_xml_attr(el, "resume");
     unsigned timeout = c->w->srv->set.resume_timeout;
     sm->enabled = 1;
-    sm->v2 = !strcmp(el->ns, NS_SM2);
+    sm->v2 = !strcmp(el->ns, HEARTH_NS_SM2);
     sm->resume = r && (!strcmp(r, "true") || !strcmp(r, "1")) && timeout > 0;
     user__random_id(sm->id, sizeof(sm->id));
     char buf[256];

@@ -8,10 +8,8 @@
 #include <stdint.h>
 
 #include "hearth/buf.h"
+#include "hearth/ns.h"
 #include "hearth/xml.h"
-
-#define NS_SM3 "urn:xmpp:sm:3"
-#define NS_SM2 "urn:xmpp:sm:2"
 
 /* Stanzas the server keeps for a client that has not acknowledged them; past this the session
  * is cut (and, when resumable, detached: nothing is lost). */

@@ -5,16 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hearth/ns.h"
+
 #include "c2s/conn.h"
 #include "core/log.h"
 #include "core/router.h"
 #include "core/user.h"
-
-#define NS_CLIENT "jabber:client"
-#define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
-#define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
-#define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
-#define NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
 
 /* Binding is offered on TLS 1.3 only, where tls-exporter exists (RFC 9266). tls-server-end-point
  * would work over TLS 1.2 too, but a -PLUS offer there breaks the older clients that bind only
@@ -61,25 +57,26 @@ void c2s__send_features(conn_t *c)
     int rc = 0;
     if (c->state == C2S_WAIT_BIND) {
         rc = rc
-                 ?: hearth_buf_printf(&b,
-                                      "<bind xmlns='%s'/><session xmlns='%s'><optional/></session>"
-                                      "<sm xmlns='urn:xmpp:sm:2'/><sm xmlns='urn:xmpp:sm:3'/>"
-                                      "<csi xmlns='urn:xmpp:csi:0'/>"
-                                      "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' "
-                                      "node='%s' ver='%s'/>",
-                                      NS_BIND, NS_SESSION, MODULES_CAPS_NODE, modules__caps_ver());
+                 ?: hearth_buf_printf(
+                        &b,
+                        "<bind xmlns='%s'/><session xmlns='%s'><optional/></session>"
+                        "<sm xmlns='" HEARTH_NS_SM2 "'/><sm xmlns='" HEARTH_NS_SM3 "'/>"
+                        "<csi xmlns='" HEARTH_NS_CSI "'/>"
+                        "<c xmlns='" HEARTH_NS_CAPS "' hash='sha-1' "
+                        "node='%s' ver='%s'/>",
+                        HEARTH_NS_BIND, HEARTH_NS_SESSION, MODULES_CAPS_NODE, modules__caps_ver());
         rc = rc ?: modules__stream_features(&b);
     } else {
         if (!c->secure && c->w->srv->tls && hearth_stream_framing(c->xs) == HEARTH_STREAM_TCP)
             rc = rc
-                     ?: hearth_buf_printf(&b, "<starttls xmlns='%s'>%s</starttls>", NS_TLS,
+                     ?: hearth_buf_printf(&b, "<starttls xmlns='%s'>%s</starttls>", HEARTH_NS_TLS,
                                           s->tls_required ? "<required/>" : "");
         int any = 0, plus = 0;
         for (size_t i = 0; i < sizeof(all_mechs) / sizeof(*all_mechs); i++) {
             if (!c2s__mech_offered(c, all_mechs[i]))
                 continue;
             if (!any)
-                rc = rc ?: hearth_buf_printf(&b, "<mechanisms xmlns='%s'>", NS_SASL);
+                rc = rc ?: hearth_buf_printf(&b, "<mechanisms xmlns='%s'>", HEARTH_NS_SASL);
             any = 1;
             plus |= strstr(all_mechs[i], "-PLUS") != NULL;
             rc = rc ?: hearth_buf_printf(&b, "<mechanism>%s</mechanism>", all_mechs[i]);
@@ -91,8 +88,8 @@ void c2s__send_features(conn_t *c)
         c2s_bindings_t cb;
         if (plus && c2s__bindings(c, &cb)) {
             rc = rc
-                     ?: hearth_buf_append_str(&b,
-                                              "<sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'>");
+                     ?: hearth_buf_append_str(&b, "<sasl-channel-binding xmlns='" HEARTH_NS_SASL_CB
+                                                  "'>");
             for (size_t i = 0; i < cb.n; i++)
                 rc = rc ?: hearth_buf_printf(&b, "<channel-binding type='%s'/>", cb.b[i].type);
             rc = rc ?: hearth_buf_append_str(&b, "</sasl-channel-binding>");
@@ -140,11 +137,11 @@ static void starttls(conn_t *c)
 {
     if (c->secure || conn__tls(c) || !c->w->srv->tls ||
         hearth_stream_framing(c->xs) != HEARTH_STREAM_TCP) {
-        conn__send_str(c, "<failure xmlns='" NS_TLS "'/>");
+        conn__send_str(c, "<failure xmlns='" HEARTH_NS_TLS "'/>");
         conn__close_stream(c);
         return;
     }
-    conn__send_str(c, "<proceed xmlns='" NS_TLS "'/>");
+    conn__send_str(c, "<proceed xmlns='" HEARTH_NS_TLS "'/>");
     /* Whatever the client pipelined after <starttls/> is discarded, never processed. */
     int rc = hearth_stream_starttls(c->xs, c->w->srv->tls);
     if (rc) {
@@ -157,22 +154,22 @@ static void starttls(conn_t *c)
 
 static void preauth_stanza(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena)
 {
-    if (is(st, "starttls", NS_TLS)) {
+    if (is(st, "starttls", HEARTH_NS_TLS)) {
         if (c->state == C2S_SASL) {
             conn__stream_error(c, HEARTH_STREAM_ERR_POLICY_VIOLATION,
                                "STARTTLS during a SASL exchange");
             return;
         }
         starttls(c);
-    } else if (is(st, "auth", NS_SASL)) {
+    } else if (is(st, "auth", HEARTH_NS_SASL)) {
         auth__start(c, st, arena);
-    } else if (is(st, "response", NS_SASL)) {
+    } else if (is(st, "response", HEARTH_NS_SASL)) {
         auth__response(c, st, arena);
-    } else if (is(st, "abort", NS_SASL)) {
+    } else if (is(st, "abort", HEARTH_NS_SASL)) {
         auth__abort(c);
     } else if (sm__is_sm(st)) {
         sm__refuse(c, st);
-    } else if (is(st, "iq", NS_CLIENT) && c->state == C2S_PREAUTH && c->pa &&
+    } else if (is(st, "iq", HEARTH_NS_CLIENT) && c->state == C2S_PREAUTH && c->pa &&
                modules__preauth_iq(c->pa, st, arena)) {
         return;
     } else {
@@ -182,7 +179,7 @@ static void preauth_stanza(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *are
 
 static void session_iq(c2s_session_t *cs, hearth_xml_node_t *iq, hearth_arena_t *arena)
 {
-    hearth_xml_node_t *r = hearth_xml_new(arena, "iq", NS_CLIENT);
+    hearth_xml_node_t *r = hearth_xml_new(arena, "iq", HEARTH_NS_CLIENT);
     hearth_xml_set_attr(arena, r, "type", "result");
     hearth_xml_set_attr(arena, r, "id", hearth_xml_attr(iq, "id"));
     session__send_node(&cs->s, r);
@@ -208,7 +205,8 @@ void c2s__reply_error(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena,
 /* Pipelined behind the bind (XEP-0305 style): kept, bounded, replayed in order. */
 static void c2s__hold(conn_t *c, hearth_xml_node_t *st)
 {
-    if (c->held.len > c->w->srv->set.max_stanza || hearth_xml_serialize(st, NS_CLIENT, &c->held))
+    if (c->held.len > c->w->srv->set.max_stanza ||
+        hearth_xml_serialize(st, HEARTH_NS_CLIENT, &c->held))
         conn__stream_error(c, HEARTH_STREAM_ERR_POLICY_VIOLATION,
                            "too much sent before the bind completed");
 }
@@ -233,7 +231,7 @@ void c2s__on_stanza(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
     case C2S_BOUND:
         break;
     }
-    if (!strcmp(st->ns, "urn:xmpp:csi:0") &&
+    if (!strcmp(st->ns, HEARTH_NS_CSI) &&
         (!strcmp(st->name, "active") || !strcmp(st->name, "inactive"))) {
         if (c->cs)
             csession__csi(c->cs, !strcmp(st->name, "active"));
@@ -247,7 +245,7 @@ void c2s__on_stanza(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
         sm__element(c, st, arena);
         return;
     }
-    if (strcmp(st->ns, NS_CLIENT) != 0 ||
+    if (strcmp(st->ns, HEARTH_NS_CLIENT) != 0 ||
         (strcmp(st->name, "iq") && strcmp(st->name, "message") && strcmp(st->name, "presence"))) {
         conn__stream_error(c, HEARTH_STREAM_ERR_UNSUPPORTED_STANZA_TYPE, NULL);
         return;
@@ -255,7 +253,7 @@ void c2s__on_stanza(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
     hearth_xml_node_t *payload = hearth_xml_first_element(st);
     const char *type = hearth_xml_attr(st, "type");
     int is_iq_set = !strcmp(st->name, "iq") && type && !strcmp(type, "set") && payload;
-    if (is_iq_set && is(payload, "bind", NS_BIND)) {
+    if (is_iq_set && is(payload, "bind", HEARTH_NS_BIND)) {
         if (c->state == C2S_WAIT_BIND)
             bind__start(c, st, arena);
         else
@@ -268,7 +266,7 @@ void c2s__on_stanza(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
         return;
     }
     if (c->state == C2S_WAIT_BIND) {
-        if (is_iq_set && is(payload, "session", NS_SESSION)) {
+        if (is_iq_set && is(payload, "session", HEARTH_NS_SESSION)) {
             c2s__reply_error(c, st, arena, HEARTH_STANZA_ERR_NOT_ALLOWED, "bind a resource first");
             return;
         }
@@ -307,7 +305,7 @@ static void bound_stanza(conn_t *c, c2s_session_t *cs, hearth_xml_node_t *st, he
     hearth_xml_node_t *payload = hearth_xml_first_element(st);
     const char *type = hearth_xml_attr(st, "type");
     int is_iq_set = !strcmp(st->name, "iq") && type && !strcmp(type, "set") && payload;
-    if (is_iq_set && is(payload, "session", NS_SESSION) && !hearth_xml_attr(st, "to")) {
+    if (is_iq_set && is(payload, "session", HEARTH_NS_SESSION) && !hearth_xml_attr(st, "to")) {
         session_iq(cs, st, arena);
         return;
     }
@@ -429,8 +427,9 @@ void c2s__on_timer(conn_t *c)
         const char *full = c->cs ? c->cs->s.jid.full : "";
         rc = rc ?: hearth_buf_append_escaped(&b, full, strlen(full));
         rc = rc
-                 ?: hearth_buf_printf(&b, "' id='%s' type='get'><ping xmlns='urn:xmpp:ping'/></iq>",
-                                      c->ping_id);
+                 ?: hearth_buf_printf(
+                        &b, "' id='%s' type='get'><ping xmlns='" HEARTH_NS_PING "'/></iq>",
+                        c->ping_id);
         if (!rc && c->cs)
             session__send(&c->cs->s, b.data, b.len);
         hearth_buf_free(&b);

@@ -181,7 +181,7 @@ void modules__iq(session_t *s, hearth_xml_node_t *iq, hearth_arena_t *arena, int
 
 hearth_xml_node_t *iq_result(iq_ctx_t *ctx)
 {
-    hearth_xml_node_t *r = hearth_xml_new(ctx->arena, "iq", "jabber:client");
+    hearth_xml_node_t *r = hearth_xml_new(ctx->arena, "iq", HEARTH_NS_CLIENT);
     hearth_xml_set_attr(ctx->arena, r, "type", "result");
     hearth_xml_set_attr(ctx->arena, r, "id", hearth_xml_attr(ctx->iq, "id"));
     if (ctx->where != IQ_TO_SELF || hearth_xml_attr(ctx->iq, "to"))
@@ -289,12 +289,12 @@ void iq_deferred_result(iq_deferred_t *d, const char *payload_xml)
 
 void iq_deferred_error(iq_deferred_t *d, hearth_stanza_error_t cond, const char *text)
 {
-    char inner[1024];
-    snprintf(inner, sizeof(inner), "<error type='%s'><%s xmlns='%s'/>%s%s%s</error>",
-             hearth_stanza_error_type(cond), hearth_stanza_error_name(cond),
-             HEARTH_NS_STANZA_ERRORS, text ? "<text xmlns='" HEARTH_NS_STANZA_ERRORS "'>" : "",
-             text ? text : "", text ? "</text>" : "");
-    deferred_send(d, "error", inner);
+    hearth_buf_t inner = HEARTH_BUF_INIT;
+    if (hearth_stanza_error_write(&inner, cond, text) == 0)
+        deferred_send(d, "error", inner.data);
+    else
+        iq_deferred_free(d); /* out of memory: dropped, as deferred_send drops it */
+    hearth_buf_free(&inner);
 }
 
 /* ---- streams before authentication ---- */

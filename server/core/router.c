@@ -5,13 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hearth/ns.h"
+
 #include "core/hooks.h"
 #include "core/log.h"
 #include "core/module.h"
 #include "core/router.h"
 #include "core/user.h"
 
-#define NS_CLIENT "jabber:client"
 #define BARE_MAX 3072 /* a prepared bare JID: two parts of 1023 bytes each, and the '@' */
 
 /* ---- services ---- */
@@ -69,8 +70,8 @@ static void parsed(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
 
 void router__parse(const char *bytes, size_t len, stanza_fn fn, void *ud)
 {
-    static const char head[] = "<stream:stream xmlns='jabber:client' "
-                               "xmlns:stream='http://etherx.jabber.org/streams'>";
+    static const char head[] = "<stream:stream xmlns='" HEARTH_NS_CLIENT "' "
+                               "xmlns:stream='" HEARTH_NS_STREAMS "'>";
     parse_ctx_t p = {fn, ud};
     hearth_xml_stream_cbs_t cbs = {.stanza = parsed};
     hearth_xml_limits_t lim = HEARTH_XML_LIMITS_DEFAULT;
@@ -95,13 +96,7 @@ hearth_xml_node_t *router__make_error(hearth_xml_node_t *st, hearth_arena_t *are
     hearth_xml_set_attr(arena, st, "to", nto);
     hearth_xml_set_attr(arena, st, "from", nfrom);
     hearth_xml_set_attr(arena, st, "type", "error");
-    hearth_xml_node_t *e = hearth_xml_add_child(arena, st, "error", NS_CLIENT);
-    hearth_xml_set_attr(arena, e, "type", hearth_stanza_error_type(cond));
-    hearth_xml_add_child(arena, e, hearth_stanza_error_name(cond), HEARTH_NS_STANZA_ERRORS);
-    if (text) {
-        hearth_xml_node_t *t = hearth_xml_add_child(arena, e, "text", HEARTH_NS_STANZA_ERRORS);
-        hearth_xml_add_text(arena, t, text, strlen(text));
-    }
+    hearth_xml_add_stanza_error(arena, st, cond, text);
     return st;
 }
 
@@ -207,7 +202,7 @@ static hearth_bytes_t *serialise(hearth_xml_node_t *st)
 {
     hearth_buf_t out = HEARTH_BUF_INIT;
     hearth_bytes_t *bytes = NULL;
-    if (hearth_xml_serialize(st, NS_CLIENT, &out) == 0)
+    if (hearth_xml_serialize(st, HEARTH_NS_CLIENT, &out) == 0)
         bytes = hearth_bytes_new(out.data, out.len);
     hearth_buf_free(&out);
     return bytes;

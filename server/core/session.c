@@ -97,7 +97,7 @@ void session__send(session_t *s, const char *data, size_t len)
 void session__send_node(session_t *s, const hearth_xml_node_t *n)
 {
     hearth_buf_t b = HEARTH_BUF_INIT;
-    if (hearth_xml_serialize(n, "jabber:client", &b) == 0)
+    if (hearth_xml_serialize(n, HEARTH_NS_CLIENT, &b) == 0)
         session__send(s, b.data, b.len);
     else
         hlog_conn(LOG_ERROR, s->id, s->jid.full, "a stanza could not be serialised");

@@ -49,7 +49,7 @@ static void push(user_t *u, const char *verb, hearth_xml_node_t *payload)
 {
     hearth_buf_t b = HEARTH_BUF_INIT;
     int rc = hearth_buf_append_str(&b, "<iq type='set' id='block-push'>");
-    rc = rc ?: hearth_xml_serialize(payload, "jabber:client", &b);
+    rc = rc ?: hearth_xml_serialize(payload, HEARTH_NS_CLIENT, &b);
     rc = rc ?: hearth_buf_append_str(&b, "</iq>");
     (void)verb;
     hearth_bytes_t *bytes = rc ? NULL : hearth_bytes_new(b.data, b.len);
@@ -102,7 +102,7 @@ static void blocking_iq(iq_ctx_t *ctx)
         }
         c->slot[interest_slot] = (void *)1;
         hearth_xml_node_t *r = iq_result(ctx);
-        hearth_xml_node_t *l = hearth_xml_add_child(ctx->arena, r, "blocklist", NS_BLOCKING);
+        hearth_xml_node_t *l = hearth_xml_add_child(ctx->arena, r, "blocklist", HEARTH_NS_BLOCKING);
         STRMAP_FOREACH(&u->blocked, e)
         {
             hearth_xml_node_t *i = hearth_xml_add_child(ctx->arena, l, "item", NULL);
@@ -170,12 +170,12 @@ static void blocking_iq(iq_ctx_t *ctx)
 }
 
 static const iq_route_t blocking_iqs[] = {
-    {NS_BLOCKING, "blocklist", IQ_TO_SELF, blocking_iq},
-    {NS_BLOCKING, "block", IQ_TO_SELF, blocking_iq},
-    {NS_BLOCKING, "unblock", IQ_TO_SELF, blocking_iq},
+    {HEARTH_NS_BLOCKING, "blocklist", IQ_TO_SELF, blocking_iq},
+    {HEARTH_NS_BLOCKING, "block", IQ_TO_SELF, blocking_iq},
+    {HEARTH_NS_BLOCKING, "unblock", IQ_TO_SELF, blocking_iq},
     {NULL, NULL, 0, NULL},
 };
-static const char *const blocking_features[] = {NS_BLOCKING, NULL};
+static const char *const blocking_features[] = {HEARTH_NS_BLOCKING, NULL};
 
 /* A stanza from the user to someone it blocks: refused with XEP-0191 §3.5's error. */
 static int stanza_out(hook_args_t *a)
@@ -187,8 +187,8 @@ static int stanza_out(hook_args_t *a)
         return HOOK_STOP;
     router__make_error(a->st, a->arena, HEARTH_STANZA_ERR_NOT_ACCEPTABLE,
                        "you have blocked this contact", a->w->srv->set.domain);
-    hearth_xml_node_t *e = hearth_xml_child(a->st, "error", NS_CLIENT);
-    hearth_xml_add_child(a->arena, e, "blocked", NS_BLOCKING_ERRORS);
+    hearth_xml_node_t *e = hearth_xml_child(a->st, "error", HEARTH_NS_CLIENT);
+    hearth_xml_add_child(a->arena, e, "blocked", HEARTH_NS_BLOCKING_ERRORS);
     session__send_node(a->s, a->st);
     return HOOK_STOP;
 }

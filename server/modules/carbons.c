@@ -8,10 +8,6 @@
 
 #include "modules/im.h"
 
-#define NS_CARBONS "urn:xmpp:carbons:2"
-#define NS_FORWARD "urn:xmpp:forward:0"
-#define NS_HINTS "urn:xmpp:hints"
-
 /* Per session: it enabled carbons (the slot holds (void *)1). */
 static int slot = -1;
 #define CARBONS(s) ((s)->slot[slot] != NULL)
@@ -31,9 +27,11 @@ int carbons__eligible(const hearth_xml_node_t *st)
     const char *type = hearth_xml_attr(st, "type");
     if (strcmp(st->name, "message"))
         return 0;
-    if (hearth_xml_child(st, "private", NS_CARBONS) || hearth_xml_child(st, "no-copy", NS_HINTS))
+    if (hearth_xml_child(st, "private", HEARTH_NS_CARBONS) ||
+        hearth_xml_child(st, "no-copy", HEARTH_NS_HINTS))
         return 0;
-    if (hearth_xml_child(st, "received", NS_CARBONS) || hearth_xml_child(st, "sent", NS_CARBONS))
+    if (hearth_xml_child(st, "received", HEARTH_NS_CARBONS) ||
+        hearth_xml_child(st, "sent", HEARTH_NS_CARBONS))
         return 0; /* never a copy of a copy */
     if (type && !strcmp(type, "chat"))
         return 1;
@@ -42,8 +40,7 @@ int carbons__eligible(const hearth_xml_node_t *st)
     if (type && (!strcmp(type, "groupchat") || !strcmp(type, "headline") || !strcmp(type, "error")))
         return 0;
     for (hearth_xml_node_t *n = hearth_xml_first_element(st); n; n = hearth_xml_next_element(n))
-        if (!strcmp(n->ns, "urn:xmpp:receipts") ||
-            !strcmp(n->ns, "http://jabber.org/protocol/chatstates"))
+        if (!strcmp(n->ns, HEARTH_NS_RECEIPTS) || !strcmp(n->ns, HEARTH_NS_CHATSTATES))
             return 1;
     return 0;
 }
@@ -58,13 +55,14 @@ static void send_copy(session_t *s, const char *bare, const char *kind, const ch
     rc = rc ?: hearth_buf_append_str(&b, "' to='");
     rc = rc ?: hearth_buf_append_escaped(&b, s->jid.full, strlen(s->jid.full));
     rc = rc
-             ?: hearth_buf_printf(
-                    &b, "' type='%s'><%s xmlns='" NS_CARBONS "'><forwarded xmlns='" NS_FORWARD "'>",
-                    type && *type ? type : "normal", kind);
+             ?: hearth_buf_printf(&b,
+                                  "' type='%s'><%s xmlns='" HEARTH_NS_CARBONS
+                                  "'><forwarded xmlns='" HEARTH_NS_FORWARD "'>",
+                                  type && *type ? type : "normal", kind);
     /* Inside the forward the original keeps its own namespace: declare it on its start tag. */
     size_t n = strcspn(original, " />");
     rc = rc ?: hearth_buf_append(&b, original, n);
-    rc = rc ?: hearth_buf_append_str(&b, " xmlns='jabber:client'");
+    rc = rc ?: hearth_buf_append_str(&b, " xmlns='" HEARTH_NS_CLIENT "'");
     rc = rc ?: hearth_buf_append(&b, original + n, len - n);
     rc = rc ?: hearth_buf_printf(&b, "</forwarded></%s></message>", kind);
     if (!rc)
@@ -87,7 +85,7 @@ static void sent(session_t *c, hearth_xml_node_t *st)
     if (!u || !any_target(u, c, NULL) || !carbons__eligible(st))
         return;
     hearth_buf_t b = HEARTH_BUF_INIT;
-    if (hearth_xml_serialize(st, "jabber:client", &b) == 0)
+    if (hearth_xml_serialize(st, HEARTH_NS_CLIENT, &b) == 0)
         for (session_t *s = u->sessions; s; s = s->user_next)
             if (s != c && CARBONS(s))
                 send_copy(s, u->bare, "sent", hearth_xml_attr(st, "type"), b.data, b.len);
@@ -130,11 +128,11 @@ static void received(user_t *u, const hearth_bytes_t *bytes, session_t *const *d
 }
 
 static const iq_route_t carbons_iqs[] = {
-    {NS_CARBONS, "enable", IQ_TO_SELF | IQ_TO_SERVER, carbons_iq},
-    {NS_CARBONS, "disable", IQ_TO_SELF | IQ_TO_SERVER, carbons_iq},
+    {HEARTH_NS_CARBONS, "enable", IQ_TO_SELF | IQ_TO_SERVER, carbons_iq},
+    {HEARTH_NS_CARBONS, "disable", IQ_TO_SELF | IQ_TO_SERVER, carbons_iq},
     {NULL, NULL, 0, NULL},
 };
-static const char *const carbons_features[] = {NS_CARBONS, NULL};
+static const char *const carbons_features[] = {HEARTH_NS_CARBONS, NULL};
 
 static int message_out(hook_args_t *a)
 {

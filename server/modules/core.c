@@ -5,11 +5,6 @@
 
 #include "modules/im.h"
 
-#define NS_PING "urn:xmpp:ping"
-#define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
-#define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
-#define NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
-
 static void ping(iq_ctx_t *ctx)
 {
     if (ctx->set) {
@@ -32,7 +27,7 @@ static void disco_info(iq_ctx_t *ctx)
     }
     hearth_arena_t *a = ctx->arena;
     hearth_xml_node_t *r = iq_result(ctx);
-    hearth_xml_node_t *q = hearth_xml_add_child(a, r, "query", NS_DISCO_INFO);
+    hearth_xml_node_t *q = hearth_xml_add_child(a, r, "query", HEARTH_NS_DISCO_INFO);
     if (node)
         hearth_xml_set_attr(a, q, "node", node);
     hearth_xml_node_t *id = hearth_xml_add_child(a, q, "identity", NULL);
@@ -56,7 +51,7 @@ static void disco_items(iq_ctx_t *ctx)
         return;
     }
     hearth_xml_node_t *r = iq_result(ctx);
-    hearth_xml_node_t *q = hearth_xml_add_child(ctx->arena, r, "query", NS_DISCO_ITEMS);
+    hearth_xml_node_t *q = hearth_xml_add_child(ctx->arena, r, "query", HEARTH_NS_DISCO_ITEMS);
     if (ctx->where == IQ_TO_SERVER && !hearth_xml_attr(ctx->payload, "node")) {
         /* The group chat service (XEP-0045 §6.1 finds it here). */
         hearth_xml_node_t *it = hearth_xml_add_child(ctx->arena, q, "item", NULL);
@@ -72,15 +67,15 @@ static void session(iq_ctx_t *ctx)
 }
 
 static const iq_route_t core_iqs[] = {
-    {NS_PING, "ping", IQ_TO_SERVER | IQ_TO_SELF | IQ_TO_ACCOUNT, ping},
-    {NS_DISCO_INFO, "query", IQ_TO_SERVER | IQ_TO_SELF | IQ_TO_ACCOUNT, disco_info},
-    {NS_DISCO_ITEMS, "query", IQ_TO_SERVER | IQ_TO_SELF | IQ_TO_ACCOUNT, disco_items},
-    {NS_SESSION, "session", IQ_TO_SERVER | IQ_TO_SELF, session},
+    {HEARTH_NS_PING, "ping", IQ_TO_SERVER | IQ_TO_SELF | IQ_TO_ACCOUNT, ping},
+    {HEARTH_NS_DISCO_INFO, "query", IQ_TO_SERVER | IQ_TO_SELF | IQ_TO_ACCOUNT, disco_info},
+    {HEARTH_NS_DISCO_ITEMS, "query", IQ_TO_SERVER | IQ_TO_SELF | IQ_TO_ACCOUNT, disco_items},
+    {HEARTH_NS_SESSION, "session", IQ_TO_SERVER | IQ_TO_SELF, session},
     {NULL, NULL, 0, NULL},
 };
-static const char *const core_server_features[] = {NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING,
-                                                   NS_SESSION, NULL};
-static const char *const core_account_features[] = {NS_DISCO_INFO, NULL};
+static const char *const core_server_features[] = {HEARTH_NS_DISCO_INFO, HEARTH_NS_DISCO_ITEMS,
+                                                   HEARTH_NS_PING, HEARTH_NS_SESSION, NULL};
+static const char *const core_account_features[] = {HEARTH_NS_DISCO_INFO, NULL};
 
 const module_t module_core = {
     .name = "core",

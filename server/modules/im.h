@@ -7,20 +7,14 @@
 #ifndef HEARTH_IM_H
 #define HEARTH_IM_H
 
+#include "hearth/ns.h"
+
 #include "core/hooks.h"
 #include "core/log.h"
 #include "core/module.h"
 #include "core/router.h"
 #include "core/session.h"
 #include "core/user.h"
-
-#define NS_CLIENT "jabber:client"
-#define NS_ROSTER "jabber:iq:roster"
-#define NS_SID "urn:xmpp:sid:0"
-#define NS_DELAY "urn:xmpp:delay"
-#define NS_BLOCKING "urn:xmpp:blocking"
-#define NS_BLOCKING_ERRORS "urn:xmpp:blocking:errors"
-#define NS_LAST "jabber:iq:last"
 
 /* <presence type='unavailable' from=full/>, serialised once for any number of recipients. */
 hearth_bytes_t *im__unavailable(const char *full);

@@ -27,7 +27,7 @@ static void server_last(iq_ctx_t *ctx)
     snprintf(secs, sizeof(secs), "%llu",
              (unsigned long long)(((uint64_t)user__now_ms() - started_ms) / 1000));
     hearth_xml_node_t *r = iq_result(ctx);
-    hearth_xml_node_t *q = hearth_xml_add_child(ctx->arena, r, "query", NS_LAST);
+    hearth_xml_node_t *q = hearth_xml_add_child(ctx->arena, r, "query", HEARTH_NS_LAST);
     hearth_xml_set_attr(ctx->arena, q, "seconds", secs);
     iq_send(ctx, r);
 }
@@ -69,12 +69,12 @@ static void answer(void *ud, hearth_xml_node_t *iq, hearth_arena_t *a)
         session__send(best, l->m->u.route.bytes->data, l->m->u.route.bytes->len);
         return;
     }
-    hearth_xml_node_t *r = hearth_xml_new(a, "iq", "jabber:client");
+    hearth_xml_node_t *r = hearth_xml_new(a, "iq", HEARTH_NS_CLIENT);
     hearth_xml_set_attr(a, r, "type", "result");
     hearth_xml_set_attr(a, r, "id", hearth_xml_attr(iq, "id"));
     hearth_xml_set_attr(a, r, "from", u->bare);
     hearth_xml_set_attr(a, r, "to", from);
-    hearth_xml_node_t *q = hearth_xml_add_child(a, r, "query", NS_LAST);
+    hearth_xml_node_t *q = hearth_xml_add_child(a, r, "query", HEARTH_NS_LAST);
     char secs[32];
     int64_t now = user__now_ms() / 1000;
     snprintf(secs, sizeof(secs), "%lld",
@@ -111,10 +111,10 @@ static void last_iq(iq_ctx_t *ctx)
 }
 
 static const iq_route_t last_iqs[] = {
-    {NS_LAST, "query", IQ_TO_SERVER | IQ_TO_ACCOUNT, last_iq},
+    {HEARTH_NS_LAST, "query", IQ_TO_SERVER | IQ_TO_ACCOUNT, last_iq},
     {NULL, NULL, 0, NULL},
 };
-static const char *const last_features[] = {NS_LAST, NULL};
+static const char *const last_features[] = {HEARTH_NS_LAST, NULL};
 
 const module_t module_last = {
     .name = "last",

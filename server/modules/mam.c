@@ -10,13 +10,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "hearth/form.h"
+
 #include "core/log.h"
 #include "modules/im.h"
-
-#define NS_MAM "urn:xmpp:mam:2"
-#define NS_RSM "http://jabber.org/protocol/rsm"
-#define NS_DATA "jabber:x:data"
-#define NS_FORWARD "urn:xmpp:forward:0"
 
 #define MAM_DEFAULT_MAX 50 /* items in a page when the client gives no max */
 #define MAM_MAX 250        /* hard cap: a larger max is served as this many (XEP-0059 §2.1) */
@@ -357,7 +354,7 @@ static int worth_archiving(const hearth_xml_node_t *st)
     const char *type = hearth_xml_attr(st, "type");
     if (type && (!strcmp(type, "error") || !strcmp(type, "headline") || !strcmp(type, "groupchat")))
         return 0;
-    return hearth_xml_child(st, "body", "jabber:client") != NULL;
+    return hearth_xml_child(st, "body", HEARTH_NS_CLIENT) != NULL;
 }
 
 /* The stanza serialised as a standalone element (its own xmlns='jabber:client'), malloc'd. */
@@ -525,7 +522,7 @@ static int send_result(session_t *c, const char *bare, const char *queryid,
     rc = rc ?: hearth_buf_append_escaped(&b, c->jid.full, strlen(c->jid.full));
     rc = rc ?: hearth_buf_append_str(&b, "' from='");
     rc = rc ?: hearth_buf_append_escaped(&b, bare, strlen(bare));
-    rc = rc ?: hearth_buf_append_str(&b, "'><result xmlns='" NS_MAM "'");
+    rc = rc ?: hearth_buf_append_str(&b, "'><result xmlns='" HEARTH_NS_MAM "'");
     if (queryid) {
         rc = rc ?: hearth_buf_append_str(&b, " queryid='");
         rc = rc ?: hearth_buf_append_escaped(&b, queryid, strlen(queryid));
@@ -535,8 +532,8 @@ static int send_result(session_t *c, const char *bare, const char *queryid,
     rc = rc ?: hearth_buf_append_escaped(&b, m->id, strlen(m->id));
     rc = rc
              ?: hearth_buf_printf(&b,
-                                  "'><forwarded xmlns='" NS_FORWARD "'><delay xmlns='" NS_DELAY
-                                  "' stamp='%s'/>",
+                                  "'><forwarded xmlns='" HEARTH_NS_FORWARD
+                                  "'><delay xmlns='" HEARTH_NS_DELAY "' stamp='%s'/>",
                                   stamp);
     rc = rc ?: hearth_buf_append(&b, m->stanza, m->len);
     rc = rc ?: hearth_buf_append_str(&b, "</forwarded></result></message>");
@@ -564,9 +561,10 @@ static void query_done(void *ud, int err, const storage_archive_page_t *page)
             rc = send_result(c, c->user->bare, q->queryid, &page->msgs[i]);
         hearth_buf_t b = HEARTH_BUF_INIT;
         rc = rc
-                 ?: hearth_buf_printf(
-                        &b, "<fin xmlns='" NS_MAM "' complete='%s'><set xmlns='" NS_RSM "'>",
-                        page->complete ? "true" : "false");
+                 ?: hearth_buf_printf(&b,
+                                      "<fin xmlns='" HEARTH_NS_MAM
+                                      "' complete='%s'><set xmlns='" HEARTH_NS_RSM "'>",
+                                      page->complete ? "true" : "false");
         if (page->n) {
             const char *first = page->msgs[0].id, *last = page->msgs[page->n - 1].id;
             /* No 'index' on <first> (XEP-0059 makes it optional): a widely used client library
@@ -610,34 +608,35 @@ static void query_job(worker_t *w, user_t *u, void *arg)
     }
 }
 
-/* The first <value/> of a form field, "" when none. */
-static const char *field_value(iq_ctx_t *ctx, const hearth_xml_node_t *f)
-{
-    hearth_xml_node_t *v = hearth_xml_child(f, "value", NS_DATA);
-    const char *t = v ? hearth_xml_text(ctx->arena, v) : "";
-    return t ? t : "";
-}
-
-/* Reads the data form into q: 0, or -1 with the error sent. */
+/* Reads the data form into q: 0, or -1 with the error sent. Every malformed or unknown thing in
+ * it, and a form past hearth_form's default bounds, is a bad request. */
 static int parse_form(iq_ctx_t *ctx, const hearth_xml_node_t *x, query_t *q)
 {
-    const char *type = hearth_xml_attr(x, "type");
-    if (type && strcmp(type, "submit")) {
+    hearth_form_type_t type = hearth_form_type_of(x);
+    if (type != HEARTH_FORM_UNTYPED && type != HEARTH_FORM_SUBMIT) {
         iq_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST, "the form must be of type submit");
         return -1;
     }
-    for (hearth_xml_node_t *f = hearth_xml_first_element(x); f; f = hearth_xml_next_element(f)) {
-        if (strcmp(f->ns, NS_DATA) || strcmp(f->name, "field"))
-            continue;
-        const char *var = hearth_xml_attr(f, "var");
-        const char *v = field_value(ctx, f);
+    hearth_form_t form;
+    const char *why = NULL;
+    int rc = hearth_form_parse(ctx->arena, x, NULL, &form, &why);
+    if (rc) {
+        iq_error(ctx,
+                 rc == HEARTH_ENOMEM ? HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT
+                                     : HEARTH_STANZA_ERR_BAD_REQUEST,
+                 why);
+        return -1;
+    }
+    for (size_t i = 0; i < form.nfields; i++) {
+        const char *var = form.fields[i].var;
+        const char *v = form.fields[i].nvalues ? form.fields[i].values[0] : "";
         if (!var) {
             iq_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST, "a field without var");
             return -1;
         }
         if (!strcmp(var, "FORM_TYPE")) {
-            if (strcmp(v, NS_MAM)) {
-                iq_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST, "FORM_TYPE must be " NS_MAM);
+            if (strcmp(v, HEARTH_NS_MAM)) {
+                iq_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST, "FORM_TYPE must be " HEARTH_NS_MAM);
                 return -1;
             }
         } else if (!strcmp(var, "with")) {
@@ -677,7 +676,7 @@ static int parse_form(iq_ctx_t *ctx, const hearth_xml_node_t *x, query_t *q)
 static int parse_rsm(iq_ctx_t *ctx, const hearth_xml_node_t *set, query_t *q)
 {
     for (hearth_xml_node_t *e = hearth_xml_first_element(set); e; e = hearth_xml_next_element(e)) {
-        if (strcmp(e->ns, NS_RSM))
+        if (strcmp(e->ns, HEARTH_NS_RSM))
             continue;
         const char *t = hearth_xml_text(ctx->arena, e);
         if (!t) {
@@ -717,19 +716,28 @@ static int parse_rsm(iq_ctx_t *ctx, const hearth_xml_node_t *set, query_t *q)
     return 0;
 }
 
+/* The query's form (XEP-0313 §6.1.1): the fields a query may carry. */
 static void query_fields(iq_ctx_t *ctx)
 {
-    iq_deferred_t *d = iq_defer(ctx);
-    if (!d) {
+    static const char *const form_type[] = {HEARTH_NS_MAM};
+    static const hearth_form_field_t fields[] = {
+        {.var = "FORM_TYPE", .type = "hidden", .values = form_type, .nvalues = 1},
+        {.var = "with", .type = "jid-single"},
+        {.var = "start", .type = "text-single"},
+        {.var = "end", .type = "text-single"},
+    };
+    static const hearth_form_t form = {
+        .type = HEARTH_FORM_FORM, .fields = fields, .nfields = sizeof(fields) / sizeof(*fields)};
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    int rc = hearth_buf_append_str(&b, "<query xmlns='" HEARTH_NS_MAM "'>");
+    rc = rc ?: hearth_form_write(&form, HEARTH_NS_MAM, &b);
+    rc = rc ?: hearth_buf_append_str(&b, "</query>");
+    iq_deferred_t *d = rc ? NULL : iq_defer(ctx);
+    if (d)
+        iq_deferred_result(d, b.data);
+    else
         iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
-        return;
-    }
-    iq_deferred_result(d, "<query xmlns='" NS_MAM "'><x xmlns='" NS_DATA "' type='form'>"
-                          "<field type='hidden' var='FORM_TYPE'><value>" NS_MAM "</value></field>"
-                          "<field type='jid-single' var='with'/>"
-                          "<field type='text-single' var='start'/>"
-                          "<field type='text-single' var='end'/>"
-                          "</x></query>");
+    hearth_buf_free(&b);
 }
 
 static void mam_query(iq_ctx_t *ctx)
@@ -761,9 +769,9 @@ static void mam_query(iq_ctx_t *ctx)
     for (hearth_xml_node_t *e = hearth_xml_first_element(ctx->payload); e;
          e = hearth_xml_next_element(e)) {
         int rc = 0;
-        if (!strcmp(e->name, "x") && !strcmp(e->ns, NS_DATA))
+        if (!strcmp(e->name, "x") && !strcmp(e->ns, HEARTH_NS_DATA))
             rc = parse_form(ctx, e, q);
-        else if (!strcmp(e->name, "set") && !strcmp(e->ns, NS_RSM))
+        else if (!strcmp(e->name, "set") && !strcmp(e->ns, HEARTH_NS_RSM))
             rc = parse_rsm(ctx, e, q);
         if (rc) {
             query_free(q);
@@ -831,7 +839,7 @@ static int list_xml(hearth_buf_t *b, const char *name, const strmap_t *m)
 static void prefs_reply(iq_deferred_t *d, const mam_user_t *mu)
 {
     hearth_buf_t b = HEARTH_BUF_INIT;
-    int rc = hearth_buf_printf(&b, "<prefs xmlns='" NS_MAM "' default='%s'>",
+    int rc = hearth_buf_printf(&b, "<prefs xmlns='" HEARTH_NS_MAM "' default='%s'>",
                                mode_names[mu->default_mode]);
     rc = rc ?: list_xml(&b, "always", &mu->always);
     rc = rc ?: list_xml(&b, "never", &mu->never);
@@ -916,7 +924,7 @@ static int parse_list(iq_ctx_t *ctx, const hearth_xml_node_t *list, char ***out,
         return -1;
     }
     for (hearth_xml_node_t *e = hearth_xml_first_element(list); e; e = hearth_xml_next_element(e)) {
-        if (strcmp(e->name, "jid") || strcmp(e->ns, NS_MAM))
+        if (strcmp(e->name, "jid") || strcmp(e->ns, HEARTH_NS_MAM))
             continue;
         const char *t = hearth_xml_text(ctx->arena, e);
         hearth_jid_t j = HEARTH_JID_INIT;
@@ -962,8 +970,8 @@ static void mam_prefs(iq_ctx_t *ctx)
             return;
         }
         r->p.default_mode = mode;
-        hearth_xml_node_t *always = hearth_xml_child(ctx->payload, "always", NS_MAM);
-        hearth_xml_node_t *never = hearth_xml_child(ctx->payload, "never", NS_MAM);
+        hearth_xml_node_t *always = hearth_xml_child(ctx->payload, "always", HEARTH_NS_MAM);
+        hearth_xml_node_t *never = hearth_xml_child(ctx->payload, "never", HEARTH_NS_MAM);
         if ((always && parse_list(ctx, always, &r->p.always, &r->p.nalways)) ||
             (never && parse_list(ctx, never, &r->p.never, &r->p.nnever))) {
             prefs_req_free(r);
@@ -981,11 +989,11 @@ static void mam_prefs(iq_ctx_t *ctx)
 /* ---- the module ---- */
 
 static const iq_route_t mam_iqs[] = {
-    {NS_MAM, "query", IQ_TO_SELF | IQ_TO_ACCOUNT, mam_query},
-    {NS_MAM, "prefs", IQ_TO_SELF | IQ_TO_ACCOUNT, mam_prefs},
+    {HEARTH_NS_MAM, "query", IQ_TO_SELF | IQ_TO_ACCOUNT, mam_query},
+    {HEARTH_NS_MAM, "prefs", IQ_TO_SELF | IQ_TO_ACCOUNT, mam_prefs},
     {NULL, NULL, 0, NULL},
 };
-static const char *const mam_features[] = {NS_MAM, NULL};
+static const char *const mam_features[] = {HEARTH_NS_MAM, NULL};
 
 static int message_out(hook_args_t *a)
 {

@@ -9,9 +9,6 @@
 #include "core/log.h"
 #include "modules/im.h"
 
-#define NS_CARBONS "urn:xmpp:carbons:2"
-#define NS_MAM "urn:xmpp:mam:2"
-
 /* Whether the address text names one of ours (prepared bare JIDs or domains): spelled in
  * another case, with a trailing dot or a resource, it is still ours; what is no JID at all
  * cannot be trusted either. */
@@ -37,25 +34,25 @@ static void stamp(hearth_xml_node_t *st, hearth_arena_t *arena, const char *to_b
         next = hearth_xml_next_element(n);
         /* A stanza id in the name of the recipient, the sender or the server can only be ours
          * (XEP-0359 §5). */
-        if (!strcmp(n->name, "stanza-id") && !strcmp(n->ns, NS_SID)) {
+        if (!strcmp(n->name, "stanza-id") && !strcmp(n->ns, HEARTH_NS_SID)) {
             if (names_ours(hearth_xml_attr(n, "by"), ids_by, 3))
                 hearth_xml_remove(n);
-        } else if (!strcmp(n->name, "delay") && !strcmp(n->ns, NS_DELAY)) {
+        } else if (!strcmp(n->name, "delay") && !strcmp(n->ns, HEARTH_NS_DELAY)) {
             /* A delay from this server says it held the message (offline storage): only the
              * server writes that. A client's own delay (from itself, or none) stays. */
             const char *from = hearth_xml_attr(n, "from");
             if (from && names_ours(from, &domain, 1))
                 hearth_xml_remove(n);
-        } else if ((!strcmp(n->ns, NS_CARBONS) &&
+        } else if ((!strcmp(n->ns, HEARTH_NS_CARBONS) &&
                     (!strcmp(n->name, "sent") || !strcmp(n->name, "received"))) ||
-                   (!strcmp(n->ns, NS_MAM) && !strcmp(n->name, "result"))) {
+                   (!strcmp(n->ns, HEARTH_NS_MAM) && !strcmp(n->name, "result"))) {
             /* Carbon copies and archive results are written by the server of the account
              * they reach; from a client they can only be forgeries (CVE-2017-5589). */
             hearth_xml_remove(n);
         }
     }
     user__random_id(id, idlen);
-    hearth_xml_node_t *sid = hearth_xml_add_child(arena, st, "stanza-id", NS_SID);
+    hearth_xml_node_t *sid = hearth_xml_add_child(arena, st, "stanza-id", HEARTH_NS_SID);
     hearth_xml_set_attr(arena, sid, "id", id);
     hearth_xml_set_attr(arena, sid, "by", to_bare);
 }
@@ -115,12 +112,12 @@ static void store_with_delay(void *ud, hearth_xml_node_t *st, hearth_arena_t *ar
     gmtime_r(&secs, &tm);
     snprintf(stamp, sizeof(stamp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(now % 1000));
-    hearth_xml_node_t *delay = hearth_xml_add_child(arena, st, "delay", NS_DELAY);
+    hearth_xml_node_t *delay = hearth_xml_add_child(arena, st, "delay", HEARTH_NS_DELAY);
     hearth_xml_set_attr(arena, delay, "from", w->srv->set.domain);
     hearth_xml_set_attr(arena, delay, "stamp", stamp);
     hearth_buf_t b = HEARTH_BUF_INIT;
     offline_job_t *j = calloc(1, sizeof(*j));
-    if (!j || hearth_xml_serialize(st, "jabber:client", &b)) {
+    if (!j || hearth_xml_serialize(st, HEARTH_NS_CLIENT, &b)) {
         free(j);
         hearth_buf_free(&b);
         return;
@@ -262,7 +259,7 @@ static void set_bare(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
     m->u.route.to[n] = '\0';
     hearth_xml_set_attr(arena, st, "to", m->u.route.to);
     hearth_buf_t b = HEARTH_BUF_INIT;
-    if (hearth_xml_serialize(st, "jabber:client", &b) == 0) {
+    if (hearth_xml_serialize(st, HEARTH_NS_CLIENT, &b) == 0) {
         hearth_bytes_t *nb = hearth_bytes_new(b.data, b.len);
         if (nb) {
             hearth_bytes_unref(m->u.route.bytes);
@@ -364,7 +361,7 @@ static void inbound(worker_t *w, user_t *u, inbox_msg_t *m)
         delivered(w, u, m, got, ngot);
 }
 
-static const char *const message_account_features[] = {NS_SID, "msgoffline", NULL};
+static const char *const message_account_features[] = {HEARTH_NS_SID, "msgoffline", NULL};
 static const char *const message_server_features[] = {"msgoffline", NULL};
 
 static int message_in(hook_args_t *a)

@@ -8,9 +8,6 @@
 
 #include "modules/im.h"
 
-#define NS_VERSION "jabber:iq:version"
-#define NS_TIME "urn:xmpp:time"
-
 /* "Linux 6.8.0-45-generic": set once by misc_init on the main thread, read-only afterwards. */
 static char os_name[2 * sizeof(((struct utsname *)0)->release) + 2];
 
@@ -46,7 +43,7 @@ static void version(iq_ctx_t *ctx)
     int hide = ctx->s->w->srv->set.hide_version;
     hearth_arena_t *a = ctx->arena;
     hearth_xml_node_t *r = iq_result(ctx);
-    hearth_xml_node_t *q = hearth_xml_add_child(a, r, "query", NS_VERSION);
+    hearth_xml_node_t *q = hearth_xml_add_child(a, r, "query", HEARTH_NS_VERSION);
     add_text_child(a, q, "name", "Hearth");
     add_text_child(a, q, "version", hide ? NULL : HEARTH_VERSION);
     if (!hide && os_name[0])
@@ -78,18 +75,18 @@ static void entity_time(iq_ctx_t *ctx)
 
     hearth_arena_t *a = ctx->arena;
     hearth_xml_node_t *r = iq_result(ctx);
-    hearth_xml_node_t *t = hearth_xml_add_child(a, r, "time", NS_TIME);
+    hearth_xml_node_t *t = hearth_xml_add_child(a, r, "time", HEARTH_NS_TIME);
     add_text_child(a, t, "tzo", tzo);
     add_text_child(a, t, "utc", utc_s);
     iq_send(ctx, r);
 }
 
 static const iq_route_t misc_iqs[] = {
-    {NS_VERSION, "query", IQ_TO_SERVER, version},
-    {NS_TIME, "time", IQ_TO_SERVER, entity_time},
+    {HEARTH_NS_VERSION, "query", IQ_TO_SERVER, version},
+    {HEARTH_NS_TIME, "time", IQ_TO_SERVER, entity_time},
     {NULL, NULL, 0, NULL},
 };
-static const char *const misc_server_features[] = {NS_VERSION, NS_TIME, NULL};
+static const char *const misc_server_features[] = {HEARTH_NS_VERSION, HEARTH_NS_TIME, NULL};
 
 const module_t module_misc = {
     .name = "misc",

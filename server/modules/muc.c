@@ -292,7 +292,7 @@ static size_t item_bytes(const listed_t *l)
 
 static void rsm_text(hearth_arena_t *a, hearth_xml_node_t *set, const char *name, const char *s)
 {
-    hearth_xml_node_t *e = hearth_xml_add_child(a, set, name, NS_RSM);
+    hearth_xml_node_t *e = hearth_xml_add_child(a, set, name, HEARTH_NS_RSM);
     if (e)
         hearth_xml_add_text(a, e, s, strlen(s));
 }
@@ -327,7 +327,7 @@ static void items_page(hearth_arena_t *a, hearth_xml_node_t *q, const listed_t *
     }
     if (!rsm->given && end - start == n)
         return;
-    hearth_xml_node_t *set = hearth_xml_add_child(a, q, "set", NS_RSM);
+    hearth_xml_node_t *set = hearth_xml_add_child(a, q, "set", HEARTH_NS_RSM);
     if (end > start) {
         /* No 'index' on <first>, as on archive pages (mam.c says why). */
         rsm_text(a, set, "first", v[start].jid);
@@ -380,7 +380,7 @@ void muc__send_node(worker_t *w, const char *to, hearth_xml_node_t *st)
                 break;
             }
     hearth_buf_t out = HEARTH_BUF_INIT;
-    if (hearth_xml_serialize(st, NS_CLIENT, &out) == 0) {
+    if (hearth_xml_serialize(st, HEARTH_NS_CLIENT, &out) == 0) {
         hearth_bytes_t *bytes = hearth_bytes_new(out.data, out.len);
         if (bytes) {
             router__route(w, kind, to, hearth_xml_attr(st, "from"), hearth_xml_attr(st, "type"),
@@ -402,20 +402,14 @@ void muc__reply_error(worker_t *w, hearth_xml_node_t *st, hearth_arena_t *a, con
     hearth_xml_set_attr(a, st, "from", from);
     hearth_xml_set_attr(a, st, "to", to);
     hearth_xml_set_attr(a, st, "type", "error");
-    hearth_xml_node_t *e = hearth_xml_add_child(a, st, "error", NS_CLIENT);
-    hearth_xml_set_attr(a, e, "type", hearth_stanza_error_type(cond));
-    hearth_xml_add_child(a, e, hearth_stanza_error_name(cond), HEARTH_NS_STANZA_ERRORS);
-    if (text) {
-        hearth_xml_node_t *t = hearth_xml_add_child(a, e, "text", HEARTH_NS_STANZA_ERRORS);
-        hearth_xml_add_text(a, t, text, strlen(text));
-    }
+    hearth_xml_add_stanza_error(a, st, cond, text);
     muc__send_node(w, to, st);
 }
 
 void muc__iq_result(worker_t *w, hearth_xml_node_t *iq, hearth_arena_t *a, const char *from,
                     const char *to, hearth_xml_node_t *payload)
 {
-    hearth_xml_node_t *r = hearth_xml_new(a, "iq", NS_CLIENT);
+    hearth_xml_node_t *r = hearth_xml_new(a, "iq", HEARTH_NS_CLIENT);
     if (!r)
         return;
     hearth_xml_set_attr(a, r, "type", "result");
@@ -439,7 +433,7 @@ static hearth_stanza_error_t rsm_parse(hearth_arena_t *a, const hearth_xml_node_
         return HEARTH_STANZA_ERR_NONE;
     rsm->given = 1;
     for (hearth_xml_node_t *e = hearth_xml_first_element(set); e; e = hearth_xml_next_element(e)) {
-        if (strcmp(e->ns, NS_RSM))
+        if (strcmp(e->ns, HEARTH_NS_RSM))
             continue;
         char *t = hearth_xml_text(a, e);
         if (!t)
@@ -480,31 +474,33 @@ static void service_iq(worker_t *w, hearth_xml_node_t *iq, hearth_arena_t *a, co
         return;
     }
     int get = !strcmp(type, "get");
-    if (get && !strcmp(q->ns, NS_DISCO_INFO) && !strcmp(q->name, "query")) {
+    if (get && !strcmp(q->ns, HEARTH_NS_DISCO_INFO) && !strcmp(q->name, "query")) {
         if (hearth_xml_attr(q, "node")) {
             muc__reply_error(w, iq, a, svc, from, HEARTH_STANZA_ERR_ITEM_NOT_FOUND, NULL);
             return;
         }
-        hearth_xml_node_t *r = hearth_xml_new(a, "query", NS_DISCO_INFO);
+        hearth_xml_node_t *r = hearth_xml_new(a, "query", HEARTH_NS_DISCO_INFO);
         hearth_xml_node_t *id = hearth_xml_add_child(a, r, "identity", NULL);
         hearth_xml_set_attr(a, id, "category", "conference");
         hearth_xml_set_attr(a, id, "type", "text");
         hearth_xml_set_attr(a, id, "name", "Chatrooms");
-        static const char *const feats[] = {NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC,
-                                            NS_PING,       NS_CONFERENCE,  NULL};
+        static const char *const feats[] = {HEARTH_NS_DISCO_INFO, HEARTH_NS_DISCO_ITEMS,
+                                            HEARTH_NS_MUC,        HEARTH_NS_PING,
+                                            HEARTH_NS_CONFERENCE, NULL};
         for (int i = 0; feats[i]; i++)
             hearth_xml_set_attr(a, hearth_xml_add_child(a, r, "feature", NULL), "var", feats[i]);
         muc__iq_result(w, iq, a, svc, from, r);
         return;
     }
-    if (get && !strcmp(q->ns, NS_DISCO_ITEMS) && !strcmp(q->name, "query")) {
+    if (get && !strcmp(q->ns, HEARTH_NS_DISCO_ITEMS) && !strcmp(q->name, "query")) {
         if (hearth_xml_attr(q, "node")) {
             muc__reply_error(w, iq, a, svc, from, HEARTH_STANZA_ERR_ITEM_NOT_FOUND, NULL);
             return;
         }
         muc_rsm_t rsm = {0};
         const char *text = NULL;
-        hearth_stanza_error_t err = rsm_parse(a, hearth_xml_child(q, "set", NS_RSM), &rsm, &text);
+        hearth_stanza_error_t err =
+            rsm_parse(a, hearth_xml_child(q, "set", HEARTH_NS_RSM), &rsm, &text);
         if (err) {
             muc__reply_error(w, iq, a, svc, from, err, text);
             return;
@@ -512,7 +508,7 @@ static void service_iq(worker_t *w, hearth_xml_node_t *iq, hearth_arena_t *a, co
         muc__store_list_public(w, from, hearth_xml_attr(iq, "id"), &rsm);
         return;
     }
-    if (get && !strcmp(q->ns, NS_PING) && !strcmp(q->name, "ping")) {
+    if (get && !strcmp(q->ns, HEARTH_NS_PING) && !strcmp(q->name, "ping")) {
         muc__iq_result(w, iq, a, svc, from, NULL);
         return;
     }
@@ -527,20 +523,16 @@ void muc__service_items_reply(worker_t *w, const char *to, const char *id, const
         return;
     size_t count = 0;
     listed_t *v = list_rooms(a, jids, names, n, &count);
-    hearth_xml_node_t *iq = hearth_xml_new(a, "iq", NS_CLIENT);
+    hearth_xml_node_t *iq = hearth_xml_new(a, "iq", HEARTH_NS_CLIENT);
     hearth_xml_set_attr(a, iq, "id", id);
     hearth_xml_set_attr(a, iq, "from", muc__domain(w));
     hearth_xml_set_attr(a, iq, "to", to);
     if (!v) {
         hearth_xml_set_attr(a, iq, "type", "error");
-        hearth_xml_node_t *e = hearth_xml_add_child(a, iq, "error", NS_CLIENT);
-        hearth_xml_set_attr(a, e, "type",
-                            hearth_stanza_error_type(HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT));
-        hearth_xml_add_child(a, e, hearth_stanza_error_name(HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT),
-                             HEARTH_NS_STANZA_ERRORS);
+        hearth_xml_add_stanza_error(a, iq, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
     } else {
         hearth_xml_set_attr(a, iq, "type", "result");
-        items_page(a, hearth_xml_add_child(a, iq, "query", NS_DISCO_ITEMS), v, count, rsm);
+        items_page(a, hearth_xml_add_child(a, iq, "query", HEARTH_NS_DISCO_ITEMS), v, count, rsm);
     }
     muc__send_node(w, to, iq);
     hearth_arena_free(a);

@@ -8,24 +8,9 @@
 
 #include <stdint.h>
 
-#include "modules/im.h"
+#include "hearth/form.h"
 
-#define NS_MUC "http://jabber.org/protocol/muc"
-#define NS_MUC_USER "http://jabber.org/protocol/muc#user"
-#define NS_MUC_ADMIN "http://jabber.org/protocol/muc#admin"
-#define NS_MUC_OWNER "http://jabber.org/protocol/muc#owner"
-#define NS_MUC_ROOMCONFIG "http://jabber.org/protocol/muc#roomconfig"
-#define NS_MUC_ROOMINFO "http://jabber.org/protocol/muc#roominfo"
-#define NS_MUC_REGISTER "http://jabber.org/protocol/muc#register"
-#define NS_MUC_REQUEST "http://jabber.org/protocol/muc#request"
-#define NS_XDATA "jabber:x:data"
-#define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
-#define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
-#define NS_PING "urn:xmpp:ping"
-#define NS_REGISTER "jabber:iq:register"
-#define NS_CONFERENCE "jabber:x:conference"
-#define NS_CLIENT "jabber:client"
-#define NS_RSM "http://jabber.org/protocol/rsm"
+#include "modules/im.h"
 
 /* Limits, each with its policy when hit. */
 #define MUC_HISTORY_MAX 100             /* messages kept per room; the oldest is dropped */
@@ -37,7 +22,7 @@
 #define MUC_JOIN_BURST 200              /* join attempts per room in a burst ... */
 #define MUC_JOIN_PER_SEC 100    /* ... refilled at this rate; past it: resource-constraint */
 #define MUC_PENDING_MAX 1000    /* stanzas waiting for a room to load; more: resource-constraint */
-#define MUC_FORM_FIELDS_MAX 200 /* a configuration form with more fields: not-acceptable */
+#define MUC_FORM_FIELDS_MAX 200 /* elements in a config form's <x/>; more: not-acceptable */
 /* Invitations and declines in one message to a room: each becomes a message of its own (with
  * the room's password twice when it has one), all for the same write when they name the same
  * address. More: not-acceptable, and none is sent. */
@@ -272,11 +257,11 @@ int muc__aff_fits(const muc_room_t *r, long long dbytes, long dcount);
 /* Destroys r: every occupant gets unavailable with <destroy/>; storage forgotten; r freed. */
 void muc__destroy(worker_t *w, muc_room_t *r, const char *alt, const char *reason,
                   const char *alt_password);
-/* A muc#request form (x, jabber:x:data) in a message to the room from `from`: a visitor's
+/* A muc#request form (parsed from the message st to the room from `from`): a visitor's
  * voice request (§7.13), forwarded to every moderator as an approval form, or a moderator's
  * submitted approval (§8.6), which grants voice when muc#request_allow is true. */
 void muc__voice_form(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_arena_t *a,
-                     const char *from, const hearth_xml_node_t *x);
+                     const char *from, const hearth_form_t *form);
 /* Applies an affiliation change to occupants of that bare JID (roles, removal 301/321). */
 void muc__aff_effects(worker_t *w, muc_room_t *r, const char *bare, const char *actor_nick,
                       const char *reason);

@@ -252,7 +252,7 @@ static void admin_get(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_
 {
     const char *role_s = hearth_xml_attr(item, "role");
     const char *aff_s = hearth_xml_attr(item, "affiliation");
-    hearth_xml_node_t *res = hearth_xml_new(a, "query", NS_MUC_ADMIN);
+    hearth_xml_node_t *res = hearth_xml_new(a, "query", HEARTH_NS_MUC_ADMIN);
     muc_role_t role;
     muc_aff_t aff;
     if (role_s && !muc__role_parse(role_s, &role) && role != ROLE_NONE) {
@@ -295,7 +295,7 @@ static void admin_get(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_
             if (af->nick)
                 hearth_xml_set_attr(a, it, "nick", af->nick);
             if (af->reason)
-                child_text(a, it, "reason", NS_MUC_ADMIN, af->reason);
+                child_text(a, it, "reason", HEARTH_NS_MUC_ADMIN, af->reason);
         }
     } else {
         muc__reply_error(w, iq, a, r->jid, from, HEARTH_STANZA_ERR_BAD_REQUEST,
@@ -336,7 +336,7 @@ void muc__admin_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_are
         const char *aff_s = hearth_xml_attr(it, "affiliation");
         const char *nick = hearth_xml_attr(it, "nick");
         const char *jid_s = hearth_xml_attr(it, "jid");
-        hearth_xml_node_t *rn = hearth_xml_child(it, "reason", NS_MUC_ADMIN);
+        hearth_xml_node_t *rn = hearth_xml_child(it, "reason", HEARTH_NS_MUC_ADMIN);
         c->reason = rn ? hearth_xml_text(a, rn) : NULL;
         if (strcmp(it->name, "item") || (!role_s && !aff_s) || (role_s && aff_s)) {
             err = HEARTH_STANZA_ERR_BAD_REQUEST;
@@ -435,30 +435,13 @@ void muc__admin_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_are
 
 /* ---- configuration form (§10.2) ---- */
 
-static void field(hearth_arena_t *a, hearth_xml_node_t *x, const char *var, const char *type,
-                  const char *label, const char *value)
-{
-    hearth_xml_node_t *f = hearth_xml_add_child(a, x, "field", NS_XDATA);
-    hearth_xml_set_attr(a, f, "var", var);
-    hearth_xml_set_attr(a, f, "type", type);
-    if (label)
-        hearth_xml_set_attr(a, f, "label", label);
-    if (value)
-        child_text(a, f, "value", NS_XDATA, value);
-}
-
+/* A list field with its options, from a table of value and label pairs ending in NULL. */
 static hearth_xml_node_t *list_field(hearth_arena_t *a, hearth_xml_node_t *x, const char *var,
                                      const char *type, const char *label, const char *const *opts)
 {
-    hearth_xml_node_t *f = hearth_xml_add_child(a, x, "field", NS_XDATA);
-    hearth_xml_set_attr(a, f, "var", var);
-    hearth_xml_set_attr(a, f, "type", type);
-    hearth_xml_set_attr(a, f, "label", label);
-    for (int i = 0; opts[i]; i += 2) {
-        hearth_xml_node_t *o = hearth_xml_add_child(a, f, "option", NS_XDATA);
-        hearth_xml_set_attr(a, o, "label", opts[i + 1]);
-        child_text(a, o, "value", NS_XDATA, opts[i]);
-    }
+    hearth_xml_node_t *f = hearth_form_add_field(a, x, var, type, label, NULL);
+    for (int i = 0; f && opts[i]; i += 2)
+        hearth_form_add_option(a, f, opts[i + 1], opts[i]);
     return f;
 }
 
@@ -474,25 +457,27 @@ static const char *const whois_opts[] = {"moderators", "Moderators only", "anyon
 hearth_xml_node_t *muc__config_form(const muc_room_t *r, hearth_arena_t *a)
 {
     const muc_config_t *c = &r->cfg;
-    hearth_xml_node_t *x = hearth_xml_new(a, "x", NS_XDATA);
-    hearth_xml_set_attr(a, x, "type", "form");
-    child_text(a, x, "title", NS_XDATA, "Room configuration");
-    child_text(a, x, "instructions", NS_XDATA,
-               r->locked ? "The room is locked until it is configured."
-                         : "Change the room's configuration.");
-    field(a, x, "FORM_TYPE", "hidden", NULL, NS_MUC_ROOMCONFIG);
-    field(a, x, "muc#roomconfig_roomname", "text-single", "Room name", c->name ? c->name : "");
-    field(a, x, "muc#roomconfig_roomdesc", "text-single", "Description", c->desc ? c->desc : "");
-    field(a, x, "muc#roomconfig_lang", "text-single", "Language", c->lang ? c->lang : "");
-    field(a, x, "muc#roomconfig_enablelogging", "boolean", "Log the room's messages",
-          c->logging ? "1" : "0");
-    field(a, x, "muc#roomconfig_changesubject", "boolean", "Occupants may change the subject",
-          c->changesubject ? "1" : "0");
-    field(a, x, "muc#roomconfig_allowinvites", "boolean", "Occupants may invite others",
-          c->allowinvites ? "1" : "0");
+    hearth_xml_node_t *x = hearth_form_new(a, NULL, HEARTH_FORM_FORM);
+    hearth_form_add_title(a, x, "Room configuration");
+    hearth_form_add_instructions(a, x,
+                                 r->locked ? "The room is locked until it is configured."
+                                           : "Change the room's configuration.");
+    hearth_form_add_form_type(a, x, HEARTH_NS_MUC_ROOMCONFIG);
+    hearth_form_add_field(a, x, "muc#roomconfig_roomname", "text-single", "Room name",
+                          c->name ? c->name : "");
+    hearth_form_add_field(a, x, "muc#roomconfig_roomdesc", "text-single", "Description",
+                          c->desc ? c->desc : "");
+    hearth_form_add_field(a, x, "muc#roomconfig_lang", "text-single", "Language",
+                          c->lang ? c->lang : "");
+    hearth_form_add_field(a, x, "muc#roomconfig_enablelogging", "boolean",
+                          "Log the room's messages", c->logging ? "1" : "0");
+    hearth_form_add_field(a, x, "muc#roomconfig_changesubject", "boolean",
+                          "Occupants may change the subject", c->changesubject ? "1" : "0");
+    hearth_form_add_field(a, x, "muc#roomconfig_allowinvites", "boolean",
+                          "Occupants may invite others", c->allowinvites ? "1" : "0");
     hearth_xml_node_t *f = list_field(a, x, "muc#roomconfig_allowpm", "list-single",
                                       "Who may send private messages", pm_opts);
-    child_text(a, f, "value", NS_XDATA, pm_opts[c->allowpm * 2]);
+    hearth_form_add_value(a, f, pm_opts[c->allowpm * 2]);
     f = list_field(a, x, "muc#roomconfig_maxusers", "list-single", "Maximum occupants",
                    maxusers_opts);
     char n[32];
@@ -500,58 +485,56 @@ hearth_xml_node_t *muc__config_form(const muc_room_t *r, hearth_arena_t *a)
         snprintf(n, sizeof(n), "%u", c->maxusers);
     else
         snprintf(n, sizeof(n), "none");
-    child_text(a, f, "value", NS_XDATA, n);
+    hearth_form_add_value(a, f, n);
     f = list_field(a, x, "muc#roomconfig_presencebroadcast", "list-multi",
                    "Roles whose presence is broadcast", role_opts);
     for (int i = ROLE_VISITOR; i <= ROLE_MODERATOR; i++)
         if (c->presencebroadcast & ROLEMASK(i))
-            child_text(a, f, "value", NS_XDATA, muc__role_name((muc_role_t)i));
+            hearth_form_add_value(a, f, muc__role_name((muc_role_t)i));
     f = list_field(a, x, "muc#roomconfig_getmemberlist", "list-multi",
                    "Roles that may retrieve the member list", role_opts);
     for (int i = ROLE_VISITOR; i <= ROLE_MODERATOR; i++)
         if (c->getmemberlist & ROLEMASK(i))
-            child_text(a, f, "value", NS_XDATA, muc__role_name((muc_role_t)i));
-    field(a, x, "muc#roomconfig_publicroom", "boolean", "List the room in the directory",
-          c->publicroom ? "1" : "0");
-    field(a, x, "muc#roomconfig_persistentroom", "boolean", "Persistent room",
-          c->persistent ? "1" : "0");
-    field(a, x, "muc#roomconfig_moderatedroom", "boolean", "Moderated room",
-          c->moderated ? "1" : "0");
-    field(a, x, "muc#roomconfig_membersonly", "boolean", "Members-only room",
-          c->membersonly ? "1" : "0");
-    field(a, x, "muc#roomconfig_passwordprotectedroom", "boolean", "Password required to enter",
-          c->passwordprotected ? "1" : "0");
-    field(a, x, "muc#roomconfig_roomsecret", "text-private", "Password",
-          c->secret ? c->secret : "");
+            hearth_form_add_value(a, f, muc__role_name((muc_role_t)i));
+    hearth_form_add_field(a, x, "muc#roomconfig_publicroom", "boolean",
+                          "List the room in the directory", c->publicroom ? "1" : "0");
+    hearth_form_add_field(a, x, "muc#roomconfig_persistentroom", "boolean", "Persistent room",
+                          c->persistent ? "1" : "0");
+    hearth_form_add_field(a, x, "muc#roomconfig_moderatedroom", "boolean", "Moderated room",
+                          c->moderated ? "1" : "0");
+    hearth_form_add_field(a, x, "muc#roomconfig_membersonly", "boolean", "Members-only room",
+                          c->membersonly ? "1" : "0");
+    hearth_form_add_field(a, x, "muc#roomconfig_passwordprotectedroom", "boolean",
+                          "Password required to enter", c->passwordprotected ? "1" : "0");
+    hearth_form_add_field(a, x, "muc#roomconfig_roomsecret", "text-private", "Password",
+                          c->secret ? c->secret : "");
     f = list_field(a, x, "muc#roomconfig_whois", "list-single", "Who may see real JIDs",
                    whois_opts);
-    child_text(a, f, "value", NS_XDATA, c->whois_anyone ? "anyone" : "moderators");
-    hearth_xml_node_t *admins = hearth_xml_add_child(a, x, "field", NS_XDATA);
-    hearth_xml_set_attr(a, admins, "var", "muc#roomconfig_roomadmins");
-    hearth_xml_set_attr(a, admins, "type", "jid-multi");
-    hearth_xml_set_attr(a, admins, "label", "Room admins");
-    hearth_xml_node_t *owners = hearth_xml_add_child(a, x, "field", NS_XDATA);
-    hearth_xml_set_attr(a, owners, "var", "muc#roomconfig_roomowners");
-    hearth_xml_set_attr(a, owners, "type", "jid-multi");
-    hearth_xml_set_attr(a, owners, "label", "Room owners");
+    hearth_form_add_value(a, f, c->whois_anyone ? "anyone" : "moderators");
+    hearth_xml_node_t *admins =
+        hearth_form_add_field(a, x, "muc#roomconfig_roomadmins", "jid-multi", "Room admins", NULL);
+    hearth_xml_node_t *owners =
+        hearth_form_add_field(a, x, "muc#roomconfig_roomowners", "jid-multi", "Room owners", NULL);
     STRMAP_FOREACH(&r->affs, e)
     {
         const muc_affiliation_t *af = e->value;
         if (af->aff == AFF_ADMIN)
-            child_text(a, admins, "value", NS_XDATA, e->key);
+            hearth_form_add_value(a, admins, e->key);
         else if (af->aff == AFF_OWNER)
-            child_text(a, owners, "value", NS_XDATA, e->key);
+            hearth_form_add_value(a, owners, e->key);
     }
     snprintf(n, sizeof(n), "%u", c->maxhistory);
-    field(a, x, "muc#maxhistoryfetch", "text-single", "Maximum history messages fetched", n);
-    field(a, x, "muc#roomconfig_pubsub", "text-single", "Associated pub-sub node",
-          c->pubsub ? c->pubsub : "");
-    field(a, x, "x-muc#roomconfig_reservednick", "boolean",
-          "Occupants with a reserved nickname must use it", c->reservednick ? "1" : "0");
-    field(a, x, "x-muc#roomconfig_canchangenick", "boolean", "Occupants may change nicknames",
-          c->canchangenick ? "1" : "0");
-    field(a, x, "x-muc#roomconfig_registration", "boolean", "Users may register with the room",
-          c->registration ? "1" : "0");
+    hearth_form_add_field(a, x, "muc#maxhistoryfetch", "text-single",
+                          "Maximum history messages fetched", n);
+    hearth_form_add_field(a, x, "muc#roomconfig_pubsub", "text-single", "Associated pub-sub node",
+                          c->pubsub ? c->pubsub : "");
+    hearth_form_add_field(a, x, "x-muc#roomconfig_reservednick", "boolean",
+                          "Occupants with a reserved nickname must use it",
+                          c->reservednick ? "1" : "0");
+    hearth_form_add_field(a, x, "x-muc#roomconfig_canchangenick", "boolean",
+                          "Occupants may change nicknames", c->canchangenick ? "1" : "0");
+    hearth_form_add_field(a, x, "x-muc#roomconfig_registration", "boolean",
+                          "Users may register with the room", c->registration ? "1" : "0");
     return x;
 }
 
@@ -726,47 +709,38 @@ hearth_stanza_error_t muc__config_apply(muc_room_t *r, const hearth_xml_node_t *
                                         const char **text, int *changed, int *nchanged)
 {
     *nchanged = 0;
-    const char *xtype = hearth_xml_attr(x, "type");
-    if (!xtype || strcmp(xtype, "submit")) {
+    if (hearth_form_type_of(x) != HEARTH_FORM_SUBMIT) {
         *text = "the form is submitted with type='submit'";
         return HEARTH_STANZA_ERR_BAD_REQUEST;
     }
-    if (hearth_xml_count_elements(x) > MUC_FORM_FIELDS_MAX) {
-        *text = "too many fields";
-        return HEARTH_STANZA_ERR_NOT_ACCEPTABLE;
-    }
+    /* Past MUC_FORM_FIELDS_MAX elements, or a list longer than a room's affiliations may be:
+     * not-acceptable; a malformed form: bad-request. */
+    hearth_form_limits_t lim = {.max_fields = MUC_FORM_FIELDS_MAX, .max_values = MUC_AFF_MAX};
+    hearth_form_t form;
+    int rc = hearth_form_parse(a, x, &lim, &form, text);
+    if (rc == HEARTH_ENOMEM)
+        return HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT;
+    if (rc)
+        return rc == HEARTH_ELIMIT ? HEARTH_STANZA_ERR_NOT_ACCEPTABLE
+                                   : HEARTH_STANZA_ERR_BAD_REQUEST;
     muc_config_t nc;
     if (config_copy(&nc, &r->cfg))
         return HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT;
     jidlist_t admins = {0}, owners = {0};
     int secret_given = 0, protected_given = 0;
     hearth_stanza_error_t err = HEARTH_STANZA_ERR_NONE;
-    for (hearth_xml_node_t *f = hearth_xml_first_element(x); f && !err;
-         f = hearth_xml_next_element(f)) {
-        if (strcmp(f->ns, NS_XDATA) || strcmp(f->name, "field"))
-            continue; /* title, instructions, other extensions */
-        const char *var = hearth_xml_attr(f, "var");
-        if (!var) {
-            *text = "a submitted field has a var";
+    for (size_t fi = 0; fi < form.nfields && !err; fi++) {
+        const char *var = form.fields[fi].var;
+        if (!var) { /* a 'fixed' one (the parser refuses others): those are not submitted */
+            *text = "a field without var";
             err = HEARTH_STANZA_ERR_BAD_REQUEST;
             break;
         }
-        size_t nv = 0;
-        for (hearth_xml_node_t *v = hearth_xml_first_element(f); v; v = hearth_xml_next_element(v))
-            if (!strcmp(v->name, "value") && !strcmp(v->ns, NS_XDATA))
-                nv++;
-        const char **vals = hearth_arena_alloc(a, (nv + 1) * sizeof(char *));
-        if (!vals) {
-            err = HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT;
-            break;
-        }
-        size_t k = 0;
-        for (hearth_xml_node_t *v = hearth_xml_first_element(f); v; v = hearth_xml_next_element(v))
-            if (!strcmp(v->name, "value") && !strcmp(v->ns, NS_XDATA))
-                vals[k++] = hearth_xml_text(a, v);
+        size_t nv = form.fields[fi].nvalues;
+        const char *const *vals = form.fields[fi].values;
         if (!strcmp(var, "FORM_TYPE")) {
-            if (nv != 1 || strcmp(vals[0], NS_MUC_ROOMCONFIG)) {
-                *text = "FORM_TYPE is " NS_MUC_ROOMCONFIG;
+            if (nv != 1 || strcmp(vals[0], HEARTH_NS_MUC_ROOMCONFIG)) {
+                *text = "FORM_TYPE is " HEARTH_NS_MUC_ROOMCONFIG;
                 err = HEARTH_STANZA_ERR_BAD_REQUEST;
             }
             continue;
@@ -985,7 +959,7 @@ void muc__destroy(worker_t *w, muc_room_t *r, const char *alt, const char *reaso
         if (!rc2)
             xml_escape_into(&b, o->ojid);
         rc2 = rc2
-                  ?: hearth_buf_append_str(&b, "'><x xmlns='" NS_MUC_USER "'>"
+                  ?: hearth_buf_append_str(&b, "'><x xmlns='" HEARTH_NS_MUC_USER "'>"
                                                "<item affiliation='none' role='none'/>");
         rc2 = rc2 ?: hearth_buf_append(&b, x.data, x.len);
         rc2 = rc2 ?: hearth_buf_append_str(&b, "</x></presence>");
@@ -1048,16 +1022,16 @@ void muc__owner_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_are
                              AFF_OVER_TEXT);
             return;
         }
-        hearth_xml_node_t *res = hearth_xml_new(a, "query", NS_MUC_OWNER);
+        hearth_xml_node_t *res = hearth_xml_new(a, "query", HEARTH_NS_MUC_OWNER);
         hearth_xml_append(res, muc__config_form(r, a));
         muc__iq_result(w, iq, a, r->jid, from, res);
         return;
     }
-    hearth_xml_node_t *destroy = hearth_xml_child(q, "destroy", NS_MUC_OWNER);
+    hearth_xml_node_t *destroy = hearth_xml_child(q, "destroy", HEARTH_NS_MUC_OWNER);
     if (destroy) {
         const char *alt = hearth_xml_attr(destroy, "jid");
-        hearth_xml_node_t *rn = hearth_xml_child(destroy, "reason", NS_MUC_OWNER);
-        hearth_xml_node_t *pn = hearth_xml_child(destroy, "password", NS_MUC_OWNER);
+        hearth_xml_node_t *rn = hearth_xml_child(destroy, "reason", HEARTH_NS_MUC_OWNER);
+        hearth_xml_node_t *pn = hearth_xml_child(destroy, "password", HEARTH_NS_MUC_OWNER);
         hearth_jid_t j = HEARTH_JID_INIT;
         if (alt && hearth_jid_parse(alt, strlen(alt), &j, NULL)) {
             muc__reply_error(w, iq, a, r->jid, from, HEARTH_STANZA_ERR_JID_MALFORMED,
@@ -1071,7 +1045,7 @@ void muc__owner_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_are
         muc__iq_result(w, iq, a, r->jid, from, NULL);
         return;
     }
-    hearth_xml_node_t *x = hearth_xml_child(q, "x", NS_XDATA);
+    hearth_xml_node_t *x = hearth_xml_child(q, "x", HEARTH_NS_DATA);
     if (!x || hearth_xml_count_elements(q) != 1) {
         muc__reply_error(w, iq, a, r->jid, from, HEARTH_STANZA_ERR_BAD_REQUEST,
                          "expected a data form or <destroy/>");
@@ -1120,30 +1094,26 @@ void muc__register_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_
         return;
     }
     if (!set) {
-        hearth_xml_node_t *res = hearth_xml_new(a, "query", NS_REGISTER);
+        hearth_xml_node_t *res = hearth_xml_new(a, "query", HEARTH_NS_REGISTER);
         if (aff >= AFF_MEMBER && af->nick) {
-            hearth_xml_add_child(a, res, "registered", NS_REGISTER);
-            child_text(a, res, "username", NS_REGISTER, af->nick);
+            hearth_xml_add_child(a, res, "registered", HEARTH_NS_REGISTER);
+            child_text(a, res, "username", HEARTH_NS_REGISTER, af->nick);
         } else if (!r->cfg.registration) {
             muc__reply_error(w, iq, a, r->jid, from, HEARTH_STANZA_ERR_NOT_ALLOWED,
                              "this room does not take registrations");
             return;
         } else {
-            child_text(a, res, "instructions", NS_REGISTER,
+            child_text(a, res, "instructions", HEARTH_NS_REGISTER,
                        "Reserve a nickname and become a member of the room.");
-            hearth_xml_node_t *x = hearth_xml_add_child(a, res, "x", NS_XDATA);
-            hearth_xml_set_attr(a, x, "type", "form");
-            field(a, x, "FORM_TYPE", "hidden", NULL, NS_MUC_REGISTER);
-            hearth_xml_node_t *nf = hearth_xml_add_child(a, x, "field", NS_XDATA);
-            hearth_xml_set_attr(a, nf, "var", "muc#register_roomnick");
-            hearth_xml_set_attr(a, nf, "type", "text-single");
-            hearth_xml_set_attr(a, nf, "label", "Nickname");
-            hearth_xml_add_child(a, nf, "required", NS_XDATA);
+            hearth_xml_node_t *x = hearth_form_new(a, res, HEARTH_FORM_FORM);
+            hearth_form_add_form_type(a, x, HEARTH_NS_MUC_REGISTER);
+            hearth_form_add_required(a, hearth_form_add_field(a, x, "muc#register_roomnick",
+                                                              "text-single", "Nickname", NULL));
         }
         muc__iq_result(w, iq, a, r->jid, from, res);
         return;
     }
-    if (hearth_xml_child(q, "remove", NS_REGISTER)) {
+    if (hearth_xml_child(q, "remove", HEARTH_NS_REGISTER)) {
         if (aff == AFF_OWNER && count_owners(r) <= 1) {
             muc__reply_error(w, iq, a, r->jid, from, HEARTH_STANZA_ERR_CONFLICT, NULL);
             return;
@@ -1159,19 +1129,18 @@ void muc__register_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_
                          "this room does not take registrations");
         return;
     }
-    hearth_xml_node_t *x = hearth_xml_child(q, "x", NS_XDATA);
-    const char *nick = NULL;
-    for (hearth_xml_node_t *f = x ? hearth_xml_first_element(x) : NULL; f;
-         f = hearth_xml_next_element(f)) {
-        const char *var = hearth_xml_attr(f, "var");
-        hearth_xml_node_t *v = hearth_xml_child(f, "value", NS_XDATA);
-        if (var && v && !strcmp(var, "muc#register_roomnick"))
-            nick = hearth_xml_text(a, v);
+    hearth_xml_node_t *x = hearth_xml_child(q, "x", HEARTH_NS_DATA);
+    hearth_form_t form = {0};
+    const char *why = NULL;
+    int rc = x ? hearth_form_parse(a, x, NULL, &form, &why) : HEARTH_EINVAL;
+    if (rc == HEARTH_ENOMEM) {
+        muc__reply_error(w, iq, a, r->jid, from, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
+        return;
     }
-    const char *xtype = x ? hearth_xml_attr(x, "type") : NULL;
-    if (!x || !xtype || strcmp(xtype, "submit") || !nick || !*nick) {
+    const char *nick = hearth_form_value(&form, "muc#register_roomnick");
+    if (rc || form.type != HEARTH_FORM_SUBMIT || !nick || !*nick) {
         muc__reply_error(w, iq, a, r->jid, from, HEARTH_STANZA_ERR_BAD_REQUEST,
-                         "submit muc#register_roomnick");
+                         why ? why : "submit muc#register_roomnick");
         return;
     }
     char *prepared = NULL;
@@ -1199,7 +1168,7 @@ void muc__register_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_
     long long dbytes;
     long dcount;
     muc__aff_delta(r, bare, new_aff, prepared, NULL, &dbytes, &dcount);
-    int rc = muc__aff_fits(r, dbytes, dcount) ? muc__aff_set(r, bare, new_aff, prepared, NULL) : -1;
+    rc = muc__aff_fits(r, dbytes, dcount) ? muc__aff_set(r, bare, new_aff, prepared, NULL) : -1;
     free(prepared);
     if (rc) {
         muc__reply_error(w, iq, a, r->jid, from, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT,
@@ -1214,30 +1183,11 @@ void muc__register_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_
 
 /* ---- voice requests (§7.13) and their approval (§8.6) ---- */
 
-/* The first value of field var in the data form x, or NULL; *given says whether the field is
- * there at all (with or without a value). */
-static const char *form_value(hearth_arena_t *a, const hearth_xml_node_t *x, const char *var,
-                              int *given)
-{
-    if (given)
-        *given = 0;
-    for (hearth_xml_node_t *f = hearth_xml_first_element(x); f; f = hearth_xml_next_element(f)) {
-        const char *v = hearth_xml_attr(f, "var");
-        if (strcmp(f->name, "field") || strcmp(f->ns, NS_XDATA) || !v || strcmp(v, var))
-            continue;
-        if (given)
-            *given = 1;
-        hearth_xml_node_t *val = hearth_xml_child(f, "value", NS_XDATA);
-        return val ? hearth_xml_text(a, val) : NULL;
-    }
-    return NULL;
-}
-
 /* A visitor asks for voice: the approval form goes to every moderator. */
 static void voice_request(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_arena_t *a,
-                          muc_occupant_t *o, const hearth_xml_node_t *x)
+                          muc_occupant_t *o, const hearth_form_t *form)
 {
-    const char *role = form_value(a, x, "muc#role", NULL);
+    const char *role = hearth_form_value(form, "muc#role");
     const char *text = NULL;
     hearth_stanza_error_t err = HEARTH_STANZA_ERR_NONE;
     int64_t now = user__now_ms();
@@ -1259,26 +1209,27 @@ static void voice_request(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hea
         return;
     }
     o->voice_req_ms = now;
-    hearth_xml_node_t *m = hearth_xml_new(a, "message", NS_CLIENT);
+    hearth_xml_node_t *m = hearth_xml_new(a, "message", HEARTH_NS_CLIENT);
     if (!m)
         return;
     char id[48];
     snprintf(id, sizeof(id), "voice-%lld", (long long)++r->next_sid);
     hearth_xml_set_attr(a, m, "from", r->jid);
     hearth_xml_set_attr(a, m, "id", id);
-    hearth_xml_node_t *f = hearth_xml_add_child(a, m, "x", NS_XDATA);
-    hearth_xml_set_attr(a, f, "type", "form");
-    child_text(a, f, "title", NS_XDATA, "Voice request");
-    child_text(a, f, "instructions", NS_XDATA,
-               "To approve this request for voice, set \"Grant voice to this person?\" and submit "
-               "the form. To skip this request, cancel.");
-    field(a, f, "FORM_TYPE", "hidden", NULL, NS_MUC_REQUEST);
+    hearth_xml_node_t *f = hearth_form_new(a, m, HEARTH_FORM_FORM);
+    hearth_form_add_title(a, f, "Voice request");
+    hearth_form_add_instructions(
+        a, f,
+        "To approve this request for voice, set \"Grant voice to this person?\" and submit "
+        "the form. To skip this request, cancel.");
+    hearth_form_add_form_type(a, f, HEARTH_NS_MUC_REQUEST);
     static const char *const role_opt[] = {"participant", "Participant", NULL};
     hearth_xml_node_t *rf = list_field(a, f, "muc#role", "list-single", "Requested role", role_opt);
-    child_text(a, rf, "value", NS_XDATA, "participant");
-    field(a, f, "muc#jid", "jid-single", "User ID", o->jid);
-    field(a, f, "muc#roomnick", "text-single", "Room nickname", o->nick);
-    field(a, f, "muc#request_allow", "boolean", "Grant voice to this person?", "false");
+    hearth_form_add_value(a, rf, "participant");
+    hearth_form_add_field(a, f, "muc#jid", "jid-single", "User ID", o->jid);
+    hearth_form_add_field(a, f, "muc#roomnick", "text-single", "Room nickname", o->nick);
+    hearth_form_add_field(a, f, "muc#request_allow", "boolean", "Grant voice to this person?",
+                          "false");
     for (muc_occupant_t *mod = r->occupants; mod; mod = mod->next) {
         if (mod->role != ROLE_MODERATOR)
             continue;
@@ -1290,7 +1241,7 @@ static void voice_request(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hea
 /* A moderator submits the approval form: voice is granted as by a role change to participant
  * (§8.4), or nothing happens when it is denied. */
 static void voice_approve(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_arena_t *a,
-                          muc_occupant_t *o, const hearth_xml_node_t *x, const char *allow_s)
+                          muc_occupant_t *o, const hearth_form_t *form, const char *allow_s)
 {
     int allow = 0;
     if (o->role != ROLE_MODERATOR) {
@@ -1303,8 +1254,8 @@ static void voice_approve(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hea
                          "muc#request_allow is a boolean");
         return;
     }
-    const char *jid_s = form_value(a, x, "muc#jid", NULL);
-    const char *nick = form_value(a, x, "muc#roomnick", NULL);
+    const char *jid_s = hearth_form_value(form, "muc#jid");
+    const char *nick = hearth_form_value(form, "muc#roomnick");
     muc_occupant_t *t = NULL;
     if (jid_s && *jid_s) {
         /* The real JID first: the nick may have changed, or passed to someone else. */
@@ -1346,7 +1297,7 @@ static void voice_approve(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hea
 }
 
 void muc__voice_form(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_arena_t *a,
-                     const char *from, const hearth_xml_node_t *x)
+                     const char *from, const hearth_form_t *form)
 {
     muc_occupant_t *o = muc__occupant_by_jid(r, from);
     if (!o) {
@@ -1354,16 +1305,14 @@ void muc__voice_form(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_a
                          "you are not in this room");
         return;
     }
-    const char *xtype = hearth_xml_attr(x, "type");
-    if (!xtype || strcmp(xtype, "submit")) {
+    if (form->type != HEARTH_FORM_SUBMIT) {
         muc__reply_error(w, st, a, r->jid, from, HEARTH_STANZA_ERR_BAD_REQUEST,
                          "the form is submitted with type='submit'");
         return;
     }
-    int allow_given;
-    const char *allow_s = form_value(a, x, "muc#request_allow", &allow_given);
-    if (allow_given)
-        voice_approve(w, r, st, a, o, x, allow_s); /* §8.6 */
+    if (hearth_form_field(form, "muc#request_allow"))
+        voice_approve(w, r, st, a, o, form,
+                      hearth_form_value(form, "muc#request_allow")); /* §8.6 */
     else
-        voice_request(w, r, st, a, o, x); /* §7.13 */
+        voice_request(w, r, st, a, o, form); /* §7.13 */
 }

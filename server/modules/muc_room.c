@@ -119,7 +119,7 @@ static hearth_bytes_t *presence_bytes(const muc_room_t *r, const muc_occupant_t 
     rc = rc ?: hearth_buf_append_str(&b, ">");
     if (p->inner)
         rc = rc ?: hearth_buf_append_str(&b, p->inner);
-    rc = rc ?: hearth_buf_append_str(&b, "<x xmlns='" NS_MUC_USER "'><item");
+    rc = rc ?: hearth_buf_append_str(&b, "<x xmlns='" HEARTH_NS_MUC_USER "'><item");
     rc = rc ?: app_attr(&b, "affiliation", muc__aff_name(muc__aff_of(r, o->bare)));
     rc = rc ?: app_attr(&b, "role", muc__role_name(p->type ? ROLE_NONE : o->role));
     if (with_jid)
@@ -253,7 +253,7 @@ void muc__room_notice(worker_t *w, muc_room_t *r, const int *codes, int ncodes)
     int rc = hearth_buf_append_str(&b, "<message type='groupchat'");
     rc = rc ?: app_attr(&b, "from", r->jid);
     rc = rc ?: hearth_buf_printf(&b, " id='muc-%lld'", (long long)++r->next_sid);
-    rc = rc ?: hearth_buf_append_str(&b, "><x xmlns='" NS_MUC_USER "'>");
+    rc = rc ?: hearth_buf_append_str(&b, "><x xmlns='" HEARTH_NS_MUC_USER "'>");
     rc = rc ?: app_codes(&b, codes, ncodes);
     rc = rc ?: hearth_buf_append_str(&b, "</x></message>");
     hearth_bytes_t *bytes = rc ? NULL : hearth_bytes_new(b.data, b.len);
@@ -283,13 +283,13 @@ void muc__room_shutdown(worker_t *w, muc_room_t *r)
 /* Whether c is a child a room repeats of an occupant's presence (not its own MUC elements). */
 static int repeated(const hearth_xml_node_t *c)
 {
-    return strcmp(c->ns, NS_MUC) && strcmp(c->ns, NS_MUC_USER) &&
-           !(!strcmp(c->name, "error") && !strcmp(c->ns, NS_CLIENT));
+    return strcmp(c->ns, HEARTH_NS_MUC) && strcmp(c->ns, HEARTH_NS_MUC_USER) &&
+           !(!strcmp(c->name, "error") && !strcmp(c->ns, HEARTH_NS_CLIENT));
 }
 
 static int is_client(const hearth_xml_node_t *c, const char *name)
 {
-    return !strcmp(c->name, name) && !strcmp(c->ns, NS_CLIENT);
+    return !strcmp(c->name, name) && !strcmp(c->ns, HEARTH_NS_CLIENT);
 }
 
 /* Appends c serialised to b when it fits in max bytes all told; 1 when it did, 0 when it did
@@ -297,7 +297,7 @@ static int is_client(const hearth_xml_node_t *c, const char *name)
 static int append_if_fits(hearth_buf_t *b, const hearth_xml_node_t *c, size_t max)
 {
     hearth_buf_t one = HEARTH_BUF_INIT;
-    int rc = hearth_xml_serialize(c, NS_CLIENT, &one) ? -1 : 0;
+    int rc = hearth_xml_serialize(c, HEARTH_NS_CLIENT, &one) ? -1 : 0;
     if (!rc && b->len + one.len <= max)
         rc = hearth_buf_append(b, one.data, one.len) ? -1 : 1;
     hearth_buf_free(&one);
@@ -315,7 +315,7 @@ static int append_status(hearth_buf_t *b, hearth_arena_t *a, const char *text, s
     for (;;) {
         while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
             n--; /* text[n] continues a sequence: cut before its start */
-        hearth_xml_node_t *st = hearth_xml_new(a, "status", NS_CLIENT);
+        hearth_xml_node_t *st = hearth_xml_new(a, "status", HEARTH_NS_CLIENT);
         if (!st || (n && !hearth_xml_add_text(a, st, text, n)))
             return -1;
         int rc = append_if_fits(b, st, max);
@@ -335,7 +335,7 @@ static char *presence_inner(const hearth_xml_node_t *st, int essential)
     int rc = 0;
     for (hearth_xml_node_t *c = hearth_xml_first_element(st); c && !rc && !essential;
          c = hearth_xml_next_element(c))
-        if (repeated(c) && hearth_xml_serialize(c, NS_CLIENT, &b))
+        if (repeated(c) && hearth_xml_serialize(c, HEARTH_NS_CLIENT, &b))
             rc = -1;
     if (!rc && !essential && b.len <= MUC_PRESENCE_KEEP)
         goto done;
@@ -531,7 +531,7 @@ static void send_history(worker_t *w, muc_room_t *r, muc_occupant_t *o,
         rc = rc
                  ?: hearth_buf_append(&b, h->xml + sizeof(open) - 1,
                                       h->len - (sizeof(open) - 1) - (sizeof(close) - 1));
-        rc = rc ?: hearth_buf_append_str(&b, "<delay xmlns='" NS_DELAY "'");
+        rc = rc ?: hearth_buf_append_str(&b, "<delay xmlns='" HEARTH_NS_DELAY "'");
         rc = rc ?: app_attr(&b, "stamp", stamp);
         rc = rc ?: app_attr(&b, "from", r->jid);
         rc = rc ?: hearth_buf_append_str(&b, "/></message>");
@@ -643,7 +643,7 @@ static void join(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_arena
                  const char *from, const char *nick, int nick_modified)
 {
     const char *ojid = hearth_xml_attr(st, "to");
-    hearth_xml_node_t *x = hearth_xml_child(st, "x", NS_MUC);
+    hearth_xml_node_t *x = hearth_xml_child(st, "x", HEARTH_NS_MUC);
     char *bare = hearth_arena_strndup(a, from, strcspn(from, "/"));
     const char *text = NULL;
     hearth_stanza_error_t err = HEARTH_STANZA_ERR_NONE;
@@ -685,7 +685,7 @@ static void join(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_arena
     } else {
         aff = muc__aff_of(r, bare);
         const char *pw = NULL;
-        hearth_xml_node_t *pn = x ? hearth_xml_child(x, "password", NS_MUC) : NULL;
+        hearth_xml_node_t *pn = x ? hearth_xml_child(x, "password", HEARTH_NS_MUC) : NULL;
         if (pn)
             pw = hearth_xml_text(a, pn);
         if (r->locked && aff != AFF_OWNER) {
@@ -772,7 +772,7 @@ static void join(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_arena
     pres_spec_t p = {.inner = o->inner, .self_codes = self_codes, .nself = ns};
     broadcast_presence(w, r, o, &p, 1, broadcast_role(r, o) || o->role == ROLE_MODERATOR);
     if (!created) {
-        hearth_xml_node_t *h = x ? hearth_xml_child(x, "history", NS_MUC) : NULL;
+        hearth_xml_node_t *h = x ? hearth_xml_child(x, "history", HEARTH_NS_MUC) : NULL;
         send_history(w, r, o, h);
     }
     send_subject(w, r, o);
@@ -924,10 +924,10 @@ static void strip_claims(worker_t *w, const muc_room_t *r, hearth_xml_node_t *st
 {
     for (hearth_xml_node_t *c = hearth_xml_first_element(st), *n; c; c = n) {
         n = hearth_xml_next_element(c);
-        if (!strcmp(c->name, "stanza-id") && !strcmp(c->ns, NS_SID) &&
+        if (!strcmp(c->name, "stanza-id") && !strcmp(c->ns, HEARTH_NS_SID) &&
             claims_room(w, r, hearth_xml_attr(c, "by"), 1))
             hearth_xml_remove(c);
-        else if (!strcmp(c->name, "delay") && !strcmp(c->ns, NS_DELAY) &&
+        else if (!strcmp(c->name, "delay") && !strcmp(c->ns, HEARTH_NS_DELAY) &&
                  (all_delays || claims_room(w, r, hearth_xml_attr(c, "from"), 1)))
             hearth_xml_remove(c);
     }
@@ -936,8 +936,8 @@ static void strip_claims(worker_t *w, const muc_room_t *r, hearth_xml_node_t *st
 static void groupchat(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_arena_t *a,
                       muc_occupant_t *o)
 {
-    hearth_xml_node_t *subject = hearth_xml_child(st, "subject", NS_CLIENT);
-    hearth_xml_node_t *body = hearth_xml_child(st, "body", NS_CLIENT);
+    hearth_xml_node_t *subject = hearth_xml_child(st, "subject", HEARTH_NS_CLIENT);
+    hearth_xml_node_t *body = hearth_xml_child(st, "body", HEARTH_NS_CLIENT);
     if (o->role == ROLE_VISITOR) {
         muc__reply_error(w, st, a, r->jid, o->jid, HEARTH_STANZA_ERR_FORBIDDEN,
                          "visitors may not speak in this room");
@@ -976,12 +976,12 @@ static void groupchat(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_
     char sid[24];
     random_id(sid, sizeof(sid));
     if (body) {
-        hearth_xml_node_t *s = hearth_xml_add_child(a, st, "stanza-id", NS_SID);
+        hearth_xml_node_t *s = hearth_xml_add_child(a, st, "stanza-id", HEARTH_NS_SID);
         hearth_xml_set_attr(a, s, "id", sid);
         hearth_xml_set_attr(a, s, "by", r->jid);
     }
     hearth_buf_t out = HEARTH_BUF_INIT;
-    if (hearth_xml_serialize(st, NS_CLIENT, &out)) {
+    if (hearth_xml_serialize(st, HEARTH_NS_CLIENT, &out)) {
         hearth_buf_free(&out);
         return;
     }
@@ -1032,8 +1032,8 @@ static void private_message(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, h
     hearth_xml_set_attr(a, st, "from", o->ojid);
     hearth_xml_set_attr(a, st, "to", t->jid);
     strip_claims(w, r, st, 0);
-    if (!hearth_xml_child(st, "x", NS_MUC_USER))
-        hearth_xml_add_child(a, st, "x", NS_MUC_USER); /* §7.5: marks it as from a room */
+    if (!hearth_xml_child(st, "x", HEARTH_NS_MUC_USER))
+        hearth_xml_add_child(a, st, "x", HEARTH_NS_MUC_USER); /* §7.5: marks it as from a room */
     muc__send_node(w, t->jid, st);
 }
 
@@ -1071,7 +1071,7 @@ static void invitations(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, heart
                              "an invitation or decline needs a valid 'to'");
             return;
         }
-        hearth_xml_node_t *reason = hearth_xml_child(c, "reason", NS_MUC_USER);
+        hearth_xml_node_t *reason = hearth_xml_child(c, "reason", HEARTH_NS_MUC_USER);
         const char *reason_text = reason ? hearth_xml_text(a, reason) : NULL;
         char *target = hearth_arena_strdup(a, to.full),
              *target_bare = hearth_arena_strdup(a, to.bare);
@@ -1102,25 +1102,25 @@ static void invitations(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, heart
                 muc__store_save(w, r);
             }
         }
-        hearth_xml_node_t *m = hearth_xml_new(a, "message", NS_CLIENT);
+        hearth_xml_node_t *m = hearth_xml_new(a, "message", HEARTH_NS_CLIENT);
         hearth_xml_set_attr(a, m, "from", r->jid);
         hearth_xml_set_attr(a, m, "to", target);
         const char *id = hearth_xml_attr(st, "id");
         if (id)
             hearth_xml_set_attr(a, m, "id", id);
-        hearth_xml_node_t *nx = hearth_xml_add_child(a, m, "x", NS_MUC_USER);
-        hearth_xml_node_t *el = hearth_xml_add_child(a, nx, c->name, NS_MUC_USER);
+        hearth_xml_node_t *nx = hearth_xml_add_child(a, m, "x", HEARTH_NS_MUC_USER);
+        hearth_xml_node_t *el = hearth_xml_add_child(a, nx, c->name, HEARTH_NS_MUC_USER);
         hearth_xml_set_attr(a, el, "from", invite ? from : bare);
         if (reason)
-            child_text(a, el, "reason", NS_MUC_USER, reason_text);
-        hearth_xml_node_t *cont = hearth_xml_child(c, "continue", NS_MUC_USER);
+            child_text(a, el, "reason", HEARTH_NS_MUC_USER, reason_text);
+        hearth_xml_node_t *cont = hearth_xml_child(c, "continue", HEARTH_NS_MUC_USER);
         if (cont)
             hearth_xml_append(el, hearth_xml_copy(a, cont));
         if (invite && r->cfg.passwordprotected && r->cfg.secret)
-            child_text(a, nx, "password", NS_MUC_USER, r->cfg.secret);
+            child_text(a, nx, "password", HEARTH_NS_MUC_USER, r->cfg.secret);
         if (invite) {
             /* XEP-0249's element too, for clients that only know direct invitations. */
-            hearth_xml_node_t *dx = hearth_xml_add_child(a, m, "x", NS_CONFERENCE);
+            hearth_xml_node_t *dx = hearth_xml_add_child(a, m, "x", HEARTH_NS_CONFERENCE);
             hearth_xml_set_attr(a, dx, "jid", r->jid);
             if (reason_text)
                 hearth_xml_set_attr(a, dx, "reason", reason_text);
@@ -1134,23 +1134,9 @@ static void invitations(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, heart
         muc__reply_error(w, st, a, r->jid, from, HEARTH_STANZA_ERR_BAD_REQUEST, NULL);
 }
 
-/* Whether a data form's FORM_TYPE is muc#request (voice requests and their approvals). */
-static int is_request_form(hearth_arena_t *a, const hearth_xml_node_t *x)
-{
-    for (hearth_xml_node_t *f = hearth_xml_first_element(x); f; f = hearth_xml_next_element(f)) {
-        const char *var = hearth_xml_attr(f, "var");
-        if (strcmp(f->name, "field") || strcmp(f->ns, NS_XDATA) || !var || strcmp(var, "FORM_TYPE"))
-            continue;
-        hearth_xml_node_t *v = hearth_xml_child(f, "value", NS_XDATA);
-        const char *text = v ? hearth_xml_text(a, v) : NULL;
-        return text && !strcmp(text, NS_MUC_REQUEST);
-    }
-    return 0;
-}
-
 static int error_is_gone(const hearth_xml_node_t *st)
 {
-    hearth_xml_node_t *e = hearth_xml_child(st, "error", NS_CLIENT);
+    hearth_xml_node_t *e = hearth_xml_child(st, "error", HEARTH_NS_CLIENT);
     if (!e)
         return 0;
     static const char *const gone[] = {"service-unavailable",     "recipient-unavailable",
@@ -1196,16 +1182,29 @@ void muc__room_message(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth
         private_message(w, r, st, a, o, nick);
         return;
     }
-    hearth_xml_node_t *x = hearth_xml_child(st, "x", NS_MUC_USER);
-    if (x && (hearth_xml_child(x, "invite", NS_MUC_USER) ||
-              hearth_xml_child(x, "decline", NS_MUC_USER))) {
+    hearth_xml_node_t *x = hearth_xml_child(st, "x", HEARTH_NS_MUC_USER);
+    if (x && (hearth_xml_child(x, "invite", HEARTH_NS_MUC_USER) ||
+              hearth_xml_child(x, "decline", HEARTH_NS_MUC_USER))) {
         invitations(w, r, st, a, from, x);
         return;
     }
-    hearth_xml_node_t *form = hearth_xml_child(st, "x", NS_XDATA);
-    if (form && strcmp(type, "groupchat") && is_request_form(a, form)) {
-        muc__voice_form(w, r, st, a, from, form); /* §7.13, §8.6 */
-        return;
+    hearth_xml_node_t *x_form = hearth_xml_child(st, "x", HEARTH_NS_DATA);
+    if (x_form && strcmp(type, "groupchat")) {
+        hearth_form_t form;
+        const char *why = NULL;
+        int rc = hearth_form_parse(a, x_form, NULL, &form, &why);
+        if (rc) {
+            muc__reply_error(w, st, a, r->jid, from,
+                             rc == HEARTH_ENOMEM ? HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT
+                                                 : HEARTH_STANZA_ERR_BAD_REQUEST,
+                             why);
+            return;
+        }
+        const char *ft = hearth_form_form_type(&form);
+        if (ft && !strcmp(ft, HEARTH_NS_MUC_REQUEST)) {
+            muc__voice_form(w, r, st, a, from, &form); /* §7.13, §8.6 */
+            return;
+        }
     }
     if (strcmp(type, "groupchat")) {
         muc__reply_error(w, st, a, r->jid, from, HEARTH_STANZA_ERR_BAD_REQUEST,
@@ -1227,24 +1226,11 @@ static void add_feature(hearth_arena_t *a, hearth_xml_node_t *q, const char *var
     hearth_xml_set_attr(a, hearth_xml_add_child(a, q, "feature", NULL), "var", var);
 }
 
-static void form_field(hearth_arena_t *a, hearth_xml_node_t *x, const char *var, const char *type,
-                       const char *label, const char *value)
-{
-    hearth_xml_node_t *f = hearth_xml_add_child(a, x, "field", NS_XDATA);
-    hearth_xml_set_attr(a, f, "var", var);
-    if (type)
-        hearth_xml_set_attr(a, f, "type", type);
-    if (label)
-        hearth_xml_set_attr(a, f, "label", label);
-    if (value)
-        child_text(a, f, "value", NS_XDATA, value);
-}
-
 static void room_info(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_arena_t *a,
                       const char *from, hearth_xml_node_t *q)
 {
     const char *node = hearth_xml_attr(q, "node");
-    hearth_xml_node_t *res = hearth_xml_new(a, "query", NS_DISCO_INFO);
+    hearth_xml_node_t *res = hearth_xml_new(a, "query", HEARTH_NS_DISCO_INFO);
     if (node && !strcmp(node, "x-roomuser-item")) {
         /* §7.12: the requester's reserved nickname, if any. */
         hearth_xml_set_attr(a, res, "node", node);
@@ -1268,12 +1254,12 @@ static void room_info(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_
     hearth_xml_set_attr(a, id, "category", "conference");
     hearth_xml_set_attr(a, id, "type", "text");
     hearth_xml_set_attr(a, id, "name", c->name && *c->name ? c->name : r->jid);
-    add_feature(a, res, NS_MUC);
-    add_feature(a, res, NS_DISCO_INFO);
-    add_feature(a, res, NS_PING);
-    add_feature(a, res, "http://jabber.org/protocol/muc#stable_id");
+    add_feature(a, res, HEARTH_NS_MUC);
+    add_feature(a, res, HEARTH_NS_DISCO_INFO);
+    add_feature(a, res, HEARTH_NS_PING);
+    add_feature(a, res, HEARTH_NS_MUC_STABLE_ID);
     if (c->registration)
-        add_feature(a, res, NS_REGISTER);
+        add_feature(a, res, HEARTH_NS_REGISTER);
     add_feature(a, res, c->persistent ? "muc_persistent" : "muc_temporary");
     add_feature(a, res, c->membersonly ? "muc_membersonly" : "muc_open");
     add_feature(a, res, c->passwordprotected ? "muc_passwordprotected" : "muc_unsecured");
@@ -1281,30 +1267,30 @@ static void room_info(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_
     add_feature(a, res, c->moderated ? "muc_moderated" : "muc_unmoderated");
     add_feature(a, res, c->whois_anyone ? "muc_nonanonymous" : "muc_semianonymous");
     /* XEP-0128: the room information form. */
-    hearth_xml_node_t *x = hearth_xml_add_child(a, res, "x", NS_XDATA);
-    hearth_xml_set_attr(a, x, "type", "result");
-    form_field(a, x, "FORM_TYPE", "hidden", NULL, NS_MUC_ROOMINFO);
-    form_field(a, x, "muc#roominfo_description", "text-single", "Description",
-               c->desc ? c->desc : "");
-    form_field(a, x, "muc#roomconfig_roomname", "text-single", "Name", c->name ? c->name : "");
-    form_field(a, x, "muc#roominfo_subject", "text-single", "Subject",
-               r->subject ? r->subject : "");
-    form_field(a, x, "muc#roominfo_subjectmod", "boolean", "Occupants may change the subject",
-               c->changesubject ? "1" : "0");
+    hearth_xml_node_t *x = hearth_form_new(a, res, HEARTH_FORM_RESULT);
+    hearth_form_add_form_type(a, x, HEARTH_NS_MUC_ROOMINFO);
+    hearth_form_add_field(a, x, "muc#roominfo_description", "text-single", "Description",
+                          c->desc ? c->desc : "");
+    hearth_form_add_field(a, x, "muc#roomconfig_roomname", "text-single", "Name",
+                          c->name ? c->name : "");
+    hearth_form_add_field(a, x, "muc#roominfo_subject", "text-single", "Subject",
+                          r->subject ? r->subject : "");
+    hearth_form_add_field(a, x, "muc#roominfo_subjectmod", "boolean",
+                          "Occupants may change the subject", c->changesubject ? "1" : "0");
     char n[32];
     snprintf(n, sizeof(n), "%u", r->noccupants);
-    form_field(a, x, "muc#roominfo_occupants", "text-single", "Number of occupants", n);
-    form_field(a, x, "muc#roominfo_lang", "text-single", "Language", c->lang ? c->lang : "");
+    hearth_form_add_field(a, x, "muc#roominfo_occupants", "text-single", "Number of occupants", n);
+    hearth_form_add_field(a, x, "muc#roominfo_lang", "text-single", "Language",
+                          c->lang ? c->lang : "");
     snprintf(n, sizeof(n), "%u", c->maxhistory);
-    form_field(a, x, "muc#maxhistoryfetch", "text-single", "Maximum history fetched", n);
-    form_field(a, x, "muc#roomconfig_allowinvites", "boolean", "Occupants may invite",
-               c->allowinvites ? "1" : "0");
+    hearth_form_add_field(a, x, "muc#maxhistoryfetch", "text-single", "Maximum history fetched", n);
+    hearth_form_add_field(a, x, "muc#roomconfig_allowinvites", "boolean", "Occupants may invite",
+                          c->allowinvites ? "1" : "0");
     static const char *const pm[] = {"anyone", "participants", "moderators", "none"};
-    form_field(a, x, "muc#roomconfig_allowpm", "list-single", "Private messages", pm[c->allowpm]);
-    hearth_xml_node_t *cj = hearth_xml_add_child(a, x, "field", NS_XDATA);
-    hearth_xml_set_attr(a, cj, "var", "muc#roominfo_contactjid");
-    hearth_xml_set_attr(a, cj, "type", "jid-multi");
-    hearth_xml_set_attr(a, cj, "label", "Contact addresses");
+    hearth_form_add_field(a, x, "muc#roomconfig_allowpm", "list-single", "Private messages",
+                          pm[c->allowpm]);
+    hearth_xml_node_t *cj = hearth_form_add_field(a, x, "muc#roominfo_contactjid", "jid-multi",
+                                                  "Contact addresses", NULL);
     /* Within MUC_AFF_BYTES, but for a room stored under older limits. */
     size_t listed = 0;
     if (c->whois_anyone)
@@ -1313,18 +1299,19 @@ static void room_info(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_
             const muc_affiliation_t *af = e->value;
             if (af->aff != AFF_OWNER || listed > MUC_AFF_BYTES)
                 continue;
-            child_text(a, cj, "value", NS_XDATA, e->key);
+            hearth_form_add_value(a, cj, e->key);
             listed += hearth_buf_escaped_len(e->key) + 16;
         }
     if (c->pubsub && *c->pubsub)
-        form_field(a, x, "muc#roominfo_pubsub", "text-single", "Associated node", c->pubsub);
+        hearth_form_add_field(a, x, "muc#roominfo_pubsub", "text-single", "Associated node",
+                              c->pubsub);
     muc__iq_result(w, iq, a, r->jid, from, res);
 }
 
 static void room_items(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_arena_t *a,
                        const char *from)
 {
-    hearth_xml_node_t *res = hearth_xml_new(a, "query", NS_DISCO_ITEMS);
+    hearth_xml_node_t *res = hearth_xml_new(a, "query", HEARTH_NS_DISCO_ITEMS);
     /* Occupant JIDs only to occupants (§6.5 leaves it to the room; privacy first). */
     if (muc__occupant_by_jid(r, from))
         for (muc_occupant_t *o = r->occupants; o; o = o->next) {
@@ -1351,17 +1338,17 @@ static void room_bare_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hear
         muc__reply_error(w, iq, a, r->jid, from, HEARTH_STANZA_ERR_ITEM_NOT_FOUND, "no such room");
         return;
     }
-    if (!strcmp(q->ns, NS_DISCO_INFO) && !strcmp(q->name, "query") && !set) {
+    if (!strcmp(q->ns, HEARTH_NS_DISCO_INFO) && !strcmp(q->name, "query") && !set) {
         room_info(w, r, iq, a, from, q);
-    } else if (!strcmp(q->ns, NS_DISCO_ITEMS) && !strcmp(q->name, "query") && !set) {
+    } else if (!strcmp(q->ns, HEARTH_NS_DISCO_ITEMS) && !strcmp(q->name, "query") && !set) {
         room_items(w, r, iq, a, from);
-    } else if (!strcmp(q->ns, NS_MUC_ADMIN) && !strcmp(q->name, "query")) {
+    } else if (!strcmp(q->ns, HEARTH_NS_MUC_ADMIN) && !strcmp(q->name, "query")) {
         muc__admin_iq(w, r, iq, a, from, set);
-    } else if (!strcmp(q->ns, NS_MUC_OWNER) && !strcmp(q->name, "query")) {
+    } else if (!strcmp(q->ns, HEARTH_NS_MUC_OWNER) && !strcmp(q->name, "query")) {
         muc__owner_iq(w, r, iq, a, from, set);
-    } else if (!strcmp(q->ns, NS_REGISTER) && !strcmp(q->name, "query")) {
+    } else if (!strcmp(q->ns, HEARTH_NS_REGISTER) && !strcmp(q->name, "query")) {
         muc__register_iq(w, r, iq, a, from, set);
-    } else if (!strcmp(q->ns, NS_PING) && !strcmp(q->name, "ping") && !set) {
+    } else if (!strcmp(q->ns, HEARTH_NS_PING) && !strcmp(q->name, "ping") && !set) {
         muc__iq_result(w, iq, a, r->jid, from, NULL);
     } else {
         muc__reply_error(w, iq, a, r->jid, from, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
@@ -1404,7 +1391,7 @@ void muc__room_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_aren
         return;
     }
     hearth_xml_node_t *q = hearth_xml_first_element(st);
-    if (t == o && q && !strcmp(q->ns, NS_PING) && !strcmp(q->name, "ping")) {
+    if (t == o && q && !strcmp(q->ns, HEARTH_NS_PING) && !strcmp(q->name, "ping")) {
         muc__iq_result(w, st, a, ojid, from, NULL); /* XEP-0410: still joined */
         return;
     }

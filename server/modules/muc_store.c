@@ -141,7 +141,7 @@ static void parse_doc(void *ud, hearth_xml_node_t *root, hearth_arena_t *a)
     muc_room_t *r = p->r;
     if (strcmp(root->name, "room") || strcmp(root->ns, NS_HEARTH_MUC))
         return;
-    hearth_xml_node_t *x = hearth_xml_child(root, "x", NS_XDATA);
+    hearth_xml_node_t *x = hearth_xml_child(root, "x", HEARTH_NS_DATA);
     const char *text = NULL;
     int codes[4], n = 0;
     int locked = r->locked;

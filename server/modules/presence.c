@@ -9,7 +9,6 @@
 #include "core/log.h"
 #include "modules/im.h"
 
-#define NS_CLIENT "jabber:client"
 /* Directed presences one session may have outstanding (each is remembered until it ends). */
 #define PRESENCE_DIRECTED_MAX 1000
 /* Subscription requests waiting for an answer are stored and kept in memory while the user's
@@ -18,7 +17,6 @@
  * new request is refused with resource-constraint (its sender may ask again later). */
 #define SUB_REQUEST_TEXT_MAX 1024
 #define SUB_REQUESTS_BYTES (256u * 1024)
-#define NS_NICK "http://jabber.org/protocol/nick"
 
 static char *bare_of(hearth_arena_t *a, const char *jid)
 {
@@ -30,7 +28,7 @@ static hearth_bytes_t *serialize(hearth_xml_node_t *st)
 {
     hearth_buf_t b = HEARTH_BUF_INIT;
     hearth_bytes_t *bytes = NULL;
-    if (hearth_xml_serialize(st, NS_CLIENT, &b) == 0)
+    if (hearth_xml_serialize(st, HEARTH_NS_CLIENT, &b) == 0)
         bytes = hearth_bytes_new(b.data, b.len);
     hearth_buf_free(&b);
     return bytes;
@@ -241,7 +239,7 @@ static void go_unavailable(session_t *c, user_t *u, hearth_bytes_t *bytes, const
 
 static int parse_priority(hearth_xml_node_t *st, hearth_arena_t *arena, int *out)
 {
-    hearth_xml_node_t *p = hearth_xml_child(st, "priority", NS_CLIENT);
+    hearth_xml_node_t *p = hearth_xml_child(st, "priority", HEARTH_NS_CLIENT);
     *out = 0;
     if (!p)
         return 0;
@@ -305,7 +303,7 @@ static void own_presence(session_t *c, user_t *u, hearth_xml_node_t *st, hearth_
         return;
     if (type && !strcmp(type, "unavailable")) {
         if (c->available) {
-            hearth_xml_node_t *sn = hearth_xml_child(st, "status", NS_CLIENT);
+            hearth_xml_node_t *sn = hearth_xml_child(st, "status", HEARTH_NS_CLIENT);
             go_unavailable(c, u, bytes, sn ? hearth_xml_text(arena, sn) : NULL);
         }
     } else {
@@ -446,8 +444,8 @@ typedef struct request_copy {
 static void copy_request(void *ud, hearth_xml_node_t *st, hearth_arena_t *a)
 {
     request_copy_t *rc = ud;
-    hearth_xml_node_t *status = hearth_xml_child(st, "status", NS_CLIENT);
-    hearth_xml_node_t *nick = hearth_xml_child(st, "nick", NS_NICK);
+    hearth_xml_node_t *status = hearth_xml_child(st, "status", HEARTH_NS_CLIENT);
+    hearth_xml_node_t *nick = hearth_xml_child(st, "nick", HEARTH_NS_NICK);
     hearth_buf_t b = HEARTH_BUF_INIT;
     int err = hearth_buf_append_str(&b, "<presence from='");
     err = err ?: hearth_buf_append_escaped(&b, rc->contact, strlen(rc->contact));
@@ -458,7 +456,7 @@ static void copy_request(void *ud, hearth_xml_node_t *st, hearth_arena_t *a)
         err = err ?: hearth_buf_append_str(&b, "</status>");
     }
     if (nick) {
-        err = err ?: hearth_buf_append_str(&b, "<nick xmlns='" NS_NICK "'>");
+        err = err ?: hearth_buf_append_str(&b, "<nick xmlns='" HEARTH_NS_NICK "'>");
         err = err ?: append_cut(&b, a, nick, SUB_REQUEST_TEXT_MAX);
         err = err ?: hearth_buf_append_str(&b, "</nick>");
     }
@@ -509,17 +507,9 @@ static void refuse_sub(worker_t *w, user_t *u, const char *contact, const char *
     hearth_buf_t b = HEARTH_BUF_INIT;
     int rc = hearth_buf_append_str(&b, "<presence type='error' from='");
     rc = rc ?: hearth_buf_append_escaped(&b, u->bare, strlen(u->bare));
-    rc = rc
-             ?: hearth_buf_printf(&b, "'><error type='%s'><%s xmlns='%s'/>",
-                                  hearth_stanza_error_type(HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT),
-                                  hearth_stanza_error_name(HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT),
-                                  HEARTH_NS_STANZA_ERRORS);
-    if (text) {
-        rc = rc ?: hearth_buf_append_str(&b, "<text xmlns='" HEARTH_NS_STANZA_ERRORS "'>");
-        rc = rc ?: hearth_buf_append_escaped(&b, text, strlen(text));
-        rc = rc ?: hearth_buf_append_str(&b, "</text>");
-    }
-    rc = rc ?: hearth_buf_append_str(&b, "</error></presence>");
+    rc = rc ?: hearth_buf_append_str(&b, "'>");
+    rc = rc ?: hearth_stanza_error_write(&b, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, text);
+    rc = rc ?: hearth_buf_append_str(&b, "</presence>");
     hearth_bytes_t *bytes = rc ? NULL : hearth_bytes_new(b.data, b.len);
     if (bytes)
         route(w, contact, u->bare, "error", bytes);
@@ -644,8 +634,8 @@ static int presence_init(server_t *srv)
                                                                             100, session_ending);
 }
 
-static const char *const presence_stream_features[] = {
-    "<sub xmlns='urn:xmpp:features:pre-approval'/>", NULL};
+static const char *const presence_stream_features[] = {"<sub xmlns='" HEARTH_NS_PRE_APPROVAL "'/>",
+                                                       NULL};
 
 const module_t module_presence = {
     .name = "presence",

@@ -7,8 +7,7 @@
 #include "core/log.h"
 #include "modules/im.h"
 
-#define NS_PRIVATE "jabber:iq:private"
-#define QUERY_OPEN "<query xmlns='" NS_PRIVATE "'>"
+#define QUERY_OPEN "<query xmlns='" HEARTH_NS_PRIVATE "'>"
 #define QUERY_CLOSE "</query>"
 
 /* A get in flight. */
@@ -23,8 +22,8 @@ typedef struct private_get {
  * clients store data under such names, and refusing them breaks those clients for no gain. */
 static int reserved_ns(const char *ns)
 {
-    return !*ns || !strcmp(ns, NS_PRIVATE) || !strcmp(ns, "jabber:client") ||
-           !strcmp(ns, "jabber:server");
+    return !*ns || !strcmp(ns, HEARTH_NS_PRIVATE) || !strcmp(ns, HEARTH_NS_CLIENT) ||
+           !strcmp(ns, HEARTH_NS_SERVER);
 }
 
 static void on_get(void *ud, int err, const char *xml)
@@ -67,7 +66,7 @@ static void on_set(void *ud, int err)
 static char *emptied_query(iq_ctx_t *ctx)
 {
     hearth_arena_t *a = ctx->arena;
-    hearth_xml_node_t *q = hearth_xml_new(a, "query", NS_PRIVATE);
+    hearth_xml_node_t *q = hearth_xml_new(a, "query", HEARTH_NS_PRIVATE);
     if (!q)
         return NULL;
     for (hearth_xml_node_t *e = hearth_xml_first_element(ctx->payload); e;
@@ -79,7 +78,7 @@ static char *emptied_query(iq_ctx_t *ctx)
         hearth_xml_append(q, cp);
     }
     hearth_buf_t b = HEARTH_BUF_INIT;
-    if (hearth_xml_serialize(q, "jabber:client", &b))
+    if (hearth_xml_serialize(q, HEARTH_NS_CLIENT, &b))
         return NULL;
     return hearth_buf_steal(&b, NULL);
 }
@@ -110,7 +109,7 @@ static void private_set(iq_ctx_t *ctx, const char *user, const char *ns)
     hearth_buf_t xml = HEARTH_BUF_INIT;
     for (hearth_xml_node_t *e = hearth_xml_first_element(ctx->payload); e;
          e = hearth_xml_next_element(e)) {
-        if (hearth_xml_serialize(e, "jabber:client", &xml)) {
+        if (hearth_xml_serialize(e, HEARTH_NS_CLIENT, &xml)) {
             hearth_buf_free(&xml);
             iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
             return;
@@ -176,11 +175,11 @@ static void private_xml(iq_ctx_t *ctx)
 }
 
 static const iq_route_t private_iqs[] = {
-    {NS_PRIVATE, "query", IQ_TO_SERVER | IQ_TO_SELF | IQ_TO_ACCOUNT, private_xml},
+    {HEARTH_NS_PRIVATE, "query", IQ_TO_SERVER | IQ_TO_SELF | IQ_TO_ACCOUNT, private_xml},
     {NULL, NULL, 0, NULL},
 };
 /* Advertised on accounts, where the data lives, and on the server, where clients look first. */
-static const char *const private_features[] = {NS_PRIVATE, NULL};
+static const char *const private_features[] = {HEARTH_NS_PRIVATE, NULL};
 
 const module_t module_private = {
     .name = "private",

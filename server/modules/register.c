@@ -9,7 +9,6 @@
 #include "core/log.h"
 #include "modules/im.h"
 
-#define NS_REGISTER "jabber:iq:register"
 #define INSTRUCTIONS "Choose a username and password for use with this server."
 
 /* Registrations and password changes being derived or stored, server-wide. Past it a request
@@ -265,16 +264,7 @@ static void preauth_error(preauth_t *c, const char *id, hearth_stanza_error_t co
                           const char *text)
 {
     hearth_buf_t b = HEARTH_BUF_INIT;
-    int rc =
-        hearth_buf_printf(&b, "<error type='%s'><%s xmlns='%s'/>", hearth_stanza_error_type(cond),
-                          hearth_stanza_error_name(cond), HEARTH_NS_STANZA_ERRORS);
-    if (text) {
-        rc = rc ?: hearth_buf_append_str(&b, "<text xmlns='" HEARTH_NS_STANZA_ERRORS "'>");
-        rc = rc ?: hearth_buf_append_escaped(&b, text, strlen(text));
-        rc = rc ?: hearth_buf_append_str(&b, "</text>");
-    }
-    rc = rc ?: hearth_buf_append_str(&b, "</error>");
-    if (!rc)
+    if (hearth_stanza_error_write(&b, cond, text) == 0)
         preauth_send(c, id, "error", b.data);
     hearth_buf_free(&b);
 }
@@ -341,21 +331,21 @@ static void create_after_work(uv_work_t *w, int status)
 static void preauth_form(preauth_t *c, const char *id)
 {
     preauth_send(c, id, "result",
-                 "<query xmlns='" NS_REGISTER "'><instructions>" INSTRUCTIONS
+                 "<query xmlns='" HEARTH_NS_REGISTER "'><instructions>" INSTRUCTIONS
                  "</instructions><username/><password/></query>");
 }
 
 static void preauth_set(preauth_t *c, const char *id, hearth_xml_node_t *q, hearth_arena_t *arena)
 {
     const settings_t *s = &c->w->srv->set;
-    if (hearth_xml_child(q, "remove", NS_REGISTER)) {
+    if (hearth_xml_child(q, "remove", HEARTH_NS_REGISTER)) {
         /* §3.2: nothing to cancel for an entity that has not authenticated. */
         preauth_error(c, id, HEARTH_STANZA_ERR_UNEXPECTED_REQUEST,
                       "authenticate first to cancel a registration");
         return;
     }
-    hearth_xml_node_t *un = hearth_xml_child(q, "username", NS_REGISTER);
-    hearth_xml_node_t *pn = hearth_xml_child(q, "password", NS_REGISTER);
+    hearth_xml_node_t *un = hearth_xml_child(q, "username", HEARTH_NS_REGISTER);
+    hearth_xml_node_t *pn = hearth_xml_child(q, "password", HEARTH_NS_REGISTER);
     const char *user = un ? hearth_xml_text(arena, un) : NULL;
     const char *pw = pn ? hearth_xml_text(arena, pn) : NULL;
     if (!user || !*user) {
@@ -435,7 +425,7 @@ static int to_us(const preauth_t *c, const char *to)
 static int preauth_iq(preauth_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena)
 {
     hearth_xml_node_t *q = hearth_xml_first_element(iq);
-    if (!q || strcmp(q->name, "query") || strcmp(q->ns, NS_REGISTER))
+    if (!q || strcmp(q->name, "query") || strcmp(q->ns, HEARTH_NS_REGISTER))
         return 0;
     const char *to = hearth_xml_attr(iq, "to");
     if (to && !to_us(c, to))
@@ -472,9 +462,9 @@ static int preauth_iq(preauth_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena
 
 static int preauth_features(preauth_t *c, hearth_buf_t *out)
 {
-    return allowed_here(c) ? hearth_buf_append_str(
-                                 out, "<register xmlns='http://jabber.org/features/iq-register'/>")
-                           : 0;
+    return allowed_here(c)
+               ? hearth_buf_append_str(out, "<register xmlns='" HEARTH_NS_REGISTER_FEATURE "'/>")
+               : 0;
 }
 
 /* ---- after authentication ---- */
@@ -627,14 +617,14 @@ static void register_iq(iq_ctx_t *ctx)
     if (!ctx->set) {
         /* §3.1: an authenticated entity is registered. */
         hearth_xml_node_t *r = iq_result(ctx);
-        hearth_xml_node_t *rq = hearth_xml_add_child(a, r, "query", NS_REGISTER);
+        hearth_xml_node_t *rq = hearth_xml_add_child(a, r, "query", HEARTH_NS_REGISTER);
         hearth_xml_add_child(a, rq, "registered", NULL);
         hearth_xml_node_t *u = hearth_xml_add_child(a, rq, "username", NULL);
         hearth_xml_add_text(a, u, c->jid.node, strlen(c->jid.node));
         iq_send(ctx, r);
         return;
     }
-    if (hearth_xml_child(q, "remove", NS_REGISTER)) {
+    if (hearth_xml_child(q, "remove", HEARTH_NS_REGISTER)) {
         if (hearth_xml_count_elements(q) != 1) /* §3.2 */
             reply_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST,
                         "<remove/> must be the only child of <query/>");
@@ -642,8 +632,8 @@ static void register_iq(iq_ctx_t *ctx)
             remove_account(ctx);
         return;
     }
-    hearth_xml_node_t *un = hearth_xml_child(q, "username", NS_REGISTER);
-    hearth_xml_node_t *pn = hearth_xml_child(q, "password", NS_REGISTER);
+    hearth_xml_node_t *un = hearth_xml_child(q, "username", HEARTH_NS_REGISTER);
+    hearth_xml_node_t *pn = hearth_xml_child(q, "password", HEARTH_NS_REGISTER);
     if (!un || !pn || hearth_xml_count_elements(q) != 2) {
         /* §3.3: incomplete; and a new account cannot be registered from a session. */
         reply_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST,
@@ -668,10 +658,10 @@ static void register_iq(iq_ctx_t *ctx)
 }
 
 static const iq_route_t register_iqs[] = {
-    {NS_REGISTER, "query", IQ_TO_SERVER | IQ_TO_SELF, register_iq},
+    {HEARTH_NS_REGISTER, "query", IQ_TO_SERVER | IQ_TO_SELF, register_iq},
     {NULL, NULL, 0, NULL},
 };
-static const char *const register_server_features[] = {NS_REGISTER, NULL};
+static const char *const register_server_features[] = {HEARTH_NS_REGISTER, NULL};
 
 const module_t module_register = {
     .name = "register",

@@ -99,14 +99,14 @@ static void push(worker_t *w, user_t *u, const storage_roster_item_t *it, int re
     char id[32], ver[32];
     snprintf(id, sizeof(id), "push-%llu", __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
     snprintf(ver, sizeof(ver), "%lld", (long long)u->roster_ver);
-    hearth_xml_node_t *iq = hearth_xml_new(a, "iq", "jabber:client");
+    hearth_xml_node_t *iq = hearth_xml_new(a, "iq", HEARTH_NS_CLIENT);
     hearth_xml_set_attr(a, iq, "type", "set");
     hearth_xml_set_attr(a, iq, "id", id);
-    hearth_xml_node_t *q = hearth_xml_add_child(a, iq, "query", NS_ROSTER);
+    hearth_xml_node_t *q = hearth_xml_add_child(a, iq, "query", HEARTH_NS_ROSTER);
     hearth_xml_set_attr(a, q, "ver", ver);
     item_xml(a, q, it, removed);
     hearth_buf_t b = HEARTH_BUF_INIT;
-    if (hearth_xml_serialize(iq, "jabber:client", &b) == 0) {
+    if (hearth_xml_serialize(iq, HEARTH_NS_CLIENT, &b) == 0) {
         hearth_bytes_t *bytes = hearth_bytes_new(b.data, b.len);
         for (session_t *s = u->sessions; bytes && s; s = s->user_next)
             if (s->slot[interest_slot])
@@ -197,14 +197,14 @@ static void roster_get(iq_ctx_t *ctx, user_t *u)
         for (size_t i = 0; v && i < u->roster.count; i++) {
             if (v[i]->ver <= known)
                 continue;
-            hearth_xml_node_t *iq = hearth_xml_new(a, "iq", "jabber:client");
+            hearth_xml_node_t *iq = hearth_xml_new(a, "iq", HEARTH_NS_CLIENT);
             char id[48], ver[32];
             snprintf(id, sizeof(id), "push-ver-%lld", (long long)v[i]->ver);
             snprintf(ver, sizeof(ver), "%lld", (long long)v[i]->ver);
             hearth_xml_set_attr(a, iq, "type", "set");
             hearth_xml_set_attr(a, iq, "id", id);
             hearth_xml_set_attr(a, iq, "to", c->jid.full);
-            hearth_xml_node_t *q = hearth_xml_add_child(a, iq, "query", NS_ROSTER);
+            hearth_xml_node_t *q = hearth_xml_add_child(a, iq, "query", HEARTH_NS_ROSTER);
             hearth_xml_set_attr(a, q, "ver", ver);
             item_xml(a, q, v[i], 0);
             session__send_node(c, iq);
@@ -222,7 +222,7 @@ static void roster_get(iq_ctx_t *ctx, user_t *u)
         return;
     }
     hearth_xml_node_t *r = iq_result(ctx);
-    hearth_xml_node_t *q = hearth_xml_add_child(a, r, "query", NS_ROSTER);
+    hearth_xml_node_t *q = hearth_xml_add_child(a, r, "query", HEARTH_NS_ROSTER);
     char ver[32];
     snprintf(ver, sizeof(ver), "%lld", (long long)u->roster_ver);
     hearth_xml_set_attr(a, q, "ver", ver);
@@ -238,7 +238,7 @@ static void roster_set(iq_ctx_t *ctx, user_t *u)
     worker_t *w = ctx->s->w;
     hearth_arena_t *a = ctx->arena;
     hearth_xml_node_t *item = hearth_xml_first_element(ctx->payload);
-    if (!item || strcmp(item->name, "item") || strcmp(item->ns, NS_ROSTER) ||
+    if (!item || strcmp(item->name, "item") || strcmp(item->ns, HEARTH_NS_ROSTER) ||
         hearth_xml_next_element(item)) {
         iq_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST, "a roster set has exactly one item");
         return;
@@ -367,7 +367,7 @@ static void roster_iq(iq_ctx_t *ctx)
 }
 
 static const iq_route_t roster_iqs[] = {
-    {NS_ROSTER, "query", IQ_TO_SELF, roster_iq},
+    {HEARTH_NS_ROSTER, "query", IQ_TO_SELF, roster_iq},
     {NULL, NULL, 0, NULL},
 };
 
@@ -377,7 +377,7 @@ static int roster_init(server_t *srv)
     return (interest_slot = session__slot_new()) < 0 ? HEARTH_ELIMIT : 0;
 }
 
-static const char *const roster_stream_features[] = {"<ver xmlns='urn:xmpp:features:rosterver'/>",
+static const char *const roster_stream_features[] = {"<ver xmlns='" HEARTH_NS_ROSTERVER "'/>",
                                                      NULL};
 
 const module_t module_roster = {

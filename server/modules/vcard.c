@@ -6,8 +6,7 @@
 #include "core/log.h"
 #include "modules/im.h"
 
-#define NS_VCARD "vcard-temp"
-#define EMPTY_VCARD "<vCard xmlns='" NS_VCARD "'/>"
+#define EMPTY_VCARD "<vCard xmlns='" HEARTH_NS_VCARD "'/>"
 
 /* XEP-0054 §3.1 and §3.3: an account with no vCard stored (never set, or cleared with an empty
  * <vCard/>) has an empty one, as Prosody and ejabberd answer; clients treat an error here as a
@@ -73,7 +72,7 @@ static void vcard_set(iq_ctx_t *ctx)
      * makes the stored text carry xmlns='vcard-temp' and be usable as it is inside any c2s result.
      */
     if (hearth_xml_first_element(ctx->payload) &&
-        hearth_xml_serialize(ctx->payload, "jabber:client", &xml)) {
+        hearth_xml_serialize(ctx->payload, HEARTH_NS_CLIENT, &xml)) {
         iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
         return;
     }
@@ -104,12 +103,12 @@ static void vcard(iq_ctx_t *ctx)
 }
 
 static const iq_route_t vcard_iqs[] = {
-    {NS_VCARD, "vCard", IQ_TO_SERVER | IQ_TO_SELF | IQ_TO_ACCOUNT, vcard},
+    {HEARTH_NS_VCARD, "vCard", IQ_TO_SERVER | IQ_TO_SELF | IQ_TO_ACCOUNT, vcard},
     {NULL, NULL, 0, NULL},
 };
 /* XEP-0054 §4: the feature on the server (it offers the protocol) and on accounts (they have
  * vCards served on their behalf). */
-static const char *const vcard_features[] = {NS_VCARD, NULL};
+static const char *const vcard_features[] = {HEARTH_NS_VCARD, NULL};
 
 const module_t module_vcard = {
     .name = "vcard",

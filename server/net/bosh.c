@@ -11,22 +11,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hearth/ns.h"
+
 #include "core/log.h"
 #include "net/http.h"
 
-#define NS_HTTPBIND "http://jabber.org/protocol/httpbind"
-#define NS_XBOSH "urn:xmpp:xbosh"
-#define NS_FRAMING "urn:ietf:params:xml:ns:xmpp-framing"
-#define NS_CLIENT "jabber:client"
-
 /* Limits, each with its policy when hit. */
-#define BOSH_WAIT_LIMIT 300      /* the largest bosh.max_wait */
-#define BOSH_HOLD_MAX 1          /* requests held at once; a larger 'hold' is lowered */
-#define BOSH_POLLING 2           /* the shortest interval for requests that carry nothing */
+#define BOSH_WAIT_LIMIT 300             /* the largest bosh.max_wait */
+#define BOSH_HOLD_MAX 1                 /* requests held at once; a larger 'hold' is lowered */
+#define BOSH_POLLING 2                  /* the shortest interval for requests that carry nothing */
 #define BOSH_QUEUE_BYTES (1024u * 1024) /* elements waiting for a request: past it, lost */
-#define BOSH_CHILDREN_MAX 1000   /* elements in one request: more is a bad request */
-#define BOSH_KEEP 2              /* answers kept for retransmission (the window: hold + 1) */
-#define BOSH_PARKED_MAX 8        /* requests waiting for a session in transit: more refused */
+#define BOSH_CHILDREN_MAX 1000          /* elements in one request: more is a bad request */
+#define BOSH_KEEP 2                     /* answers kept for retransmission (the window: hold + 1) */
+#define BOSH_PARKED_MAX 8 /* requests waiting for a session in transit: more refused */
 
 /* Settings (start-up): seconds a request may be held ('wait' is lowered to it), seconds
  * without a request held before the session ends. */
@@ -43,8 +40,8 @@ static strmap_t table;
 static int table_put(const char *sid, unsigned worker, int transit)
 {
     uv_mutex_lock(&table_lock);
-    int rc = strmap_put(&table, sid,
-                        (void *)(uintptr_t)((worker + 1) | (transit ? IN_TRANSIT : 0)));
+    int rc =
+        strmap_put(&table, sid, (void *)(uintptr_t)((worker + 1) | (transit ? IN_TRANSIT : 0)));
     uv_mutex_unlock(&table_lock);
     return rc;
 }
@@ -70,9 +67,9 @@ static void table_remove(const char *sid)
 /* ---- requests as they travel between workers ---- */
 
 typedef struct bosh_req {
-    worker_t *hw;        /* the HTTP connection's worker */
-    http_deferred_t d;   /* its answer */
-    char sid[40];        /* "" to create a session */
+    worker_t *hw;      /* the HTTP connection's worker */
+    http_deferred_t d; /* its answer */
+    char sid[40];      /* "" to create a session */
     uint64_t rid;
     int terminate;       /* type='terminate' */
     int restart;         /* xmpp:restart='true' */
@@ -82,7 +79,7 @@ typedef struct bosh_req {
     char ip[64];
     char **children; /* the elements it carries, each serialised with its namespace */
     size_t nchildren;
-    int hops; /* forwarded after a move: bounded */
+    int hops;              /* forwarded after a move: bounded */
     struct bosh_req *next; /* parked */
 } bosh_req_t;
 
@@ -141,7 +138,8 @@ static void refuse(bosh_req_t *r, const char *condition)
 {
     char body[256];
     int n = snprintf(body, sizeof(body),
-                     "<body xmlns='" NS_HTTPBIND "' type='terminate' condition='%s'/>", condition);
+                     "<body xmlns='" HEARTH_NS_HTTPBIND "' type='terminate' condition='%s'/>",
+                     condition);
     send_answer(r, strndup(body, (size_t)n), (size_t)n);
 }
 
@@ -163,7 +161,7 @@ typedef struct bosh {
     bosh_req_t *ahead[BOSH_HOLD_MAX + 1]; /* requests that came before their turn */
     bosh_req_t *parked;                   /* came while the session was moving */
     size_t nparked;
-    int settling; /* arrived on this worker; the parked requests go first */
+    int settling;           /* arrived on this worker; the parked requests go first */
     hearth_buf_t out;       /* elements waiting for a request */
     int terminated;         /* the stream closed: the next answer says so */
     const char *condition;  /* why, when it is an error */
@@ -216,17 +214,17 @@ static void keep_answer(bosh_t *b, uint64_t rid, const char *body, size_t len)
 static char *make_body(bosh_t *b, int creation, size_t *len)
 {
     hearth_buf_t out = HEARTH_BUF_INIT;
-    int rc = hearth_buf_append_str(&out, "<body xmlns='" NS_HTTPBIND "'");
+    int rc = hearth_buf_append_str(&out, "<body xmlns='" HEARTH_NS_HTTPBIND "'");
     if (creation)
-        rc = rc ?: hearth_buf_printf(
-                        &out,
-                        " sid='%s' wait='%u' hold='%u' requests='%u' inactivity='%u'"
-                        " polling='%u' ver='1.11' from='%s' authid='%s'"
-                        " xmlns:xmpp='" NS_XBOSH "' xmpp:version='1.0'"
-                        " xmpp:restartlogic='true'"
-                        " xmlns:stream='http://etherx.jabber.org/streams'",
-                        b->sid, b->wait, b->hold, b->hold + 1, inactivity, BOSH_POLLING,
-                        b->c->w->srv->set.domain, b->authid);
+        rc = rc
+                 ?: hearth_buf_printf(&out,
+                                      " sid='%s' wait='%u' hold='%u' requests='%u' inactivity='%u'"
+                                      " polling='%u' ver='1.11' from='%s' authid='%s'"
+                                      " xmlns:xmpp='" HEARTH_NS_XBOSH "' xmpp:version='1.0'"
+                                      " xmpp:restartlogic='true'"
+                                      " xmlns:stream='" HEARTH_NS_STREAMS "'",
+                                      b->sid, b->wait, b->hold, b->hold + 1, inactivity,
+                                      BOSH_POLLING, b->c->w->srv->set.domain, b->authid);
     if (b->terminated) {
         rc = rc ?: hearth_buf_append_str(&out, " type='terminate'");
         if (b->condition)
@@ -324,8 +322,8 @@ static int bosh_write(connection_t *c, const char *data, size_t len)
         return 0;
     }
     if (b->out.len + len > BOSH_QUEUE_BYTES) {
-        hlog_conn(LOG_WARN, c->id, NULL, "BOSH %s: over %u bytes wait for a request: lost",
-                  b->sid, BOSH_QUEUE_BYTES);
+        hlog_conn(LOG_WARN, c->id, NULL, "BOSH %s: over %u bytes wait for a request: lost", b->sid,
+                  BOSH_QUEUE_BYTES);
         return HEARTH_ELIMIT;
     }
     if (hearth_buf_append(&b->out, data, len))
@@ -454,8 +452,9 @@ static void deliver(bosh_t *b, const char *data, size_t len)
 static void open_stream(bosh_t *b)
 {
     char open[256];
-    int n = snprintf(open, sizeof(open), "<open xmlns='" NS_FRAMING "' to='%s' version='1.0'/>",
-                     b->c->w->srv->set.domain);
+    int n =
+        snprintf(open, sizeof(open), "<open xmlns='" HEARTH_NS_FRAMING "' to='%s' version='1.0'/>",
+                 b->c->w->srv->set.domain);
     deliver(b, open, (size_t)n);
 }
 
@@ -474,7 +473,7 @@ static void process(bosh_t *b, bosh_req_t *r)
     for (size_t i = 0; i < r->nchildren && b->c->state == CONN_OPEN && !b->terminated; i++)
         deliver(b, r->children[i], strlen(r->children[i]));
     if (r->terminate && b->c->state == CONN_OPEN && !b->terminated) {
-        static const char close[] = "<close xmlns='" NS_FRAMING "'/>";
+        static const char close[] = "<close xmlns='" HEARTH_NS_FRAMING "'/>";
         deliver(b, close, sizeof(close) - 1);
         b->terminated = 1; /* whatever the stream above answers, the session is over */
     }
@@ -517,8 +516,8 @@ static void take(bosh_t *b, bosh_req_t *r)
                           (unsigned long long)r->rid);
                 bosh_req_t *old = b->held[i].req;
                 b->held[i].req = r;
-                send_answer(old, strdup("<body xmlns='" NS_HTTPBIND "'/>"),
-                            sizeof("<body xmlns='" NS_HTTPBIND "'/>") - 1);
+                send_answer(old, strdup("<body xmlns='" HEARTH_NS_HTTPBIND "'/>"),
+                            sizeof("<body xmlns='" HEARTH_NS_HTTPBIND "'/>") - 1);
                 return;
             }
         }
@@ -710,7 +709,7 @@ static void on_body_open(void *ud, const hearth_xml_node_t *h, const char *defau
     (void)default_ns;
     parse_ctx_t *p = ud;
     bosh_req_t *r = p->r;
-    if (strcmp(h->name, "body") || strcmp(h->ns, NS_HTTPBIND)) {
+    if (strcmp(h->name, "body") || strcmp(h->ns, HEARTH_NS_HTTPBIND)) {
         p->bad = 1;
         return;
     }
@@ -719,7 +718,7 @@ static void on_body_open(void *ud, const hearth_xml_node_t *h, const char *defau
     const char *rid = hearth_xml_attr(h, "rid");
     const char *type = hearth_xml_attr(h, "type");
     const char *to = hearth_xml_attr(h, "to");
-    const char *restart = hearth_xml_attr_ns(h, NS_XBOSH, "restart");
+    const char *restart = hearth_xml_attr_ns(h, HEARTH_NS_XBOSH, "restart");
     if (!rid || *rid < '0' || *rid > '9' || (sid && strlen(sid) >= sizeof(r->sid))) {
         p->bad = 1;
         return;
@@ -742,8 +741,8 @@ static void on_body_open(void *ud, const hearth_xml_node_t *h, const char *defau
  * namespace is taken as one. */
 static void fix_ns(hearth_xml_node_t *n)
 {
-    if (n->ns && !strcmp(n->ns, NS_HTTPBIND))
-        n->ns = NS_CLIENT;
+    if (n->ns && !strcmp(n->ns, HEARTH_NS_HTTPBIND))
+        n->ns = HEARTH_NS_CLIENT;
     for (hearth_xml_node_t *k = n->children; k; k = k->next)
         if (k->name)
             fix_ns(k);
@@ -787,7 +786,8 @@ static void respond_terminate(http_request_t *req, const char *condition)
 {
     char body[256];
     int n = snprintf(body, sizeof(body),
-                     "<body xmlns='" NS_HTTPBIND "' type='terminate' condition='%s'/>", condition);
+                     "<body xmlns='" HEARTH_NS_HTTPBIND "' type='terminate' condition='%s'/>",
+                     condition);
     http_respond(req, 200, "text/xml; charset=utf-8", NULL, body, (size_t)n);
 }
 

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "hearth/ns.h"
+
 #include "core/log.h"
 #include "net/http.h"
 
@@ -125,8 +127,8 @@ static int load_tree(const char *dir, const char *rel)
 static int chat_file(http_request_t *req)
 {
     if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) {
-        http_respond(req, 405, "text/plain; charset=utf-8", "Allow: GET, HEAD\r\n",
-                     "GET only\n", 9);
+        http_respond(req, 405, "text/plain; charset=utf-8", "Allow: GET, HEAD\r\n", "GET only\n",
+                     9);
         return 0;
     }
     const char *rel = req->path + strlen("/chat/");
@@ -178,18 +180,18 @@ static int host_meta(http_request_t *req, int json)
     int n;
     if (json)
         n = snprintf(body, sizeof(body),
-                     "{\"links\":[{\"rel\":\"urn:xmpp:alt-connections:websocket\","
+                     "{\"links\":[{\"rel\":\"" HEARTH_NS_ALT_WEBSOCKET "\","
                      "\"href\":\"ws%s://%s/xmpp-websocket\"},"
-                     "{\"rel\":\"urn:xmpp:alt-connections:xbosh\","
+                     "{\"rel\":\"" HEARTH_NS_ALT_XBOSH "\","
                      "\"href\":\"http%s://%s/http-bind\"}]}",
                      s, host, s, host);
     else
         n = snprintf(body, sizeof(body),
                      "<?xml version='1.0' encoding='utf-8'?>\n"
-                     "<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n"
-                     "  <Link rel='urn:xmpp:alt-connections:websocket' "
+                     "<XRD xmlns='" HEARTH_NS_XRD "'>\n"
+                     "  <Link rel='" HEARTH_NS_ALT_WEBSOCKET "' "
                      "href='ws%s://%s/xmpp-websocket'/>\n"
-                     "  <Link rel='urn:xmpp:alt-connections:xbosh' href='http%s://%s/http-bind'/>\n"
+                     "  <Link rel='" HEARTH_NS_ALT_XBOSH "' href='http%s://%s/http-bind'/>\n"
                      "</XRD>\n",
                      s, host, s, host);
     /* Any page may discover the endpoints (XEP-0156 §3.2). */
