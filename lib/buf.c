@@ -58,12 +58,29 @@ int hearth_buf_printf(hearth_buf_t *b, const char *fmt, ...)
     return 0;
 }
 
-int hearth_buf_append_escaped(hearth_buf_t *b, const char *s, size_t len)
+/* ws: tab, LF and CR as character references too (attribute values: a parser turns them into
+ * spaces, XML 1.0 §3.3.3). */
+static int append_escaped(hearth_buf_t *b, const char *s, size_t len, int ws)
 {
     size_t start = 0;
     for (size_t i = 0; i < len; i++) {
         const char *rep = NULL;
         switch (s[i]) {
+        case '\t':
+            if (!ws)
+                continue;
+            rep = "&#9;";
+            break;
+        case '\n':
+            if (!ws)
+                continue;
+            rep = "&#10;";
+            break;
+        case '\r':
+            if (!ws)
+                continue;
+            rep = "&#13;";
+            break;
         case '&':
             rep = "&amp;";
             break;
@@ -92,6 +109,11 @@ int hearth_buf_append_escaped(hearth_buf_t *b, const char *s, size_t len)
     return hearth_buf_append(b, s + start, len - start);
 }
 
+int hearth_buf_append_escaped(hearth_buf_t *b, const char *s, size_t len)
+{
+    return append_escaped(b, s, len, 1);
+}
+
 size_t hearth_buf_escaped_len(const char *s)
 {
     size_t n = 0;
@@ -105,6 +127,11 @@ size_t hearth_buf_escaped_len(const char *s)
         case '<':
         case '>':
             n += 4;
+            break;
+        case '\t':
+        case '\n':
+        case '\r':
+            n += 5; /* &#10; */
             break;
         default:
             n++;
@@ -124,6 +151,8 @@ int hearth_buf_append_text_escaped(hearth_buf_t *b, const char *s, size_t len)
             rep = "&lt;";
         else if (s[i] == '>')
             rep = "&gt;";
+        else if (s[i] == '\r')
+            rep = "&#13;"; /* a parser reads a literal CR as LF (XML 1.0 §2.11) */
         else
             continue;
         int rc = hearth_buf_append(b, s + start, i - start);

@@ -24,11 +24,12 @@ int hearth_buf_append(hearth_buf_t *b, const void *data, size_t len) HEARTH_MUST
 int hearth_buf_append_str(hearth_buf_t *b, const char *s) HEARTH_MUST_CHECK;
 int hearth_buf_printf(hearth_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3))) HEARTH_MUST_CHECK;
-/* Append with XML escaping of & < > " ' (safe for both text and attribute values). */
+/* Append with XML escaping of & < > " ' and of tab, LF and CR as character references (safe for
+ * both text and attribute values: a parser reads those three as spaces in an attribute). */
 int hearth_buf_append_escaped(hearth_buf_t *b, const char *s, size_t len) HEARTH_MUST_CHECK;
 /* What hearth_buf_append_escaped would append for s: at least what any escaping writes. */
 size_t hearth_buf_escaped_len(const char *s);
-/* Append with the escaping text content needs: & < > only (quotes stay as they are). */
+/* Append with the escaping text content needs: & < > and CR (quotes stay as they are). */
 int hearth_buf_append_text_escaped(hearth_buf_t *b, const char *s, size_t len) HEARTH_MUST_CHECK;
 /* Drop the first n bytes. */
 void hearth_buf_consume(hearth_buf_t *b, size_t n);

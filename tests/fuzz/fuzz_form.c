@@ -69,32 +69,6 @@ static hearth_xml_node_t *reparse(run_t *r, const char *bytes, size_t len)
     return r->copy;
 }
 
-/* Whether writing f and reading it back can give f again. The serialiser escapes & < > " ' only:
- * a CR in text (from &#13;) comes back as LF, and a tab, CR or LF in an attribute value as a space
- * (XML's end-of-line and attribute-value normalisation), so such forms are not compared. */
-static int faithful(const hearth_form_t *f)
-{
-    const char *text_bad = "\r", *attr_bad = "\t\r\n";
-#define ATTR_OK(s) (!(s) || !(s)[strcspn((s), attr_bad)])
-#define TEXT_OK(s) (!(s) || !strpbrk((s), text_bad))
-    if (!TEXT_OK(f->title) || !TEXT_OK(f->instructions))
-        return 0;
-    for (size_t i = 0; i < f->nfields; i++) {
-        const hearth_form_field_t *fd = &f->fields[i];
-        if (!ATTR_OK(fd->var) || !ATTR_OK(fd->type) || !ATTR_OK(fd->label))
-            return 0;
-        for (size_t k = 0; k < fd->nvalues; k++)
-            if (!TEXT_OK(fd->values[k]))
-                return 0;
-        for (size_t k = 0; k < fd->noptions; k++)
-            if (!ATTR_OK(fd->options[k].label) || !TEXT_OK(fd->options[k].value))
-                return 0;
-    }
-#undef ATTR_OK
-#undef TEXT_OK
-    return 1;
-}
-
 static void try_form(run_t *r, const hearth_xml_node_t *x, hearth_arena_t *arena)
 {
     hearth_form_t f;
@@ -117,7 +91,7 @@ static void try_form(run_t *r, const hearth_xml_node_t *x, hearth_arena_t *arena
         must(!fd->var || (found && found <= fd && !strcmp(found->var, fd->var)));
     }
     (void)hearth_form_form_type(&f);
-    if (!hearth_form_type_name(f.type) || !faithful(&f))
+    if (!hearth_form_type_name(f.type))
         return; /* untyped or of no known type: not something to write */
     hearth_buf_t once = HEARTH_BUF_INIT, twice = HEARTH_BUF_INIT;
     if (hearth_form_write(&f, "", &once) == 0) {

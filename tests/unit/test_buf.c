@@ -50,6 +50,15 @@ static void test_escaping(void **state)
     hearth_buf_reset(&b);
     assert_int_equal(hearth_buf_append_escaped(&b, "", 0), 0);
     assert_int_equal(b.len, 0);
+    /* Tab, LF and CR survive a parser only as character references: in an attribute a parser
+     * reads them as spaces, and a literal CR anywhere as LF (XML 1.0 §2.11, §3.3.3). */
+    const char *ws = "a\tb\nc\rd";
+    assert_int_equal(hearth_buf_append_escaped(&b, ws, strlen(ws)), 0);
+    assert_string_equal(b.data, "a&#9;b&#10;c&#13;d");
+    assert_true(hearth_buf_escaped_len(ws) >= b.len);
+    hearth_buf_reset(&b);
+    assert_int_equal(hearth_buf_append_text_escaped(&b, ws, strlen(ws)), 0);
+    assert_string_equal(b.data, "a\tb\nc&#13;d");
     hearth_buf_free(&b);
 }
 
