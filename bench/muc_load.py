@@ -283,6 +283,13 @@ async def run(args):
     return 0 if got == expected else 1
 
 
+def hearthd_config_keys(binary):
+    """The configuration keys a hearthd binary knows (its --config-doc table), so that one client can
+    start builds from before and after a key was added (bench/run_*_compare.sh, HEARTHD_BEFORE)."""
+    doc = subprocess.run([binary, '--config-doc'], capture_output=True, text=True, timeout=30).stdout
+    return set(re.findall(r'^\| `([a-z0-9_.]+)`', doc, re.M))
+
+
 def start_hearthd(args):
     data = tempfile.mkdtemp(prefix='muc-bench-')
     sets = {
@@ -292,6 +299,8 @@ def start_hearthd(args):
         'http.port': '-1', 'admin.port': '-1', 'log.level': 'warn', 'server.workers': str(args.workers),
         'c2s.auth_fail_delay_ms': '0',
     }
+    if 'https.port' in hearthd_config_keys(args.hearthd):
+        sets['https.port'] = '-1'  # default 5443 on every address: loopback only, and no port clash
     cmd = [args.hearthd, '--data-dir', data]
     for k, v in sets.items():
         cmd += ['--set', '%s=%s' % (k, v)]
