@@ -283,6 +283,13 @@ async def run(args):
     return 0 if got == expected else 1
 
 
+def hearthd_config_keys(binary):
+    """The configuration keys a hearthd binary knows (its --config-doc table), so that one client can
+    start builds from before and after a key was added (bench/run_*_compare.sh, HEARTHD_BEFORE)."""
+    doc = subprocess.run([binary, '--config-doc'], capture_output=True, text=True, timeout=30).stdout
+    return set(re.findall(r'^\| `([a-z0-9_.]+)`', doc, re.M))
+
+
 def start_hearthd(args):
     data = tempfile.mkdtemp(prefix='muc-bench-')
     sets = {
@@ -292,6 +299,15 @@ def start_hearthd(args):
         'http.port': '-1', 'admin.port': '-1', 'log.level': 'warn', 'server.workers': str(args.workers),
         'c2s.auth_fail_delay_ms': '0',
     }
+    # keys of newer builds, set only when the binary knows them (so that older builds still run)
+    newer = {
+        'https.port': '-1',  # default 5443 on every address: loopback only, and no port clash
+        # every login in flight holds one attempt of its address's failure budget (burst 30), so
+        # that 1,000 simultaneous logins from 127.0.0.1 are refused unchecked past the 30th
+        'auth.ip_fail_burst': '0', 'auth.pair_fail_burst': '0', 'auth.account_fail_burst': '0',
+    }
+    known = hearthd_config_keys(args.hearthd)
+    sets.update((k, v) for k, v in newer.items() if k in known)
     cmd = [args.hearthd, '--data-dir', data]
     for k, v in sets.items():
         cmd += ['--set', '%s=%s' % (k, v)]

@@ -13,16 +13,28 @@
 #   USERS=1000 RATES="20 100" SECONDS_PER_RUN=10 REPS=3 SERVERS="hearthd prosody ejabberd" \
 #       OUT=/tmp/muc-compare bench/run_muc_compare.sh
 #
+# A second hearthd build (an older commit, say) runs in the same session under the label
+# hearthd-before when HEARTHD_BEFORE names it; SERVERS then defaults to
+# "hearthd-before hearthd prosody ejabberd" (each repetition runs every server at every rate):
+#
+#   HEARTHD_BEFORE=/tmp/hearth-before/build/hearthd HEARTHD=build-bench/hearthd bench/run_muc_compare.sh
+#
 # Prints one RESULT line per run (JSON from muc_load.py) into $OUT/results.txt, then a summary
-# table with medians and the hearthd/Prosody and hearthd/ejabberd ratios (bench/muc_summary.py).
+# table with medians and the ratios hearthd/hearthd-before, hearthd/Prosody, hearthd/ejabberd,
+# hearthd-before/Prosody and hearthd-before/ejabberd (bench/muc_summary.py).
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 HEARTHD=${HEARTHD:-$HERE/../build/hearthd}
+HEARTHD_BEFORE=${HEARTHD_BEFORE:-}       # optional second build, run as "hearthd-before"
 USERS=${USERS:-1000}
 RATES=${RATES:-"20 100"}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}   # messages = rate * SECONDS_PER_RUN
 REPS=${REPS:-3}
-SERVERS=${SERVERS:-"hearthd prosody ejabberd"}
+if [ -n "$HEARTHD_BEFORE" ]; then
+    SERVERS=${SERVERS:-"hearthd-before hearthd prosody ejabberd"}
+else
+    SERVERS=${SERVERS:-"hearthd prosody ejabberd"}
+fi
 OUT=${OUT:-$(mktemp -d /tmp/muc-compare-XXXXXX)}
 PROSODY_PORT=${PROSODY_PORT:-15222}
 EJABBERD_PORT=${EJABBERD_PORT:-25222}
@@ -39,6 +51,7 @@ source "$HERE/servers.sh"
 for s in $SERVERS; do
     case $s in
     hearthd) [ -x "$HEARTHD" ] || die "no hearthd at $HEARTHD (build it; set HEARTHD=)";;
+    hearthd-before) [ -x "$HEARTHD_BEFORE" ] || die "hearthd-before needs HEARTHD_BEFORE (now '$HEARTHD_BEFORE')";;
     prosody) [ -x /usr/bin/prosody ] || die "prosody not installed: apt-get install prosody (then stop its service)";;
     ejabberd) [ -x /usr/sbin/ejabberdctl ] || die "ejabberd not installed: apt-get install ejabberd (then stop its service), or leave it out of SERVERS";;
     *) die "unknown server $s";;
@@ -100,8 +113,10 @@ run_one() {  # server rate rep
     local log=$OUT/$s-r$rate-$rep.log rc
     echo "== $s rate=$rate rep=$rep ($(date +%T))"
     case $s in
-    hearthd)
-        timeout -k 5 $RUN_TIMEOUT python3 "$HERE/muc_load.py" --hearthd "$HEARTHD" "${common[@]}" > "$log" 2>&1
+    hearthd|hearthd-before)
+        local bin=$HEARTHD
+        [ "$s" = hearthd-before ] && bin=$HEARTHD_BEFORE
+        timeout -k 5 $RUN_TIMEOUT python3 "$HERE/muc_load.py" --hearthd "$bin" "${common[@]}" > "$log" 2>&1
         rc=$?;;
     prosody|ejabberd)
         if ! start_$s "$d"; then echo "   $s did not start (see $d)"; cleanup; return; fi
@@ -111,6 +126,7 @@ run_one() {  # server rate rep
         cleanup;;
     esac
     echo "   rc=$rc $(grep -E '^(delivered|latency|server pid)' "$log" | tr '\n' ' ')"
+    echo "   ($(date +%T), load $(cut -d' ' -f1-3 /proc/loadavg))"
     local r
     r=$(grep '^RESULT ' "$log" | sed 's/^RESULT //')
     [ -n "$r" ] && echo "{\"server\": \"$s\", \"rep\": $rep, \"result\": $r}" >> "$RESULTS"
@@ -118,6 +134,7 @@ run_one() {  # server rate rep
 }
 
 echo "run_muc_compare: users=$USERS rates=[$RATES] ${SECONDS_PER_RUN}s per run, $REPS reps, servers=[$SERVERS], logs in $OUT"
+[ -n "$HEARTHD_BEFORE" ] && echo "hearthd-before: $HEARTHD_BEFORE; hearthd: $HEARTHD"
 nproc; uptime
 for rep in $(seq "$REPS"); do
     for rate in $RATES; do
@@ -126,4 +143,5 @@ for rep in $(seq "$REPS"); do
         done
     done
 done
+uptime
 python3 "$HERE/muc_summary.py" "$RESULTS"

@@ -12,15 +12,29 @@
 #   HEARTHD=build/hearthd HEARTHCTL=build/hearthctl bench/run_sessions_compare.sh
 #   N=1000 REPS=2 SERVERS="hearthd prosody ejabberd" OUT=/tmp/sessions-compare bench/run_sessions_compare.sh
 #
-# Writes one JSON line per run to $OUT/results.txt, then prints a table of medians and the
-# hearthd/Prosody and hearthd/ejabberd ratios.
+# A second hearthd build (an older commit, say) runs in the same session under the label
+# hearthd-before when HEARTHD_BEFORE and HEARTHCTL_BEFORE name it; SERVERS then defaults to
+# "hearthd-before hearthd prosody ejabberd" (each repetition runs every server once, in that order):
+#
+#   HEARTHD_BEFORE=/tmp/hearth-before/build/hearthd HEARTHCTL_BEFORE=/tmp/hearth-before/build/hearthctl \
+#       HEARTHD=build/hearthd HEARTHCTL=build/hearthctl bench/run_sessions_compare.sh
+#
+# Writes one JSON line per run to $OUT/results.txt, then prints a table of medians with the
+# per-run figures and the ratios hearthd/hearthd-before, hearthd/Prosody, hearthd/ejabberd,
+# hearthd-before/Prosody and hearthd-before/ejabberd (those whose servers ran).
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 HEARTHD=${HEARTHD:-$HERE/../build/hearthd}
 HEARTHCTL=${HEARTHCTL:-$HERE/../build/hearthctl}
+HEARTHD_BEFORE=${HEARTHD_BEFORE:-}       # optional second build, run as "hearthd-before"
+HEARTHCTL_BEFORE=${HEARTHCTL_BEFORE:-}
 N=${N:-1000}
 REPS=${REPS:-2}
-SERVERS=${SERVERS:-"hearthd prosody ejabberd"}
+if [ -n "$HEARTHD_BEFORE" ]; then
+    SERVERS=${SERVERS:-"hearthd-before hearthd prosody ejabberd"}
+else
+    SERVERS=${SERVERS:-"hearthd prosody ejabberd"}
+fi
 OUT=${OUT:-$(mktemp -d /tmp/sessions-compare-XXXXXX)}
 PROSODY_PORT=${PROSODY_PORT:-15222}
 EJABBERD_PORT=${EJABBERD_PORT:-25222}
@@ -37,6 +51,8 @@ source "$HERE/servers.sh"
 for s in $SERVERS; do
     case $s in
     hearthd) [ -x "$HEARTHD" ] && [ -x "$HEARTHCTL" ] || die "no hearthd/hearthctl at $HEARTHD, $HEARTHCTL";;
+    hearthd-before) [ -x "$HEARTHD_BEFORE" ] && [ -x "$HEARTHCTL_BEFORE" ] ||
+        die "hearthd-before needs HEARTHD_BEFORE and HEARTHCTL_BEFORE (now '$HEARTHD_BEFORE', '$HEARTHCTL_BEFORE')";;
     prosody) [ -x /usr/bin/prosody ] || die "prosody not installed";;
     ejabberd) [ -x /usr/sbin/ejabberdctl ] || die "ejabberd not installed";;
     *) die "unknown server $s";;
@@ -96,6 +112,10 @@ run_one() {  # server rep
         HEARTHD=$HEARTHD HEARTHCTL=$HEARTHCTL timeout -k 5 $RUN_TIMEOUT \
             python3 "$HERE/c2s_sessions.py" "$N" > "$log" 2>&1
         rc=$?;;
+    hearthd-before)
+        HEARTHD=$HEARTHD_BEFORE HEARTHCTL=$HEARTHCTL_BEFORE timeout -k 5 $RUN_TIMEOUT \
+            python3 "$HERE/c2s_sessions.py" "$N" > "$log" 2>&1
+        rc=$?;;
     prosody|ejabberd)
         if ! start_$s "$d"; then echo "   $s did not start (see $d)"; cleanup; return; fi
         timeout -k 5 $RUN_TIMEOUT python3 "$HERE/c2s_sessions.py" "$N" --port "$PORT" \
@@ -104,6 +124,7 @@ run_one() {  # server rep
         cleanup;;
     esac
     echo "   rc=$rc $(grep -E '^(negotiated|sessions|.*RSS|marginal)' "$log" | tr '\n' ' ')"
+    echo "   ($(date +%T), load $(cut -d' ' -f1-3 /proc/loadavg))"
     local r
     r=$(grep '^RESULT ' "$log" | sed 's/^RESULT //')
     [ -n "$r" ] && [ "$rc" = 0 ] && echo "{\"server\": \"$s\", \"rep\": $rep, \"result\": $r}" >> "$RESULTS"
@@ -111,12 +132,14 @@ run_one() {  # server rep
 }
 
 echo "run_sessions_compare: N=$N, $REPS reps, servers=[$SERVERS], logs in $OUT"
+[ -n "$HEARTHD_BEFORE" ] && echo "hearthd-before: $HEARTHD_BEFORE; hearthd: $HEARTHD"
 nproc; uptime
 for rep in $(seq "$REPS"); do
     for s in $SERVERS; do
         run_one "$s" "$rep"
     done
 done
+uptime
 python3 - "$RESULTS" <<'EOF'
 import json, statistics, sys
 runs = {}
@@ -125,18 +148,22 @@ for line in open(sys.argv[1]):
     runs.setdefault(r['server'], []).append(r['result'])
 def med(s, k):
     return statistics.median(x[k] for x in runs[s])
-print('| server | runs | RSS idle (MiB) | RSS with N (MiB) | per session (KiB) | marginal (KiB) | TLS | SASL |')
+print('| server | runs | RSS idle MiB (each run) | RSS with N MiB (each) | per session KiB (each) | marginal KiB (each) | TLS | SASL |')
 print('|---|---|---|---|---|---|---|---|')
+def each(rs, k, scale=1):
+    return ', '.join('%.1f' % (x[k] / scale) for x in rs)
 for s, rs in runs.items():
-    print('| %s | %d | %.1f | %.1f | %.1f (%s) | %.1f | %s | %s |' % (
-        s, len(rs), med(s, 'rss_idle_kib') / 1024, med(s, 'rss_sessions_kib') / 1024,
-        med(s, 'per_session_kib'), ', '.join('%.1f' % x['per_session_kib'] for x in rs),
-        med(s, 'marginal_kib'), rs[0]['tls'], rs[0]['sasl']))
-if 'hearthd' in runs:
-    for o in ('prosody', 'ejabberd'):
-        if o in runs:
-            print('hearthd/%s: per session %.2f, RSS with N %.2f, RSS idle %.2f' % (
-                o, med('hearthd', 'per_session_kib') / med(o, 'per_session_kib'),
-                med('hearthd', 'rss_sessions_kib') / med(o, 'rss_sessions_kib'),
-                med('hearthd', 'rss_idle_kib') / med(o, 'rss_idle_kib')))
+    print('| %s | %d | %.1f (%s) | %.1f (%s) | %.1f (%s) | %.1f (%s) | %s | %s |' % (
+        s, len(rs), med(s, 'rss_idle_kib') / 1024, each(rs, 'rss_idle_kib', 1024),
+        med(s, 'rss_sessions_kib') / 1024, each(rs, 'rss_sessions_kib', 1024),
+        med(s, 'per_session_kib'), each(rs, 'per_session_kib'),
+        med(s, 'marginal_kib'), each(rs, 'marginal_kib'), rs[0]['tls'], rs[0]['sasl']))
+for a, b in (('hearthd', 'hearthd-before'), ('hearthd', 'prosody'), ('hearthd', 'ejabberd'),
+             ('hearthd-before', 'prosody'), ('hearthd-before', 'ejabberd')):
+    if a in runs and b in runs:
+        print('%s/%s: per session %.3f, marginal %.3f, RSS with N %.3f, RSS idle %.3f' % (
+            a, b, med(a, 'per_session_kib') / med(b, 'per_session_kib'),
+            med(a, 'marginal_kib') / med(b, 'marginal_kib'),
+            med(a, 'rss_sessions_kib') / med(b, 'rss_sessions_kib'),
+            med(a, 'rss_idle_kib') / med(b, 'rss_idle_kib')))
 EOF
