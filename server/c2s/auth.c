@@ -114,7 +114,7 @@ static void fail_counted(conn_t *c, int throttled)
 static void fail_auth(conn_t *c)
 {
     hlog_conn(LOG_INFO, c->id, NULL, "authentication failed for '%s' with %s from %s",
-              c->authcid ? c->authcid : "", c->sasl_mech ? c->sasl_mech : "?", c->ip);
+              c->authcid ? c->authcid : "", c->sasl_mech ? c->sasl_mech : "?", conn__ip(c));
     guard_end(c, AUTHGUARD_FAILED);
     fail_counted(c, 0);
 }
@@ -147,7 +147,7 @@ static void succeed(conn_t *c, const char *out, size_t out_len)
     c->state = C2S_AUTHED;
     c->accepted_ms = uv_now(&c->w->loop); /* the bind deadline counts from here */
     if (c->preauth_counted) {
-        server__preauth_leave(c->w->srv, c->ip);
+        server__preauth_leave(c->w->srv, conn__ip(c));
         c->preauth_counted = 0;
     }
     c2s__restart_stream(c);
@@ -336,7 +336,7 @@ static void begin(conn_t *c, const char *data, size_t len)
     /* Across streams: may this address try now (core/authguard.h)? */
     authguard_verdict_t v;
     int rc =
-        authguard__begin(c->w->srv->guard, c->ip, valid ? c->authcid : NULL, &c->guard_ticket, &v);
+        authguard__begin(c->w->srv->guard, conn__ip(c), valid ? c->authcid : NULL, &c->guard_ticket, &v);
     if (v.newly_throttled && v.delay_ms)
         hlog_conn(LOG_WARN, c->id, NULL,
                   "throttling logins to account '%s': too many failures from all addresses, "
@@ -346,10 +346,10 @@ static void begin(conn_t *c, const char *data, size_t len)
         hlog_conn(LOG_WARN, c->id, NULL,
                   "throttling failed logins from %s (for '%s'): the %s is over its budget, "
                   "attempts are refused unchecked",
-                  c->ip, c->authcid, v.newly_throttled);
+                  conn__ip(c), c->authcid, v.newly_throttled);
     if (rc == HEARTH_ELIMIT) {
         hlog_conn(LOG_DEBUG, c->id, NULL, "authentication for '%s' from %s refused unchecked",
-                  c->authcid, c->ip);
+                  c->authcid, conn__ip(c));
         fail_counted(c, 1);
         return;
     }

@@ -84,7 +84,7 @@ static void stream_over(conn_t *c)
     if (c->pa)
         c->pa->conn = NULL;
     if (c->preauth_counted) {
-        server__preauth_leave(c->w->srv, c->ip);
+        server__preauth_leave(c->w->srv, conn__ip(c));
         c->preauth_counted = 0;
     }
     c2s_session_t *cs = c->cs;
@@ -93,6 +93,11 @@ static void stream_over(conn_t *c)
         cs->c = NULL;
         csession__end_later(cs);
     }
+}
+
+const char *conn__ip(const conn_t *c)
+{
+    return c->pa ? c->pa->ip : c->net ? c->net->ip : "?";
 }
 
 /* ---- sending ---- */
@@ -388,13 +393,12 @@ static conn_t *new_stream(worker_t *w, connection_t *net, hearth_stream_framing_
     c->w = w;
     c->net = net;
     c->id = net->id;
-    memcpy(c->ip, net->ip, sizeof(c->ip));
-    pa->ops = NULL;
+        pa->ops = NULL;
     pa->conn = c;
     pa->w = w;
     pa->id = c->id;
     pa->refs = 1;
-    memcpy(pa->ip, c->ip, sizeof(pa->ip));
+    memcpy(pa->ip, net->ip, sizeof(pa->ip));
     c->pa = pa;
     hearth_xml_limits_t lim = HEARTH_XML_LIMITS_DEFAULT;
     lim.max_stanza_bytes = w->srv->set.max_stanza_preauth;
@@ -429,9 +433,9 @@ static const preauth_ops_t preauth_ops = {.send = preauth_send};
 static void start(conn_t *c)
 {
     c->pa->ops = &preauth_ops;
-    if (server__preauth_enter(c->w->srv, c->ip)) {
+    if (server__preauth_enter(c->w->srv, conn__ip(c))) {
         hlog_conn(LOG_WARN, c->id, NULL, "refused: too many unauthenticated connections from %s",
-                  c->ip);
+                  conn__ip(c));
         conn__abort(c);
         return;
     }
@@ -454,7 +458,7 @@ void conn__accept(worker_t *w, uv_stream_t *listener, int direct_tls)
         return;
     }
     net->ud = c;
-    hlog_conn(LOG_DEBUG, c->id, NULL, "accepted from %s%s", c->ip,
+    hlog_conn(LOG_DEBUG, c->id, NULL, "accepted from %s%s", conn__ip(c),
               direct_tls ? " (direct TLS)" : "");
     start(c);
 }
@@ -467,7 +471,7 @@ void c2s__on_web_connection(connection_t *net)
         return;
     }
     connection_set_upper(net, &conn_events, c);
-    hlog_conn(LOG_DEBUG, c->id, NULL, "%s stream from %s%s", net->t->name, c->ip,
+    hlog_conn(LOG_DEBUG, c->id, NULL, "%s stream from %s%s", net->t->name, conn__ip(c),
               c->secure ? " (encrypted)" : "");
     start(c);
 }

@@ -35,7 +35,7 @@ typedef struct c2s_session {
     int csi_inactive;
     hearth_bytes_t **csi_q;
     size_t csi_n;
-    uv_timer_t timer; /* while detached: the resumption deadline */
+    uv_timer_t *timer; /* the resumption deadline, made at the first detach */
     int timer_open;   /* timer initialised, not yet closed */
     int end_posted;   /* the run queue holds its end */
 } c2s_session_t;
@@ -88,7 +88,6 @@ typedef enum {
 struct conn {
     worker_t *w;
     uint64_t id; /* its connection's */
-    char ip[64];
     connection_t *net;   /* NULL once the connection is gone */
     hearth_stream_t *xs; /* the XMPP stream over it */
     int refs;            /* asynchronous work holding it */
@@ -137,6 +136,9 @@ struct conn {
 };
 
 /* conn.c */
+/* The client's address (after a trusted proxy's X-Forwarded-For), while it matters: before
+ * authentication (admission, failed-login throttling, logs). */
+const char *conn__ip(const conn_t *c);
 void conn__accept(worker_t *w, uv_stream_t *listener, int direct_tls);
 /* The TLS session under this stream (STARTTLS, direct TLS, or the transport's), or NULL. */
 hearth_tls_t *conn__tls(const conn_t *c);

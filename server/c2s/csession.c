@@ -153,6 +153,8 @@ static void on_timer_closed(uv_handle_t *h)
 {
     c2s_session_t *cs = h->data;
     cs->timer_open = 0;
+    cs->timer = NULL;
+    free(h);
     session__unref(&cs->s); /* the timer's reference */
 }
 
@@ -170,8 +172,8 @@ void csession__end(c2s_session_t *cs)
     session__unbind(&cs->s);
     sm__reroute(cs); /* after the unbind: nothing comes back to this session */
     csi_free(cs);
-    if (cs->timer_open && !uv_is_closing((uv_handle_t *)&cs->timer))
-        uv_close((uv_handle_t *)&cs->timer, on_timer_closed);
+    if (cs->timer_open && !uv_is_closing((uv_handle_t *)cs->timer))
+        uv_close((uv_handle_t *)cs->timer, on_timer_closed);
     session__unref(&cs->s); /* the carrier's: it carries it no more */
     session__unref(&cs->s);
 }
@@ -257,12 +259,18 @@ void csession__detach(c2s_session_t *cs)
     cs->sm.resending = 0;
     sm__mark_detached(cs);
     if (!cs->timer_open) {
-        uv_timer_init(&cs->s.w->loop, &cs->timer);
-        cs->timer.data = cs;
+        /* Most sessions never wait for a resumption: the timer is made for those that do. */
+        if (!(cs->timer = malloc(sizeof(*cs->timer)))) {
+            hlog_conn(LOG_WARN, cs->s.id, cs->s.jid.full, "out of memory: session ends");
+            csession__end_later(cs);
+            return;
+        }
+        uv_timer_init(&cs->s.w->loop, cs->timer);
+        cs->timer->data = cs;
         cs->timer_open = 1;
         session__ref(&cs->s); /* held until the timer's handle is closed */
     }
-    uv_timer_start(&cs->timer, on_resume_timeout, (uint64_t)cs->s.w->srv->set.resume_timeout * 1000,
+    uv_timer_start(cs->timer, on_resume_timeout, (uint64_t)cs->s.w->srv->set.resume_timeout * 1000,
                    0);
     hook_args_t a = {.w = cs->s.w, .s = &cs->s, .u = cs->s.user};
     hooks__run(HOOK_SESSION_DETACHED, &a);
@@ -278,7 +286,7 @@ void csession__attach(c2s_session_t *cs, conn_t *c)
         conn__abort(old);
     }
     if (cs->timer_open)
-        uv_timer_stop(&cs->timer);
+        uv_timer_stop(cs->timer);
     sm__unmark_detached(cs);
     cs->s.state = SESSION_BOUND;
     cs->c = c;
@@ -295,6 +303,8 @@ void csession__drained(c2s_session_t *cs)
 {
     if (cs->sm.resending)
         sm__pump(cs);
+    if (!cs->s.paced)
+        return; /* nobody waits: most writes of a busy session end here */
     hook_args_t a = {.w = cs->s.w, .s = &cs->s, .u = cs->s.user};
     hooks__run(HOOK_SESSION_DRAINED, &a);
 }

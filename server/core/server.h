@@ -115,7 +115,7 @@ typedef enum { USER_NEW, USER_LOADING, USER_READY, USER_MISSING, USER_FAILED } u
 /* Work waiting for one user's state: past this, new work fails at once (with an error to
  * whoever asked) instead of queueing without end. */
 #define USER_OPS_MAX 10000
-#define USER_SLOTS 8
+#define USER_SLOTS 4
 
 /* A bare JID homed on a worker: everything about it lives there without locks. Its stored
  * state (roster, pending subscription requests, block list) is loaded once, before any stanza

@@ -39,14 +39,15 @@ typedef struct session_ops {
     void (*settled)(session_t *s, const char *sm_id, uint32_t seq);
     /* Bytes written for the client and not yet taken by it (its connection's output queue);
      * SESSION_OUTPUT_MAX while detached. Paced senders (offline delivery) send more only
-     * while it is low, and again on HOOK_SESSION_DRAINED. */
+     * while it is low, and again on HOOK_SESSION_DRAINED, which runs only while s->paced is
+     * non-zero (a sender counts itself there while it waits). */
     size_t (*output_pending)(session_t *s);
     /* The last reference went: the carrier frees s and what it allocated around it. */
     void (*free)(session_t *s);
 } session_ops_t;
 
 /* Per-module state on a session: an index from session__slot_new at start-up. */
-#define SESSION_SLOTS 16
+#define SESSION_SLOTS 8
 
 /* The output bound of any carrier: a client this far behind is cut (or, with stream
  * management, detached). What the server generates for one request stays well under it. */
@@ -61,6 +62,7 @@ struct session {
     session_t *user_next;
     session_state_t state;
     int ending; /* its end is decided (done on the next loop turn): deliver nothing new to it */
+    int paced;  /* paced senders waiting for HOOK_SESSION_DRAINED (the hook runs only then) */
     int refs;
     /* Presence (RFC 6121 §4), on the session because every module reads it. */
     int available;            /* sent available presence */

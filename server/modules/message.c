@@ -161,8 +161,10 @@ static void pump_end(offline_pump_t *p)
 {
     session_t *s = p->s;
     worker_t *w = s->w;
-    if (s->slot[pump_slot] == p)
+    if (s->slot[pump_slot] == p) {
         s->slot[pump_slot] = NULL;
+        s->paced--;
+    }
     p->u->offline_busy = 0;
     for (size_t k = 0; k < p->n; k++)
         hearth_bytes_unref(p->msgs[k]);
@@ -212,6 +214,7 @@ static void offline_fetched(void *ud, int err, const storage_offline_msg_t *msgs
         p->ids[p->n++] = msgs[k].id;
     }
     s->slot[pump_slot] = p;
+    s->paced++;
     pump(s, 0);
 }
 
