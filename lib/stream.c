@@ -91,10 +91,19 @@ static bool version_ok(const char *v)
     return end != v && *end == '.' && major == 1;
 }
 
+/* A copy of s, or the default itself (static: most streams take it, and need no copy). */
 static char *dup_or(const char *s, const char *dflt)
 {
-    return strdup(s ? s : dflt);
+    return s ? strdup(s) : (char *)dflt;
 }
+
+static void free_or(char *s, const char *dflt)
+{
+    if (s != dflt)
+        free(s);
+}
+
+static const char default_lang[] = "en", default_content_ns[] = HEARTH_NS_CLIENT;
 
 /* The parser fills its own zero fields; the stream needs the two sizes for WebSocket messages. */
 static void fill_limits(hearth_xml_limits_t *dst, const hearth_xml_limits_t *src)
@@ -714,8 +723,8 @@ hearth_stream_t *hearth_stream_new(const hearth_stream_config_t *cfg,
     fill_limits(&s->limits, cfg->limits);
     s->domain = strdup(cfg->domain);
     s->from = cfg->from ? strdup(cfg->from) : NULL;
-    s->content_ns = dup_or(cfg->content_ns, HEARTH_NS_CLIENT);
-    s->lang = dup_or(cfg->lang, "en");
+    s->content_ns = dup_or(cfg->content_ns, default_content_ns);
+    s->lang = dup_or(cfg->lang, default_lang);
     s->xml = hearth_xml_stream_new(&xml_cbs, s, &s->limits);
     if (!s->domain || (cfg->from && !s->from) || !s->content_ns || !s->lang || !s->xml ||
         (cfg->direct_tls && tls_begin(s, cfg->direct_tls)) || parser_reset(s)) {
@@ -944,8 +953,8 @@ static void destroy(hearth_stream_t *s)
     hearth_xml_stream_free(s->xml);
     free(s->domain);
     free(s->from);
-    free(s->content_ns);
-    free(s->lang);
+    free_or(s->content_ns, default_content_ns);
+    free_or(s->lang, default_lang);
     free(s->id);
     free(s);
 }

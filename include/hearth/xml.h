@@ -21,6 +21,7 @@ void *hearth_arena_alloc(hearth_arena_t *a, size_t n); /* 16-byte aligned, NULL 
 char *hearth_arena_strndup(hearth_arena_t *a, const char *s, size_t n);
 char *hearth_arena_strdup(hearth_arena_t *a, const char *s);
 void hearth_arena_reset(hearth_arena_t *a); /* frees everything but the first chunk */
+void hearth_arena_release(hearth_arena_t *a); /* frees everything; the next alloc starts anew */
 void hearth_arena_free(hearth_arena_t *a);
 
 typedef struct hearth_xml_attr {

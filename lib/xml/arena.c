@@ -1,5 +1,7 @@
 /* Bump allocator for one stanza's tree (include/hearth/xml.h): chunks freed all at once.
- * The first chunk survives a reset so a connection's steady state does no malloc per stanza. */
+ * The first chunk survives a reset so a connection's steady state does no malloc per stanza;
+ * a release gives it back too (an idle stream holds none), and the next allocation makes it
+ * again. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +19,8 @@ struct chunk {
 };
 
 struct hearth_arena {
-    struct chunk *first; /* kept by reset */
-    struct chunk *cur;   /* bump allocations come from here */
+    struct chunk *first; /* kept by reset; NULL after a release */
+    struct chunk *cur;   /* bump allocations come from here (NULL with first) */
     size_t chunk_size;
 };
 
@@ -69,6 +71,8 @@ void *hearth_arena_alloc(hearth_arena_t *a, size_t n)
 {
     if (n > SIZE_MAX / 2)
         return NULL;
+    if (!a->first && !(a->first = a->cur = chunk_new(a->chunk_size)))
+        return NULL;
     void *p = chunk_take(a->cur, n);
     if (p)
         return p;
@@ -109,6 +113,8 @@ char *hearth_arena_strdup(hearth_arena_t *a, const char *s)
 
 void hearth_arena_reset(hearth_arena_t *a)
 {
+    if (!a->first)
+        return;
     struct chunk *c = a->first->next;
     while (c) {
         struct chunk *next = c->next;
@@ -118,6 +124,13 @@ void hearth_arena_reset(hearth_arena_t *a)
     a->first->next = NULL;
     a->first->used = 0;
     a->cur = a->first;
+}
+
+void hearth_arena_release(hearth_arena_t *a)
+{
+    hearth_arena_reset(a);
+    free(a->first);
+    a->first = a->cur = NULL;
 }
 
 void hearth_arena_free(hearth_arena_t *a)

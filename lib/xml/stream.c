@@ -432,7 +432,13 @@ int hearth_xml_stream_feed(hearth_xml_stream_t *s, const char *data, size_t len)
         data += n;
         len -= n;
     }
-    return s->state == ST_HALTED ? HEARTH_ECLOSED : 0;
+    if (s->state == ST_HALTED)
+        return HEARTH_ECLOSED;
+    /* Between stanzas the tree's memory goes back: thousands of idle streams hold none (a
+     * busy one makes it again once per read, not per stanza). */
+    if (s->level == 1)
+        hearth_arena_release(s->arena);
+    return 0;
 }
 
 void hearth_xml_stream_stop(hearth_xml_stream_t *s)

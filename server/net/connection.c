@@ -190,6 +190,19 @@ void connection__end(connection_t *c, int err)
 
 static void on_write(uv_write_t *req, int status);
 
+/* An emptied output buffer keeps its memory for the next write, unless a burst (a room's join
+ * sequence, a roster, offline messages) grew it past this: then it goes, or a thousand idle
+ * connections would each hold their largest burst for good. */
+#define CONNECTION_BUF_KEEP (16u * 1024)
+
+static void emptied(hearth_buf_t *b)
+{
+    if (b->cap > CONNECTION_BUF_KEEP)
+        hearth_buf_free(b);
+    else
+        hearth_buf_reset(b);
+}
+
 /* Hands outq, less its first `done` bytes already written directly, to uv_write. */
 static void start_write(connection_t *c, size_t done)
 {
@@ -198,8 +211,16 @@ static void start_write(connection_t *c, size_t done)
     c->outq = tmp;
     hearth_buf_reset(&c->outq);
     uv_buf_t b = uv_buf_init(c->inflight.data + done, (unsigned)(c->inflight.len - done));
-    c->wreq.data = c;
-    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    /* A request only for the writes the socket did not take at once (192 bytes that most
+     * connections, most of the time, need not carry). */
+    uv_write_t *req = malloc(sizeof(*req));
+    int rc = req ? 0 : HEARTH_ENOMEM;
+    if (req) {
+        req->data = c;
+        rc = uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+        if (rc)
+            free(req);
+    }
     if (rc) {
         hearth_buf_reset(&c->inflight);
         connection__lose(c, rc);
@@ -219,8 +240,9 @@ static void drained(connection_t *c)
 static void on_write(uv_write_t *req, int status)
 {
     connection_t *c = req->data;
+    free(req);
     c->writing = 0;
-    hearth_buf_reset(&c->inflight);
+    emptied(&c->inflight);
     if (status < 0) {
         if (status != UV_ECANCELED || c->state != CONN_CLOSED)
             connection__lose(c, status);
@@ -256,7 +278,7 @@ static void flush_one(connection_t *c)
             start_write(c, done);
             return;
         }
-        hearth_buf_reset(&c->outq);
+        emptied(&c->outq);
     }
     drained(c);
 }

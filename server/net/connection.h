@@ -99,7 +99,6 @@ struct connection {
     uv_timer_t timer;
     int handles_open;
     hearth_buf_t outq, inflight; /* bytes not yet handed to the socket / owned by uv_write */
-    uv_write_t wreq;
     int writing;
     int out_pending; /* on the worker's list of output to flush at the turn's end */
     connection_t *out_next, *out_prev;
