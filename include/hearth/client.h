@@ -63,6 +63,11 @@ typedef struct hearth_ctx_config {
      * does not pay PBKDF2 again; each entry is about 150 bytes. 0: 16; -1 (as unsigned): none.
      * The oldest entry goes when it is full. */
     unsigned scram_cache;
+    /* libuv writes to sockets without MSG_NOSIGNAL, so a write to a connection the server has
+     * reset raises SIGPIPE, whose default kills the process. 0: hearth_ctx_new sets SIGPIPE to
+     * ignored if it is at its default (a process-wide change, made once); 1: signals are left
+     * alone (the program ignores or handles SIGPIPE itself). */
+    int keep_sigpipe;
 } hearth_ctx_config_t;
 
 /* A new context; cfg may be NULL (own loop, malloc, no log). *out gets it. HEARTH_ENOMEM,

@@ -2,6 +2,7 @@
  * logger, the once-per-iteration output flush of every connection, the shared read buffer, the
  * TLS contexts and SCRAM salted passwords its clients share, its clock, and the blocking
  * wrappers' loop runs. Touches the loop and the clients' connections, nothing global. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -301,6 +302,15 @@ int hearth_ctx_new(const hearth_ctx_config_t *cfg, hearth_ctx_t **out)
     if (ctx->scram_n && !(ctx->scram = ctx__calloc(ctx, ctx->scram_n * sizeof(*ctx->scram)))) {
         a.free(a.ud, ctx);
         return HEARTH_ENOMEM;
+    }
+    if (!cfg->keep_sigpipe) {
+        /* Only a default disposition is changed: a program's own handler stays. */
+        struct sigaction sa;
+        if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL &&
+            !(sa.sa_flags & SA_SIGINFO)) {
+            sa.sa_handler = SIG_IGN;
+            (void)sigaction(SIGPIPE, &sa, NULL);
+        }
     }
     if (RAND_bytes((unsigned char *)&ctx->rng, sizeof(ctx->rng)) != 1)
         ctx->rng = uv_hrtime();
