@@ -206,3 +206,109 @@ class Proxy:
         self.thread.join(5)
         os.close(self.wake_r)
         os.close(self.wake_w)
+
+
+def free_port():
+    """A loopback port free right now (for servers that cannot report an ephemeral one)."""
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Prosody:
+    """Debian's Prosody on loopback from a configuration of its own in a temporary directory
+    (as root it needs run_as_root), with a certificate for localhost, STARTTLS required,
+    direct TLS, registration open, stream management and ping."""
+
+    BINARY = '/usr/bin/prosody'
+    CTL = '/usr/bin/prosodyctl'
+
+    def __init__(self, users):
+        if not os.access(self.BINARY, os.X_OK):
+            raise unittest.SkipTest('Prosody is not installed (apt-get install prosody)')
+        import tempfile
+        self.dir = tempfile.mkdtemp(prefix='hearth-prosody-')
+        self.cert = os.path.join(self.dir, 'cert.pem')
+        self.key = os.path.join(self.dir, 'key.pem')
+        subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
+                        'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=localhost',
+                        '-addext', 'subjectAltName=DNS:localhost', '-days', '2',
+                        '-keyout', self.key, '-out', self.cert], check=True,
+                       capture_output=True)
+        self.port = free_port()
+        self.tls_port = free_port()
+        self.config = os.path.join(self.dir, 'prosody.cfg.lua')
+        os.makedirs(os.path.join(self.dir, 'data'))
+        with open(self.config, 'w') as f:
+            f.write('''-- written by tests/integration/clientlib.py
+run_as_root = true
+daemonize = false
+pidfile = "{d}/prosody.pid"
+data_path = "{d}/data"
+interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ {port} }}
+c2s_direct_tls_ports = {{ {tls_port} }}
+s2s_ports = {{ }}
+http_ports = {{ }}
+https_ports = {{ }}
+log = {{ debug = "{d}/prosody.log" }}
+modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping", "register", "smacks" }}
+modules_disabled = {{ "s2s", "s2s_auth_certs", "offline" }}
+authentication = "internal_hashed"
+allow_registration = true
+min_seconds_between_registrations = 0
+c2s_require_encryption = true
+c2s_direct_tls_ssl = {{ certificate = "{cert}", key = "{key}" }}
+VirtualHost "localhost"
+  ssl = {{ certificate = "{cert}", key = "{key}" }}
+'''.format(d=self.dir, port=self.port, tls_port=self.tls_port, cert=self.cert, key=self.key))
+        for user, pw in users.items():
+            subprocess.run([self.CTL, '--config', self.config, 'register', user, 'localhost', pw],
+                           check=True, capture_output=True, timeout=30)
+        self.proc = None
+
+    def start(self):
+        out = open(os.path.join(self.dir, 'prosody.out'), 'wb')
+        self.proc = subprocess.Popen([self.BINARY, '-F', '--config', self.config],
+                                     stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        deadline = time.monotonic() + 20
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError('prosody exited (%d): %s' % (self.proc.returncode,
+                                                                  self.log()[-3000:]))
+            try:
+                socket.create_connection(('127.0.0.1', self.tls_port), timeout=1).close()
+                socket.create_connection(('127.0.0.1', self.port), timeout=1).close()
+                return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError('prosody is not listening: %s' % self.log()[-3000:])
+                time.sleep(0.05)
+
+    def log(self):
+        text = ''
+        for name in ('prosody.out', 'prosody.log'):
+            try:
+                with open(os.path.join(self.dir, name), errors='replace') as f:
+                    text += f.read()
+            except FileNotFoundError:
+                pass
+        return text
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def close(self, failed=False):
+        self.stop()
+        if failed:
+            sys.stderr.write('----- prosody log -----\n%s\n' % self.log()[-20000:])
+        import shutil
+        shutil.rmtree(self.dir, ignore_errors=True)
