@@ -734,8 +734,23 @@ void net__start(hearth_client_t *c)
     c->connect_deadline = ctx__now(c->ctx) + c->connect_timeout;
     client__arm(c);
     bool direct = c->tls == HEARTH_TLS_DIRECT;
-    if (c->host) {
-        add_endpoint(c, c->host, c->port ? c->port : direct ? 5223 : 5222, direct);
+    /* An IP literal as the domain has no SRV records to look up (RFC 6120 §3.2.1). */
+    char literal[64] = "";
+    const char *d = c->jid.domain;
+    size_t dl = strlen(d);
+    struct sockaddr_in6 a6;
+    struct sockaddr_in a4;
+    if (dl > 2 && dl < sizeof(literal) && d[0] == '[' && d[dl - 1] == ']')
+        snprintf(literal, sizeof(literal), "%.*s", (int)(dl - 2), d + 1);
+    else if (dl < sizeof(literal))
+        snprintf(literal, sizeof(literal), "%s", d);
+    bool is_literal = uv_ip4_addr(literal, 0, &a4) == 0 || uv_ip6_addr(literal, 0, &a6) == 0;
+    if (c->host || is_literal) {
+        add_endpoint(c, c->host ? c->host : literal,
+                     c->port  ? c->port
+                     : direct ? 5223
+                              : 5222,
+                     direct);
         if (!c->nendpoints) {
             client__lost(c, HEARTH_ENOMEM, HEARTH_STREAM_ERR_NONE, NULL, NULL);
             return;
