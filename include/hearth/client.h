@@ -127,7 +127,8 @@ typedef struct hearth_client_config {
     /* The resource to ask for at bind; NULL: the JID's resource, or none (the server picks). */
     const char *resource;
     /* Where to connect; NULL: DNS SRV of the JID's domain (_xmpps-client._tcp for direct TLS,
-     * then _xmpp-client._tcp), then the domain itself. A host name or an IP literal. */
+     * then _xmpp-client._tcp), then the domain itself (a domain that is an IP literal is
+     * connected to directly). A host name or an IP literal. */
     const char *host;
     /* 0: 5222, or 5223 with HEARTH_TLS_DIRECT (with a host; SRV records carry their ports). */
     unsigned port;
