@@ -27,8 +27,9 @@ class ClientLibTest(unittest.TestCase):
         self.probes = []
 
     def tearDown(self):
-        for p in self.probes:
-            p.close()
+        # A probe that crashed or leaked (under ASan) exits non-zero.
+        codes = [(p.name, p.close()) for p in self.probes]
+        self.assertEqual([c for c in codes if c[1] != 0], [])
         self.server.assert_alive()
 
     def probe(self, user='alice', *extra, port=None, server=None, password=None):

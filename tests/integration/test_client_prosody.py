@@ -28,8 +28,9 @@ class ClientProsodyTest(unittest.TestCase):
         self.probes = []
 
     def tearDown(self):
-        for p in self.probes:
-            p.close()
+        # A probe that crashed or leaked (under ASan) exits non-zero.
+        codes = [(p.name, p.close()) for p in self.probes]
+        self.assertEqual([c for c in codes if c[1] != 0], [])
 
     def probe(self, user, *extra, port=None, password=None):
         p = Probe('--jid', '%s@%s/probe' % (user, DOMAIN), '--password',

@@ -495,13 +495,17 @@ static void on_watchdog(uv_timer_t *t)
           f->nevents > f->events_taken ? f->events[f->events_taken] : "");
 }
 
-bool fake_run(fake_t *f, const step_t *steps, unsigned timeout_ms)
+void fake_begin(fake_t *f, const step_t *steps, unsigned timeout_ms)
 {
     f->steps = steps;
     f->pc = 0;
     uv_timer_start(&f->watchdog, on_watchdog, timeout_ms ? timeout_ms : 10000, 0);
     uv_prepare_start(&f->prepare, on_prepare);
     progress(f);
+}
+
+bool fake_end(fake_t *f)
+{
     while (!f->failed && f->steps[f->pc].kind != S_END) {
         uv_run(&f->loop, UV_RUN_ONCE);
         progress(f);
@@ -519,6 +523,12 @@ bool fake_run(fake_t *f, const step_t *steps, unsigned timeout_ms)
     if (f->failed)
         fprintf(stderr, "fake server: %s\n", f->failure);
     return !f->failed;
+}
+
+bool fake_run(fake_t *f, const step_t *steps, unsigned timeout_ms)
+{
+    fake_begin(f, steps, timeout_ms);
+    return fake_end(f);
 }
 
 int fake_init(fake_t *f, const char *cert, const char *key)

@@ -154,6 +154,10 @@ extern const hearth_client_events_t fake_events;
 void fake_event(fake_t *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Runs the script to its end: true, or false with f->failure saying where and why. */
 bool fake_run(fake_t *f, const step_t *steps, unsigned timeout_ms);
+/* The same in two halves, for a test that runs the loop itself in between (the client's
+ * blocking wrappers): the script moves on from the loop's callbacks. */
+void fake_begin(fake_t *f, const step_t *steps, unsigned timeout_ms);
+bool fake_end(fake_t *f);
 /* Frees the client and context, closes everything, checks that no handle is left on the loop
  * (libuv's leak check). false when something leaked. */
 bool fake_done(fake_t *f);

@@ -1055,6 +1055,139 @@ static void test_keepalive_detects_dead_server(void **state)
     finish(f, script);
 }
 
+/* ---- the rest of the configuration ---- */
+
+static void ip_domain(hearth_client_config_t *cfg)
+{
+    no_tls_plain(cfg);
+    cfg->jid = "user@127.0.0.1/phone";
+    cfg->host = NULL;
+    cfg->bind_address = "127.0.0.2";
+}
+
+static void from_second_address(fake_t *f)
+{
+    struct sockaddr_storage peer;
+    int len = sizeof(peer);
+    assert_int_equal(uv_tcp_getpeername(f->conn, (struct sockaddr *)&peer, &len), 0);
+    char ip[64];
+    uv_ip4_name((struct sockaddr_in *)&peer, ip, sizeof(ip));
+    assert_string_equal(ip, "127.0.0.2");
+}
+
+/* A domain that is an IP literal is connected to directly (no SRV query); the connection
+ * leaves from the configured source address. */
+static void test_ip_domain_and_source_address(void **state)
+{
+    (void)state;
+    fake_t *f = start(false, ip_domain);
+    const step_t script[] = {
+        ACCEPT,
+        CALL(from_second_address),
+        EXPECT(HDR_START "to='127.0.0.1' version='1.0' xml:lang='en'>"),
+        EVENT("connected"),
+        CLOSE,
+        EVENT("disconnected ECLOSED"),
+        END,
+    };
+    finish(f, script);
+}
+
+/* A server that accepts and then says nothing: the negotiation deadline ends it. */
+static void test_negotiation_timeout(void **state)
+{
+    (void)state;
+    fake_t *f = start(false, no_tls_plain);
+    const step_t script[] = {
+        ACCEPT,
+        EXPECT(HDR),
+        EVENT("connected"),
+        ADVANCE(29999),
+        SEND(S_HDR),
+        ADVANCE(1),
+        EVENT("disconnected ETIMEOUT"),
+        CLIENT_EOF,
+        END,
+    };
+    finish(f, script);
+}
+
+/* The blocking wrappers run the loop themselves; the script moves on from its callbacks. */
+static void test_blocking_wrappers(void **state)
+{
+    (void)state;
+    fake_t *f = start(false, no_tls_plain);
+    hearth_client_t *c = f->client;
+    const step_t script[] = {
+        ONLINE_PLAIN,
+        EXPECT("<iq type='get' id='h2'><query xmlns='jabber:iq:roster'/></iq>"),
+        SEND("<iq type='result' id='h2'><query xmlns='jabber:iq:roster' ver='7'/></iq>"),
+        EXPECT(CLOSE_TAG),
+        SEND(CLOSE_TAG),
+        EVENT("disconnected OK"),
+        END,
+    };
+    fake_begin(f, script, 10000);
+    assert_int_equal(hearth_client_connect_wait(c, 5000), 0);
+    assert_string_equal(hearth_client_jid(c), "user@localhost/phone");
+    hearth_stanza_t *resp = NULL;
+    hearth_stanza_t *iq = hearth_stanza_new_iq("get", NULL, "query", "jabber:iq:roster", NULL);
+    assert_int_equal(hearth_client_iq_wait(c, iq, 5000, &resp), 0);
+    assert_non_null(resp);
+    assert_string_equal(
+        hearth_xml_attr(hearth_stanza_child(resp, "query", "jabber:iq:roster"), "ver"), "7");
+    hearth_stanza_unref(resp);
+    assert_int_equal(hearth_client_disconnect_wait(c, 5000), 0);
+    assert_int_equal(hearth_client_state(c), HEARTH_CLIENT_IDLE);
+    bool ok = fake_end(f);
+    bool clean = fake_done(f);
+    free(f);
+    assert_true(ok);
+    assert_true(clean);
+}
+
+/* ---- stanzas ---- */
+
+static void test_stanza_api(void **state)
+{
+    (void)state;
+    const char *why = NULL;
+    const char *xml =
+        "<iq type='get' id='a1' from='bob@localhost/pc'><query xmlns='jabber:iq:version'/></iq>";
+    hearth_stanza_t *st = hearth_stanza_parse(xml, strlen(xml), &why);
+    assert_non_null(st);
+    assert_int_equal(hearth_stanza_kind(st), HEARTH_STANZA_IQ);
+    hearth_stanza_t *r = hearth_stanza_new_iq_result(st);
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    assert_int_equal(hearth_stanza_serialize(r, &b), 0);
+    assert_string_equal(b.data, "<iq type='result' to='bob@localhost/pc' id='a1'/>");
+    hearth_buf_reset(&b);
+    hearth_stanza_t *e = hearth_stanza_new_error(st, HEARTH_STANZA_ERR_ITEM_NOT_FOUND, "gone");
+    assert_int_equal(hearth_stanza_serialize(e, &b), 0);
+    assert_string_equal(b.data, "<iq type='error' to='bob@localhost/pc' id='a1'><error "
+                                "type='cancel'><item-not-found "
+                                "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text "
+                                "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>gone</text></error>"
+                                "</iq>");
+    const char *text = NULL;
+    assert_int_equal(hearth_stanza_error(e, &text), HEARTH_STANZA_ERR_ITEM_NOT_FOUND);
+    assert_string_equal(text, "gone");
+    assert_null(hearth_stanza_new_error(e, HEARTH_STANZA_ERR_CONFLICT, NULL)); /* never */
+    hearth_stanza_t *k = hearth_stanza_ref(st);
+    assert_ptr_equal(k, st);
+    hearth_stanza_unref(k);
+    hearth_stanza_unref(st);
+    hearth_stanza_unref(r);
+    hearth_stanza_unref(e);
+    hearth_buf_free(&b);
+    /* Not one stanza: refused with a reason. */
+    assert_null(hearth_stanza_parse("<message/><message/>", 20, &why));
+    assert_string_equal(why, "more than one element");
+    assert_null(hearth_stanza_parse("<foo/>", 6, &why));
+    assert_null(hearth_stanza_parse("<message>", 9, &why));
+    assert_null(hearth_stanza_parse("<message><a:b/></message>", 25, &why));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1090,6 +1223,10 @@ int main(void)
         cmocka_unit_test(test_reconnect_backoff),
         cmocka_unit_test(test_close_mid_negotiation),
         cmocka_unit_test(test_keepalive_detects_dead_server),
+        cmocka_unit_test(test_ip_domain_and_source_address),
+        cmocka_unit_test(test_negotiation_timeout),
+        cmocka_unit_test(test_blocking_wrappers),
+        cmocka_unit_test(test_stanza_api),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
