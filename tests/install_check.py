@@ -46,6 +46,11 @@ class InstallTest(unittest.TestCase):
                                capture_output=True, text=True, check=True).stdout.split()
         self.assertIn('-lhearth', flags)
         exe = os.path.join(self.prefix, 'hello')
+        # A sanitizer build's library needs the program built with the same runtime.
+        with open(os.path.join(BUILD, 'CMakeCache.txt')) as f:
+            sanitized = 'HEARTH_SANITIZE:BOOL=ON' in f.read()
+        if sanitized:
+            flags = ['-fsanitize=address,undefined'] + flags
         r = subprocess.run(['cc', '-Wall', '-Wextra', '-Werror', '-o', exe, src] + flags,
                            capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stderr)
