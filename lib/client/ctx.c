@@ -339,8 +339,11 @@ void hearth_ctx_free(hearth_ctx_t *ctx)
 {
     if (!ctx || ctx->freeing)
         return;
-    while (ctx->clients)
-        hearth_client_free(ctx->clients);
+    /* A client inside one of its callbacks goes when that returns (it stays on the list). */
+    for (hearth_client_t *c = ctx->clients, *next; c; c = next) {
+        next = c->next;
+        hearth_client_free(c);
+    }
     ctx->freeing = true;
     uv_close((uv_handle_t *)&ctx->flusher, on_handle_closed);
     uv_close((uv_handle_t *)&ctx->wait_timer, on_handle_closed);
