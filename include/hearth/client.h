@@ -130,7 +130,8 @@ typedef struct hearth_client_config {
      * then _xmpp-client._tcp), then the domain itself (a domain that is an IP literal is
      * connected to directly). A host name or an IP literal. */
     const char *host;
-    /* 0: 5222, or 5223 with HEARTH_TLS_DIRECT (with a host; SRV records carry their ports). */
+    /* 0: 5222, or 5223 with HEARTH_TLS_DIRECT. With a host, or the domain when it has no SRV
+     * records; SRV records carry their own ports. */
     unsigned port;
     /* Local address to connect from (IP literal), e.g. "127.0.0.7" to spread a load generator's
      * connections over source addresses; NULL: any. */

@@ -435,6 +435,11 @@ void hearth__ctx_seed(hearth_ctx_t *ctx, uint64_t seed)
     ctx->rng = seed;
 }
 
+void hearth__ctx_set_nameserver(hearth_ctx_t *ctx, int port)
+{
+    ctx->test_ns_port = port;
+}
+
 void hearth__ctx_fix_nonce(hearth_ctx_t *ctx, const char *nonce)
 {
     ctx__free(ctx, ctx->test_nonce);

@@ -16,6 +16,9 @@ void hearth__ctx_freeze(hearth_ctx_t *ctx);
 void hearth__ctx_advance(hearth_ctx_t *ctx, uint64_t ms);
 /* Seeds the generator behind reconnection jitter (otherwise seeded from OpenSSL). */
 void hearth__ctx_seed(hearth_ctx_t *ctx, uint64_t seed);
+/* DNS SRV queries of this context go to 127.0.0.1:port (a test's DNS server) instead of the
+ * system's resolvers; 0: the system's again. */
+void hearth__ctx_set_nameserver(hearth_ctx_t *ctx, int port);
 /* Every SCRAM exchange of this context uses this client nonce (NULL: random again). */
 void hearth__ctx_fix_nonce(hearth_ctx_t *ctx, const char *nonce);
 

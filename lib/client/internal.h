@@ -105,6 +105,7 @@ struct hearth_ctx {
     uint64_t frozen_at;
     uint64_t rng;
     char *test_nonce;
+    int test_ns_port;
     /* Serialisation scratch for outgoing stanzas. */
     hearth_buf_t scratch;
 };

@@ -34,6 +34,7 @@ typedef struct resolve_req {
     /* SRV: the domain in, the records out */
     char domain[SRV_HOST_MAX];
     int policy;
+    int ns_port; /* tests: a DNS server on 127.0.0.1 */
     srv_rec_t recs[MAX_ENDPOINTS];
     unsigned nrecs;
 } resolve_req_t;
@@ -52,6 +53,13 @@ static void srv_query(resolve_req_t *r, const char *service, bool direct)
     memset(&st, 0, sizeof(st));
     if (res_ninit(&st) != 0)
         return;
+    if (r->ns_port) {
+        st.nscount = 1;
+        st.nsaddr_list[0].sin_family = AF_INET;
+        st.nsaddr_list[0].sin_port = htons((uint16_t)r->ns_port);
+        st.nsaddr_list[0].sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        st.retry = 1;
+    }
     unsigned char ans[4096];
     int len = res_nquery(&st, name, ns_c_in, ns_t_srv, ans, sizeof(ans));
     ns_msg msg;
@@ -159,7 +167,10 @@ static void srv_done(uv_work_t *w, int status)
             order_records(c, r);
         ctx__log(ctx, c, HEARTH_LOG_DEBUG, "SRV: %u endpoint(s) for %s", c->nendpoints, r->domain);
         if (c->nendpoints == 0) /* RFC 6120 §3.2.2: no SRV, then the domain itself */
-            add_endpoint(c, c->jid.domain, c->tls == HEARTH_TLS_DIRECT ? 5223 : 5222,
+            add_endpoint(c, c->jid.domain,
+                         c->port                       ? c->port
+                         : c->tls == HEARTH_TLS_DIRECT ? 5223
+                                                       : 5222,
                          c->tls == HEARTH_TLS_DIRECT);
         c->endpoint = 0;
         if (c->nendpoints == 0)
@@ -765,6 +776,7 @@ void net__start(hearth_client_t *c)
     }
     r->srv = true;
     r->policy = c->tls;
+    r->ns_port = c->ctx->test_ns_port;
     snprintf(r->domain, sizeof(r->domain), "%s", c->jid.domain);
     c->resolving = r;
     c->ctx->live++;

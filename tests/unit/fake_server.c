@@ -367,6 +367,121 @@ static int sasl_server(fake_t *f, const step_t *s)
     return 1;
 }
 
+/* ---- a DNS server for SRV queries ---- */
+
+static void dns_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
+{
+    static char b[2048];
+    (void)h;
+    (void)size;
+    *buf = uv_buf_init(b, sizeof(b));
+}
+
+static void dns_sent(uv_udp_send_t *req, int status)
+{
+    (void)status;
+    free(req->data);
+    free(req);
+}
+
+/* Appends name as DNS labels. */
+static size_t put_name(unsigned char *p, const char *name)
+{
+    size_t n = 0;
+    while (*name) {
+        const char *dot = strchr(name, '.');
+        size_t l = dot ? (size_t)(dot - name) : strlen(name);
+        p[n++] = (unsigned char)l;
+        memcpy(p + n, name, l);
+        n += l;
+        name += l + (dot ? 1 : 0);
+    }
+    p[n++] = 0;
+    return n;
+}
+
+static void dns_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *from,
+                     unsigned flags)
+{
+    (void)flags;
+    fake_t *f = h->data;
+    if (nread < 17 || !from)
+        return;
+    const unsigned char *q = (const unsigned char *)buf->base;
+    /* the question: labels from offset 12 */
+    char name[256] = "";
+    size_t i = 12, len = 0;
+    while (i < (size_t)nread && q[i] && len + q[i] + 2 < sizeof(name)) {
+        if (len)
+            name[len++] = '.';
+        memcpy(name + len, q + i + 1, q[i]);
+        len += q[i];
+        i += q[i] + 1;
+    }
+    name[len] = '\0';
+    size_t qend = i + 1 + 4; /* the zero label, type, class */
+    if (qend > (size_t)nread)
+        return;
+    f->dns_queries++;
+    unsigned char *r = malloc(2048);
+    memcpy(r, q, qend);
+    r[2] = 0x81; /* response, recursion desired */
+    r[3] = 0x80; /* recursion available, NOERROR */
+    size_t n = qend;
+    unsigned count = 0;
+    for (const fake_srv_t *s = f->srv; s && s->name; s++) {
+        if (strcmp(s->name, name) != 0)
+            continue;
+        unsigned char rd[300];
+        size_t rl = 0;
+        rd[rl++] = (unsigned char)(s->prio >> 8);
+        rd[rl++] = (unsigned char)s->prio;
+        rd[rl++] = (unsigned char)(s->weight >> 8);
+        rd[rl++] = (unsigned char)s->weight;
+        rd[rl++] = (unsigned char)(s->port >> 8);
+        rd[rl++] = (unsigned char)s->port;
+        rl += put_name(rd + rl, s->target);
+        const unsigned char rr[] = {
+            0xc0, 12, 0, 33, 0, 1, 0, 0, 0, 60, (unsigned char)(rl >> 8), (unsigned char)rl};
+        memcpy(r + n, rr, sizeof(rr));
+        n += sizeof(rr);
+        memcpy(r + n, rd, rl);
+        n += rl;
+        count++;
+    }
+    r[6] = (unsigned char)(count >> 8);
+    r[7] = (unsigned char)count;
+    memset(r + 8, 0, 4);
+    if (!count)
+        r[3] |= 3; /* NXDOMAIN */
+    uv_udp_send_t *req = malloc(sizeof(*req));
+    uv_buf_t out = uv_buf_init((char *)r, (unsigned)n);
+    req->data = r;
+    if (uv_udp_send(req, h, &out, 1, from, dns_sent) != 0) {
+        free(req);
+        free(r);
+        return;
+    }
+    /* the buffer must live until sent: freed with the request */
+}
+
+int fake_dns(fake_t *f, const fake_srv_t *records)
+{
+    f->srv = records;
+    uv_udp_init(&f->loop, &f->dns);
+    f->dns.data = f;
+    f->dns_on = true;
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    if (uv_udp_bind(&f->dns, (struct sockaddr *)&a, 0) ||
+        uv_udp_recv_start(&f->dns, dns_alloc, dns_recv))
+        return -1;
+    struct sockaddr_in bound;
+    int len = sizeof(bound);
+    uv_udp_getsockname(&f->dns, (struct sockaddr *)&bound, &len);
+    return ntohs(bound.sin_port);
+}
+
 /* ---- the script ---- */
 
 static int expect_bytes(fake_t *f, const char *want)
@@ -585,6 +700,8 @@ bool fake_done(fake_t *f)
     uv_close((uv_handle_t *)&f->listener, NULL);
     uv_close((uv_handle_t *)&f->watchdog, NULL);
     uv_close((uv_handle_t *)&f->prepare, NULL);
+    if (f->dns_on)
+        uv_close((uv_handle_t *)&f->dns, NULL);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     int open = 0;
     uv_walk(&f->loop, walk_count, &open);

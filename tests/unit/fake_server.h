@@ -109,6 +109,13 @@ typedef struct step {
         .kind = S_END                                                                              \
     }
 
+/* A DNS SRV record the fake DNS server gives (name without the trailing dot). */
+typedef struct fake_srv {
+    const char *name;
+    unsigned prio, weight, port;
+    const char *target;
+} fake_srv_t;
+
 #define FAKE_MAX_EVENTS 128
 #define FAKE_MAX_PENDING 8
 
@@ -138,6 +145,10 @@ struct fake {
     hearth_client_t *client;
     char events[FAKE_MAX_EVENTS][512];
     int nevents, events_taken;
+    uv_udp_t dns;
+    bool dns_on;
+    const fake_srv_t *srv; /* ends with a NULL name */
+    int dns_queries;
     uv_timer_t watchdog;
     uv_prepare_t prepare;
     const char *user; /* for the test's CALL functions */
@@ -161,6 +172,9 @@ bool fake_end(fake_t *f);
 /* Frees the client and context, closes everything, checks that no handle is left on the loop
  * (libuv's leak check). false when something leaked. */
 bool fake_done(fake_t *f);
+/* A DNS server on 127.0.0.1 answering SRV queries from records (NXDOMAIN for other names);
+ * returns its port for hearth__ctx_set_nameserver, or -1. */
+int fake_dns(fake_t *f, const fake_srv_t *records);
 /* Serialises an IQ callback's outcome as an event: "iq ID RESULT". */
 void fake_iq_cb(void *ud, hearth_client_t *c, int result, hearth_stanza_t *resp);
 

@@ -68,10 +68,10 @@ static int group_setup(void **state)
     snprintf(fx.key, sizeof fx.key, "%s/key.pem", fx.dir);
     snprintf(fx.other_cert, sizeof fx.other_cert, "%s/other.pem", fx.dir);
     snprintf(fx.other_key, sizeof fx.other_key, "%s/other.key", fx.dir);
-    const char *const names[] = {"localhost"};
+    const char *const names[] = {"localhost", "example.net"};
     const char *const other[] = {"other.example"};
     char *err = NULL;
-    if (hearth_tls_generate_cert(fx.cert, fx.key, names, 1, &err) ||
+    if (hearth_tls_generate_cert(fx.cert, fx.key, names, 2, &err) ||
         hearth_tls_generate_cert(fx.other_cert, fx.other_key, other, 1, &err)) {
         fprintf(stderr, "certificates: %s\n", err ? err : "?");
         free(err);
@@ -1146,6 +1146,152 @@ static void test_blocking_wrappers(void **state)
     assert_true(clean);
 }
 
+/* ---- DNS SRV (RFC 6120 §3.2, XEP-0368) against a DNS server of the test's ---- */
+
+static fake_srv_t srv_records[8];
+
+/* A client of user@example.net with no host: where to go comes from SRV records. */
+static fake_t *start_srv(void (*cfg_fn)(hearth_client_config_t *cfg), void (*records)(fake_t *f))
+{
+    fake_t *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    assert_int_equal(fake_init(f, fx.cert, fx.key), 0);
+    assert_non_null(fake_ctx(f));
+    hearth__ctx_fix_nonce(f->ctx, "rOprNGfwEbeRWgbNEkqO");
+    hearth__ctx_seed(f->ctx, 42);
+    hearth__ctx_freeze(f->ctx);
+    memset(srv_records, 0, sizeof(srv_records));
+    records(f);
+    int port = fake_dns(f, srv_records);
+    assert_true(port > 0);
+    hearth__ctx_set_nameserver(f->ctx, port);
+    hearth_client_config_t cfg = {
+        .jid = "user@example.net/phone",
+        .password = "pencil",
+        .tls_ca_file = fx.cert,
+    };
+    if (cfg_fn)
+        cfg_fn(&cfg);
+    assert_int_equal(hearth_client_new(f->ctx, &cfg, &fake_events, f, &f->client), 0);
+    assert_int_equal(hearth_client_connect(f->client), 0);
+    return f;
+}
+
+#define HDR_NET HDR_START "to='example.net' version='1.0' xml:lang='en'>"
+#define HDR_NET_FROM                                                                               \
+    HDR_START "from='user@example.net' to='example.net' version='1.0' xml:lang='en'>"
+
+/* A closed port for a record that must be tried and fail. */
+static unsigned closed_port(void)
+{
+    uv_loop_t loop;
+    uv_tcp_t t;
+    uv_loop_init(&loop);
+    uv_tcp_init(&loop, &t);
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    uv_tcp_bind(&t, (struct sockaddr *)&a, 0);
+    struct sockaddr_in b;
+    int len = sizeof(b);
+    uv_tcp_getsockname(&t, (struct sockaddr *)&b, &len);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return ntohs(b.sin_port);
+}
+
+/* _xmpp-client: the lower priority first; a refused one moves on to the next. */
+static void starttls_records(fake_t *f)
+{
+    srv_records[0] =
+        (fake_srv_t){"_xmpp-client._tcp.example.net", 10, 0, (unsigned)f->port, "127.0.0.1"};
+    srv_records[1] =
+        (fake_srv_t){"_xmpp-client._tcp.example.net", 0, 5, closed_port(), "127.0.0.1"};
+}
+
+static void check_dns_queries(fake_t *f)
+{
+    /* _xmpp-client only: with TLS disabled, _xmpps-client is not asked */
+    assert_int_equal(f->dns_queries, 1);
+}
+
+static void test_srv_starttls(void **state)
+{
+    (void)state;
+    fake_t *f = start_srv(no_tls_plain, starttls_records);
+    const step_t script[] = {
+        ACCEPT,
+        EXPECT(HDR_NET),
+        EVENT("connected"),
+        CALL(check_dns_queries),
+        CLOSE,
+        EVENT("disconnected ECLOSED"),
+        END,
+    };
+    finish(f, script);
+}
+
+/* _xmpps-client (XEP-0368): direct TLS to that port, before any _xmpp-client record; the
+ * certificate must name the domain, not the record's target. */
+static void direct_records(fake_t *f)
+{
+    srv_records[0] =
+        (fake_srv_t){"_xmpp-client._tcp.example.net", 0, 0, closed_port(), "127.0.0.1"};
+    srv_records[1] =
+        (fake_srv_t){"_xmpps-client._tcp.example.net", 5, 0, (unsigned)f->port, "127.0.0.1"};
+}
+
+static void test_srv_direct_tls(void **state)
+{
+    (void)state;
+    fake_t *f = start_srv(NULL, direct_records);
+    const step_t script[] = {
+        ACCEPT,
+        TLS,
+        EVENT("connected"),
+        EXPECT(HDR_NET_FROM),
+        SEND(S_HDR FEAT(F_MECHS(MECH("PLAIN")))),
+        EXPECT("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+               "mechanism='PLAIN'>AHVzZXIAcGVuY2ls</auth>"),
+        SEND(SUCCESS),
+        EXPECT(HDR_NET_FROM),
+        SEND(S_HDR FEAT(F_BIND)),
+        EXPECT(BIND_REQ("h1", "phone")),
+        SEND(BIND_RES("h1", "user@example.net/phone")),
+        EVENT("online user@example.net/phone"),
+        EXPECT(PRESENCE),
+        END,
+    };
+    finish(f, script);
+}
+
+/* No SRV record at all: the domain itself (localhost, from /etc/hosts: no query leaves the
+ * machine), on the configured port. */
+static fake_t *fallback_fake;
+
+static void fallback_cfg(hearth_client_config_t *cfg)
+{
+    no_tls_plain(cfg);
+    cfg->jid = "user@localhost/phone";
+    cfg->port = (unsigned)fallback_fake->port;
+}
+
+/* No records; the fake's port for the configuration. */
+static void remember(fake_t *f)
+{
+    fallback_fake = f;
+}
+
+static void test_srv_none_falls_back_to_domain(void **state)
+{
+    (void)state;
+    fake_t *f = start_srv(fallback_cfg, remember);
+    const step_t script[] = {
+        ACCEPT, EXPECT(HDR), EVENT("connected"), CLOSE, EVENT("disconnected ECLOSED"), END,
+    };
+    finish(f, script);
+}
+
 /* ---- stanzas ---- */
 
 static void test_stanza_api(void **state)
@@ -1227,6 +1373,9 @@ int main(void)
         cmocka_unit_test(test_negotiation_timeout),
         cmocka_unit_test(test_blocking_wrappers),
         cmocka_unit_test(test_stanza_api),
+        cmocka_unit_test(test_srv_starttls),
+        cmocka_unit_test(test_srv_direct_tls),
+        cmocka_unit_test(test_srv_none_falls_back_to_domain),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
