@@ -934,6 +934,104 @@ static void test_queued_while_reconnecting(void **state)
     finish(f, script);
 }
 
+static void reconnecting_resend(hearth_client_config_t *cfg)
+{
+    reconnecting(cfg);
+    cfg->sm_lost_policy = HEARTH_SM_RESEND;
+}
+
+/* HEARTH_SM_RESEND: what the old session may not have handled goes out again in the new one,
+ * IQ requests included (their callbacks wait on for the answer). */
+static void test_sm_failed_resend_policy(void **state)
+{
+    (void)state;
+    fake_t *f = start(false, reconnecting_resend);
+    const step_t script[] = {
+        PLAIN_LOGIN,
+        SEND(S_HDR FEAT(F_BIND F_SM)),
+        EXPECT(BIND_REQ("h1", "phone")),
+        SEND(BIND_RES("h1", "user@localhost/phone")),
+        EXPECT(SM_ENABLE),
+        EVENT("online user@localhost/phone"),
+        EXPECT(PRESENCE),
+        SEND(SM_ENABLED),
+        EXPECT(SM_R),
+        SEND("<a xmlns='urn:xmpp:sm:3' h='1'/>"),
+        EVENT("acked 1"),
+        CALL(send_one),
+        CALL(send_iq_before_drop),
+        EXPECT(MSG("one") "<iq type='get' id='h2'><query xmlns='jabber:iq:roster'/></iq>" SM_R),
+        CLOSE,
+        EVENT("disconnected ECLOSED reconnect 573"),
+        ADVANCE_RECONNECT,
+        PLAIN_LOGIN,
+        SEND(S_HDR FEAT(F_BIND F_SM)),
+        EXPECT("<resume xmlns='urn:xmpp:sm:3' h='0' previd='sm-1'/>"),
+        SEND("<failed xmlns='urn:xmpp:sm:3'><item-not-found "
+             "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>"),
+        EXPECT(BIND_REQ("h3", "phone")),
+        SEND(BIND_RES("h3", "user@localhost/phone")),
+        EXPECT(
+            SM_ENABLE MSG("one") "<iq type='get' id='h2'><query xmlns='jabber:iq:roster'/></iq>"),
+        EVENT("online user@localhost/phone"),
+        EXPECT(PRESENCE),
+        SEND("<iq type='result' id='h2'/>"),
+        EVENT("iq roster OK"),
+        END,
+    };
+    finish(f, script);
+}
+
+static void small_queue(hearth_client_config_t *cfg)
+{
+    no_tls_plain(cfg);
+    cfg->sm_max_unacked = 3;
+}
+
+/* The unacknowledged queue is bounded: past it a send is refused and an ack asked for. */
+static void send_fourth(fake_t *f)
+{
+    hearth_stanza_t *m = hearth_stanza_new_message("bob@localhost", "chat", "four");
+    assert_int_equal(hearth_client_send(f->client, m), HEARTH_ELIMIT);
+    hearth_client_info_t info;
+    hearth_client_info(f->client, &info);
+    assert_int_equal(info.sm_unacked, 3);
+}
+
+static void send_fourth_again(fake_t *f)
+{
+    assert_int_equal(
+        hearth_client_send(f->client, hearth_stanza_new_message("bob@localhost", "chat", "four")),
+        0);
+}
+
+static void test_sm_queue_bound(void **state)
+{
+    (void)state;
+    fake_t *f = start(false, small_queue);
+    const step_t script[] = {
+        PLAIN_LOGIN,
+        SEND(S_HDR FEAT(F_BIND F_SM)),
+        EXPECT(BIND_REQ("h1", "phone")),
+        SEND(BIND_RES("h1", "user@localhost/phone")),
+        EXPECT(SM_ENABLE),
+        EVENT("online user@localhost/phone"),
+        EXPECT(PRESENCE),
+        SEND(SM_ENABLED),
+        EXPECT(SM_R),
+        CALL(send_one),
+        CALL(send_one),
+        CALL(send_fourth),
+        EXPECT(MSG("one") MSG("one")),
+        SEND("<a xmlns='urn:xmpp:sm:3' h='3'/>"),
+        EVENT("acked 3"),
+        CALL(send_fourth_again),
+        EXPECT(MSG("four") SM_R),
+        END,
+    };
+    finish(f, script);
+}
+
 /* ---- reconnection ---- */
 
 static void backoff_cfg(hearth_client_config_t *cfg)
@@ -1365,6 +1463,8 @@ int main(void)
         cmocka_unit_test(test_sm_resume_resends),
         cmocka_unit_test(test_sm_failed_reports),
         cmocka_unit_test(test_sm_failed_with_h_resends),
+        cmocka_unit_test(test_sm_failed_resend_policy),
+        cmocka_unit_test(test_sm_queue_bound),
         cmocka_unit_test(test_queued_while_reconnecting),
         cmocka_unit_test(test_reconnect_backoff),
         cmocka_unit_test(test_close_mid_negotiation),
