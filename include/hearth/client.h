@@ -317,6 +317,20 @@ void *hearth_client_userdata(const hearth_client_t *c);
 void *hearth_client_slot(const hearth_client_t *c, unsigned slot);
 void hearth_client_set_slot(hearth_client_t *c, unsigned slot, void *value);
 
+/* More listeners of the events, for code layered on the client (the managers: a roster
+ * manager fetches the roster when online, forgets presence when disconnected). ev is copied;
+ * listeners are called in the order added, before the application's own events. *id (if not
+ * NULL) gets a number for hearth_client_remove_listener. HEARTH_EINVAL, HEARTH_ENOMEM. */
+int hearth_client_add_listener(hearth_client_t *c, const hearth_client_events_t *ev, void *ud,
+                               unsigned *id) HEARTH_MUST_CHECK;
+/* It is not called again, even later in the current event. HEARTH_ENOTFOUND. */
+int hearth_client_remove_listener(hearth_client_t *c, unsigned id);
+
+/* Whether the server offered this feature (a child of <stream:features> after authentication,
+ * e.g. "ver" in "urn:xmpp:features:rosterver", "csi" in "urn:xmpp:csi:0") on the current or
+ * last stream: 1 or 0. */
+int hearth_client_stream_feature(const hearth_client_t *c, const char *name, const char *ns);
+
 /* Facts about the current or last connection. */
 typedef struct hearth_client_info {
     const char *tls_version;     /* "TLSv1.3", NULL without TLS */

@@ -20,6 +20,7 @@ static const char *const state_names[] = {"idle",   "connecting", "negotiating",
 /* ---- re-entrancy ---- */
 
 static void destroy(hearth_client_t *c);
+static void free_listeners(hearth_client_t *c);
 
 void client__enter(hearth_client_t *c)
 {
@@ -151,11 +152,9 @@ void client__online(hearth_client_t *c, bool resumed)
     /* What waited goes first: the unacknowledged after a resumption, what was sent while
      * there was no connection. Then the application, then the initial presence. */
     sm__write_pending(c);
-    if (c->ev.online) {
-        c->ev.online(c->ud, c, c->full_jid, resumed);
-        if (!client__alive(c, conn))
-            return;
-    }
+    CLIENT_EMIT(c, conn, online, c->full_jid, resumed);
+    if (!client__alive(c, conn))
+        return;
     if (!resumed && c->initial_presence) {
         hearth_stanza_t *p = hearth_stanza_new_presence(NULL, NULL);
         int rc = p ? hearth_client_send(c, p) : HEARTH_ENOMEM;
@@ -245,8 +244,8 @@ void client__lost(hearth_client_t *c, int reason, hearth_stream_error_t cond, co
         if (client__alive(c, NULL))
             sm__give_up(c);
     }
-    if (client__alive(c, NULL) && c->ev.disconnected)
-        c->ev.disconnected(c->ud, c, &info);
+    if (client__alive(c, NULL))
+        CLIENT_EMIT(c, NULL, disconnected, &info);
     if (client__alive(c, NULL))
         client__arm(c);
 }
@@ -513,7 +512,9 @@ static void destroy(hearth_client_t *c)
     ctx__free(ctx, c->full_jid);
     ctx__free(ctx, c->stream_id);
     ctx__free(ctx, c->sm_id);
-    c->full_jid = c->stream_id = c->sm_id = NULL;
+    ctx__free(ctx, c->features);
+    c->full_jid = c->stream_id = c->sm_id = c->features = NULL;
+    free_listeners(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -530,6 +531,89 @@ void hearth_client_free(hearth_client_t *c)
     c->free_pending = true;
     if (c->depth == 0)
         destroy(c);
+}
+
+/* ---- listeners ---- */
+
+int hearth_client_add_listener(hearth_client_t *c, const hearth_client_events_t *ev, void *ud,
+                               unsigned *id)
+{
+    if (!ev)
+        return HEARTH_EINVAL;
+    listener_t *l = ctx__calloc(c->ctx, sizeof(*l));
+    if (!l)
+        return HEARTH_ENOMEM;
+    l->ev = *ev;
+    l->ud = ud;
+    l->id = ++c->next_listener_id;
+    listener_t **pp = &c->listeners;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = l;
+    if (id)
+        *id = l->id;
+    return 0;
+}
+
+int hearth_client_remove_listener(hearth_client_t *c, unsigned id)
+{
+    for (listener_t *l = c->listeners; l; l = l->next) {
+        if (l->id == id && !l->removed) {
+            l->removed = true;
+            client__sweep_listeners(c);
+            return 0;
+        }
+    }
+    return HEARTH_ENOTFOUND;
+}
+
+void client__sweep_listeners(hearth_client_t *c)
+{
+    if (c->emitting || c->freed)
+        return;
+    listener_t **pp = &c->listeners;
+    while (*pp) {
+        listener_t *l = *pp;
+        if (l->removed) {
+            *pp = l->next;
+            ctx__free(c->ctx, l);
+        } else {
+            pp = &l->next;
+        }
+    }
+}
+
+bool client__hears_lost(const hearth_client_t *c)
+{
+    if (c->ev.stanza_lost)
+        return true;
+    for (const listener_t *l = c->listeners; l; l = l->next)
+        if (!l->removed && l->ev.stanza_lost)
+            return true;
+    return false;
+}
+
+static void free_listeners(hearth_client_t *c)
+{
+    while (c->listeners) {
+        listener_t *l = c->listeners;
+        c->listeners = l->next;
+        ctx__free(c->ctx, l);
+    }
+}
+
+int hearth_client_stream_feature(const hearth_client_t *c, const char *name, const char *ns)
+{
+    if (!c->features || !name || !ns)
+        return 0;
+    for (size_t off = 0; off < c->features_len;) {
+        const char *fns = c->features + off;
+        const char *fname = fns + strlen(fns) + 1;
+        if (!strcmp(fns, ns) && !strcmp(fname, name))
+            return 1;
+        off = (size_t)(fname + strlen(fname) + 1 - c->features);
+    }
+    return 0;
 }
 
 /* ---- public: state ---- */

@@ -247,13 +247,28 @@ typedef struct handler {
     hearth_jid_t from; /* zeroed when no from filter */
 } handler_t;
 
+/* Code layered on the client (the managers) hears its events too. */
+typedef struct listener {
+    struct listener *next;
+    unsigned id;
+    bool removed;
+    hearth_client_events_t ev;
+    void *ud;
+} listener_t;
+
 struct hearth_client {
     hearth_ctx_t *ctx;
     hearth_client_t *prev, *next; /* the context's list */
     unsigned no;
     void *ud;
     hearth_client_events_t ev;
+    listener_t *listeners;
+    unsigned next_listener_id;
+    unsigned emitting; /* removed listeners are freed once this is back to 0 */
     void *slots[HEARTH_CLIENT_SLOTS];
+    /* the features of the stream after authentication: "ns name" pairs, NUL-separated */
+    char *features;
+    size_t features_len;
 
     /* configuration, resolved */
     hearth_jid_t jid; /* the account: bare JID (resource stripped) */
@@ -332,6 +347,22 @@ struct hearth_client {
 };
 
 /* client.c */
+/* Calls an event on every listener, then the application; stops when the client is freed or
+ * its connection changes (conn NULL: only freed). */
+#define CLIENT_EMIT(c, conn, name, ...)                                                            \
+    do {                                                                                           \
+        (c)->emitting++;                                                                           \
+        for (listener_t *l_ = (c)->listeners; l_ && client__alive((c), (conn)); l_ = l_->next)     \
+            if (!l_->removed && l_->ev.name)                                                       \
+                l_->ev.name(l_->ud, (c), ##__VA_ARGS__);                                           \
+        if (client__alive((c), (conn)) && (c)->ev.name)                                            \
+            (c)->ev.name((c)->ud, (c), ##__VA_ARGS__);                                             \
+        (c)->emitting--;                                                                           \
+        client__sweep_listeners(c);                                                                \
+    } while (0)
+void client__sweep_listeners(hearth_client_t *c);
+/* Whether the client wants stanza_lost reports (any listener or the application). */
+bool client__hears_lost(const hearth_client_t *c);
 void client__enter(hearth_client_t *c);
 /* true when the client is gone (freed): touch nothing of it after. */
 bool client__leave(hearth_client_t *c);

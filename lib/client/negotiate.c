@@ -80,6 +80,26 @@ static void parse_features(conn_t *conn, const hearth_xml_node_t *el)
     }
 }
 
+/* The features after authentication, for hearth_client_stream_feature (roster versioning,
+ * CSI, ...): the namespace and name of each child, NUL-separated. */
+static void keep_features(hearth_client_t *c, const hearth_xml_node_t *el)
+{
+    size_t len = 0;
+    for (hearth_xml_node_t *n = hearth_xml_first_element(el); n; n = hearth_xml_next_element(n))
+        len += strlen(n->ns) + strlen(n->name) + 2;
+    ctx__free(c->ctx, c->features);
+    c->features = len ? ctx__alloc(c->ctx, len) : NULL;
+    c->features_len = c->features ? len : 0;
+    char *w = c->features;
+    for (hearth_xml_node_t *n = w ? hearth_xml_first_element(el) : NULL; n;
+         n = hearth_xml_next_element(n)) {
+        size_t a = strlen(n->ns) + 1, b = strlen(n->name) + 1;
+        memcpy(w, n->ns, a);
+        memcpy(w + a, n->name, b);
+        w += a + b;
+    }
+}
+
 /* ---- XEP-0077 ---- */
 
 static void send_register(conn_t *conn)
@@ -132,11 +152,9 @@ static void register_answer(conn_t *conn, hearth_xml_node_t *el, hearth_arena_t 
     c->registered = true;
     ctx__log(c->ctx, c, HEARTH_LOG_INFO, "registration: %s",
              result ? "the account exists" : "account created");
-    if (c->ev.registered) {
-        c->ev.registered(c->ud, c, result);
-        if (!client__alive(c, conn))
-            return;
-    }
+    CLIENT_EMIT(c, conn, registered, result);
+    if (!client__alive(c, conn))
+        return;
     if (auth__start(conn) == 0)
         conn->phase = PH_AUTH;
 }
@@ -316,6 +334,8 @@ void nego__element(conn_t *conn, hearth_xml_node_t *el, hearth_arena_t *arena)
             return;
         }
         parse_features(conn, el);
+        if (conn->authenticated)
+            keep_features(conn->c, el);
         features(conn);
         return;
     case PH_STARTTLS:

@@ -634,11 +634,9 @@ static void connected(hearth_client_t *c, conn_t *conn)
     client__set_state(c, HEARTH_CLIENT_NEGOTIATING);
     ctx__log(c->ctx, c, HEARTH_LOG_DEBUG, "connected to %s port %u%s", e->host, e->port,
              conn->direct_tls ? " (direct TLS)" : "");
-    if (c->ev.connected) {
-        c->ev.connected(c->ud, c);
-        if (!client__alive(c, conn))
-            return;
-    }
+    CLIENT_EMIT(c, conn, connected);
+    if (!client__alive(c, conn))
+        return;
     int rc = hearth_stream_start(conn->stream);
     if (rc)
         client__lost(c, rc == HEARTH_ETLS ? HEARTH_ETLS : rc, HEARTH_STREAM_ERR_NONE,

@@ -169,8 +169,8 @@ static bool ack(hearth_client_t *c, uint32_t h)
     for (uint32_t i = 0; i < n; i++)
         pop_head(c);
     c->sm_acked = h;
-    if (n && c->ev.acked)
-        c->ev.acked(c->ud, c, n);
+    if (n)
+        CLIENT_EMIT(c, NULL, acked, n);
     return true;
 }
 
@@ -351,13 +351,13 @@ void sm__connection_lost(hearth_client_t *c)
 
 static void report_lost(hearth_client_t *c, out_entry_t *e)
 {
-    if (e->iq || !c->ev.stanza_lost)
+    if (e->iq || !client__hears_lost(c))
         return; /* an IQ's callback tells its loss */
     hearth_stanza_t *st = hearth_stanza_parse(e->data, e->len, NULL);
     if (!st)
         return;
     st->lent = true;
-    c->ev.stanza_lost(c->ud, c, st);
+    CLIENT_EMIT(c, NULL, stanza_lost, st);
     st->lent = false;
     hearth_stanza_unref(st);
 }

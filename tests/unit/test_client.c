@@ -556,6 +556,64 @@ static void test_bind_other_account(void **state)
     finish(f, script);
 }
 
+/* ---- listeners and stream features, for the managers ---- */
+
+static void connect_again(fake_t *f)
+{
+    assert_int_equal(hearth_client_connect(f->client), 0);
+}
+
+static unsigned listener_id;
+
+static void l_online(void *ud, hearth_client_t *c, const char *jid, int resumed)
+{
+    fake_event(ud, "listener online %s", jid);
+    /* The features of the stream after authentication are known by now. */
+    assert_int_equal(hearth_client_stream_feature(c, "ver", "urn:xmpp:features:rosterver"), 1);
+    assert_int_equal(hearth_client_stream_feature(c, "csi", "urn:xmpp:csi:0"), 0);
+}
+
+static void l_disconnected(void *ud, hearth_client_t *c, const hearth_disconnect_info_t *i)
+{
+    fake_event(ud, "listener disconnected %s", hearth_err_name(i->reason));
+    /* removed from inside its own event: not called again */
+    assert_int_equal(hearth_client_remove_listener(c, listener_id), 0);
+}
+
+static void add_listener(hearth_client_config_t *cfg)
+{
+    no_tls_plain(cfg);
+}
+
+static void test_listeners_and_features(void **state)
+{
+    (void)state;
+    fake_t *f = start(false, add_listener);
+    hearth_client_events_t ev = {.online = l_online, .disconnected = l_disconnected};
+    assert_int_equal(hearth_client_add_listener(f->client, &ev, f, &listener_id), 0);
+    const step_t script[] = {
+        PLAIN_LOGIN,
+        SEND(S_HDR FEAT(F_BIND "<ver xmlns='urn:xmpp:features:rosterver'/>")),
+        EXPECT(BIND_REQ("h1", "phone")),
+        SEND(BIND_RES("h1", "user@localhost/phone")),
+        /* listeners first, then the application */
+        EVENT("listener online user@localhost/phone"),
+        EVENT("online user@localhost/phone"),
+        EXPECT(PRESENCE),
+        CLOSE,
+        EVENT("listener disconnected ECLOSED"),
+        EVENT("disconnected ECLOSED"),
+        CALL(connect_again),
+        ACCEPT,
+        EXPECT(HDR),
+        EVENT("connected"),
+        CLOSE,
+        EVENT("disconnected ECLOSED"),
+        END,
+    };
+    finish(f, script);
+}
+
 /* ---- online: IQs, handlers, ping ---- */
 
 #define ONLINE_PLAIN                                                                               \
@@ -1437,6 +1495,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plain_refused_without_tls),
         cmocka_unit_test(test_plain_login_and_logout),
+        cmocka_unit_test(test_listeners_and_features),
         cmocka_unit_test(test_scram_sha1_rfc5802),
         cmocka_unit_test(test_scram_sha256_rfc7677),
         cmocka_unit_test(test_scram_wrong_server_signature),
