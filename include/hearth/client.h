@@ -223,9 +223,9 @@ typedef enum hearth_client_state {
 
 /* Why a connection ended (the disconnected event). Pointers are valid during the call. */
 typedef struct hearth_disconnect_info {
-    /* 0 after hearth_client_disconnect or the server's orderly close; otherwise HEARTH_EDNS,
-     * HEARTH_ECONNECT (refused, unreachable), HEARTH_ETIMEOUT (connect, negotiation or ping),
-     * HEARTH_EIO (the connection broke), HEARTH_ECLOSED (closed in the middle), HEARTH_ECERT
+    /* 0 after hearth_client_disconnect; otherwise HEARTH_EDNS, HEARTH_ECONNECT (refused,
+     * unreachable), HEARTH_ETIMEOUT (connect, negotiation or ping), HEARTH_EIO (the connection
+     * broke), HEARTH_ECLOSED (the server closed the stream or the connection), HEARTH_ECERT
      * (the server's certificate was refused), HEARTH_ETLS, HEARTH_EPOLICY (the server offers
      * nothing this configuration accepts: no TLS, no mechanism), HEARTH_EAUTH (wrong
      * credentials, or a SCRAM server signature that does not verify), HEARTH_EEXISTS
@@ -365,11 +365,13 @@ int hearth_client_send(hearth_client_t *c, hearth_stanza_t *st);
  * from inside hearth_client_iq. */
 typedef void (*hearth_iq_fn)(void *ud, hearth_client_t *c, int result, hearth_stanza_t *response);
 /* Sends an IQ get or set and calls cb with its response (RFC 6120 §8.2.3): the response must
- * carry the request's id and come from the address the request went to (from absent, the
- * account's bare or full JID, or the domain when 'to' was absent or the bare JID); anything
- * else is dropped as spoofed. timeout_ms 0: the configuration's iq_timeout_ms. An id is added
- * when iq has none. Consumes iq in every case. Errors as hearth_client_send, plus HEARTH_EINVAL
- * (no IQ get or set), HEARTH_ELIMIT (max_pending_iqs); cb is not called when this fails. */
+ * carry the request's id and come from the address the request went to: for a request to the
+ * account (no 'to', or its bare JID) from nothing, the account's bare or full JID (and, with
+ * no 'to', the domain); otherwise from exactly 'to' (RFC 6120 §8.1.2.1, §10.1). Anything else
+ * is logged and dropped as spoofed; the request waits on. timeout_ms 0: the configuration's
+ * iq_timeout_ms. An id is added when iq has none. Consumes iq in every case. Errors as
+ * hearth_client_send, plus HEARTH_EINVAL (no IQ get or set), HEARTH_ELIMIT (max_pending_iqs); cb is
+ * not called when this fails. */
 int hearth_client_iq(hearth_client_t *c, hearth_stanza_t *iq, unsigned timeout_ms, hearth_iq_fn cb,
                      void *ud);
 /* XEP-0199 ping of to (NULL: the server); cb gets 0 for a result, and also for an error reply
