@@ -46,9 +46,6 @@
 #define READ_BUF_SIZE 65536
 /* DNS: SRV records kept per service, and endpoints tried per attempt. */
 #define MAX_ENDPOINTS 16
-/* Output kept in a connection's buffer between writes beyond which, once written, the buffer
- * is given back (an idle connection holds none). */
-#define OUT_KEEP 2048
 
 /* ---- the context ---- */
 

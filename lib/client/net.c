@@ -510,12 +510,10 @@ void net__flush(conn_t *conn)
         }
     }
     if (done == conn->out_len) {
-        conn->out_len = 0;
-        if (conn->out_cap > OUT_KEEP) {
-            ctx__free(conn->ctx, conn->out);
-            conn->out = NULL;
-            conn->out_cap = 0;
-        }
+        /* An idle connection holds no output buffer. */
+        ctx__free(conn->ctx, conn->out);
+        conn->out = NULL;
+        conn->out_len = conn->out_cap = 0;
         return;
     }
     /* The rest goes with a write request that owns the buffer; a fresh one takes new output. */
