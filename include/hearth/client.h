@@ -1,5 +1,6 @@
 /* The libhearth client: a context on a libuv loop and any number of XMPP client connections on
- * it (thousands: each costs a few kilobytes and no thread), with asynchronous connect and login
+ * it (thousands: each costs about 21 KiB of heap, 41 KiB with TLS, and no thread), with
+ * asynchronous connect and login
  * (DNS SRV, STARTTLS or direct TLS, in-band registration, SCRAM with channel binding, bind),
  * stanza handlers, IQ tracking, ping, stream management with resumption, reconnection with
  * backoff, and blocking wrappers for small programs.
