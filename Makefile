@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 DATA ?= ./data
 
-.PHONY: all deps build run test asan fuzz format clean
+.PHONY: all deps build run test asan fuzz format clean install
 
 all: build
 
@@ -24,6 +24,12 @@ run: build
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# libhearth.so, its public headers and hearth.pc under PREFIX (lib/, include/hearth/,
+# lib/pkgconfig/): `make install PREFIX=$HOME/.local`, then `pkg-config --cflags --libs hearth`.
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 # Unit and integration tests under AddressSanitizer + UndefinedBehaviorSanitizer.
 asan: deps

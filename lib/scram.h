@@ -55,4 +55,39 @@ void scram__server_fix_nonce(scram_server_t *s, const char *server_nonce);
  * byte (the server draws 18 random bytes otherwise). At most SCRAM_MAX_NONCE characters. */
 void hearth_sasl__server_fix_nonce(hearth_sasl_server_t *s, const char *server_nonce);
 
+/* ---- client (the client library's; GNU SASL's client stays in sasl.c for tests) ---- */
+
+/* The server's salt and iteration count the client accepts: RFC 7677's minimum, and a ceiling
+ * that keeps one PBKDF2 under a second or so. */
+#define SCRAM_CLIENT_MIN_ITERATIONS 4096
+#define SCRAM_CLIENT_MAX_ITERATIONS 1000000
+#define SCRAM_CLIENT_MAX_SALT 128
+#define SCRAM_CLIENT_MAX_MESSAGE 4096
+
+typedef struct scram_client scram_client_t;
+/* username: the authentication identity (SASLprepped and escaped here). cbflag: 'n' (no
+ * binding), 'y' (the client binds but the server seems not to) or 'p' with cbname and its data.
+ * nonce: NULL for a random one (tests fix it). NULL on ENOMEM or a bad argument. */
+scram_client_t *scram__client_new(hearth_scram_hash_t h, const char *username, char cbflag,
+                                  const char *cbname, const unsigned char *cb, size_t cb_len,
+                                  const char *nonce);
+/* client-first-message (malloc'd). */
+int scram__client_first(scram_client_t *c, char **out, size_t *out_len);
+/* server-first-message: 0 and the salt (borrowed from c) and iteration count to derive the
+ * salted password from; HEARTH_EINVAL malformed, HEARTH_EAUTH for a nonce that does not extend
+ * ours or an iteration count out of bounds. */
+int scram__client_server_first(scram_client_t *c, const char *in, size_t len,
+                               const unsigned char **salt, size_t *salt_len, unsigned *iterations);
+/* SaltedPassword = PBKDF2(SASLprep(password), salt, i) into out (the hash's size). Costly. */
+int scram__salted_password(hearth_scram_hash_t h, const char *password, const unsigned char *salt,
+                           size_t salt_len, unsigned iterations, unsigned char *out);
+/* client-final-message (malloc'd) from the salted password. */
+int scram__client_final(scram_client_t *c, const unsigned char *salted, char **out,
+                        size_t *out_len);
+/* server-final-message: 0 when v= is the server signature we expect, HEARTH_EAUTH when it is not
+ * or the server sent e=, HEARTH_EINVAL malformed. */
+int scram__client_verify(scram_client_t *c, const char *in, size_t len);
+size_t scram__client_hash_len(const scram_client_t *c);
+void scram__client_free(scram_client_t *c);
+
 #endif

@@ -899,6 +899,18 @@ int hearth_stream_set_domain(hearth_stream_t *s, const char *domain)
     return 0;
 }
 
+int hearth_stream_set_from(hearth_stream_t *s, const char *from)
+{
+    if (s->role != HEARTH_STREAM_CLIENT)
+        return HEARTH_EINVAL;
+    char *f = NULL;
+    if (from && !(f = strdup(from)))
+        return HEARTH_ENOMEM;
+    free(s->from);
+    s->from = f;
+    return 0;
+}
+
 void hearth_stream_set_limits(hearth_stream_t *s, const hearth_xml_limits_t *limits)
 {
     fill_limits(&s->limits, limits);

@@ -320,6 +320,25 @@ hearth_tls_ctx_t *hearth_tls_ctx_new_client(const char *ca_file, char **err)
     return ctx;
 }
 
+hearth_tls_ctx_t *hearth_tls_ctx_new_client_verify(const char *ca_file, char **err)
+{
+    if (ca_file)
+        return hearth_tls_ctx_new_client(ca_file, err);
+    if (err)
+        *err = NULL;
+    ERR_clear_error();
+    hearth_tls_ctx_t *ctx = ctx_new(0, err);
+    if (!ctx)
+        return NULL;
+    if (SSL_CTX_set_default_verify_paths(ctx->ssl) != 1) {
+        set_err(err, "cannot load the system's trusted certificates");
+        hearth_tls_ctx_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_verify(ctx->ssl, SSL_VERIFY_PEER, NULL);
+    return ctx;
+}
+
 void hearth_tls_ctx_free(hearth_tls_ctx_t *ctx)
 {
     if (!ctx || __atomic_sub_fetch(&ctx->refs, 1, __ATOMIC_ACQ_REL) > 0)
@@ -625,6 +644,13 @@ int hearth_tls_server_end_point(const hearth_tls_t *t, unsigned char out[HEARTH_
 const char *hearth_tls_error(const hearth_tls_t *t)
 {
     return t ? t->err : "";
+}
+
+int hearth_tls_cert_refused(const hearth_tls_t *t)
+{
+    return t && t->state == TLS_FAILED && !SSL_is_server(t->ssl) &&
+           (SSL_get_verify_mode(t->ssl) & SSL_VERIFY_PEER) &&
+           SSL_get_verify_result(t->ssl) != X509_V_OK;
 }
 
 void hearth_tls_free(hearth_tls_t *t)

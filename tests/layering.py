@@ -143,7 +143,8 @@ class LayeringTest(unittest.TestCase):
 
     def test_links_point_down(self):
         lower = ['libhearth_base.a', 'libhearth_jid.a', 'libhearth_xml.a', 'libhearth_tls.a',
-                 'libhearth_sasl.a', 'libhearth_form.a', 'libhearth_storage.a', 'libhearth_config.a']
+                 'libhearth_sasl.a', 'libhearth_form.a', 'libhearth_client.a', 'libhearth_storage.a',
+                 'libhearth_config.a']
         server = ['libhearthd_core.a', 'libhearthd_net.a', 'libhearthd_c2s.a', 'libhearthd_modules.a']
         layers = [('libhearthd_core.a', server[1:]),
                   ('libhearthd_net.a', ['libhearthd_c2s.a', 'libhearthd_modules.a']),
@@ -159,6 +160,27 @@ class LayeringTest(unittest.TestCase):
                 for sym in sorted(undefined & defined):
                     bad.append('%s needs %s from %s' % (lib, sym, other))
         self.assertEqual(bad, [], 'links pointing up or across:\n' + '\n'.join(bad))
+
+    def test_shared_library_exports_only_hearth(self):
+        """libhearth.so, the library programs link: only the public hearth_* API, nothing of
+        the server (server__, worker__, c2s__, router__) nor internal file__verb helpers or
+        test hooks (hearth__*), and a versioned soname."""
+        path = os.path.join(BUILD, 'libhearth.so')
+        if not os.path.exists(path):
+            self.skipTest('libhearth.so is not built')
+        out = subprocess.run(['nm', '-D', '--defined-only', path], capture_output=True,
+                             text=True, check=True).stdout
+        names = [line.split()[-1] for line in out.splitlines() if len(line.split()) == 3]
+        names = [n.split('@')[0] for n in names if not n.startswith('HEARTH_')]
+        self.assertTrue(any(n == 'hearth_client_new' for n in names), 'no hearth_client_new')
+        bad = [n for n in names if not n.startswith('hearth_') or n.startswith('hearth__')
+               or re.match(r'(server|worker|c2s|router)__', n)]
+        self.assertEqual(bad, [], 'symbols libhearth.so must not export: %s' % bad)
+        dyn = subprocess.run(['objdump', '-p', path], capture_output=True, text=True,
+                             check=True).stdout
+        self.assertRegex(dyn, r'SONAME\s+libhearth\.so\.\d+')
+        needed = re.findall(r'NEEDED\s+(\S+)', dyn)
+        self.assertFalse([n for n in needed if 'hearthd' in n or 'sqlite' in n], needed)
 
 
 if __name__ == '__main__':

@@ -18,7 +18,15 @@
     X(AGAIN, 12, "try again")                                                                      \
     X(AUTH, 13, "authentication failed")                                                           \
     X(CLOSED, 14, "closed")                                                                        \
-    X(BUSY, 15, "resource busy")
+    X(BUSY, 15, "resource busy")                                                                   \
+    X(TIMEOUT, 16, "timed out")                                                                    \
+    X(CONNECT, 17, "cannot connect")                                                               \
+    X(DNS, 18, "name resolution failed")                                                           \
+    X(STREAM, 19, "stream error from the peer")                                                    \
+    X(CERT, 20, "certificate not trusted")                                                         \
+    X(POLICY, 21, "refused by the security policy")                                                \
+    X(STANZA, 22, "stanza error from the peer")                                                    \
+    X(CONFLICT, 23, "conflict")
 
 typedef enum hearth_errno {
     HEARTH_OK = 0,

@@ -179,6 +179,10 @@ int hearth_stream_restart(hearth_stream_t *s) HEARTH_MUST_CHECK;
 /* Server role: the 'from' of our header, until it is sent (virtual hosting: call it from open).
  * HEARTH_EINVAL once sent (or client role), HEARTH_ENOMEM. */
 int hearth_stream_set_domain(hearth_stream_t *s, const char *domain) HEARTH_MUST_CHECK;
+/* Client role: the 'from' of our next headers (NULL: none). RFC 6120 §4.7.1 has a client name
+ * its account only once TLS protects the stream: set it from tls_done. HEARTH_EINVAL in the
+ * server role, HEARTH_ENOMEM. */
+int hearth_stream_set_from(hearth_stream_t *s, const char *from) HEARTH_MUST_CHECK;
 /* Parser limits from now on (0 fields take their defaults). */
 void hearth_stream_set_limits(hearth_stream_t *s, const hearth_xml_limits_t *limits);
 /* Only the stanza bound, e.g. raised after authentication (0 = the default). */

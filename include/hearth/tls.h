@@ -16,6 +16,9 @@ hearth_tls_ctx_t *hearth_tls_ctx_new_server(const char *cert_file, const char *k
                                             char **err);
 /* Client context; ca_file NULL = no verification. */
 hearth_tls_ctx_t *hearth_tls_ctx_new_client(const char *ca_file, char **err);
+/* Client context that always verifies the server's certificate (and, per session, its name):
+ * against ca_file, or the system's default trust store when ca_file is NULL. */
+hearth_tls_ctx_t *hearth_tls_ctx_new_client_verify(const char *ca_file, char **err);
 /* Drops the caller's reference: sessions keep their context alive, so it may be freed (or
  * replaced, e.g. on a certificate reload) while sessions made from it still run. */
 void hearth_tls_ctx_free(hearth_tls_ctx_t *ctx);
@@ -70,6 +73,9 @@ int hearth_tls_exporter(const hearth_tls_t *t, unsigned char out[32]) HEARTH_MUS
 int hearth_tls_server_end_point(const hearth_tls_t *t, unsigned char out[HEARTH_TLS_END_POINT_MAX],
                                 size_t *len) HEARTH_MUST_CHECK;
 const char *hearth_tls_error(const hearth_tls_t *t); /* last error text; "" if none, never NULL */
+/* Client session: 1 when the handshake failed because the server's certificate was refused
+ * (untrusted, expired, another name), else 0. */
+int hearth_tls_cert_refused(const hearth_tls_t *t);
 /* Sends nothing (call hearth_tls_shutdown first for a clean close). Not from inside a callback. */
 void hearth_tls_free(hearth_tls_t *t);
 
