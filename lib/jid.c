@@ -107,6 +107,35 @@ static const char *check_utf8(const char *str, size_t len)
     return NULL;
 }
 
+/* What the three profiles do to printable ASCII (U+0020..U+007E), which is nearly every address
+ * a server sees: no character maps to nothing or to more than one, NFKC leaves them alone, none
+ * is right-to-left. Nodeprep folds case and prohibits the space (C.1.1) and " & ' / : < > @;
+ * nameprep folds case and prohibits nothing printable (the hostname rules come after);
+ * resourceprep changes nothing and prohibits nothing printable. libidn's general path costs
+ * about thirty times as much (UCS-4 conversion, table lookups, normalisation), so these strings
+ * take this one; unit/jid checks it against libidn for every string of one and two such
+ * characters. Returns 1 when it handled in[0..len), 0 to leave it to libidn. */
+static int prep_ascii(enum part p, const char *in, size_t len, char *buf, size_t *outlen,
+                      const char **reason)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c < 0x20 || c > 0x7e)
+            return 0;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = in[i];
+        if (p == PART_NODE && strchr(" \"&'/:<>@", c) != NULL) {
+            fail(reason, reasons[p].prohibited, HEARTH_EINVAL);
+            return -1;
+        }
+        buf[i] = (p != PART_RESOURCE && c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+    }
+    buf[len] = '\0';
+    *outlen = len;
+    return 1;
+}
+
 /* Runs the part's stringprep profile over in[0..len) into buf (PREP_BUF bytes). Unassigned code
  * points are allowed (stringprep's "query" semantics), as deployed servers do. */
 static int stringprep_part(enum part p, const char *in, size_t len, char *buf, size_t *outlen,
@@ -122,6 +151,14 @@ static int stringprep_part(enum part p, const char *in, size_t len, char *buf, s
         return fail(reason, bad, HEARTH_EINVAL);
     if (len == 0)
         return fail(reason, r->empty, HEARTH_EINVAL);
+    switch (prep_ascii(p, in, len, buf, outlen, reason)) {
+    case 1:
+        return 0;
+    case -1:
+        return HEARTH_EINVAL;
+    default:
+        break;
+    }
     memcpy(buf, in, len);
     buf[len] = '\0';
     /* The result may not exceed the part limit by more than the one byte of a trailing dot. */

@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include <stringprep.h>
+
 #include "hearth/jid.h"
 
 static const hearth_jid_t zero_jid = HEARTH_JID_INIT;
@@ -673,6 +675,72 @@ static void test_names(void **state)
     assert_true(hearth_jid_names("", "bob@example.org") < 0);
 }
 
+/* lib/jid.c prepares printable ASCII itself, without libidn: for every string of one and two
+ * printable ASCII characters, in each part, the result must be libidn's. */
+static int oracle(int part, const char *in, char *out)
+{
+    snprintf(out, 16, "%s", in);
+    int rc = part == 0   ? stringprep_xmpp_nodeprep(out, 16)
+             : part == 1 ? stringprep_nameprep(out, 16)
+                         : stringprep_xmpp_resourceprep(out, 16);
+    return rc == STRINGPREP_OK && out[0] != '\0' ? 0 : -1;
+}
+
+static void check_ascii_string(const char *str)
+{
+    char jid[64], want[16];
+    hearth_jid_t j;
+    /* localpart: '@' and '/' would split the JID elsewhere */
+    if (!strpbrk(str, "@/")) {
+        snprintf(jid, sizeof jid, "%s@example.org", str);
+        int ok = oracle(0, str, want) == 0;
+        int rc = hearth_jid_parse(jid, strlen(jid), &j, NULL);
+        if (ok != (rc == 0))
+            fail_msg("localpart \"%s\": libidn %s, hearth %d", str, ok ? "accepts" : "refuses", rc);
+        if (rc == 0)
+            assert_string_equal(j.node, want);
+        hearth_jid_clear(&j);
+    }
+    snprintf(jid, sizeof jid, "example.org/%s", str);
+    int ok = oracle(2, str, want) == 0;
+    int rc = hearth_jid_parse(jid, strlen(jid), &j, NULL);
+    if (ok != (rc == 0))
+        fail_msg("resourcepart \"%s\": libidn %s, hearth %d", str, ok ? "accepts" : "refuses", rc);
+    if (rc == 0)
+        assert_string_equal(j.resource, want);
+    hearth_jid_clear(&j);
+    /* domainpart: the hostname rules refuse more than nameprep does; what passes must match */
+    if (!strpbrk(str, "@/[")) {
+        snprintf(jid, sizeof jid, "x%s", str);
+        char dwant[16];
+        ok = oracle(1, jid, dwant) == 0;
+        rc = hearth_jid_parse(jid, strlen(jid), &j, NULL);
+        if (rc == 0) {
+            assert_true(ok);
+            size_t n = strlen(dwant);
+            if (n && dwant[n - 1] == '.')
+                dwant[n - 1] = '\0';
+            assert_string_equal(j.domain, dwant);
+        }
+        hearth_jid_clear(&j);
+    }
+}
+
+static void test_ascii_matches_libidn(void **state)
+{
+    (void)state;
+    char s[3] = {0};
+    for (int a = 0x20; a <= 0x7e; a++) {
+        s[0] = (char)a;
+        s[1] = '\0';
+        check_ascii_string(s);
+        for (int b = 0x20; b <= 0x7e; b++) {
+            s[1] = (char)b;
+            check_ascii_string(s);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -695,6 +763,7 @@ int main(void)
         cmocka_unit_test(test_equal),
         cmocka_unit_test(test_copy_and_bare),
         cmocka_unit_test(test_clear),
+        cmocka_unit_test(test_ascii_matches_libidn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
