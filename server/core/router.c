@@ -143,7 +143,7 @@ static int hand_over(worker_t *w, worker_t *home, inbox_msg_t *m)
 
 static int route_full(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
                       const char *type, const char *sid, session_t *sender, hearth_bytes_t *bytes,
-                      int live_only)
+                      int live_only, int has_body)
 {
     char bare[BARE_MAX];
     if (split_bare(to, bare))
@@ -159,6 +159,7 @@ static int route_full(worker_t *w, stanza_kind_t kind, const char *to, const cha
     m->kind = INBOX_ROUTE;
     m->u.route.kind = kind;
     m->u.route.live_only = live_only;
+    m->u.route.has_body = (signed char)has_body;
     m->u.route.is_error = type && !strcmp(type, "error");
     if (type && strlen(type) < sizeof(m->u.route.type))
         strcpy(m->u.route.type, type);
@@ -187,15 +188,20 @@ void router__route(worker_t *w, stanza_kind_t kind, const char *to, const char *
 void router__route_sid(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
                        const char *type, const char *sid, hearth_bytes_t *bytes)
 {
-    int rc = route_full(w, kind, to, from, type, sid, NULL, bytes, 0);
+    int rc = route_full(w, kind, to, from, type, sid, NULL, bytes, 0, -1);
     if (rc)
         hlog(LOG_ERROR, "a stanza for %s was dropped: %s", to, hearth_strerror(rc));
 }
 
 int router__route_settled(worker_t *w, const char *to, const char *from, const char *type,
-                          const char *sid, session_t *sender, hearth_bytes_t *bytes)
+                          const char *sid, session_t *sender, hearth_bytes_t *bytes, int has_body)
 {
-    return route_full(w, STANZA_MESSAGE, to, from, type, sid, sender, bytes, 0);
+    return route_full(w, STANZA_MESSAGE, to, from, type, sid, sender, bytes, 0, has_body);
+}
+
+static int has_body(const hearth_xml_node_t *st)
+{
+    return hearth_xml_child(st, "body", HEARTH_NS_CLIENT) != NULL;
 }
 
 static hearth_bytes_t *serialise(hearth_xml_node_t *st)
@@ -221,7 +227,7 @@ void router__reroute_node(worker_t *w, const char *to, hearth_xml_node_t *st)
 {
     hearth_bytes_t *bytes = serialise(st);
     if (!bytes || route_full(w, STANZA_MESSAGE, to, hearth_xml_attr(st, "from"),
-                             hearth_xml_attr(st, "type"), NULL, NULL, bytes, 1))
+                             hearth_xml_attr(st, "type"), NULL, NULL, bytes, 1, has_body(st)))
         hlog(LOG_ERROR, "a message for %s could not go back to delivery", to);
     hearth_bytes_unref(bytes);
 }
@@ -289,6 +295,7 @@ route_batch_t *router__batch_new(worker_t *w, stanza_kind_t kind, const char *fr
         m->u.route.kind = kind;
         m->u.route.from = from ? strdup(from) : NULL;
         m->u.route.is_error = type && !strcmp(type, "error");
+        m->u.route.has_body = -1;
         if (type && strlen(type) < sizeof(m->u.route.type))
             strcpy(m->u.route.type, type);
         m->u.route.bytes = hearth_bytes_ref(bytes);
@@ -473,7 +480,7 @@ static void route_from_session(session_t *s, hearth_xml_node_t *st, hearth_arena
 {
     hearth_bytes_t *bytes = serialise(st);
     int rc = bytes ? router__route_settled(s->w, to, s->jid.full, hearth_xml_attr(st, "type"), sid,
-                                           s, bytes)
+                                           s, bytes, has_body(st))
                    : HEARTH_ENOMEM;
     hearth_bytes_unref(bytes);
     if (rc) {

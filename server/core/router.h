@@ -37,9 +37,10 @@ void router__route(worker_t *w, stanza_kind_t kind, const char *to, const char *
 void router__route_sid(worker_t *w, stanza_kind_t kind, const char *to, const char *from,
                        const char *type, const char *sid, hearth_bytes_t *bytes);
 /* A message whose settlement the sender's stream management waits for. Unlike the others it
- * reports failure (out of memory, a full queue): then nothing was handed over. */
+ * reports failure (out of memory, a full queue): then nothing was handed over. has_body: the
+ * stanza has a <body/> (1) or not (0), -1 not known (inbox_msg_t's route.has_body). */
 int router__route_settled(worker_t *w, const char *to, const char *from, const char *type,
-                          const char *sid, session_t *sender, hearth_bytes_t *bytes);
+                          const char *sid, session_t *sender, hearth_bytes_t *bytes, int has_body);
 /* Serialises st and routes it to the JID to. */
 void router__route_node(worker_t *w, const char *to, hearth_xml_node_t *st);
 /* A message a session that ended had not acknowledged, back to delivery: to its own

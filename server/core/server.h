@@ -85,6 +85,10 @@ typedef struct inbox_msg {
             int is_error;  /* type='error': never bounced, never redirected */
             char type[16]; /* the stanza type attribute, "" when none or too long */
             char sid[32];  /* messages: the XEP-0359 id given for the recipient, "" none */
+            /* messages: 1 when the stanza has a <body/> in jabber:client, 0 when it has none,
+             * -1 when the router was not told (who needs to know parses the bytes). Lets the
+             * archive take a message without parsing it again. */
+            signed char has_body;
             /* Stream management of the sender: the destination settles this stanza (it was
              * delivered, stored, bounced or dropped) so the sender's h may count it. */
             char settle_sm[24];
@@ -175,8 +179,8 @@ struct worker {
     inbox_msg_t **held_head, **held_tail; /* [srv->nworkers] */
     uv_check_t turn_check;
     uv_prepare_t turn_prepare;
-    uv_idle_t turn_idle; /* active while the turn has work: the poll phase must not block */
-    int turn_wanted;     /* a layer has work for the next check (worker__turn_pending) */
+    uv_idle_t turn_idle;   /* active while the turn has work: the poll phase must not block */
+    int turn_wanted;       /* a layer has work for the next check (worker__turn_pending) */
     uv_tcp_t listeners[8]; /* c2s, direct TLS, HTTP, HTTPS, and room to grow */
     int nlisteners;
     strmap_t users; /* bare JID -> user_t, for users homed here */

@@ -393,12 +393,48 @@ static void incoming_parsed(void *ud, hearth_xml_node_t *st, hearth_arena_t *are
         archive(ic->w, ic->u, id, m->u.route.from, 0, text, len);
 }
 
+/* The standalone form of a routed message's bytes without parsing them, or NULL when they are
+ * not in the form this needs. Routed bytes are the serialiser's output with jabber:client as
+ * the context namespace, so the root is written "<message" and then its attributes; with no
+ * context it is written "<message xmlns='jabber:client'" and then the same. */
+static char *standalone_from_bytes(const hearth_bytes_t *b, size_t *len)
+{
+    static const char root[] = "<message";
+    static const char decl[] = " xmlns='" HEARTH_NS_CLIENT "'";
+    const size_t rl = sizeof(root) - 1, dl = sizeof(decl) - 1;
+    if (b->len <= rl || memcmp(b->data, root, rl) != 0 || !strchr(" />", b->data[rl]))
+        return NULL;
+    if (b->len > rl + dl && memcmp(b->data + rl, " xmlns=", 7) == 0)
+        return NULL; /* written with another context: take the general path */
+    char *text = malloc(b->len + dl + 1);
+    if (!text)
+        return NULL;
+    memcpy(text, root, rl);
+    memcpy(text + rl, decl, dl);
+    memcpy(text + rl + dl, b->data + rl, b->len - rl);
+    *len = b->len + dl;
+    text[*len] = '\0';
+    return text;
+}
+
 /* A message accepted for u (delivered or stored offline), on u's home worker; m->u.route.sid
- * is the stanza id the recipient sees. Only messages worth archiving are kept (a body). */
+ * is the stanza id the recipient sees. Only messages worth archiving are kept (a body). The
+ * router says whether there is one when the sender's stanza was at hand; then the bytes are
+ * archived as they are, else they are parsed to find out. */
 static void incoming(worker_t *w, user_t *u, const inbox_msg_t *m)
 {
     if (u->state != USER_READY || !m->u.route.from || !m->u.route.bytes)
         return;
+    if (m->u.route.has_body == 0)
+        return;
+    if (m->u.route.has_body == 1 && *m->u.route.sid) {
+        size_t len = 0;
+        char *text = standalone_from_bytes(m->u.route.bytes, &len);
+        if (text) {
+            archive(w, u, m->u.route.sid, m->u.route.from, 0, text, len);
+            return;
+        }
+    }
     incoming_ctx_t ic = {w, u, m};
     router__parse(m->u.route.bytes->data, m->u.route.bytes->len, incoming_parsed, &ic);
 }

@@ -241,7 +241,7 @@ static void test_route_failure_settles_the_sender(void **state)
         sender->deferred = sender->settled = 0;
         arm(n);
         int rc =
-            router__route_settled(w, to, "dave@example.org/pc", "chat", NULL, &sender->s, bytes);
+            router__route_settled(w, to, "dave@example.org/pc", "chat", NULL, &sender->s, bytes, 0);
         long used = fail_calls;
         disarm();
         if (used < n) { /* every allocation succeeded: handed over, settled there later */
