@@ -4,9 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "core/hooks.h"
 #include "core/log.h"
+#include "core/strmap.h"
 #include "core/user.h"
 
 static int nslots;
@@ -23,19 +25,43 @@ int64_t user__now_ms(void)
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
+/* Ids come from a generator per thread, seeded once from the kernel: SipHash-2-4 keyed with 128
+ * random bits over a counter, a pseudo-random function, so an id says nothing of the others
+ * without the key. A getrandom system call per id (one per message, for its stanza id) cost
+ * more than the rest of making the id. */
+typedef struct id_gen {
+    uint64_t key[2];
+    uint64_t counter;
+    int seeded;
+} id_gen_t;
+
+static _Thread_local id_gen_t id_gen;
+
+static void id_gen_seed(id_gen_t *g)
+{
+    if (uv_random(NULL, NULL, g->key, sizeof(g->key), 0, NULL) != 0) {
+        /* The kernel's pool is initialised long before a server runs; should it ever fail,
+         * ids are still unique from the clock and the thread, if not unpredictable. */
+        g->key[0] = uv_hrtime() ^ (uintptr_t)g;
+        g->key[1] = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ULL;
+    }
+    g->seeded = 1;
+}
+
 void user__random_id(char *out, size_t len)
 {
-    unsigned char r[12];
     static const char hex[] = "0123456789abcdef";
-    if (uv_random(NULL, NULL, r, sizeof(r), 0, NULL) != 0) {
-        /* The kernel's pool is initialised long before a server runs; should it ever fail,
-         * the id is still unique enough from the clock, if not unpredictable. */
-        uint64_t t = uv_hrtime();
-        for (size_t i = 0; i < sizeof(r); i++)
-            r[i] ^= (unsigned char)(t >> (8 * (i % 8)));
+    id_gen_t *g = &id_gen;
+    if (!g->seeded)
+        id_gen_seed(g);
+    unsigned char r[16];
+    for (int half = 0; half < 2; half++) {
+        uint64_t in = g->counter++;
+        uint64_t v = strmap__siphash(g->key, &in, sizeof(in));
+        memcpy(r + 8 * half, &v, 8);
     }
     size_t k = 0;
-    for (size_t i = 0; i < sizeof(r) && k + 2 < len; i++) {
+    for (size_t i = 0; i < 12 && k + 2 < len; i++) {
         out[k++] = hex[r[i] >> 4];
         out[k++] = hex[r[i] & 15];
     }
