@@ -108,6 +108,7 @@ static int load_settings(server_t *srv)
     s->resume_timeout = (unsigned)config_int(c, "c2s.resume_timeout");
     s->resume_budget = (size_t)config_int(c, "c2s.resume_budget");
     s->archive_retention_days = (unsigned)config_int(c, "archive.retention_days");
+    s->caps_cache_size = (size_t)config_int(c, "caps.cache_size");
     return 0;
 }
 

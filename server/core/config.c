@@ -89,6 +89,10 @@ static const config_key_t KEYS[] = {
       "Largest private XML fragment (XEP-0049) stored per namespace, bytes.", 1),
     I("private.max_total", "1048576", 4096, 16777216,
       "Private XML (XEP-0049) one account may store, all namespaces together, bytes.", 1),
+    I("caps.cache_size", "1000", 16, 1000000,
+      "Verified entity capabilities (XEP-0115) the server remembers; past it the least "
+      "recently used is forgotten.",
+      0),
     I("archive.retention_days", "0", 0, 36500,
       "Days a user's archived messages (XEP-0313) are kept; 0 = forever.", 1),
     B("server.hide_version", "false",

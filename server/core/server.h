@@ -55,6 +55,7 @@ typedef struct settings {
     unsigned archive_retention_days; /* 0 = forever */
     unsigned muc_max_rooms_per_user; /* 0 = no limit */
     size_t muc_max_join_size;        /* bytes of occupants' presences in a join sequence */
+    size_t caps_cache_size;          /* verified XEP-0115 'ver's remembered */
 } settings_t;
 
 typedef enum {
@@ -175,8 +176,8 @@ struct worker {
     inbox_msg_t **held_head, **held_tail; /* [srv->nworkers] */
     uv_check_t turn_check;
     uv_prepare_t turn_prepare;
-    uv_idle_t turn_idle; /* active while the turn has work: the poll phase must not block */
-    int turn_wanted;     /* a layer has work for the next check (worker__turn_pending) */
+    uv_idle_t turn_idle;   /* active while the turn has work: the poll phase must not block */
+    int turn_wanted;       /* a layer has work for the next check (worker__turn_pending) */
     uv_tcp_t listeners[8]; /* c2s, direct TLS, HTTP, HTTPS, and room to grow */
     int nlisteners;
     strmap_t users; /* bare JID -> user_t, for users homed here */
