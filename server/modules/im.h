@@ -92,6 +92,12 @@ int caps__wants(const session_t *s, const char *node);
 typedef void (*caps_wants_fn)(session_t *s, caps_set_t *nodes);
 void caps__listen(caps_wants_fn fn);
 
+/* pep.c: personal eventing (XEP-0163) on every account. disco for an account is answered by
+ * PEP: its nodes (#items), a node's information (#info with a node). */
+extern const module_t module_pep;
+void pep__disco_items(iq_ctx_t *ctx);
+void pep__disco_node_info(iq_ctx_t *ctx);
+
 /* core.c (ping, disco, session), register.c, misc.c, vcard.c, private.c */
 extern const module_t module_core;
 extern const module_t module_register;
