@@ -68,6 +68,52 @@ class PepClient(IMClient):
         return super()._auto(s)
 
 
+class ExampleClient(PepClient):
+    """A client whose disco#info answer is given as it goes on the wire (answer), with the caps
+    element given whole (c): for XEP-0115's own examples and for ill-formed answers."""
+
+    def __init__(self, server, c, answer, **kw):
+        super().__init__(server, **kw)
+        self.c, self.answer = c, answer
+
+    def caps(self):
+        return self.c
+
+    def _auto(self, s):
+        qy = s.find(q(NS_DISCO_INFO, 'query'))
+        if s.tag == IQ and s.get('type') == 'get' and qy is not None and s.get('from') == DOMAIN:
+            self.queries.append(qy.get('node'))
+            self.send("<iq type='result' id='%s' to='%s'><query xmlns='%s' node='%s'>%s</query></iq>"
+                      % (xml_escape(s.get('id')), DOMAIN, NS_DISCO_INFO, xml_escape(qy.get('node') or ''),
+                         self.answer))
+            return True
+        return IMClient._auto(self, s)
+
+
+# XEP-0115 5.3, the complex generation example (identities in two languages, an extended form),
+# its parts in another order than the hash takes them, and a form without a hidden FORM_TYPE,
+# which 5.4 says to ignore.
+PSI_NODE = 'http://psi-im.org'
+PSI_VER = 'q07IKJEyjvHSyhy//CH0CxmKi8w='
+PSI_ANSWER = (
+    "<identity xml:lang='en' category='client' name='Psi 0.11' type='pc'/>"
+    "<identity xml:lang='el' category='client' name='\u03a8 0.11' type='pc'/>"
+    "<feature var='http://jabber.org/protocol/disco#items'/>"
+    "<feature var='http://jabber.org/protocol/caps'/>"
+    "<feature var='http://jabber.org/protocol/muc'/>"
+    "<feature var='http://jabber.org/protocol/disco#info'/>"
+    "<x xmlns='jabber:x:data' type='result'>"
+    "<field var='FORM_TYPE' type='hidden'><value>urn:xmpp:dataforms:softwareinfo</value></field>"
+    "<field var='software_version'><value>0.11</value></field>"
+    "<field var='software'><value>Psi</value></field>"
+    "<field var='os_version'><value>10.5.1</value></field>"
+    "<field var='os'><value>Mac</value></field>"
+    "<field var='ip_version' type='text-multi'><value>ipv6</value><value>ipv4</value></field></x>"
+    "<x xmlns='jabber:x:data' type='result'>"
+    "<field var='FORM_TYPE'><value>urn:example:not-hidden</value></field>"
+    "<field var='ignored'><value>yes</value></field></x>")
+
+
 # ---- stanzas ----
 
 def publish_xml(node, payload, item_id=None, options=None):
@@ -298,6 +344,41 @@ class PepTest(IMTestCase):
         self.assertEqual(qy.get('from'), DOMAIN)
         self.assertEqual(qy.find(q(NS_DISCO_INFO, 'query')).get('node'), 'x#unknown-ver=')
         d.sync()
+
+    def test_caps_verified_as_xep_0115_computes_it(self):
+        s = self.start_server()
+
+        def psi(user, resource, hash_name='sha-1', ver=PSI_VER, answer=PSI_ANSWER):
+            c = ExampleClient(s, "<c xmlns='%s' hash='%s' node='%s' ver='%s'/>" % (NS_CAPS, hash_name, PSI_NODE, ver),
+                              answer)
+            self.addCleanup(c.close)
+            c.login(user, self.users[user], resource=resource)
+            c.presence(children=c.caps())
+            c.sync()
+            c.sync()
+            return c
+        # 5.3's example, forms and all: verified, so the second client with it is not asked.
+        a = psi('alice', 'psi')
+        self.assertEqual(a.queries, ['%s#%s' % (PSI_NODE, PSI_VER)])
+        b = psi('bob', 'psi')
+        self.assertEqual(b.queries, [])
+        # The same answer under sha-256: verified and cached as well.
+        ver256 = base64.b64encode(hashlib.sha256(
+            ('client/pc/el/\u03a8 0.11<client/pc/en/Psi 0.11<http://jabber.org/protocol/caps<'
+             'http://jabber.org/protocol/disco#info<http://jabber.org/protocol/disco#items<'
+             'http://jabber.org/protocol/muc<urn:xmpp:dataforms:softwareinfo<ip_version<ipv4<ipv6<os<Mac<'
+             'os_version<10.5.1<software<Psi<software_version<0.11<').encode()).digest()).decode()
+        c = psi('carol', 'psi', 'sha-256', ver256)
+        self.assertEqual(len(c.queries), 1)
+        d = psi('dave', 'psi', 'sha-256', ver256)
+        self.assertEqual(d.queries, [])
+        self.assertNotIn('does not match', s.current_log())
+        # An answer that names a feature twice is ill-formed (5.4): not cached, asked again.
+        twice = PSI_ANSWER + "<feature var='http://jabber.org/protocol/muc'/>"
+        e1 = psi('eve', 'one', ver='bm90LXRoZS1zYW1lLXZlcg==', answer=twice)
+        e2 = psi('eve', 'two', ver='bm90LXRoZS1zYW1lLXZlcg==', answer=twice)
+        self.assertEqual((len(e1.queries), len(e2.queries)), (1, 1))
+        s.wait_log('ill-formed', count=2)
 
     def test_publish_options(self):
         s = self.start_server()
