@@ -142,6 +142,8 @@ size_t pubsub_config_max_items(const pubsub_config_t *c, const pubsub_service_t 
     return c->max_is_max || c->max_items > svc->max_items ? svc->max_items : c->max_items;
 }
 
+/* The setters below: 0, HEARTH_EINVAL for a value the field does not take (not-acceptable), or
+ * HEARTH_ENOMEM (resource-constraint); the two must differ, HEARTH_ENOMEM being -1. */
 static int parse_bool(const hearth_form_field_t *f, int *out)
 {
     const char *v = f->nvalues ? f->values[0] : "false";
@@ -150,7 +152,7 @@ static int parse_bool(const hearth_form_field_t *f, int *out)
     else if (!strcmp(v, "0") || !strcmp(v, "false"))
         *out = 0;
     else
-        return -1;
+        return HEARTH_EINVAL;
     return 0;
 }
 
@@ -168,7 +170,7 @@ static int set_text(char **dst, const hearth_form_field_t *f)
 {
     const char *v = f->nvalues ? f->values[0] : "";
     if (strlen(v) > PUBSUB_TEXT_MAX)
-        return -1;
+        return HEARTH_EINVAL;
     char *copy = *v ? strdup(v) : NULL;
     if (*v && !copy)
         return HEARTH_ENOMEM;
@@ -180,7 +182,7 @@ static int set_text(char **dst, const hearth_form_field_t *f)
 static int set_groups(pubsub_config_t *c, const hearth_form_field_t *f)
 {
     if (f->nvalues > PUBSUB_GROUPS_MAX)
-        return -1;
+        return HEARTH_EINVAL;
     char **v = f->nvalues ? calloc(f->nvalues, sizeof(char *)) : NULL;
     if (f->nvalues && !v)
         return HEARTH_ENOMEM;

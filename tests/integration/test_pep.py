@@ -688,6 +688,8 @@ class PepTest(IMTestCase):
         self.assert_error(r, 'not-acceptable', 'unsupported-access-model')
         r = a.iq('set', publish_xml(n, tune('x'), 'i', {'pubsub#max_items': '-3'}))
         self.assert_error(r, 'not-acceptable')
+        r = a.iq('set', publish_xml(n, tune('x'), 'i', {'pubsub#persist_items': 'maybe'}))
+        self.assert_error(r, 'not-acceptable')  # a bad value, not a shortage of memory
         nothing_stored()
         # Items past the size limit.
         r = a.iq('set', publish_xml(n, "<big xmlns='urn:example'>%s</big>" % ('x' * 2000)))
