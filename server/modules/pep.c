@@ -45,6 +45,18 @@ static char *bare_dup(const char *jid)
     return strndup(jid, strcspn(jid, "/"));
 }
 
+/* About the bytes a tree holds in its arena: names, attributes, text. Nesting is bounded by the
+ * parser's depth limit. */
+static size_t tree_bytes(const hearth_xml_node_t *n)
+{
+    size_t bytes = sizeof(*n) + n->text_len + (n->name ? strlen(n->name) : 0);
+    for (const hearth_xml_attr_t *at = n->attrs; at; at = at->next)
+        bytes += sizeof(*at) + strlen(at->name) + strlen(at->value);
+    for (const hearth_xml_node_t *c = n->children; c; c = c->next)
+        bytes += tree_bytes(c);
+    return bytes;
+}
+
 /* A request for u, its tree copied out of the caller's arena. */
 static pep_op_t *op_new(op_kind_t kind, const char *requester, const hearth_xml_node_t *iq)
 {
@@ -60,6 +72,7 @@ static pep_op_t *op_new(op_kind_t kind, const char *requester, const hearth_xml_
         pep__done(op);
         return NULL;
     }
+    op->cost = sizeof(*op) + (op->iq ? tree_bytes(op->iq) : 0);
     return op;
 }
 
@@ -217,6 +230,7 @@ static void fail_waiting(pep_user_t *pu, hearth_stanza_error_t cond)
         pep_op_t *op = pu->head;
         pu->head = op->next;
         pu->nops--;
+        pu->ops_bytes -= op->cost;
         if (op->kind == OP_IQ)
             pep__fail(op, cond, NULL, NULL);
         pep__done(op);
@@ -293,6 +307,7 @@ void pep__run(worker_t *w, user_t *u)
         if (!pu->head)
             pu->tail = NULL;
         pu->nops--;
+        pu->ops_bytes -= op->cost;
         op->next = NULL;
         if (op->kind == OP_IQ)
             pep__process_iq(op);
@@ -309,7 +324,7 @@ static void submit(worker_t *w, user_t *u, pep_op_t *op)
     pep_user_t *pu = pep_of(w, u);
     op->w = w;
     op->u = u;
-    if (!pu || pu->nops >= PEP_OPS_MAX) {
+    if (!pu || pu->nops >= PEP_OPS_MAX || pu->ops_bytes + op->cost > PEP_OPS_BYTES) {
         hlog(LOG_WARN, "PEP of %s: too many requests wait", u->bare);
         if (op->kind == OP_IQ)
             pep__fail(op, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL, NULL);
@@ -322,6 +337,7 @@ static void submit(worker_t *w, user_t *u, pep_op_t *op)
         pu->head = op;
     pu->tail = op;
     pu->nops++;
+    pu->ops_bytes += op->cost;
     pep__run(w, u);
 }
 

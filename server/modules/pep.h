@@ -11,8 +11,10 @@
 #include "modules/im.h"
 #include "modules/pubsub.h"
 
-/* Requests waiting for one account's PEP: past it the requester gets resource-constraint. */
+/* Requests waiting for one account's PEP, and the bytes of their trees (a publish may be a
+ * 256 KiB stanza): past either the requester gets resource-constraint. */
 #define PEP_OPS_MAX 1000
+#define PEP_OPS_BYTES (8u << 20)
 /* A node's newest payload is kept in memory (for the last item sent at presence) up to this
  * size; a larger one is read from storage when it is needed. */
 #define PEP_LAST_INLINE 16384
@@ -38,6 +40,7 @@ struct pep_op {
     char *requester;       /* its full JID */
     char *requester_bare;
     char *reply_from;  /* the reply's 'from' (the request's 'to'); NULL for none */
+    size_t cost;       /* bytes of the request's tree, counted while it waits */
     caps_set_t *nodes; /* OP_LAST: the nodes whose last items the requester wants */
     int on_sub;        /* OP_LAST: for a new subscription (else a resource's presence) */
     size_t next_node;  /* OP_LAST: where it goes on after a storage read */
@@ -65,9 +68,9 @@ typedef struct pep_user {
     strmap_t nodes; /* name -> pubsub_node_t */
     size_t bytes;   /* quota bytes of every item: payload and id */
     pep_op_t *head, *tail;
-    size_t nops;
-    pep_op_t *busy; /* the request waiting for storage */
-    int held;       /* u is held while anything waits */
+    size_t nops, ops_bytes; /* waiting (not the busy one) */
+    pep_op_t *busy;         /* the request waiting for storage */
+    int held;               /* u is held while anything waits */
 } pep_user_t;
 
 /* What the service is, set once at start-up. */
