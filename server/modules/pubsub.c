@@ -307,10 +307,12 @@ static int parse_submitted(hearth_arena_t *a, const hearth_xml_node_t *x, pubsub
         return pubsub_fail(e, HEARTH_STANZA_ERR_BAD_REQUEST, NULL, why);
     if (out->type != HEARTH_FORM_SUBMIT)
         return pubsub_fail(e, HEARTH_STANZA_ERR_BAD_REQUEST, NULL, "the form is not submitted");
+    /* A form without FORM_TYPE is taken as the kind the request expects: XEP-0004 makes the
+     * field optional, and clients send configurations without it (slixmpp's XEP-0223 plugin). */
     const char *ft = hearth_form_form_type(out);
     const char *want = kind == PUBSUB_FORM_CONFIG ? HEARTH_NS_PUBSUB_NODE_CONFIG
                                                   : HEARTH_NS_PUBSUB_PUBLISH_OPTIONS;
-    if (!ft || strcmp(ft, want))
+    if (ft && strcmp(ft, want))
         return pubsub_fail(e, HEARTH_STANZA_ERR_BAD_REQUEST, NULL,
                            kind == PUBSUB_FORM_CONFIG ? "FORM_TYPE is not pubsub#node_config"
                                                       : "FORM_TYPE is not pubsub#publish-options");

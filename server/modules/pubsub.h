@@ -90,11 +90,12 @@ size_t pubsub_config_max_items(const pubsub_config_t *c, const pubsub_service_t 
 typedef enum { PUBSUB_FORM_CONFIG, PUBSUB_FORM_PUBLISH_OPTIONS } pubsub_form_kind_t;
 
 /* Applies the submitted data form x onto c (which holds the configuration it starts from). A
- * form that is no data form, is not of type submit or has another FORM_TYPE is a bad request;
- * a value the service does not take (an access model it lacks, a max_items past its most) is
- * not acceptable. Fields it does not know are ignored in a configuration (a client may send
- * back fields of another service's form) and refused in publish options (§7.1.5: conflict,
- * precondition-not-met). On failure c may be half changed: apply to a copy. */
+ * form that is no data form, is not of type submit or has another FORM_TYPE (none is taken as
+ * the one expected) is a bad request; a value the service does not take (an access model it
+ * lacks, a max_items past its most) is not acceptable. Fields it does not know are ignored in a
+ * configuration (a client may send back fields of another service's form) and refused in publish
+ * options (§7.1.5: conflict, precondition-not-met). On failure c may be half changed: apply to a
+ * copy. */
 int pubsub_config_apply(pubsub_config_t *c, const pubsub_service_t *svc, hearth_arena_t *a,
                         const hearth_xml_node_t *x, pubsub_form_kind_t kind, pubsub_err_t *e);
 /* §7.1.5: whether node configuration c meets every precondition of publish options x (already

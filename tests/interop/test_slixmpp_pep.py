@@ -12,16 +12,21 @@ xep_0115, xep_0163 and xep_0118 plugins, as a client does it:
 - User Tune (XEP-0118) through xep_0163's publish: the tune reaches a subscribed contact;
 - User Avatar (XEP-0084) through xep_0084: the data and the metadata published, the metadata
   notified to a subscribed contact (xep_0084's own +notify) and sent as the last item to a
-  contact's resource that comes later, the data fetched by the id the metadata names."""
+  contact's resource that comes later, the data fetched by the id the metadata names;
+- private storage (XEP-0223) through xep_0223, as bookmarks (XEP-0402) use it: one item per room
+  with the profile's publish-options, told to the owner's other resource, refused to a contact
+  (closed-node), and the node configured to the profile with a form without FORM_TYPE, as
+  xep_0223's configure builds it."""
 
 import asyncio
 import hashlib
 import sys
+import types
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from slixlib import SlixBot, SlixTestCase, main  # noqa: E402
+from slixlib import SlixBot, SlixTestCase, main, slixmpp  # noqa: E402
 
 AXOLOTL = 'eu.siacs.conversations.axolotl'
 DEVICELIST = AXOLOTL + '.devicelist'
@@ -32,11 +37,13 @@ AVATAR_METADATA = 'urn:xmpp:avatar:metadata'
 # A 1x1 PNG: what matters is that the bytes come back exactly.
 AVATAR_PNG = bytes.fromhex('89504e470d0a1a0a0000000d4948445200000001000000010806000000'
                            '1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e5270ede0000000049454e44ae426082')
+BOOKMARKS = 'urn:xmpp:bookmarks:1'
 DEVICE = '31415'
 
 
 class Bot(SlixBot):
-    plugins = ('xep_0030', 'xep_0004', 'xep_0060', 'xep_0115', 'xep_0163', 'xep_0118', 'xep_0203', 'xep_0084')
+    plugins = ('xep_0030', 'xep_0004', 'xep_0060', 'xep_0115', 'xep_0163', 'xep_0118', 'xep_0203', 'xep_0084',
+               'xep_0223')
 
     def __init__(self, jid, password, cafile, notify=(DEVICELIST,)):
         super().__init__(jid, password, cafile)
@@ -193,6 +200,38 @@ class SlixmppPepTest(SlixTestCase):
                 pushed.append(q.get_nowait()[0])
         self.assertNotIn(AVATAR_DATA, pushed)  # nobody asked for the data node's notifications
         self.assertIn(AVATAR_METADATA, pushed)
+
+    def test_private_bookmarks_through_xep_0223(self):
+        phone = self.started('alice', 'phone', notify=(BOOKMARKS,))
+        laptop = self.started('alice', 'laptop', notify=(BOOKMARKS,))
+        bob = self.started('bob', 'desk', notify=(BOOKMARKS,))
+        phone.send_presence_subscription(pto='bob@localhost')
+        self.until(lambda: phone.client_roster['bob@localhost']['subscription'] == 'both', 'subscription both')
+        room = 'orchard@conference.localhost'
+        conference = types.SimpleNamespace(xml=ET.fromstring(
+            "<conference xmlns='%s' name='The Orchard' autojoin='true'><nick>al</nick></conference>" % BOOKMARKS))
+        # xep_0223 adds its profile (persist_items, access_model whitelist) to the options.
+        self.run_until(phone['xep_0223'].store(conference, node=BOOKMARKS, id=room, options=phone.publish_options(
+            max_items='max', send_last_published_item='never')))
+        node, item_id, payload, _ = self.run_until(laptop.events.get())
+        self.assertEqual((node, item_id, payload.get('name')), (BOOKMARKS, room, 'The Orchard'))
+        r = self.run_until(laptop['xep_0223'].retrieve(BOOKMARKS))
+        self.assertEqual([i['id'] for i in r['pubsub']['items']], [room])
+        with self.assertRaises(slixmpp.exceptions.IqError) as cm:
+            self.run_until(bob['xep_0060'].get_items('alice@localhost', BOOKMARKS))
+        self.assertEqual(cm.exception.condition, 'not-allowed')
+        self.no_event(bob)
+        # The profile applied to the node as xep_0223's configure would send it, a form without
+        # FORM_TYPE (that method itself fails in slixmpp 1.8: it calls xep_0004.Form, which
+        # does not exist).
+        form = laptop['xep_0004'].make_form(ftype='submit')
+        for var, value in laptop['xep_0223'].profile.items():
+            form.add_field(var=var, value=value)
+        self.run_until(laptop['xep_0060'].set_node_config(None, BOOKMARKS, form))
+        config = self.run_until(laptop['xep_0060'].get_node_config(None, BOOKMARKS))
+        fields = config['pubsub_owner']['configure']['form'].get_fields()
+        self.assertEqual((fields['pubsub#access_model']['value'], fields['pubsub#max_items']['value']),
+                         ('whitelist', 'max'))
 
 
 if __name__ == '__main__':

@@ -186,6 +186,13 @@ static void test_bad_forms_and_values(void **state)
     hearth_xml_node_t *long_title = form(a, "submit", CONFIG_TYPE, title, NULL);
     assert_int_equal(pubsub_config_apply(&c, &SVC, a, long_title, PUBSUB_FORM_CONFIG, &e), -1);
     assert_int_equal(e.cond, HEARTH_STANZA_ERR_NOT_ACCEPTABLE);
+    /* Without FORM_TYPE: taken as the kind expected (slixmpp's XEP-0223 configure sends so). */
+    hearth_xml_node_t *bare = tree(a, "<x xmlns='jabber:x:data' type='submit'><field "
+                                      "var='pubsub#access_model'><value>whitelist</value>"
+                                      "</field></x>");
+    assert_int_equal(pubsub_config_apply(&c, &SVC, a, bare, PUBSUB_FORM_CONFIG, &e), 0);
+    assert_int_equal(c.access, PUBSUB_ACCESS_WHITELIST);
+    assert_int_equal(pubsub_config_check(&c, &SVC, a, bare, &e), 0);
     /* Not a data form at all. */
     hearth_xml_node_t *x = tree(a, "<x xmlns='urn:not-a-form'/>");
     assert_int_equal(pubsub_config_apply(&c, &SVC, a, x, PUBSUB_FORM_CONFIG, &e), -1);
