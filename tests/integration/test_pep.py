@@ -314,6 +314,25 @@ class PepTest(IMTestCase):
         m2.presence(children=m2.caps(), status='again')
         self.no_event(m2)
 
+    def test_last_item_from_an_owner_who_is_offline(self):
+        # PEP is persistent: a contact that comes online gets the last item even when the owner
+        # has no session and its account is not loaded (here after a restart).
+        s = self.start_server()
+        a = self.pep(s, 'alice', 'desk', notify=[TUNE])
+        b = self.pep(s, 'bob', 'b', notify=[TUNE])
+        make_state(self, a, b, 'both')
+        self.ok(a.iq('set', publish_xml(TUNE, tune('Gibbons'), 'g1')))
+        b.wait(is_event(TUNE))
+        a.logout()
+        b.logout()
+        s.restart()
+        b = self.pep(s, 'bob', 'again', notify=[TUNE])
+        m = b.wait(is_event(TUNE), what='last item from an offline owner')
+        self.assertEqual(m.get('from'), AJ)
+        it = event_items(m, TUNE).find(q(NS_EV, 'item'))
+        self.assertEqual((it.get('id'), it.find(q(TUNE, 'tune')).find(q(TUNE, 'artist')).text), ('g1', 'Gibbons'))
+        self.assertIsNotNone(m.find(q(NS_DELAY, 'delay')), to_str(m))
+
     def test_caps_cache_and_hash_check(self):
         s = self.start_server()
         a = self.pep(s, 'alice', 'desk', notify=[TUNE])
