@@ -108,6 +108,11 @@ static int load_settings(server_t *srv)
     s->resume_timeout = (unsigned)config_int(c, "c2s.resume_timeout");
     s->resume_budget = (size_t)config_int(c, "c2s.resume_budget");
     s->archive_retention_days = (unsigned)config_int(c, "archive.retention_days");
+    s->pep_max_nodes = (unsigned)config_int(c, "pep.max_nodes");
+    s->pep_max_items = (size_t)config_int(c, "pep.max_items");
+    s->pep_max_item_size = (size_t)config_int(c, "pep.max_item_size");
+    s->pep_max_bytes = (size_t)config_int(c, "pep.max_bytes");
+    s->caps_cache_size = (size_t)config_int(c, "caps.cache_size");
     return 0;
 }
 

@@ -23,7 +23,7 @@ ALLOWED = {
     'server/modules': {'hearth', 'storage', 'core', 'modules'},
 }
 MODULE_NAMES = ('muc', 'mam', 'carbons', 'blocking', 'presence', 'message', 'roster', 'vcard',
-                'private', 'register', 'last', 'misc', 'disco')
+                'private', 'register', 'last', 'misc', 'disco', 'caps', 'pep', 'pubsub')
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 

@@ -61,6 +61,15 @@
 #define HEARTH_NS_BLOCKING "urn:xmpp:blocking"
 #define HEARTH_NS_BLOCKING_ERRORS "urn:xmpp:blocking:errors"
 
+/* Publish-subscribe (XEP-0060) and personal eventing (XEP-0163), with their forms' FORM_TYPEs. */
+#define HEARTH_NS_PUBSUB "http://jabber.org/protocol/pubsub"
+#define HEARTH_NS_PUBSUB_EVENT "http://jabber.org/protocol/pubsub#event"
+#define HEARTH_NS_PUBSUB_OWNER "http://jabber.org/protocol/pubsub#owner"
+#define HEARTH_NS_PUBSUB_ERRORS "http://jabber.org/protocol/pubsub#errors"
+#define HEARTH_NS_PUBSUB_NODE_CONFIG "http://jabber.org/protocol/pubsub#node_config"
+#define HEARTH_NS_PUBSUB_PUBLISH_OPTIONS "http://jabber.org/protocol/pubsub#publish-options"
+#define HEARTH_NS_PUBSUB_META_DATA "http://jabber.org/protocol/pubsub#meta-data"
+
 /* Multi-user chat (XEP-0045) and its forms' FORM_TYPEs. */
 #define HEARTH_NS_MUC "http://jabber.org/protocol/muc"
 #define HEARTH_NS_MUC_USER "http://jabber.org/protocol/muc#user"

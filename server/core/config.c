@@ -89,6 +89,23 @@ static const config_key_t KEYS[] = {
       "Largest private XML fragment (XEP-0049) stored per namespace, bytes.", 1),
     I("private.max_total", "1048576", 4096, 16777216,
       "Private XML (XEP-0049) one account may store, all namespaces together, bytes.", 1),
+    /* At most 1000 nodes and 10,000 items, so that a list of them (disco#items) stays well
+     * inside the 4 MiB output bound (CONN_MAX_OUTQ). */
+    I("pep.max_nodes", "100", 1, 1000,
+      "PEP nodes (XEP-0163) one account may have; one more gets policy-violation.", 1),
+    I("pep.max_items", "1000", 1, 10000,
+      "Items one PEP node may keep (what 'max' means); a node configured for more is refused.", 1),
+    I("pep.max_item_size", "131072", 1024, 1048576,
+      "Largest PEP item payload, bytes; a larger one gets payload-too-big.", 1),
+    /* At most half the 4 MiB output bound (CONN_MAX_OUTQ): a node's items go out whole. */
+    I("pep.max_bytes", "1048576", 4096, 2097152,
+      "PEP item payloads one account may keep, all nodes together, bytes; past it "
+      "policy-violation and nothing is stored.",
+      1),
+    I("caps.cache_size", "1000", 16, 1000000,
+      "Verified entity capabilities (XEP-0115) the server remembers; past it the least "
+      "recently used is forgotten.",
+      0),
     I("archive.retention_days", "0", 0, 36500,
       "Days a user's archived messages (XEP-0313) are kept; 0 = forever.", 1),
     B("server.hide_version", "false",

@@ -25,6 +25,8 @@ typedef enum {
     HOOK_PRESENCE_OUT, /* presence: the presence module takes it */
     HOOK_MESSAGE_OUT,  /* a message for a local account, before it is routed: copies (carbons,
                         * archive); the message module then stamps its id (args: sid) */
+    HOOK_IQ_RESULT,    /* an IQ result or error for the server itself (to its domain, or without
+                        * 'to'): the answer to a request a module sent the session (args: s, st) */
     /* Stanzas for a local account, on its home worker once its state is loaded (args: u, m). */
     HOOK_STANZA_IN,         /* any kind, before the kind's handler (blocking) */
     HOOK_MESSAGE_IN,        /* delivery or offline storage */

@@ -66,6 +66,8 @@ typedef struct module {
     const iq_route_t *iqs;               /* ends with {NULL} */
     const char *const *server_features;  /* disco#info of the server, NULL-terminated */
     const char *const *account_features; /* disco#info of accounts */
+    /* Identities accounts have besides account/registered ("category/type"), NULL-terminated. */
+    const char *const *account_identities;
     /* Elements for the stream features after authentication (rosterver, pre-approval, ...),
      * serialised, NULL-terminated. */
     const char *const *stream_features;
@@ -90,6 +92,8 @@ void modules__free(void);
 const char *modules__caps_ver(void);
 /* Adds <feature var=.../> children for every module's features. */
 void modules__add_features(hearth_arena_t *a, hearth_xml_node_t *query, int account);
+/* Adds <identity category type/> children for every module's account identities. */
+void modules__add_account_identities(hearth_arena_t *a, hearth_xml_node_t *query);
 /* The modules' post-authentication stream features, appended to out. */
 int modules__stream_features(hearth_buf_t *out);
 /* Before authentication. */
@@ -97,8 +101,9 @@ int modules__preauth_iq(preauth_t *p, hearth_xml_node_t *iq, hearth_arena_t *are
 int modules__preauth_features(preauth_t *p, hearth_buf_t *out);
 /* An IQ from s addressed to the server, to s's own account or to another local account
  * (answered on its behalf): the checks of RFC 6120 §8.2.3, then the module's handler, or
- * service-unavailable. Results and errors for the server are dropped here (the stream layer
- * takes the answers to its own pings before routing). */
+ * service-unavailable. Results and errors for the server go to HOOK_IQ_RESULT (a module that
+ * asked a session something takes its answer) and no further (the stream layer takes the answers
+ * to its own pings before routing). */
 void modules__iq(session_t *s, hearth_xml_node_t *iq, hearth_arena_t *arena, int where,
                  const char *to);
 

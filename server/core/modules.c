@@ -116,6 +116,21 @@ void modules__add_features(hearth_arena_t *a, hearth_xml_node_t *query, int acco
     }
 }
 
+void modules__add_account_identities(hearth_arena_t *a, hearth_xml_node_t *query)
+{
+    for (size_t i = 0; modules[i]; i++) {
+        for (const char *const *id = modules[i]->account_identities; id && *id; id++) {
+            const char *slash = strchr(*id, '/');
+            if (!slash)
+                continue;
+            hearth_xml_node_t *n = hearth_xml_add_child(a, query, "identity", NULL);
+            char *cat = hearth_arena_strndup(a, *id, (size_t)(slash - *id));
+            hearth_xml_set_attr(a, n, "category", cat);
+            hearth_xml_set_attr(a, n, "type", slash + 1);
+        }
+    }
+}
+
 int modules__stream_features(hearth_buf_t *out)
 {
     int rc = 0;
@@ -149,8 +164,14 @@ void modules__iq(session_t *s, hearth_xml_node_t *iq, hearth_arena_t *arena, int
 {
     const char *type = hearth_xml_attr(iq, "type");
     const char *id = hearth_xml_attr(iq, "id");
-    if (type && (!strcmp(type, "result") || !strcmp(type, "error")))
-        return; /* answers to requests of the server's own: nobody waits for them here */
+    if (type && (!strcmp(type, "result") || !strcmp(type, "error"))) {
+        /* Answers to requests of the server's own: the module that asked takes its own. */
+        if (where == IQ_TO_SERVER || (where == IQ_TO_SELF && !hearth_xml_attr(iq, "to"))) {
+            hook_args_t a = {.w = s->w, .s = s, .u = s->user, .st = iq, .arena = arena};
+            hooks__run(HOOK_IQ_RESULT, &a);
+        }
+        return;
+    }
     if (!id || !type || (strcmp(type, "get") && strcmp(type, "set")) ||
         hearth_xml_count_elements(iq) != 1) {
         router__reply_error(s, iq, arena, HEARTH_STANZA_ERR_BAD_REQUEST,

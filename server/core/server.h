@@ -55,6 +55,11 @@ typedef struct settings {
     unsigned archive_retention_days; /* 0 = forever */
     unsigned muc_max_rooms_per_user; /* 0 = no limit */
     size_t muc_max_join_size;        /* bytes of occupants' presences in a join sequence */
+    unsigned pep_max_nodes;          /* per account */
+    size_t pep_max_items;            /* per node ('max') */
+    size_t pep_max_item_size;        /* bytes of one payload */
+    size_t pep_max_bytes;            /* bytes of payloads per account */
+    size_t caps_cache_size;          /* verified XEP-0115 'ver's remembered */
 } settings_t;
 
 typedef enum {

@@ -1,5 +1,5 @@
-/* The core module: XEP-0199 ping, XEP-0030 disco for the server and for accounts, the legacy
- * session. */
+/* The core module: XEP-0199 ping, XEP-0030 disco for the server and for accounts (an account's
+ * nodes and items are its PEP service's: pep.c answers them), the legacy session. */
 #include <stdio.h>
 #include <string.h>
 
@@ -19,7 +19,12 @@ static void disco_info(iq_ctx_t *ctx)
     const char *node = hearth_xml_attr(ctx->payload, "node");
     char caps_node[128];
     snprintf(caps_node, sizeof(caps_node), "%s#%s", MODULES_CAPS_NODE, modules__caps_ver());
-    /* The only node is the server's caps node (XEP-0115 §6.2), answered like the server. */
+    /* An account's nodes are its PEP nodes (XEP-0060 §5.3). */
+    if (!ctx->set && node && ctx->where != IQ_TO_SERVER) {
+        pep__disco_node_info(ctx);
+        return;
+    }
+    /* The server's only node is its caps node (XEP-0115 §6.2), answered like the server. */
     if (ctx->set || (node && (ctx->where != IQ_TO_SERVER || strcmp(node, caps_node)))) {
         iq_error(ctx, ctx->set ? HEARTH_STANZA_ERR_BAD_REQUEST : HEARTH_STANZA_ERR_ITEM_NOT_FOUND,
                  NULL);
@@ -35,6 +40,7 @@ static void disco_info(iq_ctx_t *ctx)
     if (account) {
         hearth_xml_set_attr(a, id, "category", "account");
         hearth_xml_set_attr(a, id, "type", "registered");
+        modules__add_account_identities(a, q);
     } else {
         hearth_xml_set_attr(a, id, "category", "server");
         hearth_xml_set_attr(a, id, "type", "im");
@@ -48,6 +54,10 @@ static void disco_items(iq_ctx_t *ctx)
 {
     if (ctx->set) {
         iq_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST, NULL);
+        return;
+    }
+    if (ctx->where != IQ_TO_SERVER) {
+        pep__disco_items(ctx); /* an account's items are its PEP nodes (XEP-0060 §5.2) */
         return;
     }
     hearth_xml_node_t *r = iq_result(ctx);

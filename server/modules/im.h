@@ -71,6 +71,33 @@ int carbons__eligible(const hearth_xml_node_t *st);
 /* last.c */
 extern const module_t module_last;
 
+/* caps.c: the entity capabilities (XEP-0115) of each resource, learnt from its broadcast
+ * presence: the nodes it wants notifications of ('<node>+notify'). A set is immutable once
+ * made and shared (the server's cache, sessions, other workers) by its atomic count. */
+typedef struct caps_set {
+    int refs;
+    size_t n;
+    const char *nodes[]; /* sorted (i;octet), without repeats; the names follow in the block */
+} caps_set_t;
+extern const module_t module_caps;
+caps_set_t *caps__set_new(const char *const *names, size_t n); /* NULL on ENOMEM */
+caps_set_t *caps__ref(caps_set_t *c);
+void caps__unref(caps_set_t *c);
+int caps__has(const caps_set_t *c, const char *node);
+/* What s wants notifications of (borrowed), NULL while unknown; whether it wants node's. */
+caps_set_t *caps__wanted(const session_t *s);
+int caps__wants(const session_t *s, const char *node);
+/* At start-up: fn hears when an available resource (non-negative priority) newly wants
+ * notifications of nodes (borrowed: a reference is taken when kept), on the session's worker. */
+typedef void (*caps_wants_fn)(session_t *s, caps_set_t *nodes);
+void caps__listen(caps_wants_fn fn);
+
+/* pep.c: personal eventing (XEP-0163) on every account. disco for an account is answered by
+ * PEP: its nodes (#items), a node's information (#info with a node). */
+extern const module_t module_pep;
+void pep__disco_items(iq_ctx_t *ctx);
+void pep__disco_node_info(iq_ctx_t *ctx);
+
 /* core.c (ping, disco, session), register.c, misc.c, vcard.c, private.c */
 extern const module_t module_core;
 extern const module_t module_register;

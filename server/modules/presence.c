@@ -607,10 +607,11 @@ out:
     hearth_arena_free(a);
 }
 
+/* The chain goes on: what follows (entity capabilities) sees what this made of the session. */
 static int presence_out(hook_args_t *a)
 {
     from_client(a->s, a->st, a->arena);
-    return HOOK_STOP;
+    return HOOK_CONTINUE;
 }
 
 static int presence_in(hook_args_t *a)

@@ -1,7 +1,8 @@
 /* The sqlite storage driver: one connection, used only by the storage thread after open (WAL,
  * synchronous=FULL, foreign keys: IM rows cascade from accounts), numbered migrations run at
  * open, and each batch of requests in one BEGIN IMMEDIATE transaction with a SAVEPOINT per request.
- * Migration 3 adds the message archive with its preferences, and generic documents and logs.
+ * Migration 3 adds the message archive with its preferences, and generic documents and logs;
+ * migration 5 publish-subscribe nodes, items and affiliations.
  * Cached prepared statements only; values are always bound, never written into SQL text. */
 #include "storage/storage.h"
 
@@ -146,9 +147,43 @@ static const char MIGRATION_0004[] =
     "CREATE INDEX muc_affiliations_jid ON muc_affiliations (jid, affiliation);\n"
     "CREATE INDEX muc_affiliations_account ON muc_affiliations (account);\n";
 
+/* Publish-subscribe: a PEP node names its account (it goes with it); items and affiliations go
+ * with their node. seq orders items by publication, a republished id taking a new one. */
+static const char MIGRATION_0005[] =
+    "CREATE TABLE pubsub_nodes (\n"
+    "    service TEXT NOT NULL,\n"
+    "    node TEXT NOT NULL,\n"
+    "    account TEXT REFERENCES accounts (username) ON DELETE CASCADE,\n"
+    "    config TEXT NOT NULL,\n"
+    "    PRIMARY KEY (service, node)\n"
+    ");\n"
+    "CREATE INDEX pubsub_nodes_account ON pubsub_nodes (account);\n"
+    "CREATE TABLE pubsub_items (\n"
+    "    seq INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "    service TEXT NOT NULL,\n"
+    "    node TEXT NOT NULL,\n"
+    "    id TEXT NOT NULL,\n"
+    "    publisher TEXT NOT NULL,\n"
+    "    stamp_ms INTEGER NOT NULL,\n"
+    "    payload TEXT NOT NULL,\n"
+    "    UNIQUE (service, node, id),\n"
+    "    FOREIGN KEY (service, node) REFERENCES pubsub_nodes (service, node) ON DELETE CASCADE\n"
+    ");\n"
+    "CREATE INDEX pubsub_items_node ON pubsub_items (service, node, seq);\n"
+    "CREATE TABLE pubsub_affiliations (\n"
+    "    service TEXT NOT NULL,\n"
+    "    node TEXT NOT NULL,\n"
+    "    jid TEXT NOT NULL,\n"
+    "    affiliation TEXT NOT NULL,\n"
+    "    account TEXT REFERENCES accounts (username) ON DELETE CASCADE,\n"
+    "    PRIMARY KEY (service, node, jid),\n"
+    "    FOREIGN KEY (service, node) REFERENCES pubsub_nodes (service, node) ON DELETE CASCADE\n"
+    ");\n"
+    "CREATE INDEX pubsub_affiliations_account ON pubsub_affiliations (account);\n";
+
 static const char *const migrations[] = {
     NULL, /* version 0: empty database */
-    MIGRATION_0001, MIGRATION_0002, MIGRATION_0003, MIGRATION_0004,
+    MIGRATION_0001, MIGRATION_0002, MIGRATION_0003, MIGRATION_0004, MIGRATION_0005,
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])) - 1)
 
@@ -225,6 +260,21 @@ enum stmt_id {
     ST_MUC_AFF_INSERT,
     ST_MUC_AFFS_GET,
     ST_MUC_OWNED,
+    ST_PS_NODES,
+    ST_PS_ITEMS_META,
+    ST_PS_LAST_PAYLOADS,
+    ST_PS_AFFS,
+    ST_PS_NODE_PUT,
+    ST_PS_NODE_DELETE,
+    ST_PS_ITEM_DELETE,
+    ST_PS_ITEM_INSERT,
+    ST_PS_TRIM,
+    ST_PS_PURGE,
+    ST_PS_ITEMS_ALL,
+    ST_PS_ITEMS_NEWEST,
+    ST_PS_ITEM_GET,
+    ST_PS_AFF_PUT,
+    ST_PS_AFF_DELETE,
     ST_COUNT
 };
 
@@ -355,6 +405,41 @@ static const char *const stmt_sql[ST_COUNT] = {
                          "WHERE room = ?1 ORDER BY jid"),
     [ST_MUC_OWNED] = ("SELECT COUNT(*) FROM muc_affiliations WHERE jid = ?1 AND "
                       "affiliation = 'owner'"),
+    [ST_PS_NODES] = "SELECT node, config FROM pubsub_nodes WHERE service = ?1 ORDER BY node",
+    [ST_PS_ITEMS_META] = ("SELECT node, id, publisher, stamp_ms, length(CAST(payload AS BLOB)) "
+                          "FROM pubsub_items WHERE service = ?1 ORDER BY node, seq"),
+    /* Each node's newest item, when small enough to keep at hand. */
+    [ST_PS_LAST_PAYLOADS] = ("SELECT node, payload FROM pubsub_items WHERE seq IN "
+                             "(SELECT max(seq) FROM pubsub_items WHERE service = ?1 GROUP BY node) "
+                             "AND length(CAST(payload AS BLOB)) <= ?2"),
+    [ST_PS_AFFS] = ("SELECT node, jid, affiliation FROM pubsub_affiliations WHERE service = ?1 "
+                    "ORDER BY node, jid"),
+    /* account names the PEP owner: a foreign key, so a node for an account that is gone is
+     * refused (ENOTFOUND) rather than kept without an owner. */
+    [ST_PS_NODE_PUT] = ("INSERT INTO pubsub_nodes (service, node, account, config) "
+                        "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (service, node) DO UPDATE SET "
+                        "config = excluded.config"),
+    [ST_PS_NODE_DELETE] = "DELETE FROM pubsub_nodes WHERE service = ?1 AND node = ?2",
+    [ST_PS_ITEM_DELETE] = "DELETE FROM pubsub_items WHERE service = ?1 AND node = ?2 AND id = ?3",
+    [ST_PS_ITEM_INSERT] = ("INSERT INTO pubsub_items (service, node, id, publisher, stamp_ms, "
+                           "payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+    [ST_PS_TRIM] = ("DELETE FROM pubsub_items WHERE service = ?1 AND node = ?2 AND seq NOT IN "
+                    "(SELECT seq FROM pubsub_items WHERE service = ?1 AND node = ?2 "
+                    "ORDER BY seq DESC LIMIT ?3)"),
+    [ST_PS_PURGE] = "DELETE FROM pubsub_items WHERE service = ?1 AND node = ?2",
+    [ST_PS_ITEMS_ALL] = ("SELECT id, publisher, stamp_ms, payload FROM pubsub_items "
+                         "WHERE service = ?1 AND node = ?2 ORDER BY seq"),
+    [ST_PS_ITEMS_NEWEST] = ("SELECT id, publisher, stamp_ms, payload FROM (SELECT * FROM "
+                            "pubsub_items WHERE service = ?1 AND node = ?2 ORDER BY seq DESC "
+                            "LIMIT ?3) ORDER BY seq"),
+    [ST_PS_ITEM_GET] = ("SELECT id, publisher, stamp_ms, payload, seq FROM pubsub_items "
+                        "WHERE service = ?1 AND node = ?2 AND id = ?3"),
+    [ST_PS_AFF_PUT] = ("INSERT INTO pubsub_affiliations (service, node, jid, affiliation, account) "
+                       "VALUES (?1, ?2, ?3, ?4, (SELECT username FROM accounts WHERE username = "
+                       "?5)) ON CONFLICT (service, node, jid) DO UPDATE SET "
+                       "affiliation = excluded.affiliation, account = excluded.account"),
+    [ST_PS_AFF_DELETE] = ("DELETE FROM pubsub_affiliations WHERE service = ?1 AND node = ?2 AND "
+                          "jid = ?3"),
 };
 
 typedef struct sqlite_conn {
@@ -1558,6 +1643,288 @@ static int muc_owned(sqlite_conn_t *c, storage_req_t *r)
     return query_done(s, 0, rc);
 }
 
+/* ---- publish-subscribe (migration 5) ---- */
+
+/* The statement with ?1 = service, ?2 = node and (unless NULL) ?3 = third bound, or NULL. */
+static sqlite3_stmt *ps_stmt(sqlite_conn_t *c, enum stmt_id id, const storage_req_t *r,
+                             const char *third)
+{
+    sqlite3_stmt *s = user_stmt(c, id, r->ps.service, r->ps.node);
+    if (s != NULL && third != NULL &&
+        sqlite3_bind_text(s, 3, third, -1, SQLITE_STATIC) != SQLITE_OK) {
+        stmt_done(s);
+        return NULL;
+    }
+    return s;
+}
+
+static int ps_write(sqlite_conn_t *c, enum stmt_id id, const storage_req_t *r, const char *third)
+{
+    sqlite3_stmt *s = ps_stmt(c, id, r, third);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    return finish_write(c, s, SQLITE_OK, NULL);
+}
+
+static int ps_load_nodes(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = user_stmt(c, ST_PS_NODES, r->ps.service, NULL);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    size_t cap = 0;
+    int err = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        storage_pubsub_node_t *v = grow(r->ps.nodes, &cap, r->ps.nnodes, sizeof(*v));
+        if (v == NULL) {
+            err = HEARTH_ENOMEM;
+            break;
+        }
+        r->ps.nodes = v;
+        storage_pubsub_node_t *n = &v[r->ps.nnodes++];
+        memset(n, 0, sizeof(*n));
+        err = column_dup_req(s, 0, &n->node);
+        if (err == 0)
+            err = column_dup_req(s, 1, &n->config);
+        if (err != 0)
+            break;
+    }
+    return query_done(s, err, rc);
+}
+
+static int ps_load_items(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = user_stmt(c, ST_PS_ITEMS_META, r->ps.service, NULL);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    size_t cap = 0;
+    int err = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        storage_pubsub_item_t *v = grow(r->ps.items, &cap, r->ps.nitems, sizeof(*v));
+        if (v == NULL) {
+            err = HEARTH_ENOMEM;
+            break;
+        }
+        r->ps.items = v;
+        storage_pubsub_item_t *it = &v[r->ps.nitems++];
+        memset(it, 0, sizeof(*it));
+        err = column_dup_req(s, 0, &it->node);
+        if (err == 0)
+            err = column_dup_req(s, 1, &it->id);
+        if (err == 0)
+            err = column_dup_req(s, 2, &it->publisher);
+        it->stamp_ms = sqlite3_column_int64(s, 3);
+        it->size = (size_t)sqlite3_column_int64(s, 4);
+        if (err != 0)
+            break;
+    }
+    return query_done(s, err, rc);
+}
+
+/* The payloads of each node's newest item, into the rows ps_load_items read (the last row of
+ * each node). */
+static int ps_load_last(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = user_stmt(c, ST_PS_LAST_PAYLOADS, r->ps.service, NULL);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int err = 0, rc = sqlite3_bind_int64(s, 2, (sqlite3_int64)r->ps.inline_max);
+    if (rc != SQLITE_OK) {
+        stmt_done(s);
+        return err_of(rc);
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *node = (const char *)sqlite3_column_text(s, 0);
+        storage_pubsub_item_t *last = NULL;
+        for (size_t i = 0; node != NULL && i < r->ps.nitems; i++)
+            if (!strcmp(r->ps.items[i].node, node) &&
+                (i + 1 == r->ps.nitems || strcmp(r->ps.items[i + 1].node, node)))
+                last = &r->ps.items[i];
+        if (last != NULL && last->payload == NULL && (err = column_dup_req(s, 1, &last->payload)))
+            break;
+    }
+    return query_done(s, err, rc);
+}
+
+static int ps_load_affs(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = user_stmt(c, ST_PS_AFFS, r->ps.service, NULL);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    size_t cap = 0;
+    int err = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        storage_pubsub_aff_t *v = grow(r->ps.affs, &cap, r->ps.naffs, sizeof(*v));
+        if (v == NULL) {
+            err = HEARTH_ENOMEM;
+            break;
+        }
+        r->ps.affs = v;
+        storage_pubsub_aff_t *a = &v[r->ps.naffs++];
+        memset(a, 0, sizeof(*a));
+        err = column_dup_req(s, 0, &a->node);
+        if (err == 0)
+            err = column_dup_req(s, 1, &a->jid);
+        if (err == 0)
+            err = column_dup_req(s, 2, &a->affiliation);
+        if (err != 0)
+            break;
+    }
+    return query_done(s, err, rc);
+}
+
+static int ps_load(sqlite_conn_t *c, storage_req_t *r)
+{
+    int err = ps_load_nodes(c, r);
+    err = err ?: ps_load_items(c, r);
+    err = err ?: ps_load_last(c, r);
+    return err ?: ps_load_affs(c, r);
+}
+
+/* Keeps the node's newest r->ps.keep items. */
+static int ps_trim(sqlite_conn_t *c, const storage_req_t *r)
+{
+    sqlite3_stmt *s = ps_stmt(c, ST_PS_TRIM, r, NULL);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    sqlite3_int64 keep = r->ps.keep > INT64_MAX ? INT64_MAX : (sqlite3_int64)r->ps.keep;
+    return finish_write(c, s, sqlite3_bind_int64(s, 3, keep), NULL);
+}
+
+static int ps_node_put(sqlite_conn_t *c, const storage_req_t *r)
+{
+    sqlite3_stmt *s = ps_stmt(c, ST_PS_NODE_PUT, r, NULL);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int rc = r->ps.account ? sqlite3_bind_text(s, 3, r->ps.account, -1, SQLITE_STATIC)
+                           : sqlite3_bind_null(s, 3);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(s, 4, r->ps.config, -1, SQLITE_STATIC);
+    return finish_write(c, s, rc, NULL);
+}
+
+static int ps_publish(sqlite_conn_t *c, storage_req_t *r)
+{
+    const storage_pubsub_item_t *it = &r->ps.item;
+    int err = r->ps.config != NULL ? ps_node_put(c, r) : 0;
+    err = err ?: ps_write(c, ST_PS_ITEM_DELETE, r, it->id);
+    if (err != 0)
+        return err;
+    sqlite3_stmt *s = ps_stmt(c, ST_PS_ITEM_INSERT, r, it->id);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int rc = sqlite3_bind_text(s, 4, it->publisher, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(s, 5, it->stamp_ms);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(s, 6, it->payload, -1, SQLITE_STATIC);
+    err = finish_write(c, s, rc, NULL);
+    return err ?: ps_trim(c, r);
+}
+
+/* One item row (id, publisher, stamp_ms, payload) appended to r's items. */
+static int ps_item_row(sqlite3_stmt *s, storage_req_t *r, size_t *cap)
+{
+    storage_pubsub_item_t *v = grow(r->ps.items, cap, r->ps.nitems, sizeof(*v));
+    if (v == NULL)
+        return HEARTH_ENOMEM;
+    r->ps.items = v;
+    storage_pubsub_item_t *it = &v[r->ps.nitems++];
+    memset(it, 0, sizeof(*it));
+    int err = column_dup_req(s, 0, &it->id);
+    err = err ?: column_dup_req(s, 1, &it->publisher);
+    it->stamp_ms = sqlite3_column_int64(s, 2);
+    err = err ?: column_dup_req(s, 3, &it->payload);
+    if (err == 0)
+        it->size = strlen(it->payload);
+    return err;
+}
+
+/* The named items (each once; absent ones left out), sorted into publication order. */
+static int ps_items_named(sqlite_conn_t *c, storage_req_t *r)
+{
+    size_t cap = 0;
+    int64_t *seqs = calloc(r->ps.nids, sizeof(*seqs)); /* parallel to r->ps.items */
+    if (seqs == NULL)
+        return HEARTH_ENOMEM;
+    int err = 0;
+    for (size_t i = 0; err == 0 && i < r->ps.nids; i++) {
+        int dup = 0;
+        for (size_t k = 0; k < i && !dup; k++)
+            dup = !strcmp(r->ps.ids[k], r->ps.ids[i]);
+        if (dup)
+            continue;
+        sqlite3_stmt *s = ps_stmt(c, ST_PS_ITEM_GET, r, r->ps.ids[i]);
+        if (s == NULL) {
+            err = HEARTH_ESTORAGE;
+            break;
+        }
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            seqs[r->ps.nitems] = sqlite3_column_int64(s, 4);
+            err = ps_item_row(s, r, &cap);
+            rc = SQLITE_DONE;
+        }
+        err = query_done(s, err, rc);
+    }
+    for (size_t i = 1; err == 0 && i < r->ps.nitems; i++) {
+        for (size_t k = i; k > 0 && seqs[k - 1] > seqs[k]; k--) {
+            storage_pubsub_item_t t = r->ps.items[k];
+            r->ps.items[k] = r->ps.items[k - 1];
+            r->ps.items[k - 1] = t;
+            int64_t q = seqs[k];
+            seqs[k] = seqs[k - 1];
+            seqs[k - 1] = q;
+        }
+    }
+    free(seqs);
+    return err;
+}
+
+static int ps_items(sqlite_conn_t *c, storage_req_t *r)
+{
+    if (r->ps.nids > 0)
+        return ps_items_named(c, r);
+    sqlite3_stmt *s = ps_stmt(c, r->ps.max > 0 ? ST_PS_ITEMS_NEWEST : ST_PS_ITEMS_ALL, r, NULL);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int rc = SQLITE_OK;
+    if (r->ps.max > 0)
+        rc = sqlite3_bind_int64(s, 3, r->ps.max > INT64_MAX ? INT64_MAX : (sqlite3_int64)r->ps.max);
+    if (rc != SQLITE_OK) {
+        stmt_done(s);
+        return err_of(rc);
+    }
+    size_t cap = 0;
+    int err = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if ((err = ps_item_row(s, r, &cap)) != 0)
+            break;
+    return query_done(s, err, rc);
+}
+
+static int ps_affs_set(sqlite_conn_t *c, storage_req_t *r)
+{
+    int err = 0;
+    for (size_t i = 0; err == 0 && i < r->ps.naffs; i++) {
+        const storage_pubsub_aff_t *a = &r->ps.affs[i];
+        sqlite3_stmt *s = stmt(c, a->affiliation ? ST_PS_AFF_PUT : ST_PS_AFF_DELETE);
+        if (s == NULL)
+            return HEARTH_ESTORAGE;
+        int rc = sqlite3_bind_text(s, 1, r->ps.service, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(s, 2, a->node, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(s, 3, a->jid, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK && a->affiliation)
+            rc = sqlite3_bind_text(s, 4, a->affiliation, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK && a->affiliation)
+            rc = a->account ? sqlite3_bind_text(s, 5, a->account, -1, SQLITE_STATIC)
+                            : sqlite3_bind_null(s, 5);
+        err = finish_write(c, s, rc, NULL);
+    }
+    return err;
+}
+
 static int run_one(sqlite_conn_t *c, storage_req_t *r)
 {
     switch (r->op) {
@@ -1639,6 +2006,24 @@ static int run_one(sqlite_conn_t *c, storage_req_t *r)
         return muc_affs_get(c, r);
     case STORAGE_OP_MUC_OWNED:
         return muc_owned(c, r);
+    case STORAGE_OP_PUBSUB_LOAD:
+        return ps_load(c, r);
+    case STORAGE_OP_PUBSUB_NODE_PUT: {
+        int err = ps_node_put(c, r);
+        return err ?: ps_trim(c, r);
+    }
+    case STORAGE_OP_PUBSUB_NODE_DELETE:
+        return ps_write(c, ST_PS_NODE_DELETE, r, NULL);
+    case STORAGE_OP_PUBSUB_PUBLISH:
+        return ps_publish(c, r);
+    case STORAGE_OP_PUBSUB_RETRACT:
+        return ps_write(c, ST_PS_ITEM_DELETE, r, r->ps.item.id);
+    case STORAGE_OP_PUBSUB_PURGE:
+        return ps_write(c, ST_PS_PURGE, r, NULL);
+    case STORAGE_OP_PUBSUB_ITEMS:
+        return ps_items(c, r);
+    case STORAGE_OP_PUBSUB_AFFS_SET:
+        return ps_affs_set(c, r);
     }
     return HEARTH_EINVAL;
 }

@@ -253,8 +253,56 @@ static void muc_affs_free(storage_muc_aff_t *a, size_t n)
     free(a);
 }
 
+static void pubsub_item_clear(storage_pubsub_item_t *it)
+{
+    free(it->node);
+    free(it->id);
+    free(it->publisher);
+    free(it->payload);
+    memset(it, 0, sizeof(*it));
+}
+
+static void pubsub_items_free(storage_pubsub_item_t *v, size_t n)
+{
+    for (size_t i = 0; v != NULL && i < n; i++)
+        pubsub_item_clear(&v[i]);
+    free(v);
+}
+
+static void pubsub_affs_free(storage_pubsub_aff_t *v, size_t n)
+{
+    for (size_t i = 0; v != NULL && i < n; i++) {
+        free(v[i].node);
+        free(v[i].jid);
+        free(v[i].affiliation);
+        free(v[i].account);
+    }
+    free(v);
+}
+
+static void pubsub_nodes_free(storage_pubsub_node_t *v, size_t n)
+{
+    for (size_t i = 0; v != NULL && i < n; i++) {
+        free(v[i].node);
+        free(v[i].config);
+    }
+    free(v);
+}
+
 void storage__req_clear_result(storage_req_t *req)
 {
+    if (req->op == STORAGE_OP_PUBSUB_LOAD || req->op == STORAGE_OP_PUBSUB_ITEMS) {
+        pubsub_nodes_free(req->ps.nodes, req->ps.nnodes);
+        pubsub_items_free(req->ps.items, req->ps.nitems);
+        req->ps.nodes = NULL;
+        req->ps.items = NULL;
+        req->ps.nnodes = req->ps.nitems = 0;
+        if (req->op == STORAGE_OP_PUBSUB_LOAD) {
+            pubsub_affs_free(req->ps.affs, req->ps.naffs);
+            req->ps.affs = NULL;
+            req->ps.naffs = 0;
+        }
+    }
     if (req->op == STORAGE_OP_MUC_AFFS_GET) {
         muc_affs_free(req->affs, req->affs_n);
         req->affs = NULL;
@@ -320,6 +368,13 @@ void storage_req_discard(storage_req_t *req)
     archive_msg_clear(&req->msg);
     storage_archive_prefs_clear(&req->prefs);
     muc_affs_free(req->affs, req->affs_n);
+    free(req->ps.service);
+    free(req->ps.account);
+    free(req->ps.node);
+    free(req->ps.config);
+    strv_free(req->ps.ids, req->ps.nids);
+    pubsub_item_clear(&req->ps.item);
+    pubsub_affs_free(req->ps.affs, req->ps.naffs);
     free(req);
 }
 
@@ -375,6 +430,16 @@ void storage_req_finish(storage_req_t *req)
     case STORAGE_OP_MUC_OWNED:
         req->cb.count(req->ud, err, err == 0 ? req->msgs_n : 0);
         break;
+    case STORAGE_OP_PUBSUB_LOAD: {
+        storage_pubsub_state_t state = {req->ps.nodes,  req->ps.nnodes, req->ps.items,
+                                        req->ps.nitems, req->ps.affs,   req->ps.naffs};
+        req->cb.pubsub_load(req->ud, err, err == 0 ? &state : NULL);
+        break;
+    }
+    case STORAGE_OP_PUBSUB_ITEMS:
+        req->cb.pubsub_items(req->ud, err, err == 0 ? req->ps.items : NULL,
+                             err == 0 ? req->ps.nitems : 0);
+        break;
     case STORAGE_OP_ACCOUNT_CREATE:
     case STORAGE_OP_ACCOUNT_SET_SECRETS:
     case STORAGE_OP_ACCOUNT_SET_ADMIN:
@@ -399,6 +464,12 @@ void storage_req_finish(storage_req_t *req)
     case STORAGE_OP_LOG_APPEND:
     case STORAGE_OP_LOG_DELETE:
     case STORAGE_OP_MUC_AFFS_PUT:
+    case STORAGE_OP_PUBSUB_NODE_PUT:
+    case STORAGE_OP_PUBSUB_NODE_DELETE:
+    case STORAGE_OP_PUBSUB_PUBLISH:
+    case STORAGE_OP_PUBSUB_RETRACT:
+    case STORAGE_OP_PUBSUB_PURGE:
+    case STORAGE_OP_PUBSUB_AFFS_SET:
         req->cb.status(req->ud, err);
         break;
     }
@@ -1207,6 +1278,167 @@ int storage_muc_owned_count(storage_t *st, const storage_target_t *t, const char
         return rc;
     req->cb.count = cb;
     return submit(st, req);
+}
+
+/* ---- publish-subscribe (migration 5) ---- */
+
+/* A request naming (service, node) (node NULL: the service only); *out on 0. */
+static int pubsub_req(storage_t *st, const storage_target_t *t, const void *cb, storage_op_t op,
+                      const char *service, const char *node, void *ud, storage_req_t **out)
+{
+    *out = NULL;
+    if (!target_ok(st, t, cb) || !text_ok(service, STORAGE_JID_MAX) ||
+        (node != NULL && !text_ok(node, STORAGE_NAME_MAX)))
+        return HEARTH_EINVAL;
+    storage_req_t *req = req_new(op, t, ud);
+    if (req == NULL)
+        return HEARTH_ENOMEM;
+    int rc = dup_opt(service, &req->ps.service);
+    rc = rc ?: dup_opt(node, &req->ps.node);
+    if (rc != 0) {
+        storage_req_discard(req);
+        return rc;
+    }
+    *out = req;
+    return 0;
+}
+
+int storage_pubsub_load(storage_t *st, const storage_target_t *t, const char *service,
+                        size_t inline_max, storage_pubsub_load_cb cb, void *ud)
+{
+    storage_req_t *req;
+    int rc = pubsub_req(st, t, (const void *)cb, STORAGE_OP_PUBSUB_LOAD, service, NULL, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.pubsub_load = cb;
+    req->ps.inline_max = inline_max;
+    return submit(st, req);
+}
+
+int storage_pubsub_node_put(storage_t *st, const storage_target_t *t, const char *service,
+                            const char *account, const char *node, const char *config, size_t keep,
+                            storage_status_cb cb, void *ud)
+{
+    if (node == NULL || !xml_ok(config) || (account != NULL && !name_ok(account)))
+        return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc =
+        pubsub_req(st, t, (const void *)cb, STORAGE_OP_PUBSUB_NODE_PUT, service, node, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.status = cb;
+    req->ps.keep = keep;
+    rc = dup_opt(account, &req->ps.account);
+    return submit_or_drop(st, req, rc ?: dup_opt(config, &req->ps.config));
+}
+
+static int pubsub_node_op(storage_t *st, const storage_target_t *t, storage_op_t op,
+                          const char *service, const char *node, const char *id,
+                          storage_status_cb cb, void *ud)
+{
+    if (node == NULL || (op == STORAGE_OP_PUBSUB_RETRACT && !text_ok(id, STORAGE_JID_MAX)))
+        return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc = pubsub_req(st, t, (const void *)cb, op, service, node, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.status = cb;
+    return submit_or_drop(st, req, dup_opt(id, &req->ps.item.id));
+}
+
+int storage_pubsub_node_delete(storage_t *st, const storage_target_t *t, const char *service,
+                               const char *node, storage_status_cb cb, void *ud)
+{
+    return pubsub_node_op(st, t, STORAGE_OP_PUBSUB_NODE_DELETE, service, node, NULL, cb, ud);
+}
+
+int storage_pubsub_retract(storage_t *st, const storage_target_t *t, const char *service,
+                           const char *node, const char *id, storage_status_cb cb, void *ud)
+{
+    return pubsub_node_op(st, t, STORAGE_OP_PUBSUB_RETRACT, service, node, id, cb, ud);
+}
+
+int storage_pubsub_purge(storage_t *st, const storage_target_t *t, const char *service,
+                         const char *node, storage_status_cb cb, void *ud)
+{
+    return pubsub_node_op(st, t, STORAGE_OP_PUBSUB_PURGE, service, node, NULL, cb, ud);
+}
+
+int storage_pubsub_publish(storage_t *st, const storage_target_t *t, const char *service,
+                           const char *account, const char *node, const char *config,
+                           const storage_pubsub_item_t *item, size_t keep, storage_status_cb cb,
+                           void *ud)
+{
+    if (node == NULL || item == NULL || !text_ok(item->id, STORAGE_JID_MAX) ||
+        !text_ok(item->publisher, STORAGE_JID_MAX) || !xml_ok(item->payload) ||
+        (config != NULL && !xml_ok(config)) || (account != NULL && !name_ok(account)) || keep == 0)
+        return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc =
+        pubsub_req(st, t, (const void *)cb, STORAGE_OP_PUBSUB_PUBLISH, service, node, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.status = cb;
+    req->ps.keep = keep;
+    req->ps.item.stamp_ms = item->stamp_ms;
+    req->ps.item.size = strlen(item->payload);
+    rc = dup_opt(account, &req->ps.account);
+    rc = rc ?: dup_opt(config, &req->ps.config);
+    rc = rc ?: dup_opt(item->id, &req->ps.item.id);
+    rc = rc ?: dup_opt(item->publisher, &req->ps.item.publisher);
+    return submit_or_drop(st, req, rc ?: dup_opt(item->payload, &req->ps.item.payload));
+}
+
+int storage_pubsub_items(storage_t *st, const storage_target_t *t, const char *service,
+                         const char *node, const char *const *ids, size_t nids, size_t max,
+                         storage_pubsub_items_cb cb, void *ud)
+{
+    if (node == NULL || nids > STORAGE_PUBSUB_IDS_MAX || (nids > 0 && ids == NULL))
+        return HEARTH_EINVAL;
+    for (size_t i = 0; i < nids; i++)
+        if (!text_ok(ids[i], STORAGE_JID_MAX))
+            return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc = pubsub_req(st, t, (const void *)cb, STORAGE_OP_PUBSUB_ITEMS, service, node, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.pubsub_items = cb;
+    req->ps.max = max;
+    if (nids > 0 && (req->ps.ids = calloc(nids, sizeof(*req->ps.ids))) == NULL)
+        rc = HEARTH_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < nids; i++, req->ps.nids++)
+        rc = dup_opt(ids[i], &req->ps.ids[i]);
+    return submit_or_drop(st, req, rc);
+}
+
+int storage_pubsub_affs_set(storage_t *st, const storage_target_t *t, const char *service,
+                            const storage_pubsub_aff_t *changes, size_t n, storage_status_cb cb,
+                            void *ud)
+{
+    if (n > STORAGE_PUBSUB_IDS_MAX || (n > 0 && changes == NULL))
+        return HEARTH_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        const storage_pubsub_aff_t *a = &changes[i];
+        if (!text_ok(a->node, STORAGE_NAME_MAX) || !text_ok(a->jid, STORAGE_JID_MAX) ||
+            (a->affiliation != NULL && !text_ok(a->affiliation, STORAGE_NAME_MAX)) ||
+            (a->account != NULL && !name_ok(a->account)))
+            return HEARTH_EINVAL;
+    }
+    storage_req_t *req;
+    int rc =
+        pubsub_req(st, t, (const void *)cb, STORAGE_OP_PUBSUB_AFFS_SET, service, NULL, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.status = cb;
+    if (n > 0 && (req->ps.affs = calloc(n, sizeof(*req->ps.affs))) == NULL)
+        rc = HEARTH_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++, req->ps.naffs++) {
+        rc = dup_opt(changes[i].node, &req->ps.affs[i].node);
+        rc = rc ?: dup_opt(changes[i].jid, &req->ps.affs[i].jid);
+        rc = rc ?: dup_opt(changes[i].affiliation, &req->ps.affs[i].affiliation);
+        rc = rc ?: dup_opt(changes[i].account, &req->ps.affs[i].account);
+    }
+    return submit_or_drop(st, req, rc);
 }
 
 int storage_log_append(storage_t *st, const storage_target_t *t, const char *kind, const char *key,

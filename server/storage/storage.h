@@ -331,6 +331,85 @@ int storage_muc_affs_get(storage_t *st, const storage_target_t *t, const char *r
 int storage_muc_owned_count(storage_t *st, const storage_target_t *t, const char *jid,
                             storage_count_cb cb, void *ud);
 
+/* ---- Publish-subscribe (migration 5): nodes, their items and affiliations, for PEP services
+ * (XEP-0163: the service is an account's bare JID) and pubsub services (XEP-0060: a domain).
+ * A node of a PEP service names its account: it goes with the account (foreign key, ON DELETE
+ * CASCADE), and its items and affiliations go with the node. ---- */
+
+#define STORAGE_PUBSUB_IDS_MAX 1000 /* item ids one request names; also affiliation changes */
+/* Node names are bounded by STORAGE_NAME_MAX, services, item ids, publishers and affiliated
+ * JIDs by STORAGE_JID_MAX, a node configuration and an item's payload by STORAGE_XML_MAX. */
+
+typedef struct storage_pubsub_node {
+    char *node;
+    char *config; /* the node's configuration: a serialised data form */
+} storage_pubsub_node_t;
+
+typedef struct storage_pubsub_item {
+    char *node; /* a load's rows: the node it is in; elsewhere NULL */
+    char *id;
+    char *publisher; /* full JID of whoever published it */
+    int64_t stamp_ms;
+    size_t size;   /* bytes of its payload */
+    char *payload; /* the serialised payload; a load gives it only for each node's newest item
+                    * of at most inline_max bytes (NULL otherwise) */
+} storage_pubsub_item_t;
+
+typedef struct storage_pubsub_aff {
+    char *node;
+    char *jid;         /* bare JID */
+    char *affiliation; /* member, outcast, publisher, ...; NULL in a change removes the row */
+    char *account;     /* a change: the username when jid is of this server, else NULL (the row
+                        * then goes with that account) */
+} storage_pubsub_aff_t;
+
+/* Everything of one service but the payloads of older items, borrowed during the callback. */
+typedef struct storage_pubsub_state {
+    const storage_pubsub_node_t *nodes; /* by name */
+    size_t nnodes;
+    const storage_pubsub_item_t *items; /* by node, then publication order (oldest first) */
+    size_t nitems;
+    const storage_pubsub_aff_t *affs; /* by node, then JID */
+    size_t naffs;
+} storage_pubsub_state_t;
+typedef void (*storage_pubsub_load_cb)(void *ud, int err, const storage_pubsub_state_t *state);
+typedef void (*storage_pubsub_items_cb)(void *ud, int err, const storage_pubsub_item_t *items,
+                                        size_t n);
+
+int storage_pubsub_load(storage_t *st, const storage_target_t *t, const char *service,
+                        size_t inline_max, storage_pubsub_load_cb cb, void *ud);
+/* Creates node, or replaces its configuration; then keeps only its newest keep items (items
+ * beyond it are removed: a configuration that lowered max_items). account: the PEP owner's
+ * username, or NULL; ENOTFOUND when that account does not exist. */
+int storage_pubsub_node_put(storage_t *st, const storage_target_t *t, const char *service,
+                            const char *account, const char *node, const char *config, size_t keep,
+                            storage_status_cb cb, void *ud);
+/* The node with its items and affiliations; 0 even when absent. */
+int storage_pubsub_node_delete(storage_t *st, const storage_target_t *t, const char *service,
+                               const char *node, storage_status_cb cb, void *ud);
+/* Stores item (item->id, publisher, payload; an item with its id is replaced, and the new one is
+ * the newest), then keeps the node's newest keep items. config not NULL: the node is created
+ * with it first (auto-create), in the same transaction. ENOTFOUND: no such node (or account). */
+int storage_pubsub_publish(storage_t *st, const storage_target_t *t, const char *service,
+                           const char *account, const char *node, const char *config,
+                           const storage_pubsub_item_t *item, size_t keep, storage_status_cb cb,
+                           void *ud);
+/* 0 even when absent. */
+int storage_pubsub_retract(storage_t *st, const storage_target_t *t, const char *service,
+                           const char *node, const char *id, storage_status_cb cb, void *ud);
+int storage_pubsub_purge(storage_t *st, const storage_target_t *t, const char *service,
+                         const char *node, storage_status_cb cb, void *ud);
+/* Items with their payloads, oldest first: those named by ids (nids > 0; absent ones are left
+ * out), else the newest max (0 = all). */
+int storage_pubsub_items(storage_t *st, const storage_target_t *t, const char *service,
+                         const char *node, const char *const *ids, size_t nids, size_t max,
+                         storage_pubsub_items_cb cb, void *ud);
+/* Applies the changes (each for node and jid: set, or removed when affiliation is NULL) in one
+ * transaction. */
+int storage_pubsub_affs_set(storage_t *st, const storage_target_t *t, const char *service,
+                            const storage_pubsub_aff_t *changes, size_t n, storage_status_cb cb,
+                            void *ud);
+
 /* Blocking versions for tools and start-up (never on a worker loop): wait on a condition variable
  * for the storage thread, then finish on the calling thread. */
 int storage_sync_account_get(storage_t *st, const char *username,
@@ -392,6 +471,14 @@ typedef enum storage_op {
     STORAGE_OP_MUC_AFFS_PUT,
     STORAGE_OP_MUC_AFFS_GET,
     STORAGE_OP_MUC_OWNED,
+    STORAGE_OP_PUBSUB_LOAD,
+    STORAGE_OP_PUBSUB_NODE_PUT,
+    STORAGE_OP_PUBSUB_NODE_DELETE,
+    STORAGE_OP_PUBSUB_PUBLISH,
+    STORAGE_OP_PUBSUB_RETRACT,
+    STORAGE_OP_PUBSUB_PURGE,
+    STORAGE_OP_PUBSUB_ITEMS,
+    STORAGE_OP_PUBSUB_AFFS_SET,
 } storage_op_t;
 
 /* OFFLINE_COUNT's callback (internal: the blocking wrapper's). */
@@ -419,6 +506,8 @@ struct storage_req {
         storage_doc_list_cb docs;
         storage_log_cb log;
         storage_muc_affs_cb affs;
+        storage_pubsub_load_cb pubsub_load;
+        storage_pubsub_items_cb pubsub_items;
     } cb;
     void *ud;
 
@@ -466,6 +555,22 @@ struct storage_req {
      * item.jid, the count in msgs_n */
     storage_muc_aff_t *affs;
     size_t affs_n;
+    /* PUBSUB_*: arguments (service, account, node; config: NODE_PUT's and PUBLISH's; keep: the
+     * items a node keeps; ids, max: ITEMS's; inline_max: LOAD's; item: PUBLISH's; affs:
+     * AFFS_SET's changes) and results (LOAD: nodes, items, affs; ITEMS: items) */
+    struct {
+        char *service, *account, *node, *config;
+        size_t keep, max, inline_max;
+        char **ids;
+        size_t nids;
+        storage_pubsub_item_t item;
+        storage_pubsub_node_t *nodes;
+        size_t nnodes;
+        storage_pubsub_item_t *items;
+        size_t nitems;
+        storage_pubsub_aff_t *affs;
+        size_t naffs;
+    } ps;
 };
 
 typedef struct storage_driver {

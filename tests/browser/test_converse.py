@@ -3,12 +3,15 @@ playwright-core through tests/web/converse_chat.mjs): alice logs in over WebSock
 BOSH through Converse's login form, each in a browser context of its own; each sees the other
 online (they were made mutual contacts over TCP first); a message goes each way and appears in
 the other's chat window. The page loads nothing from outside the server's origin, opens only
-the transport it was told to, and logs no console or page error. Screenshots are left in
+the transport it was told to, and logs no console or page error at all: Converse's OMEMO,
+reactions and emoji plugins talk to the account's PEP service (XEP-0163) at login, and each
+page's OMEMO device list and bundle are found stored afterwards. Screenshots are left in
 build/test-artefacts/browser-converse/.
 
 Skipped (exit 77) only when node or chromium is not installed at all."""
 
 import shutil
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -17,27 +20,13 @@ sys.path.insert(0, str(HERE.parent / 'web'))
 sys.path.insert(0, str(HERE.parent / 'integration'))
 
 import webrun  # noqa: E402
-from hearth import main  # noqa: E402
+from hearth import main, wait_for  # noqa: E402
 from imlib import IMTestCase, make_state  # noqa: E402
 
+OMEMO_DEVICELIST = 'eu.siacs.conversations.axolotl.devicelist'
+OMEMO_BUNDLES = 'eu.siacs.conversations.axolotl.bundles'
 STEP_S = 20   # deadline of each browser step
 RUN_S = 180   # deadline of the whole browser run
-
-# Console errors that hearthd still causes in Converse, each with its reason and the issue that
-# removes it; anything else fails the test.
-ALLOWED_CONSOLE_ERRORS = [
-    ("<items max_items=\"1\" node=\"urn:xmpp:reactions:popular:0\"/></pubsub><error type=\"cancel\">"
-     "<service-unavailable",
-     'Converse 14 reads the emoji picker\'s frequently used list from a PEP node at every login '
-     'and logs any answer but item-not-found as an error; hearthd has no PEP (XEP-0163) until '
-     'issue 12, so the account answers service-unavailable, as RFC 6120 wants. OMEMO and '
-     'reactions, which need PEP as well, are off in web/chat/hearth-chat.js until then.'),
-]
-
-
-def allowed(entry):
-    return any(pattern in entry['text'] for pattern, _why in ALLOWED_CONSOLE_ERRORS)
-
 
 class ConverseTest(IMTestCase):
     users = {'alice': 'wonderland', 'bob': 'builder'}
@@ -91,8 +80,7 @@ class ConverseTest(IMTestCase):
         self.assertEqual(result['external_requests'], [],
                          'the page tried to load from outside the server (blocked)')
         self.assertEqual(result['page_errors'], [], 'uncaught errors in the page')
-        errors = [e for e in result['console_errors'] if not allowed(e)]
-        self.assertEqual(errors, [], 'console errors')
+        self.assertEqual(result['console_errors'], [], 'console errors')
         self.assertEqual(result['failed_requests'], [], 'requests that failed')
 
         # Each page used the transport it was told to, and only that one.
@@ -107,6 +95,29 @@ class ConverseTest(IMTestCase):
                              "%s's chat window: %s" % (who, result['chat_texts'][who]))
         for shot in result['screenshots']:
             self.assertTrue(Path(shot).is_file(), shot)
+
+        # OMEMO is on, and works through PEP: each page published its device list and its
+        # bundle (XEP-0384), both readable by anyone (publish-options access_model=open).
+        def published():
+            con = sqlite3.connect('file:%s?mode=ro' % Path(s.data_dir, 'hearth.db'), uri=True, timeout=5)
+            try:
+                return con.execute("SELECT p.service, p.node, p.config FROM pubsub_nodes p JOIN "
+                                   "pubsub_items i ON i.service = p.service AND i.node = p.node").fetchall()
+            finally:
+                con.close()
+        rows = []
+        try:  # published in the background after login: long done by now, but wait for it
+            wait_for(lambda: len({r[0] for r in published() if r[1] == OMEMO_DEVICELIST}) == 2, STEP_S,
+                     'OMEMO device lists')
+        finally:
+            rows = published()
+        for jid in ('alice@localhost', 'bob@localhost'):
+            nodes = {node: config for service, node, config in rows if service == jid}
+            self.assertIn(OMEMO_DEVICELIST, nodes, '%s published no OMEMO device list: %s' % (jid, rows))
+            bundles = [n for n in nodes if n.startswith(OMEMO_BUNDLES + ':')]
+            self.assertEqual(len(bundles), 1, '%s: OMEMO bundles %s' % (jid, bundles))
+            for node in (OMEMO_DEVICELIST, bundles[0]):
+                self.assertIn("<field var='pubsub#access_model'><value>open</value></field>", nodes[node])
 
 
 if __name__ == '__main__':

@@ -359,13 +359,14 @@ static void test_open_creates_schema(void **state)
     storage_close(st);
 
     assert_int_equal(db_int(f, "SELECT count(*) FROM schema_version"), 1);
-    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 4);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 5);
     assert_int_equal(db_int(f, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
                                "name IN ('accounts', 'properties', 'user_state', 'roster_items', "
                                "'roster_groups', 'sub_requests', 'offline_messages', 'vcards', "
                                "'private_xml', 'blocklist', 'archive', 'archive_prefs', "
-                               "'archive_prefs_jids', 'documents', 'logs', 'muc_affiliations')"),
-                     16);
+                               "'archive_prefs_jids', 'documents', 'logs', 'muc_affiliations', "
+                               "'pubsub_nodes', 'pubsub_items', 'pubsub_affiliations')"),
+                     19);
     assert_int_equal(db_int(f, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
                                "name IN ('archive_user_seq', 'archive_user_with', "
                                "'archive_user_stamp', 'archive_stamp', 'logs_key')"),
@@ -397,12 +398,14 @@ static void test_migration_matches_sql_file(void **state)
 {
     fixture_t *f = *state;
     char *m1 = sql_file("0001_accounts.sql"), *m2 = sql_file("0002_im.sql"),
-         *m3 = sql_file("0003_archive.sql"), *m4 = sql_file("0004_muc_affiliations.sql");
-    if (m1 == NULL || m2 == NULL || m3 == NULL || m4 == NULL) {
+         *m3 = sql_file("0003_archive.sql"), *m4 = sql_file("0004_muc_affiliations.sql"),
+         *m5 = sql_file("0005_pubsub.sql");
+    if (m1 == NULL || m2 == NULL || m3 == NULL || m4 == NULL || m5 == NULL) {
         free(m1);
         free(m2);
         free(m3);
         free(m4);
+        free(m5);
         skip(); /* built from a relative __FILE__: no way to find the source tree */
     }
     storage_t *st = open_ok(f);
@@ -414,6 +417,7 @@ static void test_migration_matches_sql_file(void **state)
     assert_int_equal(sqlite3_exec(ref, m2, NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_exec(ref, m3, NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_exec(ref, m4, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(ref, m5, NULL, NULL, NULL), SQLITE_OK);
     char *want = schema_dump(ref), *got = schema_dump_file(f->path);
     assert_string_equal(want, got);
     free(want);
@@ -423,6 +427,7 @@ static void test_migration_matches_sql_file(void **state)
     free(m2);
     free(m3);
     free(m4);
+    free(m5);
 }
 
 static void test_open_errors(void **state)
@@ -982,7 +987,7 @@ static void test_migrate_v1_to_v2(void **state)
     free(m1);
 
     storage_t *st = open_ok(f);
-    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 4);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 5);
     assert_int_equal(db_int(f, "SELECT count(*) FROM schema_version"), 1);
     storage_account_t got;
     assert_int_equal(storage_sync_account_get(st, "alice", &got), 0);
@@ -1832,7 +1837,7 @@ static void test_migrate_v2_to_v3(void **state)
 
     im_t x;
     im_open(&x, f, NULL);
-    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 4);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 5);
     assert_int_equal(db_int(f, "SELECT count(*) FROM schema_version"), 1);
     storage_user_t u;
     assert_int_equal(storage_sync_user_load(x.st, "alice", &u), 0);
@@ -2397,6 +2402,197 @@ static void test_muc_affiliations(void **state)
     im_close(&x);
 }
 
+/* ---- publish-subscribe (migration 5) ---- */
+
+#define PS_CAP 16
+static size_t g_ps_n;
+static char g_ps[PS_CAP][4][64]; /* node or id, id or publisher, payload or "-", size */
+
+static void ps_items_cb(void *ud, int err, const storage_pubsub_item_t *items, size_t n)
+{
+    g_err = err;
+    assert_true(n <= PS_CAP);
+    g_ps_n = n;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(g_ps[i][0], 64, "%s", items[i].id);
+        snprintf(g_ps[i][1], 64, "%s", items[i].publisher);
+        snprintf(g_ps[i][2], 64, "%s", items[i].payload ? items[i].payload : "-");
+        snprintf(g_ps[i][3], 64, "%zu", items[i].size);
+        assert_null(items[i].node);
+    }
+}
+
+static size_t g_ps_nodes, g_ps_affs;
+static char g_ps_node[PS_CAP][64], g_ps_aff[PS_CAP][3][64];
+
+static void ps_load_cb(void *ud, int err, const storage_pubsub_state_t *st)
+{
+    g_err = err;
+    if (err != 0) {
+        assert_null(st);
+        return;
+    }
+    assert_true(st->nnodes <= PS_CAP && st->nitems <= PS_CAP && st->naffs <= PS_CAP);
+    g_ps_nodes = st->nnodes;
+    for (size_t i = 0; i < st->nnodes; i++)
+        snprintf(g_ps_node[i], 64, "%s=%s", st->nodes[i].node, st->nodes[i].config);
+    g_ps_n = st->nitems;
+    for (size_t i = 0; i < st->nitems; i++) {
+        snprintf(g_ps[i][0], 64, "%s/%s", st->items[i].node, st->items[i].id);
+        snprintf(g_ps[i][1], 64, "%s", st->items[i].publisher);
+        snprintf(g_ps[i][2], 64, "%s", st->items[i].payload ? st->items[i].payload : "-");
+        snprintf(g_ps[i][3], 64, "%zu", st->items[i].size);
+    }
+    g_ps_affs = st->naffs;
+    for (size_t i = 0; i < st->naffs; i++) {
+        snprintf(g_ps_aff[i][0], 64, "%s", st->affs[i].node);
+        snprintf(g_ps_aff[i][1], 64, "%s", st->affs[i].jid);
+        snprintf(g_ps_aff[i][2], 64, "%s", st->affs[i].affiliation);
+    }
+}
+
+static int ps_pub(im_t *x, const char *svc, const char *acct, const char *node, const char *config,
+                  const char *id, const char *payload, size_t keep)
+{
+    storage_pubsub_item_t it = {0};
+    it.id = (char *)id;
+    it.publisher = (char *)"alice@example.com/phone";
+    it.stamp_ms = 1700000000000;
+    it.payload = (char *)payload;
+    return done(&x->in, storage_pubsub_publish(x->st, &x->t, svc, acct, node, config, &it, keep,
+                                               err_cb, NULL));
+}
+
+static void test_pubsub(void **state)
+{
+    fixture_t *f = *state;
+    im_t x;
+    im_open(&x, f, ALICE_BOB);
+    storage_t *st = x.st;
+    storage_target_t *t = &x.t;
+    const char *A = "alice@example.com", *B = "bob@example.com";
+
+    /* Nothing yet. */
+    assert_int_equal(done(&x.in, storage_pubsub_load(st, t, A, 100, ps_load_cb, NULL)), 0);
+    assert_int_equal(g_ps_nodes + g_ps_n + g_ps_affs, 0);
+    /* Publishing to a node that does not exist fails; auto-create makes it in the same call. */
+    assert_int_equal(ps_pub(&x, A, "alice", "tune", NULL, "i1", "<a/>", 1), HEARTH_ENOTFOUND);
+    assert_int_equal(ps_pub(&x, A, "alice", "tune", "<x1/>", "i1", "<a/>", 1), 0);
+    assert_int_equal(ps_pub(&x, A, "alice", "tune", NULL, "i2", "<b/>", 1), 0); /* keeps 1 */
+    assert_int_equal(
+        done(&x.in, storage_pubsub_node_put(st, t, A, "alice", "list", "<x2/>", 10, err_cb, NULL)),
+        0);
+    for (int i = 1; i <= 4; i++) {
+        char id[8], p[16];
+        snprintf(id, sizeof(id), "l%d", i);
+        snprintf(p, sizeof(p), "<p n='%d'/>", i);
+        assert_int_equal(ps_pub(&x, A, "alice", "list", NULL, id, p, 10), 0);
+    }
+    /* Republishing l2 makes it the newest. */
+    assert_int_equal(ps_pub(&x, A, "alice", "list", NULL, "l2", "<p n='2b'/>", 10), 0);
+    assert_int_equal(
+        done(&x.in, storage_pubsub_node_put(st, t, B, "bob", "tune", "<x3/>", 10, err_cb, NULL)),
+        0);
+    storage_pubsub_aff_t ch[] = {{"list", "bob@example.com", "member", "bob"},
+                                 {"list", "carol@example.com", "outcast", NULL}};
+    assert_int_equal(done(&x.in, storage_pubsub_affs_set(st, t, A, ch, 2, err_cb, NULL)), 0);
+
+    assert_int_equal(done(&x.in, storage_pubsub_load(st, t, A, 10, ps_load_cb, NULL)), 0);
+    assert_int_equal(g_ps_nodes, 2);
+    assert_string_equal(g_ps_node[0], "list=<x2/>");
+    assert_string_equal(g_ps_node[1], "tune=<x1/>");
+    assert_int_equal(g_ps_n, 5);
+    assert_string_equal(g_ps[0][0], "list/l1");
+    assert_string_equal(g_ps[1][0], "list/l3");
+    assert_string_equal(g_ps[2][0], "list/l4");
+    assert_string_equal(g_ps[3][0], "list/l2");
+    assert_string_equal(g_ps[3][2], "-"); /* 11 bytes: over inline_max */
+    assert_string_equal(g_ps[3][3], "11");
+    assert_string_equal(g_ps[0][2], "-"); /* not the newest */
+    assert_string_equal(g_ps[4][0], "tune/i2");
+    assert_string_equal(g_ps[4][1], "alice@example.com/phone");
+    assert_string_equal(g_ps[4][2], "<b/>");
+    assert_int_equal(g_ps_affs, 2);
+    assert_string_equal(g_ps_aff[0][1], "bob@example.com");
+    assert_string_equal(g_ps_aff[0][2], "member");
+
+    /* Items: all, the newest two, named ones in publication order (absent and repeated left
+     * out). */
+    assert_int_equal(
+        done(&x.in, storage_pubsub_items(st, t, A, "list", NULL, 0, 0, ps_items_cb, NULL)), 0);
+    assert_int_equal(g_ps_n, 4);
+    assert_string_equal(g_ps[3][0], "l2");
+    assert_string_equal(g_ps[3][2], "<p n='2b'/>");
+    assert_int_equal(
+        done(&x.in, storage_pubsub_items(st, t, A, "list", NULL, 0, 2, ps_items_cb, NULL)), 0);
+    assert_int_equal(g_ps_n, 2);
+    assert_string_equal(g_ps[0][0], "l4");
+    assert_string_equal(g_ps[1][0], "l2");
+    const char *ids[] = {"l2", "nope", "l1", "l2"};
+    assert_int_equal(
+        done(&x.in, storage_pubsub_items(st, t, A, "list", ids, 4, 0, ps_items_cb, NULL)), 0);
+    assert_int_equal(g_ps_n, 2);
+    assert_string_equal(g_ps[0][0], "l1");
+    assert_string_equal(g_ps[1][0], "l2");
+
+    /* Retract, a configuration that keeps fewer items, purge. */
+    assert_int_equal(done(&x.in, storage_pubsub_retract(st, t, A, "list", "l3", err_cb, NULL)), 0);
+    assert_int_equal(done(&x.in, storage_pubsub_retract(st, t, A, "list", "l3", err_cb, NULL)), 0);
+    assert_int_equal(
+        done(&x.in, storage_pubsub_node_put(st, t, A, "alice", "list", "<x4/>", 1, err_cb, NULL)),
+        0);
+    assert_int_equal(
+        done(&x.in, storage_pubsub_items(st, t, A, "list", NULL, 0, 0, ps_items_cb, NULL)), 0);
+    assert_int_equal(g_ps_n, 1);
+    assert_string_equal(g_ps[0][0], "l2");
+    assert_int_equal(done(&x.in, storage_pubsub_purge(st, t, A, "tune", err_cb, NULL)), 0);
+    assert_int_equal(
+        done(&x.in, storage_pubsub_items(st, t, A, "tune", NULL, 0, 0, ps_items_cb, NULL)), 0);
+    assert_int_equal(g_ps_n, 0);
+    /* Deleting a node takes its items and affiliations. */
+    assert_int_equal(done(&x.in, storage_pubsub_node_delete(st, t, A, "list", err_cb, NULL)), 0);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM pubsub_items WHERE node = 'list'"), 0);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM pubsub_affiliations"), 0);
+
+    /* An affiliation of an account goes with the account; the account's own nodes too. */
+    assert_int_equal(
+        done(&x.in, storage_pubsub_node_put(st, t, A, "alice", "n2", "<x/>", 1, err_cb, NULL)), 0);
+    storage_pubsub_aff_t ch2[] = {{"n2", "bob@example.com", "member", "bob"}};
+    assert_int_equal(done(&x.in, storage_pubsub_affs_set(st, t, A, ch2, 1, err_cb, NULL)), 0);
+    assert_int_equal(storage_sync_account_delete(st, "bob"), 0);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM pubsub_affiliations"), 0);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM pubsub_nodes WHERE service = "
+                               "'bob@example.com'"),
+                     0);
+    /* Removing an affiliation; a node for an account that is gone is refused. */
+    storage_pubsub_aff_t rm[] = {{"n2", "carol@example.com", NULL, NULL}};
+    assert_int_equal(done(&x.in, storage_pubsub_affs_set(st, t, A, rm, 1, err_cb, NULL)), 0);
+    assert_int_equal(
+        done(&x.in, storage_pubsub_node_put(st, t, B, "bob", "tune", "<x/>", 1, err_cb, NULL)),
+        HEARTH_ENOTFOUND);
+    assert_int_equal(storage_sync_account_delete(st, "alice"), 0);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM pubsub_nodes"), 0);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM pubsub_items"), 0);
+
+    /* Bounds. */
+    assert_int_equal(storage_pubsub_load(st, t, "", 1, ps_load_cb, NULL), HEARTH_EINVAL);
+    assert_int_equal(storage_pubsub_node_put(st, t, A, NULL, "", "<x/>", 1, err_cb, NULL),
+                     HEARTH_EINVAL);
+    assert_int_equal(storage_pubsub_node_put(st, t, A, NULL, "n", NULL, 1, err_cb, NULL),
+                     HEARTH_EINVAL);
+    storage_pubsub_item_t noid = {0};
+    noid.publisher = (char *)"a@b";
+    noid.payload = (char *)"<a/>";
+    assert_int_equal(storage_pubsub_publish(st, t, A, NULL, "n", NULL, &noid, 1, err_cb, NULL),
+                     HEARTH_EINVAL);
+    assert_int_equal(storage_pubsub_retract(st, t, A, "n", NULL, err_cb, NULL), HEARTH_EINVAL);
+    assert_int_equal(storage_pubsub_items(st, t, A, "n", NULL, 1, 0, ps_items_cb, NULL),
+                     HEARTH_EINVAL);
+    storage_pubsub_aff_t badaff[] = {{"n", "", "member", NULL}};
+    assert_int_equal(storage_pubsub_affs_set(st, t, A, badaff, 1, err_cb, NULL), HEARTH_EINVAL);
+    im_close(&x);
+}
+
 #define LOG_CAP 8
 static size_t g_nlog;
 static storage_log_entry_t g_log[LOG_CAP];
@@ -2529,6 +2725,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_archive_prefs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_docs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pubsub, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

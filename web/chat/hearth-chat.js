@@ -50,12 +50,7 @@
         embed_3rd_party_media_players: false,
         show_client_info: false,
         show_background: false,
-        loglevel: params.get('loglevel') || 'info',
-        // OMEMO and message reactions keep their state in PEP (XEP-0163), which hearthd does not
-        // have yet: without it each login asks for device lists and reaction nodes and logs the
-        // service-unavailable answers as errors. Back on when PEP lands.
-        blacklisted_plugins: ['converse-omemo', 'converse-omemo-views', 'converse-reactions',
-                              'converse-reaction-views']
+        loglevel: params.get('loglevel') || 'info'
     };
     if (params.get('transport') && transport !== 'bosh' && transport !== 'websocket') {
         window.console.warn('hearth-chat: unknown transport ' + transport + '; using both');
