@@ -181,9 +181,45 @@ static const char MIGRATION_0005[] =
     ");\n"
     "CREATE INDEX pubsub_affiliations_account ON pubsub_affiliations (account);\n";
 
+/* The archive's seq and the logs' id without AUTOINCREMENT, which cost a read and a write of
+ * sqlite_sequence per archived or logged message; the tables are rebuilt with their rows' seq
+ * and id kept (see 0006_archive_seq.sql). */
+static const char MIGRATION_0006[] =
+    "ALTER TABLE archive RENAME TO archive_old;\n"
+    "CREATE TABLE archive (\n"
+    "    seq INTEGER PRIMARY KEY,\n"
+    "    username TEXT NOT NULL REFERENCES accounts (username) ON DELETE CASCADE,\n"
+    "    id TEXT NOT NULL,\n"
+    "    with_jid TEXT NOT NULL,\n"
+    "    stamp_ms INTEGER NOT NULL,\n"
+    "    outgoing INTEGER NOT NULL DEFAULT 0,\n"
+    "    stanza TEXT NOT NULL,\n"
+    "    UNIQUE (username, id)\n"
+    ");\n"
+    "INSERT INTO archive (seq, username, id, with_jid, stamp_ms, outgoing, stanza)\n"
+    "    SELECT seq, username, id, with_jid, stamp_ms, outgoing, stanza FROM archive_old;\n"
+    "DROP TABLE archive_old;\n"
+    "CREATE INDEX archive_user_seq ON archive (username, seq);\n"
+    "CREATE INDEX archive_user_with ON archive (username, with_jid, seq);\n"
+    "CREATE INDEX archive_user_stamp ON archive (username, stamp_ms);\n"
+    "CREATE INDEX archive_stamp ON archive (stamp_ms);\n"
+    "ALTER TABLE logs RENAME TO logs_old;\n"
+    "CREATE TABLE logs (\n"
+    "    id INTEGER PRIMARY KEY,\n"
+    "    kind TEXT NOT NULL,\n"
+    "    key TEXT NOT NULL,\n"
+    "    stamp_ms INTEGER NOT NULL,\n"
+    "    xml TEXT NOT NULL\n"
+    ");\n"
+    "INSERT INTO logs (id, kind, key, stamp_ms, xml) SELECT id, kind, key, stamp_ms, xml FROM "
+    "logs_old;\n"
+    "DROP TABLE logs_old;\n"
+    "CREATE INDEX logs_key ON logs (kind, key, id);\n"
+    "DELETE FROM sqlite_sequence WHERE name IN ('archive', 'archive_old', 'logs', 'logs_old');\n";
+
 static const char *const migrations[] = {
     NULL, /* version 0: empty database */
-    MIGRATION_0001, MIGRATION_0002, MIGRATION_0003, MIGRATION_0004, MIGRATION_0005,
+    MIGRATION_0001, MIGRATION_0002, MIGRATION_0003, MIGRATION_0004, MIGRATION_0005, MIGRATION_0006,
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])) - 1)
 

@@ -359,7 +359,7 @@ static void test_open_creates_schema(void **state)
     storage_close(st);
 
     assert_int_equal(db_int(f, "SELECT count(*) FROM schema_version"), 1);
-    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 5);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 6);
     assert_int_equal(db_int(f, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
                                "name IN ('accounts', 'properties', 'user_state', 'roster_items', "
                                "'roster_groups', 'sub_requests', 'offline_messages', 'vcards', "
@@ -399,8 +399,9 @@ static void test_migration_matches_sql_file(void **state)
     fixture_t *f = *state;
     char *m1 = sql_file("0001_accounts.sql"), *m2 = sql_file("0002_im.sql"),
          *m3 = sql_file("0003_archive.sql"), *m4 = sql_file("0004_muc_affiliations.sql"),
-         *m5 = sql_file("0005_pubsub.sql");
-    if (m1 == NULL || m2 == NULL || m3 == NULL || m4 == NULL || m5 == NULL) {
+         *m5 = sql_file("0005_pubsub.sql"), *m6 = sql_file("0006_archive_seq.sql");
+    if (m1 == NULL || m2 == NULL || m3 == NULL || m4 == NULL || m5 == NULL || m6 == NULL) {
+        free(m6);
         free(m1);
         free(m2);
         free(m3);
@@ -418,6 +419,7 @@ static void test_migration_matches_sql_file(void **state)
     assert_int_equal(sqlite3_exec(ref, m3, NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_exec(ref, m4, NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_exec(ref, m5, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(ref, m6, NULL, NULL, NULL), SQLITE_OK);
     char *want = schema_dump(ref), *got = schema_dump_file(f->path);
     assert_string_equal(want, got);
     free(want);
@@ -428,6 +430,7 @@ static void test_migration_matches_sql_file(void **state)
     free(m3);
     free(m4);
     free(m5);
+    free(m6);
 }
 
 static void test_open_errors(void **state)
@@ -987,7 +990,7 @@ static void test_migrate_v1_to_v2(void **state)
     free(m1);
 
     storage_t *st = open_ok(f);
-    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 5);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 6);
     assert_int_equal(db_int(f, "SELECT count(*) FROM schema_version"), 1);
     storage_account_t got;
     assert_int_equal(storage_sync_account_get(st, "alice", &got), 0);
@@ -1837,7 +1840,7 @@ static void test_migrate_v2_to_v3(void **state)
 
     im_t x;
     im_open(&x, f, NULL);
-    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 5);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 6);
     assert_int_equal(db_int(f, "SELECT count(*) FROM schema_version"), 1);
     storage_user_t u;
     assert_int_equal(storage_sync_user_load(x.st, "alice", &u), 0);
@@ -1975,6 +1978,88 @@ static void archive_fill(im_t *x)
                          0);
     }
     assert_int_equal(archive_store(x, "bob", "b0", "alice@x", 1005, 0, "<message/>"), 0);
+}
+
+/* ---- migration 6: the archive's seq without AUTOINCREMENT ---- */
+
+static void test_migrate_v5_to_v6(void **state)
+{
+    fixture_t *f = *state;
+    const char *files[] = {"0001_accounts.sql", "0002_im.sql", "0003_archive.sql",
+                           "0004_muc_affiliations.sql", "0005_pubsub.sql"};
+    char *m[5];
+    int missing = 0;
+    for (size_t i = 0; i < 5; i++)
+        missing |= (m[i] = sql_file(files[i])) == NULL;
+    if (missing) {
+        for (size_t i = 0; i < 5; i++)
+            free(m[i]);
+        skip();
+    }
+    /* A version-5 database with archived messages, the newest deleted: AUTOINCREMENT had
+     * counted up to 3. */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(sqlite3_exec(db, m[i], NULL, NULL, NULL), SQLITE_OK);
+        free(m[i]);
+    }
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
+                     "INSERT INTO schema_version (version) VALUES (5);"
+                     "INSERT INTO accounts (username, admin, created_at) VALUES ('alice', 0, 1);"
+                     "INSERT INTO archive (username, id, with_jid, stamp_ms, outgoing, stanza) "
+                     "VALUES ('alice', 'a1', 'bob@x', 10, 0, '<message>1</message>'),"
+                     "('alice', 'a2', 'bob@x', 20, 1, '<message>2</message>'),"
+                     "('alice', 'a3', 'carol@x', 30, 0, '<message>3</message>');"
+                     "DELETE FROM archive WHERE id = 'a2';"
+                     "INSERT INTO logs (kind, key, stamp_ms, xml) VALUES ('muc', 'r@muc.x', 5, "
+                     "'<m1/>'), ('muc', 'r@muc.x', 6, '<m2/>');",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+
+    im_t x;
+    im_open(&x, f, NULL);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 6);
+    /* Every row kept, with its seq; the sequence row is gone with AUTOINCREMENT. */
+    assert_int_equal(db_int(f, "SELECT count(*) FROM archive"), 2);
+    assert_int_equal(db_int(f, "SELECT seq FROM archive WHERE id = 'a1'"), 1);
+    assert_int_equal(db_int(f, "SELECT seq FROM archive WHERE id = 'a3'"), 3);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM sqlite_sequence WHERE name LIKE 'archive%'"),
+                     0);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM sqlite_master WHERE name = 'archive_old'"), 0);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM sqlite_sequence WHERE name LIKE 'logs%'"), 0);
+    assert_int_equal(db_int(f, "SELECT id FROM logs WHERE xml = '<m2/>'"), 2);
+    /* A new message comes after the old ones, in the archive order queries page by. */
+    storage_archive_msg_t msg = {
+        .id = "a4", .with = "bob@x", .stamp_ms = 40, .stanza = "<message>4</message>", .len = 20};
+    assert_int_equal(done(&x.in, storage_archive_store(x.st, &x.t, "alice", &msg, err_cb, NULL)),
+                     0);
+    assert_int_equal(db_int(f, "SELECT seq FROM archive WHERE id = 'a4'"), 4);
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, NULL, NULL, 10), 0);
+    assert_int_equal(g_page.n, 3);
+    assert_string_equal(g_page.id[0], "a1");
+    assert_string_equal(g_page.id[1], "a3");
+    assert_string_equal(g_page.id[2], "a4");
+    im_close(&x);
+
+    /* Same schema as a database created at version 6. */
+    fixture_t f2 = *f;
+    snprintf(f2.path, sizeof(f2.path), "%s/fresh.db", f->dir);
+    storage_t *st = open_ok(&f2);
+    storage_close(st);
+    char *a = schema_dump_file(f->path), *b = schema_dump_file(f2.path);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    const char *suffix[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        char p[160];
+        snprintf(p, sizeof(p), "%s%s", f2.path, suffix[i]);
+        unlink(p);
+    }
 }
 
 static void test_archive_query(void **state)
@@ -2720,6 +2805,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_account_delete_cascades, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_im_fifo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v2_to_v3, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_v5_to_v6, setup, teardown),
         cmocka_unit_test_setup_teardown(test_archive_query, setup, teardown),
         cmocka_unit_test_setup_teardown(test_archive_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_archive_prefs, setup, teardown),
