@@ -1,0 +1,363 @@
+/* hearth's commands for scripts: send one message, print the roster, join a room (and stay,
+ * reading stdin, with --stay), register the account. Each logs in, does one thing, logs out in
+ * order, and returns an exit code of hearth.h. Output on stdout is meant for other programs:
+ * one record per line, fields separated by tabs. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "hearth.h"
+#include "hearth/roster.h"
+#include "room.h"
+
+/* ---- send ---- */
+
+typedef struct send_state {
+    int pinged; /* the ping after the message came back: the server has handled it */
+    int error;  /* a message error came back */
+    char error_text[512];
+} send_state_t;
+
+static int on_message_error(void *ud, hearth_client_t *c, hearth_stanza_t *st)
+{
+    send_state_t *s = ud;
+    const char *text = NULL;
+    hearth_stanza_error_t cond = hearth_stanza_error(st, &text);
+    if (!s->error) {
+        s->error = 1;
+        snprintf(s->error_text, sizeof(s->error_text), "%s%s%s", hearth_stanza_error_name(cond),
+                 text ? ": " : "", text ? text : "");
+    }
+    return HEARTH_HANDLED;
+}
+
+static void on_ping(void *ud, hearth_client_t *c, int result, hearth_stanza_t *response)
+{
+    send_state_t *s = ud;
+    s->pinged = result == 0 ? 1 : -1;
+}
+
+static int send_done(void *ud)
+{
+    send_state_t *s = ud;
+    return s->pinged != 0;
+}
+
+int cmd_send(const options_t *opts, const char *to, const char *text)
+{
+    conn_t cn;
+    conn_setup_t setup = {.need_password = 1, .no_initial_presence = 1};
+    int rc = conn_init(&cn, opts, &setup);
+    if (rc != EXIT_OK)
+        return rc;
+    send_state_t s = {0};
+    hearth_filter_t f = {.kinds = HEARTH_STANZA_MESSAGE, .type = "error"};
+    if (hearth_client_add_handler(cn.client, &f, 0, on_message_error, &s, NULL)) {
+        conn_close(&cn);
+        return EXIT_FAILURE_OTHER;
+    }
+    rc = conn_connect(&cn);
+    if (rc != EXIT_OK) {
+        conn_close(&cn);
+        return rc;
+    }
+    hearth_stanza_t *m = hearth_stanza_new_message(to, "chat", text);
+    int err = m ? hearth_client_send(cn.client, m) : HEARTH_EINVAL;
+    if (err == HEARTH_EINVAL) {
+        fail("'%s' is not a JID", to);
+        conn_close(&cn);
+        return EXIT_USAGE;
+    }
+    /* The server handles a session's stanzas in order: once it answered a ping sent after the
+     * message, the message has been routed (or bounced: an error that came back is reported). */
+    if (!err)
+        err = hearth_client_ping(cn.client, NULL, 0, on_ping, &s);
+    if (!err)
+        err = hearth_ctx_run_until(cn.ctx, send_done, &s, cn.timeout_ms);
+    if (!err && s.pinged < 0)
+        err = cn.reason ? cn.reason : HEARTH_ECLOSED;
+    if (err) {
+        rc = err == HEARTH_ETIMEOUT ? EXIT_TIMEOUT : EXIT_FAILURE_OTHER;
+        fail("the message to %s may not have been sent: %s", to,
+             cn.why[0] ? cn.why : hearth_strerror(err));
+    } else if (s.error) {
+        rc = EXIT_REFUSED;
+        fail("the message to %s was refused: %s", to, s.error_text);
+    }
+    conn_close(&cn);
+    return rc;
+}
+
+/* ---- roster ---- */
+
+static int roster_done(void *ud)
+{
+    return *(int *)ud != 1;
+}
+
+static void on_roster_loaded(void *ud, hearth_roster_t *r, int result)
+{
+    *(int *)ud = result == 0 ? 0 : result;
+}
+
+int cmd_roster(const options_t *opts)
+{
+    conn_t cn;
+    conn_setup_t setup = {.need_password = 1, .no_initial_presence = 1};
+    int rc = conn_init(&cn, opts, &setup);
+    if (rc != EXIT_OK)
+        return rc;
+    int state = 1; /* 1 loading; then 0 or the error */
+    hearth_roster_events_t ev = {.loaded = on_roster_loaded};
+    hearth_roster_t *roster;
+    hearth_roster_config_t rcfg = {.no_versioning = 1};
+    if (hearth_roster_new(cn.client, &rcfg, &ev, &state, &roster)) {
+        conn_close(&cn);
+        return EXIT_FAILURE_OTHER;
+    }
+    rc = conn_connect(&cn);
+    if (rc != EXIT_OK) {
+        conn_close(&cn);
+        return rc;
+    }
+    int err = hearth_ctx_run_until(cn.ctx, roster_done, &state, cn.timeout_ms);
+    if (!err)
+        err = state;
+    if (err) {
+        fail("cannot fetch the roster: %s", hearth_strerror(err));
+        conn_close(&cn);
+        return exit_code_of(err);
+    }
+    /* One contact per line: JID, subscription (with "+ask" while our request is pending),
+     * name, groups separated by commas. */
+    for (size_t i = 0; i < hearth_roster_count(roster); i++) {
+        const hearth_roster_item_t *it = hearth_roster_item_at(roster, i);
+        printf("%s\t%s%s\t%s\t", it->jid, hearth_subscription_name(it->subscription),
+               it->ask ? "+ask" : "", it->name ? it->name : "");
+        for (size_t g = 0; g < it->ngroups; g++)
+            printf("%s%s", g ? "," : "", it->groups[g]);
+        putchar('\n');
+    }
+    if (fflush(stdout) != 0) {
+        fail("cannot write the roster: %s", strerror(errno));
+        rc = EXIT_FAILURE_OTHER;
+    }
+    conn_close(&cn);
+    return rc;
+}
+
+/* ---- muc join ---- */
+
+typedef struct muc_state {
+    conn_t *cn;
+    room_t *room;
+    int joined;  /* our presence came back */
+    int subject; /* the subject came (it follows the history: the join is complete) */
+    int refused; /* the room said no */
+    int out;     /* left (or kicked) */
+    int stay;
+    char error[512];
+    uv_poll_t input;
+    int input_open;
+    char line[INPUT_LINE_MAX];
+    size_t line_len;
+} muc_state_t;
+
+static void muc_on_error(void *ud, room_t *r, hearth_stanza_error_t cond, const char *text)
+{
+    muc_state_t *s = ud;
+    if (!s->joined) {
+        s->refused = 1;
+        snprintf(s->error, sizeof(s->error), "%s%s%s", hearth_stanza_error_name(cond),
+                 text ? ": " : "", text ? text : "");
+    } else {
+        fprintf(stderr, "hearth: the room refused a message: %s%s%s\n",
+                hearth_stanza_error_name(cond), text ? ": " : "", text ? text : "");
+    }
+}
+
+static void muc_on_joined(void *ud, room_t *r, int created)
+{
+    ((muc_state_t *)ud)->joined = 1;
+}
+
+static void muc_on_subject(void *ud, room_t *r, const char *nick, const char *subject)
+{
+    muc_state_t *s = ud;
+    if (s->subject && s->stay)
+        printf("subject\t%s\t%s\n", nick ? nick : "", subject);
+    s->subject = 1;
+    fflush(stdout);
+}
+
+static void muc_on_message(void *ud, room_t *r, const char *nick, const char *body, int delayed)
+{
+    muc_state_t *s = ud;
+    if (s->stay && s->subject)
+        printf("message\t%s\t%s\n", nick ? nick : "", body);
+    fflush(stdout);
+}
+
+static void muc_on_occupant(void *ud, room_t *r, const room_occupant_t *o, int present)
+{
+    muc_state_t *s = ud;
+    if (s->stay && s->subject)
+        printf("%s\t%s\n", present ? "join" : "leave", o->nick);
+    fflush(stdout);
+}
+
+static void muc_on_left(void *ud, room_t *r, const char *why)
+{
+    muc_state_t *s = ud;
+    s->out = 1;
+    if (strcmp(why, "left"))
+        fprintf(stderr, "hearth: out of the room: %s\n", why);
+}
+
+static int muc_join_done(void *ud)
+{
+    muc_state_t *s = ud;
+    return s->refused || s->subject || s->cn->gone;
+}
+
+static int muc_left_done(void *ud)
+{
+    muc_state_t *s = ud;
+    return s->out || s->cn->gone;
+}
+
+static void stop_input(muc_state_t *s)
+{
+    if (s->input_open) {
+        uv_poll_stop(&s->input);
+        uv_close((uv_handle_t *)&s->input, NULL);
+        s->input_open = 0;
+    }
+}
+
+/* stdin with --stay: each line to the room; end of input leaves. */
+static void on_input(uv_poll_t *h, int status, int events)
+{
+    muc_state_t *s = h->data;
+    char buf[4096];
+    ssize_t n = status < 0 ? -1 : read(STDIN_FILENO, buf, sizeof(buf));
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        if (s->line_len) {
+            s->line[s->line_len] = '\0';
+            (void)room_send(s->room, s->line);
+            s->line_len = 0;
+        }
+        stop_input(s);
+        (void)room_leave(s->room);
+        return;
+    }
+    for (ssize_t i = 0; i < n; i++) {
+        if (buf[i] == '\n') {
+            s->line[s->line_len] = '\0';
+            if (s->line_len && room_send(s->room, s->line))
+                fprintf(stderr, "hearth: cannot send to the room\n");
+            s->line_len = 0;
+        } else if (s->line_len + 1 < sizeof(s->line)) {
+            s->line[s->line_len++] = buf[i];
+        }
+    }
+}
+
+int cmd_muc_join(const options_t *opts, const char *room, const char *nick)
+{
+    conn_t cn;
+    conn_setup_t setup = {.need_password = 1, .no_initial_presence = 1};
+    int rc = conn_init(&cn, opts, &setup);
+    if (rc != EXIT_OK)
+        return rc;
+    rc = conn_connect(&cn);
+    if (rc != EXIT_OK) {
+        conn_close(&cn);
+        return rc;
+    }
+    muc_state_t s = {.cn = &cn, .stay = opts->stay};
+    room_events_t ev = {
+        .joined = muc_on_joined,
+        .error = muc_on_error,
+        .occupant = muc_on_occupant,
+        .message = muc_on_message,
+        .subject = muc_on_subject,
+        .left = muc_on_left,
+    };
+    int err = room_join(cn.client, room, nick, opts->room_password, 0, &ev, &s, &s.room);
+    if (err == HEARTH_EINVAL) {
+        fail("'%s' is not a room JID (room@service) or '%s' is no nickname", room, nick);
+        conn_close(&cn);
+        return EXIT_USAGE;
+    }
+    if (!err)
+        err = hearth_ctx_run_until(cn.ctx, muc_join_done, &s, cn.timeout_ms);
+    if (!err && cn.gone)
+        err = cn.reason ? cn.reason : HEARTH_ECLOSED;
+    if (err) {
+        fail("cannot join %s: %s", room,
+             err == HEARTH_ETIMEOUT ? "no answer from the room" : hearth_strerror(err));
+        rc = exit_code_of(err);
+    } else if (s.refused) {
+        fail("the room %s refused us: %s", room, s.error);
+        rc = EXIT_REFUSED;
+    } else {
+        /* The occupants (one per line: nick, role, affiliation, real JID when shown), then the
+         * subject. */
+        for (size_t i = 0; i < room_occupant_count(s.room); i++) {
+            const room_occupant_t *o = room_occupant_at(s.room, i);
+            printf("occupant\t%s\t%s\t%s\t%s\n", o->nick, o->role ? o->role : "",
+                   o->affiliation ? o->affiliation : "", o->jid ? o->jid : "");
+        }
+        printf("subject\t%s\n", room_subject(s.room) ? room_subject(s.room) : "");
+        fflush(stdout);
+        if (opts->stay) {
+            if (uv_poll_init(hearth_ctx_loop(cn.ctx), &s.input, STDIN_FILENO) == 0) {
+                s.input.data = &s;
+                s.input_open = 1;
+                uv_poll_start(&s.input, UV_READABLE, on_input);
+            } else {
+                (void)room_leave(s.room); /* stdin is no pipe or terminal: nothing to read */
+            }
+            /* No deadline while staying: the room is left at the end of input. */
+            err = hearth_ctx_run_until(cn.ctx, muc_left_done, &s, 0);
+            stop_input(&s);
+            if (cn.gone && !s.out) {
+                fail("the connection ended: %s", cn.why[0] ? cn.why : "closed");
+                rc = exit_code_of(cn.reason ? cn.reason : HEARTH_ECLOSED);
+            }
+        } else if (!room_leave(s.room)) {
+            (void)hearth_ctx_run_until(cn.ctx, muc_left_done, &s, 5000);
+        }
+    }
+    stop_input(&s);
+    room_free(s.room);
+    conn_close(&cn);
+    return rc;
+}
+
+/* ---- register ---- */
+
+int cmd_register(const options_t *opts)
+{
+    conn_t cn;
+    conn_setup_t setup = {
+        .need_password = 1,
+        .no_initial_presence = 1,
+        .register_mode = HEARTH_REGISTER_CREATE_NEW,
+    };
+    int rc = conn_init(&cn, opts, &setup);
+    if (rc != EXIT_OK)
+        return rc;
+    rc = conn_connect(&cn);
+    if (rc == EXIT_OK)
+        printf("registered %s\n", hearth_client_bare_jid(cn.client));
+    conn_close(&cn);
+    return rc;
+}
