@@ -111,7 +111,8 @@ void fail(const char *fmt, ...)
 static void on_log(void *ud, hearth_log_level_t level, const char *line)
 {
     const options_t *opts = ud;
-    if (level > HEARTH_LOG_WARN && !opts->verbose)
+    /* Failures are told by the command in its own words; the library's lines are for -v. */
+    if (level > HEARTH_LOG_ERROR && !opts->verbose)
         return;
     if (notice_sink) {
         notice_sink(line);
@@ -216,7 +217,7 @@ int conn_init(conn_t *cn, const options_t *opts, const conn_setup_t *setup)
     hearth_ctx_config_t ccfg = {
         .log = on_log,
         .log_ud = (void *)opts,
-        .log_level = opts->verbose ? HEARTH_LOG_DEBUG : HEARTH_LOG_WARN,
+        .log_level = opts->verbose ? HEARTH_LOG_DEBUG : HEARTH_LOG_ERROR,
     };
     const account_t *a = &cn->acct;
     hearth_client_config_t cfg = {

@@ -70,6 +70,24 @@ static int has_status(const hearth_xml_node_t *x, const char *code)
     return 0;
 }
 
+static void on_instant_answer(void *ud, hearth_client_t *c, int result, hearth_stanza_t *resp)
+{
+    /* Nothing to do: a room that refuses stays locked, and says so to whoever tries it. */
+}
+
+static void accept_instant_room(room_t *r)
+{
+    hearth_xml_node_t *query;
+    hearth_stanza_t *iq = hearth_stanza_new_iq("set", r->jid, "query", HEARTH_NS_MUC_OWNER, &query);
+    hearth_xml_node_t *x =
+        iq ? hearth_xml_add_child(hearth_stanza_arena(iq), query, "x", HEARTH_NS_DATA) : NULL;
+    if (!x || hearth_xml_set_attr(hearth_stanza_arena(iq), x, "type", "submit")) {
+        hearth_stanza_unref(iq);
+        return;
+    }
+    (void)hearth_client_iq(r->client, iq, 0, on_instant_answer, NULL);
+}
+
 static void on_presence(room_t *r, hearth_stanza_t *st, const char *nick)
 {
     const char *type = hearth_stanza_type(st);
@@ -118,6 +136,10 @@ static void on_presence(room_t *r, hearth_stanza_t *st, const char *nick)
         r->ev.occupant(r->ud, r, &o, present);
     if (self && present && !r->joined) {
         r->joined = 1;
+        /* A room we created stays locked until its owner configures it (XEP-0045 §10.1.2): take
+         * the default configuration, an instant room, as most clients do. */
+        if (has_status(x, "201"))
+            accept_instant_room(r);
         if (r->ev.joined)
             r->ev.joined(r->ud, r, has_status(x, "201"));
     } else if (self && !present) {
