@@ -17,6 +17,7 @@
 /* ---- send ---- */
 
 typedef struct send_state {
+    hearth_client_t *client;
     int pinged; /* the ping after the message came back: the server has handled it */
     int error;  /* a message error came back */
     char error_text[512];
@@ -38,13 +39,18 @@ static int on_message_error(void *ud, hearth_client_t *c, hearth_stanza_t *st)
 static void on_ping(void *ud, hearth_client_t *c, int result, hearth_stanza_t *response)
 {
     send_state_t *s = ud;
-    s->pinged = result == 0 ? 1 : -1;
+    /* Any answer will do, an error too (an account that does not exist); only none is bad. */
+    s->pinged = result == 0 || result == HEARTH_ESTANZA ? 1 : result;
 }
 
 static int send_done(void *ud)
 {
     send_state_t *s = ud;
-    return s->pinged != 0;
+    hearth_client_info_t info;
+    hearth_client_info(s->client, &info);
+    /* With stream management, the server's ack says it handled the message (hearthd counts a
+     * routed message once its destination has taken it, or bounced it: the error comes first). */
+    return s->pinged < 0 || (s->pinged > 0 && (!info.sm_enabled || info.sm_unacked == 0));
 }
 
 int cmd_send(const options_t *opts, const char *to, const char *text)
@@ -54,7 +60,7 @@ int cmd_send(const options_t *opts, const char *to, const char *text)
     int rc = conn_init(&cn, opts, &setup);
     if (rc != EXIT_OK)
         return rc;
-    send_state_t s = {0};
+    send_state_t s = {.client = cn.client};
     hearth_filter_t f = {.kinds = HEARTH_STANZA_MESSAGE, .type = "error"};
     if (hearth_client_add_handler(cn.client, &f, 0, on_message_error, &s, NULL)) {
         conn_close(&cn);
@@ -72,14 +78,18 @@ int cmd_send(const options_t *opts, const char *to, const char *text)
         conn_close(&cn);
         return EXIT_USAGE;
     }
-    /* The server handles a session's stanzas in order: once it answered a ping sent after the
-     * message, the message has been routed (or bounced: an error that came back is reported). */
+    /* Then a ping to the recipient's bare JID, which travels the message's path (to the
+     * recipient's server, which answers for the account), and the server's ack when it does
+     * stream management: once both are back, so is any error the message caused at once. */
+    char bare[3100];
+    const char *slash = strchr(to, '/');
+    snprintf(bare, sizeof(bare), "%.*s", slash ? (int)(slash - to) : (int)strlen(to), to);
     if (!err)
-        err = hearth_client_ping(cn.client, NULL, 0, on_ping, &s);
+        err = hearth_client_ping(cn.client, bare, 0, on_ping, &s);
     if (!err)
         err = hearth_ctx_run_until(cn.ctx, send_done, &s, cn.timeout_ms);
     if (!err && s.pinged < 0)
-        err = cn.reason ? cn.reason : HEARTH_ECLOSED;
+        err = s.pinged == HEARTH_ECLOSED && cn.reason ? cn.reason : s.pinged;
     if (err) {
         rc = err == HEARTH_ETIMEOUT ? EXIT_TIMEOUT : EXIT_FAILURE_OTHER;
         fail("the message to %s may not have been sent: %s", to,
