@@ -237,6 +237,14 @@ class OneShotTest(unittest.TestCase):
         r = self.run_hearth(*args, 'register', password='fresh-secret')
         self.assertExit(r, EXIT_REFUSED, r'the account newcomer@%s exists already' % DOMAIN)
 
+    def test_register_where_registration_is_closed(self):
+        closed = Server(users={})  # registration.open is false by default
+        self.addCleanup(closed.close)
+        closed.start()
+        r = self.run_hearth('--jid', 'eve@%s' % DOMAIN, '--host', '127.0.0.1', '--port',
+                            closed.port, '--cafile', closed.cert, 'register', password='secret1')
+        self.assertExit(r, EXIT_REFUSED, r'the server refused: .*service-unavailable.*closed')
+
     # -- failures and their codes -------------------------------------------------
 
     def test_wrong_password(self):

@@ -181,8 +181,10 @@ int report_connect_error(const conn_t *cn, int err)
         break;
     case HEARTH_ESTANZA:
     case HEARTH_ECONFLICT:
-        fail("the server refused: %s%s%s", cn->condition[0] ? cn->condition : why,
-             cn->condition[0] && cn->why[0] ? ": " : "", cn->condition[0] ? cn->why : "");
+        /* The library's text names the condition and carries the server's own words. */
+        fail("the server refused: %s", cn->why[0]         ? cn->why
+                                       : cn->condition[0] ? cn->condition
+                                                          : hearth_strerror(err));
         break;
     case HEARTH_ETIMEOUT:
         fail("no answer from %s within %u s", where, cn->timeout_ms / 1000);
