@@ -111,12 +111,14 @@ static void on_key(uv_poll_t *h, int status, int events)
 {
     int count = 0;
     const char *line = el_gets(t.el, &count);
-    if (!line || count <= 0) {
-        if (!line && count < 0) { /* a read error: the terminal is gone */
-            deliver(NULL);
-        }
+    if (!line) {
+        /* The terminal read 0 bytes (hung up) or failed: the level-triggered poll would call
+         * again at once, so this is the end of input. */
+        deliver(NULL);
         return;
     }
+    if (count <= 0)
+        return;
     if (count == 1 && line[0] == 4) { /* Ctrl-D on an empty line */
         fputs("\r\033[K", stdout);
         deliver(NULL);
