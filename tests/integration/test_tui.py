@@ -160,6 +160,24 @@ class OneShotTest(unittest.TestCase):
                                 'hi', password=USERS['alice'])
             self.assertExit(r, EXIT_REFUSED, r'refused: service-unavailable')
 
+    def test_interactive_mode_reads_plain_lines_without_a_terminal(self):
+        bob = self.raw('bob')
+        r = self.run_hearth(*self.account('alice'), password=USERS['alice'],
+                            input='/msg bob@%s piped hello\nand a second line\n/quit\n' % DOMAIN)
+        self.assertExit(r, EXIT_OK)
+        self.assertRegex(r.stdout, r'(?m)^hearth: online as alice@%s/' % DOMAIN)
+        bodies = [bob.wait(lambda s: is_msg(s, type_='chat'), what='a piped line')
+                  .findtext('{jabber:client}body') for _ in range(2)]
+        self.assertEqual(bodies, ['piped hello', 'and a second line'])
+
+    def test_direct_tls(self):
+        r = self.run_hearth('--jid', 'alice@%s' % DOMAIN, '--host', '127.0.0.1', '--tls', 'direct',
+                            '--port', self.server.tls_port, '--cafile', self.server.cert, 'roster',
+                            password=USERS['alice'])
+        self.assertExit(r, EXIT_OK)
+        r = self.run_hearth(*self.account('alice'), '--tls', 'sometimes', 'roster')
+        self.assertExit(r, EXIT_USAGE, r"--tls: tls 'sometimes' is not one of")
+
     # -- roster -----------------------------------------------------------------
 
     def test_roster_lists_the_contacts(self):
