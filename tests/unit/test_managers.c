@@ -18,6 +18,7 @@
 #include "fake_server.h"
 #include "hearth/chat.h"
 #include "hearth/client.h"
+#include "hearth/muc.h"
 #include "hearth/presence.h"
 #include "hearth/roster.h"
 
@@ -881,6 +882,362 @@ static void test_client_freed_in_manager_event(void **state)
     finish(f, script);
 }
 
+/* ======================================================================================
+ * MUC
+ * ====================================================================================== */
+
+#define ROOM "room@muc.localhost"
+#define MUC_USER "http://jabber.org/protocol/muc#user"
+#define OCC(nick, attrs, extra)                                                                    \
+    "<presence from='" ROOM "/" nick "'><x xmlns='" MUC_USER "'><item " attrs "/>" extra           \
+    "</x></presence>"
+
+static void m_joined(void *ud, hearth_muc_t *m, hearth_muc_room_t *room, int result,
+                     hearth_stanza_error_t cond, int created)
+{
+    (void)m;
+    fake_event(ud, "muc joined %s %s%s%s%s", hearth_muc_room_jid(room), hearth_err_name(result),
+               cond ? " " : "", cond ? hearth_stanza_error_name(cond) : "",
+               created ? " created" : "");
+}
+
+static void m_occupant(void *ud, hearth_muc_t *m, hearth_muc_room_t *room,
+                       const hearth_muc_occupant_t *o, hearth_muc_change_t ch, const char *new_nick,
+                       int code, hearth_stanza_t *st)
+{
+    (void)m;
+    (void)room;
+    (void)st;
+    fake_event(ud, "muc occupant %s %s jid=%s %s/%s%s%s code=%d",
+               ch == HEARTH_MUC_JOINED    ? "joined"
+               : ch == HEARTH_MUC_CHANGED ? "changed"
+                                          : "left",
+               o->nick, o->jid ? o->jid : "-", hearth_muc_affiliation_name(o->affiliation),
+               hearth_muc_role_name(o->role), new_nick ? " new=" : "", new_nick ? new_nick : "",
+               code);
+}
+
+static void m_message(void *ud, hearth_muc_t *m, hearth_muc_room_t *room, const char *nick,
+                      const char *body, const char *delay, hearth_stanza_t *st)
+{
+    (void)m;
+    (void)room;
+    (void)st;
+    fake_event(ud, "muc message %s: %s%s%s", nick ? nick : "(room)", body, delay ? " at " : "",
+               delay ? delay : "");
+}
+
+static void m_subject(void *ud, hearth_muc_t *m, hearth_muc_room_t *room, const char *nick,
+                      const char *subject)
+{
+    (void)m;
+    fake_event(ud, "muc subject %s by %s: '%s' now '%s'", hearth_muc_room_jid(room),
+               nick ? nick : "-", subject, hearth_muc_room_subject(room));
+}
+
+static void m_left(void *ud, hearth_muc_t *m, hearth_muc_room_t *room, hearth_muc_left_reason_t why,
+                   const char *text)
+{
+    (void)m;
+    fake_event(ud, "muc left %s %d %s", hearth_muc_room_jid(room), (int)why, text ? text : "-");
+}
+
+static void m_invitation(void *ud, hearth_muc_t *m, const char *room, const char *inviter,
+                         const char *reason, const char *password, int direct)
+{
+    (void)m;
+    fake_event(ud, "muc invitation %s from %s reason=%s password=%s%s", room, inviter,
+               reason ? reason : "-", password ? password : "-", direct ? " direct" : "");
+}
+
+static void m_declined(void *ud, hearth_muc_t *m, const char *room, const char *from,
+                       const char *reason)
+{
+    (void)m;
+    fake_event(ud, "muc declined %s by %s: %s", room, from, reason ? reason : "-");
+}
+
+static void m_error(void *ud, hearth_muc_t *m, hearth_muc_room_t *room, const char *id,
+                    hearth_stanza_error_t cond, const char *text)
+{
+    (void)m;
+    fake_event(ud, "muc error %s %s %s %s", hearth_muc_room_jid(room), id ? id : "-",
+               hearth_stanza_error_name(cond), text ? text : "-");
+}
+
+static const hearth_muc_events_t muc_events = {.joined = m_joined,
+                                               .occupant = m_occupant,
+                                               .message = m_message,
+                                               .subject = m_subject,
+                                               .left = m_left,
+                                               .invitation = m_invitation,
+                                               .declined = m_declined,
+                                               .error = m_error};
+
+static hearth_muc_room_t *the_room(fake_t *f)
+{
+    hearth_muc_room_t *r = hearth_muc_room_find(hearth_muc_get(f->client), ROOM);
+    assert_non_null(r);
+    return r;
+}
+
+static void muc_join(fake_t *f)
+{
+    hearth_muc_t *m = hearth_muc_get(f->client);
+    hearth_muc_join_options_t o = {.password = "cauldron",
+                                   .history_stanzas = 5,
+                                   .history_seconds = 60,
+                                   .history_since = "2026-01-01T00:00:00Z"};
+    hearth_muc_room_t *r;
+    assert_int_equal(hearth_muc_join(m, "Room@MUC.localhost", "Alice", &o, &r), 0);
+    assert_int_equal(hearth_muc_join(m, ROOM, "Other", NULL, NULL), HEARTH_EEXISTS);
+    assert_int_equal(hearth_muc_join(m, ROOM "/nick", "Other", NULL, NULL), HEARTH_EINVAL);
+    assert_int_equal(hearth_muc_join(m, "muc.localhost", "Other", NULL, NULL), HEARTH_EINVAL);
+    assert_ptr_equal(the_room(f), r);
+    assert_false(hearth_muc_room_joined(r));
+    assert_null(hearth_muc_room_self(r));
+}
+
+static void form_cb(void *ud, hearth_muc_t *m, const char *room, int result,
+                    const hearth_form_t *form)
+{
+    (void)m;
+    fake_event(ud, "muc form %s %s fields=%zu name=%s", room, hearth_err_name(result),
+               form ? form->nfields : 0,
+               form ? hearth_form_value(form, "muc#roomconfig_roomname") : "-");
+}
+
+static void muc_fetch_form(fake_t *f)
+{
+    assert_int_equal(hearth_muc_fetch_form(the_room(f), form_cb, f), 0);
+}
+
+static void muc_submit(fake_t *f)
+{
+    const char *name[] = {"Room 1"};
+    const char *max[] = {"20"};
+    const char *owners[] = {"user@localhost", "bob@localhost"};
+    const char *ft[] = {"ignored"};
+    hearth_form_field_t fields[] = {
+        {.var = "FORM_TYPE", .values = ft, .nvalues = 1},
+        {.var = "muc#roomconfig_roomname", .values = name, .nvalues = 1},
+        {.var = "muc#roomconfig_maxusers", .values = max, .nvalues = 1},
+        {.var = "muc#roomconfig_roomowners", .values = owners, .nvalues = 2},
+    };
+    hearth_form_t form = {.fields = fields, .nfields = 4};
+    assert_int_equal(hearth_muc_submit_form(the_room(f), &form, fake_iq_cb, "submit"), 0);
+}
+
+static void muc_talk(fake_t *f)
+{
+    hearth_muc_room_t *r = the_room(f);
+    char id[32];
+    assert_int_equal(hearth_muc_say(r, "hello <all>", id, sizeof id), 0);
+    assert_string_equal(id, "h4");
+    assert_int_equal(hearth_muc_set_subject(r, "plans"), 0);
+    assert_int_equal(hearth_muc_invite(r, "carol@localhost", "join us"), 0);
+    assert_int_equal(hearth_muc_invite(r, "@bad", NULL), HEARTH_EINVAL);
+    assert_int_equal(hearth_muc_decline(hearth_muc_get(f->client), "other@muc.localhost",
+                                        "dave@localhost", NULL),
+                     0);
+    assert_int_equal(hearth_muc_occupant_count(r), 2);
+    const hearth_muc_occupant_t *bob = hearth_muc_occupant_find(r, "Bob");
+    assert_non_null(bob);
+    assert_string_equal(bob->jid, "bob@localhost/pc");
+    assert_int_equal(hearth_muc_room_self(r)->affiliation, HEARTH_MUC_AFFILIATION_OWNER);
+    assert_true(hearth_muc_room_joined(r));
+}
+
+static void muc_leave(fake_t *f)
+{
+    assert_int_equal(hearth_muc_leave(the_room(f), "bye"), 0);
+}
+
+static void muc_join_two(fake_t *f)
+{
+    hearth_muc_t *m = hearth_muc_get(f->client);
+    assert_int_equal(hearth_muc_join(m, "busy@muc.localhost", "Alice", NULL, NULL), 0);
+    hearth_muc_join_options_t o = {.no_history = 1};
+    assert_int_equal(hearth_muc_join(m, "doomed@muc.localhost", "Alice", &o, NULL), 0);
+    assert_int_equal(hearth_muc_room_count(m), 2);
+}
+
+static void muc_check_none(fake_t *f)
+{
+    assert_int_equal(hearth_muc_room_count(hearth_muc_get(f->client)), 0);
+    /* The room's presence never reached the presence manager. */
+    assert_int_equal(hearth_presence_resource_count(hearth_presence_get(f->client), ROOM), 0);
+}
+
+/* A room created and configured through its form, its occupants, group chat with history,
+ * the subject, invitations both ways, nick changes and kicks, leaving; a join refused; a room
+ * destroyed under us. */
+static void test_muc(void **state)
+{
+    (void)state;
+    fake_t *f = start(NULL);
+    add_presence(f, NULL);
+    hearth_muc_t *m;
+    assert_int_equal(hearth_muc_new(f->client, &muc_events, f, &m), 0);
+    assert_ptr_equal(hearth_muc_get(f->client), m);
+    go(f);
+    const step_t script[] = {
+        LOGIN(F_BIND),
+        BIND("h1"),
+        EVENT("online user@localhost/phone"),
+        EXPECT("<presence/>"),
+        CALL(muc_join),
+        EXPECT("<presence to='" ROOM "/Alice'><x xmlns='http://jabber.org/protocol/muc'><history "
+               "maxstanzas='5' seconds='60' since='2026-01-01T00:00:00Z'/><password>cauldron"
+               "</password></x></presence>"),
+        SEND(OCC("Bob", "affiliation='member' role='participant' jid='bob@localhost/pc'", "")
+                 OCC("Alice", "affiliation='owner' role='moderator'",
+                     "<status code='110'/><status code='201'/>")),
+        EVENT("muc occupant joined Bob jid=bob@localhost/pc member/participant code=0"),
+        EVENT("muc joined " ROOM " OK created"),
+        CALL(muc_fetch_form),
+        EXPECT("<iq type='get' to='" ROOM "' id='h2'><query "
+               "xmlns='http://jabber.org/protocol/muc#owner'/></iq>"),
+        SEND("<iq type='result' from='" ROOM "' id='h2'><query "
+             "xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' "
+             "type='form'><field var='FORM_TYPE' type='hidden'><value>"
+             "http://jabber.org/protocol/muc#roomconfig</value></field><field "
+             "var='muc#roomconfig_roomname' type='text-single'><value>room</value></field>"
+             "</x></query></iq>"),
+        EVENT("muc form " ROOM " OK fields=2 name=room"),
+        CALL(muc_submit),
+        EXPECT("<iq type='set' to='" ROOM "' id='h3'><query "
+               "xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' "
+               "type='submit'><field var='FORM_TYPE' type='hidden'><value>"
+               "http://jabber.org/protocol/muc#roomconfig</value></field><field "
+               "var='muc#roomconfig_roomname'><value>Room 1</value></field><field "
+               "var='muc#roomconfig_maxusers'><value>20</value></field><field "
+               "var='muc#roomconfig_roomowners'><value>user@localhost</value><value>"
+               "bob@localhost</value></field></x></query></iq>"),
+        SEND("<iq type='result' from='" ROOM "' id='h3'/>"),
+        EVENT("iq submit OK"),
+        /* history, then the subject, then live messages */
+        SEND("<message type='groupchat' from='" ROOM "/Bob'><body>old</body><delay "
+             "xmlns='urn:xmpp:delay' stamp='2026-01-01T10:00:00Z' from='" ROOM "'/></message>"
+             "<message type='groupchat' from='" ROOM "'><subject/></message>"
+             "<message type='groupchat' from='" ROOM "/Bob'><body>new</body></message>"),
+        EVENT("muc message Bob: old at 2026-01-01T10:00:00Z"),
+        EVENT("muc subject " ROOM " by -: '' now ''"),
+        EVENT("muc message Bob: new"),
+        CALL(muc_talk),
+        EXPECT("<message type='groupchat' to='" ROOM "' id='h4'><body>hello &lt;all&gt;</body>"
+               "</message><message type='groupchat' to='" ROOM "'><subject>plans</subject>"
+               "</message><message to='" ROOM "' id='h5'><x xmlns='" MUC_USER "'><invite "
+               "to='carol@localhost'><reason>join us</reason></invite></x></message>"
+               "<message to='other@muc.localhost' id='h6'><x xmlns='" MUC_USER "'><decline "
+               "to='dave@localhost'/></x></message>"),
+        SEND("<message type='groupchat' from='" ROOM "/Alice'><subject>plans</subject></message>"
+             "<message from='" ROOM "'><x xmlns='" MUC_USER "'><decline "
+             "from='carol@localhost'><reason>busy</reason></decline></x></message>"
+             "<message from='" ROOM "'><x xmlns='" MUC_USER "'><invite "
+             "from='bob@localhost/pc'><reason>again</reason></invite><password>cauldron"
+             "</password></x></message>"
+             "<message from='eve@localhost/x'><x xmlns='jabber:x:conference' "
+             "jid='party@muc.localhost' reason='fun'/></message>"
+             "<message type='error' from='" ROOM "' id='h4'><error type='auth'><forbidden "
+             "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>"),
+        EVENT("muc subject " ROOM " by Alice: 'plans' now 'plans'"),
+        EVENT("muc declined " ROOM " by carol@localhost: busy"),
+        EVENT("muc invitation " ROOM " from bob@localhost/pc reason=again password=cauldron"),
+        EVENT("muc invitation party@muc.localhost from eve@localhost/x reason=fun password=- "
+              "direct"),
+        EVENT("muc error " ROOM " h4 forbidden -"),
+        /* Bob becomes Robert, then is kicked */
+        SEND("<presence type='unavailable' from='" ROOM "/Bob'><x xmlns='" MUC_USER "'><item "
+             "nick='Robert' affiliation='member' role='participant'/><status code='303'/></x>"
+             "</presence>" OCC("Robert", "affiliation='member' role='participant'", "")
+                 OCC("Robert", "affiliation='member' role='visitor'",
+                     "") "<presence type='unavailable' from='" ROOM "/Robert'><x xmlns='" MUC_USER
+                         "'><item "
+                         "affiliation='member' role='none'/><status code='307'/></x></presence>"),
+        EVENT("muc occupant left Bob jid=bob@localhost/pc member/participant new=Robert code=0"),
+        EVENT("muc occupant joined Robert jid=- member/participant code=0"),
+        EVENT("muc occupant changed Robert jid=- member/visitor code=0"),
+        EVENT("muc occupant left Robert jid=- member/visitor code=307"),
+        CALL(muc_leave),
+        EXPECT("<presence type='unavailable' to='" ROOM "/Alice'><status>bye</status></presence>"),
+        SEND("<presence type='unavailable' from='" ROOM "/Alice'><x xmlns='" MUC_USER "'><item "
+             "affiliation='owner' role='none'/><status code='110'/></x></presence>"),
+        EVENT("muc left " ROOM " 0 -"),
+        CALL(muc_join_two),
+        EXPECT("<presence to='busy@muc.localhost/Alice'><x "
+               "xmlns='http://jabber.org/protocol/muc'/></presence>"
+               "<presence to='doomed@muc.localhost/Alice'><x "
+               "xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>"),
+        SEND("<presence type='error' from='busy@muc.localhost/Alice'><error type='cancel'>"
+             "<conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>"
+             "<presence from='doomed@muc.localhost/Alice'><x xmlns='" MUC_USER "'><item "
+             "affiliation='member' role='participant'/><status code='110'/></x></presence>"
+             "<presence type='unavailable' from='doomed@muc.localhost/Alice'><x xmlns='" MUC_USER
+             "'><item affiliation='none' role='none'/><destroy><reason>closing</reason></destroy>"
+             "<status code='110'/></x></presence>"),
+        EVENT("muc joined busy@muc.localhost ESTANZA conflict"),
+        EVENT("muc joined doomed@muc.localhost OK"),
+        EVENT("muc left doomed@muc.localhost 5 closing"),
+        CALL(muc_check_none),
+        CALL(disconnect),
+        EXPECT(CLOSE_TAG),
+        SEND(CLOSE_TAG),
+        EVENT("disconnected OK"),
+        END,
+    };
+    finish(f, script);
+}
+
+static void muc_join_plain(fake_t *f)
+{
+    assert_int_equal(hearth_muc_join(hearth_muc_get(f->client), ROOM, "Alice", NULL, NULL), 0);
+}
+
+/* A new session after the connection dropped: the room is joined again, without history; when
+ * the client gives up, the room is left (OFFLINE). A form request pending when the client is
+ * freed goes with it. */
+static void muc_fetch_and_give_up(fake_t *f)
+{
+    assert_int_equal(hearth_muc_fetch_form(the_room(f), form_cb, f), 0);
+}
+
+static void test_muc_rejoin(void **state)
+{
+    (void)state;
+    fake_t *f = start(reconnecting);
+    hearth_muc_t *m;
+    assert_int_equal(hearth_muc_new(f->client, &muc_events, f, &m), 0);
+    go(f);
+    const step_t script[] = {
+        LOGIN(F_BIND),
+        BIND("h1"),
+        EVENT("online user@localhost/phone"),
+        EXPECT("<presence/>"),
+        CALL(muc_join_plain),
+        EXPECT("<presence to='" ROOM "/Alice'><x xmlns='http://jabber.org/protocol/muc'/>"
+               "</presence>"),
+        SEND(OCC("Alice", "affiliation='member' role='participant'", "<status code='110'/>")),
+        EVENT("muc joined " ROOM " OK"),
+        CLOSE,
+        EVENT("disconnected ECLOSED reconnect 573"),
+        ADVANCE_RECONNECT,
+        LOGIN(F_BIND),
+        BIND("h2"),
+        EVENT("online user@localhost/phone"),
+        EXPECT("<presence to='" ROOM "/Alice'><x xmlns='http://jabber.org/protocol/muc'><history "
+               "maxstanzas='0'/></x></presence>"),
+        EXPECT("<presence/>"),
+        SEND(OCC("Alice", "affiliation='member' role='participant'", "<status code='110'/>")),
+        EVENT("muc joined " ROOM " OK"),
+        CALL(muc_fetch_and_give_up),
+        EXPECT("<iq type='get' to='" ROOM "' id='h3'><query "
+               "xmlns='http://jabber.org/protocol/muc#owner'/></iq>"),
+        END,
+    };
+    finish(f, script);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -894,6 +1251,8 @@ int main(void)
         cmocka_unit_test(test_chat_receipts_by_hand),
         cmocka_unit_test(test_managers_freed_early),
         cmocka_unit_test(test_client_freed_in_manager_event),
+        cmocka_unit_test(test_muc),
+        cmocka_unit_test(test_muc_rejoin),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     OPENSSL_thread_stop();
