@@ -11,8 +11,8 @@
 #include <uv.h>
 
 #include "hearth.h"
+#include "hearth/muc.h"
 #include "hearth/roster.h"
-#include "room.h"
 
 /* ---- send ---- */
 
@@ -164,11 +164,11 @@ int cmd_roster(const options_t *opts)
 
 typedef struct muc_state {
     conn_t *cn;
-    room_t *room;
-    int joined;  /* our presence came back */
-    int subject; /* the subject came (it follows the history: the join is complete) */
-    int refused; /* the room said no */
-    int out;     /* left (or kicked) */
+    hearth_muc_room_t *room; /* NULL once the manager let it go */
+    int joined;              /* our presence came back */
+    int subject;             /* the subject came (it follows the history: the join is complete) */
+    int refused;             /* the room said no */
+    int out;                 /* left (or kicked) */
     int stay;
     char error[512];
     uv_poll_t input;
@@ -177,61 +177,83 @@ typedef struct muc_state {
     size_t line_len;
 } muc_state_t;
 
-static void muc_on_error(void *ud, room_t *r, hearth_stanza_error_t cond, const char *text)
+static void muc_on_joined(void *ud, hearth_muc_t *m, hearth_muc_room_t *room, int result,
+                          hearth_stanza_error_t cond, int created)
 {
     muc_state_t *s = ud;
-    if (!s->joined) {
+    if (result) {
         s->refused = 1;
-        snprintf(s->error, sizeof(s->error), "%s%s%s", hearth_stanza_error_name(cond),
-                 text ? ": " : "", text ? text : "");
-    } else {
-        fprintf(stderr, "hearth: the room refused a message: %s%s%s\n",
-                hearth_stanza_error_name(cond), text ? ": " : "", text ? text : "");
+        s->room = NULL; /* freed after this event */
+        snprintf(s->error, sizeof(s->error), "%s",
+                 result == HEARTH_ESTANZA ? hearth_stanza_error_name(cond)
+                                          : hearth_strerror(result));
+        return;
+    }
+    s->joined = 1;
+    /* A room we created stays locked until its owner configures it (XEP-0045 10.1.2): take
+     * the default configuration, an instant room. */
+    if (created)
+        (void)hearth_muc_instant(room, NULL, NULL);
+}
+
+static void muc_on_error(void *ud, hearth_muc_t *m, hearth_muc_room_t *room, const char *id,
+                         hearth_stanza_error_t cond, const char *text)
+{
+    fprintf(stderr, "hearth: the room refused a message: %s%s%s\n", hearth_stanza_error_name(cond),
+            text ? ": " : "", text ? text : "");
+}
+
+static void muc_on_subject(void *ud, hearth_muc_t *m, hearth_muc_room_t *room, const char *nick,
+                           const char *subject)
+{
+    muc_state_t *s = ud;
+    if (s->subject && s->stay) {
+        printf("subject\t%s\t%s\n", nick ? nick : "", subject);
+        fflush(stdout);
+    }
+    s->subject = 1;
+}
+
+static void muc_on_message(void *ud, hearth_muc_t *m, hearth_muc_room_t *room, const char *nick,
+                           const char *body, const char *delay, hearth_stanza_t *st)
+{
+    muc_state_t *s = ud;
+    if (s->stay && s->subject) {
+        printf("message\t%s\t%s\n", nick ? nick : "", body);
+        fflush(stdout);
     }
 }
 
-static void muc_on_joined(void *ud, room_t *r, int created)
-{
-    ((muc_state_t *)ud)->joined = 1;
-}
-
-static void muc_on_subject(void *ud, room_t *r, const char *nick, const char *subject)
+static void muc_on_occupant(void *ud, hearth_muc_t *m, hearth_muc_room_t *room,
+                            const hearth_muc_occupant_t *o, hearth_muc_change_t change,
+                            const char *new_nick, int code, hearth_stanza_t *st)
 {
     muc_state_t *s = ud;
-    if (s->subject && s->stay)
-        printf("subject\t%s\t%s\n", nick ? nick : "", subject);
-    s->subject = 1;
-    fflush(stdout);
+    if (s->stay && s->subject && change != HEARTH_MUC_CHANGED) {
+        printf("%s\t%s\n", change == HEARTH_MUC_JOINED ? "join" : "leave", o->nick);
+        fflush(stdout);
+    }
 }
 
-static void muc_on_message(void *ud, room_t *r, const char *nick, const char *body, int delayed)
-{
-    muc_state_t *s = ud;
-    if (s->stay && s->subject)
-        printf("message\t%s\t%s\n", nick ? nick : "", body);
-    fflush(stdout);
-}
-
-static void muc_on_occupant(void *ud, room_t *r, const room_occupant_t *o, int present)
-{
-    muc_state_t *s = ud;
-    if (s->stay && s->subject)
-        printf("%s\t%s\n", present ? "join" : "leave", o->nick);
-    fflush(stdout);
-}
-
-static void muc_on_left(void *ud, room_t *r, const char *why)
+static void muc_on_left(void *ud, hearth_muc_t *m, hearth_muc_room_t *room,
+                        hearth_muc_left_reason_t reason, const char *text)
 {
     muc_state_t *s = ud;
     s->out = 1;
-    if (strcmp(why, "left"))
-        fprintf(stderr, "hearth: out of the room: %s\n", why);
+    s->room = NULL; /* freed after this event */
+    if (reason != HEARTH_MUC_LEFT_BY_US)
+        fprintf(stderr, "hearth: out of the room: %s%s%s\n",
+                reason == HEARTH_MUC_LEFT_KICKED    ? "kicked"
+                : reason == HEARTH_MUC_LEFT_BANNED  ? "banned"
+                : reason == HEARTH_MUC_LEFT_OFFLINE ? "the connection ended"
+                                                    : "the room sent us away",
+                text ? ": " : "", text ? text : "");
 }
 
 static int muc_join_done(void *ud)
 {
     muc_state_t *s = ud;
-    return s->refused || s->subject || s->cn->gone;
+    return s->refused || s->out || (s->joined && s->subject) || s->cn->gone;
 }
 
 static int muc_left_done(void *ud)
@@ -249,6 +271,14 @@ static void stop_input(muc_state_t *s)
     }
 }
 
+static void say_line(muc_state_t *s)
+{
+    s->line[s->line_len] = '\0';
+    if (s->line_len && s->room && hearth_muc_say(s->room, s->line, NULL, 0))
+        fprintf(stderr, "hearth: cannot send to the room\n");
+    s->line_len = 0;
+}
+
 /* stdin with --stay: each line to the room; end of input leaves. */
 static void on_input(uv_poll_t *h, int status, int events)
 {
@@ -258,24 +288,17 @@ static void on_input(uv_poll_t *h, int status, int events)
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0) {
-        if (s->line_len) {
-            s->line[s->line_len] = '\0';
-            (void)room_send(s->room, s->line);
-            s->line_len = 0;
-        }
+        say_line(s);
         stop_input(s);
-        (void)room_leave(s->room);
+        if (s->room)
+            (void)hearth_muc_leave(s->room, NULL);
         return;
     }
     for (ssize_t i = 0; i < n; i++) {
-        if (buf[i] == '\n') {
-            s->line[s->line_len] = '\0';
-            if (s->line_len && room_send(s->room, s->line))
-                fprintf(stderr, "hearth: cannot send to the room\n");
-            s->line_len = 0;
-        } else if (s->line_len + 1 < sizeof(s->line)) {
+        if (buf[i] == '\n')
+            say_line(s);
+        else if (s->line_len + 1 < sizeof(s->line))
             s->line[s->line_len++] = buf[i];
-        }
     }
 }
 
@@ -286,21 +309,27 @@ int cmd_muc_join(const options_t *opts, const char *room, const char *nick)
     int rc = conn_init(&cn, opts, &setup);
     if (rc != EXIT_OK)
         return rc;
+    muc_state_t s = {.cn = &cn, .stay = opts->stay};
+    hearth_muc_events_t ev = {
+        .joined = muc_on_joined,
+        .occupant = muc_on_occupant,
+        .message = muc_on_message,
+        .subject = muc_on_subject,
+        .left = muc_on_left,
+        .error = muc_on_error,
+    };
+    hearth_muc_t *muc;
+    if (hearth_muc_new(cn.client, &ev, &s, &muc)) {
+        conn_close(&cn);
+        return EXIT_FAILURE_OTHER;
+    }
     rc = conn_connect(&cn);
     if (rc != EXIT_OK) {
         conn_close(&cn);
         return rc;
     }
-    muc_state_t s = {.cn = &cn, .stay = opts->stay};
-    room_events_t ev = {
-        .joined = muc_on_joined,
-        .error = muc_on_error,
-        .occupant = muc_on_occupant,
-        .message = muc_on_message,
-        .subject = muc_on_subject,
-        .left = muc_on_left,
-    };
-    int err = room_join(cn.client, room, nick, opts->room_password, 0, &ev, &s, &s.room);
+    hearth_muc_join_options_t jo = {.password = opts->room_password, .no_history = 1};
+    int err = hearth_muc_join(muc, room, nick, &jo, &s.room);
     if (err == HEARTH_EINVAL) {
         fail("'%s' is not a room JID (room@service) or '%s' is no nickname", room, nick);
         conn_close(&cn);
@@ -314,18 +343,19 @@ int cmd_muc_join(const options_t *opts, const char *room, const char *nick)
         fail("cannot join %s: %s", room,
              err == HEARTH_ETIMEOUT ? "no answer from the room" : hearth_strerror(err));
         rc = exit_code_of(err);
-    } else if (s.refused) {
-        fail("the room %s refused us: %s", room, s.error);
+    } else if (s.refused || !s.room) {
+        fail("the room %s refused us: %s", room, s.refused ? s.error : "sent us away");
         rc = EXIT_REFUSED;
     } else {
         /* The occupants (one per line: nick, role, affiliation, real JID when shown), then the
          * subject. */
-        for (size_t i = 0; i < room_occupant_count(s.room); i++) {
-            const room_occupant_t *o = room_occupant_at(s.room, i);
-            printf("occupant\t%s\t%s\t%s\t%s\n", o->nick, o->role ? o->role : "",
-                   o->affiliation ? o->affiliation : "", o->jid ? o->jid : "");
+        for (size_t i = 0; i < hearth_muc_occupant_count(s.room); i++) {
+            const hearth_muc_occupant_t *o = hearth_muc_occupant_at(s.room, i);
+            printf("occupant\t%s\t%s\t%s\t%s\n", o->nick, hearth_muc_role_name(o->role),
+                   hearth_muc_affiliation_name(o->affiliation), o->jid ? o->jid : "");
         }
-        printf("subject\t%s\n", room_subject(s.room) ? room_subject(s.room) : "");
+        const char *subject = hearth_muc_room_subject(s.room);
+        printf("subject\t%s\n", subject ? subject : "");
         fflush(stdout);
         if (opts->stay) {
             if (uv_poll_init(hearth_ctx_loop(cn.ctx), &s.input, STDIN_FILENO) == 0) {
@@ -333,7 +363,7 @@ int cmd_muc_join(const options_t *opts, const char *room, const char *nick)
                 s.input_open = 1;
                 uv_poll_start(&s.input, UV_READABLE, on_input);
             } else {
-                (void)room_leave(s.room); /* stdin is no pipe or terminal: nothing to read */
+                (void)hearth_muc_leave(s.room, NULL); /* stdin is no pipe or terminal */
             }
             /* No deadline while staying: the room is left at the end of input. */
             err = hearth_ctx_run_until(cn.ctx, muc_left_done, &s, 0);
@@ -342,13 +372,13 @@ int cmd_muc_join(const options_t *opts, const char *room, const char *nick)
                 fail("the connection ended: %s", cn.why[0] ? cn.why : "closed");
                 rc = exit_code_of(cn.reason ? cn.reason : HEARTH_ECLOSED);
             }
-        } else if (!room_leave(s.room) && hearth_ctx_run_until(cn.ctx, muc_left_done, &s, 5000)) {
+        } else if (!hearth_muc_leave(s.room, NULL) &&
+                   hearth_ctx_run_until(cn.ctx, muc_left_done, &s, 5000)) {
             /* No answer to the leave: the logout below ends the occupancy all the same. */
         }
     }
     stop_input(&s);
-    room_free(s.room);
-    conn_close(&cn);
+    conn_close(&cn); /* frees the manager with the client */
     return rc;
 }
 

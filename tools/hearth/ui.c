@@ -1,6 +1,6 @@
 /* hearth's interactive mode: the contact list with presence (the roster and presence
- * managers), conversations (the chat manager), rooms (room.c), and the /commands, on one uv
- * loop with the terminal of term.c. Everything shown goes through term_print, one event per
+ * managers), conversations (the chat manager), rooms (the MUC manager), and the /commands, on one
+ * uv loop with the terminal of term.c. Everything shown goes through term_print, one event per
  * line, so that a line being typed is never broken. */
 #include <errno.h>
 #include <limits.h>
@@ -15,21 +15,22 @@
 #include "hearth.h"
 #include "hearth/chat.h"
 #include "hearth/jid.h"
+#include "hearth/muc.h"
 #include "hearth/presence.h"
 #include "hearth/roster.h"
-#include "room.h"
 #include "term.h"
 
 /* Rooms one session may be in at once. */
 #define UI_MAX_ROOMS 32
+/* Messages of history asked for when joining a room. */
+#define UI_ROOM_HISTORY 20
 
 typedef struct ui {
     conn_t cn;
     hearth_roster_t *roster;
     hearth_presence_t *presence;
     hearth_chat_t *chat;
-    room_t *rooms[UI_MAX_ROOMS];
-    size_t nrooms;
+    hearth_muc_t *muc;
     char *current; /* the conversation lines go to: a bare JID or a room's JID */
     int quit;      /* /quit, end of input, or the session ended for good */
     int exit_code;
@@ -70,14 +71,10 @@ static const char *bare_of(const char *jid, char *buf, size_t size)
     return buf;
 }
 
-static room_t *room_of(ui_t *ui, const char *jid)
+static hearth_muc_room_t *room_of(ui_t *ui, const char *jid)
 {
     char bare[3100];
-    bare_of(jid, bare, sizeof(bare));
-    for (size_t i = 0; i < ui->nrooms; i++)
-        if (!strcasecmp(room_jid(ui->rooms[i]), bare))
-            return ui->rooms[i];
-    return NULL;
+    return hearth_muc_room_find(ui->muc, bare_of(jid, bare, sizeof(bare)));
 }
 
 static void update_prompt(ui_t *ui)
@@ -215,7 +212,7 @@ static int on_chat_message(void *ud, hearth_chat_t *ch, const hearth_message_t *
 {
     ui_t *ui = ud;
     char t[16], bare[3100];
-    room_t *room = room_of(ui, m->from);
+    hearth_muc_room_t *room = room_of(ui, m->from);
     /* A private message from a room's occupant keeps its nickname. */
     const char *who = room ? m->from : bare_of(m->from, bare, sizeof(bare));
     if (!m->body) {
@@ -238,50 +235,88 @@ static void on_chat_error(void *ud, hearth_chat_t *ch, const char *from, const c
 
 /* ---- rooms ---- */
 
-static void on_room_joined(void *ud, room_t *r, int created)
+static void on_room_joined(void *ud, hearth_muc_t *m, hearth_muc_room_t *r, int result,
+                           hearth_stanza_error_t cond, int created)
 {
-    say("* you are in %s as %s%s (%zu occupants; /who lists them)", room_jid(r), room_nick(r),
-        created ? ", a new room" : "", room_occupant_count(r));
+    if (result) {
+        say("! %s refused you: %s", hearth_muc_room_jid(r),
+            result == HEARTH_ESTANZA ? hearth_stanza_error_name(cond) : hearth_strerror(result));
+        return;
+    }
+    /* A room we created stays locked until its owner configures it (XEP-0045 10.1.2): take
+     * the default configuration, an instant room, as most clients do. */
+    if (created && hearth_muc_instant(r, NULL, NULL))
+        say("! %s is new and could not be opened with its default configuration",
+            hearth_muc_room_jid(r));
+    say("* you are in %s as %s%s (%zu occupants; /who lists them)", hearth_muc_room_jid(r),
+        hearth_muc_room_nick(r), created ? ", a new room" : "", hearth_muc_occupant_count(r));
 }
 
-static void on_room_error(void *ud, room_t *r, hearth_stanza_error_t cond, const char *text)
+static void on_room_occupant(void *ud, hearth_muc_t *m, hearth_muc_room_t *r,
+                             const hearth_muc_occupant_t *o, hearth_muc_change_t change,
+                             const char *new_nick, int code, hearth_stanza_t *st)
 {
-    say("! %s: %s%s%s", room_jid(r), hearth_stanza_error_name(cond), text ? ": " : "",
-        text ? text : "");
+    if (!hearth_muc_room_joined(r)) /* those present when we join: /who lists them */
+        return;
+    if (change == HEARTH_MUC_JOINED)
+        say("* %s is in %s", o->nick, hearth_muc_room_jid(r));
+    else if (change == HEARTH_MUC_LEFT && new_nick)
+        say("* %s is now known as %s in %s", o->nick, new_nick, hearth_muc_room_jid(r));
+    else if (change == HEARTH_MUC_LEFT)
+        say("* %s left %s%s", o->nick, hearth_muc_room_jid(r),
+            code == 307   ? " (kicked)"
+            : code == 301 ? " (banned)"
+                          : "");
 }
 
-static void on_room_occupant(void *ud, room_t *r, const room_occupant_t *o, int present)
-{
-    if (room_joined(r) && strcmp(o->nick, room_nick(r)))
-        say("* %s %s %s", o->nick, present ? "is in" : "left", room_jid(r));
-}
-
-static void on_room_message(void *ud, room_t *r, const char *nick, const char *body, int delayed)
+static void on_room_message(void *ud, hearth_muc_t *m, hearth_muc_room_t *r, const char *nick,
+                            const char *body, const char *delay, hearth_stanza_t *st)
 {
     char t[16];
-    say("[%s] %s <%s>%s %s", clock_now(t, sizeof(t)), room_jid(r), nick ? nick : "",
-        delayed ? " (history)" : "", body);
+    say("[%s] %s <%s>%s %s", clock_now(t, sizeof(t)), hearth_muc_room_jid(r), nick ? nick : "",
+        delay ? " (history)" : "", body);
 }
 
-static void on_room_subject(void *ud, room_t *r, const char *nick, const char *subject)
+static void on_room_subject(void *ud, hearth_muc_t *m, hearth_muc_room_t *r, const char *nick,
+                            const char *subject)
 {
-    say("* subject of %s%s%s: %s", room_jid(r), nick ? " set by " : "", nick ? nick : "",
+    say("* subject of %s%s%s: %s", hearth_muc_room_jid(r), nick ? " set by " : "", nick ? nick : "",
         subject[0] ? subject : "(none)");
 }
 
-static void on_room_left(void *ud, room_t *r, const char *why)
+static void on_room_left(void *ud, hearth_muc_t *m, hearth_muc_room_t *r,
+                         hearth_muc_left_reason_t reason, const char *text)
 {
-    say("* out of %s: %s", room_jid(r), why);
+    static const char *const WHY[] = {
+        [HEARTH_MUC_LEFT_BY_US] = "left",
+        [HEARTH_MUC_LEFT_KICKED] = "kicked",
+        [HEARTH_MUC_LEFT_BANNED] = "banned",
+        [HEARTH_MUC_LEFT_REMOVED] = "removed from the members",
+        [HEARTH_MUC_LEFT_SHUTDOWN] = "the service shut down",
+        [HEARTH_MUC_LEFT_DESTROYED] = "the room was destroyed",
+        [HEARTH_MUC_LEFT_OFFLINE] = "offline",
+    };
+    ui_t *ui = ud;
+    if (ui->quit)
+        return;
+    say("* out of %s: %s%s%s", hearth_muc_room_jid(r),
+        (unsigned)reason < sizeof(WHY) / sizeof(*WHY) && WHY[reason] ? WHY[reason] : "gone",
+        text ? ": " : "", text ? text : "");
 }
 
-static const room_events_t ROOM_EVENTS = {
-    .joined = on_room_joined,
-    .error = on_room_error,
-    .occupant = on_room_occupant,
-    .message = on_room_message,
-    .subject = on_room_subject,
-    .left = on_room_left,
-};
+static void on_room_error(void *ud, hearth_muc_t *m, hearth_muc_room_t *r, const char *id,
+                          hearth_stanza_error_t cond, const char *text)
+{
+    say("! %s: %s%s%s", r ? hearth_muc_room_jid(r) : "a room", hearth_stanza_error_name(cond),
+        text ? ": " : "", text ? text : "");
+}
+
+static void on_room_invitation(void *ud, hearth_muc_t *m, const char *room_jid, const char *inviter,
+                               const char *reason, const char *password, int direct)
+{
+    say("* %s invites you to %s%s%s: /join %s NICK%s%s", inviter, room_jid, reason ? ": " : "",
+        reason ? reason : "", room_jid, password ? " " : "", password ? password : "");
+}
 
 /* ---- the connection's ups and downs ---- */
 
@@ -380,10 +415,10 @@ static void on_iq_answer(void *ud, hearth_client_t *c, int result, hearth_stanza
 static void send_text(ui_t *ui, const char *to, const char *text)
 {
     char t[16];
-    room_t *room = room_of(ui, to);
+    hearth_muc_room_t *room = room_of(ui, to);
     int err;
     if (room && !strchr(to, '/')) {
-        err = room_send(room, text); /* the room echoes it back to us */
+        err = hearth_muc_say(room, text, NULL, 0); /* the room echoes it back to us */
     } else {
         hearth_chat_options_t o = {.state = HEARTH_CHAT_STATE_ACTIVE};
         err = hearth_chat_send(ui->chat, to, text, &o, NULL, 0);
@@ -428,59 +463,54 @@ static void cmd_join(ui_t *ui, char *args)
         say("! usage: /join ROOM NICK [PASSWORD]");
         return;
     }
-    room_t *old = room_of(ui, room);
-    if (old && room_joined(old)) {
-        set_current(ui, room_jid(old));
+    hearth_muc_room_t *old = room_of(ui, room);
+    if (old) { /* in it, or joining it: it becomes the conversation */
+        set_current(ui, hearth_muc_room_jid(old));
         return;
     }
-    if (old) { /* a room we were refused or left: forget it and ask again */
-        for (size_t i = 0; i < ui->nrooms; i++)
-            if (ui->rooms[i] == old)
-                ui->rooms[i] = ui->rooms[--ui->nrooms];
-        room_free(old);
-    }
-    if (ui->nrooms == UI_MAX_ROOMS) {
+    if (hearth_muc_room_count(ui->muc) >= UI_MAX_ROOMS) {
         say("! in %d rooms already: /leave one first", UI_MAX_ROOMS);
         return;
     }
-    room_t *r;
-    int err = room_join(ui->cn.client, room, nick, password, 20, &ROOM_EVENTS, ui, &r);
+    hearth_muc_join_options_t o = {.password = password, .history_stanzas = UI_ROOM_HISTORY};
+    hearth_muc_room_t *r;
+    int err = hearth_muc_join(ui->muc, room, nick, &o, &r);
     if (err) {
         say("! cannot join %s: %s", room,
             err == HEARTH_EINVAL ? "not a room JID (room@service) and nickname"
                                  : hearth_strerror(err));
         return;
     }
-    ui->rooms[ui->nrooms++] = r;
-    set_current(ui, room_jid(r));
-    say("* joining %s as %s", room_jid(r), room_nick(r));
+    set_current(ui, hearth_muc_room_jid(r));
+    say("* joining %s as %s", hearth_muc_room_jid(r), hearth_muc_room_nick(r));
 }
 
 static void cmd_who(ui_t *ui)
 {
-    room_t *r = ui->current ? room_of(ui, ui->current) : NULL;
+    hearth_muc_room_t *r = ui->current ? room_of(ui, ui->current) : NULL;
     if (!r) {
         say("! the current conversation is no room");
         return;
     }
-    size_t n = room_occupant_count(r);
-    say("occupants of %s (%zu):", room_jid(r), n);
+    size_t n = hearth_muc_occupant_count(r);
+    say("occupants of %s (%zu):", hearth_muc_room_jid(r), n);
     for (size_t i = 0; i < n; i++) {
-        const room_occupant_t *o = room_occupant_at(r, i);
-        say("  %-20s %-12s %s", o->nick, o->role ? o->role : "",
-            o->affiliation ? o->affiliation : "");
+        const hearth_muc_occupant_t *o = hearth_muc_occupant_at(r, i);
+        say("  %-20s %-12s %s", o->nick, hearth_muc_role_name(o->role),
+            hearth_muc_affiliation_name(o->affiliation));
     }
-    if (room_subject(r))
-        say("subject: %s", room_subject(r)[0] ? room_subject(r) : "(none)");
+    const char *subject = hearth_muc_room_subject(r);
+    if (subject)
+        say("subject: %s", subject[0] ? subject : "(none)");
 }
 
 static void quit(ui_t *ui)
 {
     ui->quit = 1;
     term_stop();
-    for (size_t i = 0; i < ui->nrooms; i++)
-        if (room_joined(ui->rooms[i]))
-            (void)room_leave(ui->rooms[i]);
+    /* From the last: a room left while offline goes at once, and the others keep their place. */
+    for (size_t i = hearth_muc_room_count(ui->muc); i-- > 0;)
+        (void)hearth_muc_leave(hearth_muc_room_at(ui->muc, i), NULL);
     (void)hearth_client_disconnect(ui->cn.client);
 }
 
@@ -569,12 +599,12 @@ static void on_line(void *ud, const char *line)
     } else if (!strcmp(cmd, "/join")) {
         cmd_join(ui, args);
     } else if (!strcmp(cmd, "/leave")) {
-        room_t *r = ui->current ? room_of(ui, ui->current) : NULL;
-        if (!r || !room_joined(r)) {
+        hearth_muc_room_t *r = ui->current ? room_of(ui, ui->current) : NULL;
+        if (!r) {
             say("! the current conversation is no room you are in");
             return;
         }
-        err = room_leave(r);
+        err = hearth_muc_leave(r, NULL);
         free(ui->current);
         ui->current = NULL;
         update_prompt(ui);
@@ -626,10 +656,19 @@ static int make_managers(ui_t *ui)
         .error = on_presence_error,
     };
     hearth_chat_events_t cev = {.message = on_chat_message, .error = on_chat_error};
+    hearth_muc_events_t mev = {
+        .joined = on_room_joined,
+        .occupant = on_room_occupant,
+        .message = on_room_message,
+        .subject = on_room_subject,
+        .left = on_room_left,
+        .invitation = on_room_invitation,
+        .error = on_room_error,
+    };
     hearth_client_t *c = ui->cn.client;
     if (hearth_roster_new(c, NULL, &rev, ui, &ui->roster) ||
         hearth_presence_new(c, NULL, &pev, ui, &ui->presence) ||
-        hearth_chat_new(c, NULL, &cev, ui, &ui->chat) ||
+        hearth_chat_new(c, NULL, &cev, ui, &ui->chat) || hearth_muc_new(c, &mev, ui, &ui->muc) ||
         hearth_client_add_listener(c, &UI_CLIENT_EVENTS, ui, NULL))
         return -1;
     return 0;
@@ -668,8 +707,6 @@ int cmd_interactive(const options_t *opts)
     err = hearth_ctx_run_until(ui.cn.ctx, ui_done, &ui, 0);
     term_stop();
     notice_sink = NULL;
-    for (size_t i = 0; i < ui.nrooms; i++)
-        room_free(ui.rooms[i]);
     free(ui.current);
     rc = ui.exit_code;
     conn_close(&ui.cn);
