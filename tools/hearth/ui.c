@@ -2,14 +2,12 @@
  * managers), conversations (the chat manager), rooms (the MUC manager), and the /commands, on one
  * uv loop with the terminal of term.c. Everything shown goes through term_print, one event per
  * line, so that a line being typed is never broken. */
-#include <errno.h>
 #include <limits.h>
 #include <locale.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "hearth.h"
