@@ -25,8 +25,9 @@ run: build
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-# libhearth.so, its public headers and hearth.pc under PREFIX (lib/, include/hearth/,
-# lib/pkgconfig/): `make install PREFIX=$HOME/.local`, then `pkg-config --cflags --libs hearth`.
+# libhearth.so, its public headers, hearth.pc and the terminal client under PREFIX (lib/,
+# include/hearth/, lib/pkgconfig/, bin/hearth): `make install PREFIX=$HOME/.local`, then
+# `pkg-config --cflags --libs hearth`.
 PREFIX ?= /usr/local
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

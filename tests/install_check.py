@@ -67,6 +67,23 @@ class InstallTest(unittest.TestCase):
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn('cannot log in:', r.stderr)
 
+        # hearth, the terminal client, is installed beside the library and finds it there
+        # (its RPATH is $ORIGIN/../lib), without LD_LIBRARY_PATH. Absent only when the build
+        # had no libedit.
+        with open(os.path.join(BUILD, 'CMakeCache.txt')) as f:
+            have_tui = re.search(r'^LIBEDIT_FOUND:INTERNAL=1$', f.read(), re.M)
+        if have_tui:
+            tui = os.path.join(self.prefix, 'bin', 'hearth')
+            self.assertTrue(os.access(tui, os.X_OK), 'bin/hearth not installed')
+            ldd = subprocess.run(['ldd', tui], capture_output=True, text=True).stdout
+            m = re.search(r'libhearth\.so\.0 => (\S+)', ldd)
+            self.assertIsNotNone(m, ldd)
+            self.assertEqual(os.path.realpath(m.group(1)),
+                             os.path.realpath(os.path.join(libdir, 'libhearth.so.0')))
+            r = subprocess.run([tui, '--version'], capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertRegex(r.stdout, r'^hearth \d+\.\d+')
+
 
 if __name__ == '__main__':
     unittest.main(verbosity=2)

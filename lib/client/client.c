@@ -155,9 +155,10 @@ void client__online(hearth_client_t *c, bool resumed)
     CLIENT_EMIT(c, conn, online, c->full_jid, resumed);
     if (!client__alive(c, conn))
         return;
-    if (!resumed && c->initial_presence) {
-        hearth_stanza_t *p = hearth_stanza_new_presence(NULL, NULL);
-        int rc = p ? hearth_client_send(c, p) : HEARTH_ENOMEM;
+    if (!resumed && (c->initial_presence_fn || c->initial_presence)) {
+        hearth_stanza_t *p = c->initial_presence_fn ? c->initial_presence_fn(c->initial_presence_ud)
+                                                    : hearth_stanza_new_presence(NULL, NULL);
+        int rc = p ? hearth_client_send(c, p) : c->initial_presence_fn ? 0 : HEARTH_ENOMEM;
         if (rc)
             ctx__log(c->ctx, c, HEARTH_LOG_WARN, "initial presence not sent: %s",
                      hearth_strerror(rc));
@@ -505,6 +506,13 @@ static void destroy(hearth_client_t *c)
 {
     hearth_ctx_t *ctx = c->ctx;
     c->freed = true;
+    for (unsigned i = 0; i < HEARTH_CLIENT_SLOTS; i++)
+        if (c->slot_free[i]) {
+            void (*fn)(void *) = c->slot_free[i];
+            c->slot_free[i] = NULL;
+            fn(c->slots[i]);
+            c->slots[i] = NULL;
+        }
     net__abandon(c);
     dispatch__free(c);
     sm__free(c);
@@ -652,6 +660,23 @@ void hearth_client_set_slot(hearth_client_t *c, unsigned slot, void *value)
 {
     if (slot < HEARTH_CLIENT_SLOTS)
         c->slots[slot] = value;
+}
+
+int client__take_slot(hearth_client_t *c, unsigned slot, void *mgr, void (*free_fn)(void *mgr))
+{
+    if (slot >= HEARTH_CLIENT_SLOTS || c->slots[slot])
+        return HEARTH_EEXISTS;
+    c->slots[slot] = mgr;
+    c->slot_free[slot] = free_fn;
+    return 0;
+}
+
+void client__release_slot(hearth_client_t *c, unsigned slot)
+{
+    if (slot < HEARTH_CLIENT_SLOTS) {
+        c->slots[slot] = NULL;
+        c->slot_free[slot] = NULL;
+    }
 }
 
 void hearth_client_info(const hearth_client_t *c, hearth_client_info_t *out)

@@ -436,7 +436,8 @@ static int answer_ping(void *ud, hearth_client_t *c, hearth_stanza_t *st)
 
 int dispatch__builtin(hearth_client_t *c)
 {
-    hearth_filter_t f = {.kinds = HEARTH_STANZA_IQ, .type = "get", .ns = HEARTH_NS_PING, .name = "ping"};
+    hearth_filter_t f = {
+        .kinds = HEARTH_STANZA_IQ, .type = "get", .ns = HEARTH_NS_PING, .name = "ping"};
     return hearth_client_add_handler(c, &f, -1000, answer_ping, NULL, NULL);
 }
 
@@ -491,6 +492,23 @@ void dispatch__ping_server(hearth_client_t *c)
 }
 
 /* ---- teardown ---- */
+
+void dispatch__drop_iqs(hearth_client_t *c, hearth_iq_fn cb,
+                        void (*free_ud)(hearth_client_t *c, void *ud))
+{
+    pending_iq_t *p = c->iq_first;
+    while (p) {
+        pending_iq_t *next = p->next;
+        if (p->cb == cb) {
+            void *ud = p->ud;
+            iq_unlink(c, p);
+            iq_free(c, p);
+            if (free_ud)
+                free_ud(c, ud);
+        }
+        p = next;
+    }
+}
 
 void dispatch__free(hearth_client_t *c)
 {

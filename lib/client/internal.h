@@ -18,7 +18,6 @@
 #include "hearth/tls.h"
 #include "scram.h"
 
-
 /* Defaults of hearth_client_config_t's zero fields (documented in the public header). */
 #define DEF_CONNECT_TIMEOUT 10000
 #define DEF_NEGOTIATION_TIMEOUT 30000
@@ -257,6 +256,13 @@ struct hearth_client {
     unsigned next_listener_id;
     unsigned emitting; /* removed listeners are freed once this is back to 0 */
     void *slots[HEARTH_CLIENT_SLOTS];
+    /* A manager's destructor per slot: called when the client is destroyed, before its IQs and
+     * handlers go, so that the manager frees what rides in its pending IQs. */
+    void (*slot_free[HEARTH_CLIENT_SLOTS])(void *mgr);
+    /* The presence manager's say on the presence a new session begins with (replacing the plain
+     * <presence/> of initial_presence): NULL from it sends none. */
+    hearth_stanza_t *(*initial_presence_fn)(void *ud);
+    void *initial_presence_ud;
     /* the features of the stream after authentication: "ns name" pairs, NUL-separated */
     char *features;
     size_t features_len;
@@ -367,6 +373,10 @@ void client__online(hearth_client_t *c, bool resumed);
  * further by the caller's current operation (freed or its connection changed). */
 bool client__alive(hearth_client_t *c, conn_t *conn);
 void client__next_id(hearth_client_t *c, char *buf, size_t size);
+/* The managers (roster.c, presence.c, chat.c, muc.c) take their slot with a destructor;
+ * HEARTH_EEXISTS when the slot is taken. */
+int client__take_slot(hearth_client_t *c, unsigned slot, void *mgr, void (*free_fn)(void *mgr));
+void client__release_slot(hearth_client_t *c, unsigned slot);
 
 /* net.c */
 void net__start(hearth_client_t *c);
@@ -416,6 +426,10 @@ void dispatch__fail_iqs(hearth_client_t *c, int result, bool written_only);
 void dispatch__free(hearth_client_t *c);
 int dispatch__builtin(hearth_client_t *c);
 void dispatch__ping_server(hearth_client_t *c);
+/* Forgets the pending IQs whose callback is cb, without calling it; free_ud (may be NULL) gets
+ * each one's ud: a manager going away takes its requests with it. */
+void dispatch__drop_iqs(hearth_client_t *c, hearth_iq_fn cb,
+                        void (*free_ud)(hearth_client_t *c, void *ud));
 /* Serialises and sends (the path of hearth_client_send). */
 int dispatch__send(hearth_client_t *c, hearth_stanza_t *st, pending_iq_t *iq);
 

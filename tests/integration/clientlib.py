@@ -225,7 +225,7 @@ class Prosody:
     BINARY = '/usr/bin/prosody'
     CTL = '/usr/bin/prosodyctl'
 
-    def __init__(self, users):
+    def __init__(self, users, muc=None):
         if not os.access(self.BINARY, os.X_OK):
             raise unittest.SkipTest('Prosody is not installed (apt-get install prosody)')
         import tempfile
@@ -264,6 +264,10 @@ c2s_direct_tls_ssl = {{ certificate = "{cert}", key = "{key}" }}
 VirtualHost "localhost"
   ssl = {{ certificate = "{cert}", key = "{key}" }}
 '''.format(d=self.dir, port=self.port, tls_port=self.tls_port, cert=self.cert, key=self.key))
+            if muc:
+                # Multi-user chat on a component of that name (rooms locked until configured,
+                # as XEP-0045 asks; invitations on).
+                f.write('Component "%s" "muc"\n  muc_room_locking = true\n' % muc)
         for user, pw in users.items():
             subprocess.run([self.CTL, '--config', self.config, 'register', user, 'localhost', pw],
                            check=True, capture_output=True, timeout=30)
