@@ -42,18 +42,29 @@ int hearth_buf_append_str(hearth_buf_t *b, const char *s)
 
 int hearth_buf_printf(hearth_buf_t *b, const char *fmt, ...)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return HEARTH_EINVAL;
-    int rc = hearth_buf_reserve(b, (size_t)n);
+    /* Formatted once into the room there is (made at least 128 bytes), and a second time
+     * only when that was too small: measuring first doubled the cost of every call. */
+    int rc = hearth_buf_reserve(b, 128);
     if (rc)
         return rc;
+    size_t room = b->cap - b->len;
+    va_list ap;
     va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    int n = vsnprintf(b->data + b->len, room, fmt, ap);
     va_end(ap);
+    if (n < 0) {
+        b->data[b->len] = '\0';
+        return HEARTH_EINVAL;
+    }
+    if ((size_t)n >= room) {
+        if ((rc = hearth_buf_reserve(b, (size_t)n)) != 0) {
+            b->data[b->len] = '\0';
+            return rc;
+        }
+        va_start(ap, fmt);
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
     b->len += (size_t)n;
     return 0;
 }

@@ -185,7 +185,9 @@ static int append_attr(hearth_buf_t *b, const char *name, const char *value)
 {
     if (!value)
         return 0;
-    int rc = hearth_buf_printf(b, " %s='", name);
+    int rc = hearth_buf_append_str(b, " ");
+    rc = rc ?: hearth_buf_append_str(b, name);
+    rc = rc ?: hearth_buf_append_str(b, "='");
     rc = rc ?: hearth_buf_append_escaped(b, value, strlen(value));
     return rc ?: hearth_buf_append_str(b, "'");
 }

@@ -36,6 +36,32 @@ static void test_append_and_consume(void **state)
     hearth_buf_free(&b);
 }
 
+/* printf formats into the room there is and again only when it did not fit: outputs shorter
+ * and longer than that room, from empty and from partly filled buffers, are whole. */
+static void test_printf_sizes(void **state)
+{
+    (void)state;
+    char big[1001];
+    memset(big, 'z', 1000);
+    big[1000] = '\0';
+    size_t widths[] = {0, 1, 100, 127, 128, 129, 200, 1000};
+    for (size_t i = 0; i < sizeof(widths) / sizeof(widths[0]); i++) {
+        for (size_t pre = 0; pre < 300; pre += 37) {
+            hearth_buf_t b = HEARTH_BUF_INIT;
+            for (size_t k = 0; k < pre; k++)
+                assert_int_equal(hearth_buf_append(&b, "p", 1), 0);
+            assert_int_equal(hearth_buf_printf(&b, "<%.*s>", (int)widths[i], big), 0);
+            assert_int_equal(b.len, pre + widths[i] + 2);
+            assert_int_equal(b.data[b.len], '\0');
+            assert_int_equal(b.data[pre], '<');
+            assert_int_equal(b.data[b.len - 1], '>');
+            for (size_t k = 0; k < widths[i]; k++)
+                assert_int_equal(b.data[pre + 1 + k], 'z');
+            hearth_buf_free(&b);
+        }
+    }
+}
+
 static void test_escaping(void **state)
 {
     hearth_buf_t b = HEARTH_BUF_INIT;
@@ -97,9 +123,8 @@ static void test_error_tables(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_append_and_consume),
-        cmocka_unit_test(test_escaping),
-        cmocka_unit_test(test_bytes_refcount),
+        cmocka_unit_test(test_append_and_consume), cmocka_unit_test(test_printf_sizes),
+        cmocka_unit_test(test_escaping),           cmocka_unit_test(test_bytes_refcount),
         cmocka_unit_test(test_error_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
