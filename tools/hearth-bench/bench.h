@@ -105,7 +105,9 @@ typedef struct worker {
     hearth_ctx_t *ctx;
     sess_t *sess; /* sessions id+1, id+1+threads, ... */
     unsigned nsess;
-    unsigned next;        /* next session to start in this phase */
+    unsigned next;  /* next session to start in this phase */
+    sess_t **retry; /* [nsess]: registrations to try again (their t0 says when) */
+    unsigned nretry;
     unsigned negotiating; /* started, not yet online or ended */
     double credit;        /* sessions (or stanzas) allowed and not yet started (sent) */
     uint64_t last_tick_ns;

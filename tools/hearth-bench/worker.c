@@ -19,6 +19,12 @@
 #define NS_MUC_OWNER "http://jabber.org/protocol/muc#owner"
 #define NS_DELAY "urn:xmpp:delay"
 #define PICK_TRIES 16 /* random draws for an online sender or peer before giving up this slot */
+/* A registration refused for now (<resource-constraint/>, <wait/>-type: servers bound the
+ * registrations in progress; hearthd at 64) is tried again after a delay that doubles from
+ * REG_RETRY_MS up to REG_RETRY_MAX_MS, at most REG_RETRIES times. */
+#define REG_RETRY_MS 50
+#define REG_RETRY_MAX_MS 2000
+#define REG_RETRIES 30
 
 typedef enum { S_IDLE, S_NEGOTIATING, S_ONLINE, S_ENDED } sess_state_t;
 
@@ -33,9 +39,10 @@ struct sess {
     uint8_t ready;      /* setup done */
     uint8_t joined;     /* muc: in its room */
     uint8_t setup_sent; /* presence: roster asked; muc: join sent */
+    uint8_t reg_tries;  /* registrations refused for now, in a row */
     uint16_t both;      /* presence: contacts with subscription 'both' */
     uint8_t *contact;   /* presence: [roster_size], 1 when 'both' */
-    uint64_t t0;        /* uv_hrtime at connect */
+    uint64_t t0;        /* uv_hrtime at connect; a registration's retry time while waiting */
 };
 
 static uint64_t rnd(worker_t *w)
@@ -427,6 +434,21 @@ static void ev_disconnected(void *ud, hearth_client_t *c, const hearth_disconnec
     if (s->state == S_NEGOTIATING)
         w->negotiating--;
     if (s->registering) {
+        const char *cond = info->condition;
+        if (!s->got_registered && cond &&
+            (!strcmp(cond, "resource-constraint") || !strcmp(cond, "policy-violation")) &&
+            s->reg_tries < REG_RETRIES && atomic_load(&B.phase) == PH_REGISTER) {
+            unsigned ms = REG_RETRY_MS << (s->reg_tries < 6 ? s->reg_tries : 6);
+            ms = ms > REG_RETRY_MAX_MS ? REG_RETRY_MAX_MS : ms;
+            ms = ms / 2 + (unsigned)(rnd(w) % (ms / 2 + 1)); /* jitter: no herd */
+            s->reg_tries++;
+            s->t0 = uv_hrtime() + (uint64_t)ms * 1000000u;
+            s->state = S_IDLE;
+            end_session(s);
+            if (w->nretry < w->nsess)
+                w->retry[w->nretry++] = s;
+            return;
+        }
         if (!s->got_registered) {
             inc(&w->n.reg_failed, 1);
             note_failure(w, info->reason, info->text);
@@ -522,6 +544,16 @@ static void start_some(worker_t *w, double dt, int registering)
         double most = per * TICK_MS * 2 / 1000.0;
         if (w->credit > (most > 1 ? most : 1))
             w->credit = most > 1 ? most : 1;
+    }
+    uint64_t now = uv_hrtime();
+    for (unsigned i = 0; i < w->nretry && w->negotiating < cap;) {
+        sess_t *s = w->retry[i];
+        if (s->t0 > now) {
+            i++;
+            continue;
+        }
+        w->retry[i] = w->retry[--w->nretry];
+        start_session(s, registering);
     }
     while (w->next < w->nsess && w->negotiating < cap && (per <= 0 || w->credit >= 1)) {
         start_session(&w->sess[w->next++], registering);
@@ -693,7 +725,8 @@ int worker_init(worker_t *w, unsigned id)
     w->rng = 0x9E3779B97F4A7C15ULL * (id + 1) ^ uv_hrtime();
     w->nsess = B.o.sessions / B.o.threads + (id < B.o.sessions % B.o.threads);
     w->sess = calloc(w->nsess ? w->nsess : 1, sizeof(*w->sess));
-    if (!w->sess)
+    w->retry = calloc(w->nsess ? w->nsess : 1, sizeof(*w->retry));
+    if (!w->sess || !w->retry)
         return -1;
     for (unsigned i = 0; i < w->nsess; i++) {
         w->sess[i].w = w;
@@ -722,5 +755,7 @@ void worker_free(worker_t *w)
     for (unsigned i = 0; i < w->nsess; i++)
         free(w->sess[i].contact);
     free(w->sess);
+    free(w->retry);
     w->sess = NULL;
+    w->retry = NULL;
 }
