@@ -202,7 +202,7 @@ static void parse_args(int argc, char **argv, opts_t *o)
     static char muc[300];
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
         const char *opt = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
         switch (c) {
         case O_HOST:
@@ -227,6 +227,7 @@ static void parse_args(int argc, char **argv, opts_t *o)
             o->sessions = whole("--sessions", optarg, 1, MAX_SESSIONS);
             break;
         case O_SCENARIO:
+            scenario = -1;
             for (int i = 0; i < 5; i++)
                 if (!strcmp(optarg, scenario_names[i]))
                     scenario = i;
