@@ -155,6 +155,39 @@ class BenchTest(unittest.TestCase):
             self.assertRegex(log, r'registered src%d@%s from 127\.0\.0\.%d\b'
                              % (i, re.escape(DOMAIN), (i - 1) % 3 + 1))
 
+    def test_scram_cache_file(self):
+        path = os.path.join(self.server.data_dir, 'bench-scram.cache')
+        # registration computes each salted password once; the logins after it find them
+        r, res = self.run_bench('--sessions', 4, '--scenario', 'login', '--mech', 'SCRAM-SHA-1',
+                                '--scram-cache', path, prefix='cache')
+        self.assertEqual((res['client']['scram_cache_misses'], res['client']['scram_cache_hits']),
+                         (4, 4))
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        with open(path) as f:
+            self.assertEqual(len(f.read().splitlines()), 4)
+        # a later run pays no PBKDF2 at all
+        r, res = self.run_bench('--sessions', 4, '--scenario', 'login', '--mech', 'SCRAM-SHA-1',
+                                '--scram-cache', path, prefix='cache', register=False)
+        self.assert_sessions(res, 4)
+        self.assertEqual((res['client']['scram_cache_misses'], res['client']['scram_cache_hits']),
+                         (0, 4))
+        # an entry counts for its password only: another one misses (and fails to log in)
+        bad = [self.bench, '--host', '127.0.0.1', '--port', str(self.server.port), '--domain',
+               DOMAIN, '--user-prefix', 'cache', '--password', 'other-pw', '--sessions', '4',
+               '--scenario', 'login', '--mech', 'SCRAM-SHA-1', '--scram-cache', path, '--json',
+               '--quiet']
+        r = subprocess.run(bad, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        res = json.loads(r.stdout)
+        self.assertEqual(res['client']['scram_cache_hits'], 0)
+        self.assertEqual(res['sessions_failed'], 4)
+        # a file that is no cache is refused before anything starts
+        with open(path, 'w') as f:
+            f.write('not a cache\n')
+        r = subprocess.run(bad, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn('not a SCRAM cache line', r.stderr)
+
     # -- failures ----------------------------------------------------------
 
     def test_wrong_password_fails_every_session(self):

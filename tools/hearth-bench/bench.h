@@ -56,7 +56,10 @@ typedef struct opts {
     double setup_timeout; /* seconds for rosters or joins */
     double drain;         /* seconds to wait for messages in flight */
     int quiet;            /* no progress line */
-    int allow_remote;     /* a host that is not loopback is refused without it */
+    int allow_remote;
+    const char *scram_cache;
+    /* file of salted passwords kept between runs; NULL: none */ /* a host that is not loopback
+                                                                    is refused without it */
 } opts_t;
 
 /* Latencies in microseconds, log-linear buckets: exact below 64 us, then 32 buckets per
@@ -135,6 +138,15 @@ typedef struct bench {
 } bench_t;
 
 extern bench_t B;
+
+/* scram_cache.c: the salted passwords every worker's context shares (the hooks of
+ * hearth_ctx_config_t), and the --scram-cache file. load and save: 0 or -1 (said on stderr). */
+int scram_cache_lookup(void *ud, const hearth_scram_key_t *key, unsigned char *salted);
+void scram_cache_store(void *ud, const hearth_scram_key_t *key, const unsigned char *salted);
+void scram_cache_stats(unsigned long *hits, unsigned long *misses, size_t *entries);
+int scram_cache_load(const char *path);
+int scram_cache_save(const char *path);
+void scram_cache_free(void);
 
 /* worker.c. worker_init (main thread, before the thread starts): its sessions, loop and
  * context; 0 or -1. worker_main: the thread. worker_free: after the thread has ended. */

@@ -735,12 +735,14 @@ int worker_init(worker_t *w, unsigned id)
     if (uv_loop_init(&w->loop) != 0)
         return -1;
     uv_timer_init(&w->loop, &w->tick);
-    /* Salted passwords of every account this thread logs in, so that a session's second
-     * login (after --register, or a repeated run of a login storm) never pays PBKDF2 again. */
+    /* Salted passwords go to the table all workers share (and --scram-cache keeps between
+     * runs): a session's second login (after --register) or a later run pays no PBKDF2. */
     hearth_ctx_config_t cc = {
         .loop = &w->loop,
-        .scram_cache = w->nsess + 16,
         .keep_sigpipe = 1,
+        .scram_cache = (unsigned)-1, /* the shared table only: one lookup, counted */
+        .scram_lookup = scram_cache_lookup,
+        .scram_store = scram_cache_store,
     };
     return hearth_ctx_new(&cc, &w->ctx) == 0 ? 0 : -1;
 }
