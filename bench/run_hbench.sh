@@ -9,6 +9,7 @@
 #   bench/run_hbench.sh                                 # N=10000, hearthd
 #   N=2000 SERVERS="hearthd prosody" OUT=/tmp/hb bench/run_hbench.sh
 #   HEARTHD=build-bench/hearthd BENCH=build-bench/hearth-bench TLS=1 bench/run_hbench.sh
+#   N=10000 SERVERS=prosody CONCURRENCY=50 bench/run_hbench.sh   # one-threaded: fewer at once
 #
 # Installs nothing. Needs a built hearthd and hearth-bench (HEARTHD=..., BENCH=...); for prosody
 # /usr/bin/prosody, its service stopped, and root (run_as_root). The open-file limit is raised to
@@ -27,6 +28,8 @@ STEPS=${STEPS:-"register login idle chat"}
 SERVERS=${SERVERS:-hearthd}
 TLS=${TLS:-0}                  # 1: STARTTLS (certificate not verified: a throwaway one)
 WORKERS=${WORKERS:-2}          # hearthd's server.workers
+CONCURRENCY=${CONCURRENCY:-500} # logins negotiating at once (hearth-bench --concurrency)
+RAMP=${RAMP:-0}                # logins started per second, 0: no pacing (--ramp)
 RUN_TIMEOUT=${RUN_TIMEOUT:-1800}
 PROSODY_PORT=${PROSODY_PORT:-15222}
 EJABBERD_PORT=${EJABBERD_PORT:-25222}
@@ -115,7 +118,7 @@ run_step() {  # server step dir
     echo "== $s $step ($(date +%T), load $(cut -d' ' -f1-3 /proc/loadavg))"
     timeout -k 5 "$RUN_TIMEOUT" "$BENCH" --host 127.0.0.1 --port "$PORT" --domain localhost \
         --sessions "$N" --password bench-password --scram-cache "$OUT/$s.scram-cache" \
-        --json --quiet "${args[@]}" > "$OUT/$s-$step.raw" 2> "$OUT/$s-$step.log" &
+        --concurrency "$CONCURRENCY" --ramp "$RAMP" --json --quiet "${args[@]}" > "$OUT/$s-$step.raw" 2> "$OUT/$s-$step.log" &
     local bench=$!
     while kill -0 $bench 2>/dev/null; do
         r=$(rss_of "$SERVER_PID")
