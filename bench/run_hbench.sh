@@ -146,11 +146,18 @@ for s in $SERVERS; do
     rm -f "$OUT/$s.scram-cache"
     if ! start_$s "$d"; then echo "   $s did not start (see $d)"; cleanup; continue; fi
     echo "run_hbench: $s on port $PORT (pid $SERVER_PID), N=$N, TLS=$TLS, logs in $OUT"
+    died=
     for step in $STEPS; do
         run_step "$s" "$step" "$d"
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            died=1
+            echo "   $s exited during $step: its directory $d is kept"
+            tail -20 "$d"/*.out "$d"/*.log 2>/dev/null | sed 's/^/   /'
+            break
+        fi
     done
     cleanup
-    [ -z "${KEEP:-}" ] && rm -rf "$d"
+    [ -z "${KEEP:-}" ] && [ -z "$died" ] && rm -rf "$d"
 done
 
 nproc; uptime
