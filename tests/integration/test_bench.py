@@ -2,7 +2,8 @@
 every scenario, in-band registration, TLS with each mechanism, source addresses, the JSON
 figures checked against each other (on an idle machine nothing is lost: delivered == sent),
 a wrong password (every session failed, exit 1), a host that is not loopback (refused, exit 2)
-and bad arguments (exit 2)."""
+and bad arguments (exit 2). Then the scenarios against Debian's Prosody, started by the test:
+hearth-bench is a general XMPP load generator."""
 
 import json
 import os
@@ -10,6 +11,7 @@ import re
 import subprocess
 import unittest
 
+from clientlib import Prosody
 from hearth import DOMAIN, Server, main
 
 RUN_TIMEOUT = 120  # seconds for one hearth-bench run (each is a few seconds)
@@ -247,6 +249,55 @@ class BenchTest(unittest.TestCase):
                            timeout=RUN_TIMEOUT)
         self.assertEqual(r.returncode, 0)
         self.assertIn('--scenario', r.stdout)
+
+
+class BenchProsodyTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.bench = bench_path()
+        cls.server = Prosody({})
+        with open(cls.server.config, 'a') as f:
+            f.write('Component "conference.%s" "muc"\n' % DOMAIN)
+        try:
+            cls.server.start()
+        except BaseException:
+            cls.server.close(failed=True)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.close()
+
+    run_bench = BenchTest.run_bench
+    assert_sessions = BenchTest.assert_sessions
+    assert_traffic = BenchTest.assert_traffic
+
+    def tls_run(self, *args, **kw):
+        return self.run_bench('--tls', '--ca', self.server.cert, *args, **kw)
+
+    def test_scenarios(self):
+        r, res = self.tls_run('--sessions', 6, '--scenario', 'login', prefix='p')
+        self.assertEqual(res['registered']['created'] + res['registered']['existing'], 6)
+        self.assert_sessions(res, 6)
+        r, res = self.tls_run('--sessions', 6, '--scenario', 'chat', '--rate', 20,
+                              '--duration', 1, prefix='p', register=False)
+        self.assert_sessions(res, 6)
+        self.assert_traffic(res, per_stanza=1)
+        r, res = self.tls_run('--sessions', 6, '--scenario', 'presence', '--roster-size', 2,
+                              '--rate', 10, '--duration', 1, prefix='p', register=False)
+        self.assertEqual((res['setup_ready'], res['setup_failed']), (6, 0))
+        self.assert_traffic(res, per_stanza=2)
+        r, res = self.tls_run('--sessions', 6, '--scenario', 'muc', '--room-size', 3,
+                              '--rate', 10, '--duration', 1, prefix='p', register=False)
+        self.assertEqual((res['setup_ready'], res['setup_failed']), (6, 0))
+        self.assert_traffic(res, per_stanza=2)
+
+    def test_wrong_password(self):
+        self.tls_run('--sessions', 2, '--scenario', 'login', prefix='q')
+        r, res = self.tls_run('--sessions', 2, '--scenario', 'login', '--password', 'wrong',
+                              prefix='q', register=False, check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(res['failures'], {'EAUTH': 2})
 
 
 if __name__ == '__main__':
