@@ -1,6 +1,6 @@
 """`make install` and a program built against the installed copy: cmake --install into a
-temporary prefix, the tutorial's first program (docs/client.md, the C block marked "compiled by
-tests/install_check.py") compiled with only `pkg-config --cflags --libs hearth`, then run
+temporary prefix (hearth-bench there too), the tutorial's first program (docs/client.md, the C
+block marked "compiled by tests/install_check.py") compiled with only `pkg-config --cflags --libs hearth`, then run
 against the installed libhearth.so.0. Run by ctest with the build directory as argument."""
 
 import os
@@ -83,6 +83,16 @@ class InstallTest(unittest.TestCase):
             r = subprocess.run([tui, '--version'], capture_output=True, text=True, timeout=30)
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertRegex(r.stdout, r'^hearth \d+\.\d+')
+
+        # The tools come along: hearth-bench, on the installed library.
+        bench = os.path.join(self.prefix, 'bin', 'hearth-bench')
+        self.assertTrue(os.access(bench, os.X_OK), 'hearth-bench not installed')
+        ldd = subprocess.run(['ldd', bench], env=run_env, capture_output=True, text=True).stdout
+        self.assertIn(os.path.join(libdir, 'libhearth.so.0'), ldd)
+        r = subprocess.run([bench, '--help'], env=run_env, capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn('--scenario', r.stdout)
 
 
 if __name__ == '__main__':

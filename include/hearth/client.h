@@ -49,6 +49,18 @@ typedef enum hearth_log_level {
  * number in the context and its JID). The library writes nothing anywhere else. */
 typedef void (*hearth_log_fn)(void *ud, hearth_log_level_t level, const char *line);
 
+/* What identifies a SCRAM salted password (RFC 5802: SaltedPassword = Hi(password, salt, i)),
+ * given to the context's scram_lookup and scram_store hooks. Pointers are valid during the
+ * call. */
+typedef struct hearth_scram_key {
+    const char *hash;          /* "SHA-1" or "SHA-256" */
+    const char *password;      /* as the client configuration has it (before SASLprep) */
+    const unsigned char *salt; /* the server's salt, decoded */
+    size_t salt_len;
+    unsigned iterations;
+    size_t salted_len; /* the bytes of the salted password: 20 (SHA-1) or 32 (SHA-256) */
+} hearth_scram_key_t;
+
 typedef struct hearth_ctx_config {
     /* The loop to run on; NULL: the context makes its own (run it with hearth_ctx_run or the
      * blocking wrappers; hearth_ctx_loop gives it). */
@@ -69,6 +81,18 @@ typedef struct hearth_ctx_config {
      * ignored if it is at its default (a process-wide change, made once); 1: signals are left
      * alone (the program ignores or handles SIGPIPE itself). */
     int keep_sigpipe;
+    /* A second level below scram_cache, kept by the program: shared by the contexts of several
+     * threads, or saved between runs (hearth-bench --scram-cache), so that no login pays PBKDF2
+     * for a salt seen before. On a miss in the context's own cache, scram_lookup copies
+     * key->salted_len bytes into salted and returns 1, or returns 0 when it does not know the
+     * key; scram_store is given every salted password the context computes. Both run on the
+     * context's loop thread, must not block, and may be called from contexts on other threads
+     * at the same time (shared storage needs its own lock). A salted password lets its holder
+     * log in to that server as the account: keep it as safe as the password. Either may be
+     * NULL; scram_ud is given to both. */
+    int (*scram_lookup)(void *ud, const hearth_scram_key_t *key, unsigned char *salted);
+    void (*scram_store)(void *ud, const hearth_scram_key_t *key, const unsigned char *salted);
+    void *scram_ud;
 } hearth_ctx_config_t;
 
 /* A new context; cfg may be NULL (own loop, malloc, no log). *out gets it. HEARTH_ENOMEM,

@@ -200,24 +200,20 @@ static scram_entry_t *scram_find(hearth_ctx_t *ctx, hearth_scram_hash_t h, const
     return NULL;
 }
 
-int ctx__scram_get(hearth_ctx_t *ctx, hearth_scram_hash_t h, const char *password,
-                   const unsigned char *salt, size_t salt_len, unsigned iterations,
-                   unsigned char *salted)
+static hearth_scram_key_t scram_key(hearth_scram_hash_t h, const char *password,
+                                    const unsigned char *salt, size_t salt_len, unsigned iterations)
 {
-    if (!ctx->scram_n || salt_len > SCRAM_CLIENT_MAX_SALT)
-        return 0;
-    unsigned char d[32];
-    pw_digest(password, d);
-    scram_entry_t *e = scram_find(ctx, h, d, salt, salt_len, iterations);
-    OPENSSL_cleanse(d, sizeof(d));
-    if (!e)
-        return 0;
-    e->used = ++ctx->scram_tick;
-    memcpy(salted, e->salted, h == HEARTH_SCRAM_SHA1 ? 20 : 32);
-    return 1;
+    return (hearth_scram_key_t){
+        .hash = h == HEARTH_SCRAM_SHA1 ? "SHA-1" : "SHA-256",
+        .password = password,
+        .salt = salt,
+        .salt_len = salt_len,
+        .iterations = iterations,
+        .salted_len = h == HEARTH_SCRAM_SHA1 ? 20 : 32,
+    };
 }
 
-void ctx__scram_put(hearth_ctx_t *ctx, hearth_scram_hash_t h, const char *password,
+static void own_put(hearth_ctx_t *ctx, hearth_scram_hash_t h, const char *password,
                     const unsigned char *salt, size_t salt_len, unsigned iterations,
                     const unsigned char *salted)
 {
@@ -241,6 +237,41 @@ void ctx__scram_put(hearth_ctx_t *ctx, hearth_scram_hash_t h, const char *passwo
     memcpy(e->salted, salted, h == HEARTH_SCRAM_SHA1 ? 20 : 32);
     e->used = ++ctx->scram_tick;
     OPENSSL_cleanse(d, sizeof(d));
+}
+
+int ctx__scram_get(hearth_ctx_t *ctx, hearth_scram_hash_t h, const char *password,
+                   const unsigned char *salt, size_t salt_len, unsigned iterations,
+                   unsigned char *salted)
+{
+    if (ctx->scram_n && salt_len <= SCRAM_CLIENT_MAX_SALT) {
+        unsigned char d[32];
+        pw_digest(password, d);
+        scram_entry_t *e = scram_find(ctx, h, d, salt, salt_len, iterations);
+        OPENSSL_cleanse(d, sizeof(d));
+        if (e) {
+            e->used = ++ctx->scram_tick;
+            memcpy(salted, e->salted, h == HEARTH_SCRAM_SHA1 ? 20 : 32);
+            return 1;
+        }
+    }
+    if (!ctx->scram_lookup)
+        return 0;
+    hearth_scram_key_t key = scram_key(h, password, salt, salt_len, iterations);
+    if (ctx->scram_lookup(ctx->scram_ud, &key, salted) != 1)
+        return 0;
+    own_put(ctx, h, password, salt, salt_len, iterations, salted);
+    return 1;
+}
+
+void ctx__scram_put(hearth_ctx_t *ctx, hearth_scram_hash_t h, const char *password,
+                    const unsigned char *salt, size_t salt_len, unsigned iterations,
+                    const unsigned char *salted)
+{
+    own_put(ctx, h, password, salt, salt_len, iterations, salted);
+    if (ctx->scram_store) {
+        hearth_scram_key_t key = scram_key(h, password, salt, salt_len, iterations);
+        ctx->scram_store(ctx->scram_ud, &key, salted);
+    }
 }
 
 /* ---- life cycle ---- */
@@ -296,6 +327,9 @@ int hearth_ctx_new(const hearth_ctx_config_t *cfg, hearth_ctx_t **out)
     ctx->log_ud = cfg->log_ud;
     ctx->log_level = cfg->log_level;
     ctx->scratch = (hearth_buf_t)HEARTH_BUF_INIT;
+    ctx->scram_lookup = cfg->scram_lookup;
+    ctx->scram_store = cfg->scram_store;
+    ctx->scram_ud = cfg->scram_ud;
     ctx->scram_n = cfg->scram_cache == 0              ? DEF_SCRAM_CACHE
                    : cfg->scram_cache == (unsigned)-1 ? 0
                                                       : cfg->scram_cache;

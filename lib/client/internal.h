@@ -89,6 +89,10 @@ struct hearth_ctx {
     scram_entry_t *scram;
     unsigned scram_n;
     uint64_t scram_tick;
+    /* the program's level below (hearth_ctx_config_t) */
+    int (*scram_lookup)(void *ud, const hearth_scram_key_t *key, unsigned char *salted);
+    void (*scram_store)(void *ud, const hearth_scram_key_t *key, const unsigned char *salted);
+    void *scram_ud;
     /* Tests move time forward (hearth__ctx_advance) and fix the random numbers. */
     uint64_t clock_offset;
     bool frozen;
@@ -114,7 +118,8 @@ void ctx__log(hearth_ctx_t *ctx, const hearth_client_t *c, hearth_log_level_t le
 int ctx__log_on(const hearth_ctx_t *ctx, hearth_log_level_t level);
 /* A shared client TLS context for these settings (owned by the context). NULL with *err. */
 hearth_tls_ctx_t *ctx__tls(hearth_ctx_t *ctx, const char *ca_file, int no_verify, char **err);
-/* The SCRAM cache: 1 and the salted password when known. */
+/* The SCRAM cache (the context's own, then the program's hooks): 1 and the salted password
+ * when known. put keeps one in both. */
 int ctx__scram_get(hearth_ctx_t *ctx, hearth_scram_hash_t h, const char *password,
                    const unsigned char *salt, size_t salt_len, unsigned iterations,
                    unsigned char *salted);

@@ -16,8 +16,21 @@ const char *conn__log_jid(const conn_t *c)
     return c->bare;
 }
 
+/* A worker's list is its own: touched from another thread it is corrupted without a sign and
+ * crashes far away (a hand-over once unlinked from the old worker's list on the new worker,
+ * found by hearth-bench under a login storm). Cheap enough to check always. */
+static void check_owner(const worker_t *w)
+{
+    uv_thread_t self = uv_thread_self();
+    if (!uv_thread_equal(&self, &w->thread)) {
+        hlog(LOG_ERROR, "c2s: worker %u's connections touched from another thread", w->index);
+        abort();
+    }
+}
+
 static void link_conn(worker_t *w, conn_t *c)
 {
+    check_owner(w);
     c2s_worker_t *cw = c2s__worker(w);
     c->w = w;
     c->prev = NULL;
@@ -25,10 +38,16 @@ static void link_conn(worker_t *w, conn_t *c)
     if (cw->conns)
         cw->conns->prev = c;
     cw->conns = c;
+    c->linked = 1;
 }
 
+/* On the worker whose list holds it; a no-op when it is on none (between two workers, or
+ * dropped in flight). */
 static void unlink_conn(conn_t *c)
 {
+    if (!c->linked)
+        return;
+    check_owner(c->w);
     c2s_worker_t *cw = c2s__worker(c->w);
     if (c->prev)
         c->prev->next = c->next;
@@ -37,6 +56,12 @@ static void unlink_conn(conn_t *c)
     if (c->next)
         c->next->prev = c->prev;
     c->next = c->prev = NULL;
+    c->linked = 0;
+}
+
+void conn__leave_worker(conn_t *c)
+{
+    unlink_conn(c);
 }
 
 static void unpause(conn_t *c)
@@ -308,10 +333,11 @@ static void on_timer(connection_t *net)
         c2s__on_timer(c);
 }
 
+/* On the new worker: the old one took it off its list when the move began
+ * (conn__leave_worker). */
 static void on_moved(connection_t *net)
 {
     conn_t *c = net->ud;
-    unlink_conn(c);
     link_conn(net->w, c);
     c->moving = 0;
     if (c->pa)
@@ -393,7 +419,7 @@ static conn_t *new_stream(worker_t *w, connection_t *net, hearth_stream_framing_
     c->w = w;
     c->net = net;
     c->id = net->id;
-        pa->ops = NULL;
+    pa->ops = NULL;
     pa->conn = c;
     pa->w = w;
     pa->id = c->id;

@@ -36,8 +36,8 @@ typedef struct c2s_session {
     hearth_bytes_t **csi_q;
     size_t csi_n;
     uv_timer_t *timer; /* the resumption deadline, made at the first detach */
-    int timer_open;   /* timer initialised, not yet closed */
-    int end_posted;   /* the run queue holds its end */
+    int timer_open;    /* timer initialised, not yet closed */
+    int end_posted;    /* the run queue holds its end */
 } c2s_session_t;
 
 /* What c2s keeps per worker (core slot): its streams, back-pressure, the SASL context, the
@@ -87,11 +87,12 @@ typedef enum {
  * and no asynchronous work (storage, the thread pool) holds it. */
 struct conn {
     worker_t *w;
-    uint64_t id; /* its connection's */
+    uint64_t id;         /* its connection's */
     connection_t *net;   /* NULL once the connection is gone */
     hearth_stream_t *xs; /* the XMPP stream over it */
     int refs;            /* asynchronous work holding it */
     conn_t *next, *prev; /* c2s_worker->conns */
+    int linked;          /* on its worker's list (not while moving between workers) */
 
     int direct_tls;
     c2s_state_t state;
@@ -140,6 +141,9 @@ struct conn {
  * authentication (admission, failed-login throttling, logs). */
 const char *conn__ip(const conn_t *c);
 void conn__accept(worker_t *w, uv_stream_t *listener, int direct_tls);
+/* Takes it off its worker's list as a hand-over to another worker begins, on the worker it
+ * leaves (the new worker links it when it arrives). */
+void conn__leave_worker(conn_t *c);
 /* The TLS session under this stream (STARTTLS, direct TLS, or the transport's), or NULL. */
 hearth_tls_t *conn__tls(const conn_t *c);
 /* Writes bytes to the peer (through TLS when active). Copies data. */

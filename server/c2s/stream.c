@@ -352,6 +352,7 @@ void c2s__restart_stream(conn_t *c)
     }
     hlog_conn(LOG_DEBUG, c->id, c->bare, "moving to home worker %u", home->index);
     c->moving = 1;
+    conn__leave_worker(c); /* here, on this worker's thread; the new one links it */
     connection_move(c->net, home);
 }
 

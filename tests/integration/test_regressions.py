@@ -151,6 +151,28 @@ class RegressionTest(IMTestCase):
         c = self.connect(s, 'alice', 'check', tls=False)
         c.sync()
 
+    # -- handover_list_race -------------------------------------------------
+
+    def test_handover_links_on_each_workers_own_thread(self):
+        """A connection handed to its user's home worker after SASL left the old worker's
+        list on the new worker's thread, racing the old worker's own changes to that list: a
+        login storm (hearth-bench, 10,000 sessions) ended in a heap-use-after-free in
+        unlink_conn. hearthd now checks that a worker's list is touched only by its thread, so
+        the first hand-over of the old code aborts it; logins are repeated until the log shows
+        hand-overs (the kernel spreads connections over the two workers)."""
+        s = self.start_server()
+        moved = 0
+        for i in range(40):
+            user = ('alice', 'bob')[i % 2]
+            c = self.connect(s, user, 'h%d' % i, tls=False, roster=False)
+            c.close()
+            moved = len(re.findall(r'moving to home worker', s.current_log()))
+            if moved >= 3:
+                break
+        self.assertGreaterEqual(moved, 3, 'no hand-over in 40 logins')
+        s.assert_alive()
+        self.assert_alice_works(s)
+
     # -- uaf_roster ---------------------------------------------------------
 
     def test_sm_queue_full_reply_does_not_free_user(self):

@@ -106,7 +106,13 @@ static void log_line(void *ud, hearth_log_level_t level, const char *line)
 
 hearth_ctx_t *fake_ctx(fake_t *f)
 {
-    hearth_ctx_config_t cfg = {.loop = &f->loop};
+    return fake_ctx_with(f, NULL);
+}
+
+hearth_ctx_t *fake_ctx_with(fake_t *f, const hearth_ctx_config_t *base)
+{
+    hearth_ctx_config_t cfg = base ? *base : (hearth_ctx_config_t){0};
+    cfg.loop = &f->loop;
     if (getenv("HEARTH_TEST_LOG")) {
         cfg.log = log_line;
         cfg.log_level = HEARTH_LOG_TRACE;

@@ -159,6 +159,8 @@ struct fake {
 int fake_init(fake_t *f, const char *cert, const char *key);
 /* A client context on the fake's loop, logging to stderr when HEARTH_TEST_LOG is set. */
 hearth_ctx_t *fake_ctx(fake_t *f);
+/* The same with the rest of the context's configuration from base (its loop is replaced). */
+hearth_ctx_t *fake_ctx_with(fake_t *f, const hearth_ctx_config_t *base);
 /* Events handed to hearth_client_new: each becomes a line of f->events. */
 extern const hearth_client_events_t fake_events;
 /* Appends an event line (also from the test's own callbacks). */

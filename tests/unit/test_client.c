@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "client/hooks.h"
 #include "fake_server.h"
@@ -92,6 +93,10 @@ static int group_teardown(void **state)
     return 0;
 }
 
+/* The context configuration of the next start() only (its loop is the fake's); NULL:
+ * defaults. */
+static const hearth_ctx_config_t *next_ctx_cfg;
+
 /* A fake server (with the localhost certificate unless other) and a client of user@localhost
  * (password pencil, resource phone) pointing at it; cfg_fn adjusts the configuration. */
 static fake_t *start(bool other, void (*cfg_fn)(hearth_client_config_t *cfg))
@@ -100,7 +105,9 @@ static fake_t *start(bool other, void (*cfg_fn)(hearth_client_config_t *cfg))
     assert_non_null(f);
     assert_int_equal(fake_init(f, other ? fx.other_cert : fx.cert, other ? fx.other_key : fx.key),
                      0);
-    assert_non_null(fake_ctx(f));
+    const hearth_ctx_config_t *cc = next_ctx_cfg;
+    next_ctx_cfg = NULL; /* for this start only, even if a test fails */
+    assert_non_null(fake_ctx_with(f, cc));
     hearth__ctx_fix_nonce(f->ctx, "rOprNGfwEbeRWgbNEkqO");
     hearth__ctx_seed(f->ctx, 42);
     hearth__ctx_freeze(f->ctx);
@@ -267,6 +274,98 @@ static void test_scram_sha256_rfc7677(void **state)
         END,
     };
     finish(f, script);
+}
+
+/* ---- the program's SCRAM cache hooks (hearth-bench --scram-cache) ---- */
+
+static struct {
+    int lookups, stores;
+    hearth_scram_key_t key; /* the last one seen; pointers copied below */
+    char hash[16], password[32];
+    unsigned char salt[64];
+    unsigned char salted[32];
+    int know; /* lookup answers with salted */
+} hook;
+
+static void hook_seen(const hearth_scram_key_t *key)
+{
+    hook.key = *key;
+    snprintf(hook.hash, sizeof(hook.hash), "%s", key->hash);
+    snprintf(hook.password, sizeof(hook.password), "%s", key->password);
+    assert_true(key->salt_len <= sizeof(hook.salt));
+    memcpy(hook.salt, key->salt, key->salt_len);
+}
+
+static int hook_lookup(void *ud, const hearth_scram_key_t *key, unsigned char *salted)
+{
+    assert_ptr_equal(ud, &hook);
+    hook.lookups++;
+    hook_seen(key);
+    if (!hook.know)
+        return 0;
+    memcpy(salted, hook.salted, key->salted_len);
+    return 1;
+}
+
+static void hook_store(void *ud, const hearth_scram_key_t *key, const unsigned char *salted)
+{
+    assert_ptr_equal(ud, &hook);
+    hook.stores++;
+    hook_seen(key);
+    memcpy(hook.salted, salted, key->salted_len);
+}
+
+/* The RFC 7677 login, its salted password first computed and handed to scram_store, then in a
+ * fresh context (an empty cache of its own) taken from scram_lookup without PBKDF2: the same
+ * bytes on the wire, and nothing stored again. */
+static void test_scram_cache_hooks(void **state)
+{
+    (void)state;
+    const step_t script[] = {
+        ACCEPT,
+        EXPECT(HDR),
+        EVENT("connected"),
+        SEND(S_HDR FEAT(F_MECHS(MECH("SCRAM-SHA-256")))),
+        SASL_AUTH("SCRAM-SHA-256", RFC7677_C1),
+        SASL_CHALLENGE(RFC7677_S1),
+        SASL_RESPONSE(RFC7677_C2),
+        SASL_SUCCESS(RFC7677_S2),
+        EXPECT(HDR),
+        SEND(S_HDR FEAT(F_BIND)),
+        EXPECT(BIND_REQ("h1", "phone")),
+        SEND(BIND_RES("h1", "user@localhost/phone")),
+        EVENT("online user@localhost/phone"),
+        EXPECT(PRESENCE),
+        END,
+    };
+    /* RFC 7677's salt, decoded from W22ZaJ0SNY7soEsUEjb6gQ== */
+    static const unsigned char salt[16] = {0x5b, 0x6d, 0x99, 0x68, 0x9d, 0x12, 0x35, 0x8e,
+                                           0xec, 0xa0, 0x4b, 0x14, 0x12, 0x36, 0xfa, 0x81};
+    unsigned char want[32];
+    assert_int_equal(
+        PKCS5_PBKDF2_HMAC("pencil", 6, salt, sizeof(salt), 4096, EVP_sha256(), sizeof(want), want),
+        1);
+    memset(&hook, 0, sizeof(hook));
+    hearth_ctx_config_t cc = {
+        .scram_lookup = hook_lookup, .scram_store = hook_store, .scram_ud = &hook};
+    next_ctx_cfg = &cc;
+
+    finish(start(false, no_tls), script);
+    assert_int_equal(hook.lookups, 1);
+    assert_int_equal(hook.stores, 1);
+    assert_string_equal(hook.hash, "SHA-256");
+    assert_string_equal(hook.password, "pencil");
+    assert_int_equal(hook.key.salt_len, sizeof(salt));
+    assert_memory_equal(hook.salt, salt, sizeof(salt));
+    assert_int_equal(hook.key.iterations, 4096);
+    assert_int_equal(hook.key.salted_len, 32);
+    assert_memory_equal(hook.salted, want, sizeof(want));
+
+    hook.know = 1;
+    next_ctx_cfg = &cc;
+    finish(start(false, no_tls), script);
+    assert_int_equal(hook.lookups, 2);
+    assert_int_equal(hook.stores, 1);
 }
 
 /* A server that does not know the password cannot make the signature: no login. */
@@ -1498,6 +1597,7 @@ int main(void)
         cmocka_unit_test(test_listeners_and_features),
         cmocka_unit_test(test_scram_sha1_rfc5802),
         cmocka_unit_test(test_scram_sha256_rfc7677),
+        cmocka_unit_test(test_scram_cache_hooks),
         cmocka_unit_test(test_scram_wrong_server_signature),
         cmocka_unit_test(test_scram_success_without_signature),
         cmocka_unit_test(test_sasl_failure),
