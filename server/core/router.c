@@ -407,11 +407,85 @@ void router__bounce(worker_t *w, const inbox_msg_t *m, hearth_stanza_error_t con
 
 /* ---- delivery on the destination's worker ---- */
 
-/* An IQ no hook took: to a resource, given to that session; otherwise there is nobody to
- * answer it (RFC 6121 §8.5). */
+/* ---- IQs to another account's bare JID ----
+ *
+ * The server answers them on the account's behalf (ping, disco, vCard), with the sender's
+ * session at hand, on the sender's worker. They first travel to the account's home worker,
+ * behind whatever the sender sent that account before (RFC 6120 §10.1: in order), where the
+ * account is looked up: for no such account the answer is service-unavailable (RFC 6121
+ * §8.5.1) like any stanza's bounce; for an existing one they come back to be answered. */
+
+typedef struct account_iq {
+    char *to;   /* the account's bare JID */
+    char *from; /* the asking session's full JID */
+    hearth_bytes_t *bytes;
+} account_iq_t;
+
+static void account_iq_free(void *arg)
+{
+    account_iq_t *q = arg;
+    free(q->to);
+    free(q->from);
+    hearth_bytes_unref(q->bytes);
+    free(q);
+}
+
+typedef struct account_iq_parse {
+    worker_t *w;
+    account_iq_t *q;
+} account_iq_parse_t;
+
+static void account_iq_parsed(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena)
+{
+    account_iq_parse_t *p = ud;
+    char bare[BARE_MAX];
+    const char *slash = strchr(p->q->from, '/');
+    if (!slash || split_bare(p->q->from, bare))
+        return;
+    session_t *s = session__find(p->w, bare, slash + 1);
+    if (s) /* else the asker has gone: nobody to answer */
+        modules__iq(s, st, arena, IQ_TO_ACCOUNT, p->q->to);
+}
+
+/* Back on the asker's worker. */
+static void account_iq_answer(worker_t *w, void *arg)
+{
+    account_iq_t *q = arg;
+    account_iq_parse_t p = {w, q};
+    router__parse(q->bytes->data, q->bytes->len, account_iq_parsed, &p);
+    account_iq_free(q);
+}
+
+/* On the account's home worker, the account found: back to the asker's worker. Answers (type
+ * result or error) to an account's bare JID are for nobody and end here, as before. */
+static void account_iq_return(worker_t *w, const inbox_msg_t *m)
+{
+    const char *type = m->u.route.type;
+    char bare[BARE_MAX];
+    if (!strcmp(type, "result") || !strcmp(type, "error") || !m->u.route.from ||
+        split_bare(m->u.route.from, bare))
+        return;
+    account_iq_t *q = calloc(1, sizeof(*q));
+    if (!q || !(q->to = strdup(m->u.route.to)) || !(q->from = strdup(m->u.route.from))) {
+        if (q)
+            account_iq_free(q);
+        router__bounce(w, m, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
+        return;
+    }
+    q->bytes = hearth_bytes_ref(m->u.route.bytes);
+    if (worker__call(worker__home(w->srv, bare), account_iq_answer, account_iq_free, q))
+        hlog(LOG_ERROR, "an IQ from %s to %s was dropped", m->u.route.from, m->u.route.to);
+}
+
+/* An IQ no hook took: to a resource, given to that session; to an existing account's bare JID,
+ * answered on its behalf (above); otherwise there is nobody to answer it (RFC 6121 §8.5). */
 static void iq_default(worker_t *w, user_t *u, inbox_msg_t *m)
 {
     const char *slash = strchr(m->u.route.to, '/');
+    if (!slash && u->state == USER_READY) {
+        account_iq_return(w, m);
+        return;
+    }
     session_t *s = slash && u->state == USER_READY ? session__find(w, u->bare, slash + 1) : NULL;
     if (s)
         session__send(s, m->u.route.bytes->data, m->u.route.bytes->len);
@@ -559,7 +633,10 @@ void router__from_session(session_t *s, hearth_xml_node_t *st, hearth_arena_t *a
         const char *bare = hearth_xml_attr(st, "to");
         int self = !strcmp(to.bare, s->user->bare);
         hearth_jid_clear(&to);
-        modules__iq(s, st, arena, self ? IQ_TO_SELF : IQ_TO_ACCOUNT, bare);
+        if (self)
+            modules__iq(s, st, arena, IQ_TO_SELF, bare);
+        else
+            router__route_node(s->w, bare, st); /* by way of the account (iq_default) */
         return;
     }
     hearth_xml_set_attr(arena, st, "to", to.full);

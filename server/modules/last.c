@@ -36,6 +36,7 @@ typedef struct last_ctx {
     worker_t *w;
     user_t *u;
     inbox_msg_t *m;
+    int taken; /* a last-activity query: answered here */
 } last_ctx_t;
 
 static void answer(void *ud, hearth_xml_node_t *iq, hearth_arena_t *a)
@@ -44,8 +45,11 @@ static void answer(void *ud, hearth_xml_node_t *iq, hearth_arena_t *a)
     user_t *u = l->u;
     const char *from = hearth_xml_attr(iq, "from");
     const char *type = hearth_xml_attr(iq, "type");
-    if (!from || !type || (strcmp(type, "get") && strcmp(type, "set")))
+    const hearth_xml_node_t *p = hearth_xml_first_element(iq);
+    if (!from || !type || (strcmp(type, "get") && strcmp(type, "set")) || !p ||
+        strcmp(p->name, "query") || strcmp(p->ns, HEARTH_NS_LAST))
         return;
+    l->taken = 1;
     char *bare = hearth_arena_strndup(a, from, strcspn(from, "/"));
     storage_roster_item_t *it = strmap_get(&u->roster, bare);
     hearth_stanza_error_t err = HEARTH_STANZA_ERR_NONE;
@@ -85,15 +89,15 @@ static void answer(void *ud, hearth_xml_node_t *iq, hearth_arena_t *a)
     router__route_node(l->w, from, r);
 }
 
-/* An IQ for a contact's bare JID reaches its home worker: the only ones routed there are
- * ours (last_iq below). */
+/* An IQ for an account's bare JID reaches its home worker (the router sends every one there
+ * first); last-activity queries are answered here, the others go on. */
 static int iq_in(hook_args_t *a)
 {
     if (strchr(a->m->u.route.to, '/'))
         return HOOK_CONTINUE;
-    last_ctx_t l = {a->w, a->u, a->m};
+    last_ctx_t l = {a->w, a->u, a->m, 0};
     router__parse(a->m->u.route.bytes->data, a->m->u.route.bytes->len, answer, &l);
-    return HOOK_STOP;
+    return l.taken ? HOOK_STOP : HOOK_CONTINUE;
 }
 
 /* To the server: its uptime. To another account: answered where that account's state lives. */

@@ -381,8 +381,11 @@ static void iq_in_parsed(void *ud, hearth_xml_node_t *iq, hearth_arena_t *arena)
     const char *type = hearth_xml_attr(iq, "type"), *from = hearth_xml_attr(iq, "from");
     if (!p || !type || !from || (strcmp(type, "get") && strcmp(type, "set")))
         return;
+    /* disco#info without a node is the account's own (core.c answers it on the asker's
+     * worker); with a node it is about a PEP node (XEP-0060 §5.3). */
     if (!pep__is(p, "pubsub", HEARTH_NS_PUBSUB) && !pep__is(p, "pubsub", HEARTH_NS_PUBSUB_OWNER) &&
-        !pep__is(p, "query", HEARTH_NS_DISCO_ITEMS) && !pep__is(p, "query", HEARTH_NS_DISCO_INFO))
+        !pep__is(p, "query", HEARTH_NS_DISCO_ITEMS) &&
+        !(pep__is(p, "query", HEARTH_NS_DISCO_INFO) && hearth_xml_attr(p, "node")))
         return;
     c->taken = 1;
     hook_args_t *a = c->a;

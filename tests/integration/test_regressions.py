@@ -173,6 +173,40 @@ class RegressionTest(IMTestCase):
         s.assert_alive()
         self.assert_alice_works(s)
 
+    # -- account_iq_order ---------------------------------------------------
+
+    def test_iq_to_an_account_in_order_and_refused_when_there_is_none(self):
+        """An IQ to another account's bare JID (a ping, disco, vCard) was answered at once on
+        the sender's worker: 'result' for a ping to an account that does not exist (RFC 6121
+        §8.5.1 says service-unavailable), and before the bounce of a message sent to that
+        address just before it (RFC 6120 §10.1: stanzas to one entity are handled in order).
+        Found by the terminal client's tests (hearth send waited with a ping)."""
+        s = self.start_server()
+        a = self.connect(s, 'alice', 'a', tls=False, roster=False)
+        for i in range(10):
+            a.send("<message to='nobody%d@%s' id='m%d' type='chat'><body>x</body></message>"
+                   % (i, DOMAIN, i))
+            a.send("<iq to='nobody%d@%s' id='p%d' type='get'><ping xmlns='urn:xmpp:ping'/></iq>"
+                   % (i, DOMAIN, i))
+            got = [a.recv_until(lambda st: st.get('id') in ('m%d' % i, 'p%d' % i), TIMEOUT)
+                   for _ in range(2)]
+            self.assertEqual([g.get('id') for g in got], ['m%d' % i, 'p%d' % i],
+                             'the ping was answered before the message bounced')
+            self.assertEqual(got[1].get('type'), 'error', to_str(got[1]))
+            self.assertIsNotNone(got[1].find('.//{urn:ietf:params:xml:ns:xmpp-stanzas}'
+                                             'service-unavailable'), to_str(got[1]))
+        # An existing account is still answered on its behalf, from its bare JID (its last
+        # activity, a query that took every IQ routed to an account before, only to contacts).
+        r = a.iq('get', "<ping xmlns='urn:xmpp:ping'/>", to='bob@' + DOMAIN)
+        self.assertEqual(r.get('type'), 'result', to_str(r))
+        self.assertEqual(r.get('from'), 'bob@' + DOMAIN)
+        # disco#info to no such account said it was a registered account
+        r = a.iq('get', "<query xmlns='http://jabber.org/protocol/disco#info'/>",
+                 to='nobody@' + DOMAIN)
+        self.assertEqual(r.get('type'), 'error', to_str(r))
+        self.assertIsNotNone(r.find('.//{urn:ietf:params:xml:ns:xmpp-stanzas}'
+                                    'service-unavailable'), to_str(r))
+
     # -- uaf_roster ---------------------------------------------------------
 
     def test_sm_queue_full_reply_does_not_free_user(self):
