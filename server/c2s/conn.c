@@ -59,17 +59,20 @@ static void unlink_conn(conn_t *c)
     c->linked = 0;
 }
 
-void conn__leave_worker(conn_t *c)
-{
-    unlink_conn(c);
-}
-
 static void unpause(conn_t *c)
 {
     if (c->read_paused) {
         c->read_paused = 0;
         c2s__worker(c->w)->npaused--;
     }
+}
+
+/* A paused stream is not read, so it cannot reach the step that moves it; should one ever
+ * move, the count of paused streams stays true on the worker it leaves. */
+void conn__leave_worker(conn_t *c)
+{
+    unpause(c);
+    unlink_conn(c);
 }
 
 /* Freed once its connection is gone and nothing else holds it. */
