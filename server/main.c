@@ -80,6 +80,7 @@ static int load_settings(server_t *srv)
     s->plain_without_tls = config_bool(c, "c2s.plain_without_tls");
     s->sasl_plain = config_bool(c, "c2s.sasl_plain");
     s->idle_ping = (unsigned)config_int(c, "c2s.idle_ping");
+    s->idle_release = (unsigned)config_int(c, "c2s.idle_release");
     s->ping_timeout = (unsigned)config_int(c, "c2s.ping_timeout");
     s->preauth_timeout = (unsigned)config_int(c, "c2s.preauth_timeout");
     const char *rc = config_str(c, "c2s.resource_conflict");

@@ -36,8 +36,8 @@ typedef struct c2s_session {
     hearth_bytes_t **csi_q;
     size_t csi_n;
     uv_timer_t *timer; /* the resumption deadline, made at the first detach */
-    int timer_open;   /* timer initialised, not yet closed */
-    int end_posted;   /* the run queue holds its end */
+    int timer_open;    /* timer initialised, not yet closed */
+    int end_posted;    /* the run queue holds its end */
 } c2s_session_t;
 
 /* What c2s keeps per worker (core slot): its streams, back-pressure, the SASL context, the
@@ -87,7 +87,7 @@ typedef enum {
  * and no asynchronous work (storage, the thread pool) holds it. */
 struct conn {
     worker_t *w;
-    uint64_t id; /* its connection's */
+    uint64_t id;         /* its connection's */
     connection_t *net;   /* NULL once the connection is gone */
     hearth_stream_t *xs; /* the XMPP stream over it */
     int refs;            /* asynchronous work holding it */
@@ -132,6 +132,7 @@ struct conn {
     struct authguard_ticket *guard_ticket; /* the attempt reserved with the guard, until settled */
     unsigned sasl_gen; /* bumps on every start/abort: stale async results are dropped */
     int ping_outstanding;
+    int trimmed; /* quiet since its last read: parser and empty buffers given back */
     char ping_id[24];
 };
 
@@ -160,6 +161,8 @@ void conn__unref(conn_t *c);
 void conn__arm_timer(conn_t *c);
 void conn__timer_in(conn_t *c, uint64_t ms);
 void conn__resume_reading(conn_t *c);
+/* The stream has been quiet (c2s.idle_release): its parser and empty buffers go back. */
+void conn__trim(conn_t *c);
 /* Bytes written and not yet taken by the client. */
 size_t conn__pending(const conn_t *c);
 const char *conn__log_jid(const conn_t *c);

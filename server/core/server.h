@@ -30,6 +30,7 @@ typedef struct settings {
     int plain_without_tls;
     int sasl_plain;
     unsigned idle_ping;    /* s, 0 = off */
+    unsigned idle_release; /* s of quiet before a stream gives back its parser, 0 = every read */
     unsigned ping_timeout; /* s */
     unsigned preauth_timeout;
     conflict_policy_t resource_conflict;
