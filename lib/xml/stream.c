@@ -444,7 +444,9 @@ hearth_xml_stream_t *hearth_xml_stream_new(const hearth_xml_stream_cbs_t *cbs, v
         (ssize_t)sizeof(s->hash_salt))
         s->hash_salt = 0;
     s->arena = hearth_arena_new(0);
-    s->header_arena = hearth_arena_new(1024);
+    /* a client's header tree is about 400 bytes; the root tag kept for a re-made parser (over
+     * a quarter of a chunk) gets a chunk of its own size */
+    s->header_arena = hearth_arena_new(512);
     if (!s->arena || !s->header_arena || parser_start(s) != 0) {
         hearth_xml_stream_free(s);
         return NULL;
