@@ -384,8 +384,10 @@ void conn__resume_reading(conn_t *c)
 void conn__trim(conn_t *c)
 {
     c->trimmed = 1;
-    if (hearth_stream_trim(c->xs))
+    if (hearth_stream_trim(c->xs)) {
         hlog_conn(LOG_DEBUG, c->id, conn__log_jid(c), "quiet: parser given back");
+        __atomic_store_n(&c->w->srv->mem_released, 1, __ATOMIC_RELEASE);
+    }
     if (c->net)
         connection_trim(c->net);
     if (!c->held.len)
