@@ -22,7 +22,7 @@ and the server's RSS is read again ("after burst"): memory taken during traffic 
 
 HEARTHD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 runs the hearthd started here with that
 library preloaded (hearthd only, not this client); HEARTHD_ENV='GLIBC_TUNABLES=...' adds variables
-to its environment the same way. HEARTHD_WRAP='heaptrack -o /tmp/h' puts a command before it (the RSS
+to its environment the same way, HEARTHD_SET='c2s.idle_release=0 ...' adds --set options. HEARTHD_WRAP='heaptrack -o /tmp/h' puts a command before it (the RSS
 read is then the wrapper's, not hearthd's: for profiles only).
 
 Prints what was negotiated (TLS version and cipher, SASL mechanisms offered and used), RSS idle, RSS
@@ -151,6 +151,8 @@ def main():
     ap.add_argument('--burst', type=int, default=0,
                     help='rounds of one message per client to the next client, then RSS again')
     ap.add_argument('--body', type=int, default=512, help='message body bytes in --burst (default 512)')
+    ap.add_argument('--hold', type=float, default=0,
+                    help='seconds to keep the sessions open after the RESULT line (for a profiler)')
     ap.add_argument('--deadline', type=float, default=600, help='stop logging in after this many seconds')
     args = ap.parse_args()
     if args.host not in ('127.0.0.1', '::1', 'localhost'):
@@ -168,6 +170,9 @@ def main():
                     'auth.scram_iterations': '4096'}
         if not args.tls:
             settings['c2s.tls'] = 'optional'
+        for kv in os.environ.get('HEARTHD_SET', '').split():  # extra --set KEY=VALUE for hearthd
+            k, _, v = kv.partition('=')
+            settings[k] = v
         srv = Server(settings=settings)
         env = [v for v in os.environ.get('HEARTHD_ENV', '').split() if v]
         if os.environ.get('HEARTHD_PRELOAD'):
@@ -236,6 +241,8 @@ def main():
             'rss_after_burst_kib': after_burst,
             'per_session_after_burst_kib': round((after_burst - base) / k, 2) if after_burst else None, 'tls': info.get('tls'), 'sasl': info.get('sasl'),
             'mechanisms_offered': info.get('mechanisms_offered')}))
+        sys.stdout.flush()
+        time.sleep(args.hold)
         if k < args.n:
             sys.exit(1)
     finally:
