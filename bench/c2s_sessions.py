@@ -16,6 +16,15 @@ Two modes:
 
         python3 bench/c2s_sessions.py 1000 --port 15222 --pid 1234 [--host 127.0.0.1] [--domain localhost]
 
+With --burst R, once every session is up each client i sends R messages of --body bytes to client
+i+1 (one round at a time: every client sends one, then every client reads one), the clients go quiet,
+and the server's RSS is read again ("after burst"): memory taken during traffic and not given back.
+
+HEARTHD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 runs the hearthd started here with that
+library preloaded (hearthd only, not this client); HEARTHD_ENV='GLIBC_TUNABLES=...' adds variables
+to its environment the same way, HEARTHD_SET='c2s.idle_release=0 ...' adds --set options. HEARTHD_WRAP='heaptrack -o /tmp/h' puts a command before it (the RSS
+read is then the wrapper's, not hearthd's: for profiles only).
+
 Prints what was negotiated (TLS version and cipher, SASL mechanisms offered and used), RSS idle, RSS
 with the sessions, per-session KiB ((with - idle) / sessions) and the marginal per-session KiB over the
 second half of the sessions, then one RESULT line of JSON for scripts (bench/run_sessions_compare.sh).
@@ -106,6 +115,25 @@ def session(args, srv, i, port, info):
     return c
 
 
+def burst(args, clients, pid):
+    """args.burst rounds of one chat message from every client to the next; each client then reads
+    the one addressed to it (presences and other stanzas in between are skipped). Returns the RSS
+    once the clients are quiet again."""
+    body = 'x' * args.body
+    n = len(clients)
+    for r in range(args.burst):
+        for i, c in enumerate(clients):
+            to = 'u%05d@%s/bench' % ((i + 1) % n, args.domain)
+            c.send("<message type='chat' to='%s' id='b%d'><body>%s</body></message>" % (to, r, body))
+        for c in clients:
+            while True:
+                st = c.recv_stanza(timeout=60)
+                if st.tag.endswith('message') and st.get('id') == 'b%d' % r:
+                    break
+    time.sleep(args.settle)
+    return rss_kib(pid)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('n', nargs='?', type=int, default=1000, help='sessions (default 1000)')
@@ -120,6 +148,11 @@ def main():
     ap.add_argument('--mech', default='SCRAM-SHA-256', help='SASL mechanism (default SCRAM-SHA-256)')
     ap.add_argument('--settle', type=float, default=2.0,
                     help='seconds to wait before each RSS reading (default 2)')
+    ap.add_argument('--burst', type=int, default=0,
+                    help='rounds of one message per client to the next client, then RSS again')
+    ap.add_argument('--body', type=int, default=512, help='message body bytes in --burst (default 512)')
+    ap.add_argument('--hold', type=float, default=0,
+                    help='seconds to keep the sessions open after the RESULT line (for a profiler)')
     ap.add_argument('--deadline', type=float, default=600, help='stop logging in after this many seconds')
     args = ap.parse_args()
     if args.host not in ('127.0.0.1', '::1', 'localhost'):
@@ -132,9 +165,22 @@ def main():
         for var in ('HEARTHD', 'HEARTHCTL'):  # hearthd runs in its data directory
             if os.environ.get(var):
                 os.environ[var] = os.path.abspath(os.environ[var])
-        srv = Server(settings={'registration.open': 'true', 'registration.rate_limit': '0',
-                               'log.level': 'warn', 'limits.preauth_per_ip': '0',
-                               'auth.scram_iterations': '4096'})
+        settings = {'registration.open': 'true', 'registration.rate_limit': '0',
+                    'log.level': 'warn', 'limits.preauth_per_ip': '0',
+                    'auth.scram_iterations': '4096'}
+        if not args.tls:
+            settings['c2s.tls'] = 'optional'
+        for kv in os.environ.get('HEARTHD_SET', '').split():  # extra --set KEY=VALUE for hearthd
+            k, _, v = kv.partition('=')
+            settings[k] = v
+        srv = Server(settings=settings)
+        env = [v for v in os.environ.get('HEARTHD_ENV', '').split() if v]
+        if os.environ.get('HEARTHD_PRELOAD'):
+            env.append('LD_PRELOAD=' + os.environ['HEARTHD_PRELOAD'])
+        wrap = os.environ.get('HEARTHD_WRAP', '').split()
+        if env or wrap:  # env(1) execs hearthd: the pid measured stays hearthd's
+            plain_command_line = srv.command_line
+            srv.command_line = lambda: ['env'] + env + wrap + plain_command_line()
         # the harness turns off listeners a newer hearthd has (https.port): an older build run
         # against this client (HEARTHD_BEFORE in bench/run_sessions_compare.sh) has no such
         # listener and refuses the unknown key
@@ -173,6 +219,7 @@ def main():
         time.sleep(args.settle)
         after = rss_kib(pid)
         k = len(clients)
+        after_burst = burst(args, clients, pid) if args.burst and k > 1 else None
         per = (after - base) / max(k, 1)
         marginal = (after - half_rss) / (k - half_at) if half_at and k > half_at else None
         print('negotiated: TLS %s; SASL %s; offered %s'
@@ -181,14 +228,21 @@ def main():
               % (k, elapsed, k / elapsed, ' incl. in-band registration' if args.register else ''))
         print('%s RSS: %d KiB idle, %d KiB with %d sessions: %.1f KiB per session'
               % (name, base, after, k, per))
+        if after_burst is not None:
+            print('after burst: RSS %d KiB: %.1f KiB per session'
+                  % (after_burst, (after_burst - base) / k))
         if marginal is not None:
             print('marginal: %.1f KiB per session over sessions %d..%d' % (marginal, half_at + 1, k))
         print('RESULT ' + json.dumps({
             'sessions': k, 'rss_idle_kib': base, 'rss_sessions_kib': after,
             'per_session_kib': round(per, 2),
             'marginal_kib': round(marginal, 2) if marginal is not None else None,
-            'login_s': round(elapsed, 2), 'tls': info.get('tls'), 'sasl': info.get('sasl'),
+            'login_s': round(elapsed, 2),
+            'rss_after_burst_kib': after_burst,
+            'per_session_after_burst_kib': round((after_burst - base) / k, 2) if after_burst else None, 'tls': info.get('tls'), 'sasl': info.get('sasl'),
             'mechanisms_offered': info.get('mechanisms_offered')}))
+        sys.stdout.flush()
+        time.sleep(args.hold)
         if k < args.n:
             sys.exit(1)
     finally:

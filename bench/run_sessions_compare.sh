@@ -19,6 +19,14 @@
 #   HEARTHD_BEFORE=/tmp/hearth-before/build/hearthd HEARTHCTL_BEFORE=/tmp/hearth-before/build/hearthctl \
 #       HEARTHD=build/hearthd HEARTHCTL=build/hearthctl bench/run_sessions_compare.sh
 #
+# MODE=plain runs without TLS (no server requires it and the client does not start it; SCRAM over
+# plain TCP) instead of STARTTLS (MODE=tls, the default). BURST=R adds c2s_sessions.py's --burst R
+# (each client sends R messages to the next, then RSS again: memory kept after traffic). SETTLE
+# (seconds before each RSS reading, default 2) is the same for every server; hearthd gives an
+# idle stream's parser back after c2s.idle_release (1 s) and trims its heap at most every 5 s, so
+# SETTLE=12 reads it idle. HEARTHD_ENV,
+# HEARTHD_PRELOAD and HEARTHD_SET pass through to c2s_sessions.py (allocator runs).
+#
 # Writes one JSON line per run to $OUT/results.txt, then prints a table of medians with the
 # per-run figures and the ratios hearthd/hearthd-before, hearthd/Prosody, hearthd/ejabberd,
 # hearthd-before/Prosody and hearthd-before/ejabberd (those whose servers ran).
@@ -30,6 +38,12 @@ HEARTHD_BEFORE=${HEARTHD_BEFORE:-}       # optional second build, run as "hearth
 HEARTHCTL_BEFORE=${HEARTHCTL_BEFORE:-}
 N=${N:-1000}
 REPS=${REPS:-2}
+MODE=${MODE:-tls}
+BURST=${BURST:-0}
+SETTLE=${SETTLE:-2}
+CLIENT_ARGS="--settle $SETTLE --burst $BURST"
+[ "$MODE" = plain ] && CLIENT_ARGS="$CLIENT_ARGS --no-tls"
+[ "$MODE" = plain ] || [ "$MODE" = tls ] || { echo "run_sessions_compare: MODE is tls or plain" >&2; exit 2; }
 if [ -n "$HEARTHD_BEFORE" ]; then
     SERVERS=${SERVERS:-"hearthd-before hearthd prosody ejabberd"}
 else
@@ -76,7 +90,7 @@ start_prosody() {
         '"roster", "saslauth", "tls", "disco", "register", "ping"'
     cat >> "$d/prosody.cfg.lua" <<EOF
 ssl = { certificate = "$d/localhost.crt", key = "$d/localhost.key" }
-c2s_require_encryption = true
+c2s_require_encryption = $([ "$MODE" = plain ] && echo false || echo true)
 allow_registration = true
 authentication = "internal_hashed"
 password_hash = "SHA-256"
@@ -95,8 +109,8 @@ start_ejabberd() {
         "certfiles:
   - \"$d/localhost.crt\"
   - \"$d/localhost.key\"" \
-        "    starttls: true
-    starttls_required: true" \
+        "$([ "$MODE" = plain ] && echo "    starttls: false" || echo "    starttls: true
+    starttls_required: true")" \
         "auth_password_format: scram
 auth_scram_hash: sha256"
     launch_ejabberd "$d"
@@ -110,20 +124,20 @@ run_one() {  # server rep
     case $s in
     hearthd)
         HEARTHD=$HEARTHD HEARTHCTL=$HEARTHCTL timeout -k 5 $RUN_TIMEOUT \
-            python3 "$HERE/c2s_sessions.py" "$N" > "$log" 2>&1
+            python3 "$HERE/c2s_sessions.py" "$N" $CLIENT_ARGS > "$log" 2>&1
         rc=$?;;
     hearthd-before)
         HEARTHD=$HEARTHD_BEFORE HEARTHCTL=$HEARTHCTL_BEFORE timeout -k 5 $RUN_TIMEOUT \
-            python3 "$HERE/c2s_sessions.py" "$N" > "$log" 2>&1
+            python3 "$HERE/c2s_sessions.py" "$N" $CLIENT_ARGS > "$log" 2>&1
         rc=$?;;
     prosody|ejabberd)
         if ! start_$s "$d"; then echo "   $s did not start (see $d)"; cleanup; return; fi
-        timeout -k 5 $RUN_TIMEOUT python3 "$HERE/c2s_sessions.py" "$N" --port "$PORT" \
+        timeout -k 5 $RUN_TIMEOUT python3 "$HERE/c2s_sessions.py" "$N" $CLIENT_ARGS --port "$PORT" \
             --pid "$SERVER_PID" --domain localhost > "$log" 2>&1
         rc=$?
         cleanup;;
     esac
-    echo "   rc=$rc $(grep -E '^(negotiated|sessions|.*RSS|marginal)' "$log" | tr '\n' ' ')"
+    echo "   rc=$rc $(grep -E '^(negotiated|sessions|.*RSS|marginal|after burst)' "$log" | tr '\n' ' ')"
     echo "   ($(date +%T), load $(cut -d' ' -f1-3 /proc/loadavg))"
     local r
     r=$(grep '^RESULT ' "$log" | sed 's/^RESULT //')
@@ -131,7 +145,7 @@ run_one() {  # server rep
     [ "$rc" = 0 ] && [ -z "${KEEP:-}" ] && rm -rf "$d"
 }
 
-echo "run_sessions_compare: N=$N, $REPS reps, servers=[$SERVERS], logs in $OUT"
+echo "run_sessions_compare: N=$N, $REPS reps, MODE=$MODE, BURST=$BURST, SETTLE=$SETTLE, servers=[$SERVERS], logs in $OUT"
 [ -n "$HEARTHD_BEFORE" ] && echo "hearthd-before: $HEARTHD_BEFORE; hearthd: $HEARTHD"
 nproc; uptime
 for rep in $(seq "$REPS"); do
@@ -148,16 +162,21 @@ for line in open(sys.argv[1]):
     runs.setdefault(r['server'], []).append(r['result'])
 def med(s, k):
     return statistics.median(x[k] for x in runs[s])
-print('| server | runs | RSS idle MiB (each run) | RSS with N MiB (each) | per session KiB (each) | marginal KiB (each) | TLS | SASL |')
-print('|---|---|---|---|---|---|---|---|')
+print('| server | runs | RSS idle MiB (each run) | RSS with N MiB (each) | per session KiB (each) | marginal KiB (each) | after burst KiB/session (each) | TLS | SASL |')
+print('|---|---|---|---|---|---|---|---|---|')
+def burst(s, rs):
+    v = [x.get('per_session_after_burst_kib') for x in rs]
+    if None in v:
+        return '-'
+    return '%.1f (%s)' % (statistics.median(v), ', '.join('%.1f' % x for x in v))
 def each(rs, k, scale=1):
     return ', '.join('%.1f' % (x[k] / scale) for x in rs)
 for s, rs in runs.items():
-    print('| %s | %d | %.1f (%s) | %.1f (%s) | %.1f (%s) | %.1f (%s) | %s | %s |' % (
+    print('| %s | %d | %.1f (%s) | %.1f (%s) | %.1f (%s) | %.1f (%s) | %s | %s | %s |' % (
         s, len(rs), med(s, 'rss_idle_kib') / 1024, each(rs, 'rss_idle_kib', 1024),
         med(s, 'rss_sessions_kib') / 1024, each(rs, 'rss_sessions_kib', 1024),
         med(s, 'per_session_kib'), each(rs, 'per_session_kib'),
-        med(s, 'marginal_kib'), each(rs, 'marginal_kib'), rs[0]['tls'], rs[0]['sasl']))
+        med(s, 'marginal_kib'), each(rs, 'marginal_kib'), burst(s, rs), rs[0]['tls'], rs[0]['sasl']))
 for a, b in (('hearthd', 'hearthd-before'), ('hearthd', 'prosody'), ('hearthd', 'ejabberd'),
              ('hearthd-before', 'prosody'), ('hearthd-before', 'ejabberd')):
     if a in runs and b in runs:
@@ -166,4 +185,7 @@ for a, b in (('hearthd', 'hearthd-before'), ('hearthd', 'prosody'), ('hearthd', 
             med(a, 'marginal_kib') / med(b, 'marginal_kib'),
             med(a, 'rss_sessions_kib') / med(b, 'rss_sessions_kib'),
             med(a, 'rss_idle_kib') / med(b, 'rss_idle_kib')))
+        if burst(a, runs[a]) != '-' and burst(b, runs[b]) != '-':
+            print('%s/%s: per session after burst %.3f' % (a, b, med(a, 'per_session_after_burst_kib')
+                                                           / med(b, 'per_session_after_burst_kib')))
 EOF

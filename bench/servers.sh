@@ -111,10 +111,13 @@ modules:
 EOF
 }
 
+# EJABBERD_NODE names the Erlang node (default ejabberdbench): two benchmark runs on one machine
+# need two names, or each finds the other's beam process.
+EJABBERD_NODE=${EJABBERD_NODE:-ejabberdbench}
 launch_ejabberd() {  # dir holding ejabberd.yml, spool/ and logs/
     local d=$1
     cat > "$d/ejabberdctl.cfg" <<EOF
-ERLANG_NODE=ejabberdbench@localhost
+ERLANG_NODE=$EJABBERD_NODE@localhost
 INET_DIST_INTERFACE=127.0.0.1
 ERL_DIST_PORT=$EJABBERD_DIST_PORT
 ERL_EPMD_ADDRESS=127.0.0.1
@@ -131,7 +134,7 @@ EOF
     local wrapper=$!
     # the beam process runs under su as the ejabberd user: find it for RSS and for stopping
     for _ in $(seq 100); do
-        SERVER_PID=$(pgrep -u ejabberd -f "beam.*ejabberdbench@localhost" | head -1)
+        SERVER_PID=$(pgrep -u ejabberd -f "beam.*$EJABBERD_NODE@localhost" | head -1)
         [ -n "$SERVER_PID" ] && break
         sleep 0.1
     done

@@ -795,6 +795,13 @@ int hearth_stream_feed(hearth_stream_t *s, const char *data, size_t len)
     return rc;
 }
 
+int hearth_stream_trim(hearth_stream_t *s)
+{
+    if (s->depth || s->in_feed || s->in_write || s->reset_pending || !s->xml)
+        return 0;
+    return hearth_xml_stream_trim(s->xml);
+}
+
 /* ---- public: output ---- */
 
 int hearth_stream_send(hearth_stream_t *s, const char *data, size_t len)

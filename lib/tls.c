@@ -59,9 +59,19 @@ struct hearth_tls {
     hearth_buf_t rest;
     size_t rest_off;
     hearth_buf_t pending; /* plaintext written before the handshake ended, <= PENDING_MAX */
-    char alpn[256];       /* selected protocol, "" if none */
-    char err[256];
+    /* Both made only when there is something to hold: every idle TLS stream carried 512 bytes
+     * of them. */
+    char *alpn; /* selected protocol, NULL if none */
+    char *err;  /* last error, NULL if none */
 };
+
+#define ERR_TEXT_MAX 256 /* an error text is cut there */
+
+static void keep_err(hearth_tls_t *t, const char *text)
+{
+    free(t->err);
+    t->err = strdup(text); /* NULL on ENOMEM: hearth_tls_error then says "" */
+}
 
 /* ---- errors ---- */
 
@@ -118,8 +128,9 @@ static void set_err(char **err, const char *fmt, ...)
 
 static int fail(hearth_tls_t *t, const char *what)
 {
-    snprintf(t->err, sizeof t->err, "%s", what);
-    char tail[sizeof t->err] = "";
+    char msg[ERR_TEXT_MAX];
+    snprintf(msg, sizeof msg, "%s", what);
+    char tail[ERR_TEXT_MAX] = "";
     append_ssl_errors(tail, sizeof tail);
     if (t->ssl && !SSL_is_server(t->ssl)) {
         long vr = SSL_get_verify_result(t->ssl);
@@ -130,9 +141,10 @@ static int fail(hearth_tls_t *t, const char *what)
         }
     }
     if (tail[0]) {
-        size_t len = strlen(t->err);
-        snprintf(t->err + len, sizeof t->err - len, ": %s", tail);
+        size_t len = strlen(msg);
+        snprintf(msg + len, sizeof msg - len, ": %s", tail);
     }
+    keep_err(t, msg);
     t->state = TLS_FAILED;
     return HEARTH_ETLS;
 }
@@ -438,7 +450,7 @@ static int on_handshake_done(hearth_tls_t *t)
     const unsigned char *p = NULL;
     unsigned int n = 0;
     SSL_get0_alpn_selected(t->ssl, &p, &n);
-    if (p && n > 0 && n < sizeof t->alpn) {
+    if (p && n > 0 && !t->alpn && (t->alpn = malloc(n + 1))) {
         memcpy(t->alpn, p, n);
         t->alpn[n] = '\0';
     }
@@ -514,7 +526,7 @@ static int keep_rest(hearth_tls_t *t, int rc)
     } else if (t->in_len > 0) {
         int arc = hearth_buf_append(&t->rest, t->in, t->in_len);
         if (arc) {
-            snprintf(t->err, sizeof t->err, "out of memory keeping unread ciphertext");
+            keep_err(t, "out of memory keeping unread ciphertext");
             t->state = TLS_FAILED;
             rc = HEARTH_ETLS;
         }
@@ -601,7 +613,7 @@ const char *hearth_tls_version(const hearth_tls_t *t)
 
 const char *hearth_tls_alpn(const hearth_tls_t *t)
 {
-    return t && t->alpn[0] ? t->alpn : NULL;
+    return t ? t->alpn : NULL;
 }
 
 int hearth_tls_exporter(const hearth_tls_t *t, unsigned char out[32])
@@ -643,7 +655,7 @@ int hearth_tls_server_end_point(const hearth_tls_t *t, unsigned char out[HEARTH_
 
 const char *hearth_tls_error(const hearth_tls_t *t)
 {
-    return t ? t->err : "";
+    return t && t->err ? t->err : "";
 }
 
 int hearth_tls_cert_refused(const hearth_tls_t *t)
@@ -661,6 +673,8 @@ void hearth_tls_free(hearth_tls_t *t)
     hearth_buf_free(&t->rest);
     hearth_buf_free(&t->pending);
     hearth_tls_ctx_free(t->ctx);
+    free(t->alpn);
+    free(t->err);
     free(t);
 }
 

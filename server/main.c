@@ -2,6 +2,7 @@
  * prepare TLS and storage, bind the listeners on every worker, run until SIGTERM/SIGINT, then
  * end every stream with <system-shutdown/> and stop in order. */
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,7 @@ typedef struct app {
     uv_loop_t *loop;
     uv_signal_t sigterm, sigint;
     uv_timer_t drain;
+    uv_timer_t memory;
     uint64_t drain_deadline;
     int lock_fd;
     char *ports_path;
@@ -80,6 +82,7 @@ static int load_settings(server_t *srv)
     s->plain_without_tls = config_bool(c, "c2s.plain_without_tls");
     s->sasl_plain = config_bool(c, "c2s.sasl_plain");
     s->idle_ping = (unsigned)config_int(c, "c2s.idle_ping");
+    s->idle_release = (unsigned)config_int(c, "c2s.idle_release");
     s->ping_timeout = (unsigned)config_int(c, "c2s.ping_timeout");
     s->preauth_timeout = (unsigned)config_int(c, "c2s.preauth_timeout");
     const char *rc = config_str(c, "c2s.resource_conflict");
@@ -232,12 +235,26 @@ static void on_drain(uv_timer_t *t)
     post_all(&a->srv, INBOX_EXIT);
 }
 
+/* glibc's malloc gives back only the top of a heap by itself: what quiet streams free lies
+ * between live objects, in pages that stay resident. malloc_trim(0) hands whole free pages
+ * inside the arenas back to the kernel (MADV_DONTNEED); it runs here, off the workers, at most
+ * once per period and only after a stream gave something back. */
+#define MEMORY_TRIM_MS 5000
+
+static void on_memory_timer(uv_timer_t *t)
+{
+    app_t *a = t->data;
+    if (__atomic_exchange_n(&a->srv.mem_released, 0, __ATOMIC_ACQ_REL))
+        malloc_trim(0);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     app_t *a = s->data;
     hlog(LOG_INFO, "received %s: shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
     uv_close((uv_handle_t *)&a->sigterm, NULL);
     uv_close((uv_handle_t *)&a->sigint, NULL);
+    uv_close((uv_handle_t *)&a->memory, NULL);
     post_all(&a->srv, INBOX_SHUTDOWN);
     a->drain_deadline = uv_now(a->loop) + SHUTDOWN_GRACE_MS;
     uv_timer_init(a->loop, &a->drain);
@@ -422,6 +439,9 @@ int main(int argc, char **argv)
          HEARTH_VERSION, srv->set.domain, srv->nworkers, srv->c2s_port, srv->tls_port, http_port,
          https_port);
     hlog_always("ready");
+    uv_timer_init(a.loop, &a.memory);
+    a.memory.data = &a;
+    uv_timer_start(&a.memory, on_memory_timer, MEMORY_TRIM_MS, MEMORY_TRIM_MS);
 
     uv_run(a.loop, UV_RUN_DEFAULT);
 

@@ -119,6 +119,9 @@ int hearth_stream_start(hearth_stream_t *s) HEARTH_MUST_CHECK;
  * on every later call, the input then ignored). HEARTH_EBUSY from inside a callback,
  * HEARTH_EINVAL for NULL data with a length. */
 int hearth_stream_feed(hearth_stream_t *s, const char *data, size_t len) HEARTH_MUST_CHECK;
+/* The stream has been quiet a while: its parser's memory goes back if it stands between stanzas
+ * (hearth_xml_stream_trim). 1 when something was given back; 0 otherwise or inside a call. */
+int hearth_stream_trim(hearth_stream_t *s);
 
 /* ---- sending. Before anything else, our header is sent if this stream has none yet (both
  * roles). After a stream error or a close was sent, sends are ignored (HEARTH_ECLOSED) and

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
 #include <expat.h>
 
@@ -34,11 +35,23 @@ enum state {
     ST_HALTED, /* error, close or stop: nothing more until reset */
 };
 
+/* Between stanzas an idle stream may give its expat parser back (hearth_xml_stream_trim):
+ * expat's input buffer, its pools and the element and attribute names it has seen (kept in its
+ * DTD tables even without a DTD) come to about 10 KB a stream once a client has sent a few
+ * stanzas. The next feed makes a fresh parser and primes it with the root's start tag, kept from
+ * the header (bounded by max_header_bytes), so that it sees the same namespace declarations; its
+ * callbacks are not passed on. Making one costs about 2.5 us, so a busy stream keeps its own. */
+
 struct hearth_xml_stream {
     hearth_xml_stream_cbs_t cbs;
     void *ud;
     hearth_xml_limits_t limits;
-    XML_Parser parser;
+    XML_Parser parser;       /* NULL while released between stanzas (ST_OPEN) */
+    unsigned long hash_salt; /* one per stream: a re-made parser needs no system call for it */
+    XML_Index base;          /* stream offset of the parser's byte 0 (negative while priming) */
+    char *root_tag;          /* the root's start tag as received, in header_arena */
+    size_t root_tag_len;
+    bool priming; /* the root tag is being fed again to a fresh parser */
     enum state state;
     bool in_parse;        /* inside XML_Parse: XML_StopParser is meaningful */
     bool in_callback;     /* inside a caller's callback: no feed, no reset */
@@ -87,7 +100,7 @@ static void fail(hearth_xml_stream_t *s, hearth_stream_error_t cond, const char 
 
 static XML_Index event_end(const hearth_xml_stream_t *s)
 {
-    return XML_GetCurrentByteIndex(s->parser) + XML_GetCurrentByteCount(s->parser);
+    return s->base + XML_GetCurrentByteIndex(s->parser) + XML_GetCurrentByteCount(s->parser);
 }
 
 static bool stanza_too_large(hearth_xml_stream_t *s, XML_Index end)
@@ -159,12 +172,34 @@ static bool flush_text(hearth_xml_stream_t *s)
     return true;
 }
 
+/* Copies the root's start tag, the current event, from expat's buffer (the raw bytes, which
+ * carry the namespace declarations a re-made parser needs). Without XML_CONTEXT_BYTES expat has
+ * no such buffer: the tag is then not kept and the parser is never released. */
+static bool keep_root_tag(hearth_xml_stream_t *s)
+{
+    int offset = 0, size = 0;
+    const char *buf = XML_GetInputContext(s->parser, &offset, &size);
+    int n = XML_GetCurrentByteCount(s->parser);
+    if (!buf || n <= 0 || offset < 0 || offset + n > size)
+        return true;
+    s->root_tag = hearth_arena_alloc(s->header_arena, (size_t)n);
+    if (!s->root_tag)
+        return false;
+    memcpy(s->root_tag, buf + offset, (size_t)n);
+    s->root_tag_len = (size_t)n;
+    return true;
+}
+
 static void on_start(void *ud, const XML_Char *name, const XML_Char **atts)
 {
     ((hearth_xml_stream_t *)ud)->events++;
     hearth_xml_stream_t *s = ud;
     if (s->state == ST_HALTED)
         return;
+    if (s->priming) { /* the root again, for a fresh parser: nothing to tell anyone */
+        s->level = 1;
+        return;
+    }
     size_t nattrs = 0;
     while (atts[nattrs * 2])
         nattrs++;
@@ -182,6 +217,10 @@ static void on_start(void *ud, const XML_Char *name, const XML_Char **atts)
             return;
         }
         hearth_xml_node_t *header = build_element(s->header_arena, name, atts);
+        if (header && !keep_root_tag(s)) {
+            fail(s, HEARTH_STREAM_ERR_RESOURCE_CONSTRAINT, "out of memory");
+            return;
+        }
         if (!header) {
             fail(s, HEARTH_STREAM_ERR_RESOURCE_CONSTRAINT, "out of memory");
             return;
@@ -285,7 +324,7 @@ static void on_text(void *ud, const XML_Char *data, int len)
 static void on_ns_start(void *ud, const XML_Char *prefix, const XML_Char *uri)
 {
     hearth_xml_stream_t *s = ud;
-    if (s->state == ST_HALTED)
+    if (s->state == ST_HALTED || s->priming)
         return;
     s->ns_decls++;
     if (s->level == 0 && !prefix) {
@@ -347,11 +386,13 @@ static hearth_stream_error_t map_expat_error(enum XML_Error e)
     }
 }
 
-static int parser_start(hearth_xml_stream_t *s)
+static XML_Parser parser_make(hearth_xml_stream_t *s)
 {
     XML_Parser p = XML_ParserCreateNS("UTF-8", NS_SEP);
     if (!p)
-        return HEARTH_ENOMEM;
+        return NULL;
+    if (s->hash_salt)
+        XML_SetHashSalt(p, s->hash_salt);
     if (XML_SetReparseDeferralEnabled)
         XML_SetReparseDeferralEnabled(p, XML_FALSE);
     XML_SetUserData(p, s);
@@ -364,7 +405,18 @@ static int parser_start(hearth_xml_stream_t *s)
     XML_SetCommentHandler(p, on_comment);
     XML_SetProcessingInstructionHandler(p, on_pi);
     XML_SetParamEntityParsing(p, XML_PARAM_ENTITY_PARSING_NEVER);
+    return p;
+}
+
+static int parser_start(hearth_xml_stream_t *s)
+{
+    XML_Parser p = parser_make(s);
+    if (!p)
+        return HEARTH_ENOMEM;
     s->parser = p;
+    s->base = 0;
+    s->root_tag = NULL;
+    s->root_tag_len = 0;
     s->state = ST_HEADER;
     s->level = 0;
     s->ns_decls = 0;
@@ -387,8 +439,14 @@ hearth_xml_stream_t *hearth_xml_stream_new(const hearth_xml_stream_cbs_t *cbs, v
         s->cbs = *cbs;
     s->ud = ud;
     fill_limits(&s->limits, limits);
+    /* expat salts its hash tables itself, with a system call per parser: one per stream here */
+    if (getrandom(&s->hash_salt, sizeof(s->hash_salt), GRND_NONBLOCK) !=
+        (ssize_t)sizeof(s->hash_salt))
+        s->hash_salt = 0;
     s->arena = hearth_arena_new(0);
-    s->header_arena = hearth_arena_new(1024);
+    /* a client's header tree is about 400 bytes; the root tag kept for a re-made parser (over
+     * a quarter of a chunk) gets a chunk of its own size */
+    s->header_arena = hearth_arena_new(512);
     if (!s->arena || !s->header_arena || parser_start(s) != 0) {
         hearth_xml_stream_free(s);
         return NULL;
@@ -396,10 +454,36 @@ hearth_xml_stream_t *hearth_xml_stream_new(const hearth_xml_stream_cbs_t *cbs, v
     return s;
 }
 
+/* A fresh parser that stands where the released one stood: inside the root, at offset fed. */
+static int parser_resume(hearth_xml_stream_t *s)
+{
+    XML_Parser p = parser_make(s);
+    if (!p)
+        return HEARTH_ENOMEM;
+    s->parser = p;
+    s->priming = true;
+    s->level = 0;
+    s->in_parse = true;
+    enum XML_Status st = XML_Parse(p, s->root_tag, (int)s->root_tag_len, XML_FALSE);
+    s->in_parse = false;
+    s->priming = false;
+    if (st != XML_STATUS_OK || s->level != 1) { /* it parsed once already: only memory fails */
+        s->level = 1;
+        return HEARTH_ENOMEM;
+    }
+    s->base = s->fed - (XML_Index)s->root_tag_len;
+    s->ns_decls = 0;
+    return 0;
+}
+
 int hearth_xml_stream_feed(hearth_xml_stream_t *s, const char *data, size_t len)
 {
     if (s->in_callback || (!data && len))
         return HEARTH_EINVAL;
+    if (len > 0 && !s->parser && s->state == ST_OPEN && parser_resume(s) != 0) {
+        fail(s, HEARTH_STREAM_ERR_RESOURCE_CONSTRAINT, "out of memory");
+        return HEARTH_ECLOSED;
+    }
     while (len > 0) {
         if (s->state == ST_HALTED)
             return HEARTH_ECLOSED;
@@ -434,11 +518,26 @@ int hearth_xml_stream_feed(hearth_xml_stream_t *s, const char *data, size_t len)
     }
     if (s->state == ST_HALTED)
         return HEARTH_ECLOSED;
-    /* Between stanzas the tree's memory goes back: thousands of idle streams hold none (a
-     * busy one makes it again once per read, not per stanza). */
+    /* Between stanzas the tree's memory goes back: thousands of idle streams hold none (a busy
+     * one makes it again once per read, not per stanza). */
     if (s->level == 1)
         hearth_arena_release(s->arena);
     return 0;
+}
+
+int hearth_xml_stream_trim(hearth_xml_stream_t *s)
+{
+    /* Only when nothing is pending in the parser: inside the root, between stanzas, every byte
+     * fed accounted for by a complete unit (an unfinished tag, or a trailing byte expat holds,
+     * stays with the parser that holds it). */
+    if (s->in_callback || s->state != ST_OPEN || s->level != 1 || !s->root_tag ||
+        s->mark != s->fed || !s->parser)
+        return 0;
+    XML_ParserFree(s->parser);
+    s->parser = NULL;
+    hearth_arena_release(s->arena);
+    hearth_buf_free(&s->text);
+    return 1;
 }
 
 void hearth_xml_stream_stop(hearth_xml_stream_t *s)

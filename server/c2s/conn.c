@@ -303,6 +303,14 @@ static void on_data(connection_t *net, const char *data, size_t len)
     conn__ref(c);
     int rc = hearth_stream_feed(c->xs, data, len);
     (void)rc; /* the stream's end is reported through its callbacks */
+    if (!c->closing && c->state == C2S_BOUND) {
+        if (!c->w->srv->set.idle_release) {
+            conn__trim(c);
+        } else if (c->trimmed) { /* its timer may be set for the idle ping, far off */
+            c->trimmed = 0;
+            conn__arm_timer(c);
+        }
+    }
     if (!c->closing && !c->moving && !c->read_paused && c->net &&
         storage_outstanding(c->w->srv->storage) > CONN_STORAGE_HIGH_WATER) {
         connection_pause(c->net);
@@ -401,6 +409,19 @@ void conn__resume_reading(conn_t *c)
 }
 
 /* ---- timers ---- */
+
+void conn__trim(conn_t *c)
+{
+    c->trimmed = 1;
+    if (hearth_stream_trim(c->xs)) {
+        hlog_conn(LOG_DEBUG, c->id, conn__log_jid(c), "quiet: parser given back");
+        __atomic_store_n(&c->w->srv->mem_released, 1, __ATOMIC_RELEASE);
+    }
+    if (c->net)
+        connection_trim(c->net);
+    if (!c->held.len)
+        hearth_buf_free(&c->held);
+}
 
 void conn__timer_in(conn_t *c, uint64_t ms)
 {

@@ -133,6 +133,7 @@ struct conn {
     struct authguard_ticket *guard_ticket; /* the attempt reserved with the guard, until settled */
     unsigned sasl_gen; /* bumps on every start/abort: stale async results are dropped */
     int ping_outstanding;
+    int trimmed; /* quiet since its last read: parser and empty buffers given back */
     char ping_id[24];
 };
 
@@ -164,6 +165,8 @@ void conn__unref(conn_t *c);
 void conn__arm_timer(conn_t *c);
 void conn__timer_in(conn_t *c, uint64_t ms);
 void conn__resume_reading(conn_t *c);
+/* The stream has been quiet (c2s.idle_release): its parser and empty buffers go back. */
+void conn__trim(conn_t *c);
 /* Bytes written and not yet taken by the client. */
 size_t conn__pending(const conn_t *c);
 const char *conn__log_jid(const conn_t *c);

@@ -357,7 +357,9 @@ void c2s__restart_stream(conn_t *c)
 }
 
 /* One timer per connection: before authentication it is the pre-auth deadline (and the delay
- * of a throttled SASL failure); once bound it schedules the idle ping and its timeout. */
+ * of a throttled SASL failure); once bound it schedules the idle ping and its timeout, and the
+ * moment a quiet stream gives its memory back (c2s.idle_release). It is lazy: a read does not
+ * move it; when it fires it looks at the time of the last read. */
 void conn__arm_timer(conn_t *c)
 {
     if (c->closing || !c->net)
@@ -373,11 +375,17 @@ void conn__arm_timer(conn_t *c)
         conn__timer_in(c, (uint64_t)s->ping_timeout * 1000);
         return;
     }
-    if (s->idle_ping == 0) {
+    uint64_t due = UINT64_MAX;
+    if (s->idle_ping)
+        due = c->last_read_ms + (uint64_t)s->idle_ping * 1000;
+    if (s->idle_release && !c->trimmed) {
+        uint64_t trim_at = c->last_read_ms + (uint64_t)s->idle_release * 1000;
+        due = trim_at < due ? trim_at : due;
+    }
+    if (due == UINT64_MAX) {
         connection_timer(c->net, 0);
         return;
     }
-    uint64_t due = c->last_read_ms + (uint64_t)s->idle_ping * 1000;
     conn__timer_in(c, due > now ? due - now : 1);
 }
 
@@ -411,6 +419,8 @@ void c2s__on_timer(conn_t *c)
         conn__arm_timer(c);
         return;
     }
+    if (!c->trimmed && s->idle_release && now >= c->last_read_ms + (uint64_t)s->idle_release * 1000)
+        conn__trim(c);
     if (c->ping_outstanding) {
         if (c->last_read_ms > c->ping_sent_ms) {
             c->ping_outstanding = 0; /* anything from the client proves it alive */

@@ -30,6 +30,7 @@ typedef struct settings {
     int plain_without_tls;
     int sasl_plain;
     unsigned idle_ping;    /* s, 0 = off */
+    unsigned idle_release; /* s of quiet before a stream gives back its parser, 0 = every read */
     unsigned ping_timeout; /* s */
     unsigned preauth_timeout;
     conflict_policy_t resource_conflict;
@@ -213,6 +214,7 @@ struct server {
     int live_conns;         /* atomic: connections not yet freed, in transit included */
     long inbox_pending;     /* atomic: inbox messages posted and not yet handled */
     long dropped;           /* atomic: stanzas not handed over (full queues, memory) */
+    int mem_released;       /* atomic: a quiet stream gave memory back since the last trim */
     uv_mutex_t ip_lock;     /* guards preauth_ips only: a counter update, no I/O */
     strmap_t preauth_ips;   /* ip -> (uintptr_t) unauthenticated connections */
     authguard_t *guard;     /* failed logins across streams (has its own lock) */

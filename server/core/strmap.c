@@ -74,12 +74,17 @@ uint64_t strmap_hash(const char *s)
     return strmap__siphash(sip_key, s, strlen(s));
 }
 
+/* Buckets are made by the first put and go with the last remove: most maps (a user's directed
+ * presences, a session's module state) stay empty, and thousands of idle ones would each hold
+ * 128 bytes of empty buckets. */
+#define STRMAP_FIRST_BUCKETS 16
+
 int strmap_init(strmap_t *m)
 {
-    m->nbuckets = 16;
+    m->buckets = NULL;
+    m->nbuckets = 0;
     m->count = 0;
-    m->buckets = calloc(m->nbuckets, sizeof(*m->buckets));
-    return m->buckets ? 0 : HEARTH_ENOMEM;
+    return 0;
 }
 
 void strmap_free(strmap_t *m)
@@ -137,6 +142,11 @@ static void grow(strmap_t *m)
 
 int strmap_put(strmap_t *m, const char *key, void *value)
 {
+    if (!m->buckets) {
+        if (!(m->buckets = calloc(STRMAP_FIRST_BUCKETS, sizeof(*m->buckets))))
+            return HEARTH_ENOMEM;
+        m->nbuckets = STRMAP_FIRST_BUCKETS;
+    }
     uint64_t h = strmap_hash(key);
     strmap_entry_t **pp = find(m, key, h);
     if (*pp) {
@@ -168,6 +178,7 @@ void *strmap_remove(strmap_t *m, const char *key)
     *pp = e->next;
     void *v = e->value;
     free(e);
-    m->count--;
+    if (--m->count == 0)
+        strmap_free(m);
     return v;
 }

@@ -28,7 +28,7 @@ uint64_t strmap_hash(const char *s);
 uint64_t strmap_stable_hash(const char *s);
 /* SipHash-2-4 of len bytes under key (exposed for its test vectors). */
 uint64_t strmap__siphash(const uint64_t key[2], const void *data, size_t len);
-int strmap_init(strmap_t *m);
+int strmap_init(strmap_t *m);  /* allocates nothing (nor does a zeroed map): the first put does */
 void strmap_free(strmap_t *m); /* frees entries, not values */
 void *strmap_get(const strmap_t *m, const char *key);
 int strmap_put(strmap_t *m, const char *key, void *value); /* replaces */

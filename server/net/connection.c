@@ -203,6 +203,14 @@ static void emptied(hearth_buf_t *b)
         hearth_buf_reset(b);
 }
 
+void connection_trim(connection_t *c)
+{
+    if (!c->outq.len)
+        hearth_buf_free(&c->outq);
+    if (!c->writing)
+        hearth_buf_free(&c->inflight);
+}
+
 /* Hands outq, less its first `done` bytes already written directly, to uv_write. */
 static void start_write(connection_t *c, size_t done)
 {

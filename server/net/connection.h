@@ -47,9 +47,9 @@ typedef struct connection_events {
 
 /* A kind of connection. */
 typedef struct transport {
-    const char *name;   /* "tcp", "websocket", "bosh" (logs) */
-    int messages;       /* 1: data and writes are whole messages (WebSocket, BOSH) */
-    int encrypted;      /* 1: always encrypted below the layer above (else see c->secure) */
+    const char *name; /* "tcp", "websocket", "bosh" (logs) */
+    int messages;     /* 1: data and writes are whole messages (WebSocket, BOSH) */
+    int encrypted;    /* 1: always encrypted below the layer above (else see c->secure) */
     /* Bytes read from the socket: the transport decodes them and hands up data (or messages)
      * with connection__deliver. NULL for transports without a socket. */
     void (*read)(connection_t *c, const char *data, size_t len);
@@ -85,8 +85,8 @@ struct connection {
     uint64_t id; /* for logs: [c2s#id ...] */
     char ip[64]; /* the peer's address (the client's, behind a trusted proxy) */
     const transport_t *t;
-    void *tctx;  /* the transport's state */
-    int secure;  /* encrypted below the layer above, or counted as such (trusted proxy) */
+    void *tctx; /* the transport's state */
+    int secure; /* encrypted below the layer above, or counted as such (trusted proxy) */
     conn_state_t state;
     int refs; /* asynchronous work that will come back to it */
 
@@ -140,6 +140,9 @@ void connection_ref(connection_t *c);
 void connection_unref(connection_t *c);
 /* One timer per connection for the layer above: ev->timer after ms; 0 stops it. */
 void connection_timer(connection_t *c, uint64_t ms);
+/* The layer above found the connection quiet: emptied output buffers go back to the allocator
+ * (a drained buffer otherwise keeps up to CONNECTION_BUF_KEEP for the next write). */
+void connection_trim(connection_t *c);
 /* Bytes written and not yet taken by the peer. */
 size_t connection_pending(const connection_t *c);
 /* Back-pressure: stop or resume reading. */

@@ -192,6 +192,39 @@ class ConnectTest(unittest.TestCase):
         self.assertEqual(elem.get('type'), 'error', to_str(elem))
 
 
+class IdleReleaseTest(unittest.TestCase):
+    """A bound stream quiet for c2s.idle_release seconds gives back its XML parser; the next
+    stanza goes to a fresh parser, which must still know the prefixes the client declared on its
+    stream header, and the stream goes on as before."""
+
+    def test_quiet_stream_gives_parser_back_and_goes_on(self):
+        with Server(users=USERS, c2s__idle_release=1) as srv:
+            c = Client(srv)
+            try:
+                c.connect()
+                c.open_stream()
+                c.starttls()
+                c.open_stream()
+                c.auth_scram('alice', USERS['alice'], 'SCRAM-SHA-256')
+                c._new_parser()
+                c.send(c.stream_header(extra="xmlns:p='urn:xmpp:ping'"))
+                c.recv_header()
+                c.recv_stanza()  # features
+                c.bind('idle')
+                for round in range(2):
+                    srv.wait_log(r'alice@%s/idle\S*\] quiet: parser given back' % DOMAIN,
+                                 timeout=10, count=round + 1)
+                    # split over two writes: the fresh parser sees the first half alone
+                    c.send("<iq type='get' id='q%d' to='%s'><p:pi" % (round, DOMAIN))
+                    c.send("ng/></iq>")
+                    r = c.recv_stanza()
+                    self.assertEqual(r.get('id'), 'q%d' % round, to_str(r))
+                    self.assertEqual(r.get('type'), 'result', to_str(r))
+                self.assertEqual(c.ping().get('type'), 'result')
+            finally:
+                c.close()
+
+
 class OptionalTlsTest(unittest.TestCase):
     def test_plain_without_tls(self):
         with Server(users=USERS, c2s__tls='optional', c2s__plain_without_tls=True) as s, Client(s) as c:

@@ -41,6 +41,41 @@ static void test_put_get_remove_grow(void **state)
     strmap_free(&m);
 }
 
+/* An empty map holds no memory: buckets come with the first put and go with the last remove,
+ * also when the last one is removed inside STRMAP_FOREACH. */
+static void test_empty_map_holds_nothing(void **state)
+{
+    strmap_t m;
+    assert_int_equal(strmap_init(&m), 0);
+    assert_null(m.buckets);
+    assert_null(strmap_get(&m, "a"));
+    assert_null(strmap_remove(&m, "a"));
+    STRMAP_FOREACH(&m, e)
+    fail();
+    assert_int_equal(strmap_put(&m, "a", (void *)1), 0);
+    assert_int_equal(strmap_put(&m, "b", (void *)2), 0);
+    assert_non_null(m.buckets);
+    assert_ptr_equal(strmap_remove(&m, "a"), (void *)1);
+    assert_non_null(m.buckets);
+    assert_ptr_equal(strmap_remove(&m, "b"), (void *)2);
+    assert_null(m.buckets);
+    assert_int_equal(m.count, 0);
+    for (uintptr_t i = 1; i <= 100; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%lu", (unsigned long)i);
+        assert_int_equal(strmap_put(&m, key, (void *)i), 0);
+    }
+    size_t seen = 0;
+    STRMAP_FOREACH(&m, e)
+    {
+        seen++;
+        assert_non_null(strmap_remove(&m, e->key));
+    }
+    assert_int_equal(seen, 100);
+    assert_null(m.buckets);
+    strmap_free(&m);
+}
+
 static void test_home_hash_is_stable(void **state)
 {
     /* FNV-1a 64: the home worker of a JID must not change between builds or runs. */
@@ -92,6 +127,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_get_remove_grow),
+        cmocka_unit_test(test_empty_map_holds_nothing),
         cmocka_unit_test(test_home_hash_is_stable),
         cmocka_unit_test(test_siphash_vectors),
         cmocka_unit_test(test_chosen_collisions_spread),
