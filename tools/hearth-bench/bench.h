@@ -91,6 +91,7 @@ typedef struct counters {
     atomic_uint_fast64_t sent;         /* deliveries expected from them */
     atomic_uint_fast64_t delivered;
     atomic_uint_fast64_t errors;         /* bounced (type='error') */
+    atomic_uint_fast64_t stale;          /* another run's, held offline for these accounts */
     atomic_uint_fast64_t send_refused;   /* the library refused the send (queue bounds) */
     atomic_uint_fast64_t last_online_ns; /* uv_hrtime of the latest login in PH_CONNECT */
     atomic_uint_fast64_t first_start_ns;
@@ -135,6 +136,7 @@ typedef struct bench {
     atomic_int *room_ready;  /* muc: [rooms + 1] the room exists and is unlocked */
     unsigned rooms;
     char (*source)[24]; /* [sources]: "127.0.0.x" */
+    uint64_t start_ns;  /* uv_hrtime at start: marked messages sent before are another run's */
 } bench_t;
 
 extern bench_t B;

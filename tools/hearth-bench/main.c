@@ -629,9 +629,10 @@ static void report_json(FILE *f, const results_t *r)
     fprintf(f,
             " \"stanzas_sent\": %" PRIu64 ", \"messages_sent\": %" PRIu64
             ", \"messages_delivered\": %" PRIu64 ", \"messages_lost\": %" PRIu64
-            ", \"messages_errors\": %" PRIu64 ", \"send_refused\": %" PRIu64 ",\n",
+            ", \"messages_errors\": %" PRIu64 ", \"send_refused\": %" PRIu64
+            ", \"messages_stale\": %" PRIu64 ",\n",
             TOTAL(n.stanzas), sent, del, sent > del ? sent - del : 0, TOTAL(n.errors),
-            TOTAL(n.send_refused));
+            TOTAL(n.send_refused), TOTAL(n.stale));
     fprintf(f, " \"delivery_rate\": %.3f, \"latency_ms\": ",
             r->run_s > 0 ? (double)del / r->run_s : 0.0);
     json_hist(f, &r->lat);
@@ -695,6 +696,7 @@ static void report_table(FILE *f, const results_t *r)
 
 int main(int argc, char **argv)
 {
+    B.start_ns = uv_hrtime();
     parse_args(argc, argv, &B.o);
     resolve_host(&B.o);
     raise_fd_limit(B.o.sessions, B.o.threads);

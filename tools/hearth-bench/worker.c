@@ -318,11 +318,25 @@ static int marked(const char *text)
     return text && !strncmp(text, MARK, MARK_LEN);
 }
 
+/* A marked message of an earlier run (the same accounts, in flight when it ended, then held
+ * offline by the server): counted apart, or it would pass for one of this run's. The mark's
+ * time is CLOCK_MONOTONIC, the same for every process. */
+static int stale(const char *text)
+{
+    char *end = NULL;
+    unsigned long long t = strtoull(text + MARK_LEN, &end, 10);
+    return end != text + MARK_LEN && t < B.start_ns;
+}
+
 static int on_message(sess_t *s, hearth_stanza_t *st, const char *type)
 {
     const char *body = hearth_stanza_child_text(st, "body");
     if (!marked(body))
         return 0;
+    if (stale(body)) {
+        inc(&s->w->n.stale, 1);
+        return HEARTH_HANDLED;
+    }
     if (type && !strcmp(type, "error")) {
         inc(&s->w->n.errors, 1);
         return HEARTH_HANDLED;
