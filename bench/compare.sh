@@ -71,6 +71,7 @@ esac
 CONCURRENCY=${CONCURRENCY:-50}  # logins negotiating at once: Prosody is one thread
 WORKERS=${WORKERS:-2}
 RUN_TIMEOUT=${RUN_TIMEOUT:-900}
+DRAIN=${DRAIN:-5}              # seconds hearth-bench waits for messages in flight (--drain)
 PROSODY_PORT=${PROSODY_PORT:-15222}
 EJABBERD_PORT=${EJABBERD_PORT:-25222}
 EJABBERD_DIST_PORT=${EJABBERD_DIST_PORT:-25370}
@@ -189,7 +190,7 @@ EOF
   mod_mam:
     db_type: mnesia
     default: always
-  mod_carbons: {}
+  mod_carboncopy: {}
   mod_offline: {}
 EOF
     launch_ejabberd "$d"
@@ -216,7 +217,7 @@ run_bench() {  # set server name sessions args...: writes $OUT/set/server/name.j
     echo "== $set $s $name: $n sessions ($(date +%T), load $(cut -d' ' -f1-3 /proc/loadavg))"
     timeout -k 5 "$RUN_TIMEOUT" "$BENCH" --host 127.0.0.1 --port "$PORT" --domain localhost \
         --sessions "$n" --password bench-password --scram-cache "$OUT/$s-$SCRAM_HASH.scram-cache" \
-        --concurrency "$CONCURRENCY" --json --quiet "$@" > "$dir/$name.raw" 2> "$dir/$name.log" &
+        --concurrency "$CONCURRENCY" --drain "$DRAIN" --json --quiet "$@" > "$dir/$name.raw" 2> "$dir/$name.log" &
     local bench=$!
     while kill -0 $bench 2>/dev/null; do
         r=$(server_mem_kib VmRSS)
