@@ -19,8 +19,7 @@
 #   after-burst   server memory once the chat runs have ended (no session online)
 #   presence      N_PRES users with ROSTER-contact rosters logging in (rosters made by a first,
 #                 unmeasured run), then PRES_RATE presence changes/s
-#   muc           N_MUC occupants in rooms of ROOM (joining at MUC_RAMP/s), MUC_RATE groupchat
-#                 messages/s
+#   muc           N_MUC occupants in rooms of ROOM, MUC_RATE groupchat messages/s
 # Memory is VmRSS/VmHWM from /proc summed over the server's processes (ejabberd: every process
 # of the ejabberd user: beam.smp, epmd, erl_child_setup), CPU utime+stime from /proc.
 #
@@ -62,10 +61,6 @@ PRES_RATE=${PRES_RATE:-100}
 N_MUC=${N_MUC:-1000}
 ROOM=${ROOM:-1000}
 MUC_RATE=${MUC_RATE:-10}
-# Occupants joining per second: hearthd refuses joins to one room past a burst of 200, then past
-# 100 a second (MUC_JOIN_BURST, MUC_JOIN_PER_SEC in server/modules/muc.h, fixed), so the muc
-# logins are paced below that for every server (hearth-bench --ramp).
-MUC_RAMP=${MUC_RAMP:-90}
 SECONDS_TRAFFIC=${SECONDS_TRAFFIC:-10}
 LOGIN_MECHS=${LOGIN_MECHS:-"SCRAM-SHA-256 PLAIN"}
 case $SCRAM_HASH in
@@ -305,7 +300,7 @@ EOF
                 --rate "$PRES_RATE" --duration "$SECONDS_TRAFFIC" --setup-timeout 600 --mech "$MECH" || return 1;;
         muc)
             run_bench "$set" "$s" muc "$N_MUC" --scenario muc --room-size "$ROOM" --rate "$MUC_RATE" \
-                --ramp "$MUC_RAMP" --duration "$SECONDS_TRAFFIC" --setup-timeout 600 --mech "$MECH" || return 1;;
+                --duration "$SECONDS_TRAFFIC" --setup-timeout 600 --mech "$MECH" || return 1;;
         *) die "unknown step $step (login idle chat presence muc)";;
         esac
     done
