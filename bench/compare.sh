@@ -11,7 +11,8 @@
 # not required) and certificate (self-signed P-256), SCRAM credentials stored by all
 # (SCRAM_HASH, 4,096 iterations), no rate limits. Scenarios, in this order for each server:
 #   login-<MECH>  login storm of N_LOGIN sessions for each of LOGIN_MECHS: server CPU per login
-#   idle-N, idle-tls-N  N sessions (each of N_IDLE) held HOLD s: server memory per session
+#   idle-N, idle-tls-N  N sessions (each of N_IDLE) held HOLD s, each hold on the server restarted:
+#                 server memory per session
 #   chat-R        one-to-one messages among N_CHAT sessions at R msg/s for CHAT_SECONDS, R
 #                 stepped through CHAT_RATES until a message is lost or the rate is not reached:
 #                 the maximum sustained delivered rate with zero loss
@@ -249,6 +250,12 @@ EOF
 }
 
 # ---- the scenarios ----
+restart_server() {  # dir set: the same server stopped and started again on its data
+    local kind=$SERVER_KIND
+    cleanup
+    "start_$kind" "$1" "$2" || { echo "   $kind did not start again (see $1)"; return 1; }
+}
+
 run_server() {  # set server
     local set=$1 s=$2 d n m f rate best=0 half
     d=$(mktemp -d "/tmp/compare-$s-XXXXXX")
@@ -263,10 +270,15 @@ run_server() {  # set server
                 run_bench "$set" "$s" "login-$m" "$N_LOGIN" --scenario login --mech "$m" || return 1
             done;;
         idle)
+            # each hold on a server started afresh (same data): memory per session is then the
+            # peak during the hold less the RSS of a server that has held no session, not less
+            # what an earlier run left in its heap
             for n in $N_IDLE; do
-                run_bench "$set" "$s" "idle-$n" "$n" --scenario idle --duration "$HOLD" --mech "$MECH" || return 1
-                run_bench "$set" "$s" "idle-tls-$n" "$n" --scenario idle --duration "$HOLD" \
-                    --tls --no-verify --mech "$MECH" || return 1
+                for tls in "" tls; do
+                    restart_server "$d" "$set" || return 1
+                    run_bench "$set" "$s" "idle${tls:+-$tls}-$n" "$n" --scenario idle --duration "$HOLD" \
+                        --mech "$MECH" ${tls:+--tls --no-verify} || return 1
+                done
             done;;
         chat)
             best=0

@@ -64,10 +64,6 @@ def metrics(steps, chat_seconds):
               and r.get('messages_delivered', 0) >= 0.95 * rate * chat_seconds]
         best = max(ok) if ok else 0
         put('one-to-one: highest rate sustained with zero loss (of those tried)', best, 'msg/s', 'high')
-        for rate, r in chats:
-            if rate == max(rate for rate, _ in chats):
-                put('one-to-one at %d msg/s (highest tried): delivered per second' % rate,
-                    r.get('messages_delivered', 0) / chat_seconds, 'msg/s', 'high')
     half = steps.get('chat-half')
     if half and half.get('latency_ms'):
         lat = half['latency_ms']
