@@ -186,6 +186,7 @@ auth_scram_hash: $SCRAM_HASH"
     history_size: 0
     default_room_options:
       mam: false
+      max_users: 100000
 EOF
     [ "$2" = full ] && cat >> "$d/ejabberd.yml" <<EOF
   mod_mam:

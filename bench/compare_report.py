@@ -78,22 +78,27 @@ def metrics(steps, chat_seconds):
             put('one-to-one at %s msg/s: server CPU per delivered message' % rate, cpu * 1e6 / d, 'µs', 'low')
     p = steps.get('presence')
     if p:
-        put('presence storm: logins/s with full rosters', p.get('login_rate'), '/s', 'high')
-        put('presence storm: server CPU per login', per_login_cpu_ms(p), 'ms', 'low')
-        put('presence storm: deliveries lost', p.get('messages_lost'), '', 'low')
-        if p.get('latency_ms'):
-            put('presence storm: latency p99', p['latency_ms']['p99'], 'ms', 'low')
+        n = p.get('sessions_established') or 0
+        put('presence storm: rosters complete', p.get('setup_ready'), 'of %d' % n, 'high')
+        if n and p.get('setup_ready') == n and p.get('exit') != 124:
+            put('presence storm: logins/s with full rosters', p.get('login_rate'), '/s', 'high')
+            put('presence storm: server CPU per login (setup included)', per_login_cpu_ms(p), 'ms', 'low')
+            put('presence storm: deliveries lost', p.get('messages_lost'), '', 'low')
+            if p.get('latency_ms'):
+                put('presence storm: latency p99', p['latency_ms']['p99'], 'ms', 'low')
     u = steps.get('muc')
     if u:
-        put('groupchat: occupants joined', u.get('setup_ready'), '', 'high')
-        put('groupchat: deliveries lost', u.get('messages_lost'), '', 'low')
-        if u.get('latency_ms'):
-            put('groupchat: latency p50', u['latency_ms']['p50'], 'ms', 'low')
-            put('groupchat: latency p99', u['latency_ms']['p99'], 'ms', 'low')
-        d = u.get('messages_delivered') or 0
-        if d and login_cpu is not None:
-            cpu = u['server_cpu_s'] - login_cpu / 1000 * (u.get('sessions_established') or 0)
-            put('groupchat: server CPU per delivery', cpu * 1e6 / d, 'µs', 'low')
+        n = u.get('sessions_established') or 0
+        put('groupchat: occupants joined', u.get('setup_ready'), 'of %d' % n, 'high')
+        if n and u.get('setup_ready') == n and u.get('exit') != 124:
+            put('groupchat: deliveries lost', u.get('messages_lost'), '', 'low')
+            if u.get('latency_ms'):
+                put('groupchat: latency p50', u['latency_ms']['p50'], 'ms', 'low')
+                put('groupchat: latency p99', u['latency_ms']['p99'], 'ms', 'low')
+            d = u.get('messages_delivered') or 0
+            if d and login_cpu is not None:
+                cpu = u['server_cpu_s'] - login_cpu / 1000 * n
+                put('groupchat: server CPU per delivery (joins included)', cpu * 1e6 / d, 'µs', 'low')
     return m
 
 
