@@ -73,6 +73,7 @@ CONCURRENCY=${CONCURRENCY:-50}  # logins negotiating at once: Prosody is one thr
 WORKERS=${WORKERS:-2}
 RUN_TIMEOUT=${RUN_TIMEOUT:-900}
 DRAIN=${DRAIN:-5}              # seconds hearth-bench waits for messages in flight (--drain)
+SUSTAINED_P99_MS=${SUSTAINED_P99_MS:-1000}  # a chat step with a p99 above it is not sustained
 PROSODY_PORT=${PROSODY_PORT:-15222}
 EJABBERD_PORT=${EJABBERD_PORT:-25222}
 EJABBERD_DIST_PORT=${EJABBERD_DIST_PORT:-25370}
@@ -257,6 +258,16 @@ restart_server() {  # dir set: the same server stopped and started again on its 
     "start_$kind" "$1" "$2" || { echo "   $kind did not start again (see $1)"; return 1; }
 }
 
+settle() {  # wait (60 s at most) until the server is idle: a backlog of the last run is gone
+    local a b
+    for _ in $(seq 60); do
+        a=$(server_cpu_ticks)
+        sleep 1
+        b=$(server_cpu_ticks)
+        [ $((b - a)) -le $((TICK / 20)) ] && return 0
+    done
+}
+
 run_server() {  # set server
     local set=$1 s=$2 d n m f rate best=0 half
     d=$(mktemp -d "/tmp/compare-$s-XXXXXX")
@@ -287,12 +298,14 @@ run_server() {  # set server
                 run_bench "$set" "$s" "chat-$rate" "$N_CHAT" --scenario chat --rate "$rate" \
                     --duration "$CHAT_SECONDS" --mech "$MECH" || return 1
                 f=$OUT/$set/$s/chat-$rate.json
-                # sustained: nothing lost and at least 95 % of the asked rate delivered
-                python3 - "$f" "$rate" "$CHAT_SECONDS" <<'EOF' || break
+                # sustained: nothing lost, at least 95 % of the asked rate delivered, and no
+                # backlog (p99 within SUSTAINED_P99_MS: a queue drained after the run is not)
+                python3 - "$f" "$rate" "$CHAT_SECONDS" "$SUSTAINED_P99_MS" <<'EOF' || break
 import json, sys
-r = json.load(open(sys.argv[1])); rate, secs = float(sys.argv[2]), float(sys.argv[3])
+r = json.load(open(sys.argv[1])); rate, secs, p99 = map(float, sys.argv[2:5])
 ok = (r.get('exit') == 0 and r.get('messages_lost', 1) == 0 and r.get('messages_errors', 1) == 0
-      and r.get('messages_delivered', 0) >= 0.95 * rate * secs)
+      and r.get('messages_delivered', 0) >= 0.95 * rate * secs
+      and r.get('latency_ms', {}).get('p99', 1e9) <= p99)
 sys.exit(0 if ok else 1)
 EOF
                 best=$rate
@@ -301,6 +314,7 @@ EOF
             half=$(cat "$OUT/$set/hearthd/chat-max" 2>/dev/null || echo "$best")
             half=$(( half / 2 ))
             [ "$half" -gt 0 ] || half=$(( ${CHAT_RATES%% *} / 2 ))
+            settle
             run_bench "$set" "$s" chat-half "$N_CHAT" --scenario chat --rate "$half" \
                 --duration "$CHAT_SECONDS" --mech "$MECH" || return 1
             sleep 2

@@ -29,7 +29,7 @@ def per_login_cpu_ms(r):
     return r['server_cpu_s'] * 1000 / n if n else None
 
 
-def metrics(steps, chat_seconds):
+def metrics(steps, chat_seconds, sustained_p99=1000):
     """One server's figures in one set: name -> (value, unit, better) with better 'low' or 'high'."""
     m = {}
 
@@ -61,7 +61,8 @@ def metrics(steps, chat_seconds):
     if chats:
         ok = [rate for rate, r in sorted(chats)
               if r.get('exit') == 0 and r.get('messages_lost', 1) == 0 and r.get('messages_errors', 1) == 0
-              and r.get('messages_delivered', 0) >= 0.95 * rate * chat_seconds]
+              and r.get('messages_delivered', 0) >= 0.95 * rate * chat_seconds
+              and r.get('latency_ms', {}).get('p99', 1e9) <= sustained_p99]
         best = max(ok) if ok else 0
         put('one-to-one: highest rate sustained with zero loss (of those tried)', best, 'msg/s', 'high')
     half = steps.get('chat-half')
