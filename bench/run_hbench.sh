@@ -54,31 +54,8 @@ ulimit -n "$(ulimit -Hn)" || die "cannot raise the open-file limit"
 [ "$(ulimit -n)" -gt $((N + 200)) ] || echo "run_hbench: open-file limit $(ulimit -n) is low for N=$N" >&2
 install_cleanup
 
-make_cert() {  # dir: self-signed P-256 certificate for "localhost", valid two days
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-        -subj /CN=localhost -addext subjectAltName=DNS:localhost \
-        -keyout "$1/localhost.key" -out "$1/localhost.crt" 2>/dev/null
-}
-
 start_hearthd() {  # dir
-    local d=$1
-    # limits that guard a public server against one address would refuse a load generator's
-    # thousands of logins from 127.0.0.x: off here (docs/config.md)
-    "$HEARTHD" --data-dir "$d" --set server.domain=localhost --set c2s.port=0 \
-        --set c2s.direct_tls_port=0 --set server.workers="$WORKERS" \
-        --set c2s.tls="$([ "$TLS" = 1 ] && echo required || echo optional)" \
-        --set registration.open=true --set registration.rate_limit=0 \
-        --set limits.preauth_per_ip=0 --set auth.ip_fail_burst=0 --set auth.pair_fail_burst=0 \
-        --set auth.account_fail_burst=0 --set http.port=-1 --set https.port=-1 \
-        --set admin.port=-1 --set log.level=warn > "$d/hearthd.out" 2>&1 < /dev/null &
-    SERVER_PID=$!
-    for _ in $(seq 100); do
-        [ -s "$d/hearthd.ports" ] && break
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    PORT=$(awk '$1 == "c2s" { print $2 }' "$d/hearthd.ports" 2>/dev/null)
-    [ -n "$PORT" ] || { cat "$d/hearthd.out" >&2; return 1; }
+    launch_hearthd "$1" --set c2s.tls="$([ "$TLS" = 1 ] && echo required || echo optional)"
 }
 
 start_prosody() {  # dir

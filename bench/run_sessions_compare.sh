@@ -76,12 +76,6 @@ done
 
 install_cleanup
 
-make_cert() {  # dir: self-signed P-256 certificate for "localhost", valid two days
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-        -subj /CN=localhost -addext subjectAltName=DNS:localhost \
-        -keyout "$1/localhost.key" -out "$1/localhost.crt" 2>/dev/null
-}
-
 start_prosody() {
     local d=$1
     mkdir -p "$d/data"

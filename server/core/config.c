@@ -110,6 +110,10 @@ static const config_key_t KEYS[] = {
       "Verified entity capabilities (XEP-0115) the server remembers; past it the least "
       "recently used is forgotten.",
       0),
+    B("archive.enabled", "true",
+      "Keep the message archive (XEP-0313); false = none: nothing is archived, the feature is "
+      "not advertised and queries get service-unavailable. Archives already stored are kept.",
+      0),
     I("archive.retention_days", "0", 0, 36500,
       "Days a user's archived messages (XEP-0313) are kept; 0 = forever.", 1),
     B("server.hide_version", "false",

@@ -61,8 +61,14 @@ void preauth__send(preauth_t *p, const char *data, size_t len); /* nothing once 
 void preauth__ref(preauth_t *p);
 void preauth__unref(preauth_t *p);
 
+/* Modules one program may give modules__init. */
+#define MODULES_MAX 64
+
 typedef struct module {
     const char *name;
+    /* A boolean configuration key that switches the whole module off when false (its routes,
+     * features and hooks are then never registered); NULL: always on. */
+    const char *switch_key;
     const iq_route_t *iqs;               /* ends with {NULL} */
     const char *const *server_features;  /* disco#info of the server, NULL-terminated */
     const char *const *account_features; /* disco#info of accounts */

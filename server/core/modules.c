@@ -10,9 +10,11 @@
 #include "core/module.h"
 #include "core/router.h"
 
-static const module_t *const *modules; /* NULL-terminated, given by the program */
-static strmap_t routes;                /* "ns name" -> const iq_route_t * */
-static char caps_ver[64];              /* XEP-0115 verification string of the server's disco#info */
+/* NULL-terminated: the program's list less the modules its configuration switches off. */
+static const module_t *active[MODULES_MAX + 1];
+static const module_t *const *modules;
+static strmap_t routes;   /* "ns name" -> const iq_route_t * */
+static char caps_ver[64]; /* XEP-0115 verification string of the server's disco#info */
 
 static void route_key(char *buf, size_t len, const char *ns, const char *name)
 {
@@ -57,7 +59,18 @@ const char *modules__caps_ver(void)
 
 int modules__init(server_t *srv, const module_t *const *list)
 {
-    modules = list;
+    size_t n = 0;
+    for (size_t i = 0; list[i]; i++) {
+        if (list[i]->switch_key && !config_bool(srv->cfg, list[i]->switch_key)) {
+            hlog(LOG_INFO, "module %s: off (%s = false)", list[i]->name, list[i]->switch_key);
+            continue;
+        }
+        if (n == MODULES_MAX)
+            return HEARTH_ELIMIT;
+        active[n++] = list[i];
+    }
+    active[n] = NULL;
+    modules = active;
     if (compute_caps())
         return HEARTH_ENOMEM;
     if (strmap_init(&routes))

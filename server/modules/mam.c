@@ -1062,6 +1062,7 @@ static int mam_init(server_t *srv)
 
 const module_t module_mam = {
     .name = "mam",
+    .switch_key = "archive.enabled",
     .iqs = mam_iqs,
     .server_features = mam_features,
     .account_features = mam_features,

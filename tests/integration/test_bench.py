@@ -132,6 +132,16 @@ class BenchTest(unittest.TestCase):
         self.assertEqual((res['setup_ready'], res['setup_failed']), (N, 0))
         self.assert_traffic(res, per_stanza=4)
 
+    def test_muc_room_past_the_join_burst(self):
+        # 250 joining one room at once: hearthd refuses joins past a burst of 200 per room
+        # (<resource-constraint/>, then 100/s); hearth-bench sends those joins again
+        n = 250
+        r, res = self.run_bench('--sessions', n, '--scenario', 'muc', '--room-size', n,
+                                '--rate', 2, '--duration', 1, '--setup-timeout', 60, prefix='big')
+        self.assert_sessions(res, n)
+        self.assertEqual((res['setup_ready'], res['setup_failed']), (n, 0))
+        self.assert_traffic(res, per_stanza=n - 1)
+
     # -- TLS, mechanisms, sources -------------------------------------------
 
     def test_tls_each_mechanism(self):

@@ -402,6 +402,38 @@ class MamTest(IMTestCase):
         self.assertEqual(self.query(b).bodies, ['before restart 1', 'before restart 2'])
         self.assertEqual(self.query(a).bodies, ['before restart 1', 'before restart 2', 'after restart'])
 
+    def test_switched_off(self):
+        """archive.enabled=false: no feature, queries answered as by a server without MAM
+        (RFC 6120 §8.4: service-unavailable), nothing archived; switched back on, the archive
+        from before is still there and the messages of the pause are not."""
+        s = self.start_server()
+        a = self.connect(s, 'alice', 'a')
+        b = self.connect(s, 'bob', 'b')
+        self.chat(a, b, ['while on'])
+        a.logout()
+        b.logout()
+        s.settings['archive.enabled'] = 'false'
+        s.restart()
+        a = self.connect(s, 'alice', 'a2')
+        b = self.connect(s, 'bob', 'b2')
+        for to in (AJ, DOMAIN):
+            r = a.iq_ok('get', "<query xmlns='%s'/>" % NS_DISCO_INFO, to=to)
+            feats = [f.get('var') for f in r.find(q(NS_DISCO_INFO, 'query')).findall(q(NS_DISCO_INFO, 'feature'))]
+            self.assertNotIn(NS_MAM, feats, to)
+        self.assertError(self.query(a, expect_ok=False), 'service-unavailable')
+        self.assertError(a.iq('get', "<query xmlns='%s'/>" % NS_MAM), 'service-unavailable')
+        self.assertError(a.iq('get', "<prefs xmlns='%s'/>" % NS_MAM), 'service-unavailable')
+        got = self.chat(a, b, ['while off'])
+        self.assertEqual(got[0].findtext(q(NS_CLIENT, 'body')), 'while off')
+        a.logout()
+        b.logout()
+        s.settings['archive.enabled'] = 'true'
+        s.restart()
+        a = self.connect(s, 'alice', 'a3')
+        b = self.connect(s, 'bob', 'b3')
+        self.assertEqual(self.query(a).bodies, ['while on'])
+        self.assertEqual(self.query(b).bodies, ['while on'])
+
 
     # -- retention -------------------------------------------------------------
 

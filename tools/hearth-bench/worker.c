@@ -25,6 +25,8 @@
 #define REG_RETRY_MS 50
 #define REG_RETRY_MAX_MS 2000
 #define REG_RETRIES 30
+/* A room join refused for now (<resource-constraint/>: hearthd bounds the joins per room, 200 in
+ * a burst then 100 a second) is sent again after the same growing delay, at most as many times. */
 
 typedef enum { S_IDLE, S_NEGOTIATING, S_ONLINE, S_ENDED } sess_state_t;
 
@@ -272,6 +274,16 @@ static void muc_presence(sess_t *s, hearth_stanza_t *st, const char *type)
 {
     unsigned r = room_of(s->idx);
     if (type && !strcmp(type, "error")) {
+        if (!s->joined && s->reg_tries < REG_RETRIES &&
+            hearth_stanza_error(st, NULL) == HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT) {
+            unsigned ms = REG_RETRY_MS << (s->reg_tries < 6 ? s->reg_tries : 6);
+            ms = ms > REG_RETRY_MAX_MS ? REG_RETRY_MAX_MS : ms;
+            ms = ms / 2 + (unsigned)(rnd(s->w) % (ms / 2 + 1)); /* jitter: no herd */
+            s->reg_tries++;
+            s->t0 = uv_hrtime() + (uint64_t)ms * 1000000u; /* online: t0 is free again */
+            s->setup_sent = 0;                             /* setup_some sends it again */
+            return;
+        }
         inc(&s->w->n.setup_failed, 1);
         return;
     }
@@ -668,7 +680,8 @@ static void setup_some(worker_t *w)
             s->setup_sent = 1;
             roster_setup(s);
         } else if (B.o.scenario == SC_MUC) {
-            if (atomic_load(&B.room_ready[room_of(s->idx)]) || is_room_leader(s->idx))
+            if ((atomic_load(&B.room_ready[room_of(s->idx)]) || is_room_leader(s->idx)) &&
+                uv_hrtime() >= s->t0)
                 muc_join(s);
         }
     }
