@@ -108,7 +108,8 @@ static void send_register(conn_t *conn)
     client__next_id(c, conn->reg_id, sizeof(conn->reg_id));
     hearth_buf_t b = HEARTH_BUF_INIT;
     int rc = hearth_buf_printf(
-        &b, "<iq type='set' id='%s'><query xmlns='" HEARTH_NS_REGISTER "'><username>", conn->reg_id);
+        &b, "<iq type='set' id='%s'><query xmlns='" HEARTH_NS_REGISTER "'><username>",
+        conn->reg_id);
     rc = rc ?: hearth_buf_append_text_escaped(&b, c->jid.node, strlen(c->jid.node));
     rc = rc ?: hearth_buf_append_str(&b, "</username><password>");
     rc = rc ?: hearth_buf_append_text_escaped(&b, c->password, strlen(c->password));
@@ -170,8 +171,8 @@ void nego__bind(conn_t *conn)
     }
     client__next_id(c, conn->bind_id, sizeof(conn->bind_id));
     hearth_buf_t b = HEARTH_BUF_INIT;
-    int rc =
-        hearth_buf_printf(&b, "<iq type='set' id='%s'><bind xmlns='" HEARTH_NS_BIND "'", conn->bind_id);
+    int rc = hearth_buf_printf(&b, "<iq type='set' id='%s'><bind xmlns='" HEARTH_NS_BIND "'",
+                               conn->bind_id);
     if (c->resource) {
         rc = rc ?: hearth_buf_append_str(&b, "><resource>");
         rc = rc ?: hearth_buf_append_text_escaped(&b, c->resource, strlen(c->resource));
@@ -246,7 +247,8 @@ static void bind_answer(conn_t *conn, hearth_xml_node_t *el, hearth_arena_t *are
     if (conn->feat.session_required) {
         client__next_id(c, conn->session_id, sizeof(conn->session_id));
         char buf[160];
-        snprintf(buf, sizeof(buf), "<iq type='set' id='%s'><session xmlns='" HEARTH_NS_SESSION "'/></iq>",
+        snprintf(buf, sizeof(buf),
+                 "<iq type='set' id='%s'><session xmlns='" HEARTH_NS_SESSION "'/></iq>",
                  conn->session_id);
         send_text(conn, buf, true);
         conn->phase = PH_SESSION;

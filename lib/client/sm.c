@@ -212,7 +212,8 @@ void sm__enable(hearth_client_t *c)
 void sm__resume(hearth_client_t *c)
 {
     char buf[512];
-    snprintf(buf, sizeof(buf), "<resume xmlns='" HEARTH_NS_SM3 "' h='%u' previd='", (unsigned)c->sm_in);
+    snprintf(buf, sizeof(buf), "<resume xmlns='" HEARTH_NS_SM3 "' h='%u' previd='",
+             (unsigned)c->sm_in);
     hearth_buf_t b = HEARTH_BUF_INIT;
     int rc = hearth_buf_append_str(&b, buf);
     rc = rc ?: hearth_buf_append_escaped(&b, c->sm_id, strlen(c->sm_id));

@@ -335,8 +335,8 @@ static void begin(conn_t *c, const char *data, size_t len)
 
     /* Across streams: may this address try now (core/authguard.h)? */
     authguard_verdict_t v;
-    int rc =
-        authguard__begin(c->w->srv->guard, conn__ip(c), valid ? c->authcid : NULL, &c->guard_ticket, &v);
+    int rc = authguard__begin(c->w->srv->guard, conn__ip(c), valid ? c->authcid : NULL,
+                              &c->guard_ticket, &v);
     if (v.newly_throttled && v.delay_ms)
         hlog_conn(LOG_WARN, c->id, NULL,
                   "throttling logins to account '%s': too many failures from all addresses, "
