@@ -190,17 +190,28 @@ static void publish(pep_op_t *op, const hearth_xml_node_t *pub, const hearth_xml
     pep__await(op, rc, publish_done);
 }
 
-/* ---- retract (§7.2) ---- */
-
-static void retract_done(pep_op_t *op, int err)
+/* After a node's storage write: the node, still the one the request began with, or NULL when
+ * the write failed or the node went meanwhile (then the request has been answered and ended). */
+static pubsub_node_t *node_after_write(pep_op_t *op, int err)
 {
     pep_user_t *pu = pep__state(op->u);
     pubsub_node_t *n = strmap_get(&pu->nodes, op->node->name);
     if (err || n != op->node) {
         pep__fail_storage(op, err ? err : HEARTH_ENOTFOUND);
         pep__done(op);
-        return;
+        return NULL;
     }
+    return n;
+}
+
+/* ---- retract (§7.2) ---- */
+
+static void retract_done(pep_op_t *op, int err)
+{
+    pubsub_node_t *n = node_after_write(op, err);
+    if (!n)
+        return;
+    pep_user_t *pu = pep__state(op->u);
     long i = pubsub_node_find(n, op->id);
     if (i >= 0) {
         pu->bytes -= n->items[i].size;
@@ -475,13 +486,10 @@ static void default_get(pep_op_t *op)
 
 static void configure_done(pep_op_t *op, int err)
 {
-    pep_user_t *pu = pep__state(op->u);
-    pubsub_node_t *n = strmap_get(&pu->nodes, op->node->name);
-    if (err || n != op->node) {
-        pep__fail_storage(op, err ? err : HEARTH_ENOTFOUND);
-        pep__done(op);
+    pubsub_node_t *n = node_after_write(op, err);
+    if (!n)
         return;
-    }
+    pep_user_t *pu = pep__state(op->u);
     pubsub_config_t old = n->config;
     n->config = op->config;
     op->config = old; /* freed with op */
@@ -540,13 +548,10 @@ static void configure_set(pep_op_t *op, const hearth_xml_node_t *el)
 
 static void delete_done(pep_op_t *op, int err)
 {
-    pep_user_t *pu = pep__state(op->u);
-    pubsub_node_t *n = strmap_get(&pu->nodes, op->node->name);
-    if (err || n != op->node) {
-        pep__fail_storage(op, err ? err : HEARTH_ENOTFOUND);
-        pep__done(op);
+    pubsub_node_t *n = node_after_write(op, err);
+    if (!n)
         return;
-    }
+    pep_user_t *pu = pep__state(op->u);
     pep__result(op, NULL);
     if (n->config.notify_delete)
         pep__notify_simple(op->w, op->u, n, "delete", NULL); /* to whoever could see it */
@@ -558,13 +563,10 @@ static void delete_done(pep_op_t *op, int err)
 
 static void purge_done(pep_op_t *op, int err)
 {
-    pep_user_t *pu = pep__state(op->u);
-    pubsub_node_t *n = strmap_get(&pu->nodes, op->node->name);
-    if (err || n != op->node) {
-        pep__fail_storage(op, err ? err : HEARTH_ENOTFOUND);
-        pep__done(op);
+    pubsub_node_t *n = node_after_write(op, err);
+    if (!n)
         return;
-    }
+    pep_user_t *pu = pep__state(op->u);
     pu->bytes -= n->bytes;
     pubsub_node_trim(n, 0);
     pep__result(op, NULL);
@@ -628,13 +630,9 @@ static void affs_get(pep_op_t *op, const hearth_xml_node_t *el)
 
 static void affs_set_done(pep_op_t *op, int err)
 {
-    pep_user_t *pu = pep__state(op->u);
-    pubsub_node_t *n = strmap_get(&pu->nodes, op->node->name);
-    if (err || n != op->node) {
-        pep__fail_storage(op, err ? err : HEARTH_ENOTFOUND);
-        pep__done(op);
+    pubsub_node_t *n = node_after_write(op, err);
+    if (!n)
         return;
-    }
     for (size_t i = 0; i < op->nchanges; i++) {
         const storage_pubsub_aff_t *c = &op->changes[i];
         if (c->affiliation)
