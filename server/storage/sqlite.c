@@ -447,7 +447,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     /* Each node's newest item, when small enough to keep at hand. */
     [ST_PS_LAST_PAYLOADS] = ("SELECT node, payload FROM pubsub_items WHERE seq IN "
                              "(SELECT max(seq) FROM pubsub_items WHERE service = ?1 GROUP BY node) "
-                             "AND length(CAST(payload AS BLOB)) <= ?2"),
+                             "AND length(CAST(payload AS BLOB)) <= ?2 ORDER BY node"),
     [ST_PS_AFFS] = ("SELECT node, jid, affiliation FROM pubsub_affiliations WHERE service = ?1 "
                     "ORDER BY node, jid"),
     /* account names the PEP owner: a foreign key, so a node for an account that is gone is
@@ -1757,7 +1757,8 @@ static int ps_load_items(sqlite_conn_t *c, storage_req_t *r)
 }
 
 /* The payloads of each node's newest item, into the rows ps_load_items read (the last row of
- * each node). */
+ * each node). Both queries are ordered by node (BINARY, strcmp's order): one pass over the
+ * items, not one per node. */
 static int ps_load_last(sqlite_conn_t *c, storage_req_t *r)
 {
     sqlite3_stmt *s = user_stmt(c, ST_PS_LAST_PAYLOADS, r->ps.service, NULL);
@@ -1768,13 +1769,14 @@ static int ps_load_last(sqlite_conn_t *c, storage_req_t *r)
         stmt_done(s);
         return err_of(rc);
     }
+    size_t i = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         const char *node = (const char *)sqlite3_column_text(s, 0);
         storage_pubsub_item_t *last = NULL;
-        for (size_t i = 0; node != NULL && i < r->ps.nitems; i++)
-            if (!strcmp(r->ps.items[i].node, node) &&
-                (i + 1 == r->ps.nitems || strcmp(r->ps.items[i + 1].node, node)))
-                last = &r->ps.items[i];
+        while (node != NULL && i < r->ps.nitems && strcmp(r->ps.items[i].node, node) < 0)
+            i++;
+        while (node != NULL && i < r->ps.nitems && !strcmp(r->ps.items[i].node, node))
+            last = &r->ps.items[i++];
         if (last != NULL && last->payload == NULL && (err = column_dup_req(s, 1, &last->payload)))
             break;
     }
