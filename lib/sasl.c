@@ -145,8 +145,7 @@ static int scram_keys(hearth_scram_hash_t h, const char *prepped, const unsigned
     unsigned int l;
     int rc = HEARTH_ESASL;
 
-    if (!PKCS5_PBKDF2_HMAC(prepped, (int)strlen(prepped), salt, (int)salt_len, (int)iterations, md,
-                           hl, salted))
+    if (scram__pbkdf2(h, prepped, strlen(prepped), salt, salt_len, iterations, salted) != 0)
         goto out;
     if (!HMAC(md, salted, hl, (const unsigned char *)"Client Key", 10, client, &l))
         goto out;

@@ -35,6 +35,10 @@ int scram__parse_first(const char *msg, size_t len, scram_first_t *out, const ch
 int scram__unescape(const char *p, size_t n, char **out);
 
 const EVP_MD *scram__md(hearth_scram_hash_t h); /* NULL for an unknown value */
+/* PBKDF2 with HMAC-h, one block (the hash's size) into out: SCRAM's SaltedPassword of a password
+ * already SASLprepped. HEARTH_EINVAL for an unknown h or 0 iterations (lib/pbkdf2.c). */
+int scram__pbkdf2(hearth_scram_hash_t h, const char *pw, size_t pw_len, const unsigned char *salt,
+                  size_t salt_len, unsigned iterations, unsigned char *out);
 /* A base64 field of hearth_scram_secret_t into buf (at most cap bytes). */
 int sasl__field_decode(const char *field, unsigned char *buf, size_t cap, size_t *len);
 

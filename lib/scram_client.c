@@ -236,8 +236,7 @@ int scram__salted_password(hearth_scram_hash_t h, const char *password, const un
         gsasl_free(prepped);
         return HEARTH_EINVAL;
     }
-    int ok = PKCS5_PBKDF2_HMAC(prepped, (int)strlen(prepped), salt, (int)salt_len, (int)iterations,
-                               md, EVP_MD_get_size(md), out);
+    int ok = scram__pbkdf2(h, prepped, strlen(prepped), salt, salt_len, iterations, out) == 0;
     OPENSSL_cleanse(prepped, strlen(prepped));
     gsasl_free(prepped);
     return ok ? 0 : HEARTH_ESASL;

@@ -13,6 +13,7 @@
 #include "c2s/conn.h"
 #include "core/datadir.h"
 #include "core/log.h"
+#include "core/user.h"
 #include "modules/im.h"
 #include "net/http.h"
 
@@ -364,6 +365,10 @@ int main(int argc, char **argv)
     free(dsn);
     if (setup_secret(srv))
         return fail("cannot store the server secret", NULL);
+    int64_t last_key = 0;
+    if (storage_sync_archive_last(srv->storage, &last_key))
+        return fail("cannot read the message archive", NULL);
+    user__archive_key_floor(last_key);
     /* c2s before net: at exit its streams end their sessions before net closes what is left. */
     if (c2s__init(srv) || net__init(srv) || modules__init(srv, modules__all))
         return fail("cannot start the modules", NULL);

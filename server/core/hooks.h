@@ -53,7 +53,8 @@ typedef struct hook_args {
     const char *to; /* prepared: the bare or full JID a stanza from a session goes to */
     int service;    /* that JID is a service's (a room), not a local account's */
     const char *bare;
-    char *sid; /* HOOK_MESSAGE_OUT: the stanza id given for the recipient (sid_len bytes) */
+    char *sid; /* HOOK_MESSAGE_OUT to an account: the message's archive key in decimal, its
+                * stanza id for the recipient (sid_len bytes); NULL to a service */
     size_t sid_len;
     session_t *const *delivered;
     size_t ndelivered;

@@ -648,7 +648,10 @@ void router__from_session(session_t *s, hearth_xml_node_t *st, hearth_arena_t *a
     }
     /* The sender's copies (carbons, its own archive) are taken before the recipient's stanza
      * id is added, by hooks of higher priority than the one that adds it. */
-    char sid[32] = "";
+    /* The message's archive key: its stanza id for the recipient and the key both parties'
+     * archives keep it under. */
+    char sid[32];
+    user__archive_id(sid, sizeof(sid));
     a.to = hearth_arena_strdup(arena, to.bare);
     a.sid = sid;
     a.sid_len = sizeof(sid);

@@ -1,6 +1,10 @@
 /* Per-user state on its home worker (core/user.h): loaded from storage once (roster, pending
  * subscription requests, block list, last activity) while work for the user waits in order;
  * freed when no session and no work holds it. */
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -23,6 +27,69 @@ int64_t user__now_ms(void)
     struct timeval tv;
     gettimeofday(&tv, NULL);
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* Archive keys (storage.h, "Archive ids"): per thread, the millisecond and a counter in it, never
+ * going back, on a generator number of the thread's own. The floor is the largest key stored
+ * when the server started: a clock set back across a restart cannot give a key twice. */
+typedef struct key_gen {
+    int64_t ms;
+    int counter;
+    int gen; /* -1: not yet numbered */
+} key_gen_t;
+
+static _Thread_local key_gen_t key_gen = {.gen = -1};
+static atomic_int key_gens;
+static _Atomic int64_t key_floor;
+
+void user__archive_key_floor(int64_t key)
+{
+    atomic_store(&key_floor, key);
+}
+
+int64_t user__archive_key(void)
+{
+    key_gen_t *g = &key_gen;
+    if (g->gen < 0) {
+        /* Beyond the generator numbers (more threads than a server has), threads share the last
+         * one under a lock rather than risk a key twice. */
+        int n = atomic_fetch_add(&key_gens, 1);
+        g->gen = n < STORAGE_ARCHIVE_GEN_STORAGE - 1 ? n : STORAGE_ARCHIVE_GEN_STORAGE - 1;
+        int64_t floor_ms = storage_archive_ms_of_key(atomic_load(&key_floor));
+        g->ms = floor_ms;
+        g->counter = STORAGE_ARCHIVE_COUNTER_MAX; /* the next key moves to a fresh millisecond */
+    }
+    static pthread_mutex_t shared = PTHREAD_MUTEX_INITIALIZER;
+    static key_gen_t last = {.gen = STORAGE_ARCHIVE_GEN_STORAGE - 1};
+    int is_shared = g->gen == STORAGE_ARCHIVE_GEN_STORAGE - 1;
+    if (is_shared) {
+        pthread_mutex_lock(&shared);
+        g = &last;
+        if (g->ms == 0) {
+            g->ms = storage_archive_ms_of_key(atomic_load(&key_floor));
+            g->counter = STORAGE_ARCHIVE_COUNTER_MAX;
+        }
+    }
+    int64_t now = user__now_ms();
+    if (now > g->ms) {
+        g->ms = now;
+        g->counter = 0;
+    } else if (g->counter < STORAGE_ARCHIVE_COUNTER_MAX) {
+        g->counter++;
+    } else {
+        g->ms++; /* the millisecond is used up (or the clock went back): borrow the next */
+        g->counter = 0;
+    }
+    int64_t key = storage_archive_key_of_ms(g->ms) | ((int64_t)g->gen << STORAGE_ARCHIVE_GEN_SHIFT) |
+                  g->counter;
+    if (is_shared)
+        pthread_mutex_unlock(&shared);
+    return key;
+}
+
+void user__archive_id(char *out, size_t len)
+{
+    snprintf(out, len, "%" PRId64, user__archive_key());
 }
 
 /* Ids come from a generator per thread, seeded once from the kernel: SipHash-2-4 keyed with 128

@@ -24,7 +24,13 @@ void user__roster_item_free(storage_roster_item_t *it);
 /* Storage write callback that only logs a failure. */
 void user__write_done(void *ud, int err);
 int64_t user__now_ms(void);
-/* 24 hex digits from the system's CSPRNG (stanza and archive ids), NUL-terminated. */
+/* 24 hex digits from a pseudo-random function keyed from the kernel, NUL-terminated. */
 void user__random_id(char *out, size_t len);
+/* A fresh archive key (storage.h, "Archive ids"), in decimal for user__archive_id (len >= 20):
+ * the stanza id a message gets, under which both parties archive it. */
+int64_t user__archive_key(void);
+void user__archive_id(char *out, size_t len);
+/* The largest key already stored (start-up, before any worker runs). */
+void user__archive_key_floor(int64_t key);
 
 #endif

@@ -384,7 +384,7 @@ static void incoming_parsed(void *ud, hearth_xml_node_t *st, hearth_arena_t *are
     char fresh[32];
     const char *id = m->u.route.sid;
     if (!*id) { /* routed without a stanza id of ours: the archive gives one */
-        user__random_id(fresh, sizeof(fresh));
+        user__archive_id(fresh, sizeof(fresh));
         id = fresh;
     }
     size_t len = 0;
@@ -417,10 +417,28 @@ static char *standalone_from_bytes(const hearth_bytes_t *b, size_t *len)
     return text;
 }
 
+/* The stanza id the message module appended for u, taken off the end of text when it is there
+ * as the serialiser writes it: the text is then the sender's archived copy, and the storage
+ * keeps one for both. */
+static void drop_own_sid(const user_t *u, const char *sid, char *text, size_t *len)
+{
+    char tail[96 + 2 * STORAGE_JID_MAX];
+    int n = snprintf(tail, sizeof(tail), "<stanza-id xmlns='%s' id='%s' by='%s'/></message>",
+                     HEARTH_NS_SID, sid, u->bare);
+    if (n <= 0 || (size_t)n >= sizeof(tail) || (size_t)n > *len)
+        return;
+    char *at = text + *len - (size_t)n;
+    if (memcmp(at, tail, (size_t)n) != 0)
+        return;
+    static const char end[] = "</message>";
+    memcpy(at, end, sizeof(end));
+    *len = (size_t)(at - text) + sizeof(end) - 1;
+}
+
 /* A message accepted for u (delivered or stored offline), on u's home worker; m->u.route.sid
- * is the stanza id the recipient sees. Only messages worth archiving are kept (a body). The
- * router says whether there is one when the sender's stanza was at hand; then the bytes are
- * archived as they are, else they are parsed to find out. */
+ * is the stanza id the recipient sees and the archive key. Only messages worth archiving are
+ * kept (a body). The router says whether there is one when the sender's stanza was at hand;
+ * then the bytes are archived as they are, else they are parsed to find out. */
 static void incoming(worker_t *w, user_t *u, const inbox_msg_t *m)
 {
     if (u->state != USER_READY || !m->u.route.from || !m->u.route.bytes)
@@ -431,6 +449,7 @@ static void incoming(worker_t *w, user_t *u, const inbox_msg_t *m)
         size_t len = 0;
         char *text = standalone_from_bytes(m->u.route.bytes, &len);
         if (text) {
+            drop_own_sid(u, m->u.route.sid, text, &len);
             archive(w, u, m->u.route.sid, m->u.route.from, 0, text, len);
             return;
         }
@@ -439,8 +458,10 @@ static void incoming(worker_t *w, user_t *u, const inbox_msg_t *m)
     router__parse(m->u.route.bytes->data, m->u.route.bytes->len, incoming_parsed, &ic);
 }
 
-/* A message sent by c's user (on its home worker), before it is routed to `to`. */
-static void outgoing(session_t *c, hearth_xml_node_t *st, hearth_arena_t *arena, const char *to)
+/* A message sent by c's user (on its home worker), before it is routed to `to`; sid, when
+ * given, is its archive key (the recipient's archive keeps it under the same). */
+static void outgoing(session_t *c, hearth_xml_node_t *st, hearth_arena_t *arena, const char *to,
+                     const char *sid)
 {
     user_t *u = c->user;
     (void)arena;
@@ -450,7 +471,10 @@ static void outgoing(session_t *c, hearth_xml_node_t *st, hearth_arena_t *arena,
         return; /* to oneself: archived once, as it arrives */
     const char *full = hearth_xml_attr(st, "to");
     char id[32];
-    user__random_id(id, sizeof(id));
+    if (sid && *sid)
+        snprintf(id, sizeof(id), "%s", sid);
+    else
+        user__archive_id(id, sizeof(id));
     size_t len = 0;
     char *text = standalone(st, &len);
     if (text)
@@ -1033,7 +1057,7 @@ static const char *const mam_features[] = {HEARTH_NS_MAM, NULL};
 
 static int message_out(hook_args_t *a)
 {
-    outgoing(a->s, a->st, a->arena, a->to);
+    outgoing(a->s, a->st, a->arena, a->to, a->sid);
     return HOOK_CONTINUE;
 }
 

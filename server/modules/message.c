@@ -24,10 +24,11 @@ static int names_ours(const char *jid, const char *const *ours, size_t n)
     return 0;
 }
 
-/* Prepares a message from a client for a local user: strips forged stanza ids and claims,
- * adds ours (written to id). */
-static void stamp(hearth_xml_node_t *st, hearth_arena_t *arena, const char *to_bare,
-                  const char *sender_bare, const char *domain, char *id, size_t idlen)
+/* Prepares a message from a client for a local user: strips forged stanza ids and claims, before
+ * anything copies it (carbons, the sender's archive, which shares its text with the
+ * recipient's). */
+static void strip_forged(hearth_xml_node_t *st, const char *to_bare, const char *sender_bare,
+                         const char *domain)
 {
     const char *ids_by[] = {to_bare, sender_bare, domain};
     for (hearth_xml_node_t *n = hearth_xml_first_element(st), *next; n; n = next) {
@@ -51,10 +52,6 @@ static void stamp(hearth_xml_node_t *st, hearth_arena_t *arena, const char *to_b
             hearth_xml_remove(n);
         }
     }
-    user__random_id(id, idlen);
-    hearth_xml_node_t *sid = hearth_xml_add_child(arena, st, "stanza-id", HEARTH_NS_SID);
-    hearth_xml_set_attr(arena, sid, "id", id);
-    hearth_xml_set_attr(arena, sid, "by", to_bare);
 }
 
 /* ---- offline storage ---- */
@@ -373,11 +370,23 @@ static int message_in(hook_args_t *a)
     return HOOK_STOP;
 }
 
-/* Last of the chain from a session: the recipient's stanza id, after the sender's copies. */
-static int message_out(hook_args_t *a)
+/* First of the chain from a session. */
+static int message_sanitise(hook_args_t *a)
 {
     if (!a->service)
-        stamp(a->st, a->arena, a->to, a->s->user->bare, a->w->srv->set.domain, a->sid, a->sid_len);
+        strip_forged(a->st, a->to, a->s->user->bare, a->w->srv->set.domain);
+    return HOOK_CONTINUE;
+}
+
+/* Last of the chain: the recipient's stanza id, the archive key the router gave the message
+ * (the sender's archive took its copy under the same key, without it). */
+static int message_out(hook_args_t *a)
+{
+    if (!a->service && a->sid && *a->sid) {
+        hearth_xml_node_t *sid = hearth_xml_add_child(a->arena, a->st, "stanza-id", HEARTH_NS_SID);
+        hearth_xml_set_attr(a->arena, sid, "id", a->sid);
+        hearth_xml_set_attr(a->arena, sid, "by", a->to);
+    }
     return HOOK_CONTINUE;
 }
 
@@ -398,13 +407,12 @@ static int message_init(server_t *srv)
     (void)srv;
     if ((pump_slot = session__slot_new()) < 0)
         return HEARTH_ELIMIT;
-    return hooks__add(HOOK_MESSAGE_IN, 0, message_in) ?: hooks__add(HOOK_MESSAGE_OUT, 0,
-                                                                     message_out)
-                                                           ?: hooks__add(HOOK_SESSION_DRAINED, 0,
-                                                                         session_drained)
-                                                                  ?: hooks__add(
-                                                                         HOOK_SESSION_ENDING, 0,
-                                                                         session_ending);
+    /* Forgeries are stripped before carbons (100) and the archive (90) copy the message. */
+    return hooks__add(HOOK_MESSAGE_IN, 0, message_in)
+               ?: hooks__add(HOOK_MESSAGE_OUT, 200, message_sanitise)
+               ?: hooks__add(HOOK_MESSAGE_OUT, 0, message_out)
+               ?: hooks__add(HOOK_SESSION_DRAINED, 0, session_drained)
+               ?: hooks__add(HOOK_SESSION_ENDING, 0, session_ending);
 }
 
 const module_t module_message = {

@@ -6,6 +6,7 @@
  * Cached prepared statements only; values are always bound, never written into SQL text. */
 #include "storage/storage.h"
 
+#include <inttypes.h>
 #include <limits.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -217,9 +218,41 @@ static const char MIGRATION_0006[] =
     "CREATE INDEX logs_key ON logs (kind, key, id);\n"
     "DELETE FROM sqlite_sequence WHERE name IN ('archive', 'archive_old', 'logs', 'logs_old');\n";
 
+/* The archive stores a message once for both parties, under a key that orders it and carries
+ * its time; the indexes on time and on ids go (see 0007_archive_once.sql and storage.h,
+ * "Archive ids"). */
+static const char MIGRATION_0007[] =
+    "CREATE TABLE archive_msg (\n"
+    "    seq INTEGER PRIMARY KEY,\n"
+    "    stanza TEXT NOT NULL\n"
+    ");\n"
+    "CREATE TABLE archive_new (\n"
+    "    username TEXT NOT NULL REFERENCES accounts (username) ON DELETE CASCADE,\n"
+    "    seq INTEGER NOT NULL,\n"
+    "    with_jid TEXT NOT NULL,\n"
+    "    outgoing INTEGER NOT NULL DEFAULT 0,\n"
+    "    stanza TEXT,\n"
+    "    legacy_id TEXT,\n"
+    "    PRIMARY KEY (username, seq)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TEMP TABLE archive_keys AS\n"
+    "    SELECT old, ((max(ms, 0) << 21) | (127 << 14)) + (row_number() OVER (PARTITION BY ms ORDER BY old) - 1) AS seq\n"
+    "    FROM (SELECT seq AS old, max(stamp_ms) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS ms\n"
+    "          FROM archive);\n"
+    "INSERT INTO archive_msg (seq, stanza)\n"
+    "    SELECT k.seq, a.stanza FROM archive a JOIN archive_keys k ON k.old = a.seq;\n"
+    "INSERT INTO archive_new (username, seq, with_jid, outgoing, legacy_id)\n"
+    "    SELECT a.username, k.seq, a.with_jid, a.outgoing, a.id FROM archive a JOIN archive_keys k ON k.old = a.seq;\n"
+    "DROP TABLE archive_keys;\n"
+    "DROP TABLE archive;\n"
+    "ALTER TABLE archive_new RENAME TO archive;\n"
+    "CREATE INDEX archive_user_with ON archive (username, with_jid, seq);\n"
+    "CREATE UNIQUE INDEX archive_legacy ON archive (username, legacy_id) WHERE legacy_id IS NOT NULL;\n";
+
 static const char *const migrations[] = {
     NULL, /* version 0: empty database */
     MIGRATION_0001, MIGRATION_0002, MIGRATION_0003, MIGRATION_0004, MIGRATION_0005, MIGRATION_0006,
+    MIGRATION_0007,
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])) - 1)
 
@@ -271,8 +304,11 @@ enum stmt_id {
     ST_BLOCK_ADD,
     ST_BLOCK_REMOVE,
     ST_BLOCK_CLEAR,
+    ST_ARCHIVE_MSG_PUT,
+    ST_ARCHIVE_MSG_SAME,
     ST_ARCHIVE_STORE,
     ST_ARCHIVE_SEQ,
+    ST_ARCHIVE_SEQ_LEGACY,
     ST_ARCHIVE_COUNT,
     ST_ARCHIVE_COUNT_WITH,
     ST_ARCHIVE_ASC,
@@ -280,6 +316,9 @@ enum stmt_id {
     ST_ARCHIVE_DESC,
     ST_ARCHIVE_DESC_WITH,
     ST_ARCHIVE_PURGE,
+    ST_ARCHIVE_MSG_PURGE,
+    ST_ARCHIVE_LAST,
+    ST_ARCHIVE_MSG_ORPHANS,
     ST_PREFS_GET,
     ST_PREFS_JIDS,
     ST_PREFS_DELETE,
@@ -320,10 +359,11 @@ enum stmt_id {
 
 /* Archive reads: named parameters, so that one binding helper serves every variant. :lo and :hi
  * are exclusive bounds on seq (the paging position). */
-#define ARCHIVE_FILTER                                                                             \
-    "username = :user AND stamp_ms BETWEEN :start AND :end AND seq > :lo AND seq < :hi"
-#define ARCHIVE_FILTER_WITH ARCHIVE_FILTER " AND with_jid = :with"
-#define ARCHIVE_SELECT "SELECT seq, id, with_jid, stamp_ms, outgoing, stanza FROM archive WHERE "
+#define ARCHIVE_FILTER "a.username = :user AND a.seq > :lo AND a.seq < :hi"
+#define ARCHIVE_FILTER_WITH ARCHIVE_FILTER " AND a.with_jid = :with"
+#define ARCHIVE_SELECT                                                                             \
+    "SELECT a.seq, a.legacy_id, a.with_jid, a.outgoing, coalesce(a.stanza, m.stanza) "            \
+    "FROM archive a JOIN archive_msg m ON m.seq = a.seq WHERE "
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -405,16 +445,31 @@ static const char *const stmt_sql[ST_COUNT] = {
                       "ON CONFLICT (username, jid) DO NOTHING"),
     [ST_BLOCK_REMOVE] = "DELETE FROM blocklist WHERE username = ?1 AND jid = ?2",
     [ST_BLOCK_CLEAR] = "DELETE FROM blocklist WHERE username = ?1",
-    [ST_ARCHIVE_STORE] = "INSERT INTO archive (username, id, with_jid, stamp_ms, outgoing, stanza) "
+    [ST_ARCHIVE_MSG_PUT] = "INSERT INTO archive_msg (seq, stanza) VALUES (?1, ?2) "
+                           "ON CONFLICT (seq) DO NOTHING",
+    [ST_ARCHIVE_MSG_SAME] = "SELECT stanza = ?2 FROM archive_msg WHERE seq = ?1",
+    [ST_ARCHIVE_STORE] = "INSERT INTO archive (username, seq, with_jid, outgoing, stanza, legacy_id) "
                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    [ST_ARCHIVE_SEQ] = "SELECT seq FROM archive WHERE username = ?1 AND id = ?2",
-    [ST_ARCHIVE_COUNT] = "SELECT count(*) FROM archive WHERE " ARCHIVE_FILTER,
-    [ST_ARCHIVE_COUNT_WITH] = "SELECT count(*) FROM archive WHERE " ARCHIVE_FILTER_WITH,
-    [ST_ARCHIVE_ASC] = ARCHIVE_SELECT ARCHIVE_FILTER " ORDER BY seq LIMIT :limit",
-    [ST_ARCHIVE_ASC_WITH] = ARCHIVE_SELECT ARCHIVE_FILTER_WITH " ORDER BY seq LIMIT :limit",
-    [ST_ARCHIVE_DESC] = ARCHIVE_SELECT ARCHIVE_FILTER " ORDER BY seq DESC LIMIT :limit",
-    [ST_ARCHIVE_DESC_WITH] = ARCHIVE_SELECT ARCHIVE_FILTER_WITH " ORDER BY seq DESC LIMIT :limit",
-    [ST_ARCHIVE_PURGE] = "DELETE FROM archive WHERE stamp_ms < ?1",
+    [ST_ARCHIVE_SEQ] = "SELECT seq FROM archive WHERE username = ?1 AND seq = ?2",
+    [ST_ARCHIVE_SEQ_LEGACY] = "SELECT seq FROM archive WHERE username = ?1 AND legacy_id = ?2",
+    [ST_ARCHIVE_COUNT] = "SELECT count(*) FROM archive a WHERE " ARCHIVE_FILTER,
+    [ST_ARCHIVE_COUNT_WITH] = "SELECT count(*) FROM archive a WHERE " ARCHIVE_FILTER_WITH,
+    [ST_ARCHIVE_ASC] = ARCHIVE_SELECT ARCHIVE_FILTER " ORDER BY a.seq LIMIT :limit",
+    [ST_ARCHIVE_ASC_WITH] = ARCHIVE_SELECT ARCHIVE_FILTER_WITH " ORDER BY a.seq LIMIT :limit",
+    [ST_ARCHIVE_DESC] = ARCHIVE_SELECT ARCHIVE_FILTER " ORDER BY a.seq DESC LIMIT :limit",
+    [ST_ARCHIVE_DESC_WITH] = ARCHIVE_SELECT ARCHIVE_FILTER_WITH " ORDER BY a.seq DESC LIMIT :limit",
+    /* Every user's rows, one range per account through the primary key. */
+    [ST_ARCHIVE_PURGE] = "DELETE FROM archive WHERE username IN (SELECT username FROM accounts) "
+                         "AND seq < ?1",
+    [ST_ARCHIVE_MSG_PURGE] = "DELETE FROM archive_msg WHERE seq < ?1",
+    [ST_ARCHIVE_LAST] = "SELECT coalesce(max(seq), 0) FROM archive_msg",
+    /* Before an account goes: its messages that no other archive holds. The only other row a
+     * message can have is its other party's, whose username is the local part of with_jid. */
+    [ST_ARCHIVE_MSG_ORPHANS] =
+        ("DELETE FROM archive_msg WHERE seq IN (SELECT a.seq FROM archive a WHERE "
+         "a.username = ?1 AND NOT EXISTS (SELECT 1 FROM archive b WHERE "
+         "b.username = substr(a.with_jid, 1, instr(a.with_jid, '@') - 1) AND b.username <> ?1 "
+         "AND b.seq = a.seq))"),
     [ST_PREFS_GET] = "SELECT default_mode FROM archive_prefs WHERE username = ?1",
     [ST_PREFS_JIDS] = "SELECT always, jid FROM archive_prefs_jids WHERE username = ?1 "
                       "ORDER BY always, jid",
@@ -704,8 +759,15 @@ static int account_set_admin(sqlite_conn_t *c, storage_req_t *r)
     return step_account_write(c, s);
 }
 
+static int user_write(sqlite_conn_t *c, enum stmt_id id, const char *username, const char *second,
+                      sqlite3_int64 *changes);
+
 static int account_delete(sqlite_conn_t *c, storage_req_t *r)
 {
+    /* Its archive rows go with it (foreign key); the messages only it held go first. */
+    int err = user_write(c, ST_ARCHIVE_MSG_ORPHANS, r->acct.username, NULL, NULL);
+    if (err != 0)
+        return err;
     sqlite3_stmt *s = stmt(c, ST_ACCOUNT_DELETE);
     if (s == NULL)
         return HEARTH_ESTORAGE;
@@ -1281,38 +1343,120 @@ static int last_set(sqlite_conn_t *c, storage_req_t *r)
 
 /* ---- message archive, documents and logs (migration 3) ---- */
 
-static int archive_store(sqlite_conn_t *c, storage_req_t *r)
+/* A key for a message stored under an id of another form: from its stamp, on the storage's own
+ * generator, the first of that millisecond's free. */
+static int archive_key_given(sqlite_conn_t *c, storage_req_t *r, int64_t *key)
 {
-    int err = account_exists(c, r->acct.username);
-    if (err != 0)
-        return err;
-    sqlite3_stmt *s = user_stmt(c, ST_ARCHIVE_STORE, r->acct.username, r->msg.id);
+    int64_t k = storage_archive_key_of_ms(r->msg.stamp_ms) |
+                ((int64_t)STORAGE_ARCHIVE_GEN_STORAGE << STORAGE_ARCHIVE_GEN_SHIFT);
+    for (int tries = 0; tries <= STORAGE_ARCHIVE_COUNTER_MAX; tries++, k++) {
+        sqlite3_stmt *s = stmt(c, ST_ARCHIVE_MSG_PUT);
+        if (s == NULL)
+            return HEARTH_ESTORAGE;
+        int rc = sqlite3_bind_int64(s, 1, k);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(s, 2, r->blob, (int)r->blob_len, SQLITE_STATIC);
+        sqlite3_int64 changed = 0;
+        int err = finish_write(c, s, rc, &changed);
+        if (err != 0 || changed > 0) {
+            *key = k;
+            return err;
+        }
+    }
+    return HEARTH_ELIMIT;
+}
+
+/* The message under key, stored once: 0 when archive_msg holds it now, EEXISTS when it held
+ * another text under that key (the other party's copy in another form), or the error. */
+static int archive_msg_put(sqlite_conn_t *c, storage_req_t *r, int64_t key)
+{
+    sqlite3_stmt *s = stmt(c, ST_ARCHIVE_MSG_PUT);
     if (s == NULL)
         return HEARTH_ESTORAGE;
-    int rc = sqlite3_bind_text(s, 3, r->msg.with, -1, SQLITE_STATIC);
+    int rc = sqlite3_bind_int64(s, 1, key);
     if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(s, 4, r->msg.stamp_ms);
+        rc = sqlite3_bind_text(s, 2, r->blob, (int)r->blob_len, SQLITE_STATIC);
+    sqlite3_int64 changed = 0;
+    int err = finish_write(c, s, rc, &changed);
+    if (err != 0 || changed > 0)
+        return err;
+    /* Already there: normally the other party's copy of the same message. */
+    s = stmt(c, ST_ARCHIVE_MSG_SAME);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    rc = sqlite3_bind_int64(s, 1, key);
     if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int(s, 5, r->msg.outgoing ? 1 : 0);
+        rc = sqlite3_bind_text(s, 2, r->blob, (int)r->blob_len, SQLITE_STATIC);
+    int same = 0;
+    if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        same = sqlite3_column_int(s, 0);
+        rc = SQLITE_DONE;
+    }
+    err = query_done(s, 0, rc);
+    return err != 0 ? err : same ? 0 : HEARTH_EEXISTS;
+}
+
+/* A message for one party: the shared text under its key (or the party's own copy when the
+ * key's text differs), then the party's row. The account is checked by the foreign key. */
+static int archive_store(sqlite_conn_t *c, storage_req_t *r)
+{
+    int err = 0;
+    int64_t key = 0;
+    bool legacy = storage_archive_key_parse(r->msg.id, &key) != 0;
+    bool own_copy = false;
+    if (legacy) {
+        err = archive_key_given(c, r, &key);
+    } else {
+        err = archive_msg_put(c, r, key);
+        if (err == HEARTH_EEXISTS) {
+            own_copy = true;
+            err = 0;
+        }
+    }
+    if (err != 0)
+        return err;
+    sqlite3_stmt *s = stmt(c, ST_ARCHIVE_STORE);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int rc = sqlite3_bind_text(s, 1, r->acct.username, -1, SQLITE_STATIC);
     if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s, 6, r->blob, (int)r->blob_len, SQLITE_STATIC);
+        rc = sqlite3_bind_int64(s, 2, key);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(s, 3, r->msg.with, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(s, 4, r->msg.outgoing ? 1 : 0);
+    if (rc == SQLITE_OK)
+        rc = own_copy ? sqlite3_bind_text(s, 5, r->blob, (int)r->blob_len, SQLITE_STATIC)
+                      : sqlite3_bind_null(s, 5);
+    if (rc == SQLITE_OK)
+        rc = legacy ? sqlite3_bind_text(s, 6, r->msg.id, -1, SQLITE_STATIC) : sqlite3_bind_null(s, 6);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(s);
     stmt_done(s);
     if (rc == SQLITE_DONE)
         return 0;
-    if (rc == SQLITE_CONSTRAINT_UNIQUE)
+    /* No account, or the party's archive holds the key or the id already: the savepoint undoes
+     * the shared row. */
+    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+        return HEARTH_ENOTFOUND;
+    if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
         return HEARTH_EEXISTS;
     return err_of(rc);
 }
 
-/* The seq of the user's archive item id: ENOTFOUND when there is none. */
+/* The key of the user's archive item id: ENOTFOUND when there is none. */
 static int archive_seq(sqlite_conn_t *c, const char *username, const char *id, int64_t *seq)
 {
-    sqlite3_stmt *s = user_stmt(c, ST_ARCHIVE_SEQ, username, id);
+    int64_t key;
+    bool legacy = storage_archive_key_parse(id, &key) != 0;
+    sqlite3_stmt *s = user_stmt(c, legacy ? ST_ARCHIVE_SEQ_LEGACY : ST_ARCHIVE_SEQ, username,
+                                legacy ? id : NULL);
     if (s == NULL)
         return HEARTH_ESTORAGE;
-    int err = 0, rc = sqlite3_step(s);
+    int rc = legacy ? SQLITE_OK : sqlite3_bind_int64(s, 2, key);
+    int err = 0;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         *seq = sqlite3_column_int64(s, 0);
         rc = SQLITE_DONE;
@@ -1328,23 +1472,38 @@ static int bind_named_int64(sqlite3_stmt *s, const char *name, int64_t v)
     return i == 0 ? SQLITE_OK : sqlite3_bind_int64(s, i, v);
 }
 
-/* An archive read (ST_ARCHIVE_*) bound to r's filter and the seq bounds (lo, hi); NULL on
- * failure. */
+/* The exclusive key bounds (lo, hi) narrowed to r's time bounds (start and end in num and num2,
+ * inclusive milliseconds). */
+static void archive_time_bounds(const storage_req_t *r, int64_t *lo, int64_t *hi)
+{
+    if (r->num != STORAGE_ARCHIVE_NO_START && r->num > 0) {
+        int64_t first = storage_archive_key_of_ms(r->num);
+        if (first - 1 > *lo)
+            *lo = first - 1;
+    }
+    if (r->num2 != STORAGE_ARCHIVE_NO_END) {
+        int64_t after = r->num2 < 0                             ? 0
+                        : r->num2 >= STORAGE_ARCHIVE_MS_MAX ? INT64_MAX
+                                                                : storage_archive_key_of_ms(r->num2 + 1);
+        if (after < *hi)
+            *hi = after;
+    }
+}
+
+/* An archive read (ST_ARCHIVE_*) bound to r's filter and the key bounds (lo, hi) narrowed to
+ * its time bounds; NULL on failure. */
 static sqlite3_stmt *archive_stmt(sqlite_conn_t *c, storage_req_t *r, enum stmt_id id, int64_t lo,
                                   int64_t hi, int64_t limit)
 {
     sqlite3_stmt *s = stmt(c, id);
     if (s == NULL)
         return NULL;
+    archive_time_bounds(r, &lo, &hi);
     int rc = sqlite3_bind_text(s, sqlite3_bind_parameter_index(s, ":user"), r->acct.username, -1,
                                SQLITE_STATIC);
     int wi = sqlite3_bind_parameter_index(s, ":with");
     if (rc == SQLITE_OK && wi != 0)
         rc = sqlite3_bind_text(s, wi, r->msg.with, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = bind_named_int64(s, ":start", r->num);
-    if (rc == SQLITE_OK)
-        rc = bind_named_int64(s, ":end", r->num2);
     if (rc == SQLITE_OK)
         rc = bind_named_int64(s, ":lo", lo);
     if (rc == SQLITE_OK)
@@ -1400,7 +1559,7 @@ static int archive_query(sqlite_conn_t *c, storage_req_t *r)
     int rc;
     r->page.complete = 1;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        size_t len = (size_t)sqlite3_column_bytes(s, 5);
+        size_t len = (size_t)sqlite3_column_bytes(s, 4);
         if (r->amsgs_n == r->limit ||
             (r->limit_bytes && r->amsgs_n > 0 && bytes + len > r->limit_bytes)) {
             r->page.complete = 0; /* one more beyond the page */
@@ -1416,16 +1575,24 @@ static int archive_query(sqlite_conn_t *c, storage_req_t *r)
         r->amsgs = msgs;
         storage_archive_msg_t *m = &msgs[r->amsgs_n++];
         memset(m, 0, sizeof(*m));
-        m->stamp_ms = sqlite3_column_int64(s, 3);
-        m->outgoing = sqlite3_column_int(s, 4) != 0;
-        err = column_dup_req(s, 1, &m->id);
+        int64_t key = sqlite3_column_int64(s, 0);
+        m->stamp_ms = storage_archive_ms_of_key(key);
+        m->outgoing = sqlite3_column_int(s, 3) != 0;
+        if (sqlite3_column_type(s, 1) == SQLITE_NULL) {
+            char text[24];
+            snprintf(text, sizeof(text), "%" PRId64, key);
+            if ((m->id = strdup(text)) == NULL)
+                err = HEARTH_ENOMEM;
+        } else {
+            err = column_dup_req(s, 1, &m->id);
+        }
         if (err == 0)
             err = column_dup_req(s, 2, &m->with);
         if (err == 0)
-            err = column_dup_req(s, 5, &m->stanza);
+            err = column_dup_req(s, 4, &m->stanza);
         if (err != 0)
             break;
-        m->len = (size_t)sqlite3_column_bytes(s, 5);
+        m->len = (size_t)sqlite3_column_bytes(s, 4);
     }
     err = query_done(s, err, rc);
     if (err != 0)
@@ -1507,10 +1674,28 @@ static int prefs_set(sqlite_conn_t *c, storage_req_t *r)
 
 static int archive_purge(sqlite_conn_t *c, storage_req_t *r)
 {
-    sqlite3_stmt *s = stmt(c, ST_ARCHIVE_PURGE);
+    int64_t before = storage_archive_key_of_ms(r->num);
+    int err = 0;
+    for (int i = 0; i < 2 && err == 0; i++) {
+        sqlite3_stmt *s = stmt(c, i == 0 ? ST_ARCHIVE_PURGE : ST_ARCHIVE_MSG_PURGE);
+        if (s == NULL)
+            return HEARTH_ESTORAGE;
+        err = finish_write(c, s, sqlite3_bind_int64(s, 1, before), NULL);
+    }
+    return err;
+}
+
+static int archive_last(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = stmt(c, ST_ARCHIVE_LAST);
     if (s == NULL)
         return HEARTH_ESTORAGE;
-    return finish_write(c, s, sqlite3_bind_int64(s, 1, r->num), NULL);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        r->num = sqlite3_column_int64(s, 0);
+        rc = SQLITE_DONE;
+    }
+    return query_done(s, 0, rc);
 }
 
 /* DOC_* and LOG_*: ?1 kind, ?2 key (the same binding as a user's statements). */
@@ -2024,6 +2209,8 @@ static int run_one(sqlite_conn_t *c, storage_req_t *r)
         return prefs_set(c, r);
     case STORAGE_OP_ARCHIVE_PURGE:
         return archive_purge(c, r);
+    case STORAGE_OP_ARCHIVE_LAST:
+        return archive_last(c, r);
     case STORAGE_OP_DOC_PUT:
         return doc_put(c, r);
     case STORAGE_OP_DOC_GET:

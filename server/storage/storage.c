@@ -403,6 +403,9 @@ void storage_req_finish(storage_req_t *req)
     case STORAGE_OP_OFFLINE_COUNT:
         req->cb.count(req->ud, err, err == 0 ? req->msgs_n : 0);
         break;
+    case STORAGE_OP_ARCHIVE_LAST:
+        req->cb.key(req->ud, err, err == 0 ? req->num : 0);
+        break;
     case STORAGE_OP_VCARD_GET:
     case STORAGE_OP_PRIVATE_GET:
         req->cb.blob(req->ud, err, err == 0 ? req->blob : NULL);
@@ -1118,6 +1121,20 @@ int storage_archive_prefs_set(storage_t *st, const storage_target_t *t, const ch
     return submit_or_drop(st, req, rc);
 }
 
+int storage_archive_key_parse(const char *id, int64_t *key)
+{
+    size_t n = strspn(id, "0123456789");
+    if (n == 0 || n > 19 || id[n] != '\0' || (id[0] == '0' && n > 1))
+        return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v * 10 + (uint64_t)(id[i] - '0');
+    if (v > (uint64_t)INT64_MAX)
+        return -1; /* 19 digits pass it from 9,223,372,036,854,775,808 */
+    *key = (int64_t)v;
+    return 0;
+}
+
 int storage_archive_purge(storage_t *st, const storage_target_t *t, int64_t before_ms,
                           storage_status_cb cb, void *ud)
 {
@@ -1479,6 +1496,17 @@ int storage_log_delete(storage_t *st, const storage_target_t *t, const char *kin
     return submit(st, req);
 }
 
+static int archive_last(storage_t *st, const storage_target_t *t, storage__key_cb cb, void *ud)
+{
+    if (!target_ok(st, t, (const void *)cb))
+        return HEARTH_EINVAL;
+    storage_req_t *req = req_new(STORAGE_OP_ARCHIVE_LAST, t, ud);
+    if (req == NULL)
+        return HEARTH_ENOMEM;
+    req->cb.key = cb;
+    return submit(st, req);
+}
+
 static int offline_count(storage_t *st, const storage_target_t *t, const char *username,
                          storage__count_cb cb, void *ud)
 {
@@ -1505,6 +1533,7 @@ typedef struct sync_call {
     char *value;
     storage_user_t *user;
     size_t count;
+    int64_t key;
 } sync_call_t;
 
 static void sync_init(sync_call_t *c)
@@ -1613,6 +1642,13 @@ static void sync_count_cb(void *ud, int err, size_t n)
     c->count = n;
 }
 
+static void sync_key_cb(void *ud, int err, int64_t key)
+{
+    sync_call_t *c = ud;
+    c->err = err;
+    c->key = key;
+}
+
 #define SYNC_TARGET(c) (&(storage_target_t){.post = sync_post, .post_ud = (c)})
 
 int storage_sync_account_get(storage_t *st, const char *username, storage_account_t *out)
@@ -1687,6 +1723,17 @@ int storage_sync_property_set(storage_t *st, const char *name, const char *value
     sync_init(&c);
     return sync_wait(&c,
                      storage_property_set(st, SYNC_TARGET(&c), name, value, sync_status_cb, &c));
+}
+
+int storage_sync_archive_last(storage_t *st, int64_t *key)
+{
+    sync_call_t c;
+    *key = 0;
+    sync_init(&c);
+    int rc = sync_wait(&c, archive_last(st, SYNC_TARGET(&c), sync_key_cb, &c));
+    if (rc == 0)
+        *key = c.key;
+    return rc;
 }
 
 int storage_sync_offline_count(storage_t *st, const char *username, size_t *n)

@@ -207,12 +207,50 @@ int storage_last_set(storage_t *st, const storage_target_t *t, const char *usern
 /* Document and log keys are bounded by STORAGE_JID_MAX, their XML by STORAGE_XML_MAX; archived
  * stanzas by STORAGE_STANZA_MAX. */
 
+/* Archive ids. A message archived for both parties (sender and local recipient) is stored once,
+ * under one 63-bit key that is also its id in both archives and the stanza id the recipient
+ * sees (XEP-0359), written in decimal. The key orders the archive and carries the time:
+ *   bits 62..21  milliseconds since 1970 (until 2109)
+ *   bits 20..14  the generator (a worker thread; STORAGE_ARCHIVE_GEN_STORAGE for ids the
+ *                storage gives itself: messages stored under an id of another form)
+ *   bits 13..0   a counter within the millisecond
+ * so that a time bound is a bound on the key and no index on time or on the id is needed.
+ * Ids of another form (archived before migration 7) keep working: they are kept beside their
+ * message and found through a partial index. */
+#define STORAGE_ARCHIVE_MS_SHIFT 21
+#define STORAGE_ARCHIVE_GEN_SHIFT 14
+#define STORAGE_ARCHIVE_GENS 128
+#define STORAGE_ARCHIVE_GEN_STORAGE (STORAGE_ARCHIVE_GENS - 1)
+#define STORAGE_ARCHIVE_COUNTER_MAX ((1 << STORAGE_ARCHIVE_GEN_SHIFT) - 1)
+#define STORAGE_ARCHIVE_MS_MAX (INT64_MAX >> STORAGE_ARCHIVE_MS_SHIFT)
+
+/* The first key of millisecond ms (clamped to the representable range). */
+static inline int64_t storage_archive_key_of_ms(int64_t ms)
+{
+    if (ms < 0)
+        ms = 0;
+    if (ms > STORAGE_ARCHIVE_MS_MAX)
+        ms = STORAGE_ARCHIVE_MS_MAX;
+    return ms << STORAGE_ARCHIVE_MS_SHIFT;
+}
+
+static inline int64_t storage_archive_ms_of_key(int64_t key)
+{
+    return key >> STORAGE_ARCHIVE_MS_SHIFT;
+}
+
+/* The key an id names when it is one (1..19 digits, no leading zero, within int64): 0, or -1
+ * for an id of another form. */
+int storage_archive_key_parse(const char *id, int64_t *key);
+
 /* One archived message. */
 typedef struct storage_archive_msg {
-    char *id;   /* unique per user: the stanza id it was archived under */
+    char *id;   /* unique per user: the stanza id it was archived under (an archive key in
+                 * decimal; another form only for messages stored before migration 7) */
     char *with; /* bare JID of the other party */
-    int64_t stamp_ms;
-    int outgoing; /* sent by the archive's owner */
+    int64_t stamp_ms; /* read: the key's millisecond; stored: used only for an id of another
+                       * form, whose key the storage then gives from it */
+    int outgoing;     /* sent by the archive's owner */
     char *stanza; /* len bytes, followed by a NUL */
     size_t len;
 } storage_archive_msg_t;
@@ -275,7 +313,7 @@ int storage_archive_prefs_get(storage_t *st, const storage_target_t *t, const ch
 int storage_archive_prefs_set(storage_t *st, const storage_target_t *t, const char *username,
                               const storage_archive_prefs_t *prefs, storage_status_cb cb, void *ud);
 void storage_archive_prefs_clear(storage_archive_prefs_t *p);
-/* Retention: deletes every user's messages with stamp_ms < before_ms. */
+/* Retention: deletes every user's messages archived before before_ms. */
 int storage_archive_purge(storage_t *st, const storage_target_t *t, int64_t before_ms,
                           storage_status_cb cb, void *ud);
 
@@ -426,6 +464,9 @@ int storage_sync_property_get(storage_t *st, const char *name, char **value); /*
 int storage_sync_property_set(storage_t *st, const char *name, const char *value);
 int storage_sync_offline_count(storage_t *st, const char *username,
                                size_t *n); /* ENOTFOUND if no account */
+/* The largest archive key in use (0 when none): the generators start past it, so that a clock
+ * set back across a restart cannot give an id twice. */
+int storage_sync_archive_last(storage_t *st, int64_t *key);
 /* 0 and out->exists 0 for an unknown account; caller clears out (storage_user_clear). */
 int storage_sync_user_load(storage_t *st, const char *username, storage_user_t *out);
 
@@ -461,6 +502,7 @@ typedef enum storage_op {
     STORAGE_OP_ARCHIVE_PREFS_GET,
     STORAGE_OP_ARCHIVE_PREFS_SET,
     STORAGE_OP_ARCHIVE_PURGE,
+    STORAGE_OP_ARCHIVE_LAST, /* storage_sync_archive_last only */
     STORAGE_OP_DOC_PUT,
     STORAGE_OP_DOC_GET,
     STORAGE_OP_DOC_DELETE,
@@ -483,6 +525,8 @@ typedef enum storage_op {
 
 /* OFFLINE_COUNT's callback (internal: the blocking wrapper's). */
 typedef void (*storage__count_cb)(void *ud, int err, size_t n);
+/* ARCHIVE_LAST's callback (internal: the blocking wrapper's). */
+typedef void (*storage__key_cb)(void *ud, int err, int64_t key);
 
 /* One request. Arguments are set at submission and only read by the driver; results are written
  * by the driver on the storage thread and read by the owner after the post. */
@@ -501,6 +545,7 @@ struct storage_req {
         storage_offline_cb offline;
         storage_blob_cb blob;
         storage__count_cb count;
+        storage__key_cb key;
         storage_archive_cb archive;
         storage_archive_prefs_cb prefs;
         storage_doc_list_cb docs;
@@ -535,7 +580,8 @@ struct storage_req {
     size_t limit_bytes;            /* ARCHIVE_QUERY: max_bytes */
     storage_archive_prefs_t prefs; /* ARCHIVE_PREFS_SET: argument; ARCHIVE_PREFS_GET: result */
     /* DOC_*, LOG_*: kind in name, key in item.jid, xml in blob (DOC_GET: result); LOG_APPEND:
-     * stamp in num; LOG_FETCH: since in num; ARCHIVE_PURGE: before in num */
+     * stamp in num; LOG_FETCH: since in num; ARCHIVE_PURGE: before in num; ARCHIVE_LAST:
+     * the result in num */
 
     /* results */
     int err;

@@ -151,8 +151,40 @@ class MamTest(IMTestCase):
         self.assertEqual(pa.bodies, ['one', 'two <&> "x"', 'three', 'back'])
         self.assertEqual(pa.ids[3], a_sids[0], 'the id of an incoming message is its stanza-id')
         self.assertEqual(len(set(pa.ids)), 4)
-        self.assertTrue(set(pa.ids).isdisjoint(pb.ids[:3]), 'outgoing copies get ids of their own')
+        # one message, one id: the sender's copy is archived under the id the recipient got
+        self.assertEqual(pa.ids, pb.ids, 'both parties archive a message under one id')
         self.assertEqual(bare(pa.results[0][1].get('to')), BJ)
+        self.assertEqual([r[2] for r in pa.results], [r[2] for r in pb.results])
+        # and its text is stored once for both (the recipient's stanza-id is not part of it)
+        con = sqlite3.connect(db_path(s))
+        try:
+            self.assertEqual(con.execute('SELECT count(*) FROM archive_msg').fetchone()[0], 4)
+            self.assertEqual(con.execute('SELECT count(*) FROM archive').fetchone()[0], 8)
+            self.assertEqual(con.execute('SELECT count(*) FROM archive WHERE stanza IS NOT NULL')
+                             .fetchone()[0], 0)
+        finally:
+            con.close()
+        for (_, m, _) in pa.results + pb.results:
+            self.assertIsNone(m.find(q(NS_SID, 'stanza-id')), to_str(m))
+
+    def test_forgeries_stripped_before_the_senders_copy(self):
+        # The sender's archived copy is the text both parties share: what only the server may
+        # write (a stanza id in the recipient's name, a delay from the server) is gone from it.
+        s = self.start_server()
+        a = self.connect(s, 'alice', 'a')
+        b = self.connect(s, 'bob', 'b')
+        a.send("<message to='%s' type='chat' id='f1'><body>forged</body>"
+               "<stanza-id xmlns='%s' id='forged-id' by='%s'/>"
+               "<delay xmlns='%s' from='%s' stamp='2001-01-01T00:00:00Z'/></message>"
+               % (BJ, NS_SID, BJ, NS_DELAY, DOMAIN))
+        got = b.wait(lambda st: is_msg(st, id_='f1'))
+        self.assertEqual([x.get('id') == 'forged-id' for x in got.findall(q(NS_SID, 'stanza-id'))], [False])
+        for c in (a, b):
+            page = self.query(c)
+            self.assertEqual(page.bodies, ['forged'])
+            m = page.results[0][1]
+            self.assertIsNone(m.find(q(NS_SID, 'stanza-id')), to_str(m))
+            self.assertIsNone(m.find(q(NS_DELAY, 'delay')), to_str(m))
 
     def test_offline_recipient_archived_once(self):
         s = self.start_server()
@@ -361,7 +393,9 @@ class MamTest(IMTestCase):
         s = self.start_server()
         a = self.connect(s, 'alice', 'a')
         b = self.connect(s, 'bob', 'b')
+        c = self.connect(s, 'carol', 'c')
         self.chat(a, b, ['x'])
+        self.chat(c, b, ['from carol'])
         bad = lambda fields=None, paging='': self.query(a, fields, paging, expect_ok=False)
         self.assertError(bad("<x xmlns='%s' type='submit'><field var='FORM_TYPE'><value>urn:xmpp:mam:1</value>"
                              "</field></x>" % NS_DATA), 'bad-request')
@@ -373,8 +407,10 @@ class MamTest(IMTestCase):
         self.assertError(bad(paging=rsm(5, after='no-such-id')), 'item-not-found')
         self.assertError(bad(paging=rsm(5, before='no-such-id')), 'item-not-found')
         # another user's ids are not in this archive
-        bid = self.query(b).ids[0]
+        bid = self.query(b).ids[1]  # carol's message: not alice's
         self.assertError(bad(paging=rsm(5, after=bid)), 'item-not-found')
+        self.assertError(bad(paging=rsm(5, after='01')), 'item-not-found')
+        self.assertError(bad(paging=rsm(5, after='99999999999999999999')), 'item-not-found')
         # another user's archive and preferences
         self.assertError(self.query(a, to=BJ, expect_ok=False), 'forbidden')
         self.assertError(a.iq('get', "<prefs xmlns='%s'/>" % NS_MAM, to=BJ), 'forbidden')
@@ -443,11 +479,12 @@ class MamTest(IMTestCase):
         stamp = int((time.time() - days_ago * 86400) * 1000)
         with con:
             for i in range(2):
-                con.execute("INSERT INTO archive (username, id, with_jid, stamp_ms, outgoing, stanza) "
-                            "VALUES ('alice', ?, ?, ?, 1, ?)",
-                            ('old-%d-%d' % (days_ago, i), BJ, stamp,
-                             "<message xmlns='jabber:client' to='%s' type='chat'><body>old %d</body></message>"
+                key = (stamp << 21) | (127 << 14) | i  # storage.h, "Archive ids"
+                con.execute("INSERT INTO archive_msg (seq, stanza) VALUES (?, ?)",
+                            (key, "<message xmlns='jabber:client' to='%s' type='chat'><body>old %d</body></message>"
                              % (BJ, i)))
+                con.execute("INSERT INTO archive (username, seq, with_jid, outgoing, legacy_id) "
+                            "VALUES ('alice', ?, ?, 1, ?)", (key, BJ, 'old-%d-%d' % (days_ago, i)))
         con.close()
 
     def test_retention_purges_old_messages(self):
@@ -464,7 +501,7 @@ class MamTest(IMTestCase):
         a = self.connect(s, 'alice', 'a2')
         b = self.connect(s, 'bob', 'b2')
         self.chat(a, b, ['new'])  # archive work arms the hourly purge, which runs at once
-        want = ['recent', 'old 0', 'old 1', 'new']
+        want = ['old 0', 'old 1', 'recent', 'new']  # in the order of their time
         last = [None]
 
         def purged():

@@ -1052,9 +1052,54 @@ static void test_base64(void **state)
     }
 }
 
+/* scram__pbkdf2 gives OpenSSL's PKCS5_PBKDF2_HMAC output byte for byte: RFC 6070's SHA-1 vector,
+ * then both hashes over keys around the block size (hashed when longer, RFC 2104), empty and
+ * long salts, and iteration counts of one, two and SCRAM's 4,096. */
+static void test_pbkdf2_matches_openssl(void **state)
+{
+    (void)state;
+    unsigned char got[32], want[32];
+    static const unsigned char rfc6070[20] = {0x4b, 0x00, 0x79, 0x01, 0xb7, 0x65, 0x48,
+                                              0x9a, 0xbe, 0xad, 0x49, 0xd9, 0x26, 0xf7,
+                                              0x21, 0xd0, 0x65, 0xa4, 0x29, 0xc1};
+    assert_int_equal(scram__pbkdf2(HEARTH_SCRAM_SHA1, "password", 8, (const unsigned char *)"salt",
+                                   4, 4096, got),
+                     0);
+    assert_memory_equal(got, rfc6070, sizeof(rfc6070));
+
+    char pw[201];
+    unsigned char salt[100];
+    for (size_t i = 0; i < sizeof(pw); i++)
+        pw[i] = (char)('a' + i % 26);
+    for (size_t i = 0; i < sizeof(salt); i++)
+        salt[i] = (unsigned char)(i * 7);
+    const size_t pw_lens[] = {0, 1, 20, 63, 64, 65, 200};
+    const size_t salt_lens[] = {0, 16, 100};
+    const unsigned iters[] = {1, 2, 4096};
+    for (int hi = 0; hi < 2; hi++) {
+        hearth_scram_hash_t h = hi ? HEARTH_SCRAM_SHA256 : HEARTH_SCRAM_SHA1;
+        const EVP_MD *md = hi ? EVP_sha256() : EVP_sha1();
+        int hl = EVP_MD_get_size(md);
+        for (size_t a = 0; a < sizeof(pw_lens) / sizeof(pw_lens[0]); a++)
+            for (size_t b = 0; b < sizeof(salt_lens) / sizeof(salt_lens[0]); b++)
+                for (size_t c = 0; c < sizeof(iters) / sizeof(iters[0]); c++) {
+                    assert_int_equal(PKCS5_PBKDF2_HMAC(pw, (int)pw_lens[a], salt, (int)salt_lens[b],
+                                                       (int)iters[c], md, hl, want),
+                                     1);
+                    memset(got, 0, sizeof(got));
+                    assert_int_equal(
+                        scram__pbkdf2(h, pw, pw_lens[a], salt, salt_lens[b], iters[c], got), 0);
+                    assert_memory_equal(got, want, (size_t)hl);
+                }
+    }
+    assert_int_equal(scram__pbkdf2(HEARTH_SCRAM_SHA1, "p", 1, salt, 4, 0, got), HEARTH_EINVAL);
+    assert_int_equal(scram__pbkdf2((hearth_scram_hash_t)9, "p", 1, salt, 4, 1, got), HEARTH_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pbkdf2_matches_openssl),
         cmocka_unit_test(test_rfc5802_vector),
         cmocka_unit_test(test_rfc7677_vector),
         cmocka_unit_test(test_secret_misc),

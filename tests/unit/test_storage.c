@@ -8,6 +8,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <inttypes.h>
 #include <stdint.h>
 
 #include <cmocka.h>
@@ -359,18 +360,23 @@ static void test_open_creates_schema(void **state)
     storage_close(st);
 
     assert_int_equal(db_int(f, "SELECT count(*) FROM schema_version"), 1);
-    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 6);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 7);
     assert_int_equal(db_int(f, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
                                "name IN ('accounts', 'properties', 'user_state', 'roster_items', "
                                "'roster_groups', 'sub_requests', 'offline_messages', 'vcards', "
                                "'private_xml', 'blocklist', 'archive', 'archive_prefs', "
                                "'archive_prefs_jids', 'documents', 'logs', 'muc_affiliations', "
-                               "'pubsub_nodes', 'pubsub_items', 'pubsub_affiliations')"),
-                     19);
+                               "'pubsub_nodes', 'pubsub_items', 'pubsub_affiliations', "
+                               "'archive_msg')"),
+                     20);
     assert_int_equal(db_int(f, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
-                               "name IN ('archive_user_seq', 'archive_user_with', "
-                               "'archive_user_stamp', 'archive_stamp', 'logs_key')"),
-                     5);
+                               "name IN ('archive_user_with', 'archive_legacy', 'logs_key')"),
+                     3);
+    /* The archive's time and id indexes are gone with migration 7. */
+    assert_int_equal(db_int(f, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
+                               "name IN ('archive_user_seq', 'archive_user_stamp', "
+                               "'archive_stamp')"),
+                     0);
     assert_int_equal(db_int(f, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
                                "name = 'offline_messages_user'"),
                      1);
@@ -399,8 +405,11 @@ static void test_migration_matches_sql_file(void **state)
     fixture_t *f = *state;
     char *m1 = sql_file("0001_accounts.sql"), *m2 = sql_file("0002_im.sql"),
          *m3 = sql_file("0003_archive.sql"), *m4 = sql_file("0004_muc_affiliations.sql"),
-         *m5 = sql_file("0005_pubsub.sql"), *m6 = sql_file("0006_archive_seq.sql");
-    if (m1 == NULL || m2 == NULL || m3 == NULL || m4 == NULL || m5 == NULL || m6 == NULL) {
+         *m5 = sql_file("0005_pubsub.sql"), *m6 = sql_file("0006_archive_seq.sql"),
+         *m7 = sql_file("0007_archive_once.sql");
+    if (m1 == NULL || m2 == NULL || m3 == NULL || m4 == NULL || m5 == NULL || m6 == NULL ||
+        m7 == NULL) {
+        free(m7);
         free(m6);
         free(m1);
         free(m2);
@@ -420,6 +429,7 @@ static void test_migration_matches_sql_file(void **state)
     assert_int_equal(sqlite3_exec(ref, m4, NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_exec(ref, m5, NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_exec(ref, m6, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(ref, m7, NULL, NULL, NULL), SQLITE_OK);
     char *want = schema_dump(ref), *got = schema_dump_file(f->path);
     assert_string_equal(want, got);
     free(want);
@@ -431,6 +441,7 @@ static void test_migration_matches_sql_file(void **state)
     free(m4);
     free(m5);
     free(m6);
+    free(m7);
 }
 
 static void test_open_errors(void **state)
@@ -990,7 +1001,7 @@ static void test_migrate_v1_to_v2(void **state)
     free(m1);
 
     storage_t *st = open_ok(f);
-    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 6);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 7);
     assert_int_equal(db_int(f, "SELECT count(*) FROM schema_version"), 1);
     storage_account_t got;
     assert_int_equal(storage_sync_account_get(st, "alice", &got), 0);
@@ -1840,7 +1851,7 @@ static void test_migrate_v2_to_v3(void **state)
 
     im_t x;
     im_open(&x, f, NULL);
-    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 6);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 7);
     assert_int_equal(db_int(f, "SELECT count(*) FROM schema_version"), 1);
     storage_user_t u;
     assert_int_equal(storage_sync_user_load(x.st, "alice", &u), 0);
@@ -1883,7 +1894,7 @@ typedef struct got_page {
     bool called;
     size_t n, count;
     int complete;
-    char id[PAGE_CAP][16];
+    char id[PAGE_CAP][24];
     char with[PAGE_CAP][16];
     char stanza[PAGE_CAP][32];
     size_t len[PAGE_CAP];
@@ -1949,7 +1960,7 @@ static int archive_q(im_t *x, const char *user, const char *with, int64_t start,
 /* The page's ids as "m3 m4 m5". */
 static const char *page_ids(void)
 {
-    static char buf[PAGE_CAP * 17];
+    static char buf[PAGE_CAP * 25];
     buf[0] = '\0';
     for (size_t i = 0; i < g_page.n; i++) {
         if (i)
@@ -2022,11 +2033,12 @@ static void test_migrate_v5_to_v6(void **state)
 
     im_t x;
     im_open(&x, f, NULL);
-    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 6);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 7);
     /* Every row kept, with its seq; the sequence row is gone with AUTOINCREMENT. */
     assert_int_equal(db_int(f, "SELECT count(*) FROM archive"), 2);
-    assert_int_equal(db_int(f, "SELECT seq FROM archive WHERE id = 'a1'"), 1);
-    assert_int_equal(db_int(f, "SELECT seq FROM archive WHERE id = 'a3'"), 3);
+    /* Migration 7 then kept each under its id, keyed by its time. */
+    assert_int_equal(db_int(f, "SELECT seq >> 21 FROM archive WHERE legacy_id = 'a1'"), 10);
+    assert_int_equal(db_int(f, "SELECT seq >> 21 FROM archive WHERE legacy_id = 'a3'"), 30);
     assert_int_equal(db_int(f, "SELECT count(*) FROM sqlite_sequence WHERE name LIKE 'archive%'"),
                      0);
     assert_int_equal(db_int(f, "SELECT count(*) FROM sqlite_master WHERE name = 'archive_old'"), 0);
@@ -2037,7 +2049,7 @@ static void test_migrate_v5_to_v6(void **state)
         .id = "a4", .with = "bob@x", .stamp_ms = 40, .stanza = "<message>4</message>", .len = 20};
     assert_int_equal(done(&x.in, storage_archive_store(x.st, &x.t, "alice", &msg, err_cb, NULL)),
                      0);
-    assert_int_equal(db_int(f, "SELECT seq FROM archive WHERE id = 'a4'"), 4);
+    assert_int_equal(db_int(f, "SELECT seq >> 21 FROM archive WHERE legacy_id = 'a4'"), 40);
     assert_int_equal(archive_q(&x, "alice", NULL, ALL, NULL, NULL, 10), 0);
     assert_int_equal(g_page.n, 3);
     assert_string_equal(g_page.id[0], "a1");
@@ -2046,6 +2058,195 @@ static void test_migrate_v5_to_v6(void **state)
     im_close(&x);
 
     /* Same schema as a database created at version 6. */
+    fixture_t f2 = *f;
+    snprintf(f2.path, sizeof(f2.path), "%s/fresh.db", f->dir);
+    storage_t *st = open_ok(&f2);
+    storage_close(st);
+    char *a = schema_dump_file(f->path), *b = schema_dump_file(f2.path);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    const char *suffix[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        char p[160];
+        snprintf(p, sizeof(p), "%s%s", f2.path, suffix[i]);
+        unlink(p);
+    }
+}
+
+/* ---- migration 7: a message stored once for both parties, under a key carrying its time ---- */
+
+/* The key in decimal (the last four results stay valid). */
+static const char *key_text(int64_t ms, int gen, int counter)
+{
+    static char buf[4][24];
+    static int next;
+    char *b = buf[next++ % 4];
+    snprintf(b, sizeof(buf[0]), "%" PRId64,
+             (ms << STORAGE_ARCHIVE_MS_SHIFT) | ((int64_t)gen << STORAGE_ARCHIVE_GEN_SHIFT) | counter);
+    return b;
+}
+
+static void test_archive_key_parse(void **state)
+{
+    (void)state;
+    int64_t k = -1;
+    assert_int_equal(storage_archive_key_parse("0", &k), 0);
+    assert_int_equal(k, 0);
+    assert_int_equal(storage_archive_key_parse("9223372036854775807", &k), 0);
+    assert_int_equal(k, INT64_MAX);
+    const char *bad[] = {"",   "01",  "-1", "1a", " 1", "9223372036854775808", "99999999999999999999",
+                         "m1", "1.0", "+1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(storage_archive_key_parse(bad[i], &k), -1);
+    assert_int_equal(storage_archive_ms_of_key(storage_archive_key_of_ms(1733472000123)),
+                     1733472000123);
+    assert_int_equal(storage_archive_key_of_ms(-5), 0);
+}
+
+static void test_archive_once(void **state)
+{
+    fixture_t *f = *state;
+    im_t x;
+    static const char *const users[] = {"alice", "bob", "carol", NULL};
+    im_open(&x, f, users);
+    const int64_t t0 = 1733472000000;
+    char k1[24], k2[24];
+    snprintf(k1, sizeof(k1), "%s", key_text(t0, 0, 0));
+    snprintf(k2, sizeof(k2), "%s", key_text(t0, 1, 0));
+    /* alice to bob: the sender's copy and the recipient's, the same text under one key. */
+    assert_int_equal(archive_store(&x, "alice", k1, "bob@x", 0, 1, "<message>1</message>"), 0);
+    assert_int_equal(archive_store(&x, "bob", k1, "alice@x", 0, 0, "<message>1</message>"), 0);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM archive_msg"), 1);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM archive WHERE stanza IS NULL"), 2);
+    /* Twice in one archive: refused, nothing changed. */
+    assert_int_equal(archive_store(&x, "bob", k1, "alice@x", 0, 0, "<message>1</message>"),
+                     HEARTH_EEXISTS);
+    /* Another text under a key already held (the other party's copy in another form, or a
+     * clock set back): the party keeps its own copy and no one sees another's. */
+    assert_int_equal(archive_store(&x, "carol", k1, "dave@y", 0, 0, "<message>other</message>"), 0);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM archive_msg"), 1);
+    assert_int_equal(archive_q(&x, "carol", NULL, ALL, NULL, NULL, 10), 0);
+    assert_page(k1, 1, 1);
+    assert_string_equal(g_page.stanza[0], "<message>other</message>");
+    assert_int_equal(archive_q(&x, "bob", NULL, ALL, NULL, NULL, 10), 0);
+    assert_page(k1, 1, 1);
+    assert_string_equal(g_page.stanza[0], "<message>1</message>");
+    assert_int_equal(g_page.stamp[0], t0);
+    assert_int_equal(g_page.outgoing[0], 0);
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, NULL, NULL, 10), 0);
+    assert_int_equal(g_page.outgoing[0], 1);
+    /* No account: nothing stored, not even the shared text. */
+    assert_int_equal(archive_store(&x, "nobody", k2, "bob@x", 0, 1, "<message>2</message>"),
+                     HEARTH_ENOTFOUND);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM archive_msg"), 1);
+
+    /* Time bounds are key bounds: one message per 10 ms, from t0 + 10. */
+    char keys[6][24];
+    for (int i = 0; i < 6; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "%s", key_text(t0 + 10 * (i + 1), i % 3, i));
+        assert_int_equal(archive_store(&x, "alice", keys[i], "bob@x", 0, 1, "<message/>"), 0);
+    }
+    assert_int_equal(archive_q(&x, "alice", NULL, t0 + 20, t0 + 40, NULL, NULL, 10), 0);
+    char want[80];
+    snprintf(want, sizeof(want), "%s %s %s", keys[1], keys[2], keys[3]);
+    assert_page(want, 3, 1);
+    assert_int_equal(archive_q(&x, "alice", NULL, t0 + 21, t0 + 39, NULL, NULL, 10), 0);
+    assert_page(keys[2], 1, 1);
+    /* Paging by a key, within the bounds. */
+    assert_int_equal(archive_q(&x, "alice", NULL, t0 + 20, STORAGE_ARCHIVE_NO_END, keys[2], NULL, 2), 0);
+    snprintf(want, sizeof(want), "%s %s", keys[3], keys[4]);
+    assert_page(want, 5, 0);
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, key_text(t0 + 15, 0, 0), NULL, 2),
+                     HEARTH_ENOTFOUND);
+
+    /* The largest key in use. */
+    int64_t last = 0;
+    assert_int_equal(storage_sync_archive_last(x.st, &last), 0);
+    int64_t k5 = 0;
+    assert_int_equal(storage_archive_key_parse(keys[5], &k5), 0);
+    assert_int_equal(last, k5);
+
+    /* alice goes: what only she held goes with her, what bob holds stays. */
+    assert_int_equal(storage_sync_account_delete(x.st, "alice"), 0);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM archive_msg"), 1);
+    assert_int_equal(archive_q(&x, "bob", NULL, ALL, NULL, NULL, 10), 0);
+    assert_page(k1, 1, 1);
+    assert_string_equal(g_page.stanza[0], "<message>1</message>");
+    assert_int_equal(storage_sync_account_delete(x.st, "bob"), 0);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM archive_msg"), 0);
+    im_close(&x);
+}
+
+static void test_migrate_v6_to_v7(void **state)
+{
+    fixture_t *f = *state;
+    const char *files[] = {"0001_accounts.sql", "0002_im.sql",   "0003_archive.sql",
+                           "0004_muc_affiliations.sql", "0005_pubsub.sql", "0006_archive_seq.sql"};
+    char *m[6];
+    int missing = 0;
+    for (size_t i = 0; i < 6; i++)
+        missing |= (m[i] = sql_file(files[i])) == NULL;
+    if (missing) {
+        for (size_t i = 0; i < 6; i++)
+            free(m[i]);
+        skip();
+    }
+    /* A version-6 archive: random ids, one copy per party, a clock set back between a2 and a3,
+     * and two messages in one millisecond. */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    for (size_t i = 0; i < 6; i++) {
+        assert_int_equal(sqlite3_exec(db, m[i], NULL, NULL, NULL), SQLITE_OK);
+        free(m[i]);
+    }
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
+                     "INSERT INTO schema_version (version) VALUES (6);"
+                     "INSERT INTO accounts (username, admin, created_at) VALUES ('alice', 0, 1),"
+                     "('bob', 0, 1);"
+                     "INSERT INTO archive (seq, username, id, with_jid, stamp_ms, outgoing, stanza) "
+                     "VALUES (1, 'alice', 'a1', 'bob@x', 1000, 1, '<message>1</message>'),"
+                     "(2, 'bob', 'b1', 'alice@x', 1000, 0, '<message>1</message>'),"
+                     "(3, 'alice', 'a2', 'bob@x', 2000, 1, '<message>2</message>'),"
+                     "(4, 'alice', 'a3', 'bob@x', 1500, 0, '<message>3</message>'),"
+                     "(5, 'alice', 'a4', 'carol@x', 3000, 0, '<message>4</message>');",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+
+    im_t x;
+    im_open(&x, f, NULL);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 7);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM archive"), 5);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM archive_msg"), 5);
+    /* The old order and ids, each message's time (a3's moved up to the clock before it). */
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, NULL, NULL, 10), 0);
+    assert_page("a1 a2 a3 a4", 4, 1);
+    assert_int_equal(g_page.stamp[0], 1000);
+    assert_int_equal(g_page.stamp[1], 2000);
+    assert_int_equal(g_page.stamp[2], 2000);
+    assert_int_equal(g_page.stamp[3], 3000);
+    assert_string_equal(g_page.stanza[2], "<message>3</message>");
+    assert_int_equal(g_page.outgoing[2], 0);
+    assert_string_equal(g_page.with[3], "carol@x");
+    /* Paging by an old id, both ways; an unknown one is not found. */
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, "a2", NULL, 10), 0);
+    assert_page("a3 a4", 4, 1);
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, NULL, "a3", 10), 0);
+    assert_page("a1 a2", 4, 1);
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, "b1", NULL, 10), HEARTH_ENOTFOUND);
+    assert_int_equal(archive_q(&x, "bob", NULL, ALL, "b1", NULL, 10), 0);
+    assert_page("", 1, 1);
+    /* A new message comes after the old ones. */
+    const char *k = key_text(1733472000000, 0, 0);
+    assert_int_equal(archive_store(&x, "alice", k, "bob@x", 0, 1, "<message>5</message>"), 0);
+    assert_int_equal(archive_q(&x, "alice", NULL, ALL, "a4", NULL, 10), 0);
+    assert_page(k, 5, 1);
+    im_close(&x);
+
+    /* Same schema as a database created at version 7. */
     fixture_t f2 = *f;
     snprintf(f2.path, sizeof(f2.path), "%s/fresh.db", f->dir);
     storage_t *st = open_ok(&f2);
@@ -2206,12 +2407,13 @@ static void test_archive_purge(void **state)
     assert_int_equal(archive_q(&x, "bob", NULL, ALL, NULL, NULL, 100), 0);
     assert_page("", 0, 1);
     assert_int_equal(archive_q(&x, "alice", NULL, ALL, "m1", NULL, 3), HEARTH_ENOTFOUND);
-    /* A purged id may be used again; new items come after the old ones. */
-    assert_int_equal(archive_store(&x, "alice", "m0", "bob@x", 1, 0, "<again/>"), 0);
+    /* A purged id may be used again; items are in the order of their time. */
+    assert_int_equal(archive_store(&x, "alice", "m0", "bob@x", 2000, 0, "<again/>"), 0);
     assert_int_equal(archive_q(&x, "alice", NULL, ALL, NULL, "", 2), 0);
     assert_page("m9 m0", 7, 0);
     assert_int_equal(done(&x.in, storage_archive_purge(x.st, &x.t, INT64_MAX, err_cb, NULL)), 0);
     assert_int_equal(db_int(f, "SELECT count(*) FROM archive"), 0);
+    assert_int_equal(db_int(f, "SELECT count(*) FROM archive_msg"), 0);
     im_close(&x);
 }
 
@@ -2808,6 +3010,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migrate_v5_to_v6, setup, teardown),
         cmocka_unit_test_setup_teardown(test_archive_query, setup, teardown),
         cmocka_unit_test_setup_teardown(test_archive_purge, setup, teardown),
+        cmocka_unit_test(test_archive_key_parse),
+        cmocka_unit_test_setup_teardown(test_archive_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_v6_to_v7, setup, teardown),
         cmocka_unit_test_setup_teardown(test_archive_prefs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_docs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logs, setup, teardown),
