@@ -97,6 +97,8 @@ void http__respond_source(const http_request_t *req, int status, const char *cty
                           const char *extra, uint64_t len, http_source_t *src); /* takes src */
 /* The next piece (len > 0; 0 or a short file cuts the answer and loses the connection). */
 void http__source_push(connection_t *c, const char *data, size_t len);
+/* The HTTP side of file upload (XEP-0363): PUT and GET under /upload/ (net/upload.c). */
+int upload_http__init(server_t *srv);
 
 /* Listening: HTTP (ctx NULL) or HTTPS on every worker. */
 int http__listen(worker_t *w, const struct sockaddr *addr, int *port, hearth_tls_ctx_t *ctx);
