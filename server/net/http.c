@@ -348,6 +348,7 @@ void http__source_push(connection_t *c, const char *data, size_t len)
         return;
     }
     hc->source_left -= len;
+    connection_timer(c, HTTP_IDLE_MS); /* idle is a reader that takes nothing, not a long GET */
     if (!hc->source_left)
         source_release(hc); /* the rest follows hc_drained: close, or the next request */
     else
