@@ -6,6 +6,7 @@ served so that a browser never runs them, files past expiry and an account's fil
 
 import http.client
 import os
+import socket
 import time
 import urllib.parse
 
@@ -265,6 +266,40 @@ class UploadTest(IMTestCase):
         after = {n: open(os.path.join(s.data_dir, 'upload', n), 'rb').read() for n in self.stored(s)}
         self.assertEqual(before, after)
         self.assertEqual(self.http(s, 'GET', self.path_of(s, url))[1], data)
+
+    def raw_put(self, s, url, headers, ctype, length, first):
+        """A PUT whose headers and first bytes are sent, the rest left to the caller."""
+        sock = socket.create_connection(('127.0.0.1', s.ports['http']), timeout=10)
+        self.addCleanup(sock.close)
+        head = 'PUT %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\nContent-Type: %s\r\n' % (
+            self.path_of(s, url), DOMAIN, length, ctype)
+        head += ''.join('%s: %s\r\n' % kv for kv in headers.items())
+        sock.sendall(head.encode() + b'\r\n' + first)
+        return sock
+
+    def test_concurrent_and_interrupted_puts(self):
+        s = self.start()
+        a = self.connect(s, 'alice')
+        data = os.urandom(60000)
+        url, headers = self.slot(a, 'c.bin', len(data), 'application/octet-stream')
+        # One PUT under way: a second one for the slot is refused, the first goes on.
+        first = self.raw_put(s, url, headers, 'application/octet-stream', len(data), data[:1000])
+        wait_for(lambda: any(n.endswith('.part') for n in self.stored(s)), 5, 'the upload begun')
+        st, _, _ = self.put(s, url, b'y' * len(data), headers, 'application/octet-stream')
+        self.assertEqual(st, 409)
+        first.sendall(data[1000:])
+        resp = first.recv(4096)
+        self.assertTrue(resp.startswith(b'HTTP/1.1 201 '), resp)
+        self.assertEqual(self.http(s, 'GET', self.path_of(s, url))[1], data)
+        # A PUT cut off halfway stores nothing, and the slot may be used again while it lasts.
+        url2, headers2 = self.slot(a, 'd.bin', len(data), 'application/octet-stream')
+        cut = self.raw_put(s, url2, headers2, 'application/octet-stream', len(data), data[:30000])
+        wait_for(lambda: any(n.endswith('.part') for n in self.stored(s)), 5, 'the second upload begun')
+        cut.close()
+        wait_for(lambda: not any(n.endswith('.part') for n in self.stored(s)), 5, 'the partial file removed')
+        self.assertEqual(self.http(s, 'GET', self.path_of(s, url2))[0], 404)
+        self.assertEqual(self.put(s, url2, data, headers2, 'application/octet-stream')[0], 201)
+        self.assertEqual(self.http(s, 'GET', self.path_of(s, url2))[1], data)
 
     def test_expired_slot(self):
         s = self.start(**{'upload.slot_ttl': '1'})
