@@ -9,7 +9,7 @@ PKGS="build-essential cmake pkg-config
 libuv1-dev libexpat1-dev libssl-dev libgsasl-dev libidn-dev libsqlite3-dev libinih-dev
 libwslay-dev libhttp-parser-dev libedit-dev
 libcmocka-dev openssl clang libclang-rt-14-dev
-python3 python3-slixmpp go-sendxmpp profanity tmux valgrind"
+python3 python3-slixmpp python3-aiohttp go-sendxmpp profanity tmux valgrind"
 
 missing=""
 for p in $PKGS; do

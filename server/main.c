@@ -374,7 +374,8 @@ int main(int argc, char **argv)
         return fail("cannot start the modules", NULL);
     /* The web transports hand their streams to c2s. */
     http__set_acceptor(c2s__on_web_connection);
-    if (http__init(srv) || ws__init() || bosh__init(srv) || web__init(srv))
+    if (http__init(srv) || ws__init() || bosh__init(srv) || web__init(srv) ||
+        upload_http__init(srv))
         return fail("cannot start HTTP (see the http.* settings)", NULL);
 
     long nw = config_int(srv->cfg, "server.workers");
@@ -412,6 +413,8 @@ int main(int argc, char **argv)
         listen_all(&a, "http.bind", "http.port", &http_port, 0, 1, NULL) ||
         listen_all(&a, "http.bind", "https.port", &https_port, 0, 1, srv->tls))
         return 1;
+    srv->http_port = http_port; /* the upload service's URLs name it */
+    srv->https_port = https_port;
 
     a.loop = uv_default_loop();
     uv_signal_init(a.loop, &a.sigterm);

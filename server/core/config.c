@@ -149,6 +149,27 @@ static const config_key_t KEYS[] = {
       "HTTPS port for the same (wss://, https://), with the certificate of tls.cert; "
       "0 = ephemeral, -1 = off.",
       0),
+    B("upload.enabled", "true",
+      "HTTP File Upload (XEP-0363) at upload.domain; false = no service: not in disco#items, "
+      "nothing served under /upload/. Stored files are kept for when it is back on.",
+      0),
+    S("upload.domain", "", "Upload service domain; empty = upload.<server.domain>.", 0),
+    S("upload.url_base", "",
+      "URL at which the HTTP listener's /upload/ is reached (https://host/upload behind a "
+      "TLS proxy); empty = http://<server.domain>:<http.port>/upload (https.port without "
+      "http.port).",
+      0),
+    I("upload.max_file_size", "10485760", 1, 1099511627776,
+      "Largest file one slot may hold, bytes; a larger request gets not-acceptable with "
+      "file-too-large.",
+      0),
+    I("upload.quota_per_user", "104857600", 0, 1099511627776,
+      "Bytes one account may keep (stored files and open slots); past it resource-constraint; "
+      "0 = no limit.",
+      0),
+    I("upload.expire_days", "30", 0, 36500,
+      "Days an uploaded file is served before it is removed; 0 = until the account goes.", 0),
+    I("upload.slot_ttl", "300", 1, 86400, "Seconds a slot's PUT may take to begin.", 0),
     I("bosh.max_wait", "60", 1, 300,
       "Seconds a BOSH request may be held (a larger 'wait' is lowered to it).", 0),
     I("bosh.max_inactivity", "60", 2, 3600,

@@ -29,6 +29,11 @@ int router__add_service(const router_service_t *svc)
     return 0;
 }
 
+const router_service_t *router__service(unsigned i)
+{
+    return i < nservices ? &services[i] : NULL;
+}
+
 void router__clear(void)
 {
     nservices = 0;

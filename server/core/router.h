@@ -19,11 +19,14 @@
  * for the domain or its JIDs are delivered on the home worker of the addressed bare JID. */
 typedef struct router_service {
     const char *domain; /* prepared */
+    const char *name;   /* in the server's disco#items (XEP-0030 §4); NULL: not listed */
     /* On the home worker of m's bare 'to'. Borrowed: the router frees m. */
     void (*deliver)(worker_t *w, inbox_msg_t *m);
 } router_service_t;
 /* At start-up. */
 int router__add_service(const router_service_t *svc);
+/* The i-th service added (0, 1, ...), or NULL past the last. */
+const router_service_t *router__service(unsigned i);
 void router__clear(void);
 
 /* A stanza from a bound session: 'from' stamped, 'to' checked, then to the server itself, a

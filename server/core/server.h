@@ -210,6 +210,8 @@ struct server {
     worker_t **workers;
     unsigned nworkers;
     int c2s_port, tls_port; /* bound ports, -1 when off */
+    int http_port;          /* bound, -1 when off; set before the workers start */
+    int https_port;         /* the same */
     uint64_t next_conn_id;  /* atomic */
     int live_conns;         /* atomic: connections not yet freed, in transit included */
     long inbox_pending;     /* atomic: inbox messages posted and not yet handled */

@@ -62,11 +62,16 @@ static void disco_items(iq_ctx_t *ctx)
     }
     hearth_xml_node_t *r = iq_result(ctx);
     hearth_xml_node_t *q = hearth_xml_add_child(ctx->arena, r, "query", HEARTH_NS_DISCO_ITEMS);
-    if (ctx->where == IQ_TO_SERVER && !hearth_xml_attr(ctx->payload, "node")) {
-        /* The group chat service (XEP-0045 §6.1 finds it here). */
+    /* The services hosted here, as they are switched on: the group chat service (XEP-0045
+     * §6.1 finds it here), the upload service (XEP-0363 §3), ... */
+    const router_service_t *svc;
+    for (unsigned i = 0; !hearth_xml_attr(ctx->payload, "node") && (svc = router__service(i));
+         i++) {
+        if (!svc->name)
+            continue;
         hearth_xml_node_t *it = hearth_xml_add_child(ctx->arena, q, "item", NULL);
-        hearth_xml_set_attr(ctx->arena, it, "jid", ctx->w->srv->set.muc_domain);
-        hearth_xml_set_attr(ctx->arena, it, "name", "Chatrooms");
+        hearth_xml_set_attr(ctx->arena, it, "jid", svc->domain);
+        hearth_xml_set_attr(ctx->arena, it, "name", svc->name);
     }
     iq_send(ctx, r);
 }

@@ -935,7 +935,8 @@ static int on_account_removed(hook_args_t *a)
 static int muc_init(server_t *srv)
 {
     static int once;
-    router_service_t svc = {.domain = srv->set.muc_domain, .deliver = muc__deliver};
+    router_service_t svc = {
+        .domain = srv->set.muc_domain, .name = "Chatrooms", .deliver = muc__deliver};
     if ((worker_slot = worker__slot_new()) < 0 || router__add_service(&svc) ||
         hooks__add(HOOK_SHUTDOWN, 0, on_shutdown) ||
         hooks__add(HOOK_ACCOUNT_REMOVED, 0, on_account_removed))

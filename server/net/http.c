@@ -20,6 +20,7 @@ typedef struct route {
     const char *path;
     int prefix;
     http_handler_fn fn;
+    http_stream_fn stream; /* takes request bodies as they arrive (uploads); NULL: buffered */
 } route_t;
 
 static route_t routes[ROUTES_MAX];
@@ -34,8 +35,27 @@ int http__route(const char *path, int prefix, http_handler_fn fn)
 {
     if (nroutes == ROUTES_MAX)
         return HEARTH_ELIMIT;
-    routes[nroutes++] = (route_t){path, prefix, fn};
+    routes[nroutes++] = (route_t){path, prefix, fn, NULL};
     return 0;
+}
+
+int http__route_stream(const char *path, int prefix, http_handler_fn fn, http_stream_fn stream)
+{
+    if (nroutes == ROUTES_MAX)
+        return HEARTH_ELIMIT;
+    routes[nroutes++] = (route_t){path, prefix, fn, stream};
+    return 0;
+}
+
+static const route_t *route_of(const char *path)
+{
+    for (unsigned i = 0; i < nroutes; i++) {
+        const route_t *r = &routes[i];
+        size_t pl = strlen(r->path);
+        if (!(r->prefix ? strncmp(path, r->path, pl) : strcmp(path, r->path)))
+            return r;
+    }
+    return NULL;
 }
 
 void http__set_acceptor(connection_acceptor_fn fn)
@@ -104,6 +124,7 @@ int http__origin_allowed(const char *origin)
 
 struct http_conn {
     http_parser parser;
+    connection_t *c;
     hearth_tls_t *tls; /* https: everything goes through it */
     int secure;        /* https, or plain HTTP from a trusted proxy (which terminates TLS) */
     int trusted;       /* the peer is a trusted proxy */
@@ -111,6 +132,7 @@ struct http_conn {
      * NUL-terminated strings; offsets, so that hdr may grow. */
     hearth_buf_t hdr;
     size_t url_off, url_len;
+    size_t query_off; /* after the URL's '?' (cut to a NUL), 0 before the cut, -1 none */
     size_t name_off[HTTP_HEADERS_MAX], value_off[HTTP_HEADERS_MAX];
     size_t nheaders;
     int in_value;
@@ -125,6 +147,10 @@ struct http_conn {
     const char *send_body; /* a long answer going out as the connection drains (cached file) */
     size_t send_off, send_len;
     int close_after;       /* Connection: close, once the answer is written */
+    http_sink_t *sink;     /* the body of the request being read goes there (an upload) */
+    http_source_t *source; /* the answer's body comes from there (a stored file) */
+    uint64_t source_left;  /* its bytes still to come */
+    int source_busy;       /* a piece was asked for and has not come yet */
     void *upper;           /* the transport above HTTP once upgraded (ws.c) */
     void (*upper_free)(void *upper);
     void (*upper_plain)(connection_t *c, const char *data, size_t len); /* its input */
@@ -157,6 +183,8 @@ static const char *reason(int status)
         return "Switching Protocols";
     case 200:
         return "OK";
+    case 201:
+        return "Created";
     case 204:
         return "No Content";
     case 301:
@@ -169,8 +197,16 @@ static const char *reason(int status)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 411:
+        return "Length Required";
     case 413:
         return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
     case 426:
         return "Upgrade Required";
     case 431:
@@ -203,6 +239,27 @@ static void send_more(connection_t *c)
     }
     if (hc->send_body && hc->send_off >= hc->send_len)
         hc->send_body = NULL;
+}
+
+/* The next piece of a body from a source, while the output is low. */
+static void pull(connection_t *c)
+{
+    http_conn_t *hc = hc_of(c);
+    if (hc && hc->source && !hc->source_busy && hc->source_left &&
+        connection_pending(c) < HTTP_SEND_CHUNK && c->state == CONN_OPEN) {
+        hc->source_busy = 1;
+        hc->source->ops->more(hc->source, c, hc->source_left);
+    }
+}
+
+static void source_release(http_conn_t *hc)
+{
+    http_source_t *src = hc->source;
+    hc->source = NULL;
+    hc->source_left = 0;
+    hc->source_busy = 0;
+    if (src)
+        src->ops->release(src);
 }
 
 static void next_request(connection_t *c);
@@ -243,7 +300,7 @@ static void answer(connection_t *c, int keep_alive, const char *origin, int stat
         connection__lose(c, rc);
         return;
     }
-    if (stream_body && len) {
+    if (stream_body && len && body) {
         hc->send_body = body;
         hc->send_off = 0;
         hc->send_len = len;
@@ -252,12 +309,50 @@ static void answer(connection_t *c, int keep_alive, const char *origin, int stat
     hc->answered = hc->serial;
     if (!keep_alive && status != 101) {
         hc->close_after = 1;
-        if (!hc->send_body)
+        if (!hc->send_body && !hc->source)
             connection_close(c, 0);
         return;
     }
     if (status != 101 && !hc->deferred)
         next_request(c);
+}
+
+void http__respond_source(const http_request_t *req, int status, const char *ctype,
+                          const char *extra, uint64_t len, http_source_t *src)
+{
+    connection_t *c = req->c;
+    http_conn_t *hc = hc_of(c);
+    int head = !strcmp(req->method, "HEAD");
+    if (!head && len && c->state == CONN_OPEN) {
+        hc->source = src;
+        hc->source_left = len;
+        hc->source_busy = 0;
+        src = NULL;
+    }
+    answer(c, req->keep_alive, http_header(req, "Origin"), status, ctype, extra, NULL, (size_t)len,
+           1);
+    if (src)
+        src->ops->release(src);
+    pull(c);
+}
+
+void http__source_push(connection_t *c, const char *data, size_t len)
+{
+    http_conn_t *hc = hc_of(c);
+    if (!hc || !hc->source || c->state != CONN_OPEN)
+        return;
+    hc->source_busy = 0;
+    if (!len || len > hc->source_left || http__write_raw(c, data, len)) {
+        source_release(hc); /* the file changed or could not be read: the answer is cut */
+        connection__lose(c, HEARTH_EIO);
+        return;
+    }
+    hc->source_left -= len;
+    connection_timer(c, HTTP_IDLE_MS); /* idle is a reader that takes nothing, not a long GET */
+    if (!hc->source_left)
+        source_release(hc); /* the rest follows hc_drained: close, or the next request */
+    else
+        pull(c);
 }
 
 const char *http_header(const http_request_t *req, const char *name)
@@ -271,15 +366,13 @@ const char *http_header(const http_request_t *req, const char *name)
 void http_respond(const http_request_t *req, int status, const char *ctype, const char *extra,
                   const char *body, size_t len)
 {
-    answer(req->c, req->keep_alive, http_header(req, "Origin"), status, ctype, extra, body, len,
-           0);
+    answer(req->c, req->keep_alive, http_header(req, "Origin"), status, ctype, extra, body, len, 0);
 }
 
 void http__respond_static(const http_request_t *req, int status, const char *ctype,
                           const char *extra, const char *body, size_t len)
 {
-    answer(req->c, req->keep_alive, http_header(req, "Origin"), status, ctype, extra, body, len,
-           1);
+    answer(req->c, req->keep_alive, http_header(req, "Origin"), status, ctype, extra, body, len, 1);
 }
 
 void http_defer(const http_request_t *req, http_deferred_t *d)
@@ -326,6 +419,7 @@ static void reset_request(http_conn_t *hc)
     hearth_buf_reset(&hc->hdr);
     hearth_buf_reset(&hc->body);
     hc->url_off = hc->url_len = 0;
+    hc->query_off = 0;
     hc->nheaders = 0;
     hc->in_value = 0;
     hc->too_big = 0;
@@ -391,11 +485,35 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     return hdr_append(hc, at, len);
 }
 
+static void make_request(connection_t *c, http_request_t *req, const char **names,
+                         const char **values);
+
+/* A route that takes bodies as they come (an upload) sees the request now. */
+static int stream_start(http_conn_t *hc)
+{
+    const char *names[HTTP_HEADERS_MAX], *values[HTTP_HEADERS_MAX];
+    http_request_t req;
+    make_request(hc->c, &req, names, values);
+    const route_t *r = route_of(req.path);
+    if (!r || !r->stream)
+        return 0;
+    int status = 0;
+    hc->sink = r->stream(&req, &status);
+    return hc->sink ? 1 : status;
+}
+
 static int on_headers_complete(http_parser *p)
 {
     http_conn_t *hc = p->data;
     if (hc->hdr.len && hearth_buf_append(&hc->hdr, "", 1))
         return hc->too_big = 500, 1;
+    int st = stream_start(hc);
+    if (st > 1) {
+        hc->too_big = st; /* refused before its body: answered, then the connection closes */
+        return 1;
+    }
+    if (st == 1)
+        return 0; /* the sink bounds what it takes */
     if (p->content_length != (uint64_t)-1 && p->content_length > HTTP_BODY_MAX) {
         hc->too_big = 413;
         return 1;
@@ -406,6 +524,13 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     http_conn_t *hc = p->data;
+    if (hc->sink) {
+        connection_timer(hc->c, HTTP_IDLE_MS); /* idle is no byte for a while, not a long PUT */
+        int st = hc->sink->ops->data(hc->sink, at, len);
+        if (st)
+            hc->too_big = st;
+        return st ? 1 : 0;
+    }
     if (hc->body.len + len > HTTP_BODY_MAX) {
         hc->too_big = 413;
         return 1;
@@ -447,10 +572,11 @@ static void forwarded_for(connection_t *c, const http_request_t *req)
     }
 }
 
-static void dispatch(connection_t *c)
+/* The request read so far (its headers complete); names and values hold HTTP_HEADERS_MAX. */
+static void make_request(connection_t *c, http_request_t *req, const char **names,
+                         const char **values)
 {
     http_conn_t *hc = hc_of(c);
-    const char *names[HTTP_HEADERS_MAX], *values[HTTP_HEADERS_MAX];
     size_t n = 0;
     for (size_t i = 0; i < hc->nheaders; i++) {
         if (hc->value_off[i] == (size_t)-1)
@@ -459,31 +585,50 @@ static void dispatch(connection_t *c)
         values[n++] = hc->hdr.data + hc->value_off[i];
     }
     char *url = hc->url_len ? hc->hdr.data + hc->url_off : (char *)"/";
-    char *q = strchr(url, '?');
-    if (q)
-        *q++ = '\0';
-    http_request_t req = {
+    if (!hc->query_off && hc->url_len) { /* cut once: a streamed request is seen twice */
+        char *q = strchr(url, '?');
+        if (q)
+            *q++ = '\0';
+        hc->query_off = q ? (size_t)(q - hc->hdr.data) : (size_t)-1;
+    }
+    *req = (http_request_t){
         .c = c,
         .method = http_method_str((enum http_method)hc->parser.method),
         .path = url,
-        .query = q ? q : "",
+        .query = hc->query_off && hc->query_off != (size_t)-1 ? hc->hdr.data + hc->query_off : "",
         .body = hc->body.data ? hc->body.data : "",
         .body_len = hc->body.len,
         .keep_alive = http_should_keep_alive(&hc->parser) && !hc->upgrade,
         .secure = hc->secure,
         .https = hc->tls != NULL,
-        .serial = ++hc->serial,
+        .serial = hc->serial + 1,
         .names = names,
         .values = values,
         .nheaders = n,
     };
     if (hc->trusted) { /* the proxy says who the client is, and which scheme it used */
-        forwarded_for(c, &req);
-        const char *proto = http_header(&req, "X-Forwarded-Proto");
+        forwarded_for(c, req);
+        const char *proto = http_header(req, "X-Forwarded-Proto");
         if (proto && !strcasecmp(proto, "https"))
-            req.https = 1;
+            req->https = 1;
     }
-    if (!strcmp(req.method, "OPTIONS")) { /* CORS preflight */
+}
+
+static void dispatch(connection_t *c)
+{
+    http_conn_t *hc = hc_of(c);
+    const char *names[HTTP_HEADERS_MAX], *values[HTTP_HEADERS_MAX];
+    http_request_t req;
+    make_request(c, &req, names, values);
+    hc->serial++;
+    if (hc->sink) { /* its body went to the sink as it came: the sink answers */
+        http_sink_t *sink = hc->sink;
+        hc->sink = NULL;
+        sink->ops->end(sink, &req);
+        return;
+    }
+    const route_t *own = route_of(req.path);
+    if (!strcmp(req.method, "OPTIONS") && !(own && own->stream)) { /* CORS preflight */
         http_respond(&req, 204, NULL,
                      "Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
                      "Access-Control-Allow-Headers: Content-Type\r\n"
@@ -506,6 +651,11 @@ static void dispatch(connection_t *c)
 static void refuse(connection_t *c, int status)
 {
     http_conn_t *hc = hc_of(c);
+    if (hc->sink) { /* the sink refused the body, or the request went wrong under it */
+        http_sink_t *sink = hc->sink;
+        hc->sink = NULL;
+        sink->ops->abort(sink);
+    }
     char body[64];
     int n = snprintf(body, sizeof(body), "%d %s\n", status, reason(status));
     answer(c, 0, NULL, status, "text/plain; charset=utf-8", NULL, body, (size_t)n, 0);
@@ -519,7 +669,7 @@ static void parse(connection_t *c, const char *data, size_t len)
 {
     http_conn_t *hc = hc_of(c);
     while (len && c->state == CONN_OPEN && c->t == &transport_http) {
-        if (hc->deferred || hc->close_after || hc->send_body) {
+        if (hc->deferred || hc->close_after || hc->send_body || hc->source) {
             if (hc->held.len + len > HTTP_HEADER_BYTES + HTTP_BODY_MAX) {
                 refuse(c, 413);
                 return;
@@ -566,7 +716,7 @@ static void parse(connection_t *c, const char *data, size_t len)
 static void next_request(connection_t *c)
 {
     http_conn_t *hc = hc_of(c);
-    if (!hc->held.len || hc->deferred || hc->send_body)
+    if (!hc->held.len || hc->deferred || hc->send_body || hc->source)
         return;
     hearth_buf_t held = hc->held;
     hc->held = (hearth_buf_t)HEARTH_BUF_INIT;
@@ -638,6 +788,10 @@ void http__free(connection_t *c)
         return;
     if (hc->upper && hc->upper_free)
         hc->upper_free(hc->upper);
+    if (hc->sink)
+        hc->sink->ops->abort(hc->sink);
+    hc->sink = NULL;
+    source_release(hc);
     if (hc->tls)
         hearth_tls_free(hc->tls);
     hearth_buf_free(&hc->hdr);
@@ -656,7 +810,7 @@ static hearth_tls_t *http_tls(connection_t *c)
 static void http_shutdown(connection_t *c)
 {
     http_conn_t *hc = hc_of(c);
-    if (!hc->deferred && !hc->send_body)
+    if (!hc->deferred && !hc->send_body && !hc->source)
         connection_close(c, 0);
 }
 
@@ -678,6 +832,10 @@ static void hc_drained(connection_t *c)
         send_more(c);
     if (hc->send_body)
         return;
+    if (hc->source) {
+        pull(c);
+        return;
+    }
     if (hc->close_after) {
         connection_close(c, 0);
         return;
@@ -714,6 +872,7 @@ static void on_accept(uv_stream_t *listener, int status)
         return;
     }
     c->tctx = hc;
+    hc->c = c;
     http_parser_init(&hc->parser, HTTP_REQUEST);
     hc->parser.data = hc;
     hc->trusted = in_list(proxies, nproxies, c->ip);

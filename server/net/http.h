@@ -8,10 +8,10 @@
 
 #include "net/connection.h"
 
-#define HTTP_HEADERS_MAX 64              /* headers per request: more get 431 */
-#define HTTP_HEADER_BYTES (16u * 1024)   /* request line and headers: more get 431 */
-#define HTTP_BODY_MAX (1024u * 1024)     /* a request body: more get 413 */
-#define HTTP_IDLE_MS (60u * 1000)        /* a keep-alive connection idle this long is closed */
+#define HTTP_HEADERS_MAX 64            /* headers per request: more get 431 */
+#define HTTP_HEADER_BYTES (16u * 1024) /* request line and headers: more get 431 */
+#define HTTP_BODY_MAX (1024u * 1024)   /* a request body: more get 413 */
+#define HTTP_IDLE_MS (60u * 1000)      /* a keep-alive connection idle this long is closed */
 
 typedef struct http_request {
     connection_t *c;
@@ -21,8 +21,8 @@ typedef struct http_request {
     const char *body;
     size_t body_len;
     int keep_alive;
-    int secure; /* counts as encrypted: https, or plain HTTP from a trusted proxy */
-    int https;  /* came over https (here, or to the trusted proxy in front) */
+    int secure;      /* counts as encrypted: https, or plain HTTP from a trusted proxy */
+    int https;       /* came over https (here, or to the trusted proxy in front) */
     uint64_t serial; /* this request's number on its connection (answers go in order) */
     /* private */
     const char **names, **values;
@@ -57,6 +57,48 @@ typedef int (*http_handler_fn)(http_request_t *req);
 /* At start-up: requests whose path equals path (or starts with it when prefix) go to fn. */
 int http__route(const char *path, int prefix, http_handler_fn fn);
 void http__clear(void);
+
+/* A request body taken as it arrives, never held whole (an upload, net/upload.c). At the end of
+ * the headers the route's stream function sees the request (no body yet; what it keeps of it it
+ * copies) and returns a sink; or NULL with *status 0 to have the body buffered as usual, or NULL
+ * with an HTTP status to refuse it now (the connection then closes after the answer). */
+typedef struct http_sink http_sink_t;
+typedef struct http_sink_ops {
+    /* A piece of the body: 0, or an HTTP status that refuses it now (the connection closes
+     * after the answer; abort follows). The sink may pause reading (connection_pause). */
+    int (*data)(http_sink_t *s, const char *data, size_t len);
+    /* The body is complete: the sink answers req (now, or later through http_defer) and frees
+     * itself when done. */
+    void (*end)(http_sink_t *s, http_request_t *req);
+    /* The request will not complete (refused, or its connection went): no further call. */
+    void (*abort)(http_sink_t *s);
+} http_sink_ops_t;
+struct http_sink {
+    const http_sink_ops_t *ops;
+};
+typedef http_sink_t *(*http_stream_fn)(http_request_t *req, int *status);
+/* At start-up: a route whose bodies are streamed to a sink; fn answers its other requests and
+ * its own CORS preflight (OPTIONS). */
+int http__route_stream(const char *path, int prefix, http_handler_fn fn, http_stream_fn stream);
+
+/* An answer whose body is read piece by piece (a stored file) as the connection drains: more
+ * asks for the next piece (at most left bytes), answered later with http__source_push on the
+ * connection's worker; release ends it (sent, cut, or its connection gone): no call follows,
+ * and a piece under way is dropped by the source when it comes. HEAD gets the head alone. */
+typedef struct http_source http_source_t;
+typedef struct http_source_ops {
+    void (*more)(http_source_t *s, connection_t *c, uint64_t left);
+    void (*release)(http_source_t *s);
+} http_source_ops_t;
+struct http_source {
+    const http_source_ops_t *ops;
+};
+void http__respond_source(const http_request_t *req, int status, const char *ctype,
+                          const char *extra, uint64_t len, http_source_t *src); /* takes src */
+/* The next piece (len > 0; 0 or a short file cuts the answer and loses the connection). */
+void http__source_push(connection_t *c, const char *data, size_t len);
+/* The HTTP side of file upload (XEP-0363): PUT and GET under /upload/ (net/upload.c). */
+int upload_http__init(server_t *srv);
 
 /* Listening: HTTP (ctx NULL) or HTTPS on every worker. */
 int http__listen(worker_t *w, const struct sockaddr *addr, int *port, hearth_tls_ctx_t *ctx);
