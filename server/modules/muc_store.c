@@ -11,7 +11,7 @@
 #include "modules/muc.h"
 
 #define KIND_ROOM "muc.room"
-#define KIND_LOG "muc.log"
+#define KIND_LOG MUC_KIND_LOG
 #define NS_HEARTH_MUC "urn:hearth:muc:0"
 
 typedef struct store_ud {
@@ -103,7 +103,7 @@ char *muc__room_doc(const muc_room_t *r)
      * a logging room reads it back from its log. The newest that fit in a document. */
     unsigned first = r->hist_len;
     size_t bytes = 0;
-    while (!r->cfg.logging && first > 0) {
+    while (!muc__room_logs(r) && first > 0) {
         const muc_hist_t *h = &r->hist[(r->hist_start + first - 1) % MUC_HISTORY_MAX];
         size_t n = escaped_len(h->xml, h->len) + 64;
         if (bytes + n > DOC_HISTORY_BYTES)
@@ -111,12 +111,14 @@ char *muc__room_doc(const muc_room_t *r)
         bytes += n;
         first--;
     }
-    for (unsigned i = first; !r->cfg.logging && i < r->hist_len; i++) {
+    for (unsigned i = first; !muc__room_logs(r) && i < r->hist_len; i++) {
         const muc_hist_t *h = &r->hist[(r->hist_start + i) % MUC_HISTORY_MAX];
         char stamp[24];
         snprintf(stamp, sizeof(stamp), "%lld", (long long)h->stamp_ms);
         hearth_xml_node_t *e = hearth_xml_add_child(a, root, "hist", NS_HEARTH_MUC);
         hearth_xml_set_attr(a, e, "stamp", stamp);
+        if (h->sid)
+            hearth_xml_set_attr(a, e, "sid", h->sid);
         hearth_xml_add_text(a, e, h->xml, h->len);
     }
     hearth_buf_t out = HEARTH_BUF_INIT;
@@ -170,7 +172,8 @@ static void parse_doc(void *ud, hearth_xml_node_t *root, hearth_arena_t *a)
             const char *t = hearth_xml_text(a, c);
             const char *st = hearth_xml_attr(c, "stamp");
             if (t && st)
-                muc__history_add(NULL, r, t, strlen(t), strtoll(st, NULL, 10), 0);
+                muc__history_add(NULL, r, t, strlen(t), strtoll(st, NULL, 10),
+                                 hearth_xml_attr(c, "sid"), 0, NULL, NULL);
         }
     }
     p->rc = 0;
@@ -205,7 +208,8 @@ static void log_loaded(void *ud, int err, const storage_log_entry_t *e, size_t n
         if (err)
             hlog(LOG_ERROR, "muc: history of %s not loaded: %s", u->jid, hearth_strerror(err));
         for (size_t i = 0; i < n; i++)
-            muc__history_add(u->w, r, e[i].xml, strlen(e[i].xml), e[i].stamp_ms, 0);
+            muc__history_add(u->w, r, e[i].xml, strlen(e[i].xml), e[i].stamp_ms, e[i].ref, 0, NULL,
+                             NULL);
         load_done(u->w, r, u->migrate);
     }
     ud_free(u);
@@ -213,7 +217,7 @@ static void log_loaded(void *ud, int err, const storage_log_entry_t *e, size_t n
 
 static void load_log(worker_t *w, muc_room_t *r, store_ud_t *u)
 {
-    if (r->cfg.logging && r->cfg.maxhistory &&
+    if (muc__room_logs(r) && r->cfg.maxhistory &&
         storage_log_fetch(w->srv->storage, &w->storage_target, KIND_LOG, u->jid, 0, MUC_HISTORY_MAX,
                           log_loaded, u) == 0)
         return; /* log_loaded finishes */
@@ -383,12 +387,17 @@ void muc__store_delete(worker_t *w, muc_room_t *r)
         hlog(LOG_ERROR, "muc: storage refused to forget room %s", r->jid);
 }
 
-void muc__store_log(worker_t *w, muc_room_t *r, const char *xml, size_t len, int64_t stamp_ms)
+void muc__store_log(worker_t *w, muc_room_t *r, const char *xml, int64_t stamp_ms, const char *sid,
+                    const char *author, const char *origin)
 {
-    (void)len;
     store_ud_t *u = ud_new(w, r->jid, NULL);
-    if (!u || storage_log_append(w->srv->storage, &w->storage_target, KIND_LOG, r->jid, stamp_ms,
-                                 xml, write_done, u)) {
+    storage_log_entry_t e = {.stamp_ms = stamp_ms,
+                             .xml = (char *)xml,
+                             .ref = (char *)sid,
+                             .author = (char *)author,
+                             .origin = (char *)origin};
+    if (!u || storage_log_append_entry(w->srv->storage, &w->storage_target, KIND_LOG, r->jid, &e,
+                                       write_done, u)) {
         hlog(LOG_ERROR, "muc: message not logged in %s", r->jid);
         if (u)
             ud_free(u);
