@@ -956,8 +956,10 @@ static void strip_claims(worker_t *w, const muc_room_t *r, hearth_xml_node_t *st
         else if (groupchat &&
                  (!strcmp(c->ns, HEARTH_NS_MUC_USER) || !strcmp(c->ns, MUC_NS_MODERATE) ||
                   !strcmp(c->ns, MUC_NS_MODERATE0) || !strcmp(c->ns, MUC_NS_FASTEN) ||
-                  (!strcmp(c->ns, MUC_NS_RETRACT) && !strcmp(c->name, "retracted"))))
-            hearth_xml_remove(c);
+                  (!strcmp(c->ns, MUC_NS_RETRACT) &&
+                   (!strcmp(c->name, "retracted") ||
+                    hearth_xml_child(c, "moderated", MUC_NS_MODERATE)))))
+            hearth_xml_remove(c); /* an occupant's own retraction (XEP-0424) passes */
         else if (!strcmp(c->name, "delay") && !strcmp(c->ns, HEARTH_NS_DELAY) &&
                  (all_delays || claims_room(w, r, hearth_xml_attr(c, "from"), 1)))
             hearth_xml_remove(c);
