@@ -138,7 +138,8 @@ typedef struct muc_occupant {
 typedef struct muc_hist {
     char *xml; /* the groupchat message as broadcast (from the occupant JID, no 'to') */
     size_t len;
-    char *sid; /* its stanza-id (the archive's id), or NULL (read from an older document) */
+    char *sid;  /* its stanza-id (the archive's id), or NULL (read from an older document) */
+    int logged; /* it is in the room's log: the document need not keep it */
     int64_t stamp_ms;
 } muc_hist_t;
 
@@ -316,9 +317,12 @@ void muc__store_list_public(worker_t *w, const char *from, const char *id, const
 char *muc__room_doc(const muc_room_t *r); /* malloc'd XML */
 int muc__room_doc_parse(muc_room_t *r, const char *xml);
 /* Adds a history entry (bytes as broadcast, its stanza-id sid or NULL) and, when log is set,
- * logs it when the room logs (author, origin: as muc__store_log). */
+ * logs it when the room logs (author, origin: as muc__store_log); logged: it was read from the
+ * log. The archive holds only what was said while the room logged; the history holds all. */
 void muc__history_add(worker_t *w, muc_room_t *r, const char *xml, size_t len, int64_t stamp_ms,
-                      const char *sid, int log, const char *author, const char *origin);
+                      const char *sid, int log, const char *author, const char *origin, int logged);
+/* Puts the history in time order (read from the document, then the log). */
+void muc__history_sort(muc_room_t *r);
 
 /* muc_mam.c: the room archive (XEP-0313), moderation (XEP-0425), occupant ids (XEP-0421). */
 /* A MAM query (iq get: its form; set: a page) to the room's bare JID. */

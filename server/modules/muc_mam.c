@@ -582,20 +582,15 @@ static void retract_apply(moderation_t *m, const char *xml)
         hearth_bytes_unref(bytes);
     }
     reply_iq(w, m->room, m->to, m->id, HEARTH_STANZA_ERR_NONE, NULL, NULL);
-    if (r && muc__room_logs(r)) {
-        if (b.len)
-            muc__store_log(w, r, b.data, m->stamp_ms, sid, NULL, NULL);
-        if (storage_log_replace(w->srv->storage, &w->storage_target, MUC_KIND_LOG, m->room, m->sid,
-                                t.out.data, logged, m) == 0)
-            m = NULL;
-    } else if (!r) {
-        /* Out of memory already: its log still gets the tombstone. */
-        if (storage_log_replace(w->srv->storage, &w->storage_target, MUC_KIND_LOG, m->room, m->sid,
-                                t.out.data, logged, m) == 0)
-            m = NULL;
-    }
-    if (r && r->hist_dirty && !muc__room_logs(r))
-        muc__store_save(w, r); /* the history lives in the document */
+    if (r && b.len && muc__room_logs(r))
+        muc__store_log(w, r, b.data, m->stamp_ms, sid, NULL, NULL);
+    /* The log may hold the message whether the room writes it now or not (ENOTFOUND: it does
+     * not, and nothing is lost). */
+    if (storage_log_replace(w->srv->storage, &w->storage_target, MUC_KIND_LOG, m->room, m->sid,
+                            t.out.data, logged, m) == 0)
+        m = NULL;
+    if (r && r->hist_dirty)
+        muc__store_save(w, r); /* a tombstone in the history its document keeps */
     hearth_buf_free(&b);
     hearth_buf_free(&t.out);
     moderation_free(m);
@@ -683,8 +678,8 @@ void muc__moderate_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_
             }
         }
     }
-    if (muc__room_logs(r) && storage_log_get(w->srv->storage, &w->storage_target, MUC_KIND_LOG,
-                                             r->jid, sid, original_read, m) == 0)
+    if (storage_log_get(w->srv->storage, &w->storage_target, MUC_KIND_LOG, r->jid, sid,
+                        original_read, m) == 0)
         return;
     moderation_free(m);
     muc__reply_error(w, iq, a, r->jid, from, HEARTH_STANZA_ERR_ITEM_NOT_FOUND,

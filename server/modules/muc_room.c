@@ -409,7 +409,7 @@ static int update_fits(worker_t *w, const muc_room_t *r, size_t old, size_t cost
 /* ---- history ---- */
 
 void muc__history_add(worker_t *w, muc_room_t *r, const char *xml, size_t len, int64_t stamp_ms,
-                      const char *sid, int log, const char *author, const char *origin)
+                      const char *sid, int log, const char *author, const char *origin, int logged)
 {
     char *copy = strndup(xml, len), *sid_copy = sid ? strdup(sid) : NULL;
     if (!copy || (sid && !sid_copy)) {
@@ -431,12 +431,29 @@ void muc__history_add(worker_t *w, muc_room_t *r, const char *xml, size_t len, i
     h->xml = copy;
     h->sid = sid_copy;
     h->len = len;
+    h->logged = logged || (log && sid && muc__room_logs(r));
     r->hist_bytes += len;
     h->stamp_ms = stamp_ms;
     r->hist_len++;
     r->hist_dirty = 1;
     if (log && sid && muc__room_logs(r))
         muc__store_log(w, r, copy, stamp_ms, sid, author, origin);
+}
+
+void muc__history_sort(muc_room_t *r)
+{
+    /* At most MUC_HISTORY_MAX entries, nearly in order: an insertion sort, stable. */
+    for (unsigned i = 1; i < r->hist_len; i++) {
+        for (unsigned j = i; j > 0; j--) {
+            muc_hist_t *x = &r->hist[(r->hist_start + j - 1) % MUC_HISTORY_MAX];
+            muc_hist_t *y = &r->hist[(r->hist_start + j) % MUC_HISTORY_MAX];
+            if (x->stamp_ms <= y->stamp_ms)
+                break;
+            muc_hist_t t = *x;
+            *x = *y;
+            *y = t;
+        }
+    }
 }
 
 int muc__room_logs(const muc_room_t *r)
@@ -1029,7 +1046,7 @@ static void groupchat(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_
                 router__batch_add(batch, x->jid);
         router__batch_send(batch);
         if (body)
-            muc__history_add(w, r, out.data, out.len, now_ms(), sid, 1, o->ojid, o->bare);
+            muc__history_add(w, r, out.data, out.len, now_ms(), sid, 1, o->ojid, o->bare, 0);
     }
     hearth_bytes_unref(bytes);
     hearth_buf_free(&out);

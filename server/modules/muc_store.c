@@ -99,20 +99,27 @@ char *muc__room_doc(const muc_room_t *r)
             hearth_xml_set_attr(a, s, "nick", r->subject_nick);
         hearth_xml_add_text(a, s, r->subject, strlen(r->subject));
     }
-    /* A room that does not log keeps its history here, so that it survives being unloaded;
-     * a logging room reads it back from its log. The newest that fit in a document. */
+    /* What is not in the log (said while the room did not log) is kept here, so that it
+     * survives the room being unloaded; the rest is read back from the log. The newest that
+     * fit in a document. */
     unsigned first = r->hist_len;
     size_t bytes = 0;
-    while (!muc__room_logs(r) && first > 0) {
+    while (first > 0) {
         const muc_hist_t *h = &r->hist[(r->hist_start + first - 1) % MUC_HISTORY_MAX];
+        if (h->logged) {
+            first--;
+            continue;
+        }
         size_t n = escaped_len(h->xml, h->len) + 64;
         if (bytes + n > DOC_HISTORY_BYTES)
             break;
         bytes += n;
         first--;
     }
-    for (unsigned i = first; !muc__room_logs(r) && i < r->hist_len; i++) {
+    for (unsigned i = first; i < r->hist_len; i++) {
         const muc_hist_t *h = &r->hist[(r->hist_start + i) % MUC_HISTORY_MAX];
+        if (h->logged)
+            continue;
         char stamp[24];
         snprintf(stamp, sizeof(stamp), "%lld", (long long)h->stamp_ms);
         hearth_xml_node_t *e = hearth_xml_add_child(a, root, "hist", NS_HEARTH_MUC);
@@ -173,7 +180,7 @@ static void parse_doc(void *ud, hearth_xml_node_t *root, hearth_arena_t *a)
             const char *st = hearth_xml_attr(c, "stamp");
             if (t && st)
                 muc__history_add(NULL, r, t, strlen(t), strtoll(st, NULL, 10),
-                                 hearth_xml_attr(c, "sid"), 0, NULL, NULL);
+                                 hearth_xml_attr(c, "sid"), 0, NULL, NULL, 0);
         }
     }
     p->rc = 0;
@@ -209,7 +216,8 @@ static void log_loaded(void *ud, int err, const storage_log_entry_t *e, size_t n
             hlog(LOG_ERROR, "muc: history of %s not loaded: %s", u->jid, hearth_strerror(err));
         for (size_t i = 0; i < n; i++)
             muc__history_add(u->w, r, e[i].xml, strlen(e[i].xml), e[i].stamp_ms, e[i].ref, 0, NULL,
-                             NULL);
+                             NULL, 1);
+        muc__history_sort(r); /* the document's entries came first */
         load_done(u->w, r, u->migrate);
     }
     ud_free(u);
@@ -217,9 +225,9 @@ static void log_loaded(void *ud, int err, const storage_log_entry_t *e, size_t n
 
 static void load_log(worker_t *w, muc_room_t *r, store_ud_t *u)
 {
-    if (muc__room_logs(r) && r->cfg.maxhistory &&
-        storage_log_fetch(w->srv->storage, &w->storage_target, KIND_LOG, u->jid, 0, MUC_HISTORY_MAX,
-                          log_loaded, u) == 0)
+    /* The log whether the room writes it now or not: what it holds was said while it did. */
+    if (r->cfg.maxhistory && storage_log_fetch(w->srv->storage, &w->storage_target, KIND_LOG,
+                                               u->jid, 0, MUC_HISTORY_MAX, log_loaded, u) == 0)
         return; /* log_loaded finishes */
     int migrate = u->migrate;
     ud_free(u);

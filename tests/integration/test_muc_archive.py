@@ -4,10 +4,12 @@ later and pages back; semi-anonymous and non-anonymous rooms; archiving switched
 and its tombstones across a restart; and bad input (malformed queries and forms, unknown ids,
 retraction by a non-moderator, forged occupant ids and real JIDs)."""
 
+import re
+import sqlite3
 import unittest
 
 from hearth import DOMAIN, NS_CLIENT, NS_DISCO_INFO, main, q, to_str, xml_escape
-from imlib import NS_DELAY, NS_SID, err, is_iq, is_msg, is_pres
+from imlib import NS_DELAY, NS_SID, db_path, err, is_iq, is_msg, is_pres
 from test_muc import (NS_MUC_ADMIN, NS_MUC_USER, NS_XDATA, MucTestCase, codes, features, field_xml,
                       room_jid)
 
@@ -272,6 +274,57 @@ class TestArchive(ArchiveTestCase):
         p = self.page(b, room)
         self.assertEqual((p.bodies(), p.ids()), (['one', 'two'], sids))
         self.assertEqual(self.page(b, room, set_=rsm(5, after=sids[0])).bodies(), ['two'])
+
+    def history(self, c, room, nick, n):
+        """Join as nick and return the bodies of the history the room sends (n messages)."""
+        self.join(c, room, nick)
+        hist = c.wait_n(lambda s: is_msg(s, type_='groupchat') and s.find(q(NS_DELAY, 'delay')) is not None,
+                        n, what='history')
+        self.subject_of(c, room)
+        c.expect_none(lambda s: is_msg(s, type_='groupchat') and s.find(q(NS_CLIENT, 'body')) is not None)
+        return [h.findtext(q(NS_CLIENT, 'body')) for h in hist]
+
+    def test_archive_holds_what_was_said_while_archiving(self):
+        # switched on by the owner: the archive starts then; the history keeps all
+        room, a, b, c = self.three('late', {'muc#roomconfig_persistentroom': True,
+                                            'muc#roomconfig_enablearchiving': False})
+        self.talk(room, [(a, 'Alice', 'a'), (b, 'Bob', 'b')])
+        self.assertEqual(self.configure(a, room, {'muc#roomconfig_enablearchiving': True}).get('type'),
+                         'result')
+        sids = self.talk(room, [(b, 'Bob', 'c')])
+        p = self.page(c, room)
+        self.assertEqual((p.bodies(), p.ids()), (['c'], sids))
+        self.assertEqual(self.history(self.client('dave'), room, 'Dave', 3), ['a', 'b', 'c'])
+        # a room stored before archives (its document holds its history and no archiving
+        # field): archived from now on; its history, from the document and the log, in order
+        room2 = self.create(a, 'older', 'Alice', {'muc#roomconfig_persistentroom': True,
+                                                  'muc#roomconfig_enablearchiving': False})
+        self.enter(b, room2, 'Bob')
+        self.talk(room2, [(a, 'Alice', 'x'), (b, 'Bob', 'y')])
+        for x, nick in ((a, 'Alice'), (b, 'Bob')):
+            x.send("<presence to='%s/%s' type='unavailable'/>" % (room2, nick))
+            self.pres_from(x, room2, nick, type_='unavailable', code=110)
+        self.settle(a, b)
+        self.srv.stop()
+        db = sqlite3.connect(db_path(self.srv))
+        (doc,) = db.execute("SELECT xml FROM documents WHERE kind = 'muc.room' AND key = ?", (room2,)).fetchone()
+        old = re.sub(r"<field[^>]*var=.muc#roomconfig_enablearchiving.[^>]*>.*?</field>", '', doc)
+        self.assertNotEqual(old, doc)
+        self.assertIn('<hist', old)
+        db.execute("UPDATE documents SET xml = ? WHERE kind = 'muc.room' AND key = ?", (old, room2))
+        db.commit()
+        db.close()
+        self.srv.start()
+        d = self.client('dave')
+        self.assertEqual(self.history(d, room2, 'Dave', 2), ['x', 'y'])
+        self.assertEqual(self.page(d, room2).count, 0)
+        z = self.talk(room2, [(d, 'Dave', 'z')])
+        d.close()
+        self.srv.restart()
+        e = self.client('eve')
+        self.assertEqual(self.history(e, room2, 'Eve', 3), ['x', 'y', 'z'])
+        p = self.page(e, room2)
+        self.assertEqual((p.bodies(), p.ids()), (['z'], z))
 
     def test_bad_queries(self):
         room, a, b, c = self.three('bad', PERSISTENT)
