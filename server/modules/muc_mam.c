@@ -46,11 +46,12 @@ void muc__occupant_id(worker_t *w, const char *room, const char *bare, char *out
 
 /* ---- replies built without the request (after storage answered) ---- */
 
-/* An IQ result (payload NULL: empty) or, when cond is set, error, from the room to `to`. */
-static void reply_iq(worker_t *w, const char *room, const char *to, const char *id,
-                     hearth_stanza_error_t cond, const char *text, const char *payload)
+/* An IQ result (payload NULL: empty; else a node of a) or, when cond is set, error, from the
+ * room to `to`. Frees a. */
+static void reply_iq(worker_t *w, hearth_arena_t *a, const char *room, const char *to,
+                     const char *id, hearth_stanza_error_t cond, const char *text,
+                     hearth_xml_node_t *payload)
 {
-    hearth_arena_t *a = hearth_arena_new(0);
     hearth_xml_node_t *iq = a ? hearth_xml_new(a, "iq", HEARTH_NS_CLIENT) : NULL;
     if (iq) {
         hearth_xml_set_attr(a, iq, "type", cond ? "error" : "result");
@@ -59,24 +60,26 @@ static void reply_iq(worker_t *w, const char *room, const char *to, const char *
         hearth_xml_set_attr(a, iq, "to", to);
         if (cond)
             hearth_xml_add_stanza_error(a, iq, cond, text);
-        hearth_buf_t b = HEARTH_BUF_INIT;
-        if (hearth_xml_serialize(iq, HEARTH_NS_CLIENT, &b) == 0 && payload) {
-            /* "...'/>" becomes "...'>payload</iq>" */
-            if (b.len > 2 && !strcmp(b.data + b.len - 2, "/>")) {
-                b.len -= 2;
-                b.data[b.len] = '\0';
-                if (hearth_buf_append_str(&b, ">") || hearth_buf_append_str(&b, payload) ||
-                    hearth_buf_append_str(&b, "</iq>"))
-                    b.len = 0;
-            }
-        }
-        hearth_bytes_t *bytes = b.len ? hearth_bytes_new(b.data, b.len) : NULL;
-        if (bytes)
-            muc__send_bytes(w, STANZA_IQ, to, room, cond ? "error" : "result", bytes);
-        hearth_bytes_unref(bytes);
-        hearth_buf_free(&b);
+        else if (payload)
+            hearth_xml_append(iq, payload);
+        muc__send_node(w, to, iq);
     }
     hearth_arena_free(a);
+}
+
+/* An error (or, with HEARTH_STANZA_ERR_NONE, an empty result). */
+static void reply(worker_t *w, const char *room, const char *to, const char *id,
+                  hearth_stanza_error_t cond, const char *text)
+{
+    reply_iq(w, hearth_arena_new(0), room, to, id, cond, text, NULL);
+}
+
+static void child_text(hearth_arena_t *a, hearth_xml_node_t *parent, const char *name,
+                       const char *ns, const char *text)
+{
+    hearth_xml_node_t *n = hearth_xml_add_child(a, parent, name, ns);
+    if (n)
+        hearth_xml_add_text(a, n, text, strlen(text));
 }
 
 static int app_attr(hearth_buf_t *b, const char *name, const char *value)
@@ -174,14 +177,14 @@ static void mam_done(void *ud, int err, const storage_log_page_t *page)
     mam_q_t *q = ud;
     worker_t *w = q->w;
     if (err == HEARTH_ENOTFOUND) {
-        reply_iq(w, q->room, q->to, q->id, HEARTH_STANZA_ERR_ITEM_NOT_FOUND,
-                 "no such item in the archive", NULL);
+        reply(w, q->room, q->to, q->id, HEARTH_STANZA_ERR_ITEM_NOT_FOUND,
+              "no such item in the archive");
         mam_q_free(q);
         return;
     }
     if (err) {
         hlog(LOG_ERROR, "muc: archive query in %s failed: %s", q->room, hearth_strerror(err));
-        reply_iq(w, q->room, q->to, q->id, HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR, NULL, NULL);
+        reply(w, q->room, q->to, q->id, HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR, NULL);
         mam_q_free(q);
         return;
     }
@@ -205,23 +208,24 @@ static void mam_done(void *ud, int err, const storage_log_page_t *page)
         }
         hearth_buf_free(&b);
     }
-    hearth_buf_t f = HEARTH_BUF_INIT;
-    if (rc >= 0)
-        rc = hearth_buf_printf(
-            &f, "<fin xmlns='" HEARTH_NS_MAM "' complete='%s'><set xmlns='" HEARTH_NS_RSM "'>",
-            page->complete ? "true" : "false");
-    if (rc >= 0 && first) {
-        /* No 'index' on <first>: as on personal archives (mam.c says why). */
-        rc = app_text(&f, "first", first);
-        rc = rc ?: app_text(&f, "last", last);
+    hearth_arena_t *a = hearth_arena_new(0);
+    hearth_xml_node_t *fin = a && rc >= 0 ? hearth_xml_new(a, "fin", HEARTH_NS_MAM) : NULL;
+    if (fin) {
+        hearth_xml_set_attr(a, fin, "complete", page->complete ? "true" : "false");
+        hearth_xml_node_t *set = hearth_xml_add_child(a, fin, "set", HEARTH_NS_RSM);
+        if (first) {
+            /* No 'index' on <first>: as on personal archives (mam.c says why). */
+            child_text(a, set, "first", HEARTH_NS_RSM, first);
+            child_text(a, set, "last", HEARTH_NS_RSM, last);
+        }
+        char count[32];
+        snprintf(count, sizeof(count), "%zu", page->count);
+        child_text(a, set, "count", HEARTH_NS_RSM, count);
+        reply_iq(w, a, q->room, q->to, q->id, HEARTH_STANZA_ERR_NONE, NULL, fin);
+    } else {
+        hearth_arena_free(a);
+        reply(w, q->room, q->to, q->id, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
     }
-    if (rc >= 0)
-        rc = hearth_buf_printf(&f, "<count>%zu</count></set></fin>", page->count);
-    if (rc < 0)
-        reply_iq(w, q->room, q->to, q->id, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL, NULL);
-    else
-        reply_iq(w, q->room, q->to, q->id, HEARTH_STANZA_ERR_NONE, NULL, f.data);
-    hearth_buf_free(&f);
     worker__release_posts(w);
     mam_q_free(q);
 }
@@ -546,8 +550,8 @@ static void retract_apply(moderation_t *m, const char *xml)
     router__parse(xml, strlen(xml), tombstone_of, &t);
     if (t.rc) {
         hearth_buf_free(&t.out);
-        reply_iq(w, m->room, m->to, m->id, HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR,
-                 "the message could not be retracted", NULL);
+        reply(w, m->room, m->to, m->id, HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR,
+              "the message could not be retracted");
         moderation_free(m);
         return;
     }
@@ -581,7 +585,7 @@ static void retract_apply(moderation_t *m, const char *xml)
         }
         hearth_bytes_unref(bytes);
     }
-    reply_iq(w, m->room, m->to, m->id, HEARTH_STANZA_ERR_NONE, NULL, NULL);
+    reply(w, m->room, m->to, m->id, HEARTH_STANZA_ERR_NONE, NULL);
     if (r && b.len && muc__room_logs(r))
         muc__store_log(w, r, b.data, m->stamp_ms, sid, NULL, NULL);
     /* The log may hold the message whether the room writes it now or not (ENOTFOUND: it does
@@ -601,15 +605,15 @@ static void original_read(void *ud, int err, const storage_log_entry_t *e, size_
 {
     moderation_t *m = ud;
     if (err == HEARTH_ENOTFOUND || (!err && n == 0)) {
-        reply_iq(m->w, m->room, m->to, m->id, HEARTH_STANZA_ERR_ITEM_NOT_FOUND,
-                 "no message with that id in this room", NULL);
+        reply(m->w, m->room, m->to, m->id, HEARTH_STANZA_ERR_ITEM_NOT_FOUND,
+              "no message with that id in this room");
         moderation_free(m);
         return;
     }
     if (err) {
         hlog(LOG_ERROR, "muc: message %s of %s not read: %s", m->sid, m->room,
              hearth_strerror(err));
-        reply_iq(m->w, m->room, m->to, m->id, HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR, NULL, NULL);
+        reply(m->w, m->room, m->to, m->id, HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR, NULL);
         moderation_free(m);
         return;
     }
