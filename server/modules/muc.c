@@ -159,6 +159,7 @@ static void room_clear(muc_room_t *r)
     }
     free(r->subject);
     free(r->subject_nick);
+    muc__vcard_forget(r);
     muc__config_free(&r->cfg);
     for (muc_pending_t *p = r->pending_head, *n; p; p = n) {
         n = p->next;

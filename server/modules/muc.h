@@ -181,6 +181,8 @@ typedef struct muc_room {
     muc_pending_t *pending_head, *pending_tail;
     unsigned npending;
     int64_t next_sid;
+    char *avatar; /* XEP-0486: the SHA-1s of its vCard's photos, space-separated, or NULL */
+    char *vcard;  /* a temporary room's vCard, serialised (a persistent room's is stored) */
 } muc_room_t;
 
 /* muc.c */
@@ -323,6 +325,13 @@ void muc__history_add(worker_t *w, muc_room_t *r, const char *xml, size_t len, i
                       const char *sid, int log, const char *author, const char *origin, int logged);
 /* Puts the history in time order (read from the document, then the log). */
 void muc__history_sort(muc_room_t *r);
+
+/* muc_vcard.c: a room's vCard and avatar (XEP-0486). */
+void muc__vcard_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_arena_t *a,
+                   const char *from, int set);
+void muc__vcard_forget(muc_room_t *r);              /* frees the vCard and hashes in memory */
+void muc__vcard_save(worker_t *w, muc_room_t *r);   /* made persistent: the vCard to storage */
+void muc__vcard_delete(worker_t *w, muc_room_t *r); /* from storage and memory */
 
 /* muc_mam.c: the room archive (XEP-0313), moderation (XEP-0425), occupant ids (XEP-0421). */
 /* A MAM query (iq get: its form; set: a page) to the room's bare JID. */

@@ -1005,6 +1005,7 @@ void muc__destroy(worker_t *w, muc_room_t *r, const char *alt, const char *reaso
     free(r->subject);
     free(r->subject_nick);
     r->subject = r->subject_nick = NULL;
+    muc__vcard_forget(r);
     muc__config_free(&r->cfg);
     muc__config_defaults(&r->cfg);
     r->exists = 0;

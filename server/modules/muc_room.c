@@ -1318,6 +1318,7 @@ static void room_info(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_
     add_feature(a, res, MUC_NS_MODERATE0);
     if (muc__archiving(r))
         add_feature(a, res, HEARTH_NS_MAM);
+    add_feature(a, res, HEARTH_NS_VCARD);
     if (c->registration)
         add_feature(a, res, HEARTH_NS_REGISTER);
     add_feature(a, res, c->persistent ? "muc_persistent" : "muc_temporary");
@@ -1365,6 +1366,14 @@ static void room_info(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_
     if (c->pubsub && *c->pubsub)
         hearth_form_add_field(a, x, "muc#roominfo_pubsub", "text-single", "Associated node",
                               c->pubsub);
+    if (r->avatar) { /* XEP-0486 §3.3 */
+        hearth_xml_node_t *av = hearth_form_add_field(a, x, "muc#roominfo_avatarhash", "text-multi",
+                                                      "Avatar hash", NULL);
+        char *hashes = hearth_arena_strdup(a, r->avatar), *save = NULL;
+        for (char *h = hashes ? strtok_r(hashes, " ", &save) : NULL; h;
+             h = strtok_r(NULL, " ", &save))
+            hearth_form_add_value(a, av, h);
+    }
     muc__iq_result(w, iq, a, r->jid, from, res);
 }
 
@@ -1410,6 +1419,8 @@ static void room_bare_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hear
         muc__register_iq(w, r, iq, a, from, set);
     } else if (!strcmp(q->ns, HEARTH_NS_PING) && !strcmp(q->name, "ping") && !set) {
         muc__iq_result(w, iq, a, r->jid, from, NULL);
+    } else if (!strcmp(q->ns, HEARTH_NS_VCARD) && !strcmp(q->name, "vCard")) {
+        muc__vcard_iq(w, r, iq, a, from, set);
     } else if (!strcmp(q->ns, HEARTH_NS_MAM) && !strcmp(q->name, "query")) {
         muc__mam_iq(w, r, iq, a, from, set);
     } else if (set && ((!strcmp(q->ns, MUC_NS_MODERATE) && !strcmp(q->name, "moderate")) ||

@@ -93,6 +93,9 @@ char *muc__room_doc(const muc_room_t *r)
             hearth_xml_remove(f);
     }
     hearth_xml_append(root, x);
+    if (r->avatar)
+        hearth_xml_set_attr(a, hearth_xml_add_child(a, root, "avatar", NS_HEARTH_MUC), "hashes",
+                            r->avatar);
     if (r->subject) {
         hearth_xml_node_t *s = hearth_xml_add_child(a, root, "subject", NS_HEARTH_MUC);
         if (r->subject_nick)
@@ -175,6 +178,9 @@ static void parse_doc(void *ud, hearth_xml_node_t *root, hearth_arena_t *a)
             free(r->subject_nick);
             r->subject = strdup(hearth_xml_text(a, c) ?: "");
             r->subject_nick = nick ? strdup(nick) : NULL;
+        } else if (!strcmp(c->name, "avatar") && hearth_xml_attr(c, "hashes")) {
+            free(r->avatar);
+            r->avatar = strdup(hearth_xml_attr(c, "hashes"));
         } else if (!strcmp(c->name, "hist") && p->with_history) {
             const char *t = hearth_xml_text(a, c);
             const char *st = hearth_xml_attr(c, "stamp");
@@ -368,6 +374,7 @@ void muc__store_save(worker_t *w, muc_room_t *r)
         muc__creator_set(r, NULL); /* stored: storage counts its owners now */
     }
     free(doc);
+    muc__vcard_save(w, r);
     save_affs(w, r);
 }
 
@@ -393,6 +400,7 @@ void muc__store_delete(worker_t *w, muc_room_t *r)
     }
     if (!u || !l || !f)
         hlog(LOG_ERROR, "muc: storage refused to forget room %s", r->jid);
+    muc__vcard_delete(w, r);
 }
 
 void muc__store_log(worker_t *w, muc_room_t *r, const char *xml, int64_t stamp_ms, const char *sid,
@@ -446,6 +454,7 @@ static void listed(void *ud, int err, const storage_doc_t *docs, size_t n)
         strmap_free(&tmp.affs);
         free(tmp.subject);
         free(tmp.subject_nick);
+        muc__vcard_forget(&tmp);
         muc__config_free(&tmp.cfg);
     }
     muc__service_items_reply(u->w, u->jid, u->id, &u->rsm, jids, names, k);

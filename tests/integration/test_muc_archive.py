@@ -4,14 +4,14 @@ later and pages back; semi-anonymous and non-anonymous rooms; archiving switched
 and its tombstones across a restart; and bad input (malformed queries and forms, unknown ids,
 retraction by a non-moderator, forged occupant ids and real JIDs)."""
 
+import base64
+import hashlib
 import re
 import sqlite3
-import unittest
 
 from hearth import DOMAIN, NS_CLIENT, NS_DISCO_INFO, main, q, to_str, xml_escape
-from imlib import NS_DELAY, NS_SID, db_path, err, is_iq, is_msg, is_pres
-from test_muc import (NS_MUC_ADMIN, NS_MUC_USER, NS_XDATA, MucTestCase, codes, features, field_xml,
-                      room_jid)
+from imlib import NS_DELAY, NS_SID, db_path, err, is_msg, is_pres
+from test_muc import NS_MUC, NS_MUC_USER, NS_XDATA, MucTestCase, codes, features, field_xml
 
 NS_MAM = 'urn:xmpp:mam:2'
 NS_RSM = 'http://jabber.org/protocol/rsm'
@@ -22,6 +22,7 @@ NS_RETRACT = 'urn:xmpp:message-retract:1'
 NS_MODERATE0 = 'urn:xmpp:message-moderate:0'
 NS_RETRACT0 = 'urn:xmpp:message-retract:0'
 NS_FASTEN = 'urn:xmpp:fasten:0'
+NS_VCARD = 'vcard-temp'
 
 PERSISTENT = {'muc#roomconfig_persistentroom': True}
 
@@ -511,6 +512,87 @@ class TestOccupantId(ArchiveTestCase):
         b.send("<presence to='%s/Robert'/>" % room)
         pres = self.pres_from(c, room, 'Robert')
         self.assertEqual(occid(pres), b_id)
+
+
+
+class TestRoomAvatar(ArchiveTestCase):
+    """XEP-0486: a room's vCard and avatar hash."""
+
+    PNG = base64.b64encode(bytes(range(256)) * 3).decode()
+
+    def vcard_xml(self, binval, type_='image/png'):
+        return ("<vCard xmlns='vcard-temp'><FN>The room</FN><PHOTO><TYPE>%s</TYPE><BINVAL>%s</BINVAL>"
+                "</PHOTO></vCard>" % (type_, binval))
+
+    def avatar_hashes(self, c, room):
+        r = c.iq_ok('get', "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room)
+        self.assertIn(NS_VCARD, features(r))
+        x = r.find('%s/%s' % (q(NS_DISCO_INFO, 'query'), q(NS_XDATA, 'x')))
+        for f in x.findall(q(NS_XDATA, 'field')):
+            if f.get('var') == 'muc#roominfo_avatarhash':
+                return [v.text for v in f.findall(q(NS_XDATA, 'value'))]
+        return None
+
+    def binval(self, c, room):
+        r = c.iq_ok('get', "<vCard xmlns='%s'/>" % NS_VCARD, to=room)
+        vc = r.find(q(NS_VCARD, 'vCard'))
+        self.assertIsNotNone(vc, to_str(r))
+        return vc.findtext('%s/%s' % (q(NS_VCARD, 'PHOTO'), q(NS_VCARD, 'BINVAL')))
+
+    def test_owner_sets_everyone_reads(self):
+        room, a, b, c = self.three('pic', PERSISTENT)
+        self.assertIsNone(self.avatar_hashes(b, room))
+        self.assertIsNone(self.binval(b, room))
+        # only owners
+        r = b.iq('set', self.vcard_xml(self.PNG), to=room)
+        self.assertEqual(err(r), ('auth', 'forbidden'))
+        # BINVAL with line breaks, as clients send it
+        wrapped = '\n'.join(self.PNG[i:i + 76] for i in range(0, len(self.PNG), 76))
+        a.iq_ok('set', self.vcard_xml(wrapped), to=room)
+        for x in (a, b, c):
+            x.wait(lambda s: is_msg(s, from_=room, type_='groupchat') and 104 in codes(s), what='104')
+        want = hashlib.sha1(base64.b64decode(self.PNG)).hexdigest()
+        self.assertEqual(self.avatar_hashes(b, room), [want])
+        e = self.client('eve')  # not in the room: still sees it (before joining, XEP-0486 §1)
+        self.assertEqual(self.avatar_hashes(e, room), [want])
+        self.assertEqual(self.binval(e, room).replace('\n', ''), self.PNG)
+        # bad input: not base64, too large; nothing changes
+        r = a.iq('set', self.vcard_xml('!!not base64!!'), to=room)
+        self.assertEqual(err(r), ('modify', 'bad-request'))
+        r = a.iq('set', self.vcard_xml('A' * 70000), to=room)
+        self.assertEqual(err(r), ('modify', 'not-acceptable'))
+        self.assertEqual(self.avatar_hashes(e, room), [want])
+        # kept across a restart
+        self.settle(a, b, c)
+        self.srv.restart()
+        e = self.client('eve')
+        self.assertEqual(self.avatar_hashes(e, room), [want])
+        self.assertEqual(self.binval(e, room).replace('\n', ''), self.PNG)
+        # an empty vCard removes it
+        a = self.client('alice')
+        self.enter(a, room, 'Alice')
+        a.iq_ok('set', "<vCard xmlns='%s'/>" % NS_VCARD, to=room)
+        self.assertIsNone(self.avatar_hashes(e, room))
+        self.assertIsNone(self.binval(e, room))
+
+    def test_temporary_room_and_destroy(self):
+        room, a, b, c = self.three('tpic')
+        a.iq_ok('set', self.vcard_xml(self.PNG), to=room)
+        self.assertEqual(self.binval(c, room), self.PNG)
+        self.assertEqual(len(self.avatar_hashes(c, room)), 1)
+        # made persistent: stored, and still there after a restart
+        self.assertEqual(self.configure(a, room, PERSISTENT).get('type'), 'result')
+        self.settle(a, b, c)
+        self.srv.restart()
+        d = self.client('dave')
+        self.assertEqual(self.binval(d, room), self.PNG)
+        # destroyed and made again: no avatar
+        a = self.client('alice')
+        self.enter(a, room, 'Alice')
+        a.iq_ok('set', "<query xmlns='%s#owner'><destroy/></query>" % NS_MUC, to=room)
+        self.create(a, 'tpic', 'Alice', PERSISTENT)
+        self.assertIsNone(self.avatar_hashes(d, room))
+        self.assertIsNone(self.binval(d, room))
 
 
 if __name__ == '__main__':
