@@ -83,6 +83,7 @@ void muc__config_defaults(muc_config_t *c)
     c->maxhistory = MUC_HISTORY_DEFAULT;
     c->canchangenick = 1;
     c->registration = 1;
+    c->mam = 1; /* as Prosody: a persistent room keeps an archive unless its owner says not */
 }
 
 void muc__config_free(muc_config_t *c)
@@ -152,10 +153,13 @@ static void room_clear(muc_room_t *r)
     strmap_free(&r->affs);
     strmap_free(&r->by_nick);
     strmap_free(&r->by_jid);
-    for (unsigned i = 0; i < r->hist_len; i++)
+    for (unsigned i = 0; i < r->hist_len; i++) {
         free(r->hist[(r->hist_start + i) % MUC_HISTORY_MAX].xml);
+        free(r->hist[(r->hist_start + i) % MUC_HISTORY_MAX].sid);
+    }
     free(r->subject);
     free(r->subject_nick);
+    muc__vcard_forget(r);
     muc__config_free(&r->cfg);
     for (muc_pending_t *p = r->pending_head, *n; p; p = n) {
         n = p->next;

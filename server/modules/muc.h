@@ -60,6 +60,31 @@
  * it (holding one at least), well inside the output bound (CONN_MAX_OUTQ). */
 #define MUC_ITEMS_PAGE_BYTES (1024 * 1024)
 
+/* The room archive (XEP-0313 on the room's JID), answered from the room's log: a page holds at
+ * most MUC_MAM_MAX messages (a larger <max/> is served as this many), MUC_MAM_DEFAULT when the
+ * client names none, and at most MUC_MAM_PAGE_BYTES of stored messages (the page ends early,
+ * holding one at least, and is then not complete): inside the output bound (CONN_MAX_OUTQ). */
+#define MUC_MAM_MAX 250
+#define MUC_MAM_DEFAULT 50
+#define MUC_MAM_PAGE_BYTES (1024u * 1024)
+/* A moderation's reason (XEP-0425): longer is not-acceptable. */
+#define MUC_REASON_MAX 1024
+
+/* The storage log of a room's messages: its history and its archive (muc_store.c). */
+#define MUC_KIND_LOG "muc.log"
+
+/* Namespaces only rooms use. */
+#define MUC_NS_OCCUPANT_ID "urn:xmpp:occupant-id:0" /* XEP-0421 */
+#define MUC_NS_MODERATE "urn:xmpp:message-moderate:1"
+#define MUC_NS_RETRACT "urn:xmpp:message-retract:1"
+/* XEP-0425 before 0.3 (slixmpp 1.8 asks so): a moderation fastened to the message. */
+#define MUC_NS_MODERATE0 "urn:xmpp:message-moderate:0"
+#define MUC_NS_RETRACT0 "urn:xmpp:message-retract:0"
+#define MUC_NS_FASTEN "urn:xmpp:fasten:0"
+/* An occupant id: hex of the first bytes of an HMAC-SHA-256 (muc__occupant_id). */
+#define MUC_OCCID_BYTES 16
+#define MUC_OCCID_LEN (2 * MUC_OCCID_BYTES)
+
 typedef enum { ROLE_NONE, ROLE_VISITOR, ROLE_PARTICIPANT, ROLE_MODERATOR } muc_role_t;
 typedef enum { AFF_OUTCAST, AFF_NONE, AFF_MEMBER, AFF_ADMIN, AFF_OWNER } muc_aff_t;
 typedef enum { PM_ANYONE, PM_PARTICIPANTS, PM_MODERATORS, PM_NONE } muc_pm_t;
@@ -82,6 +107,7 @@ typedef struct muc_config {
     char *name, *desc, *lang, *secret, *pubsub;
     int logging, changesubject, allowinvites, publicroom, persistent, moderated, membersonly;
     int passwordprotected, whois_anyone;
+    int mam; /* muc#roomconfig_enablearchiving: a persistent room keeps an archive (default) */
     muc_pm_t allowpm;
     unsigned maxusers;                         /* 0 = no limit */
     unsigned presencebroadcast, getmemberlist; /* ROLEMASK bits */
@@ -105,12 +131,15 @@ typedef struct muc_occupant {
                   * at most MUC_PRESENCE_KEEP bytes */
     size_t cost; /* its presence as a newcomer gets it, counted in the room's occ_bytes */
     muc_role_t role;
-    int64_t voice_req_ms; /* when it last asked for voice (§7.13), 0: never */
+    int64_t voice_req_ms;          /* when it last asked for voice (§7.13), 0: never */
+    char occid[MUC_OCCID_LEN + 1]; /* XEP-0421: stable per room and real bare JID */
 } muc_occupant_t;
 
 typedef struct muc_hist {
     char *xml; /* the groupchat message as broadcast (from the occupant JID, no 'to') */
     size_t len;
+    char *sid;  /* its stanza-id (the archive's id), or NULL (read from an older document) */
+    int logged; /* it is in the room's log: the document need not keep it */
     int64_t stamp_ms;
 } muc_hist_t;
 
@@ -152,6 +181,8 @@ typedef struct muc_room {
     muc_pending_t *pending_head, *pending_tail;
     unsigned npending;
     int64_t next_sid;
+    char *avatar; /* XEP-0486: the SHA-1s of its vCard's photos, space-separated, or NULL */
+    char *vcard;  /* a temporary room's vCard, serialised (a persistent room's is stored) */
 } muc_room_t;
 
 /* muc.c */
@@ -272,15 +303,47 @@ void muc__store_load(worker_t *w, muc_room_t *r);
 void muc__room_loaded(worker_t *w, muc_room_t *r);
 void muc__store_save(worker_t *w, muc_room_t *r);   /* when persistent: insert or replace */
 void muc__store_delete(worker_t *w, muc_room_t *r); /* the doc and its log */
-void muc__store_log(worker_t *w, muc_room_t *r, const char *xml, size_t len, int64_t stamp_ms);
+/* Appends a message to r's log (the archive) under its stanza-id sid, by author (the occupant
+ * JID, NULL for the room) whose real bare JID is origin (or NULL). */
+void muc__store_log(worker_t *w, muc_room_t *r, const char *xml, int64_t stamp_ms, const char *sid,
+                    const char *author, const char *origin);
+/* Whether r writes its messages to its log: when it logs (muc#roomconfig_enablelogging) or
+ * keeps an archive. Else its history lives in its document. */
+int muc__room_logs(const muc_room_t *r);
+/* Whether r keeps an archive that may be queried: archiving on and the room persistent. */
+int muc__archiving(const muc_room_t *r);
 /* disco#items of the service: stored rooms (async), merged with the directory; replies to iq
  * with the page rsm asks for (copied). */
 void muc__store_list_public(worker_t *w, const char *from, const char *id, const muc_rsm_t *rsm);
 /* Room documents: serialise and parse (shared by load/save). */
 char *muc__room_doc(const muc_room_t *r); /* malloc'd XML */
 int muc__room_doc_parse(muc_room_t *r, const char *xml);
-/* Adds a history entry (bytes as broadcast) and logs it when the room logs. */
+/* Adds a history entry (bytes as broadcast, its stanza-id sid or NULL) and, when log is set,
+ * logs it when the room logs (author, origin: as muc__store_log); logged: it was read from the
+ * log. The archive holds only what was said while the room logged; the history holds all. */
 void muc__history_add(worker_t *w, muc_room_t *r, const char *xml, size_t len, int64_t stamp_ms,
-                      int log);
+                      const char *sid, int log, const char *author, const char *origin, int logged);
+/* Puts the history in time order (read from the document, then the log). */
+void muc__history_sort(muc_room_t *r);
+
+/* muc_vcard.c: a room's vCard and avatar (XEP-0486). */
+void muc__vcard_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_arena_t *a,
+                   const char *from, int set);
+void muc__vcard_forget(muc_room_t *r);              /* frees the vCard and hashes in memory */
+void muc__vcard_save(worker_t *w, muc_room_t *r);   /* made persistent: the vCard to storage */
+void muc__vcard_delete(worker_t *w, muc_room_t *r); /* from storage and memory */
+
+/* muc_mam.c: the room archive (XEP-0313), moderation (XEP-0425), occupant ids (XEP-0421). */
+/* A MAM query (iq get: its form; set: a page) to the room's bare JID. */
+void muc__mam_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_arena_t *a,
+                 const char *from, int set);
+/* A moderator's retraction of a message by its stanza-id (iq set, either version). */
+void muc__moderate_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_arena_t *a,
+                      const char *from, hearth_xml_node_t *q);
+/* r's occupant id of the real bare JID bare into out (MUC_OCCID_LEN + 1 bytes). */
+void muc__occupant_id(worker_t *w, const char *room, const char *bare, char *out);
+/* XEP-0082 date-times: ms since the epoch to text (out: 32 bytes), and back (-1: malformed). */
+void muc__stamp_str(int64_t ms, char *out, size_t n);
+int64_t muc__parse_stamp(const char *s);
 
 #endif

@@ -471,6 +471,9 @@ hearth_xml_node_t *muc__config_form(const muc_room_t *r, hearth_arena_t *a)
                           c->lang ? c->lang : "");
     hearth_form_add_field(a, x, "muc#roomconfig_enablelogging", "boolean",
                           "Log the room's messages", c->logging ? "1" : "0");
+    hearth_form_add_field(a, x, "muc#roomconfig_enablearchiving", "boolean",
+                          "Keep an archive of the room's messages (persistent rooms)",
+                          c->mam ? "1" : "0");
     hearth_form_add_field(a, x, "muc#roomconfig_changesubject", "boolean",
                           "Occupants may change the subject", c->changesubject ? "1" : "0");
     hearth_form_add_field(a, x, "muc#roomconfig_allowinvites", "boolean",
@@ -564,6 +567,7 @@ static const fdef_t fdefs[] = {
     {"muc#roomconfig_pubsub", F_TEXT, OFF(pubsub)},
     {"muc#roomconfig_roomsecret", F_PRIVATE, OFF(secret)},
     {"muc#roomconfig_enablelogging", F_BOOL, OFF(logging)},
+    {"muc#roomconfig_enablearchiving", F_BOOL, OFF(mam)},
     {"muc#roomconfig_changesubject", F_BOOL, OFF(changesubject)},
     {"muc#roomconfig_allowinvites", F_BOOL, OFF(allowinvites)},
     {"muc#roomconfig_publicroom", F_BOOL, OFF(publicroom)},
@@ -983,7 +987,7 @@ void muc__destroy(worker_t *w, muc_room_t *r, const char *alt, const char *reaso
     strmap_free(&r->by_jid);
     strmap_init(&r->by_nick);
     strmap_init(&r->by_jid);
-    if (r->cfg.persistent || r->cfg.logging)
+    if (r->cfg.persistent || muc__room_logs(r))
         muc__store_delete(w, r);
     STRMAP_FOREACH(&r->affs, e)
     {
@@ -992,13 +996,16 @@ void muc__destroy(worker_t *w, muc_room_t *r, const char *alt, const char *reaso
     strmap_free(&r->affs);
     strmap_init(&r->affs);
     r->aff_bytes = 0;
-    for (unsigned i = 0; i < r->hist_len; i++)
+    for (unsigned i = 0; i < r->hist_len; i++) {
         free(r->hist[(r->hist_start + i) % MUC_HISTORY_MAX].xml);
+        free(r->hist[(r->hist_start + i) % MUC_HISTORY_MAX].sid);
+    }
     r->hist_len = r->hist_start = 0;
     r->hist_bytes = 0;
     free(r->subject);
     free(r->subject_nick);
     r->subject = r->subject_nick = NULL;
+    muc__vcard_forget(r);
     muc__config_free(&r->cfg);
     muc__config_defaults(&r->cfg);
     r->exists = 0;

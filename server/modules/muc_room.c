@@ -119,7 +119,9 @@ static hearth_bytes_t *presence_bytes(const muc_room_t *r, const muc_occupant_t 
     rc = rc ?: hearth_buf_append_str(&b, ">");
     if (p->inner)
         rc = rc ?: hearth_buf_append_str(&b, p->inner);
-    rc = rc ?: hearth_buf_append_str(&b, "<x xmlns='" HEARTH_NS_MUC_USER "'><item");
+    rc = rc ?: hearth_buf_append_str(&b, "<occupant-id xmlns='" MUC_NS_OCCUPANT_ID "'");
+    rc = rc ?: app_attr(&b, "id", o->occid);
+    rc = rc ?: hearth_buf_append_str(&b, "/><x xmlns='" HEARTH_NS_MUC_USER "'><item");
     rc = rc ?: app_attr(&b, "affiliation", muc__aff_name(muc__aff_of(r, o->bare)));
     rc = rc ?: app_attr(&b, "role", muc__role_name(p->type ? ROLE_NONE : o->role));
     if (with_jid)
@@ -283,7 +285,9 @@ void muc__room_shutdown(worker_t *w, muc_room_t *r)
 /* Whether c is a child a room repeats of an occupant's presence (not its own MUC elements). */
 static int repeated(const hearth_xml_node_t *c)
 {
+    /* An occupant-id is the room's to give (XEP-0421 §4): a client's is dropped. */
     return strcmp(c->ns, HEARTH_NS_MUC) && strcmp(c->ns, HEARTH_NS_MUC_USER) &&
+           strcmp(c->ns, MUC_NS_OCCUPANT_ID) &&
            !(!strcmp(c->name, "error") && !strcmp(c->ns, HEARTH_NS_CLIENT));
 }
 
@@ -375,7 +379,7 @@ done:
 /* An occupant's presence as a newcomer gets it: the fixed markup (with the longest affiliation
  * and role), its occupant JID, its real JID (moderators see it), and its payload, counted for
  * MUC_PRESENCE_MIN at least. */
-#define PRESENCE_MARKUP 160
+#define PRESENCE_MARKUP (160 + 56 + MUC_OCCID_LEN) /* with its <occupant-id/> */
 
 static size_t occupant_cost(const char *ojid, const char *jid, const char *inner)
 {
@@ -405,31 +409,64 @@ static int update_fits(worker_t *w, const muc_room_t *r, size_t old, size_t cost
 /* ---- history ---- */
 
 void muc__history_add(worker_t *w, muc_room_t *r, const char *xml, size_t len, int64_t stamp_ms,
-                      int log)
+                      const char *sid, int log, const char *author, const char *origin, int logged)
 {
-    char *copy = strndup(xml, len);
-    if (!copy)
+    char *copy = strndup(xml, len), *sid_copy = sid ? strdup(sid) : NULL;
+    if (!copy || (sid && !sid_copy)) {
+        free(copy);
+        free(sid_copy);
         return;
+    }
     while (r->hist_len &&
            (r->hist_len == MUC_HISTORY_MAX || r->hist_bytes + len > MUC_HISTORY_BYTES)) {
         r->hist_bytes -= r->hist[r->hist_start].len;
         free(r->hist[r->hist_start].xml);
+        free(r->hist[r->hist_start].sid);
         r->hist[r->hist_start].xml = NULL;
+        r->hist[r->hist_start].sid = NULL;
         r->hist_start = (r->hist_start + 1) % MUC_HISTORY_MAX;
         r->hist_len--;
     }
     muc_hist_t *h = &r->hist[(r->hist_start + r->hist_len) % MUC_HISTORY_MAX];
     h->xml = copy;
+    h->sid = sid_copy;
     h->len = len;
+    h->logged = logged || (log && sid && muc__room_logs(r));
     r->hist_bytes += len;
     h->stamp_ms = stamp_ms;
     r->hist_len++;
     r->hist_dirty = 1;
-    if (log && r->cfg.logging)
-        muc__store_log(w, r, xml, len, stamp_ms);
+    if (log && sid && muc__room_logs(r))
+        muc__store_log(w, r, copy, stamp_ms, sid, author, origin);
 }
 
-static void stamp_str(int64_t ms, char *out, size_t n)
+void muc__history_sort(muc_room_t *r)
+{
+    /* At most MUC_HISTORY_MAX entries, nearly in order: an insertion sort, stable. */
+    for (unsigned i = 1; i < r->hist_len; i++) {
+        for (unsigned j = i; j > 0; j--) {
+            muc_hist_t *x = &r->hist[(r->hist_start + j - 1) % MUC_HISTORY_MAX];
+            muc_hist_t *y = &r->hist[(r->hist_start + j) % MUC_HISTORY_MAX];
+            if (x->stamp_ms <= y->stamp_ms)
+                break;
+            muc_hist_t t = *x;
+            *x = *y;
+            *y = t;
+        }
+    }
+}
+
+int muc__room_logs(const muc_room_t *r)
+{
+    return r->cfg.logging || muc__archiving(r);
+}
+
+int muc__archiving(const muc_room_t *r)
+{
+    return r->cfg.mam && r->cfg.persistent;
+}
+
+void muc__stamp_str(int64_t ms, char *out, size_t n)
 {
     time_t t = (time_t)(ms / 1000);
     struct tm tm;
@@ -439,7 +476,7 @@ static void stamp_str(int64_t ms, char *out, size_t n)
 }
 
 /* XEP-0082 date-time to ms since the epoch; -1 when malformed. */
-static int64_t parse_stamp(const char *s)
+int64_t muc__parse_stamp(const char *s)
 {
     struct tm tm = {0};
     int y, mo, d, h, mi, sec, n = 0;
@@ -496,7 +533,7 @@ static void send_history(worker_t *w, muc_room_t *r, muc_occupant_t *o,
                 since = now_ms() - (int64_t)n * 1000;
         }
         if ((v = hearth_xml_attr(hist, "since"))) {
-            int64_t t = parse_stamp(v);
+            int64_t t = muc__parse_stamp(v);
             if (t > since)
                 since = t;
         }
@@ -524,7 +561,7 @@ static void send_history(worker_t *w, muc_room_t *r, muc_occupant_t *o,
         if (h->len < sizeof(open) + sizeof(close) || strncmp(h->xml, open, sizeof(open) - 1) ||
             strcmp(h->xml + h->len - (sizeof(close) - 1), close))
             continue;
-        stamp_str(h->stamp_ms, stamp, sizeof(stamp));
+        muc__stamp_str(h->stamp_ms, stamp, sizeof(stamp));
         hearth_buf_t b = HEARTH_BUF_INIT;
         int rc = hearth_buf_append_str(&b, open);
         rc = rc ?: app_attr(&b, "to", o->jid);
@@ -719,6 +756,7 @@ static void join(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_arena
         presence_error(w, st, a, ojid, from, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
         return;
     }
+    muc__occupant_id(w, r->jid, bare, o->occid);
     /* The newcomer's join sequence must fit (§7.2.10 for a room full of presence): with all of
      * its payload, else with what says who and how it is. */
     o->cost = occupant_cost(o->ojid, o->jid, o->inner);
@@ -918,15 +956,27 @@ static int claims_room(worker_t *w, const muc_room_t *r, const char *jid, int or
            (or_service && hearth_jid_names(jid, muc__domain(w)) != 0);
 }
 
-/* Drops what an occupant's stanza claims the room added: stanza ids by the room and delays
- * from the room or the service (every delay when all_delays: a groupchat message is new). */
-static void strip_claims(worker_t *w, const muc_room_t *r, hearth_xml_node_t *st, int all_delays)
+/* Drops what an occupant's stanza claims the room added: stanza ids by the room, delays from
+ * the room or the service, occupant ids (XEP-0421 §4), and in a groupchat message (groupchat
+ * set) every delay and muc#user <x/> (in the archive, its <item jid/> would name a real JID,
+ * XEP-0313 §5.1.2) and moderation or retraction markup (XEP-0425 §6: only the room's count). */
+static void strip_claims(worker_t *w, const muc_room_t *r, hearth_xml_node_t *st, int groupchat)
 {
+    int all_delays = groupchat;
     for (hearth_xml_node_t *c = hearth_xml_first_element(st), *n; c; c = n) {
         n = hearth_xml_next_element(c);
         if (!strcmp(c->name, "stanza-id") && !strcmp(c->ns, HEARTH_NS_SID) &&
             claims_room(w, r, hearth_xml_attr(c, "by"), 1))
             hearth_xml_remove(c);
+        else if (!strcmp(c->ns, MUC_NS_OCCUPANT_ID))
+            hearth_xml_remove(c);
+        else if (groupchat &&
+                 (!strcmp(c->ns, HEARTH_NS_MUC_USER) || !strcmp(c->ns, MUC_NS_MODERATE) ||
+                  !strcmp(c->ns, MUC_NS_MODERATE0) || !strcmp(c->ns, MUC_NS_FASTEN) ||
+                  (!strcmp(c->ns, MUC_NS_RETRACT) &&
+                   (!strcmp(c->name, "retracted") ||
+                    hearth_xml_child(c, "moderated", MUC_NS_MODERATE)))))
+            hearth_xml_remove(c); /* an occupant's own retraction (XEP-0424) passes */
         else if (!strcmp(c->name, "delay") && !strcmp(c->ns, HEARTH_NS_DELAY) &&
                  (all_delays || claims_room(w, r, hearth_xml_attr(c, "from"), 1)))
             hearth_xml_remove(c);
@@ -973,6 +1023,8 @@ static void groupchat(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_
     hearth_xml_set_attr(a, st, "from", o->ojid);
     hearth_xml_set_attr(a, st, "to", NULL);
     strip_claims(w, r, st, 1);
+    hearth_xml_set_attr(a, hearth_xml_add_child(a, st, "occupant-id", MUC_NS_OCCUPANT_ID), "id",
+                        o->occid);
     char sid[24];
     random_id(sid, sizeof(sid));
     if (body) {
@@ -994,7 +1046,7 @@ static void groupchat(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_
                 router__batch_add(batch, x->jid);
         router__batch_send(batch);
         if (body)
-            muc__history_add(w, r, out.data, out.len, now_ms(), 1);
+            muc__history_add(w, r, out.data, out.len, now_ms(), sid, 1, o->ojid, o->bare, 0);
     }
     hearth_bytes_unref(bytes);
     hearth_buf_free(&out);
@@ -1032,6 +1084,8 @@ static void private_message(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, h
     hearth_xml_set_attr(a, st, "from", o->ojid);
     hearth_xml_set_attr(a, st, "to", t->jid);
     strip_claims(w, r, st, 0);
+    hearth_xml_set_attr(a, hearth_xml_add_child(a, st, "occupant-id", MUC_NS_OCCUPANT_ID), "id",
+                        o->occid);
     if (!hearth_xml_child(st, "x", HEARTH_NS_MUC_USER))
         hearth_xml_add_child(a, st, "x", HEARTH_NS_MUC_USER); /* §7.5: marks it as from a room */
     muc__send_node(w, t->jid, st);
@@ -1258,6 +1312,13 @@ static void room_info(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_
     add_feature(a, res, HEARTH_NS_DISCO_INFO);
     add_feature(a, res, HEARTH_NS_PING);
     add_feature(a, res, HEARTH_NS_MUC_STABLE_ID);
+    add_feature(a, res, HEARTH_NS_SID);
+    add_feature(a, res, MUC_NS_OCCUPANT_ID);
+    add_feature(a, res, MUC_NS_MODERATE);
+    add_feature(a, res, MUC_NS_MODERATE0);
+    if (muc__archiving(r))
+        add_feature(a, res, HEARTH_NS_MAM);
+    add_feature(a, res, HEARTH_NS_VCARD);
     if (c->registration)
         add_feature(a, res, HEARTH_NS_REGISTER);
     add_feature(a, res, c->persistent ? "muc_persistent" : "muc_temporary");
@@ -1305,6 +1366,14 @@ static void room_info(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_
     if (c->pubsub && *c->pubsub)
         hearth_form_add_field(a, x, "muc#roominfo_pubsub", "text-single", "Associated node",
                               c->pubsub);
+    if (r->avatar) { /* XEP-0486 §3.3 */
+        hearth_xml_node_t *av = hearth_form_add_field(a, x, "muc#roominfo_avatarhash", "text-multi",
+                                                      "Avatar hash", NULL);
+        char *hashes = hearth_arena_strdup(a, r->avatar), *save = NULL;
+        for (char *h = hashes ? strtok_r(hashes, " ", &save) : NULL; h;
+             h = strtok_r(NULL, " ", &save))
+            hearth_form_add_value(a, av, h);
+    }
     muc__iq_result(w, iq, a, r->jid, from, res);
 }
 
@@ -1350,6 +1419,13 @@ static void room_bare_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hear
         muc__register_iq(w, r, iq, a, from, set);
     } else if (!strcmp(q->ns, HEARTH_NS_PING) && !strcmp(q->name, "ping") && !set) {
         muc__iq_result(w, iq, a, r->jid, from, NULL);
+    } else if (!strcmp(q->ns, HEARTH_NS_VCARD) && !strcmp(q->name, "vCard")) {
+        muc__vcard_iq(w, r, iq, a, from, set);
+    } else if (!strcmp(q->ns, HEARTH_NS_MAM) && !strcmp(q->name, "query")) {
+        muc__mam_iq(w, r, iq, a, from, set);
+    } else if (set && ((!strcmp(q->ns, MUC_NS_MODERATE) && !strcmp(q->name, "moderate")) ||
+                       (!strcmp(q->ns, MUC_NS_FASTEN) && !strcmp(q->name, "apply-to")))) {
+        muc__moderate_iq(w, r, iq, a, from, q);
     } else {
         muc__reply_error(w, iq, a, r->jid, from, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
     }

@@ -11,7 +11,7 @@
 #include "modules/muc.h"
 
 #define KIND_ROOM "muc.room"
-#define KIND_LOG "muc.log"
+#define KIND_LOG MUC_KIND_LOG
 #define NS_HEARTH_MUC "urn:hearth:muc:0"
 
 typedef struct store_ud {
@@ -93,30 +93,42 @@ char *muc__room_doc(const muc_room_t *r)
             hearth_xml_remove(f);
     }
     hearth_xml_append(root, x);
+    if (r->avatar)
+        hearth_xml_set_attr(a, hearth_xml_add_child(a, root, "avatar", NS_HEARTH_MUC), "hashes",
+                            r->avatar);
     if (r->subject) {
         hearth_xml_node_t *s = hearth_xml_add_child(a, root, "subject", NS_HEARTH_MUC);
         if (r->subject_nick)
             hearth_xml_set_attr(a, s, "nick", r->subject_nick);
         hearth_xml_add_text(a, s, r->subject, strlen(r->subject));
     }
-    /* A room that does not log keeps its history here, so that it survives being unloaded;
-     * a logging room reads it back from its log. The newest that fit in a document. */
+    /* What is not in the log (said while the room did not log) is kept here, so that it
+     * survives the room being unloaded; the rest is read back from the log. The newest that
+     * fit in a document. */
     unsigned first = r->hist_len;
     size_t bytes = 0;
-    while (!r->cfg.logging && first > 0) {
+    while (first > 0) {
         const muc_hist_t *h = &r->hist[(r->hist_start + first - 1) % MUC_HISTORY_MAX];
+        if (h->logged) {
+            first--;
+            continue;
+        }
         size_t n = escaped_len(h->xml, h->len) + 64;
         if (bytes + n > DOC_HISTORY_BYTES)
             break;
         bytes += n;
         first--;
     }
-    for (unsigned i = first; !r->cfg.logging && i < r->hist_len; i++) {
+    for (unsigned i = first; i < r->hist_len; i++) {
         const muc_hist_t *h = &r->hist[(r->hist_start + i) % MUC_HISTORY_MAX];
+        if (h->logged)
+            continue;
         char stamp[24];
         snprintf(stamp, sizeof(stamp), "%lld", (long long)h->stamp_ms);
         hearth_xml_node_t *e = hearth_xml_add_child(a, root, "hist", NS_HEARTH_MUC);
         hearth_xml_set_attr(a, e, "stamp", stamp);
+        if (h->sid)
+            hearth_xml_set_attr(a, e, "sid", h->sid);
         hearth_xml_add_text(a, e, h->xml, h->len);
     }
     hearth_buf_t out = HEARTH_BUF_INIT;
@@ -166,11 +178,15 @@ static void parse_doc(void *ud, hearth_xml_node_t *root, hearth_arena_t *a)
             free(r->subject_nick);
             r->subject = strdup(hearth_xml_text(a, c) ?: "");
             r->subject_nick = nick ? strdup(nick) : NULL;
+        } else if (!strcmp(c->name, "avatar") && hearth_xml_attr(c, "hashes")) {
+            free(r->avatar);
+            r->avatar = strdup(hearth_xml_attr(c, "hashes"));
         } else if (!strcmp(c->name, "hist") && p->with_history) {
             const char *t = hearth_xml_text(a, c);
             const char *st = hearth_xml_attr(c, "stamp");
             if (t && st)
-                muc__history_add(NULL, r, t, strlen(t), strtoll(st, NULL, 10), 0);
+                muc__history_add(NULL, r, t, strlen(t), strtoll(st, NULL, 10),
+                                 hearth_xml_attr(c, "sid"), 0, NULL, NULL, 0);
         }
     }
     p->rc = 0;
@@ -205,7 +221,9 @@ static void log_loaded(void *ud, int err, const storage_log_entry_t *e, size_t n
         if (err)
             hlog(LOG_ERROR, "muc: history of %s not loaded: %s", u->jid, hearth_strerror(err));
         for (size_t i = 0; i < n; i++)
-            muc__history_add(u->w, r, e[i].xml, strlen(e[i].xml), e[i].stamp_ms, 0);
+            muc__history_add(u->w, r, e[i].xml, strlen(e[i].xml), e[i].stamp_ms, e[i].ref, 0, NULL,
+                             NULL, 1);
+        muc__history_sort(r); /* the document's entries came first */
         load_done(u->w, r, u->migrate);
     }
     ud_free(u);
@@ -213,9 +231,9 @@ static void log_loaded(void *ud, int err, const storage_log_entry_t *e, size_t n
 
 static void load_log(worker_t *w, muc_room_t *r, store_ud_t *u)
 {
-    if (r->cfg.logging && r->cfg.maxhistory &&
-        storage_log_fetch(w->srv->storage, &w->storage_target, KIND_LOG, u->jid, 0, MUC_HISTORY_MAX,
-                          log_loaded, u) == 0)
+    /* The log whether the room writes it now or not: what it holds was said while it did. */
+    if (r->cfg.maxhistory && storage_log_fetch(w->srv->storage, &w->storage_target, KIND_LOG,
+                                               u->jid, 0, MUC_HISTORY_MAX, log_loaded, u) == 0)
         return; /* log_loaded finishes */
     int migrate = u->migrate;
     ud_free(u);
@@ -356,6 +374,7 @@ void muc__store_save(worker_t *w, muc_room_t *r)
         muc__creator_set(r, NULL); /* stored: storage counts its owners now */
     }
     free(doc);
+    muc__vcard_save(w, r);
     save_affs(w, r);
 }
 
@@ -381,14 +400,20 @@ void muc__store_delete(worker_t *w, muc_room_t *r)
     }
     if (!u || !l || !f)
         hlog(LOG_ERROR, "muc: storage refused to forget room %s", r->jid);
+    muc__vcard_delete(w, r);
 }
 
-void muc__store_log(worker_t *w, muc_room_t *r, const char *xml, size_t len, int64_t stamp_ms)
+void muc__store_log(worker_t *w, muc_room_t *r, const char *xml, int64_t stamp_ms, const char *sid,
+                    const char *author, const char *origin)
 {
-    (void)len;
     store_ud_t *u = ud_new(w, r->jid, NULL);
-    if (!u || storage_log_append(w->srv->storage, &w->storage_target, KIND_LOG, r->jid, stamp_ms,
-                                 xml, write_done, u)) {
+    storage_log_entry_t e = {.stamp_ms = stamp_ms,
+                             .xml = (char *)xml,
+                             .ref = (char *)sid,
+                             .author = (char *)author,
+                             .origin = (char *)origin};
+    if (!u || storage_log_append_entry(w->srv->storage, &w->storage_target, KIND_LOG, r->jid, &e,
+                                       write_done, u)) {
         hlog(LOG_ERROR, "muc: message not logged in %s", r->jid);
         if (u)
             ud_free(u);
@@ -429,6 +454,7 @@ static void listed(void *ud, int err, const storage_doc_t *docs, size_t n)
         strmap_free(&tmp.affs);
         free(tmp.subject);
         free(tmp.subject_nick);
+        muc__vcard_forget(&tmp);
         muc__config_free(&tmp.cfg);
     }
     muc__service_items_reply(u->w, u->jid, u->id, &u->rsm, jids, names, k);

@@ -249,10 +249,18 @@ static const char MIGRATION_0007[] =
     "CREATE INDEX archive_user_with ON archive (username, with_jid, seq);\n"
     "CREATE UNIQUE INDEX archive_legacy ON archive (username, legacy_id) WHERE legacy_id IS NOT NULL;\n";
 
+/* Named log entries: a ref, an author and an origin per entry (see 0008_log_refs.sql). */
+static const char MIGRATION_0008[] = "ALTER TABLE logs ADD COLUMN ref TEXT;\n"
+                                     "ALTER TABLE logs ADD COLUMN author TEXT;\n"
+                                     "ALTER TABLE logs ADD COLUMN origin TEXT;\n"
+                                     "UPDATE logs SET ref = 'log-' || id;\n"
+                                     "CREATE UNIQUE INDEX logs_ref ON logs (kind, key, ref);\n"
+                                     "CREATE INDEX logs_stamp ON logs (kind, key, stamp_ms);\n";
+
 static const char *const migrations[] = {
     NULL, /* version 0: empty database */
     MIGRATION_0001, MIGRATION_0002, MIGRATION_0003, MIGRATION_0004, MIGRATION_0005, MIGRATION_0006,
-    MIGRATION_0007,
+    MIGRATION_0007, MIGRATION_0008,
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])) - 1)
 
@@ -331,6 +339,13 @@ enum stmt_id {
     ST_LOG_APPEND,
     ST_LOG_FETCH,
     ST_LOG_DELETE,
+    ST_LOG_APPEND_ENTRY,
+    ST_LOG_ID,
+    ST_LOG_GET,
+    ST_LOG_REPLACE,
+    ST_LOG_COUNT,
+    ST_LOG_ASC,
+    ST_LOG_DESC,
     ST_MUC_AFFS_CLEAR,
     ST_MUC_AFF_INSERT,
     ST_MUC_AFFS_GET,
@@ -364,6 +379,12 @@ enum stmt_id {
 #define ARCHIVE_SELECT                                                                             \
     "SELECT a.seq, a.legacy_id, a.with_jid, a.outgoing, coalesce(a.stanza, m.stanza) "            \
     "FROM archive a JOIN archive_msg m ON m.seq = a.seq WHERE "
+
+/* Log reads as an archive (migration 8): named parameters, as the archive's. */
+#define LOG_FILTER                                                                                 \
+    "kind = :kind AND key = :key AND stamp_ms BETWEEN :start AND :end AND "                        \
+    "(:author IS NULL OR author = :author) AND (:origin IS NULL OR origin = :origin)"
+#define LOG_SELECT "SELECT id, stamp_ms, xml, ref, author, origin FROM logs WHERE "
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -483,9 +504,18 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_DOC_DELETE] = "DELETE FROM documents WHERE kind = ?1 AND key = ?2",
     [ST_DOC_LIST] = "SELECT key, xml FROM documents WHERE kind = ?1 ORDER BY key",
     [ST_LOG_APPEND] = "INSERT INTO logs (kind, key, stamp_ms, xml) VALUES (?1, ?2, ?3, ?4)",
-    [ST_LOG_FETCH] = ("SELECT id, stamp_ms, xml FROM logs WHERE kind = ?1 AND key = ?2 AND "
-                      "stamp_ms >= ?3 ORDER BY id DESC LIMIT ?4"),
+    [ST_LOG_FETCH] = ("SELECT id, stamp_ms, xml, ref, author, origin FROM logs WHERE kind = ?1 "
+                      "AND key = ?2 AND stamp_ms >= ?3 ORDER BY id DESC LIMIT ?4"),
     [ST_LOG_DELETE] = "DELETE FROM logs WHERE kind = ?1 AND key = ?2",
+    [ST_LOG_APPEND_ENTRY] = ("INSERT INTO logs (kind, key, stamp_ms, xml, ref, author, origin) "
+                             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+    [ST_LOG_ID] = "SELECT id FROM logs WHERE kind = ?1 AND key = ?2 AND ref = ?3",
+    [ST_LOG_GET] = (LOG_SELECT "kind = ?1 AND key = ?2 AND ref = ?3"),
+    [ST_LOG_REPLACE] = "UPDATE logs SET xml = ?4 WHERE kind = ?1 AND key = ?2 AND ref = ?3",
+    [ST_LOG_COUNT] = "SELECT count(*) FROM logs WHERE " LOG_FILTER,
+    [ST_LOG_ASC] = LOG_SELECT LOG_FILTER " AND id > :lo AND id < :hi ORDER BY id LIMIT :limit",
+    [ST_LOG_DESC] =
+        LOG_SELECT LOG_FILTER " AND id > :lo AND id < :hi ORDER BY id DESC LIMIT :limit",
     [ST_MUC_AFFS_CLEAR] = "DELETE FROM muc_affiliations WHERE room = ?1",
     /* account: NULL unless that account exists (a grant to a name nobody holds yet is kept,
      * and is not taken over by whoever registers the name later: it has no account row) */
@@ -1747,6 +1777,28 @@ static int doc_list(sqlite_conn_t *c, storage_req_t *r)
     return query_done(s, err, rc);
 }
 
+/* One row of LOG_SELECT's columns (id, stamp_ms, xml, ref, author, origin) into x. */
+static int log_row(sqlite3_stmt *s, storage_log_entry_t *x)
+{
+    memset(x, 0, sizeof(*x));
+    x->id = sqlite3_column_int64(s, 0);
+    x->stamp_ms = sqlite3_column_int64(s, 1);
+    int err = column_dup_req(s, 2, &x->xml);
+    err = err ?: column_dup(s, 3, &x->ref);
+    err = err ?: column_dup(s, 4, &x->author);
+    return err ?: column_dup(s, 5, &x->origin);
+}
+
+/* Read newest first: handed back oldest first. */
+static void log_reverse(storage_req_t *r)
+{
+    for (size_t i = 0, j = r->docs_n; i + 1 < j; i++, j--) {
+        storage_log_entry_t tmp = r->entries[i];
+        r->entries[i] = r->entries[j - 1];
+        r->entries[j - 1] = tmp;
+    }
+}
+
 static int log_append(sqlite_conn_t *c, storage_req_t *r)
 {
     sqlite3_stmt *s = user_stmt(c, ST_LOG_APPEND, r->name, r->item.jid);
@@ -1780,20 +1832,189 @@ static int log_fetch(sqlite_conn_t *c, storage_req_t *r)
             break;
         }
         r->entries = e;
-        storage_log_entry_t *x = &e[r->docs_n++];
-        memset(x, 0, sizeof(*x));
-        x->id = sqlite3_column_int64(s, 0);
-        x->stamp_ms = sqlite3_column_int64(s, 1);
-        err = column_dup_req(s, 2, &x->xml);
+        err = log_row(s, &e[r->docs_n++]);
         if (err != 0)
             break;
     }
     err = query_done(s, err, rc);
-    for (size_t i = 0, j = r->docs_n; err == 0 && i + 1 < j; i++, j--) {
-        storage_log_entry_t tmp = r->entries[i];
-        r->entries[i] = r->entries[j - 1];
-        r->entries[j - 1] = tmp;
+    if (err == 0)
+        log_reverse(r);
+    return err;
+}
+
+/* ---- named log entries (migration 8) ---- */
+
+static int log_append_entry(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = user_stmt(c, ST_LOG_APPEND_ENTRY, r->name, r->item.jid);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int rc = sqlite3_bind_int64(s, 3, r->num);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(s, 4, r->blob, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(s, 5, r->lg.ref, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = r->lg.author ? sqlite3_bind_text(s, 6, r->lg.author, -1, SQLITE_STATIC)
+                          : sqlite3_bind_null(s, 6);
+    if (rc == SQLITE_OK)
+        rc = r->lg.origin ? sqlite3_bind_text(s, 7, r->lg.origin, -1, SQLITE_STATIC)
+                          : sqlite3_bind_null(s, 7);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    stmt_done(s);
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (rc == SQLITE_CONSTRAINT_UNIQUE)
+        return HEARTH_EEXISTS;
+    return err_of(rc);
+}
+
+/* The id of the entry named ref: ENOTFOUND when there is none. */
+static int log_id(sqlite_conn_t *c, storage_req_t *r, const char *ref, int64_t *id)
+{
+    sqlite3_stmt *s = user_stmt(c, ST_LOG_ID, r->name, r->item.jid);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int err = 0, rc = sqlite3_bind_text(s, 3, ref, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(s, 0);
+        rc = SQLITE_DONE;
+    } else if (rc == SQLITE_DONE) {
+        err = HEARTH_ENOTFOUND;
     }
+    return query_done(s, err, rc);
+}
+
+static int log_get(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = user_stmt(c, ST_LOG_GET, r->name, r->item.jid);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int err = 0, rc = sqlite3_bind_text(s, 3, r->lg.ref, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        r->entries = calloc(1, sizeof(*r->entries));
+        if (r->entries == NULL) {
+            err = HEARTH_ENOMEM;
+        } else {
+            r->docs_n = 1;
+            err = log_row(s, r->entries);
+        }
+        rc = SQLITE_DONE;
+    } else if (rc == SQLITE_DONE) {
+        err = HEARTH_ENOTFOUND;
+    }
+    return query_done(s, err, rc);
+}
+
+static int log_replace(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = user_stmt(c, ST_LOG_REPLACE, r->name, r->item.jid);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int rc = sqlite3_bind_text(s, 3, r->lg.ref, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(s, 4, r->blob, -1, SQLITE_STATIC);
+    sqlite3_int64 changed = 0;
+    int err = finish_write(c, s, rc, &changed);
+    return err == 0 && changed == 0 ? HEARTH_ENOTFOUND : err;
+}
+
+static int bind_named_text(sqlite3_stmt *s, const char *name, const char *v)
+{
+    int i = sqlite3_bind_parameter_index(s, name);
+    if (i == 0)
+        return SQLITE_OK;
+    return v ? sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(s, i);
+}
+
+/* A log read (ST_LOG_COUNT, ST_LOG_ASC, ST_LOG_DESC) bound to r's filter and the id bounds (lo,
+ * hi); NULL on failure. */
+static sqlite3_stmt *log_query_stmt(sqlite_conn_t *c, storage_req_t *r, enum stmt_id id, int64_t lo,
+                                    int64_t hi, int64_t limit)
+{
+    sqlite3_stmt *s = stmt(c, id);
+    if (s == NULL)
+        return NULL;
+    int rc = bind_named_text(s, ":kind", r->name);
+    if (rc == SQLITE_OK)
+        rc = bind_named_text(s, ":key", r->item.jid);
+    if (rc == SQLITE_OK)
+        rc = bind_named_text(s, ":author", r->lg.author);
+    if (rc == SQLITE_OK)
+        rc = bind_named_text(s, ":origin", r->lg.origin);
+    if (rc == SQLITE_OK)
+        rc = bind_named_int64(s, ":start", r->num);
+    if (rc == SQLITE_OK)
+        rc = bind_named_int64(s, ":end", r->num2);
+    if (rc == SQLITE_OK)
+        rc = bind_named_int64(s, ":lo", lo);
+    if (rc == SQLITE_OK)
+        rc = bind_named_int64(s, ":hi", hi);
+    if (rc == SQLITE_OK)
+        rc = bind_named_int64(s, ":limit", limit);
+    if (rc != SQLITE_OK) {
+        stmt_done(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* As archive_query: the page past the paging position, read with one more entry to tell
+ * whether it is the last one in that direction. */
+static int log_query(sqlite_conn_t *c, storage_req_t *r)
+{
+    int64_t lo = 0, hi = INT64_MAX;
+    int err = 0;
+    if (r->lg.after != NULL)
+        err = log_id(c, r, r->lg.after, &lo);
+    if (err == 0 && r->lg.before != NULL && r->lg.before[0] != '\0')
+        err = log_id(c, r, r->lg.before, &hi);
+    if (err != 0)
+        return err;
+    sqlite3_stmt *s = log_query_stmt(c, r, ST_LOG_COUNT, 0, INT64_MAX, 0);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        r->lg.page.count = (size_t)sqlite3_column_int64(s, 0);
+        rc = SQLITE_DONE;
+    }
+    err = query_done(s, 0, rc);
+    if (err != 0)
+        return err;
+    bool backward = r->lg.before != NULL && r->lg.after == NULL;
+    s = log_query_stmt(c, r, backward ? ST_LOG_DESC : ST_LOG_ASC, lo, hi, (int64_t)r->limit + 1);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    size_t cap = 0, bytes = 0;
+    r->lg.page.complete = 1;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        size_t len = (size_t)sqlite3_column_bytes(s, 2);
+        if (r->docs_n == r->limit ||
+            (r->limit_bytes && r->docs_n > 0 && bytes + len > r->limit_bytes)) {
+            r->lg.page.complete = 0;
+            rc = SQLITE_DONE;
+            break;
+        }
+        bytes += len;
+        storage_log_entry_t *e = grow(r->entries, &cap, r->docs_n, sizeof(*e));
+        if (e == NULL) {
+            err = HEARTH_ENOMEM;
+            break;
+        }
+        r->entries = e;
+        err = log_row(s, &e[r->docs_n++]);
+        if (err != 0)
+            break;
+    }
+    err = query_done(s, err, rc);
+    if (err == 0 && backward)
+        log_reverse(r);
     return err;
 }
 
@@ -2225,6 +2446,14 @@ static int run_one(sqlite_conn_t *c, storage_req_t *r)
         return log_fetch(c, r);
     case STORAGE_OP_LOG_DELETE:
         return user_write(c, ST_LOG_DELETE, r->name, r->item.jid, NULL);
+    case STORAGE_OP_LOG_APPEND_ENTRY:
+        return log_append_entry(c, r);
+    case STORAGE_OP_LOG_QUERY:
+        return log_query(c, r);
+    case STORAGE_OP_LOG_GET:
+        return log_get(c, r);
+    case STORAGE_OP_LOG_REPLACE:
+        return log_replace(c, r);
     case STORAGE_OP_MUC_AFFS_PUT:
         return muc_affs_put(c, r);
     case STORAGE_OP_MUC_AFFS_GET:

@@ -322,8 +322,12 @@ void storage__req_clear_result(storage_req_t *req)
     }
     free(req->docs);
     req->docs = NULL;
-    for (size_t i = 0; i < req->docs_n && req->entries != NULL; i++)
+    for (size_t i = 0; i < req->docs_n && req->entries != NULL; i++) {
         free(req->entries[i].xml);
+        free(req->entries[i].ref);
+        free(req->entries[i].author);
+        free(req->entries[i].origin);
+    }
     free(req->entries);
     req->entries = NULL;
     req->docs_n = 0;
@@ -368,6 +372,11 @@ void storage_req_discard(storage_req_t *req)
     archive_msg_clear(&req->msg);
     storage_archive_prefs_clear(&req->prefs);
     muc_affs_free(req->affs, req->affs_n);
+    free(req->lg.ref);
+    free(req->lg.author);
+    free(req->lg.origin);
+    free(req->lg.after);
+    free(req->lg.before);
     free(req->ps.service);
     free(req->ps.account);
     free(req->ps.node);
@@ -425,7 +434,13 @@ void storage_req_finish(storage_req_t *req)
         req->cb.docs(req->ud, err, err == 0 ? req->docs : NULL, err == 0 ? req->docs_n : 0);
         break;
     case STORAGE_OP_LOG_FETCH:
+    case STORAGE_OP_LOG_GET:
         req->cb.log(req->ud, err, err == 0 ? req->entries : NULL, err == 0 ? req->docs_n : 0);
+        break;
+    case STORAGE_OP_LOG_QUERY:
+        req->lg.page.entries = req->entries;
+        req->lg.page.n = req->docs_n;
+        req->cb.log_page(req->ud, err, err == 0 ? &req->lg.page : NULL);
         break;
     case STORAGE_OP_MUC_AFFS_GET:
         req->cb.affs(req->ud, err, err == 0 ? req->affs : NULL, err == 0 ? req->affs_n : 0);
@@ -466,6 +481,8 @@ void storage_req_finish(storage_req_t *req)
     case STORAGE_OP_DOC_DELETE:
     case STORAGE_OP_LOG_APPEND:
     case STORAGE_OP_LOG_DELETE:
+    case STORAGE_OP_LOG_APPEND_ENTRY:
+    case STORAGE_OP_LOG_REPLACE:
     case STORAGE_OP_MUC_AFFS_PUT:
     case STORAGE_OP_PUBSUB_NODE_PUT:
     case STORAGE_OP_PUBSUB_NODE_DELETE:
@@ -1505,6 +1522,77 @@ static int archive_last(storage_t *st, const storage_target_t *t, storage__key_c
         return HEARTH_ENOMEM;
     req->cb.key = cb;
     return submit(st, req);
+}
+
+int storage_log_append_entry(storage_t *st, const storage_target_t *t, const char *kind,
+                             const char *key, const storage_log_entry_t *e, storage_status_cb cb,
+                             void *ud)
+{
+    if (e == NULL || !xml_ok(e->xml) || !text_ok(e->ref, STORAGE_ARCHIVE_ID_MAX) ||
+        (e->author != NULL && !text_ok(e->author, STORAGE_JID_MAX)) ||
+        (e->origin != NULL && !text_ok(e->origin, STORAGE_JID_MAX)))
+        return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc = kind_req(st, t, (const void *)cb, STORAGE_OP_LOG_APPEND_ENTRY, kind, key, 1, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.status = cb;
+    req->num = e->stamp_ms;
+    rc = dup_opt(e->xml, &req->blob);
+    rc = rc ?: dup_opt(e->ref, &req->lg.ref);
+    rc = rc ?: dup_opt(e->author, &req->lg.author);
+    return submit_or_drop(st, req, rc ?: dup_opt(e->origin, &req->lg.origin));
+}
+
+int storage_log_query(storage_t *st, const storage_target_t *t, const char *kind, const char *key,
+                      const storage_log_query_t *q, storage_log_page_cb cb, void *ud)
+{
+    if (q == NULL || q->max > STORAGE_ARCHIVE_PAGE_MAX ||
+        (q->author != NULL && !text_ok(q->author, STORAGE_JID_MAX)) ||
+        (q->origin != NULL && !text_ok(q->origin, STORAGE_JID_MAX)) ||
+        (q->after_ref != NULL && !text_ok(q->after_ref, STORAGE_ARCHIVE_ID_MAX)) ||
+        (q->before_ref != NULL && !opt_text_ok(q->before_ref, STORAGE_ARCHIVE_ID_MAX)))
+        return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc = kind_req(st, t, (const void *)cb, STORAGE_OP_LOG_QUERY, kind, key, 1, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.log_page = cb;
+    req->num = q->start_ms;
+    req->num2 = q->end_ms;
+    req->limit = q->max;
+    req->limit_bytes = q->max_bytes;
+    rc = dup_opt(q->author, &req->lg.author);
+    rc = rc ?: dup_opt(q->origin, &req->lg.origin);
+    rc = rc ?: dup_opt(q->after_ref, &req->lg.after);
+    return submit_or_drop(st, req, rc ?: dup_opt(q->before_ref, &req->lg.before));
+}
+
+int storage_log_get(storage_t *st, const storage_target_t *t, const char *kind, const char *key,
+                    const char *ref, storage_log_cb cb, void *ud)
+{
+    if (!text_ok(ref, STORAGE_ARCHIVE_ID_MAX))
+        return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc = kind_req(st, t, (const void *)cb, STORAGE_OP_LOG_GET, kind, key, 1, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.log = cb;
+    return submit_or_drop(st, req, dup_opt(ref, &req->lg.ref));
+}
+
+int storage_log_replace(storage_t *st, const storage_target_t *t, const char *kind, const char *key,
+                        const char *ref, const char *xml, storage_status_cb cb, void *ud)
+{
+    if (!text_ok(ref, STORAGE_ARCHIVE_ID_MAX) || !xml_ok(xml))
+        return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc = kind_req(st, t, (const void *)cb, STORAGE_OP_LOG_REPLACE, kind, key, 1, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.status = cb;
+    rc = dup_opt(xml, &req->blob);
+    return submit_or_drop(st, req, rc ?: dup_opt(ref, &req->lg.ref));
 }
 
 static int offline_count(storage_t *st, const storage_target_t *t, const char *username,

@@ -337,6 +337,11 @@ typedef struct storage_log_entry {
     int64_t id; /* increasing, never reused */
     int64_t stamp_ms;
     char *xml;
+    /* Migration 8: */
+    char *ref;    /* the entry's name for its owner (a room's stanza-id), unique in its log; an
+                   * entry written before that is named "log-" and its id */
+    char *author; /* who wrote it, as its readers see them (an occupant JID), or NULL */
+    char *origin; /* who wrote it, as few may see them (a real bare JID), or NULL */
 } storage_log_entry_t;
 typedef void (*storage_log_cb)(void *ud, int err, const storage_log_entry_t *entries, size_t n);
 int storage_log_append(storage_t *st, const storage_target_t *t, const char *kind, const char *key,
@@ -346,6 +351,42 @@ int storage_log_fetch(storage_t *st, const storage_target_t *t, const char *kind
                       int64_t since_ms, size_t max, storage_log_cb cb, void *ud);
 int storage_log_delete(storage_t *st, const storage_target_t *t, const char *kind, const char *key,
                        storage_status_cb cb, void *ud); /* the whole log of key */
+
+/* Named log entries (migration 8), for archives kept in a log (a room's, XEP-0313): appended
+ * with a ref, paged through by refs, one replaced by its ref (a retraction's tombstone). A ref
+ * is 1..STORAGE_ARCHIVE_ID_MAX bytes, an author or origin at most STORAGE_JID_MAX. */
+/* Appends e (stamp_ms, xml, ref required; author, origin may be NULL; e->id is not read).
+ * EEXISTS when the log already holds e->ref (nothing stored). */
+int storage_log_append_entry(storage_t *st, const storage_target_t *t, const char *kind,
+                             const char *key, const storage_log_entry_t *e, storage_status_cb cb,
+                             void *ud);
+/* What to read of one log: as storage_archive_query_t, author and origin for with. */
+typedef struct storage_log_query {
+    const char *author;     /* entries by this author only, or NULL */
+    const char *origin;     /* entries of this origin only, or NULL */
+    int64_t start_ms;       /* STORAGE_ARCHIVE_NO_START: no bound */
+    int64_t end_ms;         /* STORAGE_ARCHIVE_NO_END: no bound */
+    const char *after_ref;  /* the page after this entry (ENOTFOUND when not in the log) */
+    const char *before_ref; /* the page before it; "" the last page */
+    size_t max;             /* entries in the page, <= STORAGE_ARCHIVE_PAGE_MAX */
+    size_t max_bytes;       /* xml bytes in the page (0: no bound); at least one entry */
+} storage_log_query_t;
+typedef struct storage_log_page {
+    const storage_log_entry_t *entries; /* n of them, oldest first */
+    size_t n;
+    size_t count; /* entries matching author, origin, start, end */
+    int complete; /* no more entries in the paging direction */
+} storage_log_page_t;
+typedef void (*storage_log_page_cb)(void *ud, int err, const storage_log_page_t *page);
+int storage_log_query(storage_t *st, const storage_target_t *t, const char *kind, const char *key,
+                      const storage_log_query_t *q, storage_log_page_cb cb, void *ud);
+/* The entry named ref (one entry, or ENOTFOUND). */
+int storage_log_get(storage_t *st, const storage_target_t *t, const char *kind, const char *key,
+                    const char *ref, storage_log_cb cb, void *ud);
+/* Replaces the xml of the entry named ref (its stamp, author and origin stay): ENOTFOUND when
+ * there is none. */
+int storage_log_replace(storage_t *st, const storage_target_t *t, const char *kind, const char *key,
+                        const char *ref, const char *xml, storage_status_cb cb, void *ud);
 
 /* Room affiliations (migration 4): one row per (room, bare JID). A row naming an account of
  * this server goes with the account (foreign key, ON DELETE CASCADE): removing an account,
@@ -510,6 +551,10 @@ typedef enum storage_op {
     STORAGE_OP_LOG_APPEND,
     STORAGE_OP_LOG_FETCH,
     STORAGE_OP_LOG_DELETE,
+    STORAGE_OP_LOG_APPEND_ENTRY,
+    STORAGE_OP_LOG_QUERY,
+    STORAGE_OP_LOG_GET,
+    STORAGE_OP_LOG_REPLACE,
     STORAGE_OP_MUC_AFFS_PUT,
     STORAGE_OP_MUC_AFFS_GET,
     STORAGE_OP_MUC_OWNED,
@@ -550,6 +595,7 @@ struct storage_req {
         storage_archive_prefs_cb prefs;
         storage_doc_list_cb docs;
         storage_log_cb log;
+        storage_log_page_cb log_page;
         storage_muc_affs_cb affs;
         storage_pubsub_load_cb pubsub_load;
         storage_pubsub_items_cb pubsub_items;
@@ -601,6 +647,14 @@ struct storage_req {
      * item.jid, the count in msgs_n */
     storage_muc_aff_t *affs;
     size_t affs_n;
+    /* LOG_APPEND_ENTRY, LOG_GET, LOG_REPLACE, LOG_QUERY (kind, key, xml as for LOG_*): the
+     * entry's ref, author, origin (QUERY: the filters) and QUERY's paging refs; start and end in
+     * num and num2, max in limit, max_bytes in limit_bytes; QUERY's page (entries set at
+     * finish) */
+    struct {
+        char *ref, *author, *origin, *after, *before;
+        storage_log_page_t page;
+    } lg;
     /* PUBSUB_*: arguments (service, account, node; config: NODE_PUT's and PUBLISH's; keep: the
      * items a node keeps; ids, max: ITEMS's; inline_max: LOAD's; item: PUBLISH's; affs:
      * AFFS_SET's changes) and results (LOAD: nodes, items, affs; ITEMS: items) */

@@ -360,7 +360,7 @@ static void test_open_creates_schema(void **state)
     storage_close(st);
 
     assert_int_equal(db_int(f, "SELECT count(*) FROM schema_version"), 1);
-    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 7);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 8);
     assert_int_equal(db_int(f, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
                                "name IN ('accounts', 'properties', 'user_state', 'roster_items', "
                                "'roster_groups', 'sub_requests', 'offline_messages', 'vcards', "
@@ -406,9 +406,10 @@ static void test_migration_matches_sql_file(void **state)
     char *m1 = sql_file("0001_accounts.sql"), *m2 = sql_file("0002_im.sql"),
          *m3 = sql_file("0003_archive.sql"), *m4 = sql_file("0004_muc_affiliations.sql"),
          *m5 = sql_file("0005_pubsub.sql"), *m6 = sql_file("0006_archive_seq.sql"),
-         *m7 = sql_file("0007_archive_once.sql");
+         *m7 = sql_file("0007_archive_once.sql"), *m8 = sql_file("0008_log_refs.sql");
     if (m1 == NULL || m2 == NULL || m3 == NULL || m4 == NULL || m5 == NULL || m6 == NULL ||
-        m7 == NULL) {
+        m7 == NULL || m8 == NULL) {
+        free(m8);
         free(m7);
         free(m6);
         free(m1);
@@ -430,6 +431,7 @@ static void test_migration_matches_sql_file(void **state)
     assert_int_equal(sqlite3_exec(ref, m5, NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_exec(ref, m6, NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_exec(ref, m7, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(ref, m8, NULL, NULL, NULL), SQLITE_OK);
     char *want = schema_dump(ref), *got = schema_dump_file(f->path);
     assert_string_equal(want, got);
     free(want);
@@ -442,6 +444,7 @@ static void test_migration_matches_sql_file(void **state)
     free(m5);
     free(m6);
     free(m7);
+    free(m8);
 }
 
 static void test_open_errors(void **state)
@@ -1001,7 +1004,7 @@ static void test_migrate_v1_to_v2(void **state)
     free(m1);
 
     storage_t *st = open_ok(f);
-    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 7);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 8);
     assert_int_equal(db_int(f, "SELECT count(*) FROM schema_version"), 1);
     storage_account_t got;
     assert_int_equal(storage_sync_account_get(st, "alice", &got), 0);
@@ -1851,7 +1854,7 @@ static void test_migrate_v2_to_v3(void **state)
 
     im_t x;
     im_open(&x, f, NULL);
-    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 7);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 8);
     assert_int_equal(db_int(f, "SELECT count(*) FROM schema_version"), 1);
     storage_user_t u;
     assert_int_equal(storage_sync_user_load(x.st, "alice", &u), 0);
@@ -2033,7 +2036,7 @@ static void test_migrate_v5_to_v6(void **state)
 
     im_t x;
     im_open(&x, f, NULL);
-    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 7);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 8);
     /* Every row kept, with its seq; the sequence row is gone with AUTOINCREMENT. */
     assert_int_equal(db_int(f, "SELECT count(*) FROM archive"), 2);
     /* Migration 7 then kept each under its id, keyed by its time. */
@@ -2044,6 +2047,8 @@ static void test_migrate_v5_to_v6(void **state)
     assert_int_equal(db_int(f, "SELECT count(*) FROM sqlite_master WHERE name = 'archive_old'"), 0);
     assert_int_equal(db_int(f, "SELECT count(*) FROM sqlite_sequence WHERE name LIKE 'logs%'"), 0);
     assert_int_equal(db_int(f, "SELECT id FROM logs WHERE xml = '<m2/>'"), 2);
+    /* Migration 8 names the log's entries by their ids. */
+    assert_int_equal(db_int(f, "SELECT count(*) FROM logs WHERE ref = 'log-' || id"), 2);
     /* A new message comes after the old ones, in the archive order queries page by. */
     storage_archive_msg_t msg = {
         .id = "a4", .with = "bob@x", .stamp_ms = 40, .stanza = "<message>4</message>", .len = 20};
@@ -2218,7 +2223,7 @@ static void test_migrate_v6_to_v7(void **state)
 
     im_t x;
     im_open(&x, f, NULL);
-    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 7);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 8);
     assert_int_equal(db_int(f, "SELECT count(*) FROM archive"), 5);
     assert_int_equal(db_int(f, "SELECT count(*) FROM archive_msg"), 5);
     /* The old order and ids, each message's time (a3's moved up to the clock before it). */
@@ -2246,7 +2251,7 @@ static void test_migrate_v6_to_v7(void **state)
     assert_page(k, 5, 1);
     im_close(&x);
 
-    /* Same schema as a database created at version 7. */
+    /* Same schema as a database created at version 8. */
     fixture_t f2 = *f;
     snprintf(f2.path, sizeof(f2.path), "%s/fresh.db", f->dir);
     storage_t *st = open_ok(&f2);
@@ -2979,6 +2984,183 @@ static void test_logs(void **state)
     im_close(&x);
 }
 
+/* Named entries (migration 7): copies of what a callback saw (its strings are borrowed). */
+static struct {
+    int err;
+    size_t n, count;
+    int complete;
+    char ref[LOG_CAP][32], xml[LOG_CAP][32], author[LOG_CAP][32], origin[LOG_CAP][32];
+} g_lp;
+
+static void lp_copy(int err, const storage_log_entry_t *e, size_t n)
+{
+    memset(&g_lp, 0, sizeof(g_lp));
+    g_lp.err = err;
+    g_err = err;
+    assert_true(n <= LOG_CAP);
+    g_lp.n = n;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(g_lp.ref[i], 32, "%s", e[i].ref ? e[i].ref : "(null)");
+        snprintf(g_lp.xml[i], 32, "%s", e[i].xml);
+        snprintf(g_lp.author[i], 32, "%s", e[i].author ? e[i].author : "(null)");
+        snprintf(g_lp.origin[i], 32, "%s", e[i].origin ? e[i].origin : "(null)");
+    }
+}
+
+static void lp_entries_cb(void *ud, int err, const storage_log_entry_t *e, size_t n)
+{
+    (void)ud;
+    lp_copy(err, e, n);
+}
+
+static void lp_page_cb(void *ud, int err, const storage_log_page_t *p)
+{
+    (void)ud;
+    lp_copy(err, p ? p->entries : NULL, p ? p->n : 0);
+    g_lp.count = p ? p->count : 0;
+    g_lp.complete = p ? p->complete : 0;
+}
+
+/* The refs of the last page, joined by spaces. */
+static const char *lp_refs(void)
+{
+    static char out[LOG_CAP * 33];
+    out[0] = '\0';
+    for (size_t i = 0; i < g_lp.n; i++) {
+        if (i)
+            strcat(out, " ");
+        strcat(out, g_lp.ref[i]);
+    }
+    return out;
+}
+
+static int lq(im_t *x, const char *author, const char *origin, int64_t start, int64_t end,
+              const char *after, const char *before, size_t max, size_t max_bytes)
+{
+    storage_log_query_t q = {author, origin, start, end, after, before, max, max_bytes};
+    return done(&x->in, storage_log_query(x->st, &x->t, "muc.log", "r@muc", &q, lp_page_cb, NULL));
+}
+
+static void test_log_entries(void **state)
+{
+    fixture_t *f = *state;
+    im_t x;
+    im_open(&x, f, NULL);
+    storage_t *st = x.st;
+    storage_target_t *t = &x.t;
+    const int64_t S = STORAGE_ARCHIVE_NO_START, E = STORAGE_ARCHIVE_NO_END;
+
+    for (int i = 0; i < 5; i++) {
+        char ref[8], xml[8];
+        snprintf(ref, sizeof(ref), "r%d", i);
+        snprintf(xml, sizeof(xml), "<m%d/>", i);
+        storage_log_entry_t e = {.stamp_ms = 100 + i,
+                                 .xml = xml,
+                                 .ref = ref,
+                                 .author = i % 2 ? "r@muc/B" : "r@muc/A",
+                                 .origin = i % 2 ? "b@x" : "a@x"};
+        assert_int_equal(
+            done(&x.in, storage_log_append_entry(st, t, "muc.log", "r@muc", &e, err_cb, NULL)), 0);
+    }
+    /* Another log: never in this one's pages. */
+    storage_log_entry_t other = {.stamp_ms = 100, .xml = "<o/>", .ref = "r1"};
+    assert_int_equal(
+        done(&x.in, storage_log_append_entry(st, t, "muc.log", "s@muc", &other, err_cb, NULL)), 0);
+    /* A ref is unique in its log: nothing stored. */
+    storage_log_entry_t dup = {.stamp_ms = 1, .xml = "<d/>", .ref = "r2"};
+    assert_int_equal(
+        done(&x.in, storage_log_append_entry(st, t, "muc.log", "r@muc", &dup, err_cb, NULL)),
+        HEARTH_EEXISTS);
+
+    assert_int_equal(lq(&x, NULL, NULL, S, E, NULL, NULL, 10, 0), 0);
+    assert_string_equal(lp_refs(), "r0 r1 r2 r3 r4");
+    assert_int_equal(g_lp.count, 5);
+    assert_true(g_lp.complete);
+    assert_string_equal(g_lp.xml[1], "<m1/>");
+    assert_string_equal(g_lp.author[1], "r@muc/B");
+    assert_string_equal(g_lp.origin[1], "b@x");
+    /* Forwards, a page at a time. */
+    assert_int_equal(lq(&x, NULL, NULL, S, E, NULL, NULL, 2, 0), 0);
+    assert_string_equal(lp_refs(), "r0 r1");
+    assert_false(g_lp.complete);
+    assert_int_equal(lq(&x, NULL, NULL, S, E, "r1", NULL, 2, 0), 0);
+    assert_string_equal(lp_refs(), "r2 r3");
+    assert_false(g_lp.complete);
+    assert_int_equal(lq(&x, NULL, NULL, S, E, "r3", NULL, 2, 0), 0);
+    assert_string_equal(lp_refs(), "r4");
+    assert_true(g_lp.complete);
+    /* Backwards from the end, and before a ref; between two. */
+    assert_int_equal(lq(&x, NULL, NULL, S, E, NULL, "", 2, 0), 0);
+    assert_string_equal(lp_refs(), "r3 r4");
+    assert_false(g_lp.complete);
+    assert_int_equal(lq(&x, NULL, NULL, S, E, NULL, "r3", 5, 0), 0);
+    assert_string_equal(lp_refs(), "r0 r1 r2");
+    assert_true(g_lp.complete);
+    assert_int_equal(lq(&x, NULL, NULL, S, E, "r0", "r4", 5, 0), 0);
+    assert_string_equal(lp_refs(), "r1 r2 r3");
+    /* Filters: author, origin, time; the count follows them. */
+    assert_int_equal(lq(&x, "r@muc/B", NULL, S, E, NULL, NULL, 10, 0), 0);
+    assert_string_equal(lp_refs(), "r1 r3");
+    assert_int_equal(g_lp.count, 2);
+    assert_int_equal(lq(&x, NULL, "a@x", S, E, NULL, NULL, 10, 0), 0);
+    assert_string_equal(lp_refs(), "r0 r2 r4");
+    assert_int_equal(lq(&x, NULL, NULL, 102, 103, NULL, NULL, 10, 0), 0);
+    assert_string_equal(lp_refs(), "r2 r3");
+    assert_int_equal(g_lp.count, 2);
+    /* max 0: the count only; a byte bound keeps one entry at least. */
+    assert_int_equal(lq(&x, NULL, NULL, S, E, NULL, NULL, 0, 0), 0);
+    assert_int_equal(g_lp.n, 0);
+    assert_int_equal(g_lp.count, 5);
+    assert_false(g_lp.complete);
+    assert_int_equal(lq(&x, NULL, NULL, S, E, NULL, NULL, 10, 7), 0);
+    assert_string_equal(lp_refs(), "r0");
+    assert_false(g_lp.complete);
+    /* Unknown refs. */
+    assert_int_equal(lq(&x, NULL, NULL, S, E, "nope", NULL, 10, 0), HEARTH_ENOTFOUND);
+    assert_int_equal(lq(&x, NULL, NULL, S, E, NULL, "nope", 10, 0), HEARTH_ENOTFOUND);
+
+    /* One entry by ref; replaced by ref (a tombstone), the rest kept. */
+    assert_int_equal(
+        done(&x.in, storage_log_get(st, t, "muc.log", "r@muc", "r3", lp_entries_cb, NULL)), 0);
+    assert_int_equal(g_lp.n, 1);
+    assert_string_equal(g_lp.xml[0], "<m3/>");
+    assert_string_equal(g_lp.author[0], "r@muc/B");
+    assert_int_equal(
+        done(&x.in, storage_log_get(st, t, "muc.log", "r@muc", "nope", lp_entries_cb, NULL)),
+        HEARTH_ENOTFOUND);
+    assert_int_equal(
+        done(&x.in, storage_log_replace(st, t, "muc.log", "r@muc", "r3", "<t/>", err_cb, NULL)), 0);
+    assert_int_equal(
+        done(&x.in, storage_log_replace(st, t, "muc.log", "r@muc", "nope", "<t/>", err_cb, NULL)),
+        HEARTH_ENOTFOUND);
+    assert_int_equal(lq(&x, NULL, NULL, S, E, NULL, NULL, 10, 0), 0);
+    assert_string_equal(lp_refs(), "r0 r1 r2 r3 r4");
+    assert_string_equal(g_lp.xml[3], "<t/>");
+    assert_string_equal(g_lp.author[3], "r@muc/B");
+    /* The history's read gives the refs too. */
+    assert_int_equal(
+        done(&x.in, storage_log_fetch(st, t, "muc.log", "r@muc", 0, 2, lp_entries_cb, NULL)), 0);
+    assert_string_equal(lp_refs(), "r3 r4");
+
+    /* Bounds. */
+    char *ref2 = filled(STORAGE_ARCHIVE_ID_MAX + 1, 'r');
+    storage_log_entry_t bad = {.stamp_ms = 1, .xml = "<x/>", .ref = ref2};
+    assert_int_equal(storage_log_append_entry(st, t, "muc.log", "r@muc", &bad, err_cb, NULL),
+                     HEARTH_EINVAL);
+    bad.ref = NULL;
+    assert_int_equal(storage_log_append_entry(st, t, "muc.log", "r@muc", &bad, err_cb, NULL),
+                     HEARTH_EINVAL);
+    storage_log_query_t big = {.start_ms = S, .end_ms = E, .max = STORAGE_ARCHIVE_PAGE_MAX + 1};
+    assert_int_equal(storage_log_query(st, t, "muc.log", "r@muc", &big, lp_page_cb, NULL),
+                     HEARTH_EINVAL);
+    assert_int_equal(storage_log_get(st, t, "muc.log", "r@muc", ref2, lp_entries_cb, NULL),
+                     HEARTH_EINVAL);
+    assert_int_equal(storage_log_replace(st, t, "muc.log", "r@muc", "", "<x/>", err_cb, NULL),
+                     HEARTH_EINVAL);
+    free(ref2);
+    im_close(&x);
+}
+
 int main(void)
 
 {
@@ -2996,6 +3178,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_finishes_queued, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discard, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v1_to_v2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_muc_affiliations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_user_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roster_versions, setup, teardown),
