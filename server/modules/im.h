@@ -98,6 +98,11 @@ extern const module_t module_pep;
 void pep__disco_items(iq_ctx_t *ctx);
 void pep__disco_node_info(iq_ctx_t *ctx);
 
+/* avatar.c (XEP-0398, XEP-0153) and bookmarks.c (XEP-0402 §5.3 with XEP-0048): conversions
+ * between PEP and the vCard or private XML (pep_compat.h). */
+extern const module_t module_avatar;
+extern const module_t module_bookmarks;
+
 /* core.c (ping, disco, session), register.c, misc.c, vcard.c, private.c */
 extern const module_t module_core;
 extern const module_t module_register;
