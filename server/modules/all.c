@@ -3,21 +3,10 @@
 #include "modules/im.h"
 
 const module_t *const modules__all[] = {
-    &module_core,
-    &module_roster,
-    &module_presence,
-    &module_message,
-    &module_blocking,
-    &module_last,
-    &module_register,
-    &module_misc,
-    &module_vcard,
-    &module_private,
-    &module_mam,
-    &module_muc,
-    &module_carbons,
-    &module_caps,
-    &module_pep,
-    &module_avatar,
-    NULL,
+    &module_core,     &module_roster,    &module_presence,
+    &module_message,  &module_blocking,  &module_last,
+    &module_register, &module_misc,      &module_vcard,
+    &module_private,  &module_mam,       &module_muc,
+    &module_carbons,  &module_caps,      &module_pep,
+    &module_avatar,   &module_bookmarks, NULL,
 };

@@ -5,7 +5,11 @@ PHOTO and its hash goes in the account's available presence (broadcast and direc
 with a PHOTO becomes the XEP-0084 data and metadata items, notified to the owner's resources and
 contacts with +notify; the same avatar again changes nothing (no loop); quotas give clear
 errors; urn:xmpp:pep-vcard-conversion:0 is advertised exactly while pep.vcard_conversion is on.
-"""
+
+Bookmarks (XEP-0402 5.3, urn:xmpp:bookmarks:1#compat): one account, an old-style resource that
+keeps XEP-0048 bookmarks in private XML (XEP-0049) and a new-style one that uses XEP-0402 in
+PEP: each sees what the other writes, the new-style one by notifications (only for the rooms
+that changed), and what else the private XML holds (<url/>) stays."""
 
 import base64
 import hashlib
@@ -269,6 +273,133 @@ class AvatarTest(CompatBase):
         b.take()
         a.presence(status='plain')
         self.assertIsNone(update_hash(b.wait(is_pres_from(a.jid), what='presence')))
+
+
+def private_set(c, inner):
+    return c.iq('set', "<query xmlns='%s'><storage xmlns='%s'>%s</storage></query>" % (NS_PRIVATE, NS_STORAGE, inner))
+
+
+def private_bookmarks(tc, c):
+    r = tc.ok(c.iq('get', "<query xmlns='%s'><storage xmlns='%s'/></query>" % (NS_PRIVATE, NS_STORAGE)))
+    st = r.find(q(NS_PRIVATE, 'query')).find(q(NS_STORAGE, 'storage'))
+    confs = {}
+    for cf in st.findall(q(NS_STORAGE, 'conference')):
+        nick = cf.find(q(NS_STORAGE, 'nick'))
+        confs[cf.get('jid')] = (cf.get('name'), cf.get('autojoin') in ('true', '1'),
+                                nick.text if nick is not None else None)
+    return confs, st
+
+
+def legacy_conf(jid, name, autojoin=True, nick='al'):
+    return ("<conference jid='%s' name='%s' autojoin='%s'><nick>%s</nick></conference>"
+            % (jid, xml_escape(name), 'true' if autojoin else 'false', nick))
+
+
+def pep_bookmarks(r):
+    out = {}
+    for i, it in result_items(r, BOOKMARKS):
+        cf = it.find(q(BOOKMARKS, 'conference'))
+        nick = cf.find(q(BOOKMARKS, 'nick'))
+        out[i] = (cf.get('name'), cf.get('autojoin') in ('true', '1'), nick.text if nick is not None else None)
+    return out
+
+
+class BookmarksTest(CompatBase):
+
+    def test_private_xml_bookmarks_reach_pep(self):
+        s = self.start_server()
+        old = self.pep(s, 'alice', 'old')  # XEP-0048 in private XML only
+        new = self.pep(s, 'alice', 'new', notify=[BOOKMARKS])
+        b = self.pep(s, 'bob', 'b', notify=[BOOKMARKS])
+        make_state(self, old, b, 'both')
+        new.sync()
+        new.take()
+
+        info = self.ok(new.iq('get', "<query xmlns='%s'/>" % NS_DISCO_INFO, to=AJ))
+        self.assertIn(COMPAT, {f.get('var') for f in info.iter(q(NS_DISCO_INFO, 'feature'))})
+
+        self.ok(private_set(old, legacy_conf(ROOM1, 'Orchard') + legacy_conf(ROOM2, 'Cellar', False, 'ally')
+                            + "<url name='home' url='https://example.org/'/>"))
+        got = {}
+        for m in new.wait_n(is_event(BOOKMARKS), 2, what='bookmark events from private XML'):
+            self.assertEqual(m.get('from'), AJ)
+            it = event_items(m, BOOKMARKS).find(q(NS_EV, 'item'))
+            cf = it.find(q(BOOKMARKS, 'conference'))
+            got[it.get('id')] = (cf.get('name'), cf.get('autojoin'), cf.find(q(BOOKMARKS, 'nick')).text)
+        self.assertEqual(got, {ROOM1: ('Orchard', 'true', 'al'), ROOM2: ('Cellar', 'false', 'ally')})
+        self.no_event(b)  # a private node: contacts hear nothing
+        self.assertEqual(pep_bookmarks(self.ok(self.items(new, BOOKMARKS))),
+                         {ROOM1: ('Orchard', True, 'al'), ROOM2: ('Cellar', False, 'ally')})
+        cfg = self.config_of(new, BOOKMARKS)  # the node XEP-0402 3.3 asks for
+        self.assertEqual((cfg['pubsub#access_model'], cfg['pubsub#max_items'], cfg['pubsub#persist_items'],
+                          cfg['pubsub#send_last_published_item']), (['whitelist'], ['max'], ['1'], ['never']))
+
+        # A new list: one room renamed, one gone, one added, and one unchanged that is not
+        # notified again (XEP-0402 5.3.2).
+        self.ok(private_set(old, legacy_conf(ROOM1, 'Orchard') + legacy_conf(ROOM2, 'Wine cellar', False, 'ally')
+                            + legacy_conf(ROOM3, 'Attic')))
+        evs = new.wait_n(is_event(BOOKMARKS), 2, what='changed bookmark events')
+        self.assertEqual(sorted(event_items(m, BOOKMARKS).find(q(NS_EV, 'item')).get('id') for m in evs),
+                         sorted([ROOM2, ROOM3]))
+        self.ok(private_set(old, legacy_conf(ROOM2, 'Wine cellar', False, 'ally') + legacy_conf(ROOM3, 'Attic')))
+        m = new.wait(is_event(BOOKMARKS), what='retraction of a removed room')
+        self.assertEqual(event_items(m, BOOKMARKS).find(q(NS_EV, 'retract')).get('id'), ROOM1)
+        new.expect_none(is_event(BOOKMARKS), 'a bookmark event for an unchanged room')
+        self.assertEqual(pep_bookmarks(self.ok(self.items(new, BOOKMARKS))),
+                         {ROOM2: ('Wine cellar', False, 'ally'), ROOM3: ('Attic', True, 'al')})
+
+    def test_pep_bookmarks_reach_private_xml(self):
+        s = self.start_server()
+        old = self.pep(s, 'alice', 'old')
+        new = self.pep(s, 'alice', 'new', notify=[BOOKMARKS])
+        self.ok(private_set(old, "<url name='home' url='https://example.org/'/>"))
+
+        def add(room, name, nick):
+            item = ("<conference xmlns='%s' name='%s' autojoin='true'><nick>%s</nick>"
+                    "<extensions><pinned xmlns='urn:xmpp:bookmarks-pinning:0'/></extensions></conference>"
+                    % (BOOKMARKS, name, nick))
+            return self.ok(new.iq('set', publish_xml(BOOKMARKS, item, room, BOOKMARK_OPTIONS)))
+        add(ROOM1, 'Orchard', 'al')
+        add(ROOM2, 'Cellar', 'ally')
+        new.sync()
+
+        def private_now(want):
+            # the conversion runs after the publish's reply: read until it has landed, bounded
+            box = {}
+
+            def ok():
+                box['v'] = private_bookmarks(self, old)
+                return box['v'][0] == want
+            wait_for(ok, TIMEOUT, what='private XML with %s' % sorted(want))
+            return box['v'][1]
+        st = private_now({ROOM1: ('Orchard', True, 'al'), ROOM2: ('Cellar', True, 'ally')})
+        self.assertIsNotNone(st.find(q(NS_STORAGE, 'url')), to_str(st))  # what else it held stays
+
+        # Retraction (XEP-0402 3.4) removes it from private XML too.
+        self.ok(new.iq('set', "<pubsub xmlns='%s'><retract node='%s' notify='true'><item id='%s'/></retract>"
+                       "</pubsub>" % (NS_PS, BOOKMARKS, ROOM1)))
+        private_now({ROOM2: ('Cellar', True, 'ally')})
+
+        # The old client renames the room: PEP keeps the item's <extensions/> (XEP-0048 has none).
+        new.sync()
+        new.take()
+        self.ok(private_set(old, legacy_conf(ROOM2, 'Cellar door', True, 'ally')))
+        m = new.wait(is_event(BOOKMARKS), what='renamed bookmark')
+        cf = event_items(m, BOOKMARKS).find(q(NS_EV, 'item')).find(q(BOOKMARKS, 'conference'))
+        self.assertEqual(cf.get('name'), 'Cellar door')
+        self.assertIsNotNone(cf.find(q(BOOKMARKS, 'extensions')), to_str(m))
+        # and the conversion did not come back into private XML as another change
+        new.expect_none(is_event(BOOKMARKS), 'a second event')
+
+    def test_switched_off(self):
+        s = self.start_server(pep__bookmarks_compat=False)
+        old = self.pep(s, 'alice', 'old')
+        new = self.pep(s, 'alice', 'new', notify=[BOOKMARKS])
+        info = self.ok(new.iq('get', "<query xmlns='%s'/>" % NS_DISCO_INFO, to=AJ))
+        self.assertNotIn(COMPAT, {f.get('var') for f in info.iter(q(NS_DISCO_INFO, 'feature'))})
+        self.ok(private_set(old, legacy_conf(ROOM1, 'Orchard')))
+        new.expect_none(is_event(BOOKMARKS), 'a bookmark event')
+        self.assert_error(self.items(new, BOOKMARKS), 'item-not-found')
 
 
 if __name__ == '__main__':

@@ -1,0 +1,477 @@
+/* Bookmarks both ways (XEP-0402 §5.3, urn:xmpp:bookmarks:1#compat): XEP-0048 bookmarks that a
+ * client keeps in private XML (XEP-0049, storage:bookmarks) and XEP-0402 bookmarks in PEP (one
+ * item per room in urn:xmpp:bookmarks:1) kept the same, each converted when a client changes
+ * the other. Touches private XML through storage and PEP through pep_compat.h. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "modules/pep_compat.h"
+
+#define NS_BOOKMARKS "urn:xmpp:bookmarks:1"
+#define NS_STORAGE "storage:bookmarks"
+/* A list converted at once: private XML holds at most private.max_size (1 MiB) and PEP at most
+ * pep.max_items per node; past this many rooms the rest is left out (and logged). */
+#define BOOKMARKS_MAX 10000
+
+/* One bookmark, as both forms have it. */
+typedef struct bookmark {
+    char *jid;
+    char *name;
+    int autojoin;
+    char *nick;
+    char *password;
+    char *extensions; /* XEP-0402 <extensions/>, serialised: kept when private XML changes */
+} bookmark_t;
+
+typedef struct bookmarks {
+    bookmark_t *v;
+    size_t n, cap;
+} bookmarks_t;
+
+static server_t *server;
+
+static void bookmarks_clear(bookmarks_t *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        bookmark_t *b = &l->v[i];
+        free(b->jid);
+        free(b->name);
+        free(b->nick);
+        free(b->password);
+        free(b->extensions);
+    }
+    free(l->v);
+    memset(l, 0, sizeof(*l));
+}
+
+static bookmark_t *find(const bookmarks_t *l, const char *jid)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (!strcmp(l->v[i].jid, jid))
+            return &l->v[i];
+    return NULL;
+}
+
+static int str_eq(const char *a, const char *b)
+{
+    return (!a || !*a) ? (!b || !*b) : (b && !strcmp(a, b));
+}
+
+static int same(const bookmark_t *a, const bookmark_t *b)
+{
+    return a->autojoin == b->autojoin && str_eq(a->name, b->name) && str_eq(a->nick, b->nick) &&
+           str_eq(a->password, b->password);
+}
+
+static char *text_of(hearth_arena_t *a, const hearth_xml_node_t *el, const char *name,
+                     const char *ns)
+{
+    hearth_xml_node_t *c = hearth_xml_child(el, name, ns);
+    char *t = c ? hearth_xml_text(a, c) : NULL;
+    return t ? strdup(t) : NULL;
+}
+
+/* A <conference/> of either form (jid: the item id for XEP-0402, its attribute for XEP-0048)
+ * appended to l; a repeated room keeps its first. */
+static void add_conference(bookmarks_t *l, hearth_arena_t *a, const hearth_xml_node_t *c,
+                           const char *jid)
+{
+    if (!jid || !*jid || find(l, jid) || l->n == BOOKMARKS_MAX)
+        return;
+    if (l->n == l->cap) {
+        size_t ncap = l->cap * 2 + 8;
+        bookmark_t *v = realloc(l->v, ncap * sizeof(*v));
+        if (!v)
+            return;
+        l->v = v;
+        l->cap = ncap;
+    }
+    bookmark_t *b = &l->v[l->n];
+    memset(b, 0, sizeof(*b));
+    const char *name = hearth_xml_attr(c, "name"), *aj = hearth_xml_attr(c, "autojoin");
+    b->jid = strdup(jid);
+    b->name = name ? strdup(name) : NULL;
+    b->autojoin = aj && (!strcmp(aj, "true") || !strcmp(aj, "1"));
+    b->nick = text_of(a, c, "nick", c->ns);
+    b->password = text_of(a, c, "password", c->ns);
+    hearth_xml_node_t *ext = hearth_xml_child(c, "extensions", NS_BOOKMARKS);
+    hearth_buf_t eb = HEARTH_BUF_INIT;
+    if (ext && hearth_xml_serialize(ext, NS_BOOKMARKS, &eb) == 0)
+        b->extensions = hearth_buf_steal(&eb, NULL);
+    hearth_buf_free(&eb);
+    if (b->jid)
+        l->n++;
+    else
+        free(b->name), free(b->nick), free(b->password), free(b->extensions);
+}
+
+/* <pubsub><items><item id><conference xmlns=bookmarks:1/></item>...: the result of an items
+ * request. */
+static void pubsub_parsed(void *ud, hearth_xml_node_t *r, hearth_arena_t *a)
+{
+    hearth_xml_node_t *items = hearth_xml_child(r, "items", HEARTH_NS_PUBSUB);
+    for (hearth_xml_node_t *it = items ? hearth_xml_first_element(items) : NULL; it;
+         it = hearth_xml_next_element(it)) {
+        hearth_xml_node_t *c = hearth_xml_child(it, "conference", NS_BOOKMARKS);
+        if (c)
+            add_conference(ud, a, c, hearth_xml_attr(it, "id"));
+    }
+}
+
+/* What parsing private XML keeps besides the conferences: the rest (<url/>), serialised. */
+typedef struct storage_parse {
+    bookmarks_t *l;
+    hearth_buf_t *rest; /* NULL: not wanted */
+    int ok;
+} storage_parse_t;
+
+static void storage_parsed(void *ud, hearth_xml_node_t *s, hearth_arena_t *a)
+{
+    storage_parse_t *p = ud;
+    if (strcmp(s->name, "storage") || strcmp(s->ns, NS_STORAGE))
+        return;
+    p->ok = 1;
+    for (hearth_xml_node_t *c = hearth_xml_first_element(s); c; c = hearth_xml_next_element(c)) {
+        if (!strcmp(c->name, "conference") && !strcmp(c->ns, NS_STORAGE))
+            add_conference(p->l, a, c, hearth_xml_attr(c, "jid"));
+        else if (p->rest && hearth_xml_serialize(c, NS_STORAGE, p->rest))
+            p->ok = 0;
+    }
+}
+
+static int write_conference(hearth_buf_t *b, const bookmark_t *m, int legacy)
+{
+    int rc = hearth_buf_append_str(b, legacy ? "<conference jid='"
+                                             : "<conference xmlns='" NS_BOOKMARKS "'");
+    if (legacy) {
+        rc = rc ?: hearth_buf_append_escaped(b, m->jid, strlen(m->jid));
+        rc = rc ?: hearth_buf_append_str(b, "'");
+    }
+    if (m->name) {
+        rc = rc ?: hearth_buf_append_str(b, " name='");
+        rc = rc ?: hearth_buf_append_escaped(b, m->name, strlen(m->name));
+        rc = rc ?: hearth_buf_append_str(b, "'");
+    }
+    rc = rc ?: hearth_buf_append_str(b, m->autojoin ? " autojoin='true'>" : " autojoin='false'>");
+    if (m->nick) {
+        rc = rc ?: hearth_buf_append_str(b, "<nick>");
+        rc = rc ?: hearth_buf_append_escaped(b, m->nick, strlen(m->nick));
+        rc = rc ?: hearth_buf_append_str(b, "</nick>");
+    }
+    if (m->password) {
+        rc = rc ?: hearth_buf_append_str(b, "<password>");
+        rc = rc ?: hearth_buf_append_escaped(b, m->password, strlen(m->password));
+        rc = rc ?: hearth_buf_append_str(b, "</password>");
+    }
+    if (!legacy && m->extensions)
+        rc = rc ?: hearth_buf_append_str(b, m->extensions);
+    return rc ?: hearth_buf_append_str(b, "</conference>");
+}
+
+static int items_request(hearth_buf_t *b)
+{
+    return hearth_buf_append_str(b, "<iq type='get' id='bookmarks'><pubsub xmlns='" HEARTH_NS_PUBSUB
+                                    "'><items node='" NS_BOOKMARKS "'/></pubsub></iq>");
+}
+
+/* The PEP bookmarks from an items result; a node not there yet is none. 0, or -1 (logged). */
+static int current_of(const char *bare, const pubsub_err_t *e, const char *inner, bookmarks_t *l)
+{
+    if (e && e->cond != HEARTH_STANZA_ERR_ITEM_NOT_FOUND) {
+        hlog(LOG_ERROR, "bookmarks of %s: PEP could not be read: %s", bare,
+             e->text ? e->text : hearth_stanza_error_name(e->cond));
+        return -1;
+    }
+    if (!e && inner)
+        router__parse(inner, strlen(inner), pubsub_parsed, l);
+    return 0;
+}
+
+/* ---- from private XML to PEP ---- */
+
+typedef struct from_private {
+    worker_t *w;
+    char *bare;
+    char *xml; /* the private XML the client stored */
+    bookmarks_t current;
+    size_t pending; /* requests in PEP not yet answered */
+} from_private_t;
+
+static void from_private_free(void *arg)
+{
+    from_private_t *f = arg;
+    if (!f)
+        return;
+    free(f->bare);
+    free(f->xml);
+    bookmarks_clear(&f->current);
+    free(f);
+}
+
+static void change_done(void *ud, const pubsub_err_t *e, const char *inner)
+{
+    from_private_t *f = ud;
+    (void)inner;
+    if (e)
+        hlog(LOG_WARN, "bookmarks of %s: a change could not be made in PEP: %s", f->bare,
+             e->text  ? e->text
+             : e->app ? e->app
+                      : hearth_stanza_error_name(e->cond));
+    if (--f->pending == 0)
+        from_private_free(f);
+}
+
+/* One publish or retraction of f's, queued in u's PEP. */
+static void change(worker_t *w, user_t *u, from_private_t *f, const bookmark_t *publish,
+                   const char *retract)
+{
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    int rc = hearth_buf_append_str(
+        &b, "<iq type='set' id='bookmarks'><pubsub xmlns='" HEARTH_NS_PUBSUB "'>");
+    const char *id = publish ? publish->jid : retract;
+    rc = rc
+             ?: hearth_buf_append_str(&b, publish ? "<publish node='" NS_BOOKMARKS "'><item id='"
+                                                  : "<retract node='" NS_BOOKMARKS
+                                                    "' notify='true'><item id='");
+    rc = rc ?: hearth_buf_append_escaped(&b, id, strlen(id));
+    if (publish) {
+        /* XEP-0402 §3.3's node: private, every room kept, nothing sent at login. */
+        rc = rc ?: hearth_buf_append_str(&b, "'>");
+        rc = rc ?: write_conference(&b, publish, 0);
+        rc =
+            rc
+                ?: hearth_buf_append_str(
+                       &b,
+                       "</item></publish><publish-options><x xmlns='jabber:x:data' "
+                       "type='submit'><field var='FORM_TYPE' type='hidden'><value>" HEARTH_NS_PUBSUB
+                       "#publish-options</value></field><field var='pubsub#persist_items'>"
+                       "<value>true</value></field><field var='pubsub#max_items'><value>max"
+                       "</value></field><field var='pubsub#send_last_published_item'><value>"
+                       "never</value></field><field var='pubsub#access_model'><value>"
+                       "whitelist</value></field></x></publish-options></pubsub></iq>");
+    } else {
+        rc = rc ?: hearth_buf_append_str(&b, "'/></retract></pubsub></iq>");
+    }
+    if (!rc) {
+        f->pending++;
+        pep__submit_internal(w, u, b.data, b.len, change_done, f);
+    }
+    hearth_buf_free(&b);
+}
+
+/* XEP-0402 §5.3.2: the list is examined, each room that changed is published and each that
+ * went is retracted (with notifications); a room that did not change is left alone. */
+static void from_private_apply(worker_t *w, user_t *u, void *arg)
+{
+    from_private_t *f = arg;
+    if (u->state != USER_READY) {
+        from_private_free(f);
+        return;
+    }
+    bookmarks_t wanted = {0};
+    storage_parse_t p = {&wanted, NULL, 0};
+    router__parse(f->xml, strlen(f->xml), storage_parsed, &p);
+    if (!p.ok) {
+        bookmarks_clear(&wanted);
+        from_private_free(f);
+        return;
+    }
+    f->pending = 1; /* this function's own, so that f outlives the loop */
+    for (size_t i = 0; i < wanted.n; i++) {
+        bookmark_t *now = &wanted.v[i], *was = find(&f->current, now->jid);
+        if (was && same(was, now))
+            continue;
+        if (was && was->extensions && !now->extensions) {
+            now->extensions = was->extensions; /* XEP-0048 has none: what the client kept stays */
+            was->extensions = NULL;
+        }
+        change(w, u, f, now, NULL);
+    }
+    for (size_t i = 0; i < f->current.n; i++)
+        if (!find(&wanted, f->current.v[i].jid))
+            change(w, u, f, NULL, f->current.v[i].jid);
+    bookmarks_clear(&wanted);
+    if (--f->pending == 0)
+        from_private_free(f);
+}
+
+static void from_private_next(worker_t *w, void *arg)
+{
+    from_private_t *f = arg;
+    user__acquire(w, f->bare, from_private_apply, f);
+}
+
+static void from_private_read(void *ud, const pubsub_err_t *e, const char *inner)
+{
+    from_private_t *f = ud;
+    if (current_of(f->bare, e, inner, &f->current)) {
+        from_private_free(f);
+        return;
+    }
+    pep__later(f->w, from_private_next, from_private_free, f); /* not inside PEP's queue */
+}
+
+static void from_private_start(worker_t *w, user_t *u, void *arg)
+{
+    from_private_t *f = arg;
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    if (u->state != USER_READY || items_request(&b)) {
+        hearth_buf_free(&b);
+        from_private_free(f);
+        return;
+    }
+    pep__submit_internal(w, u, b.data, b.len, from_private_read, f);
+    hearth_buf_free(&b);
+}
+
+/* A client stored private XML: its bookmarks go to PEP. */
+static void private_stored(worker_t *w, const char *bare, const char *ns, const char *xml)
+{
+    if (strcmp(ns, NS_STORAGE))
+        return;
+    from_private_t *f = calloc(1, sizeof(*f));
+    if (!f || !(f->bare = strdup(bare)) || !(f->xml = strdup(xml))) {
+        from_private_free(f);
+        return;
+    }
+    f->w = w;
+    user__acquire(w, bare, from_private_start, f);
+}
+
+/* ---- from PEP to private XML ---- */
+
+typedef struct to_private {
+    worker_t *w;
+    char *bare;
+    char *node; /* the account's storage key */
+    bookmarks_t current;
+} to_private_t;
+
+static void to_private_free(void *arg)
+{
+    to_private_t *t = arg;
+    if (!t)
+        return;
+    free(t->bare);
+    free(t->node);
+    bookmarks_clear(&t->current);
+    free(t);
+}
+
+static void to_private_written(void *ud, int err)
+{
+    to_private_t *t = ud;
+    if (err)
+        hlog(LOG_ERROR, "bookmarks of %s: private XML could not be written: %s", t->bare,
+             hearth_strerror(err));
+    to_private_free(t);
+}
+
+/* XEP-0402 §5.3.1: every item, as one <storage/> with each room's JID in its 'jid'; what else
+ * the stored one holds (<url/>) stays. */
+static void to_private_read(void *ud, int err, const char *xml)
+{
+    to_private_t *t = ud;
+    if (err) {
+        to_private_written(t, err);
+        return;
+    }
+    bookmarks_t old = {0};
+    hearth_buf_t rest = HEARTH_BUF_INIT, b = HEARTH_BUF_INIT;
+    storage_parse_t p = {&old, &rest, 1};
+    if (xml)
+        router__parse(xml, strlen(xml), storage_parsed, &p);
+    bookmarks_clear(&old);
+    int rc = hearth_buf_append_str(&b, "<storage xmlns='" NS_STORAGE "'>");
+    for (size_t i = 0; i < t->current.n; i++)
+        rc = rc ?: write_conference(&b, &t->current.v[i], 1);
+    if (p.ok && rest.len)
+        rc = rc ?: hearth_buf_append(&b, rest.data, rest.len);
+    rc = rc ?: hearth_buf_append_str(&b, "</storage>");
+    hearth_buf_free(&rest);
+    if (rc || b.len > server->set.private_max_size) {
+        hlog(LOG_WARN, "bookmarks of %s: %s", t->bare,
+             rc ? "no memory for private XML"
+                : "the bookmarks would pass private.max_size in private XML; it keeps its own");
+        hearth_buf_free(&b);
+        to_private_free(t);
+        return;
+    }
+    worker_t *w = t->w;
+    if (storage_private_set(w->srv->storage, &w->storage_target, t->node, NS_STORAGE, b.data,
+                            server->set.private_max_total, to_private_written, t))
+        to_private_written(t, HEARTH_EAGAIN);
+    hearth_buf_free(&b);
+}
+
+static void to_private_items(void *ud, const pubsub_err_t *e, const char *inner)
+{
+    to_private_t *t = ud;
+    if (current_of(t->bare, e, inner, &t->current)) {
+        to_private_free(t);
+        return;
+    }
+    worker_t *w = t->w;
+    if (storage_private_get(w->srv->storage, &w->storage_target, t->node, NS_STORAGE,
+                            to_private_read, t))
+        to_private_read(t, HEARTH_EAGAIN, NULL);
+}
+
+static void to_private_start(worker_t *w, user_t *u, void *arg)
+{
+    to_private_t *t = arg;
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    if (u->state != USER_READY || !(t->node = strdup(u->node)) || items_request(&b)) {
+        hearth_buf_free(&b);
+        to_private_free(t);
+        return;
+    }
+    pep__submit_internal(w, u, b.data, b.len, to_private_items, t);
+    hearth_buf_free(&b);
+}
+
+static void to_private_next(worker_t *w, void *arg)
+{
+    to_private_t *t = arg;
+    user__acquire(w, t->bare, to_private_start, t);
+}
+
+/* A client changed its PEP bookmarks: private XML follows (read after every change before it
+ * in PEP's queue, so the last write has them all). */
+static void pep_changed(worker_t *w, user_t *u, const char *node, pep_change_t what, const char *id,
+                        const char *payload)
+{
+    (void)what;
+    (void)id;
+    (void)payload;
+    if (strcmp(node, NS_BOOKMARKS))
+        return;
+    to_private_t *t = calloc(1, sizeof(*t));
+    if (!t || !(t->bare = strdup(u->bare))) {
+        free(t);
+        return;
+    }
+    t->w = w;
+    pep__later(w, to_private_next, to_private_free, t);
+}
+
+/* ---- the module ---- */
+
+static int bookmarks_init(server_t *srv)
+{
+    server = srv;
+    private__listen(private_stored);
+    pep__listen(pep_changed);
+    return 0;
+}
+
+/* XEP-0402 §5.3: on the account, exactly while the conversion runs. */
+static const char *const bookmarks_account_features[] = {NS_BOOKMARKS "#compat", NULL};
+
+const module_t module_bookmarks = {
+    .name = "bookmarks",
+    .switch_key = "pep.bookmarks_compat",
+    .account_features = bookmarks_account_features,
+    .init = bookmarks_init,
+};
