@@ -504,7 +504,7 @@ static void meta_acquired(worker_t *w, user_t *u, void *arg)
         to_vcard_free(t);
         return;
     }
-    meta_parse_t mp = {t, 1};
+    meta_parse_t mp = {t, t->meta ? -1 : 1}; /* no payload: the metadata went */
     if (t->meta)
         router__parse(t->meta, strlen(t->meta), meta_parsed, &mp);
     if (mp.rc == 1) { /* no avatar now: out of the vCard */

@@ -100,10 +100,14 @@ static void add_conference(bookmarks_t *l, hearth_arena_t *a, const hearth_xml_n
     if (ext && hearth_xml_serialize(ext, NS_BOOKMARKS, &eb) == 0)
         b->extensions = hearth_buf_steal(&eb, NULL);
     hearth_buf_free(&eb);
-    if (b->jid)
+    if (b->jid) {
         l->n++;
-    else
-        free(b->name), free(b->nick), free(b->password), free(b->extensions);
+        return;
+    }
+    free(b->name);
+    free(b->nick);
+    free(b->password);
+    free(b->extensions);
 }
 
 /* <pubsub><items><item id><conference xmlns=bookmarks:1/></item>...: the result of an items
