@@ -31,7 +31,6 @@ typedef struct avatar_user {
 } avatar_user_t;
 
 static int slot = -1;
-static server_t *server;
 
 static avatar_user_t *state_of(user_t *u, int create)
 {
@@ -398,7 +397,7 @@ static void vcard_read(void *ud, int err, const char *xml)
     }
     /* The avatar was taken in PEP (pep.max_item_size): one the vCard cannot hold stays out of
      * it, and the vCard, its hash and presence keep the avatar they had. */
-    if (t->xml && strlen(t->xml) > server->set.vcard_max_size) {
+    if (t->xml && strlen(t->xml) > t->w->srv->set.vcard_max_size) {
         hlog(LOG_WARN,
              "avatar of %s: the vCard with it would pass vcard.max_size; it stays in PEP only",
              t->bare);
@@ -559,7 +558,6 @@ static void pep_changed(worker_t *w, user_t *u, const char *node, pep_change_t w
 static int vcard_check(session_t *s, const hearth_xml_node_t *vcard, hearth_stanza_error_t *cond,
                        const char **text)
 {
-    (void)s;
     hearth_xml_node_t *ph = hearth_xml_child(vcard, "PHOTO", HEARTH_NS_VCARD);
     hearth_xml_node_t *bin = ph ? hearth_xml_child(ph, "BINVAL", HEARTH_NS_VCARD) : NULL;
     if (!bin)
@@ -579,7 +577,7 @@ static int vcard_check(session_t *s, const hearth_xml_node_t *vcard, hearth_stan
         *text = "the PHOTO's BINVAL is not base64";
         return -1;
     }
-    if (b64 + DATA_WRAP > server->set.pep_max_item_size) {
+    if (b64 + DATA_WRAP > s->w->srv->set.pep_max_item_size) {
         *cond = HEARTH_STANZA_ERR_NOT_ACCEPTABLE;
         *text = "the PHOTO is larger than an avatar in PEP may be (pep.max_item_size), so it "
                 "cannot be converted (XEP-0398); nothing was stored";
@@ -766,7 +764,7 @@ static void vcard_stored(worker_t *w, const char *bare, const char *xml, iq_defe
 
 static int avatar_init(server_t *srv)
 {
-    server = srv;
+    (void)srv;
     if ((slot = user__slot_new()) < 0)
         return HEARTH_ELIMIT;
     static const vcard_listener_t listener = {vcard_check, vcard_stored};

@@ -29,8 +29,6 @@ typedef struct bookmarks {
     size_t n, cap;
 } bookmarks_t;
 
-static server_t *server;
-
 static void bookmarks_clear(bookmarks_t *l)
 {
     for (size_t i = 0; i < l->n; i++) {
@@ -394,7 +392,7 @@ static void to_private_read(void *ud, int err, const char *xml)
         rc = rc ?: hearth_buf_append(&b, rest.data, rest.len);
     rc = rc ?: hearth_buf_append_str(&b, "</storage>");
     hearth_buf_free(&rest);
-    if (rc || b.len > server->set.private_max_size) {
+    if (rc || b.len > t->w->srv->set.private_max_size) {
         hlog(LOG_WARN, "bookmarks of %s: %s", t->bare,
              rc ? "no memory for private XML"
                 : "the bookmarks would pass private.max_size in private XML; it keeps its own");
@@ -404,7 +402,7 @@ static void to_private_read(void *ud, int err, const char *xml)
     }
     worker_t *w = t->w;
     if (storage_private_set(w->srv->storage, &w->storage_target, t->node, NS_STORAGE, b.data,
-                            server->set.private_max_total, to_private_written, t))
+                            w->srv->set.private_max_total, to_private_written, t))
         to_private_written(t, HEARTH_EAGAIN);
     hearth_buf_free(&b);
 }
@@ -464,7 +462,7 @@ static void pep_changed(worker_t *w, user_t *u, const char *node, pep_change_t w
 
 static int bookmarks_init(server_t *srv)
 {
-    server = srv;
+    (void)srv;
     private__listen(private_stored);
     pep__listen(pep_changed);
     return 0;
