@@ -45,11 +45,9 @@ static void on_set(void *ud, int err)
     iq_deferred_t *d = vs->d;
     if (err == HEARTH_ENOTFOUND)
         iq_deferred_error(d, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
-    else if (iq_storage_failed(d, err, "vCard"))
-        ;
-    else if (listener.stored)
-        listener.stored(vs->w, vs->bare, vs->xml, d);
-    else
+    else if (!iq_storage_failed(d, err, "vCard") && listener.stored)
+        listener.stored(vs->w, vs->bare, vs->xml, d); /* it answers */
+    else if (!err)
         iq_deferred_result(d, NULL);
     free(vs->bare);
     free(vs->xml);
