@@ -195,7 +195,8 @@ static int current_of(const char *bare, const pubsub_err_t *e, const char *inner
 typedef struct from_private {
     worker_t *w;
     char *bare;
-    char *xml; /* the private XML the client stored */
+    char *xml;    /* the private XML the client stored */
+    int add_only; /* the login pass: only rooms PEP lacks */
     bookmarks_t current;
     size_t pending; /* requests in PEP not yet answered */
 } from_private_t;
@@ -282,7 +283,7 @@ static void from_private_apply(worker_t *w, user_t *u, void *arg)
     f->pending = 1; /* this function's own, so that f outlives the loop */
     for (size_t i = 0; i < wanted.n; i++) {
         bookmark_t *now = &wanted.v[i], *was = find(&f->current, now->jid);
-        if (was && same(was, now))
+        if (was && (f->add_only || same(was, now)))
             continue;
         if (was && was->extensions && !now->extensions) {
             now->extensions = was->extensions; /* XEP-0048 has none: what the client kept stays */
@@ -290,7 +291,7 @@ static void from_private_apply(worker_t *w, user_t *u, void *arg)
         }
         change(w, u, f, now, NULL);
     }
-    for (size_t i = 0; i < f->current.n; i++)
+    for (size_t i = 0; !f->add_only && i < f->current.n; i++)
         if (!find(&wanted, f->current.v[i].jid))
             change(w, u, f, NULL, f->current.v[i].jid);
     bookmarks_clear(&wanted);
@@ -343,22 +344,97 @@ static void private_stored(worker_t *w, const char *bare, const char *ns, const 
 
 /* ---- from PEP to private XML ---- */
 
-typedef struct to_private {
+typedef struct to_private to_private_t;
+
+/* Per account, in its user slot: the PEP changes waiting to reach private XML, one at a time
+ * (each reads private XML and writes it back: two at once would undo each other), the account
+ * held while any waits; and whether this load's login pass ran. */
+typedef struct bookmarks_user {
+    to_private_t *head, *tail;
+    int held;
+    int migrated;
+} bookmarks_user_t;
+
+static int slot = -1;
+
+static bookmarks_user_t *state_of(user_t *u)
+{
+    bookmarks_user_t *bu = u->slot[slot];
+    if (!bu && (bu = calloc(1, sizeof(*bu))))
+        u->slot[slot] = bu;
+    return bu;
+}
+
+/* One change of a client's in PEP, on its way to private XML. */
+struct to_private {
+    to_private_t *next;
     worker_t *w;
     char *bare;
     char *node; /* the account's storage key */
+    pep_change_t what;
+    char *id; /* PEP_RETRACTED: the room that went */
     bookmarks_t current;
-} to_private_t;
+};
 
-static void to_private_free(void *arg)
+static void to_private_free(to_private_t *t)
 {
-    to_private_t *t = arg;
     if (!t)
         return;
     free(t->bare);
     free(t->node);
+    free(t->id);
     bookmarks_clear(&t->current);
     free(t);
+}
+
+static void to_private_run(worker_t *w, void *arg);
+
+/* The queue cannot go on (the worker's run queue is full): what waits is given up. */
+static void to_private_abandon(void *arg)
+{
+    to_private_t *t = arg;
+    worker_t *w = t->w;
+    user_t *u = worker__user(w, t->bare, 0);
+    bookmarks_user_t *bu = u ? u->slot[slot] : NULL;
+    hlog(LOG_ERROR, "bookmarks of %s: changes in PEP not copied to private XML (worker busy)",
+         t->bare);
+    if (!bu) {
+        to_private_free(t);
+        return;
+    }
+    while (bu->head) {
+        to_private_t *n = bu->head;
+        bu->head = n->next;
+        to_private_free(n);
+    }
+    bu->tail = NULL;
+    if (bu->held) {
+        bu->held = 0;
+        user__release(w, u); /* may free u */
+    }
+}
+
+/* t is done: the next change goes, at a later turn (t may end inside PEP's queue), or the
+ * account is let go. */
+static void to_private_end(to_private_t *t)
+{
+    worker_t *w = t->w;
+    user_t *u = worker__user(w, t->bare, 0);
+    bookmarks_user_t *bu = u ? u->slot[slot] : NULL;
+    if (bu && bu->head == t) {
+        bu->head = t->next;
+        if (!bu->head)
+            bu->tail = NULL;
+    }
+    to_private_free(t);
+    if (!bu)
+        return;
+    if (bu->head) {
+        pep__later(w, to_private_run, to_private_abandon, bu->head);
+    } else if (bu->held) {
+        bu->held = 0;
+        user__release(w, u); /* may free u */
+    }
 }
 
 static void to_private_written(void *ud, int err)
@@ -367,11 +443,20 @@ static void to_private_written(void *ud, int err)
     if (err)
         hlog(LOG_ERROR, "bookmarks of %s: private XML could not be written: %s", t->bare,
              hearth_strerror(err));
-    to_private_free(t);
+    to_private_end(t);
+}
+
+/* Whether a room only in private XML stays there: yes, unless this change removed it. A room
+ * PEP never had (stored before the conversion ran, or while it was off) is not lost. */
+static int stays(const to_private_t *t, const bookmark_t *b)
+{
+    if (find(&t->current, b->jid))
+        return 0; /* written from PEP */
+    return t->what == PEP_PUBLISHED || (t->what == PEP_RETRACTED && strcmp(b->jid, t->id));
 }
 
 /* XEP-0402 §5.3.1: every item, as one <storage/> with each room's JID in its 'jid'; what else
- * the stored one holds (<url/>) stays. */
+ * the stored one holds (<url/>, rooms PEP never had) stays. */
 static void to_private_read(void *ud, int err, const char *xml)
 {
     to_private_t *t = ud;
@@ -384,20 +469,23 @@ static void to_private_read(void *ud, int err, const char *xml)
     storage_parse_t p = {&old, &rest, 1};
     if (xml)
         router__parse(xml, strlen(xml), storage_parsed, &p);
-    bookmarks_clear(&old);
     int rc = hearth_buf_append_str(&b, "<storage xmlns='" NS_STORAGE "'>");
     for (size_t i = 0; i < t->current.n; i++)
         rc = rc ?: write_conference(&b, &t->current.v[i], 1);
+    for (size_t i = 0; i < old.n; i++)
+        if (stays(t, &old.v[i]))
+            rc = rc ?: write_conference(&b, &old.v[i], 1);
     if (p.ok && rest.len)
         rc = rc ?: hearth_buf_append(&b, rest.data, rest.len);
     rc = rc ?: hearth_buf_append_str(&b, "</storage>");
+    bookmarks_clear(&old);
     hearth_buf_free(&rest);
     if (rc || b.len > t->w->srv->set.private_max_size) {
         hlog(LOG_WARN, "bookmarks of %s: %s", t->bare,
              rc ? "no memory for private XML"
                 : "the bookmarks would pass private.max_size in private XML; it keeps its own");
         hearth_buf_free(&b);
-        to_private_free(t);
+        to_private_end(t);
         return;
     }
     worker_t *w = t->w;
@@ -411,7 +499,7 @@ static void to_private_items(void *ud, const pubsub_err_t *e, const char *inner)
 {
     to_private_t *t = ud;
     if (current_of(t->bare, e, inner, &t->current)) {
-        to_private_free(t);
+        to_private_end(t);
         return;
     }
     worker_t *w = t->w;
@@ -426,36 +514,114 @@ static void to_private_start(worker_t *w, user_t *u, void *arg)
     hearth_buf_t b = HEARTH_BUF_INIT;
     if (u->state != USER_READY || !(t->node = strdup(u->node)) || items_request(&b)) {
         hearth_buf_free(&b);
-        to_private_free(t);
+        to_private_end(t);
         return;
     }
     pep__submit_internal(w, u, b.data, b.len, to_private_items, t);
     hearth_buf_free(&b);
 }
 
-static void to_private_next(worker_t *w, void *arg)
+static void to_private_run(worker_t *w, void *arg)
 {
     to_private_t *t = arg;
-    user__acquire(w, t->bare, to_private_start, t);
+    user__acquire(w, t->bare, to_private_start, t); /* held: runs now */
 }
 
-/* A client changed its PEP bookmarks: private XML follows (read after every change before it
- * in PEP's queue, so the last write has them all). */
+/* A client changed its PEP bookmarks: private XML follows, after the changes before it (each
+ * reads every item after its own change in PEP's queue). */
 static void pep_changed(worker_t *w, user_t *u, const char *node, pep_change_t what, const char *id,
                         const char *payload)
 {
-    (void)what;
-    (void)id;
     (void)payload;
     if (strcmp(node, NS_BOOKMARKS))
         return;
-    to_private_t *t = calloc(1, sizeof(*t));
-    if (!t || !(t->bare = strdup(u->bare))) {
-        free(t);
+    bookmarks_user_t *bu = state_of(u);
+    to_private_t *t = bu ? calloc(1, sizeof(*t)) : NULL;
+    if (!t || !(t->bare = strdup(u->bare)) || (id && !(t->id = strdup(id)))) {
+        to_private_free(t);
         return;
     }
     t->w = w;
-    pep__later(w, to_private_next, to_private_free, t);
+    t->what = what;
+    if (bu->tail) {
+        bu->tail->next = t;
+        bu->tail = t;
+        return;
+    }
+    bu->head = bu->tail = t;
+    if (!bu->held) {
+        bu->held = 1;
+        user__hold(u);
+    }
+    pep__later(w, to_private_run, to_private_abandon, t);
+}
+
+/* ---- at login: rooms only in private XML go to PEP ---- */
+
+typedef struct migrate {
+    worker_t *w;
+    char *bare;
+} migrate_t;
+
+static void migrate_read(void *ud, int err, const char *xml)
+{
+    migrate_t *m = ud;
+    bookmarks_t l = {0};
+    storage_parse_t p = {&l, NULL, 0};
+    if (!err && xml)
+        router__parse(xml, strlen(xml), storage_parsed, &p);
+    from_private_t *f = p.ok && l.n ? calloc(1, sizeof(*f)) : NULL;
+    if (f && (!(f->bare = strdup(m->bare)) || !(f->xml = strdup(xml)))) {
+        from_private_free(f);
+        f = NULL;
+    }
+    if (f) {
+        f->w = m->w;
+        f->add_only = 1;
+        user__acquire(m->w, m->bare, from_private_start, f);
+    }
+    bookmarks_clear(&l);
+    free(m->bare);
+    free(m);
+}
+
+/* As XEP-0411 advises: what was kept in private XML before (or while the conversion was off)
+ * is in PEP by the time a client looks. Once per account load; only rooms PEP lacks are added
+ * (nothing is changed or retracted here). */
+static int session_bound(hook_args_t *a)
+{
+    user_t *u = a->s->user;
+    bookmarks_user_t *bu = u ? state_of(u) : NULL;
+    if (!bu || bu->migrated)
+        return HOOK_CONTINUE;
+    bu->migrated = 1;
+    migrate_t *m = calloc(1, sizeof(*m));
+    if (!m || !(m->bare = strdup(u->bare))) {
+        free(m);
+        return HOOK_CONTINUE;
+    }
+    m->w = a->w;
+    if (storage_private_get(a->w->srv->storage, &a->w->storage_target, u->node, NS_STORAGE,
+                            migrate_read, m)) {
+        free(m->bare);
+        free(m);
+    }
+    return HOOK_CONTINUE;
+}
+
+static int user_unloaded(hook_args_t *a)
+{
+    bookmarks_user_t *bu = a->u->slot[slot];
+    if (!bu)
+        return HOOK_CONTINUE;
+    while (bu->head) { /* nothing waits (what waits holds the user), but be thorough */
+        to_private_t *t = bu->head;
+        bu->head = t->next;
+        to_private_free(t);
+    }
+    free(bu);
+    a->u->slot[slot] = NULL;
+    return HOOK_CONTINUE;
 }
 
 /* ---- the module ---- */
@@ -463,9 +629,12 @@ static void pep_changed(worker_t *w, user_t *u, const char *node, pep_change_t w
 static int bookmarks_init(server_t *srv)
 {
     (void)srv;
+    if ((slot = user__slot_new()) < 0)
+        return HEARTH_ELIMIT;
     private__listen(private_stored);
     pep__listen(pep_changed);
-    return 0;
+    int rc = hooks__add(HOOK_SESSION_BOUND, 0, session_bound);
+    return rc ?: hooks__add(HOOK_USER_UNLOADED, 0, user_unloaded);
 }
 
 /* XEP-0402 §5.3: on the account, exactly while the conversion runs. */

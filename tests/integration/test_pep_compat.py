@@ -391,6 +391,30 @@ class BookmarksTest(CompatBase):
         # and the conversion did not come back into private XML as another change
         new.expect_none(is_event(BOOKMARKS), 'a second event')
 
+    def test_bookmarks_kept_before_the_conversion_are_not_lost(self):
+        # Private XML bookmarks stored while the conversion is off (or before it existed) ...
+        s = self.start_server(pep__bookmarks_compat=False)
+        old = self.pep(s, 'alice', 'old')
+        self.ok(private_set(old, legacy_conf(ROOM1, 'Orchard') + "<url name='home' url='https://example.org/'/>"))
+        old.close()
+        s.settings['pep.bookmarks_compat'] = 'true'
+        s.restart()
+        # ... are in PEP when a new-style client comes (its login brings them there) ...
+        new = self.pep(s, 'alice', 'new', notify=[BOOKMARKS])
+        m = new.wait(is_event(BOOKMARKS), what='the old bookmark, now in PEP')
+        self.assertEqual(event_items(m, BOOKMARKS).find(q(NS_EV, 'item')).get('id'), ROOM1)
+        self.assertEqual(pep_bookmarks(self.ok(self.items(new, BOOKMARKS))), {ROOM1: ('Orchard', True, 'al')})
+        # ... and a room the new client adds does not push them out of private XML.
+        self.ok(new.iq('set', publish_xml(BOOKMARKS, "<conference xmlns='%s' name='Cellar'/>" % BOOKMARKS, ROOM2,
+                                          BOOKMARK_OPTIONS)))
+        old = self.pep(s, 'alice', 'old')
+
+        def both():
+            confs, st = private_bookmarks(self, old)
+            return set(confs) == {ROOM1, ROOM2} and st
+        st = wait_for(both, TIMEOUT, 'both rooms in private XML')
+        self.assertIsNotNone(st.find(q(NS_STORAGE, 'url')), to_str(st))
+
     def test_switched_off(self):
         s = self.start_server(pep__bookmarks_compat=False)
         old = self.pep(s, 'alice', 'old')
