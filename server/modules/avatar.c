@@ -222,6 +222,8 @@ static void set_hash(user_t *u, const char *hash)
         refresh_presence(u, au->hash);
 }
 
+static void from_pep_at_login(worker_t *w, user_t *u);
+
 typedef struct hash_load {
     worker_t *w;
     char *bare;
@@ -243,6 +245,8 @@ static void hash_loaded(void *ud, int err, const char *xml)
                 hlog(LOG_WARN, "avatar of %s: the vCard's PHOTO is no base64", l->bare);
             au->state = HASH_UNKNOWN; /* set_hash: newly known */
             set_hash(u, p.present ? p.hash : "");
+            if (!p.present && u->state == USER_READY)
+                from_pep_at_login(l->w, u);
             photo_clear(&p);
         }
     }
@@ -549,6 +553,46 @@ static void pep_changed(worker_t *w, user_t *u, const char *node, pep_change_t w
     }
     t->w = w;
     pep__later(w, meta_later, to_vcard_free, t);
+}
+
+/* An avatar in PEP that the vCard lacks (published before the conversion existed, or while it
+ * was off): the newest metadata item, taken as if just published, when it names an image. */
+static void login_meta_parsed(void *ud, hearth_xml_node_t *r, hearth_arena_t *a)
+{
+    to_vcard_t *t = ud;
+    (void)a;
+    hearth_xml_node_t *items = hearth_xml_child(r, "items", HEARTH_NS_PUBSUB);
+    hearth_xml_node_t *it = items ? hearth_xml_child(items, "item", HEARTH_NS_PUBSUB) : NULL;
+    hearth_xml_node_t *m = it ? hearth_xml_child(it, "metadata", NS_META) : NULL;
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    if (m && hearth_xml_child(m, "info", NS_META) && hearth_xml_serialize(m, NULL, &b) == 0)
+        t->meta = hearth_buf_steal(&b, NULL);
+    hearth_buf_free(&b);
+}
+
+static void login_meta_read(void *ud, const pubsub_err_t *e, const char *inner)
+{
+    to_vcard_t *t = ud;
+    if (!e && inner)
+        router__parse(inner, strlen(inner), login_meta_parsed, t);
+    if (!t->meta) {
+        to_vcard_free(t); /* no avatar in PEP either */
+        return;
+    }
+    pep__later(t->w, meta_later, to_vcard_free, t); /* not from inside PEP's queue */
+}
+
+static void from_pep_at_login(worker_t *w, user_t *u)
+{
+    to_vcard_t *t = calloc(1, sizeof(*t));
+    if (!t || !(t->bare = strdup(u->bare))) {
+        free(t);
+        return;
+    }
+    t->w = w;
+    static const char iq[] = "<iq type='get' id='avatar'><pubsub xmlns='" HEARTH_NS_PUBSUB
+                             "'><items node='" NS_META "' max_items='1'/></pubsub></iq>";
+    pep__submit_internal(w, u, iq, sizeof(iq) - 1, login_meta_read, t);
 }
 
 /* ---- from the vCard to PEP (XEP-0398 §3.2) ---- */

@@ -230,6 +230,23 @@ class AvatarTest(CompatBase):
         self.assertEqual(update_hash(b.wait(is_pres_from(a.jid, sha1(JPEG)), what='hash after restart')),
                          sha1(JPEG))
 
+    def test_avatar_published_before_the_conversion_reaches_the_vcard(self):
+        s = self.start_server(pep__vcard_conversion=False)
+        a = self.pep(s, 'alice', 'desk')
+        b = self.pep(s, 'bob', 'b')
+        make_state(self, a, b, 'both')
+        self.publish_avatar(a, PNG)
+        a.close()
+        b.close()
+        s.settings['pep.vcard_conversion'] = 'true'
+        s.restart()
+        b = self.pep(s, 'bob', 'b')
+        a = self.pep(s, 'alice', 'again')
+        # alice's first session finds the avatar in PEP, not in the vCard: it goes there, and
+        # its hash into her presence
+        b.wait(is_pres_from(a.jid, sha1(PNG)), what='presence with the hash of the PEP avatar')
+        self.assertEqual(photo_of(self.vcard(b, to=AJ)), (PNG, 'image/png'))
+
     def test_quotas(self):
         # pep.max_item_size: the vCard is refused whole, before anything is stored.
         s = self.start_server(pep__max_item_size=1024)
