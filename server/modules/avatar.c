@@ -245,7 +245,7 @@ static void hash_loaded(void *ud, int err, const char *xml)
                 hlog(LOG_WARN, "avatar of %s: the vCard's PHOTO is no base64", l->bare);
             au->state = HASH_UNKNOWN; /* set_hash: newly known */
             set_hash(u, p.present ? p.hash : "");
-            if (!p.present && u->state == USER_READY)
+            if (!p.present && u->state == USER_READY && pep__has_items(u, NS_META) == 1)
                 from_pep_at_login(l->w, u);
             photo_clear(&p);
         }
@@ -582,6 +582,36 @@ static void login_meta_read(void *ud, const pubsub_err_t *e, const char *inner)
     pep__later(t->w, meta_later, to_vcard_free, t); /* not from inside PEP's queue */
 }
 
+static void from_pep_later(worker_t *w, void *arg)
+{
+    to_vcard_t *t = arg;
+    user_t *u = worker__user(w, t->bare, 0);
+    avatar_user_t *au = u ? state_of(u, 0) : NULL;
+    static const char iq[] = "<iq type='get' id='avatar'><pubsub xmlns='" HEARTH_NS_PUBSUB
+                             "'><items node='" NS_META "' max_items='1'/></pubsub></iq>";
+    if (au && au->state == HASH_KNOWN && !*au->hash && u->state == USER_READY)
+        pep__submit_internal(w, u, iq, sizeof(iq) - 1, login_meta_read, t);
+    else
+        to_vcard_free(t);
+}
+
+/* PEP was loaded (a client uses it): when the vCard is known to have no PHOTO and PEP has
+ * avatar metadata, the avatar goes to the vCard. The other order is hash_loaded's. Not at
+ * every login: loading PEP only for this would make every login dearer. */
+static void pep_loaded(worker_t *w, user_t *u)
+{
+    avatar_user_t *au = state_of(u, 0);
+    if (!au || au->state != HASH_KNOWN || *au->hash || pep__has_items(u, NS_META) != 1)
+        return;
+    to_vcard_t *t = calloc(1, sizeof(*t));
+    if (!t || !(t->bare = strdup(u->bare))) {
+        free(t);
+        return;
+    }
+    t->w = w;
+    pep__later(w, from_pep_later, to_vcard_free, t); /* not from inside PEP's loading */
+}
+
 static void from_pep_at_login(worker_t *w, user_t *u)
 {
     to_vcard_t *t = calloc(1, sizeof(*t));
@@ -814,6 +844,7 @@ static int avatar_init(server_t *srv)
     static const vcard_listener_t listener = {vcard_check, vcard_stored};
     vcard__listen(&listener);
     pep__listen(pep_changed);
+    pep__listen_loaded(pep_loaded);
     int rc = hooks__add(HOOK_PRESENCE_OUT, 20, presence_out);
     rc = rc ?: hooks__add(HOOK_SESSION_BOUND, 0, session_bound);
     return rc ?: hooks__add(HOOK_USER_UNLOADED, 0, user_unloaded);

@@ -348,7 +348,7 @@ typedef struct to_private to_private_t;
 
 /* Per account, in its user slot: the PEP changes waiting to reach private XML, one at a time
  * (each reads private XML and writes it back: two at once would undo each other), the account
- * held while any waits; and whether this load's login pass ran. */
+ * held while any waits; and whether this load's pass over older private XML ran. */
 typedef struct bookmarks_user {
     to_private_t *head, *tail;
     int held;
@@ -586,27 +586,41 @@ static void migrate_read(void *ud, int err, const char *xml)
 }
 
 /* As XEP-0411 advises: what was kept in private XML before (or while the conversion was off)
- * is in PEP by the time a client looks. Once per account load; only rooms PEP lacks are added
- * (nothing is changed or retracted here). */
-static int session_bound(hook_args_t *a)
+ * is in PEP by the time a client looks there, that is once the account's PEP is loaded (not at
+ * every login: reading private XML at each would make every login dearer). Once per account
+ * load, when the XEP-0402 node has no item yet; only rooms PEP lacks are added. */
+static void migrate_later(worker_t *w, void *arg)
 {
-    user_t *u = a->s->user;
-    bookmarks_user_t *bu = u ? state_of(u) : NULL;
-    if (!bu || bu->migrated)
-        return HOOK_CONTINUE;
+    migrate_t *m = arg;
+    user_t *u = worker__user(w, m->bare, 0);
+    if (!u || u->state != USER_READY ||
+        storage_private_get(w->srv->storage, &w->storage_target, u->node, NS_STORAGE, migrate_read,
+                            m)) {
+        free(m->bare);
+        free(m);
+    }
+}
+
+static void migrate_drop(void *arg)
+{
+    migrate_t *m = arg;
+    free(m->bare);
+    free(m);
+}
+
+static void pep_loaded(worker_t *w, user_t *u)
+{
+    bookmarks_user_t *bu = state_of(u);
+    if (!bu || bu->migrated || pep__has_items(u, NS_BOOKMARKS) != 0)
+        return;
     bu->migrated = 1;
     migrate_t *m = calloc(1, sizeof(*m));
     if (!m || !(m->bare = strdup(u->bare))) {
         free(m);
-        return HOOK_CONTINUE;
+        return;
     }
-    m->w = a->w;
-    if (storage_private_get(a->w->srv->storage, &a->w->storage_target, u->node, NS_STORAGE,
-                            migrate_read, m)) {
-        free(m->bare);
-        free(m);
-    }
-    return HOOK_CONTINUE;
+    m->w = w;
+    pep__later(w, migrate_later, migrate_drop, m); /* not from inside PEP's loading */
 }
 
 static int user_unloaded(hook_args_t *a)
@@ -633,8 +647,8 @@ static int bookmarks_init(server_t *srv)
         return HEARTH_ELIMIT;
     private__listen(private_stored);
     pep__listen(pep_changed);
-    int rc = hooks__add(HOOK_SESSION_BOUND, 0, session_bound);
-    return rc ?: hooks__add(HOOK_USER_UNLOADED, 0, user_unloaded);
+    pep__listen_loaded(pep_loaded);
+    return hooks__add(HOOK_USER_UNLOADED, 0, user_unloaded);
 }
 
 /* XEP-0402 §5.3: on the account, exactly while the conversion runs. */

@@ -12,6 +12,8 @@
 
 pep_conf_t pep__conf;
 int pep__slot = -1;
+static pep_loaded_fn loaded_listeners[PEP_LISTENERS_MAX];
+static size_t nloaded;
 
 /* ---- requests ---- */
 
@@ -288,6 +290,8 @@ static void loaded(void *ud, int err, const storage_pubsub_state_t *st)
             strmap_put(&n->affs, st->affs[i].jid, (void *)(uintptr_t)a);
     }
     pu->state = PEP_READY;
+    for (size_t i = 0; i < nloaded; i++)
+        loaded_listeners[i](w, u);
     pep__run(w, u);
 }
 
@@ -367,6 +371,21 @@ void pep__changed(pep_op_t *op, const pubsub_node_t *n, const char *id, const ch
     pep_change_t what = payload ? PEP_PUBLISHED : id ? PEP_RETRACTED : PEP_EMPTIED;
     for (size_t i = 0; i < nlisteners; i++)
         listeners[i](op->w, op->u, n->name, what, id, payload);
+}
+
+void pep__listen_loaded(pep_loaded_fn fn)
+{
+    if (nloaded < PEP_LISTENERS_MAX)
+        loaded_listeners[nloaded++] = fn;
+}
+
+int pep__has_items(const user_t *u, const char *node)
+{
+    pep_user_t *pu = pep__state(u);
+    if (!pu || pu->state != PEP_READY)
+        return -1;
+    pubsub_node_t *n = strmap_get(&pu->nodes, node);
+    return n && n->nitems;
 }
 
 void pep__later(worker_t *w, void (*fn)(worker_t *, void *), void (*drop)(void *), void *arg)

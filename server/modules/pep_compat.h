@@ -28,6 +28,13 @@ typedef void (*pep_change_fn)(worker_t *w, user_t *u, const char *node, pep_chan
 #define PEP_LISTENERS_MAX 4
 void pep__listen(pep_change_fn fn); /* at start-up */
 
+/* fn hears that u's PEP was loaded from storage (inside PEP: post the work, pep__later); for
+ * what is done once an account uses PEP, not at every login. */
+typedef void (*pep_loaded_fn)(worker_t *w, user_t *u);
+void pep__listen_loaded(pep_loaded_fn fn); /* at start-up */
+/* Whether u's PEP has an item in node: 1 or 0; -1 while its PEP is not loaded. */
+int pep__has_items(const user_t *u, const char *node);
+
 /* fn(w, arg) on w at its next loop turn (drop(arg) when that cannot be). */
 void pep__later(worker_t *w, void (*fn)(worker_t *, void *), void (*drop)(void *), void *arg);
 

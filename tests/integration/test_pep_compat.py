@@ -226,7 +226,7 @@ class AvatarTest(CompatBase):
         b.close()
         s.restart()  # nothing in memory: the hash comes from the stored vCard
         b = self.pep(s, 'bob', 'b')
-        a = self.pep(s, 'alice', 'again')
+        a = self.pep(s, 'alice', 'again', notify=[AV_META])  # a modern client: its PEP is used
         self.assertEqual(update_hash(b.wait(is_pres_from(a.jid, sha1(JPEG)), what='hash after restart')),
                          sha1(JPEG))
 
@@ -241,7 +241,7 @@ class AvatarTest(CompatBase):
         s.settings['pep.vcard_conversion'] = 'true'
         s.restart()
         b = self.pep(s, 'bob', 'b')
-        a = self.pep(s, 'alice', 'again')
+        a = self.pep(s, 'alice', 'again', notify=[AV_META])  # a modern client: its PEP is used
         # alice's first session finds the avatar in PEP, not in the vCard: it goes there, and
         # its hash into her presence
         b.wait(is_pres_from(a.jid, sha1(PNG)), what='presence with the hash of the PEP avatar')
