@@ -106,6 +106,14 @@ static const config_key_t KEYS[] = {
       "PEP item payloads one account may keep, all nodes together, bytes; past it "
       "policy-violation and nothing is stored.",
       1),
+    B("pep.vcard_conversion", "true",
+      "Convert between the vCard's PHOTO and the XEP-0084 avatar (XEP-0398) and put its hash in "
+      "presence (XEP-0153); false = neither, feature not advertised.",
+      0),
+    B("pep.bookmarks_compat", "true",
+      "Convert between XEP-0048 bookmarks in private XML and XEP-0402 ones in PEP "
+      "(urn:xmpp:bookmarks:1#compat); false = kept apart, feature not advertised.",
+      0),
     I("caps.cache_size", "1000", 16, 1000000,
       "Verified entity capabilities (XEP-0115) the server remembers; past it the least "
       "recently used is forgotten.",

@@ -20,6 +20,8 @@ const module_t *const modules__all[] = {
     &module_carbons,
     &module_caps,
     &module_pep,
+    &module_avatar,
+    &module_bookmarks,
     &module_upload,
     NULL,
 };

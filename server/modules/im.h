@@ -98,12 +98,32 @@ extern const module_t module_pep;
 void pep__disco_items(iq_ctx_t *ctx);
 void pep__disco_node_info(iq_ctx_t *ctx);
 
+/* avatar.c (XEP-0398, XEP-0153) and bookmarks.c (XEP-0402 §5.3 with XEP-0048): conversions
+ * between PEP and the vCard or private XML (pep_compat.h). */
+extern const module_t module_avatar;
+extern const module_t module_bookmarks;
+
 /* core.c (ping, disco, session), register.c, misc.c, vcard.c, private.c */
 extern const module_t module_core;
 extern const module_t module_register;
 extern const module_t module_misc;
 extern const module_t module_vcard;
 extern const module_t module_private;
+
+/* vcard.c: what gives a vCard set a meaning elsewhere (XEP-0398, avatar.c) listens. check runs
+ * before the vCard is stored: non-zero refuses the set with *cond and *text, nothing stored.
+ * stored runs once it is (xml NULL: the vCard was cleared), and owns the deferred reply. */
+typedef struct vcard_listener {
+    int (*check)(session_t *s, const hearth_xml_node_t *vcard, hearth_stanza_error_t *cond,
+                 const char **text);
+    void (*stored)(worker_t *w, const char *bare, const char *xml, iq_deferred_t *d);
+} vcard_listener_t;
+void vcard__listen(const vcard_listener_t *l); /* at start-up; one listener */
+
+/* private.c: fn hears each fragment a client stored (on the account's home worker, after the
+ * reply), for conversions (XEP-0402 §5.3, bookmarks.c). */
+typedef void (*private_stored_fn)(worker_t *w, const char *bare, const char *ns, const char *xml);
+void private__listen(private_stored_fn fn); /* at start-up; one listener */
 
 /* all.c: every module, in the order they register (NULL-terminated). */
 extern const module_t *const modules__all[];

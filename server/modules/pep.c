@@ -12,6 +12,8 @@
 
 pep_conf_t pep__conf;
 int pep__slot = -1;
+static pep_loaded_fn loaded_listeners[PEP_LISTENERS_MAX];
+static size_t nloaded;
 
 /* ---- requests ---- */
 
@@ -19,6 +21,13 @@ void pep__done(pep_op_t *op)
 {
     if (!op)
         return;
+    if (op->internal) { /* ended without an answer (the account went): it still hears */
+        pubsub_err_t e;
+        pubsub_fail(&e, HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR, NULL, "the request was dropped");
+        pep_internal_fn fn = op->internal;
+        op->internal = NULL;
+        fn(op->internal_ud, &e, NULL);
+    }
     hearth_arena_free(op->arena);
     free(op->requester);
     free(op->requester_bare);
@@ -281,6 +290,8 @@ static void loaded(void *ud, int err, const storage_pubsub_state_t *st)
             strmap_put(&n->affs, st->affs[i].jid, (void *)(uintptr_t)a);
     }
     pu->state = PEP_READY;
+    for (size_t i = 0; i < nloaded; i++)
+        loaded_listeners[i](w, u);
     pep__run(w, u);
 }
 
@@ -342,6 +353,81 @@ static void submit(worker_t *w, user_t *u, pep_op_t *op)
 }
 
 /* ---- entry points ---- */
+
+static pep_change_fn listeners[PEP_LISTENERS_MAX];
+static size_t nlisteners;
+
+void pep__listen(pep_change_fn fn)
+{
+    if (nlisteners < PEP_LISTENERS_MAX)
+        listeners[nlisteners++] = fn;
+}
+
+/* Only what a client did: a conversion's own changes are not converted back. */
+void pep__changed(pep_op_t *op, const pubsub_node_t *n, const char *id, const char *payload)
+{
+    if (op->by_server)
+        return;
+    pep_change_t what = payload ? PEP_PUBLISHED : id ? PEP_RETRACTED : PEP_EMPTIED;
+    for (size_t i = 0; i < nlisteners; i++)
+        listeners[i](op->w, op->u, n->name, what, id, payload);
+}
+
+void pep__listen_loaded(pep_loaded_fn fn)
+{
+    if (nloaded < PEP_LISTENERS_MAX)
+        loaded_listeners[nloaded++] = fn;
+}
+
+int pep__has_items(const user_t *u, const char *node)
+{
+    pep_user_t *pu = pep__state(u);
+    if (!pu || pu->state != PEP_READY)
+        return -1;
+    pubsub_node_t *n = strmap_get(&pu->nodes, node);
+    return n && n->nitems;
+}
+
+void pep__later(worker_t *w, void (*fn)(worker_t *, void *), void (*drop)(void *), void *arg)
+{
+    pep__post(w, w, fn, drop, arg);
+}
+
+typedef struct internal_parse {
+    pep_op_t *op;
+} internal_parse_t;
+
+static void internal_parsed(void *ud, hearth_xml_node_t *iq, hearth_arena_t *arena)
+{
+    internal_parse_t *p = ud;
+    (void)arena;
+    if (!p->op->iq && (p->op->iq = hearth_xml_copy(p->op->arena, iq)))
+        p->op->cost = sizeof(*p->op) + tree_bytes(p->op->iq);
+}
+
+void pep__submit_internal(worker_t *w, user_t *u, const char *iq, size_t len, pep_internal_fn done,
+                          void *ud)
+{
+    pep_op_t *op = op_new(OP_IQ, u->bare, NULL);
+    if (op) {
+        op->by_server = 1;
+        op->internal = done;
+        op->internal_ud = ud;
+        if ((op->arena = hearth_arena_new(0))) {
+            internal_parse_t p = {op};
+            router__parse(iq, len, internal_parsed, &p);
+        }
+        if (op->iq && hearth_xml_set_attr(op->arena, op->iq, "from", u->bare) == 0) {
+            submit(w, u, op);
+            return;
+        }
+        pep__done(op); /* done hears of it */
+        return;
+    }
+    pubsub_err_t e;
+    pubsub_fail(&e, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL, NULL);
+    done(ud, &e, NULL);
+}
 
 /* A pubsub request from a session: its own account's here; another account's where that one
  * lives (HOOK_IQ_IN below). */

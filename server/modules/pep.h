@@ -9,6 +9,7 @@
 #define HEARTH_PEP_H
 
 #include "modules/im.h"
+#include "modules/pep_compat.h"
 #include "modules/pubsub.h"
 
 /* Requests waiting for one account's PEP, and the bytes of their trees (a publish may be a
@@ -58,6 +59,11 @@ struct pep_op {
     pubsub_config_t config;
     storage_pubsub_aff_t *changes;
     size_t nchanges;
+    /* A request of the server's own (a conversion, pep_compat.h): no reply goes out; internal
+     * hears how it ended, and what it changes is not converted back. */
+    int by_server;
+    pep_internal_fn internal;
+    void *internal_ud;
 };
 
 /* An account's PEP, in its user slot. */
@@ -110,6 +116,9 @@ pubsub_who_t pep__who(const user_t *u, const char *bare, const pubsub_node_t *n)
 
 /* pep_iq.c */
 void pep__process_iq(pep_op_t *op);
+/* pep.c: a node changed by a request (publish: id and payload; retract: id; purge and delete:
+ * neither), for the conversions that listen (pep_compat.h). */
+void pep__changed(pep_op_t *op, const pubsub_node_t *n, const char *id, const char *payload);
 
 /* pep_out.c: replies to op's requester, notifications to u's resources and contacts. */
 void pep__result(pep_op_t *op, const char *inner); /* inner: serialised, NULL for none */

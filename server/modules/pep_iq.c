@@ -43,6 +43,7 @@ static void publish_done(pep_op_t *op, int err)
         pep__result(op, b.data);
     hearth_buf_free(&b);
     pep__notify_item(op->w, u, n, op->id, op->payload);
+    pep__changed(op, n, op->id, op->payload);
     pep__done(op);
 }
 
@@ -220,6 +221,7 @@ static void retract_done(pep_op_t *op, int err)
     pep__result(op, NULL);
     if (op->notify)
         pep__notify_simple(op->w, op->u, n, NULL, op->id);
+    pep__changed(op, n, op->id, NULL);
     pep__done(op);
 }
 
@@ -555,6 +557,7 @@ static void delete_done(pep_op_t *op, int err)
     pep__result(op, NULL);
     if (n->config.notify_delete)
         pep__notify_simple(op->w, op->u, n, "delete", NULL); /* to whoever could see it */
+    pep__changed(op, n, NULL, NULL);
     strmap_remove(&pu->nodes, n->name);
     pu->bytes -= n->bytes;
     pubsub_node_free(n);
@@ -572,6 +575,7 @@ static void purge_done(pep_op_t *op, int err)
     pep__result(op, NULL);
     if (n->config.notify_retract) /* §8.5.2: one <purge/>, not a retraction per item */
         pep__notify_simple(op->w, op->u, n, "purge", NULL);
+    pep__changed(op, n, NULL, NULL);
     pep__done(op);
 }
 

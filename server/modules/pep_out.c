@@ -40,9 +40,23 @@ static int reply_start(hearth_buf_t *b, pep_op_t *op, const char *type)
     return rc ?: hearth_buf_append_str(b, "'");
 }
 
+/* A request of the server's own hears its outcome instead of a reply (once). */
+static int internal_outcome(pep_op_t *op, const pubsub_err_t *e, const char *inner)
+{
+    if (!op->by_server)
+        return 0;
+    pep_internal_fn fn = op->internal;
+    op->internal = NULL;
+    if (fn)
+        fn(op->internal_ud, e, inner);
+    return 1;
+}
+
 /* A result with inner (serialised, NULL: empty). */
 void pep__result(pep_op_t *op, const char *inner)
 {
+    if (internal_outcome(op, NULL, inner))
+        return;
     hearth_buf_t b = HEARTH_BUF_INIT;
     int rc = reply_start(&b, op, "result");
     if (inner) {
@@ -67,6 +81,8 @@ void pep__result_node(pep_op_t *op, const hearth_xml_node_t *payload)
 
 void pep__error(pep_op_t *op, const pubsub_err_t *e)
 {
+    if (internal_outcome(op, e, NULL))
+        return;
     hearth_buf_t b = HEARTH_BUF_INIT;
     int rc = reply_start(&b, op, "error");
     rc = rc ?: hearth_buf_append_str(&b, ">");

@@ -47,18 +47,47 @@ out:
     free(g);
 }
 
+static private_stored_fn listener;
+
+void private__listen(private_stored_fn fn)
+{
+    listener = fn;
+}
+
+/* A set in flight: what the listener hears once it is stored. */
+typedef struct private_set {
+    iq_deferred_t *d;
+    worker_t *w;
+    char *bare;
+    char *ns;
+    char *xml;
+} private_set_t;
+
+static void private_set_free(private_set_t *ps)
+{
+    free(ps->bare);
+    free(ps->ns);
+    free(ps->xml);
+    free(ps);
+}
+
 /* ENOTFOUND on a set: the account is gone (deleted while this session lives); an IQ for an
  * account that does not exist gets service-unavailable (RFC 6121 §8.5.1). */
 static void on_set(void *ud, int err)
 {
-    iq_deferred_t *d = ud;
-    if (err == HEARTH_ENOTFOUND)
+    private_set_t *ps = ud;
+    iq_deferred_t *d = ps->d;
+    if (err == HEARTH_ENOTFOUND) {
         iq_deferred_error(d, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
-    else if (err == HEARTH_ELIMIT)
+    } else if (err == HEARTH_ELIMIT) {
         iq_deferred_error(d, HEARTH_STANZA_ERR_NOT_ACCEPTABLE,
                           "private XML storage of this account is full");
-    else if (!iq_storage_failed(d, err, "private XML"))
+    } else if (!iq_storage_failed(d, err, "private XML")) {
         iq_deferred_result(d, NULL);
+        if (listener)
+            listener(ps->w, ps->bare, ps->ns, ps->xml);
+    }
+    private_set_free(ps);
 }
 
 /* The query as asked with its children emptied, serialised (malloc'd; NULL on ENOMEM): the
@@ -120,17 +149,27 @@ static void private_set(iq_ctx_t *ctx, const char *user, const char *ns)
         iq_error(ctx, HEARTH_STANZA_ERR_NOT_ACCEPTABLE, "private XML too large");
         return;
     }
-    iq_deferred_t *d = iq_defer(ctx);
-    if (!d) {
+    private_set_t *ps = calloc(1, sizeof(*ps));
+    if (ps) {
+        ps->w = ctx->w;
+        ps->bare = strdup(ctx->s->user->bare);
+        ps->ns = strdup(ns);
+        ps->xml = strdup(xml.data ? xml.data : "");
+    }
+    if (!ps || !ps->bare || !ps->ns || !ps->xml || !(ps->d = iq_defer(ctx))) {
+        if (ps)
+            private_set_free(ps);
         hearth_buf_free(&xml);
         iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
         return;
     }
     int rc = storage_private_set(srv->storage, &ctx->s->w->storage_target, user, ns, xml.data,
-                                 srv->set.private_max_total, on_set, d);
+                                 srv->set.private_max_total, on_set, ps);
     hearth_buf_free(&xml); /* storage copied it */
-    if (rc)
-        iq_submit_failed(ctx, d, rc, "private XML");
+    if (rc) {
+        iq_submit_failed(ctx, ps->d, rc, "private XML");
+        private_set_free(ps);
+    }
 }
 
 static void private_xml(iq_ctx_t *ctx)

@@ -1,12 +1,28 @@
 /* XEP-0054 vcard-temp: each account's vCard, kept as the serialised <vCard/> element through
  * storage_vcard_*. Anyone may read a local account's vCard; only its owner may change it. Every
  * answer is deferred to the storage callback, which runs on the requester's worker. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
 #include "modules/im.h"
 
 #define EMPTY_VCARD "<vCard xmlns='" HEARTH_NS_VCARD "'/>"
+
+static vcard_listener_t listener;
+
+void vcard__listen(const vcard_listener_t *l)
+{
+    listener = *l;
+}
+
+/* A set in flight: what the listener hears once it is stored. */
+typedef struct vcard_set {
+    iq_deferred_t *d;
+    worker_t *w;
+    char *bare;
+    char *xml; /* NULL: cleared */
+} vcard_set_t;
 
 /* XEP-0054 §3.1 and §3.3: an account with no vCard stored (never set, or cleared with an empty
  * <vCard/>) has an empty one, as Prosody and ejabberd answer; clients treat an error here as a
@@ -25,11 +41,17 @@ static void on_get(void *ud, int err, const char *xml)
  * account that does not exist gets service-unavailable (RFC 6121 §8.5.1). */
 static void on_set(void *ud, int err)
 {
-    iq_deferred_t *d = ud;
+    vcard_set_t *vs = ud;
+    iq_deferred_t *d = vs->d;
     if (err == HEARTH_ENOTFOUND)
         iq_deferred_error(d, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
-    else if (!iq_storage_failed(d, err, "vCard"))
+    else if (!iq_storage_failed(d, err, "vCard") && listener.stored)
+        listener.stored(vs->w, vs->bare, vs->xml, d); /* it answers */
+    else if (!err)
         iq_deferred_result(d, NULL);
+    free(vs->bare);
+    free(vs->xml);
+    free(vs);
 }
 
 static void vcard_get(iq_ctx_t *ctx)
@@ -81,17 +103,39 @@ static void vcard_set(iq_ctx_t *ctx)
         iq_error(ctx, HEARTH_STANZA_ERR_NOT_ACCEPTABLE, "vCard too large");
         return;
     }
+    hearth_stanza_error_t cond;
+    const char *text = NULL;
+    if (listener.check && listener.check(ctx->s, ctx->payload, &cond, &text)) {
+        hearth_buf_free(&xml);
+        iq_error(ctx, cond, text);
+        return;
+    }
     char *user = iq_localpart(ctx->arena, ctx->s->user->bare);
-    iq_deferred_t *d = user ? iq_defer(ctx) : NULL;
-    if (!d) {
+    vcard_set_t *vs = user ? calloc(1, sizeof(*vs)) : NULL;
+    if (vs) {
+        vs->w = ctx->w;
+        vs->bare = strdup(ctx->s->user->bare);
+        vs->xml = xml.data ? strdup(xml.data) : NULL;
+    }
+    if (!vs || !vs->bare || (xml.data && !vs->xml) || !(vs->d = iq_defer(ctx))) {
+        if (vs) {
+            free(vs->bare);
+            free(vs->xml);
+        }
+        free(vs);
         hearth_buf_free(&xml);
         iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
         return;
     }
-    int rc = storage_vcard_set(srv->storage, &ctx->s->w->storage_target, user, xml.data, on_set, d);
+    int rc =
+        storage_vcard_set(srv->storage, &ctx->s->w->storage_target, user, xml.data, on_set, vs);
     hearth_buf_free(&xml); /* storage copied it */
-    if (rc)
-        iq_submit_failed(ctx, d, rc, "vCard");
+    if (rc) {
+        iq_submit_failed(ctx, vs->d, rc, "vCard");
+        free(vs->bare);
+        free(vs->xml);
+        free(vs);
+    }
 }
 
 static void vcard(iq_ctx_t *ctx)
