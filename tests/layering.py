@@ -1,5 +1,6 @@
 """The layering of the source tree, checked on every `make test`: includes and links point
-only down (lib < storage < core < net < c2s, modules beside c2s; the program on top), no
+only down (lib < storage < core < net < c2s, modules beside c2s, admin over net and
+modules; the program on top), no
 include cycle spans two folders, no module reaches a stream or a connection, and the router
 names no module. Run by ctest with the build directory as argument (for the link check)."""
 
@@ -21,6 +22,7 @@ ALLOWED = {
     'server/net': {'hearth', 'storage', 'core', 'net'},
     'server/c2s': {'hearth', 'storage', 'core', 'net', 'c2s'},
     'server/modules': {'hearth', 'storage', 'core', 'modules'},
+    'server/admin': {'hearth', 'storage', 'core', 'net', 'modules', 'admin'},
 }
 MODULE_NAMES = ('muc', 'mam', 'carbons', 'blocking', 'presence', 'message', 'roster', 'vcard',
                 'private', 'register', 'last', 'misc', 'disco', 'caps', 'pep', 'pubsub')
