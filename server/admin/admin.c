@@ -799,6 +799,8 @@ int admin__init(server_t *srv)
     if (config_int(srv->cfg, "admin.port") < 0 && config_int(srv->cfg, "admin.https_port") < 0)
         return 0;
     s->started_ms = uv_hrtime() / 1000000;
+    /* jansson seeds its hash tables on first use; here, before the workers share it. */
+    json_object_seed(0);
     s->host = strdup(config_str(srv->cfg, "admin.host"));
     const char *m = config_str(srv->cfg, "admin.metrics");
     s->metrics = !strcmp(m, "off")    ? ADMIN_METRICS_OFF

@@ -157,9 +157,10 @@ static void at_home(admin_req_t *ar, hearth_jid_t *jid, void (*fn)(worker_t *, h
 
 static json_t *session_json(const session_t *s)
 {
-    return json_pack("{s:s, s:s, s:b, s:i}", "jid", s->jid.full, "state",
-                     s->state == SESSION_DETACHED ? "detached" : "bound", "available", s->available,
-                     "priority", s->priority);
+    return json_pack("{s:s, s:s, s:s, s:b, s:i}", "jid", s->jid.full, "state",
+                     s->state == SESSION_DETACHED ? "detached" : "bound", "transport",
+                     s->transport ? s->transport : "other", "available", s->available, "priority",
+                     s->priority);
 }
 
 static int session_live(const session_t *s)

@@ -449,6 +449,8 @@ class SessionsTest(AdminCase):
         byjid = {x['jid']: x for x in doc['sessions']}
         self.assertEqual(set(byjid), {'alice@localhost/one', 'alice@localhost/two',
                                       'bob@localhost/x'})
+        self.assertEqual({x['transport'] for x in doc['sessions']}, {'tcp'})
+        self.assertEqual({x['state'] for x in doc['sessions']}, {'bound'})
         wait_for(lambda: {x['jid']: x for x in a.req('GET', '/api/v1/sessions')[2]['sessions']}
                  ['bob@localhost/x']['available'], 5)
         self.assert_error(a.req('POST', '/api/v1/sessions', {}), 405)
@@ -552,7 +554,31 @@ class MetricsTest(AdminCase):
         self.assertEqual(code, 200)
         self.assertTrue(r.getheader('Content-Type').startswith('text/plain; version=0.0.4'))
         m = self.parse(text)
-        self.assertEqual(m['hearth_sessions{state="bound"}'], 1)
+        self.assertEqual(m['hearth_sessions{transport="tcp",state="bound"}'], 1)
+        self.assertEqual(m['hearth_sessions{transport="websocket",state="bound"}'], 0)
+        self.assertEqual(m['hearth_logins_total{mechanism="SCRAM-SHA-256"}'], 1)
+        self.assertEqual(m['hearth_login_failures_total{mechanism="SCRAM-SHA-256"}'], 0)
+        # Counters move: a failed PLAIN login, a successful one, stanzas both ways.
+        bad = Client(s)
+        self.addCleanup(bad.close)
+        with self.assertRaises(AssertionError):
+            bad.login('alice', 'wrong', mech='PLAIN')
+        d = Client(s)
+        self.addCleanup(d.close)
+        d.login('alice', 'a', mech='PLAIN', resource='p')
+        c.send("<presence/>")
+        c.recv_until(lambda e: e.tag.endswith('presence'))
+        c.send("<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
+        c.recv_until(lambda e: e.tag.endswith('iq'))
+        m2 = self.parse(a.req('GET', '/metrics')[2])
+        self.assertEqual(m2['hearth_logins_total{mechanism="PLAIN"}'], 1)
+        self.assertEqual(m2['hearth_login_failures_total{mechanism="PLAIN"}'], 1)
+        self.assertEqual(m2['hearth_sessions{transport="tcp",state="bound"}'], 2)
+        for kind in ('presence', 'iq'):
+            self.assertGreaterEqual(m2['hearth_stanzas_in_total{kind="%s"}' % kind]
+                                    - m.get('hearth_stanzas_in_total{kind="%s"}' % kind, 0), 1)
+            self.assertGreaterEqual(m2['hearth_stanzas_out_total{kind="%s"}' % kind]
+                                    - m.get('hearth_stanzas_out_total{kind="%s"}' % kind, 0), 1)
         self.assertIn('hearth_worker_inbox_depth{worker="0"}', m)
         self.assertIn('hearth_worker_inbox_depth{worker="1"}', m)
         self.assertGreater(m['hearth_storage_requests_total'], 0)
