@@ -104,6 +104,8 @@ void admin__req_free(admin_req_t *ar)
     free(ar->user);
     free(ar->path);
     free(ar->query);
+    if (ar->body)
+        explicit_bzero(ar->body, ar->body_len); /* it may carry a password */
     free(ar->body);
     free(ar->ctype);
     free(ar);
