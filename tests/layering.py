@@ -147,11 +147,15 @@ class LayeringTest(unittest.TestCase):
         lower = ['libhearth_base.a', 'libhearth_jid.a', 'libhearth_xml.a', 'libhearth_tls.a',
                  'libhearth_sasl.a', 'libhearth_form.a', 'libhearth_client.a', 'libhearth_storage.a',
                  'libhearth_config.a']
-        server = ['libhearthd_core.a', 'libhearthd_net.a', 'libhearthd_c2s.a', 'libhearthd_modules.a']
+        server = ['libhearthd_core.a', 'libhearthd_net.a', 'libhearthd_c2s.a', 'libhearthd_modules.a',
+                  'libhearthd_admin.a']
         layers = [('libhearthd_core.a', server[1:]),
-                  ('libhearthd_net.a', ['libhearthd_c2s.a', 'libhearthd_modules.a']),
-                  ('libhearthd_c2s.a', ['libhearthd_modules.a']),
-                  ('libhearthd_modules.a', ['libhearthd_c2s.a', 'libhearthd_net.a'])]
+                  ('libhearthd_net.a', ['libhearthd_c2s.a', 'libhearthd_modules.a',
+                                        'libhearthd_admin.a']),
+                  ('libhearthd_c2s.a', ['libhearthd_modules.a', 'libhearthd_admin.a']),
+                  ('libhearthd_modules.a', ['libhearthd_c2s.a', 'libhearthd_net.a',
+                                            'libhearthd_admin.a']),
+                  ('libhearthd_admin.a', ['libhearthd_c2s.a'])]
         for lib in lower:
             layers.append((lib, server))
         bad = []
