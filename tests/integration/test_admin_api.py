@@ -11,6 +11,8 @@ import socket
 import sqlite3
 import ssl
 import stat
+import threading
+import time
 import unittest
 
 from hearth import Client, Server, main, wait_for
@@ -266,6 +268,33 @@ class AuthTest(AdminCase):
         self.assert_error(a.req('GET', '/api/v1/status', auth=basic('chief', 'chief pw')), 429)
         self.assert_error(a.req('GET', '/api/v1/status', auth='Bearer ' + self.local_key(s)),
                           429)
+
+
+    def test_account_over_budget_is_delayed_not_refused(self):
+        s = self.server({'auth.account_fail_burst': '2', 'auth.account_fail_per_min': '1',
+                         'auth.account_delay_ms': '600', 'auth.pair_fail_burst': '0',
+                         'auth.ip_fail_burst': '0'}, admins={'boss': 'boss pw'})
+        a = Admin(s)
+        for _ in range(3):
+            self.assert_error(a.req('GET', '/api/v1/status', auth=basic('boss', 'guess')), 401)
+        # Its owner still gets in, after the account's delay (checked on a timer, not a sleep
+        # of the worker: another request meanwhile is answered at once).
+        result = {}
+
+        def owner():
+            t0 = time.monotonic()
+            result['code'] = a.req('GET', '/api/v1/status', auth=basic('boss', 'boss pw'))[0]
+            result['took'] = time.monotonic() - t0
+        t = threading.Thread(target=owner)
+        t.start()
+        t0 = time.monotonic()
+        self.assertEqual(a.req('GET', '/api/v1/status', auth='Bearer ' + self.local_key(s))[0],
+                         200)
+        other = time.monotonic() - t0
+        t.join(10)
+        self.assertEqual(result.get('code'), 200)
+        self.assertGreaterEqual(result['took'], 0.55)
+        self.assertLess(other, result['took'])
 
 
 class KeysTest(AdminCase):
