@@ -429,7 +429,7 @@ static void user_sessions_back(home_call_t *hc)
     admin_req_t *ar = hc->ar;
     json_t *j = ar->op;
     ar->op = NULL;
-    json_object_set(j, "sessions", hc->result ? hc->result : json_array());
+    json_object_set_new(j, "sessions", hc->result ? json_incref(hc->result) : json_array());
     admin__reply_json(ar, 200, j);
 }
 
