@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "admin/admin.h"
 #include "c2s/conn.h"
 #include "core/datadir.h"
 #include "core/log.h"
@@ -176,9 +177,9 @@ static int setup_secret(server_t *srv)
 }
 
 /* Listens on the port of key on every worker: c2s streams (TCP, direct TLS when direct), or
- * HTTP (HTTPS when tls). */
+ * HTTP (HTTPS when tls) for site (NULL: the client transports'). */
 static int listen_all(app_t *a, const char *bind_key, const char *key, int *out_port, int direct,
-                      int http, hearth_tls_ctx_t *tls)
+                      int http, hearth_tls_ctx_t *tls, http_site_t *site)
 {
     server_t *srv = &a->srv;
     const char *bind = config_str(srv->cfg, bind_key);
@@ -194,9 +195,11 @@ static int listen_all(app_t *a, const char *bind_key, const char *key, int *out_
     }
     int port = (int)p;
     for (unsigned i = 0; i < srv->nworkers; i++) {
-        int rc = http ? http__listen(srv->workers[i], (struct sockaddr *)&ss, &port, tls)
-                      : worker__listen(srv->workers[i], (struct sockaddr *)&ss, &port,
-                                       c2s__on_connection, direct ? (void *)1 : NULL);
+        int rc = http && site
+                     ? http__listen_site(srv->workers[i], (struct sockaddr *)&ss, &port, tls, site)
+                 : http ? http__listen(srv->workers[i], (struct sockaddr *)&ss, &port, tls)
+                        : worker__listen(srv->workers[i], (struct sockaddr *)&ss, &port,
+                                         c2s__on_connection, direct ? (void *)1 : NULL);
         if (rc) {
             fprintf(stderr, "hearthd: cannot listen on %s port %ld (%s): %s\n", bind, p, key,
                     uv_strerror(rc));
@@ -377,6 +380,8 @@ int main(int argc, char **argv)
     if (http__init(srv) || ws__init() || bosh__init(srv) || web__init(srv) ||
         upload_http__init(srv))
         return fail("cannot start HTTP (see the http.* settings)", NULL);
+    if (admin__init(srv))
+        return fail("cannot start the admin API (see the admin.* settings)", NULL);
 
     long nw = config_int(srv->cfg, "server.workers");
     if (nw <= 0) {
@@ -407,11 +412,15 @@ int main(int argc, char **argv)
             c2s__worker_init(srv->workers[i]) || modules__worker_init(srv->workers[i]))
             return fail("cannot start a worker", NULL);
     }
-    int http_port = -1, https_port = -1;
-    if (listen_all(&a, "c2s.bind", "c2s.port", &srv->c2s_port, 0, 0, NULL) ||
-        listen_all(&a, "c2s.bind", "c2s.direct_tls_port", &srv->tls_port, 1, 0, NULL) ||
-        listen_all(&a, "http.bind", "http.port", &http_port, 0, 1, NULL) ||
-        listen_all(&a, "http.bind", "https.port", &https_port, 0, 1, srv->tls))
+    int http_port = -1, https_port = -1, admin_port = -1, admin_https_port = -1;
+    if (listen_all(&a, "c2s.bind", "c2s.port", &srv->c2s_port, 0, 0, NULL, NULL) ||
+        listen_all(&a, "c2s.bind", "c2s.direct_tls_port", &srv->tls_port, 1, 0, NULL, NULL) ||
+        listen_all(&a, "http.bind", "http.port", &http_port, 0, 1, NULL, NULL) ||
+        listen_all(&a, "http.bind", "https.port", &https_port, 0, 1, srv->tls, NULL) ||
+        (admin__site() &&
+         (listen_all(&a, "admin.bind", "admin.port", &admin_port, 0, 1, NULL, admin__site()) ||
+          listen_all(&a, "admin.bind", "admin.https_port", &admin_https_port, 0, 1, srv->tls,
+                     admin__site()))))
         return 1;
     srv->http_port = http_port; /* the upload service's URLs name it */
     srv->https_port = https_port;
@@ -437,6 +446,10 @@ int main(int argc, char **argv)
         prc = prc ?: hearth_buf_printf(&ports, "http %d\n", http_port);
     if (https_port >= 0)
         prc = prc ?: hearth_buf_printf(&ports, "https %d\n", https_port);
+    if (admin_port >= 0)
+        prc = prc ?: hearth_buf_printf(&ports, "admin %d\n", admin_port);
+    if (admin_https_port >= 0)
+        prc = prc ?: hearth_buf_printf(&ports, "admin_https %d\n", admin_https_port);
     if (prc || asprintf(&a.ports_path, "%s/hearthd.ports", data_dir) < 0 ||
         datadir_write_file_atomic(a.ports_path, ports.data ? ports.data : "", ports.len, &err))
         return fail("cannot write the ports file", err);
@@ -446,6 +459,7 @@ int main(int argc, char **argv)
          "HTTPS port %d",
          HEARTH_VERSION, srv->set.domain, srv->nworkers, srv->c2s_port, srv->tls_port, http_port,
          https_port);
+    admin__started(srv, admin_port, admin_https_port);
     hlog_always("ready");
     uv_timer_init(a.loop, &a.memory);
     a.memory.data = &a;
@@ -470,6 +484,7 @@ int main(int argc, char **argv)
     web__free();
     bosh__free();
     http__clear();
+    admin__free(srv);
     hearth_tls_ctx_free(srv->tls);
     unlink(a.ports_path);
     free(a.ports_path);

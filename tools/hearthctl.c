@@ -1,7 +1,14 @@
-/* hearthctl: offline administration of a Hearth data directory (accounts). Commands work on the
- * database with the server stopped and hold <data-dir>/hearthd.lock while they run, so they
- * never write under a live hearthd. Exit 0 on success, 1 with one line on stderr otherwise. */
+/* hearthctl: administration of a Hearth data directory. While hearthd runs (its lock is held)
+ * every command goes through its admin API on loopback, authenticated by the key hearthd
+ * writes to <data-dir>/api.key (or HEARTH_API_KEY); with the server stopped the account
+ * commands work on the database, holding <data-dir>/hearthd.lock so that they never write under
+ * a live hearthd. Exit 0 on success, 1 with one line on stderr otherwise. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,18 +27,32 @@
 
 /* Longest password accepted, bytes: far above any real one, small enough to stay on the stack. */
 #define PASSWORD_MAX 1024
+/* An answer of the admin API, bytes: past it the command fails (a page of users is far less). */
+#define API_ANSWER_MAX (64u * 1024 * 1024)
+#define API_TIMEOUT_S 30 /* for the connection and each read */
+#define API_PAGE 1000    /* users per request when listing */
+
+static const char LIVE[] = "live: through hearthd's admin API";
+static const char OFFLINE[] = "offline: hearthd is stopped; on the database";
 
 static const char USAGE[] =
     "usage: hearthctl [--config FILE] [--data-dir DIR] [--set KEY=VALUE ...] COMMAND ...\n"
     "\n"
-    "Offline administration; the server must be stopped (hearthctl takes the data\n"
-    "directory's lock while it runs).\n"
+    "While hearthd runs on the data directory, commands go through its admin API\n"
+    "(admin.port on loopback) with the key in <data-dir>/api.key or $HEARTH_API_KEY;\n"
+    "with hearthd stopped, the account commands work on the database (hearthctl\n"
+    "takes the data directory's lock while it runs). Each says which path it took.\n"
     "\n"
     "commands:\n"
     "  adduser JID [--admin] [--password-stdin]  create an account\n"
-    "  deluser JID                               delete an account\n"
+    "  deluser JID                               delete an account (live: its sessions end)\n"
     "  passwd JID [--password-stdin]             set an account's password\n"
     "  listusers                                 list accounts, one JID per line\n"
+    "  status                                    version, uptime, sessions (live only)\n"
+    "  sessions                                  sessions online, one per line (live only)\n"
+    "  kick JID                                  end a full JID's session, or every session\n"
+    "                                            of a bare JID (live only)\n"
+    "  announce [--subject TEXT] TEXT            a message to every online user (live only)\n"
     "\n"
     "options:\n"
     "  --config FILE     config file (default <data-dir>/hearthd.conf if it exists)\n"
@@ -60,6 +81,7 @@ typedef struct ctl {
     int lock_fd;
     storage_t *st;
     char *domain; /* prepared server.domain */
+    int live;     /* hearthd holds the lock: commands go through its admin API */
 } ctl_t;
 
 /* ---- passwords ---- */
@@ -204,7 +226,7 @@ static int ctl_open(ctl_t *x, int create_dir)
              x->data_dir);
         return 1;
     }
-    int rc = datadir_lock(x->data_dir, &x->lock_fd, &err);
+    int rc = x->lock_fd >= 0 ? 0 : datadir_lock(x->data_dir, &x->lock_fd, &err);
     if (rc == HEARTH_EBUSY) {
         fail("%s; stop it first (or use the admin console)", err);
         free(err);
@@ -245,6 +267,241 @@ static void ctl_close(ctl_t *x)
     x->lock_fd = -1;
 }
 
+/* Whether hearthd runs on the data directory: 1 when it holds the lock (x->live), 0 when it
+ * does not (the lock is then held here, so it cannot start under us), -1 after printing why
+ * neither could be told. A data directory that does not exist is offline. */
+static int ctl_mode(ctl_t *x)
+{
+    struct stat sb;
+    if (stat(x->data_dir, &sb) < 0 || !S_ISDIR(sb.st_mode))
+        return 0;
+    char *err = NULL;
+    int rc = datadir_lock(x->data_dir, &x->lock_fd, &err);
+    free(err);
+    if (rc == HEARTH_EBUSY) {
+        x->lock_fd = -1;
+        return x->live = 1;
+    }
+    if (rc < 0) {
+        x->lock_fd = -1;
+        return 0; /* ctl_open says why when the command needs the database */
+    }
+    return 0;
+}
+
+/* ---- the admin API of a running hearthd ---- */
+
+/* The admin port from <data-dir>/hearthd.ports, or -1. */
+static int admin_port(const ctl_t *x)
+{
+    char *path = datadir_path(x->data_dir, "hearthd.ports");
+    FILE *f = path ? fopen(path, "r") : NULL;
+    free(path);
+    int port = -1, p;
+    char name[64];
+    while (f && fscanf(f, "%63s %d", name, &p) == 2)
+        if (!strcmp(name, "admin"))
+            port = p;
+    if (f)
+        fclose(f);
+    return port;
+}
+
+/* The key: $HEARTH_API_KEY, else <data-dir>/api.key; 0, else 1 after printing why. */
+static int api_key(const ctl_t *x, char *key, size_t cap)
+{
+    const char *env = getenv("HEARTH_API_KEY");
+    if (env && *env) {
+        snprintf(key, cap, "%s", env);
+        return 0;
+    }
+    char *path = datadir_path(x->data_dir, "api.key");
+    FILE *f = path ? fopen(path, "r") : NULL;
+    int r = f ? read_line(f, key, cap) : -1;
+    if (f)
+        fclose(f);
+    if (r < 0 || !*key) {
+        fail("hearthd is running but its API key %s cannot be read (%s); run hearthctl as the "
+             "user hearthd runs as, or set HEARTH_API_KEY",
+             path ? path : "api.key", f ? "empty" : strerror(errno));
+        free(path);
+        return 1;
+    }
+    free(path);
+    return 0;
+}
+
+/* Percent-encodes everything but unreserved characters (a path segment). */
+static void url_encode(const char *s, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (; *s && o + 4 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            strchr("-._~", c))
+            out[o++] = (char)c;
+        else
+            o += (size_t)snprintf(out + o, cap - o, "%%%02X", c);
+    }
+    out[o] = '\0';
+}
+
+static int connect_to(const char *bind, int port)
+{
+    struct sockaddr_storage ss = {0};
+    socklen_t len;
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    /* A wildcard bind is reached on loopback. */
+    if (!strcmp(bind, "0.0.0.0"))
+        bind = "127.0.0.1";
+    else if (!strcmp(bind, "::"))
+        bind = "::1";
+    if (inet_pton(AF_INET, bind, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)port);
+        len = sizeof(*in4);
+    } else if (inet_pton(AF_INET6, bind, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        len = sizeof(*in6);
+    } else {
+        errno = EINVAL;
+        return -1;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct timeval tv = {.tv_sec = API_TIMEOUT_S};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+/* One request to the admin API: 0 with *status and *reply (the JSON answer, NULL when none;
+ * the caller decrefs), else 1 after printing why. body may be NULL. */
+static int api_call(const ctl_t *x, const char *method, const char *path, json_t *body, int *status,
+                    json_t **reply)
+{
+    char key[256];
+    *reply = NULL;
+    int port = admin_port(x);
+    if (port <= 0) {
+        fail("hearthd is running on %s and its admin API is off (admin.port = -1); stop it "
+             "first, or turn the admin API on",
+             x->data_dir);
+        return 1;
+    }
+    if (api_key(x, key, sizeof(key)))
+        return 1;
+    char *json = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *req = NULL;
+    int n = asprintf(&req,
+                     "%s %s HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n"
+                     "Connection: close\r\nUser-Agent: hearthctl/" HEARTH_VERSION "\r\n"
+                     "%sContent-Length: %zu\r\n\r\n%s",
+                     method, path, key, json ? "Content-Type: application/json\r\n" : "",
+                     json ? strlen(json) : 0, json ? json : "");
+    explicit_bzero(key, sizeof(key));
+    if (json) {
+        explicit_bzero(json, strlen(json)); /* it may carry a password */
+        free(json);
+    }
+    if (n < 0) {
+        fail("out of memory");
+        return 1;
+    }
+    const char *bind = config_str(x->cfg, "admin.bind");
+    int fd = connect_to(bind, port);
+    if (fd < 0) {
+        explicit_bzero(req, (size_t)n);
+        free(req);
+        fail("cannot reach hearthd's admin API at %s port %d: %s", bind, port, strerror(errno));
+        return 1;
+    }
+    size_t off = 0;
+    while (off < (size_t)n) {
+        ssize_t w = send(fd, req + off, (size_t)n - off, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    explicit_bzero(req, (size_t)n);
+    free(req);
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int rc = off == (size_t)n ? 0 : -1;
+    while (!rc) {
+        if (len + 4096 + 1 > cap) {
+            cap = cap ? cap * 2 : 65536;
+            char *nb = cap <= API_ANSWER_MAX ? realloc(buf, cap) : NULL;
+            if (!nb) {
+                rc = -1;
+                break;
+            }
+            buf = nb;
+        }
+        ssize_t r = recv(fd, buf + len, cap - len - 1, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            rc = -1;
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    int e = errno;
+    close(fd);
+    char *sep = buf && !rc ? (buf[len] = '\0', strstr(buf, "\r\n\r\n")) : NULL;
+    if (!sep || sscanf(buf, "HTTP/1.%*d %d", status) != 1) {
+        free(buf);
+        fail("no answer from hearthd's admin API at %s port %d%s%s", bind, port, rc ? ": " : "",
+             rc ? strerror(e) : "");
+        return 1;
+    }
+    sep += 4;
+    if (*sep) {
+        *reply = json_loads(sep, 0, NULL);
+        if (!*reply) {
+            free(buf);
+            fail("the admin API's answer is not JSON (HTTP %d)", *status);
+            return 1;
+        }
+    }
+    free(buf);
+    return 0;
+}
+
+/* A refusal the command has no words of its own for: 1 after printing it. */
+static int api_refused(int status, json_t *reply)
+{
+    const char *why = json_string_value(json_object_get(reply, "error"));
+    if (status == 401)
+        fail("the admin API refused the key (HTTP 401: %s); is api.key from this run of "
+             "hearthd?",
+             why ? why : "unauthorized");
+    else
+        fail("the admin API refused: %s (HTTP %d)", why ? why : "no reason given", status);
+    json_decref(reply);
+    return 1;
+}
+
+/* The API's path for an account: /api/v1/users/<node><tail>. */
+static void user_path(const hearth_jid_t *j, const char *tail, char *out, size_t cap)
+{
+    char enc[3200];
+    url_encode(j->node, enc, sizeof(enc));
+    snprintf(out, cap, "/api/v1/users/%s%s", enc, tail);
+}
+
 /* Both SCRAM secrets for password, with auth.scram_iterations. */
 static int make_secrets(const ctl_t *x, const char *password, hearth_scram_secret_t *sha1,
                         hearth_scram_secret_t *sha256)
@@ -270,7 +527,251 @@ typedef struct cmd_args {
     const char *jid;
     int admin;
     int password_stdin;
+    const char *subject;
+    char text[8200]; /* announce: the words of the message, joined by spaces */
 } cmd_args_t;
+
+/* ---- live commands: through the admin API ---- */
+
+static int live_adduser(ctl_t *x, const cmd_args_t *a, const hearth_jid_t *j)
+{
+    char password[PASSWORD_MAX + 2];
+    int st = 1, status;
+    json_t *reply = NULL;
+    if (get_password(j->bare, a->password_stdin, password, sizeof password))
+        goto out;
+    json_t *body =
+        json_pack("{s:s, s:s, s:b}", "username", j->node, "password", password, "admin", a->admin);
+    explicit_bzero(password, sizeof password);
+    int rc = body ? api_call(x, "POST", "/api/v1/users", body, &status, &reply) : 1;
+    json_decref(body);
+    if (rc)
+        goto out;
+    if (status == 409)
+        fail("user %s already exists", j->bare);
+    else if (status != 201) {
+        api_refused(status, reply);
+        reply = NULL;
+    } else {
+        fprintf(stderr, "created %s%s (%s)\n", j->bare, a->admin ? " (admin)" : "", LIVE);
+        st = 0;
+    }
+out:
+    explicit_bzero(password, sizeof password);
+    json_decref(reply);
+    return st;
+}
+
+static int live_deluser(ctl_t *x, const hearth_jid_t *j)
+{
+    char path[4096];
+    int status;
+    json_t *reply = NULL;
+    user_path(j, "", path, sizeof(path));
+    if (api_call(x, "DELETE", path, NULL, &status, &reply))
+        return 1;
+    if (status == 404) {
+        json_decref(reply);
+        fail("no such user %s", j->bare);
+        return 1;
+    }
+    if (status != 204)
+        return api_refused(status, reply);
+    json_decref(reply);
+    fprintf(stderr, "deleted %s; its sessions ended (%s)\n", j->bare, LIVE);
+    return 0;
+}
+
+static int live_passwd(ctl_t *x, const cmd_args_t *a, const hearth_jid_t *j)
+{
+    char path[4096], password[PASSWORD_MAX + 2];
+    int status;
+    json_t *reply = NULL;
+    /* Ask for the password only for an account that exists. */
+    user_path(j, "", path, sizeof(path));
+    if (api_call(x, "GET", path, NULL, &status, &reply))
+        return 1;
+    if (status == 404) {
+        json_decref(reply);
+        fail("no such user %s", j->bare);
+        return 1;
+    }
+    if (status != 200)
+        return api_refused(status, reply);
+    json_decref(reply);
+    reply = NULL;
+    if (get_password(j->bare, a->password_stdin, password, sizeof password)) {
+        explicit_bzero(password, sizeof password);
+        return 1;
+    }
+    json_t *body = json_pack("{s:s}", "password", password);
+    explicit_bzero(password, sizeof password);
+    user_path(j, "/password", path, sizeof(path));
+    int rc = body ? api_call(x, "PUT", path, body, &status, &reply) : 1;
+    json_decref(body);
+    if (rc)
+        return 1;
+    if (status == 404) {
+        json_decref(reply);
+        fail("no such user %s", j->bare);
+        return 1;
+    }
+    if (status != 204)
+        return api_refused(status, reply);
+    json_decref(reply);
+    fprintf(stderr, "password of %s changed (%s)\n", j->bare, LIVE);
+    return 0;
+}
+
+static int live_listusers(ctl_t *x)
+{
+    long offset = 0, total = 0, listed = 0;
+    do {
+        char path[128];
+        int status;
+        json_t *reply = NULL;
+        snprintf(path, sizeof(path), "/api/v1/users?offset=%ld&limit=%d", offset, API_PAGE);
+        if (api_call(x, "GET", path, NULL, &status, &reply))
+            return 1;
+        if (status != 200)
+            return api_refused(status, reply);
+        total = (long)json_integer_value(json_object_get(reply, "total"));
+        json_t *users = json_object_get(reply, "users");
+        size_t i;
+        json_t *u;
+        json_array_foreach(users, i, u)
+        {
+            printf("%s%s\n", json_string_value(json_object_get(u, "jid")),
+                   json_is_true(json_object_get(u, "admin")) ? " (admin)" : "");
+            listed++;
+        }
+        size_t n = json_array_size(users);
+        json_decref(reply);
+        if (!n)
+            break;
+        offset += (long)n;
+    } while (offset < total);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fail("cannot write to stdout: %s", strerror(errno));
+        return 1;
+    }
+    fprintf(stderr, "%ld account%s (%s)\n", listed, listed == 1 ? "" : "s", LIVE);
+    return 0;
+}
+
+/* The commands that exist only against a running server. */
+static int offline_refused(const char *cmd)
+{
+    fail("%s needs a running hearthd (none holds the data directory's lock)", cmd);
+    return 1;
+}
+
+static int cmd_status(ctl_t *x, const cmd_args_t *a)
+{
+    (void)a;
+    if (!x->live)
+        return offline_refused("status");
+    int status;
+    json_t *r = NULL;
+    if (api_call(x, "GET", "/api/v1/status", NULL, &status, &r))
+        return 1;
+    if (status != 200)
+        return api_refused(status, r);
+    json_t *mem = json_object_get(r, "memory");
+    printf("version: %s\ndomain: %s\nuptime_s: %lld\nsessions_online: %lld\n"
+           "sessions_detached: %lld\nconnections: %lld\nworkers: %lld\nmemory_rss_bytes: %lld\n",
+           json_string_value(json_object_get(r, "version")),
+           json_string_value(json_object_get(r, "domain")),
+           (long long)json_integer_value(json_object_get(r, "uptime_s")),
+           (long long)json_integer_value(json_object_get(r, "sessions_online")),
+           (long long)json_integer_value(json_object_get(r, "sessions_detached")),
+           (long long)json_integer_value(json_object_get(r, "connections")),
+           (long long)json_integer_value(json_object_get(r, "workers")),
+           (long long)json_integer_value(json_object_get(mem, "rss_bytes")));
+    json_decref(r);
+    fprintf(stderr, "(%s)\n", LIVE);
+    return fflush(stdout) ? 1 : 0;
+}
+
+static int cmd_sessions(ctl_t *x, const cmd_args_t *a)
+{
+    (void)a;
+    if (!x->live)
+        return offline_refused("sessions");
+    int status;
+    json_t *r = NULL;
+    if (api_call(x, "GET", "/api/v1/sessions", NULL, &status, &r))
+        return 1;
+    if (status != 200)
+        return api_refused(status, r);
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(r, "sessions"), i, v)
+    {
+        printf("%s %s %s %lld\n", json_string_value(json_object_get(v, "jid")),
+               json_string_value(json_object_get(v, "state")),
+               json_is_true(json_object_get(v, "available")) ? "available" : "unavailable",
+               (long long)json_integer_value(json_object_get(v, "priority")));
+    }
+    fprintf(stderr, "%zu session%s (%s)\n", json_array_size(json_object_get(r, "sessions")),
+            json_array_size(json_object_get(r, "sessions")) == 1 ? "" : "s", LIVE);
+    json_decref(r);
+    return fflush(stdout) ? 1 : 0;
+}
+
+static int cmd_kick(ctl_t *x, const cmd_args_t *a)
+{
+    if (!x->live)
+        return offline_refused("kick");
+    hearth_jid_t j = HEARTH_JID_INIT;
+    const char *reason = NULL;
+    if (hearth_jid_parse(a->jid, strlen(a->jid), &j, &reason) < 0 || !j.node) {
+        fail("invalid JID '%s': %s", a->jid, reason ? reason : "it has no user part");
+        hearth_jid_clear(&j);
+        return 1;
+    }
+    char enc[3200], path[3300];
+    url_encode(j.full, enc, sizeof(enc));
+    snprintf(path, sizeof(path), "/api/v1/sessions/%s", enc);
+    int status, st = 1;
+    json_t *r = NULL;
+    if (api_call(x, "DELETE", path, NULL, &status, &r))
+        goto out;
+    if (status == 404) {
+        fail("no session of %s", j.full);
+        json_decref(r);
+    } else if (status != 200) {
+        api_refused(status, r);
+    } else {
+        fprintf(stderr, "ended %lld session(s) of %s (%s)\n",
+                (long long)json_integer_value(json_object_get(r, "ended")), j.full, LIVE);
+        json_decref(r);
+        st = 0;
+    }
+out:
+    hearth_jid_clear(&j);
+    return st;
+}
+
+static int cmd_announce(ctl_t *x, const cmd_args_t *a)
+{
+    if (!x->live)
+        return offline_refused("announce");
+    json_t *body = a->subject ? json_pack("{s:s, s:s}", "body", a->text, "subject", a->subject)
+                              : json_pack("{s:s}", "body", a->text);
+    int status;
+    json_t *r = NULL;
+    int rc = body ? api_call(x, "POST", "/api/v1/announce", body, &status, &r) : 1;
+    json_decref(body);
+    if (rc)
+        return 1;
+    if (status != 200)
+        return api_refused(status, r);
+    fprintf(stderr, "sent to %lld session(s) (%s)\n",
+            (long long)json_integer_value(json_object_get(r, "sent")), LIVE);
+    json_decref(r);
+    return 0;
+}
 
 static int cmd_adduser(ctl_t *x, const cmd_args_t *a)
 {
@@ -278,7 +779,13 @@ static int cmd_adduser(ctl_t *x, const cmd_args_t *a)
     char password[PASSWORD_MAX + 2];
     storage_account_t acct = {0}, existing = {0};
     int status = 1;
-    if (parse_user_jid(x, a->jid, &j) || ctl_open(x, 1))
+    if (parse_user_jid(x, a->jid, &j))
+        goto out;
+    if (x->live) {
+        status = live_adduser(x, a, &j);
+        goto out;
+    }
+    if (ctl_open(x, 1))
         goto out;
     int rc = storage_sync_account_get(x->st, j.node, &existing);
     storage_account_clear(&existing);
@@ -305,7 +812,7 @@ static int cmd_adduser(ctl_t *x, const cmd_args_t *a)
         fail("cannot create account %s: %s", j.bare, hearth_strerror(rc));
         goto out;
     }
-    fprintf(stderr, "created %s%s\n", j.bare, a->admin ? " (admin)" : "");
+    fprintf(stderr, "created %s%s (%s)\n", j.bare, a->admin ? " (admin)" : "", OFFLINE);
     status = 0;
 out:
     explicit_bzero(password, sizeof password);
@@ -318,7 +825,13 @@ static int cmd_deluser(ctl_t *x, const cmd_args_t *a)
 {
     hearth_jid_t j = HEARTH_JID_INIT;
     int status = 1;
-    if (parse_user_jid(x, a->jid, &j) || ctl_open(x, 0))
+    if (parse_user_jid(x, a->jid, &j))
+        goto out;
+    if (x->live) {
+        status = live_deluser(x, &j);
+        goto out;
+    }
+    if (ctl_open(x, 0))
         goto out;
     int rc = storage_sync_account_delete(x->st, j.node);
     if (rc == HEARTH_ENOTFOUND) {
@@ -329,7 +842,7 @@ static int cmd_deluser(ctl_t *x, const cmd_args_t *a)
         fail("cannot delete account %s: %s", j.bare, hearth_strerror(rc));
         goto out;
     }
-    fprintf(stderr, "deleted %s\n", j.bare);
+    fprintf(stderr, "deleted %s (%s)\n", j.bare, OFFLINE);
     status = 0;
 out:
     hearth_jid_clear(&j);
@@ -343,7 +856,13 @@ static int cmd_passwd(ctl_t *x, const cmd_args_t *a)
     hearth_scram_secret_t sha1 = {0}, sha256 = {0};
     storage_account_t existing = {0};
     int status = 1;
-    if (parse_user_jid(x, a->jid, &j) || ctl_open(x, 0))
+    if (parse_user_jid(x, a->jid, &j))
+        goto out;
+    if (x->live) {
+        status = live_passwd(x, a, &j);
+        goto out;
+    }
+    if (ctl_open(x, 0))
         goto out;
     /* Ask for the password only for an account that exists. */
     int rc = storage_sync_account_get(x->st, j.node, &existing);
@@ -368,7 +887,7 @@ static int cmd_passwd(ctl_t *x, const cmd_args_t *a)
         fail("cannot set the password of %s: %s", j.bare, hearth_strerror(rc));
         goto out;
     }
-    fprintf(stderr, "password of %s changed\n", j.bare);
+    fprintf(stderr, "password of %s changed (%s)\n", j.bare, OFFLINE);
     status = 0;
 out:
     explicit_bzero(password, sizeof password);
@@ -380,8 +899,11 @@ out:
 
 static int cmd_listusers(ctl_t *x, const cmd_args_t *a)
 {
+    (void)a;
     storage_account_t *list = NULL;
     size_t n = 0;
+    if (x->live)
+        return live_listusers(x);
     if (ctl_open(x, 0))
         return 1;
     int rc = storage_sync_account_list(x->st, &list, &n);
@@ -398,6 +920,7 @@ static int cmd_listusers(ctl_t *x, const cmd_args_t *a)
         fail("cannot write to stdout: %s", strerror(errno));
         return 1;
     }
+    fprintf(stderr, "%zu account%s (%s)\n", n, n == 1 ? "" : "s", OFFLINE);
     return 0;
 }
 
@@ -407,13 +930,14 @@ typedef struct command {
     int takes_jid;
     int takes_admin;
     int takes_password;
+    int takes_text; /* announce: --subject TEXT and the words of the message */
 } command_t;
 
 static const command_t COMMANDS[] = {
-    {"adduser", cmd_adduser, 1, 1, 1},
-    {"deluser", cmd_deluser, 1, 0, 0},
-    {"passwd", cmd_passwd, 1, 0, 1},
-    {"listusers", cmd_listusers, 0, 0, 0},
+    {"adduser", cmd_adduser, 1, 1, 1, 0}, {"deluser", cmd_deluser, 1, 0, 0, 0},
+    {"passwd", cmd_passwd, 1, 0, 1, 0},   {"listusers", cmd_listusers, 0, 0, 0, 0},
+    {"status", cmd_status, 0, 0, 0, 0},   {"sessions", cmd_sessions, 0, 0, 0, 0},
+    {"kick", cmd_kick, 1, 0, 0, 0},       {"announce", cmd_announce, 0, 0, 0, 1},
 };
 
 /* Command arguments in any order; 0, else 1 after printing why. */
@@ -425,7 +949,21 @@ static int parse_command_args(const command_t *cmd, int argc, char **argv, cmd_a
             a->admin = 1;
         else if (cmd->takes_password && strcmp(s, "--password-stdin") == 0)
             a->password_stdin = 1;
-        else if (s[0] == '-' && s[1] != '\0') {
+        else if (cmd->takes_text && strcmp(s, "--subject") == 0) {
+            if (i + 1 >= argc) {
+                fail("%s: --subject needs a value (see hearthctl --help)", cmd->name);
+                return 1;
+            }
+            a->subject = argv[++i];
+        } else if (cmd->takes_text && s[0] != '-') {
+            size_t have = strlen(a->text);
+            if (have + strlen(s) + 2 > sizeof(a->text)) {
+                fail("%s: the message is too long (at most %zu bytes)", cmd->name,
+                     sizeof(a->text) - 8);
+                return 1;
+            }
+            snprintf(a->text + have, sizeof(a->text) - have, "%s%s", have ? " " : "", s);
+        } else if (s[0] == '-' && s[1] != '\0') {
             fail("%s: unknown option %s (see hearthctl --help)", cmd->name, s);
             return 1;
         } else if (cmd->takes_jid && !a->jid)
@@ -437,6 +975,10 @@ static int parse_command_args(const command_t *cmd, int argc, char **argv, cmd_a
     }
     if (cmd->takes_jid && !a->jid) {
         fail("%s: missing JID (see hearthctl --help)", cmd->name);
+        return 1;
+    }
+    if (cmd->takes_text && !a->text[0]) {
+        fail("%s: missing message (see hearthctl --help)", cmd->name);
         return 1;
     }
     return 0;
@@ -543,6 +1085,7 @@ int main(int argc, char **argv)
         goto out;
     }
     x.domain = dom.domain;
+    ctl_mode(&x);
     status = cmd->run(&x, &args);
 out:
     ctl_close(&x);

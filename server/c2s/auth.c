@@ -96,6 +96,7 @@ void auth__fail_now(conn_t *c)
  * stream, answered after the configured delay. */
 static void fail_counted(conn_t *c, int throttled)
 {
+    c->w->stats.login_failures[worker__mech_index(c->sasl_mech)]++;
     auth__free(c);
     c->auth_fail_throttled = throttled;
     c->sasl_gen++;
@@ -140,6 +141,7 @@ static void succeed(conn_t *c, const char *out, size_t out_len)
     hearth_buf_free(&b);
     free(b64);
     hlog_conn(LOG_INFO, c->id, bare, "authenticated %s with %s", bare, c->sasl_mech);
+    c->w->stats.logins[worker__mech_index(c->sasl_mech)]++;
     guard_end(c, AUTHGUARD_SUCCEEDED);
     auth__free(c);
     c->sasl_gen++;

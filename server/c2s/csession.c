@@ -236,6 +236,7 @@ c2s_session_t *csession__new(conn_t *c, user_t *u, hearth_jid_t *jid)
     if (!cs)
         return NULL;
     session__init(&cs->s, c->w, u, jid, &c2s_session_ops, c->id);
+    cs->s.transport = c->net ? c->net->t->name : "tcp";
     cs->c = c;
     c->cs = cs;
     return cs;
@@ -289,6 +290,7 @@ void csession__attach(c2s_session_t *cs, conn_t *c)
         uv_timer_stop(cs->timer);
     sm__unmark_detached(cs);
     cs->s.state = SESSION_BOUND;
+    cs->s.transport = c->net ? c->net->t->name : "tcp";
     cs->c = c;
     c->cs = cs;
     c->state = C2S_BOUND;

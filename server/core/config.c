@@ -21,6 +21,7 @@ static const char *const LOG_LEVELS[] = {"error", "warn", "info", "debug", NULL}
 static const char *const TLS_MODES[] = {"required", "optional", NULL};
 static const char *const CONFLICTS[] = {"replace", "reject", "rename", NULL};
 static const char *const DRIVERS[] = {"sqlite", "pgsql", NULL};
+static const char *const METRICS_MODES[] = {"off", "open", "key", NULL};
 
 #define S(n, d, h, rt)                                                                             \
     {                                                                                              \
@@ -186,6 +187,14 @@ static const config_key_t KEYS[] = {
       0),
     S("admin.bind", "127.0.0.1", "Address the admin console and REST API bind to.", 0),
     I("admin.port", "9090", -1, 65535, "Admin console and REST port; 0 = ephemeral, -1 = off.", 0),
+    I("admin.https_port", "9091", -1, 65535,
+      "The same over HTTPS with the certificate of tls.cert; 0 = ephemeral, -1 = off.", 0),
+    S("admin.host", "",
+      "Host name the admin API answers besides localhost, 127.0.0.1 and [::1] (DNS "
+      "rebinding); empty = none.",
+      0),
+    E("admin.metrics", "key", METRICS_MODES,
+      "/metrics on the admin port: off, open (no authentication) or key (an API key or admin).", 0),
     E("storage.driver", "sqlite", DRIVERS, "Database driver.", 0),
     S("storage.dsn", "", "Database connection string; empty = <data-dir>/hearth.db.", 0),
     S("tls.cert", "",

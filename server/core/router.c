@@ -588,6 +588,7 @@ void router__from_session(session_t *s, hearth_xml_node_t *st, hearth_arena_t *a
 {
     server_t *srv = s->w->srv;
     stanza_kind_t kind = router__kind(st->name);
+    s->w->stats.stanzas_in[kind]++;
     hearth_xml_set_attr(arena, st, "from", s->jid.full); /* stamped: a client never chooses it */
     hook_args_t a = {.w = s->w, .s = s, .u = s->user, .st = st, .arena = arena};
     if (kind == STANZA_PRESENCE) {

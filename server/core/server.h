@@ -159,6 +159,20 @@ typedef struct worker_layer {
 #define WORKER_LAYERS_MAX 4
 #define WORKER_SLOTS 16
 
+/* SASL mechanisms as the login counters know them (worker__mech_index); the last is any other. */
+#define WORKER_MECHS 7
+extern const char *const worker__mech_names[WORKER_MECHS];
+int worker__mech_index(const char *mech);
+
+/* What a worker counts for the metrics: changed on its own thread only, and read there (the
+ * admin API asks each worker through its inbox), so plain integers, no atomics. */
+typedef struct worker_stats {
+    uint64_t stanzas_in[3];                /* from bound sessions, by stanza_kind_t */
+    uint64_t stanzas_out[3];               /* to sessions, by stanza_kind_t */
+    uint64_t logins[WORKER_MECHS];         /* SASL successes by mechanism */
+    uint64_t login_failures[WORKER_MECHS]; /* SASL failures (wrong, or refused unchecked) */
+} worker_stats_t;
+
 struct worker {
     server_t *srv;
     unsigned index;
@@ -192,6 +206,7 @@ struct worker {
     strmap_t users; /* bare JID -> user_t, for users homed here */
     storage_target_t storage_target;
     int stopping;
+    worker_stats_t stats;
     void *slot[WORKER_SLOTS]; /* the layers' and modules' per-worker state */
 };
 

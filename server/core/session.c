@@ -90,8 +90,13 @@ session_t *session__find(worker_t *w, const char *bare, const char *resource)
 
 void session__send(session_t *s, const char *data, size_t len)
 {
-    if (s->state != SESSION_ENDED)
-        s->ops->send(s, data, len);
+    if (s->state == SESSION_ENDED)
+        return;
+    if (len > 1) /* our serialiser's bytes: '<' and the stanza's name */
+        s->w->stats.stanzas_out[data[1] == 'm'   ? STANZA_MESSAGE
+                                : data[1] == 'p' ? STANZA_PRESENCE
+                                                 : STANZA_IQ]++;
+    s->ops->send(s, data, len);
 }
 
 void session__send_node(session_t *s, const hearth_xml_node_t *n)

@@ -64,6 +64,7 @@ struct session {
     int ending; /* its end is decided (done on the next loop turn): deliver nothing new to it */
     int paced;  /* paced senders waiting for HOOK_SESSION_DRAINED (the hook runs only then) */
     int refs;
+    const char *transport; /* what carries it now ("tcp", "websocket", "bosh"), for metrics */
     /* Presence (RFC 6121 §4), on the session because every module reads it. */
     int available;            /* sent available presence */
     int priority;             /* of its last available presence */

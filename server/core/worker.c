@@ -28,6 +28,19 @@ int worker__slot_new(void)
     return nslots < WORKER_SLOTS ? nslots++ : -1;
 }
 
+const char *const worker__mech_names[WORKER_MECHS] = {
+    "SCRAM-SHA-1", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS",
+    "PLAIN",       "EXTERNAL",         "other",
+};
+
+int worker__mech_index(const char *mech)
+{
+    for (int i = 0; mech && i < WORKER_MECHS - 1; i++)
+        if (!strcmp(mech, worker__mech_names[i]))
+            return i;
+    return WORKER_MECHS - 1;
+}
+
 worker_t *worker__home(server_t *srv, const char *bare)
 {
     return srv->workers[strmap_stable_hash(bare) % srv->nworkers];

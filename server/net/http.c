@@ -23,34 +23,66 @@ typedef struct route {
     http_stream_fn stream; /* takes request bodies as they arrive (uploads); NULL: buffered */
 } route_t;
 
-static route_t routes[ROUTES_MAX];
-static unsigned nroutes;
+/* A route table with the listeners that serve it: the client transports' (the default one),
+ * or the admin console's, which has no CORS and trusts no proxy's word on who the peer is. */
+struct http_site {
+    route_t routes[ROUTES_MAX];
+    unsigned nroutes;
+    int private; /* no CORS, no preflight, no X-Forwarded-* */
+    struct http_endpoint {
+        http_site_t *site;
+        hearth_tls_ctx_t *ctx;
+    } plain, tls; /* what each listener's data points to */
+};
+
+static http_site_t default_site;
 static connection_acceptor_fn acceptor;
 static char *origins[LIST_MAX]; /* allowed Origin values; "*" any */
 static unsigned norigins;
 static char *proxies[LIST_MAX]; /* trusted proxy addresses */
 static unsigned nproxies;
 
+static int site_route(http_site_t *site, const char *path, int prefix, http_handler_fn fn,
+                      http_stream_fn stream)
+{
+    if (site->nroutes == ROUTES_MAX)
+        return HEARTH_ELIMIT;
+    site->routes[site->nroutes++] = (route_t){path, prefix, fn, stream};
+    return 0;
+}
+
 int http__route(const char *path, int prefix, http_handler_fn fn)
 {
-    if (nroutes == ROUTES_MAX)
-        return HEARTH_ELIMIT;
-    routes[nroutes++] = (route_t){path, prefix, fn, NULL};
-    return 0;
+    return site_route(&default_site, path, prefix, fn, NULL);
 }
 
 int http__route_stream(const char *path, int prefix, http_handler_fn fn, http_stream_fn stream)
 {
-    if (nroutes == ROUTES_MAX)
-        return HEARTH_ELIMIT;
-    routes[nroutes++] = (route_t){path, prefix, fn, stream};
-    return 0;
+    return site_route(&default_site, path, prefix, fn, stream);
 }
 
-static const route_t *route_of(const char *path)
+http_site_t *http__site_new(void)
 {
-    for (unsigned i = 0; i < nroutes; i++) {
-        const route_t *r = &routes[i];
+    http_site_t *site = calloc(1, sizeof(*site));
+    if (site)
+        site->private = 1;
+    return site;
+}
+
+void http__site_free(http_site_t *site)
+{
+    free(site);
+}
+
+int http__site_route(http_site_t *site, const char *path, int prefix, http_handler_fn fn)
+{
+    return site_route(site, path, prefix, fn, NULL);
+}
+
+static const route_t *route_of(const http_site_t *site, const char *path)
+{
+    for (unsigned i = 0; i < site->nroutes; i++) {
+        const route_t *r = &site->routes[i];
         size_t pl = strlen(r->path);
         if (!(r->prefix ? strncmp(path, r->path, pl) : strcmp(path, r->path)))
             return r;
@@ -77,7 +109,7 @@ static void free_list(char **v, unsigned *n)
 
 void http__clear(void)
 {
-    nroutes = 0;
+    default_site.nroutes = 0;
     acceptor = NULL;
     free_list(origins, &norigins);
     free_list(proxies, &nproxies);
@@ -125,9 +157,10 @@ int http__origin_allowed(const char *origin)
 struct http_conn {
     http_parser parser;
     connection_t *c;
-    hearth_tls_t *tls; /* https: everything goes through it */
-    int secure;        /* https, or plain HTTP from a trusted proxy (which terminates TLS) */
-    int trusted;       /* the peer is a trusted proxy */
+    const http_site_t *site; /* the routes of the listener that accepted it */
+    hearth_tls_t *tls;       /* https: everything goes through it */
+    int secure;              /* https, or plain HTTP from a trusted proxy (which terminates TLS) */
+    int trusted;             /* the peer is a trusted proxy */
     /* The request being read: the request line's URL, then name/value pairs, in hdr as
      * NUL-terminated strings; offsets, so that hdr may grow. */
     hearth_buf_t hdr;
@@ -191,6 +224,8 @@ static const char *reason(int status)
         return "Moved Permanently";
     case 400:
         return "Bad Request";
+    case 401:
+        return "Unauthorized";
     case 403:
         return "Forbidden";
     case 404:
@@ -207,8 +242,12 @@ static const char *reason(int status)
         return "Payload Too Large";
     case 415:
         return "Unsupported Media Type";
+    case 421:
+        return "Misdirected Request";
     case 426:
         return "Upgrade Required";
+    case 429:
+        return "Too Many Requests";
     case 431:
         return "Request Header Fields Too Large";
     case 500:
@@ -280,7 +319,7 @@ static void answer(connection_t *c, int keep_alive, const char *origin, int stat
         rc = rc ?: hearth_buf_printf(&b, "Content-Type: %s\r\n", ctype);
     if (status != 101)
         rc = rc ?: hearth_buf_printf(&b, "Content-Length: %zu\r\n", len);
-    if (origin && *origin && in_list(origins, norigins, origin) &&
+    if (origin && *origin && !hc->site->private && in_list(origins, norigins, origin) &&
         !(extra && strstr(extra, "Access-Control-Allow-Origin"))) {
         rc = rc ?: hearth_buf_append_str(&b, "Access-Control-Allow-Origin: ");
         rc = rc ?: hearth_buf_append(&b, origin, strlen(origin));
@@ -390,6 +429,12 @@ void http_defer(const http_request_t *req, http_deferred_t *d)
 void http_respond_later(http_deferred_t *d, int status, const char *ctype, const char *body,
                         size_t len)
 {
+    http__respond_later_with(d, status, ctype, NULL, body, len);
+}
+
+void http__respond_later_with(http_deferred_t *d, int status, const char *ctype, const char *extra,
+                              const char *body, size_t len)
+{
     connection_t *c = d->c;
     if (!c)
         return;
@@ -397,7 +442,7 @@ void http_respond_later(http_deferred_t *d, int status, const char *ctype, const
     http_conn_t *hc = hc_of(c);
     if (hc && c->state == CONN_OPEN) {
         hc->deferred = 0;
-        answer(c, d->keep_alive, d->origin, status, ctype, NULL, body, len, 0);
+        answer(c, d->keep_alive, d->origin, status, ctype, extra, body, len, 0);
     }
     connection_unref(c);
 }
@@ -494,7 +539,7 @@ static int stream_start(http_conn_t *hc)
     const char *names[HTTP_HEADERS_MAX], *values[HTTP_HEADERS_MAX];
     http_request_t req;
     make_request(hc->c, &req, names, values);
-    const route_t *r = route_of(req.path);
+    const route_t *r = route_of(hc->site, req.path);
     if (!r || !r->stream)
         return 0;
     int status = 0;
@@ -627,8 +672,10 @@ static void dispatch(connection_t *c)
         sink->ops->end(sink, &req);
         return;
     }
-    const route_t *own = route_of(req.path);
-    if (!strcmp(req.method, "OPTIONS") && !(own && own->stream)) { /* CORS preflight */
+    const http_site_t *site = hc->site;
+    const route_t *own = route_of(site, req.path);
+    if (!site->private && !strcmp(req.method, "OPTIONS") &&
+        !(own && own->stream)) { /* CORS preflight */
         http_respond(&req, 204, NULL,
                      "Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
                      "Access-Control-Allow-Headers: Content-Type\r\n"
@@ -636,8 +683,8 @@ static void dispatch(connection_t *c)
                      NULL, 0);
         return;
     }
-    for (unsigned i = 0; i < nroutes; i++) {
-        const route_t *r = &routes[i];
+    for (unsigned i = 0; i < site->nroutes; i++) {
+        const route_t *r = &site->routes[i];
         size_t pl = strlen(r->path);
         if (r->prefix ? strncmp(req.path, r->path, pl) : strcmp(req.path, r->path))
             continue;
@@ -862,7 +909,8 @@ static void on_accept(uv_stream_t *listener, int status)
     worker_t *w = listener->loop->data;
     if (status < 0 || w->stopping)
         return;
-    hearth_tls_ctx_t *ctx = listener->data;
+    const struct http_endpoint *ep = listener->data;
+    hearth_tls_ctx_t *ctx = ep->ctx;
     http_conn_t *hc = calloc(1, sizeof(*hc));
     if (!hc)
         return;
@@ -875,7 +923,8 @@ static void on_accept(uv_stream_t *listener, int status)
     hc->c = c;
     http_parser_init(&hc->parser, HTTP_REQUEST);
     hc->parser.data = hc;
-    hc->trusted = in_list(proxies, nproxies, c->ip);
+    hc->site = ep->site;
+    hc->trusted = !ep->site->private && in_list(proxies, nproxies, c->ip);
     if (ctx && !(hc->tls = hearth_tls_new(ctx, &tls_io, c, NULL))) {
         connection_close(c, 1);
         return;
@@ -887,9 +936,18 @@ static void on_accept(uv_stream_t *listener, int status)
     hlog_conn(LOG_DEBUG, c->id, NULL, "HTTP%s connection from %s", ctx ? "S" : "", c->ip);
 }
 
+int http__listen_site(worker_t *w, const struct sockaddr *addr, int *port, hearth_tls_ctx_t *ctx,
+                      http_site_t *site)
+{
+    struct http_endpoint *ep = ctx ? &site->tls : &site->plain;
+    ep->site = site;
+    ep->ctx = ctx;
+    return worker__listen(w, addr, port, on_accept, ep);
+}
+
 int http__listen(worker_t *w, const struct sockaddr *addr, int *port, hearth_tls_ctx_t *ctx)
 {
-    return worker__listen(w, addr, port, on_accept, ctx);
+    return http__listen_site(w, addr, port, ctx, &default_site);
 }
 
 /* For ws.c: the upgraded protocol's state rides on the HTTP state (its TLS, its leftovers). */

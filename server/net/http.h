@@ -50,6 +50,9 @@ void http_defer(const http_request_t *req, http_deferred_t *d); /* takes a refer
 /* Answers a deferred request (and drops the reference); nothing when the connection went. */
 void http_respond_later(http_deferred_t *d, int status, const char *ctype, const char *body,
                         size_t len);
+/* The same with extra header lines (each ending in "\r\n", NULL: none). */
+void http__respond_later_with(http_deferred_t *d, int status, const char *ctype, const char *extra,
+                              const char *body, size_t len);
 void http_drop(http_deferred_t *d); /* without an answer: the connection closes */
 
 /* A handler answers (now or later) and returns 0; HEARTH_ENOTFOUND lets the next route try. */
@@ -102,6 +105,17 @@ int upload_http__init(server_t *srv);
 
 /* Listening: HTTP (ctx NULL) or HTTPS on every worker. */
 int http__listen(worker_t *w, const struct sockaddr *addr, int *port, hearth_tls_ctx_t *ctx);
+
+/* A second route table for listeners of its own (the admin console and REST API): no CORS
+ * headers, no preflight answered for it, and the peer's address is the socket's, whatever a
+ * proxy says. Made and filled at start-up, freed after the workers stopped. */
+typedef struct http_site http_site_t;
+http_site_t *http__site_new(void);
+void http__site_free(http_site_t *site);
+int http__site_route(http_site_t *site, const char *path, int prefix, http_handler_fn fn);
+/* As http__listen, for site (one plain and one TLS endpoint per site). */
+int http__listen_site(worker_t *w, const struct sockaddr *addr, int *port, hearth_tls_ctx_t *ctx,
+                      http_site_t *site);
 /* Who takes a stream over a WebSocket after its upgrade (c2s). */
 void http__set_acceptor(connection_acceptor_fn fn);
 connection_acceptor_fn http__acceptor(void);

@@ -176,6 +176,7 @@ class Server:
         'http.port': '-1',
         'https.port': '-1',
         'admin.port': '-1',
+        'admin.https_port': '-1',
     }
 
     def __init__(self, settings=None, users=None, admins=None, listeners=('c2s', 'c2s_direct_tls'),

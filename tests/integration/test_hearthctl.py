@@ -1,6 +1,7 @@
 """hearthctl's offline account commands against a data directory, checked
 by logging in to a real hearthd afterwards."""
 
+import os
 import re
 import subprocess
 import unittest
@@ -168,6 +169,131 @@ class HearthctlTest(unittest.TestCase):
         s = self.server()
         r = s.ctl('adduser', 'gil@localhost', '--password-stdin', input='\n')
         self.assert_fails(r, r'password')
+
+
+class HearthctlLiveTest(unittest.TestCase):
+    """The same commands against a running hearthd, through its admin API and local key."""
+
+    server = HearthctlTest.server
+    assert_login = HearthctlTest.assert_login
+
+    def live_server(self, **kw):
+        s = Server(settings={'admin.port': '0'}, listeners=('c2s', 'admin'), **kw)
+        self.addCleanup(s.close)
+        s.start()
+        return s
+
+    def assert_live(self, r):
+        self.assertEqual(r.returncode, 0, 'stdout=%r stderr=%r' % (r.stdout, r.stderr))
+        self.assertIn("live: through hearthd's admin API", r.stderr)
+
+    def assert_fails(self, r, pattern):
+        self.assertEqual(r.returncode, 1, 'stdout=%r stderr=%r' % (r.stdout, r.stderr))
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertRegex(r.stderr, re.compile(pattern, re.I))
+
+    def login(self, s, user, pw, resource):
+        c = Client(s)
+        self.addCleanup(c.close)
+        c.login(user, pw, resource=resource)
+        return c
+
+    def test_account_commands_live(self):
+        s = self.live_server(users={'alice': 'alice-pw'})
+        r = s.ctl('adduser', 'bob@localhost', '--password-stdin', input='bob-password\n')
+        self.assert_live(r)
+        self.assertIn('created bob@localhost', r.stderr)
+        r = s.ctl('adduser', 'root@localhost', '--admin', '--password-stdin', input='root-pw\n')
+        self.assert_live(r)
+        self.assertIn('(admin)', r.stderr)
+        self.assert_fails(s.ctl('adduser', 'bob@localhost', '--password-stdin', input='other-pw\n'),
+                          r'bob@localhost already exists')
+        self.assert_fails(s.ctl('adduser', 'carol@localhost', '--password-stdin', input='pw\n'),
+                          r'password too short')
+        bob = self.login(s, 'bob', 'bob-password', 'b')
+        r = s.ctl('listusers')
+        self.assert_live(r)
+        self.assertEqual(r.stdout.splitlines(),
+                         ['alice@localhost', 'bob@localhost', 'root@localhost (admin)'])
+        r = s.ctl('passwd', 'alice@localhost', '--password-stdin', input='new-alice\n')
+        self.assert_live(r)
+        self.assert_login(s, 'alice', 'new-alice')
+        self.assert_login(s, 'alice', 'alice-pw', ok=False)
+        self.assert_fails(s.ctl('passwd', 'zed@localhost', '--password-stdin', input='zed-pw\n'),
+                          r'no such user zed@localhost')
+        r = s.ctl('deluser', 'bob@localhost')
+        self.assert_live(r)
+        bob.assert_stream_error('not-authorized')
+        self.assert_login(s, 'bob', 'bob-password', ok=False)
+        self.assert_fails(s.ctl('deluser', 'bob@localhost'), r'no such user bob@localhost')
+        self.assert_fails(s.ctl('deluser', 'bob@example.org'), r'example\.org')
+        # Stopped, the same commands work on the database and say so.
+        s.stop()
+        r = s.ctl('listusers')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn('offline: hearthd is stopped; on the database', r.stderr)
+        self.assertEqual(r.stdout.splitlines(), ['alice@localhost', 'root@localhost (admin)'])
+        r = s.ctl('adduser', 'dave@localhost', '--password-stdin', input='dave-pw\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn('offline', r.stderr)
+        for cmd in (('status',), ('sessions',), ('kick', 'alice@localhost'),
+                    ('announce', 'hello')):
+            self.assert_fails(s.ctl(*cmd), r'needs a running hearthd')
+
+    def test_status_sessions_kick_announce_live(self):
+        s = self.live_server(users={'alice': 'alice-pw', 'bob': 'bob-pw'})
+        a1 = self.login(s, 'alice', 'alice-pw', 'one')
+        a2 = self.login(s, 'alice', 'alice-pw', 'two')
+        b = self.login(s, 'bob', 'bob-pw', 'b')
+        b.send('<presence/>')
+        b.recv_until(lambda e: e.tag.endswith('presence'))
+        r = s.ctl('status')
+        self.assert_live(r)
+        self.assertIn('domain: localhost', r.stdout)
+        self.assertIn('sessions_online: 3', r.stdout)
+        r = s.ctl('sessions')
+        self.assert_live(r)
+        self.assertEqual(sorted(r.stdout.splitlines()),
+                         ['alice@localhost/one bound unavailable 0',
+                          'alice@localhost/two bound unavailable 0',
+                          'bob@localhost/b bound available 0'])
+        r = s.ctl('announce', '--subject', 'Notice', 'back', 'at', 'five')
+        self.assert_live(r)
+        self.assertIn('sent to 1 session(s)', r.stderr)
+        m = b.recv_until(lambda e: e.tag.endswith('message'))
+        self.assertEqual([x.text for x in m if x.tag.endswith('body')], ['back at five'])
+        self.assert_fails(s.ctl('announce'), r'missing message')
+        r = s.ctl('kick', 'alice@localhost/one')
+        self.assert_live(r)
+        self.assertIn('ended 1 session(s) of alice@localhost/one', r.stderr)
+        a1.assert_stream_error('policy-violation')
+        self.assertTrue(a2.is_open())
+        self.assert_fails(s.ctl('kick', 'alice@localhost/one'), r'no session of alice@localhost/one')
+        self.assert_live(s.ctl('kick', 'alice@localhost'))
+        a2.assert_stream_error('policy-violation')
+
+    def test_key_from_the_environment_and_stale_keys(self):
+        s = self.live_server(users={'alice': 'alice-pw'})
+        cmd = [s.hearthctl_path, '--data-dir', s.data_dir, '--set', 'server.domain=localhost',
+               'listusers']
+        env = dict(os.environ, HEARTH_API_KEY='hk_local_' + '0' * 64)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=env)
+        self.assert_fails(r, r'refused the key \(HTTP 401')
+        with open(os.path.join(s.data_dir, 'api.key')) as f:
+            key = f.read().strip()
+        env['HEARTH_API_KEY'] = key
+        os.unlink(os.path.join(s.data_dir, 'api.key'))
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=env)
+        self.assert_live(r)
+        self.assertEqual(r.stdout.splitlines(), ['alice@localhost'])
+        env.pop('HEARTH_API_KEY')
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=env)
+        self.assert_fails(r, r'API key .*api\.key cannot be read')
+
+    def test_admin_api_off_refuses_clearly(self):
+        s = self.server(users={'alice': 'a'})
+        s.start()
+        self.assert_fails(s.ctl('listusers'), r'running.*admin API is off')
 
 
 if __name__ == '__main__':

@@ -1,0 +1,117 @@
+/* Shared by the files of server/admin/: one authenticated request in flight (admin_req_t, on
+ * the worker whose loop read it), JSON answers, and the gather of something from every worker
+ * through their inboxes (the only way the admin side reads a worker's state). */
+#ifndef HEARTH_ADMIN_INTERNAL_H
+#define HEARTH_ADMIN_INTERNAL_H
+
+#include <jansson.h>
+
+#include "admin/admin.h"
+#include "core/log.h"
+#include "core/session.h"
+#include "core/user.h"
+
+/* Request bodies the API takes, bytes: more get 413 (HTTP's own bound is 1 MiB). */
+#define ADMIN_BODY_MAX (64u * 1024)
+/* Users one GET /users page may hold. */
+#define ADMIN_PAGE_MAX 1000
+/* Bytes of an announcement's body and subject. */
+#define ADMIN_ANNOUNCE_MAX 8192
+
+typedef enum { ADMIN_METRICS_OFF, ADMIN_METRICS_OPEN, ADMIN_METRICS_KEY } admin_metrics_t;
+
+typedef struct admin_state {
+    server_t *srv;
+    http_site_t *site;
+    char *host; /* admin.host, "" none */
+    admin_metrics_t metrics;
+    uint64_t started_ms;              /* uv_hrtime at start, for the uptime */
+    unsigned char local_key_hash[32]; /* SHA-256 of the key in <data-dir>/api.key */
+    int local_key;                    /* 1 when there is one */
+    char *key_path;                   /* <data-dir>/api.key, removed at exit */
+    char *token_path;                 /* <data-dir>/setup.token */
+    char setup_token[65];             /* "" once an administrator exists */
+    int setup_open;                   /* atomic: no administrator yet */
+    int setup_busy;                   /* atomic: a setup request is creating the account */
+} admin_state_t;
+
+extern admin_state_t admin__st;
+
+/* One request past authentication, on the worker w whose loop read it; its answer is deferred
+ * (d) and given by admin__reply*, which frees it. */
+typedef struct admin_req {
+    http_deferred_t d;
+    worker_t *w;
+    char ip[64];
+    char method[8];
+    char *path;  /* as sent, without the query */
+    char *query; /* "" none */
+    char *body;  /* body_len bytes and a NUL */
+    size_t body_len;
+    char *ctype;    /* Content-Type, "" none */
+    char who[1100]; /* "key <id>", "local key", or the admin's bare JID: for the log */
+    char *user;     /* the authenticating user (Basic) while its password is checked */
+    char *password; /* wiped once checked */
+    hearth_scram_secret_t secret;
+    int found; /* the user exists and is an administrator */
+    int check_rc;
+    authguard_ticket_t *ticket;
+    uv_work_t work;
+    uv_timer_t *delay;
+    /* what the route keeps while it waits */
+    void *op;
+} admin_req_t;
+
+/* Answers and frees ar. body is taken (json_decref'd); NULL: no body. */
+void admin__reply_json(admin_req_t *ar, int status, json_t *body);
+/* {"error": text, "status": status} with extra header lines (NULL: none). */
+void admin__reply_error(admin_req_t *ar, int status, const char *text, const char *extra);
+/* The same for a request not deferred yet. */
+void admin__error_now(const http_request_t *req, int status, const char *text, const char *extra);
+void admin__req_free(admin_req_t *ar);
+
+/* The JSON object of ar's body: NULL after answering (415 not JSON, 400 not an object). */
+json_t *admin__body(admin_req_t *ar);
+/* A prepared localpart from "name" or "name@<server.domain>": malloc'd, or NULL. */
+char *admin__node_of(const char *name);
+int admin__loopback(const char *ip);  /* the peer's address is a loopback one */
+int admin__host_ok(const char *host); /* a Host header the API answers */
+
+/* Accounts: the secrets derived on the thread pool, then stored; done runs on ar->w with 0,
+ * HEARTH_EEXISTS, HEARTH_ENOTFOUND, HEARTH_EINVAL (password refused) or another error. */
+typedef void (*admin_account_done)(admin_req_t *ar, int err);
+int admin__account_create(admin_req_t *ar, const char *node, const char *password, int admin,
+                          admin_account_done done);
+int admin__account_password(admin_req_t *ar, const char *node, const char *password,
+                            admin_account_done done);
+
+/* API keys (admin.c): stored hashed as documents, shown once. */
+void admin__key_create(admin_req_t *ar);
+void admin__key_list(admin_req_t *ar);
+void admin__key_delete(admin_req_t *ar, const char *id);
+
+/* The API's routes (api.c), on ar->w once authenticated. */
+void admin__api(admin_req_t *ar);
+/* The metrics page (metrics.c), answered on ar->w. */
+void admin__metrics(admin_req_t *ar);
+
+/* Something from every worker: each(w, g, i) runs on worker i (its own thread) and fills
+ * g->parts[i]; finish(g) runs on ar->w once all have, and answers. */
+typedef struct admin_gather admin_gather_t;
+struct admin_gather {
+    admin_req_t *ar;
+    unsigned n, done;
+    void (*each)(worker_t *w, admin_gather_t *g, unsigned i);
+    void (*finish)(admin_gather_t *g);
+    void *arg;
+    void (*arg_free)(void *arg);
+    json_t **parts;
+};
+int admin__gather(admin_req_t *ar, void (*each)(worker_t *, admin_gather_t *, unsigned),
+                  void (*finish)(admin_gather_t *), void *arg, void (*arg_free)(void *));
+void admin__gather_free(admin_gather_t *g); /* and its arg; not ar */
+
+/* Resident memory (VmRSS) and its peak (VmHWM) in bytes, 0 when unknown. */
+void admin__memory(uint64_t *rss, uint64_t *hwm);
+
+#endif
