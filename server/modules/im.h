@@ -98,6 +98,12 @@ extern const module_t module_pep;
 void pep__disco_items(iq_ctx_t *ctx);
 void pep__disco_node_info(iq_ctx_t *ctx);
 
+/* register.c: the password rule of XEP-0077 (not empty, the configured minimum length) and the
+ * SCRAM-SHA-1 and -256 secrets of a password with a fresh salt each (PBKDF2, milliseconds: on
+ * libuv's pool, never on a loop), for every way an account gets a password. */
+int register__password_ok(const settings_t *s, const char *pw);
+int register__derive(const char *password, unsigned iterations, storage_account_t *acct);
+
 /* core.c (ping, disco, session), register.c, misc.c, vcard.c, private.c */
 extern const module_t module_core;
 extern const module_t module_register;
