@@ -21,5 +21,6 @@ const module_t *const modules__all[] = {
     &module_caps,
     &module_pep,
     &module_upload,
+    &module_adhoc,
     NULL,
 };

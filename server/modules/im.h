@@ -104,6 +104,13 @@ void pep__disco_node_info(iq_ctx_t *ctx);
 int register__password_ok(const settings_t *s, const char *pw);
 int register__derive(const char *password, unsigned iterations, storage_account_t *acct);
 
+/* adhoc.c: ad-hoc commands (XEP-0050) with service administration (XEP-0133) for admin
+ * accounts. The server's disco asks it first about the commands node and each command's node:
+ * 1 when it took the IQ (answered now or later), 0 when the node is not its. */
+extern const module_t module_adhoc;
+int adhoc__disco_items(iq_ctx_t *ctx);
+int adhoc__disco_info(iq_ctx_t *ctx);
+
 /* core.c (ping, disco, session), register.c, misc.c, vcard.c, private.c */
 extern const module_t module_core;
 extern const module_t module_register;
