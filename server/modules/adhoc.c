@@ -47,18 +47,24 @@ typedef struct command {
     cmd_id_t id;
     const char *node;
     const char *name;
-    int form; /* asks for a form first (status executing), else completes at once */
+    const char *instructions; /* of its form; NULL: it has none and completes at once */
 } command_t;
 
 static const command_t commands[] = {
-    {CMD_ADD_USER, NS_ADMIN "#add-user", "Add a User", 1},
-    {CMD_DELETE_USER, NS_ADMIN "#delete-user", "Delete a User", 1},
-    {CMD_END_SESSION, NS_ADMIN "#end-user-session", "End User Session", 1},
-    {CMD_CHANGE_PASSWORD, NS_ADMIN "#change-user-password", "Change User Password", 1},
-    {CMD_REGISTERED_NUM, NS_ADMIN "#get-registered-users-num", "Get Number of Registered Users", 0},
-    {CMD_ONLINE_NUM, NS_ADMIN "#get-online-users-num", "Get Number of Online Users", 0},
-    {CMD_ONLINE_LIST, NS_ADMIN "#get-online-users-list", "Get List of Online Users", 1},
-    {CMD_ANNOUNCE, NS_ADMIN "#announce", "Send Announcement to Online Users", 1},
+    {CMD_ADD_USER, NS_ADMIN "#add-user", "Add a User", "Fill out this form to add a user."},
+    {CMD_DELETE_USER, NS_ADMIN "#delete-user", "Delete a User",
+     "Fill out this form to delete users."},
+    {CMD_END_SESSION, NS_ADMIN "#end-user-session", "End User Session",
+     "Fill out this form to end sessions: a bare JID ends all of the user's, a full JID one."},
+    {CMD_CHANGE_PASSWORD, NS_ADMIN "#change-user-password", "Change User Password",
+     "Fill out this form to change a user's password."},
+    {CMD_REGISTERED_NUM, NS_ADMIN "#get-registered-users-num", "Get Number of Registered Users",
+     NULL},
+    {CMD_ONLINE_NUM, NS_ADMIN "#get-online-users-num", "Get Number of Online Users", NULL},
+    {CMD_ONLINE_LIST, NS_ADMIN "#get-online-users-list", "Get List of Online Users",
+     "How many online users to list at most."},
+    {CMD_ANNOUNCE, NS_ADMIN "#announce", "Send Announcement to Online Users",
+     "Fill out this form to make an announcement to all online users of this service."},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -327,36 +333,32 @@ static void required_field(hearth_arena_t *a, hearth_xml_node_t *x, const char *
     hearth_form_add_required(a, hearth_form_add_field(a, x, var, type, label, NULL));
 }
 
-/* The form a command asks for (XEP-0133 §4's fields), NULL on ENOMEM. */
+/* The form a command asks for (XEP-0133 §4's fields); NULL when even its start could not be made.
+ */
 static hearth_xml_node_t *command_form(hearth_arena_t *a, const command_t *cmd)
 {
-    hearth_xml_node_t *x = form_start(a, HEARTH_FORM_FORM, cmd->name, NULL);
+    hearth_xml_node_t *x = form_start(a, HEARTH_FORM_FORM, cmd->name, cmd->instructions);
     hearth_xml_node_t *f;
     switch (cmd->id) {
     case CMD_ADD_USER:
-        hearth_form_add_instructions(a, x, "Fill out this form to add a user.");
         required_field(a, x, "accountjid", "jid-single",
                        "The Jabber ID for the account to be added");
         required_field(a, x, "password", "text-private", "The password for this account");
         required_field(a, x, "password-verify", "text-private", "Retype password");
         break;
     case CMD_DELETE_USER:
-        hearth_form_add_instructions(a, x, "Fill out this form to delete a user.");
         required_field(a, x, "accountjids", "jid-multi",
                        "The Jabber ID(s) for the account(s) to be deleted");
         break;
     case CMD_END_SESSION:
-        hearth_form_add_instructions(a, x, "Fill out this form to end a user's session.");
         required_field(a, x, "accountjids", "jid-multi",
                        "The Jabber ID(s) for which to end sessions (bare: every session)");
         break;
     case CMD_CHANGE_PASSWORD:
-        hearth_form_add_instructions(a, x, "Fill out this form to change a user's password.");
         required_field(a, x, "accountjid", "jid-single", "The Jabber ID for this account");
         required_field(a, x, "password", "text-private", "The password for this account");
         break;
     case CMD_ONLINE_LIST:
-        hearth_form_add_instructions(a, x, "How many online users to list at most.");
         f = hearth_form_add_field(a, x, "max_items", "list-single", "Maximum number of items",
                                   "100");
         static const char *const sizes[] = {"25", "50", "75", "100", "150", "200", "none"};
@@ -364,9 +366,6 @@ static hearth_xml_node_t *command_form(hearth_arena_t *a, const command_t *cmd)
             hearth_form_add_option(a, f, NULL, sizes[i]);
         break;
     case CMD_ANNOUNCE:
-        hearth_form_add_instructions(a, x,
-                                     "Fill out this form to make an announcement to all "
-                                     "online users of this service.");
         hearth_form_add_field(a, x, "subject", "text-single", "Subject", NULL);
         required_field(a, x, "announcement", "text-multi", "Announcement");
         break;
@@ -1203,7 +1202,7 @@ static void execute_new(adhoc_req_t *r)
         job_end(r);
         return;
     }
-    if (!r->cmd->form) {
+    if (!r->cmd->instructions) {
         run(r);
         return;
     }
