@@ -8,6 +8,7 @@ passwords changed, online users counted and listed across workers, an
 announcement to every online session, sessions ended."""
 
 import os
+import re
 import sqlite3
 import time
 import unittest
@@ -332,6 +333,19 @@ class FlowTest(AdhocBase):
         self.assert_error(self.run_cmd(root, 'add-user', action='complete', sessionid=sid, payload=add),
                           'bad-request', 'bad-sessionid')
 
+    def test_sessions_end_with_their_stream(self):
+        s = self.start()
+        root = self.connect(s, 'root', resource='desk')
+        sid = self.start_form(root, 'add-user').sessionid
+        root.logout()
+        # the same full JID again: a new session, which the old command session is not bound to
+        root = self.connect(s, 'root', resource='desk')
+        r = self.run_cmd(root, 'add-user', action='complete', sessionid=sid,
+                         payload=form(field('accountjid', jid('erin')), field('password', 'secret1'),
+                                      field('password-verify', 'secret1')))
+        self.assert_error(r, 'bad-request', 'bad-sessionid')
+        self.assertEqual(db_rows(s, 'erin'), 0)
+
     def test_sessions_bounded_per_user(self):
         s = self.start()
         root = self.connect(s, 'root')
@@ -477,6 +491,9 @@ class OnlineTest(AdhocBase):
         root = self.connect(s, 'root')
         clients = self.online(s, 'alice', 'bob', 'dave')
         self.connect(s, 'bob', resource='phone')  # two sessions, one user
+        # the users counted are homed on both workers: the count is gathered from each
+        homes = set(re.findall(r'bound \S+ on worker (\d+)', s.log_text()))
+        self.assertEqual(homes, {'0', '1'}, 'the online users all live on one worker')
         rep = self.ok(root, 'get-online-users-num')
         self.assertEqual(rep.status, 'completed', rep)
         self.assertEqual(rep.x.get('type'), 'result', rep)
