@@ -208,7 +208,8 @@ static void deferred_send(iq_deferred_t *d, const char *type, const char *inner)
 }
 
 /* An error reply, with XEP-0050's application condition app (malformed-action, bad-action,
- * bad-payload, bad-sessionid, session-expired) after the text when app is not NULL. */
+ * bad-payload, bad-sessionid, session-expired) after the text when app is not NULL: built as a
+ * tree and serialised once. */
 static void reply_error(adhoc_req_t *r, hearth_stanza_error_t cond, const char *app,
                         const char *text)
 {
@@ -216,20 +217,21 @@ static void reply_error(adhoc_req_t *r, hearth_stanza_error_t cond, const char *
     r->d = NULL;
     if (!d)
         return;
-    hearth_buf_t b = HEARTH_BUF_INIT;
-    static const char end[] = "</error>";
-    int rc = hearth_stanza_error_write(&b, cond, text);
-    if (!rc && app && b.len >= sizeof(end) - 1 &&
-        !strcmp(b.data + b.len - (sizeof(end) - 1), end)) {
-        b.len -= sizeof(end) - 1;
-        b.data[b.len] = '\0';
-        rc = hearth_buf_printf(&b, "<%s xmlns='" NS_COMMANDS "'/>%s", app, end);
+    if (!app) {
+        iq_deferred_error(d, cond, text);
+        return;
     }
-    if (!rc)
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    hearth_arena_t *a = hearth_arena_new(0);
+    hearth_xml_node_t *iq = a ? hearth_xml_new(a, "iq", HEARTH_NS_CLIENT) : NULL;
+    hearth_xml_node_t *err = iq ? hearth_xml_add_stanza_error(a, iq, cond, text) : NULL;
+    if (err && hearth_xml_add_child(a, err, app, NS_COMMANDS) &&
+        !hearth_xml_serialize(err, HEARTH_NS_CLIENT, &b))
         deferred_send(d, "error", b.data);
     else
-        iq_deferred_free(d);
+        iq_deferred_error(d, cond, text); /* without the detail rather than not at all */
     hearth_buf_free(&b);
+    hearth_arena_free(a);
 }
 
 /* Serialises payload (NULL: an empty result) as the result of r. */
