@@ -183,30 +183,6 @@ static void job_end(adhoc_req_t *r)
     req_free(r);
 }
 
-/* Sends <iq type=TYPE>inner</iq> for d (as the core's deferred replies do), then frees d. */
-static void deferred_send(iq_deferred_t *d, const char *type, const char *inner)
-{
-    session_t *s = d->s;
-    if (s->state != SESSION_ENDED) {
-        hearth_buf_t b = HEARTH_BUF_INIT;
-        int rc = hearth_buf_printf(&b, "<iq type='%s' id='", type);
-        rc = rc ?: hearth_buf_append_escaped(&b, d->id, strlen(d->id));
-        if (d->from) {
-            rc = rc ?: hearth_buf_append_str(&b, "' from='");
-            rc = rc ?: hearth_buf_append_escaped(&b, d->from, strlen(d->from));
-        }
-        rc = rc ?: hearth_buf_append_str(&b, "' to='");
-        rc = rc ?: hearth_buf_append_escaped(&b, s->jid.full, strlen(s->jid.full));
-        rc = rc ?: hearth_buf_append_str(&b, "'>");
-        rc = rc ?: hearth_buf_append_str(&b, inner);
-        rc = rc ?: hearth_buf_append_str(&b, "</iq>");
-        if (!rc)
-            session__send(s, b.data, b.len);
-        hearth_buf_free(&b);
-    }
-    iq_deferred_free(d);
-}
-
 /* An error reply, with XEP-0050's application condition app (malformed-action, bad-action,
  * bad-payload, bad-sessionid, session-expired) after the text when app is not NULL: built as a
  * tree and serialised once. */
@@ -227,7 +203,7 @@ static void reply_error(adhoc_req_t *r, hearth_stanza_error_t cond, const char *
     hearth_xml_node_t *err = iq ? hearth_xml_add_stanza_error(a, iq, cond, text) : NULL;
     if (err && hearth_xml_add_child(a, err, app, NS_COMMANDS) &&
         !hearth_xml_serialize(err, HEARTH_NS_CLIENT, &b))
-        deferred_send(d, "error", b.data);
+        iq_deferred_error_xml(d, b.data);
     else
         iq_deferred_error(d, cond, text); /* without the detail rather than not at all */
     hearth_buf_free(&b);
