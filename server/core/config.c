@@ -185,6 +185,8 @@ static const config_key_t KEYS[] = {
       "Seconds a BOSH session may go without a request before it ends (or waits for its "
       "resumption).",
       0),
+    I("adhoc.session_timeout", "600", 1, 86400,
+      "Seconds an ad-hoc command session (XEP-0050) waits for its form before it expires.", 0),
     S("admin.bind", "127.0.0.1", "Address the admin console and REST API bind to.", 0),
     I("admin.port", "9090", -1, 65535, "Admin console and REST port; 0 = ephemeral, -1 = off.", 0),
     I("admin.https_port", "9091", -1, 65535,

@@ -129,6 +129,8 @@ iq_deferred_t *iq_defer(iq_ctx_t *ctx);
 /* payload_xml: serialised child for the result, or NULL for an empty result. Frees d. */
 void iq_deferred_result(iq_deferred_t *d, const char *payload_xml);
 void iq_deferred_error(iq_deferred_t *d, hearth_stanza_error_t cond, const char *text);
+/* The same with the serialised <error/> given (one with an application condition). Frees d. */
+void iq_deferred_error_xml(iq_deferred_t *d, const char *error_xml);
 void iq_deferred_free(iq_deferred_t *d);
 /* A storage request that was not queued: d is dropped and an error sent now (resource-constraint
  * when the queue is full, worth a retry). what names the request in the log. */

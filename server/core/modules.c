@@ -321,6 +321,11 @@ void iq_deferred_result(iq_deferred_t *d, const char *payload_xml)
     deferred_send(d, "result", payload_xml);
 }
 
+void iq_deferred_error_xml(iq_deferred_t *d, const char *error_xml)
+{
+    deferred_send(d, "error", error_xml);
+}
+
 void iq_deferred_error(iq_deferred_t *d, hearth_stanza_error_t cond, const char *text)
 {
     hearth_buf_t inner = HEARTH_BUF_INIT;

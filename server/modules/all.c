@@ -23,5 +23,6 @@ const module_t *const modules__all[] = {
     &module_avatar,
     &module_bookmarks,
     &module_upload,
+    &module_adhoc,
     NULL,
 };

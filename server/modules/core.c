@@ -19,6 +19,8 @@ static void disco_info(iq_ctx_t *ctx)
     const char *node = hearth_xml_attr(ctx->payload, "node");
     char caps_node[128];
     snprintf(caps_node, sizeof(caps_node), "%s#%s", MODULES_CAPS_NODE, modules__caps_ver());
+    if (!ctx->set && adhoc__disco_info(ctx))
+        return; /* the commands node and each command's (XEP-0050 §2) */
     /* An account's nodes are its PEP nodes (XEP-0060 §5.3). */
     if (!ctx->set && node && ctx->where != IQ_TO_SERVER) {
         pep__disco_node_info(ctx);
@@ -60,6 +62,8 @@ static void disco_items(iq_ctx_t *ctx)
         pep__disco_items(ctx); /* an account's items are its PEP nodes (XEP-0060 §5.2) */
         return;
     }
+    if (adhoc__disco_items(ctx))
+        return; /* the commands node (XEP-0050 §2.2) */
     hearth_xml_node_t *r = iq_result(ctx);
     hearth_xml_node_t *q = hearth_xml_add_child(ctx->arena, r, "query", HEARTH_NS_DISCO_ITEMS);
     /* The services hosted here, as they are switched on: the group chat service (XEP-0045

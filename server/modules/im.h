@@ -103,6 +103,19 @@ void pep__disco_node_info(iq_ctx_t *ctx);
 extern const module_t module_avatar;
 extern const module_t module_bookmarks;
 
+/* register.c: the password rule of XEP-0077 (not empty, the configured minimum length) and the
+ * SCRAM-SHA-1 and -256 secrets of a password with a fresh salt each (PBKDF2, milliseconds: on
+ * libuv's pool, never on a loop), for every way an account gets a password. */
+int register__password_ok(const settings_t *s, const char *pw);
+int register__derive(const char *password, unsigned iterations, storage_account_t *acct);
+
+/* adhoc.c: ad-hoc commands (XEP-0050) with service administration (XEP-0133) for admin
+ * accounts. The server's disco asks it first about the commands node and each command's node:
+ * 1 when it took the IQ (answered now or later), 0 when the node is not its. */
+extern const module_t module_adhoc;
+int adhoc__disco_items(iq_ctx_t *ctx);
+int adhoc__disco_info(iq_ctx_t *ctx);
+
 /* core.c (ping, disco, session), register.c, misc.c, vcard.c, private.c */
 extern const module_t module_core;
 extern const module_t module_register;

@@ -164,7 +164,7 @@ static size_t utf8_chars(const char *s)
 
 /* Password rule for registration and change: XEP-0077 §3.1 (an empty <password/> is missing
  * information) and §3.3 (never change to an empty password), plus the configured minimum. */
-static int password_ok(const settings_t *s, const char *pw)
+int register__password_ok(const settings_t *s, const char *pw)
 {
     return *pw && utf8_chars(pw) >= s->min_password;
 }
@@ -214,13 +214,16 @@ static void job_free(reg_job_t *j)
     pending_leave();
 }
 
+int register__derive(const char *password, unsigned iterations, storage_account_t *acct)
+{
+    int rc = hearth_scram_secret_new(HEARTH_SCRAM_SHA1, password, iterations, &acct->sha1);
+    return rc ?: hearth_scram_secret_new(HEARTH_SCRAM_SHA256, password, iterations, &acct->sha256);
+}
+
 static void derive_work(uv_work_t *w)
 {
     reg_job_t *j = w->data;
-    j->rc = hearth_scram_secret_new(HEARTH_SCRAM_SHA1, j->password, j->iterations, &j->acct.sha1);
-    if (!j->rc)
-        j->rc = hearth_scram_secret_new(HEARTH_SCRAM_SHA256, j->password, j->iterations,
-                                        &j->acct.sha256);
+    j->rc = register__derive(j->password, j->iterations, &j->acct);
     explicit_bzero(j->password, strlen(j->password));
 }
 
@@ -364,7 +367,7 @@ static void preauth_set(preauth_t *c, const char *id, hearth_xml_node_t *q, hear
         preauth_error(c, id, HEARTH_STANZA_ERR_NOT_ACCEPTABLE, text);
         return;
     }
-    if (!password_ok(s, pw)) {
+    if (!register__password_ok(s, pw)) {
         free(node);
         preauth_error(c, id, HEARTH_STANZA_ERR_NOT_ACCEPTABLE, "password too short");
         return;
@@ -650,7 +653,7 @@ static void register_iq(iq_ctx_t *ctx)
         reply_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST, "the username is not this account's");
         return;
     }
-    if (!pw || !password_ok(&c->w->srv->set, pw)) {
+    if (!pw || !register__password_ok(&c->w->srv->set, pw)) {
         reply_error(ctx, HEARTH_STANZA_ERR_NOT_ACCEPTABLE, "password too short");
         return;
     }
