@@ -51,6 +51,9 @@ IQ_PROBES = {
     NS_INFO: ('get', "<query xmlns='%s'/>" % NS_INFO, None),
     NS_ITEMS: ('get', "<query xmlns='%s'/>" % NS_ITEMS, None),
     'urn:xmpp:ping': ('get', "<ping xmlns='urn:xmpp:ping'/>", None),
+    # XEP-0050 2.2: the commands node's items (none for a user who is not an admin)
+    'http://jabber.org/protocol/commands': ('get', "<query xmlns='%s' node='http://jabber.org/protocol/commands'/>"
+                                            % NS_ITEMS, 'server'),
     'urn:ietf:params:xml:ns:xmpp-session': ('set', "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'/>", None),
     # XEP-0191 3.2: asked of the user's own account (no 'to'), though the server advertises it
     'urn:xmpp:blocking': ('get', "<blocklist xmlns='urn:xmpp:blocking'/>", 'account'),
