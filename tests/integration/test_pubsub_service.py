@@ -5,7 +5,7 @@ max_items, by id), subscribe and unsubscribe, subscriptions approved by the owne
 authorize), the requester's subscriptions and affiliations, the owner's management of both, the
 access models open, presence, roster (the owner's roster), whitelist and the publish models;
 bad input with the XEP's errors and nothing stored, limits and the creation policy from
-configuration keys, and persistence across a restart.
+configuration keys, and persistence across a restart. Also PEP's answer to <subscriptions/>.
 
 Several clients per test: an owner (alice), a publisher (bob), subscribers (carol, dave) and an
 outsider (eve); dave subscribes (through the owner) while offline and logs in later."""
@@ -568,6 +568,24 @@ class PubsubServiceTest(IMTestCase):
         self.assertEqual(self.subs_of(a, 'keep'), {CJ: 'subscribed'})
         self.ok(self.publish(b, 'keep', 'after', 'after'))
         c.wait(is_event('keep'))
+
+    # -- PEP answers <subscriptions/> too ------------------------------------------
+
+    def test_pep_subscriptions_query(self):
+        s = self.start_server()
+        a = self.connect(s, 'alice')
+        b = self.connect(s, 'bob')
+        e = self.connect(s, 'eve')
+        make_state(self, a, b, 'both')
+        self.ok(a.iq('set', publish_xml('urn:example:mood', entry('happy'))))
+        r = self.ok(b.iq('get', ps('<subscriptions/>'), to=AJ))
+        got = [(x.get('node'), x.get('jid'), x.get('subscription'))
+               for x in r.find(q(NS_PS, 'pubsub')).find(q(NS_PS, 'subscriptions'))]
+        self.assertEqual(got, [('urn:example:mood', BJ, 'subscribed')])
+        r = self.ok(e.iq('get', ps('<subscriptions/>'), to=AJ))
+        self.assertEqual(len(r.find(q(NS_PS, 'pubsub')).find(q(NS_PS, 'subscriptions'))), 0)
+        r = self.ok(b.iq('get', ps('<affiliations/>'), to=AJ))
+        self.assertEqual(len(r.find(q(NS_PS, 'pubsub')).find(q(NS_PS, 'affiliations'))), 0)
 
 
 if __name__ == '__main__':
