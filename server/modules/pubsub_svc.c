@@ -647,7 +647,6 @@ static const char *const FEATURES[] = {
     HEARTH_NS_PUBSUB "#create-nodes",
     HEARTH_NS_PUBSUB "#delete-items",
     HEARTH_NS_PUBSUB "#delete-nodes",
-    HEARTH_NS_PUBSUB "#get-pending",
     HEARTH_NS_PUBSUB "#instant-nodes",
     HEARTH_NS_PUBSUB "#item-ids",
     HEARTH_NS_PUBSUB "#last-published",
@@ -809,6 +808,28 @@ static void deliver(worker_t *w, inbox_msg_t *m)
     router__parse(m->u.route.bytes->data, m->u.route.bytes->len, parsed, &c);
 }
 
+/* An account is gone (its affiliation rows went with it): on the service's home worker, its
+ * affiliations and subscriptions leave memory and the stored subscription lists, in order with
+ * the requests (a name registered again starts with nothing). */
+static int account_removed(hook_args_t *a)
+{
+    worker_t *w = a->w;
+    if (worker__home(w->srv, psvc__conf.domain) != w)
+        return HOOK_CONTINUE;
+    hearth_arena_t *arena = hearth_arena_new(0);
+    hearth_xml_node_t *f = arena ? hearth_xml_new(arena, "forget", PSVC_NS_INTERNAL) : NULL;
+    psvc_op_t *op = f && !hearth_xml_set_attr(arena, f, "jid", a->bare)
+                        ? op_new(w, psvc__conf.domain, f)
+                        : NULL;
+    hearth_arena_free(arena);
+    if (op)
+        submit(w, op);
+    else
+        hlog(LOG_ERROR, "pubsub %s: %s was removed but keeps its subscriptions until a restart",
+             psvc__conf.domain, a->bare);
+    return HOOK_CONTINUE;
+}
+
 static int psvc_worker_init(worker_t *w)
 {
     w->slot[worker_slot] = NULL;
@@ -869,7 +890,8 @@ static int psvc_init(server_t *srv)
     if (psvc__conf.service.defaults.max_items > psvc__conf.service.max_items)
         psvc__conf.service.defaults.max_items = psvc__conf.service.max_items;
     router_service_t svc = {.domain = domain, .deliver = deliver, .name = "Publish-Subscribe"};
-    if ((worker_slot = worker__slot_new()) < 0 || router__add_service(&svc))
+    if ((worker_slot = worker__slot_new()) < 0 || router__add_service(&svc) ||
+        hooks__add(HOOK_ACCOUNT_REMOVED, 0, account_removed))
         return -1;
     return 0;
 }

@@ -23,6 +23,8 @@
  * node's name): the list of a node's subscriptions must fit STORAGE_XML_MAX. */
 #define PSVC_DOC_KIND "pubsub-subs"
 #define PSVC_SUBID_LEN 25
+/* The service's own requests (an account removed), queued like a client's. */
+#define PSVC_NS_INTERNAL "urn:hearth:pubsub-internal"
 
 typedef enum { PSVC_CREATE_LOCAL, PSVC_CREATE_ADMIN, PSVC_CREATE_OPEN } psvc_create_t;
 

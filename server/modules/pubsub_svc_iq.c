@@ -1410,6 +1410,35 @@ static void authorization(psvc_op_t *op)
     subs_save(op, authorized);
 }
 
+/* ---- an account removed ---- */
+
+static void forget(psvc_op_t *op)
+{
+    const char *bare = hearth_xml_attr(op->st, "jid");
+    worker_t *w = op->w;
+    STRMAP_FOREACH(&psvc__get(w)->nodes, e)
+    {
+        psvc_node_t *pn = e->value;
+        strmap_remove(&pn->n->affs, bare); /* its rows went with the account */
+        size_t before = pn->nsubs;
+        for (size_t k = pn->nsubs; k-- > 0;) {
+            if (!bare_is(pn->subs[k].jid, bare))
+                continue;
+            free(pn->subs[k].jid);
+            free(pn->subs[k].subid);
+            memmove(&pn->subs[k], &pn->subs[k + 1], (pn->nsubs - k - 1) * sizeof(*pn->subs));
+            pn->nsubs--;
+        }
+        char *doc = pn->nsubs == before ? NULL : psvc__subs_store(pn->subs, pn->nsubs);
+        if (doc && storage_doc_put(w->srv->storage, &w->storage_target, PSVC_DOC_KIND, pn->n->name,
+                                   doc, psvc__logged, NULL))
+            hlog(LOG_ERROR, "pubsub %s: the subscriptions of %s to %s stay stored",
+                 psvc__conf.domain, bare, pn->n->name);
+        free(doc);
+    }
+    psvc__done(op);
+}
+
 /* ---- dispatch ---- */
 
 /* <pubsub xmlns='…pubsub'>: one action, with publish-options after a publish, configure after a
@@ -1481,6 +1510,10 @@ static void owner_request(psvc_op_t *op, const hearth_xml_node_t *p, int set)
 
 void psvc__process(psvc_op_t *op)
 {
+    if (psvc__is(op->st, "forget", PSVC_NS_INTERNAL)) {
+        forget(op);
+        return;
+    }
     if (!strcmp(op->st->name, "message")) {
         authorization(op);
         return;

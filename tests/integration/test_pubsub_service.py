@@ -27,7 +27,7 @@ AJ, BJ, CJ, DJ, EJ = ('%s@%s' % (u, DOMAIN) for u in ('alice', 'bob', 'carol', '
 
 FEATURES = ['access-authorize', 'access-open', 'access-presence', 'access-roster', 'access-whitelist',
             'config-node', 'config-node-max', 'create-and-configure', 'create-nodes', 'delete-items',
-            'delete-nodes', 'get-pending', 'instant-nodes', 'item-ids', 'last-published',
+            'delete-nodes', 'instant-nodes', 'item-ids', 'last-published',
             'manage-subscriptions', 'member-affiliation', 'meta-data', 'modify-affiliations',
             'outcast-affiliation', 'persistent-items', 'publish', 'publish-only-affiliation',
             'publish-options', 'publisher-affiliation', 'purge-nodes', 'retract-items',
@@ -568,6 +568,26 @@ class PubsubServiceTest(IMTestCase):
         self.assertEqual(self.subs_of(a, 'keep'), {CJ: 'subscribed'})
         self.ok(self.publish(b, 'keep', 'after', 'after'))
         c.wait(is_event('keep'))
+
+    def test_removed_account_loses_subscriptions_and_affiliations(self):
+        s = self.start_server()
+        a = self.connect(s, 'alice')
+        d = self.connect(s, 'dave')
+        c = self.connect(s, 'carol')
+        self.ok(self.create(a, 'n'))
+        self.ok(self.set_affs(a, 'n', [(DJ, 'member'), (CJ, 'publisher')]))
+        self.ok(self.subscribe(d, 'n', jid=DJ))
+        self.ok(self.subscribe(c, 'n', jid=CJ))
+        d.send("<iq type='set' id='unreg'><query xmlns='jabber:iq:register'><remove/></query></iq>")
+        d.wait(lambda st: st.get('id') == 'unreg' or st.tag.endswith('error'), what='the removal')
+        self.assertEqual(self.affs_of(a, 'n'), {AJ: 'owner', CJ: 'publisher'})
+        self.assertEqual(self.subs_of(a, 'n'), {CJ: 'subscribed'})
+        a.close()
+        c.close()
+        s.restart()
+        a = self.connect(s, 'alice')
+        self.assertEqual(self.affs_of(a, 'n'), {AJ: 'owner', CJ: 'publisher'})
+        self.assertEqual(self.subs_of(a, 'n'), {CJ: 'subscribed'})
 
     # -- PEP answers <subscriptions/> too ------------------------------------------
 
