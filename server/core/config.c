@@ -132,6 +132,11 @@ static const config_key_t KEYS[] = {
       0),
     I("pubsub.max_item_size", "65536", 1024, 1048576,
       "Largest pubsub item payload, bytes; a larger one gets payload-too-big.", 0),
+    /* At most half the 4 MiB output bound (CONN_MAX_OUTQ): a node's items go out whole. */
+    I("pubsub.max_node_bytes", "1048576", 4096, 2097152,
+      "Item payloads one pubsub node may keep, bytes; a publish past it gets policy-violation "
+      "and nothing is stored.",
+      0),
     /* A node's subscriptions are stored as one document of at most 1 MiB (STORAGE_XML_MAX). */
     I("pubsub.max_subscriptions", "1000", 1, 10000,
       "Subscriptions one pubsub node may have; one more gets too-many-subscriptions.", 0),

@@ -870,6 +870,7 @@ static int psvc_init(server_t *srv)
                                             : PSVC_CREATE_LOCAL,
         .max_nodes = (size_t)config_int(cfg, "pubsub.max_nodes_per_user"),
         .max_item_size = (size_t)config_int(cfg, "pubsub.max_item_size"),
+        .max_node_bytes = (size_t)config_int(cfg, "pubsub.max_node_bytes"),
         .max_subs = (size_t)config_int(cfg, "pubsub.max_subscriptions"),
         /* XEP-0060 §16.4's defaults where it gives them: open access, publishers publish, the
          * items kept, payloads delivered, the last item sent to a new subscriber. */

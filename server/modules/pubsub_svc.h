@@ -34,9 +34,10 @@ typedef struct psvc_conf {
     const char *server_domain; /* its users' */
     pubsub_service_t service;
     psvc_create_t create;
-    size_t max_nodes;     /* nodes one user may own */
-    size_t max_item_size; /* bytes of a payload */
-    size_t max_subs;      /* subscriptions of one node */
+    size_t max_nodes;      /* nodes one user may own */
+    size_t max_item_size;  /* bytes of a payload */
+    size_t max_node_bytes; /* bytes of a node's payloads */
+    size_t max_subs;       /* subscriptions of one node */
 } psvc_conf_t;
 extern psvc_conf_t psvc__conf;
 

@@ -218,6 +218,15 @@ static int publish_check(psvc_op_t *op, psvc_node_t *pn, pubsub_err_t *e)
     hearth_xml_node_t *x = op->extra ? hearth_xml_first_element(op->extra) : NULL;
     if (op->extra && pubsub_config_check(&pn->n->config, &psvc__conf.service, op->arena, x, e))
         return -1;
+    /* A node's items go out whole in one reply: their bytes are bounded. */
+    const pubsub_node_t *n = pn->n;
+    size_t keep =
+        n->config.persist_items ? pubsub_config_max_items(&n->config, &psvc__conf.service) : 1;
+    long old = pubsub_node_find(n, op->id);
+    size_t gone = (old >= 0 ? n->items[old].size : 0) + pubsub_node_dropped_bytes(n, op->id, keep);
+    if (n->bytes - gone + op->size > psvc__conf.max_node_bytes)
+        return pubsub_fail(e, HEARTH_STANZA_ERR_POLICY_VIOLATION, NULL,
+                           "this node's items are as large as they may be (pubsub.max_node_bytes)");
     return 0;
 }
 

@@ -537,6 +537,20 @@ class PubsubServiceTest(IMTestCase):
         self.assert_error(self.subscribe(a, 'one'), 'policy-violation', 'too-many-subscriptions')
         self.assertEqual(list(self.subs_of(root, 'one')), [c.jid])
 
+    def test_node_bytes_bounded(self):
+        s = self.start_server(pubsub__max_node_bytes='4096', pubsub__max_item_size='2048')
+        a = self.connect(s, 'alice')
+        self.ok(self.create(a, 'big', {'pubsub#max_items': '10'}))
+        self.ok(self.publish(a, 'big', 'a' * 1500, 'a'))
+        self.ok(self.publish(a, 'big', 'b' * 1500, 'b'))
+        self.assert_error(self.publish(a, 'big', 'c' * 1500, 'c'), 'policy-violation')
+        self.assertEqual([i for i, _ in self.stored(a, 'big')], ['a', 'b'])
+        self.ok(self.publish(a, 'big', 'B' * 1500, 'b'))  # a replacement counts what it replaces
+        self.ok(self.iq(a, 'set', "<configure node='big'>%s</configure>" % form({'pubsub#max_items': '2'}),
+                        NS_OWNER))
+        self.ok(self.publish(a, 'big', 'c' * 1500, 'c'))  # and what it drops
+        self.assertEqual([i for i, _ in self.stored(a, 'big')], ['b', 'c'])
+
     def test_create_policy_local_refuses_nobody_local(self):
         s = self.start_server()
         a = self.connect(s, 'alice')
