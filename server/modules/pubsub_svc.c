@@ -479,8 +479,8 @@ static int event_start(hearth_buf_t *b)
     return pubsub_write_event_start(b, psvc__conf.domain, id);
 }
 
-/* To each JID with an approved subscription, once (§7.1.2.1: a JID subscribed twice gets one
- * notification), serialised once and handed to each worker as one unit. */
+/* To each JID with an approved subscription (a node has one subscription per JID, so each gets
+ * one notification), serialised once and handed to each worker as one unit. */
 void psvc__notify(worker_t *w, const psvc_node_t *pn, const hearth_buf_t *event)
 {
     if (!pn->n->config.deliver_notifications || !pn->nsubs)
@@ -488,13 +488,9 @@ void psvc__notify(worker_t *w, const psvc_node_t *pn, const hearth_buf_t *event)
     hearth_bytes_t *bytes = hearth_bytes_new(event->data, event->len);
     route_batch_t *batch =
         bytes ? router__batch_new(w, STANZA_MESSAGE, psvc__conf.domain, "headline", bytes) : NULL;
-    for (size_t i = 0; batch && i < pn->nsubs; i++) {
-        int dup = pn->subs[i].pending;
-        for (size_t k = 0; !dup && k < i; k++)
-            dup = !pn->subs[k].pending && !strcmp(pn->subs[k].jid, pn->subs[i].jid);
-        if (!dup)
+    for (size_t i = 0; batch && i < pn->nsubs; i++)
+        if (!pn->subs[i].pending)
             router__batch_add(batch, pn->subs[i].jid);
-    }
     if (batch)
         router__batch_send(batch);
     hearth_bytes_unref(bytes);

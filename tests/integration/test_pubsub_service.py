@@ -551,10 +551,14 @@ class PubsubServiceTest(IMTestCase):
         self.ok(self.publish(a, 'big', 'c' * 1500, 'c'))  # and what it drops
         self.assertEqual([i for i, _ in self.stored(a, 'big')], ['b', 'c'])
 
-    def test_create_policy_local_refuses_nobody_local(self):
+    def test_local_users_create_by_default_and_anyone_when_open(self):
         s = self.start_server()
         a = self.connect(s, 'alice')
         self.ok(self.create(a, 'x'))
+        s2 = self.start_server(pubsub__create_policy='open', pubsub__max_nodes_per_user='1')
+        e = self.connect(s2, 'eve')
+        self.ok(self.create(e, 'y'))
+        self.assert_error(self.iq(e, 'set', '<create/>'), 'policy-violation')
 
     # -- persistence -------------------------------------------------------------
 
