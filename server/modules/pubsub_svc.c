@@ -86,7 +86,11 @@ void psvc__done(psvc_op_t *op)
     psvc__subs_free(op->subs, op->nsubs);
     strv_free(op->told, op->ntold);
     strv_free(op->states, op->ntold);
-    strv_free(op->groups, op->ngroups);
+    for (size_t i = 0; i < op->ncontacts; i++) {
+        free(op->contacts[i].jid);
+        strv_free(op->contacts[i].groups, op->contacts[i].ngroups);
+    }
+    free(op->contacts);
     free(op->redirect);
     free(op);
 }
@@ -344,22 +348,49 @@ static void submit(worker_t *w, psvc_op_t *op)
 
 /* ---- who asks ---- */
 
-pubsub_who_t psvc__who(const psvc_op_t *op, const psvc_node_t *pn)
+static int contact_cmp(const void *key, const void *c)
+{
+    return strcmp(key, ((const psvc_contact_t *)c)->jid);
+}
+
+pubsub_who_t psvc__who_of(const psvc_op_t *op, const psvc_node_t *pn, const char *bare)
 {
     pubsub_who_t who = {0};
-    who.aff = pn ? pubsub_node_aff(pn->n, op->requester_bare) : PUBSUB_AFF_NONE;
+    who.aff = pn ? pubsub_node_aff(pn->n, bare) : PUBSUB_AFF_NONE;
     who.owner = who.aff == PUBSUB_AFF_OWNER;
-    who.presence_sub = op->presence_sub;
-    who.groups = op->groups;
-    who.ngroups = op->ngroups;
-    for (size_t i = 0; pn && i < pn->nsubs; i++) {
+    const psvc_contact_t *c =
+        op->ncontacts ? bsearch(bare, op->contacts, op->ncontacts, sizeof(*c), contact_cmp) : NULL;
+    if (c) {
+        who.presence_sub = c->from;
+        who.groups = c->groups;
+        who.ngroups = c->ngroups;
+    }
+    size_t blen = strlen(bare);
+    for (size_t i = 0; pn && i < pn->nsubs && !who.subscribed; i++) {
         const char *j = pn->subs[i].jid;
-        size_t n = strcspn(j, "/");
-        if (!pn->subs[i].pending && strlen(op->requester_bare) == n &&
-            !strncmp(j, op->requester_bare, n))
-            who.subscribed = 1;
+        who.subscribed = !pn->subs[i].pending && strcspn(j, "/") == blen && !strncmp(j, bare, blen);
     }
     return who;
+}
+
+pubsub_who_t psvc__who(const psvc_op_t *op, const psvc_node_t *pn)
+{
+    return psvc__who_of(op, pn, op->requester_bare);
+}
+
+/* Whether a notification of pn may go to subscription jid: with the owner's roster at hand, as
+ * the access model says now (§4.5); otherwise it was checked when the subscription was made. */
+static int may_notify(const psvc_op_t *op, const psvc_node_t *pn, const char *jid)
+{
+    pubsub_access_t m = pn->n->config.access;
+    if (!op->roster_known || (m != PUBSUB_ACCESS_PRESENCE && m != PUBSUB_ACCESS_ROSTER))
+        return 1;
+    char *bare = strndup(jid, strcspn(jid, "/"));
+    pubsub_who_t who = bare ? psvc__who_of(op, pn, bare) : (pubsub_who_t){0};
+    pubsub_err_t e;
+    int ok = bare && pubsub_access(pn->n, &who, &e) == 0;
+    free(bare);
+    return ok;
 }
 
 /* ---- replies ---- */
@@ -481,15 +512,16 @@ static int event_start(hearth_buf_t *b)
 
 /* To each JID with an approved subscription (a node has one subscription per JID, so each gets
  * one notification), serialised once and handed to each worker as one unit. */
-void psvc__notify(worker_t *w, const psvc_node_t *pn, const hearth_buf_t *event)
+void psvc__notify(const psvc_op_t *op, const psvc_node_t *pn, const hearth_buf_t *event)
 {
+    worker_t *w = op->w;
     if (!pn->n->config.deliver_notifications || !pn->nsubs)
         return;
     hearth_bytes_t *bytes = hearth_bytes_new(event->data, event->len);
     route_batch_t *batch =
         bytes ? router__batch_new(w, STANZA_MESSAGE, psvc__conf.domain, "headline", bytes) : NULL;
     for (size_t i = 0; batch && i < pn->nsubs; i++)
-        if (!pn->subs[i].pending)
+        if (!pn->subs[i].pending && may_notify(op, pn, pn->subs[i].jid))
             router__batch_add(batch, pn->subs[i].jid);
     if (batch)
         router__batch_send(batch);
@@ -503,7 +535,8 @@ static int write_items_event(hearth_buf_t *b, const char *node, const char *id, 
     return rc ?: hearth_buf_append_str(b, "</items>");
 }
 
-void psvc__notify_item(worker_t *w, const psvc_node_t *pn, const char *id, const char *payload)
+void psvc__notify_item(const psvc_op_t *op, const psvc_node_t *pn, const char *id,
+                       const char *payload)
 {
     hearth_buf_t b = HEARTH_BUF_INIT;
     int rc = event_start(&b);
@@ -512,12 +545,12 @@ void psvc__notify_item(worker_t *w, const psvc_node_t *pn, const char *id, const
                                   pn->n->config.deliver_payloads ? payload : NULL);
     rc = rc ?: pubsub_write_event_end(&b, 0, NULL);
     if (!rc)
-        psvc__notify(w, pn, &b);
+        psvc__notify(op, pn, &b);
     hearth_buf_free(&b);
 }
 
 /* <purge node/>, <delete node>[<redirect uri/>]</delete>, or <items node><retract id/></items>. */
-void psvc__notify_simple(worker_t *w, const psvc_node_t *pn, const char *what,
+void psvc__notify_simple(const psvc_op_t *op, const psvc_node_t *pn, const char *what,
                          const char *retract_id, const char *redirect)
 {
     hearth_buf_t b = HEARTH_BUF_INIT;
@@ -534,11 +567,11 @@ void psvc__notify_simple(worker_t *w, const psvc_node_t *pn, const char *what,
     }
     rc = rc ?: pubsub_write_event_end(&b, 0, NULL);
     if (!rc)
-        psvc__notify(w, pn, &b);
+        psvc__notify(op, pn, &b);
     hearth_buf_free(&b);
 }
 
-void psvc__notify_config(worker_t *w, const psvc_node_t *pn)
+void psvc__notify_config(const psvc_op_t *op, const psvc_node_t *pn)
 {
     hearth_arena_t *a = hearth_arena_new(0);
     hearth_buf_t b = HEARTH_BUF_INIT;
@@ -552,7 +585,7 @@ void psvc__notify_config(worker_t *w, const psvc_node_t *pn)
     rc = rc ?: hearth_buf_append_str(&b, "</configuration>");
     rc = rc ?: pubsub_write_event_end(&b, 0, NULL);
     if (!rc)
-        psvc__notify(w, pn, &b);
+        psvc__notify(op, pn, &b);
     hearth_buf_free(&b);
     hearth_arena_free(a);
 }

@@ -55,6 +55,14 @@ typedef struct psvc_node {
 
 typedef enum { PSVC_NEW, PSVC_LOADING, PSVC_READY } psvc_state_t;
 
+/* A contact in a node owner's roster, as the access models presence and roster see it. */
+typedef struct psvc_contact {
+    char *jid;
+    int from; /* the owner's presence goes to it (subscription from or both) */
+    char **groups;
+    size_t ngroups;
+} psvc_contact_t;
+
 typedef struct psvc_op psvc_op_t;
 typedef void (*psvc_then_fn)(psvc_op_t *op, int err);
 
@@ -87,10 +95,10 @@ struct psvc_op {
     char **told;   /* JIDs to tell of their new subscription state */
     char **states; /* each one's new state */
     size_t ntold;
-    /* The owner's roster as it sees the requester (access models presence and roster). */
-    int roster_known, presence_sub;
-    char **groups;
-    size_t ngroups;
+    /* The owner's roster (access models presence and roster), ordered by JID. */
+    int roster_known;
+    psvc_contact_t *contacts;
+    size_t ncontacts;
     void (*after_roster)(psvc_op_t *op);
     char *redirect;
 };
@@ -124,7 +132,8 @@ void psvc__logged(void *ud, int err); /* a storage call whose outcome only the l
 void psvc__node_free(psvc_node_t *pn);
 void psvc__subs_free(psvc_sub_t *subs, size_t n);
 char *psvc__subs_store(const psvc_sub_t *subs, size_t n); /* the stored document, malloc'd */
-pubsub_who_t psvc__who(const psvc_op_t *op, const psvc_node_t *pn);
+pubsub_who_t psvc__who(const psvc_op_t *op, const psvc_node_t *pn); /* the requester */
+pubsub_who_t psvc__who_of(const psvc_op_t *op, const psvc_node_t *pn, const char *bare);
 /* Replies to op's requester. */
 void psvc__result(psvc_op_t *op, const char *inner); /* inner serialised; NULL: empty */
 void psvc__result_node(psvc_op_t *op, const hearth_xml_node_t *payload);
@@ -132,12 +141,14 @@ void psvc__error(psvc_op_t *op, const pubsub_err_t *e);
 void psvc__reject(psvc_op_t *op, const pubsub_err_t *e); /* the error, and op is done */
 void psvc__refuse(psvc_op_t *op, hearth_stanza_error_t cond, const char *app, const char *text);
 void psvc__fail_storage(psvc_op_t *op, int err);
-/* Notifications to the node's subscribers (approved ones), built once. */
-void psvc__notify(worker_t *w, const psvc_node_t *pn, const hearth_buf_t *event);
-void psvc__notify_item(worker_t *w, const psvc_node_t *pn, const char *id, const char *payload);
-void psvc__notify_simple(worker_t *w, const psvc_node_t *pn, const char *what,
+/* Notifications to the node's subscribers (approved ones), built once; with the owner's roster
+ * at hand (op->roster_known), only to those the access model still lets in. */
+void psvc__notify(const psvc_op_t *op, const psvc_node_t *pn, const hearth_buf_t *event);
+void psvc__notify_item(const psvc_op_t *op, const psvc_node_t *pn, const char *id,
+                       const char *payload);
+void psvc__notify_simple(const psvc_op_t *op, const psvc_node_t *pn, const char *what,
                          const char *retract_id, const char *redirect);
-void psvc__notify_config(worker_t *w, const psvc_node_t *pn);
+void psvc__notify_config(const psvc_op_t *op, const psvc_node_t *pn);
 /* One message to jid: the last item of pn (with its delay), or a subscription's state. */
 void psvc__send_last(worker_t *w, const psvc_node_t *pn, const char *jid, const char *payload);
 void psvc__send_sub_state(worker_t *w, const char *node, const char *jid, const char *subid,

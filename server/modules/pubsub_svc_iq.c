@@ -79,15 +79,20 @@ static void roster_loaded(void *ud, int err, const storage_user_t *u)
     worker_t *w = op->w;
     psvc__back(op);
     op->roster_known = 1;
-    for (size_t i = 0; !err && u && u->exists && i < u->nitems; i++) {
+    size_t n = !err && u && u->exists ? u->nitems : 0;
+    if (n && !(op->contacts = calloc(n, sizeof(*op->contacts))))
+        n = 0;
+    for (size_t i = 0; i < n; i++) {
         const storage_roster_item_t *it = &u->items[i];
-        if (strcmp(it->jid, op->requester_bare))
-            continue;
-        op->presence_sub = (it->subscription & STORAGE_SUB_FROM) != 0;
-        if (it->ngroups && (op->groups = calloc(it->ngroups, sizeof(char *))))
+        psvc_contact_t *c = &op->contacts[op->ncontacts];
+        if (!(c->jid = strdup(it->jid)))
+            break;
+        op->ncontacts++;
+        c->from = (it->subscription & STORAGE_SUB_FROM) != 0;
+        if (it->ngroups && (c->groups = calloc(it->ngroups, sizeof(char *))))
             for (size_t k = 0; k < it->ngroups; k++)
-                if ((op->groups[op->ngroups] = strdup(it->groups[k])))
-                    op->ngroups++;
+                if ((c->groups[c->ngroups] = strdup(it->groups[k])))
+                    c->ngroups++;
     }
     if (err)
         hlog(LOG_ERROR, "pubsub %s: an owner's roster could not be read: %s", psvc__conf.domain,
@@ -96,14 +101,16 @@ static void roster_loaded(void *ud, int err, const storage_user_t *u)
     psvc__run(w);
 }
 
-/* fn(op) once the requester is known as the owner's roster sees it, when pn's access model asks
- * (for a service node, its 'roster' is its owner's: the first local owner's, by JID). */
-static void with_roster(psvc_op_t *op, psvc_node_t *pn, void (*fn)(psvc_op_t *op))
+/* fn(op) once the owner's roster is at hand, when access model m needs it: for the requester
+ * (requester: 1) unless its affiliation decides, or for pn's subscribers (requester: 0). A
+ * service node's 'roster' is its owner's: the first local owner's, by JID, read from storage. */
+static void with_roster(psvc_op_t *op, psvc_node_t *pn, pubsub_access_t m, int requester,
+                        void (*fn)(psvc_op_t *op))
 {
-    pubsub_access_t m = pn->n->config.access;
     pubsub_aff_t aff = pubsub_node_aff(pn->n, op->requester_bare);
     if (op->roster_known || (m != PUBSUB_ACCESS_PRESENCE && m != PUBSUB_ACCESS_ROSTER) ||
-        (aff != PUBSUB_AFF_NONE && aff != PUBSUB_AFF_MEMBER)) {
+        (requester && aff != PUBSUB_AFF_NONE && aff != PUBSUB_AFF_MEMBER) ||
+        (!requester && !pn->nsubs)) {
         fn(op);
         return;
     }
@@ -115,7 +122,7 @@ static void with_roster(psvc_op_t *op, psvc_node_t *pn, void (*fn)(psvc_op_t *op
             owner = e->key;
     }
     if (!owner) {
-        op->roster_known = 1;
+        op->roster_known = 1; /* nobody's roster: nobody but affiliates is let in */
         fn(op);
         return;
     }
@@ -158,7 +165,7 @@ static void publish_done(psvc_op_t *op, int err)
     if (!rc)
         psvc__result(op, b.data);
     hearth_buf_free(&b);
-    psvc__notify_item(op->w, pn, op->id, op->payload);
+    psvc__notify_item(op, pn, op->id, op->payload);
     psvc__done(op);
 }
 
@@ -230,6 +237,8 @@ static int publish_check(psvc_op_t *op, psvc_node_t *pn, pubsub_err_t *e)
     return 0;
 }
 
+static void publish_store(psvc_op_t *op);
+
 static void publish(psvc_op_t *op)
 {
     psvc_node_t *pn = named_node(op);
@@ -240,8 +249,13 @@ static void publish(psvc_op_t *op)
         psvc__reject(op, &e);
         return;
     }
-    pubsub_node_t *n = pn->n;
     op->node = pn;
+    with_roster(op, pn, pn->n->config.access, 0, publish_store);
+}
+
+static void publish_store(psvc_op_t *op)
+{
+    pubsub_node_t *n = op->node->n;
     op->stamp_ms = user__now_ms();
     op->keep =
         n->config.persist_items ? pubsub_config_max_items(&n->config, &psvc__conf.service) : 1;
@@ -273,9 +287,11 @@ static void retract_done(psvc_op_t *op, int err)
         pubsub_node_remove(pn->n, (size_t)i);
     psvc__result(op, NULL);
     if (op->notify)
-        psvc__notify_simple(op->w, pn, NULL, op->id, NULL);
+        psvc__notify_simple(op, pn, NULL, op->id, NULL);
     psvc__done(op);
 }
+
+static void retract_store(psvc_op_t *op);
 
 static void retract(psvc_op_t *op)
 {
@@ -311,10 +327,15 @@ static void retract(psvc_op_t *op)
         psvc__refuse(op, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL, NULL);
         return;
     }
+    with_roster(op, pn, op->notify ? pn->n->config.access : PUBSUB_ACCESS_OPEN, 0, retract_store);
+}
+
+static void retract_store(psvc_op_t *op)
+{
     worker_t *w = op->w;
     psvc__await(op,
                 storage_pubsub_retract(w->srv->storage, &w->storage_target, psvc__conf.domain,
-                                       pn->n->name, id, psvc__stored, op),
+                                       op->node->n->name, op->id, psvc__stored, op),
                 retract_done);
 }
 
@@ -423,7 +444,7 @@ static void items(psvc_op_t *op)
     psvc_node_t *pn = named_node(op);
     if (pn) {
         op->node = pn;
-        with_roster(op, pn, items_go);
+        with_roster(op, pn, pn->n->config.access, 1, items_go);
     }
 }
 
@@ -814,7 +835,7 @@ static void subscribe(psvc_op_t *op)
         return;
     }
     op->node = pn;
-    with_roster(op, pn, subscribe_go);
+    with_roster(op, pn, pn->n->config.access, 1, subscribe_go);
 }
 
 /* ---- unsubscribe (§6.2) ---- */
@@ -966,9 +987,11 @@ static void configure_done(psvc_op_t *op, int err)
     pubsub_node_trim(n, n->config.persist_items ? op->keep : 1);
     psvc__result(op, NULL);
     if (n->config.notify_config) /* §8.2.5.1 */
-        psvc__notify_config(op->w, op->node);
+        psvc__notify_config(op, op->node);
     psvc__done(op);
 }
+
+static void configure_store(psvc_op_t *op);
 
 static void configure_set(psvc_op_t *op)
 {
@@ -998,6 +1021,13 @@ static void configure_set(psvc_op_t *op)
     op->node = pn;
     op->keep =
         op->config.persist_items ? pubsub_config_max_items(&op->config, &psvc__conf.service) : 0;
+    with_roster(op, pn, op->config.notify_config ? op->config.access : PUBSUB_ACCESS_OPEN, 0,
+                configure_store);
+}
+
+static void configure_store(psvc_op_t *op)
+{
+    psvc_node_t *pn = op->node;
     char *config = pubsub_config_store(&op->config);
     if (!config) {
         psvc__refuse(op, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL, NULL);
@@ -1022,7 +1052,7 @@ static void delete_done(psvc_op_t *op, int err)
     psvc_node_t *pn = op->node;
     psvc__result(op, NULL);
     if (pn->n->config.notify_delete)
-        psvc__notify_simple(op->w, pn, "delete", NULL, op->redirect);
+        psvc__notify_simple(op, pn, "delete", NULL, op->redirect);
     strmap_remove(&psvc__get(op->w)->nodes, pn->n->name);
     psvc__node_free(pn);
     psvc__done(op);
@@ -1039,9 +1069,11 @@ static void purge_done(psvc_op_t *op, int err)
     pubsub_node_trim(pn->n, 0);
     psvc__result(op, NULL);
     if (pn->n->config.notify_retract) /* §8.5.2: one <purge/>, not a retraction per item */
-        psvc__notify_simple(op->w, pn, "purge", NULL, NULL);
+        psvc__notify_simple(op, pn, "purge", NULL, NULL);
     psvc__done(op);
 }
+
+static void purge_store(psvc_op_t *op);
 
 static void delete_or_purge(psvc_op_t *op, int purge)
 {
@@ -1062,20 +1094,30 @@ static void delete_or_purge(psvc_op_t *op, int purge)
         return;
     }
     op->node = pn;
+    if (purge) {
+        with_roster(op, pn,
+                    pn->n->config.notify_retract ? pn->n->config.access : PUBSUB_ACCESS_OPEN, 0,
+                    purge_store);
+        return;
+    }
+    /* Deleted: every subscriber hears of it, whatever the owner's roster says now. */
     worker_t *w = op->w;
     storage_t *st = w->srv->storage;
-    int rc;
-    if (purge) {
-        rc = storage_pubsub_purge(st, &w->storage_target, psvc__conf.domain, pn->n->name,
-                                  psvc__stored, op);
-    } else {
-        rc = storage_doc_delete(st, &w->storage_target, PSVC_DOC_KIND, pn->n->name, psvc__logged,
-                                NULL);
-        rc = rc
-                 ?: storage_pubsub_node_delete(st, &w->storage_target, psvc__conf.domain,
-                                               pn->n->name, psvc__stored, op);
-    }
-    psvc__await(op, rc, purge ? purge_done : delete_done);
+    int rc =
+        storage_doc_delete(st, &w->storage_target, PSVC_DOC_KIND, pn->n->name, psvc__logged, NULL);
+    rc = rc
+             ?: storage_pubsub_node_delete(st, &w->storage_target, psvc__conf.domain, pn->n->name,
+                                           psvc__stored, op);
+    psvc__await(op, rc, delete_done);
+}
+
+static void purge_store(psvc_op_t *op)
+{
+    worker_t *w = op->w;
+    psvc__await(op,
+                storage_pubsub_purge(w->srv->storage, &w->storage_target, psvc__conf.domain,
+                                     op->node->n->name, psvc__stored, op),
+                purge_done);
 }
 
 /* ---- the owner's subscriptions (§8.8) ---- */

@@ -454,6 +454,41 @@ class PubsubServiceTest(IMTestCase):
         self.assertIsNotNone(ev.find(q(NS_DELAY, 'delay')), to_str(ev))
         self.no_event(e)
 
+    def test_access_rechecked_at_notification(self):
+        """A subscriber of a presence or roster node that the owner's roster no longer lets in
+        gets no more notifications (XEP-0060 4.5: the access model is checked when notifying)."""
+        s = self.start_server()
+        a = self.connect(s, 'alice')
+        b = self.connect(s, 'bob')
+        c = self.connect(s, 'carol')
+        make_state(self, a, b, 'both')
+        make_state(self, a, c, 'both')
+        a.roster_set(BJ, groups=['friends'])
+        a.roster_set(CJ, groups=['friends'])
+        self.ok(self.create(a, 'pres', {'pubsub#access_model': 'presence'}))
+        self.ok(self.create(a, 'rost', {'pubsub#access_model': 'roster',
+                                        'pubsub#roster_groups_allowed': ['friends']}))
+        for n in ('pres', 'rost'):
+            self.ok(self.subscribe(b, n, jid=BJ))
+            self.ok(self.subscribe(c, n, jid=CJ))
+        self.ok(self.publish(a, 'pres', 'one', 'p1'))
+        self.ok(self.publish(a, 'rost', 'one', 'r1'))
+        for x in (b, c):
+            x.wait(is_event('pres'))
+            x.wait(is_event('rost'))
+        # carol leaves the group; bob loses his presence subscription from alice.
+        self.ok(a.iq('set', "<query xmlns='jabber:iq:roster'><item jid='%s'><group>work</group></item></query>" % CJ))
+        a.sub('unsubscribed', BJ)
+        self.wait_view(a, BJ, 'to')
+        self.ok(self.publish(a, 'pres', 'two', 'p2'))
+        self.ok(self.publish(a, 'rost', 'two', 'r2'))
+        ev = c.wait(is_event('pres'))
+        self.assertEqual(event_el(ev, 'items').find(q(NS_EV, 'item')).get('id'), 'p2')
+        self.ok(self.iq(a, 'set', "<retract node='pres' notify='1'><item id='p1'/></retract>"))
+        c.wait(is_event('pres'))
+        c.expect_none(is_event('rost'), 'a roster-node event after leaving the group')
+        b.expect_none(is_event(), 'an event after losing the presence subscription')
+
     def test_authorize_access_model(self):
         s = self.start_server()
         a = self.connect(s, 'alice')
