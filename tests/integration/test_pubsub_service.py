@@ -537,6 +537,21 @@ class PubsubServiceTest(IMTestCase):
         ev = e.wait(is_event('club', 'subscription'))
         self.assertEqual(event_el(ev, 'subscription').get('subscription'), 'none')
         self.assertEqual(self.subs_of(a, 'club'), {CJ: 'subscribed'})
+        # An owner who is away finds the request waiting when it comes back (offline storage);
+        # the owner may also approve through its subscription list (§8.8.2).
+        a.logout()
+        b = self.connect(s, 'bob')
+        r = self.ok(self.subscribe(b, 'club', jid=BJ))
+        self.assertEqual(self.subscription(r).get('subscription'), 'pending')
+        a = self.connect(s, 'alice')
+        m = a.wait(lambda st: st.tag == MESSAGE and st.get('from') == PS and st.find(q(NS_DATA, 'x')) is not None)
+        self.assertIn(BJ, [v.text for v in m.find(q(NS_DATA, 'x')).iter(q(NS_DATA, 'value'))])
+        self.assertEqual(self.subs_of(a, 'club'), {CJ: 'subscribed', BJ: 'pending'})
+        self.ok(self.iq(a, 'set', "<subscriptions node='club'><subscription jid='%s' subscription='subscribed'/>"
+                        "</subscriptions>" % BJ, NS_OWNER))
+        ev = b.wait(is_event('club', 'subscription'))
+        self.assertEqual(event_el(ev, 'subscription').get('subscription'), 'subscribed')
+        self.assertEqual(self.stored(b, 'club'), [('m', 'members only'), ('n', 'news')])
 
     def test_publish_models(self):
         s = self.start_server()
