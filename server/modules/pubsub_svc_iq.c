@@ -57,7 +57,8 @@ static int is_local(const char *bare)
     return at && !strcmp(at + 1, psvc__conf.server_domain);
 }
 
-/* A JID attribute prepared into *out (arena of op); -1 after op was answered (jid-malformed). */
+/* The jid attribute of el, prepared into *out (the caller clears it); -1 after op was answered
+ * (bad-request with invalid-jid when absent, jid-malformed when it is no JID). */
 static int jid_attr(psvc_op_t *op, const hearth_xml_node_t *el, hearth_jid_t *out)
 {
     const char *jid = hearth_xml_attr(el, "jid");
