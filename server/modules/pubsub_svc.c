@@ -378,12 +378,15 @@ pubsub_who_t psvc__who(const psvc_op_t *op, const psvc_node_t *pn)
     return psvc__who_of(op, pn, op->requester_bare);
 }
 
-/* Whether a notification of pn may go to subscription jid: with the owner's roster at hand, as
- * the access model says now (§4.5); otherwise it was checked when the subscription was made. */
+/* Whether a notification of pn may go to subscription jid, as the access model says now (§4.5:
+ * a subscriber of a node since closed, or no longer in the owner's roster, hears no more). The
+ * models that need the owner's roster are checked when it is at hand (the request loaded it);
+ * otherwise they were checked when the subscription was made. */
 static int may_notify(const psvc_op_t *op, const psvc_node_t *pn, const char *jid)
 {
     pubsub_access_t m = pn->n->config.access;
-    if (!op->roster_known || (m != PUBSUB_ACCESS_PRESENCE && m != PUBSUB_ACCESS_ROSTER))
+    if (m == PUBSUB_ACCESS_OPEN ||
+        (!op->roster_known && (m == PUBSUB_ACCESS_PRESENCE || m == PUBSUB_ACCESS_ROSTER)))
         return 1;
     char *bare = strndup(jid, strcspn(jid, "/"));
     pubsub_who_t who = bare ? psvc__who_of(op, pn, bare) : (pubsub_who_t){0};
@@ -512,7 +515,7 @@ static int event_start(hearth_buf_t *b)
 
 /* To each JID with an approved subscription (a node has one subscription per JID, so each gets
  * one notification), serialised once and handed to each worker as one unit. */
-void psvc__notify(const psvc_op_t *op, const psvc_node_t *pn, const hearth_buf_t *event)
+void psvc__notify(const psvc_op_t *op, const psvc_node_t *pn, const hearth_buf_t *event, int all)
 {
     worker_t *w = op->w;
     if (!pn->n->config.deliver_notifications || !pn->nsubs)
@@ -521,7 +524,7 @@ void psvc__notify(const psvc_op_t *op, const psvc_node_t *pn, const hearth_buf_t
     route_batch_t *batch =
         bytes ? router__batch_new(w, STANZA_MESSAGE, psvc__conf.domain, "headline", bytes) : NULL;
     for (size_t i = 0; batch && i < pn->nsubs; i++)
-        if (!pn->subs[i].pending && may_notify(op, pn, pn->subs[i].jid))
+        if (!pn->subs[i].pending && (all || may_notify(op, pn, pn->subs[i].jid)))
             router__batch_add(batch, pn->subs[i].jid);
     if (batch)
         router__batch_send(batch);
@@ -545,7 +548,7 @@ void psvc__notify_item(const psvc_op_t *op, const psvc_node_t *pn, const char *i
                                   pn->n->config.deliver_payloads ? payload : NULL);
     rc = rc ?: pubsub_write_event_end(&b, 0, NULL);
     if (!rc)
-        psvc__notify(op, pn, &b);
+        psvc__notify(op, pn, &b, 0);
     hearth_buf_free(&b);
 }
 
@@ -566,8 +569,8 @@ void psvc__notify_simple(const psvc_op_t *op, const psvc_node_t *pn, const char 
         rc = rc ?: psvc__write_attr(&b, " node='", pn->n->name, "'/>");
     }
     rc = rc ?: pubsub_write_event_end(&b, 0, NULL);
-    if (!rc)
-        psvc__notify(op, pn, &b);
+    if (!rc) /* a deleted node's every subscriber hears of it */
+        psvc__notify(op, pn, &b, what && !strcmp(what, "delete"));
     hearth_buf_free(&b);
 }
 
@@ -585,7 +588,7 @@ void psvc__notify_config(const psvc_op_t *op, const psvc_node_t *pn)
     rc = rc ?: hearth_buf_append_str(&b, "</configuration>");
     rc = rc ?: pubsub_write_event_end(&b, 0, NULL);
     if (!rc)
-        psvc__notify(op, pn, &b);
+        psvc__notify(op, pn, &b, 0);
     hearth_buf_free(&b);
     hearth_arena_free(a);
 }

@@ -141,9 +141,10 @@ void psvc__error(psvc_op_t *op, const pubsub_err_t *e);
 void psvc__reject(psvc_op_t *op, const pubsub_err_t *e); /* the error, and op is done */
 void psvc__refuse(psvc_op_t *op, hearth_stanza_error_t cond, const char *app, const char *text);
 void psvc__fail_storage(psvc_op_t *op, int err);
-/* Notifications to the node's subscribers (approved ones), built once; with the owner's roster
- * at hand (op->roster_known), only to those the access model still lets in. */
-void psvc__notify(const psvc_op_t *op, const psvc_node_t *pn, const hearth_buf_t *event);
+/* Notifications to the node's subscribers (approved ones), built once: all of them, or only
+ * those the access model still lets in (the owner's roster, when the model needs it, at hand
+ * in op). */
+void psvc__notify(const psvc_op_t *op, const psvc_node_t *pn, const hearth_buf_t *event, int all);
 void psvc__notify_item(const psvc_op_t *op, const psvc_node_t *pn, const char *id,
                        const char *payload);
 void psvc__notify_simple(const psvc_op_t *op, const psvc_node_t *pn, const char *what,

@@ -451,6 +451,18 @@ static void items(psvc_op_t *op)
 
 /* ---- create (§8.1) ---- */
 
+/* Whether configuration form x asks for a collection node (XEP-0248), which this service does
+ * not have: 0, or -1 with feature-not-implemented in *e. A form that does not parse is left to
+ * pubsub_config_apply's errors. */
+static int no_collection(psvc_op_t *op, const hearth_xml_node_t *x, pubsub_err_t *e)
+{
+    hearth_form_t form;
+    if (!x || hearth_form_parse(op->arena, x, NULL, &form, NULL))
+        return 0;
+    const char *type = hearth_form_value(&form, "pubsub#node_type");
+    return type && strcmp(type, "leaf") ? pubsub_unsupported(e, "collections") : 0;
+}
+
 static size_t owned_count(const psvc_op_t *op)
 {
     size_t n = 0;
@@ -522,7 +534,8 @@ static void create_go(psvc_op_t *op)
         psvc__refuse(op, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL, NULL);
         return;
     }
-    if (x && pubsub_config_apply(&c, &psvc__conf.service, op->arena, x, PUBSUB_FORM_CONFIG, &e)) {
+    if (x && (no_collection(op, x, &e) ||
+              pubsub_config_apply(&c, &psvc__conf.service, op->arena, x, PUBSUB_FORM_CONFIG, &e))) {
         pubsub_config_clear(&c);
         psvc__reject(op, &e);
         return;
@@ -1014,8 +1027,8 @@ static void configure_set(psvc_op_t *op)
         psvc__refuse(op, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL, NULL);
         return;
     }
-    if (pubsub_config_apply(&op->config, &psvc__conf.service, op->arena, x, PUBSUB_FORM_CONFIG,
-                            &e)) {
+    if (no_collection(op, x, &e) || pubsub_config_apply(&op->config, &psvc__conf.service, op->arena,
+                                                        x, PUBSUB_FORM_CONFIG, &e)) {
         psvc__reject(op, &e);
         return;
     }

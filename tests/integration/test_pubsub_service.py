@@ -489,6 +489,36 @@ class PubsubServiceTest(IMTestCase):
         c.expect_none(is_event('rost'), 'a roster-node event after leaving the group')
         b.expect_none(is_event(), 'an event after losing the presence subscription')
 
+    def test_closed_node_stops_notifications(self):
+        """A node made whitelist after its subscriptions: only members hear of it."""
+        s = self.start_server()
+        a = self.connect(s, 'alice')
+        b = self.connect(s, 'bob')
+        c = self.connect(s, 'carol')
+        self.ok(self.create(a, 'n'))
+        self.ok(self.subscribe(b, 'n', jid=BJ))
+        self.ok(self.subscribe(c, 'n', jid=CJ))
+        self.ok(self.set_affs(a, 'n', [(BJ, 'member')]))
+        self.ok(self.configure(a, 'n', {'pubsub#access_model': 'whitelist'}))
+        self.ok(self.publish(a, 'n', 'members', 'm'))
+        b.wait(is_event('n'))
+        c.expect_none(is_event(), 'an event of a node closed to it')
+        self.assert_error(self.items(c, 'n'), 'not-allowed', 'closed-node')
+        # A deleted node's every subscriber hears of it.
+        self.ok(self.iq(a, 'set', "<delete node='n'/>", NS_OWNER))
+        b.wait(is_event('n', 'delete'))
+        c.wait(is_event('n', 'delete'))
+
+    def test_collections_refused(self):
+        s = self.start_server()
+        a = self.connect(s, 'alice')
+        self.assert_error(self.create(a, 'coll', {'pubsub#node_type': 'collection'}),
+                          'feature-not-implemented', 'unsupported', 'collections')
+        self.assert_error(self.iq(a, 'get', "<configure node='coll'/>", NS_OWNER), 'item-not-found')
+        self.ok(self.create(a, 'leaf', {'pubsub#node_type': 'leaf'}))
+        self.assert_error(self.configure(a, 'leaf', {'pubsub#node_type': 'collection'}),
+                          'feature-not-implemented', 'unsupported', 'collections')
+
     def test_authorize_access_model(self):
         s = self.start_server()
         a = self.connect(s, 'alice')
