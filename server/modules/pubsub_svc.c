@@ -531,8 +531,12 @@ void psvc__notify(const psvc_op_t *op, const psvc_node_t *pn, const hearth_buf_t
     hearth_bytes_unref(bytes);
 }
 
+/* <items node><item id>payload</item></items>; id NULL: <items node/> (a notification-only
+ * publish without an item). */
 static int write_items_event(hearth_buf_t *b, const char *node, const char *id, const char *payload)
 {
+    if (!id)
+        return psvc__write_attr(b, "<items node='", node, "'/>");
     int rc = psvc__write_attr(b, "<items node='", node, "'>");
     rc = rc ?: pubsub_write_item(b, id, payload);
     return rc ?: hearth_buf_append_str(b, "</items>");

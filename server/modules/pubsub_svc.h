@@ -86,7 +86,7 @@ struct psvc_op {
     size_t size;
     size_t keep;
     int64_t stamp_ms;
-    int notify;
+    int notify; /* retract: notify; publish: notification-only, without an item */
     pubsub_config_t config;
     storage_pubsub_aff_t *changes;
     size_t nchanges;

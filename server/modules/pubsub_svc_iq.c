@@ -154,6 +154,17 @@ static void publish_done(psvc_op_t *op, int err)
     }
     psvc_node_t *pn = op->node;
     pubsub_node_t *n = pn->n;
+    if (op->notify) { /* notification-only, without an item: nothing kept */
+        hearth_buf_t b = HEARTH_BUF_INIT;
+        int rc = psvc__write_attr(&b, "<pubsub xmlns='" HEARTH_NS_PUBSUB "'><publish node='",
+                                  n->name, "'/></pubsub>");
+        if (!rc)
+            psvc__result(op, b.data);
+        hearth_buf_free(&b);
+        psvc__notify_item(op, pn, NULL, NULL);
+        psvc__done(op);
+        return;
+    }
     int persist = n->config.persist_items;
     if (pubsub_node_push(n, op->id, op->size, op->stamp_ms,
                          !persist || op->size <= PSVC_LAST_INLINE ? op->payload : NULL) == 0)
@@ -207,6 +218,16 @@ static int publish_check(psvc_op_t *op, psvc_node_t *pn, pubsub_err_t *e)
             return pubsub_fail(e, HEARTH_STANZA_ERR_BAD_REQUEST, "invalid-payload",
                                "one item per publish");
         item = c;
+    }
+    /* §7.1.3.6: a transient notification-only node takes publishes without an item (its
+     * notifications say only that something happened); every other node one with an item. */
+    const pubsub_config_t *conf = &pn->n->config;
+    if (!conf->persist_items && !conf->deliver_payloads) {
+        if (item)
+            return pubsub_fail(e, HEARTH_STANZA_ERR_BAD_REQUEST, "item-forbidden", NULL);
+        op->notify = 1;
+        hearth_xml_node_t *x = op->extra ? hearth_xml_first_element(op->extra) : NULL;
+        return op->extra ? pubsub_config_check(conf, &psvc__conf.service, op->arena, x, e) : 0;
     }
     if (!item)
         return pubsub_fail(e, HEARTH_STANZA_ERR_BAD_REQUEST, "item-required", NULL);

@@ -509,6 +509,23 @@ class PubsubServiceTest(IMTestCase):
         b.wait(is_event('n', 'delete'))
         c.wait(is_event('n', 'delete'))
 
+    def test_transient_notification_only_node(self):
+        s = self.start_server()
+        a = self.connect(s, 'alice')
+        c = self.connect(s, 'carol')
+        self.ok(self.create(a, 'ping', {'pubsub#persist_items': '0', 'pubsub#deliver_payloads': '0'}))
+        self.ok(self.subscribe(c, 'ping', jid=CJ))
+        self.assert_error(self.publish(a, 'ping', 'with an item', 'x'), 'bad-request', 'item-forbidden')
+        c.expect_none(is_event(), 'an event of a refused publish')
+        r = self.ok(self.iq(a, 'set', "<publish node='ping'/>"))
+        self.assertEqual(r.find(q(NS_PS, 'pubsub')).find(q(NS_PS, 'publish')).get('node'), 'ping')
+        ev = c.wait(is_event('ping'))
+        self.assertEqual(len(event_el(ev, 'items')), 0, to_str(ev))
+        self.assertEqual(self.stored(a, 'ping'), [])
+        # A node that keeps items wants one.
+        self.ok(self.create(a, 'keeps'))
+        self.assert_error(self.iq(a, 'set', "<publish node='keeps'/>"), 'bad-request', 'item-required')
+
     def test_collections_refused(self):
         s = self.start_server()
         a = self.connect(s, 'alice')
