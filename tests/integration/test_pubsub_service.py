@@ -669,6 +669,10 @@ class PubsubServiceTest(IMTestCase):
         self.ok(self.subscribe(c, 'keep', jid=CJ))
         for i in range(3):
             self.ok(self.publish(a, 'keep', 'item %d' % i, 'i%d' % i))
+        self.ok(self.create(a, 'club', {'pubsub#access_model': 'authorize', 'pubsub#persist_items': '0'}))
+        self.ok(self.publish(a, 'club', 'not kept', 'gone'))
+        self.assertEqual(self.subscription(self.ok(self.subscribe(c, 'club', jid=CJ))).get('subscription'),
+                         'pending')
         a.close()
         c.close()
         s.restart()
@@ -683,6 +687,9 @@ class PubsubServiceTest(IMTestCase):
         self.assertEqual(self.subs_of(a, 'keep'), {CJ: 'subscribed'})
         self.ok(self.publish(b, 'keep', 'after', 'after'))
         c.wait(is_event('keep'))
+        self.assertEqual(self.subs_of(a, 'club'), {CJ: 'pending'})
+        self.assertEqual(self.config_of(a, 'club')['pubsub#access_model'], ['authorize'])
+        self.assertEqual(self.stored(a, 'club'), [])  # an item not kept does not outlive a restart
 
     def test_removed_account_loses_subscriptions_and_affiliations(self):
         s = self.start_server()
