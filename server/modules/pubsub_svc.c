@@ -174,7 +174,8 @@ static void fail_waiting(psvc_t *s, hearth_stanza_error_t cond)
     s->tail = NULL;
 }
 
-/* ---- subscriptions as stored: <subscriptions><subscription jid subid [pending='1']/>… ---- */
+/* ---- subscriptions as stored: <subscriptions><subscription jid subid [pending='1']
+ * [deliver='0']/>… ---- */
 
 char *psvc__subs_store(const psvc_sub_t *subs, size_t n)
 {
@@ -182,9 +183,12 @@ char *psvc__subs_store(const psvc_sub_t *subs, size_t n)
     int rc = hearth_buf_append_str(&b, "<subscriptions>");
     for (size_t i = 0; !rc && i < n; i++) {
         rc = psvc__write_attr(&b, "<subscription jid='", subs[i].jid, "' subid='");
-        rc = rc
-                 ?: psvc__write_attr(&b, "", subs[i].subid,
-                                     subs[i].pending ? "' pending='1'/>" : "'/>");
+        rc = rc ?: psvc__write_attr(&b, "", subs[i].subid, "'");
+        if (subs[i].pending)
+            rc = rc ?: hearth_buf_append_str(&b, " pending='1'");
+        if (subs[i].nodeliver)
+            rc = rc ?: hearth_buf_append_str(&b, " deliver='0'");
+        rc = rc ?: hearth_buf_append_str(&b, "/>");
     }
     rc = rc ?: hearth_buf_append_str(&b, "</subscriptions>");
     char *out = rc ? NULL : hearth_buf_steal(&b, NULL);
@@ -192,7 +196,7 @@ char *psvc__subs_store(const psvc_sub_t *subs, size_t n)
     return out;
 }
 
-static int sub_add(psvc_node_t *pn, const char *jid, const char *subid, int pending)
+static int sub_add(psvc_node_t *pn, const char *jid, const char *subid, int pending, int nodeliver)
 {
     if (pn->nsubs == pn->cap) {
         size_t ncap = pn->cap ? pn->cap * 2 : 4;
@@ -208,6 +212,7 @@ static int sub_add(psvc_node_t *pn, const char *jid, const char *subid, int pend
         return HEARTH_ENOMEM;
     }
     s->pending = pending;
+    s->nodeliver = nodeliver;
     pn->nsubs++;
     return 0;
 }
@@ -219,8 +224,10 @@ static void subs_parsed(void *ud, hearth_xml_node_t *x, hearth_arena_t *a)
     for (hearth_xml_node_t *c = hearth_xml_first_element(x); c; c = hearth_xml_next_element(c)) {
         const char *jid = hearth_xml_attr(c, "jid"), *subid = hearth_xml_attr(c, "subid");
         const char *pending = hearth_xml_attr(c, "pending");
+        const char *deliver = hearth_xml_attr(c, "deliver");
         if (jid && subid)
-            sub_add(pn, jid, subid, pending && !strcmp(pending, "1"));
+            sub_add(pn, jid, subid, pending && !strcmp(pending, "1"),
+                    deliver && !strcmp(deliver, "0"));
     }
 }
 
@@ -524,7 +531,8 @@ void psvc__notify(const psvc_op_t *op, const psvc_node_t *pn, const hearth_buf_t
     route_batch_t *batch =
         bytes ? router__batch_new(w, STANZA_MESSAGE, psvc__conf.domain, "headline", bytes) : NULL;
     for (size_t i = 0; batch && i < pn->nsubs; i++)
-        if (!pn->subs[i].pending && (all || may_notify(op, pn, pn->subs[i].jid)))
+        if (!pn->subs[i].pending && !pn->subs[i].nodeliver &&
+            (all || may_notify(op, pn, pn->subs[i].jid)))
             router__batch_add(batch, pn->subs[i].jid);
     if (batch)
         router__batch_send(batch);
@@ -700,10 +708,12 @@ static const char *const FEATURES[] = {
     HEARTH_NS_PUBSUB "#retract-items",
     HEARTH_NS_PUBSUB "#retrieve-affiliations",
     HEARTH_NS_PUBSUB "#retrieve-default",
+    HEARTH_NS_PUBSUB "#retrieve-default-sub",
     HEARTH_NS_PUBSUB "#retrieve-items",
     HEARTH_NS_PUBSUB "#retrieve-subscriptions",
     HEARTH_NS_PUBSUB "#subscribe",
     HEARTH_NS_PUBSUB "#subscription-notifications",
+    HEARTH_NS_PUBSUB "#subscription-options",
     NULL,
 };
 

@@ -44,7 +44,8 @@ extern psvc_conf_t psvc__conf;
 typedef struct psvc_sub {
     char *jid; /* as the subscription names it: full or bare */
     char *subid;
-    int pending; /* waits for an owner's approval (access model authorize) */
+    int pending;   /* waits for an owner's approval (access model authorize) */
+    int nodeliver; /* its option pubsub#deliver is false (§6.3): no notifications */
 } psvc_sub_t;
 
 typedef struct psvc_node {
@@ -86,7 +87,8 @@ struct psvc_op {
     size_t size;
     size_t keep;
     int64_t stamp_ms;
-    int notify; /* retract: notify; publish: notification-only, without an item */
+    int notify;    /* retract: notify; publish: notification-only, without an item */
+    int nodeliver; /* subscribe, options: pubsub#deliver false */
     pubsub_config_t config;
     storage_pubsub_aff_t *changes;
     size_t nchanges;

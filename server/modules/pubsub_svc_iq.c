@@ -653,6 +653,7 @@ static int subs_copy(const psvc_node_t *pn, psvc_op_t *op, size_t extra)
             return HEARTH_ENOMEM;
         }
         d->pending = pn->subs[i].pending;
+        d->nodeliver = pn->subs[i].nodeliver;
     }
     return 0;
 }
@@ -719,6 +720,9 @@ static int write_sub(hearth_buf_t *b, const char *node, const psvc_sub_t *s)
 
 /* ---- subscribe (§6.1) ---- */
 
+static int sub_options_apply(psvc_op_t *op, const hearth_xml_node_t *x, int *nodeliver,
+                             pubsub_err_t *e);
+
 static void last_read(void *ud, int err, const storage_pubsub_item_t *items, size_t n)
 {
     psvc_op_t *op = ud;
@@ -780,7 +784,7 @@ static void subscribe_done(psvc_op_t *op, int err)
         psvc__done(op);
         return;
     }
-    char *jid = strdup(sub->jid);
+    char *jid = sub->nodeliver ? NULL : strdup(sub->jid);
     if (jid)
         send_last_on_sub(op, jid);
     else
@@ -834,20 +838,20 @@ static void subscribe_go(psvc_op_t *op)
     }
     /* Members, publishers and owners need nobody's approval. */
     op->subs[op->nsubs].pending = authorize && who.aff == PUBSUB_AFF_NONE;
+    op->subs[op->nsubs].nodeliver = op->nodeliver;
     op->nsubs++;
     subs_save(op, subscribe_done);
 }
 
 static void subscribe(psvc_op_t *op)
 {
-    if (op->extra && hearth_xml_first_element(op->extra)) {
-        pubsub_err_t e;
-        pubsub_unsupported(&e, "subscription-options");
+    const char *name;
+    pubsub_err_t e;
+    hearth_xml_node_t *x = op->extra ? hearth_xml_first_element(op->extra) : NULL;
+    if (x && sub_options_apply(op, x, &op->nodeliver, &e)) { /* §6.3.7: subscribe and configure */
         psvc__reject(op, &e);
         return;
     }
-    const char *name;
-    pubsub_err_t e;
     if (name_of(op->action, &name, &e)) {
         psvc__reject(op, &e);
         return;
@@ -871,6 +875,147 @@ static void subscribe(psvc_op_t *op)
     }
     op->node = pn;
     with_roster(op, pn, pn->n->config.access, 1, subscribe_go);
+}
+
+/* ---- subscription options (§6.3, §6.4) ---- */
+
+#define SUB_OPTIONS_TYPE HEARTH_NS_PUBSUB "#subscribe_options"
+
+/* Submitted subscription options x into *nodeliver: 0, or -1 with bad-request and
+ * invalid-options in *e. Options this service does not offer are ignored. */
+static int sub_options_apply(psvc_op_t *op, const hearth_xml_node_t *x, int *nodeliver,
+                             pubsub_err_t *e)
+{
+    hearth_form_t form;
+    const char *why = NULL;
+    if (!psvc__is(x, "x", HEARTH_NS_DATA) || hearth_form_parse(op->arena, x, NULL, &form, &why) ||
+        form.type != HEARTH_FORM_SUBMIT ||
+        (hearth_form_form_type(&form) && strcmp(hearth_form_form_type(&form), SUB_OPTIONS_TYPE)))
+        return pubsub_fail(e, HEARTH_STANZA_ERR_BAD_REQUEST, "invalid-options",
+                           why ? why : "a submitted pubsub#subscribe_options form is expected");
+    const char *v = hearth_form_value(&form, "pubsub#deliver");
+    if (!v)
+        return 0;
+    if (!strcmp(v, "0") || !strcmp(v, "false"))
+        *nodeliver = 1;
+    else if (!strcmp(v, "1") || !strcmp(v, "true"))
+        *nodeliver = 0;
+    else
+        return pubsub_fail(e, HEARTH_STANZA_ERR_BAD_REQUEST, "invalid-options", "pubsub#deliver");
+    return 0;
+}
+
+/* The options form (type form) with nodeliver's value, the last child of parent. */
+static hearth_xml_node_t *sub_options_form(hearth_arena_t *a, hearth_xml_node_t *parent,
+                                           int nodeliver)
+{
+    hearth_xml_node_t *x = hearth_form_new(a, parent, HEARTH_FORM_FORM);
+    if (!x || !hearth_form_add_form_type(a, x, SUB_OPTIONS_TYPE) ||
+        !hearth_form_add_field(a, x, "pubsub#deliver", "boolean", "Enable delivery?",
+                               nodeliver ? "0" : "1"))
+        return NULL;
+    return x;
+}
+
+/* The subscription op->action names (node, jid, subid), when the requester may see it: its own
+ * or, for an owner, any. Its index, or -1 after op was answered and ended. */
+static long named_sub(psvc_op_t *op, psvc_node_t **out)
+{
+    psvc_node_t *pn = *out = named_node(op);
+    if (!pn)
+        return -1;
+    hearth_jid_t j = HEARTH_JID_INIT;
+    if (jid_attr(op, op->action, &j))
+        return -1;
+    int may = !strcmp(j.bare, op->requester_bare) ||
+              pubsub_node_aff(pn->n, op->requester_bare) == PUBSUB_AFF_OWNER;
+    long i = sub_find(pn->subs, pn->nsubs, j.full);
+    hearth_jid_clear(&j);
+    const char *subid = hearth_xml_attr(op->action, "subid");
+    if (!may)
+        psvc__refuse(op, HEARTH_STANZA_ERR_FORBIDDEN, NULL, NULL); /* §6.3.4.1 */
+    else if (i < 0)
+        psvc__refuse(op, HEARTH_STANZA_ERR_UNEXPECTED_REQUEST, "not-subscribed", NULL);
+    else if (subid && strcmp(subid, pn->subs[i].subid))
+        psvc__refuse(op, HEARTH_STANZA_ERR_NOT_ACCEPTABLE, "invalid-subid", NULL);
+    else
+        return i;
+    return -1;
+}
+
+static void options_get(psvc_op_t *op)
+{
+    psvc_node_t *pn;
+    long i = named_sub(op, &pn);
+    if (i < 0)
+        return;
+    hearth_arena_t *a = op->arena;
+    hearth_xml_node_t *p = hearth_xml_new(a, "pubsub", HEARTH_NS_PUBSUB);
+    hearth_xml_node_t *o = hearth_xml_add_child(a, p, "options", NULL);
+    if (o && !hearth_xml_set_attr(a, o, "node", pn->n->name) &&
+        !hearth_xml_set_attr(a, o, "jid", pn->subs[i].jid) &&
+        !hearth_xml_set_attr(a, o, "subid", pn->subs[i].subid) &&
+        sub_options_form(a, o, pn->subs[i].nodeliver))
+        psvc__result_node(op, p);
+    else
+        psvc__fail_storage(op, HEARTH_ENOMEM);
+    psvc__done(op);
+}
+
+static void options_set_done(psvc_op_t *op, int err)
+{
+    if (err) {
+        psvc__fail_storage(op, err);
+        psvc__done(op);
+        return;
+    }
+    subs_take(op);
+    psvc__result(op, NULL);
+    psvc__done(op);
+}
+
+static void options_set(psvc_op_t *op)
+{
+    psvc_node_t *pn;
+    long i = named_sub(op, &pn);
+    if (i < 0)
+        return;
+    pubsub_err_t e;
+    int nodeliver = pn->subs[i].nodeliver;
+    hearth_xml_node_t *x = hearth_xml_first_element(op->action);
+    if (!x) {
+        psvc__refuse(op, HEARTH_STANZA_ERR_BAD_REQUEST, "invalid-options", NULL);
+        return;
+    }
+    if (sub_options_apply(op, x, &nodeliver, &e)) {
+        psvc__reject(op, &e);
+        return;
+    }
+    if (subs_copy(pn, op, 0)) {
+        psvc__refuse(op, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL, NULL);
+        return;
+    }
+    op->node = pn;
+    op->subs[i].nodeliver = nodeliver;
+    subs_save(op, options_set_done);
+}
+
+/* §6.4: the options a new subscription gets. */
+static void options_default(psvc_op_t *op)
+{
+    const char *node = hearth_xml_attr(op->action, "node");
+    if (node && !node_get(op, node)) {
+        psvc__refuse(op, HEARTH_STANZA_ERR_ITEM_NOT_FOUND, NULL, NULL);
+        return;
+    }
+    hearth_arena_t *a = op->arena;
+    hearth_xml_node_t *p = hearth_xml_new(a, "pubsub", HEARTH_NS_PUBSUB);
+    hearth_xml_node_t *d = hearth_xml_add_child(a, p, "default", NULL);
+    if (d && (!node || !hearth_xml_set_attr(a, d, "node", node)) && sub_options_form(a, d, 0))
+        psvc__result_node(op, p);
+    else
+        psvc__fail_storage(op, HEARTH_ENOMEM);
+    psvc__done(op);
 }
 
 /* ---- unsubscribe (§6.2) ---- */
@@ -1562,11 +1707,11 @@ static void pubsub_request(psvc_op_t *op, const hearth_xml_node_t *p, int set)
         own_subscriptions(op);
     else if (!set && !strcmp(name, "affiliations"))
         own_affiliations(op);
-    else if (!strcmp(name, "options") || !strcmp(name, "default")) {
-        pubsub_err_t e;
-        pubsub_unsupported(&e, "subscription-options");
-        psvc__reject(op, &e);
-    } else
+    else if (!strcmp(name, "options"))
+        set ? options_set(op) : options_get(op);
+    else if (!set && !strcmp(name, "default"))
+        options_default(op);
+    else
         psvc__refuse(op, HEARTH_STANZA_ERR_BAD_REQUEST, NULL, NULL);
 }
 

@@ -31,8 +31,8 @@ FEATURES = ['access-authorize', 'access-open', 'access-presence', 'access-roster
             'manage-subscriptions', 'member-affiliation', 'meta-data', 'modify-affiliations',
             'outcast-affiliation', 'persistent-items', 'publish', 'publish-only-affiliation',
             'publish-options', 'publisher-affiliation', 'purge-nodes', 'retract-items',
-            'retrieve-affiliations', 'retrieve-default', 'retrieve-items', 'retrieve-subscriptions',
-            'subscribe', 'subscription-notifications']
+            'retrieve-affiliations', 'retrieve-default', 'retrieve-default-sub', 'retrieve-items',
+            'retrieve-subscriptions', 'subscribe', 'subscription-notifications', 'subscription-options']
 
 
 def entry(text):
@@ -348,8 +348,9 @@ class PubsubServiceTest(IMTestCase):
         self.assert_error(self.subscribe(c, 'nosuch'), 'item-not-found')
         self.assert_error(self.iq(c, 'set', "<subscribe jid='%s'/>" % CJ), 'bad-request', 'nodeid-required')
         self.assert_error(self.iq(c, 'set', "<subscribe node='feed' jid='%s'/><options>%s</options>"
-                                  % (CJ, form({'pubsub#deliver': '1'}, NS_PS + '#subscribe_options'))),
-                          'feature-not-implemented', 'unsupported', 'subscription-options')
+                                  % (CJ, form({'pubsub#deliver': 'perhaps'}, NS_PS + '#subscribe_options'))),
+                          'bad-request', 'invalid-options')
+        self.assertEqual(self.subs_of(a, 'feed'), {})
         r = self.ok(self.subscribe(c, 'feed'))  # the full JID
         subid = self.subscription(r).get('subid')
         self.assertEqual(self.subscription(r).get('jid'), c.jid)
@@ -413,9 +414,6 @@ class PubsubServiceTest(IMTestCase):
         self.assertNotIn(c.jid, self.subs_of(b, 'feed'))
         self.assert_error(self.items(c, 'feed'), 'forbidden')
         self.assert_error(self.subscribe(c, 'feed'), 'forbidden')
-        # Subscription options are not offered.
-        self.assert_error(self.iq(c, 'get', "<options node='feed' jid='%s'/>" % CJ),
-                          'feature-not-implemented', 'unsupported', 'subscription-options')
 
     # -- access and publish models ---------------------------------------------
 
@@ -525,6 +523,61 @@ class PubsubServiceTest(IMTestCase):
         # A node that keeps items wants one.
         self.ok(self.create(a, 'keeps'))
         self.assert_error(self.iq(a, 'set', "<publish node='keeps'/>"), 'bad-request', 'item-required')
+
+    def test_subscription_options(self):
+        s = self.start_server()
+        a = self.connect(s, 'alice')
+        c = self.connect(s, 'carol')
+        d = self.connect(s, 'dave')
+        e = self.connect(s, 'eve')
+        self.ok(self.create(a, 'opt'))
+        self.ok(self.publish(a, 'opt', 'before', 'b'))
+        # Subscribe and configure (6.3.7): carol asks for no delivery, so no last item either.
+        r = self.ok(self.iq(c, 'set', "<subscribe node='opt' jid='%s'/><options>%s</options>"
+                            % (CJ, form({'pubsub#deliver': 'false'}, NS_PS + '#subscribe_options'))))
+        subid = self.subscription(r).get('subid')
+        self.ok(self.subscribe(d, 'opt', jid=DJ))
+        d.wait(is_event('opt'))  # the last item
+        def deliver_of(cl, jid):
+            r = self.ok(self.iq(cl, 'get', "<options node='opt' jid='%s'/>" % jid))
+            o = r.find(q(NS_PS, 'pubsub')).find(q(NS_PS, 'options'))
+            fields = {f.get('var'): [v.text for v in f.findall(q(NS_DATA, 'value'))]
+                      for f in o.find(q(NS_DATA, 'x')).findall(q(NS_DATA, 'field'))}
+            self.assertEqual(fields['FORM_TYPE'], [NS_PS + '#subscribe_options'])
+            return fields['pubsub#deliver']
+        self.assertEqual(deliver_of(c, CJ), ['0'])
+        self.assertEqual(deliver_of(a, CJ), ['0'])  # the owner sees any
+        self.assert_error(self.iq(e, 'get', "<options node='opt' jid='%s'/>" % CJ), 'forbidden')
+        self.assert_error(self.iq(e, 'get', "<options node='opt' jid='%s'/>" % EJ), 'unexpected-request', 'not-subscribed')
+        self.assert_error(self.iq(c, 'get', "<options node='opt' jid='%s' subid='nope'/>" % CJ),
+                          'not-acceptable', 'invalid-subid')
+        self.ok(self.publish(a, 'opt', 'quiet', 'q'))
+        d.wait(is_event('opt'))
+        c.expect_none(is_event(), 'an event with delivery off')
+        # Bad options change nothing; good ones turn delivery on.
+        self.assert_error(self.iq(c, 'set', "<options node='opt' jid='%s'>%s</options>"
+                                  % (CJ, form({'pubsub#deliver': 'maybe'}, NS_PS + '#subscribe_options'))),
+                          'bad-request', 'invalid-options')
+        self.assert_error(self.iq(c, 'set', "<options node='opt' jid='%s'>%s</options>"
+                                  % (CJ, form({'pubsub#deliver': '1'}, NS_PS + '#node_config'))),
+                          'bad-request', 'invalid-options')
+        self.assertEqual(deliver_of(c, CJ), ['0'])
+        self.ok(self.iq(c, 'set', "<options node='opt' jid='%s' subid='%s'>%s</options>"
+                        % (CJ, subid, form({'pubsub#deliver': 'true'}, NS_PS + '#subscribe_options'))))
+        self.ok(self.publish(a, 'opt', 'loud', 'l'))
+        ev = c.wait(is_event('opt'))
+        self.assertEqual(event_el(ev, 'items').find(q(NS_EV, 'item')).get('id'), 'l')
+        # The default options.
+        r = self.ok(self.iq(c, 'get', "<default node='opt'/>"))
+        self.assertIsNotNone(r.find(q(NS_PS, 'pubsub')).find(q(NS_PS, 'default')).find(q(NS_DATA, 'x')))
+        # Kept across a restart.
+        self.ok(self.iq(c, 'set', "<options node='opt' jid='%s'>%s</options>"
+                        % (CJ, form({'pubsub#deliver': '0'}, NS_PS + '#subscribe_options'))))
+        for x in (a, c, d, e):
+            x.close()
+        s.restart()
+        c = self.connect(s, 'carol')
+        self.assertEqual(deliver_of(c, CJ), ['0'])
 
     def test_collections_refused(self):
         s = self.start_server()
