@@ -1,9 +1,10 @@
-/* The publish-subscribe service (XEP-0060) at pubsub.<domain>, on the engine of pubsub.h: nodes
- * created explicitly, with owners, publishers and subscribers named by affiliations and
+/* The publish-subscribe service (XEP-0060) at pubsub.<domain>, on the engine of pubsub.h:
+ * nodes created explicitly, with owners, publishers and subscribers named by affiliations and
  * subscriptions. The whole service lives on the home worker of its domain; its requests run one
  * at a time, in order, each to the end of its storage calls. Files: pubsub_svc.c (the module:
  * state, loading, the queue, entry, replies and notifications, disco), pubsub_svc_iq.c (the
- * requests of §6-§8 and the owner's answer to an authorization form). */
+ * requests on nodes and items, and the dispatch), pubsub_svc_subs.c (subscriptions and
+ * affiliations, and the owner's answer to an authorization form). */
 #ifndef HEARTH_PUBSUB_SVC_H
 #define HEARTH_PUBSUB_SVC_H
 
@@ -161,7 +162,34 @@ void psvc__ask_owners(worker_t *w, const psvc_node_t *pn, const psvc_sub_t *sub)
 int psvc__write_attr(hearth_buf_t *b, const char *open, const char *value, const char *close);
 void psvc__disco(psvc_op_t *op, const hearth_xml_node_t *q, int items);
 
-/* pubsub_svc_iq.c */
+/* pubsub_svc_iq.c: the dispatch, requests on nodes and items, and what requests share. The
+ * functions that answer end op when they fail (NULL or -1: op was answered and is done). */
 void psvc__process(psvc_op_t *op);
+psvc_node_t *psvc__node_get(const psvc_op_t *op, const char *name);
+/* The node attribute of el: 0, or -1 with nodeid-required (or not-acceptable) in *e. */
+int psvc__name_of(const hearth_xml_node_t *el, const char **out, pubsub_err_t *e);
+psvc_node_t *psvc__named_node(psvc_op_t *op); /* the node op->action names */
+psvc_node_t *psvc__owned_node(psvc_op_t *op); /* the same, when the requester owns it */
+int psvc__is_local(const char *bare);         /* an account of this server's domain */
+int psvc__jid_attr(psvc_op_t *op, const hearth_xml_node_t *el, hearth_jid_t *out);
+/* fn(op) once the node owner's roster is at hand, when access model m needs it: for the
+ * requester (requester 1: unless its affiliation decides) or for pn's subscribers (0). */
+void psvc__with_roster(psvc_op_t *op, psvc_node_t *pn, pubsub_access_t m, int requester,
+                       void (*fn)(psvc_op_t *op));
+
+/* pubsub_svc_subs.c: the requests on subscriptions and affiliations, each ending op. */
+void psvc__subscribe(psvc_op_t *op);
+void psvc__unsubscribe(psvc_op_t *op);
+void psvc__options_get(psvc_op_t *op);
+void psvc__options_set(psvc_op_t *op);
+void psvc__options_default(psvc_op_t *op);
+void psvc__own_subscriptions(psvc_op_t *op);
+void psvc__own_affiliations(psvc_op_t *op);
+void psvc__subs_get(psvc_op_t *op);
+void psvc__subs_set(psvc_op_t *op);
+void psvc__affs_get(psvc_op_t *op);
+void psvc__affs_set(psvc_op_t *op);
+void psvc__authorization(psvc_op_t *op); /* a message with the owner's answer (§8.6) */
+void psvc__forget(psvc_op_t *op);        /* an account removed */
 
 #endif
