@@ -22,6 +22,7 @@ static const char *const TLS_MODES[] = {"required", "optional", NULL};
 static const char *const CONFLICTS[] = {"replace", "reject", "rename", NULL};
 static const char *const DRIVERS[] = {"sqlite", "pgsql", NULL};
 static const char *const METRICS_MODES[] = {"off", "open", "key", NULL};
+static const char *const PUBSUB_CREATE[] = {"local", "admin", "open", NULL};
 
 #define S(n, d, h, rt)                                                                             \
     {                                                                                              \
@@ -115,6 +116,30 @@ static const config_key_t KEYS[] = {
       "Convert between XEP-0048 bookmarks in private XML and XEP-0402 ones in PEP "
       "(urn:xmpp:bookmarks:1#compat); false = kept apart, feature not advertised.",
       0),
+    B("pubsub.enabled", "true", "The publish-subscribe service (XEP-0060) at pubsub.domain.", 0),
+    S("pubsub.domain", "", "Publish-subscribe service domain; empty = pubsub.<server.domain>.", 0),
+    E("pubsub.create_policy", "local", PUBSUB_CREATE,
+      "Who may create pubsub nodes: local (users of server.domain), admin (administrators), "
+      "open (anyone).",
+      0),
+    /* At most 10,000 items, so that a list of a node's item ids (disco#items) stays well inside
+     * the 4 MiB output bound (CONN_MAX_OUTQ). */
+    I("pubsub.max_nodes_per_user", "100", 1, 100000,
+      "Pubsub nodes one user may own; one more gets policy-violation.", 0),
+    I("pubsub.max_items", "1000", 1, 10000,
+      "Items one pubsub node may keep (what 'max' means); a node configured for more is "
+      "refused.",
+      0),
+    I("pubsub.max_item_size", "65536", 1024, 1048576,
+      "Largest pubsub item payload, bytes; a larger one gets payload-too-big.", 0),
+    /* At most half the 4 MiB output bound (CONN_MAX_OUTQ): a node's items go out whole. */
+    I("pubsub.max_node_bytes", "1048576", 4096, 2097152,
+      "Item payloads one pubsub node may keep, bytes; a publish past it gets policy-violation "
+      "and nothing is stored.",
+      0),
+    /* A node's subscriptions are stored as one document of at most 1 MiB (STORAGE_XML_MAX). */
+    I("pubsub.max_subscriptions", "1000", 1, 10000,
+      "Subscriptions one pubsub node may have; one more gets too-many-subscriptions.", 0),
     I("caps.cache_size", "1000", 16, 1000000,
       "Verified entity capabilities (XEP-0115) the server remembers; past it the least "
       "recently used is forgotten.",

@@ -24,5 +24,6 @@ const module_t *const modules__all[] = {
     &module_bookmarks,
     &module_upload,
     &module_adhoc,
+    &module_pubsub_svc,
     NULL,
 };

@@ -95,6 +95,8 @@ void caps__listen(caps_wants_fn fn);
 /* pep.c: personal eventing (XEP-0163) on every account. disco for an account is answered by
  * PEP: its nodes (#items), a node's information (#info with a node). */
 extern const module_t module_pep;
+/* pubsub_svc.c: the pubsub service (XEP-0060) at pubsub.<domain>. */
+extern const module_t module_pubsub_svc;
 void pep__disco_items(iq_ctx_t *ctx);
 void pep__disco_node_info(iq_ctx_t *ctx);
 

@@ -761,6 +761,7 @@ static const char *const pep_account_features[] = {
     HEARTH_NS_PUBSUB "#retrieve-affiliations",
     HEARTH_NS_PUBSUB "#retrieve-default",
     HEARTH_NS_PUBSUB "#retrieve-items",
+    HEARTH_NS_PUBSUB "#retrieve-subscriptions",
     NULL,
 };
 static const char *const pep_account_identities[] = {"pubsub/pep", NULL};

@@ -743,6 +743,36 @@ static void entity_affs(pep_op_t *op, const hearth_xml_node_t *el)
     pep__done(op);
 }
 
+/* §5.6: the requester's subscriptions. Presence is the subscription in PEP (XEP-0163 §4.1):
+ * the owner, and a contact the account lets see its presence, are subscribed (by bare JID) to
+ * each node they may see. */
+static void entity_subs(pep_op_t *op, const hearth_xml_node_t *el)
+{
+    pep_user_t *pu = pep__state(op->u);
+    const char *only = hearth_xml_attr(el, "node");
+    pubsub_who_t base = pep__who(op->u, op->requester_bare, NULL);
+    int subscribed =
+        base.owner || (base.presence_sub && !blocking__blocks(op->u, op->requester_bare));
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    int rc = hearth_buf_append_str(&b, "<pubsub xmlns='" HEARTH_NS_PUBSUB "'><subscriptions>");
+    STRMAP_FOREACH(&pu->nodes, e)
+    {
+        pubsub_node_t *n = e->value;
+        pubsub_err_t ignored;
+        pubsub_who_t who = pep__who(op->u, op->requester_bare, n);
+        if (!subscribed || (only && strcmp(only, n->name)) || pubsub_access(n, &who, &ignored))
+            continue;
+        rc = rc ?: pep__write_node_attr(&b, "<subscription node='", n->name, "' jid='");
+        rc =
+            rc ?: pep__write_node_attr(&b, "", op->requester_bare, "' subscription='subscribed'/>");
+    }
+    rc = rc ?: hearth_buf_append_str(&b, "</subscriptions></pubsub>");
+    if (!rc)
+        pep__result(op, b.data);
+    hearth_buf_free(&b);
+    pep__done(op);
+}
+
 /* ---- disco (XEP-0030 on the account, XEP-0060 §5.2-5.5) ---- */
 
 static void disco_items(pep_op_t *op, const hearth_xml_node_t *q)
@@ -878,8 +908,8 @@ static void pubsub_request(pep_op_t *op, const hearth_xml_node_t *p, int set)
         entity_affs(op, a);
     } else if (!strcmp(name, "subscribe") || !strcmp(name, "unsubscribe")) {
         unsupported(op, "subscribe"); /* presence is the subscription here (XEP-0163 §4.1) */
-    } else if (!strcmp(name, "subscriptions")) {
-        unsupported(op, "retrieve-subscriptions");
+    } else if (!set && !strcmp(name, "subscriptions")) {
+        entity_subs(op, a);
     } else if (!strcmp(name, "options") || !strcmp(name, "default")) {
         unsupported(op, "subscription-options");
     } else {

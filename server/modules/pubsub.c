@@ -48,7 +48,26 @@ int pubsub_error_write(hearth_buf_t *out, const pubsub_err_t *e)
 
 /* ---- configurations ---- */
 
-static const char *const ACCESS_NAMES[] = {"open", "presence", "roster", "whitelist"};
+static const char *const ACCESS_NAMES[] = {"open", "presence", "roster", "whitelist", "authorize"};
+#define ACCESS_COUNT 5
+#define PEP_ACCESS_MODELS 0xfu /* open, presence, roster, whitelist */
+static const char *const PUBLISH_NAMES[] = {"publishers", "subscribers", "open"};
+#define PUBLISH_COUNT 3
+
+static unsigned access_models(const pubsub_service_t *svc)
+{
+    return svc && svc->access_models ? svc->access_models : PEP_ACCESS_MODELS;
+}
+
+static unsigned publish_models(const pubsub_service_t *svc)
+{
+    return svc && svc->publish_models ? svc->publish_models : 1u << PUBSUB_PUBLISH_PUBLISHERS;
+}
+
+const char *pubsub_access_name(pubsub_access_t m)
+{
+    return (unsigned)m < ACCESS_COUNT ? ACCESS_NAMES[m] : "open";
+}
 static const char *const SEND_LAST_NAMES[] = {"never", "on_sub", "on_sub_and_presence"};
 
 /* The fields a node configuration has, in the order the form lists them. */
@@ -214,9 +233,10 @@ static int apply_field(pubsub_config_t *c, const pubsub_service_t *svc, int id,
     int v, rc = 0;
     switch ((field_t)id) {
     case F_ACCESS:
-        if ((v = parse_enum(f, ACCESS_NAMES, 4)) < 0)
+        if ((v = parse_enum(f, ACCESS_NAMES, ACCESS_COUNT)) < 0 ||
+            !(access_models(svc) & (1u << v)))
             return pubsub_fail(e, HEARTH_STANZA_ERR_NOT_ACCEPTABLE, "unsupported-access-model",
-                               "access models: open, presence, roster, whitelist");
+                               "an access model this service does not offer");
         c->access = (pubsub_access_t)v;
         return 0;
     case F_MAX_ITEMS: {
@@ -273,10 +293,12 @@ static int apply_field(pubsub_config_t *c, const pubsub_service_t *svc, int id,
         rc = set_groups(c, f);
         break;
     case F_PUBLISH_MODEL:
-        /* One publisher per node (XEP-0163 §2.2): the owner. */
-        if (f->nvalues != 1 || strcmp(f->values[0], "publishers"))
+        /* PEP: one publisher per node (XEP-0163 §2.2), the owner. */
+        if ((v = parse_enum(f, PUBLISH_NAMES, PUBLISH_COUNT)) < 0 ||
+            !(publish_models(svc) & (1u << v)))
             return pubsub_fail(e, HEARTH_STANZA_ERR_NOT_ACCEPTABLE, NULL,
-                               "pubsub#publish_model: publishers only");
+                               "pubsub#publish_model: a model this service does not offer");
+        c->publish_model = (pubsub_publish_model_t)v;
         return 0;
     case F_NOTIFICATION_TYPE:
         if (f->nvalues != 1 || strcmp(f->values[0], "headline"))
@@ -397,6 +419,7 @@ static int same_field(const pubsub_config_t *a, const pubsub_config_t *b,
     case F_GROUPS:
         return same_groups(a, b);
     case F_PUBLISH_MODEL:
+        return a->publish_model == b->publish_model;
     case F_NOTIFICATION_TYPE:
         return 1; /* one value only, checked when applied */
     case F__COUNT:
@@ -447,12 +470,31 @@ static hearth_xml_node_t *add_list(hearth_arena_t *a, hearth_xml_node_t *x, int 
     return f && hearth_form_add_value(a, f, value) ? f : NULL;
 }
 
+/* The names of the models in mask, for a form's options. */
+static int model_names(const char *const *names, int n, unsigned mask, const char **out)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (mask & (1u << i))
+            out[k++] = names[i];
+    return k;
+}
+
 hearth_xml_node_t *pubsub_config_form(hearth_arena_t *a, hearth_xml_node_t *parent,
                                       const pubsub_config_t *c, hearth_form_type_t t)
 {
+    return pubsub_config_form_of(a, parent, c, NULL, t);
+}
+
+hearth_xml_node_t *pubsub_config_form_of(hearth_arena_t *a, hearth_xml_node_t *parent,
+                                         const pubsub_config_t *c, const pubsub_service_t *svc,
+                                         hearth_form_type_t t)
+{
     int labels = t == HEARTH_FORM_FORM; /* a form to fill in says what each field is */
-    static const char *const publishers[] = {"publishers"};
     static const char *const headline[] = {"headline"};
+    const char *access[ACCESS_COUNT], *publish[PUBLISH_COUNT];
+    int naccess = model_names(ACCESS_NAMES, ACCESS_COUNT, access_models(svc), access);
+    int npublish = model_names(PUBLISH_NAMES, PUBLISH_COUNT, publish_models(svc), publish);
     hearth_xml_node_t *x = hearth_form_new(a, parent, t);
     if (!x || !hearth_form_add_form_type(a, x, HEARTH_NS_PUBSUB_NODE_CONFIG))
         return NULL;
@@ -462,7 +504,7 @@ hearth_xml_node_t *pubsub_config_form(hearth_arena_t *a, hearth_xml_node_t *pare
     else
         snprintf(max, sizeof(max), "%zu", c->max_items);
     hearth_xml_node_t *ok =
-        add_list(a, x, F_ACCESS, ACCESS_NAMES[c->access], ACCESS_NAMES, 4, labels);
+        add_list(a, x, F_ACCESS, pubsub_access_name(c->access), access, naccess, labels);
     ok = ok ? hearth_form_add_field(a, x, FIELDS[F_MAX_ITEMS].var,
                                     labels ? FIELDS[F_MAX_ITEMS].type : NULL,
                                     labels ? FIELDS[F_MAX_ITEMS].label : NULL, max)
@@ -488,7 +530,9 @@ hearth_xml_node_t *pubsub_config_form(hearth_arena_t *a, hearth_xml_node_t *pare
     for (size_t i = 0; g && i < c->ngroups; i++)
         if (!hearth_form_add_value(a, g, c->groups[i]))
             g = NULL;
-    ok = g ? add_list(a, x, F_PUBLISH_MODEL, "publishers", publishers, 1, labels) : NULL;
+    ok = g ? add_list(a, x, F_PUBLISH_MODEL, PUBLISH_NAMES[c->publish_model % PUBLISH_COUNT],
+                      publish, npublish, labels)
+           : NULL;
     ok = ok ? add_list(a, x, F_NOTIFICATION_TYPE, "headline", headline, 1, labels) : NULL;
     return ok ? x : NULL;
 }
@@ -532,11 +576,13 @@ int pubsub_config_load(pubsub_config_t *c, const pubsub_service_t *svc, const ch
 
 /* ---- nodes in memory ---- */
 
-static const char *const AFF_NAMES[] = {"none", "owner", "member", "outcast"};
+static const char *const AFF_NAMES[] = {"none",    "owner",     "member",
+                                        "outcast", "publisher", "publish-only"};
+#define AFF_COUNT 6
 
 pubsub_aff_t pubsub_aff_parse(const char *s)
 {
-    for (int i = 0; s && i < 4; i++)
+    for (int i = 0; s && i < AFF_COUNT; i++)
         if (!strcmp(s, AFF_NAMES[i]))
             return (pubsub_aff_t)i;
     return PUBSUB_AFF_NONE;
@@ -544,7 +590,7 @@ pubsub_aff_t pubsub_aff_parse(const char *s)
 
 const char *pubsub_aff_name(pubsub_aff_t a)
 {
-    return (unsigned)a < 4 ? AFF_NAMES[a] : "none";
+    return (unsigned)a < AFF_COUNT ? AFF_NAMES[a] : "none";
 }
 
 pubsub_node_t *pubsub_node_new(const char *name, pubsub_config_t *c)
@@ -656,8 +702,10 @@ int pubsub_access(const pubsub_node_t *n, const pubsub_who_t *who, pubsub_err_t 
 {
     if (who->owner)
         return 0;
-    if (who->aff == PUBSUB_AFF_OUTCAST)
+    if (who->aff == PUBSUB_AFF_OUTCAST || who->aff == PUBSUB_AFF_PUBLISH_ONLY)
         return pubsub_fail(e, HEARTH_STANZA_ERR_FORBIDDEN, NULL, NULL);
+    if (who->aff == PUBSUB_AFF_OWNER || who->aff == PUBSUB_AFF_PUBLISHER)
+        return 0; /* XEP-0060 §4.1: they retrieve items under any access model */
     switch (n->config.access) {
     case PUBSUB_ACCESS_OPEN:
         return 0;
@@ -673,9 +721,13 @@ int pubsub_access(const pubsub_node_t *n, const pubsub_who_t *who, pubsub_err_t 
                     return 0;
         return pubsub_fail(e, HEARTH_STANZA_ERR_NOT_AUTHORIZED, "not-in-roster-group", NULL);
     case PUBSUB_ACCESS_WHITELIST:
-        if (who->aff == PUBSUB_AFF_MEMBER || who->aff == PUBSUB_AFF_OWNER)
+        if (who->aff == PUBSUB_AFF_MEMBER)
             return 0;
         return pubsub_fail(e, HEARTH_STANZA_ERR_NOT_ALLOWED, "closed-node", NULL);
+    case PUBSUB_ACCESS_AUTHORIZE:
+        if (who->subscribed || who->aff == PUBSUB_AFF_MEMBER)
+            return 0;
+        return pubsub_fail(e, HEARTH_STANZA_ERR_NOT_AUTHORIZED, "not-subscribed", NULL);
     }
     return pubsub_fail(e, HEARTH_STANZA_ERR_FORBIDDEN, NULL, NULL);
 }
@@ -718,6 +770,29 @@ int pubsub_write_event_end(hearth_buf_t *b, int64_t stamp_ms, const char *delay_
         rc = rc ?: hearth_buf_printf(b, "' stamp='%s'/>", stamp);
     }
     return rc ?: hearth_buf_append_str(b, "</message>");
+}
+
+int pubsub_item_payload(const hearth_xml_node_t *item, size_t max, char **out, size_t *size,
+                        pubsub_err_t *e)
+{
+    size_t n = hearth_xml_count_elements(item);
+    if (n == 0)
+        return pubsub_fail(e, HEARTH_STANZA_ERR_BAD_REQUEST, "payload-required", NULL);
+    if (n > 1)
+        return pubsub_fail(e, HEARTH_STANZA_ERR_BAD_REQUEST, "invalid-payload",
+                           "an item holds exactly one payload element");
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    if (hearth_xml_serialize(hearth_xml_first_element(item), NULL, &b)) {
+        hearth_buf_free(&b);
+        return pubsub_fail(e, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL, NULL);
+    }
+    if (b.len > max) {
+        hearth_buf_free(&b);
+        return pubsub_fail(e, HEARTH_STANZA_ERR_NOT_ACCEPTABLE, "payload-too-big", NULL);
+    }
+    *size = b.len;
+    *out = hearth_buf_steal(&b, NULL);
+    return 0;
 }
 
 int pubsub_name_ok(const char *s, size_t max)

@@ -29,7 +29,15 @@ typedef enum {
     PUBSUB_ACCESS_PRESENCE,
     PUBSUB_ACCESS_ROSTER,
     PUBSUB_ACCESS_WHITELIST,
+    PUBSUB_ACCESS_AUTHORIZE, /* a pubsub service's nodes: the owner approves each subscriber */
 } pubsub_access_t;
+
+/* Who may publish to a node (pubsub#publish_model). */
+typedef enum {
+    PUBSUB_PUBLISH_PUBLISHERS, /* owners and publishers */
+    PUBSUB_PUBLISH_SUBSCRIBERS,
+    PUBSUB_PUBLISH_OPEN,
+} pubsub_publish_model_t;
 
 typedef enum {
     PUBSUB_LAST_NEVER,
@@ -49,6 +57,7 @@ typedef struct pubsub_config {
     int notify_delete;
     int notify_config;
     pubsub_send_last_t send_last;
+    pubsub_publish_model_t publish_model;
     char *title;   /* malloc'd, NULL when none */
     char *type;    /* pubsub#type, malloc'd, NULL when none */
     char **groups; /* pubsub#roster_groups_allowed, malloc'd */
@@ -59,6 +68,9 @@ typedef struct pubsub_config {
 typedef struct pubsub_service {
     size_t max_items; /* the most items a node keeps ('max') */
     pubsub_config_t defaults;
+    /* The access and publish models a node may take, as masks of 1 << the enum's value; 0 is
+     * what PEP offers (XEP-0163 §2.2: four access models, one publisher). */
+    unsigned access_models, publish_models;
 } pubsub_service_t;
 
 /* An error reply: the stanza condition, the XEP's application condition (in
@@ -103,9 +115,14 @@ int pubsub_config_apply(pubsub_config_t *c, const pubsub_service_t *svc, hearth_
 int pubsub_config_check(const pubsub_config_t *c, const pubsub_service_t *svc, hearth_arena_t *a,
                         const hearth_xml_node_t *x, pubsub_err_t *e);
 /* c as a data form of type t (HEARTH_FORM_FORM for the owner, HEARTH_FORM_RESULT in a
- * configuration event, HEARTH_FORM_SUBMIT to store it), the last child of parent. */
+ * configuration event, HEARTH_FORM_SUBMIT to store it), the last child of parent. A form to fill
+ * in offers the models svc has (pubsub_config_form: PEP's). */
 hearth_xml_node_t *pubsub_config_form(hearth_arena_t *a, hearth_xml_node_t *parent,
                                       const pubsub_config_t *c, hearth_form_type_t t);
+hearth_xml_node_t *pubsub_config_form_of(hearth_arena_t *a, hearth_xml_node_t *parent,
+                                         const pubsub_config_t *c, const pubsub_service_t *svc,
+                                         hearth_form_type_t t);
+const char *pubsub_access_name(pubsub_access_t m);
 /* c as stored (a submit form, serialised, malloc'd) and back (from svc's defaults). */
 char *pubsub_config_store(const pubsub_config_t *c);
 int pubsub_config_load(pubsub_config_t *c, const pubsub_service_t *svc, const char *stored);
@@ -117,6 +134,8 @@ typedef enum {
     PUBSUB_AFF_OWNER,
     PUBSUB_AFF_MEMBER,
     PUBSUB_AFF_OUTCAST,
+    PUBSUB_AFF_PUBLISHER,    /* a pubsub service's nodes only */
+    PUBSUB_AFF_PUBLISH_ONLY, /* publishes and retracts, never sees the items */
 } pubsub_aff_t;
 pubsub_aff_t pubsub_aff_parse(const char *s); /* PUBSUB_AFF_NONE for what is unknown */
 const char *pubsub_aff_name(pubsub_aff_t a);
@@ -162,6 +181,7 @@ typedef struct pubsub_who {
     char *const *groups; /* the roster groups the owner put it in */
     size_t ngroups;
     pubsub_aff_t aff;
+    int subscribed; /* holds an approved subscription (access model authorize) */
 } pubsub_who_t;
 
 /* Whether who may retrieve n's items (and so get its notifications): 0, or -1 with the error
@@ -178,6 +198,11 @@ int pubsub_write_item(hearth_buf_t *b, const char *id, const char *payload) HEAR
 int pubsub_write_event_start(hearth_buf_t *b, const char *from, const char *id) HEARTH_MUST_CHECK;
 int pubsub_write_event_end(hearth_buf_t *b, int64_t stamp_ms,
                            const char *delay_from) HEARTH_MUST_CHECK;
+/* The one payload element of item, serialised with its namespace (so it stands anywhere) into
+ * *out (malloc'd) and its bytes into *size: 0, or -1 with payload-required, invalid-payload or
+ * (past max bytes) payload-too-big in *e. */
+int pubsub_item_payload(const hearth_xml_node_t *item, size_t max, char **out, size_t *size,
+                        pubsub_err_t *e);
 /* Whether s is a usable node name or item id (1..max bytes). */
 int pubsub_name_ok(const char *s, size_t max);
 

@@ -100,6 +100,7 @@ IQ_PROBES = {
                             "</pubsub>" % (PS, NODE), 'account'),
     PS + '#retrieve-affiliations': ('get', "<pubsub xmlns='%s'><affiliations/></pubsub>" % PS, 'account'),
     PS + '#retrieve-default': ('get', owner('<default/>'), 'account'),
+    PS + '#retrieve-subscriptions': ('get', "<pubsub xmlns='%s'><subscriptions/></pubsub>" % PS, 'account'),
     PS + '#retrieve-items': ('get', "<pubsub xmlns='%s'><items node='%s' max_items='1'/></pubsub>" % (PS, NODE),
                              'account'),
 }

@@ -320,6 +320,96 @@ static void test_access_models(void **state)
     pubsub_node_free(n);
 }
 
+/* A pubsub service's models: the authorize access model, publish models and the publisher
+ * affiliations, offered only where the service says so (PEP keeps its four and one). */
+static void test_service_models(void **state)
+{
+    (void)state;
+    hearth_arena_t *a = hearth_arena_new(0);
+    pubsub_service_t svc = SVC;
+    svc.access_models = 0x1fu;
+    svc.publish_models = 0x7u;
+    pubsub_config_t c;
+    pubsub_err_t e;
+    defaults(&c);
+    hearth_xml_node_t *x = form(a, "submit", CONFIG_TYPE, "pubsub#access_model=authorize",
+                                "pubsub#publish_model=subscribers", NULL);
+    assert_int_equal(pubsub_config_apply(&c, &SVC, a, x, PUBSUB_FORM_CONFIG, &e), -1);
+    assert_string_equal(e.app, "unsupported-access-model");
+    assert_int_equal(pubsub_config_apply(&c, &svc, a, x, PUBSUB_FORM_CONFIG, &e), 0);
+    assert_int_equal(c.access, PUBSUB_ACCESS_AUTHORIZE);
+    assert_int_equal(c.publish_model, PUBSUB_PUBLISH_SUBSCRIBERS);
+    x = form(a, "submit", CONFIG_TYPE, "pubsub#publish_model=open", NULL);
+    assert_int_equal(pubsub_config_apply(&c, &SVC, a, x, PUBSUB_FORM_CONFIG, &e), -1);
+    assert_int_equal(e.cond, HEARTH_STANZA_ERR_NOT_ACCEPTABLE);
+
+    /* Stored and read back; the owner's form offers the service's models. */
+    char *stored = pubsub_config_store(&c);
+    assert_non_null(stored);
+    pubsub_config_t back;
+    assert_int_equal(pubsub_config_load(&back, &svc, stored), 0);
+    assert_int_equal(back.access, PUBSUB_ACCESS_AUTHORIZE);
+    assert_int_equal(back.publish_model, PUBSUB_PUBLISH_SUBSCRIBERS);
+    free(stored);
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    assert_int_equal(hearth_xml_serialize(
+                         pubsub_config_form_of(a, NULL, &back, &svc, HEARTH_FORM_FORM), NULL, &b),
+                     0);
+    assert_non_null(strstr(b.data, "<option><value>authorize</value></option>"));
+    assert_non_null(strstr(b.data, "<option><value>open</value></option>"));
+    hearth_buf_free(&b);
+    assert_int_equal(
+        hearth_xml_serialize(pubsub_config_form(a, NULL, &back, HEARTH_FORM_FORM), NULL, &b), 0);
+    assert_null(strstr(b.data, "<option><value>authorize</value></option>"));
+    hearth_buf_free(&b);
+
+    /* Who sees an authorize node's items; publishers see any node's, publish-only never. */
+    pubsub_node_t *n = pubsub_node_new("n", &back);
+    assert_non_null(n);
+    pubsub_who_t stranger = {0}, subscribed = {.subscribed = 1};
+    pubsub_who_t publisher = {.aff = PUBSUB_AFF_PUBLISHER};
+    pubsub_who_t only = {.aff = PUBSUB_AFF_PUBLISH_ONLY};
+    assert_int_equal(pubsub_access(n, &subscribed, &e), 0);
+    assert_int_equal(pubsub_access(n, &publisher, &e), 0);
+    assert_int_equal(pubsub_access(n, &stranger, &e), -1);
+    assert_int_equal(e.cond, HEARTH_STANZA_ERR_NOT_AUTHORIZED);
+    assert_string_equal(e.app, "not-subscribed");
+    n->config.access = PUBSUB_ACCESS_OPEN;
+    assert_int_equal(pubsub_access(n, &only, &e), -1);
+    assert_int_equal(e.cond, HEARTH_STANZA_ERR_FORBIDDEN);
+    pubsub_node_free(n);
+    pubsub_config_clear(&c);
+    for (int i = PUBSUB_AFF_NONE; i <= PUBSUB_AFF_PUBLISH_ONLY; i++)
+        assert_int_equal(pubsub_aff_parse(pubsub_aff_name((pubsub_aff_t)i)), i);
+    assert_int_equal(pubsub_aff_parse("superuser"), PUBSUB_AFF_NONE);
+    hearth_arena_free(a);
+}
+
+static void test_item_payload(void **state)
+{
+    (void)state;
+    hearth_arena_t *a = hearth_arena_new(0);
+    pubsub_err_t e;
+    char *p = NULL;
+    size_t size = 0;
+    hearth_xml_node_t *it = tree(a, "<item xmlns='http://jabber.org/protocol/pubsub'>"
+                                    "<e xmlns='urn:x'>hi</e></item>");
+    assert_int_equal(pubsub_item_payload(it, 100, &p, &size, &e), 0);
+    assert_string_equal(p, "<e xmlns='urn:x'>hi</e>");
+    assert_int_equal(size, strlen(p));
+    free(p);
+    assert_int_equal(pubsub_item_payload(it, 10, &p, &size, &e), -1);
+    assert_string_equal(e.app, "payload-too-big");
+    it = tree(a, "<item xmlns='http://jabber.org/protocol/pubsub'><a xmlns='urn:x'/>"
+                 "<b xmlns='urn:x'/></item>");
+    assert_int_equal(pubsub_item_payload(it, 100, &p, &size, &e), -1);
+    assert_string_equal(e.app, "invalid-payload");
+    it = tree(a, "<item xmlns='http://jabber.org/protocol/pubsub'/>");
+    assert_int_equal(pubsub_item_payload(it, 100, &p, &size, &e), -1);
+    assert_string_equal(e.app, "payload-required");
+    hearth_arena_free(a);
+}
+
 /* ---- bytes ----------------------------------------------------------------------------------- */
 
 static void test_error_bytes(void **state)
@@ -356,6 +446,8 @@ int main(void)
         cmocka_unit_test(test_stored_and_loaded),
         cmocka_unit_test(test_items_in_memory),
         cmocka_unit_test(test_access_models),
+        cmocka_unit_test(test_service_models),
+        cmocka_unit_test(test_item_payload),
         cmocka_unit_test(test_error_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
