@@ -222,9 +222,13 @@ run_bench() {  # set server name sessions args...: writes $OUT/set/server/name.j
         --sessions "$n" --password bench-password --scram-cache "$OUT/$s-$SCRAM_HASH.scram-cache" \
         --concurrency "$CONCURRENCY" --drain "$DRAIN" --json --quiet "$@" > "$dir/$name.raw" 2> "$dir/$name.log" &
     local bench=$!
+    # every sample, so that an idle hold's steady figure can be read apart from its peak (the
+    # peak holds the logins' transient: parsers and SASL state a session frees once idle)
+    : > "$dir/$name.rss"
     while kill -0 $bench 2>/dev/null; do
         r=$(server_mem_kib VmRSS)
         [ "$r" -gt "$peak" ] && peak=$r
+        echo "$(date +%s.%N) $r" >> "$dir/$name.rss"
         sleep 0.5
     done
     wait $bench
@@ -234,16 +238,23 @@ run_bench() {  # set server name sessions args...: writes $OUT/set/server/name.j
     sed 's/^/   /' "$dir/$name.log" | tail -5
     python3 - "$dir/$name.raw" "$dir/$name.json" "$set" "$s" "$name" "$rc" "$rss0" "$peak" \
         "$(server_mem_kib VmRSS)" "$(server_mem_kib VmHWM)" "$(( cpu1 - cpu0 ))" "$TICK" \
-        "$t0" "$t1" "$*" <<'EOF'
+        "$t0" "$t1" "$*" "$dir/$name.rss" <<'EOF'
 import json, sys
-raw, out, set_, server, name, rc, rss0, peak, rss1, hwm, ticks, tick, t0, t1, args = sys.argv[1:]
+raw, out, set_, server, name, rc, rss0, peak, rss1, hwm, ticks, tick, t0, t1, args, samples = sys.argv[1:]
+# held: the last sample taken 1.5 s or more before the generator ended (an idle hold's steady
+# state: every session established and idle, none closing yet)
+held = None
+for line in open(samples):
+    t, r = line.split()
+    if float(t) <= float(t1) - 1.5:
+        held = int(r)
 try:
     r = json.load(open(raw))
 except ValueError:
     r = {}
     print('   no JSON from hearth-bench (exit %s)' % rc)
 r.update(set=set_, server=server, step=name, exit=int(rc), args=args,
-         server_rss_kib={'before': int(rss0), 'peak': int(peak), 'after': int(rss1)},
+         server_rss_kib={'before': int(rss0), 'peak': int(peak), 'after': int(rss1), 'held': held},
          server_hwm_kib=int(hwm), server_cpu_s=int(ticks) / int(tick),
          wall_s=float(t1) - float(t0))
 json.dump(r, open(out, 'w'), indent=1)

@@ -52,8 +52,10 @@ def metrics(steps, chat_seconds, sustained_p99=1000):
             n = r.get('sessions_established') or 0
             rss = r['server_rss_kib']
             label = ('idle %s sessions%s' % (name.split('-')[-1], ', TLS' if '-tls-' in name else ''))
+            if n and rss.get('held'):
+                put(label + ': server memory per session, held', (rss['held'] - rss['before']) / n, 'KiB', 'low')
             if n:
-                put(label + ': server memory per session', (rss['peak'] - rss['before']) / n, 'KiB', 'low')
+                put(label + ': server memory per session, peak', (rss['peak'] - rss['before']) / n, 'KiB', 'low')
             put(label + ': server RSS', rss['peak'] / 1024, 'MiB', 'low')
             if r.get('sessions_failed') or r.get('sessions_dropped'):
                 put(label + ': failed or dropped', r.get('sessions_failed', 0) + r.get('sessions_dropped', 0), '', 'low')
