@@ -4,10 +4,12 @@ driven by playwright-core through tests/web/converse_bookmark.mjs): alice logs i
 groupchat" form. Converse 14 bookmarks a room when it enters it (autojoin=true; its MUC heading
 has no bookmark button any more), and because the account's disco lists
 urn:xmpp:bookmarks:1#compat (and pubsub#publish-options) it publishes to the XEP-0402 node
-urn:xmpp:bookmarks:1, one item per room. The page is closed with its browser context, so
-nothing of the first session stays in the browser; alice logs in again in a fresh context and
-Converse must fetch the bookmark from the server, list it under Bookmarks and enter the room by
-itself. Over raw XML, alice's urn:xmpp:bookmarks:1 node holds the room's item. The page logs no
+urn:xmpp:bookmarks:1, one item per room. alice logs out with the profile's Log out button and
+logs in again in a fresh browser context (no storage shared with the first), and Converse must
+fetch the bookmark from the server, list it under Bookmarks and enter the room by itself.
+(Without urn:xmpp:bookmarks:1#compat Converse keeps XEP-0048 bookmarks in the storage:bookmarks
+PEP node, and the node asserted here stays empty; a server that did not keep the node would
+give session two no bookmark to list or join.) Over raw XML, alice's urn:xmpp:bookmarks:1 node holds the room's item. The page logs no
 console or page error and nothing fails or leaves the page's origin. Screenshots are left in
 build/test-artefacts/browser-converse-bookmark/.
 

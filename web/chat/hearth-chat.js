@@ -44,9 +44,6 @@
         emoji_image_path: new URL('dist/images/', window.location.href).href,
         // The registration form's list of public providers comes from the internet.
         xmpp_providers_url: '',
-        // The Add groupchat form would search rooms by name at api@search.jabber.network, a
-        // query over federation (this server refuses it: a console error) that leaves the server.
-        muc_search_service: '',
         // Links in messages are shown as links; nothing is fetched to preview or embed them.
         render_media: false,
         fetch_url_headers: false,
