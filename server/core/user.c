@@ -80,8 +80,8 @@ int64_t user__archive_key(void)
         g->ms++; /* the millisecond is used up (or the clock went back): borrow the next */
         g->counter = 0;
     }
-    int64_t key = storage_archive_key_of_ms(g->ms) | ((int64_t)g->gen << STORAGE_ARCHIVE_GEN_SHIFT) |
-                  g->counter;
+    int64_t key = storage_archive_key_of_ms(g->ms) |
+                  ((int64_t)g->gen << STORAGE_ARCHIVE_GEN_SHIFT) | g->counter;
     if (is_shared)
         pthread_mutex_unlock(&shared);
     return key;

@@ -236,18 +236,22 @@ static const char MIGRATION_0007[] =
     "    PRIMARY KEY (username, seq)\n"
     ") WITHOUT ROWID;\n"
     "CREATE TEMP TABLE archive_keys AS\n"
-    "    SELECT old, ((max(ms, 0) << 21) | (127 << 14)) + (row_number() OVER (PARTITION BY ms ORDER BY old) - 1) AS seq\n"
-    "    FROM (SELECT seq AS old, max(stamp_ms) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS ms\n"
+    "    SELECT old, ((max(ms, 0) << 21) | (127 << 14)) + (row_number() OVER (PARTITION BY ms "
+    "ORDER BY old) - 1) AS seq\n"
+    "    FROM (SELECT seq AS old, max(stamp_ms) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS "
+    "ms\n"
     "          FROM archive);\n"
     "INSERT INTO archive_msg (seq, stanza)\n"
     "    SELECT k.seq, a.stanza FROM archive a JOIN archive_keys k ON k.old = a.seq;\n"
     "INSERT INTO archive_new (username, seq, with_jid, outgoing, legacy_id)\n"
-    "    SELECT a.username, k.seq, a.with_jid, a.outgoing, a.id FROM archive a JOIN archive_keys k ON k.old = a.seq;\n"
+    "    SELECT a.username, k.seq, a.with_jid, a.outgoing, a.id FROM archive a JOIN archive_keys k "
+    "ON k.old = a.seq;\n"
     "DROP TABLE archive_keys;\n"
     "DROP TABLE archive;\n"
     "ALTER TABLE archive_new RENAME TO archive;\n"
     "CREATE INDEX archive_user_with ON archive (username, with_jid, seq);\n"
-    "CREATE UNIQUE INDEX archive_legacy ON archive (username, legacy_id) WHERE legacy_id IS NOT NULL;\n";
+    "CREATE UNIQUE INDEX archive_legacy ON archive (username, legacy_id) WHERE legacy_id IS NOT "
+    "NULL;\n";
 
 /* Named log entries: a ref, an author and an origin per entry (see 0008_log_refs.sql). */
 static const char MIGRATION_0008[] = "ALTER TABLE logs ADD COLUMN ref TEXT;\n"
@@ -259,8 +263,8 @@ static const char MIGRATION_0008[] = "ALTER TABLE logs ADD COLUMN ref TEXT;\n"
 
 static const char *const migrations[] = {
     NULL, /* version 0: empty database */
-    MIGRATION_0001, MIGRATION_0002, MIGRATION_0003, MIGRATION_0004, MIGRATION_0005, MIGRATION_0006,
-    MIGRATION_0007, MIGRATION_0008,
+    MIGRATION_0001, MIGRATION_0002, MIGRATION_0003, MIGRATION_0004,
+    MIGRATION_0005, MIGRATION_0006, MIGRATION_0007, MIGRATION_0008,
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])) - 1)
 
@@ -377,7 +381,7 @@ enum stmt_id {
 #define ARCHIVE_FILTER "a.username = :user AND a.seq > :lo AND a.seq < :hi"
 #define ARCHIVE_FILTER_WITH ARCHIVE_FILTER " AND a.with_jid = :with"
 #define ARCHIVE_SELECT                                                                             \
-    "SELECT a.seq, a.legacy_id, a.with_jid, a.outgoing, coalesce(a.stanza, m.stanza) "            \
+    "SELECT a.seq, a.legacy_id, a.with_jid, a.outgoing, coalesce(a.stanza, m.stanza) "             \
     "FROM archive a JOIN archive_msg m ON m.seq = a.seq WHERE "
 
 /* Log reads as an archive (migration 8): named parameters, as the archive's. */
@@ -469,8 +473,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_ARCHIVE_MSG_PUT] = "INSERT INTO archive_msg (seq, stanza) VALUES (?1, ?2) "
                            "ON CONFLICT (seq) DO NOTHING",
     [ST_ARCHIVE_MSG_SAME] = "SELECT stanza = ?2 FROM archive_msg WHERE seq = ?1",
-    [ST_ARCHIVE_STORE] = "INSERT INTO archive (username, seq, with_jid, outgoing, stanza, legacy_id) "
-                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_ARCHIVE_STORE] =
+        "INSERT INTO archive (username, seq, with_jid, outgoing, stanza, legacy_id) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_ARCHIVE_SEQ] = "SELECT seq FROM archive WHERE username = ?1 AND seq = ?2",
     [ST_ARCHIVE_SEQ_LEGACY] = "SELECT seq FROM archive WHERE username = ?1 AND legacy_id = ?2",
     [ST_ARCHIVE_COUNT] = "SELECT count(*) FROM archive a WHERE " ARCHIVE_FILTER,
@@ -1459,7 +1464,8 @@ static int archive_store(sqlite_conn_t *c, storage_req_t *r)
         rc = own_copy ? sqlite3_bind_text(s, 5, r->blob, (int)r->blob_len, SQLITE_STATIC)
                       : sqlite3_bind_null(s, 5);
     if (rc == SQLITE_OK)
-        rc = legacy ? sqlite3_bind_text(s, 6, r->msg.id, -1, SQLITE_STATIC) : sqlite3_bind_null(s, 6);
+        rc = legacy ? sqlite3_bind_text(s, 6, r->msg.id, -1, SQLITE_STATIC)
+                    : sqlite3_bind_null(s, 6);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(s);
     stmt_done(s);
@@ -1479,8 +1485,8 @@ static int archive_seq(sqlite_conn_t *c, const char *username, const char *id, i
 {
     int64_t key;
     bool legacy = storage_archive_key_parse(id, &key) != 0;
-    sqlite3_stmt *s = user_stmt(c, legacy ? ST_ARCHIVE_SEQ_LEGACY : ST_ARCHIVE_SEQ, username,
-                                legacy ? id : NULL);
+    sqlite3_stmt *s =
+        user_stmt(c, legacy ? ST_ARCHIVE_SEQ_LEGACY : ST_ARCHIVE_SEQ, username, legacy ? id : NULL);
     if (s == NULL)
         return HEARTH_ESTORAGE;
     int rc = legacy ? SQLITE_OK : sqlite3_bind_int64(s, 2, key);
@@ -1512,9 +1518,10 @@ static void archive_time_bounds(const storage_req_t *r, int64_t *lo, int64_t *hi
             *lo = first - 1;
     }
     if (r->num2 != STORAGE_ARCHIVE_NO_END) {
-        int64_t after = r->num2 < 0                             ? 0
-                        : r->num2 >= STORAGE_ARCHIVE_MS_MAX ? INT64_MAX
-                                                                : storage_archive_key_of_ms(r->num2 + 1);
+        int64_t after = r->num2 < 0 ? 0
+                        : r->num2 >= STORAGE_ARCHIVE_MS_MAX
+                            ? INT64_MAX
+                            : storage_archive_key_of_ms(r->num2 + 1);
         if (after < *hi)
             *hi = after;
     }

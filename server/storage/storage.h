@@ -245,13 +245,13 @@ int storage_archive_key_parse(const char *id, int64_t *key);
 
 /* One archived message. */
 typedef struct storage_archive_msg {
-    char *id;   /* unique per user: the stanza id it was archived under (an archive key in
-                 * decimal; another form only for messages stored before migration 7) */
-    char *with; /* bare JID of the other party */
+    char *id;         /* unique per user: the stanza id it was archived under (an archive key in
+                       * decimal; another form only for messages stored before migration 7) */
+    char *with;       /* bare JID of the other party */
     int64_t stamp_ms; /* read: the key's millisecond; stored: used only for an id of another
                        * form, whose key the storage then gives from it */
     int outgoing;     /* sent by the archive's owner */
-    char *stanza; /* len bytes, followed by a NUL */
+    char *stanza;     /* len bytes, followed by a NUL */
     size_t len;
 } storage_archive_msg_t;
 

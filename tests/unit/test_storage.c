@@ -2088,7 +2088,8 @@ static const char *key_text(int64_t ms, int gen, int counter)
     static int next;
     char *b = buf[next++ % 4];
     snprintf(b, sizeof(buf[0]), "%" PRId64,
-             (ms << STORAGE_ARCHIVE_MS_SHIFT) | ((int64_t)gen << STORAGE_ARCHIVE_GEN_SHIFT) | counter);
+             (ms << STORAGE_ARCHIVE_MS_SHIFT) | ((int64_t)gen << STORAGE_ARCHIVE_GEN_SHIFT) |
+                 counter);
     return b;
 }
 
@@ -2100,8 +2101,9 @@ static void test_archive_key_parse(void **state)
     assert_int_equal(k, 0);
     assert_int_equal(storage_archive_key_parse("9223372036854775807", &k), 0);
     assert_int_equal(k, INT64_MAX);
-    const char *bad[] = {"",   "01",  "-1", "1a", " 1", "9223372036854775808", "99999999999999999999",
-                         "m1", "1.0", "+1"};
+    const char *bad[] = {
+        "",   "01",  "-1", "1a", " 1", "9223372036854775808", "99999999999999999999",
+        "m1", "1.0", "+1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(storage_archive_key_parse(bad[i], &k), -1);
     assert_int_equal(storage_archive_ms_of_key(storage_archive_key_of_ms(1733472000123)),
@@ -2159,7 +2161,8 @@ static void test_archive_once(void **state)
     assert_int_equal(archive_q(&x, "alice", NULL, t0 + 21, t0 + 39, NULL, NULL, 10), 0);
     assert_page(keys[2], 1, 1);
     /* Paging by a key, within the bounds. */
-    assert_int_equal(archive_q(&x, "alice", NULL, t0 + 20, STORAGE_ARCHIVE_NO_END, keys[2], NULL, 2), 0);
+    assert_int_equal(
+        archive_q(&x, "alice", NULL, t0 + 20, STORAGE_ARCHIVE_NO_END, keys[2], NULL, 2), 0);
     snprintf(want, sizeof(want), "%s %s", keys[3], keys[4]);
     assert_page(want, 5, 0);
     assert_int_equal(archive_q(&x, "alice", NULL, ALL, key_text(t0 + 15, 0, 0), NULL, 2),
@@ -2186,7 +2189,7 @@ static void test_archive_once(void **state)
 static void test_migrate_v6_to_v7(void **state)
 {
     fixture_t *f = *state;
-    const char *files[] = {"0001_accounts.sql", "0002_im.sql",   "0003_archive.sql",
+    const char *files[] = {"0001_accounts.sql",         "0002_im.sql",     "0003_archive.sql",
                            "0004_muc_affiliations.sql", "0005_pubsub.sql", "0006_archive_seq.sql"};
     char *m[6];
     int missing = 0;
@@ -2206,18 +2209,19 @@ static void test_migrate_v6_to_v7(void **state)
         free(m[i]);
     }
     assert_int_equal(
-        sqlite3_exec(db,
-                     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
-                     "INSERT INTO schema_version (version) VALUES (6);"
-                     "INSERT INTO accounts (username, admin, created_at) VALUES ('alice', 0, 1),"
-                     "('bob', 0, 1);"
-                     "INSERT INTO archive (seq, username, id, with_jid, stamp_ms, outgoing, stanza) "
-                     "VALUES (1, 'alice', 'a1', 'bob@x', 1000, 1, '<message>1</message>'),"
-                     "(2, 'bob', 'b1', 'alice@x', 1000, 0, '<message>1</message>'),"
-                     "(3, 'alice', 'a2', 'bob@x', 2000, 1, '<message>2</message>'),"
-                     "(4, 'alice', 'a3', 'bob@x', 1500, 0, '<message>3</message>'),"
-                     "(5, 'alice', 'a4', 'carol@x', 3000, 0, '<message>4</message>');",
-                     NULL, NULL, NULL),
+        sqlite3_exec(
+            db,
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
+            "INSERT INTO schema_version (version) VALUES (6);"
+            "INSERT INTO accounts (username, admin, created_at) VALUES ('alice', 0, 1),"
+            "('bob', 0, 1);"
+            "INSERT INTO archive (seq, username, id, with_jid, stamp_ms, outgoing, stanza) "
+            "VALUES (1, 'alice', 'a1', 'bob@x', 1000, 1, '<message>1</message>'),"
+            "(2, 'bob', 'b1', 'alice@x', 1000, 0, '<message>1</message>'),"
+            "(3, 'alice', 'a2', 'bob@x', 2000, 1, '<message>2</message>'),"
+            "(4, 'alice', 'a3', 'bob@x', 1500, 0, '<message>3</message>'),"
+            "(5, 'alice', 'a4', 'carol@x', 3000, 0, '<message>4</message>');",
+            NULL, NULL, NULL),
         SQLITE_OK);
     sqlite3_close(db);
 
