@@ -34,8 +34,9 @@ res = json.load(open(os.path.join(out, 'results.json')))
 for set_ in ('minimal', 'full'):
     figs = {f['figure']: f for f in res['sets'][set_]['figures']}
     for want in ('login storm SCRAM-SHA-256: server CPU per login',
-                 'idle 20 sessions: server memory per session',
-                 'idle 20 sessions, TLS: server memory per session',
+                 'idle 20 sessions: server memory per session, held',
+                 'idle 20 sessions: server memory per session, peak',
+                 'idle 20 sessions, TLS: server memory per session, held',
                  'one-to-one: highest rate sustained with zero loss (of those tried)',
                  'presence storm: logins/s with full rosters', 'groupchat: occupants joined',
                  'after the bursts (no session online): server RSS'):
