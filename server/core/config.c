@@ -204,6 +204,10 @@ static const config_key_t KEYS[] = {
     I("upload.expire_days", "30", 0, 36500,
       "Days an uploaded file is served before it is removed; 0 = until the account goes.", 0),
     I("upload.slot_ttl", "300", 1, 86400, "Seconds a slot's PUT may take to begin.", 0),
+    S("upload.allowed_types", "",
+      "Media types a slot may be asked for, separated by spaces or commas ('image/*' for a "
+      "family); empty = any. A slot for another type gets <not-acceptable/>.",
+      0),
     I("bosh.max_wait", "60", 1, 300,
       "Seconds a BOSH request may be held (a larger 'wait' is lowered to it).", 0),
     I("bosh.max_inactivity", "60", 2, 3600,

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,7 +18,8 @@
 #define SWEEP_BATCH 1024                  /* files removed per thread-pool job */
 
 static char domain[1100];
-static char url_base[1024]; /* without the trailing '/'; "" = from the HTTP listener */
+static char url_base[1024];      /* without the trailing '/'; "" = from the HTTP listener */
+static char allowed_types[1024]; /* upload.allowed_types; "" = any */
 static int worker_slot = -1;
 
 typedef struct upload_worker {
@@ -171,6 +173,29 @@ static int type_ok(const char *s)
     return 1;
 }
 
+/* ctype is in upload.allowed_types: an entry equal to it (case aside), or "family/ *" naming
+ * its family. A slot without a type is allowed only when any type is. */
+static int type_allowed(const char *ctype)
+{
+    if (!*allowed_types)
+        return 1;
+    if (!ctype || !*ctype)
+        return 0;
+    size_t clen = strcspn(ctype, ";"), fam = strcspn(ctype, "/");
+    while (clen && ctype[clen - 1] == ' ')
+        clen--;
+    for (const char *p = allowed_types; *p;) {
+        p += strspn(p, " ,");
+        size_t n = strcspn(p, " ,");
+        if (n == clen && !strncasecmp(p, ctype, n))
+            return 1;
+        if (n >= 2 && !strncmp(p + n - 2, "/*", 2) && n - 2 == fam && !strncasecmp(p, ctype, fam))
+            return 1;
+        p += n;
+    }
+    return 0;
+}
+
 static int size_parse(const char *s, uint64_t *out)
 {
     if (!s || !*s || strlen(s) > 19)
@@ -242,6 +267,11 @@ static void slot(worker_t *w, hearth_xml_node_t *iq, hearth_xml_node_t *req, hea
     if (ctype && !type_ok(ctype)) {
         reply_error(w, iq, a, from, HEARTH_STANZA_ERR_BAD_REQUEST,
                     "content-type: a media type of at most 127 printable characters", 0);
+        return;
+    }
+    if (!type_allowed(ctype)) {
+        reply_error(w, iq, a, from, HEARTH_STANZA_ERR_NOT_ACCEPTABLE,
+                    "this service does not take files of that type (upload.allowed_types)", 0);
         return;
     }
     if (size > lim->max_file_size) {
@@ -392,6 +422,7 @@ static int upload_init(server_t *srv)
         snprintf(domain, sizeof(domain), "%s", d);
     else
         snprintf(domain, sizeof(domain), "upload.%s", srv->set.domain);
+    snprintf(allowed_types, sizeof(allowed_types), "%s", config_str(cfg, "upload.allowed_types"));
     const char *b = config_str(cfg, "upload.url_base");
     snprintf(url_base, sizeof(url_base), "%s", b);
     size_t n = strlen(url_base);

@@ -166,6 +166,16 @@ class UploadTest(IMTestCase):
         self.assertEqual(r.get('type'), 'result', to_str(r))  # the service still answers
         self.assertEqual(self.stored(s), [])
 
+    def test_allowed_types(self):
+        s = self.start(upload__allowed_types='image/*, application/pdf')
+        a = self.connect(s, 'alice')
+        for ctype in ('image/png', 'IMAGE/JPEG', 'application/pdf', 'image/svg+xml; charset=x'):
+            self.slot(a, 'a.bin', 10, ctype)
+        for ctype in ('text/html', 'application/pdfx', 'imagex/png', None):
+            r = self.request(a, 'a.bin', 10, ctype)
+            self.assert_error(r, 'modify', 'not-acceptable')
+        self.assertEqual(self.stored(s), [])
+
     # -- PUT, GET, HEAD ----------------------------------------------------------
 
     def test_put_get_head(self):
