@@ -39,92 +39,115 @@ static void pads(const char *pw, size_t pw_len,
     OPENSSL_cleanse(key, sizeof(key));
 }
 
+/* One hash as PBKDF2 drives it: its context kept as bytes (SHA_CTX or SHA256_CTX), the calls on
+ * it, and where its chaining words lie in the context. */
+typedef struct pb_hash {
+    size_t len; /* digest bytes: 20 or 32 */
+    void (*digest)(const unsigned char *, size_t, unsigned char *);
+    void (*init)(void *ctx);
+    void (*update)(void *ctx, const void *d, size_t n);
+    void (*final)(unsigned char *out, void *ctx);
+    void (*transform)(void *ctx, const unsigned char *block);
+    void (*words)(const void *ctx, unsigned char *out); /* the chaining state, big-endian */
+} pb_hash_t;
+
+typedef union pb_ctx {
+    SHA_CTX sha1;
+    SHA256_CTX sha256;
+} pb_ctx_t;
+
 static void sha1_digest(const unsigned char *d, size_t n, unsigned char *out)
 {
     SHA1(d, n, out);
+}
+static void sha1_init(void *c)
+{
+    SHA1_Init(c);
+}
+static void sha1_update(void *c, const void *d, size_t n)
+{
+    SHA1_Update(c, d, n);
+}
+static void sha1_final(unsigned char *out, void *c)
+{
+    SHA1_Final(out, c);
+}
+static void sha1_transform(void *c, const unsigned char *b)
+{
+    SHA1_Transform(c, b);
+}
+static void sha1_words(const void *ctx, unsigned char *out)
+{
+    const SHA_CTX *c = ctx;
+    const unsigned int h[5] = {c->h0, c->h1, c->h2, c->h3, c->h4};
+    be32_out(h, 5, out);
 }
 
 static void sha256_digest(const unsigned char *d, size_t n, unsigned char *out)
 {
     SHA256(d, n, out);
 }
-
-static void pbkdf2_sha1(const char *pw, size_t pw_len, const unsigned char *salt, size_t salt_len,
-                        unsigned iterations, unsigned char out[SHA_DIGEST_LENGTH])
+static void sha256_init(void *c)
 {
-    unsigned char ipad[64], opad[64], u[SHA_DIGEST_LENGTH], block[64] = {0};
-    SHA_CTX ic, oc, c;
-    pads(pw, pw_len, sha1_digest, ipad, opad);
-    SHA1_Init(&ic);
-    SHA1_Update(&ic, ipad, 64);
-    SHA1_Init(&oc);
-    SHA1_Update(&oc, opad, 64);
-    /* U1 = HMAC(P, S || INT(1)) */
-    c = ic;
-    SHA1_Update(&c, salt, salt_len);
-    SHA1_Update(&c, "\0\0\0\1", 4);
-    SHA1_Final(u, &c);
-    c = oc;
-    SHA1_Update(&c, u, sizeof(u));
-    SHA1_Final(u, &c);
-    memcpy(out, u, sizeof(u));
-    /* U2.. : each input is one digest after a pad block, so its padding is fixed: 0x80, then
-     * the length in bits, (64 + 20) * 8 = 0x2a0. */
-    memcpy(block, u, sizeof(u));
-    block[sizeof(u)] = 0x80;
-    block[62] = 0x02;
-    block[63] = 0xa0;
-    for (unsigned i = 1; i < iterations; i++) {
-        c = ic;
-        SHA1_Transform(&c, block);
-        unsigned int h[5] = {c.h0, c.h1, c.h2, c.h3, c.h4};
-        be32_out(h, 5, block);
-        c = oc;
-        SHA1_Transform(&c, block);
-        unsigned int g[5] = {c.h0, c.h1, c.h2, c.h3, c.h4};
-        be32_out(g, 5, block);
-        for (size_t k = 0; k < sizeof(u); k++)
-            out[k] ^= block[k];
-    }
-    OPENSSL_cleanse(&ic, sizeof(ic));
-    OPENSSL_cleanse(&oc, sizeof(oc));
-    OPENSSL_cleanse(&c, sizeof(c));
-    OPENSSL_cleanse(ipad, sizeof(ipad));
-    OPENSSL_cleanse(opad, sizeof(opad));
-    OPENSSL_cleanse(u, sizeof(u));
-    OPENSSL_cleanse(block, sizeof(block));
+    SHA256_Init(c);
+}
+static void sha256_update(void *c, const void *d, size_t n)
+{
+    SHA256_Update(c, d, n);
+}
+static void sha256_final(unsigned char *out, void *c)
+{
+    SHA256_Final(out, c);
+}
+static void sha256_transform(void *c, const unsigned char *b)
+{
+    SHA256_Transform(c, b);
+}
+static void sha256_words(const void *ctx, unsigned char *out)
+{
+    be32_out(((const SHA256_CTX *)ctx)->h, 8, out);
 }
 
-static void pbkdf2_sha256(const char *pw, size_t pw_len, const unsigned char *salt, size_t salt_len,
-                          unsigned iterations, unsigned char out[SHA256_DIGEST_LENGTH])
+static const pb_hash_t SHA1_HASH = {SHA_DIGEST_LENGTH, sha1_digest,    sha1_init, sha1_update,
+                                    sha1_final,        sha1_transform, sha1_words};
+static const pb_hash_t SHA256_HASH = {SHA256_DIGEST_LENGTH, sha256_digest, sha256_init,
+                                      sha256_update,        sha256_final,  sha256_transform,
+                                      sha256_words};
+
+static void pbkdf2(const pb_hash_t *hf, const char *pw, size_t pw_len, const unsigned char *salt,
+                   size_t salt_len, unsigned iterations, unsigned char *out)
 {
     unsigned char ipad[64], opad[64], u[SHA256_DIGEST_LENGTH], block[64] = {0};
-    SHA256_CTX ic, oc, c;
-    pads(pw, pw_len, sha256_digest, ipad, opad);
-    SHA256_Init(&ic);
-    SHA256_Update(&ic, ipad, 64);
-    SHA256_Init(&oc);
-    SHA256_Update(&oc, opad, 64);
+    pb_ctx_t ic, oc, c;
+    pads(pw, pw_len, hf->digest, ipad, opad);
+    hf->init(&ic);
+    hf->update(&ic, ipad, 64);
+    hf->init(&oc);
+    hf->update(&oc, opad, 64);
+    /* U1 = HMAC(P, S || INT(1)) */
     c = ic;
-    SHA256_Update(&c, salt, salt_len);
-    SHA256_Update(&c, "\0\0\0\1", 4);
-    SHA256_Final(u, &c);
+    hf->update(&c, salt, salt_len);
+    hf->update(&c, "\0\0\0\1", 4);
+    hf->final(u, &c);
     c = oc;
-    SHA256_Update(&c, u, sizeof(u));
-    SHA256_Final(u, &c);
-    memcpy(out, u, sizeof(u));
-    /* (64 + 32) * 8 = 0x300 bits */
-    memcpy(block, u, sizeof(u));
-    block[sizeof(u)] = 0x80;
-    block[62] = 0x03;
+    hf->update(&c, u, hf->len);
+    hf->final(u, &c);
+    memcpy(out, u, hf->len);
+    /* U2.. : each input is one digest after a pad block, so its padding is fixed: 0x80, then
+     * the length in bits, (64 + len) * 8, in the block's last bytes. */
+    size_t bits = (64 + hf->len) * 8;
+    memcpy(block, u, hf->len);
+    block[hf->len] = 0x80;
+    block[62] = (unsigned char)(bits >> 8);
+    block[63] = (unsigned char)bits;
     for (unsigned i = 1; i < iterations; i++) {
         c = ic;
-        SHA256_Transform(&c, block);
-        be32_out(c.h, 8, block);
+        hf->transform(&c, block);
+        hf->words(&c, block);
         c = oc;
-        SHA256_Transform(&c, block);
-        be32_out(c.h, 8, block);
-        for (size_t k = 0; k < sizeof(u); k++)
+        hf->transform(&c, block);
+        hf->words(&c, block);
+        for (size_t k = 0; k < hf->len; k++)
             out[k] ^= block[k];
     }
     OPENSSL_cleanse(&ic, sizeof(ic));
@@ -143,10 +166,10 @@ int scram__pbkdf2(hearth_scram_hash_t h, const char *pw, size_t pw_len, const un
         return HEARTH_EINVAL;
     switch (h) {
     case HEARTH_SCRAM_SHA1:
-        pbkdf2_sha1(pw, pw_len, salt, salt_len, iterations, out);
+        pbkdf2(&SHA1_HASH, pw, pw_len, salt, salt_len, iterations, out);
         return 0;
     case HEARTH_SCRAM_SHA256:
-        pbkdf2_sha256(pw, pw_len, salt, salt_len, iterations, out);
+        pbkdf2(&SHA256_HASH, pw, pw_len, salt, salt_len, iterations, out);
         return 0;
     }
     return HEARTH_EINVAL;
