@@ -39,13 +39,7 @@ void pep__done(pep_op_t *op)
     free(op->id);
     free(op->payload);
     pubsub_config_clear(&op->config);
-    for (size_t i = 0; i < op->nchanges; i++) {
-        free(op->changes[i].node);
-        free(op->changes[i].jid);
-        free(op->changes[i].affiliation);
-        free(op->changes[i].account);
-    }
-    free(op->changes);
+    storage_pubsub_affs_free(op->changes, op->nchanges);
     free(op);
 }
 

@@ -76,13 +76,7 @@ void psvc__done(psvc_op_t *op)
     free(op->id);
     free(op->payload);
     pubsub_config_clear(&op->config);
-    for (size_t i = 0; i < op->nchanges; i++) {
-        free(op->changes[i].node);
-        free(op->changes[i].jid);
-        free(op->changes[i].affiliation);
-        free(op->changes[i].account);
-    }
-    free(op->changes);
+    storage_pubsub_affs_free(op->changes, op->nchanges);
     psvc__subs_free(op->subs, op->nsubs);
     strv_free(op->told, op->ntold);
     strv_free(op->states, op->ntold);

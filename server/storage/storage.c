@@ -269,7 +269,7 @@ static void pubsub_items_free(storage_pubsub_item_t *v, size_t n)
     free(v);
 }
 
-static void pubsub_affs_free(storage_pubsub_aff_t *v, size_t n)
+void storage_pubsub_affs_free(storage_pubsub_aff_t *v, size_t n)
 {
     for (size_t i = 0; v != NULL && i < n; i++) {
         free(v[i].node);
@@ -298,7 +298,7 @@ void storage__req_clear_result(storage_req_t *req)
         req->ps.items = NULL;
         req->ps.nnodes = req->ps.nitems = 0;
         if (req->op == STORAGE_OP_PUBSUB_LOAD) {
-            pubsub_affs_free(req->ps.affs, req->ps.naffs);
+            storage_pubsub_affs_free(req->ps.affs, req->ps.naffs);
             req->ps.affs = NULL;
             req->ps.naffs = 0;
         }
@@ -383,7 +383,7 @@ void storage_req_discard(storage_req_t *req)
     free(req->ps.config);
     strv_free(req->ps.ids, req->ps.nids);
     pubsub_item_clear(&req->ps.item);
-    pubsub_affs_free(req->ps.affs, req->ps.naffs);
+    storage_pubsub_affs_free(req->ps.affs, req->ps.naffs);
     free(req);
 }
 

@@ -441,6 +441,8 @@ typedef struct storage_pubsub_aff {
     char *account;     /* a change: the username when jid is of this server, else NULL (the row
                         * then goes with that account) */
 } storage_pubsub_aff_t;
+/* Frees n affiliation changes (each field malloc'd) and the array; NULL is fine. */
+void storage_pubsub_affs_free(storage_pubsub_aff_t *v, size_t n);
 
 /* Everything of one service but the payloads of older items, borrowed during the callback. */
 typedef struct storage_pubsub_state {
