@@ -954,12 +954,20 @@ class _Result(unittest.TextTestResult):
             elif i < before and s.shared and not s.closed:
                 dump_log(s, tail=20000)  # a class's shared server: its recent lines
 
+    def _say(self, err):
+        # The failure first, before the logs: a CI excerpt that keeps only the lines near the
+        # failing test's name still shows what failed.
+        sys.stderr.write('\n----- %s: %s\n' % (err[0].__name__, str(err[1])[:3000]))
+        sys.stderr.flush()
+
     def addFailure(self, test, err):
         super().addFailure(test, err)
+        self._say(err)
         self._dump()
 
     def addError(self, test, err):
         super().addError(test, err)
+        self._say(err)
         self._dump()
 
     def stopTest(self, test):
