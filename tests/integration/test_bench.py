@@ -116,12 +116,12 @@ class BenchTest(unittest.TestCase):
         r, res = self.run_bench('--sessions', N, '--scenario', 'presence', '--roster-size', 4,
                                 '--rate', 20, '--duration', 1, prefix='pres')
         self.assert_sessions(res)
-        self.assertEqual((res['setup_ready'], res['setup_failed']), (N, 0))
+        self.assertEqual((res['setup_ready'], res['setup_failed']), (N, 0), res['failure_sample'])
         self.assert_traffic(res, per_stanza=4)
         # the rosters persist: a second run finds them complete
         r, res = self.run_bench('--sessions', N, '--scenario', 'presence', '--roster-size', 4,
                                 '--rate', 20, '--duration', 1, prefix='pres')
-        self.assertEqual((res['setup_ready'], res['setup_failed']), (N, 0))
+        self.assertEqual((res['setup_ready'], res['setup_failed']), (N, 0), res['failure_sample'])
         self.assert_traffic(res, per_stanza=4)
 
     def test_muc_rooms(self):
@@ -129,7 +129,7 @@ class BenchTest(unittest.TestCase):
         r, res = self.run_bench('--sessions', N, '--scenario', 'muc', '--room-size', 5,
                                 '--rate', 20, '--duration', 1, prefix='muc')
         self.assert_sessions(res)
-        self.assertEqual((res['setup_ready'], res['setup_failed']), (N, 0))
+        self.assertEqual((res['setup_ready'], res['setup_failed']), (N, 0), res['failure_sample'])
         self.assert_traffic(res, per_stanza=4)
 
     def test_muc_room_past_the_join_burst(self):
@@ -139,7 +139,7 @@ class BenchTest(unittest.TestCase):
         r, res = self.run_bench('--sessions', n, '--scenario', 'muc', '--room-size', n,
                                 '--rate', 2, '--duration', 1, '--setup-timeout', 60, prefix='big')
         self.assert_sessions(res, n)
-        self.assertEqual((res['setup_ready'], res['setup_failed']), (n, 0))
+        self.assertEqual((res['setup_ready'], res['setup_failed']), (n, 0), res['failure_sample'])
         self.assert_traffic(res, per_stanza=n - 1)
 
     # -- TLS, mechanisms, sources -------------------------------------------

@@ -131,9 +131,10 @@ typedef struct bench {
     opts_t o;
     atomic_int phase;
     worker_t *workers;
-    atomic_uchar *online;    /* [sessions + 1]: session i is online */
-    atomic_int *room_joined; /* muc: [rooms + 1] occupants joined */
-    atomic_int *room_ready;  /* muc: [rooms + 1] the room exists and is unlocked */
+    atomic_uchar *online;     /* [sessions + 1]: session i is online */
+    atomic_int *room_joined;  /* muc: [rooms + 1] occupants joined */
+    atomic_int *room_ready;   /* muc: [rooms + 1] the room exists and is unlocked */
+    atomic_uint *room_leader; /* muc: [rooms + 1] the session that creates it, 0 unclaimed */
     unsigned rooms;
     char (*source)[24]; /* [sources]: "127.0.0.x" */
     uint64_t start_ns;  /* uv_hrtime at start: marked messages sent before are another run's */

@@ -712,8 +712,9 @@ int main(int argc, char **argv)
     B.rooms = (B.o.sessions + B.o.room_size - 1) / B.o.room_size;
     B.room_joined = calloc(B.rooms + 1, sizeof(*B.room_joined));
     B.room_ready = calloc(B.rooms + 1, sizeof(*B.room_ready));
+    B.room_leader = calloc(B.rooms + 1, sizeof(*B.room_leader));
     B.source = calloc(B.o.sources ? B.o.sources : 1, sizeof(*B.source));
-    if (!B.online || !B.workers || !B.room_joined || !B.room_ready || !B.source) {
+    if (!B.online || !B.workers || !B.room_joined || !B.room_ready || !B.room_leader || !B.source) {
         fprintf(stderr, "hearth-bench: out of memory\n");
         return 3;
     }
@@ -815,6 +816,7 @@ int main(int argc, char **argv)
     free(B.online);
     free(B.room_joined);
     free(B.room_ready);
+    free(B.room_leader);
     free(B.source);
     return ok ? 0 : 1;
 }

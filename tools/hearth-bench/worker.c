@@ -74,6 +74,19 @@ static void note_failure(worker_t *w, int reason, const char *text)
     }
 }
 
+/* A setup step refused (a room join, a roster change): the sample of why, when there is none
+ * yet. It is no session failure, so no kind is counted. */
+static void note_setup_failure(worker_t *w, const char *what, hearth_stanza_t *st)
+{
+    const char *text = NULL;
+    hearth_stanza_error_t e = st ? hearth_stanza_error(st, &text) : HEARTH_STANZA_ERR_NONE;
+    if (!w->fail_text) {
+        snprintf(w->fail_buf, sizeof(w->fail_buf), "setup: %s refused: %s%s%s", what,
+                 st ? hearth_stanza_error_name(e) : "not sent", text ? ": " : "", text ? text : "");
+        w->fail_text = w->fail_buf;
+    }
+}
+
 /* The account number of a JID "PREFIXi@DOMAIN[/res]", 0 when it is none of ours. */
 static unsigned jid_index(const char *jid)
 {
@@ -217,13 +230,14 @@ static void room_jid(char *buf, size_t size, unsigned room)
     snprintf(buf, size, "hbench-%u@%s", room, B.o.muc_service);
 }
 
-/* The room's creator: its lowest account online. */
+/* The room's creator: the first of its sessions to ask. It was once "the lowest account
+ * online", which two threads could each see differently: a later account, online first, created
+ * the room and the first one then joined it while it was still locked (item-not-found). */
 static int is_room_leader(unsigned idx)
 {
-    for (unsigned j = (room_of(idx) - 1) * B.o.room_size + 1; j < idx; j++)
-        if (is_online(j))
-            return 0;
-    return 1;
+    unsigned none = 0;
+    atomic_uint *leader = &B.room_leader[room_of(idx)];
+    return atomic_compare_exchange_strong(leader, &none, idx) || none == idx;
 }
 
 static void muc_join(sess_t *s)
@@ -285,6 +299,7 @@ static void muc_presence(sess_t *s, hearth_stanza_t *st, const char *type)
             return;
         }
         inc(&s->w->n.setup_failed, 1);
+        note_setup_failure(s->w, "room join", st);
         return;
     }
     hearth_xml_node_t *x = hearth_stanza_child(st, "x", NS_MUC_USER);
