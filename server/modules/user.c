@@ -44,6 +44,15 @@ void user__account_deleted(worker_t *w, const char *bare)
     if (!u)
         return;
     user__hold(u);
+    /* The subscriptions are cancelled below, and a cancelled one first hears unavailable from
+     * each available resource (RFC 6121 §3.2.2): said here, while the sessions are still
+     * listed, since their ends are only scheduled and would find the roster gone. */
+    STRMAP_FOREACH(&u->roster, e)
+    {
+        storage_roster_item_t *it = e->value;
+        if (user__sub_from(it))
+            presence__send_unavailable_to(w, u, it->jid);
+    }
     for (session_t *s = u->sessions, *next; s; s = next) {
         next = s->user_next;
         session__end(s, HEARTH_STREAM_ERR_NOT_AUTHORIZED, "the account was removed");

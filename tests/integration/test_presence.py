@@ -441,6 +441,25 @@ class PresenceTest(IMTestCase):
         self.settle(a, d)
         d.expect_none(lambda s: is_pres(s, from_bare=AJ), 'update at a non-subscriber')
 
+    def test_removed_account_goes_unavailable_before_unsubscribing(self):
+        # RFC 6121 3.2.2: cancelling a subscription sends unavailable from each available
+        # resource; XEP-0077 3.2's removal cancels them all, so contacts see alice go offline
+        # (two resources here) and then lose the subscription both ways
+        a = self.connect(self.s, 'alice', 'a')
+        a2 = self.connect(self.s, 'alice', 'a2')
+        b = self.connect(self.s, 'bob', 'b')
+        make_state(self, a, b, 'both')
+        self.settle(a, b)
+        r = a.iq('set', "<query xmlns='jabber:iq:register'><remove/></query>")
+        self.assertEqual(r.get('type'), 'result', to_str(r))
+        b.wait(lambda s: is_sub(s, 'unsubscribed', AJ), what='unsubscribed from alice')
+        # what came before it waits in the backlog, in order
+        got = [s for s in b.backlog if is_pres(s, type_='unavailable')]
+        self.assertEqual(sorted(s.get('from') for s in got), sorted([a.jid, a2.jid]), b.dump())
+        # once each: the sessions' own ends, later, find nobody left to tell
+        b.backlog = [s for s in b.backlog if s not in got]
+        b.expect_none(lambda s: is_pres(s, type_='unavailable'), 'a second unavailable')
+
     def test_bound_session_without_presence_gets_no_broadcast(self):
         a = self.connect(self.s, 'alice', 'a')
         b = self.connect(self.s, 'bob', 'b')
