@@ -2,6 +2,7 @@
 speaks raw XMPP to it with exact expectations (the role of Mosquitto's
 test/mosq_test.py). Standard library only; run by the system python3."""
 
+import atexit
 import base64
 import hashlib
 import hmac
@@ -206,13 +207,41 @@ class Server:
         self.shared = False
         Server.all_instances.append(self)
         try:
+            self._seed_accounts()
+        except BaseException:
+            self.close(failed=True)
+            raise
+
+    # Databases holding a set of accounts, made once per process by hearthctl and copied into
+    # each server's directory: every account costs a hearthctl run and two PBKDF2 derivations,
+    # which under the sanitizers made most of a short test's time (hundreds of servers start).
+    _account_dbs = {}
+
+    def _seed_accounts(self):
+        if not self.users and not self.admins:
+            return
+        if self.settings.get('storage.driver', 'sqlite') != 'sqlite' or not self.hearthctl_path:
             for user, pw in self.users.items():
                 self.adduser(self.jid(user), pw)
             for user, pw in self.admins.items():
                 self.adduser(self.jid(user), pw, admin=True)
-        except BaseException:
-            self.close(failed=True)
-            raise
+            return
+        key = (self.settings['server.domain'], self.hearthctl_path,
+               tuple(sorted(self.users.items())), tuple(sorted(self.admins.items())))
+        db = Server._account_dbs.get(key)
+        if db is None:
+            made = tempfile.mkdtemp(prefix='hearth-accounts-')
+            atexit.register(shutil.rmtree, made, True)
+            real, self.data_dir = self.data_dir, made
+            try:
+                for user, pw in self.users.items():
+                    self.adduser(self.jid(user), pw)
+                for user, pw in self.admins.items():
+                    self.adduser(self.jid(user), pw, admin=True)
+            finally:
+                self.data_dir = real
+            db = Server._account_dbs[key] = os.path.join(made, 'hearth.db')
+        shutil.copyfile(db, os.path.join(self.data_dir, 'hearth.db'))
 
     @staticmethod
     def _fmt(v):
