@@ -1,6 +1,7 @@
 /* hearthd: parse the command line, load the configuration, take the data directory's lock,
- * prepare TLS and storage, bind the listeners on every worker, run until SIGTERM/SIGINT, then
- * end every stream with <system-shutdown/> and stop in order. */
+ * prepare TLS and storage, bind the listeners on every worker, tell a service manager it is
+ * ready (sd_notify), run until SIGTERM/SIGINT, then end every stream with <system-shutdown/>
+ * and stop in order. */
 #include <getopt.h>
 #include <malloc.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include "c2s/conn.h"
 #include "core/datadir.h"
 #include "core/log.h"
+#include "core/sdnotify.h"
 #include "core/user.h"
 #include "modules/im.h"
 #include "net/http.h"
@@ -38,7 +40,7 @@ static void usage(FILE *out)
 typedef struct app {
     server_t srv;
     uv_loop_t *loop;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain;
     uv_timer_t memory;
     uint64_t drain_deadline;
@@ -252,12 +254,21 @@ static void on_memory_timer(uv_timer_t *t)
         malloc_trim(0);
 }
 
+/* The unit's ExecReload sends SIGHUP, whose default action would end the server. */
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    hlog(LOG_INFO, "received SIGHUP: nothing to reload yet; still running");
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     app_t *a = s->data;
     hlog(LOG_INFO, "received %s: shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (sdnotify("STOPPING=1"))
+        hlog(LOG_WARN, "cannot tell the service manager (NOTIFY_SOCKET) that hearthd stops");
     uv_close((uv_handle_t *)&a->sigterm, NULL);
     uv_close((uv_handle_t *)&a->sigint, NULL);
+    uv_close((uv_handle_t *)&a->sighup, NULL);
     uv_close((uv_handle_t *)&a->memory, NULL);
     post_all(&a->srv, INBOX_SHUTDOWN);
     a->drain_deadline = uv_now(a->loop) + SHUTDOWN_GRACE_MS;
@@ -428,9 +439,11 @@ int main(int argc, char **argv)
     a.loop = uv_default_loop();
     uv_signal_init(a.loop, &a.sigterm);
     uv_signal_init(a.loop, &a.sigint);
-    a.sigterm.data = a.sigint.data = &a;
+    uv_signal_init(a.loop, &a.sighup);
+    a.sigterm.data = a.sigint.data = a.sighup.data = &a;
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
     uv_signal_start(&a.sigint, on_signal, SIGINT);
+    uv_signal_start(&a.sighup, on_sighup, SIGHUP);
 
     for (unsigned i = 0; i < srv->nworkers; i++)
         if (worker__start(srv->workers[i]))
@@ -461,6 +474,8 @@ int main(int argc, char **argv)
          https_port);
     admin__started(srv, admin_port, admin_https_port);
     hlog_always("ready");
+    if (sdnotify("READY=1"))
+        hlog(LOG_WARN, "cannot tell the service manager (NOTIFY_SOCKET) that hearthd is ready");
     uv_timer_init(a.loop, &a.memory);
     a.memory.data = &a;
     uv_timer_start(&a.memory, on_memory_timer, MEMORY_TRIM_MS, MEMORY_TRIM_MS);
