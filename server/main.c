@@ -26,7 +26,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: hearthd [--config FILE] [--data-dir DIR] [--set KEY=VALUE ...]\n"
-            "               [--check-config] [--config-doc] [--version] [--help]\n"
+            "               [--check-config] [--config-doc] [--default-config]\n"
+            "               [--version] [--help]\n"
             "\n"
             "  --config FILE     configuration file (default: DIR/hearthd.conf, written on first "
             "run)\n"
@@ -34,7 +35,9 @@ static void usage(FILE *out)
             "  --set KEY=VALUE   override one configuration key for this run (repeatable)\n"
             "  --check-config    validate the configuration and exit\n"
             "  --config-doc      print the configuration reference (Markdown) and exit\n"
-            "  --version         print the version and exit\n");
+            "  --default-config  print the commented default configuration file and exit\n"
+            "  --version         print the version and exit\n"
+            "  --help            print this text and exit\n");
 }
 
 typedef struct app {
@@ -280,10 +283,15 @@ static void on_signal(uv_signal_t *s, int signum)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"data-dir", required_argument, NULL, 'd'},
-        {"set", required_argument, NULL, 's'},    {"check-config", no_argument, NULL, 'k'},
-        {"config-doc", no_argument, NULL, 'm'},   {"version", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"data-dir", required_argument, NULL, 'd'},
+        {"set", required_argument, NULL, 's'},
+        {"check-config", no_argument, NULL, 'k'},
+        {"config-doc", no_argument, NULL, 'm'},
+        {"version", no_argument, NULL, 'v'},
+        {"default-config", no_argument, NULL, 'D'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL, *data_dir = "./data";
     char **sets = calloc((size_t)argc, sizeof(char *));
@@ -306,6 +314,9 @@ int main(int argc, char **argv)
         case 'm':
             free(sets);
             return config_write_markdown(stdout) ? 1 : 0;
+        case 'D':
+            free(sets);
+            return config_print_default(stdout) ? 1 : 0;
         case 'v':
             printf("hearthd %s\n", HEARTH_VERSION);
             free(sets);
