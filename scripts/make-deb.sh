@@ -3,16 +3,24 @@
 # its files (tracked and new, as they are on disk) so the tree itself gets no build litter.
 # The version is the project's plus the count of commits up to HEAD (0.1.0+git343), so that a
 # package built from a later commit is newer. Then lintian, which must find no error.
-#   scripts/make-deb.sh SOURCE_TREE OUT_DIR
-# Leaves OUT_DIR/*.deb, *.changes, *.buildinfo and lintian.txt; the copy in OUT_DIR/src.
+#   scripts/make-deb.sh SOURCE_TREE OUT_DIR [COMMIT]
+# With COMMIT, the files of that commit (git archive) instead of the working tree's, and its
+# count. Leaves OUT_DIR/*.deb, *.changes, *.buildinfo and lintian.txt; the copy in OUT_DIR/src.
 set -eu
 
 src=$(cd "$1" && pwd)
 mkdir -p "$2"
 out=$(cd "$2" && pwd)
 
-project=$(sed -n 's/^project(hearth VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")
-count=$(git -C "$src" rev-list --count HEAD)
+rev=${3:-}
+if [ -n "$rev" ]; then
+    project=$(git -C "$src" show "$rev:CMakeLists.txt" |
+        sed -n 's/^project(hearth VERSION \([0-9.]*\).*/\1/p')
+    count=$(git -C "$src" rev-list --count "$rev")
+else
+    project=$(sed -n 's/^project(hearth VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")
+    count=$(git -C "$src" rev-list --count HEAD)
+fi
 version="$project+git$count"
 [ -n "$project" ] || { echo "make-deb: no project version in $src/CMakeLists.txt" >&2; exit 1; }
 
@@ -25,11 +33,19 @@ stage="$out/src"
 rm -rf "$stage"
 mkdir -p "$stage/hearth-$version"
 rm -f "$out"/*.deb "$out"/*.changes "$out"/*.buildinfo "$out"/lintian.txt
-# Tracked and untracked files that exist (not ignored, not the npm tree of the web tests).
-(cd "$src" && git ls-files -z --cached --others --exclude-standard |
-    tr '\0' '\n' | grep -v '^tests/web/node_modules' |
-    while IFS= read -r f; do [ -e "$f" ] && printf '%s\n' "$f"; done |
-    tar -cf - --no-recursion -T -) | tar -xf - -C "$stage/hearth-$version"
+if [ -n "$rev" ]; then
+    git -C "$src" archive "$rev" | tar -xf - -C "$stage/hearth-$version"
+else
+    # Tracked and untracked files that exist (not ignored, not the npm tree of the web tests).
+    (cd "$src" && git ls-files -z --cached --others --exclude-standard |
+        tr '\0' '\n' | grep -v '^tests/web/node_modules' |
+        while IFS= read -r f; do [ -e "$f" ] && printf '%s\n' "$f"; done |
+        tar -cf - --no-recursion -T -) | tar -xf - -C "$stage/hearth-$version"
+fi
+[ -f "$stage/hearth-$version/debian/control" ] || {
+    echo "make-deb: no debian/ in ${rev:-the tree}: nothing to package" >&2
+    exit 1
+}
 
 cd "$stage/hearth-$version"
 sed -i "1s/^hearth ([^)]*)/hearth ($version)/" debian/changelog
@@ -41,6 +57,7 @@ DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:-parallel=2}" \
     exit 1
 }
 mv "$stage"/*.deb "$stage"/*.changes "$stage"/*.buildinfo "$out"/
+rm -rf "$stage"
 ls "$out"/*.deb
 
 if command -v lintian >/dev/null; then
