@@ -275,6 +275,10 @@ class UpgradeTest(unittest.TestCase):
         self.assertIn('--data-dir', page.replace('\u2010', '-'))
         run(['man', '-w', '5', 'hearthd.conf'])
         run(['man', '-w', 'hearth-bench'])
+        # The installed unit, as systemd would load it (its Documentation= pages included).
+        if shutil.which('systemd-analyze'):
+            r = run(['systemd-analyze', 'verify', '/lib/systemd/system/hearthd.service'])
+            self.assertEqual(r.stdout + r.stderr, '')
 
         # Accounts, with the server stopped, as the service's user.
         for user, pw in USERS.items():
