@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 DATA ?= ./data
 
-.PHONY: all deps build run test asan fuzz format clean install
+.PHONY: all deps build run test test-package asan fuzz format clean install uninstall deb
 
 all: build
 
@@ -22,15 +22,35 @@ run: build
 	$(BUILD)/hearthd --data-dir $(DATA) \
 		$(if $(wildcard $(BUILD)/web/chat/index.html),--set http.chat_root=$(abspath $(BUILD))/web/chat)
 
+# The package test (label package: builds two Debian packages and upgrades one to the other,
+# several minutes) runs in `make test-package`, not here.
 test: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE package
 
-# libhearth.so, its public headers, hearth.pc and the terminal client under PREFIX (lib/,
-# include/hearth/, lib/pkgconfig/, bin/hearth): `make install PREFIX=$HOME/.local`, then
-# `pkg-config --cflags --libs hearth`.
+test-package: build
+	cd $(BUILD) && ctest --output-on-failure -L package
+
+# Everything under PREFIX (DESTDIR in front when given), as the FHS places it: sbin/hearthd and
+# sbin/hearthctl, bin/hearth and bin/hearth-bench, lib/libhearth.so.0 with lib/pkgconfig/hearth.pc
+# and include/hearth/, the man pages, share/doc/hearth/examples/ (hearthd.conf, the systemd
+# drop-in) and lib/systemd/system/hearthd.service. `make install PREFIX=$HOME/.local`, then
+# `pkg-config --cflags --libs hearth`. Builds without `make deps`: no network, no npm.
+# `make uninstall` removes what the last install wrote (install_manifest.txt).
 PREFIX ?= /usr/local
-install: build
-	cmake --install $(BUILD) --prefix $(PREFIX)
+install:
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+	cmake --build $(BUILD) -j $(JOBS)
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD)
+
+uninstall:
+	DESTDIR="$(DESTDIR)" cmake --build $(BUILD) --target uninstall
+
+# The Debian packages (hearthd, hearth-client, libhearth0, libhearth-dev) of the working tree,
+# built offline with Debian's tooling into $(DEB_OUT), then lintian. Build dependencies:
+# scripts/install-deps.sh --package.
+DEB_OUT ?= $(BUILD)/deb
+deb:
+	sh scripts/make-deb.sh . $(DEB_OUT)
 
 # Unit and integration tests under AddressSanitizer + UndefinedBehaviorSanitizer.
 asan: deps

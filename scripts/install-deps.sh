@@ -1,15 +1,24 @@
 #!/bin/sh
 # Installs what building and testing Hearth needs, only what is missing: Debian packages, then
 # the pinned npm packages of tests/web (npm ci) for the web tests and the /chat/ build.
+# With --package: what `make deb` needs (debian/control's Build-Depends, debhelper, lintian)
+# and nothing of npm.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 
-PKGS="build-essential cmake pkg-config
-libuv1-dev libexpat1-dev libssl-dev libgsasl-dev libidn-dev libsqlite3-dev libinih-dev
-libwslay-dev libhttp-parser-dev libedit-dev libjansson-dev
+# The library packages, shared by both lists (debian/control's Build-Depends names them too).
+LIBS="libuv1-dev libexpat1-dev libssl-dev libgsasl-dev libidn-dev libsqlite3-dev libinih-dev
+libwslay-dev libhttp-parser-dev libedit-dev libjansson-dev"
+package=0
+if [ "${1:-}" = "--package" ]; then
+    package=1
+    PKGS="build-essential cmake pkg-config python3 $LIBS dpkg-dev debhelper lintian man-db groff-base"
+else
+    PKGS="build-essential cmake pkg-config $LIBS
 libcmocka-dev openssl clang libclang-rt-14-dev
-python3 python3-slixmpp python3-aiohttp go-sendxmpp profanity tmux valgrind"
+python3 python3-slixmpp python3-aiohttp go-sendxmpp profanity tmux valgrind man-db groff-base"
+fi
 
 missing=""
 for p in $PKGS; do
@@ -20,9 +29,11 @@ done
 # The web tests (tests/interop/test_xmppjs.py, tests/browser/) need node, npm and Debian's
 # chromium. Commands, not packages, are checked: a Node.js that came with the machine (such as
 # NodeSource's nodejs, which carries its own npm and conflicts with Debian's npm) is kept.
-command -v node >/dev/null 2>&1 || missing="$missing nodejs"
-command -v npm >/dev/null 2>&1 || missing="$missing npm"
-[ -x /usr/bin/chromium ] || missing="$missing chromium"
+if [ "$package" -eq 0 ]; then
+    command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+    command -v npm >/dev/null 2>&1 || missing="$missing npm"
+    [ -x /usr/bin/chromium ] || missing="$missing chromium"
+fi
 
 if [ -n "$missing" ]; then
     echo "install-deps: installing:$missing"
@@ -33,6 +44,8 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     $SUDO apt-get install -y -q --no-install-recommends $missing
 fi
+
+[ "$package" -eq 0 ] || exit 0
 
 # tests/web/node_modules from the committed lockfile, when it is missing or older than the
 # lockfile or package.json (npm ci writes node_modules/.package-lock.json last). Install

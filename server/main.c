@@ -1,6 +1,7 @@
 /* hearthd: parse the command line, load the configuration, take the data directory's lock,
- * prepare TLS and storage, bind the listeners on every worker, run until SIGTERM/SIGINT, then
- * end every stream with <system-shutdown/> and stop in order. */
+ * prepare TLS and storage, bind the listeners on every worker, tell a service manager it is
+ * ready (sd_notify), run until SIGTERM/SIGINT, then end every stream with <system-shutdown/>
+ * and stop in order. */
 #include <getopt.h>
 #include <malloc.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include "c2s/conn.h"
 #include "core/datadir.h"
 #include "core/log.h"
+#include "core/sdnotify.h"
 #include "core/user.h"
 #include "modules/im.h"
 #include "net/http.h"
@@ -24,7 +26,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: hearthd [--config FILE] [--data-dir DIR] [--set KEY=VALUE ...]\n"
-            "               [--check-config] [--config-doc] [--version] [--help]\n"
+            "               [--check-config] [--config-doc] [--default-config]\n"
+            "               [--version] [--help]\n"
             "\n"
             "  --config FILE     configuration file (default: DIR/hearthd.conf, written on first "
             "run)\n"
@@ -32,13 +35,15 @@ static void usage(FILE *out)
             "  --set KEY=VALUE   override one configuration key for this run (repeatable)\n"
             "  --check-config    validate the configuration and exit\n"
             "  --config-doc      print the configuration reference (Markdown) and exit\n"
-            "  --version         print the version and exit\n");
+            "  --default-config  print the commented default configuration file and exit\n"
+            "  --version         print the version and exit\n"
+            "  --help            print this text and exit\n");
 }
 
 typedef struct app {
     server_t srv;
     uv_loop_t *loop;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain;
     uv_timer_t memory;
     uint64_t drain_deadline;
@@ -252,12 +257,21 @@ static void on_memory_timer(uv_timer_t *t)
         malloc_trim(0);
 }
 
+/* The unit's ExecReload sends SIGHUP, whose default action would end the server. */
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    hlog(LOG_INFO, "received SIGHUP: nothing to reload yet; still running");
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     app_t *a = s->data;
     hlog(LOG_INFO, "received %s: shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (sdnotify("STOPPING=1"))
+        hlog(LOG_WARN, "cannot tell the service manager (NOTIFY_SOCKET) that hearthd stops");
     uv_close((uv_handle_t *)&a->sigterm, NULL);
     uv_close((uv_handle_t *)&a->sigint, NULL);
+    uv_close((uv_handle_t *)&a->sighup, NULL);
     uv_close((uv_handle_t *)&a->memory, NULL);
     post_all(&a->srv, INBOX_SHUTDOWN);
     a->drain_deadline = uv_now(a->loop) + SHUTDOWN_GRACE_MS;
@@ -269,10 +283,15 @@ static void on_signal(uv_signal_t *s, int signum)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"data-dir", required_argument, NULL, 'd'},
-        {"set", required_argument, NULL, 's'},    {"check-config", no_argument, NULL, 'k'},
-        {"config-doc", no_argument, NULL, 'm'},   {"version", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"data-dir", required_argument, NULL, 'd'},
+        {"set", required_argument, NULL, 's'},
+        {"check-config", no_argument, NULL, 'k'},
+        {"config-doc", no_argument, NULL, 'm'},
+        {"version", no_argument, NULL, 'v'},
+        {"default-config", no_argument, NULL, 'D'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL, *data_dir = "./data";
     char **sets = calloc((size_t)argc, sizeof(char *));
@@ -295,6 +314,9 @@ int main(int argc, char **argv)
         case 'm':
             free(sets);
             return config_write_markdown(stdout) ? 1 : 0;
+        case 'D':
+            free(sets);
+            return config_print_default(stdout) ? 1 : 0;
         case 'v':
             printf("hearthd %s\n", HEARTH_VERSION);
             free(sets);
@@ -428,9 +450,11 @@ int main(int argc, char **argv)
     a.loop = uv_default_loop();
     uv_signal_init(a.loop, &a.sigterm);
     uv_signal_init(a.loop, &a.sigint);
-    a.sigterm.data = a.sigint.data = &a;
+    uv_signal_init(a.loop, &a.sighup);
+    a.sigterm.data = a.sigint.data = a.sighup.data = &a;
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
     uv_signal_start(&a.sigint, on_signal, SIGINT);
+    uv_signal_start(&a.sighup, on_sighup, SIGHUP);
 
     for (unsigned i = 0; i < srv->nworkers; i++)
         if (worker__start(srv->workers[i]))
@@ -461,6 +485,8 @@ int main(int argc, char **argv)
          https_port);
     admin__started(srv, admin_port, admin_https_port);
     hlog_always("ready");
+    if (sdnotify("READY=1"))
+        hlog(LOG_WARN, "cannot tell the service manager (NOTIFY_SOCKET) that hearthd is ready");
     uv_timer_init(a.loop, &a.memory);
     a.memory.data = &a;
     uv_timer_start(&a.memory, on_memory_timer, MEMORY_TRIM_MS, MEMORY_TRIM_MS);

@@ -1,7 +1,9 @@
 """`make install` and a program built against the installed copy: cmake --install into a
 temporary prefix (hearth-bench there too), the tutorial's first program (docs/client.md, the C
 block marked "compiled by tests/install_check.py") compiled with only `pkg-config --cflags --libs hearth`, then run
-against the installed libhearth.so.0. Run by ctest with the build directory as argument."""
+against the installed libhearth.so.0. Then the whole installation under PREFIX=/usr/local with a
+DESTDIR, as the FHS places it, and `make uninstall`'s script removing exactly that. Run by
+ctest with the build directory as argument."""
 
 import os
 import re
@@ -93,6 +95,74 @@ class InstallTest(unittest.TestCase):
                            timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn('--scenario', r.stdout)
+
+
+    def test_make_install_needs_no_network(self):
+        # `make install` builds, but never through `make deps` (apt-get, npm ci).
+        r = subprocess.run(['make', '-n', '-C', ROOT, 'install', 'BUILD=' + BUILD,
+                            'DESTDIR=' + self.prefix], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for word in ('install-deps', 'npm', 'apt-get'):
+            self.assertNotIn(word, r.stdout)
+        self.assertIn('cmake --install', r.stdout)
+
+    def test_everything_installed_under_destdir_and_uninstalled(self):
+        dest = self.prefix
+        env = dict(os.environ, DESTDIR=dest)
+        r = subprocess.run(['cmake', '--install', BUILD, '--prefix', '/usr/local'], env=env,
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        root = os.path.join(dest, 'usr', 'local')
+        installed = sorted(os.path.relpath(os.path.join(d, f), root)
+                           for d, _, files in os.walk(dest) for f in files)
+        # Nothing outside the prefix (the unit too lies under it).
+        for f in installed:
+            self.assertFalse(f.startswith('..'), f)
+        with open(os.path.join(BUILD, 'CMakeCache.txt')) as f:
+            cache = f.read()
+        libdir = re.search(r'^CMAKE_INSTALL_LIBDIR:PATH=(.*)$', cache, re.M).group(1)
+        expected = ['sbin/hearthd', 'sbin/hearthctl', 'bin/hearth-bench',
+                    libdir + '/libhearth.so', libdir + '/libhearth.so.0',
+                    libdir + '/pkgconfig/hearth.pc', 'include/hearth/client.h',
+                    'share/man/man8/hearthd.8', 'share/man/man8/hearthctl.8',
+                    'share/man/man5/hearthd.conf.5', 'share/man/man1/hearth-bench.1',
+                    'share/doc/hearth/examples/hearthd.conf',
+                    'share/doc/hearth/examples/low-ports.conf',
+                    'lib/systemd/system/hearthd.service']
+        if re.search(r'^LIBEDIT_FOUND:INTERNAL=1$', cache, re.M):
+            expected += ['bin/hearth', 'share/man/man1/hearth.1']
+        for f in expected:
+            self.assertTrue(os.path.lexists(os.path.join(root, f)), '%s not installed' % f)
+        for f in ('sbin/hearthd', 'sbin/hearthctl', 'bin/hearth-bench'):
+            self.assertTrue(os.access(os.path.join(root, f), os.X_OK), f)
+        # The example configuration is hearthd's own default file, and hearthd accepts it.
+        hearthd = os.path.join(root, 'sbin', 'hearthd')
+        example = os.path.join(root, 'share/doc/hearth/examples/hearthd.conf')
+        default = subprocess.run([hearthd, '--default-config'], capture_output=True, text=True,
+                                 timeout=30)
+        with open(example, encoding='utf-8') as f:
+            self.assertEqual(f.read(), default.stdout)
+        r = subprocess.run([hearthd, '--config', example, '--check-config'],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        with open(os.path.join(root, 'lib/systemd/system/hearthd.service')) as f:
+            self.assertIn('ExecStart=/', f.read())
+
+        # make uninstall: every installed file goes, and Hearth's own directories with them;
+        # a file of someone else's in a shared directory stays.
+        other = os.path.join(root, 'bin', 'someone-else')
+        with open(other, 'w') as f:
+            f.write('not ours\n')
+        r = subprocess.run(['cmake', '-DMANIFEST=' + os.path.join(BUILD, 'install_manifest.txt'),
+                            '-P', os.path.join(ROOT, 'packaging', 'uninstall.cmake')], env=env,
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        left = [os.path.relpath(os.path.join(d, f), root)
+                for d, _, files in os.walk(dest) for f in files]
+        self.assertEqual(left, ['bin/someone-else'])
+        for d in ('include/hearth', 'share/doc/hearth'):
+            self.assertFalse(os.path.exists(os.path.join(root, d)), d)
+        self.assertTrue(os.path.isdir(os.path.join(root, 'bin')))
 
 
 if __name__ == '__main__':

@@ -58,7 +58,8 @@ static const char USAGE[] =
     "  --config FILE     config file (default <data-dir>/hearthd.conf if it exists)\n"
     "  --data-dir DIR    data directory (default ./data)\n"
     "  --set KEY=VALUE   override a config key; repeatable\n"
-    "  --help, --version\n"
+    "  --help            this text\n"
+    "  --version         the version\n"
     "\n"
     "Passwords are read twice from the terminal without echo, or as one line from\n"
     "stdin with --password-stdin.\n";

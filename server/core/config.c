@@ -821,6 +821,16 @@ out:
     return rc;
 }
 
+int config_print_default(FILE *out)
+{
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    int rc = render_default(&b);
+    if (rc == 0 && fwrite(b.data, 1, b.len, out) != b.len)
+        rc = HEARTH_EIO;
+    hearth_buf_free(&b);
+    return rc < 0 ? rc : ferror(out) ? HEARTH_EIO : 0;
+}
+
 /* Markdown table cells: '|' would end the cell, '<' would start HTML. */
 static void md_cell(FILE *out, const char *s)
 {

@@ -65,6 +65,9 @@ const config_key_t *config_key_find(const char *key);
 /* Commented default file: every key, its help, allowed values and default (commented out except
  * server.domain). Created atomically; HEARTH_EEXISTS if path already exists (never clobbers). */
 int config_write_default(const char *path, char **err) HEARTH_MUST_CHECK;
+/* The same file's text on out (the packaged /etc/hearth/hearthd.conf). 0, HEARTH_ENOMEM or
+ * HEARTH_EIO. */
+int config_print_default(FILE *out);
 /* docs/config.md: a table of every key. 0 or HEARTH_EIO. */
 int config_write_markdown(FILE *out);
 
