@@ -6,7 +6,7 @@ set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 PKGS="build-essential cmake pkg-config
-libuv1-dev libexpat1-dev libssl-dev libgsasl-dev libidn-dev libsqlite3-dev libinih-dev
+libuv1-dev libexpat1-dev libssl-dev libgsasl-dev libidn-dev libsqlite3-dev libpq-dev libinih-dev
 libwslay-dev libhttp-parser-dev libedit-dev libjansson-dev
 libcmocka-dev openssl clang libclang-rt-14-dev
 python3 python3-slixmpp python3-aiohttp go-sendxmpp profanity tmux valgrind"

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifdef HEARTH_TEST_PGSQL
@@ -242,13 +243,13 @@ static void db_exec(const fixture_t *f, const char *sql)
     sqlite3_close(db);
 }
 
-/* A reference copy under server/storage/sql/sqlite/ (malloc'd), or NULL when the source tree
+/* A migration's file under server/storage/sql/<driver>/ (malloc'd), or NULL when the source tree
  * cannot be found (built from a relative __FILE__). */
 static char *sql_file(const char *name)
 {
     char src[512], path[700];
     snprintf(src, sizeof(src), "%s", __FILE__);
-    snprintf(path, sizeof(path), "%s/../../server/storage/sql/sqlite/%s", dirname(src), name);
+    snprintf(path, sizeof(path), "%s/../../server/storage/sql/%s/%s", dirname(src), g_driver, name);
     FILE *fp = fopen(path, "r");
     if (fp == NULL)
         return NULL;
@@ -2331,9 +2332,10 @@ static void test_archive_once(void **state)
     im_close(&x);
 }
 
+/* The archive's reshaping (migration 7) on a version-6 database, for each driver (its own
+ * migration files up to 6). */
 static void test_migrate_v6_to_v7(void **state)
 {
-    SQLITE_ONLY(); /* an upgrade from SQLite files of older versions */
     fixture_t *f = *state;
     const char *files[] = {"0001_accounts.sql",         "0002_im.sql",     "0003_archive.sql",
                            "0004_muc_affiliations.sql", "0005_pubsub.sql", "0006_archive_seq.sql"};
@@ -2348,28 +2350,33 @@ static void test_migrate_v6_to_v7(void **state)
     }
     /* A version-6 archive: random ids, one copy per party, a clock set back between a2 and a3,
      * and two messages in one millisecond. */
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    for (size_t i = 0; i < 6; i++) {
-        assert_int_equal(sqlite3_exec(db, m[i], NULL, NULL, NULL), SQLITE_OK);
-        free(m[i]);
+    const char *v6 =
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
+        "INSERT INTO schema_version (version) VALUES (6);"
+        "INSERT INTO accounts (username, admin, created_at) VALUES ('alice', 0, 1),"
+        "('bob', 0, 1);"
+        "INSERT INTO archive (seq, username, id, with_jid, stamp_ms, outgoing, stanza) "
+        "VALUES (1, 'alice', 'a1', 'bob@x', 1000, 1, '<message>1</message>'),"
+        "(2, 'bob', 'b1', 'alice@x', 1000, 0, '<message>1</message>'),"
+        "(3, 'alice', 'a2', 'bob@x', 2000, 1, '<message>2</message>'),"
+        "(4, 'alice', 'a3', 'bob@x', 1500, 0, '<message>3</message>'),"
+        "(5, 'alice', 'a4', 'carol@x', 3000, 0, '<message>4</message>');";
+    if (g_pgsql) {
+        for (size_t i = 0; i < 6; i++) {
+            db_exec(f, m[i]);
+            free(m[i]);
+        }
+        db_exec(f, v6);
+    } else {
+        sqlite3 *db = NULL;
+        assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+        for (size_t i = 0; i < 6; i++) {
+            assert_int_equal(sqlite3_exec(db, m[i], NULL, NULL, NULL), SQLITE_OK);
+            free(m[i]);
+        }
+        assert_int_equal(sqlite3_exec(db, v6, NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
     }
-    assert_int_equal(
-        sqlite3_exec(
-            db,
-            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
-            "INSERT INTO schema_version (version) VALUES (6);"
-            "INSERT INTO accounts (username, admin, created_at) VALUES ('alice', 0, 1),"
-            "('bob', 0, 1);"
-            "INSERT INTO archive (seq, username, id, with_jid, stamp_ms, outgoing, stanza) "
-            "VALUES (1, 'alice', 'a1', 'bob@x', 1000, 1, '<message>1</message>'),"
-            "(2, 'bob', 'b1', 'alice@x', 1000, 0, '<message>1</message>'),"
-            "(3, 'alice', 'a2', 'bob@x', 2000, 1, '<message>2</message>'),"
-            "(4, 'alice', 'a3', 'bob@x', 1500, 0, '<message>3</message>'),"
-            "(5, 'alice', 'a4', 'carol@x', 3000, 0, '<message>4</message>');",
-            NULL, NULL, NULL),
-        SQLITE_OK);
-    sqlite3_close(db);
 
     im_t x;
     im_open(&x, f, NULL);
@@ -2401,6 +2408,8 @@ static void test_migrate_v6_to_v7(void **state)
     assert_page(k, 5, 1);
     im_close(&x);
 
+    if (g_pgsql)
+        return; /* pgsql: a fresh database runs the same files (test_open_creates_schema) */
     /* Same schema as a database created at version 8. */
     fixture_t f2 = *f;
     snprintf(f2.path, sizeof(f2.path), "%s/fresh.db", f->dir);
@@ -3311,6 +3320,75 @@ static void test_log_entries(void **state)
     im_close(&x);
 }
 
+/* scripts/pg-test-cluster.sh ACTION on the test's cluster (HEARTH_TEST_PG_DIR): its exit status,
+ * or -1 when the cluster or the source tree cannot be found. */
+static int pg_cluster(const char *action)
+{
+    const char *dir = getenv("HEARTH_TEST_PG_DIR");
+    char src[512], cmd[1400];
+    snprintf(src, sizeof(src), "%s", __FILE__);
+    if (dir == NULL || src[0] != '/')
+        return -1;
+    snprintf(cmd, sizeof(cmd), "/bin/sh %s/../../scripts/pg-test-cluster.sh %s '%s'", dirname(src),
+             action, dir);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* pgsql: a connection the server dropped while idle is replaced before the next batch runs (no
+ * request fails); while the server is down every request fails at once with HEARTH_ESTORAGE,
+ * none is lost or left waiting; once it is back the driver reconnects by itself. */
+static void test_pgsql_reconnect(void **state)
+{
+    fixture_t *f = *state;
+    if (!g_pgsql)
+        skip();
+    storage_t *st = open_ok(f);
+    storage_account_t a;
+    account_make(&a, "alice", 0, "a");
+    assert_int_equal(storage_sync_account_create(st, &a), 0);
+
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s' AND "
+             "application_name = 'hearthd'",
+             f->db);
+    assert_int_equal(db_int(f, sql), 1);
+    storage_account_t got;
+    assert_int_equal(storage_sync_account_get(st, "alice", &got), 0);
+    storage_account_clear(&got);
+
+    if (pg_cluster("pause") != 0) {
+        storage_close(st);
+        skip(); /* not run under pg-test-cluster.sh */
+    }
+    /* Down: a read and a write fail, each at once (the first attempt is refused, the next ones
+     * wait for the retry delay without trying). */
+    for (int i = 0; i < 3; i++) {
+        time_t t0 = time(NULL);
+        assert_int_equal(storage_sync_account_get(st, "alice", &got), HEARTH_ESTORAGE);
+        assert_int_equal(storage_sync_property_set(st, "k", "v"), HEARTH_ESTORAGE);
+        assert_true(time(NULL) - t0 <= 2);
+    }
+    assert_int_equal(pg_cluster("resume"), 0);
+    /* Back: within the longest retry delay, and nothing that was committed is gone. */
+    int rc = HEARTH_ESTORAGE;
+    for (int i = 0; i < 200 && rc != 0; i++) {
+        rc = storage_sync_account_get(st, "alice", &got);
+        if (rc != 0)
+            usleep(50 * 1000);
+    }
+    assert_int_equal(rc, 0);
+    assert_string_equal(got.username, "alice");
+    storage_account_clear(&got);
+    assert_int_equal(storage_sync_property_set(st, "k", "v"), 0);
+    char *v = NULL;
+    assert_int_equal(storage_sync_property_get(st, "k", &v), 0);
+    assert_string_equal(v, "v");
+    free(v);
+    storage_close(st);
+}
+
 int main(void)
 {
     const char *driver = getenv("HEARTH_TEST_STORAGE");
@@ -3370,6 +3448,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_docs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pubsub, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pgsql_reconnect, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
