@@ -37,6 +37,39 @@ START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 
 
+# --------------------------------------------------------------------------
+# The storage driver the servers use: HEARTH_TEST_STORAGE=pgsql with a server
+# DSN in HEARTH_TEST_PG_DSN (scripts/pg-test-cluster.sh run gives both) puts
+# each Server on a database of its own, created with it and dropped at close.
+
+STORAGE = os.environ.get('HEARTH_TEST_STORAGE') or 'sqlite'
+PG_DSN = os.environ.get('HEARTH_TEST_PG_DSN') or ''
+_pg_databases = [0]
+
+
+def pg_dsn_for(db):
+    """The test server's DSN with its database replaced by db."""
+    if re.match(r'postgres(ql)?://', PG_DSN):
+        base = PG_DSN.split('?', 1)
+        head = re.sub(r'^(postgres(?:ql)?://[^/]*)(/[^?]*)?$', r'\1', base[0])
+        return head + '/' + db + ('?' + base[1] if len(base) > 1 else '')
+    rest = re.sub(r"\bdbname\s*=\s*('[^']*'|\S+)", '', PG_DSN).strip()
+    return (rest + ' dbname=%s' % db).strip()
+
+
+def pg_sql(db, sql, variables=None):
+    """Runs sql (psql's script input: :'name' interpolates variables, quoted) on
+    database db of the test server; returns the rows as lists of strings."""
+    cmd = ['psql', '-X', '-q', '-A', '-t', '-F', '\x1f', '-v', 'ON_ERROR_STOP=1', '-d',
+           pg_dsn_for(db)]
+    for k, v in (variables or {}).items():
+        cmd += ['-v', '%s=%s' % (k, v)]
+    r = subprocess.run(cmd, input=sql, capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise AssertionError('psql failed (%d) on %r: %s' % (r.returncode, sql, r.stderr))
+    return [line.split('\x1f') for line in r.stdout.splitlines() if line != '']
+
+
 def q(ns, name):
     """Clark name: q(NS_CLIENT, 'message') -> '{jabber:client}message'."""
     return '{%s}%s' % (ns, name)
@@ -204,8 +237,11 @@ class Server:
         self.closed = False
         self.dumped = False
         self.shared = False
+        self.pg_db = None
         Server.all_instances.append(self)
         try:
+            if STORAGE == 'pgsql' and 'storage.driver' not in self.settings:
+                self._pg_create()
             for user, pw in self.users.items():
                 self.adduser(self.jid(user), pw)
             for user, pw in self.admins.items():
@@ -213,6 +249,40 @@ class Server:
         except BaseException:
             self.close(failed=True)
             raise
+
+    def _pg_create(self):
+        if not PG_DSN:
+            raise unittest.SkipTest('HEARTH_TEST_STORAGE=pgsql without HEARTH_TEST_PG_DSN')
+        _pg_databases[0] += 1
+        self.pg_db = 'hearth_it_%d_%d' % (os.getpid(), _pg_databases[0])
+        pg_sql('postgres', 'CREATE DATABASE %s' % self.pg_db)
+        self.settings['storage.driver'] = 'pgsql'
+        self.settings['storage.dsn'] = pg_dsn_for(self.pg_db)
+
+    def _pg_drop(self):
+        if self.pg_db is not None:
+            db, self.pg_db = self.pg_db, None
+            pg_sql('postgres', 'DROP DATABASE IF EXISTS %s WITH (FORCE)' % db)
+
+    def db_rows(self, sql, params=()):
+        """Rows of a query on this server's database, for either driver: sql
+        with ? placeholders (sqlite3's), values in params."""
+        if self.settings.get('storage.driver') == 'pgsql':
+            names = {}
+            parts = sql.split('?')
+            text = parts[0]
+            for i, part in enumerate(parts[1:]):
+                names['p%d' % i] = params[i]
+                text += ":'p%d'" % i + part
+            return [tuple(int(v) if re.fullmatch(r'-?\d+', v) else v for v in row)
+                    for row in pg_sql(self.pg_db, text + ';', names)]
+        import sqlite3
+        con = sqlite3.connect('file:%s?mode=ro' % os.path.join(self.data_dir, 'hearth.db'),
+                              uri=True, timeout=5)
+        try:
+            return con.execute(sql, params).fetchall()
+        finally:
+            con.close()
 
     @staticmethod
     def _fmt(v):
@@ -383,6 +453,7 @@ class Server:
             if failed and not self.dumped:
                 dump_log(self)
             shutil.rmtree(self.data_dir, ignore_errors=True)
+            self._pg_drop()
 
     # -- hearthctl --------------------------------------------------------
 
@@ -395,7 +466,11 @@ class Server:
         if not self.hearthctl_path:
             raise unittest.SkipTest('HEARTHCTL is not set (run through ctest)')
         cmd = [self.hearthctl_path, '--data-dir', self.data_dir,
-               '--set', 'server.domain=%s' % self.settings['server.domain']] + list(args)
+               '--set', 'server.domain=%s' % self.settings['server.domain']]
+        for k in ('storage.driver', 'storage.dsn'):
+            if k in self.settings:
+                cmd += ['--set', '%s=%s' % (k, self.settings[k])]
+        cmd += list(args)
         return subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
 
     def adduser(self, jid, password, admin=False):
