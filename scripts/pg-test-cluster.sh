@@ -1,7 +1,8 @@
 #!/bin/sh
 # A private PostgreSQL cluster for tests: initdb in a temporary directory, listening only on
 # 127.0.0.1 on a free port (its unix socket in that directory), trust authentication for the
-# role `hearth` (CREATEDB: each test makes and drops its own databases).
+# role `hearth` (CREATEDB and pg_signal_backend: each test makes its own databases and drops them
+# WITH (FORCE), whoever is still on them).
 #   pg-test-cluster.sh start             prints DIR and the DSN (two lines); leaves it running
 #   pg-test-cluster.sh stop DIR          stops it and removes DIR
 #   pg-test-cluster.sh pause|resume DIR  stops / starts the server, keeping DIR (fault tests)
@@ -53,6 +54,7 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 max_connections = 200
+autovacuum = off
 CONF
     tries=0
     while :; do
@@ -70,7 +72,7 @@ CONF
     done
     echo "$port" >"$dir/port"
     as_owner "$bin/psql" -h "$dir" -p "$port" -U postgres -d postgres -q -v ON_ERROR_STOP=1 \
-        -c "CREATE ROLE hearth LOGIN CREATEDB" >/dev/null
+        -c "CREATE ROLE hearth LOGIN CREATEDB" -c "GRANT pg_signal_backend TO hearth" >/dev/null
     echo "$dir"
     echo "postgresql://hearth@127.0.0.1:$port/postgres"
 }

@@ -57,11 +57,12 @@ def pg_dsn_for(db):
     return (rest + ' dbname=%s' % db).strip()
 
 
-def pg_sql(db, sql, variables=None):
+def pg_sql(db, sql, variables=None, dsn=None):
     """Runs sql (psql's script input: :'name' interpolates variables, quoted) on
-    database db of the test server; returns the rows as lists of strings."""
+    database db of the test server, or on dsn; returns the rows as lists of
+    strings."""
     cmd = ['psql', '-X', '-q', '-A', '-t', '-F', '\x1f', '-v', 'ON_ERROR_STOP=1', '-d',
-           pg_dsn_for(db)]
+           dsn or pg_dsn_for(db)]
     for k, v in (variables or {}).items():
         cmd += ['-v', '%s=%s' % (k, v)]
     r = subprocess.run(cmd, input=sql, capture_output=True, text=True, timeout=60)
@@ -264,23 +265,74 @@ class Server:
             db, self.pg_db = self.pg_db, None
             pg_sql('postgres', 'DROP DATABASE IF EXISTS %s WITH (FORCE)' % db)
 
+    def pgsql(self):
+        return self.settings.get('storage.driver') == 'pgsql'
+
+    def _pg_run(self, sql, params):
+        """sql with ? placeholders run through psql, the values as variables."""
+        names = {}
+        parts = sql.split('?')
+        text = parts[0]
+        for i, part in enumerate(parts[1:]):
+            names['p%d' % i] = params[i]
+            text += ":'p%d'" % i + part
+        return pg_sql(None, text + ';', names, dsn=self.settings['storage.dsn'])
+
     def db_rows(self, sql, params=()):
         """Rows of a query on this server's database, for either driver: sql
-        with ? placeholders (sqlite3's), values in params."""
-        if self.settings.get('storage.driver') == 'pgsql':
-            names = {}
-            parts = sql.split('?')
-            text = parts[0]
-            for i, part in enumerate(parts[1:]):
-                names['p%d' % i] = params[i]
-                text += ":'p%d'" % i + part
+        with ? placeholders (sqlite3's), values in params. PostgreSQL's values
+        come back as text, numbers as int."""
+        if self.pgsql():
             return [tuple(int(v) if re.fullmatch(r'-?\d+', v) else v for v in row)
-                    for row in pg_sql(self.pg_db, text + ';', names)]
+                    for row in self._pg_run(sql, params)]
         import sqlite3
         con = sqlite3.connect('file:%s?mode=ro' % os.path.join(self.data_dir, 'hearth.db'),
                               uri=True, timeout=5)
         try:
             return con.execute(sql, params).fetchall()
+        finally:
+            con.close()
+
+    def db_exec(self, sql, params=()):
+        """Runs sql on this server's database (? placeholders; without params
+        several statements may be given), for either driver, while hearthd runs
+        or not: a test's way to make storage fail on purpose or to plant rows."""
+        if self.pgsql():
+            self._pg_run(sql, params) if params else pg_sql(None, sql, dsn=self.settings['storage.dsn'])
+            return
+        import sqlite3
+        con = sqlite3.connect(os.path.join(self.data_dir, 'hearth.db'), timeout=10)
+        try:
+            if params:
+                con.execute(sql, params)
+                con.commit()
+            else:
+                con.executescript(sql)
+        finally:
+            con.close()
+
+    def db_tables_with(self, column):
+        """The tables of this server's database that have column."""
+        if self.pgsql():
+            return [r[0] for r in self.db_rows(
+                "SELECT table_name FROM information_schema.columns WHERE table_schema = "
+                "current_schema() AND column_name = ? ORDER BY table_name", (column,))]
+        tables = [r[0] for r in self.db_rows("SELECT name FROM sqlite_master WHERE type='table'")]
+        return [t for t in tables
+                if column in [r[1] for r in self.db_rows('PRAGMA table_info(%s)' % t)]]
+
+    def db_dump(self):
+        """Every row of this server's database as text."""
+        if self.pgsql():
+            r = subprocess.run(['pg_dump', '--data-only', '-d', self.settings['storage.dsn']],
+                               capture_output=True, text=True, timeout=60)
+            if r.returncode != 0:
+                raise AssertionError('pg_dump failed: %s' % r.stderr)
+            return r.stdout
+        import sqlite3
+        con = sqlite3.connect(os.path.join(self.data_dir, 'hearth.db'))
+        try:
+            return '\n'.join(con.iterdump())
         finally:
             con.close()
 
