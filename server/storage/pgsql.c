@@ -27,6 +27,8 @@
 /* Seconds a connection attempt may take (a DSN's own connect_timeout wins): the storage thread
  * waits that long at most per attempt. */
 #define CONNECT_TIMEOUT "5"
+/* Milliseconds a write may stay unacknowledged before the kernel gives the connection up. */
+#define TCP_USER_TIMEOUT_MS "30000"
 /* Delay before the next attempt after a failed one: doubling from the first to the last. */
 #define RECONNECT_FIRST_MS 100
 #define RECONNECT_MAX_MS 5000
@@ -1882,9 +1884,14 @@ static void quiet_notices(void *arg, const char *message)
 static int connect_db(pg_conn_t *c, char **why)
 {
     disconnect(c);
-    /* The DSN is expanded in place of dbname; its own keys win over the defaults before it. */
-    const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *const vals[] = {CONNECT_TIMEOUT, "hearthd", c->dsn, NULL};
+    /* The DSN is expanded in place of dbname; its own keys win over the defaults before it.
+     * Keepalives and a TCP user timeout end a connection to a server that vanished without a
+     * reset (a network partition): else the storage thread would wait on it for minutes. */
+    const char *const keys[] = {
+        "connect_timeout",  "application_name", "keepalives_idle", "keepalives_interval",
+        "keepalives_count", "tcp_user_timeout", "dbname",          NULL};
+    const char *const vals[] = {CONNECT_TIMEOUT,     "hearthd", "15", "5", "3",
+                                TCP_USER_TIMEOUT_MS, c->dsn,    NULL};
     c->pg = PQconnectdbParams(keys, vals, 1);
     if (c->pg == NULL) {
         if (why != NULL)
