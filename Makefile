@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 DATA ?= ./data
 
-.PHONY: all deps build run test test-package asan fuzz format clean install uninstall deb
+.PHONY: all deps build run test test-package test-pgsql asan fuzz format clean install uninstall deb
 
 all: build
 
@@ -75,3 +75,12 @@ format:
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
+
+# The integration tests (and the storage conformance suite) on PostgreSQL: a private cluster on a
+# loopback port (scripts/pg-test-cluster.sh), a fresh database per server, stopped at the end.
+# Needs a configured $(BUILD) (cmake -S . -B $(BUILD)) and PostgreSQL's server package.
+PG_TESTS ?= integration|pgsql
+test-pgsql:
+	cmake --build $(BUILD) -j $(JOBS)
+	sh scripts/pg-test-cluster.sh run env HEARTH_TEST_STORAGE=pgsql \
+		sh -c 'cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L "$(PG_TESTS)"'

@@ -8,7 +8,7 @@ set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 # The library packages, shared by both lists (debian/control's Build-Depends names them too).
-LIBS="libuv1-dev libexpat1-dev libssl-dev libgsasl-dev libidn-dev libsqlite3-dev libinih-dev
+LIBS="libuv1-dev libexpat1-dev libssl-dev libgsasl-dev libidn-dev libsqlite3-dev libpq-dev libinih-dev
 libwslay-dev libhttp-parser-dev libedit-dev libjansson-dev"
 package=0
 if [ "${1:-}" = "--package" ]; then
@@ -16,7 +16,7 @@ if [ "${1:-}" = "--package" ]; then
     PKGS="build-essential cmake pkg-config python3 $LIBS dpkg-dev debhelper lintian man-db groff-base"
 else
     PKGS="build-essential cmake pkg-config $LIBS
-libcmocka-dev openssl clang libclang-rt-14-dev
+libcmocka-dev openssl clang libclang-rt-14-dev postgresql
 python3 python3-slixmpp python3-aiohttp go-sendxmpp profanity tmux valgrind man-db groff-base"
 fi
 

@@ -379,8 +379,8 @@ int main(int argc, char **argv)
 
     char *dsn = NULL;
     const char *cdsn = config_str(srv->cfg, "storage.dsn");
-    if (*cdsn)
-        dsn = strdup(cdsn);
+    if (*cdsn || strcmp(config_str(srv->cfg, "storage.driver"), "sqlite") != 0)
+        dsn = strdup(cdsn); /* only sqlite has a default: a file in the data directory */
     else if (asprintf(&dsn, "%s/hearth.db", data_dir) < 0)
         dsn = NULL;
     if (!dsn)

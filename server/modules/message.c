@@ -68,16 +68,22 @@ typedef struct offline_job {
 static void offline_stored(void *ud, int err)
 {
     offline_job_t *j = ud;
-    if (err == HEARTH_ELIMIT || err == HEARTH_ENOTFOUND) {
+    if (err) {
+        /* Not stored: the sender learns it (a message never vanishes). A storage failure (the
+         * database gone) is the server's, not the recipient's. */
         inbox_msg_t m = {.kind = INBOX_ROUTE};
         m.u.route.kind = STANZA_MESSAGE;
         m.u.route.to = j->to;
         m.u.route.from = j->from;
         m.u.route.bytes = j->original;
-        router__bounce(j->w, &m, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE,
-                       err == HEARTH_ELIMIT ? "the recipient's offline storage is full" : NULL);
-    } else if (err) {
-        hlog(LOG_ERROR, "offline message for %s not stored: %s", j->to, hearth_strerror(err));
+        if (err == HEARTH_ELIMIT || err == HEARTH_ENOTFOUND) {
+            router__bounce(j->w, &m, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE,
+                           err == HEARTH_ELIMIT ? "the recipient's offline storage is full" : NULL);
+        } else {
+            hlog(LOG_ERROR, "offline message for %s not stored: %s", j->to, hearth_strerror(err));
+            router__bounce(j->w, &m, HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR,
+                           "the message could not be stored for the offline recipient");
+        }
     }
     if (j->settle_sm[0] && j->from) { /* committed (or answered): the sender may count it */
         inbox_msg_t done = {.kind = INBOX_ROUTE};

@@ -56,7 +56,7 @@ static void req_done(storage_req_t *req)
     }
 }
 
-static const storage_driver_t *const drivers[] = {&storage__sqlite_driver};
+static const storage_driver_t *const drivers[] = {&storage__sqlite_driver, &storage__pgsql_driver};
 
 static char *errmsg_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *errmsg_printf(const char *fmt, ...)
@@ -120,7 +120,7 @@ int storage_open(const char *driver, const char *dsn, storage_t **out, char **er
             drv = drivers[i];
     }
     if (drv == NULL) {
-        *errmsg = errmsg_printf("storage: unknown driver '%s' (known: sqlite)", driver);
+        *errmsg = errmsg_printf("storage: unknown driver '%s' (known: sqlite, pgsql)", driver);
         return HEARTH_ECONFIG;
     }
 

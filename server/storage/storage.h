@@ -20,8 +20,10 @@ typedef struct storage_target {
     void *post_ud;
 } storage_target_t;
 
-/* driver "sqlite": dsn is the database file path. Creates the file, runs migrations, starts the
- * thread. On failure returns HEARTH_ESTORAGE/HEARTH_ECONFIG and *errmsg (malloc'd) explains. */
+/* driver "sqlite": dsn is the database file path; "pgsql": dsn is a libpq connection string
+ * (postgresql://user@host:port/db or key=value pairs). Creates the file (or connects), runs
+ * migrations, starts the thread. On failure returns HEARTH_ESTORAGE/HEARTH_ECONFIG and *errmsg
+ * (malloc'd) explains. */
 int storage_open(const char *driver, const char *dsn, storage_t **out,
                  char **errmsg) HEARTH_MUST_CHECK;
 /* Requests queued and not yet finished or discarded by their owner (any thread): a server
@@ -689,6 +691,8 @@ typedef struct storage_driver {
 } storage_driver_t;
 
 extern const storage_driver_t storage__sqlite_driver;
+/* pgsql.c, or pgsql_stub.c in a build without libpq (its open refuses, saying why). */
+extern const storage_driver_t storage__pgsql_driver;
 
 /* Drop a request's results (driver: a batch whose transaction was lost). */
 void storage__req_clear_result(storage_req_t *req);

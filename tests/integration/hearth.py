@@ -38,6 +38,40 @@ START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 
 
+# --------------------------------------------------------------------------
+# The storage driver the servers use: HEARTH_TEST_STORAGE=pgsql with a server
+# DSN in HEARTH_TEST_PG_DSN (scripts/pg-test-cluster.sh run gives both) puts
+# each Server on a database of its own, created with it and dropped at close.
+
+STORAGE = os.environ.get('HEARTH_TEST_STORAGE') or 'sqlite'
+PG_DSN = os.environ.get('HEARTH_TEST_PG_DSN') or ''
+_pg_databases = [0]
+
+
+def pg_dsn_for(db):
+    """The test server's DSN with its database replaced by db."""
+    if re.match(r'postgres(ql)?://', PG_DSN):
+        base = PG_DSN.split('?', 1)
+        head = re.sub(r'^(postgres(?:ql)?://[^/]*)(/[^?]*)?$', r'\1', base[0])
+        return head + '/' + db + ('?' + base[1] if len(base) > 1 else '')
+    rest = re.sub(r"\bdbname\s*=\s*('[^']*'|\S+)", '', PG_DSN).strip()
+    return (rest + ' dbname=%s' % db).strip()
+
+
+def pg_sql(db, sql, variables=None, dsn=None):
+    """Runs sql (psql's script input: :'name' interpolates variables, quoted) on
+    database db of the test server, or on dsn; returns the rows as lists of
+    strings."""
+    cmd = ['psql', '-X', '-q', '-A', '-t', '-F', '\x1f', '-v', 'ON_ERROR_STOP=1', '-d',
+           dsn or pg_dsn_for(db)]
+    for k, v in (variables or {}).items():
+        cmd += ['-v', '%s=%s' % (k, v)]
+    r = subprocess.run(cmd, input=sql, capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise AssertionError('psql failed (%d) on %r: %s' % (r.returncode, sql, r.stderr))
+    return [line.split('\x1f') for line in r.stdout.splitlines() if line != '']
+
+
 def q(ns, name):
     """Clark name: q(NS_CLIENT, 'message') -> '{jabber:client}message'."""
     return '{%s}%s' % (ns, name)
@@ -205,8 +239,11 @@ class Server:
         self.closed = False
         self.dumped = False
         self.shared = False
+        self.pg_db = None
         Server.all_instances.append(self)
         try:
+            if STORAGE == 'pgsql' and 'storage.driver' not in self.settings:
+                self._pg_create()
             self._seed_accounts()
         except BaseException:
             self.close(failed=True)
@@ -242,6 +279,109 @@ class Server:
                 self.data_dir = real
             db = Server._account_dbs[key] = os.path.join(made, 'hearth.db')
         shutil.copyfile(db, os.path.join(self.data_dir, 'hearth.db'))
+
+    def _pg_create(self):
+        if not PG_DSN:
+            raise unittest.SkipTest('HEARTH_TEST_STORAGE=pgsql without HEARTH_TEST_PG_DSN')
+        _pg_databases[0] += 1
+        self.pg_db = 'hearth_it_%d_%d' % (os.getpid(), _pg_databases[0])
+        # FILE_COPY: about half the time of the default WAL_LOG copy for a small database.
+        pg_sql('postgres', 'CREATE DATABASE %s STRATEGY FILE_COPY' % self.pg_db)
+        self.settings['storage.driver'] = 'pgsql'
+        self.settings['storage.dsn'] = pg_dsn_for(self.pg_db)
+
+    pg_drops = []  # DROP DATABASE runs while the next test goes on; main() waits for them
+
+    def _pg_drop(self):
+        if self.pg_db is not None:
+            db, self.pg_db = self.pg_db, None
+            Server.pg_drops.append(subprocess.Popen(
+                ['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', pg_dsn_for('postgres'), '-c',
+                 'DROP DATABASE IF EXISTS %s WITH (FORCE)' % db],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+
+    @staticmethod
+    def pg_drops_wait():
+        """Waits for the databases being dropped; fails on a drop that failed."""
+        bad = []
+        for p in Server.pg_drops:
+            _, err = p.communicate(timeout=60)
+            if p.returncode != 0:
+                bad.append(err.decode('utf-8', 'replace'))
+        Server.pg_drops = []
+        if bad:
+            raise AssertionError('DROP DATABASE failed: %s' % '; '.join(bad))
+
+    def pgsql(self):
+        return self.settings.get('storage.driver') == 'pgsql'
+
+    def _pg_run(self, sql, params):
+        """sql with ? placeholders run through psql, the values as variables."""
+        names = {}
+        parts = sql.split('?')
+        text = parts[0]
+        for i, part in enumerate(parts[1:]):
+            names['p%d' % i] = params[i]
+            text += ":'p%d'" % i + part
+        return pg_sql(None, text + ';', names, dsn=self.settings['storage.dsn'])
+
+    def db_rows(self, sql, params=()):
+        """Rows of a query on this server's database, for either driver: sql
+        with ? placeholders (sqlite3's), values in params. PostgreSQL's values
+        come back as text, numbers as int."""
+        if self.pgsql():
+            return [tuple(int(v) if re.fullmatch(r'-?\d+', v) else v for v in row)
+                    for row in self._pg_run(sql, params)]
+        import sqlite3
+        con = sqlite3.connect('file:%s?mode=ro' % os.path.join(self.data_dir, 'hearth.db'),
+                              uri=True, timeout=5)
+        try:
+            return con.execute(sql, params).fetchall()
+        finally:
+            con.close()
+
+    def db_exec(self, sql, params=()):
+        """Runs sql on this server's database (? placeholders; without params
+        several statements may be given), for either driver, while hearthd runs
+        or not: a test's way to make storage fail on purpose or to plant rows."""
+        if self.pgsql():
+            self._pg_run(sql, params) if params else pg_sql(None, sql, dsn=self.settings['storage.dsn'])
+            return
+        import sqlite3
+        con = sqlite3.connect(os.path.join(self.data_dir, 'hearth.db'), timeout=10)
+        try:
+            if params:
+                con.execute(sql, params)
+                con.commit()
+            else:
+                con.executescript(sql)
+        finally:
+            con.close()
+
+    def db_tables_with(self, column):
+        """The tables of this server's database that have column."""
+        if self.pgsql():
+            return [r[0] for r in self.db_rows(
+                "SELECT table_name FROM information_schema.columns WHERE table_schema = "
+                "current_schema() AND column_name = ? ORDER BY table_name", (column,))]
+        tables = [r[0] for r in self.db_rows("SELECT name FROM sqlite_master WHERE type='table'")]
+        return [t for t in tables
+                if column in [r[1] for r in self.db_rows('PRAGMA table_info(%s)' % t)]]
+
+    def db_dump(self):
+        """Every row of this server's database as text."""
+        if self.pgsql():
+            r = subprocess.run(['pg_dump', '--data-only', '-d', self.settings['storage.dsn']],
+                               capture_output=True, text=True, timeout=60)
+            if r.returncode != 0:
+                raise AssertionError('pg_dump failed: %s' % r.stderr)
+            return r.stdout
+        import sqlite3
+        con = sqlite3.connect(os.path.join(self.data_dir, 'hearth.db'))
+        try:
+            return '\n'.join(con.iterdump())
+        finally:
+            con.close()
 
     @staticmethod
     def _fmt(v):
@@ -412,6 +552,7 @@ class Server:
             if failed and not self.dumped:
                 dump_log(self)
             shutil.rmtree(self.data_dir, ignore_errors=True)
+            self._pg_drop()
 
     # -- hearthctl --------------------------------------------------------
 
@@ -424,7 +565,11 @@ class Server:
         if not self.hearthctl_path:
             raise unittest.SkipTest('HEARTHCTL is not set (run through ctest)')
         cmd = [self.hearthctl_path, '--data-dir', self.data_dir,
-               '--set', 'server.domain=%s' % self.settings['server.domain']] + list(args)
+               '--set', 'server.domain=%s' % self.settings['server.domain']]
+        for k in ('storage.driver', 'storage.dsn'):
+            if k in self.settings:
+                cmd += ['--set', '%s=%s' % (k, self.settings[k])]
+        cmd += list(args)
         return subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
 
     def adduser(self, jid, password, admin=False):
@@ -1024,6 +1169,7 @@ def main():
         for s in Server.all_instances:
             if not s.closed:
                 s.close(failed=True)
+        Server.pg_drops_wait()
     # A test can fail more than once (its body and a cleanup); count tests.
     # Errors in setUpClass come as holders that were never "run".
     bad = result.failures + result.errors + [(t, None) for t in result.unexpectedSuccesses]

@@ -646,6 +646,14 @@ def db_path(server):
 def offline_count(server, user):
     """Rows in the offline table for user (matched as local part or bare JID);
     None while the table does not exist."""
+    local = user.split('@')[0]
+    if server.settings.get('storage.driver') == 'pgsql':
+        try:
+            rows = server.db_rows('SELECT count(*) FROM offline_messages WHERE username IN (?, ?)',
+                                  (local, jid_of(local)))
+        except AssertionError:
+            return None  # not migrated yet
+        return rows[0][0]
     path = db_path(server)
     if not os.path.exists(path):
         return None

@@ -7,9 +7,7 @@ and what the commands do: accounts added, deleted (their sessions ended),
 passwords changed, online users counted and listed across workers, an
 announcement to every online session, sessions ended."""
 
-import os
 import re
-import sqlite3
 import time
 import unittest
 import xml.etree.ElementTree as ET
@@ -84,19 +82,11 @@ class Reply:
 
 
 def db_rows(server, user):
-    db = sqlite3.connect('file:%s?mode=ro' % os.path.join(server.data_dir, 'hearth.db'), uri=True)
-    try:
-        return db.execute('SELECT count(*) FROM accounts WHERE username = ?', (user,)).fetchone()[0]
-    finally:
-        db.close()
+    return server.db_rows('SELECT count(*) FROM accounts WHERE username = ?', (user,))[0][0]
 
 
 def db_count(server):
-    db = sqlite3.connect('file:%s?mode=ro' % os.path.join(server.data_dir, 'hearth.db'), uri=True)
-    try:
-        return db.execute('SELECT count(*) FROM accounts').fetchone()[0]
-    finally:
-        db.close()
+    return server.db_rows('SELECT count(*) FROM accounts')[0][0]
 
 
 class AdhocBase(unittest.TestCase):

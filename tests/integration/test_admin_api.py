@@ -8,7 +8,6 @@ import http.client
 import json
 import os
 import socket
-import sqlite3
 import ssl
 import stat
 import threading
@@ -318,9 +317,7 @@ class KeysTest(AdminCase):
         self.assertNotIn('sha256', json.dumps(doc))
         # Nothing in the database holds the secret.
         secret = key[20:]
-        db = sqlite3.connect(os.path.join(s.data_dir, 'hearth.db'))
-        self.addCleanup(db.close)
-        dump = '\n'.join(db.iterdump())
+        dump = s.db_dump()
         self.assertNotIn(secret, dump)
         self.assertIn(kid, dump)
         # A key without a name; bad bodies.
@@ -449,15 +446,9 @@ class UsersTest(AdminCase):
                 got.add(e.get('type'))
             return {'unsubscribe', 'unsubscribed'} <= got
         bob.recv_until(seen)
-        db = sqlite3.connect(os.path.join(s.data_dir, 'hearth.db'))
-        self.addCleanup(db.close)
-        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        for t in tables:
-            cols = [r[1] for r in db.execute('PRAGMA table_info(%s)' % t)]
-            if 'username' in cols:
-                n = db.execute('SELECT count(*) FROM %s WHERE username = ?' % t,
-                               ('alice',)).fetchone()[0]
-                self.assertEqual(n, 0, t)
+        for t in s.db_tables_with('username'):
+            n = s.db_rows('SELECT count(*) FROM %s WHERE username = ?' % t, ('alice',))[0][0]
+            self.assertEqual(n, 0, t)
 
 
 class SessionsTest(AdminCase):

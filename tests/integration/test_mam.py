@@ -5,11 +5,10 @@ queries by with/start/end, XEP-0059 paging forwards and backwards through
 the form-fields discovery, the errors, and persistence across a restart."""
 
 import calendar
-import sqlite3
 import time
 
 from hearth import DOMAIN, NS_CLIENT, NS_DISCO_INFO, q, to_str, xml_escape, main
-from imlib import NS_DELAY, NS_SID, DELAY_STAMP, IMTestCase, bare, db_path, err, is_iq, is_msg, wait_for
+from imlib import NS_DELAY, NS_SID, DELAY_STAMP, IMTestCase, bare, err, is_iq, is_msg, wait_for
 
 NS_MAM = 'urn:xmpp:mam:2'
 NS_RSM = 'http://jabber.org/protocol/rsm'
@@ -156,14 +155,9 @@ class MamTest(IMTestCase):
         self.assertEqual(bare(pa.results[0][1].get('to')), BJ)
         self.assertEqual([r[2] for r in pa.results], [r[2] for r in pb.results])
         # and its text is stored once for both (the recipient's stanza-id is not part of it)
-        con = sqlite3.connect(db_path(s))
-        try:
-            self.assertEqual(con.execute('SELECT count(*) FROM archive_msg').fetchone()[0], 4)
-            self.assertEqual(con.execute('SELECT count(*) FROM archive').fetchone()[0], 8)
-            self.assertEqual(con.execute('SELECT count(*) FROM archive WHERE stanza IS NOT NULL')
-                             .fetchone()[0], 0)
-        finally:
-            con.close()
+        self.assertEqual(s.db_rows('SELECT count(*) FROM archive_msg')[0][0], 4)
+        self.assertEqual(s.db_rows('SELECT count(*) FROM archive')[0][0], 8)
+        self.assertEqual(s.db_rows('SELECT count(*) FROM archive WHERE stanza IS NOT NULL')[0][0], 0)
         for (_, m, _) in pa.results + pb.results:
             self.assertIsNone(m.find(q(NS_SID, 'stanza-id')), to_str(m))
 
@@ -475,17 +469,14 @@ class MamTest(IMTestCase):
 
     def old_rows(self, s, days_ago):
         """Rows stamped days_ago in alice's archive, written with hearthd stopped."""
-        con = sqlite3.connect(db_path(s))
         stamp = int((time.time() - days_ago * 86400) * 1000)
-        with con:
-            for i in range(2):
-                key = (stamp << 21) | (127 << 14) | i  # storage.h, "Archive ids"
-                con.execute("INSERT INTO archive_msg (seq, stanza) VALUES (?, ?)",
-                            (key, "<message xmlns='jabber:client' to='%s' type='chat'><body>old %d</body></message>"
-                             % (BJ, i)))
-                con.execute("INSERT INTO archive (username, seq, with_jid, outgoing, legacy_id) "
-                            "VALUES ('alice', ?, ?, 1, ?)", (key, BJ, 'old-%d-%d' % (days_ago, i)))
-        con.close()
+        for i in range(2):
+            key = (stamp << 21) | (127 << 14) | i  # storage.h, "Archive ids"
+            s.db_exec("INSERT INTO archive_msg (seq, stanza) VALUES (?, ?)",
+                      (key, "<message xmlns='jabber:client' to='%s' type='chat'><body>old %d</body></message>"
+                       % (BJ, i)))
+            s.db_exec("INSERT INTO archive (username, seq, with_jid, outgoing, legacy_id) "
+                      "VALUES ('alice', ?, ?, 1, ?)", (key, BJ, 'old-%d-%d' % (days_ago, i)))
 
     def test_retention_purges_old_messages(self):
         s = self.start_server(archive__retention_days=3)

@@ -7,10 +7,9 @@ retraction by a non-moderator, forged occupant ids and real JIDs)."""
 import base64
 import hashlib
 import re
-import sqlite3
 
 from hearth import DOMAIN, NS_CLIENT, NS_DISCO_INFO, main, q, to_str, xml_escape
-from imlib import NS_DELAY, NS_SID, db_path, err, is_msg, is_pres
+from imlib import NS_DELAY, NS_SID, err, is_msg, is_pres
 from test_muc import NS_MUC, NS_MUC_USER, NS_XDATA, MucTestCase, codes, features, field_xml
 
 NS_MAM = 'urn:xmpp:mam:2'
@@ -307,14 +306,11 @@ class TestArchive(ArchiveTestCase):
             self.pres_from(x, room2, nick, type_='unavailable', code=110)
         self.settle(a, b)
         self.srv.stop()
-        db = sqlite3.connect(db_path(self.srv))
-        (doc,) = db.execute("SELECT xml FROM documents WHERE kind = 'muc.room' AND key = ?", (room2,)).fetchone()
+        (doc,) = self.srv.db_rows("SELECT xml FROM documents WHERE kind = 'muc.room' AND key = ?", (room2,))[0]
         old = re.sub(r"<field[^>]*var=.muc#roomconfig_enablearchiving.[^>]*>.*?</field>", '', doc)
         self.assertNotEqual(old, doc)
         self.assertIn('<hist', old)
-        db.execute("UPDATE documents SET xml = ? WHERE kind = 'muc.room' AND key = ?", (old, room2))
-        db.commit()
-        db.close()
+        self.srv.db_exec("UPDATE documents SET xml = ? WHERE kind = 'muc.room' AND key = ?", (old, room2))
         self.srv.start()
         d = self.client('dave')
         self.assertEqual(self.history(d, room2, 'Dave', 2), ['x', 'y'])

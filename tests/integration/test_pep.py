@@ -10,8 +10,6 @@ Clients here answer the server's disco#info about their caps themselves (PepClie
 
 import base64
 import hashlib
-import os
-import sqlite3
 
 from hearth import DOMAIN, NS_CLIENT, NS_STANZAS, main, q, to_str, wait_for, xml_escape
 from imlib import IQ, MESSAGE, IMClient, IMTestCase, app_error, err, is_iq, make_state
@@ -793,14 +791,8 @@ class PepTest(IMTestCase):
         self.ok(a.iq('set', "<pubsub xmlns='%s'><affiliations node='%s'><affiliation jid='%s' affiliation='member'/>"
                      "</affiliations></pubsub>" % (NS_OWNER, TUNE, BJ)))
         self.ok(b.iq('set', publish_xml(MOOD, "<mood xmlns='%s'><happy/></mood>" % MOOD, 'x')))
-        db = os.path.join(s.data_dir, 'hearth.db')
-
         def rows(sql, *args):
-            con = sqlite3.connect('file:%s?mode=ro' % db, uri=True, timeout=2)
-            try:
-                return con.execute(sql, args).fetchone()[0]
-            finally:
-                con.close()
+            return s.db_rows(sql, args)[0][0]
         self.assertEqual(rows("SELECT count(*) FROM pubsub_nodes WHERE service = ?", BJ), 1)
         self.assertEqual(rows("SELECT count(*) FROM pubsub_affiliations WHERE jid = ?", BJ), 1)
         self.ok(b.iq('set', "<query xmlns='%s'><remove/></query>" % NS_REGISTER))

@@ -3,11 +3,10 @@ Appendix A, to online and to offline contacts), presence broadcast and probes
 (section 4, caps elements kept), priorities, unavailable on logout and on
 abrupt disconnect, directed presence, and last activity (XEP-0012)."""
 
-import sqlite3
 import time
 
 from hearth import DOMAIN, q, to_str, main
-from imlib import (INBOUND, IMClient, db_path, NS_CAPS, NS_LAST, NS_PREAPPROVAL, OUTBOUND, STATES, IMTestCase, bare,
+from imlib import (INBOUND, IMClient, NS_CAPS, NS_LAST, NS_PREAPPROVAL, OUTBOUND, STATES, IMTestCase, bare,
                    caps_xml, err, has_from, has_in, has_to, is_iq, is_pres, is_push, is_sub, make_state,
                    mirror, note, push_item, view_of, wait_for)
 
@@ -674,11 +673,7 @@ class SubscriptionRequestLimitTest(IMTestCase):
         self.assertLessEqual(sum(stored), 256 * 1024)
 
     def query(self, sql):
-        con = sqlite3.connect('file:%s?mode=ro' % db_path(self.s), uri=True, timeout=5)
-        try:
-            return con.execute(sql).fetchall()
-        finally:
-            con.close()
+        return self.s.db_rows(sql)
 
 
 if __name__ == '__main__':

@@ -4,8 +4,6 @@ account before authentication (then logging in with it), the refusals
 after authentication password change and account removal."""
 
 import base64
-import os
-import sqlite3
 import unittest
 
 from hearth import (DOMAIN, NS_CLIENT, NS_DISCO_INFO, NS_SASL, NS_STANZAS, NS_STREAM,
@@ -101,11 +99,7 @@ class RegisterBase(unittest.TestCase):
             c.close()
 
     def account_rows(self, s, user):
-        db = sqlite3.connect('file:%s?mode=ro' % os.path.join(s.data_dir, 'hearth.db'), uri=True)
-        try:
-            return db.execute('SELECT count(*) FROM accounts WHERE username = ?', (user,)).fetchone()[0]
-        finally:
-            db.close()
+        return s.db_rows('SELECT count(*) FROM accounts WHERE username = ?', (user,))[0][0]
 
 
 class FeatureTest(RegisterBase):
