@@ -242,6 +242,10 @@ static const config_key_t KEYS[] = {
       0),
     E("admin.metrics", "key", METRICS_MODES,
       "/metrics on the admin port: off, open (no authentication) or key (an API key or admin).", 0),
+    I("admin.metrics_sample", "60", 1, 86400,
+      "Seconds between the counts of stored offline messages and archived rows that /metrics "
+      "shows (each a COUNT over its table, on the main thread).",
+      0),
     E("storage.driver", "sqlite", DRIVERS, "Database driver.", 0),
     S("storage.dsn", "", "Database connection string; empty = <data-dir>/hearth.db.", 0),
     S("tls.cert", "",
