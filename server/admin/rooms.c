@@ -587,10 +587,10 @@ static void listed(void *ud, int err, const storage_doc_t *docs, size_t n)
         json_array_append(page, v[i]);
     free(v);
     json_decref(all);
-    admin__gather_free(g);
-    admin__reply_json(ar, 200,
-                      json_pack("{s:o, s:I, s:I, s:I}", "rooms", page, "total", (json_int_t)total,
-                                "offset", (json_int_t)la->offset, "limit", (json_int_t)la->limit));
+    json_t *reply = json_pack("{s:o, s:I, s:I, s:I}", "rooms", page, "total", (json_int_t)total,
+                              "offset", (json_int_t)la->offset, "limit", (json_int_t)la->limit);
+    admin__gather_free(g); /* and la with it */
+    admin__reply_json(ar, 200, reply);
 }
 
 /* Every worker has listed its rooms: now the stored ones, on the request's worker (g is
