@@ -152,6 +152,22 @@ class ChangeTest(PropertiesCase):
         self.assertEqual(offline_count(s, 'bob'), 1)
         self.assertNotEqual(first, over)
 
+    def test_max_resources_lowered_live(self):
+        s = self.server(users=USERS)
+        a = self.admin(s)
+        first = Client(s)
+        self.addCleanup(first.close)
+        first.login('alice', USERS['alice'], resource='one')
+        self.assertEqual(self.put(a, 'c2s.max_resources', 1)[0], 200)
+        # The next bind on alice's home worker is over the new bound; the bound one stays.
+        second = Client(s)
+        self.addCleanup(second.close)
+        with self.assertRaises(AssertionError) as cm:
+            second.login('alice', USERS['alice'], resource='two')
+        self.assertIn('resource-constraint', str(cm.exception))
+        r = first.iq('get', "<ping xmlns='urn:xmpp:ping'/>", to='localhost')
+        self.assertEqual(r.get('type'), 'result')
+
     def test_stored_value_used_at_start_unless_fixed(self):
         s = self.server({'registration.rate_limit': '0'})
         a = self.admin(s)
