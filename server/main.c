@@ -16,6 +16,7 @@
 #include "core/datadir.h"
 #include "core/log.h"
 #include "core/sdnotify.h"
+#include "core/runtime.h"
 #include "core/user.h"
 #include "modules/im.h"
 #include "net/http.h"
@@ -46,6 +47,7 @@ typedef struct app {
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain;
     uv_timer_t memory;
+    uv_timer_t counts; /* the table sizes for /metrics */
     uint64_t drain_deadline;
     int lock_fd;
     char *ports_path;
@@ -85,44 +87,7 @@ static int load_settings(server_t *srv)
     else
         snprintf(muc, sizeof(muc), "conference.%s", domain);
     s->muc_domain = muc;
-    s->tls_required = !strcmp(config_str(c, "c2s.tls"), "required");
-    s->plain_without_tls = config_bool(c, "c2s.plain_without_tls");
-    s->sasl_plain = config_bool(c, "c2s.sasl_plain");
-    s->idle_ping = (unsigned)config_int(c, "c2s.idle_ping");
-    s->idle_release = (unsigned)config_int(c, "c2s.idle_release");
-    s->ping_timeout = (unsigned)config_int(c, "c2s.ping_timeout");
-    s->preauth_timeout = (unsigned)config_int(c, "c2s.preauth_timeout");
-    const char *rc = config_str(c, "c2s.resource_conflict");
-    s->resource_conflict = !strcmp(rc, "reject")   ? CONFLICT_REJECT
-                           : !strcmp(rc, "rename") ? CONFLICT_RENAME
-                                                   : CONFLICT_REPLACE;
-    s->max_resources = (unsigned)config_int(c, "c2s.max_resources");
-    s->muc_max_rooms_per_user = (unsigned)config_int(c, "muc.max_rooms_per_user");
-    s->muc_max_join_size = (size_t)config_int(c, "muc.max_join_size");
-    s->max_stanza = (size_t)config_int(c, "c2s.max_stanza");
-    s->max_stanza_preauth = (size_t)config_int(c, "c2s.max_stanza_preauth");
-    s->auth_attempts = (unsigned)config_int(c, "c2s.auth_attempts");
-    s->auth_fail_delay_ms = (unsigned)config_int(c, "c2s.auth_fail_delay_ms");
-    s->preauth_per_ip = (unsigned)config_int(c, "limits.preauth_per_ip");
-    s->scram_iterations = (unsigned)config_int(c, "auth.scram_iterations");
-    s->registration_open = config_bool(c, "registration.open");
-    s->registration_rate_limit = (unsigned)config_int(c, "registration.rate_limit");
-    s->min_password = (unsigned)config_int(c, "registration.min_password");
-    s->roster_max_items = (unsigned)config_int(c, "roster.max_items");
-    s->roster_max_size = (size_t)config_int(c, "roster.max_size");
-    s->offline_quota = (unsigned)config_int(c, "offline.quota");
-    s->vcard_max_size = (size_t)config_int(c, "vcard.max_size");
-    s->private_max_size = (size_t)config_int(c, "private.max_size");
-    s->private_max_total = (size_t)config_int(c, "private.max_total");
-    s->hide_version = config_bool(c, "server.hide_version");
-    s->resume_timeout = (unsigned)config_int(c, "c2s.resume_timeout");
-    s->resume_budget = (size_t)config_int(c, "c2s.resume_budget");
-    s->archive_retention_days = (unsigned)config_int(c, "archive.retention_days");
-    s->pep_max_nodes = (unsigned)config_int(c, "pep.max_nodes");
-    s->pep_max_items = (size_t)config_int(c, "pep.max_items");
-    s->pep_max_item_size = (size_t)config_int(c, "pep.max_item_size");
-    s->pep_max_bytes = (size_t)config_int(c, "pep.max_bytes");
-    s->caps_cache_size = (size_t)config_int(c, "caps.cache_size");
+    settings__from_config(c, s);
     return 0;
 }
 
@@ -155,11 +120,15 @@ static int setup_tls(server_t *srv)
         }
     }
     srv->tls = hearth_tls_ctx_new_server(cert, key, &err);
-    if (!srv->tls)
+    if (!srv->tls) {
         fail("cannot load the TLS certificate", err);
-    free(cert);
-    free(key);
-    return srv->tls ? 0 : -1;
+        free(cert);
+        free(key);
+        return -1;
+    }
+    srv->tls_cert_path = cert;
+    srv->tls_key_path = key;
+    return 0;
 }
 
 static int setup_secret(server_t *srv)
@@ -257,10 +226,39 @@ static void on_memory_timer(uv_timer_t *t)
         malloc_trim(0);
 }
 
-/* The unit's ExecReload sends SIGHUP, whose default action would end the server. */
-static void on_sighup(uv_signal_t *s, int signum)
+/* SIGHUP (systemd's ExecReload): the certificate read again from its files and the runtime
+ * settings from the database. The blocking calls run here, on the main thread, never on a
+ * worker. */
+static void on_reload(uv_signal_t *s, int signum)
 {
-    hlog(LOG_INFO, "received SIGHUP: nothing to reload yet; still running");
+    app_t *a = s->data;
+    (void)signum;
+    server_t *srv = &a->srv;
+    char *err = NULL;
+    hlog(LOG_INFO, "received SIGHUP: reloading the certificate and the runtime settings");
+    /* New TLS connections get the files' certificate; open ones keep theirs. */
+    if (hearth_tls_ctx_reload_server(srv->tls, srv->tls_cert_path, srv->tls_key_path, &err))
+        hlog(LOG_ERROR, "SIGHUP: the certificate was not read again (%s); the old one stays",
+             err ? err : "?");
+    else
+        hlog(LOG_INFO, "SIGHUP: certificate read again from %s", srv->tls_cert_path);
+    free(err);
+    if (runtime__load(srv))
+        hlog(LOG_ERROR, "SIGHUP: the runtime settings could not be read; the old ones stay");
+    else
+        hlog(LOG_INFO, "reloaded");
+}
+
+/* The sizes /metrics shows that need a COUNT over a table: sampled here, off the workers, with
+ * the blocking storage calls, every admin.metrics_sample seconds. */
+static void on_counts_timer(uv_timer_t *t)
+{
+    app_t *a = t->data;
+    int64_t n = 0;
+    if (storage_sync_count(a->srv.storage, "offline", &n) == 0)
+        __atomic_store_n(&a->srv.offline_rows, n, __ATOMIC_RELAXED);
+    if (storage_sync_count(a->srv.storage, "archive", &n) == 0)
+        __atomic_store_n(&a->srv.archive_rows, n, __ATOMIC_RELAXED);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -273,6 +271,7 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_close((uv_handle_t *)&a->sigint, NULL);
     uv_close((uv_handle_t *)&a->sighup, NULL);
     uv_close((uv_handle_t *)&a->memory, NULL);
+    uv_close((uv_handle_t *)&a->counts, NULL);
     post_all(&a->srv, INBOX_SHUTDOWN);
     a->drain_deadline = uv_now(a->loop) + SHUTDOWN_GRACE_MS;
     uv_timer_init(a->loop, &a->drain);
@@ -342,6 +341,8 @@ int main(int argc, char **argv)
     server_t *srv = &a.srv;
     char *err = NULL;
     srv->cfg = config_new();
+    uv_mutex_init(&srv->cfg_lock);
+    srv->offline_rows = srv->archive_rows = -1;
     srv->data_dir = data_dir;
     a.lock_fd = -1;
     if (!srv->cfg)
@@ -390,6 +391,8 @@ int main(int argc, char **argv)
     free(dsn);
     if (setup_secret(srv))
         return fail("cannot store the server secret", NULL);
+    if (runtime__load(srv))
+        return fail("cannot read the runtime settings from the database", NULL);
     int64_t last_key = 0;
     if (storage_sync_archive_last(srv->storage, &last_key))
         return fail("cannot read the message archive", NULL);
@@ -454,7 +457,7 @@ int main(int argc, char **argv)
     a.sigterm.data = a.sigint.data = a.sighup.data = &a;
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
     uv_signal_start(&a.sigint, on_signal, SIGINT);
-    uv_signal_start(&a.sighup, on_sighup, SIGHUP);
+    uv_signal_start(&a.sighup, on_reload, SIGHUP);
 
     for (unsigned i = 0; i < srv->nworkers; i++)
         if (worker__start(srv->workers[i]))
@@ -490,6 +493,10 @@ int main(int argc, char **argv)
     uv_timer_init(a.loop, &a.memory);
     a.memory.data = &a;
     uv_timer_start(&a.memory, on_memory_timer, MEMORY_TRIM_MS, MEMORY_TRIM_MS);
+    uv_timer_init(a.loop, &a.counts);
+    a.counts.data = &a;
+    uint64_t sample_ms = (uint64_t)config_int(srv->cfg, "admin.metrics_sample") * 1000;
+    uv_timer_start(&a.counts, on_counts_timer, 0, sample_ms);
 
     uv_run(a.loop, UV_RUN_DEFAULT);
 
@@ -512,6 +519,8 @@ int main(int argc, char **argv)
     http__clear();
     admin__free(srv);
     hearth_tls_ctx_free(srv->tls);
+    free(srv->tls_cert_path);
+    free(srv->tls_key_path);
     unlink(a.ports_path);
     free(a.ports_path);
     strmap_free(&srv->preauth_ips);
@@ -519,6 +528,8 @@ int main(int argc, char **argv)
     authguard_free(srv->guard);
     uv_loop_close(a.loop);
     config_free(srv->cfg);
+    free(srv->cfg_stored);
+    uv_mutex_destroy(&srv->cfg_lock);
     hlog_always("stopped");
     datadir_unlock(a.lock_fd);
     return 0;

@@ -11,6 +11,9 @@
 
 typedef struct config config_t;
 
+/* A runtime key's value in the database: the server property of this prefix and the key. */
+#define CONFIG_PROPERTY_PREFIX "config."
+
 typedef enum config_type {
     CONFIG_STRING,
     CONFIG_INT,  /* long within [min, max] */
@@ -50,6 +53,16 @@ int config_from_args(config_t *c, const char *config_path, const char *data_dir,
  * or --set, and (HEARTH_EINVAL) a key that is not runtime-changeable. */
 int config_set_runtime(config_t *c, const char *key, const char *value,
                        char **err) HEARTH_MUST_CHECK;
+
+/* Whether config_set_runtime(c, key, value) would succeed, changing nothing (value NULL: only
+ * whether the key may change): HEARTH_ENOTFOUND unknown, HEARTH_EINVAL not runtime, HEARTH_EBUSY
+ * fixed, HEARTH_ECONFIG a bad value (the message names the key and the bounds). */
+int config_check_runtime(const config_t *c, const char *key, const char *value,
+                         char **err) HEARTH_MUST_CHECK;
+/* A runtime key back to its default (the database no longer holds it); the same refusals. */
+int config_unset_runtime(config_t *c, const char *key, char **err) HEARTH_MUST_CHECK;
+/* The key's value spelt as the file would (true/false for booleans); HEARTH_ENOTFOUND. */
+int config_value_string(const config_t *c, const char *key, char *buf, size_t size);
 
 /* Getters abort on an unknown key or a type mismatch (programming errors). config_str serves
  * CONFIG_STRING and CONFIG_ENUM; the pointer lives until that key is set again. */

@@ -61,6 +61,11 @@ typedef struct settings {
     size_t pep_max_item_size;        /* bytes of one payload */
     size_t pep_max_bytes;            /* bytes of payloads per account */
     size_t caps_cache_size;          /* verified XEP-0115 'ver's remembered */
+    /* The configuration of a new room (muc.default_*). */
+    int muc_default_persistent, muc_default_public, muc_default_members_only;
+    int muc_default_moderated;
+    unsigned muc_default_max_users; /* 0 = no limit */
+    unsigned muc_default_history;   /* muc#maxhistoryfetch */
 } settings_t;
 
 typedef enum {
@@ -171,11 +176,23 @@ typedef struct worker_stats {
     uint64_t stanzas_out[3];               /* to sessions, by stanza_kind_t */
     uint64_t logins[WORKER_MECHS];         /* SASL successes by mechanism */
     uint64_t login_failures[WORKER_MECHS]; /* SASL failures (wrong, or refused unchecked) */
+    /* Loop lag: how late the worker's WORKER_LAG_MS timer fired, the last time and the most in
+     * this window and the one before (a window is WORKER_LAG_WINDOW firings). */
+    uint64_t lag_last_us, lag_max_us, lag_prev_max_us;
+    unsigned lag_samples;
 } worker_stats_t;
+
+/* The loop-lag timer's period, and the firings a window of its maximum holds (a minute). */
+#define WORKER_LAG_MS 1000
+#define WORKER_LAG_WINDOW 60
 
 struct worker {
     server_t *srv;
     unsigned index;
+    /* The settings as this worker applies them: srv->set at start, then each runtime change
+     * (runtime.c) arrives through the inbox, so code on the worker reads w->set, never
+     * srv->set, for anything marked runtime in the config table. */
+    settings_t set;
     uv_loop_t loop;
     uv_thread_t thread;
     uv_async_t wake;
@@ -197,6 +214,8 @@ struct worker {
      * (a room's join sequence) is handled there in one wake-up, so it leaves in one write. */
     int post_hold;
     inbox_msg_t **held_head, **held_tail; /* [srv->nworkers] */
+    uv_timer_t lag_timer;
+    uint64_t lag_due_ns; /* when lag_timer should fire next (uv_hrtime) */
     uv_check_t turn_check;
     uv_prepare_t turn_prepare;
     uv_idle_t turn_idle;   /* active while the turn has work: the poll phase must not block */
@@ -216,12 +235,19 @@ struct worker {
 #define WORKER_RUNQ_MAX 1000000
 
 struct server {
+    /* Owned by the main thread until the workers start; after that only under cfg_lock
+     * (runtime.c), which the admin API and SIGHUP take to change runtime keys. */
     config_t *cfg;
+    uv_mutex_t cfg_lock;
+    unsigned char *cfg_stored; /* per config_keys() row: the database holds a value for it */
+    /* The settings at start-up: the fields no runtime key changes (domain, ...) are read from
+     * here by any thread; the rest only before the workers start (then w->set). */
     settings_t set;
     const char *data_dir;
     storage_t *storage;
-    hearth_tls_ctx_t *tls;
-    unsigned char secret[32]; /* fake SCRAM salts for unknown users */
+    hearth_tls_ctx_t *tls; /* its certificate replaced in place (hearth_tls_ctx_reload_server) */
+    char *tls_cert_path, *tls_key_path; /* the files it was loaded from (PUT certificate, SIGHUP) */
+    unsigned char secret[32];           /* fake SCRAM salts for unknown users */
     worker_t **workers;
     unsigned nworkers;
     int c2s_port, tls_port; /* bound ports, -1 when off */
@@ -232,9 +258,12 @@ struct server {
     long inbox_pending;     /* atomic: inbox messages posted and not yet handled */
     long dropped;           /* atomic: stanzas not handed over (full queues, memory) */
     int mem_released;       /* atomic: a quiet stream gave memory back since the last trim */
-    uv_mutex_t ip_lock;     /* guards preauth_ips only: a counter update, no I/O */
-    strmap_t preauth_ips;   /* ip -> (uintptr_t) unauthenticated connections */
-    authguard_t *guard;     /* failed logins across streams (has its own lock) */
+    /* atomic: stored offline messages and archive rows, sampled every admin.metrics_sample
+     * seconds by the main thread (a COUNT each); -1 before the first sample */
+    int64_t offline_rows, archive_rows;
+    uv_mutex_t ip_lock;   /* guards preauth_ips only: a counter update, no I/O */
+    strmap_t preauth_ips; /* ip -> (uintptr_t) unauthenticated connections */
+    authguard_t *guard;   /* failed logins across streams (has its own lock) */
 };
 
 /* worker.c */
@@ -272,7 +301,7 @@ void worker__user_drop_if_empty(worker_t *w, user_t *u);
 void worker__discard(worker_t *w, inbox_msg_t *m);
 
 /* Per-IP count of unauthenticated connections: 0 when admitted. */
-int server__preauth_enter(server_t *srv, const char *ip);
+int server__preauth_enter(server_t *srv, const char *ip, unsigned limit); /* 0: none */
 void server__preauth_leave(server_t *srv, const char *ip);
 
 #endif

@@ -43,6 +43,7 @@ typedef struct storage_account {
     hearth_scram_secret_t sha1; /* all empty and iterations 0: no credential of that kind */
     hearth_scram_secret_t sha256;
     int64_t created_at; /* unix seconds; 0 at create means "now" */
+    int locked;         /* migration 9: an administrator locked it (no login) */
 } storage_account_t;
 void storage_account_clear(storage_account_t *a);
 
@@ -74,12 +75,15 @@ int storage_account_set_secrets(storage_t *st, const storage_target_t *t, const 
                                 void *ud); /* ENOTFOUND */
 int storage_account_set_admin(storage_t *st, const storage_target_t *t, const char *username,
                               int admin, storage_status_cb cb, void *ud); /* ENOTFOUND */
+int storage_account_set_locked(storage_t *st, const storage_target_t *t, const char *username,
+                               int locked, storage_status_cb cb, void *ud); /* ENOTFOUND */
 int storage_account_delete(storage_t *st, const storage_target_t *t, const char *username,
                            storage_status_cb cb, void *ud); /* ENOTFOUND */
 int storage_account_list(storage_t *st, const storage_target_t *t, storage_account_list_cb cb,
                          void *ud); /* ordered by username */
 int storage_property_get(storage_t *st, const storage_target_t *t, const char *name,
                          storage_property_cb cb, void *ud);
+/* value NULL removes the property (no error when there is none). */
 int storage_property_set(storage_t *st, const storage_target_t *t, const char *name,
                          const char *value, storage_status_cb cb, void *ud);
 
@@ -512,6 +516,10 @@ int storage_sync_offline_count(storage_t *st, const char *username,
 /* The largest archive key in use (0 when none): the generators start past it, so that a clock
  * set back across a restart cannot give an id twice. */
 int storage_sync_archive_last(storage_t *st, int64_t *key);
+/* Rows of a kind, for the metrics: "offline" (messages stored for offline delivery) or "archive"
+ * (archived messages, one row per archive that holds one). A COUNT over a table: sample it,
+ * never per request. HEARTH_EINVAL for another name. */
+int storage_sync_count(storage_t *st, const char *what, int64_t *n);
 /* 0 and out->exists 0 for an unknown account; caller clears out (storage_user_clear). */
 int storage_sync_user_load(storage_t *st, const char *username, storage_user_t *out);
 
@@ -522,6 +530,7 @@ typedef enum storage_op {
     STORAGE_OP_ACCOUNT_CREATE,
     STORAGE_OP_ACCOUNT_SET_SECRETS,
     STORAGE_OP_ACCOUNT_SET_ADMIN,
+    STORAGE_OP_ACCOUNT_SET_LOCKED,
     STORAGE_OP_ACCOUNT_DELETE,
     STORAGE_OP_ACCOUNT_LIST,
     STORAGE_OP_PROPERTY_GET,
@@ -548,6 +557,7 @@ typedef enum storage_op {
     STORAGE_OP_ARCHIVE_PREFS_SET,
     STORAGE_OP_ARCHIVE_PURGE,
     STORAGE_OP_ARCHIVE_LAST, /* storage_sync_archive_last only */
+    STORAGE_OP_COUNT,        /* storage_sync_count only: what in name, the result in num */
     STORAGE_OP_DOC_PUT,
     STORAGE_OP_DOC_GET,
     STORAGE_OP_DOC_DELETE,
@@ -583,6 +593,7 @@ struct storage_req {
     storage_req_t *next;             /* queue link, owned by storage.c */
     struct storage_pending *pending; /* set once queued: outstanding until finished */
     storage_op_t op;
+    uint64_t queued_us; /* CLOCK_MONOTONIC when queued: the latency histogram */
     storage_post_fn post;
     void *post_ud;
     union {
@@ -698,10 +709,16 @@ extern const storage_driver_t storage__pgsql_driver;
 void storage__req_clear_result(storage_req_t *req);
 
 /* Counters for tests and metrics, read from any thread. */
+/* Request latency (queued until its callback runs on the asking thread), as a histogram: the
+ * upper bounds of all buckets but the last, which takes the rest. */
+#define STORAGE_LATENCY_BUCKETS 15
+extern const uint64_t storage__latency_bounds_us[STORAGE_LATENCY_BUCKETS - 1];
 typedef struct storage_stats {
     uint64_t batches;  /* wake-ups of the storage thread that ran requests */
     uint64_t requests; /* requests run */
     uint64_t commits;  /* transactions committed by the driver (migrations included) */
+    uint64_t latency[STORAGE_LATENCY_BUCKETS]; /* finished requests per bucket (not cumulative) */
+    uint64_t latency_sum_us;
 } storage_stats_t;
 void storage__stats(storage_t *st, storage_stats_t *out);
 
