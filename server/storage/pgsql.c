@@ -42,10 +42,12 @@ enum stmt_id {
     ST_ACCOUNT_CREATE,
     ST_ACCOUNT_SET_SECRETS,
     ST_ACCOUNT_SET_ADMIN,
+    ST_ACCOUNT_SET_LOCKED,
     ST_ACCOUNT_DELETE,
     ST_ACCOUNT_LIST,
     ST_PROPERTY_GET,
     ST_PROPERTY_SET,
+    ST_PROPERTY_DELETE,
     ST_ACCOUNT_EXISTS,
     ST_STATE_GET,
     ST_ROSTER_LIST,
@@ -89,6 +91,8 @@ enum stmt_id {
     ST_ARCHIVE_PURGE,
     ST_ARCHIVE_MSG_PURGE,
     ST_ARCHIVE_LAST,
+    ST_COUNT_OFFLINE,
+    ST_COUNT_ARCHIVE,
     ST_ARCHIVE_MSG_ORPHANS,
     ST_PREFS_GET,
     ST_PREFS_JIDS,
@@ -133,7 +137,7 @@ enum stmt_id {
 
 #define ACCOUNT_COLUMNS                                                                            \
     "username, admin, sha1_salt, sha1_iter, sha1_stored, sha1_server, sha256_salt, sha256_iter, "  \
-    "sha256_stored, sha256_server, created_at"
+    "sha256_stored, sha256_server, created_at, locked"
 
 /* Archive reads: $1 user, $2 and $3 the exclusive bounds on seq (the paging position), $4 the
  * other party (the _WITH variants); the page reads take their limit last. */
@@ -156,15 +160,17 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_VERSION_UPDATE] = "UPDATE schema_version SET version = $1",
     [ST_ACCOUNT_GET] = "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE username = $1",
     [ST_ACCOUNT_CREATE] = "INSERT INTO accounts (" ACCOUNT_COLUMNS
-                          ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                          ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     [ST_ACCOUNT_SET_SECRETS] = "UPDATE accounts SET sha1_salt = $2, sha1_iter = $3, "
                                "sha1_stored = $4, sha1_server = $5, sha256_salt = $6, "
                                "sha256_iter = $7, sha256_stored = $8, sha256_server = $9 "
                                "WHERE username = $1",
     [ST_ACCOUNT_SET_ADMIN] = "UPDATE accounts SET admin = $2 WHERE username = $1",
+    [ST_ACCOUNT_SET_LOCKED] = "UPDATE accounts SET locked = $2 WHERE username = $1",
     [ST_ACCOUNT_DELETE] = "DELETE FROM accounts WHERE username = $1",
     [ST_ACCOUNT_LIST] = "SELECT " ACCOUNT_COLUMNS " FROM accounts ORDER BY username",
     [ST_PROPERTY_GET] = "SELECT value FROM properties WHERE name = $1",
+    [ST_PROPERTY_DELETE] = "DELETE FROM properties WHERE name = $1",
     [ST_PROPERTY_SET] = ("INSERT INTO properties (name, value) VALUES ($1, $2) "
                          "ON CONFLICT (name) DO UPDATE SET value = excluded.value"),
     [ST_ACCOUNT_EXISTS] = "SELECT 1 FROM accounts WHERE username = $1",
@@ -240,6 +246,8 @@ static const char *const stmt_sql[ST_COUNT] = {
                          "AND seq < $1",
     [ST_ARCHIVE_MSG_PURGE] = "DELETE FROM archive_msg WHERE seq < $1",
     [ST_ARCHIVE_LAST] = "SELECT coalesce(max(seq), 0) FROM archive_msg",
+    [ST_COUNT_OFFLINE] = "SELECT count(*) FROM offline_messages",
+    [ST_COUNT_ARCHIVE] = "SELECT count(*) FROM archive",
     /* Before an account goes: its messages that no other archive holds. The only other row a
      * message can have is its other party's, whose username is the local part of with_jid
      * (none when with_jid has no '@'). */
@@ -549,6 +557,7 @@ static int cell_account(const PGresult *res, int row, storage_account_t *a)
         err = cell_secret(res, row, 2, &a->sha1);
         err = err ?: cell_secret(res, row, 6, &a->sha256);
         a->created_at = cell_int(res, row, 10);
+        a->locked = cell_int(res, row, 11) != 0;
     }
     if (err != 0)
         storage_account_clear(a);
@@ -574,6 +583,7 @@ static int account_create(pg_conn_t *c, storage_req_t *r)
     p_secret(&p, &a->sha1);
     p_secret(&p, &a->sha256);
     p_int(&p, a->created_at != 0 ? a->created_at : (int64_t)time(NULL));
+    p_int(&p, a->locked ? 1 : 0);
     return write_stmt(c, ST_ACCOUNT_CREATE, &p, NULL);
 }
 
@@ -594,12 +604,13 @@ static int account_set_secrets(pg_conn_t *c, storage_req_t *r)
     return account_write(c, ST_ACCOUNT_SET_SECRETS, &p);
 }
 
-static int account_set_admin(pg_conn_t *c, storage_req_t *r)
+/* SET_ADMIN or SET_LOCKED: one flag of the account. */
+static int account_set_flag(pg_conn_t *c, storage_req_t *r, enum stmt_id id, int value)
 {
     params_t p = {0};
     p_text(&p, r->acct.username);
-    p_int(&p, r->acct.admin ? 1 : 0);
-    return account_write(c, ST_ACCOUNT_SET_ADMIN, &p);
+    p_int(&p, value ? 1 : 0);
+    return account_write(c, id, &p);
 }
 
 static int account_delete(pg_conn_t *c, storage_req_t *r)
@@ -643,7 +654,8 @@ static int property_get(pg_conn_t *c, storage_req_t *r)
 
 static int property_set(pg_conn_t *c, storage_req_t *r)
 {
-    return user_write(c, ST_PROPERTY_SET, r->name, r->value, NULL);
+    /* No value: the property goes (a runtime setting back to the file's or the default). */
+    return user_write(c, r->value ? ST_PROPERTY_SET : ST_PROPERTY_DELETE, r->name, r->value, NULL);
 }
 
 /* ---- IM records (migration 2) ---- */
@@ -1254,6 +1266,13 @@ static int archive_last(pg_conn_t *c, storage_req_t *r)
     return read_int(c, ST_ARCHIVE_LAST, NULL, &r->num);
 }
 
+/* The sizes /metrics shows: offline messages stored, archive rows. */
+static int count_rows(pg_conn_t *c, storage_req_t *r)
+{
+    return read_int(c, strcmp(r->name, "offline") ? ST_COUNT_ARCHIVE : ST_COUNT_OFFLINE, NULL,
+                    &r->num);
+}
+
 /* DOC_* and LOG_*: $1 kind, $2 key. */
 static int doc_put(pg_conn_t *c, storage_req_t *r)
 {
@@ -1747,7 +1766,9 @@ static int run_one(pg_conn_t *c, storage_req_t *r)
     case STORAGE_OP_ACCOUNT_SET_SECRETS:
         return account_set_secrets(c, r);
     case STORAGE_OP_ACCOUNT_SET_ADMIN:
-        return account_set_admin(c, r);
+        return account_set_flag(c, r, ST_ACCOUNT_SET_ADMIN, r->acct.admin);
+    case STORAGE_OP_ACCOUNT_SET_LOCKED:
+        return account_set_flag(c, r, ST_ACCOUNT_SET_LOCKED, r->acct.locked);
     case STORAGE_OP_ACCOUNT_DELETE:
         return account_delete(c, r);
     case STORAGE_OP_ACCOUNT_LIST:
@@ -1800,6 +1821,8 @@ static int run_one(pg_conn_t *c, storage_req_t *r)
         return archive_purge(c, r);
     case STORAGE_OP_ARCHIVE_LAST:
         return archive_last(c, r);
+    case STORAGE_OP_COUNT:
+        return count_rows(c, r);
     case STORAGE_OP_DOC_PUT:
         return doc_put(c, r);
     case STORAGE_OP_DOC_GET:

@@ -2,9 +2,7 @@
 and the archive's rows (sampled every admin.metrics_sample seconds), the storage latency
 histogram (cumulative buckets, +Inf equal to the count), and each worker's loop lag."""
 
-import os
 import re
-import sqlite3
 
 from hearth import main, wait_for
 from imlib import IMClient
@@ -28,11 +26,7 @@ def parse(text):
 
 
 def archive_rows(s):
-    db = sqlite3.connect('file:%s?mode=ro' % os.path.join(s.data_dir, 'hearth.db'), uri=True)
-    try:
-        return db.execute('SELECT count(*) FROM archive').fetchone()[0]
-    finally:
-        db.close()
+    return s.db_rows('SELECT count(*) FROM archive')[0][0]
 
 
 class MetricsAddedTest(AdminCase):

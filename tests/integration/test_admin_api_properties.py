@@ -7,7 +7,6 @@ and SIGHUP reading the database again."""
 
 import os
 import signal
-import sqlite3
 
 from hearth import Client, main, stanza_error, to_str, wait_for
 from imlib import IMClient, bare, err, is_msg, offline_count, wait_offline_rows
@@ -18,11 +17,7 @@ USERS = {'alice': 'wonderland', 'bob': 'builder'}
 
 
 def stored_properties(s):
-    db = sqlite3.connect('file:%s?mode=ro' % os.path.join(s.data_dir, 'hearth.db'), uri=True)
-    try:
-        return dict(db.execute("SELECT name, value FROM properties WHERE name LIKE 'config.%'"))
-    finally:
-        db.close()
+    return dict(s.db_rows("SELECT name, value FROM properties WHERE name LIKE 'config.%'"))
 
 
 class PropertiesCase(AdminCase):
@@ -189,11 +184,8 @@ class ChangeTest(PropertiesCase):
     def test_sighup_reads_the_database_again(self):
         s = self.server({'registration.rate_limit': '0'})
         a = self.admin(s)
-        db = sqlite3.connect(os.path.join(s.data_dir, 'hearth.db'), timeout=10)
-        with db:
-            db.execute("INSERT INTO properties (name, value) VALUES "
-                       "('config.registration.open', 'true'), ('config.offline.quota', '12')")
-        db.close()
+        s.db_exec("INSERT INTO properties (name, value) VALUES "
+                  "('config.registration.open', 'true'), ('config.offline.quota', '12')")
         os.kill(s.proc.pid, signal.SIGHUP)
         s.wait_log(r'\breloaded\b')
         code, _, doc = a.req('GET', '/api/v1/properties/offline.quota')
@@ -201,10 +193,7 @@ class ChangeTest(PropertiesCase):
         r = self.register(s, 'kim', 'kimpassword')
         self.assertEqual(r.get('type'), 'result', to_str(r))
         # Removed from the database: back to the default at the next SIGHUP.
-        db = sqlite3.connect(os.path.join(s.data_dir, 'hearth.db'), timeout=10)
-        with db:
-            db.execute("DELETE FROM properties WHERE name = 'config.offline.quota'")
-        db.close()
+        s.db_exec("DELETE FROM properties WHERE name = 'config.offline.quota'")
         os.kill(s.proc.pid, signal.SIGHUP)
         s.wait_log(r'\breloaded\b', count=2)
         code, _, doc = a.req('GET', '/api/v1/properties/offline.quota')

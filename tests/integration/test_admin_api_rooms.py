@@ -7,7 +7,6 @@ presence), each error status, and the muc.default_* runtime settings applied to 
 after a change."""
 
 import os
-import sqlite3
 
 from hearth import q, to_str, main, wait_for
 from imlib import is_pres
@@ -38,14 +37,7 @@ class RoomsCase(MucTestCase):
         return doc['error']
 
     def stored_rooms(self):
-        db = sqlite3.connect('file:%s?mode=ro' % os.path.join(self.srv.data_dir, 'hearth.db'),
-                             uri=True)
-        try:
-            return {r[0] for r in db.execute("SELECT key FROM documents WHERE kind = 'muc.room'")}
-        except sqlite3.OperationalError:
-            return None
-        finally:
-            db.close()
+        return {r[0] for r in self.srv.db_rows("SELECT key FROM documents WHERE kind = 'muc.room'")}
 
 
 class CreateAndReadTest(RoomsCase):
