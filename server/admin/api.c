@@ -155,12 +155,17 @@ static void at_home(admin_req_t *ar, hearth_jid_t *jid, void (*fn)(worker_t *, h
     }
 }
 
-static json_t *session_json(const session_t *s)
+/* On s's worker: what describes a session (the console's sessions page shows all of it). */
+static json_t *session_json(session_t *s)
 {
-    return json_pack("{s:s, s:s, s:s, s:b, s:i}", "jid", s->jid.full, "state",
+    session_info_t in;
+    session__describe(s, &in);
+    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:i, s:s, s:s, s:s, s:b, s:b, s:I}", "jid",
+                     s->jid.full, "resource", s->jid.resource ? s->jid.resource : "", "state",
                      s->state == SESSION_DETACHED ? "detached" : "bound", "transport",
                      s->transport ? s->transport : "other", "available", s->available, "priority",
-                     s->priority);
+                     s->priority, "ip", in.ip, "tls", in.tls, "sasl", in.mech, "sm", in.sm,
+                     "resumable", in.resumable, "idle_s", (json_int_t)(in.idle_ms / 1000));
 }
 
 static int session_live(const session_t *s)
