@@ -779,7 +779,7 @@ void admin__api(admin_req_t *ar)
             not_allowed(ar, "DELETE");
         else
             admin__key_delete(ar, ar->path + 7 + 6);
-    } else {
+    } else if (!admin__api_more(ar, p)) {
         admin__reply_error(ar, 404, "no such resource", NULL);
     }
     free(seg);
