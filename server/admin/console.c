@@ -1170,7 +1170,7 @@ int admin__console(http_request_t *req)
             return 0;
         }
         http_respond(req, 200, asset->ctype,
-                     "Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n"
+                     "Cache-Control: no-cache\r\n"
                      "Referrer-Policy: no-referrer\r\n",
                      asset->body, strlen(asset->body));
         return 0;

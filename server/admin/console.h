@@ -30,14 +30,13 @@ typedef struct console_asset {
 const console_asset_t *console__asset(const char *path);
 
 /* The headers every console answer carries (CSP without inline script, no framing, no
- * sniffing, no referrer, no caching of pages). */
+ * referrer, no caching of pages); http_respond adds X-Content-Type-Options: nosniff itself. */
 #define CONSOLE_HEADERS                                                                            \
     "Cache-Control: no-store\r\n"                                                                  \
     "Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; "           \
     "img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "             \
     "base-uri 'none'\r\n"                                                                          \
     "X-Frame-Options: DENY\r\n"                                                                    \
-    "X-Content-Type-Options: nosniff\r\n"                                                          \
     "Referrer-Policy: no-referrer\r\n"
 
 #endif
