@@ -14,6 +14,7 @@
 #include "c2s/conn.h"
 #include "core/datadir.h"
 #include "core/log.h"
+#include "core/runtime.h"
 #include "core/user.h"
 #include "modules/im.h"
 #include "net/http.h"
@@ -38,7 +39,7 @@ static void usage(FILE *out)
 typedef struct app {
     server_t srv;
     uv_loop_t *loop;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain;
     uv_timer_t memory;
     uint64_t drain_deadline;
@@ -80,44 +81,7 @@ static int load_settings(server_t *srv)
     else
         snprintf(muc, sizeof(muc), "conference.%s", domain);
     s->muc_domain = muc;
-    s->tls_required = !strcmp(config_str(c, "c2s.tls"), "required");
-    s->plain_without_tls = config_bool(c, "c2s.plain_without_tls");
-    s->sasl_plain = config_bool(c, "c2s.sasl_plain");
-    s->idle_ping = (unsigned)config_int(c, "c2s.idle_ping");
-    s->idle_release = (unsigned)config_int(c, "c2s.idle_release");
-    s->ping_timeout = (unsigned)config_int(c, "c2s.ping_timeout");
-    s->preauth_timeout = (unsigned)config_int(c, "c2s.preauth_timeout");
-    const char *rc = config_str(c, "c2s.resource_conflict");
-    s->resource_conflict = !strcmp(rc, "reject")   ? CONFLICT_REJECT
-                           : !strcmp(rc, "rename") ? CONFLICT_RENAME
-                                                   : CONFLICT_REPLACE;
-    s->max_resources = (unsigned)config_int(c, "c2s.max_resources");
-    s->muc_max_rooms_per_user = (unsigned)config_int(c, "muc.max_rooms_per_user");
-    s->muc_max_join_size = (size_t)config_int(c, "muc.max_join_size");
-    s->max_stanza = (size_t)config_int(c, "c2s.max_stanza");
-    s->max_stanza_preauth = (size_t)config_int(c, "c2s.max_stanza_preauth");
-    s->auth_attempts = (unsigned)config_int(c, "c2s.auth_attempts");
-    s->auth_fail_delay_ms = (unsigned)config_int(c, "c2s.auth_fail_delay_ms");
-    s->preauth_per_ip = (unsigned)config_int(c, "limits.preauth_per_ip");
-    s->scram_iterations = (unsigned)config_int(c, "auth.scram_iterations");
-    s->registration_open = config_bool(c, "registration.open");
-    s->registration_rate_limit = (unsigned)config_int(c, "registration.rate_limit");
-    s->min_password = (unsigned)config_int(c, "registration.min_password");
-    s->roster_max_items = (unsigned)config_int(c, "roster.max_items");
-    s->roster_max_size = (size_t)config_int(c, "roster.max_size");
-    s->offline_quota = (unsigned)config_int(c, "offline.quota");
-    s->vcard_max_size = (size_t)config_int(c, "vcard.max_size");
-    s->private_max_size = (size_t)config_int(c, "private.max_size");
-    s->private_max_total = (size_t)config_int(c, "private.max_total");
-    s->hide_version = config_bool(c, "server.hide_version");
-    s->resume_timeout = (unsigned)config_int(c, "c2s.resume_timeout");
-    s->resume_budget = (size_t)config_int(c, "c2s.resume_budget");
-    s->archive_retention_days = (unsigned)config_int(c, "archive.retention_days");
-    s->pep_max_nodes = (unsigned)config_int(c, "pep.max_nodes");
-    s->pep_max_items = (size_t)config_int(c, "pep.max_items");
-    s->pep_max_item_size = (size_t)config_int(c, "pep.max_item_size");
-    s->pep_max_bytes = (size_t)config_int(c, "pep.max_bytes");
-    s->caps_cache_size = (size_t)config_int(c, "caps.cache_size");
+    settings__from_config(c, s);
     return 0;
 }
 
@@ -252,12 +216,26 @@ static void on_memory_timer(uv_timer_t *t)
         malloc_trim(0);
 }
 
+/* SIGHUP (systemd's ExecReload): the runtime settings read again from the database. The
+ * blocking storage calls run here, on the main thread, never on a worker. */
+static void on_reload(uv_signal_t *s, int signum)
+{
+    app_t *a = s->data;
+    (void)signum;
+    hlog(LOG_INFO, "received SIGHUP: reloading the runtime settings");
+    if (runtime__load(&a->srv))
+        hlog(LOG_ERROR, "SIGHUP: the runtime settings could not be read; the old ones stay");
+    else
+        hlog(LOG_INFO, "reloaded");
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     app_t *a = s->data;
     hlog(LOG_INFO, "received %s: shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
     uv_close((uv_handle_t *)&a->sigterm, NULL);
     uv_close((uv_handle_t *)&a->sigint, NULL);
+    uv_close((uv_handle_t *)&a->sighup, NULL);
     uv_close((uv_handle_t *)&a->memory, NULL);
     post_all(&a->srv, INBOX_SHUTDOWN);
     a->drain_deadline = uv_now(a->loop) + SHUTDOWN_GRACE_MS;
@@ -320,6 +298,7 @@ int main(int argc, char **argv)
     server_t *srv = &a.srv;
     char *err = NULL;
     srv->cfg = config_new();
+    uv_mutex_init(&srv->cfg_lock);
     srv->data_dir = data_dir;
     a.lock_fd = -1;
     if (!srv->cfg)
@@ -368,6 +347,8 @@ int main(int argc, char **argv)
     free(dsn);
     if (setup_secret(srv))
         return fail("cannot store the server secret", NULL);
+    if (runtime__load(srv))
+        return fail("cannot read the runtime settings from the database", NULL);
     int64_t last_key = 0;
     if (storage_sync_archive_last(srv->storage, &last_key))
         return fail("cannot read the message archive", NULL);
@@ -429,9 +410,11 @@ int main(int argc, char **argv)
     a.loop = uv_default_loop();
     uv_signal_init(a.loop, &a.sigterm);
     uv_signal_init(a.loop, &a.sigint);
-    a.sigterm.data = a.sigint.data = &a;
+    uv_signal_init(a.loop, &a.sighup);
+    a.sigterm.data = a.sigint.data = a.sighup.data = &a;
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
     uv_signal_start(&a.sigint, on_signal, SIGINT);
+    uv_signal_start(&a.sighup, on_reload, SIGHUP);
 
     for (unsigned i = 0; i < srv->nworkers; i++)
         if (worker__start(srv->workers[i]))
@@ -494,6 +477,8 @@ int main(int argc, char **argv)
     authguard_free(srv->guard);
     uv_loop_close(a.loop);
     config_free(srv->cfg);
+    free(srv->cfg_stored);
+    uv_mutex_destroy(&srv->cfg_lock);
     hlog_always("stopped");
     datadir_unlock(a.lock_fd);
     return 0;

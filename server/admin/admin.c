@@ -261,6 +261,7 @@ typedef struct account_job {
     char *password;
     int rc;
     int create;
+    unsigned iterations; /* read on the worker: the pool thread must not read w->set */
     admin_account_done done;
 } account_job_t;
 
@@ -277,7 +278,7 @@ static void account_job_free(account_job_t *j)
 static void account_derive(uv_work_t *wk)
 {
     account_job_t *j = wk->data;
-    unsigned it = ((admin_req_t *)j->ar)->w->srv->set.scram_iterations;
+    unsigned it = j->iterations;
     j->rc = hearth_scram_secret_new(HEARTH_SCRAM_SHA1, j->password, it, &j->acct.sha1);
     if (!j->rc)
         j->rc = hearth_scram_secret_new(HEARTH_SCRAM_SHA256, j->password, it, &j->acct.sha256);
@@ -319,6 +320,7 @@ static int account_job(admin_req_t *ar, const char *node, const char *password, 
         return HEARTH_ENOMEM;
     j->ar = ar;
     j->create = create;
+    j->iterations = ar->w->set.scram_iterations;
     j->done = done;
     j->acct.admin = admin;
     j->acct.username = strdup(node);
@@ -443,7 +445,7 @@ static int setup_post(http_request_t *req)
         return 0;
     }
     char *node = admin__node_of(user);
-    if (!node || strlen(pw) < ar->w->srv->set.min_password) {
+    if (!node || strlen(pw) < ar->w->set.min_password) {
         free(node);
         json_decref(b);
         admin__reply_error(ar, 400,
@@ -598,7 +600,7 @@ static void login_account(void *ud, int err, const storage_account_t *acct)
         login_end(ar, ADMIN_LOGIN_UNAVAILABLE);
         return;
     } else {
-        ar->secret.iterations = srv->set.scram_iterations; /* the same cost as a real one */
+        ar->secret.iterations = ar->w->set.scram_iterations; /* the same cost as a real one */
     }
     ar->work.data = ar;
     if (uv_queue_work(&ar->w->loop, &ar->work, login_check, login_checked))

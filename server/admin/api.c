@@ -20,7 +20,7 @@ static int hexval(int c)
 
 /* One path segment or query value, percent-decoded (plus as space when form): malloc'd, NULL
  * when malformed or when it decodes to a NUL, or to a slash unless slash (a full JID). */
-static char *decode(const char *s, size_t n, int form, int slash)
+char *admin__decode(const char *s, size_t n, int form, int slash)
 {
     char *out = malloc(n + 1), *o = out;
     if (!out)
@@ -50,13 +50,13 @@ static char *decode(const char *s, size_t n, int form, int slash)
 
 /* The value of name in a query string, decoded (malloc'd); NULL when absent; *bad when
  * malformed. */
-static char *query_get(const char *q, const char *name, int *bad)
+char *admin__query_get(const char *q, const char *name, int *bad)
 {
     size_t nl = strlen(name);
     while (q && *q) {
         size_t len = strcspn(q, "&");
         if (len > nl && !strncmp(q, name, nl) && q[nl] == '=') {
-            char *v = decode(q + nl + 1, len - nl - 1, 1, 1);
+            char *v = admin__decode(q + nl + 1, len - nl - 1, 1, 1);
             if (!v)
                 *bad = 1;
             return v;
@@ -68,10 +68,10 @@ static char *query_get(const char *q, const char *name, int *bad)
     return NULL;
 }
 
-static int query_uint(const char *q, const char *name, long dflt, long max, long *out)
+int admin__query_uint(const char *q, const char *name, long dflt, long max, long *out)
 {
     int bad = 0;
-    char *v = query_get(q, name, &bad);
+    char *v = admin__query_get(q, name, &bad);
     *out = dflt;
     if (bad)
         return -1;
@@ -94,22 +94,12 @@ static json_t *jid_of(const char *node)
 
 /* ---- calls on a user's home worker ---- */
 
-typedef struct home_call home_call_t;
-struct home_call {
-    admin_req_t *ar;
-    worker_t *home;
-    hearth_jid_t jid; /* bare, or full for one session */
-    void (*at_home)(worker_t *h, home_call_t *hc);
-    void (*back)(home_call_t *hc); /* on ar->w, answers */
-    int err;
-    int count;
-    json_t *result;
-};
-
-static void home_call_free(home_call_t *hc)
+void admin__home_call_free(home_call_t *hc)
 {
     hearth_jid_clear(&hc->jid);
     json_decref(hc->result);
+    if (hc->arg_free)
+        hc->arg_free(hc->arg);
     free(hc);
 }
 
@@ -118,11 +108,11 @@ static void back_run(worker_t *w, void *arg)
     (void)w;
     home_call_t *hc = arg;
     hc->back(hc);
-    home_call_free(hc);
+    admin__home_call_free(hc);
 }
 
 /* From the home worker: the answer goes back to the request's worker. */
-static void home_return(home_call_t *hc)
+void admin__home_return(home_call_t *hc)
 {
     if (worker__call(hc->ar->w, back_run, NULL, hc))
         hlog(LOG_ERROR, "admin: an answer could not go back to worker %u", hc->ar->w->index);
@@ -134,7 +124,7 @@ static void home_run(worker_t *w, void *arg)
     hc->at_home(w, hc);
 }
 
-static void at_home(admin_req_t *ar, hearth_jid_t *jid, void (*fn)(worker_t *, home_call_t *),
+void admin__at_home(admin_req_t *ar, hearth_jid_t *jid, void (*fn)(worker_t *, home_call_t *),
                     void (*back)(home_call_t *))
 {
     home_call_t *hc = calloc(1, sizeof(*hc));
@@ -150,7 +140,7 @@ static void at_home(admin_req_t *ar, hearth_jid_t *jid, void (*fn)(worker_t *, h
     hc->back = back;
     hc->home = worker__home(ar->w->srv, hc->jid.bare);
     if (worker__call(hc->home, home_run, NULL, hc)) {
-        home_call_free(hc);
+        admin__home_call_free(hc);
         admin__reply_error(ar, 503, "the server is busy; try again", NULL);
     }
 }
@@ -338,9 +328,9 @@ static void users_list(admin_req_t *ar)
         admin__reply_error(ar, 500, "out of memory", NULL);
         return;
     }
-    la->search = query_get(ar->query, "search", &bad);
-    if (bad || query_uint(ar->query, "offset", 0, 1L << 40, &la->offset) ||
-        query_uint(ar->query, "limit", 100, ADMIN_PAGE_MAX, &la->limit)) {
+    la->search = admin__query_get(ar->query, "search", &bad);
+    if (bad || admin__query_uint(ar->query, "offset", 0, 1L << 40, &la->offset) ||
+        admin__query_uint(ar->query, "limit", 100, ADMIN_PAGE_MAX, &la->limit)) {
         free(la->search);
         free(la);
         admin__reply_error(ar, 400, "bad search, offset or limit (limit at most 1000)", NULL);
@@ -383,7 +373,7 @@ static const char *password_of(json_t *b, admin_req_t *ar)
         admin__reply_error(ar, 400, "password is a required non-empty string", NULL);
         return NULL;
     }
-    if (strlen(pw) < ar->w->srv->set.min_password) {
+    if (strlen(pw) < ar->w->set.min_password) {
         admin__reply_error(ar, 400, "password too short (registration.min_password)", NULL);
         return NULL;
     }
@@ -426,7 +416,7 @@ static void user_sessions_here(worker_t *h, home_call_t *hc)
     for (session_t *s = u ? u->sessions : NULL; s && hc->result; s = s->user_next)
         if (session_live(s))
             json_array_append_new(hc->result, session_json(s));
-    home_return(hc);
+    admin__home_return(hc);
 }
 
 static void user_sessions_back(home_call_t *hc)
@@ -450,13 +440,13 @@ static void user_got(void *ud, int err, const storage_account_t *acct)
         return;
     }
     hearth_jid_t jid = HEARTH_JID_INIT;
-    if (hearth_jid_make(acct->username, ar->w->srv->set.domain, NULL, &jid, NULL)) {
+    if (hearth_jid_make(acct->username, ar->w->set.domain, NULL, &jid, NULL)) {
         admin__reply_error(ar, 500, "stored name is not a JID", NULL);
         return;
     }
     ar->op = json_pack("{s:s, s:s, s:b, s:I}", "username", acct->username, "jid", jid.bare, "admin",
                        acct->admin, "created_at", (json_int_t)acct->created_at);
-    at_home(ar, &jid, user_sessions_here, user_sessions_back);
+    admin__at_home(ar, &jid, user_sessions_here, user_sessions_back);
 }
 
 static void user_get(admin_req_t *ar, const char *node)
@@ -476,7 +466,7 @@ static void user_deleted_here(void *ud, int err)
         hlog(LOG_INFO, "admin: %s deleted account %s", hc->ar->who, hc->jid.bare);
         user__account_deleted(hc->home, hc->jid.bare);
     }
-    home_return(hc);
+    admin__home_return(hc);
 }
 
 static void user_delete_here(worker_t *h, home_call_t *hc)
@@ -485,7 +475,7 @@ static void user_delete_here(worker_t *h, home_call_t *hc)
                                     user_deleted_here, hc);
     if (rc) {
         hc->err = rc;
-        home_return(hc);
+        admin__home_return(hc);
     }
 }
 
@@ -502,11 +492,11 @@ static void user_delete_back(home_call_t *hc)
 static void user_delete(admin_req_t *ar, const char *node)
 {
     hearth_jid_t jid = HEARTH_JID_INIT;
-    if (hearth_jid_make(node, ar->w->srv->set.domain, NULL, &jid, NULL)) {
+    if (hearth_jid_make(node, ar->w->set.domain, NULL, &jid, NULL)) {
         admin__reply_error(ar, 404, "no such user", NULL);
         return;
     }
-    at_home(ar, &jid, user_delete_here, user_delete_back);
+    admin__at_home(ar, &jid, user_delete_here, user_delete_back);
 }
 
 static void password_set(admin_req_t *ar, int err)
@@ -575,7 +565,7 @@ static void kick_here(worker_t *h, home_call_t *hc)
         session__end(s, HEARTH_STREAM_ERR_POLICY_VIOLATION, "ended by an administrator");
         hc->count++;
     }
-    home_return(hc);
+    admin__home_return(hc);
 }
 
 static void kick_back(home_call_t *hc)
@@ -592,12 +582,12 @@ static void kick(admin_req_t *ar, const char *jid_s)
 {
     hearth_jid_t jid = HEARTH_JID_INIT;
     if (hearth_jid_parse(jid_s, strlen(jid_s), &jid, NULL) || !jid.node ||
-        strcmp(jid.domain, ar->w->srv->set.domain)) {
+        strcmp(jid.domain, ar->w->set.domain)) {
         hearth_jid_clear(&jid);
         admin__reply_error(ar, 404, "no such session", NULL);
         return;
     }
-    at_home(ar, &jid, kick_here, kick_back);
+    admin__at_home(ar, &jid, kick_here, kick_back);
 }
 
 /* ---- announce ---- */
@@ -650,7 +640,7 @@ static void announce(admin_req_t *ar)
         return;
     }
     hearth_buf_t x = HEARTH_BUF_INIT;
-    const char *dom = ar->w->srv->set.domain;
+    const char *dom = ar->w->set.domain;
     int rc = hearth_buf_append_str(&x, "<message from='");
     rc = rc ?: hearth_buf_append_escaped(&x, dom, strlen(dom));
     rc = rc ?: hearth_buf_append_str(&x, "' type='headline'>");
@@ -681,7 +671,7 @@ static const char OPENAPI[] =
 /* ---- routing ---- */
 
 /* 405 with the methods the path takes. */
-static void not_allowed(admin_req_t *ar, const char *allow)
+void admin__not_allowed(admin_req_t *ar, const char *allow)
 {
     char hdr[128];
     snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", allow);
@@ -689,7 +679,7 @@ static void not_allowed(admin_req_t *ar, const char *allow)
 }
 
 /* The segment after prefix in p, decoded, when p is prefix + one segment + tail exactly. */
-static char *segment(const char *p, const char *prefix, const char *tail, int slash)
+char *admin__segment(const char *p, const char *prefix, const char *tail, int slash)
 {
     size_t pl = strlen(prefix);
     if (strncmp(p, prefix, pl))
@@ -698,7 +688,7 @@ static char *segment(const char *p, const char *prefix, const char *tail, int sl
     size_t n = strcspn(p, "/");
     if (!n || strcmp(p + n, tail))
         return NULL;
-    return decode(p, n, 0, slash);
+    return admin__decode(p, n, 0, slash);
 }
 
 void admin__api(admin_req_t *ar)
@@ -712,15 +702,17 @@ void admin__api(admin_req_t *ar)
         return;
     }
     p += 7;
-    if (!strcmp(p, "/status")) {
+    if (admin__properties(ar, p) || admin__rooms(ar, p)) {
+        ; /* answered there */
+    } else if (!strcmp(p, "/status")) {
         if (!get)
-            not_allowed(ar, "GET");
+            admin__not_allowed(ar, "GET");
         else
             admin__gather(ar, count_sessions, status_done, NULL, NULL);
     } else if (!strcmp(p, "/openapi.json")) {
         json_t *doc = get ? json_loads(OPENAPI, 0, NULL) : NULL;
         if (!get)
-            not_allowed(ar, "GET");
+            admin__not_allowed(ar, "GET");
         else if (!doc)
             admin__reply_error(ar, 500, "the OpenAPI document is broken", NULL);
         else
@@ -731,20 +723,20 @@ void admin__api(admin_req_t *ar)
         else if (post)
             user_create(ar);
         else
-            not_allowed(ar, "GET, POST");
-    } else if ((seg = segment(p, "/users/", "/password", 0))) {
+            admin__not_allowed(ar, "GET, POST");
+    } else if ((seg = admin__segment(p, "/users/", "/password", 0))) {
         char *node = admin__node_of(seg);
         if (!put)
-            not_allowed(ar, "PUT");
+            admin__not_allowed(ar, "PUT");
         else if (!node)
             admin__reply_error(ar, 404, "no such user", NULL);
         else
             user_password(ar, node);
         free(node);
-    } else if ((seg = segment(p, "/users/", "", 0))) {
+    } else if ((seg = admin__segment(p, "/users/", "", 0))) {
         char *node = admin__node_of(seg);
         if (!get && !del)
-            not_allowed(ar, "GET, DELETE");
+            admin__not_allowed(ar, "GET, DELETE");
         else if (!node)
             admin__reply_error(ar, 404, "no such user", NULL);
         else if (get)
@@ -754,17 +746,17 @@ void admin__api(admin_req_t *ar)
         free(node);
     } else if (!strcmp(p, "/sessions")) {
         if (!get)
-            not_allowed(ar, "GET");
+            admin__not_allowed(ar, "GET");
         else
             admin__gather(ar, list_sessions, sessions_done, NULL, NULL);
-    } else if ((seg = segment(p, "/sessions/", "", 1))) {
+    } else if ((seg = admin__segment(p, "/sessions/", "", 1))) {
         if (!del)
-            not_allowed(ar, "DELETE");
+            admin__not_allowed(ar, "DELETE");
         else
             kick(ar, seg);
     } else if (!strcmp(p, "/announce")) {
         if (!post)
-            not_allowed(ar, "POST");
+            admin__not_allowed(ar, "POST");
         else
             announce(ar);
     } else if (!strcmp(p, "/keys")) {
@@ -773,10 +765,10 @@ void admin__api(admin_req_t *ar)
         else if (post)
             admin__key_create(ar);
         else
-            not_allowed(ar, "GET, POST");
+            admin__not_allowed(ar, "GET, POST");
     } else if (!strncmp(p, "/keys/", 6) && !strchr(p + 6, '/')) {
         if (!del)
-            not_allowed(ar, "DELETE");
+            admin__not_allowed(ar, "DELETE");
         else
             admin__key_delete(ar, ar->path + 7 + 6);
     } else if (!admin__api_more(ar, p)) {

@@ -160,6 +160,45 @@ int admin__gather(admin_req_t *ar, void (*each)(worker_t *, admin_gather_t *, un
                   void (*finish)(admin_gather_t *), void *arg, void (*arg_free)(void *));
 void admin__gather_free(admin_gather_t *g); /* and its arg; not ar */
 
+/* Paths and queries (api.c). A path segment or query value percent-decoded (plus as space when
+ * form): malloc'd, NULL when malformed or when it decodes to a NUL, or to a slash unless slash. */
+char *admin__decode(const char *s, size_t n, int form, int slash);
+/* The value of name in a query string, decoded (malloc'd); NULL when absent; *bad when
+ * malformed. */
+char *admin__query_get(const char *q, const char *name, int *bad);
+/* An unsigned number in the query (dflt when absent): -1 when malformed or over max. */
+int admin__query_uint(const char *q, const char *name, long dflt, long max, long *out);
+/* 405 with the methods the path takes. */
+void admin__not_allowed(admin_req_t *ar, const char *allow);
+/* The segment after prefix in p, decoded, when p is prefix + one segment + tail exactly. */
+char *admin__segment(const char *p, const char *prefix, const char *tail, int slash);
+
+/* A call on the home worker of a bare JID (a user's or a room's), answered back on ar->w. */
+typedef struct home_call home_call_t;
+struct home_call {
+    admin_req_t *ar;
+    worker_t *home;
+    hearth_jid_t jid; /* bare, or full for one session */
+    void (*at_home)(worker_t *h, home_call_t *hc);
+    void (*back)(home_call_t *hc); /* on ar->w, answers */
+    int err;
+    int count;
+    json_t *result;
+    void *arg; /* the route's own, freed by arg_free with the call */
+    void (*arg_free)(void *arg);
+};
+/* jid is taken. at_home runs on the home worker and ends with admin__home_return(hc), which
+ * runs back on ar->w; the call is freed after back. */
+void admin__at_home(admin_req_t *ar, hearth_jid_t *jid, void (*at_home)(worker_t *, home_call_t *),
+                    void (*back)(home_call_t *));
+void admin__home_return(home_call_t *hc);
+void admin__home_call_free(home_call_t *hc);
+
+/* Routes in their own files, on ar->w once authenticated; p is the path after /api/v1. Each
+ * returns 0 when p is not its own (nothing answered). */
+int admin__properties(admin_req_t *ar, const char *p);
+int admin__rooms(admin_req_t *ar, const char *p);
+
 /* Resident memory (VmRSS) and its peak (VmHWM) in bytes, 0 when unknown. */
 void admin__memory(uint64_t *rss, uint64_t *hwm);
 

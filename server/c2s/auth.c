@@ -87,7 +87,7 @@ void auth__fail_now(conn_t *c)
     else
         send_failure(c, "not-authorized", NULL);
     c->auth_fail_throttled = 0;
-    if (c->auth_failures >= c->w->srv->set.auth_attempts)
+    if (c->auth_failures >= c->w->set.auth_attempts)
         conn__stream_error(c, HEARTH_STREAM_ERR_NOT_AUTHORIZED,
                            "too many failed authentication attempts");
 }
@@ -102,7 +102,7 @@ static void fail_counted(conn_t *c, int throttled)
     c->sasl_gen++;
     c->state = C2S_PREAUTH;
     c->auth_failures++;
-    unsigned delay = c->w->srv->set.auth_fail_delay_ms;
+    unsigned delay = c->w->set.auth_fail_delay_ms;
     if (delay == 0) {
         auth__fail_now(c);
         return;
@@ -128,7 +128,7 @@ static void succeed(conn_t *c, const char *out, size_t out_len)
         return;
     }
     char *bare = NULL;
-    if (asprintf(&bare, "%s@%s", c->authcid, c->w->srv->set.domain) < 0) {
+    if (asprintf(&bare, "%s@%s", c->authcid, c->w->set.domain) < 0) {
         free(b64);
         conn__abort(c);
         return;
@@ -240,7 +240,7 @@ static void on_account(void *ud, int err, const storage_account_t *acct)
             fail(c, "temporary-auth-failure");
             goto out;
         }
-        fake.iterations = srv->set.scram_iterations;
+        fake.iterations = c->w->set.scram_iterations;
         secret = &fake;
     }
     hearth_sasl_server_set_secret(c->sasl, secret);
@@ -313,7 +313,7 @@ static void begin(conn_t *c, const char *data, size_t len)
         hearth_jid_t z = HEARTH_JID_INIT;
         int ok = valid && hearth_jid_parse(ini.authzid, strlen(ini.authzid), &z, &reason) == 0 &&
                  z.node && !z.resource && !strcmp(z.node, user) &&
-                 !strcmp(z.domain, c->w->srv->set.domain);
+                 !strcmp(z.domain, c->w->set.domain);
         hearth_jid_clear(&z);
         if (!ok) {
             free(user);
@@ -414,7 +414,7 @@ static int decode(conn_t *c, hearth_xml_node_t *n, hearth_arena_t *arena, char *
 
 void auth__start(conn_t *c, hearth_xml_node_t *n, hearth_arena_t *arena)
 {
-    const settings_t *s = &c->w->srv->set;
+    const settings_t *s = &c->w->set;
     if (c->sasl_waiting) {
         conn__stream_error(c, HEARTH_STREAM_ERR_POLICY_VIOLATION, "SASL element while busy");
         return;

@@ -45,7 +45,7 @@ static void bind_loaded(worker_t *w, user_t *u, void *arg)
 {
     bind_job_t *j = arg;
     conn_t *c = j->c;
-    const settings_t *s = &w->srv->set;
+    const settings_t *s = &w->set;
     char gen[40];
     const char *reason = NULL;
     char *resource = j->resource;
@@ -105,7 +105,7 @@ static void bind_loaded(worker_t *w, user_t *u, void *arg)
         goto out;
     }
     hearth_jid_t full = HEARTH_JID_INIT;
-    if (hearth_jid_make(u->node, w->srv->set.domain, resource, &full, &reason)) {
+    if (hearth_jid_make(u->node, w->set.domain, resource, &full, &reason)) {
         bind_reply_error(c, j->id, HEARTH_STANZA_ERR_BAD_REQUEST, reason);
         goto out;
     }

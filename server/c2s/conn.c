@@ -304,7 +304,7 @@ static void on_data(connection_t *net, const char *data, size_t len)
     int rc = hearth_stream_feed(c->xs, data, len);
     (void)rc; /* the stream's end is reported through its callbacks */
     if (!c->closing && c->state == C2S_BOUND) {
-        if (!c->w->srv->set.idle_release) {
+        if (!c->w->set.idle_release) {
             conn__trim(c);
         } else if (c->trimmed) { /* its timer may be set for the idle ping, far off */
             c->trimmed = 0;
@@ -451,11 +451,11 @@ static conn_t *new_stream(worker_t *w, connection_t *net, hearth_stream_framing_
     memcpy(pa->ip, net->ip, sizeof(pa->ip));
     c->pa = pa;
     hearth_xml_limits_t lim = HEARTH_XML_LIMITS_DEFAULT;
-    lim.max_stanza_bytes = w->srv->set.max_stanza_preauth;
+    lim.max_stanza_bytes = w->set.max_stanza_preauth;
     hearth_stream_config_t cfg = {
         .role = HEARTH_STREAM_SERVER,
         .framing = framing,
-        .domain = w->srv->set.domain,
+        .domain = w->set.domain,
         .direct_tls = direct_tls ? w->srv->tls : NULL,
         .limits = &lim,
     };
@@ -483,7 +483,7 @@ static const preauth_ops_t preauth_ops = {.send = preauth_send};
 static void start(conn_t *c)
 {
     c->pa->ops = &preauth_ops;
-    if (server__preauth_enter(c->w->srv, conn__ip(c))) {
+    if (server__preauth_enter(c->w->srv, conn__ip(c), c->w->set.preauth_per_ip)) {
         hlog_conn(LOG_WARN, c->id, NULL, "refused: too many unauthenticated connections from %s",
                   conn__ip(c));
         conn__abort(c);

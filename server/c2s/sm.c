@@ -90,7 +90,7 @@ static c2s_session_t *oldest_detached(worker_t *w)
 static void on_budget_timer(uv_timer_t *t)
 {
     c2s_worker_t *cw = t->data;
-    size_t budget = cw->w->srv->set.resume_budget;
+    size_t budget = cw->w->set.resume_budget;
     while (cw->sm_detached_bytes > budget) {
         c2s_session_t *oldest = oldest_detached(cw->w);
         if (!oldest)
@@ -108,7 +108,7 @@ static void on_budget_timer(uv_timer_t *t)
 static void budget_check(c2s_session_t *cs)
 {
     c2s_worker_t *cw = c2s__worker(cs->s.w);
-    if (!cs->sm.detached || cw->sm_detached_bytes <= cs->s.w->srv->set.resume_budget)
+    if (!cs->sm.detached || cw->sm_detached_bytes <= cs->s.w->set.resume_budget)
         return;
     if (!cw->sm_budget_timer_open) {
         uv_timer_init(&cs->s.w->loop, &cw->sm_budget_timer);
@@ -347,7 +347,7 @@ static void enable(conn_t *c, hearth_xml_node_t *el)
     }
     sm_state_t *sm = &cs->sm;
     const char *r = hearth_xml_attr(el, "resume");
-    unsigned timeout = c->w->srv->set.resume_timeout;
+    unsigned timeout = c->w->set.resume_timeout;
     sm->enabled = 1;
     sm->v2 = !strcmp(el->ns, HEARTH_NS_SM2);
     sm->resume = r && (!strcmp(r, "true") || !strcmp(r, "1")) && timeout > 0;
@@ -448,7 +448,7 @@ int sm__lost(conn_t *c)
         return 0; /* an ending session is not kept */
     hlog_conn(LOG_INFO, c->id, conn__log_jid(c),
               "connection lost: session kept %u s for resumption, %zu stanzas unacknowledged",
-              c->w->srv->set.resume_timeout, cs->sm.qlen);
+              c->w->set.resume_timeout, cs->sm.qlen);
     csession__detach(cs);
     conn__abort(c); /* the connection goes; the session no longer hangs on it */
     return 1;

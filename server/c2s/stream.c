@@ -33,7 +33,7 @@ size_t c2s__bindings(const conn_t *c, c2s_bindings_t *out)
 /* What the features and auth.c agree is offered on this stream. */
 int c2s__mech_offered(const conn_t *c, const char *mech)
 {
-    const settings_t *s = &c->w->srv->set;
+    const settings_t *s = &c->w->set;
     if (!c->secure && s->tls_required)
         return 0;
     if (!strcmp(mech, "SCRAM-SHA-1") || !strcmp(mech, "SCRAM-SHA-256"))
@@ -52,7 +52,7 @@ static const char *const all_mechs[] = {"SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS"
 
 void c2s__send_features(conn_t *c)
 {
-    const settings_t *s = &c->w->srv->set;
+    const settings_t *s = &c->w->set;
     hearth_buf_t b = HEARTH_BUF_INIT;
     int rc = 0;
     if (c->state == C2S_WAIT_BIND) {
@@ -102,7 +102,7 @@ void c2s__send_features(conn_t *c)
 
 void c2s__on_open(conn_t *c, const hearth_stream_header_t *header)
 {
-    const settings_t *s = &c->w->srv->set;
+    const settings_t *s = &c->w->set;
     /* The stream checked the namespaces and the version; the domain is ours to check. */
     const char *to = header->to;
     if (to) {
@@ -198,14 +198,14 @@ void c2s__reply_error(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena,
     hearth_xml_set_attr(arena, st, "from", NULL);
     /* Before binding, a stanza without 'to' goes to the server: its errors come from the
      * domain, or from nobody once authenticated (RFC 6120 §10.3.3: the account's). */
-    router__make_error(st, arena, cond, text, c->bare ? NULL : c->w->srv->set.domain);
+    router__make_error(st, arena, cond, text, c->bare ? NULL : c->w->set.domain);
     conn__send_node(c, st);
 }
 
 /* Pipelined behind the bind (XEP-0305 style): kept, bounded, replayed in order. */
 static void c2s__hold(conn_t *c, hearth_xml_node_t *st)
 {
-    if (c->held.len > c->w->srv->set.max_stanza ||
+    if (c->held.len > c->w->set.max_stanza ||
         hearth_xml_serialize(st, HEARTH_NS_CLIENT, &c->held))
         conn__stream_error(c, HEARTH_STREAM_ERR_POLICY_VIOLATION,
                            "too much sent before the bind completed");
@@ -294,7 +294,7 @@ static int ping_answer(conn_t *c, hearth_xml_node_t *st)
     if (!c->ping_outstanding || strcmp(st->name, "iq") || !type ||
         (strcmp(type, "result") && strcmp(type, "error")) || !id || strcmp(id, c->ping_id))
         return 0;
-    if (to && strcmp(to, c->w->srv->set.domain))
+    if (to && strcmp(to, c->w->set.domain))
         return 0;
     c->ping_outstanding = 0;
     return 1;
@@ -338,7 +338,7 @@ void c2s__restart_stream(conn_t *c)
         conn__abort(c);
         return;
     }
-    hearth_stream_set_max_stanza(c->xs, c->w->srv->set.max_stanza);
+    hearth_stream_set_max_stanza(c->xs, c->w->set.max_stanza);
     c->state = C2S_AUTHED;
     if (c->pa) { /* authenticated: what modules held of the stream before is gone */
         c->pa->conn = NULL;
@@ -364,7 +364,7 @@ void conn__arm_timer(conn_t *c)
 {
     if (c->closing || !c->net)
         return;
-    const settings_t *s = &c->w->srv->set;
+    const settings_t *s = &c->w->set;
     uint64_t now = uv_now(&c->w->loop);
     if (c->state != C2S_BOUND) {
         uint64_t deadline = c->accepted_ms + (uint64_t)s->preauth_timeout * 1000;
@@ -396,7 +396,7 @@ void c2s__on_adopted(conn_t *c)
 
 void c2s__on_timer(conn_t *c)
 {
-    const settings_t *s = &c->w->srv->set;
+    const settings_t *s = &c->w->set;
     uint64_t now = uv_now(&c->w->loop);
     if (c->auth_fail_pending) {
         auth__fail_now(c);

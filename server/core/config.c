@@ -155,6 +155,22 @@ static const config_key_t KEYS[] = {
     S("muc.domain", "", "Multi-user chat domain; empty = conference.<server.domain>.", 0),
     I("muc.max_rooms_per_user", "100", 0, 1000000,
       "Rooms one account may own (stored rooms) or have created (others); 0 = no limit.", 1),
+    /* The configuration a new room starts with (XEP-0045 §10.1), before its owner changes it. */
+    B("muc.default_persistent", "false",
+      "New rooms are persistent (muc#roomconfig_persistentroom).", 1),
+    B("muc.default_public", "true",
+      "New rooms are listed in the service's disco#items "
+      "(muc#roomconfig_publicroom).",
+      1),
+    B("muc.default_members_only", "false",
+      "New rooms admit members only (muc#roomconfig_membersonly).", 1),
+    B("muc.default_moderated", "false", "New rooms are moderated (muc#roomconfig_moderatedroom).",
+      1),
+    I("muc.default_max_users", "0", 0, 100000,
+      "Occupants a new room admits (muc#roomconfig_maxusers); 0 = no limit.", 1),
+    /* MUC_HISTORY_MAX: what a room keeps at all. */
+    I("muc.default_history", "20", 0, 100,
+      "History messages a new room sends to newcomers (muc#maxhistoryfetch).", 1),
     /* At most 1.875 MiB: with its history and subject, a join sequence leaves in one write
      * well inside the 4 MiB output bound (CONN_MAX_OUTQ). */
     I("muc.max_join_size", "1966080", 16384, 1966080,
@@ -515,6 +531,58 @@ int config_set_runtime(config_t *c, const char *key, const char *value, char **e
         return HEARTH_EBUSY;
     }
     return set_at(c, key, value, "", 0, err);
+}
+
+int config_check_runtime(const config_t *c, const char *key, const char *value, char **err)
+{
+    int idx = key_index(key);
+    if (idx < 0) {
+        unknown_key_err(err, "", key);
+        return HEARTH_ENOTFOUND;
+    }
+    if (!KEYS[idx].runtime) {
+        set_err(err, "%s cannot be changed while the server runs; set it in the config file", key);
+        return HEARTH_EINVAL;
+    }
+    if (c->v[idx].fixed) {
+        set_err(err, "%s is fixed for this run by the config file or --set", key);
+        return HEARTH_EBUSY;
+    }
+    if (!value)
+        return 0;
+    config_value_t nv = {0};
+    int rc = parse_value(&KEYS[idx], value, "", &nv, err);
+    if (rc == 0 && KEYS[idx].type == CONFIG_STRING)
+        free(nv.s);
+    return rc;
+}
+
+int config_unset_runtime(config_t *c, const char *key, char **err)
+{
+    int rc = config_check_runtime(c, key, NULL, err);
+    if (rc < 0)
+        return rc == HEARTH_ENOTFOUND ? HEARTH_ECONFIG : rc;
+    return set_at(c, key, config_key_find(key)->def, "", 0, err);
+}
+
+int config_value_string(const config_t *c, const char *key, char *buf, size_t size)
+{
+    int idx = key_index(key);
+    if (idx < 0)
+        return HEARTH_ENOTFOUND;
+    const config_value_t *v = &c->v[idx];
+    switch (KEYS[idx].type) {
+    case CONFIG_INT:
+        snprintf(buf, size, "%ld", v->i);
+        break;
+    case CONFIG_BOOL:
+        snprintf(buf, size, "%s", v->i ? "true" : "false");
+        break;
+    default:
+        snprintf(buf, size, "%s", v->s ? v->s : "");
+        break;
+    }
+    return 0;
 }
 
 static char *trim(char *s)

@@ -51,6 +51,16 @@ int config_from_args(config_t *c, const char *config_path, const char *data_dir,
 int config_set_runtime(config_t *c, const char *key, const char *value,
                        char **err) HEARTH_MUST_CHECK;
 
+/* Whether config_set_runtime(c, key, value) would succeed, changing nothing (value NULL: only
+ * whether the key may change): HEARTH_ENOTFOUND unknown, HEARTH_EINVAL not runtime, HEARTH_EBUSY
+ * fixed, HEARTH_ECONFIG a bad value (the message names the key and the bounds). */
+int config_check_runtime(const config_t *c, const char *key, const char *value,
+                         char **err) HEARTH_MUST_CHECK;
+/* A runtime key back to its default (the database no longer holds it); the same refusals. */
+int config_unset_runtime(config_t *c, const char *key, char **err) HEARTH_MUST_CHECK;
+/* The key's value spelt as the file would (true/false for booleans); HEARTH_ENOTFOUND. */
+int config_value_string(const config_t *c, const char *key, char *buf, size_t size);
+
 /* Getters abort on an unknown key or a type mismatch (programming errors). config_str serves
  * CONFIG_STRING and CONFIG_ENUM; the pointer lives until that key is set again. */
 const char *config_str(const config_t *c, const char *key);

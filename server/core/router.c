@@ -396,7 +396,7 @@ static void bounce_stanza(void *ud, hearth_xml_node_t *st, hearth_arena_t *arena
     const char *type = hearth_xml_attr(st, "type");
     if (!strcmp(st->name, "iq") && type && strcmp(type, "get") && strcmp(type, "set"))
         return; /* results are never bounced */
-    router__make_error(st, arena, b->cond, b->text, b->w->srv->set.domain);
+    router__make_error(st, arena, b->cond, b->text, b->w->set.domain);
     const char *to = hearth_xml_attr(st, "to");
     if (to)
         router__route_node(b->w, to, st);

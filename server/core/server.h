@@ -61,6 +61,11 @@ typedef struct settings {
     size_t pep_max_item_size;        /* bytes of one payload */
     size_t pep_max_bytes;            /* bytes of payloads per account */
     size_t caps_cache_size;          /* verified XEP-0115 'ver's remembered */
+    /* The configuration of a new room (muc.default_*). */
+    int muc_default_persistent, muc_default_public, muc_default_members_only;
+    int muc_default_moderated;
+    unsigned muc_default_max_users; /* 0 = no limit */
+    unsigned muc_default_history;   /* muc#maxhistoryfetch */
 } settings_t;
 
 typedef enum {
@@ -176,6 +181,10 @@ typedef struct worker_stats {
 struct worker {
     server_t *srv;
     unsigned index;
+    /* The settings as this worker applies them: srv->set at start, then each runtime change
+     * (runtime.c) arrives through the inbox, so code on the worker reads w->set, never
+     * srv->set, for anything marked runtime in the config table. */
+    settings_t set;
     uv_loop_t loop;
     uv_thread_t thread;
     uv_async_t wake;
@@ -216,7 +225,13 @@ struct worker {
 #define WORKER_RUNQ_MAX 1000000
 
 struct server {
+    /* Owned by the main thread until the workers start; after that only under cfg_lock
+     * (runtime.c), which the admin API and SIGHUP take to change runtime keys. */
     config_t *cfg;
+    uv_mutex_t cfg_lock;
+    unsigned char *cfg_stored; /* per config_keys() row: the database holds a value for it */
+    /* The settings at start-up: the fields no runtime key changes (domain, ...) are read from
+     * here by any thread; the rest only before the workers start (then w->set). */
     settings_t set;
     const char *data_dir;
     storage_t *storage;
@@ -272,7 +287,7 @@ void worker__user_drop_if_empty(worker_t *w, user_t *u);
 void worker__discard(worker_t *w, inbox_msg_t *m);
 
 /* Per-IP count of unauthenticated connections: 0 when admitted. */
-int server__preauth_enter(server_t *srv, const char *ip);
+int server__preauth_enter(server_t *srv, const char *ip, unsigned limit); /* 0: none */
 void server__preauth_leave(server_t *srv, const char *ip);
 
 #endif

@@ -449,6 +449,7 @@ int worker__init(server_t *srv, worker_t *w, unsigned index)
     memset(w, 0, sizeof(*w));
     w->srv = srv;
     w->index = index;
+    w->set = srv->set;
     if (uv_loop_init(&w->loop))
         return HEARTH_EIO;
     w->loop.data = w;
@@ -545,13 +546,13 @@ void worker__free(worker_t *w)
 
 /* ---- the per-IP counter of unauthenticated connections (shared; a short lock, no I/O) ---- */
 
-int server__preauth_enter(server_t *srv, const char *ip)
+int server__preauth_enter(server_t *srv, const char *ip, unsigned limit)
 {
-    if (srv->set.preauth_per_ip == 0)
-        return 0;
+    /* Counted even without a limit: limits.preauth_per_ip may be set while the connection
+     * waits, and its leave must find it. */
     uv_mutex_lock(&srv->ip_lock);
     uintptr_t n = (uintptr_t)strmap_get(&srv->preauth_ips, ip);
-    int refused = n >= srv->set.preauth_per_ip;
+    int refused = limit && n >= limit;
     if (!refused && strmap_put(&srv->preauth_ips, ip, (void *)(n + 1)))
         refused = 1;
     uv_mutex_unlock(&srv->ip_lock);
@@ -560,8 +561,6 @@ int server__preauth_enter(server_t *srv, const char *ip)
 
 void server__preauth_leave(server_t *srv, const char *ip)
 {
-    if (srv->set.preauth_per_ip == 0)
-        return;
     uv_mutex_lock(&srv->ip_lock);
     uintptr_t n = (uintptr_t)strmap_get(&srv->preauth_ips, ip);
     if (n <= 1)

@@ -369,7 +369,7 @@ static char *account_jid(const adhoc_req_t *r, const char *s, int allow_resource
         *why = "is not a valid JID";
         return NULL;
     }
-    if (!j.node || strcmp(j.domain, r->w->srv->set.domain))
+    if (!j.node || strcmp(j.domain, r->w->set.domain))
         *why = "is not an account of this server";
     else if (j.resource && !allow_resource)
         *why = "names a resource; give the bare JID";
@@ -554,7 +554,7 @@ static void derive_done(uv_work_t *w, int status)
 /* add-user and change-user-password: r is taken. */
 static void run_set_password(adhoc_req_t *r)
 {
-    const settings_t *set = &r->w->srv->set;
+    const settings_t *set = &r->w->set;
     const char *jid = value(r, V_ACCOUNTJID), *pw = value(r, V_PASSWORD);
     const char *verify = value(r, V_PASSWORD_VERIFY);
     int add = r->cmd->id == CMD_ADD_USER;
@@ -1091,7 +1091,7 @@ static void run_announce(adhoc_req_t *r)
         job_end(r);
         return;
     }
-    const char *domain = r->w->srv->set.domain;
+    const char *domain = r->w->set.domain;
     rc = rc ?: hearth_buf_append_str(&b, "<message type='headline' from='");
     rc = rc ?: hearth_buf_append_escaped(&b, domain, strlen(domain));
     rc = rc ?: hearth_buf_append_str(&b, "'>");
@@ -1288,7 +1288,7 @@ static void items_checked(adhoc_req_t *r, int admin)
     hearth_xml_set_attr(a, q, "node", NS_COMMANDS);
     for (size_t i = 0; admin && q && i < NCOMMANDS; i++) {
         hearth_xml_node_t *it = hearth_xml_add_child(a, q, "item", NULL);
-        hearth_xml_set_attr(a, it, "jid", r->w->srv->set.domain);
+        hearth_xml_set_attr(a, it, "jid", r->w->set.domain);
         hearth_xml_set_attr(a, it, "node", commands[i].node);
         hearth_xml_set_attr(a, it, "name", commands[i].name);
     }

@@ -401,7 +401,7 @@ static void vcard_read(void *ud, int err, const char *xml)
     }
     /* The avatar was taken in PEP (pep.max_item_size): one the vCard cannot hold stays out of
      * it, and the vCard, its hash and presence keep the avatar they had. */
-    if (t->xml && strlen(t->xml) > t->w->srv->set.vcard_max_size) {
+    if (t->xml && strlen(t->xml) > t->w->set.vcard_max_size) {
         hlog(LOG_WARN,
              "avatar of %s: the vCard with it would pass vcard.max_size; it stays in PEP only",
              t->bare);
@@ -651,7 +651,7 @@ static int vcard_check(session_t *s, const hearth_xml_node_t *vcard, hearth_stan
         *text = "the PHOTO's BINVAL is not base64";
         return -1;
     }
-    if (b64 + DATA_WRAP > s->w->srv->set.pep_max_item_size) {
+    if (b64 + DATA_WRAP > s->w->set.pep_max_item_size) {
         *cond = HEARTH_STANZA_ERR_NOT_ACCEPTABLE;
         *text = "the PHOTO is larger than an avatar in PEP may be (pep.max_item_size), so it "
                 "cannot be converted (XEP-0398); nothing was stored";

@@ -186,7 +186,7 @@ static int stanza_out(hook_args_t *a)
     if (type && !strcmp(type, "error"))
         return HOOK_STOP;
     router__make_error(a->st, a->arena, HEARTH_STANZA_ERR_NOT_ACCEPTABLE,
-                       "you have blocked this contact", a->w->srv->set.domain);
+                       "you have blocked this contact", a->w->set.domain);
     hearth_xml_node_t *e = hearth_xml_child(a->st, "error", HEARTH_NS_CLIENT);
     hearth_xml_add_child(a->arena, e, "blocked", HEARTH_NS_BLOCKING_ERRORS);
     session__send_node(a->s, a->st);

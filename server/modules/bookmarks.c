@@ -480,7 +480,7 @@ static void to_private_read(void *ud, int err, const char *xml)
     rc = rc ?: hearth_buf_append_str(&b, "</storage>");
     bookmarks_clear(&old);
     hearth_buf_free(&rest);
-    if (rc || b.len > t->w->srv->set.private_max_size) {
+    if (rc || b.len > t->w->set.private_max_size) {
         hlog(LOG_WARN, "bookmarks of %s: %s", t->bare,
              rc ? "no memory for private XML"
                 : "the bookmarks would pass private.max_size in private XML; it keeps its own");
@@ -490,7 +490,7 @@ static void to_private_read(void *ud, int err, const char *xml)
     }
     worker_t *w = t->w;
     if (storage_private_set(w->srv->storage, &w->storage_target, t->node, NS_STORAGE, b.data,
-                            w->srv->set.private_max_total, to_private_written, t))
+                            w->set.private_max_total, to_private_written, t))
         to_private_written(t, HEARTH_EAGAIN);
     hearth_buf_free(&b);
 }

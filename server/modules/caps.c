@@ -263,7 +263,7 @@ static const EVP_MD *md_of(const char *hash)
 
 static void ask(session_t *s, caps_sess_t *cs, const char *node, const char *ver)
 {
-    const char *domain = s->w->srv->set.domain;
+    const char *domain = s->w->set.domain;
     free(cs->query_node);
     cs->query_node = NULL;
     hearth_buf_t qn = HEARTH_BUF_INIT;

@@ -79,7 +79,7 @@ static void purged(void *ud, int err)
 static void retention_purge(uv_timer_t *t)
 {
     worker_t *w = t->data;
-    int64_t before = user__now_ms() - (int64_t)w->srv->set.archive_retention_days * 86400000;
+    int64_t before = user__now_ms() - (int64_t)w->set.archive_retention_days * 86400000;
     int rc = storage_archive_purge(w->srv->storage, &w->storage_target, before, purged, NULL);
     if (rc)
         hlog(LOG_ERROR, "archive retention: purge not queued: %s", hearth_strerror(rc));
@@ -91,7 +91,7 @@ static int mam_worker_init(worker_t *w)
     if (!mw)
         return HEARTH_ENOMEM;
     w->slot[worker_slot] = mw;
-    if (w->index != 0 || !w->srv->set.archive_retention_days)
+    if (w->index != 0 || !w->set.archive_retention_days)
         return 0;
     if (uv_timer_init(&w->loop, &mw->retention))
         return HEARTH_EIO;
@@ -100,7 +100,7 @@ static int mam_worker_init(worker_t *w)
     uv_unref((uv_handle_t *)&mw->retention); /* never what keeps a loop running */
     uv_timer_start(&mw->retention, retention_purge, 0, RETENTION_PERIOD_MS);
     hlog(LOG_INFO, "archive retention: %u days, purged hourly by worker %u",
-         w->srv->set.archive_retention_days, w->index);
+         w->set.archive_retention_days, w->index);
     return 0;
 }
 

@@ -110,7 +110,7 @@ static void store_with_delay(void *ud, hearth_xml_node_t *st, hearth_arena_t *ar
     snprintf(stamp, sizeof(stamp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(now % 1000));
     hearth_xml_node_t *delay = hearth_xml_add_child(arena, st, "delay", HEARTH_NS_DELAY);
-    hearth_xml_set_attr(arena, delay, "from", w->srv->set.domain);
+    hearth_xml_set_attr(arena, delay, "from", w->set.domain);
     hearth_xml_set_attr(arena, delay, "stamp", stamp);
     hearth_buf_t b = HEARTH_BUF_INIT;
     offline_job_t *j = calloc(1, sizeof(*j));
@@ -127,7 +127,7 @@ static void store_with_delay(void *ud, hearth_xml_node_t *st, hearth_arena_t *ar
     j->settle_seq = d->m->u.route.settle_seq;
     d->m->u.route.settle_deferred = 1;
     if (storage_offline_store(w->srv->storage, &w->storage_target, d->u->node, b.data, b.len, now,
-                              w->srv->set.offline_quota, offline_stored, j))
+                              w->set.offline_quota, offline_stored, j))
         offline_stored(j, HEARTH_ELIMIT);
     hearth_buf_free(&b);
 }
@@ -374,7 +374,7 @@ static int message_in(hook_args_t *a)
 static int message_sanitise(hook_args_t *a)
 {
     if (!a->service)
-        strip_forged(a->st, a->to, a->s->user->bare, a->w->srv->set.domain);
+        strip_forged(a->st, a->to, a->s->user->bare, a->w->set.domain);
     return HOOK_CONTINUE;
 }
 

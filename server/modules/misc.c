@@ -40,7 +40,7 @@ static void version(iq_ctx_t *ctx)
         iq_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST, "software version is a get");
         return;
     }
-    int hide = ctx->s->w->srv->set.hide_version;
+    int hide = ctx->s->w->set.hide_version;
     hearth_arena_t *a = ctx->arena;
     hearth_xml_node_t *r = iq_result(ctx);
     hearth_xml_node_t *q = hearth_xml_add_child(a, r, "query", HEARTH_NS_VERSION);

@@ -57,7 +57,7 @@ void muc__creator_set(muc_room_t *r, const char *bare)
 
 const char *muc__domain(worker_t *w)
 {
-    return w->srv->set.muc_domain;
+    return w->set.muc_domain;
 }
 
 /* ---- room table ---- */
@@ -84,6 +84,18 @@ void muc__config_defaults(muc_config_t *c)
     c->canchangenick = 1;
     c->registration = 1;
     c->mam = 1; /* as Prosody: a persistent room keeps an archive unless its owner says not */
+}
+
+void muc__config_new_room(worker_t *w, muc_config_t *c)
+{
+    muc__config_defaults(c);
+    const settings_t *s = &w->set;
+    c->persistent = s->muc_default_persistent;
+    c->publicroom = s->muc_default_public;
+    c->membersonly = s->muc_default_members_only;
+    c->moderated = s->muc_default_moderated;
+    c->maxusers = s->muc_default_max_users;
+    c->maxhistory = s->muc_default_history;
 }
 
 void muc__config_free(muc_config_t *c)
@@ -749,7 +761,7 @@ static void owned_counted(void *ud, int err, size_t n)
     cap_ud_t *u = ud;
     muc_room_t *r = muc__room_get(u->w, u->room);
     if (r && r->state == ROOM_LOADING && !r->cap_ok_for) {
-        unsigned cap = u->w->srv->set.muc_max_rooms_per_user;
+        unsigned cap = u->w->set.muc_max_rooms_per_user;
         if (err)
             hlog(LOG_ERROR, "muc: rooms of %s not counted: %s", u->creator, hearth_strerror(err));
         r->cap_full = err || n + created_count(u->creator) >= cap;
@@ -764,7 +776,7 @@ static void owned_counted(void *ud, int err, size_t n)
 
 int muc__create_check(worker_t *w, muc_room_t *r, const char *creator)
 {
-    unsigned cap = w->srv->set.muc_max_rooms_per_user;
+    unsigned cap = w->set.muc_max_rooms_per_user;
     if (!cap)
         return 0;
     if (r->cap_ok_for) {

@@ -198,6 +198,8 @@ void muc__room_maybe_free(worker_t *w, muc_room_t *r);
 void muc__directory_set(muc_room_t *r); /* after any change of name, publicroom, existence */
 void muc__directory_remove(const char *jid);
 void muc__config_defaults(muc_config_t *c);
+/* What a room created now starts with: the defaults and the muc.default_* settings. */
+void muc__config_new_room(worker_t *w, muc_config_t *c);
 /* Loading failed: queued stanzas get internal-server-error, the room is forgotten. */
 void muc__room_failed(worker_t *w, muc_room_t *r);
 /* Replies to a disco#items of the service: the page rsm asks for of the directory merged with

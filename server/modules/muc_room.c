@@ -393,7 +393,7 @@ static size_t occupant_cost(const char *ojid, const char *jid, const char *inner
  * writes it), within muc.max_join_size (and its reserve for admins and owners). */
 static int join_fits(worker_t *w, const muc_room_t *r, size_t cost, const char *jid, muc_aff_t aff)
 {
-    size_t max = w->srv->set.muc_max_join_size;
+    size_t max = w->set.muc_max_join_size;
     size_t limit = max + (aff >= AFF_ADMIN ? MUC_JOIN_RESERVE(max) : 0);
     size_t to = ((size_t)r->noccupants + 1) * (hearth_buf_escaped_len(jid) + 8);
     return r->occ_bytes + cost + to <= limit;
@@ -402,7 +402,7 @@ static int join_fits(worker_t *w, const muc_room_t *r, size_t cost, const char *
 /* Whether an occupant's cost may go from old to cost (its presence changed). */
 static int update_fits(worker_t *w, const muc_room_t *r, size_t old, size_t cost)
 {
-    size_t max = w->srv->set.muc_max_join_size;
+    size_t max = w->set.muc_max_join_size;
     return cost <= old || r->occ_bytes - old + cost <= max + MUC_JOIN_RESERVE(max);
 }
 
@@ -711,7 +711,7 @@ static void join(worker_t *w, muc_room_t *r, hearth_xml_node_t *st, hearth_arena
         r->exists = 1;
         r->locked = 1;
         created = 1;
-        muc__config_defaults(&r->cfg);
+        muc__config_new_room(w, &r->cfg);
         if (muc__aff_set(r, bare, AFF_OWNER, NULL, NULL)) {
             r->exists = 0;
             presence_error(w, st, a, ojid, from, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);

@@ -326,7 +326,7 @@ static void save_affs(worker_t *w, muc_room_t *r)
     size_t n = r->affs.count, k = 0;
     storage_muc_aff_t *v = n ? calloc(n, sizeof(*v)) : NULL;
     char **accounts = n ? calloc(n, sizeof(char *)) : NULL;
-    const char *domain = w->srv->set.domain;
+    const char *domain = w->set.domain;
     if (n && (!v || !accounts)) {
         free(v);
         free(accounts);

@@ -219,7 +219,7 @@ void muc__vcard_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_are
         muc__reply_error(w, iq, a, r->jid, from, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
         return;
     }
-    if (xml.len > w->srv->set.vcard_max_size) {
+    if (xml.len > w->set.vcard_max_size) {
         hearth_buf_free(&xml);
         muc__reply_error(w, iq, a, r->jid, from, HEARTH_STANZA_ERR_NOT_ACCEPTABLE,
                          "vCard too large");

@@ -11,6 +11,7 @@
 #include "modules/pep.h"
 
 pep_conf_t pep__conf;
+int pep__wslot = -1;
 int pep__slot = -1;
 static pep_loaded_fn loaded_listeners[PEP_LISTENERS_MAX];
 static size_t nloaded;
@@ -256,7 +257,7 @@ static void loaded(void *ud, int err, const storage_pubsub_state_t *st)
     nodes_clear(pu);
     for (size_t i = 0; i < st->nnodes; i++) {
         pubsub_config_t c;
-        if (pubsub_config_load(&c, &pep__conf.service, st->nodes[i].config)) {
+        if (pubsub_config_load(&c, pep__service(w), st->nodes[i].config)) {
             hlog(LOG_WARN,
                  "PEP of %s: node %s has a configuration that cannot be read; it "
                  "gets the defaults",
@@ -696,9 +697,8 @@ static int pep_init(server_t *srv)
     const settings_t *set = &srv->set;
     if ((pep__slot = user__slot_new()) < 0)
         return HEARTH_ELIMIT;
-    pep__conf.max_nodes = set->pep_max_nodes;
-    pep__conf.max_item_size = set->pep_max_item_size;
-    pep__conf.max_bytes = set->pep_max_bytes;
+    if ((pep__wslot = worker__slot_new()) < 0)
+        return HEARTH_ELIMIT;
     /* XEP-0163 §5's defaults: access by presence, payloads delivered, the last item sent on
      * presence; one item kept unless the owner says otherwise. */
     pep__conf.service = (pubsub_service_t){
@@ -760,10 +760,28 @@ static const char *const pep_account_features[] = {
 };
 static const char *const pep_account_identities[] = {"pubsub/pep", NULL};
 
+static int pep_worker_init(worker_t *w)
+{
+    pubsub_service_t *s = malloc(sizeof(*s));
+    if (!s)
+        return HEARTH_ENOMEM;
+    *s = pep__conf.service; /* a shallow copy: the defaults hold no pointer of their own */
+    w->slot[pep__wslot] = s;
+    return 0;
+}
+
+static void pep_worker_free(worker_t *w)
+{
+    free(w->slot[pep__wslot]);
+    w->slot[pep__wslot] = NULL;
+}
+
 const module_t module_pep = {
     .name = "pep",
     .iqs = pep_iqs,
     .account_features = pep_account_features,
     .account_identities = pep_account_identities,
     .init = pep_init,
+    .worker_init = pep_worker_init,
+    .worker_free = pep_worker_free,
 };

@@ -79,13 +79,22 @@ typedef struct pep_user {
     int held;               /* u is held while anything waits */
 } pep_user_t;
 
-/* What the service is, set once at start-up. */
+/* What the service is, set once at start-up; the limits are runtime settings, read from the
+ * worker's w->set (pep.max_*) where they are used. */
 typedef struct pep_conf {
     pubsub_service_t service;
-    size_t max_nodes, max_item_size, max_bytes;
 } pep_conf_t;
 extern pep_conf_t pep__conf;
 extern int pep__slot;
+extern int pep__wslot; /* worker slot: the worker's copy of pep__conf.service */
+
+/* The service as w applies it now: pep__conf's, with pep.max_items as w->set has it. */
+static inline const pubsub_service_t *pep__service(worker_t *w)
+{
+    pubsub_service_t *s = w->slot[pep__wslot];
+    s->max_items = w->set.pep_max_items;
+    return s;
+}
 
 static inline pep_user_t *pep__state(const user_t *u)
 {

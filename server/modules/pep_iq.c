@@ -61,7 +61,7 @@ static int item_payload(pep_op_t *op, const hearth_xml_node_t *item, pubsub_err_
         hearth_buf_free(&b);
         return pubsub_fail(e, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL, NULL);
     }
-    if (b.len > pep__conf.max_item_size) {
+    if (b.len > op->w->set.pep_max_item_size) {
         hearth_buf_free(&b);
         return pubsub_fail(e, HEARTH_STANZA_ERR_NOT_ACCEPTABLE, "payload-too-big", NULL);
     }
@@ -83,7 +83,7 @@ static int node_name_of(const hearth_xml_node_t *el, const char **out, pubsub_er
 /* A node that does not exist yet: within the account's bound of nodes? */
 static int room_for_node(const pep_user_t *pu, pubsub_err_t *e)
 {
-    if (pu->nodes.count < pep__conf.max_nodes)
+    if (pu->nodes.count < pu->w->set.pep_max_nodes)
         return 0;
     return pubsub_fail(e, HEARTH_STANZA_ERR_POLICY_VIOLATION, NULL,
                        "this account has as many PEP nodes as it may have (pep.max_nodes)");
@@ -123,7 +123,7 @@ static int publish_check(pep_op_t *op, const hearth_xml_node_t *pub,
     hearth_xml_node_t *x = options ? hearth_xml_first_element(options) : NULL;
     pubsub_node_t *n = strmap_get(&pu->nodes, node);
     if (n) {
-        if (x && pubsub_config_check(&n->config, &pep__conf.service, op->arena, x, e))
+        if (x && pubsub_config_check(&n->config, pep__service(op->w), op->arena, x, e))
             return -1;
         op->node = n;
     } else {
@@ -132,7 +132,7 @@ static int publish_check(pep_op_t *op, const hearth_xml_node_t *pub,
         pubsub_config_t c;
         if (pubsub_config_copy(&c, &pep__conf.service.defaults))
             return pubsub_fail(e, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL, NULL);
-        if (x && pubsub_config_apply(&c, &pep__conf.service, op->arena, x,
+        if (x && pubsub_config_apply(&c, pep__service(op->w), op->arena, x,
                                      PUBSUB_FORM_PUBLISH_OPTIONS, e)) {
             pubsub_config_clear(&c);
             return -1;
@@ -145,11 +145,11 @@ static int publish_check(pep_op_t *op, const hearth_xml_node_t *pub,
     }
     n = op->node;
     op->keep =
-        n->config.persist_items ? pubsub_config_max_items(&n->config, &pep__conf.service) : 1;
+        n->config.persist_items ? pubsub_config_max_items(&n->config, pep__service(op->w)) : 1;
     long old = pubsub_node_find(n, op->id);
     size_t gone =
         (old >= 0 ? n->items[old].size : 0) + pubsub_node_dropped_bytes(n, op->id, op->keep);
-    if (pu->bytes - gone + pep__item_bytes(op->size, op->id) > pep__conf.max_bytes)
+    if (pu->bytes - gone + pep__item_bytes(op->size, op->id) > op->w->set.pep_max_bytes)
         return pubsub_fail(e, HEARTH_STANZA_ERR_POLICY_VIOLATION, NULL,
                            "this account's PEP storage is full (pep.max_bytes)");
     return 0;
@@ -422,13 +422,13 @@ static void create(pep_op_t *op, const hearth_xml_node_t *el, const hearth_xml_n
         pep__refuse(op, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL, NULL);
         return;
     }
-    if (x && pubsub_config_apply(&c, &pep__conf.service, op->arena, x, PUBSUB_FORM_CONFIG, &e)) {
+    if (x && pubsub_config_apply(&c, pep__service(op->w), op->arena, x, PUBSUB_FORM_CONFIG, &e)) {
         pubsub_config_clear(&c);
         pep__reject(op, &e);
         return;
     }
     char *config = pubsub_config_store(&c);
-    size_t keep = pubsub_config_max_items(&c, &pep__conf.service);
+    size_t keep = pubsub_config_max_items(&c, pep__service(op->w));
     if (!config || !(op->node = pubsub_node_new(node, &c))) {
         pubsub_config_clear(&c);
         free(config);
@@ -528,14 +528,14 @@ static void configure_set(pep_op_t *op, const hearth_xml_node_t *el)
         pep__refuse(op, HEARTH_STANZA_ERR_BAD_REQUEST, NULL, "a data form is expected");
         return;
     }
-    if (pubsub_config_apply(&op->config, &pep__conf.service, op->arena, x, PUBSUB_FORM_CONFIG,
+    if (pubsub_config_apply(&op->config, pep__service(op->w), op->arena, x, PUBSUB_FORM_CONFIG,
                             &e)) {
         pep__reject(op, &e);
         return;
     }
     op->node = n;
     op->keep =
-        op->config.persist_items ? pubsub_config_max_items(&op->config, &pep__conf.service) : 0;
+        op->config.persist_items ? pubsub_config_max_items(&op->config, pep__service(op->w)) : 0;
     char *config = pubsub_config_store(&op->config);
     if (!config) {
         pep__refuse(op, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL, NULL);
@@ -671,7 +671,7 @@ static int aff_change(pep_op_t *op, const pubsub_node_t *n, const hearth_xml_nod
     else if (strcmp(aff, "member") && strcmp(aff, "outcast") && strcmp(aff, "none"))
         rc = pubsub_fail(e, HEARTH_STANZA_ERR_NOT_ACCEPTABLE, NULL,
                          "affiliations here: member, outcast, none");
-    const char *domain = op->w->srv->set.domain;
+    const char *domain = op->w->set.domain;
     if (!rc && (!(c->node = strdup(n->name)) || !(c->jid = strdup(j.bare)) ||
                 (strcmp(aff, "none") && !(c->affiliation = strdup(aff))) ||
                 (j.node && !strcmp(j.domain, domain) && !(c->account = strdup(j.node)))))
@@ -843,7 +843,7 @@ static void disco_info(pep_op_t *op, const hearth_xml_node_t *q)
     hearth_xml_set_attr(a, f, "var", HEARTH_NS_PUBSUB);
     /* §5.4: the node's metadata. */
     char max[32];
-    snprintf(max, sizeof(max), "%zu", pubsub_config_max_items(&n->config, &pep__conf.service));
+    snprintf(max, sizeof(max), "%zu", pubsub_config_max_items(&n->config, pep__service(op->w)));
     static const char *const access[] = {"open", "presence", "roster", "whitelist"};
     hearth_xml_node_t *x = hearth_form_new(a, r, HEARTH_FORM_RESULT);
     hearth_form_add_form_type(a, x, HEARTH_NS_PUBSUB_META_DATA);

@@ -347,8 +347,8 @@ static void from_client(session_t *c, hearth_xml_node_t *st, hearth_arena_t *are
         return;
     }
     char *contact = hearth_arena_strdup(arena, j.bare);
-    int local = !strcmp(j.domain, c->w->srv->set.domain) && j.node;
-    int muc = !strcmp(j.domain, c->w->srv->set.muc_domain) && j.node;
+    int local = !strcmp(j.domain, c->w->set.domain) && j.node;
+    int muc = !strcmp(j.domain, c->w->set.muc_domain) && j.node;
     hearth_jid_clear(&j);
     if (!local && !muc)
         return; /* no federation yet: presence to other domains goes nowhere */

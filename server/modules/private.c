@@ -144,7 +144,7 @@ static void private_set(iq_ctx_t *ctx, const char *user, const char *ns)
             return;
         }
     }
-    if (xml.len > srv->set.private_max_size) {
+    if (xml.len > ctx->s->w->set.private_max_size) {
         hearth_buf_free(&xml);
         iq_error(ctx, HEARTH_STANZA_ERR_NOT_ACCEPTABLE, "private XML too large");
         return;
@@ -164,7 +164,7 @@ static void private_set(iq_ctx_t *ctx, const char *user, const char *ns)
         return;
     }
     int rc = storage_private_set(srv->storage, &ctx->s->w->storage_target, user, ns, xml.data,
-                                 srv->set.private_max_total, on_set, ps);
+                                 ctx->s->w->set.private_max_total, on_set, ps);
     hearth_buf_free(&xml); /* storage copied it */
     if (rc) {
         iq_submit_failed(ctx, ps->d, rc, "private XML");

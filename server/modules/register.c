@@ -173,7 +173,7 @@ int register__password_ok(const settings_t *s, const char *pw)
  * optional (XEP-0077 §10: not over a channel the server does not consider secured). */
 static int allowed_here(const preauth_t *c)
 {
-    const settings_t *s = &c->w->srv->set;
+    const settings_t *s = &c->w->set;
     return s->registration_open && (c->secure || !s->tls_required);
 }
 
@@ -340,7 +340,7 @@ static void preauth_form(preauth_t *c, const char *id)
 
 static void preauth_set(preauth_t *c, const char *id, hearth_xml_node_t *q, hearth_arena_t *arena)
 {
-    const settings_t *s = &c->w->srv->set;
+    const settings_t *s = &c->w->set;
     if (hearth_xml_child(q, "remove", HEARTH_NS_REGISTER)) {
         /* §3.2: nothing to cancel for an entity that has not authenticated. */
         preauth_error(c, id, HEARTH_STANZA_ERR_UNEXPECTED_REQUEST,
@@ -420,7 +420,7 @@ static int to_us(const preauth_t *c, const char *to)
 {
     char *dom = NULL;
     int ok = hearth_jid_nameprep(to, strlen(to), &dom, NULL) == 0 &&
-             strcmp(dom, c->w->srv->set.domain) == 0;
+             strcmp(dom, c->w->set.domain) == 0;
     free(dom);
     return ok;
 }
@@ -443,7 +443,7 @@ static int preauth_iq(preauth_t *c, hearth_xml_node_t *iq, hearth_arena_t *arena
                       "an IQ get or set has an id and exactly one payload");
         return 1;
     }
-    const settings_t *s = &c->w->srv->set;
+    const settings_t *s = &c->w->set;
     if (!s->registration_open) {
         /* §3.1: a host that does not support in-band registration. */
         preauth_error(c, id, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE,
@@ -555,7 +555,7 @@ static reg_job_t *session_job(iq_ctx_t *ctx)
         return NULL;
     }
     j->w = c->w;
-    j->iterations = c->w->srv->set.scram_iterations;
+    j->iterations = c->w->set.scram_iterations;
     j->acct.username = strdup(c->jid.node);
     j->bare = strdup(c->user->bare);
     j->d = iq_defer(ctx);
@@ -653,7 +653,7 @@ static void register_iq(iq_ctx_t *ctx)
         reply_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST, "the username is not this account's");
         return;
     }
-    if (!pw || !register__password_ok(&c->w->srv->set, pw)) {
+    if (!pw || !register__password_ok(&c->w->set, pw)) {
         reply_error(ctx, HEARTH_STANZA_ERR_NOT_ACCEPTABLE, "password too short");
         return;
     }

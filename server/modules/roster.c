@@ -59,7 +59,7 @@ static size_t size_with(const user_t *u, const char *jid, size_t add)
 
 int roster__fits(worker_t *w, const user_t *u, const char *jid, size_t item_bytes)
 {
-    const settings_t *s = &w->srv->set;
+    const settings_t *s = &w->set;
     if (!strmap_get(&u->roster, jid) && u->roster.count >= s->roster_max_items)
         return 0;
     return size_with(u, jid, item_bytes) <= s->roster_max_size;
@@ -316,7 +316,7 @@ static void roster_set(iq_ctx_t *ctx, user_t *u)
      * be sent whole (within the output bound): a set that would pass either is refused. */
     if (!roster__fits(w, u, jid, roster__item_size(jid, name, groups, k))) {
         iq_error(ctx, HEARTH_STANZA_ERR_POLICY_VIOLATION,
-                 !it && u->roster.count >= w->srv->set.roster_max_items
+                 !it && u->roster.count >= w->set.roster_max_items
                      ? "the roster is full"
                      : "the roster would be too large");
         return;

@@ -216,9 +216,9 @@ static void base_of(worker_t *w, char *out, size_t cap)
     if (*url_base)
         snprintf(out, cap, "%s", url_base);
     else if (w->srv->http_port >= 0)
-        snprintf(out, cap, "http://%s:%d/upload", w->srv->set.domain, w->srv->http_port);
+        snprintf(out, cap, "http://%s:%d/upload", w->set.domain, w->srv->http_port);
     else
-        snprintf(out, cap, "https://%s:%d/upload", w->srv->set.domain, w->srv->https_port);
+        snprintf(out, cap, "https://%s:%d/upload", w->set.domain, w->srv->https_port);
 }
 
 static int url_encode(hearth_buf_t *b, const char *s)
@@ -241,7 +241,7 @@ static void slot(worker_t *w, hearth_xml_node_t *iq, hearth_xml_node_t *req, hea
     hearth_jid_t j = HEARTH_JID_INIT;
     const char *reason = NULL;
     if (hearth_jid_parse(from, strlen(from), &j, &reason) || !j.node ||
-        strcmp(j.domain, w->srv->set.domain)) {
+        strcmp(j.domain, w->set.domain)) {
         hearth_jid_clear(&j);
         reply_error(w, iq, a, from, HEARTH_STANZA_ERR_NOT_ALLOWED,
                     "only accounts of this server may upload", 0);

@@ -98,7 +98,7 @@ static void vcard_set(iq_ctx_t *ctx)
         iq_error(ctx, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL);
         return;
     }
-    if (xml.len > srv->set.vcard_max_size) {
+    if (xml.len > ctx->s->w->set.vcard_max_size) {
         hearth_buf_free(&xml);
         iq_error(ctx, HEARTH_STANZA_ERR_NOT_ACCEPTABLE, "vCard too large");
         return;

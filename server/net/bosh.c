@@ -224,7 +224,7 @@ static char *make_body(bosh_t *b, int creation, size_t *len)
                                       " xmpp:restartlogic='true'"
                                       " xmlns:stream='" HEARTH_NS_STREAMS "'",
                                       b->sid, b->wait, b->hold, b->hold + 1, inactivity,
-                                      BOSH_POLLING, b->c->w->srv->set.domain, b->authid);
+                                      BOSH_POLLING, b->c->w->set.domain, b->authid);
     if (b->terminated) {
         rc = rc ?: hearth_buf_append_str(&out, " type='terminate'");
         if (b->condition)
@@ -454,7 +454,7 @@ static void open_stream(bosh_t *b)
     char open[256];
     int n =
         snprintf(open, sizeof(open), "<open xmlns='" HEARTH_NS_FRAMING "' to='%s' version='1.0'/>",
-                 b->c->w->srv->set.domain);
+                 b->c->w->set.domain);
     deliver(b, open, (size_t)n);
 }
 
@@ -809,7 +809,7 @@ int bosh__request(http_request_t *req)
     hearth_xml_stream_cbs_t cbs = {
         .open = on_body_open, .stanza = on_child, .close = on_body_close, .error = on_parse_error};
     hearth_xml_limits_t lim = HEARTH_XML_LIMITS_DEFAULT;
-    lim.max_stanza_bytes = srv->set.max_stanza;
+    lim.max_stanza_bytes = req->c->w->set.max_stanza;
     hearth_xml_stream_t *x = hearth_xml_stream_new(&cbs, &p, &lim);
     int rc = x ? hearth_xml_stream_feed(x, req->body, req->body_len) : HEARTH_ENOMEM;
     hearth_xml_stream_free(x);

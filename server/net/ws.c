@@ -252,7 +252,7 @@ int ws__upgrade(http_request_t *req)
         return 0;
     }
     /* A message is at most a stanza (the stream checks the stanza bound itself). */
-    wslay_event_config_set_max_recv_msg_length(ws->ctx, req->c->w->srv->set.max_stanza + 1024);
+    wslay_event_config_set_max_recv_msg_length(ws->ctx, req->c->w->set.max_stanza + 1024);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;
     char accept_key[64];

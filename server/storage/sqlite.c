@@ -287,6 +287,7 @@ enum stmt_id {
     ST_ACCOUNT_LIST,
     ST_PROPERTY_GET,
     ST_PROPERTY_SET,
+    ST_PROPERTY_DELETE,
     ST_ACCOUNT_EXISTS,
     ST_STATE_GET,
     ST_ROSTER_LIST,
@@ -412,6 +413,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_ACCOUNT_DELETE] = "DELETE FROM accounts WHERE username = ?1",
     [ST_ACCOUNT_LIST] = "SELECT " ACCOUNT_COLUMNS " FROM accounts ORDER BY username",
     [ST_PROPERTY_GET] = "SELECT value FROM properties WHERE name = ?1",
+    [ST_PROPERTY_DELETE] = "DELETE FROM properties WHERE name = ?1",
     [ST_PROPERTY_SET] = ("INSERT INTO properties (name, value) VALUES (?1, ?2) "
                          "ON CONFLICT (name) DO UPDATE SET value = excluded.value"),
     [ST_ACCOUNT_EXISTS] = "SELECT 1 FROM accounts WHERE username = ?1",
@@ -870,11 +872,11 @@ static int property_get(sqlite_conn_t *c, storage_req_t *r)
 
 static int property_set(sqlite_conn_t *c, storage_req_t *r)
 {
-    sqlite3_stmt *s = stmt(c, ST_PROPERTY_SET);
+    sqlite3_stmt *s = stmt(c, r->value ? ST_PROPERTY_SET : ST_PROPERTY_DELETE);
     if (s == NULL)
         return HEARTH_ESTORAGE;
     int rc = sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
+    if (rc == SQLITE_OK && r->value)
         rc = sqlite3_bind_text(s, 2, r->value, -1, SQLITE_STATIC);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(s);

@@ -680,16 +680,16 @@ int storage_property_get(storage_t *st, const storage_target_t *t, const char *n
 int storage_property_set(storage_t *st, const storage_target_t *t, const char *name,
                          const char *value, storage_status_cb cb, void *ud)
 {
-    if (!target_ok(st, t, (const void *)cb) || !name_ok(name) || value == NULL ||
-        strnlen(value, STORAGE_VALUE_MAX + 1) > STORAGE_VALUE_MAX)
+    if (!target_ok(st, t, (const void *)cb) || !name_ok(name) ||
+        (value && strnlen(value, STORAGE_VALUE_MAX + 1) > STORAGE_VALUE_MAX))
         return HEARTH_EINVAL;
     storage_req_t *req = req_new(STORAGE_OP_PROPERTY_SET, t, ud);
     if (req == NULL)
         return HEARTH_ENOMEM;
     req->cb.status = cb;
     req->name = strdup(name);
-    req->value = strdup(value);
-    if (req->name == NULL || req->value == NULL) {
+    req->value = value ? strdup(value) : NULL;
+    if (req->name == NULL || (value && req->value == NULL)) {
         storage_req_discard(req);
         return HEARTH_ENOMEM;
     }

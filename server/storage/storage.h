@@ -78,6 +78,7 @@ int storage_account_list(storage_t *st, const storage_target_t *t, storage_accou
                          void *ud); /* ordered by username */
 int storage_property_get(storage_t *st, const storage_target_t *t, const char *name,
                          storage_property_cb cb, void *ud);
+/* value NULL removes the property (no error when there is none). */
 int storage_property_set(storage_t *st, const storage_target_t *t, const char *name,
                          const char *value, storage_status_cb cb, void *ud);
 
