@@ -952,9 +952,166 @@ static void rooms_page(admin_req_t *ar)
     not_yet(ar, "Rooms", "/rooms");
 }
 
+/* ---- settings (the runtime properties) ---- */
+
+/* The input of one property, fitting its type. */
+static void property_input(html_t *c, json_t *p)
+{
+    const char *type = json_string_value(json_object_get(p, "type"));
+    const char *value = json_string_value(json_object_get(p, "value"));
+    json_t *allowed = json_object_get(p, "allowed");
+    if (json_is_array(allowed)) {
+        html_f(c, "<select name=\"value\">");
+        size_t i;
+        json_t *a;
+        json_array_foreach(allowed, i, a)
+        {
+            const char *v = json_string_value(a);
+            html_f(c, "<option%r>%s</option>", value && v && !strcmp(v, value) ? " selected" : "",
+                   v);
+        }
+        html_f(c, "</select>");
+    } else if (type && !strcmp(type, "int")) {
+        html_f(c, "<input type=\"number\" name=\"value\" value=\"%s\" min=\"%lld\" max=\"%lld\">",
+               value, (long long)json_integer_value(json_object_get(p, "min")),
+               (long long)json_integer_value(json_object_get(p, "max")));
+    } else {
+        html_f(c, "<input type=\"text\" name=\"value\" value=\"%s\">", value);
+    }
+}
+
+static void property_row(html_t *c, const cpage_t *cp, json_t *p)
+{
+    const char *key = json_string_value(json_object_get(p, "key"));
+    const char *value = json_string_value(json_object_get(p, "value"));
+    int runtime = json_is_true(json_object_get(p, "runtime"));
+    int fixed = json_is_true(json_object_get(p, "fixed"));
+    html_f(c, "<div class=\"box\" id=\"k-%s\"><b>%s</b> <span class=\"muted\">%s</span>", key, key,
+           json_string_value(json_object_get(p, "help")));
+    if (!runtime || fixed) {
+        html_f(c, "<p>%s <span class=\"muted\">(%s)</span></p></div>\n",
+               value && *value ? value : "(empty)",
+               fixed ? "fixed for this run by the configuration file or --set"
+                     : "read at start: change it in the configuration file and restart");
+        return;
+    }
+    html_f(c, "<form method=\"post\" action=\"/settings\" class=\"row\">");
+    csrf_field(c, cp);
+    html_f(c, "<input type=\"hidden\" name=\"key\" value=\"%s\"><label>Value ", key);
+    property_input(c, p);
+    html_f(c, "</label><button>Set</button></form>");
+    if (json_is_true(json_object_get(p, "stored"))) {
+        html_f(c, "<form method=\"post\" action=\"/settings/reset\" class=\"inline\">");
+        csrf_field(c, cp);
+        html_f(c,
+               "<input type=\"hidden\" name=\"key\" value=\"%s\"><button>Back to the default "
+               "(%s)</button></form>",
+               key, json_string_value(json_object_get(p, "default")));
+    }
+    html_f(c, "</div>\n");
+}
+
+/* The section of a key: what comes before its first dot. */
+static int same_section(const char *a, const char *b)
+{
+    size_t n = strcspn(a, ".");
+    return strcspn(b, ".") == n && !strncmp(a, b, n);
+}
+
+static int by_key(const void *a, const void *b)
+{
+    const char *ka = json_string_value(json_object_get(*(json_t *const *)a, "key"));
+    const char *kb = json_string_value(json_object_get(*(json_t *const *)b, "key"));
+    return strcmp(ka ? ka : "", kb ? kb : "");
+}
+
+static void properties_listed(admin_req_t *ar, int status, json_t *body, const char *extra)
+{
+    if (status != 200) {
+        error_page(ar, status, error_text(body, "cannot read the settings"), extra);
+        json_decref(body);
+        return;
+    }
+    cpage_t *cp = page_of(ar);
+    json_t *props = json_object_get(body, "properties");
+    /* By key, so that each section's keys come together under its heading. */
+    size_t np = json_array_size(props);
+    json_t **sorted = calloc(np ? np : 1, sizeof(*sorted));
+    for (size_t k = 0; sorted && k < np; k++)
+        sorted[k] = json_array_get(props, k);
+    if (sorted)
+        qsort(sorted, np, sizeof(*sorted), by_key);
+    props = json_array();
+    for (size_t k = 0; sorted && props && k < np; k++)
+        json_array_append(props, sorted[k]);
+    free(sorted);
+    html_t c = {HEARTH_BUF_INIT, 0};
+    html_f(&c, "<h1>Settings</h1>\n<p class=\"muted\">These change while hearthd runs: stored "
+               "in the database, applied at once, kept across restarts.</p>\n");
+    const char *section = NULL;
+    size_t i, fixed = 0;
+    json_t *p;
+    json_array_foreach(props, i, p)
+    {
+        const char *key = json_string_value(json_object_get(p, "key"));
+        if (!json_is_true(json_object_get(p, "runtime"))) {
+            fixed++;
+            continue;
+        }
+        if (key && (!section || !same_section(section, key))) {
+            char name[64];
+            snprintf(name, sizeof(name), "%.*s", (int)strcspn(key, "."), key);
+            html_f(&c, "<h2>%s</h2>\n", name);
+            section = key;
+        }
+        property_row(&c, cp, p);
+    }
+    html_f(&c,
+           "<h2>Read at start</h2>\n<details><summary>%zu settings of the configuration "
+           "file</summary>\n",
+           fixed);
+    json_array_foreach(props, i, p) if (!json_is_true(json_object_get(p, "runtime")))
+        property_row(&c, cp, p);
+    html_f(&c, "</details>\n");
+    json_decref(props);
+    json_decref(body);
+    page_send(ar, 200, "Settings", "/settings", &c, NULL);
+}
+
 static void settings_page(admin_req_t *ar)
 {
-    not_yet(ar, "Settings", "/settings");
+    api(ar, "GET", "/api/v1/properties", "", NULL, properties_listed);
+}
+
+static void setting_change(admin_req_t *ar, int reset)
+{
+    cpage_t *cp = page_of(ar);
+    const char *key = field(cp, "key"), *value = field(cp, "value");
+    char path[600];
+    api_path(path, sizeof(path), "/api/v1/properties/", key ? key : "", "");
+    html_t h = {HEARTH_BUF_INIT, 0};
+    html_f(&h, "/settings#k-%u", key ? key : "");
+    snprintf(cp->next, sizeof(cp->next), "%.*s", h.err ? 9 : (int)h.b.len,
+             h.err ? "/settings" : (const char *)h.b.data);
+    html_free(&h);
+    snprintf(cp->back, sizeof(cp->back), "%s", cp->next);
+    if (reset) {
+        snprintf(cp->ok, sizeof(cp->ok), "%s is back to its default.", key ? key : "");
+        api(ar, "DELETE", path, "", NULL, action_done);
+    } else {
+        snprintf(cp->ok, sizeof(cp->ok), "%s is now %s.", key ? key : "", value ? value : "");
+        api(ar, "PUT", path, "", json_pack("{s:s}", "value", value ? value : ""), action_done);
+    }
+}
+
+static void setting_set(admin_req_t *ar)
+{
+    setting_change(ar, 0);
+}
+
+static void setting_reset(admin_req_t *ar)
+{
+    setting_change(ar, 1);
 }
 
 static void certificate_page(admin_req_t *ar)
@@ -1120,6 +1277,8 @@ static const route_t ROUTES[] = {
     {"POST", "/sessions/kick", 0, session_kick},
     {"GET", "/rooms", 0, rooms_page},
     {"GET", "/settings", 0, settings_page},
+    {"POST", "/settings", 0, setting_set},
+    {"POST", "/settings/reset", 0, setting_reset},
     {"GET", "/certificate", 0, certificate_page},
     {"GET", "/log", 0, log_page},
 };

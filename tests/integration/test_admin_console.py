@@ -464,6 +464,50 @@ class PagesTest(ConsoleCase):
         self.assertEqual((code, r.getheader('Content-Type')), (200, 'application/json'))
         self.assertIn('"step_s":10', hist)
 
+    def test_settings_change_live(self):
+        s = self.server(admins={'boss': 'boss pw'})
+        b = Browser(s)
+        b.login('boss', 'boss pw')
+        code, _, page = b.req('GET', '/settings')
+        self.assertEqual(code, 200)
+        token = re.search(r'name="csrf" value="([0-9a-f]{64})"', page).group(1)
+        box = re.search(r'<div class="box" id="k-registration.open">.*?</div>', page, re.S).group(0)
+        self.assertIn('<option selected>false</option>', box)
+        # Keys given on the command line are fixed for the run: shown, not editable.
+        fixed = re.search(r'<div class="box" id="k-limits.preauth_per_ip">.*?</div>', page, re.S)
+        self.assertNotIn('<form', fixed.group(0))
+        self.assertIn('fixed for this run', fixed.group(0))
+        code, r, _ = b.req('POST', '/settings', {'csrf': token, 'key': 'registration.open',
+                                                 'value': 'true'})
+        self.assertEqual((code, r.getheader('Location')), (303, '/settings#k-registration.open'))
+        self.assertEqual(json_of(self.api(s, 'GET', '/api/v1/properties/registration.open'))['value'],
+                         'true')
+        page = b.req('GET', '/settings')[2]
+        self.assertIn('registration.open is now true.', page)
+        # Applied live: in-band registration (XEP-0077) is open now.
+        c = Client(s)
+        self.addCleanup(c.close)
+        c.connect()
+        c.open_stream()
+        c.starttls()
+        c.open_stream()
+        reply = c.iq('set', "<query xmlns='jabber:iq:register'><username>newbie</username>"
+                     "<password>newbie pw</password></query>", to=None)
+        self.assertEqual(reply.get('type'), 'result')
+        self.assertTrue(self.user_exists(s, 'newbie'))
+        # A bad value: refused, nothing changed; back to the default.
+        b.req('POST', '/settings', {'csrf': token, 'key': 'registration.open', 'value': 'maybe'})
+        self.assertIn('Refused (400)', b.req('GET', '/settings')[2])
+        code, r, _ = b.req('POST', '/settings/reset', {'csrf': token, 'key': 'registration.open'})
+        self.assertEqual(code, 303)
+        self.assertEqual(json_of(self.api(s, 'GET', '/api/v1/properties/registration.open'))['value'],
+                         'false')
+
+
+def json_of(res):
+    import json
+    return json.loads(res[1])
+
 
 if __name__ == '__main__':
     main()
