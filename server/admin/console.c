@@ -656,7 +656,8 @@ static void users_listed(admin_req_t *ar, int status, json_t *body, const char *
            "<label>Search <input type=\"search\" name=\"q\" value=\"%s\"></label>"
            "<button>Search</button></form>\n<p class=\"muted\">%lld account(s)%r</p>\n",
            q ? q : "", total, q && *q ? " found" : "");
-    html_f(&c, "<div class=\"scroll\"><table><thead><tr><th>Name</th><th>JID</th><th>Admin</th>"
+    html_f(&c, "<div class=\"scroll\"><table "
+               "class=\"stack\"><thead><tr><th>Name</th><th>JID</th><th>Admin</th>"
                "<th>Created</th></tr></thead><tbody>\n");
     size_t i;
     json_t *u;
@@ -669,7 +670,9 @@ static void users_listed(admin_req_t *ar, int status, json_t *body, const char *
         if (t && gmtime_r(&t, &tm))
             strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
         html_f(&c,
-               "<tr><td><a href=\"/users/%u\">%s</a></td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
+               "<tr><td data-label=\"Name\"><a href=\"/users/%u\">%s</a></td><td "
+               "data-label=\"JID\">%s</td><td data-label=\"Admin\">%s</td><td "
+               "data-label=\"Created\">%s</td></tr>\n",
                name, name, json_string_value(json_object_get(u, "jid")),
                json_is_true(json_object_get(u, "admin")) ? "yes" : "", when);
     }
@@ -739,8 +742,11 @@ static void session_row(html_t *c, const cpage_t *cp, json_t *s, const char *bac
     human_duration(idle, sizeof(idle), (long long)json_integer_value(json_object_get(s, "idle_s")));
     const char *tls = json_string_value(json_object_get(s, "tls"));
     html_f(c,
-           "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
-           "<td>%s%r</td><td><form class=\"inline\" method=\"post\" action=\"/sessions/kick\" "
+           "<tr><td data-label=\"JID\">%s</td><td data-label=\"Resource\">%s</td>"
+           "<td data-label=\"IP\">%s</td><td data-label=\"TLS\">%s</td>"
+           "<td data-label=\"SASL\">%s</td><td data-label=\"Transport\">%s</td>"
+           "<td data-label=\"Idle\">%s</td><td data-label=\"Stream mgmt\">%s%r</td>"
+           "<td><form class=\"inline\" method=\"post\" action=\"/sessions/kick\" "
            "data-confirm=\"End this session?\">",
            jid, json_string_value(json_object_get(s, "resource")),
            json_string_value(json_object_get(s, "ip")), tls && *tls ? tls : "none",
@@ -757,7 +763,8 @@ static void session_row(html_t *c, const cpage_t *cp, json_t *s, const char *bac
 
 static void sessions_table(html_t *c, const cpage_t *cp, json_t *list, const char *back)
 {
-    html_f(c, "<div class=\"scroll\"><table><thead><tr><th>JID</th><th>Resource</th><th>IP</th>"
+    html_f(c, "<div class=\"scroll\"><table "
+              "class=\"stack\"><thead><tr><th>JID</th><th>Resource</th><th>IP</th>"
               "<th>TLS</th><th>SASL</th><th>Transport</th><th>Idle</th><th>Stream "
               "management</th><th></th></tr></thead><tbody>\n");
     size_t i;
@@ -1301,11 +1308,14 @@ static int match(const char *pattern, const char *path, const char **seg, size_t
     return 1;
 }
 
-/* An Origin header, when the browser sends one, must be this listener's own. */
+/* An Origin header, when the browser sends one, must be this listener's own. "null" passes:
+ * under Referrer-Policy: no-referrer a browser sends it for our own forms, and a page that
+ * hides its origin so still lacks the session's CSRF token and, cross-site, the cookie
+ * (SameSite=Strict). */
 static int origin_ok(const http_request_t *req)
 {
     const char *o = http_header(req, "Origin"), *host = http_header(req, "Host");
-    if (!o)
+    if (!o || !strcmp(o, "null"))
         return 1;
     const char *scheme = req->https ? "https://" : "http://";
     size_t sl = strlen(scheme);

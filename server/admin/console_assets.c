@@ -56,7 +56,11 @@ static const char CSS[] =
     ".pager{display:flex;gap:1em;margin:.6em 0}\n"
     "dl{display:grid;grid-template-columns:minmax(6em,max-content) 1fr;gap:.2em 1em}\n"
     "dd{margin:0;overflow-wrap:anywhere}\n"
-    ".login{max-width:24em;margin:2em auto}\n";
+    ".login{max-width:24em;margin:2em auto}\n"
+    "@media (max-width:40em){table.stack thead{display:none}"
+    "table.stack tr{display:block;border-bottom:2px solid #ccc;padding:.3em 0}"
+    "table.stack td{display:flex;gap:.6em;border:0;padding:.15em .5em}"
+    "table.stack td::before{content:attr(data-label);flex:0 0 7.5em;font-weight:bold}}\n";
 
 static const char JS[] =
     "// Hearth console: confirmations, the setup form, the live dashboard graph, certificate\n"
