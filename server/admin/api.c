@@ -702,7 +702,7 @@ void admin__api(admin_req_t *ar)
         return;
     }
     p += 7;
-    if (admin__properties(ar, p) || admin__rooms(ar, p)) {
+    if (admin__properties(ar, p) || admin__rooms(ar, p) || admin__rosters(ar, p)) {
         ; /* answered there */
     } else if (!strcmp(p, "/status")) {
         if (!get)

@@ -198,6 +198,7 @@ void admin__home_call_free(home_call_t *hc);
  * returns 0 when p is not its own (nothing answered). */
 int admin__properties(admin_req_t *ar, const char *p);
 int admin__rooms(admin_req_t *ar, const char *p);
+int admin__rosters(admin_req_t *ar, const char *p);
 
 /* Resident memory (VmRSS) and its peak (VmHWM) in bytes, 0 when unknown. */
 void admin__memory(uint64_t *rss, uint64_t *hwm);

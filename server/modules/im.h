@@ -31,6 +31,10 @@ void user__account_deleted(worker_t *w, const char *bare);
 
 /* roster.c */
 extern const module_t module_roster;
+/* A roster item's bounds: a longer name or group, or more groups, get not-acceptable. */
+#define ROSTER_NAME_MAX 1023
+#define ROSTER_GROUP_MAX 1023
+#define ROSTER_GROUPS_MAX 100
 /* Saves it (owned by u->roster afterwards) with a new version and pushes it. */
 void roster__changed(worker_t *w, user_t *u, storage_roster_item_t *it);
 void roster__removed(worker_t *w, user_t *u, const char *jid);

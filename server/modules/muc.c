@@ -73,6 +73,19 @@ muc_room_t *muc__room_get(worker_t *w, const char *jid)
     return t ? strmap_get(t, jid) : NULL;
 }
 
+void muc__rooms_foreach(worker_t *w, muc_room_fn fn, void *arg)
+{
+    strmap_t *t = table(w);
+    if (!t)
+        return;
+    STRMAP_FOREACH(t, e)
+    {
+        muc_room_t *r = e->value;
+        if (r->state == ROOM_READY && r->exists)
+            fn(w, r, arg);
+    }
+}
+
 void muc__config_defaults(muc_config_t *c)
 {
     memset(c, 0, sizeof(*c));
@@ -129,8 +142,22 @@ muc_room_t *muc__room_new(worker_t *w, const char *jid)
     return r;
 }
 
+/* A call waiting in a loading room's queue (INBOX_CALL there): muc__room_call's arguments. */
+typedef struct room_call {
+    worker_t *w;
+    muc_room_fn fn;
+    void (*fail)(worker_t *w, void *arg);
+    void *arg;
+} room_call_t;
+
 static void free_msg_fields(inbox_msg_t *m)
 {
+    if (m->kind == INBOX_CALL) { /* never run: the room is gone (load failed, shutdown) */
+        room_call_t *c = m->u.call.arg;
+        c->fail(c->w, c->arg);
+        free(c);
+        return;
+    }
     hearth_bytes_unref(m->u.route.bytes);
     free(m->u.route.to);
     free(m->u.route.from);
@@ -628,7 +655,9 @@ void muc__room_failed(worker_t *w, muc_room_t *r)
 {
     for (muc_pending_t *p = r->pending_head, *n; p; p = n) {
         n = p->next;
-        bounce(w, &p->m, HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR, "the room could not be loaded");
+        if (p->m.kind != INBOX_CALL)
+            bounce(w, &p->m, HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR,
+                   "the room could not be loaded");
         free_msg_fields(&p->m);
         free(p);
     }
@@ -648,8 +677,14 @@ void muc__room_loaded(worker_t *w, muc_room_t *r)
         if (!r->pending_head)
             r->pending_tail = NULL;
         r->npending--;
-        room_handle(w, r, &p->m, 0);
-        free_msg_fields(&p->m);
+        if (p->m.kind == INBOX_CALL) {
+            room_call_t *c = p->m.u.call.arg;
+            c->fn(w, r, c->arg);
+            free(c);
+        } else {
+            room_handle(w, r, &p->m, 0);
+            free_msg_fields(&p->m);
+        }
         free(p);
     }
     muc__room_maybe_free(w, r);
@@ -747,6 +782,44 @@ static void deliver(worker_t *w, inbox_msg_t *m)
     room_handle(w, r, &pm, nick_modified);
     muc__room_maybe_free(w, r);
     hearth_jid_clear(&j);
+}
+
+void muc__room_call(worker_t *w, const char *jid, muc_room_fn fn,
+                    void (*fail)(worker_t *w, void *arg), void *arg)
+{
+    muc_room_t *r = muc__room_get(w, jid);
+    if (r && r->state == ROOM_READY) {
+        worker__hold_posts(w);
+        fn(w, r, arg);
+        worker__release_posts(w);
+        /* fn may have freed it (a destroyed room): look it up again. */
+        if ((r = muc__room_get(w, jid)))
+            muc__room_maybe_free(w, r);
+        return;
+    }
+    int fresh = !r;
+    if (fresh && (r = muc__room_new(w, jid)))
+        r->state = ROOM_LOADING;
+    muc_pending_t *p = r && r->npending < MUC_PENDING_MAX ? calloc(1, sizeof(*p)) : NULL;
+    room_call_t *c = p ? malloc(sizeof(*c)) : NULL;
+    if (!c) {
+        free(p);
+        if (r && fresh)
+            muc__room_free(w, r);
+        fail(w, arg);
+        return;
+    }
+    *c = (room_call_t){w, fn, fail, arg};
+    p->m.kind = INBOX_CALL;
+    p->m.u.call.arg = c;
+    if (r->pending_tail)
+        r->pending_tail->next = p;
+    else
+        r->pending_head = p;
+    r->pending_tail = p;
+    r->npending++;
+    if (fresh)
+        muc__store_load(w, r); /* muc__room_loaded runs the queue, now or later */
 }
 
 /* ---- rooms per user ---- */

@@ -72,6 +72,8 @@
 
 /* The storage log of a room's messages: its history and its archive (muc_store.c). */
 #define MUC_KIND_LOG "muc.log"
+/* The storage documents of persistent rooms, by room JID (muc_store.c). */
+#define MUC_KIND_ROOM "muc.room"
 
 /* Namespaces only rooms use. */
 #define MUC_NS_OCCUPANT_ID "urn:xmpp:occupant-id:0" /* XEP-0421 */
@@ -190,6 +192,15 @@ typedef struct muc_room {
  * affiliations, subject, history) before the stanza that needs it is handled. */
 muc_room_t *muc__room_get(worker_t *w, const char *jid);
 muc_room_t *muc__room_new(worker_t *w, const char *jid); /* a shell: exists = 0, READY */
+/* Runs fn(w, r, arg) on room jid's home worker w (the caller is there) once the room is ready:
+ * now, or after it is read from storage (r->exists 0: there is no such room; fn may create it).
+ * fail(w, arg) instead when it cannot be (memory, the room failed to load, shutdown). What the
+ * room sends in fn leaves as one unit per worker. The admin API's way into a room. */
+typedef void (*muc_room_fn)(worker_t *w, muc_room_t *r, void *arg);
+void muc__room_call(worker_t *w, const char *jid, muc_room_fn fn,
+                    void (*fail)(worker_t *w, void *arg), void *arg);
+/* fn(w, r, arg) for every room in w's memory that exists and is ready (fn changes nothing). */
+void muc__rooms_foreach(worker_t *w, muc_room_fn fn, void *arg);
 /* Frees r (occupants are not told: callers have done that) and forgets it. */
 void muc__room_free(worker_t *w, muc_room_t *r);
 /* Frees r when it has no reason to stay in memory (no occupant, not stored, not loading). */
@@ -275,6 +286,15 @@ void muc__register_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_
 hearth_stanza_error_t muc__config_apply(muc_room_t *r, const hearth_xml_node_t *x,
                                         hearth_arena_t *a, const char *actor_bare,
                                         const char **text, int *changed, int *nchanged);
+/* What an owner's submitted form does (§10.2): applied (nothing changes on error: the error,
+ * *text naming the field), the room unlocked, occupants' roles and status codes, storage and
+ * the directory brought up to date. */
+hearth_stanza_error_t muc__config_set(worker_t *w, muc_room_t *r, const hearth_xml_node_t *x,
+                                      hearth_arena_t *a, const char *actor_bare, const char **text);
+/* A service administrator's affiliation change (§9, §10 without an actor): the last owner
+ * kept (conflict), the lists' bounds (resource-constraint), occupants told, storage updated. */
+hearth_stanza_error_t muc__aff_change(worker_t *w, muc_room_t *r, const char *bare, muc_aff_t aff,
+                                      const char *reason, const char **text);
 /* The configuration form (type='form') with the room's current values. */
 hearth_xml_node_t *muc__config_form(const muc_room_t *r, hearth_arena_t *a);
 /* Sets bare's affiliation (AFF_NONE removes it) keeping nick/reason when given NULL ("" clears
@@ -317,6 +337,9 @@ int muc__archiving(const muc_room_t *r);
 /* disco#items of the service: stored rooms (async), merged with the directory; replies to iq
  * with the page rsm asks for (copied). */
 void muc__store_list_public(worker_t *w, const char *from, const char *id, const muc_rsm_t *rsm);
+/* A stored room document's configuration (out: muc__config_free), for lists of rooms not in
+ * memory; HEARTH_EINVAL when it does not parse. */
+int muc__room_doc_config(const char *jid, const char *xml, muc_config_t *out);
 /* Room documents: serialise and parse (shared by load/save). */
 char *muc__room_doc(const muc_room_t *r); /* malloc'd XML */
 int muc__room_doc_parse(muc_room_t *r, const char *xml);

@@ -1066,16 +1066,23 @@ void muc__owner_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_are
         return;
     }
     const char *text = NULL;
+    hearth_stanza_error_t err = muc__config_set(w, r, x, a, bare, &text);
+    if (err)
+        muc__reply_error(w, iq, a, r->jid, from, err, text);
+    else
+        muc__iq_result(w, iq, a, r->jid, from, NULL);
+}
+
+hearth_stanza_error_t muc__config_set(worker_t *w, muc_room_t *r, const hearth_xml_node_t *x,
+                                      hearth_arena_t *a, const char *actor_bare, const char **text)
+{
     int codes[4], ncodes = 0;
     int was_locked = r->locked, was_persistent = r->cfg.persistent,
-        was_membersonly = r->cfg.membersonly, was_logging = r->cfg.logging;
-    hearth_stanza_error_t err = muc__config_apply(r, x, a, bare, &text, codes, &ncodes);
-    if (err) {
-        muc__reply_error(w, iq, a, r->jid, from, err, text);
-        return;
-    }
+        was_membersonly = r->cfg.membersonly;
+    hearth_stanza_error_t err = muc__config_apply(r, x, a, actor_bare, text, codes, &ncodes);
+    if (err)
+        return err;
     r->locked = 0;
-    muc__iq_result(w, iq, a, r->jid, from, NULL);
     config_effects(w, r, !was_membersonly && r->cfg.membersonly);
     if (!was_locked)
         muc__room_notice(w, r, codes, ncodes);
@@ -1083,8 +1090,30 @@ void muc__owner_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_are
         muc__store_save(w, r);
     else if (was_persistent)
         muc__store_delete(w, r);
-    (void)was_logging;
     muc__directory_set(r);
+    return HEARTH_STANZA_ERR_NONE;
+}
+
+hearth_stanza_error_t muc__aff_change(worker_t *w, muc_room_t *r, const char *bare, muc_aff_t aff,
+                                      const char *reason, const char **text)
+{
+    muc_aff_t cur = muc__aff_of(r, bare);
+    if (cur == AFF_OWNER && aff != AFF_OWNER && count_owners(r) <= 1) {
+        *text = "a room keeps at least one owner";
+        return HEARTH_STANZA_ERR_CONFLICT;
+    }
+    long long dbytes = 0;
+    long dcount = 0;
+    muc__aff_delta(r, bare, aff, NULL, reason ? reason : "", &dbytes, &dcount);
+    if (!muc__aff_fits(r, dbytes, dcount) ||
+        muc__aff_set(r, bare, aff, NULL, reason ? reason : "")) {
+        *text = "the room's affiliation lists are full";
+        return HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT;
+    }
+    muc__aff_effects(w, r, bare, NULL, reason);
+    if (r->cfg.persistent && !r->locked)
+        muc__store_save(w, r);
+    return HEARTH_STANZA_ERR_NONE;
 }
 
 /* ---- registration with a room (§7.10) ---- */

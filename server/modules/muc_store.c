@@ -10,7 +10,7 @@
 #include "core/log.h"
 #include "modules/muc.h"
 
-#define KIND_ROOM "muc.room"
+#define KIND_ROOM MUC_KIND_ROOM
 #define KIND_LOG MUC_KIND_LOG
 #define NS_HEARTH_MUC "urn:hearth:muc:0"
 
@@ -464,6 +464,30 @@ static void listed(void *ud, int err, const storage_doc_t *docs, size_t n)
     free(jids);
     free(names);
     ud_free(u);
+}
+
+int muc__room_doc_config(const char *jid, const char *xml, muc_config_t *out)
+{
+    muc_room_t tmp;
+    memset(&tmp, 0, sizeof(tmp));
+    if (strmap_init(&tmp.affs))
+        return HEARTH_ENOMEM;
+    muc__config_defaults(&tmp.cfg);
+    tmp.jid = (char *)jid;
+    int rc = muc__room_doc_parse(&tmp, xml) ? HEARTH_EINVAL : 0;
+    STRMAP_FOREACH(&tmp.affs, e)
+    {
+        muc_affiliation_t *af = e->value;
+        free(af->nick);
+        free(af->reason);
+        free(af);
+    }
+    strmap_free(&tmp.affs);
+    free(tmp.subject);
+    free(tmp.subject_nick);
+    muc__vcard_forget(&tmp);
+    *out = tmp.cfg;
+    return rc;
 }
 
 void muc__store_list_public(worker_t *w, const char *from, const char *id, const muc_rsm_t *rsm)

@@ -9,10 +9,6 @@
 #include "core/log.h"
 #include "modules/im.h"
 
-#define ROSTER_NAME_MAX 1023
-#define ROSTER_GROUP_MAX 1023
-#define ROSTER_GROUPS_MAX 100
-
 static const char *sub_name(int s)
 {
     switch (s) {
