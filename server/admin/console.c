@@ -1421,7 +1421,7 @@ int admin__console(http_request_t *req)
     ar->page = cp;
     ar->page_free = cpage_free;
     if (cp->logged_in)
-        snprintf(ar->who, sizeof(ar->who), "%s@%s (console)", cp->node, ar->w->srv->set.domain);
+        snprintf(ar->who, sizeof(ar->who), "%s@%s", cp->node, ar->w->srv->set.domain);
     r->fn(ar);
     return 0;
 }
