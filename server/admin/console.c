@@ -773,14 +773,45 @@ static void sessions_table(html_t *c, const cpage_t *cp, json_t *list, const cha
     html_f(c, "</tbody></table></div>\n");
 }
 
-static void user_shown(admin_req_t *ar, int status, json_t *body, const char *extra)
+/* The roster as a table (GET /api/v1/users/{u}/roster). */
+static void roster_table(html_t *c, int status, json_t *roster)
 {
-    cpage_t *cp = page_of(ar);
     if (status != 200) {
-        error_page(ar, status, error_text(body, "no such user"), extra);
-        json_decref(body);
+        html_f(c, "<p class=\"muted\">The roster cannot be read (%d): %s</p>\n", status,
+               error_text(roster, "failed"));
         return;
     }
+    json_t *items = json_object_get(roster, "items");
+    if (!json_array_size(items)) {
+        html_f(c, "<p class=\"muted\">No contacts.</p>\n");
+        return;
+    }
+    html_f(c, "<div class=\"scroll\"><table class=\"stack\"><thead><tr><th>Contact</th>"
+              "<th>Name</th><th>Subscription</th><th>Groups</th></tr></thead><tbody>\n");
+    size_t i, j;
+    json_t *it, *g;
+    json_array_foreach(items, i, it)
+    {
+        const char *ask = json_string_value(json_object_get(it, "ask"));
+        html_f(c,
+               "<tr><td data-label=\"Contact\">%s</td><td data-label=\"Name\">%s</td><td "
+               "data-label=\"Subscription\">%s%r%s</td><td data-label=\"Groups\">",
+               json_string_value(json_object_get(it, "jid")),
+               json_string_value(json_object_get(it, "name")),
+               json_string_value(json_object_get(it, "subscription")), ask ? ", asked: " : "", ask);
+        json_array_foreach(json_object_get(it, "groups"), j, g)
+            html_f(c, "%r%s", j ? ", " : "", json_string_value(g));
+        html_f(c, "</td></tr>\n");
+    }
+    html_f(c, "</tbody></table></div>\n");
+}
+
+static void user_roster(admin_req_t *ar, int rstatus, json_t *roster, const char *extra)
+{
+    (void)extra;
+    cpage_t *cp = page_of(ar);
+    json_t *body = cp->keep;
+    cp->keep = NULL;
     const char *name = json_string_value(json_object_get(body, "username"));
     char self[600];
     api_path(self, sizeof(self), "/users/", name, "");
@@ -797,6 +828,9 @@ static void user_shown(admin_req_t *ar, int status, json_t *body, const char *ex
         html_f(&c, "<p class=\"muted\">Not online.</p>\n");
     else
         sessions_table(&c, cp, ss, self);
+    html_f(&c, "<h2>Roster</h2>\n");
+    roster_table(&c, rstatus, roster);
+    json_decref(roster);
     html_f(&c, "<h2>Reset the password</h2>\n<form method=\"post\" action=\"%s/password\">", self);
     csrf_field(&c, cp);
     html_f(&c, "<label>New password <input type=\"password\" name=\"password\" required "
@@ -809,8 +843,22 @@ static void user_shown(admin_req_t *ar, int status, json_t *body, const char *ex
     html_f(&c, "<label class=\"check\"><input type=\"checkbox\" name=\"confirm\" value=\"yes\" "
                "required> Yes, delete this account, its roster and its messages</label>"
                "<button class=\"danger\">Delete</button></form>\n");
+    page_send(ar, 200, name, "/users", &c, NULL); /* name is body's */
     json_decref(body);
-    page_send(ar, 200, name, "/users", &c, NULL);
+}
+
+static void user_shown(admin_req_t *ar, int status, json_t *body, const char *extra)
+{
+    if (status != 200) {
+        error_page(ar, status, error_text(body, "no such user"), extra);
+        json_decref(body);
+        return;
+    }
+    char path[NODE_MAX * 3 + 32];
+    api_path(path, sizeof(path), "/api/v1/users/",
+             json_string_value(json_object_get(body, "username")), "/roster");
+    page_of(ar)->keep = body;
+    api(ar, "GET", path, "", NULL, user_roster);
 }
 
 static void user_page(admin_req_t *ar)
@@ -954,9 +1002,362 @@ static void not_yet(admin_req_t *ar, const char *title, const char *current)
     page_send(ar, 501, title, current, &c, NULL);
 }
 
+/* ---- rooms ---- */
+
+#define ROOMS_PAGE 25 /* rooms per page of the rooms list */
+
+/* The localpart of a room's JID (what the console's paths name a room by), into out. */
+static void room_node(char *out, size_t cap, const char *jid)
+{
+    snprintf(out, cap, "%.*s", jid ? (int)strcspn(jid, "@") : 0, jid ? jid : "");
+}
+
+static const char *yes_no(json_t *v)
+{
+    return json_is_true(v) ? "yes" : "no";
+}
+
+static void rooms_listed(admin_req_t *ar, int status, json_t *body, const char *extra)
+{
+    cpage_t *cp = page_of(ar);
+    if (status != 200) {
+        error_page(ar, status, error_text(body, "cannot list the rooms"), extra);
+        json_decref(body);
+        return;
+    }
+    char *q = query_param(ar->query, "q");
+    long long total = (long long)json_integer_value(json_object_get(body, "total"));
+    long long offset = (long long)json_integer_value(json_object_get(body, "offset"));
+    html_t c = {HEARTH_BUF_INIT, 0};
+    html_f(&c,
+           "<h1>Rooms</h1>\n<form method=\"get\" action=\"/rooms\" class=\"row\" "
+           "role=\"search\"><label>Search <input type=\"search\" name=\"q\" value=\"%s\">"
+           "</label><button>Search</button></form>\n<p class=\"muted\">%lld room(s)</p>\n"
+           "<div class=\"scroll\"><table class=\"stack\"><thead><tr><th>Room</th><th>Name</th>"
+           "<th>Description</th><th>Occupants</th><th>Public</th><th>Members only</th>"
+           "<th>Password</th></tr></thead><tbody>\n",
+           q ? q : "", total);
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(body, "rooms"), i, r)
+    {
+        const char *jid = json_string_value(json_object_get(r, "jid"));
+        char node[NODE_MAX];
+        room_node(node, sizeof(node), jid);
+        html_f(&c,
+               "<tr><td data-label=\"Room\"><a href=\"/rooms/%u\">%s</a></td><td "
+               "data-label=\"Name\">%s</td><td data-label=\"Description\">%s</td><td "
+               "data-label=\"Occupants\">%lld</td><td data-label=\"Public\">%s</td><td "
+               "data-label=\"Members only\">%s</td><td data-label=\"Password\">%s</td></tr>\n",
+               node, jid, json_string_value(json_object_get(r, "name")),
+               json_string_value(json_object_get(r, "description")),
+               (long long)json_integer_value(json_object_get(r, "occupants")),
+               yes_no(json_object_get(r, "public")), yes_no(json_object_get(r, "members_only")),
+               yes_no(json_object_get(r, "password_protected")));
+    }
+    html_f(&c, "</tbody></table></div>\n<div class=\"pager\">");
+    if (offset > 0)
+        html_f(&c, "<a href=\"/rooms?q=%u&amp;page=%lld\">Previous</a>", q ? q : "",
+               offset / ROOMS_PAGE - 1);
+    if (offset + ROOMS_PAGE < total)
+        html_f(&c, "<a href=\"/rooms?q=%u&amp;page=%lld\">Next</a>", q ? q : "",
+               offset / ROOMS_PAGE + 1);
+    html_f(&c, "</div>\n<h2>New room</h2>\n<form method=\"post\" action=\"/rooms\">");
+    csrf_field(&c, cp);
+    html_f(&c, "<label>Address (the part before @) <input type=\"text\" name=\"name\" required "
+               "autocomplete=\"off\" autocapitalize=\"none\"></label>"
+               "<label>Name <input type=\"text\" name=\"title\"></label>"
+               "<label>Description <input type=\"text\" name=\"description\"></label>"
+               "<label class=\"check\"><input type=\"checkbox\" name=\"public\" value=\"1\" "
+               "checked> Listed in the directory</label>"
+               "<label class=\"check\"><input type=\"checkbox\" name=\"members_only\" "
+               "value=\"1\"> Members only</label><button>Create</button></form>\n");
+    free(q);
+    json_decref(body);
+    page_send(ar, 200, "Rooms", "/rooms", &c, NULL);
+}
+
 static void rooms_page(admin_req_t *ar)
 {
-    not_yet(ar, "Rooms", "/rooms");
+    char *q = query_param(ar->query, "q");
+    char *pg = query_param(ar->query, "page");
+    long page = pg ? strtol(pg, NULL, 10) : 0;
+    if (page < 0 || page > 1000000)
+        page = 0;
+    html_t h = {HEARTH_BUF_INIT, 0};
+    html_f(&h, "q=%u&offset=%ld&limit=%d", q ? q : "", page * ROOMS_PAGE, ROOMS_PAGE);
+    char query[1200];
+    snprintf(query, sizeof(query), "%.*s", h.err ? 0 : (int)h.b.len,
+             h.err ? "" : (const char *)h.b.data);
+    html_free(&h);
+    free(q);
+    free(pg);
+    api(ar, "GET", "/api/v1/rooms", query, NULL, rooms_listed);
+}
+
+static void room_create(admin_req_t *ar)
+{
+    cpage_t *cp = page_of(ar);
+    const char *name = field(cp, "name"), *title = field(cp, "title");
+    const char *desc = field(cp, "description"), *pub = field(cp, "public");
+    const char *members = field(cp, "members_only");
+    snprintf(cp->back, sizeof(cp->back), "/rooms");
+    char node[NODE_MAX];
+    room_node(node, sizeof(node), name ? name : "");
+    api_path(cp->next, sizeof(cp->next), "/rooms/", node, "");
+    snprintf(cp->ok, sizeof(cp->ok), "Created the room %.300s.", node);
+    json_t *config = json_pack("{s:s, s:s, s:s, s:s}", "muc#roomconfig_roomname",
+                               title ? title : "", "muc#roomconfig_roomdesc", desc ? desc : "",
+                               "muc#roomconfig_publicroom", pub && *pub ? "1" : "0",
+                               "muc#roomconfig_membersonly", members && *members ? "1" : "0");
+    api(ar, "POST", "/api/v1/rooms", "",
+        json_pack("{s:s, s:o}", "name", name ? name : "", "config",
+                  config ? config : json_object()),
+        action_done);
+}
+
+/* One field of the room's configuration form (XEP-0004 types, as the API lists them). The
+ * input's name says how its value goes back: f. one string, m. a list (several selected), j. a
+ * list of lines, p. a password (left out when empty: never shown, so empty keeps it). */
+static void room_field(html_t *c, json_t *f)
+{
+    const char *var = json_string_value(json_object_get(f, "var"));
+    const char *type = json_string_value(json_object_get(f, "type"));
+    const char *label = json_string_value(json_object_get(f, "label"));
+    json_t *value = json_object_get(f, "value");
+    if (!var || !type || !strcmp(type, "hidden") || !strcmp(type, "fixed"))
+        return;
+    html_f(c, "<label>%s <span class=\"muted\">%s</span> ", label && *label ? label : var,
+           label && *label ? var : "");
+    if (!strcmp(type, "boolean")) {
+        const char *v = json_string_value(value);
+        int on = v && (!strcmp(v, "1") || !strcmp(v, "true"));
+        html_f(c,
+               "<select name=\"f.%s\"><option value=\"1\"%r>yes</option><option "
+               "value=\"0\"%r>no</option></select>",
+               var, on ? " selected" : "", on ? "" : " selected");
+    } else if (!strcmp(type, "list-single") || !strcmp(type, "list-multi")) {
+        int multi = !strcmp(type, "list-multi");
+        if (multi) /* so that selecting none still sends the field, as an empty list */
+            html_f(c, "<input type=\"hidden\" name=\"m.%s\" value=\"\">", var);
+        html_f(c, "<select name=\"%r.%s\"%r>", multi ? "m" : "f", var, multi ? " multiple" : "");
+        size_t i, j;
+        json_t *o, *v;
+        json_array_foreach(json_object_get(f, "options"), i, o)
+        {
+            const char *ov = json_string_value(json_object_get(o, "value"));
+            const char *ol = json_string_value(json_object_get(o, "label"));
+            int sel = 0;
+            if (json_is_array(value)) {
+                json_array_foreach(value, j, v) if (ov && json_string_value(v) &&
+                                                    !strcmp(ov, json_string_value(v))) sel = 1;
+            } else {
+                sel = ov && json_string_value(value) && !strcmp(ov, json_string_value(value));
+            }
+            html_f(c, "<option value=\"%s\"%r>%s</option>", ov, sel ? " selected" : "",
+                   ol && *ol ? ol : ov);
+        }
+        html_f(c, "</select>");
+    } else if (!strcmp(type, "jid-multi") || !strcmp(type, "text-multi")) {
+        html_f(c, "<textarea name=\"j.%s\" rows=\"3\">", var);
+        size_t i;
+        json_t *v;
+        json_array_foreach(value, i, v) html_f(c, "%s\n", json_string_value(v));
+        html_f(c, "</textarea>");
+    } else if (!strcmp(type, "text-private")) {
+        html_f(c,
+               "<input type=\"password\" name=\"p.%s\" value=\"\" autocomplete=\"off\" "
+               "placeholder=\"(unchanged)\">",
+               var);
+    } else {
+        html_f(c, "<input type=\"text\" name=\"f.%s\" value=\"%s\">", var,
+               json_string_value(value));
+    }
+    html_f(c, "</label>\n");
+}
+
+static void room_shown(admin_req_t *ar, int status, json_t *body, const char *extra)
+{
+    cpage_t *cp = page_of(ar);
+    if (status != 200) {
+        error_page(ar, status, error_text(body, "no such room"), extra);
+        json_decref(body);
+        return;
+    }
+    const char *jid = json_string_value(json_object_get(body, "jid"));
+    char node[NODE_MAX], self[NODE_MAX * 3 + 16];
+    room_node(node, sizeof(node), jid);
+    api_path(self, sizeof(self), "/rooms/", node, "");
+    const char *name = json_string_value(json_object_get(body, "name"));
+    html_t c = {HEARTH_BUF_INIT, 0};
+    html_f(&c,
+           "<h1>%s</h1>\n<dl><dt>JID</dt><dd>%s</dd><dt>Description</dt><dd>%s</dd>"
+           "<dt>Public</dt><dd>%s</dd><dt>Members only</dt><dd>%s</dd><dt>Password</dt><dd>%s</dd>"
+           "<dt>Persistent</dt><dd>%s</dd></dl>\n<h2>Occupants</h2>\n",
+           name && *name ? name : jid, jid, json_string_value(json_object_get(body, "description")),
+           yes_no(json_object_get(body, "public")), yes_no(json_object_get(body, "members_only")),
+           yes_no(json_object_get(body, "password_protected")),
+           yes_no(json_object_get(body, "persistent")));
+    json_t *occ = json_object_get(body, "occupants");
+    size_t i;
+    json_t *o;
+    if (!json_array_size(occ)) {
+        html_f(&c, "<p class=\"muted\">Nobody is in the room.</p>\n");
+    } else {
+        html_f(&c, "<div class=\"scroll\"><table class=\"stack\"><thead><tr><th>Nickname</th>"
+                   "<th>JID</th><th>Role</th><th>Affiliation</th></tr></thead><tbody>\n");
+        json_array_foreach(occ, i, o)
+            html_f(&c,
+                   "<tr><td data-label=\"Nickname\">%s</td><td data-label=\"JID\">%s</td><td "
+                   "data-label=\"Role\">%s</td><td data-label=\"Affiliation\">%s</td></tr>\n",
+                   json_string_value(json_object_get(o, "nick")),
+                   json_string_value(json_object_get(o, "jid")),
+                   json_string_value(json_object_get(o, "role")),
+                   json_string_value(json_object_get(o, "affiliation")));
+        html_f(&c, "</tbody></table></div>\n");
+    }
+    html_f(&c, "<h2>Affiliations</h2>\n<div class=\"scroll\"><table class=\"stack\"><thead><tr>"
+               "<th>JID</th><th>Affiliation</th><th>Nickname</th><th></th></tr></thead><tbody>\n");
+    json_array_foreach(json_object_get(body, "affiliations"), i, o)
+    {
+        const char *aj = json_string_value(json_object_get(o, "jid"));
+        html_f(&c,
+               "<tr><td data-label=\"JID\">%s</td><td data-label=\"Affiliation\">%s</td><td "
+               "data-label=\"Nickname\">%s</td><td><form class=\"inline\" method=\"post\" "
+               "action=\"%s/affiliation\">",
+               aj, json_string_value(json_object_get(o, "affiliation")),
+               json_string_value(json_object_get(o, "nick")), self);
+        csrf_field(&c, cp);
+        html_f(&c,
+               "<input type=\"hidden\" name=\"jid\" value=\"%s\"><input type=\"hidden\" "
+               "name=\"affiliation\" value=\"none\"><button>Remove</button></form></td></tr>\n",
+               aj);
+    }
+    html_f(&c,
+           "</tbody></table></div>\n<form method=\"post\" action=\"%s/affiliation\" "
+           "class=\"row\">",
+           self);
+    csrf_field(&c, cp);
+    html_f(&c, "<label>JID <input type=\"text\" name=\"jid\" required autocapitalize=\"none\">"
+               "</label><label>Affiliation <select name=\"affiliation\"><option>member</option>"
+               "<option>admin</option><option>owner</option><option>outcast</option></select>"
+               "</label><button>Set</button></form>\n");
+    html_f(&c, "<h2>Configuration</h2>\n<form method=\"post\" action=\"%s/config\">", self);
+    csrf_field(&c, cp);
+    json_array_foreach(json_object_get(body, "fields"), i, o) room_field(&c, o);
+    html_f(&c,
+           "<button>Save</button></form>\n<h2>Destroy</h2>\n<form method=\"post\" "
+           "action=\"%s/destroy\" data-confirm=\"Destroy %s? Its occupants are sent "
+           "away.\">",
+           self, jid);
+    csrf_field(&c, cp);
+    html_f(&c, "<label>Reason (shown to the occupants) <input type=\"text\" name=\"reason\">"
+               "</label><label class=\"check\"><input type=\"checkbox\" name=\"confirm\" "
+               "value=\"yes\" required> Yes, destroy this room and what it stores</label>"
+               "<button class=\"danger\">Destroy</button></form>\n");
+    page_send(ar, 200, name && *name ? name : node, "/rooms", &c, NULL); /* name is body's */
+    json_decref(body);
+}
+
+static void room_page(admin_req_t *ar)
+{
+    char path[NODE_MAX * 3 + 32];
+    api_path(path, sizeof(path), "/api/v1/rooms/", page_of(ar)->arg, "");
+    api(ar, "GET", path, "", NULL, room_shown);
+}
+
+/* The lines of a text box, trimmed, empty ones left out. */
+static json_t *lines_of(const char *text)
+{
+    json_t *arr = json_array();
+    for (const char *p = text; arr && p && *p;) {
+        size_t n = strcspn(p, "\r\n");
+        const char *a = p, *b = p + n;
+        while (a < b && (*a == ' ' || *a == '\t'))
+            a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+            b--;
+        if (b > a)
+            json_array_append_new(arr, json_stringn(a, (size_t)(b - a)));
+        p += n;
+        p += strspn(p, "\r\n");
+    }
+    return arr;
+}
+
+static void room_config(admin_req_t *ar)
+{
+    cpage_t *cp = page_of(ar);
+    char path[NODE_MAX * 3 + 32];
+    api_path(cp->back, sizeof(cp->back), "/rooms/", cp->arg, "");
+    snprintf(cp->next, sizeof(cp->next), "%s", cp->back);
+    snprintf(cp->ok, sizeof(cp->ok), "The configuration of %s is saved.", cp->arg);
+    json_t *config = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach(cp->form, k, v)
+    {
+        if (strlen(k) < 3 || k[1] != '.')
+            continue;
+        const char *var = k + 2;
+        const char *one =
+            json_is_array(v) ? json_string_value(json_array_get(v, 0)) : json_string_value(v);
+        if (k[0] == 'f') {
+            json_object_set(config, var, json_is_array(v) ? json_array_get(v, 0) : v);
+        } else if (k[0] == 'p') {
+            if (one && *one)
+                json_object_set_new(config, var, json_string(one));
+        } else if (k[0] == 'j') {
+            json_object_set_new(config, var, lines_of(one));
+        } else if (k[0] == 'm') {
+            json_t *arr = json_array();
+            size_t i;
+            json_t *e;
+            if (json_is_array(v)) {
+                json_array_foreach(v, i, e) if (json_string_length(e)) json_array_append(arr, e);
+            } else if (json_string_length(v)) {
+                json_array_append(arr, v);
+            }
+            json_object_set_new(config, var, arr);
+        }
+    }
+    api_path(path, sizeof(path), "/api/v1/rooms/", cp->arg, "");
+    api(ar, "PUT", path, "", json_pack("{s:o}", "config", config), action_done);
+}
+
+static void room_destroy(admin_req_t *ar)
+{
+    cpage_t *cp = page_of(ar);
+    char path[NODE_MAX * 3 + 32];
+    api_path(cp->back, sizeof(cp->back), "/rooms/", cp->arg, "");
+    const char *confirm = field(cp, "confirm"), *reason = field(cp, "reason");
+    if (!confirm || strcmp(confirm, "yes")) {
+        sess_flash(cp->sid, "Not destroyed: tick the confirmation box.", 1);
+        redirect(ar, cp->back, NULL);
+        return;
+    }
+    snprintf(cp->next, sizeof(cp->next), "/rooms");
+    snprintf(cp->ok, sizeof(cp->ok), "Destroyed the room %s.", cp->arg);
+    api_path(path, sizeof(path), "/api/v1/rooms/", cp->arg, "");
+    api(ar, "DELETE", path, "", reason && *reason ? json_pack("{s:s}", "reason", reason) : NULL,
+        action_done);
+}
+
+static void room_affiliation(admin_req_t *ar)
+{
+    cpage_t *cp = page_of(ar);
+    const char *jid = field(cp, "jid"), *aff = field(cp, "affiliation");
+    api_path(cp->back, sizeof(cp->back), "/rooms/", cp->arg, "");
+    snprintf(cp->next, sizeof(cp->next), "%s", cp->back);
+    snprintf(cp->ok, sizeof(cp->ok), "%s is now %s.", jid ? jid : "",
+             aff && strcmp(aff, "none") ? aff : "without affiliation");
+    html_t h = {HEARTH_BUF_INIT, 0};
+    html_f(&h, "/api/v1/rooms/%u/affiliations/%u", cp->arg, jid ? jid : "");
+    char path[4096];
+    snprintf(path, sizeof(path), "%.*s", h.err ? 0 : (int)h.b.len,
+             h.err ? "" : (const char *)h.b.data);
+    html_free(&h);
+    api(ar, "PUT", path, "", json_pack("{s:s}", "affiliation", aff ? aff : ""), action_done);
 }
 
 /* ---- settings (the runtime properties) ---- */
@@ -1283,6 +1684,11 @@ static const route_t ROUTES[] = {
     {"GET", "/sessions", 0, sessions_page},
     {"POST", "/sessions/kick", 0, session_kick},
     {"GET", "/rooms", 0, rooms_page},
+    {"POST", "/rooms", 0, room_create},
+    {"GET", "/rooms/*", 0, room_page},
+    {"POST", "/rooms/*/config", 0, room_config},
+    {"POST", "/rooms/*/destroy", 0, room_destroy},
+    {"POST", "/rooms/*/affiliation", 0, room_affiliation},
     {"GET", "/settings", 0, settings_page},
     {"POST", "/settings", 0, setting_set},
     {"POST", "/settings/reset", 0, setting_reset},

@@ -90,10 +90,13 @@ class ConsoleCase(unittest.TestCase):
         with open(os.path.join(s.data_dir, 'api.key')) as f:
             return f.read().strip()
 
-    def api(self, s, method, path):
+    def api(self, s, method, path, body=None):
+        import json
         conn = http.client.HTTPConnection('127.0.0.1', s.ports['admin'], timeout=10)
         try:
-            conn.request(method, path, headers={'Authorization': 'Bearer ' + self.local_key(s)})
+            conn.request(method, path, body=None if body is None else json.dumps(body),
+                         headers={'Authorization': 'Bearer ' + self.local_key(s),
+                                  'Content-Type': 'application/json'})
             r = conn.getresponse()
             return r.status, r.read()
         finally:
@@ -507,6 +510,87 @@ class PagesTest(ConsoleCase):
         self.assertEqual(code, 303)
         self.assertEqual(json_of(self.api(s, 'GET', '/api/v1/properties/registration.open'))['value'],
                          'false')
+
+    def test_rooms_and_roster(self):
+        hostile = EscapingTest.HOSTILE
+        s = self.server(admins={'boss': 'boss pw'}, users={'alice': 'alice pw'})
+        b = Browser(s)
+        b.login('boss', 'boss pw')
+        token = b.csrf('/rooms')
+        code, r, _ = b.req('POST', '/rooms', {'csrf': token, 'name': 'lounge', 'title': hostile,
+                                              'description': 'for <b>everyone</b>',
+                                              'public': '1'})
+        self.assertEqual((code, r.getheader('Location')), (303, '/rooms/lounge'))
+        room = json_of(self.api(s, 'GET', '/api/v1/rooms/lounge'))
+        self.assertEqual(room['name'], hostile)
+        self.assertIn({'jid': 'boss@localhost', 'affiliation': 'owner', 'nick': None},
+                      room['affiliations'])
+        page = b.req('GET', '/rooms/lounge')[2]
+        self.assertIn('Created the room lounge.', page)
+        # Hostile room names and descriptions, escaped on the list and on the room's page.
+        for path in ('/rooms', '/rooms/lounge', '/rooms?q=' + quote(hostile)):
+            code, _, page = b.req('GET', path)
+            self.assertEqual(code, 200, path)
+            self.assertNotIn('<script>alert', page)
+            self.assertNotIn('<b>everyone', page)
+            self.assertIn('&lt;script&gt;alert(1)&lt;/script&gt;', page, path)
+        # The form is the XEP-0045 owner form's fields, each as its type asks.
+        page = b.req('GET', '/rooms/lounge')[2]
+        self.assertIn('<select name="f.muc#roomconfig_maxusers">', page)
+        self.assertIn('<select name="m.muc#roomconfig_presencebroadcast" multiple>', page)
+        self.assertIn('<textarea name="j.muc#roomconfig_roomowners" rows="3">boss@localhost\n'
+                      '</textarea>', page)
+        self.assertIn('name="p.muc#roomconfig_roomsecret" value=""', page)
+        form = {'csrf': token, 'f.muc#roomconfig_roomname': 'The lounge',
+                'f.muc#roomconfig_maxusers': '20', 'f.muc#roomconfig_membersonly': '1',
+                'j.muc#roomconfig_roomowners': 'boss@localhost\r\n',
+                'j.muc#roomconfig_roomadmins': ' alice@localhost \r\n\r\n',
+                'p.muc#roomconfig_roomsecret': ''}
+        body = '&'.join('%s=%s' % (quote(k), quote(v)) for k, v in form.items())
+        body += '&m.muc%23roomconfig_presencebroadcast=&m.muc%23roomconfig_presencebroadcast=moderator'
+        code, r, _ = b.req('POST', '/rooms/lounge/config', raw=body.encode(),
+                           headers={'Content-Type': 'application/x-www-form-urlencoded'})
+        self.assertEqual((code, r.getheader('Location')), (303, '/rooms/lounge'))
+        page = b.req('GET', '/rooms/lounge')[2]
+        self.assertIn('The configuration of lounge is saved.', page)
+        config = json_of(self.api(s, 'GET', '/api/v1/rooms/lounge'))['config']
+        self.assertEqual(config['muc#roomconfig_roomname'], 'The lounge')
+        self.assertEqual(config['muc#roomconfig_maxusers'], '20')
+        self.assertEqual(config['muc#roomconfig_membersonly'], '1')
+        self.assertEqual(config['muc#roomconfig_presencebroadcast'], ['moderator'])
+        self.assertEqual(config['muc#roomconfig_roomadmins'], ['alice@localhost'])
+        # A refused configuration says why and changes nothing.
+        b.req('POST', '/rooms/lounge/config', {'csrf': token, 'f.muc#roomconfig_maxusers': 'lots'})
+        self.assertIn('Refused (400)', b.req('GET', '/rooms/lounge')[2])
+        # Affiliations: set, then removed.
+        code, r, _ = b.req('POST', '/rooms/lounge/affiliation', {'csrf': token,
+                                                                  'jid': 'carol@localhost',
+                                                                  'affiliation': 'member'})
+        self.assertEqual(code, 303)
+        affs = json_of(self.api(s, 'GET', '/api/v1/rooms/lounge'))['affiliations']
+        self.assertIn({'jid': 'carol@localhost', 'affiliation': 'member', 'nick': None}, affs)
+        b.req('POST', '/rooms/lounge/affiliation', {'csrf': token, 'jid': 'carol@localhost',
+                                                    'affiliation': 'none'})
+        affs = json_of(self.api(s, 'GET', '/api/v1/rooms/lounge'))['affiliations']
+        self.assertNotIn('carol@localhost', [a['jid'] for a in affs])
+        # Destroy: only with the box ticked.
+        code, r, _ = b.req('POST', '/rooms/lounge/destroy', {'csrf': token})
+        self.assertEqual(r.getheader('Location'), '/rooms/lounge')
+        self.assertEqual(self.api(s, 'GET', '/api/v1/rooms/lounge')[0], 200)
+        code, r, _ = b.req('POST', '/rooms/lounge/destroy', {'csrf': token, 'confirm': 'yes',
+                                                             'reason': 'closing'})
+        self.assertEqual(r.getheader('Location'), '/rooms')
+        self.assertEqual(self.api(s, 'GET', '/api/v1/rooms/lounge')[0], 404)
+        self.assertIn('Destroyed the room lounge.', b.req('GET', '/rooms')[2])
+        self.assertEqual(b.req('GET', '/rooms/lounge')[0], 404)
+        # The roster on the user's page.
+        self.assertEqual(self.api(s, 'PUT', '/api/v1/users/alice/roster/bob@localhost',
+                                  {'name': 'Bob <the builder>', 'groups': ['Work', 'Friends']})[0],
+                         200)
+        page = b.req('GET', '/users/alice')[2]
+        self.assertIn('<td data-label="Contact">bob@localhost</td><td data-label="Name">Bob '
+                      '&lt;the builder&gt;</td><td data-label="Subscription">none</td>'
+                      '<td data-label="Groups">Work, Friends</td>', page)
 
 
 def json_of(res):
