@@ -329,6 +329,8 @@ static void users_list(admin_req_t *ar)
         return;
     }
     la->search = admin__query_get(ar->query, "search", &bad);
+    if (!la->search && !bad) /* q, as GET /rooms has it */
+        la->search = admin__query_get(ar->query, "q", &bad);
     if (bad || admin__query_uint(ar->query, "offset", 0, 1L << 40, &la->offset) ||
         admin__query_uint(ar->query, "limit", 100, ADMIN_PAGE_MAX, &la->limit)) {
         free(la->search);
@@ -424,6 +426,8 @@ static void user_sessions_back(home_call_t *hc)
     admin_req_t *ar = hc->ar;
     json_t *j = ar->op;
     ar->op = NULL;
+    json_object_set_new(j, "online",
+                        json_integer(hc->result ? (json_int_t)json_array_size(hc->result) : 0));
     json_object_set_new(j, "sessions", hc->result ? json_incref(hc->result) : json_array());
     admin__reply_json(ar, 200, j);
 }
@@ -444,12 +448,13 @@ static void user_got(void *ud, int err, const storage_account_t *acct)
         admin__reply_error(ar, 500, "stored name is not a JID", NULL);
         return;
     }
-    ar->op = json_pack("{s:s, s:s, s:b, s:I}", "username", acct->username, "jid", jid.bare, "admin",
-                       acct->admin, "created_at", (json_int_t)acct->created_at);
+    ar->op =
+        json_pack("{s:s, s:s, s:b, s:b, s:I}", "username", acct->username, "jid", jid.bare, "admin",
+                  acct->admin, "locked", acct->locked, "created_at", (json_int_t)acct->created_at);
     admin__at_home(ar, &jid, user_sessions_here, user_sessions_back);
 }
 
-static void user_get(admin_req_t *ar, const char *node)
+void admin__user_get(admin_req_t *ar, const char *node)
 {
     if (storage_account_get(ar->w->srv->storage, &ar->w->storage_target, node, user_got, ar))
         admin__reply_error(ar, 503, "storage is busy; try again", NULL);
@@ -735,12 +740,15 @@ void admin__api(admin_req_t *ar)
         free(node);
     } else if ((seg = admin__segment(p, "/users/", "", 0))) {
         char *node = admin__node_of(seg);
-        if (!get && !del)
-            admin__not_allowed(ar, "GET, DELETE");
+        int patch = !strcmp(m, "PATCH");
+        if (!get && !del && !patch)
+            admin__not_allowed(ar, "GET, PATCH, DELETE");
         else if (!node)
             admin__reply_error(ar, 404, "no such user", NULL);
         else if (get)
-            user_get(ar, node);
+            admin__user_get(ar, node);
+        else if (patch)
+            admin__user_patch(ar, node);
         else
             user_delete(ar, node);
         free(node);

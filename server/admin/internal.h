@@ -199,6 +199,9 @@ void admin__home_call_free(home_call_t *hc);
 int admin__properties(admin_req_t *ar, const char *p);
 int admin__rooms(admin_req_t *ar, const char *p);
 int admin__rosters(admin_req_t *ar, const char *p);
+/* GET /users/{user} (api.c): the account, its sessions and their count; PATCH (users.c). */
+void admin__user_get(admin_req_t *ar, const char *node);
+void admin__user_patch(admin_req_t *ar, const char *node);
 
 /* Resident memory (VmRSS) and its peak (VmHWM) in bytes, 0 when unknown. */
 void admin__memory(uint64_t *rss, uint64_t *hwm);

@@ -122,6 +122,12 @@ static void fail_auth(conn_t *c)
 
 static void succeed(conn_t *c, const char *out, size_t out_len)
 {
+    /* Told only after the password proved right, so that a lock reveals nothing to others. */
+    if (c->acct_locked) {
+        hlog_conn(LOG_INFO, c->id, NULL, "%s: the account is locked", c->authcid);
+        fail_text(c, "account-disabled", "this account is locked by an administrator");
+        return;
+    }
     char *b64 = NULL;
     if (out_len && hearth_base64_encode(out, out_len, &b64)) {
         conn__abort(c);
@@ -232,6 +238,7 @@ static void on_account(void *ud, int err, const storage_account_t *acct)
     hearth_scram_hash_t h = hearth_sasl_mech_hash(c->sasl_mech);
     hearth_scram_secret_t fake;
     const hearth_scram_secret_t *secret;
+    c->acct_locked = acct && acct->locked;
     if (acct) {
         secret = h == HEARTH_SCRAM_SHA1 ? &acct->sha1 : &acct->sha256;
     } else {

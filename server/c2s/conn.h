@@ -112,6 +112,7 @@ struct conn {
     int sasl_need_initial;
     int sasl_valid_user;  /* the authcid is a valid localpart (else only a fake secret fits it) */
     int cb_type_mismatch; /* the client asked for a channel binding type we do not offer */
+    int acct_locked;      /* the account is locked: refused once its credentials are proven */
     char *sasl_initial;   /* the client's first message, kept until the secret arrives */
     size_t sasl_initial_len;
 

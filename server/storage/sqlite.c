@@ -261,10 +261,15 @@ static const char MIGRATION_0008[] = "ALTER TABLE logs ADD COLUMN ref TEXT;\n"
                                      "CREATE UNIQUE INDEX logs_ref ON logs (kind, key, ref);\n"
                                      "CREATE INDEX logs_stamp ON logs (kind, key, stamp_ms);\n";
 
+/* An account an administrator locked: no login, its sessions ended (see 0009_account_locked.sql).
+ */
+static const char MIGRATION_0009[] =
+    "ALTER TABLE accounts ADD COLUMN locked INTEGER NOT NULL DEFAULT 0 CHECK (locked IN (0, 1));\n";
+
 static const char *const migrations[] = {
     NULL, /* version 0: empty database */
-    MIGRATION_0001, MIGRATION_0002, MIGRATION_0003, MIGRATION_0004,
-    MIGRATION_0005, MIGRATION_0006, MIGRATION_0007, MIGRATION_0008,
+    MIGRATION_0001, MIGRATION_0002, MIGRATION_0003, MIGRATION_0004, MIGRATION_0005,
+    MIGRATION_0006, MIGRATION_0007, MIGRATION_0008, MIGRATION_0009,
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])) - 1)
 
@@ -283,6 +288,7 @@ enum stmt_id {
     ST_ACCOUNT_CREATE,
     ST_ACCOUNT_SET_SECRETS,
     ST_ACCOUNT_SET_ADMIN,
+    ST_ACCOUNT_SET_LOCKED,
     ST_ACCOUNT_DELETE,
     ST_ACCOUNT_LIST,
     ST_PROPERTY_GET,
@@ -375,7 +381,7 @@ enum stmt_id {
 
 #define ACCOUNT_COLUMNS                                                                            \
     "username, admin, sha1_salt, sha1_iter, sha1_stored, sha1_server, sha256_salt, sha256_iter, "  \
-    "sha256_stored, sha256_server, created_at"
+    "sha256_stored, sha256_server, created_at, locked"
 
 /* Archive reads: named parameters, so that one binding helper serves every variant. :lo and :hi
  * are exclusive bounds on seq (the paging position). */
@@ -404,12 +410,13 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_VERSION_UPDATE] = "UPDATE schema_version SET version = ?1",
     [ST_ACCOUNT_GET] = "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE username = ?1",
     [ST_ACCOUNT_CREATE] = "INSERT INTO accounts (" ACCOUNT_COLUMNS
-                          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     [ST_ACCOUNT_SET_SECRETS] = "UPDATE accounts SET sha1_salt = ?2, sha1_iter = ?3, "
                                "sha1_stored = ?4, sha1_server = ?5, sha256_salt = ?6, "
                                "sha256_iter = ?7, sha256_stored = ?8, sha256_server = ?9 "
                                "WHERE username = ?1",
     [ST_ACCOUNT_SET_ADMIN] = "UPDATE accounts SET admin = ?2 WHERE username = ?1",
+    [ST_ACCOUNT_SET_LOCKED] = "UPDATE accounts SET locked = ?2 WHERE username = ?1",
     [ST_ACCOUNT_DELETE] = "DELETE FROM accounts WHERE username = ?1",
     [ST_ACCOUNT_LIST] = "SELECT " ACCOUNT_COLUMNS " FROM accounts ORDER BY username",
     [ST_PROPERTY_GET] = "SELECT value FROM properties WHERE name = ?1",
@@ -692,6 +699,7 @@ static int column_account(sqlite3_stmt *s, storage_account_t *a)
     if (rc == 0)
         rc = column_secret(s, 6, &a->sha256);
     a->created_at = sqlite3_column_int64(s, 10);
+    a->locked = sqlite3_column_int64(s, 11) != 0;
     if (rc != 0)
         storage_account_clear(a);
     return rc;
@@ -755,6 +763,8 @@ static int account_create(sqlite_conn_t *c, storage_req_t *r)
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(s, 11, created);
     if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(s, 12, a->locked ? 1 : 0);
+    if (rc == SQLITE_OK)
         rc = sqlite3_step(s);
     stmt_done(s);
     if (rc == SQLITE_DONE)
@@ -781,14 +791,15 @@ static int account_set_secrets(sqlite_conn_t *c, storage_req_t *r)
     return step_account_write(c, s);
 }
 
-static int account_set_admin(sqlite_conn_t *c, storage_req_t *r)
+/* SET_ADMIN or SET_LOCKED: one flag of the account. */
+static int account_set_flag(sqlite_conn_t *c, storage_req_t *r, enum stmt_id id, int value)
 {
-    sqlite3_stmt *s = stmt(c, ST_ACCOUNT_SET_ADMIN);
+    sqlite3_stmt *s = stmt(c, id);
     if (s == NULL)
         return HEARTH_ESTORAGE;
     int rc = sqlite3_bind_text(s, 1, r->acct.username, -1, SQLITE_STATIC);
     if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int(s, 2, r->acct.admin ? 1 : 0);
+        rc = sqlite3_bind_int(s, 2, value ? 1 : 0);
     if (rc != SQLITE_OK) {
         stmt_done(s);
         return err_of(rc);
@@ -2388,7 +2399,9 @@ static int run_one(sqlite_conn_t *c, storage_req_t *r)
     case STORAGE_OP_ACCOUNT_SET_SECRETS:
         return account_set_secrets(c, r);
     case STORAGE_OP_ACCOUNT_SET_ADMIN:
-        return account_set_admin(c, r);
+        return account_set_flag(c, r, ST_ACCOUNT_SET_ADMIN, r->acct.admin);
+    case STORAGE_OP_ACCOUNT_SET_LOCKED:
+        return account_set_flag(c, r, ST_ACCOUNT_SET_LOCKED, r->acct.locked);
     case STORAGE_OP_ACCOUNT_DELETE:
         return account_delete(c, r);
     case STORAGE_OP_ACCOUNT_LIST:

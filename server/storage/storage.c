@@ -461,6 +461,7 @@ void storage_req_finish(storage_req_t *req)
     case STORAGE_OP_ACCOUNT_CREATE:
     case STORAGE_OP_ACCOUNT_SET_SECRETS:
     case STORAGE_OP_ACCOUNT_SET_ADMIN:
+    case STORAGE_OP_ACCOUNT_SET_LOCKED:
     case STORAGE_OP_ACCOUNT_DELETE:
     case STORAGE_OP_PROPERTY_SET:
     case STORAGE_OP_ROSTER_PUT:
@@ -632,6 +633,20 @@ int storage_account_set_admin(storage_t *st, const storage_target_t *t, const ch
         return rc;
     req->cb.status = cb;
     req->acct.admin = admin ? 1 : 0;
+    return submit(st, req);
+}
+
+int storage_account_set_locked(storage_t *st, const storage_target_t *t, const char *username,
+                               int locked, storage_status_cb cb, void *ud)
+{
+    if (!target_ok(st, t, (const void *)cb))
+        return HEARTH_EINVAL;
+    storage_req_t *req;
+    int rc = account_req(st, t, STORAGE_OP_ACCOUNT_SET_LOCKED, username, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.status = cb;
+    req->acct.locked = locked ? 1 : 0;
     return submit(st, req);
 }
 

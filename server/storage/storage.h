@@ -41,6 +41,7 @@ typedef struct storage_account {
     hearth_scram_secret_t sha1; /* all empty and iterations 0: no credential of that kind */
     hearth_scram_secret_t sha256;
     int64_t created_at; /* unix seconds; 0 at create means "now" */
+    int locked;         /* migration 9: an administrator locked it (no login) */
 } storage_account_t;
 void storage_account_clear(storage_account_t *a);
 
@@ -72,6 +73,8 @@ int storage_account_set_secrets(storage_t *st, const storage_target_t *t, const 
                                 void *ud); /* ENOTFOUND */
 int storage_account_set_admin(storage_t *st, const storage_target_t *t, const char *username,
                               int admin, storage_status_cb cb, void *ud); /* ENOTFOUND */
+int storage_account_set_locked(storage_t *st, const storage_target_t *t, const char *username,
+                               int locked, storage_status_cb cb, void *ud); /* ENOTFOUND */
 int storage_account_delete(storage_t *st, const storage_target_t *t, const char *username,
                            storage_status_cb cb, void *ud); /* ENOTFOUND */
 int storage_account_list(storage_t *st, const storage_target_t *t, storage_account_list_cb cb,
@@ -521,6 +524,7 @@ typedef enum storage_op {
     STORAGE_OP_ACCOUNT_CREATE,
     STORAGE_OP_ACCOUNT_SET_SECRETS,
     STORAGE_OP_ACCOUNT_SET_ADMIN,
+    STORAGE_OP_ACCOUNT_SET_LOCKED,
     STORAGE_OP_ACCOUNT_DELETE,
     STORAGE_OP_ACCOUNT_LIST,
     STORAGE_OP_PROPERTY_GET,

@@ -360,7 +360,7 @@ static void test_open_creates_schema(void **state)
     storage_close(st);
 
     assert_int_equal(db_int(f, "SELECT count(*) FROM schema_version"), 1);
-    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 8);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 9);
     assert_int_equal(db_int(f, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
                                "name IN ('accounts', 'properties', 'user_state', 'roster_items', "
                                "'roster_groups', 'sub_requests', 'offline_messages', 'vcards', "
@@ -406,9 +406,11 @@ static void test_migration_matches_sql_file(void **state)
     char *m1 = sql_file("0001_accounts.sql"), *m2 = sql_file("0002_im.sql"),
          *m3 = sql_file("0003_archive.sql"), *m4 = sql_file("0004_muc_affiliations.sql"),
          *m5 = sql_file("0005_pubsub.sql"), *m6 = sql_file("0006_archive_seq.sql"),
-         *m7 = sql_file("0007_archive_once.sql"), *m8 = sql_file("0008_log_refs.sql");
+         *m7 = sql_file("0007_archive_once.sql"), *m8 = sql_file("0008_log_refs.sql"),
+         *m9 = sql_file("0009_account_locked.sql");
     if (m1 == NULL || m2 == NULL || m3 == NULL || m4 == NULL || m5 == NULL || m6 == NULL ||
-        m7 == NULL || m8 == NULL) {
+        m7 == NULL || m8 == NULL || m9 == NULL) {
+        free(m9);
         free(m8);
         free(m7);
         free(m6);
@@ -432,11 +434,13 @@ static void test_migration_matches_sql_file(void **state)
     assert_int_equal(sqlite3_exec(ref, m6, NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_exec(ref, m7, NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_exec(ref, m8, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(ref, m9, NULL, NULL, NULL), SQLITE_OK);
     char *want = schema_dump(ref), *got = schema_dump_file(f->path);
     assert_string_equal(want, got);
     free(want);
     free(got);
     sqlite3_close(ref);
+    free(m9);
     free(m1);
     free(m2);
     free(m3);
@@ -1004,7 +1008,7 @@ static void test_migrate_v1_to_v2(void **state)
     free(m1);
 
     storage_t *st = open_ok(f);
-    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 8);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 9);
     assert_int_equal(db_int(f, "SELECT count(*) FROM schema_version"), 1);
     storage_account_t got;
     assert_int_equal(storage_sync_account_get(st, "alice", &got), 0);
@@ -1854,7 +1858,7 @@ static void test_migrate_v2_to_v3(void **state)
 
     im_t x;
     im_open(&x, f, NULL);
-    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 8);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 9);
     assert_int_equal(db_int(f, "SELECT count(*) FROM schema_version"), 1);
     storage_user_t u;
     assert_int_equal(storage_sync_user_load(x.st, "alice", &u), 0);
@@ -2036,7 +2040,7 @@ static void test_migrate_v5_to_v6(void **state)
 
     im_t x;
     im_open(&x, f, NULL);
-    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 8);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 9);
     /* Every row kept, with its seq; the sequence row is gone with AUTOINCREMENT. */
     assert_int_equal(db_int(f, "SELECT count(*) FROM archive"), 2);
     /* Migration 7 then kept each under its id, keyed by its time. */
@@ -2227,7 +2231,7 @@ static void test_migrate_v6_to_v7(void **state)
 
     im_t x;
     im_open(&x, f, NULL);
-    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 8);
+    assert_int_equal(db_int(f, "SELECT version FROM schema_version"), 9);
     assert_int_equal(db_int(f, "SELECT count(*) FROM archive"), 5);
     assert_int_equal(db_int(f, "SELECT count(*) FROM archive_msg"), 5);
     /* The old order and ids, each message's time (a3's moved up to the clock before it). */
