@@ -593,7 +593,7 @@ static void login_account(void *ud, int err, const storage_account_t *acct)
     server_t *srv = ar->w->srv;
     if (!err && acct && acct->sha256.iterations) {
         ar->secret = acct->sha256;
-        ar->found = acct->admin ? 2 : 1;
+        ar->found = acct->admin && !acct->locked ? 2 : 1; /* a locked one is no administrator */
     } else if ((err && err != HEARTH_ENOTFOUND) ||
                hearth_scram_secret_fake(HEARTH_SCRAM_SHA256, srv->secret, sizeof(srv->secret),
                                         ar->user, &ar->secret)) {

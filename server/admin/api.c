@@ -490,8 +490,10 @@ static void user_delete_back(home_call_t *hc)
         admin__reply_error(hc->ar, 404, "no such user", NULL);
     else if (hc->err)
         admin__reply_error(hc->ar, 503, "storage failed; try again", NULL);
-    else
+    else {
+        admin__console_forget(hc->jid.node); /* a deleted administrator's console logins end */
         admin__reply_json(hc->ar, 204, NULL);
+    }
 }
 
 static void user_delete(admin_req_t *ar, const char *node)

@@ -828,6 +828,17 @@ static void user_roster(admin_req_t *ar, int rstatus, json_t *roster, const char
         html_f(&c, "<p class=\"muted\">Not online.</p>\n");
     else
         sessions_table(&c, cp, ss, self);
+    int adm = json_is_true(json_object_get(body, "admin"));
+    int lck = json_is_true(json_object_get(body, "locked"));
+    html_f(&c, "<h2>Account</h2>\n<form method=\"post\" action=\"%s/flags\" class=\"row\">", self);
+    csrf_field(&c, cp);
+    html_f(&c,
+           "<label>Administrator <select name=\"admin\"><option value=\"yes\"%r>yes</option>"
+           "<option value=\"no\"%r>no</option></select></label><label>Locked (no login) <select "
+           "name=\"locked\"><option value=\"yes\"%r>yes</option><option "
+           "value=\"no\"%r>no</option></select></label><button>Save</button></form>\n",
+           adm ? " selected" : "", adm ? "" : " selected", lck ? " selected" : "",
+           lck ? "" : " selected");
     html_f(&c, "<h2>Roster</h2>\n");
     roster_table(&c, rstatus, roster);
     json_decref(roster);
@@ -878,6 +889,25 @@ static void user_password(admin_req_t *ar)
     api_path(path, sizeof(path), "/api/v1/users/", cp->arg, "/password");
     const char *pw = field(cp, "password");
     api(ar, "PUT", path, "", json_pack("{s:s}", "password", pw ? pw : ""), action_done);
+}
+
+static void user_flags(admin_req_t *ar)
+{
+    cpage_t *cp = page_of(ar);
+    char path[NODE_MAX * 3 + 32];
+    api_path(cp->back, sizeof(cp->back), "/users/", cp->arg, "");
+    snprintf(cp->next, sizeof(cp->next), "%s", cp->back);
+    const char *adm = field(cp, "admin"), *lck = field(cp, "locked");
+    json_t *b = json_object();
+    if (adm)
+        json_object_set_new(b, "admin", json_boolean(!strcmp(adm, "yes")));
+    if (lck)
+        json_object_set_new(b, "locked", json_boolean(!strcmp(lck, "yes")));
+    snprintf(cp->ok, sizeof(cp->ok), "%.300s: administrator %s, %s.", cp->arg,
+             adm && !strcmp(adm, "yes") ? "yes" : "no",
+             lck && !strcmp(lck, "yes") ? "locked" : "not locked");
+    api_path(path, sizeof(path), "/api/v1/users/", cp->arg, "");
+    api(ar, "PATCH", path, "", b, action_done);
 }
 
 static void user_delete(admin_req_t *ar)
@@ -1681,6 +1711,7 @@ static const route_t ROUTES[] = {
     {"GET", "/users/*", 0, user_page},
     {"POST", "/users/*/password", 0, user_password},
     {"POST", "/users/*/delete", 0, user_delete},
+    {"POST", "/users/*/flags", 0, user_flags},
     {"GET", "/sessions", 0, sessions_page},
     {"POST", "/sessions/kick", 0, session_kick},
     {"GET", "/rooms", 0, rooms_page},

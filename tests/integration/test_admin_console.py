@@ -472,6 +472,43 @@ class PagesTest(ConsoleCase):
         self.assertEqual((code, r.getheader('Content-Type')), (200, 'application/json'))
         self.assertIn('"step_s":10', hist)
 
+    def test_lock_and_administrator_flag(self):
+        s = self.server(admins={'boss': 'boss pw', 'chief': 'chief pw', 'head': 'head pw'},
+                        users={'alice': 'alice pw'})
+        b, c, h = Browser(s), Browser(s), Browser(s)
+        for br, name in ((b, 'boss'), (c, 'chief'), (h, 'head')):
+            self.assertEqual(br.login(name, name + ' pw')[0], 303)
+        token = b.csrf()
+        alice = s.login('alice', 'alice pw', resource='r')
+        self.addCleanup(alice.close)
+        page = b.req('GET', '/users/alice')[2]
+        self.assertIn('<option value="no" selected>no</option></select></label><label>Locked', page)
+        code, r, _ = b.req('POST', '/users/alice/flags', {'csrf': token, 'admin': 'no',
+                                                          'locked': 'yes'})
+        self.assertEqual((code, r.getheader('Location')), (303, '/users/alice'))
+        self.assertIn('alice: administrator no, locked.', b.req('GET', '/users/alice')[2])
+        self.assertTrue(json_of(self.api(s, 'GET', '/api/v1/users/alice'))['locked'])
+        alice.assert_stream_error('policy-violation')  # her session ends at once
+        with self.assertRaises(AssertionError):
+            Client(s).login('alice', 'alice pw', resource='again')
+        # An administrator made a user, or locked, is logged out of the console at once and
+        # cannot log in again (the same answer as a wrong password).
+        b.req('POST', '/users/chief/flags', {'csrf': token, 'admin': 'no', 'locked': 'no'})
+        self.assertFalse(json_of(self.api(s, 'GET', '/api/v1/users/chief'))['admin'])
+        self.assert_to_login(c.req('GET', '/dashboard'), 'a former administrator')
+        self.assertEqual(Browser(s).login('chief', 'chief pw')[0], 401)
+        b.req('POST', '/users/head/flags', {'csrf': token, 'admin': 'yes', 'locked': 'yes'})
+        self.assert_to_login(h.req('GET', '/dashboard'), 'a locked administrator')
+        code, _, text = Browser(s).login('head', 'head pw')
+        self.assertEqual(code, 401)
+        self.assertIn('Wrong name or password.', text)
+        # Deleted: the same.
+        b.req('POST', '/users/head/flags', {'csrf': token, 'admin': 'yes', 'locked': 'no'})
+        self.assertEqual(h.login('head', 'head pw')[0], 303)
+        b.req('POST', '/users/head/delete', {'csrf': token, 'confirm': 'yes'})
+        self.assert_to_login(h.req('GET', '/dashboard'), 'a deleted administrator')
+        self.assertEqual(b.req('GET', '/dashboard')[0], 200)
+
     def test_settings_change_live(self):
         s = self.server(admins={'boss': 'boss pw'})
         b = Browser(s)
