@@ -630,6 +630,43 @@ class PagesTest(ConsoleCase):
                       '<td data-label="Groups">Work, Friends</td>', page)
 
 
+class ApiTest(ConsoleCase):
+    """The two API routes the console's pages run: /api/v1/status/history and /api/v1/log."""
+
+    def test_history_and_log_routes(self):
+        s = self.server(admins={'boss': 'boss pw'})
+        code, body = self.api(s, 'GET', '/api/v1/status/history')
+        self.assertEqual(code, 200)
+        doc = json_of((code, body))
+        self.assertEqual((doc['step_s'], doc['span_s']), (10, 3600))
+        self.assertIsInstance(doc['samples'], list)
+        self.assertEqual(self.api(s, 'POST', '/api/v1/status/history', {})[0], 405)
+        self.assertEqual(self.api(s, 'POST', '/api/v1/log', {})[0], 405)
+        # A line only the log can hold, then the tail at each level.
+        conn = http.client.HTTPConnection('127.0.0.1', s.ports['admin'], timeout=10)
+        conn.request('GET', '/', headers={'Host': 'marker.example'})
+        self.assertEqual(conn.getresponse().status, 421)
+        conn.close()
+        doc = json_of(self.api(s, 'GET', '/api/v1/log?level=info&limit=1000'))
+        self.assertEqual(doc['level'], 'info')
+        self.assertTrue(any("refused Host 'marker.example'" in l['text'] for l in doc['lines']))
+        self.assertTrue(all(l['level'] in ('error', 'warn', 'info') for l in doc['lines']))
+        doc = json_of(self.api(s, 'GET', '/api/v1/log?limit=3'))
+        self.assertEqual(len(doc['lines']), 3)
+        doc = json_of(self.api(s, 'GET', '/api/v1/log?level=error'))
+        self.assertFalse(any('marker.example' in l['text'] for l in doc['lines']))
+        for q in ('level=loud', 'limit=0', 'limit=1001', 'limit=x', 'limit='):
+            self.assertEqual(self.api(s, 'GET', '/api/v1/log?' + q)[0], 400, q)
+        # Authentication as for every route; described in the OpenAPI document.
+        conn = http.client.HTTPConnection('127.0.0.1', s.ports['admin'], timeout=10)
+        conn.request('GET', '/api/v1/log')
+        self.assertEqual(conn.getresponse().status, 401)
+        conn.close()
+        api = json_of(self.api(s, 'GET', '/api/v1/openapi.json'))
+        self.assertEqual(set(api['paths']['/log']), {'get'})
+        self.assertEqual(set(api['paths']['/status/history']), {'get'})
+
+
 def json_of(res):
     import json
     return json.loads(res[1])
