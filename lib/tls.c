@@ -2,6 +2,7 @@
  * from the buffer being fed and writes straight into the write_raw callback, so an idle session
  * holds no growing memory BIO. Touches OpenSSL and the caller's callbacks, nothing else. */
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -30,7 +31,11 @@
 #define EXPORTER_LABEL "EXPORTER-Channel-Binding"
 
 struct hearth_tls_ctx {
+    /* Replaced by hearth_tls_ctx_reload_server while sessions are made from it on other
+     * threads: read and swapped under lock (each SSL holds its own reference to the SSL_CTX
+     * it was made from, so the old one lives while they do). */
     SSL_CTX *ssl;
+    pthread_mutex_t lock;
     BIO_METHOD *bio_meth;
     int is_server;
     int refs; /* atomic: the creator plus one per session */
@@ -255,6 +260,7 @@ static hearth_tls_ctx_t *ctx_new(int is_server, char **err)
     }
     ctx->is_server = is_server;
     ctx->refs = 1;
+    pthread_mutex_init(&ctx->lock, NULL);
     ctx->ssl = SSL_CTX_new(is_server ? TLS_server_method() : TLS_client_method());
     ctx->bio_meth = bio_method_new();
     if (!ctx->ssl || !ctx->bio_meth) {
@@ -276,6 +282,7 @@ fail:
         SSL_CTX_free(ctx->ssl);
     if (ctx->bio_meth)
         BIO_meth_free(ctx->bio_meth);
+    pthread_mutex_destroy(&ctx->lock);
     free(ctx);
     return NULL;
 }
@@ -309,6 +316,28 @@ hearth_tls_ctx_t *hearth_tls_ctx_new_server(const char *cert_file, const char *k
 fail:
     hearth_tls_ctx_free(ctx);
     return NULL;
+}
+
+int hearth_tls_ctx_reload_server(hearth_tls_ctx_t *ctx, const char *cert_file, const char *key_file,
+                                 char **err)
+{
+    if (err)
+        *err = NULL;
+    if (!ctx || !ctx->is_server) {
+        set_err(err, "not a server context");
+        return HEARTH_EINVAL;
+    }
+    /* A whole new context with the same settings; only then is it swapped in. */
+    hearth_tls_ctx_t *fresh = hearth_tls_ctx_new_server(cert_file, key_file, err);
+    if (!fresh)
+        return HEARTH_ETLS;
+    pthread_mutex_lock(&ctx->lock);
+    SSL_CTX *old = ctx->ssl;
+    ctx->ssl = fresh->ssl;
+    pthread_mutex_unlock(&ctx->lock);
+    fresh->ssl = old;
+    hearth_tls_ctx_free(fresh); /* and with it the old SSL_CTX, once its sessions end */
+    return 0;
 }
 
 hearth_tls_ctx_t *hearth_tls_ctx_new_client(const char *ca_file, char **err)
@@ -357,6 +386,7 @@ void hearth_tls_ctx_free(hearth_tls_ctx_t *ctx)
         return;
     SSL_CTX_free(ctx->ssl);
     BIO_meth_free(ctx->bio_meth);
+    pthread_mutex_destroy(&ctx->lock);
     free(ctx);
 }
 
@@ -376,7 +406,12 @@ hearth_tls_t *hearth_tls_new(hearth_tls_ctx_t *ctx, const hearth_tls_io_t *io, v
     t->rest = (hearth_buf_t)HEARTH_BUF_INIT;
     t->pending = (hearth_buf_t)HEARTH_BUF_INIT;
     ERR_clear_error();
-    t->ssl = SSL_new(ctx->ssl);
+    pthread_mutex_lock(&ctx->lock);
+    SSL_CTX *sc = ctx->ssl;
+    SSL_CTX_up_ref(sc);
+    pthread_mutex_unlock(&ctx->lock);
+    t->ssl = SSL_new(sc);
+    SSL_CTX_free(sc); /* the SSL holds its own reference */
     if (!t->ssl)
         goto fail;
     BIO *bio = BIO_new(ctx->bio_meth);

@@ -114,11 +114,15 @@ static int setup_tls(server_t *srv)
         }
     }
     srv->tls = hearth_tls_ctx_new_server(cert, key, &err);
-    if (!srv->tls)
+    if (!srv->tls) {
         fail("cannot load the TLS certificate", err);
-    free(cert);
-    free(key);
-    return srv->tls ? 0 : -1;
+        free(cert);
+        free(key);
+        return -1;
+    }
+    srv->tls_cert_path = cert;
+    srv->tls_key_path = key;
+    return 0;
 }
 
 static int setup_secret(server_t *srv)
@@ -216,14 +220,24 @@ static void on_memory_timer(uv_timer_t *t)
         malloc_trim(0);
 }
 
-/* SIGHUP (systemd's ExecReload): the runtime settings read again from the database. The
- * blocking storage calls run here, on the main thread, never on a worker. */
+/* SIGHUP (systemd's ExecReload): the certificate read again from its files and the runtime
+ * settings from the database. The blocking calls run here, on the main thread, never on a
+ * worker. */
 static void on_reload(uv_signal_t *s, int signum)
 {
     app_t *a = s->data;
     (void)signum;
-    hlog(LOG_INFO, "received SIGHUP: reloading the runtime settings");
-    if (runtime__load(&a->srv))
+    server_t *srv = &a->srv;
+    char *err = NULL;
+    hlog(LOG_INFO, "received SIGHUP: reloading the certificate and the runtime settings");
+    /* New TLS connections get the files' certificate; open ones keep theirs. */
+    if (hearth_tls_ctx_reload_server(srv->tls, srv->tls_cert_path, srv->tls_key_path, &err))
+        hlog(LOG_ERROR, "SIGHUP: the certificate was not reloaded (%s); the old one stays",
+             err ? err : "?");
+    else
+        hlog(LOG_INFO, "SIGHUP: certificate reloaded from %s", srv->tls_cert_path);
+    free(err);
+    if (runtime__load(srv))
         hlog(LOG_ERROR, "SIGHUP: the runtime settings could not be read; the old ones stay");
     else
         hlog(LOG_INFO, "reloaded");
@@ -470,6 +484,8 @@ int main(int argc, char **argv)
     http__clear();
     admin__free(srv);
     hearth_tls_ctx_free(srv->tls);
+    free(srv->tls_cert_path);
+    free(srv->tls_key_path);
     unlink(a.ports_path);
     free(a.ports_path);
     strmap_free(&srv->preauth_ips);

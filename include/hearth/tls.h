@@ -14,6 +14,12 @@ typedef struct hearth_tls_ctx hearth_tls_ctx_t;
  * arg) set. */
 hearth_tls_ctx_t *hearth_tls_ctx_new_server(const char *cert_file, const char *key_file,
                                             char **err);
+/* A new certificate and key for a server context in use: sessions made from now on use them,
+ * sessions already made keep theirs. Safe while other threads make sessions from ctx. 0, or
+ * HEARTH_EINVAL (not a server context) or HEARTH_ETLS (the files do not load or do not match:
+ * *err says which; ctx is unchanged). */
+int hearth_tls_ctx_reload_server(hearth_tls_ctx_t *ctx, const char *cert_file, const char *key_file,
+                                 char **err) HEARTH_MUST_CHECK;
 /* Client context; ca_file NULL = no verification. */
 hearth_tls_ctx_t *hearth_tls_ctx_new_client(const char *ca_file, char **err);
 /* Client context that always verifies the server's certificate (and, per session, its name):

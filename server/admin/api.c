@@ -709,7 +709,8 @@ void admin__api(admin_req_t *ar)
         return;
     }
     p += 7;
-    if (admin__properties(ar, p) || admin__rooms(ar, p) || admin__rosters(ar, p)) {
+    if (admin__properties(ar, p) || admin__rooms(ar, p) || admin__rosters(ar, p) ||
+        admin__certificate(ar, p)) {
         ; /* answered there */
     } else if (!strcmp(p, "/status")) {
         if (!get)

@@ -199,6 +199,7 @@ void admin__home_call_free(home_call_t *hc);
 int admin__properties(admin_req_t *ar, const char *p);
 int admin__rooms(admin_req_t *ar, const char *p);
 int admin__rosters(admin_req_t *ar, const char *p);
+int admin__certificate(admin_req_t *ar, const char *p);
 /* GET /users/{user} (api.c): the account, its sessions and their count; PATCH (users.c). */
 void admin__user_get(admin_req_t *ar, const char *node);
 void admin__user_patch(admin_req_t *ar, const char *node);

@@ -235,8 +235,9 @@ struct server {
     settings_t set;
     const char *data_dir;
     storage_t *storage;
-    hearth_tls_ctx_t *tls;
-    unsigned char secret[32]; /* fake SCRAM salts for unknown users */
+    hearth_tls_ctx_t *tls; /* its certificate replaced in place (hearth_tls_ctx_reload_server) */
+    char *tls_cert_path, *tls_key_path; /* the files it was loaded from (PUT certificate, SIGHUP) */
+    unsigned char secret[32];           /* fake SCRAM salts for unknown users */
     worker_t **workers;
     unsigned nworkers;
     int c2s_port, tls_port; /* bound ports, -1 when off */
