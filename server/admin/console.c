@@ -1023,15 +1023,6 @@ static void log_page(admin_req_t *ar)
     api(ar, "GET", "/api/v1/log", query, NULL, log_listed);
 }
 
-/* ---- pages that need the routes of the rooms, properties and certificate API ---- */
-
-static void not_yet(admin_req_t *ar, const char *title, const char *current)
-{
-    html_t c = {HEARTH_BUF_INIT, 0};
-    html_f(&c, "<h1>%s</h1><p>This page needs API routes this build does not have.</p>", title);
-    page_send(ar, 501, title, current, &c, NULL);
-}
-
 /* ---- rooms ---- */
 
 #define ROOMS_PAGE 25 /* rooms per page of the rooms list */
@@ -1552,9 +1543,61 @@ static void setting_reset(admin_req_t *ar)
     setting_change(ar, 1);
 }
 
+/* ---- the certificate ---- */
+
+static void certificate_shown(admin_req_t *ar, int status, json_t *body, const char *extra)
+{
+    cpage_t *cp = page_of(ar);
+    if (status != 200) {
+        error_page(ar, status, error_text(body, "cannot read the certificate"), extra);
+        json_decref(body);
+        return;
+    }
+    html_t c = {HEARTH_BUF_INIT, 0};
+    html_f(&c,
+           "<h1>Certificate</h1>\n<p class=\"muted\">The certificate of client TLS, HTTPS and "
+           "this console's HTTPS port.</p>\n<dl><dt>Subject</dt><dd>%s</dd><dt>Issuer</dt>"
+           "<dd>%s%r</dd><dt>Valid from</dt><dd>%s</dd><dt>Valid until</dt><dd>%s</dd>"
+           "<dt>Names</dt><dd>",
+           json_string_value(json_object_get(body, "subject")),
+           json_string_value(json_object_get(body, "issuer")),
+           json_is_true(json_object_get(body, "self_signed")) ? " (self-signed)" : "",
+           json_string_value(json_object_get(body, "not_before")),
+           json_string_value(json_object_get(body, "not_after")));
+    size_t i;
+    json_t *n;
+    json_array_foreach(json_object_get(body, "san"), i, n)
+        html_f(&c, "%r%s", i ? ", " : "", json_string_value(n));
+    html_f(&c, "</dd><dt>SHA-256</dt><dd>%s</dd><dt>File</dt><dd>%s</dd></dl>\n",
+           json_string_value(json_object_get(body, "sha256")),
+           json_string_value(json_object_get(body, "path")));
+    html_f(&c, "<h2>Replace</h2>\n<form method=\"post\" action=\"/certificate\">");
+    csrf_field(&c, cp);
+    html_f(&c, "<label>PEM files (certificate chain and key) <input type=\"file\" id=\"pemfile\" "
+               "accept=\".pem,.crt,.key,application/x-pem-file\" multiple></label>"
+               "<label>Certificate chain (PEM) <textarea id=\"cert\" name=\"cert\" required "
+               "spellcheck=\"false\"></textarea></label><label>Private key (PEM) <textarea "
+               "id=\"key\" name=\"key\" required spellcheck=\"false\" autocomplete=\"off\">"
+               "</textarea></label><button>Replace</button></form>\n<p class=\"muted\">New "
+               "connections use it at once; the key must match the certificate.</p>\n");
+    json_decref(body);
+    page_send(ar, 200, "Certificate", "/certificate", &c, NULL);
+}
+
 static void certificate_page(admin_req_t *ar)
 {
-    not_yet(ar, "Certificate", "/certificate");
+    api(ar, "GET", "/api/v1/certificate", "", NULL, certificate_shown);
+}
+
+static void certificate_replace(admin_req_t *ar)
+{
+    cpage_t *cp = page_of(ar);
+    const char *cert = field(cp, "cert"), *key = field(cp, "key");
+    snprintf(cp->back, sizeof(cp->back), "/certificate");
+    snprintf(cp->next, sizeof(cp->next), "/certificate");
+    snprintf(cp->ok, sizeof(cp->ok), "The certificate is replaced.");
+    api(ar, "PUT", "/api/v1/certificate", "",
+        json_pack("{s:s, s:s}", "cert", cert ? cert : "", "key", key ? key : ""), action_done);
 }
 
 /* ---- login, logout, the root ---- */
@@ -1724,6 +1767,7 @@ static const route_t ROUTES[] = {
     {"POST", "/settings", 0, setting_set},
     {"POST", "/settings/reset", 0, setting_reset},
     {"GET", "/certificate", 0, certificate_page},
+    {"POST", "/certificate", 0, certificate_replace},
     {"GET", "/log", 0, log_page},
 };
 

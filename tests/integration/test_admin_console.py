@@ -509,6 +509,32 @@ class PagesTest(ConsoleCase):
         self.assert_to_login(h.req('GET', '/dashboard'), 'a deleted administrator')
         self.assertEqual(b.req('GET', '/dashboard')[0], 200)
 
+    def test_certificate_shown_and_replaced(self):
+        from test_admin_api_certificate import make_cert
+        s = self.server(admins={'boss': 'boss pw'})
+        b = Browser(s)
+        b.login('boss', 'boss pw')
+        before = json_of(self.api(s, 'GET', '/api/v1/certificate'))
+        code, _, page = b.req('GET', '/certificate')
+        self.assertEqual(code, 200)
+        self.assertIn('<dt>SHA-256</dt><dd>%s</dd>' % before['sha256'], page)
+        self.assertIn('id="pemfile"', page)
+        token = re.search(r'name="csrf" value="([0-9a-f]{64})"', page).group(1)
+        pem, kpem, _ = make_cert('<new>.example', names=('localhost', 'new.example'))
+        other_pem, other_key, _ = make_cert('other.example')
+        code, r, _ = b.req('POST', '/certificate', {'csrf': token, 'cert': pem, 'key': other_key})
+        self.assertEqual((code, r.getheader('Location')), (303, '/certificate'))
+        self.assertIn('Refused (400)', b.req('GET', '/certificate')[2])
+        self.assertEqual(json_of(self.api(s, 'GET', '/api/v1/certificate'))['sha256'],
+                         before['sha256'])
+        b.req('POST', '/certificate', {'csrf': token, 'cert': pem, 'key': kpem})
+        page = b.req('GET', '/certificate')[2]
+        self.assertIn('The certificate is replaced.', page)
+        self.assertIn('CN=\\&lt;new\\&gt;.example', page)  # RFC 2253 escapes
+        self.assertIn('<dt>Names</dt><dd>localhost, new.example</dd>', page)
+        self.assertNotEqual(json_of(self.api(s, 'GET', '/api/v1/certificate'))['sha256'],
+                            before['sha256'])
+
     def test_settings_change_live(self):
         s = self.server(admins={'boss': 'boss pw'})
         b = Browser(s)
