@@ -557,8 +557,10 @@ static void dash_history(admin_req_t *ar, int status, json_t *hist, const char *
     (void)extra;
     cpage_t *cp = page_of(ar);
     json_t *st = cp->keep;
-    if (status != 200)
-        hist = json_object(); /* the numbers still show */
+    if (status != 200) { /* the numbers still show */
+        json_decref(hist);
+        hist = json_object();
+    }
     html_t c = {HEARTH_BUF_INIT, 0};
     char v[64];
     html_f(&c, "<h1>Dashboard</h1>\n<div class=\"cards\">");
