@@ -198,7 +198,8 @@ static void session_of(const http_request_t *req, cpage_t *cp)
         memcpy(cp->sid, h, 32);
         memcpy(cp->csrf, s->csrf, sizeof(cp->csrf));
         memcpy(cp->node, s->node, sizeof(cp->node));
-        if (!strcmp(req->method, "GET") && s->flash[0]) {
+        /* A page takes the flash; the dashboard script's JSON does not. */
+        if (!strcmp(req->method, "GET") && strcmp(req->path, "/dashboard/history") && s->flash[0]) {
             memcpy(cp->flash, s->flash, sizeof(cp->flash));
             cp->flash_err = s->flash_err;
             s->flash[0] = '\0';
