@@ -42,6 +42,7 @@ typedef struct app {
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain;
     uv_timer_t memory;
+    uv_timer_t counts; /* the table sizes for /metrics */
     uint64_t drain_deadline;
     int lock_fd;
     char *ports_path;
@@ -243,6 +244,18 @@ static void on_reload(uv_signal_t *s, int signum)
         hlog(LOG_INFO, "reloaded");
 }
 
+/* The sizes /metrics shows that need a COUNT over a table: sampled here, off the workers, with
+ * the blocking storage calls, every admin.metrics_sample seconds. */
+static void on_counts_timer(uv_timer_t *t)
+{
+    app_t *a = t->data;
+    int64_t n = 0;
+    if (storage_sync_count(a->srv.storage, "offline", &n) == 0)
+        __atomic_store_n(&a->srv.offline_rows, n, __ATOMIC_RELAXED);
+    if (storage_sync_count(a->srv.storage, "archive", &n) == 0)
+        __atomic_store_n(&a->srv.archive_rows, n, __ATOMIC_RELAXED);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     app_t *a = s->data;
@@ -251,6 +264,7 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_close((uv_handle_t *)&a->sigint, NULL);
     uv_close((uv_handle_t *)&a->sighup, NULL);
     uv_close((uv_handle_t *)&a->memory, NULL);
+    uv_close((uv_handle_t *)&a->counts, NULL);
     post_all(&a->srv, INBOX_SHUTDOWN);
     a->drain_deadline = uv_now(a->loop) + SHUTDOWN_GRACE_MS;
     uv_timer_init(a->loop, &a->drain);
@@ -313,6 +327,7 @@ int main(int argc, char **argv)
     char *err = NULL;
     srv->cfg = config_new();
     uv_mutex_init(&srv->cfg_lock);
+    srv->offline_rows = srv->archive_rows = -1;
     srv->data_dir = data_dir;
     a.lock_fd = -1;
     if (!srv->cfg)
@@ -462,6 +477,10 @@ int main(int argc, char **argv)
     uv_timer_init(a.loop, &a.memory);
     a.memory.data = &a;
     uv_timer_start(&a.memory, on_memory_timer, MEMORY_TRIM_MS, MEMORY_TRIM_MS);
+    uv_timer_init(a.loop, &a.counts);
+    a.counts.data = &a;
+    uint64_t sample_ms = (uint64_t)config_int(srv->cfg, "admin.metrics_sample") * 1000;
+    uv_timer_start(&a.counts, on_counts_timer, 0, sample_ms);
 
     uv_run(a.loop, UV_RUN_DEFAULT);
 

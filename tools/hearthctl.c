@@ -53,6 +53,16 @@ static const char USAGE[] =
     "  kick JID                                  end a full JID's session, or every session\n"
     "                                            of a bare JID (live only)\n"
     "  announce [--subject TEXT] TEXT            a message to every online user (live only)\n"
+    "  rooms                                     the MUC rooms, one per line: JID, occupants,\n"
+    "                                            name (live only)\n"
+    "  rooms create NAME OWNER                   a persistent room owned by OWNER (live only)\n"
+    "  rooms destroy NAME                        destroy a room; occupants are told (live only)\n"
+    "  get KEY                                   a configuration key's value and where it is\n"
+    "                                            from\n"
+    "  set KEY VALUE                             change a runtime key: live, applied at once;\n"
+    "                                            offline, stored for the next start\n"
+    "  unset KEY                                 forget a stored runtime key (back to the\n"
+    "                                            config file's value or the default)\n"
     "\n"
     "options:\n"
     "  --config FILE     config file (default <data-dir>/hearthd.conf if it exists)\n"
@@ -528,7 +538,9 @@ typedef struct cmd_args {
     int admin;
     int password_stdin;
     const char *subject;
-    char text[8200]; /* announce: the words of the message, joined by spaces */
+    char text[8200];      /* announce: the words of the message, joined by spaces */
+    const char *words[3]; /* rooms, set, get, unset: their positional arguments */
+    int nwords;
 } cmd_args_t;
 
 /* ---- live commands: through the admin API ---- */
@@ -924,20 +936,209 @@ static int cmd_listusers(ctl_t *x, const cmd_args_t *a)
     return 0;
 }
 
+/* ---- rooms (live only) ---- */
+
+static int rooms_list(ctl_t *x)
+{
+    long offset = 0, total = 0, listed = 0;
+    do {
+        char path[128];
+        int status;
+        json_t *reply = NULL;
+        snprintf(path, sizeof(path), "/api/v1/rooms?offset=%ld&limit=%d", offset, API_PAGE);
+        if (api_call(x, "GET", path, NULL, &status, &reply))
+            return 1;
+        if (status != 200)
+            return api_refused(status, reply);
+        total = (long)json_integer_value(json_object_get(reply, "total"));
+        json_t *rooms = json_object_get(reply, "rooms"), *r;
+        size_t i;
+        json_array_foreach(rooms, i, r)
+        {
+            printf("%s\t%lld\t%s\n", json_string_value(json_object_get(r, "jid")),
+                   (long long)json_integer_value(json_object_get(r, "occupants")),
+                   json_string_value(json_object_get(r, "name")));
+            listed++;
+        }
+        size_t n = json_array_size(rooms);
+        json_decref(reply);
+        if (!n)
+            break;
+        offset += (long)n;
+    } while (offset < total);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fail("cannot write to stdout: %s", strerror(errno));
+        return 1;
+    }
+    fprintf(stderr, "%ld room%s (%s)\n", listed, listed == 1 ? "" : "s", LIVE);
+    return 0;
+}
+
+static int cmd_rooms(ctl_t *x, const cmd_args_t *a)
+{
+    const char *verb = a->nwords ? a->words[0] : NULL;
+    int create = verb && !strcmp(verb, "create"), destroy = verb && !strcmp(verb, "destroy");
+    if ((verb && !create && !destroy) || (create && a->nwords != 3) ||
+        (destroy && a->nwords != 2)) {
+        fail("rooms: expected 'rooms', 'rooms create NAME OWNER' or 'rooms destroy NAME' (see "
+             "hearthctl --help)");
+        return 1;
+    }
+    if (!x->live)
+        return offline_refused("rooms");
+    if (!verb)
+        return rooms_list(x);
+    char enc[3200], path[3300];
+    int status;
+    json_t *r = NULL, *body = NULL;
+    if (create) {
+        body = json_pack("{s:s, s:s}", "name", a->words[1], "owner", a->words[2]);
+        if (!body || api_call(x, "POST", "/api/v1/rooms", body, &status, &r)) {
+            json_decref(body);
+            return 1;
+        }
+        json_decref(body);
+        if (status != 201)
+            return api_refused(status, r);
+        fprintf(stderr, "created room %s (%s)\n", json_string_value(json_object_get(r, "jid")),
+                LIVE);
+        json_decref(r);
+        return 0;
+    }
+    url_encode(a->words[1], enc, sizeof(enc));
+    snprintf(path, sizeof(path), "/api/v1/rooms/%s", enc);
+    if (api_call(x, "DELETE", path, NULL, &status, &r))
+        return 1;
+    if (status != 204)
+        return api_refused(status, r);
+    json_decref(r);
+    fprintf(stderr, "destroyed room %s (%s)\n", a->words[1], LIVE);
+    return 0;
+}
+
+/* ---- runtime settings: the admin API live, the database's properties offline ---- */
+
+static int live_setting(ctl_t *x, const char *method, const char *key, const char *value)
+{
+    char enc[512], path[600];
+    url_encode(key, enc, sizeof(enc));
+    snprintf(path, sizeof(path), "/api/v1/properties/%s", enc);
+    json_t *body = value ? json_pack("{s:s}", "value", value) : NULL, *r = NULL;
+    int status;
+    if ((value && !body) || api_call(x, method, path, body, &status, &r)) {
+        json_decref(body);
+        return 1;
+    }
+    json_decref(body);
+    if (status == 204) {
+        fprintf(stderr, "%s is back to %s (%s; applied now)\n", key,
+                "its config file value or default", LIVE);
+        json_decref(r);
+        return 0;
+    }
+    if (status != 200)
+        return api_refused(status, r);
+    printf("%s = %s\n", key, json_string_value(json_object_get(r, "value")));
+    const char *from = json_is_true(json_object_get(r, "fixed"))    ? "fixed by the config file"
+                       : json_is_true(json_object_get(r, "stored")) ? "stored in the database"
+                                                                    : "the default";
+    fprintf(stderr, "(%s%s; %s)\n", from, !strcmp(method, "PUT") ? ", applied now" : "", LIVE);
+    json_decref(r);
+    return fflush(stdout) ? 1 : 0;
+}
+
+static int offline_setting(ctl_t *x, const char *verb, const char *key, const char *value)
+{
+    char *err = NULL, name[128], *stored = NULL;
+    const config_key_t *k = config_key_find(key);
+    if (!k) {
+        fail("unknown configuration key '%s'", key);
+        return 1;
+    }
+    int rc = strcmp(verb, "get") ? config_check_runtime(x->cfg, key, value, &err) : 0;
+    if (rc) {
+        fail("%s", err ? err : hearth_strerror(rc));
+        free(err);
+        return 1;
+    }
+    if (ctl_open(x, 0))
+        return 1;
+    snprintf(name, sizeof(name), CONFIG_PROPERTY_PREFIX "%s", key);
+    if (!strcmp(verb, "get")) {
+        rc = k->runtime ? storage_sync_property_get(x->st, name, &stored) : HEARTH_ENOTFOUND;
+        if (rc && rc != HEARTH_ENOTFOUND) {
+            fail("cannot read the database: %s", hearth_strerror(rc));
+            return 1;
+        }
+        char buf[1024];
+        config_value_string(x->cfg, key, buf, sizeof(buf));
+        int fixed = config_is_fixed(x->cfg, key);
+        printf("%s = %s\n", key, stored && !fixed ? stored : buf);
+        fprintf(stderr, "(%s; %s)\n",
+                fixed    ? "fixed by the config file"
+                : stored ? "stored in the database"
+                         : "the default",
+                OFFLINE);
+        free(stored);
+        return fflush(stdout) ? 1 : 0;
+    }
+    rc = storage_sync_property_set(x->st, name, value);
+    if (rc) {
+        fail("cannot write the database: %s", hearth_strerror(rc));
+        return 1;
+    }
+    if (value)
+        fprintf(stderr, "%s = %s stored in the database for the next start (%s)\n", key, value,
+                OFFLINE);
+    else
+        fprintf(stderr, "%s no longer stored in the database (%s)\n", key, OFFLINE);
+    return 0;
+}
+
+static int cmd_setting(ctl_t *x, const cmd_args_t *a, const char *verb, int nwords)
+{
+    if (a->nwords != nwords) {
+        fail("%s: expected %s (see hearthctl --help)", verb, nwords == 2 ? "KEY VALUE" : "KEY");
+        return 1;
+    }
+    const char *key = a->words[0], *value = nwords == 2 ? a->words[1] : NULL;
+    if (!x->live)
+        return offline_setting(x, verb, key, value);
+    return live_setting(x, !strcmp(verb, "get") ? "GET" : value ? "PUT" : "DELETE", key, value);
+}
+
+static int cmd_get(ctl_t *x, const cmd_args_t *a)
+{
+    return cmd_setting(x, a, "get", 1);
+}
+
+static int cmd_set(ctl_t *x, const cmd_args_t *a)
+{
+    return cmd_setting(x, a, "set", 2);
+}
+
+static int cmd_unset(ctl_t *x, const cmd_args_t *a)
+{
+    return cmd_setting(x, a, "unset", 1);
+}
+
 typedef struct command {
     const char *name;
     int (*run)(ctl_t *x, const cmd_args_t *a);
     int takes_jid;
     int takes_admin;
     int takes_password;
-    int takes_text; /* announce: --subject TEXT and the words of the message */
+    int takes_text;  /* announce: --subject TEXT and the words of the message */
+    int takes_words; /* positional arguments, at most this many (cmd_args_t.words) */
 } command_t;
 
 static const command_t COMMANDS[] = {
-    {"adduser", cmd_adduser, 1, 1, 1, 0}, {"deluser", cmd_deluser, 1, 0, 0, 0},
-    {"passwd", cmd_passwd, 1, 0, 1, 0},   {"listusers", cmd_listusers, 0, 0, 0, 0},
-    {"status", cmd_status, 0, 0, 0, 0},   {"sessions", cmd_sessions, 0, 0, 0, 0},
-    {"kick", cmd_kick, 1, 0, 0, 0},       {"announce", cmd_announce, 0, 0, 0, 1},
+    {"adduser", cmd_adduser, 1, 1, 1, 0, 0}, {"deluser", cmd_deluser, 1, 0, 0, 0, 0},
+    {"passwd", cmd_passwd, 1, 0, 1, 0, 0},   {"listusers", cmd_listusers, 0, 0, 0, 0, 0},
+    {"status", cmd_status, 0, 0, 0, 0, 0},   {"sessions", cmd_sessions, 0, 0, 0, 0, 0},
+    {"kick", cmd_kick, 1, 0, 0, 0, 0},       {"announce", cmd_announce, 0, 0, 0, 1, 0},
+    {"rooms", cmd_rooms, 0, 0, 0, 0, 3},     {"get", cmd_get, 0, 0, 0, 0, 1},
+    {"set", cmd_set, 0, 0, 0, 0, 2},         {"unset", cmd_unset, 0, 0, 0, 0, 1},
 };
 
 /* Command arguments in any order; 0, else 1 after printing why. */
@@ -963,10 +1164,12 @@ static int parse_command_args(const command_t *cmd, int argc, char **argv, cmd_a
                 return 1;
             }
             snprintf(a->text + have, sizeof(a->text) - have, "%s%s", have ? " " : "", s);
-        } else if (s[0] == '-' && s[1] != '\0') {
+        } else if (s[0] == '-' && s[1] != '\0' && !(cmd->takes_words && a->nwords)) {
             fail("%s: unknown option %s (see hearthctl --help)", cmd->name, s);
             return 1;
-        } else if (cmd->takes_jid && !a->jid)
+        } else if (cmd->takes_words && a->nwords < cmd->takes_words)
+            a->words[a->nwords++] = s;
+        else if (cmd->takes_jid && !a->jid)
             a->jid = s;
         else {
             fail("%s: unexpected argument '%s' (see hearthctl --help)", cmd->name, s);

@@ -1,6 +1,7 @@
 /* /metrics in Prometheus' text format (version 0.0.4): sessions by transport, stanzas in and
- * out by kind, logins and failures by mechanism, per-worker inbox and run-queue depth (each
- * worker reports its own counters, asked through its inbox), connections, storage counters,
+ * out by kind, logins and failures by mechanism, per-worker inbox and run-queue depth and loop
+ * lag (each worker reports its own counters, asked through its inbox), connections, storage
+ * counters and latency histogram, the sampled sizes of the offline store and the archive,
  * dropped stanzas and memory. Open, behind the API key, or off (admin.metrics). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,11 +42,12 @@ static void metrics_each(worker_t *w, admin_gather_t *g, unsigned i)
     json_int_t inbox = w->inbox_len;
     uv_mutex_unlock(&w->inbox_lock);
     const worker_stats_t *st = &w->stats;
-    g->parts[i] =
-        json_pack("{s:o, s:I, s:I, s:I, s:o, s:o, s:o, s:o}", "sessions", sessions, "users", users,
-                  "inbox", inbox, "runq", (json_int_t)w->runq_len, "in", counts(st->stanzas_in, 3),
-                  "out", counts(st->stanzas_out, 3), "logins", counts(st->logins, WORKER_MECHS),
-                  "failures", counts(st->login_failures, WORKER_MECHS));
+    g->parts[i] = json_pack(
+        "{s:o, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:I}", "sessions", sessions, "users", users,
+        "inbox", inbox, "runq", (json_int_t)w->runq_len, "in", counts(st->stanzas_in, 3), "out",
+        counts(st->stanzas_out, 3), "logins", counts(st->logins, WORKER_MECHS), "failures",
+        counts(st->login_failures, WORKER_MECHS), "lag", (json_int_t)st->lag_last_us, "lag_max",
+        (json_int_t)(st->lag_max_us > st->lag_prev_max_us ? st->lag_max_us : st->lag_prev_max_us));
 }
 
 static long long part(admin_gather_t *g, unsigned i, const char *name)
@@ -65,6 +67,50 @@ static long long sum(admin_gather_t *g, const char *name, size_t k)
 static int family(hearth_buf_t *b, const char *name, const char *type, const char *help)
 {
     return hearth_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Storage requests from queued to callback, as a Prometheus histogram (cumulative buckets). */
+static int latency(hearth_buf_t *b, const storage_stats_t *ss)
+{
+    int rc = family(b, "hearth_storage_latency_seconds", "histogram",
+                    "Storage requests, from queued to their callback on the asking thread.");
+    uint64_t cum = 0;
+    for (size_t i = 0; rc == 0 && i < STORAGE_LATENCY_BUCKETS; i++) {
+        cum += ss->latency[i];
+        if (i < STORAGE_LATENCY_BUCKETS - 1)
+            rc = hearth_buf_printf(b, "hearth_storage_latency_seconds_bucket{le=\"%g\"} %llu\n",
+                                   (double)storage__latency_bounds_us[i] / 1e6,
+                                   (unsigned long long)cum);
+        else
+            rc = hearth_buf_printf(b, "hearth_storage_latency_seconds_bucket{le=\"+Inf\"} %llu\n",
+                                   (unsigned long long)cum);
+    }
+    rc = rc
+             ?: hearth_buf_printf(b, "hearth_storage_latency_seconds_sum %.6f\n",
+                                  (double)ss->latency_sum_us / 1e6);
+    return rc
+               ?: hearth_buf_printf(b, "hearth_storage_latency_seconds_count %llu\n",
+                                    (unsigned long long)cum);
+}
+
+/* The sampled table sizes (main.c), once there is a sample. */
+static int sizes(hearth_buf_t *b, server_t *srv)
+{
+    int64_t offline = __atomic_load_n(&srv->offline_rows, __ATOMIC_RELAXED);
+    int64_t archive = __atomic_load_n(&srv->archive_rows, __ATOMIC_RELAXED);
+    int rc = 0;
+    if (offline >= 0)
+        rc = family(b, "hearth_offline_messages", "gauge",
+                    "Messages stored for offline delivery (sampled every admin.metrics_sample "
+                    "seconds).")
+                 ?: hearth_buf_printf(b, "hearth_offline_messages %lld\n", (long long)offline);
+    if (archive >= 0)
+        rc = rc
+                 ?: family(b, "hearth_archive_rows", "gauge",
+                           "Archived messages, one row per archive holding one (sampled every "
+                           "admin.metrics_sample seconds).")
+                 ?: hearth_buf_printf(b, "hearth_archive_rows %lld\n", (long long)archive);
+    return rc;
 }
 
 static void metrics_done(admin_gather_t *g)
@@ -207,6 +253,23 @@ static void metrics_done(admin_gather_t *g)
         rc = rc
                  ?: hearth_buf_printf(&b, "hearth_worker_runq_depth{worker=\"%u\"} %lld\n", i,
                                       part(g, i, "runq"));
+    rc = rc
+             ?: family(&b, "hearth_worker_loop_lag_seconds", "gauge",
+                       "How late a worker's once-a-second timer last fired.");
+    for (unsigned i = 0; i < g->n; i++)
+        rc = rc
+                 ?: hearth_buf_printf(&b, "hearth_worker_loop_lag_seconds{worker=\"%u\"} %.6f\n", i,
+                                      (double)part(g, i, "lag") / 1e6);
+    rc = rc
+             ?: family(&b, "hearth_worker_loop_lag_max_seconds", "gauge",
+                       "The most a worker's timer was late in the last one to two minutes.");
+    for (unsigned i = 0; i < g->n; i++)
+        rc =
+            rc
+                ?: hearth_buf_printf(&b, "hearth_worker_loop_lag_max_seconds{worker=\"%u\"} %.6f\n",
+                                     i, (double)part(g, i, "lag_max") / 1e6);
+    rc = rc ?: latency(&b, &ss);
+    rc = rc ?: sizes(&b, srv);
     admin__gather_free(g);
     if (rc) {
         hearth_buf_free(&b);

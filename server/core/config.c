@@ -246,6 +246,10 @@ static const config_key_t KEYS[] = {
       "Seconds a console login lasts without a request before it must log in again.", 0),
     I("admin.session_lifetime", "43200", 1, 604800,
       "Seconds a console login lasts at most, however busy (then it must log in again).", 0),
+    I("admin.metrics_sample", "60", 1, 86400,
+      "Seconds between the counts of stored offline messages and archived rows that /metrics "
+      "shows (each a COUNT over its table, on the main thread).",
+      0),
     E("storage.driver", "sqlite", DRIVERS, "Database driver.", 0),
     S("storage.dsn", "", "Database connection string; empty = <data-dir>/hearth.db.", 0),
     S("tls.cert", "",

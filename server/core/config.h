@@ -11,6 +11,9 @@
 
 typedef struct config config_t;
 
+/* A runtime key's value in the database: the server property of this prefix and the key. */
+#define CONFIG_PROPERTY_PREFIX "config."
+
 typedef enum config_type {
     CONFIG_STRING,
     CONFIG_INT,  /* long within [min, max] */

@@ -9,7 +9,7 @@
 #include "core/server.h"
 
 /* Property names in storage: this prefix and the key. */
-#define RUNTIME_PROPERTY_PREFIX "config."
+#define RUNTIME_PROPERTY_PREFIX CONFIG_PROPERTY_PREFIX
 
 /* The fields of s that follow config keys (all but domain and muc_domain). */
 void settings__from_config(const config_t *c, settings_t *s);

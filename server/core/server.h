@@ -176,7 +176,15 @@ typedef struct worker_stats {
     uint64_t stanzas_out[3];               /* to sessions, by stanza_kind_t */
     uint64_t logins[WORKER_MECHS];         /* SASL successes by mechanism */
     uint64_t login_failures[WORKER_MECHS]; /* SASL failures (wrong, or refused unchecked) */
+    /* Loop lag: how late the worker's WORKER_LAG_MS timer fired, the last time and the most in
+     * this window and the one before (a window is WORKER_LAG_WINDOW firings). */
+    uint64_t lag_last_us, lag_max_us, lag_prev_max_us;
+    unsigned lag_samples;
 } worker_stats_t;
+
+/* The loop-lag timer's period, and the firings a window of its maximum holds (a minute). */
+#define WORKER_LAG_MS 1000
+#define WORKER_LAG_WINDOW 60
 
 struct worker {
     server_t *srv;
@@ -206,6 +214,8 @@ struct worker {
      * (a room's join sequence) is handled there in one wake-up, so it leaves in one write. */
     int post_hold;
     inbox_msg_t **held_head, **held_tail; /* [srv->nworkers] */
+    uv_timer_t lag_timer;
+    uint64_t lag_due_ns; /* when lag_timer should fire next (uv_hrtime) */
     uv_check_t turn_check;
     uv_prepare_t turn_prepare;
     uv_idle_t turn_idle;   /* active while the turn has work: the poll phase must not block */
@@ -248,9 +258,12 @@ struct server {
     long inbox_pending;     /* atomic: inbox messages posted and not yet handled */
     long dropped;           /* atomic: stanzas not handed over (full queues, memory) */
     int mem_released;       /* atomic: a quiet stream gave memory back since the last trim */
-    uv_mutex_t ip_lock;     /* guards preauth_ips only: a counter update, no I/O */
-    strmap_t preauth_ips;   /* ip -> (uintptr_t) unauthenticated connections */
-    authguard_t *guard;     /* failed logins across streams (has its own lock) */
+    /* atomic: stored offline messages and archive rows, sampled every admin.metrics_sample
+     * seconds by the main thread (a COUNT each); -1 before the first sample */
+    int64_t offline_rows, archive_rows;
+    uv_mutex_t ip_lock;   /* guards preauth_ips only: a counter update, no I/O */
+    strmap_t preauth_ips; /* ip -> (uintptr_t) unauthenticated connections */
+    authguard_t *guard;   /* failed logins across streams (has its own lock) */
 };
 
 /* worker.c */

@@ -437,9 +437,31 @@ static void on_wake(uv_async_t *a)
     }
 }
 
+/* The loop's lateness: a timer that knows when it should have fired. What delays it (long
+ * callbacks, a flood of inbox messages) delays everything else on the worker. */
+static void on_lag_timer(uv_timer_t *t)
+{
+    worker_t *w = t->data;
+    uint64_t now = uv_hrtime();
+    uint64_t late = now > w->lag_due_ns ? (now - w->lag_due_ns) / 1000 : 0;
+    worker_stats_t *st = &w->stats;
+    st->lag_last_us = late;
+    if (late > st->lag_max_us)
+        st->lag_max_us = late;
+    if (++st->lag_samples >= WORKER_LAG_WINDOW) {
+        st->lag_prev_max_us = st->lag_max_us;
+        st->lag_max_us = 0;
+        st->lag_samples = 0;
+    }
+    w->lag_due_ns = now + (uint64_t)WORKER_LAG_MS * 1000000u;
+}
+
 static void run(void *arg)
 {
     worker_t *w = arg;
+    uv_update_time(&w->loop);
+    w->lag_due_ns = uv_hrtime() + (uint64_t)WORKER_LAG_MS * 1000000u;
+    uv_timer_start(&w->lag_timer, on_lag_timer, WORKER_LAG_MS, WORKER_LAG_MS);
     uv_run(&w->loop, UV_RUN_DEFAULT);
 }
 
@@ -462,6 +484,9 @@ int worker__init(server_t *srv, worker_t *w, unsigned index)
     uv_prepare_init(&w->loop, &w->turn_prepare);
     w->turn_prepare.data = w;
     uv_prepare_start(&w->turn_prepare, on_turn_prepare);
+    uv_timer_init(&w->loop, &w->lag_timer);
+    uv_unref((uv_handle_t *)&w->lag_timer); /* it never keeps the loop alive by itself */
+    w->lag_timer.data = w;
     uv_idle_init(&w->loop, &w->turn_idle);
     w->turn_idle.data = w;
     w->storage_target.post = storage_post;

@@ -337,6 +337,8 @@ enum stmt_id {
     ST_ARCHIVE_PURGE,
     ST_ARCHIVE_MSG_PURGE,
     ST_ARCHIVE_LAST,
+    ST_COUNT_OFFLINE,
+    ST_COUNT_ARCHIVE,
     ST_ARCHIVE_MSG_ORPHANS,
     ST_PREFS_GET,
     ST_PREFS_JIDS,
@@ -498,6 +500,8 @@ static const char *const stmt_sql[ST_COUNT] = {
                          "AND seq < ?1",
     [ST_ARCHIVE_MSG_PURGE] = "DELETE FROM archive_msg WHERE seq < ?1",
     [ST_ARCHIVE_LAST] = "SELECT coalesce(max(seq), 0) FROM archive_msg",
+    [ST_COUNT_OFFLINE] = "SELECT count(*) FROM offline_messages",
+    [ST_COUNT_ARCHIVE] = "SELECT count(*) FROM archive",
     /* Before an account goes: its messages that no other archive holds. The only other row a
      * message can have is its other party's, whose username is the local part of with_jid. */
     [ST_ARCHIVE_MSG_ORPHANS] =
@@ -1735,6 +1739,19 @@ static int archive_purge(sqlite_conn_t *c, storage_req_t *r)
     return err;
 }
 
+static int count_rows(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = stmt(c, strcmp(r->name, "offline") ? ST_COUNT_ARCHIVE : ST_COUNT_OFFLINE);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        r->num = sqlite3_column_int64(s, 0);
+        rc = SQLITE_DONE;
+    }
+    return query_done(s, 0, rc);
+}
+
 static int archive_last(sqlite_conn_t *c, storage_req_t *r)
 {
     sqlite3_stmt *s = stmt(c, ST_ARCHIVE_LAST);
@@ -2454,6 +2471,8 @@ static int run_one(sqlite_conn_t *c, storage_req_t *r)
         return archive_purge(c, r);
     case STORAGE_OP_ARCHIVE_LAST:
         return archive_last(c, r);
+    case STORAGE_OP_COUNT:
+        return count_rows(c, r);
     case STORAGE_OP_DOC_PUT:
         return doc_put(c, r);
     case STORAGE_OP_DOC_GET:

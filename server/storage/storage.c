@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct storage {
     const storage_driver_t *driver;
@@ -33,7 +34,21 @@ struct storage {
 struct storage_pending {
     _Atomic long n;
     _Atomic long refs; /* the storage, plus one per outstanding request */
+    /* Latency from queued to finished (the callback about to run on the asking thread), per
+     * STORAGE_LATENCY_BOUNDS_US bucket (the last: above them all), and its sum. */
+    _Atomic uint64_t latency[STORAGE_LATENCY_BUCKETS];
+    _Atomic uint64_t latency_sum_us;
 };
+
+const uint64_t storage__latency_bounds_us[STORAGE_LATENCY_BUCKETS - 1] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000};
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 static void pending_unref(struct storage_pending *p)
 {
@@ -51,6 +66,12 @@ static void req_done(storage_req_t *req)
     struct storage_pending *p = req->pending;
     req->pending = NULL;
     if (p) {
+        uint64_t us = now_us() - req->queued_us;
+        size_t b = 0;
+        while (b < STORAGE_LATENCY_BUCKETS - 1 && us > storage__latency_bounds_us[b])
+            b++;
+        atomic_fetch_add(&p->latency[b], 1);
+        atomic_fetch_add(&p->latency_sum_us, us);
         atomic_fetch_sub(&p->n, 1);
         pending_unref(p);
     }
@@ -178,6 +199,9 @@ void storage__stats(storage_t *st, storage_stats_t *out)
     out->batches = atomic_load(&st->batches);
     out->requests = atomic_load(&st->requests);
     out->commits = st->driver->commits(st->conn);
+    for (size_t i = 0; i < STORAGE_LATENCY_BUCKETS; i++)
+        out->latency[i] = atomic_load(&st->pending->latency[i]);
+    out->latency_sum_us = atomic_load(&st->pending->latency_sum_us);
 }
 
 /* ---- requests ---- */
@@ -413,6 +437,7 @@ void storage_req_finish(storage_req_t *req)
         req->cb.count(req->ud, err, err == 0 ? req->msgs_n : 0);
         break;
     case STORAGE_OP_ARCHIVE_LAST:
+    case STORAGE_OP_COUNT:
         req->cb.key(req->ud, err, err == 0 ? req->num : 0);
         break;
     case STORAGE_OP_VCARD_GET:
@@ -541,6 +566,7 @@ static int submit(storage_t *st, storage_req_t *req)
         st->tail = req;
         st->queued++;
         req->pending = st->pending;
+        req->queued_us = now_us();
         atomic_fetch_add(&st->pending->refs, 1);
         atomic_fetch_add(&st->pending->n, 1);
         pthread_cond_signal(&st->cv);
@@ -1539,6 +1565,23 @@ static int archive_last(storage_t *st, const storage_target_t *t, storage__key_c
     return submit(st, req);
 }
 
+static int count(storage_t *st, const storage_target_t *t, const char *what, storage__key_cb cb,
+                 void *ud)
+{
+    if (!target_ok(st, t, (const void *)cb) || !what ||
+        (strcmp(what, "offline") && strcmp(what, "archive")))
+        return HEARTH_EINVAL;
+    storage_req_t *req = req_new(STORAGE_OP_COUNT, t, ud);
+    if (req == NULL)
+        return HEARTH_ENOMEM;
+    req->cb.key = cb;
+    if (!(req->name = strdup(what))) {
+        storage_req_discard(req);
+        return HEARTH_ENOMEM;
+    }
+    return submit(st, req);
+}
+
 int storage_log_append_entry(storage_t *st, const storage_target_t *t, const char *kind,
                              const char *key, const storage_log_entry_t *e, storage_status_cb cb,
                              void *ud)
@@ -1817,6 +1860,17 @@ int storage_sync_property_get(storage_t *st, const char *name, char **value)
     int rc = sync_wait(&c, storage_property_get(st, SYNC_TARGET(&c), name, sync_property_cb, &c));
     if (rc == 0)
         *value = c.value;
+    return rc;
+}
+
+int storage_sync_count(storage_t *st, const char *what, int64_t *n)
+{
+    sync_call_t c;
+    *n = 0;
+    sync_init(&c);
+    int rc = sync_wait(&c, count(st, SYNC_TARGET(&c), what, sync_key_cb, &c));
+    if (rc == 0)
+        *n = c.key;
     return rc;
 }
 

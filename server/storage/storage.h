@@ -514,6 +514,10 @@ int storage_sync_offline_count(storage_t *st, const char *username,
 /* The largest archive key in use (0 when none): the generators start past it, so that a clock
  * set back across a restart cannot give an id twice. */
 int storage_sync_archive_last(storage_t *st, int64_t *key);
+/* Rows of a kind, for the metrics: "offline" (messages stored for offline delivery) or "archive"
+ * (archived messages, one row per archive that holds one). A COUNT over a table: sample it,
+ * never per request. HEARTH_EINVAL for another name. */
+int storage_sync_count(storage_t *st, const char *what, int64_t *n);
 /* 0 and out->exists 0 for an unknown account; caller clears out (storage_user_clear). */
 int storage_sync_user_load(storage_t *st, const char *username, storage_user_t *out);
 
@@ -551,6 +555,7 @@ typedef enum storage_op {
     STORAGE_OP_ARCHIVE_PREFS_SET,
     STORAGE_OP_ARCHIVE_PURGE,
     STORAGE_OP_ARCHIVE_LAST, /* storage_sync_archive_last only */
+    STORAGE_OP_COUNT,        /* storage_sync_count only: what in name, the result in num */
     STORAGE_OP_DOC_PUT,
     STORAGE_OP_DOC_GET,
     STORAGE_OP_DOC_DELETE,
@@ -586,6 +591,7 @@ struct storage_req {
     storage_req_t *next;             /* queue link, owned by storage.c */
     struct storage_pending *pending; /* set once queued: outstanding until finished */
     storage_op_t op;
+    uint64_t queued_us; /* CLOCK_MONOTONIC when queued: the latency histogram */
     storage_post_fn post;
     void *post_ud;
     union {
@@ -699,10 +705,16 @@ extern const storage_driver_t storage__sqlite_driver;
 void storage__req_clear_result(storage_req_t *req);
 
 /* Counters for tests and metrics, read from any thread. */
+/* Request latency (queued until its callback runs on the asking thread), as a histogram: the
+ * upper bounds of all buckets but the last, which takes the rest. */
+#define STORAGE_LATENCY_BUCKETS 15
+extern const uint64_t storage__latency_bounds_us[STORAGE_LATENCY_BUCKETS - 1];
 typedef struct storage_stats {
     uint64_t batches;  /* wake-ups of the storage thread that ran requests */
     uint64_t requests; /* requests run */
     uint64_t commits;  /* transactions committed by the driver (migrations included) */
+    uint64_t latency[STORAGE_LATENCY_BUCKETS]; /* finished requests per bucket (not cumulative) */
+    uint64_t latency_sum_us;
 } storage_stats_t;
 void storage__stats(storage_t *st, storage_stats_t *out);
 
