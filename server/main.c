@@ -233,10 +233,10 @@ static void on_reload(uv_signal_t *s, int signum)
     hlog(LOG_INFO, "received SIGHUP: reloading the certificate and the runtime settings");
     /* New TLS connections get the files' certificate; open ones keep theirs. */
     if (hearth_tls_ctx_reload_server(srv->tls, srv->tls_cert_path, srv->tls_key_path, &err))
-        hlog(LOG_ERROR, "SIGHUP: the certificate was not reloaded (%s); the old one stays",
+        hlog(LOG_ERROR, "SIGHUP: the certificate was not read again (%s); the old one stays",
              err ? err : "?");
     else
-        hlog(LOG_INFO, "SIGHUP: certificate reloaded from %s", srv->tls_cert_path);
+        hlog(LOG_INFO, "SIGHUP: certificate read again from %s", srv->tls_cert_path);
     free(err);
     if (runtime__load(srv))
         hlog(LOG_ERROR, "SIGHUP: the runtime settings could not be read; the old ones stay");

@@ -318,10 +318,9 @@ static void drop(void *arg)
 static void to_room(room_op_t *op)
 {
     admin_req_t *ar = op->ar;
-    if (worker__call(worker__home(ar->w->srv, op->jid), at_home, drop, op)) {
-        op_free(op);
+    /* On failure worker__call has dropped op already. */
+    if (worker__call(worker__home(ar->w->srv, op->jid), at_home, drop, op))
         admin__reply_error(ar, 503, "the server is busy; try again", NULL);
-    }
 }
 
 /* ---- addresses ---- */

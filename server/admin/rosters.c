@@ -282,10 +282,9 @@ static void roster_route(admin_req_t *ar, const char *user, const char *contact)
         op_free(op);
         return;
     }
-    if (worker__call(worker__home(ar->w->srv, op->bare), at_home, drop, op)) {
-        op_free(op);
+    /* On failure worker__call has dropped op already. */
+    if (worker__call(worker__home(ar->w->srv, op->bare), at_home, drop, op))
         admin__reply_error(ar, 503, "the server is busy; try again", NULL);
-    }
 }
 
 int admin__rosters(admin_req_t *ar, const char *p)

@@ -140,7 +140,7 @@ class CertificateTest(AdminCase):
         with open(os.path.join(self.s.data_dir, 'key.pem'), 'w') as f:
             f.write(make_cert('x')[1])
         os.kill(self.s.proc.pid, signal.SIGHUP)
-        self.s.wait_log(r'certificate was not reloaded')
+        self.s.wait_log(r'certificate was not read again')
         self.assertEqual(served_fingerprint(port), fp)
         self.assertTrue(self.s.alive())
 
