@@ -97,6 +97,7 @@ class ConsoleBrowserTest(IMTestCase):
         self.assertEqual(row[:6], [jid, 'laptop', '127.0.0.1', c.tls_version(), 'SCRAM-SHA-256', 'tcp'],
                          row)
         c.assert_stream_error('policy-violation')
+        self.assertGreater(result['history_samples'], 0, 'the dashboard drew no sample')
 
         # A room, and registration opened from the settings page: live at once.
         self.assertEqual(self.properties(s, 'registration.open')['value'], 'false')

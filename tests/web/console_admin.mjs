@@ -181,6 +181,15 @@ async function phaseKick() {
     await flash(`Ended ${config.jid}.`, 'the sessions page');
     await checkPage('sessions-after-kick');
     await visit('/dashboard', 'dashboard-later');
+    // The graphs redraw themselves from /dashboard/history (every 10 s).
+    step('the dashboard refreshes its graphs');
+    const res = await page.waitForResponse((r) => new URL(r.url()).pathname === '/dashboard/history', { timeout: stepMs });
+    if (res.status() !== 200) throw new Error(`/dashboard/history answered ${res.status()}`);
+    const samples = (await res.json()).samples;
+    await page.waitForFunction(
+        (n) => document.querySelector('#g-sessions polyline').getAttribute('points').split(' ').filter(Boolean).length === n,
+        samples.length, { timeout: stepMs });
+    result.history_samples = samples.length;
     await context.storageState({ path: config.state });
 }
 
