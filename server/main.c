@@ -434,7 +434,8 @@ int main(int argc, char **argv)
         srv->workers[i] = calloc(1, sizeof(worker_t));
         if (!srv->workers[i] || worker__init(srv, srv->workers[i], i) ||
             net__worker_init(srv->workers[i]) || bosh__worker_init(srv->workers[i]) ||
-            c2s__worker_init(srv->workers[i]) || modules__worker_init(srv->workers[i]))
+            c2s__worker_init(srv->workers[i]) || modules__worker_init(srv->workers[i]) ||
+            admin__worker_init(srv->workers[i]))
             return fail("cannot start a worker", NULL);
     }
     int http_port = -1, https_port = -1, admin_port = -1, admin_https_port = -1;

@@ -38,7 +38,7 @@ static void hex_of(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-static int random_hex(char *out, size_t bytes)
+int admin__random_hex(char *out, size_t bytes)
 {
     unsigned char buf[64];
     if (bytes > sizeof(buf) || uv_random(NULL, NULL, buf, bytes, 0, NULL))
@@ -48,7 +48,7 @@ static int random_hex(char *out, size_t bytes)
     return 0;
 }
 
-static void sha256(const char *s, size_t n, unsigned char out[32])
+void admin__sha256(const char *s, size_t n, unsigned char out[32])
 {
     unsigned int len = 32;
     EVP_Digest(s, n, out, &len, EVP_sha256(), NULL);
@@ -108,11 +108,17 @@ void admin__req_free(admin_req_t *ar)
         explicit_bzero(ar->body, ar->body_len); /* it may carry a password */
     free(ar->body);
     free(ar->ctype);
+    if (ar->page && ar->page_free)
+        ar->page_free(ar->page);
     free(ar);
 }
 
 static void reply_with(admin_req_t *ar, int status, json_t *body, const char *extra)
 {
+    if (ar->render) {
+        ar->render(ar, status, body, extra);
+        return;
+    }
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (body && !text) {
@@ -198,7 +204,7 @@ static int json_ctype(const char *ct)
 }
 
 /* A deferred request holding copies of what the route will read. NULL after answering. */
-static admin_req_t *req_take(http_request_t *req)
+admin_req_t *admin__req_take(http_request_t *req)
 {
     if (req->body_len > ADMIN_BODY_MAX) {
         admin__error_now(req, 413, "request body too large", NULL);
@@ -208,6 +214,7 @@ static admin_req_t *req_take(http_request_t *req)
     const char *ct = http_header(req, "Content-Type");
     if (ar) {
         ar->w = req->c->w;
+        ar->https = req->https;
         snprintf(ar->ip, sizeof(ar->ip), "%s", req->c->ip);
         snprintf(ar->method, sizeof(ar->method), "%s", req->method);
         ar->path = strdup(req->path);
@@ -363,36 +370,8 @@ char *admin__node_of(const char *name)
 
 /* ---- first-run setup ---- */
 
-static const char SETUP_PAGE[] =
-    "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-    "<title>Hearth setup</title>\n"
-    "<style>body{font-family:sans-serif;max-width:28em;margin:2em auto;padding:0 1em}"
-    "label{display:block;margin:.8em 0}input{width:100%;box-sizing:border-box;padding:.4em}"
-    "button{padding:.5em 1.2em}#out{margin-top:1em}</style></head><body>\n"
-    "<h1>Hearth: first administrator</h1>\n"
-    "<p>hearthd printed a setup token when it started; it is also in "
-    "<code>setup.token</code> in its data directory.</p>\n"
-    "<form id=\"f\"><label>Setup token <input name=\"token\" autocomplete=\"off\" "
-    "required></label>\n"
-    "<label>Administrator name <input name=\"username\" required></label>\n"
-    "<label>Password <input name=\"password\" type=\"password\" required></label>\n"
-    "<button>Create</button></form><p id=\"out\"></p>\n"
-    "<script>\n"
-    "document.getElementById('f').addEventListener('submit', async function (e) {\n"
-    "  e.preventDefault();\n"
-    "  var d = new FormData(e.target), out = document.getElementById('out');\n"
-    "  var r = await fetch('/api/v1/setup', {method: 'POST',\n"
-    "    headers: {'Content-Type': 'application/json'},\n"
-    "    body: JSON.stringify({token: d.get('token'), username: d.get('username'),\n"
-    "                          password: d.get('password')})});\n"
-    "  var j = await r.json();\n"
-    "  out.textContent = r.ok ? 'Created ' + j.jid + '.' : 'Refused: ' + j.error;\n"
-    "});\n"
-    "</script></body></html>\n";
-
 /* Setup answers loopback peers only, and only while no administrator exists. */
-static int setup_door(http_request_t *req)
+int admin__setup_door(http_request_t *req)
 {
     if (!admin__loopback(req->c->ip)) {
         admin__error_now(req, 403, "setup answers only on loopback", NULL);
@@ -403,22 +382,6 @@ static int setup_door(http_request_t *req)
         return 0;
     }
     return 1;
-}
-
-static int setup_page(http_request_t *req)
-{
-    if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) {
-        admin__error_now(req, 405, "GET only", "Allow: GET, HEAD\r\n");
-        return 0;
-    }
-    if (!setup_door(req))
-        return 0;
-    http_respond(req, 200, "text/html; charset=utf-8",
-                 NO_STORE "Content-Security-Policy: default-src 'self'; script-src "
-                          "'unsafe-inline'; style-src 'unsafe-inline'\r\n"
-                          "X-Frame-Options: DENY\r\n",
-                 SETUP_PAGE, strcmp(req->method, "HEAD") ? sizeof(SETUP_PAGE) - 1 : 0);
-    return 0;
 }
 
 static void setup_created(admin_req_t *ar, int err)
@@ -449,9 +412,9 @@ static int setup_post(http_request_t *req)
         admin__error_now(req, 405, "POST only", "Allow: POST\r\n");
         return 0;
     }
-    if (!setup_door(req))
+    if (!admin__setup_door(req))
         return 0;
-    admin_req_t *ar = req_take(req);
+    admin_req_t *ar = admin__req_take(req);
     if (!ar)
         return 0;
     json_t *b = admin__body(ar);
@@ -519,7 +482,7 @@ static void key_checked(void *ud, int err, const char *doc)
     if (!err && doc) {
         json_t *j = json_loads(doc, 0, NULL);
         const char *stored = json_string_value(json_object_get(j, "sha256"));
-        sha256(secret, strlen(secret), h);
+        admin__sha256(secret, strlen(secret), h);
         hex_of(h, 32, hex);
         good = stored && strlen(stored) == 64 && !CRYPTO_memcmp(stored, hex, 64);
         json_decref(j);
@@ -551,7 +514,7 @@ static void auth_bearer(admin_req_t *ar, const char *token)
     size_t lp = strlen(LOCAL_KEY_PREFIX);
     if (n == lp + KEY_SECRET_HEX && !strncmp(token, LOCAL_KEY_PREFIX, lp)) {
         unsigned char h[32];
-        sha256(token, n, h);
+        admin__sha256(token, n, h);
         int good = admin__st.local_key && !CRYPTO_memcmp(h, admin__st.local_key_hash, 32);
         authguard__end(ar->w->srv->guard, ar->ticket,
                        good ? AUTHGUARD_SUCCEEDED : AUTHGUARD_FAILED);
@@ -586,8 +549,15 @@ static void auth_bearer(admin_req_t *ar, const char *token)
     }
 }
 
-/* Basic: the password checked against the stored SCRAM-SHA-256 keys on the pool (PBKDF2). */
-static void basic_checked(uv_work_t *wk, int status)
+/* A password login: checked against the stored SCRAM-SHA-256 keys on the pool (PBKDF2). */
+static void login_end(admin_req_t *ar, admin_login_t v)
+{
+    void (*done)(admin_req_t *, admin_login_t) = ar->login_done;
+    ar->login_done = NULL;
+    done(ar, v);
+}
+
+static void login_checked(uv_work_t *wk, int status)
 {
     admin_req_t *ar = wk->data;
     int right = !status && ar->check_rc == 0 && ar->found;
@@ -596,57 +566,52 @@ static void basic_checked(uv_work_t *wk, int status)
                    : right ? AUTHGUARD_SUCCEEDED
                            : AUTHGUARD_FAILED);
     ar->ticket = NULL;
-    if (!right) {
+    if (status) {
+        login_end(ar, ADMIN_LOGIN_UNAVAILABLE);
+    } else if (!right) {
         hlog(LOG_WARN, "admin: failed login for %s from %s", ar->user, ar->ip);
-        admin__reply_error(ar, 401, "wrong name or password", AUTH_CHALLENGE);
-        return;
-    }
-    if (ar->found != 2) {
+        login_end(ar, ADMIN_LOGIN_WRONG);
+    } else if (ar->found != 2) {
         hlog(LOG_WARN, "admin: %s from %s is not an administrator", ar->user, ar->ip);
-        admin__reply_error(ar, 403, "not an administrator", NULL);
-        return;
+        login_end(ar, ADMIN_LOGIN_NOT_ADMIN);
+    } else {
+        snprintf(ar->who, sizeof(ar->who), "%s@%s", ar->user, ar->w->srv->set.domain);
+        login_end(ar, ADMIN_LOGIN_OK);
     }
-    snprintf(ar->who, sizeof(ar->who), "%s@%s", ar->user, ar->w->srv->set.domain);
-    if (!strcmp(ar->path, "/metrics"))
-        admin__metrics(ar);
-    else
-        admin__api(ar);
 }
 
-static void basic_check(uv_work_t *wk)
+static void login_check(uv_work_t *wk)
 {
     admin_req_t *ar = wk->data;
     ar->check_rc = hearth_scram_secret_check(HEARTH_SCRAM_SHA256, &ar->secret, ar->password);
     explicit_bzero(ar->password, strlen(ar->password));
 }
 
-static void basic_account(void *ud, int err, const storage_account_t *acct)
+static void login_account(void *ud, int err, const storage_account_t *acct)
 {
     admin_req_t *ar = ud;
     server_t *srv = ar->w->srv;
     if (!err && acct && acct->sha256.iterations) {
         ar->secret = acct->sha256;
-        ar->found = acct->admin ? 2 : 1;
-    } else if (err && err != HEARTH_ENOTFOUND) {
-        admin__reply_error(ar, 503, "storage failed; try again", NULL);
-        return;
-    } else if (hearth_scram_secret_fake(HEARTH_SCRAM_SHA256, srv->secret, sizeof(srv->secret),
+        ar->found = acct->admin && !acct->locked ? 2 : 1; /* a locked one is no administrator */
+    } else if ((err && err != HEARTH_ENOTFOUND) ||
+               hearth_scram_secret_fake(HEARTH_SCRAM_SHA256, srv->secret, sizeof(srv->secret),
                                         ar->user, &ar->secret)) {
-        admin__reply_error(ar, 500, "internal error", NULL);
+        login_end(ar, ADMIN_LOGIN_UNAVAILABLE);
         return;
     } else {
         ar->secret.iterations = ar->w->set.scram_iterations; /* the same cost as a real one */
     }
     ar->work.data = ar;
-    if (uv_queue_work(&ar->w->loop, &ar->work, basic_check, basic_checked))
-        admin__reply_error(ar, 503, "busy; try again", NULL);
+    if (uv_queue_work(&ar->w->loop, &ar->work, login_check, login_checked))
+        login_end(ar, ADMIN_LOGIN_UNAVAILABLE);
 }
 
-static void basic_lookup(admin_req_t *ar)
+static void login_lookup(admin_req_t *ar)
 {
-    if (storage_account_get(ar->w->srv->storage, &ar->w->storage_target, ar->user, basic_account,
+    if (storage_account_get(ar->w->srv->storage, &ar->w->storage_target, ar->user, login_account,
                             ar))
-        admin__reply_error(ar, 503, "storage is busy; try again", NULL);
+        login_end(ar, ADMIN_LOGIN_UNAVAILABLE);
 }
 
 static void delay_closed(uv_handle_t *h)
@@ -659,7 +624,62 @@ static void delay_done(uv_timer_t *t)
     admin_req_t *ar = t->data;
     uv_close((uv_handle_t *)t, delay_closed);
     ar->delay = NULL;
-    basic_lookup(ar);
+    login_lookup(ar);
+}
+
+void admin__login(admin_req_t *ar, char *node, char *password,
+                  void (*done)(admin_req_t *ar, admin_login_t verdict))
+{
+    free(ar->user);
+    if (ar->password) {
+        explicit_bzero(ar->password, strlen(ar->password));
+        free(ar->password);
+    }
+    ar->user = node;
+    ar->password = password;
+    ar->login_done = done;
+    authguard_verdict_t v = {0};
+    if (authguard__begin(ar->w->srv->guard, ar->ip, node, &ar->ticket, &v)) {
+        hlog(LOG_WARN, "admin: login for %s from %s refused: throttled", node, ar->ip);
+        login_end(ar, ADMIN_LOGIN_THROTTLED);
+        return;
+    }
+    if (v.delay_ms) {
+        if (!(ar->delay = malloc(sizeof(*ar->delay)))) {
+            login_end(ar, ADMIN_LOGIN_UNAVAILABLE);
+            return;
+        }
+        uv_timer_init(&ar->w->loop, ar->delay);
+        ar->delay->data = ar;
+        uv_timer_start(ar->delay, delay_done, v.delay_ms, 0);
+        return;
+    }
+    login_lookup(ar);
+}
+
+/* Basic: a password login, then the API (or the metrics). */
+static void basic_done(admin_req_t *ar, admin_login_t v)
+{
+    switch (v) {
+    case ADMIN_LOGIN_OK:
+        if (!strcmp(ar->path, "/metrics"))
+            admin__metrics(ar);
+        else
+            admin__api(ar);
+        break;
+    case ADMIN_LOGIN_WRONG:
+        admin__reply_error(ar, 401, "wrong name or password", AUTH_CHALLENGE);
+        break;
+    case ADMIN_LOGIN_NOT_ADMIN:
+        admin__reply_error(ar, 403, "not an administrator", NULL);
+        break;
+    case ADMIN_LOGIN_THROTTLED:
+        admin__reply_error(ar, 429, "too many failures; try later", "Retry-After: 60\r\n");
+        break;
+    default:
+        admin__reply_error(ar, 503, "storage or the thread pool failed; try again", NULL);
+        break;
+    }
 }
 
 static void auth_basic(admin_req_t *ar, const char *b64)
@@ -683,31 +703,15 @@ static void auth_basic(admin_req_t *ar, const char *b64)
         admin__reply_error(ar, 401, "wrong name or password", AUTH_CHALLENGE);
         return;
     }
-    ar->user = node;
-    ar->password = strdup(colon + 1);
+    char *password = strdup(colon + 1);
     explicit_bzero(raw, len);
     free(raw);
-    if (!ar->password) {
+    if (!password) {
+        free(node);
         admin__reply_error(ar, 500, "out of memory", NULL);
         return;
     }
-    authguard_verdict_t v = {0};
-    if (authguard__begin(ar->w->srv->guard, ar->ip, node, &ar->ticket, &v)) {
-        hlog(LOG_WARN, "admin: login for %s from %s refused: throttled", node, ar->ip);
-        admin__reply_error(ar, 429, "too many failures; try later", "Retry-After: 60\r\n");
-        return;
-    }
-    if (v.delay_ms) {
-        if (!(ar->delay = malloc(sizeof(*ar->delay)))) {
-            admin__reply_error(ar, 500, "out of memory", NULL);
-            return;
-        }
-        uv_timer_init(&ar->w->loop, ar->delay);
-        ar->delay->data = ar;
-        uv_timer_start(ar->delay, delay_done, v.delay_ms, 0);
-        return;
-    }
-    basic_lookup(ar);
+    admin__login(ar, node, password, basic_done);
 }
 
 static void authenticate(http_request_t *req)
@@ -717,7 +721,7 @@ static void authenticate(http_request_t *req)
         admin__error_now(req, 401, "authentication required", AUTH_CHALLENGE);
         return;
     }
-    admin_req_t *ar = req_take(req);
+    admin_req_t *ar = admin__req_take(req);
     if (!ar)
         return;
     if (!strncasecmp(auth, "Bearer ", 7))
@@ -731,7 +735,7 @@ static void authenticate(http_request_t *req)
 /* /metrics without authentication (admin.metrics = open). */
 static void metrics_open(http_request_t *req)
 {
-    admin_req_t *ar = req_take(req);
+    admin_req_t *ar = admin__req_take(req);
     if (ar) {
         snprintf(ar->who, sizeof(ar->who), "anyone");
         admin__metrics(ar);
@@ -739,8 +743,9 @@ static void metrics_open(http_request_t *req)
 }
 
 /* Every request: the Host check, then the doors that need no authentication (setup; metrics
- * when open), then authentication. Paths are compared as sent (nothing decoded): an encoded
- * or dotted variant of an open door is just another path, which needs authentication. */
+ * when open), the console's pages (which have sessions of their own), then authentication. Paths
+ * are compared as sent (nothing decoded): an encoded or dotted variant of an open door is just
+ * another path, which needs authentication. */
 static int dispatch(http_request_t *req)
 {
     if (!admin__host_ok(http_header(req, "Host"))) {
@@ -751,9 +756,12 @@ static int dispatch(http_request_t *req)
     }
     const char *p = req->path;
     if (!strcmp(p, "/setup"))
-        return setup_page(req);
+        return admin__setup_page(req);
     if (!strcmp(p, "/api/v1/setup"))
         return setup_post(req);
+    /* The console's own pages (exact paths; cookie sessions, never the API's credentials). */
+    if (admin__console(req) != HEARTH_ENOTFOUND)
+        return 0;
     if (!strcmp(p, "/metrics") && admin__st.metrics != ADMIN_METRICS_KEY) {
         if (admin__st.metrics == ADMIN_METRICS_OFF)
             admin__error_now(req, 404, "metrics are off (admin.metrics)", NULL);
@@ -816,12 +824,15 @@ int admin__init(server_t *srv)
     if (!s->host || !s->site || !s->key_path || !s->token_path ||
         http__site_route(s->site, "/", 1, dispatch))
         return HEARTH_ENOMEM;
+    int crc = admin__console_init(srv);
+    if (crc)
+        return crc;
     /* The local key, for hearthctl on this machine: new at every start, only its hash kept. */
     char key[sizeof(LOCAL_KEY_PREFIX) + KEY_SECRET_HEX + 2];
     memcpy(key, LOCAL_KEY_PREFIX, strlen(LOCAL_KEY_PREFIX));
-    if (random_hex(key + strlen(LOCAL_KEY_PREFIX), KEY_SECRET_HEX / 2))
+    if (admin__random_hex(key + strlen(LOCAL_KEY_PREFIX), KEY_SECRET_HEX / 2))
         return HEARTH_EIO;
-    sha256(key, strlen(key), s->local_key_hash);
+    admin__sha256(key, strlen(key), s->local_key_hash);
     strcat(key, "\n");
     int rc = write_secret_file(s->key_path, key);
     explicit_bzero(key, sizeof(key));
@@ -832,7 +843,7 @@ int admin__init(server_t *srv)
     if ((rc = admin_exists(srv, &exists)))
         return rc;
     if (!exists) {
-        if (random_hex(s->setup_token, 16))
+        if (admin__random_hex(s->setup_token, 16))
             return HEARTH_EIO;
         char line[sizeof(s->setup_token) + 1];
         size_t tl = strlen(s->setup_token);
@@ -877,6 +888,7 @@ void admin__free(server_t *srv)
     admin_state_t *s = &admin__st;
     if (s->key_path && s->local_key)
         unlink(s->key_path);
+    admin__console_free();
     free(s->key_path);
     free(s->token_path);
     free(s->host);
@@ -916,13 +928,13 @@ void admin__key_create(admin_req_t *ar)
     char id[KEY_ID_HEX + 1], secret[KEY_SECRET_HEX + 1], key[128];
     unsigned char h[32];
     char hex[65];
-    if (random_hex(id, KEY_ID_HEX / 2) || random_hex(secret, KEY_SECRET_HEX / 2)) {
+    if (admin__random_hex(id, KEY_ID_HEX / 2) || admin__random_hex(secret, KEY_SECRET_HEX / 2)) {
         json_decref(b);
         admin__reply_error(ar, 500, "no randomness", NULL);
         return;
     }
     snprintf(key, sizeof(key), "hk_%s_%s", id, secret);
-    sha256(secret, strlen(secret), h);
+    admin__sha256(secret, strlen(secret), h);
     hex_of(h, 32, hex);
     json_t *doc = json_pack("{s:s, s:s, s:I, s:s}", "name", name ? name : "", "sha256", hex,
                             "created", (json_int_t)time(NULL), "by", ar->who);

@@ -12,6 +12,8 @@
  * (<data-dir>/setup.token). Nothing when neither admin port is on. */
 int admin__init(server_t *srv) HEARTH_MUST_CHECK;
 http_site_t *admin__site(void);
+/* Per worker, before it runs: the timer that samples the console dashboard's history. */
+int admin__worker_init(worker_t *w) HEARTH_MUST_CHECK;
 /* Once listening: says where the console is, and the setup token when there is one. */
 void admin__started(server_t *srv, int port, int https_port);
 /* After the workers stopped: removes <data-dir>/api.key, frees the routes. */

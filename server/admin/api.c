@@ -145,12 +145,17 @@ void admin__at_home(admin_req_t *ar, hearth_jid_t *jid, void (*fn)(worker_t *, h
     }
 }
 
-static json_t *session_json(const session_t *s)
+/* On s's worker: what describes a session (the console's sessions page shows all of it). */
+static json_t *session_json(session_t *s)
 {
-    return json_pack("{s:s, s:s, s:s, s:b, s:i}", "jid", s->jid.full, "state",
+    session_info_t in;
+    session__describe(s, &in);
+    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:i, s:s, s:s, s:s, s:b, s:b, s:I}", "jid",
+                     s->jid.full, "resource", s->jid.resource ? s->jid.resource : "", "state",
                      s->state == SESSION_DETACHED ? "detached" : "bound", "transport",
                      s->transport ? s->transport : "other", "available", s->available, "priority",
-                     s->priority);
+                     s->priority, "ip", in.ip, "tls", in.tls, "sasl", in.mech, "sm", in.sm,
+                     "resumable", in.resumable, "idle_s", (json_int_t)(in.idle_ms / 1000));
 }
 
 static int session_live(const session_t *s)
@@ -485,8 +490,10 @@ static void user_delete_back(home_call_t *hc)
         admin__reply_error(hc->ar, 404, "no such user", NULL);
     else if (hc->err)
         admin__reply_error(hc->ar, 503, "storage failed; try again", NULL);
-    else
+    else {
+        admin__console_forget(hc->jid.node); /* a deleted administrator's console logins end */
         admin__reply_json(hc->ar, 204, NULL);
+    }
 }
 
 static void user_delete(admin_req_t *ar, const char *node)
@@ -775,7 +782,7 @@ void admin__api(admin_req_t *ar)
             admin__not_allowed(ar, "DELETE");
         else
             admin__key_delete(ar, ar->path + 7 + 6);
-    } else {
+    } else if (!admin__api_more(ar, p)) {
         admin__reply_error(ar, 404, "no such resource", NULL);
     }
     free(seg);

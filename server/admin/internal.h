@@ -37,9 +37,23 @@ typedef struct admin_state {
 
 extern admin_state_t admin__st;
 
+/* How a password login ended (admin__login). */
+typedef enum {
+    ADMIN_LOGIN_OK,          /* the password is right and the account is an administrator */
+    ADMIN_LOGIN_WRONG,       /* unknown name or wrong password */
+    ADMIN_LOGIN_NOT_ADMIN,   /* the password is right, the account is no administrator */
+    ADMIN_LOGIN_THROTTLED,   /* refused unchecked: too many failures (authguard) */
+    ADMIN_LOGIN_UNAVAILABLE, /* storage or the thread pool failed: try again */
+} admin_login_t;
+
+typedef struct admin_req admin_req_t;
+/* The console's renderer of an API answer: it takes body (NULL: none), answers ar and frees
+ * it. extra: the header lines the API would have sent (NULL: none). */
+typedef void (*admin_render_fn)(admin_req_t *ar, int status, json_t *body, const char *extra);
+
 /* One request past authentication, on the worker w whose loop read it; its answer is deferred
- * (d) and given by admin__reply*, which frees it. */
-typedef struct admin_req {
+ * (d) and given by admin__reply*, which frees it (or, for a console page, hands it to render). */
+struct admin_req {
     http_deferred_t d;
     worker_t *w;
     char ip[64];
@@ -60,7 +74,15 @@ typedef struct admin_req {
     uv_timer_t *delay;
     /* what the route keeps while it waits */
     void *op;
-} admin_req_t;
+    /* Set by the console: the API's answer goes to render instead of the wire, so a page
+     * shows exactly what the route would have answered. */
+    admin_render_fn render;
+    void *page; /* the console's state for this request (freed by the console) */
+    void (*page_free)(void *page);
+    int https; /* came over admin.https_port */
+    /* What follows a password check (admin__login). */
+    void (*login_done)(admin_req_t *ar, admin_login_t verdict);
+};
 
 /* Answers and frees ar. body is taken (json_decref'd); NULL: no body. */
 void admin__reply_json(admin_req_t *ar, int status, json_t *body);
@@ -84,6 +106,33 @@ int admin__account_create(admin_req_t *ar, const char *node, const char *passwor
                           admin_account_done done);
 int admin__account_password(admin_req_t *ar, const char *node, const char *password,
                             admin_account_done done);
+
+/* A password login: node and password (both malloc'd, taken, the password wiped) checked on the
+ * thread pool against the stored SCRAM keys, throttled per address and per account by
+ * core/authguard exactly as the API's Basic path; done(ar, verdict) runs on ar->w. */
+void admin__login(admin_req_t *ar, char *node, char *password,
+                  void (*done)(admin_req_t *ar, admin_login_t verdict));
+/* A deferred request holding copies of what a route will read; NULL after answering. */
+admin_req_t *admin__req_take(http_request_t *req);
+/* Hex of n random bytes into out (2n+1 bytes); 0 or HEARTH_EIO. */
+int admin__random_hex(char *out, size_t bytes);
+void admin__sha256(const char *s, size_t n, unsigned char out[32]);
+
+/* The console (console*.c): HEARTH_ENOTFOUND when the path is none of its own (dispatch then
+ * asks for API authentication), else it answered. */
+int admin__console(http_request_t *req);
+int admin__console_init(server_t *srv);
+/* Ends every console session of an account (deleted, or no longer an administrator). */
+void admin__console_forget(const char *node);
+void admin__console_free(void);
+/* The first-run setup page (console.c renders it). */
+int admin__setup_page(http_request_t *req);
+/* Setup answers loopback peers only and only while no administrator exists: 1, or 0 after
+ * answering 403 or 410. */
+int admin__setup_door(http_request_t *req);
+/* The API routes that the console added (console_data.c): 1 when p (after /api/v1) is one. */
+int admin__api_more(admin_req_t *ar, const char *p);
+void admin__data_free(void); /* the samplers, after the workers stopped */
 
 /* API keys (admin.c): stored hashed as documents, shown once. */
 void admin__key_create(admin_req_t *ar);

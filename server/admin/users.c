@@ -72,6 +72,8 @@ static void step(admin_req_t *ar)
         int v = p->admin;
         p->admin = -1;
         hlog(LOG_INFO, "admin: %s made %s %s", ar->who, p->node, v ? "an administrator" : "a user");
+        if (!v) /* no longer an administrator: logged out of the console */
+            admin__console_forget(p->node);
         rc = storage_account_set_admin(st, &ar->w->storage_target, p->node, v, written, ar);
     } else if (p->locked == 2) { /* stored: the sessions end */
         hearth_jid_t jid = HEARTH_JID_INIT;
@@ -89,6 +91,8 @@ static void step(admin_req_t *ar)
         p->locked = v ? 2 : -1;
         if (!v)
             hlog(LOG_INFO, "admin: %s unlocked %s", ar->who, p->node);
+        else /* locked: logged out of the console too */
+            admin__console_forget(p->node);
         rc = storage_account_set_locked(st, &ar->w->storage_target, p->node, v, written, ar);
     } else {
         ar->op = NULL;

@@ -149,6 +149,7 @@ static void succeed(conn_t *c, const char *out, size_t out_len)
     hlog_conn(LOG_INFO, c->id, bare, "authenticated %s with %s", bare, c->sasl_mech);
     c->w->stats.logins[worker__mech_index(c->sasl_mech)]++;
     guard_end(c, AUTHGUARD_SUCCEEDED);
+    snprintf(c->authed_mech, sizeof(c->authed_mech), "%s", c->sasl_mech ? c->sasl_mech : "");
     auth__free(c);
     c->sasl_gen++;
     c->bare = bare;

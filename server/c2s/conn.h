@@ -105,7 +105,8 @@ struct conn {
     /* SASL */
     hearth_sasl_server_t *sasl;
     char *sasl_mech;
-    char *authcid; /* prepared username once known */
+    char authed_mech[24]; /* the mechanism that succeeded, kept for the admin's view */
+    char *authcid;        /* prepared username once known */
     unsigned auth_failures;
     int sasl_waiting; /* storage or thread-pool work outstanding */
     int sasl_need_initial;

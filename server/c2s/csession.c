@@ -3,6 +3,7 @@
  * lost connection detaches it (it waits for a resumption, its resume timer running); a
  * resumption attaches another connection; its end is decided at once and done on the next
  * loop turn, where no walk of the account's sessions is under way. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -219,6 +220,23 @@ static void op_free(session_t *s)
     free(cs);
 }
 
+static void op_describe(session_t *s, session_info_t *out)
+{
+    c2s_session_t *cs = csession__of(s);
+    conn_t *c = cs->c;
+    out->sm = cs->sm.enabled;
+    out->resumable = cs->sm.enabled && cs->sm.resume;
+    if (!c || !c->net)
+        return;
+    snprintf(out->ip, sizeof(out->ip), "%s", c->net->ip);
+    hearth_tls_t *tls = conn__tls(c);
+    const char *v = tls ? hearth_tls_version(tls) : NULL;
+    snprintf(out->tls, sizeof(out->tls), "%s", v ? v : "");
+    snprintf(out->mech, sizeof(out->mech), "%s", c->authed_mech);
+    uint64_t now = uv_now(&c->w->loop);
+    out->idle_ms = now > c->last_read_ms ? now - c->last_read_ms : 0;
+}
+
 static const session_ops_t c2s_session_ops = {
     .send = op_send,
     .end = op_end,
@@ -226,6 +244,7 @@ static const session_ops_t c2s_session_ops = {
     .settled = op_settled,
     .output_pending = op_output_pending,
     .free = op_free,
+    .describe = op_describe,
 };
 
 /* ---- life ---- */

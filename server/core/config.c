@@ -242,6 +242,10 @@ static const config_key_t KEYS[] = {
       0),
     E("admin.metrics", "key", METRICS_MODES,
       "/metrics on the admin port: off, open (no authentication) or key (an API key or admin).", 0),
+    I("admin.session_idle", "1800", 1, 86400,
+      "Seconds a console login lasts without a request before it must log in again.", 0),
+    I("admin.session_lifetime", "43200", 1, 604800,
+      "Seconds a console login lasts at most, however busy (then it must log in again).", 0),
     I("admin.metrics_sample", "60", 1, 86400,
       "Seconds between the counts of stored offline messages and archived rows that /metrics "
       "shows (each a COUNT over its table, on the main thread).",

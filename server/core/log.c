@@ -1,8 +1,10 @@
 /* hearthd's log lines: formatted in memory, control characters escaped, then one write(2) so
- * concurrent lines never interleave. The level and fd are atomics; nothing here locks. */
+ * concurrent lines never interleave. The level and fd are atomics; the only lock guards the
+ * ring of recent lines the admin console shows, held for a copy of one line. */
 #include "core/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,6 +23,88 @@ static const char *const NAMES[] = {"error", "warn", "info", "debug"};
 
 /* A line longer than this is cut and marked, so one peer cannot make us allocate without bound. */
 #define LOG_LINE_MAX 16384
+
+/* The ring of recent lines: fixed slots, so keeping a line allocates nothing. */
+typedef struct ring_slot {
+    log_level_t level;
+    size_t len;
+    char text[LOG_RING_LINE_MAX];
+} ring_slot_t;
+static ring_slot_t g_ring[LOG_RING_LINES];
+static size_t g_ring_next;  /* the slot the next line goes to */
+static size_t g_ring_count; /* slots holding a line */
+static pthread_mutex_t g_ring_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void ring_keep(log_level_t l, const char *line, size_t len)
+{
+    static const char CUT[] = " [...]";
+    pthread_mutex_lock(&g_ring_lock);
+    ring_slot_t *r = &g_ring[g_ring_next];
+    r->level = l;
+    if (len < sizeof(r->text)) {
+        memcpy(r->text, line, len);
+        r->len = len;
+    } else {
+        size_t keep = sizeof(r->text) - sizeof(CUT);
+        while (keep && ((unsigned char)line[keep] & 0xc0) == 0x80)
+            keep--; /* not inside a UTF-8 sequence */
+        memcpy(r->text, line, keep);
+        memcpy(r->text + keep, CUT, sizeof(CUT) - 1);
+        r->len = keep + sizeof(CUT) - 1;
+    }
+    g_ring_next = (g_ring_next + 1) % LOG_RING_LINES;
+    if (g_ring_count < LOG_RING_LINES)
+        g_ring_count++;
+    pthread_mutex_unlock(&g_ring_lock);
+}
+
+void log_recent_free(log_line_t *lines, size_t n)
+{
+    for (size_t i = 0; lines && i < n; i++)
+        free(lines[i].text);
+    free(lines);
+}
+
+int log_recent(log_level_t max_level, size_t limit, log_line_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (limit > LOG_RING_LINES)
+        limit = LOG_RING_LINES;
+    log_line_t *lines = calloc(limit ? limit : 1, sizeof(*lines));
+    if (!lines)
+        return HEARTH_ENOMEM;
+    size_t got = 0;
+    int rc = 0;
+    pthread_mutex_lock(&g_ring_lock);
+    /* Newest first, then turned around. */
+    for (size_t k = 0; k < g_ring_count && got < limit; k++) {
+        const ring_slot_t *r = &g_ring[(g_ring_next + LOG_RING_LINES - 1 - k) % LOG_RING_LINES];
+        if (r->level > max_level)
+            continue;
+        char *t = malloc(r->len + 1);
+        if (!t) {
+            rc = HEARTH_ENOMEM;
+            break;
+        }
+        memcpy(t, r->text, r->len);
+        t[r->len] = '\0';
+        lines[got++] = (log_line_t){r->level, t};
+    }
+    pthread_mutex_unlock(&g_ring_lock);
+    if (rc) {
+        log_recent_free(lines, got);
+        return rc;
+    }
+    for (size_t i = 0; i < got / 2; i++) {
+        log_line_t t = lines[i];
+        lines[i] = lines[got - 1 - i];
+        lines[got - 1 - i] = t;
+    }
+    *out = lines;
+    *n = got;
+    return 0;
+}
 
 void log_set_level(log_level_t l)
 {
@@ -125,6 +209,7 @@ static void emit(log_level_t l, const char *prefix, const char *fmt, va_list ap)
         memcpy(line + o, " [...]", 6);
         o += 6;
     }
+    ring_keep(l, line, o);
     line[o++] = '\n';
     write_all(atomic_load(&g_fd), line, o);
     if (line != line_stack)

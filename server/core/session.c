@@ -147,3 +147,10 @@ size_t session__output_pending(session_t *s)
         return SESSION_OUTPUT_MAX;
     return s->ops->output_pending(s);
 }
+
+void session__describe(session_t *s, session_info_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (s->ops->describe && s->state == SESSION_BOUND)
+        s->ops->describe(s, out);
+}

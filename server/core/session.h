@@ -16,6 +16,16 @@
 
 typedef struct session session_t;
 
+/* What an administrator sees of a session beyond its JID (the carrier fills it in). */
+typedef struct session_info {
+    char ip[64];      /* the client's address, "" when detached */
+    char tls[16];     /* "TLSv1.3", ... ; "" when not over TLS (or detached) */
+    char mech[24];    /* the SASL mechanism it logged in with, "" unknown */
+    int sm;           /* stream management (XEP-0198) enabled */
+    int resumable;    /* ...and resumable */
+    uint64_t idle_ms; /* since the client last sent anything; 0 when unknown */
+} session_info_t;
+
 typedef enum {
     SESSION_BOUND,    /* a connection carries it */
     SESSION_DETACHED, /* its connection is gone; it waits for a resumption (XEP-0198) */
@@ -44,6 +54,8 @@ typedef struct session_ops {
     size_t (*output_pending)(session_t *s);
     /* The last reference went: the carrier frees s and what it allocated around it. */
     void (*free)(session_t *s);
+    /* Optional: fills in what the admin console shows of it (zeroed by the caller). */
+    void (*describe)(session_t *s, session_info_t *out);
 } session_ops_t;
 
 /* Per-module state on a session: an index from session__slot_new at start-up. */
@@ -103,6 +115,8 @@ void session__send_addressed(session_t *s, const hearth_bytes_t *b, const char *
 void session__end(session_t *s, hearth_stream_error_t cond, const char *text);
 
 const char *session__log_jid(const session_t *s);
+/* What the carrier tells of s (session_info_t), on s's worker. */
+void session__describe(session_t *s, session_info_t *out);
 size_t session__output_pending(session_t *s);
 
 #endif

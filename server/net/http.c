@@ -222,6 +222,8 @@ static const char *reason(int status)
         return "No Content";
     case 301:
         return "Moved Permanently";
+    case 303:
+        return "See Other";
     case 400:
         return "Bad Request";
     case 401:
@@ -252,6 +254,8 @@ static const char *reason(int status)
         return "Request Header Fields Too Large";
     case 500:
         return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
     case 503:
         return "Service Unavailable";
     }

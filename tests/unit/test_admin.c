@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "admin/console.h"
 #include "admin/internal.h"
 
 static void loopback_peers(void **state)
@@ -59,11 +60,47 @@ static void host_header(void **state)
     admin__st.host = NULL;
 }
 
+/* The console's one escaping function, through html_f: %s escapes, %u percent-encodes, %r is
+ * the only way to write markup. */
+static void html_escaping(void **state)
+{
+    (void)state;
+    html_t h = {HEARTH_BUF_INIT, 0};
+    html_f(&h, "<p title=\"%s\">%s</p><a href=\"/users/%u\">%r</a> %d %lld %zu 100%%",
+           "\"><script>alert('x')</script>", "a & b <i>", "j.doe+x%y/../", "<b>ok</b>", -3,
+           (long long)1 << 40, (size_t)7);
+    assert_false(h.err);
+    const char *want = "<p title=\"&quot;&gt;&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;\">"
+                       "a &amp; b &lt;i&gt;</p><a href=\"/users/j.doe%2Bx%25y%2F..%2F\">"
+                       "<b>ok</b></a> -3 1099511627776 7 100%";
+    assert_int_equal(h.b.len, strlen(want));
+    assert_memory_equal(h.b.data, want, h.b.len);
+    html_free(&h);
+    /* Control characters (but tab and newline) cannot reach a page; NULL prints nothing. */
+    html_t c = {HEARTH_BUF_INIT, 0};
+    html_f(&c, "[%s][%s][%u]",
+           "a\x01"
+           "b\tc\nd\x7f",
+           (const char *)NULL, (const char *)NULL);
+    assert_false(c.err);
+    const char *cw = "[a\xef\xbf\xbd"
+                     "b\tc\nd\xef\xbf\xbd][][]";
+    assert_int_equal(c.b.len, strlen(cw));
+    assert_memory_equal(c.b.data, cw, c.b.len);
+    html_free(&c);
+    /* A format it does not know is an error, never output. */
+    html_t e = {HEARTH_BUF_INIT, 0};
+    html_f(&e, "%x", 1);
+    assert_true(e.err);
+    html_free(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(loopback_peers),
         cmocka_unit_test(host_header),
+        cmocka_unit_test(html_escaping),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
