@@ -494,11 +494,12 @@ static void iq_default(worker_t *w, user_t *u, inbox_msg_t *m)
     session_t *s = slash && u->state == USER_READY ? session__find(w, u->bare, slash + 1) : NULL;
     if (s)
         session__send(s, m->u.route.bytes->data, m->u.route.bytes->len);
-    else
-        router__bounce(w, m,
-                       u->state == USER_FAILED ? HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT
-                                               : HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE,
-                       NULL);
+    else if (u->state == USER_FAILED) {
+        const char *text;
+        hearth_stanza_error_t cond = user__failure(u, &text);
+        router__bounce(w, m, cond, text);
+    } else
+        router__bounce(w, m, HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE, NULL);
 }
 
 static void free_route(inbox_msg_t *m)

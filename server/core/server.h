@@ -124,7 +124,7 @@ typedef struct user_op {
 } user_op_t;
 
 /* USER_FAILED: its state could not be loaded (storage failed, or memory ran out): what waited
- * fails with a temporary error and the next stanza for it tries again. */
+ * fails with an error (user__failure) and the next stanza for it tries again. */
 typedef enum { USER_NEW, USER_LOADING, USER_READY, USER_MISSING, USER_FAILED } user_state_t;
 
 /* Work waiting for one user's state: past this, new work fails at once (with an error to
@@ -150,8 +150,9 @@ struct user {
     strmap_t blocked;  /* JID -> (void *)1 */
     int64_t last_logout;
     char *last_status;
-    int offline_busy;       /* an offline fetch is in flight */
-    void *slot[USER_SLOTS]; /* module state (user__slot_new), freed on HOOK_USER_UNLOADED */
+    unsigned offline_busy : 1;   /* an offline fetch is in flight */
+    unsigned storage_failed : 1; /* USER_FAILED because the database answered with an error */
+    void *slot[USER_SLOTS];      /* module state (user__slot_new), freed on HOOK_USER_UNLOADED */
 };
 
 /* What a layer above the core does at points of a worker's life (net: flush output at the

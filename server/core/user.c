@@ -199,6 +199,16 @@ void user__free(user_t *u)
     free(u);
 }
 
+hearth_stanza_error_t user__failure(const user_t *u, const char **text)
+{
+    if (u->storage_failed) {
+        *text = "the recipient's account cannot be read now (storage failed); try again later";
+        return HEARTH_STANZA_ERR_INTERNAL_SERVER_ERROR;
+    }
+    *text = "the recipient is not available now; try again";
+    return HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT;
+}
+
 void user__hold(user_t *u)
 {
     u->refs++;
@@ -262,6 +272,7 @@ static void on_loaded(void *ud, int err, const storage_user_t *su)
     if (err) {
         hlog(LOG_ERROR, "loading %s failed: %s", u->bare, hearth_strerror(err));
         u->state = USER_FAILED; /* nothing can be done for it now; the next stanza retries */
+        u->storage_failed = err != HEARTH_EAGAIN && err != HEARTH_ENOMEM;
     } else if (!su->exists) {
         u->state = USER_MISSING;
     } else {
@@ -338,6 +349,7 @@ void user__acquire(worker_t *w, const char *bare, user_fn fn, void *arg)
     /* Storage refused the request (queue full) or memory ran out: what waits fails. */
     hlog(LOG_ERROR, "cannot load %s", bare);
     u->state = USER_FAILED;
+    u->storage_failed = 0;
     u->refs++;
     run_ops(w, u);
     u->state = USER_NEW;

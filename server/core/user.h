@@ -5,6 +5,7 @@
 #define HEARTH_USER_H
 
 #include "core/server.h"
+#include "hearth/xmpp_error.h"
 
 /* Runs fn(w, u, arg) once u's stored state is loaded (now when it already is), in order with
  * everything else waiting for u. u->state is USER_READY, USER_MISSING for no such account, or
@@ -14,6 +15,10 @@ void user__acquire(worker_t *w, const char *bare, user_fn fn, void *arg);
 void user__hold(user_t *u);
 void user__release(worker_t *w, user_t *u);
 void user__free(user_t *u);
+/* The error for what was sent to a USER_FAILED user: internal-server-error when the database
+ * failed (the issue of a stopped PostgreSQL), resource-constraint when the server was out of
+ * room (queue full, memory); *text says to try again. */
+hearth_stanza_error_t user__failure(const user_t *u, const char **text);
 /* Reserves a slot index for a module's per-user state (start-up); -1 when none is left. */
 int user__slot_new(void);
 /* The contacts whose roster item has subscription from/both (presence goes to them). */

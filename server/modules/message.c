@@ -300,13 +300,12 @@ static void inbound(worker_t *w, user_t *u, inbox_msg_t *m)
         /* §8.5.1: no such user; every type but error is answered, so that a sender is never
          * left guessing whether a message arrived. A user whose state could not be loaded
          * exists: the sender learns that the failure is temporary. */
+        const char *text = NULL;
         if (!is_error)
             router__bounce(w, m,
-                           u->state == USER_FAILED ? HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT
+                           u->state == USER_FAILED ? user__failure(u, &text)
                                                    : HEARTH_STANZA_ERR_SERVICE_UNAVAILABLE,
-                           u->state == USER_FAILED ? "the recipient is not available now; "
-                                                     "try again"
-                                                   : NULL);
+                           text);
         return;
     }
     const char *slash = strchr(m->u.route.to, '/');

@@ -106,10 +106,10 @@ class PostgresStoppedTest(IMTestCase):
         # A login needs the account: refused as temporary.
         self.assertEqual(self.login_fails(s, 'carol', self.users['carol']), 'temporary-auth-failure')
         # A message to an offline user is answered, never dropped: the user's state cannot be
-        # loaded, which is temporary (resource-constraint, wait).
+        # loaded because the database failed (internal-server-error, with a text to try again).
         id_ = a.message(DJ, 'for dave')
         e = a.wait(lambda st: is_msg(st, id_=id_), what='a bounce for the offline user')
-        self.assertEqual(err(e), ('wait', 'resource-constraint'), to_str(e))
+        self.assertEqual(err(e), ('cancel', 'internal-server-error'), to_str(e))
         a.sync()
         b.sync()
         s.assert_alive()
