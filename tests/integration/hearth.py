@@ -243,8 +243,9 @@ class Server:
         Server.all_instances.append(self)
         try:
             if STORAGE == 'pgsql' and 'storage.driver' not in self.settings:
-                self._pg_create()
-            self._seed_accounts()
+                self._pg_create(self._pg_account_template())
+            else:
+                self._seed_accounts()
         except BaseException:
             self.close(failed=True)
             raise
@@ -280,15 +281,47 @@ class Server:
             db = Server._account_dbs[key] = os.path.join(made, 'hearth.db')
         shutil.copyfile(db, os.path.join(self.data_dir, 'hearth.db'))
 
-    def _pg_create(self):
+    def _pg_create(self, template=None):
         if not PG_DSN:
             raise unittest.SkipTest('HEARTH_TEST_STORAGE=pgsql without HEARTH_TEST_PG_DSN')
         _pg_databases[0] += 1
         self.pg_db = 'hearth_it_%d_%d' % (os.getpid(), _pg_databases[0])
         # FILE_COPY: about half the time of the default WAL_LOG copy for a small database.
-        pg_sql('postgres', 'CREATE DATABASE %s STRATEGY FILE_COPY' % self.pg_db)
+        pg_sql('postgres', 'CREATE DATABASE %s%s STRATEGY FILE_COPY'
+               % (self.pg_db, ' TEMPLATE %s' % template if template else ''))
         self.settings['storage.driver'] = 'pgsql'
         self.settings['storage.dsn'] = pg_dsn_for(self.pg_db)
+
+    pg_templates = []  # databases holding a set of accounts, dropped by main() at the end
+
+    def _pg_account_template(self):
+        """The name of a database holding this server's accounts, made once per
+        process by hearthctl (as _seed_accounts does for SQLite); None without
+        accounts."""
+        if not PG_DSN:
+            raise unittest.SkipTest('HEARTH_TEST_STORAGE=pgsql without HEARTH_TEST_PG_DSN')
+        if not self.users and not self.admins:
+            return None
+        key = ('pgsql', self.settings['server.domain'], self.hearthctl_path,
+               tuple(sorted(self.users.items())), tuple(sorted(self.admins.items())))
+        template = Server._account_dbs.get(key)
+        if template is None:
+            _pg_databases[0] += 1
+            template = 'hearth_tpl_%d_%d' % (os.getpid(), _pg_databases[0])
+            pg_sql('postgres', 'CREATE DATABASE %s STRATEGY FILE_COPY' % template)
+            Server.pg_templates.append(template)
+            saved = dict(self.settings)
+            self.settings['storage.driver'] = 'pgsql'
+            self.settings['storage.dsn'] = pg_dsn_for(template)
+            try:
+                for user, pw in self.users.items():
+                    self.adduser(self.jid(user), pw)
+                for user, pw in self.admins.items():
+                    self.adduser(self.jid(user), pw, admin=True)
+            finally:
+                self.settings = saved
+            Server._account_dbs[key] = template
+        return template
 
     pg_drops = []  # DROP DATABASE runs while the next test goes on; main() waits for them
 
@@ -303,6 +336,12 @@ class Server:
     @staticmethod
     def pg_drops_wait():
         """Waits for the databases being dropped; fails on a drop that failed."""
+        for db in Server.pg_templates:
+            Server.pg_drops.append(subprocess.Popen(
+                ['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', pg_dsn_for('postgres'), '-c',
+                 'DROP DATABASE IF EXISTS %s WITH (FORCE)' % db],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        Server.pg_templates = []
         bad = []
         for p in Server.pg_drops:
             _, err = p.communicate(timeout=60)
