@@ -511,6 +511,8 @@ static void read_roster(import_t *im, const char *where, pie_user_t *u, hearth_x
     }
 }
 
+static void as_client(hearth_xml_node_t *n);
+
 static void read_request(import_t *im, const char *where, pie_user_t *u, hearth_xml_node_t *p)
 {
     char w[1400];
@@ -718,8 +720,11 @@ static void read_user(import_t *im, const char *host_where, hearth_xml_node_t *e
                     u.vcard ? "larger than the 1 MiB a vCard may take" : "out of memory");
         } else if (!strcmp(c->name, "offline-messages") && !strcmp(c->ns, NS_PIE)) {
             read_offline(im, where, &u, c, a);
-        } else if (!strcmp(c->name, "presence") && !strcmp(c->ns, HEARTH_NS_CLIENT) &&
+        } else if (!strcmp(c->name, "presence") &&
+                   (!strcmp(c->ns, HEARTH_NS_CLIENT) || !strcmp(c->ns, NS_PIE)) &&
                    hearth_xml_attr(c, "type") && !strcmp(hearth_xml_attr(c, "type"), "subscribe")) {
+            /* Prosody 0.12 writes these without an xmlns of their own (in the pie namespace). */
+            as_client(c);
             read_request(im, where, &u, c);
         } else if (im->o->report) {
             fprintf(im->o->report, "%s: %s: <%s xmlns='%.100s'> left out (not imported)\n",
@@ -828,7 +833,7 @@ static int read_file(import_t *im, const char *path)
         (uint64_t)sb.st_size > im->o->max_bytes) {
         fclose(f);
         return errf(&im->err,
-                    "%s: %lld bytes, more than the %zu an import file may have "
+                    "%s: %lld bytes, more than the %zu bytes an import file may have "
                     "(--max-bytes)",
                     path, (long long)sb.st_size, im->o->max_bytes);
     }
