@@ -438,7 +438,9 @@ struct hearth_sasl_server {
     scram_server_t *scram; /* SCRAM mechanisms */
     bool have_secret;      /* PLAIN */
     bool done;
-    hearth_scram_secret_t secret; /* PLAIN: the SHA-256 one */
+    hearth_scram_secret_t secret;   /* PLAIN: the SHA-256 one, or the SHA-1 one of an account
+                                     * that has no other (imported from another server) */
+    hearth_scram_hash_t plain_hash; /* which of the two secret is, told by its key's size */
 };
 
 struct hearth_sasl_client {
@@ -560,6 +562,11 @@ void hearth_sasl_server_set_secret(hearth_sasl_server_t *s, const hearth_scram_s
     s->secret.stored_key[sizeof(s->secret.stored_key) - 1] = '\0';
     s->secret.server_key[sizeof(s->secret.server_key) - 1] = '\0';
     s->have_secret = true;
+    unsigned char key[64];
+    size_t kl = 0;
+    s->plain_hash = sasl__field_decode(s->secret.stored_key, key, sizeof(key), &kl) == 0 && kl == 20
+                        ? HEARTH_SCRAM_SHA1
+                        : HEARTH_SCRAM_SHA256;
 }
 
 void hearth_sasl__server_fix_nonce(hearth_sasl_server_t *s, const char *server_nonce)
@@ -574,7 +581,8 @@ int hearth_sasl_server_step_is_costly(const hearth_sasl_server_t *s)
 }
 
 /* PLAIN (RFC 4616): authzid NUL authcid NUL password, checked against the stored SCRAM-SHA-256
- * secret (PBKDF2, hence costly); the caller fetched that secret for the same authcid. */
+ * secret, or the SCRAM-SHA-1 one when that is all the account has (PBKDF2, hence costly); the
+ * caller fetched that secret for the same authcid. */
 static int plain_step(hearth_sasl_server_t *s, const char *in, size_t in_len)
 {
     hearth_sasl_initial_t ini = {0};
@@ -589,7 +597,7 @@ static int plain_step(hearth_sasl_server_t *s, const char *in, size_t in_len)
     char *password = dup_n(in + off, in_len - off);
     if (!password)
         return HEARTH_ENOMEM;
-    rc = hearth_scram_secret_check(HEARTH_SCRAM_SHA256, &s->secret, password);
+    rc = hearth_scram_secret_check(s->plain_hash, &s->secret, password);
     OPENSSL_cleanse(password, in_len - off);
     free(password);
     if (rc == HEARTH_ENOMEM)

@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "hearth/jid.h"
 #include "hearth/sasl.h"
+#include "pie.h"
 #include "storage/storage.h"
 
 /* Longest password accepted, bytes: far above any real one, small enough to stay on the stack. */
@@ -63,6 +64,16 @@ static const char USAGE[] =
     "                                            offline, stored for the next start\n"
     "  unset KEY                                 forget a stored runtime key (back to the\n"
     "                                            config file's value or the default)\n"
+    "  export FILE                               every account with its roster, pending\n"
+    "                                            subscriptions, vCard, private XML and\n"
+    "                                            offline messages as XEP-0227 (offline only;\n"
+    "                                            FILE - is stdout)\n"
+    "  import [--skip-existing] [--max-bytes N] FILE...\n"
+    "                                            accounts from XEP-0227 files (Hearth's,\n"
+    "                                            Prosody's, ejabberd's; offline only): all\n"
+    "                                            are checked before anything is written; an\n"
+    "                                            account that exists fails the import unless\n"
+    "                                            --skip-existing leaves it as it is\n"
     "\n"
     "options:\n"
     "  --config FILE     config file (default <data-dir>/hearthd.conf if it exists)\n"
@@ -542,6 +553,8 @@ typedef struct cmd_args {
     char text[8200];      /* announce: the words of the message, joined by spaces */
     const char *words[3]; /* rooms, set, get, unset: their positional arguments */
     int nwords;
+    char **rest; /* export, import: the arguments after the command, parsed by it */
+    int nrest;
 } cmd_args_t;
 
 /* ---- live commands: through the admin API ---- */
@@ -1123,6 +1136,107 @@ static int cmd_unset(ctl_t *x, const cmd_args_t *a)
     return cmd_setting(x, a, "unset", 1);
 }
 
+/* ---- XEP-0227 export and import (tools/pie.c): offline only ---- */
+
+/* Both write or read the whole store in one go; under a live hearthd they would race its
+ * writes, so they want it stopped rather than going through the admin API. */
+static int refuse_live(const ctl_t *x, const char *verb)
+{
+    if (!x->live)
+        return 0;
+    fail("%s: hearthd is running on %s; stop it first (%s works on the database of a stopped "
+         "server only)",
+         verb, x->data_dir, verb);
+    return 1;
+}
+
+static int cmd_export(ctl_t *x, const cmd_args_t *a)
+{
+    if (a->nrest != 1 || (a->rest[0][0] == '-' && a->rest[0][1] != '\0')) {
+        fail("export: expected FILE (see hearthctl --help)");
+        return 1;
+    }
+    if (refuse_live(x, "export") || ctl_open(x, 0))
+        return 1;
+    const char *path = a->rest[0];
+    int to_stdout = !strcmp(path, "-");
+    FILE *out = to_stdout ? stdout : fopen(path, "wx");
+    if (!out) {
+        fail("export: cannot create %s: %s%s", path, strerror(errno),
+             errno == EEXIST ? " (an export never overwrites a file)" : "");
+        return 1;
+    }
+    char *err = NULL;
+    int rc = pie__export(x->st, x->domain, out, &err);
+    if (!to_stdout && fclose(out) != 0 && rc == 0) {
+        rc = 1;
+        err = strdup("cannot write the file");
+    } else if (to_stdout && fflush(out) != 0 && rc == 0) {
+        rc = 1;
+        err = strdup("cannot write to stdout");
+    }
+    if (rc) {
+        fail("export: %s", err ? err : "out of memory");
+        if (!to_stdout)
+            unlink(path); /* no half file that looks like an export */
+    } else {
+        fprintf(stderr, "exported to %s (%s)\n", to_stdout ? "stdout" : path, OFFLINE);
+    }
+    free(err);
+    return rc;
+}
+
+static int cmd_import(ctl_t *x, const cmd_args_t *a)
+{
+    pie_import_opts_t o = {.domain = x->domain,
+                           .iterations = (unsigned)config_int(x->cfg, "auth.scram_iterations"),
+                           .max_bytes = PIE_FILE_MAX_DEFAULT,
+                           .report = stderr};
+    const char **files = calloc((size_t)a->nrest + 1, sizeof(*files));
+    size_t nfiles = 0;
+    if (!files) {
+        fail("out of memory");
+        return 1;
+    }
+    int rc = 1;
+    for (int i = 0; i < a->nrest; i++) {
+        const char *s = a->rest[i];
+        if (!strcmp(s, "--skip-existing")) {
+            o.skip_existing = 1;
+        } else if (!strcmp(s, "--max-bytes")) {
+            char *end = NULL;
+            unsigned long long v = i + 1 < a->nrest ? strtoull(a->rest[i + 1], &end, 10) : 0;
+            if (!end || *end || v == 0 || v > SIZE_MAX / 2) {
+                fail("import: --max-bytes needs a positive number of bytes");
+                goto out;
+            }
+            o.max_bytes = (size_t)v;
+            i++;
+        } else if (s[0] == '-' && s[1] != '\0') {
+            fail("import: unknown option %s (see hearthctl --help)", s);
+            goto out;
+        } else {
+            files[nfiles++] = s;
+        }
+    }
+    if (nfiles == 0) {
+        fail("import: expected FILE... (see hearthctl --help)");
+        goto out;
+    }
+    if (refuse_live(x, "import") || ctl_open(x, 0))
+        goto out;
+    char *err = NULL;
+    rc = pie__import(x->st, files, nfiles, &o, &err);
+    if (rc)
+        fail("import: %s", err ? err : "out of memory");
+    else
+        fprintf(stderr, "(%s)\n", OFFLINE);
+    free(err);
+out:
+    free(files);
+    return rc;
+}
+
 typedef struct command {
     const char *name;
     int (*run)(ctl_t *x, const cmd_args_t *a);
@@ -1131,20 +1245,27 @@ typedef struct command {
     int takes_password;
     int takes_text;  /* announce: --subject TEXT and the words of the message */
     int takes_words; /* positional arguments, at most this many (cmd_args_t.words) */
+    int takes_rest;  /* the command parses its own arguments (cmd_args_t.rest) */
 } command_t;
 
 static const command_t COMMANDS[] = {
-    {"adduser", cmd_adduser, 1, 1, 1, 0, 0}, {"deluser", cmd_deluser, 1, 0, 0, 0, 0},
-    {"passwd", cmd_passwd, 1, 0, 1, 0, 0},   {"listusers", cmd_listusers, 0, 0, 0, 0, 0},
-    {"status", cmd_status, 0, 0, 0, 0, 0},   {"sessions", cmd_sessions, 0, 0, 0, 0, 0},
-    {"kick", cmd_kick, 1, 0, 0, 0, 0},       {"announce", cmd_announce, 0, 0, 0, 1, 0},
-    {"rooms", cmd_rooms, 0, 0, 0, 0, 3},     {"get", cmd_get, 0, 0, 0, 0, 1},
-    {"set", cmd_set, 0, 0, 0, 0, 2},         {"unset", cmd_unset, 0, 0, 0, 0, 1},
+    {"adduser", cmd_adduser, 1, 1, 1, 0, 0, 0}, {"deluser", cmd_deluser, 1, 0, 0, 0, 0, 0},
+    {"passwd", cmd_passwd, 1, 0, 1, 0, 0, 0},   {"listusers", cmd_listusers, 0, 0, 0, 0, 0, 0},
+    {"status", cmd_status, 0, 0, 0, 0, 0, 0},   {"sessions", cmd_sessions, 0, 0, 0, 0, 0, 0},
+    {"kick", cmd_kick, 1, 0, 0, 0, 0, 0},       {"announce", cmd_announce, 0, 0, 0, 1, 0, 0},
+    {"rooms", cmd_rooms, 0, 0, 0, 0, 3, 0},     {"get", cmd_get, 0, 0, 0, 0, 1, 0},
+    {"set", cmd_set, 0, 0, 0, 0, 2, 0},         {"unset", cmd_unset, 0, 0, 0, 0, 1, 0},
+    {"export", cmd_export, 0, 0, 0, 0, 0, 1},   {"import", cmd_import, 0, 0, 0, 0, 0, 1},
 };
 
 /* Command arguments in any order; 0, else 1 after printing why. */
 static int parse_command_args(const command_t *cmd, int argc, char **argv, cmd_args_t *a)
 {
+    if (cmd->takes_rest) {
+        a->rest = argv;
+        a->nrest = argc;
+        return 0;
+    }
     for (int i = 0; i < argc; i++) {
         const char *s = argv[i];
         if (cmd->takes_admin && strcmp(s, "--admin") == 0)

@@ -82,7 +82,9 @@ typedef struct hearth_sasl_server hearth_sasl_server_t;
 hearth_sasl_server_t *hearth_sasl_server_new(hearth_sasl_t *ctx, const char *mech,
                                              const hearth_sasl_binding_t *cb, size_t ncb);
 /* The stored secret for the user (for SCRAM-SHA-1*: the SHA-1 secret; SCRAM-SHA-256* and PLAIN:
- * the SHA-256 one). Copied. Must be set before the step carrying the client's first message. */
+ * the SHA-256 one, or for PLAIN the SHA-1 one when the account has only that: PLAIN tells them
+ * apart by the key's size). Copied. Must be set before the step carrying the client's first
+ * message. */
 void hearth_sasl_server_set_secret(hearth_sasl_server_t *s, const hearth_scram_secret_t *secret);
 int hearth_sasl_server_step_is_costly(const hearth_sasl_server_t *s); /* PLAIN: 1 */
 /* One step with raw (already base64-decoded) client data; *out (malloc'd, raw, may be NULL/0

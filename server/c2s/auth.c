@@ -24,6 +24,11 @@ typedef struct auth_job {
     char *out;
     size_t out_len;
     hearth_sasl_server_t *sasl; /* owned by the job while the pool steps it */
+    /* PLAIN to an account with SCRAM-SHA-1 keys only (imported from another server): once the
+     * password is proven, the pool derives the SHA-256 keys too, and they are stored. */
+    int upgrade;
+    unsigned iterations;
+    hearth_scram_secret_t sha1, sha256;
 } auth_job_t;
 
 static void send_failure(conn_t *c, const char *cond, const char *text)
@@ -185,10 +190,55 @@ static void step_result(conn_t *c, int rc, char *out, size_t out_len)
     free(out);
 }
 
+/* The password of a PLAIN message the step accepted: after its second NUL. */
+static int plain_upgrade(auth_job_t *j)
+{
+    const char *z1 = memchr(j->in, '\0', j->in_len);
+    const char *z2 = z1 ? memchr(z1 + 1, '\0', j->in_len - (size_t)(z1 + 1 - j->in)) : NULL;
+    if (!z2)
+        return HEARTH_EINVAL;
+    size_t off = (size_t)(z2 + 1 - j->in), n = j->in_len - off;
+    char *pw = malloc(n + 1);
+    if (!pw)
+        return HEARTH_ENOMEM;
+    memcpy(pw, j->in + off, n);
+    pw[n] = '\0';
+    int rc = hearth_scram_secret_new(HEARTH_SCRAM_SHA256, pw, j->iterations, &j->sha256);
+    explicit_bzero(pw, n);
+    free(pw);
+    return rc;
+}
+
 static void plain_work(uv_work_t *w)
 {
     auth_job_t *j = w->data;
     j->rc = hearth_sasl_server_step(j->sasl, j->in, j->in_len, &j->out, &j->out_len);
+    if (j->rc == 0 && j->upgrade && plain_upgrade(j) != 0)
+        j->upgrade = 0; /* the login stands; the keys come at a later one */
+    else if (j->rc != 0)
+        j->upgrade = 0;
+}
+
+static void upgrade_stored(void *ud, int err)
+{
+    char *user = ud;
+    if (err)
+        hlog(LOG_WARN, "SCRAM-SHA-256 keys for %s not stored: %s (added at a later PLAIN login)",
+             user, hearth_strerror(err));
+    else
+        hlog(LOG_INFO,
+             "%s: SCRAM-SHA-256 keys added at a PLAIN login (the account had "
+             "SCRAM-SHA-1 keys only)",
+             user);
+    free(user);
+}
+
+static void store_upgrade(conn_t *c, auth_job_t *j)
+{
+    char *user = c->authcid ? strdup(c->authcid) : NULL;
+    if (!user || storage_account_set_secrets(c->w->srv->storage, &c->w->storage_target, user,
+                                             &j->sha1, &j->sha256, upgrade_stored, user))
+        free(user);
 }
 
 static void plain_done(uv_work_t *w, int status)
@@ -200,6 +250,8 @@ static void plain_done(uv_work_t *w, int status)
     if (j->gen == c->sasl_gen)
         c->sasl_waiting = 0;
     if (!c->closing && j->gen == c->sasl_gen) {
+        if (j->upgrade && status == 0)
+            store_upgrade(c, j);
         c->sasl = j->sasl; /* back to the connection, which frees it (auth__free) */
         j->sasl = NULL;
         step_result(c, status ? HEARTH_EAUTH : j->rc, j->out, j->out_len);
@@ -209,6 +261,7 @@ static void plain_done(uv_work_t *w, int status)
         hearth_sasl_server_free(j->sasl);
     free(j->out);
     free(j->in);
+    explicit_bzero(j, sizeof(*j));
     free(j);
     conn__unref(c);
 }
@@ -241,6 +294,16 @@ static void on_account(void *ud, int err, const storage_account_t *acct)
     c->acct_locked = acct && acct->locked;
     if (acct) {
         secret = h == HEARTH_SCRAM_SHA1 ? &acct->sha1 : &acct->sha256;
+        if (hearth_sasl_server_step_is_costly(c->sasl) && acct->sha256.iterations == 0 &&
+            acct->sha1.iterations != 0) {
+            /* PLAIN to an account that has SCRAM-SHA-1 keys only: checked against those; the
+             * password, once proven, gives the SHA-256 keys (plain_work). SCRAM-SHA-256 stays
+             * refused with not-authorized until then: there is nothing to check it against. */
+            secret = &acct->sha1;
+            j->upgrade = 1;
+            j->iterations = c->w->set.scram_iterations;
+            j->sha1 = acct->sha1;
+        }
     } else {
         if (hearth_scram_secret_fake(h, srv->secret, sizeof(srv->secret),
                                      c->authcid ? c->authcid : "", &fake)) {

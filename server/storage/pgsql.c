@@ -103,6 +103,7 @@ enum stmt_id {
     ST_DOC_GET,
     ST_DOC_DELETE,
     ST_DOC_LIST,
+    ST_PRIVATE_LIST,
     ST_LOG_APPEND,
     ST_LOG_FETCH,
     ST_LOG_DELETE,
@@ -269,6 +270,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_DOC_GET] = "SELECT xml FROM documents WHERE kind = $1 AND key = $2",
     [ST_DOC_DELETE] = "DELETE FROM documents WHERE kind = $1 AND key = $2",
     [ST_DOC_LIST] = "SELECT key, xml FROM documents WHERE kind = $1 ORDER BY key",
+    [ST_PRIVATE_LIST] = "SELECT ns, xml FROM private_xml WHERE username = $1 ORDER BY ns",
     [ST_LOG_APPEND] = "INSERT INTO logs (kind, key, stamp_ms, xml) VALUES ($1, $2, $3, $4)",
     [ST_LOG_FETCH] = ("SELECT id, stamp_ms, xml, ref, author, origin FROM logs WHERE kind = $1 "
                       "AND key = $2 AND stamp_ms >= $3 ORDER BY id DESC LIMIT $4"),
@@ -1293,10 +1295,11 @@ static int doc_get(pg_conn_t *c, storage_req_t *r)
     return err;
 }
 
-static int doc_list(pg_conn_t *c, storage_req_t *r)
+/* DOC_LIST (the kind in r->name) or PRIVATE_LIST (the account in r->acct.username). */
+static int doc_list_by(pg_conn_t *c, storage_req_t *r, enum stmt_id id)
 {
     PGresult *res;
-    int err = user_read(c, ST_DOC_LIST, r->name, NULL, &res);
+    int err = user_read(c, id, id == ST_DOC_LIST ? r->name : r->acct.username, NULL, &res);
     if (err == 0)
         err = alloc_rows((void **)&r->docs, PQntuples(res), sizeof(*r->docs));
     for (int i = 0; err == 0 && i < PQntuples(res); i++) {
@@ -1829,8 +1832,10 @@ static int run_one(pg_conn_t *c, storage_req_t *r)
         return doc_get(c, r);
     case STORAGE_OP_DOC_DELETE:
         return user_write(c, ST_DOC_DELETE, r->name, r->item.jid, NULL);
+    case STORAGE_OP_PRIVATE_LIST:
+        return doc_list_by(c, r, ST_PRIVATE_LIST);
     case STORAGE_OP_DOC_LIST:
-        return doc_list(c, r);
+        return doc_list_by(c, r, ST_DOC_LIST);
     case STORAGE_OP_LOG_APPEND:
         return log_append(c, r);
     case STORAGE_OP_LOG_FETCH:

@@ -349,6 +349,7 @@ enum stmt_id {
     ST_DOC_GET,
     ST_DOC_DELETE,
     ST_DOC_LIST,
+    ST_PRIVATE_LIST,
     ST_LOG_APPEND,
     ST_LOG_FETCH,
     ST_LOG_DELETE,
@@ -521,6 +522,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_DOC_GET] = "SELECT xml FROM documents WHERE kind = ?1 AND key = ?2",
     [ST_DOC_DELETE] = "DELETE FROM documents WHERE kind = ?1 AND key = ?2",
     [ST_DOC_LIST] = "SELECT key, xml FROM documents WHERE kind = ?1 ORDER BY key",
+    [ST_PRIVATE_LIST] = "SELECT ns, xml FROM private_xml WHERE username = ?1 ORDER BY ns",
     [ST_LOG_APPEND] = "INSERT INTO logs (kind, key, stamp_ms, xml) VALUES (?1, ?2, ?3, ?4)",
     [ST_LOG_FETCH] = ("SELECT id, stamp_ms, xml, ref, author, origin FROM logs WHERE kind = ?1 "
                       "AND key = ?2 AND stamp_ms >= ?3 ORDER BY id DESC LIMIT ?4"),
@@ -1789,9 +1791,10 @@ static int doc_get(sqlite_conn_t *c, storage_req_t *r)
     return query_done(s, err, rc);
 }
 
-static int doc_list(sqlite_conn_t *c, storage_req_t *r)
+/* DOC_LIST (the kind in r->name) or PRIVATE_LIST (the account in r->acct.username). */
+static int doc_list_by(sqlite_conn_t *c, storage_req_t *r, enum stmt_id id)
 {
-    sqlite3_stmt *s = user_stmt(c, ST_DOC_LIST, r->name, NULL);
+    sqlite3_stmt *s = user_stmt(c, id, id == ST_DOC_LIST ? r->name : r->acct.username, NULL);
     if (s == NULL)
         return HEARTH_ESTORAGE;
     size_t cap = 0;
@@ -2479,8 +2482,10 @@ static int run_one(sqlite_conn_t *c, storage_req_t *r)
         return doc_get(c, r);
     case STORAGE_OP_DOC_DELETE:
         return user_write(c, ST_DOC_DELETE, r->name, r->item.jid, NULL);
+    case STORAGE_OP_PRIVATE_LIST:
+        return doc_list_by(c, r, ST_PRIVATE_LIST);
     case STORAGE_OP_DOC_LIST:
-        return doc_list(c, r);
+        return doc_list_by(c, r, ST_DOC_LIST);
     case STORAGE_OP_LOG_APPEND:
         return log_append(c, r);
     case STORAGE_OP_LOG_FETCH:

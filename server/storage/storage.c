@@ -456,6 +456,7 @@ void storage_req_finish(storage_req_t *req)
         req->cb.prefs(req->ud, err, err == 0 ? &req->prefs : NULL);
         break;
     case STORAGE_OP_DOC_LIST:
+    case STORAGE_OP_PRIVATE_LIST:
         req->cb.docs(req->ud, err, err == 0 ? req->docs : NULL, err == 0 ? req->docs_n : 0);
         break;
     case STORAGE_OP_LOG_FETCH:
@@ -1007,6 +1008,17 @@ int storage_private_get(storage_t *st, const storage_target_t *t, const char *us
         return rc;
     req->cb.blob = cb;
     return submit_or_drop(st, req, dup_opt(ns, &req->name));
+}
+
+int storage_private_list(storage_t *st, const storage_target_t *t, const char *username,
+                         storage_doc_list_cb cb, void *ud)
+{
+    storage_req_t *req;
+    int rc = user_req(st, t, (const void *)cb, STORAGE_OP_PRIVATE_LIST, username, ud, &req);
+    if (rc != 0)
+        return rc;
+    req->cb.docs = cb;
+    return submit(st, req);
 }
 
 int storage_private_set(storage_t *st, const storage_target_t *t, const char *username,
@@ -1680,6 +1692,8 @@ typedef struct sync_call {
     storage_user_t *user;
     size_t count;
     int64_t key;
+    storage_offline_msg_t *msgs; /* moved out of the request */
+    storage_doc_t *docs;         /* moved out of the request */
 } sync_call_t;
 
 static void sync_init(sync_call_t *c)
@@ -1911,4 +1925,142 @@ int storage_sync_user_load(storage_t *st, const char *username, storage_user_t *
     sync_init(&c);
     c.user = out;
     return sync_wait(&c, storage_user_load(st, SYNC_TARGET(&c), username, sync_user_cb, &c));
+}
+
+static void sync_blob_cb(void *ud, int err, const char *xml)
+{
+    sync_call_t *c = ud;
+    c->err = err;
+    if (err == 0 && xml != NULL && (c->value = strdup(xml)) == NULL)
+        c->err = HEARTH_ENOMEM;
+}
+
+/* Moves the messages out of the request being finished, as sync_user_cb does. */
+static void sync_offline_cb(void *ud, int err, const storage_offline_msg_t *msgs, size_t n)
+{
+    sync_call_t *c = ud;
+    c->err = err;
+    if (err == 0 && msgs == c->done->msgs) {
+        c->msgs = c->done->msgs;
+        c->count = n;
+        c->done->msgs = NULL;
+        c->done->msgs_n = 0;
+    }
+}
+
+static void sync_docs_cb(void *ud, int err, const storage_doc_t *docs, size_t n)
+{
+    sync_call_t *c = ud;
+    c->err = err;
+    if (err == 0 && docs == c->done->docs) {
+        c->docs = c->done->docs;
+        c->count = n;
+        c->done->docs = NULL;
+        c->done->docs_n = 0;
+    }
+}
+
+int storage_sync_roster_put(storage_t *st, const char *username, const storage_roster_item_t *item,
+                            int64_t ver)
+{
+    sync_call_t c;
+    sync_init(&c);
+    return sync_wait(
+        &c, storage_roster_put(st, SYNC_TARGET(&c), username, item, ver, sync_status_cb, &c));
+}
+
+int storage_sync_request_put(storage_t *st, const char *username, const char *jid,
+                             const char *stanza)
+{
+    sync_call_t c;
+    sync_init(&c);
+    return sync_wait(
+        &c, storage_request_put(st, SYNC_TARGET(&c), username, jid, stanza, sync_status_cb, &c));
+}
+
+int storage_sync_offline_store(storage_t *st, const char *username, const char *stanza, size_t len,
+                               int64_t stamp_ms, unsigned quota)
+{
+    sync_call_t c;
+    sync_init(&c);
+    return sync_wait(&c, storage_offline_store(st, SYNC_TARGET(&c), username, stanza, len, stamp_ms,
+                                               quota, sync_status_cb, &c));
+}
+
+int storage_sync_offline_fetch(storage_t *st, const char *username, storage_offline_msg_t **msgs,
+                               size_t *n)
+{
+    sync_call_t c;
+    *msgs = NULL;
+    *n = 0;
+    sync_init(&c);
+    int rc =
+        sync_wait(&c, storage_offline_fetch(st, SYNC_TARGET(&c), username, sync_offline_cb, &c));
+    if (rc == 0) {
+        *msgs = c.msgs;
+        *n = c.count;
+    } else {
+        storage_sync_offline_free(c.msgs, c.count);
+    }
+    return rc;
+}
+
+void storage_sync_offline_free(storage_offline_msg_t *msgs, size_t n)
+{
+    for (size_t i = 0; i < n && msgs != NULL; i++)
+        free(msgs[i].stanza);
+    free(msgs);
+}
+
+int storage_sync_vcard_get(storage_t *st, const char *username, char **xml)
+{
+    sync_call_t c;
+    *xml = NULL;
+    sync_init(&c);
+    int rc = sync_wait(&c, storage_vcard_get(st, SYNC_TARGET(&c), username, sync_blob_cb, &c));
+    if (rc == 0)
+        *xml = c.value;
+    else
+        free(c.value);
+    return rc;
+}
+
+int storage_sync_vcard_set(storage_t *st, const char *username, const char *xml)
+{
+    sync_call_t c;
+    sync_init(&c);
+    return sync_wait(&c, storage_vcard_set(st, SYNC_TARGET(&c), username, xml, sync_status_cb, &c));
+}
+
+int storage_sync_private_set(storage_t *st, const char *username, const char *ns, const char *xml)
+{
+    sync_call_t c;
+    sync_init(&c);
+    return sync_wait(
+        &c, storage_private_set(st, SYNC_TARGET(&c), username, ns, xml, 0, sync_status_cb, &c));
+}
+
+int storage_sync_private_list(storage_t *st, const char *username, storage_doc_t **docs, size_t *n)
+{
+    sync_call_t c;
+    *docs = NULL;
+    *n = 0;
+    sync_init(&c);
+    int rc = sync_wait(&c, storage_private_list(st, SYNC_TARGET(&c), username, sync_docs_cb, &c));
+    if (rc == 0) {
+        *docs = c.docs;
+        *n = c.count;
+    } else {
+        storage_sync_docs_free(c.docs, c.count);
+    }
+    return rc;
+}
+
+void storage_sync_docs_free(storage_doc_t *docs, size_t n)
+{
+    for (size_t i = 0; i < n && docs != NULL; i++) {
+        free(docs[i].key);
+        free(docs[i].xml);
+    }
+    free(docs);
 }

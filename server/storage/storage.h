@@ -191,6 +191,15 @@ int storage_private_get(storage_t *st, const storage_target_t *t, const char *us
 int storage_private_set(storage_t *st, const storage_target_t *t, const char *username,
                         const char *ns, const char *xml /* NULL deletes */, size_t total_max,
                         storage_status_cb cb, void *ud);
+/* Every private XML document of an account, by namespace (each doc's key is the namespace):
+ * for export; none for an unknown account. */
+typedef struct storage_doc {
+    char *key;
+    char *xml;
+} storage_doc_t;
+typedef void (*storage_doc_list_cb)(void *ud, int err, const storage_doc_t *docs, size_t n);
+int storage_private_list(storage_t *st, const storage_target_t *t, const char *username,
+                         storage_doc_list_cb cb, void *ud);
 
 /* Block list (XEP-0191). */
 int storage_block_add(storage_t *st, const storage_target_t *t, const char *username,
@@ -326,11 +335,6 @@ int storage_archive_purge(storage_t *st, const storage_target_t *t, int64_t befo
 /* Generic documents and logs, by (kind, key), for services without an account of their own
  * (multi-user chat rooms and their histories). kind: 1..STORAGE_KIND_MAX bytes; key:
  * 0..STORAGE_JID_MAX bytes; xml: 0..STORAGE_XML_MAX bytes. */
-typedef struct storage_doc {
-    char *key;
-    char *xml;
-} storage_doc_t;
-typedef void (*storage_doc_list_cb)(void *ud, int err, const storage_doc_t *docs, size_t n);
 int storage_doc_put(storage_t *st, const storage_target_t *t, const char *kind, const char *key,
                     const char *xml, storage_status_cb cb, void *ud); /* insert or replace */
 int storage_doc_get(storage_t *st, const storage_target_t *t, const char *kind, const char *key,
@@ -522,6 +526,23 @@ int storage_sync_archive_last(storage_t *st, int64_t *key);
 int storage_sync_count(storage_t *st, const char *what, int64_t *n);
 /* 0 and out->exists 0 for an unknown account; caller clears out (storage_user_clear). */
 int storage_sync_user_load(storage_t *st, const char *username, storage_user_t *out);
+/* For export and import (hearthctl): the asynchronous calls' contracts, blocking. */
+int storage_sync_roster_put(storage_t *st, const char *username, const storage_roster_item_t *item,
+                            int64_t ver);
+int storage_sync_request_put(storage_t *st, const char *username, const char *jid,
+                             const char *stanza);
+int storage_sync_offline_store(storage_t *st, const char *username, const char *stanza, size_t len,
+                               int64_t stamp_ms, unsigned quota);
+/* *msgs (each stanza malloc'd) and the array: storage_sync_offline_free. */
+int storage_sync_offline_fetch(storage_t *st, const char *username, storage_offline_msg_t **msgs,
+                               size_t *n);
+void storage_sync_offline_free(storage_offline_msg_t *msgs, size_t n);
+int storage_sync_vcard_get(storage_t *st, const char *username, char **xml); /* NULL: none */
+int storage_sync_vcard_set(storage_t *st, const char *username, const char *xml);
+int storage_sync_private_set(storage_t *st, const char *username, const char *ns, const char *xml);
+/* *docs (key: the namespace; each field malloc'd) and the array: storage_sync_docs_free. */
+int storage_sync_private_list(storage_t *st, const char *username, storage_doc_t **docs, size_t *n);
+void storage_sync_docs_free(storage_doc_t *docs, size_t n);
 
 /* ---- Driver interface: storage.c and the drivers only. ---- */
 
@@ -548,6 +569,7 @@ typedef enum storage_op {
     STORAGE_OP_VCARD_SET,
     STORAGE_OP_PRIVATE_GET,
     STORAGE_OP_PRIVATE_SET,
+    STORAGE_OP_PRIVATE_LIST,
     STORAGE_OP_BLOCK_ADD,
     STORAGE_OP_BLOCK_REMOVE,
     STORAGE_OP_LAST_SET,
@@ -655,7 +677,7 @@ struct storage_req {
     storage_archive_msg_t *amsgs; /* ARCHIVE_QUERY */
     storage_archive_page_t page;  /* ARCHIVE_QUERY (msgs/n set at finish) */
     size_t amsgs_n;
-    storage_doc_t *docs;          /* DOC_LIST */
+    storage_doc_t *docs;          /* DOC_LIST, PRIVATE_LIST */
     storage_log_entry_t *entries; /* LOG_FETCH */
     size_t docs_n;                /* DOC_LIST, LOG_FETCH */
     /* MUC_AFFS_PUT: argument, MUC_AFFS_GET: result (room in item.jid); MUC_OWNED: the JID in

@@ -2694,6 +2694,41 @@ static void docs_cb(void *ud, int err, const storage_doc_t *docs, size_t n)
     }
 }
 
+/* Every private XML document of an account, by namespace (hearthctl export's reading). */
+static void test_private_list(void **state)
+{
+    fixture_t *f = *state;
+    im_t x;
+    im_open(&x, f, ALICE_BOB);
+    assert_int_equal(done(&x.in, storage_private_list(x.st, &x.t, "alice", docs_cb, NULL)), 0);
+    assert_int_equal(g_ndocs, 0);
+    assert_int_equal(done(&x.in, storage_private_set(x.st, &x.t, "alice", "z:z", "<z xmlns='z:z'/>",
+                                                     0, err_cb, NULL)),
+                     0);
+    assert_int_equal(done(&x.in, storage_private_set(x.st, &x.t, "alice", "a:a", "<a xmlns='a:a'/>",
+                                                     0, err_cb, NULL)),
+                     0);
+    assert_int_equal(done(&x.in, storage_private_set(x.st, &x.t, "bob", "b:b", "<b xmlns='b:b'/>",
+                                                     0, err_cb, NULL)),
+                     0);
+    assert_int_equal(done(&x.in, storage_private_list(x.st, &x.t, "alice", docs_cb, NULL)), 0);
+    assert_int_equal(g_ndocs, 2);
+    assert_string_equal(g_docs[0][0], "a:a");
+    assert_string_equal(g_docs[0][1], "<a xmlns='a:a'/>");
+    assert_string_equal(g_docs[1][0], "z:z");
+    assert_int_equal(done(&x.in, storage_private_list(x.st, &x.t, "nobody", docs_cb, NULL)), 0);
+    assert_int_equal(g_ndocs, 0);
+    /* The blocking form hands the documents over. */
+    storage_doc_t *docs = NULL;
+    size_t n = 0;
+    assert_int_equal(storage_sync_private_list(x.st, "bob", &docs, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(docs[0].key, "b:b");
+    assert_string_equal(docs[0].xml, "<b xmlns='b:b'/>");
+    storage_sync_docs_free(docs, n);
+    im_close(&x);
+}
+
 static void test_docs(void **state)
 {
     fixture_t *f = *state;
@@ -3437,6 +3472,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sub_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vcard_private, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_private_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_block_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_im_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_account_delete_cascades, setup, teardown),
