@@ -290,8 +290,7 @@ void csession__detach(c2s_session_t *cs)
         cs->timer_open = 1;
         session__ref(&cs->s); /* held until the timer's handle is closed */
     }
-    uv_timer_start(cs->timer, on_resume_timeout, (uint64_t)cs->s.w->set.resume_timeout * 1000,
-                   0);
+    uv_timer_start(cs->timer, on_resume_timeout, (uint64_t)cs->s.w->set.resume_timeout * 1000, 0);
     hook_args_t a = {.w = cs->s.w, .s = &cs->s, .u = cs->s.user};
     hooks__run(HOOK_SESSION_DETACHED, &a);
 }

@@ -205,8 +205,7 @@ void c2s__reply_error(conn_t *c, hearth_xml_node_t *st, hearth_arena_t *arena,
 /* Pipelined behind the bind (XEP-0305 style): kept, bounded, replayed in order. */
 static void c2s__hold(conn_t *c, hearth_xml_node_t *st)
 {
-    if (c->held.len > c->w->set.max_stanza ||
-        hearth_xml_serialize(st, HEARTH_NS_CLIENT, &c->held))
+    if (c->held.len > c->w->set.max_stanza || hearth_xml_serialize(st, HEARTH_NS_CLIENT, &c->held))
         conn__stream_error(c, HEARTH_STREAM_ERR_POLICY_VIOLATION,
                            "too much sent before the bind completed");
 }

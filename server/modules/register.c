@@ -419,8 +419,8 @@ static void preauth_set(preauth_t *c, const char *id, hearth_xml_node_t *q, hear
 static int to_us(const preauth_t *c, const char *to)
 {
     char *dom = NULL;
-    int ok = hearth_jid_nameprep(to, strlen(to), &dom, NULL) == 0 &&
-             strcmp(dom, c->w->set.domain) == 0;
+    int ok =
+        hearth_jid_nameprep(to, strlen(to), &dom, NULL) == 0 && strcmp(dom, c->w->set.domain) == 0;
     free(dom);
     return ok;
 }

@@ -27,8 +27,7 @@ static ws_t *ws_of(connection_t *c)
     return http__upper(c);
 }
 
-static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-                       void *ud)
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *ud)
 {
     (void)flags;
     connection_t *c = ud;
@@ -120,9 +119,9 @@ static void ws_plain(connection_t *c, const char *data, size_t len)
     if (rc < 0) {
         hlog_conn(LOG_INFO, c->id, NULL, "WebSocket: %s",
                   rc == WSLAY_ERR_PROTO ? "protocol error" : "error");
-        close_with(c, rc == WSLAY_ERR_PROTO ? WSLAY_CODE_PROTOCOL_ERROR
-                                            : WSLAY_CODE_INTERNAL_SERVER_ERROR,
-                   NULL);
+        close_with(
+            c, rc == WSLAY_ERR_PROTO ? WSLAY_CODE_PROTOCOL_ERROR : WSLAY_CODE_INTERNAL_SERVER_ERROR,
+            NULL);
         connection__end(c, HEARTH_EXML);
         return;
     }
