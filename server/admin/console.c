@@ -699,23 +699,30 @@ static void users_listed(admin_req_t *ar, int status, json_t *body, const char *
     page_send(ar, 200, "Users", "/users", &c, NULL);
 }
 
+/* The API query of a list page: the search q under key, and the offset of the page asked for
+ * (?page=N, 0 when absent or out of range), per_page at a time. */
+static void list_query(const admin_req_t *ar, const char *key, const char *q, int per_page,
+                       char *out, size_t size)
+{
+    char *pg = query_param(ar->query, "page");
+    long page = pg ? strtol(pg, NULL, 10) : 0;
+    if (page < 0 || page > 1000000)
+        page = 0;
+    free(pg);
+    html_t h = {HEARTH_BUF_INIT, 0};
+    html_f(&h, "%r=%u&offset=%ld&limit=%d", key, q ? q : "", page * per_page, per_page);
+    snprintf(out, size, "%.*s", h.err ? 0 : (int)h.b.len, h.err ? "" : (const char *)h.b.data);
+    html_free(&h);
+}
+
 static void users_page(admin_req_t *ar)
 {
     char *q = query_param(ar->query, "search");
     if (!q)
         q = query_param(ar->query, "q");
-    char *pg = query_param(ar->query, "page");
-    long page = pg ? strtol(pg, NULL, 10) : 0;
-    if (page < 0 || page > 1000000)
-        page = 0;
-    html_t h = {HEARTH_BUF_INIT, 0};
-    html_f(&h, "search=%u&offset=%ld&limit=%d", q ? q : "", page * USERS_PAGE, USERS_PAGE);
     char query[1200];
-    snprintf(query, sizeof(query), "%.*s", h.err ? 0 : (int)h.b.len,
-             h.err ? "" : (const char *)h.b.data);
-    html_free(&h);
+    list_query(ar, "search", q, USERS_PAGE, query, sizeof(query));
     free(q);
-    free(pg);
     api(ar, "GET", "/api/v1/users", query, NULL, users_listed);
 }
 
@@ -1104,18 +1111,9 @@ static void rooms_listed(admin_req_t *ar, int status, json_t *body, const char *
 static void rooms_page(admin_req_t *ar)
 {
     char *q = query_param(ar->query, "q");
-    char *pg = query_param(ar->query, "page");
-    long page = pg ? strtol(pg, NULL, 10) : 0;
-    if (page < 0 || page > 1000000)
-        page = 0;
-    html_t h = {HEARTH_BUF_INIT, 0};
-    html_f(&h, "q=%u&offset=%ld&limit=%d", q ? q : "", page * ROOMS_PAGE, ROOMS_PAGE);
     char query[1200];
-    snprintf(query, sizeof(query), "%.*s", h.err ? 0 : (int)h.b.len,
-             h.err ? "" : (const char *)h.b.data);
-    html_free(&h);
+    list_query(ar, "q", q, ROOMS_PAGE, query, sizeof(query));
     free(q);
-    free(pg);
     api(ar, "GET", "/api/v1/rooms", query, NULL, rooms_listed);
 }
 
