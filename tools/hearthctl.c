@@ -649,29 +649,31 @@ static int live_passwd(ctl_t *x, const cmd_args_t *a, const hearth_jid_t *j)
     return 0;
 }
 
-static int live_listusers(ctl_t *x)
+/* Every item of a paged list route (GET route?offset=&limit=), its array under member, each
+ * printed by print; *listed counts them. 0, or 1 after saying what failed. */
+static int api_list(ctl_t *x, const char *route, const char *member, void (*print)(json_t *),
+                    long *listed)
 {
-    long offset = 0, total = 0, listed = 0;
+    long offset = 0, total = 0;
+    *listed = 0;
     do {
         char path[128];
         int status;
         json_t *reply = NULL;
-        snprintf(path, sizeof(path), "/api/v1/users?offset=%ld&limit=%d", offset, API_PAGE);
+        snprintf(path, sizeof(path), "%s?offset=%ld&limit=%d", route, offset, API_PAGE);
         if (api_call(x, "GET", path, NULL, &status, &reply))
             return 1;
         if (status != 200)
             return api_refused(status, reply);
         total = (long)json_integer_value(json_object_get(reply, "total"));
-        json_t *users = json_object_get(reply, "users");
+        json_t *items = json_object_get(reply, member), *it;
         size_t i;
-        json_t *u;
-        json_array_foreach(users, i, u)
+        json_array_foreach(items, i, it)
         {
-            printf("%s%s\n", json_string_value(json_object_get(u, "jid")),
-                   json_is_true(json_object_get(u, "admin")) ? " (admin)" : "");
-            listed++;
+            print(it);
+            (*listed)++;
         }
-        size_t n = json_array_size(users);
+        size_t n = json_array_size(items);
         json_decref(reply);
         if (!n)
             break;
@@ -681,6 +683,20 @@ static int live_listusers(ctl_t *x)
         fail("cannot write to stdout: %s", strerror(errno));
         return 1;
     }
+    return 0;
+}
+
+static void print_user(json_t *u)
+{
+    printf("%s%s\n", json_string_value(json_object_get(u, "jid")),
+           json_is_true(json_object_get(u, "admin")) ? " (admin)" : "");
+}
+
+static int live_listusers(ctl_t *x)
+{
+    long listed;
+    if (api_list(x, "/api/v1/users", "users", print_user, &listed))
+        return 1;
     fprintf(stderr, "%ld account%s (%s)\n", listed, listed == 1 ? "" : "s", LIVE);
     return 0;
 }
@@ -952,38 +968,18 @@ static int cmd_listusers(ctl_t *x, const cmd_args_t *a)
 
 /* ---- rooms (live only) ---- */
 
+static void print_room(json_t *r)
+{
+    printf("%s\t%lld\t%s\n", json_string_value(json_object_get(r, "jid")),
+           (long long)json_integer_value(json_object_get(r, "occupants")),
+           json_string_value(json_object_get(r, "name")));
+}
+
 static int rooms_list(ctl_t *x)
 {
-    long offset = 0, total = 0, listed = 0;
-    do {
-        char path[128];
-        int status;
-        json_t *reply = NULL;
-        snprintf(path, sizeof(path), "/api/v1/rooms?offset=%ld&limit=%d", offset, API_PAGE);
-        if (api_call(x, "GET", path, NULL, &status, &reply))
-            return 1;
-        if (status != 200)
-            return api_refused(status, reply);
-        total = (long)json_integer_value(json_object_get(reply, "total"));
-        json_t *rooms = json_object_get(reply, "rooms"), *r;
-        size_t i;
-        json_array_foreach(rooms, i, r)
-        {
-            printf("%s\t%lld\t%s\n", json_string_value(json_object_get(r, "jid")),
-                   (long long)json_integer_value(json_object_get(r, "occupants")),
-                   json_string_value(json_object_get(r, "name")));
-            listed++;
-        }
-        size_t n = json_array_size(rooms);
-        json_decref(reply);
-        if (!n)
-            break;
-        offset += (long)n;
-    } while (offset < total);
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        fail("cannot write to stdout: %s", strerror(errno));
+    long listed;
+    if (api_list(x, "/api/v1/rooms", "rooms", print_room, &listed))
         return 1;
-    }
     fprintf(stderr, "%ld room%s (%s)\n", listed, listed == 1 ? "" : "s", LIVE);
     return 0;
 }
