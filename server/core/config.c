@@ -525,19 +525,10 @@ int config_set(config_t *c, const char *key, const char *value, char **err)
 
 int config_set_runtime(config_t *c, const char *key, const char *value, char **err)
 {
-    int idx = key_index(key);
-    if (idx < 0) {
-        unknown_key_err(err, "", key);
-        return HEARTH_ECONFIG;
-    }
-    if (!KEYS[idx].runtime) {
-        set_err(err, "%s cannot be changed while the server runs; set it in the config file", key);
-        return HEARTH_EINVAL;
-    }
-    if (c->v[idx].fixed) {
-        set_err(err, "%s is fixed for this run by the config file or --set", key);
-        return HEARTH_EBUSY;
-    }
+    /* Whether it may change now; the value itself is checked as it is set. */
+    int rc = config_check_runtime(c, key, NULL, err);
+    if (rc < 0)
+        return rc == HEARTH_ENOTFOUND ? HEARTH_ECONFIG : rc;
     return set_at(c, key, value, "", 0, err);
 }
 
