@@ -249,8 +249,7 @@ typedef struct pie_user {
     char *name; /* prepared localpart */
     hearth_scram_secret_t sha1, sha256;
     storage_roster_item_t *items;
-    size_t nitems, items_cap;
-    int64_t roster_ver;
+    size_t nitems, items_cap; /* numbered 1..n as roster versions when written */
     storage_sub_request_t *reqs;
     size_t nreqs, reqs_cap;
     char *vcard;
@@ -752,7 +751,6 @@ static void read_user(import_t *im, const char *host_where, hearth_xml_node_t *e
         pie_user_clear(&u);
         return;
     }
-    u.roster_ver = (int64_t)u.nitems;
     im->users[im->nusers++] = u;
 }
 
