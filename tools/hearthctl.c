@@ -74,6 +74,10 @@ static const char USAGE[] =
     "                                            are checked before anything is written; an\n"
     "                                            account that exists fails the import unless\n"
     "                                            --skip-existing leaves it as it is\n"
+    "  migrate --to pgsql DSN                    copy the whole SQLite store into an empty\n"
+    "                                            PostgreSQL database (offline only; one\n"
+    "                                            transaction, each table's count checked;\n"
+    "                                            DSN - reads it from stdin)\n"
     "\n"
     "options:\n"
     "  --config FILE     config file (default <data-dir>/hearthd.conf if it exists)\n"
@@ -233,6 +237,16 @@ static int parse_user_jid(const ctl_t *x, const char *s, hearth_jid_t *out)
 
 /* ---- the database, under the lock ---- */
 
+/* storage.dsn, or for SQLite when it is empty the data directory's hearth.db (malloc'd; NULL: no
+ * memory). */
+static char *storage_dsn(const ctl_t *x)
+{
+    const char *dsn = config_str(x->cfg, "storage.dsn");
+    if (!*dsn && strcmp(config_str(x->cfg, "storage.driver"), "sqlite") == 0)
+        return datadir_path(x->data_dir, "hearth.db");
+    return strdup(dsn);
+}
+
 static int ctl_open(ctl_t *x, int create_dir)
 {
     char *err = NULL;
@@ -260,15 +274,10 @@ static int ctl_open(ctl_t *x, int create_dir)
         return 1;
     }
     const char *driver = config_str(x->cfg, "storage.driver");
-    const char *dsn = config_str(x->cfg, "storage.dsn");
-    char *default_dsn = NULL;
-    if (!*dsn && strcmp(driver, "sqlite") == 0) {
-        default_dsn = datadir_path(x->data_dir, "hearth.db");
-        if (!default_dsn) {
-            fail("out of memory");
-            return 1;
-        }
-        dsn = default_dsn;
+    char *dsn = storage_dsn(x);
+    if (!dsn) {
+        fail("out of memory");
+        return 1;
     }
     rc = storage_open(driver, dsn, &x->st, &err);
     if (rc < 0) {
@@ -276,7 +285,7 @@ static int ctl_open(ctl_t *x, int create_dir)
         x->st = NULL;
     }
     free(err);
-    free(default_dsn);
+    free(dsn);
     return rc < 0 ? 1 : 0;
 }
 
@@ -1233,6 +1242,72 @@ out:
     return rc;
 }
 
+/* migrate --to pgsql DSN: the whole SQLite store into an empty PostgreSQL database. DSN "-" is
+ * read as one line from stdin, so that a password in it stays out of the process list (libpq's
+ * PGPASSWORD and ~/.pgpass work too). */
+static int cmd_migrate(ctl_t *x, const cmd_args_t *a)
+{
+    const char *to = NULL, *dsn = NULL;
+    for (int i = 0; i < a->nrest; i++) {
+        if (!strcmp(a->rest[i], "--to") && i + 1 < a->nrest) {
+            to = a->rest[++i];
+        } else if (a->rest[i][0] == '-' && a->rest[i][1] != '\0') {
+            fail("migrate: unknown option %s (see hearthctl --help)", a->rest[i]);
+            return 1;
+        } else if (!dsn) {
+            dsn = a->rest[i];
+        } else {
+            fail("migrate: one DSN expected, got '%s' too (see hearthctl --help)", a->rest[i]);
+            return 1;
+        }
+    }
+    if (!to || !dsn) {
+        fail("migrate: expected --to pgsql DSN (see hearthctl --help)");
+        return 1;
+    }
+    if (strcmp(to, "pgsql") != 0) {
+        fail("migrate: cannot migrate to '%s': the only target is pgsql (from the SQLite store)",
+             to);
+        return 1;
+    }
+    const char *driver = config_str(x->cfg, "storage.driver");
+    if (strcmp(driver, "sqlite") != 0) {
+        fail("migrate: storage.driver is %s already; migrate copies a SQLite store", driver);
+        return 1;
+    }
+    char line[4096];
+    if (!strcmp(dsn, "-")) {
+        if (read_line(stdin, line, sizeof line) != 0 || !*line) {
+            fail("migrate: no connection string on stdin");
+            return 1;
+        }
+        dsn = line;
+    }
+    /* Opened once through the driver, so that a store of an older build is migrated first, and
+     * held: hearthd cannot start on it while it is copied. */
+    if (refuse_live(x, "migrate") || ctl_open(x, 0))
+        return 1;
+    storage_close(x->st);
+    x->st = NULL;
+    char *path = storage_dsn(x);
+    char *err = NULL;
+    int rc = path ? storage_copy_to_pgsql(path, dsn, stdout, &err) : HEARTH_ENOMEM;
+    if (rc) {
+        fail("migrate: %s; the target is left as it was", err ? err : hearth_strerror(rc));
+    } else {
+        fflush(stdout);
+        fprintf(stderr,
+                "migrated %s to PostgreSQL (%s); it is left as it was. To run hearthd on the "
+                "copy, set storage.driver = pgsql and storage.dsn to the connection string "
+                "given\n",
+                path, OFFLINE);
+    }
+    explicit_bzero(line, sizeof line);
+    free(err);
+    free(path);
+    return rc ? 1 : 0;
+}
+
 typedef struct command {
     const char *name;
     int (*run)(ctl_t *x, const cmd_args_t *a);
@@ -1252,6 +1327,7 @@ static const command_t COMMANDS[] = {
     {"rooms", cmd_rooms, 0, 0, 0, 0, 3, 0},     {"get", cmd_get, 0, 0, 0, 0, 1, 0},
     {"set", cmd_set, 0, 0, 0, 0, 2, 0},         {"unset", cmd_unset, 0, 0, 0, 0, 1, 0},
     {"export", cmd_export, 0, 0, 0, 0, 0, 1},   {"import", cmd_import, 0, 0, 0, 0, 0, 1},
+    {"migrate", cmd_migrate, 0, 0, 0, 0, 0, 1},
 };
 
 /* Command arguments in any order; 0, else 1 after printing why. */

@@ -33,6 +33,16 @@ static uint64_t stub_commits(void *conn)
     return 0;
 }
 
+int storage_copy_to_pgsql(const char *sqlite_path, const char *dsn, FILE *report, char **errmsg)
+{
+    (void)sqlite_path;
+    (void)dsn;
+    (void)report;
+    *errmsg = strdup("this hearthctl was built without PostgreSQL support (libpq was missing at "
+                     "build time: install libpq-dev and rebuild)");
+    return HEARTH_ECONFIG;
+}
+
 const storage_driver_t storage__pgsql_driver = {
     .name = "pgsql",
     .open = stub_open,

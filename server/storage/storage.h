@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "hearth/error.h"
 #include "hearth/sasl.h"
@@ -26,6 +27,14 @@ typedef struct storage_target {
  * (malloc'd) explains. */
 int storage_open(const char *driver, const char *dsn, storage_t **out,
                  char **errmsg) HEARTH_MUST_CHECK;
+/* hearthctl migrate: every row of the SQLite store at sqlite_path copied into the PostgreSQL
+ * database at dsn, both first brought to this build's schema. The target must hold no data. One
+ * transaction: on any failure the target is left as it was. Each table's count is checked on both
+ * sides before the commit, and written to report (NULL: none). Nothing may write to the SQLite
+ * store meanwhile (the caller holds its data directory). 0, else HEARTH_E* with *errmsg
+ * (malloc'd). */
+int storage_copy_to_pgsql(const char *sqlite_path, const char *dsn, FILE *report,
+                          char **errmsg) HEARTH_MUST_CHECK;
 /* Requests queued and not yet finished or discarded by their owner (any thread): a server
  * drains to 0 before its workers stop, so no result is handed to a loop that is gone. */
 long storage_outstanding(storage_t *st);
