@@ -20,6 +20,9 @@
 /* Rows per INSERT: fewer round trips than one a row; PostgreSQL takes at most 65,535
  * parameters in one statement (COPY_COLUMNS_MAX * 256 stays below). */
 #define COPY_BATCH_ROWS 256
+/* ...and fewer when they are large (archived stanzas, PEP payloads): a batch is held in memory
+ * twice over (the copies here and libpq's message), so it stops at this many bytes. */
+#define COPY_BATCH_BYTES (8u * 1024 * 1024)
 /* How long the copy waits for a lock on the target's tables (a server using them) before it
  * gives up: a running hearthd holds none for long. */
 #define COPY_LOCK_TIMEOUT "10s"
@@ -350,6 +353,7 @@ typedef struct batch {
     int *lengths;
     int *formats;
     int rows;
+    size_t bytes;
 } batch_t;
 
 /* "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ..." for rows rows. */
@@ -405,6 +409,7 @@ static int take_cell(copy_t *cp, const table_t *t, sqlite3_stmt *st, int c, batc
         memcpy(b->values[i], bytes, (size_t)n);
     b->values[i][n] = '\0';
     b->lengths[i] = n;
+    b->bytes += (size_t)n;
     return 0;
 }
 
@@ -415,6 +420,7 @@ static void batch_clear(batch_t *b, int ncols)
         b->values[i] = NULL;
     }
     b->rows = 0;
+    b->bytes = 0;
 }
 
 static int flush_batch(copy_t *cp, const table_t *t, const char *qt, batch_t *b, int64_t first)
@@ -474,7 +480,7 @@ static int copy_rows(copy_t *cp, table_t *t)
                 b.rows++; /* its cells are freed with the batch */
                 goto out;
             }
-        if (++b.rows == COPY_BATCH_ROWS) {
+        if (++b.rows == COPY_BATCH_ROWS || b.bytes >= COPY_BATCH_BYTES) {
             if (flush_batch(cp, t, qt, &b, first) != 0)
                 goto out;
             batch_clear(&b, t->ncols);
