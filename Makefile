@@ -22,10 +22,13 @@ run: build
 	$(BUILD)/hearthd --data-dir $(DATA) \
 		$(if $(wildcard $(BUILD)/web/chat/index.html),--set http.chat_root=$(abspath $(BUILD))/web/chat)
 
-# The package test (label package: builds two Debian packages and upgrades one to the other,
-# several minutes) runs in `make test-package`, not here.
+# Every test, then the integration suite again on PostgreSQL (test-pgsql; skipped, saying so,
+# when PostgreSQL's server is not installed: make deps installs it). The package test (label
+# package: builds two Debian packages and upgrades one to the other, several minutes) runs in
+# `make test-package`, not here.
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE package
+	$(MAKE) --no-print-directory test-pgsql PG_TESTS=integration
 
 test-package: build
 	cd $(BUILD) && ctest --output-on-failure -L package
