@@ -72,6 +72,51 @@ def pg_sql(db, sql, variables=None, dsn=None):
     return [line.split('\x1f') for line in r.stdout.splitlines() if line != '']
 
 
+_PG_CLUSTER = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'scripts',
+                           'pg-test-cluster.sh')
+
+
+class PgServer:
+    """A PostgreSQL server for one test class: the suite's (HEARTH_TEST_PG_DSN) when there is
+    one, else a private cluster of scripts/pg-test-cluster.sh, which stop() removes. Raises
+    SkipTest where PostgreSQL is not installed."""
+
+    _made = [0]
+
+    def __init__(self):
+        self.cluster_dir = None
+        if PG_DSN:
+            self.base = PG_DSN
+            return
+        r = subprocess.run(['/bin/sh', _PG_CLUSTER, 'start'], capture_output=True, text=True,
+                           timeout=120)
+        if r.returncode == 77:
+            raise unittest.SkipTest('no PostgreSQL here: %s' % r.stderr.strip())
+        if r.returncode != 0:
+            raise AssertionError('pg-test-cluster.sh start failed: %s' % r.stderr)
+        self.cluster_dir, self.base = r.stdout.split()[:2]
+
+    def stop(self):
+        if self.cluster_dir:
+            subprocess.run(['/bin/sh', _PG_CLUSTER, 'stop', self.cluster_dir], timeout=120)
+            self.cluster_dir = None
+
+    def dsn(self, db):
+        if re.match(r'postgres(ql)?://', self.base):
+            head, _, query = self.base.partition('?')
+            return head.rsplit('/', 1)[0] + '/' + db + ('?' + query if query else '')
+        return re.sub(r"\bdbname\s*=\s*('[^']*'|\S+)", '', self.base).strip() + ' dbname=' + db
+
+    def new_db(self, test):
+        """An empty database, dropped when test ends; its DSN."""
+        PgServer._made[0] += 1
+        db = 'hearth_t_%d_%d' % (os.getpid(), PgServer._made[0])
+        pg_sql(None, 'CREATE DATABASE %s' % db, dsn=self.dsn('postgres'))
+        test.addCleanup(pg_sql, None, 'DROP DATABASE IF EXISTS %s WITH (FORCE)' % db,
+                        dsn=self.dsn('postgres'))
+        return self.dsn(db)
+
+
 def q(ns, name):
     """Clark name: q(NS_CLIENT, 'message') -> '{jabber:client}message'."""
     return '{%s}%s' % (ns, name)

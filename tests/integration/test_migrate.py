@@ -7,17 +7,12 @@ arguments and a row PostgreSQL refuses each fail with the reason and leave the t
 was. PostgreSQL comes from HEARTH_TEST_PG_DSN or a private cluster (scripts/pg-test-cluster.sh);
 skipped without one."""
 
-import os
 import re
-import subprocess
-import unittest
 
-from hearth import DOMAIN, NS_CLIENT, PG_DSN, Server, main, pg_sql, q, to_str
-from imlib import NS_DELAY, err, is_msg, is_sub, wait_offline_rows
+from hearth import DOMAIN, NS_CLIENT, PgServer, Server, main, pg_sql, q, to_str
+from imlib import NS_DELAY, is_msg, is_sub, wait_offline_rows
 from test_muc_archive import NS_MAM, PERSISTENT, ArchiveTestCase, mam_form
 
-CLUSTER = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'scripts',
-                       'pg-test-cluster.sh')
 AJ, BJ, CJ, DJ = ('%s@%s' % (u, DOMAIN) for u in ('alice', 'bob', 'carol', 'dave'))
 SQLITE = {'storage.driver': 'sqlite'}
 NS_ROSTER = 'jabber:iq:roster'
@@ -30,23 +25,11 @@ LINE = re.compile(r'^\s+(\w+)\s+(\d+) rows, counts match$')
 class MigrateTest(ArchiveTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.cluster_dir = None
-        if PG_DSN:
-            cls.base_dsn = PG_DSN
-        else:
-            r = subprocess.run(['/bin/sh', CLUSTER, 'start'], capture_output=True, text=True,
-                               timeout=120)
-            if r.returncode == 77:
-                raise unittest.SkipTest('no PostgreSQL here: %s' % r.stderr.strip())
-            if r.returncode != 0:
-                raise AssertionError('pg-test-cluster.sh start failed: %s' % r.stderr)
-            cls.cluster_dir, cls.base_dsn = r.stdout.split()[:2]
-        cls.ndb = 0
+        cls.pg = PgServer()
 
     @classmethod
     def tearDownClass(cls):
-        if cls.cluster_dir:
-            subprocess.run(['/bin/sh', CLUSTER, 'stop', cls.cluster_dir], timeout=120)
+        cls.pg.stop()
 
     def setUp(self):
         pass  # each test starts its own server on SQLite (MucTestCase would start one now)
@@ -62,20 +45,8 @@ class MigrateTest(ArchiveTestCase):
         s.start()
         return s
 
-    def dsn(self, db):
-        if re.match(r'postgres(ql)?://', self.base_dsn):
-            head, _, query = self.base_dsn.partition('?')
-            return head.rsplit('/', 1)[0] + '/' + db + ('?' + query if query else '')
-        return re.sub(r"\bdbname\s*=\s*('[^']*'|\S+)", '', self.base_dsn).strip() + ' dbname=' + db
-
     def new_db(self):
-        """An empty database, dropped after the test; its DSN."""
-        MigrateTest.ndb += 1
-        db = 'hearth_migrate_%d_%d' % (os.getpid(), MigrateTest.ndb)
-        pg_sql(None, 'CREATE DATABASE %s' % db, dsn=self.dsn('postgres'))
-        self.addCleanup(pg_sql, None, 'DROP DATABASE IF EXISTS %s WITH (FORCE)' % db,
-                        dsn=self.dsn('postgres'))
-        return self.dsn(db)
+        return self.pg.new_db(self)
 
     def pg_counts(self, dsn):
         """Rows per table of the target (none when it has no schema yet)."""
