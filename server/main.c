@@ -87,6 +87,15 @@ static int load_settings(server_t *srv)
     else
         snprintf(muc, sizeof(muc), "conference.%s", domain);
     s->muc_domain = muc;
+    if (config_int(c, "storage.pool_size") > 1 &&
+        strcmp(config_str(c, "storage.driver"), "sqlite") == 0) {
+        /* Said here too, so that --check-config catches it before a start does. */
+        fprintf(stderr,
+                "hearthd: storage.pool_size is %d, but the sqlite driver has one "
+                "connection (SQLite takes one writer at a time); set it to 1 or use pgsql\n",
+                (int)config_int(c, "storage.pool_size"));
+        return -1;
+    }
     settings__from_config(c, s);
     return 0;
 }
@@ -386,7 +395,8 @@ int main(int argc, char **argv)
         dsn = NULL;
     if (!dsn)
         return fail("out of memory", NULL);
-    if (storage_open(config_str(srv->cfg, "storage.driver"), dsn, &srv->storage, &err))
+    if (storage_open_pool(config_str(srv->cfg, "storage.driver"), dsn,
+                          (unsigned)config_int(srv->cfg, "storage.pool_size"), &srv->storage, &err))
         return fail("cannot open storage", err);
     free(dsn);
     if (setup_secret(srv))

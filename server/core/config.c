@@ -256,6 +256,10 @@ static const config_key_t KEYS[] = {
       "sqlite: the database file, empty = <data-dir>/hearth.db; pgsql: a libpq connection "
       "string (postgresql://user@host:port/db), required.",
       0),
+    I("storage.pool_size", "1", 1, 64, /* STORAGE_POOL_MAX */
+      "pgsql: connections to the database, each with its own queue; a worker's requests keep "
+      "their order, other workers' may complete before them. sqlite: 1.",
+      0),
     S("tls.cert", "",
       "Certificate chain (PEM); empty = <data-dir>/cert.pem, generated on first run.", 0),
     S("tls.key", "", "Private key (PEM); empty = <data-dir>/key.pem, generated on first run.", 0),

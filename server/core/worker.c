@@ -491,6 +491,7 @@ int worker__init(server_t *srv, worker_t *w, unsigned index)
     w->turn_idle.data = w;
     w->storage_target.post = storage_post;
     w->storage_target.post_ud = w;
+    w->storage_target.lane = index; /* each worker's requests in its own order */
     if (strmap_init(&w->users))
         return HEARTH_ENOMEM;
     w->held_head = calloc(srv->nworkers, sizeof(*w->held_head));

@@ -1,6 +1,7 @@
-/* Driver-independent storage: request objects, the FIFO queue and its thread, the typed
- * callbacks run on the asking thread, and the blocking wrappers. Touches no database itself: the
- * driver (struct storage_driver) executes each batch on the storage thread. */
+/* Driver-independent storage: request objects, the FIFO queues and their threads (one per
+ * connection of the pool), the typed callbacks run on the asking thread, and the blocking
+ * wrappers. Touches no database itself: the driver (struct storage_driver) executes each batch on
+ * a storage thread. */
 #include "storage/storage.h"
 
 #include <pthread.h>
@@ -12,10 +13,13 @@
 #include <string.h>
 #include <time.h>
 
-struct storage {
-    const storage_driver_t *driver;
+/* One connection of the driver with its thread and FIFO queue. A target's requests always go to
+ * the same lane (storage_target_t.lane), so each asking loop's requests run in the order made. */
+typedef struct lane {
+    storage_t *st;
     void *conn;
     pthread_t thread;
+    bool running; /* the thread was started (joined at close) */
 
     pthread_mutex_t mu; /* guards the queue and stopping; never held while running requests */
     pthread_cond_t cv;
@@ -23,6 +27,12 @@ struct storage {
     storage_req_t *tail;
     size_t queued; /* bounded by STORAGE_QUEUE_MAX */
     bool stopping;
+} lane_t;
+
+struct storage {
+    const storage_driver_t *driver;
+    lane_t *lanes;
+    unsigned nlanes;
 
     _Atomic uint64_t batches;
     _Atomic uint64_t requests;
@@ -95,21 +105,22 @@ static char *errmsg_printf(const char *fmt, ...)
 
 static void *storage_thread(void *arg)
 {
-    storage_t *st = arg;
+    lane_t *l = arg;
+    storage_t *st = l->st;
 
-    pthread_mutex_lock(&st->mu);
+    pthread_mutex_lock(&l->mu);
     for (;;) {
-        while (st->head == NULL && !st->stopping)
-            pthread_cond_wait(&st->cv, &st->mu);
-        if (st->head == NULL)
+        while (l->head == NULL && !l->stopping)
+            pthread_cond_wait(&l->cv, &l->mu);
+        if (l->head == NULL)
             break; /* stopping, and everything queued has run */
-        storage_req_t *batch = st->head;
-        size_t n = st->queued;
-        st->head = st->tail = NULL;
-        st->queued = 0;
-        pthread_mutex_unlock(&st->mu);
+        storage_req_t *batch = l->head;
+        size_t n = l->queued;
+        l->head = l->tail = NULL;
+        l->queued = 0;
+        pthread_mutex_unlock(&l->mu);
 
-        st->driver->run(st->conn, batch);
+        st->driver->run(l->conn, batch);
         atomic_fetch_add(&st->batches, 1);
         atomic_fetch_add(&st->requests, n);
 
@@ -120,18 +131,60 @@ static void *storage_thread(void *arg)
             r->post(r->post_ud, r);
         }
 
-        pthread_mutex_lock(&st->mu);
+        pthread_mutex_lock(&l->mu);
     }
-    pthread_mutex_unlock(&st->mu);
+    pthread_mutex_unlock(&l->mu);
     return NULL;
 }
 
+/* Stops and joins the lanes' threads (each runs what is queued first), then closes their
+ * connections. */
+static void lanes_close(storage_t *st)
+{
+    for (unsigned i = 0; i < st->nlanes; i++) {
+        lane_t *l = &st->lanes[i];
+        if (!l->running)
+            continue;
+        pthread_mutex_lock(&l->mu);
+        l->stopping = true;
+        pthread_cond_signal(&l->cv);
+        pthread_mutex_unlock(&l->mu);
+        pthread_join(l->thread, NULL);
+        pthread_cond_destroy(&l->cv);
+        pthread_mutex_destroy(&l->mu);
+    }
+    for (unsigned i = 0; i < st->nlanes; i++)
+        if (st->lanes[i].conn != NULL)
+            st->driver->close(st->lanes[i].conn);
+    free(st->lanes);
+    st->lanes = NULL;
+}
+
 int storage_open(const char *driver, const char *dsn, storage_t **out, char **errmsg)
+{
+    return storage_open_pool(driver, dsn, 1, out, errmsg);
+}
+
+int storage_open_pool(const char *driver, const char *dsn, unsigned pool, storage_t **out,
+                      char **errmsg)
 {
     *out = NULL;
     *errmsg = NULL;
     if (driver == NULL || dsn == NULL) {
         *errmsg = errmsg_printf("storage: driver and dsn are required");
+        return HEARTH_ECONFIG;
+    }
+    if (pool < 1 || pool > STORAGE_POOL_MAX) {
+        *errmsg =
+            errmsg_printf("storage: a pool of %u connections (1 to %d)", pool, STORAGE_POOL_MAX);
+        return HEARTH_ECONFIG;
+    }
+    if (pool > 1 && strcmp(driver, "sqlite") == 0) {
+        /* One writer at a time: more connections would only wait on each other's locks. */
+        *errmsg = errmsg_printf("storage: storage.pool_size is %u, but the sqlite driver has one "
+                                "connection (SQLite takes one writer at a time); set it to 1 "
+                                "or use pgsql",
+                                pool);
         return HEARTH_ECONFIG;
     }
 
@@ -156,22 +209,38 @@ int storage_open(const char *driver, const char *dsn, storage_t **out, char **er
     }
     atomic_store(&st->pending->refs, 1);
     st->driver = drv;
-    int rc = drv->open(dsn, &st->conn, errmsg);
+    if ((st->lanes = calloc(pool, sizeof(*st->lanes))) == NULL) {
+        pending_unref(st->pending);
+        free(st);
+        *errmsg = errmsg_printf("storage: out of memory");
+        return HEARTH_ENOMEM;
+    }
+    st->nlanes = pool;
+    /* Every connection first (the first runs the migrations), then the threads. */
+    int rc = 0;
+    for (unsigned i = 0; i < pool && rc == 0; i++) {
+        st->lanes[i].st = st;
+        rc = drv->open(dsn, &st->lanes[i].conn, errmsg);
+    }
+    for (unsigned i = 0; i < pool && rc == 0; i++) {
+        lane_t *l = &st->lanes[i];
+        pthread_mutex_init(&l->mu, NULL);
+        pthread_cond_init(&l->cv, NULL);
+        int prc = pthread_create(&l->thread, NULL, storage_thread, l);
+        if (prc != 0) {
+            *errmsg = errmsg_printf("storage: cannot start a storage thread: %s", strerror(prc));
+            pthread_cond_destroy(&l->cv);
+            pthread_mutex_destroy(&l->mu);
+            rc = HEARTH_ESTORAGE;
+        } else {
+            l->running = true;
+        }
+    }
     if (rc != 0) {
+        lanes_close(st);
         pending_unref(st->pending);
         free(st);
         return rc;
-    }
-    pthread_mutex_init(&st->mu, NULL);
-    pthread_cond_init(&st->cv, NULL);
-    int prc = pthread_create(&st->thread, NULL, storage_thread, st);
-    if (prc != 0) {
-        *errmsg = errmsg_printf("storage: cannot start the storage thread: %s", strerror(prc));
-        pthread_cond_destroy(&st->cv);
-        pthread_mutex_destroy(&st->mu);
-        drv->close(st->conn);
-        free(st);
-        return HEARTH_ESTORAGE;
     }
     *out = st;
     return 0;
@@ -181,24 +250,23 @@ void storage_close(storage_t *st)
 {
     if (st == NULL)
         return;
-    pthread_mutex_lock(&st->mu);
-    st->stopping = true;
-    pthread_cond_signal(&st->cv);
-    pthread_mutex_unlock(&st->mu);
-    pthread_join(st->thread, NULL);
-
-    st->driver->close(st->conn);
-    pthread_cond_destroy(&st->cv);
-    pthread_mutex_destroy(&st->mu);
+    lanes_close(st);
     pending_unref(st->pending);
     free(st);
+}
+
+unsigned storage_pool_size(const storage_t *st)
+{
+    return st->nlanes;
 }
 
 void storage__stats(storage_t *st, storage_stats_t *out)
 {
     out->batches = atomic_load(&st->batches);
     out->requests = atomic_load(&st->requests);
-    out->commits = st->driver->commits(st->conn);
+    out->commits = 0;
+    for (unsigned i = 0; i < st->nlanes; i++)
+        out->commits += st->driver->commits(st->lanes[i].conn);
     for (size_t i = 0; i < STORAGE_LATENCY_BUCKETS; i++)
         out->latency[i] = atomic_load(&st->pending->latency[i]);
     out->latency_sum_us = atomic_load(&st->pending->latency_sum_us);
@@ -546,33 +614,35 @@ static storage_req_t *req_new(storage_op_t op, const storage_target_t *t, void *
     req->op = op;
     req->post = t->post;
     req->post_ud = t->post_ud;
+    req->lane = t->lane;
     req->ud = ud;
     return req;
 }
 
-/* Consumes req: queued, or freed on error. */
+/* Consumes req: queued on its target's lane, or freed on error. */
 static int submit(storage_t *st, storage_req_t *req)
 {
     int rc = 0;
-    pthread_mutex_lock(&st->mu);
-    if (st->stopping) {
+    lane_t *l = &st->lanes[req->lane % st->nlanes];
+    pthread_mutex_lock(&l->mu);
+    if (l->stopping) {
         rc = HEARTH_ECLOSED;
-    } else if (st->queued >= STORAGE_QUEUE_MAX) {
+    } else if (l->queued >= STORAGE_QUEUE_MAX) {
         rc = HEARTH_EAGAIN;
     } else {
-        if (st->tail != NULL)
-            st->tail->next = req;
+        if (l->tail != NULL)
+            l->tail->next = req;
         else
-            st->head = req;
-        st->tail = req;
-        st->queued++;
+            l->head = req;
+        l->tail = req;
+        l->queued++;
         req->pending = st->pending;
         req->queued_us = now_us();
         atomic_fetch_add(&st->pending->refs, 1);
         atomic_fetch_add(&st->pending->n, 1);
-        pthread_cond_signal(&st->cv);
+        pthread_cond_signal(&l->cv);
     }
-    pthread_mutex_unlock(&st->mu);
+    pthread_mutex_unlock(&l->mu);
     if (rc != 0)
         storage_req_discard(req);
     return rc;

@@ -19,6 +19,9 @@ typedef void (*storage_post_fn)(void *post_ud, storage_req_t *req);
 typedef struct storage_target {
     storage_post_fn post;
     void *post_ud;
+    /* The connection of the pool whose FIFO queue runs this target's requests (modulo the pool
+     * size): a worker gives its index, so that its requests run in the order it made them. */
+    unsigned lane;
 } storage_target_t;
 
 /* driver "sqlite": dsn is the database file path; "pgsql": dsn is a libpq connection string
@@ -27,6 +30,12 @@ typedef struct storage_target {
  * (malloc'd) explains. */
 int storage_open(const char *driver, const char *dsn, storage_t **out,
                  char **errmsg) HEARTH_MUST_CHECK;
+/* The same with pool connections, each with its own thread and queue (storage.pool_size):
+ * requests of one target run in order; those of different lanes in any order. sqlite takes 1. */
+#define STORAGE_POOL_MAX 64
+int storage_open_pool(const char *driver, const char *dsn, unsigned pool, storage_t **out,
+                      char **errmsg) HEARTH_MUST_CHECK;
+unsigned storage_pool_size(const storage_t *st);
 /* hearthctl migrate: every row of the SQLite store at sqlite_path copied into the PostgreSQL
  * database at dsn, both first brought to this build's schema. The target must hold no data. One
  * transaction: on any failure the target is left as it was. Each table's count is checked on both
@@ -627,6 +636,7 @@ struct storage_req {
     uint64_t queued_us; /* CLOCK_MONOTONIC when queued: the latency histogram */
     storage_post_fn post;
     void *post_ud;
+    unsigned lane; /* its target's: the queue it runs on */
     union {
         storage_status_cb status;
         storage_account_cb account;

@@ -3377,6 +3377,91 @@ static int pg_cluster(const char *action)
 /* pgsql: a connection the server dropped while idle is replaced before the next batch runs (no
  * request fails); while the server is down every request fails at once with HEARTH_ESTORAGE,
  * none is lost or left waiting; once it is back the driver reconnects by itself. */
+/* storage.pool_size: each lane's requests complete in the order made, whatever the other lanes
+ * do; every lane has its own connection; sqlite refuses a pool. */
+#define POOL_LANES 3
+#define POOL_PER_LANE 300
+
+typedef struct pool_seen {
+    int next[POOL_LANES]; /* the sequence number each lane's next completion must carry */
+    int errors;
+} pool_seen_t;
+
+typedef struct pool_req {
+    pool_seen_t *seen;
+    int lane, seq;
+} pool_req_t;
+
+static void pool_status_cb(void *ud, int err)
+{
+    pool_req_t *r = ud;
+    if (err != 0)
+        r->seen->errors++;
+    assert_int_equal(r->seq, r->seen->next[r->lane]);
+    r->seen->next[r->lane]++;
+    free(r);
+}
+
+static void test_pool_lanes_keep_their_order(void **state)
+{
+    fixture_t *f = *state;
+    storage_t *st = NULL;
+    char *errmsg = NULL;
+    if (!g_pgsql) {
+        assert_int_equal(storage_open_pool(g_driver, f->path, 2, &st, &errmsg), HEARTH_ECONFIG);
+        assert_non_null(strstr(errmsg, "pool_size"));
+        assert_null(st);
+        free(errmsg);
+        errmsg = NULL;
+        assert_int_equal(storage_open_pool(g_driver, f->path, 1, &st, &errmsg), 0);
+        assert_int_equal(storage_pool_size(st), 1);
+        storage_close(st);
+        return;
+    }
+    assert_int_equal(storage_open_pool(g_driver, f->dsn, 0, &st, &errmsg), HEARTH_ECONFIG);
+    free(errmsg);
+    errmsg = NULL;
+    assert_int_equal(storage_open_pool(g_driver, f->dsn, POOL_LANES, &st, &errmsg), 0);
+    assert_int_equal(storage_pool_size(st), POOL_LANES);
+#ifdef HEARTH_TEST_PGSQL
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' AND application_name "
+             "= 'hearthd'",
+             f->db);
+    assert_int_equal(db_int(f, sql), POOL_LANES);
+#endif
+    inbox_t in;
+    inbox_init(&in);
+    pool_seen_t seen = {{0}, 0};
+    storage_target_t t[POOL_LANES];
+    for (int l = 0; l < POOL_LANES; l++)
+        t[l] = (storage_target_t){inbox_post, &in, (unsigned)l};
+    /* Interleaved: each lane writes its own property, then the value it wrote last is read. */
+    for (int i = 0; i < POOL_PER_LANE; i++)
+        for (int l = 0; l < POOL_LANES; l++) {
+            char name[16], val[16];
+            snprintf(name, sizeof(name), "lane%d", l);
+            snprintf(val, sizeof(val), "%d", i);
+            pool_req_t *r = malloc(sizeof(*r));
+            assert_non_null(r);
+            *r = (pool_req_t){&seen, l, i};
+            assert_int_equal(storage_property_set(st, &t[l], name, val, pool_status_cb, r), 0);
+        }
+    inbox_finish(&in, (size_t)POOL_LANES * POOL_PER_LANE);
+    assert_int_equal(seen.errors, 0);
+    for (int l = 0; l < POOL_LANES; l++) {
+        assert_int_equal(seen.next[l], POOL_PER_LANE);
+        char name[16], *value = NULL;
+        snprintf(name, sizeof(name), "lane%d", l);
+        assert_int_equal(storage_sync_property_get(st, name, &value), 0);
+        assert_int_equal(atoi(value), POOL_PER_LANE - 1);
+        free(value);
+    }
+    inbox_destroy(&in);
+    storage_close(st);
+}
+
 static void test_pgsql_reconnect(void **state)
 {
     fixture_t *f = *state;
@@ -3488,6 +3573,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_docs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pubsub, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pool_lanes_keep_their_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pgsql_reconnect, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
