@@ -21,10 +21,14 @@
 
 #define NS_PIE "urn:xmpp:pie:0"
 #define NS_PIE_SCRAM "urn:xmpp:pie:0#scram"
+#define NS_XINCLUDE "http://www.w3.org/2001/XInclude"
 #define READ_CHUNK 65536
 /* Nesting below <server-data>: host, user, vCard's deepest fields or a message's payloads sit
  * well within it. */
 #define PIE_DEPTH_MAX 64
+/* <xi:include> chains: ejabberd's index includes host files that include nothing; a file read
+ * already is not read again, so only a long chain of distinct files reaches it. */
+#define PIE_INCLUDE_DEPTH_MAX 8
 
 static int errf(char **errmsg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -288,12 +292,29 @@ static void pie_user_clear(pie_user_t *u)
     explicit_bzero(u, sizeof(*u));
 }
 
+/* The <xi:include> targets of one file, resolved against its directory (malloc'd). */
+typedef struct includes {
+    char **paths;
+    size_t n, cap;
+} includes_t;
+
+/* A file read already (an index and the host file it includes, both given). */
+typedef struct file_id {
+    dev_t dev;
+    ino_t ino;
+} file_id_t;
+
 typedef struct import {
     const pie_import_opts_t *o;
     const char *path;
     hearth_xml_stream_t *x;
     char *err;
     int opened, closed, hosts;
+    int root_host;        /* the file's root is a <host> (ejabberd writes one file per host) */
+    char host_where[300]; /* then: that <host>, for messages */
+    includes_t *includes; /* of the file being read */
+    file_id_t *seen;
+    size_t nseen, seen_cap;
     pie_user_t *users;
     size_t nusers, users_cap;
     hearth_arena_t *scratch; /* serialising, per element */
@@ -383,32 +404,93 @@ static int b64_field(const char *s, size_t lo, size_t hi, char *field, size_t ca
     return 0;
 }
 
-static void read_scram(import_t *im, const char *where, pie_user_t *u, hearth_xml_node_t *c,
-                       hearth_arena_t *a)
+/* The text s decodes to from base64, when that is itself base64 of lo..hi bytes (a value encoded
+ * twice), in a; else NULL. */
+static char *inner_b64(hearth_arena_t *a, const char *s, size_t lo, size_t hi)
 {
-    const char *mech = hearth_xml_attr(c, "mechanism");
-    hearth_scram_secret_t *s;
-    size_t keylen;
-    if (mech && !strcmp(mech, "SCRAM-SHA-1")) {
-        s = &u->sha1;
-        keylen = 20;
-    } else if (mech && !strcmp(mech, "SCRAM-SHA-256")) {
-        s = &u->sha256;
-        keylen = 32;
-    } else {
-        if (im->o->report)
-            fprintf(im->o->report,
-                    "%s: %s: <scram-credentials mechanism='%.40s'> left out "
-                    "(hearthd keeps SCRAM-SHA-1 and SCRAM-SHA-256)\n",
-                    im->path, where, mech ? mech : "");
-        return;
-    }
-    char w[1400];
-    snprintf(w, sizeof(w), "%s/<scram-credentials mechanism='%s'>", where, mech);
+    char *once = NULL, *raw = NULL, *out = NULL;
+    size_t n = 0, m = 0;
+    if (hearth_base64_decode(s, strlen(s), &once, &n) == 0 && n > 0 && strlen(once) == n &&
+        hearth_base64_decode(once, n, &raw, &m) == 0 && m >= lo && m <= hi)
+        out = hearth_arena_strdup(a, once);
+    free(once);
+    free(raw);
+    return out;
+}
+
+/* Checks one family's SCRAM values (iteration count, base64 salt and keys) and sets *s; reports
+ * at w what is wrong. */
+static void scram_values(import_t *im, const char *w, hearth_scram_secret_t *s, size_t keylen,
+                         const char *iters, const char *salt, const char *server_key,
+                         const char *stored_key, hearth_arena_t *a)
+{
     if (s->iterations) {
         bad(im, w, "given twice");
         return;
     }
+    char *end = NULL;
+    errno = 0;
+    unsigned long it = strtoul(iters, &end, 10);
+    if (errno || end == iters || *end || it < 1 || it > INT32_MAX || iters[0] == '-') {
+        bad(im, w, "<iter-count> '%.40s' is not a count of 1 to %d", iters, INT32_MAX);
+        return;
+    }
+    /* ejabberd (23.01 and before) holds these values in base64 and encodes them once more when
+     * it exports: when both keys are base64 of base64 of the hash's size, all three were
+     * written that way. A key encoded once cannot look so (its text would be longer). */
+    const char *server2 = inner_b64(a, server_key, keylen, keylen);
+    const char *stored2 = inner_b64(a, stored_key, keylen, keylen);
+    if (server2 && stored2) {
+        const char *salt2 = inner_b64(a, salt, 1, 45);
+        if (!salt2) {
+            bad(im, w, "<salt> is not base64 of base64 of 1 to 45 bytes, as the keys are");
+            return;
+        }
+        salt = salt2;
+        server_key = server2;
+        stored_key = stored2;
+    }
+    hearth_scram_secret_t v = {.iterations = (unsigned)it};
+    if (b64_field(salt, 1, 45, v.salt, sizeof(v.salt)))
+        bad(im, w, "<salt> is not base64 of 1 to 45 bytes");
+    else if (b64_field(server_key, keylen, keylen, v.server_key, sizeof(v.server_key)))
+        bad(im, w, "<server-key> is not base64 of %zu bytes", keylen);
+    else if (b64_field(stored_key, keylen, keylen, v.stored_key, sizeof(v.stored_key)))
+        bad(im, w, "<stored-key> is not base64 of %zu bytes", keylen);
+    else
+        *s = v;
+}
+
+/* The secret of mech (SCRAM-SHA-1 or -256) in u, its key length in *keylen; NULL for another
+ * mechanism (reported as left out). */
+static hearth_scram_secret_t *scram_slot(import_t *im, const char *where, pie_user_t *u,
+                                         const char *mech, size_t *keylen)
+{
+    if (mech && !strcmp(mech, "SCRAM-SHA-1")) {
+        *keylen = 20;
+        return &u->sha1;
+    }
+    if (mech && !strcmp(mech, "SCRAM-SHA-256")) {
+        *keylen = 32;
+        return &u->sha256;
+    }
+    if (im->o->report)
+        fprintf(im->o->report,
+                "%s: %s: %s credentials left out (hearthd keeps SCRAM-SHA-1 and SCRAM-SHA-256)\n",
+                im->path, where, mech ? mech : "unnamed");
+    return NULL;
+}
+
+static void read_scram(import_t *im, const char *where, pie_user_t *u, hearth_xml_node_t *c,
+                       hearth_arena_t *a)
+{
+    const char *mech = hearth_xml_attr(c, "mechanism");
+    size_t keylen;
+    char w[1400];
+    snprintf(w, sizeof(w), "%s/<scram-credentials mechanism='%.40s'>", where, mech ? mech : "");
+    hearth_scram_secret_t *s = scram_slot(im, w, u, mech, &keylen);
+    if (!s)
+        return;
     const char *fields[] = {"iter-count", "salt", "server-key", "stored-key"};
     char *text[4];
     for (int i = 0; i < 4; i++) {
@@ -419,22 +501,45 @@ static void read_scram(import_t *im, const char *where, pie_user_t *u, hearth_xm
             return;
         }
     }
-    char *end = NULL;
-    errno = 0;
-    unsigned long it = strtoul(text[0], &end, 10);
-    if (errno || end == text[0] || *end || it < 1 || it > INT32_MAX || text[0][0] == '-') {
-        bad(im, w, "<iter-count> '%.40s' is not a count of 1 to %d", text[0], INT32_MAX);
-        return;
+    scram_values(im, w, s, keylen, text[0], text[1], text[2], text[3], a);
+}
+
+/* Older ejabberd exporters put SCRAM values in the password attribute:
+ * "scram:[sha256,]StoredKey,ServerKey,Salt,IterationCount" (ejabberd's own import reads it so).
+ * 1 when password has that shape (read into u, or reported), 0 for a password in clear. */
+static int read_scram_password(import_t *im, const char *where, pie_user_t *u, const char *password,
+                               hearth_arena_t *a)
+{
+    if (strncmp(password, "scram:", 6) != 0)
+        return 0;
+    char *f[5] = {0};
+    size_t n = 0;
+    char *copy = hearth_arena_strdup(a, password + 6);
+    for (char *p = copy; p; n++) {
+        char *comma = strchr(p, ',');
+        if (comma)
+            *comma++ = '\0';
+        if (n < 5)
+            f[n] = p;
+        p = comma;
     }
-    hearth_scram_secret_t v = {.iterations = (unsigned)it};
-    if (b64_field(text[1], 1, 45, v.salt, sizeof(v.salt)))
-        bad(im, w, "<salt> is not base64 of 1 to 45 bytes");
-    else if (b64_field(text[2], keylen, keylen, v.server_key, sizeof(v.server_key)))
-        bad(im, w, "<server-key> is not base64 of %zu bytes", keylen);
-    else if (b64_field(text[3], keylen, keylen, v.stored_key, sizeof(v.stored_key)))
-        bad(im, w, "<stored-key> is not base64 of %zu bytes", keylen);
-    else
-        *s = v;
+    const char *mech = n == 4                              ? "SCRAM-SHA-1"
+                       : n == 5 && !strcmp(f[0], "sha256") ? "SCRAM-SHA-256"
+                       : n == 5 && !strcmp(f[0], "sha512") ? "SCRAM-SHA-512"
+                                                           : NULL;
+    char w[1400];
+    snprintf(w, sizeof(w), "%s/password='scram:...'", where);
+    if (!copy || !mech) {
+        bad(im, w,
+            copy ? "not scram:[sha256,]StoredKey,ServerKey,Salt,IterationCount" : "out of memory");
+        return 1;
+    }
+    size_t keylen;
+    hearth_scram_secret_t *s = scram_slot(im, w, u, mech, &keylen);
+    char **v = n == 5 ? f + 1 : f;
+    if (s)
+        scram_values(im, w, s, keylen, v[3], v[2], v[1], v[0], a);
+    return 1;
 }
 
 static void read_roster(import_t *im, const char *where, pie_user_t *u, hearth_xml_node_t *q,
@@ -512,15 +617,28 @@ static void read_roster(import_t *im, const char *where, pie_user_t *u, hearth_x
 
 static void as_client(hearth_xml_node_t *n);
 
-static void read_request(import_t *im, const char *where, pie_user_t *u, hearth_xml_node_t *p)
+/* A subscription request waiting for u's answer, kept in the shape the presence module stores
+ * (server/modules/presence.c): the bare from, type, <status> and <nick>. Anything else the old
+ * server kept goes: hearthd adds the to when it delivers the request. */
+static void read_request(import_t *im, const char *where, pie_user_t *u, hearth_xml_node_t *p,
+                         hearth_arena_t *a)
 {
     char w[1400];
     snprintf(w, sizeof(w), "%s/<presence type='subscribe'>", where);
     char *jid = bare_jid(im, w, "from", hearth_xml_attr(p, "from"));
     if (!jid)
         return;
+    hearth_xml_node_t *status = hearth_xml_child(p, "status", HEARTH_NS_CLIENT);
+    hearth_xml_node_t *nick = hearth_xml_child(p, "nick", HEARTH_NS_NICK);
+    hearth_xml_node_t *r = hearth_xml_new(a, "presence", HEARTH_NS_CLIENT);
+    int nomem = !r || hearth_xml_set_attr(a, r, "from", jid) ||
+                hearth_xml_set_attr(a, r, "type", "subscribe");
+    if (!nomem && status)
+        hearth_xml_append(r, status);
+    if (!nomem && nick)
+        hearth_xml_append(r, nick);
     size_t len = 0;
-    char *stanza = serialize_client(p, &len);
+    char *stanza = nomem ? NULL : serialize_client(r, &len);
     if (!stanza || len > STORAGE_STANZA_MAX ||
         grow((void **)&u->reqs, &u->reqs_cap, u->nreqs, sizeof(*u->reqs))) {
         bad(im, w, stanza ? "larger than %d bytes" : "out of memory", STORAGE_STANZA_MAX);
@@ -702,6 +820,8 @@ static void read_user(import_t *im, const char *host_where, hearth_xml_node_t *e
             return;
         }
     const char *password = hearth_xml_attr(e, "password");
+    if (password && read_scram_password(im, where, &u, password, a))
+        password = NULL;
     for (hearth_xml_node_t *c = hearth_xml_first_element(e); c && !im->err;
          c = hearth_xml_next_element(c)) {
         if (!strcmp(c->name, "scram-credentials") && !strcmp(c->ns, NS_PIE_SCRAM)) {
@@ -724,7 +844,7 @@ static void read_user(import_t *im, const char *host_where, hearth_xml_node_t *e
                    hearth_xml_attr(c, "type") && !strcmp(hearth_xml_attr(c, "type"), "subscribe")) {
             /* Prosody 0.12 writes these without an xmlns of their own (in the pie namespace). */
             as_client(c);
-            read_request(im, where, &u, c);
+            read_request(im, where, &u, c, a);
         } else if (im->o->report) {
             fprintf(im->o->report, "%s: %s: <%s xmlns='%.100s'> left out (not imported)\n",
                     im->path, where, c->name, c->ns);
@@ -754,50 +874,118 @@ static void read_user(import_t *im, const char *host_where, hearth_xml_node_t *e
     im->users[im->nusers++] = u;
 }
 
-static void on_open(void *ud, const hearth_xml_node_t *header, const char *default_ns)
+/* Checks <host jid='...'> (the only domain accepted is server.domain) and sets im->host_where. */
+static void check_host(import_t *im, const char *jid)
 {
-    (void)default_ns;
-    import_t *im = ud;
-    im->opened = 1;
-    if (strcmp(header->name, "server-data") != 0 || strcmp(header->ns, NS_PIE) != 0)
-        bad(im, "the root element",
-            "<%s xmlns='%.100s'> where <server-data xmlns='" NS_PIE "'> is expected", header->name,
-            header->ns);
-}
-
-static void on_host(void *ud, hearth_xml_node_t *h, hearth_arena_t *a)
-{
-    import_t *im = ud;
-    char where[300];
-    if (strcmp(h->name, "host") != 0 || strcmp(h->ns, NS_PIE) != 0) {
-        if (im->o->report)
-            fprintf(im->o->report, "%s: <%s xmlns='%.100s'> left out (not imported)\n", im->path,
-                    h->name, h->ns);
-        return;
-    }
-    const char *jid = hearth_xml_attr(h, "jid");
-    snprintf(where, sizeof(where), "<host jid='%.200s'>", jid ? jid : "");
+    snprintf(im->host_where, sizeof(im->host_where), "<host jid='%.200s'>", jid ? jid : "");
     hearth_jid_t j = HEARTH_JID_INIT;
     const char *reason = NULL;
     if (!jid || hearth_jid_parse(jid, strlen(jid), &j, &reason) < 0 || j.node || j.resource) {
-        bad(im, where, "the jid is not a domain%s%s", reason ? ": " : "", reason ? reason : "");
+        bad(im, im->host_where, "the jid is not a domain%s%s", reason ? ": " : "",
+            reason ? reason : "");
     } else if (strcmp(j.domain, im->o->domain) != 0) {
-        bad(im, where,
+        bad(im, im->host_where,
             "this server is %s (server.domain); the accounts of %s are not imported "
             "here",
             im->o->domain, j.domain);
     }
     hearth_jid_clear(&j);
     im->hosts++;
-    for (hearth_xml_node_t *u = hearth_xml_first_element(h); u && !im->err;
-         u = hearth_xml_next_element(u)) {
-        if (strcmp(u->name, "user") != 0 || strcmp(u->ns, NS_PIE) != 0) {
-            if (im->o->report)
-                fprintf(im->o->report, "%s: %s: <%s xmlns='%.100s'> left out (not imported)\n",
-                        im->path, where, u->name, u->ns);
-            continue;
-        }
-        read_user(im, where, u, a);
+}
+
+static void on_open(void *ud, const hearth_xml_node_t *header, const char *default_ns)
+{
+    (void)default_ns;
+    import_t *im = ud;
+    im->opened = 1;
+    if (!strcmp(header->name, "host") && !strcmp(header->ns, NS_PIE)) {
+        im->root_host = 1;
+        check_host(im, hearth_xml_attr(header, "jid"));
+    } else if (strcmp(header->name, "server-data") != 0 || strcmp(header->ns, NS_PIE) != 0) {
+        bad(im, "the root element",
+            "<%s xmlns='%.100s'> where <server-data xmlns='" NS_PIE "'> or <host xmlns='" NS_PIE
+            "'> is expected",
+            header->name, header->ns);
+    }
+}
+
+/* A child of <host>: an account, or something left out. */
+static void host_child(import_t *im, hearth_xml_node_t *u, hearth_arena_t *a)
+{
+    if (strcmp(u->name, "user") != 0 || strcmp(u->ns, NS_PIE) != 0) {
+        if (im->o->report)
+            fprintf(im->o->report, "%s: %s: <%s xmlns='%.100s'> left out (not imported)\n",
+                    im->path, im->host_where, u->name, u->ns);
+        return;
+    }
+    read_user(im, im->host_where, u, a);
+}
+
+/* An XInclude href hearthctl follows: a relative path below the including file's directory (as
+ * ejabberd writes them: a file name), no URI scheme, no "..". */
+static int relative_href(const char *href)
+{
+    if (!*href || href[0] == '/' || strchr(href, ':') || strchr(href, '\\'))
+        return 0;
+    for (const char *p = href; p; p = strchr(p, '/') ? strchr(p, '/') + 1 : NULL)
+        if (!strncmp(p, "..", 2) && (p[2] == '/' || p[2] == '\0'))
+            return 0;
+    return 1;
+}
+
+/* <xi:include href='...'/> in <server-data>: ejabberd's index of its host files. The target is
+ * read after this file. */
+static void read_include(import_t *im, hearth_xml_node_t *e)
+{
+    const char *href = hearth_xml_attr(e, "href");
+    const char *parse = hearth_xml_attr(e, "parse");
+    char where[300];
+    snprintf(where, sizeof(where), "<xi:include href='%.200s'>", href ? href : "");
+    if (!href || !*href) {
+        bad(im, where, "no href attribute");
+        return;
+    }
+    if (parse && strcmp(parse, "xml") != 0) {
+        bad(im, where, "parse='%.40s' (only XML files are included)", parse);
+        return;
+    }
+    if (hearth_xml_attr(e, "xpointer")) {
+        bad(im, where, "xpointer is not supported (whole files only)");
+        return;
+    }
+    if (!relative_href(href)) {
+        bad(im, where, "not a file name relative to this file's directory");
+        return;
+    }
+    const char *slash = strrchr(im->path, '/');
+    int dirlen = slash ? (int)(slash - im->path + 1) : 0;
+    char *path = NULL;
+    includes_t *inc = im->includes;
+    if (asprintf(&path, "%.*s%s", dirlen, im->path, href) < 0)
+        path = NULL;
+    if (!path || grow((void **)&inc->paths, &inc->cap, inc->n, sizeof(*inc->paths))) {
+        free(path);
+        bad(im, where, "out of memory");
+        return;
+    }
+    inc->paths[inc->n++] = path;
+}
+
+static void on_element(void *ud, hearth_xml_node_t *e, hearth_arena_t *a)
+{
+    import_t *im = ud;
+    if (im->root_host) {
+        host_child(im, e, a);
+    } else if (!strcmp(e->name, "include") && !strcmp(e->ns, NS_XINCLUDE)) {
+        read_include(im, e);
+    } else if (!strcmp(e->name, "host") && !strcmp(e->ns, NS_PIE)) {
+        check_host(im, hearth_xml_attr(e, "jid"));
+        for (hearth_xml_node_t *u = hearth_xml_first_element(e); u && !im->err;
+             u = hearth_xml_next_element(u))
+            host_child(im, u, a);
+    } else if (im->o->report) {
+        fprintf(im->o->report, "%s: <%s xmlns='%.100s'> left out (not imported)\n", im->path,
+                e->name, e->ns);
     }
 }
 
@@ -818,36 +1006,46 @@ static void on_error(void *ud, hearth_stream_error_t cond, const char *text)
     }
 }
 
-/* Reads one file into im->users; 0, or 1 with im->err set. */
-static int read_file(import_t *im, const char *path)
+/* 1 when the file open as f has been read already (recorded otherwise). */
+static int read_already(import_t *im, FILE *f)
 {
-    im->path = path;
-    im->opened = im->closed = im->hosts = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return errf(&im->err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode))
+        return 0;
+    for (size_t i = 0; i < im->nseen; i++)
+        if (im->seen[i].dev == sb.st_dev && im->seen[i].ino == sb.st_ino)
+            return 1;
+    if (grow((void **)&im->seen, &im->seen_cap, im->nseen, sizeof(*im->seen)) == 0)
+        im->seen[im->nseen++] = (file_id_t){sb.st_dev, sb.st_ino};
+    return 0;
+}
+
+/* Parses the open file f (path) into im->users, collecting its includes in inc. */
+static void parse_file(import_t *im, const char *path, FILE *f, includes_t *inc)
+{
     struct stat sb;
     if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode) &&
         (uint64_t)sb.st_size > im->o->max_bytes) {
-        fclose(f);
-        return errf(&im->err,
-                    "%s: %lld bytes, more than the %zu bytes an import file may have "
-                    "(--max-bytes)",
-                    path, (long long)sb.st_size, im->o->max_bytes);
+        errf(&im->err,
+             "%s: %lld bytes, more than the %zu bytes an import file may have "
+             "(--max-bytes)",
+             path, (long long)sb.st_size, im->o->max_bytes);
+        return;
     }
     hearth_xml_stream_cbs_t cbs = {
-        .open = on_open, .stanza = on_host, .close = on_close, .error = on_error};
+        .open = on_open, .stanza = on_element, .close = on_close, .error = on_error};
     hearth_xml_limits_t lim = HEARTH_XML_LIMITS_DEFAULT;
     lim.max_stanza_bytes = im->o->max_bytes;
     lim.max_depth = PIE_DEPTH_MAX;
     im->x = hearth_xml_stream_new(&cbs, im, &lim);
+    im->includes = inc;
     char *buf = malloc(READ_CHUNK);
     if (!im->x || !buf) {
         free(buf);
-        fclose(f);
         hearth_xml_stream_free(im->x);
         im->x = NULL;
-        return errf(&im->err, "out of memory");
+        errf(&im->err, "out of memory");
+        return;
     }
     size_t total = 0, n;
     while (!im->err && !im->closed && (n = fread(buf, 1, READ_CHUNK, f)) > 0) {
@@ -863,13 +1061,44 @@ static int read_file(import_t *im, const char *path)
         errf(&im->err, "%s: cannot read: %s", path, strerror(errno));
     if (!im->err && !im->closed)
         errf(&im->err, "%s: %s", path,
-             im->opened ? "the file ends before </server-data>" : "no XML in the file");
-    if (!im->err && im->hosts == 0)
+             !im->opened     ? "no XML in the file"
+             : im->root_host ? "the file ends before </host>"
+                             : "the file ends before </server-data>");
+    if (!im->err && im->hosts == 0 && inc->n == 0)
         errf(&im->err, "%s: no <host> in <server-data>", path);
     free(buf);
-    fclose(f);
     hearth_xml_stream_free(im->x);
     im->x = NULL;
+    im->includes = NULL;
+}
+
+/* Reads one file into im->users, then the files it includes (by: the file that included it, or
+ * NULL); 0, or 1 with im->err set. */
+static int read_file(import_t *im, const char *path, const char *by, int depth)
+{
+    if (depth > PIE_INCLUDE_DEPTH_MAX)
+        return errf(&im->err, "%s: included more than %d files deep", path, PIE_INCLUDE_DEPTH_MAX);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return errf(&im->err, "%s: cannot open: %s%s%s", path, strerror(errno),
+                    by ? ", included by " : "", by ? by : "");
+    if (read_already(im, f)) {
+        fclose(f);
+        if (im->o->report)
+            fprintf(im->o->report, "%s: read already\n", path);
+        return 0;
+    }
+    includes_t inc = {0};
+    im->path = path;
+    im->opened = im->closed = im->hosts = im->root_host = 0;
+    parse_file(im, path, f, &inc);
+    fclose(f);
+    for (size_t i = 0; i < inc.n && !im->err; i++)
+        read_file(im, inc.paths[i], path, depth + 1);
+    for (size_t i = 0; i < inc.n; i++)
+        free(inc.paths[i]);
+    free(inc.paths);
+    im->path = path;
     return im->err ? 1 : 0;
 }
 
@@ -919,7 +1148,7 @@ int pie__import(storage_t *st, const char *const *paths, size_t npaths,
     import_t im = {.o = opts};
     *errmsg = NULL;
     for (size_t i = 0; i < npaths && !im.err; i++)
-        read_file(&im, paths[i]);
+        read_file(&im, paths[i], NULL, 0);
     /* Nothing is written before every file has been read and every account checked. */
     size_t skipped = 0;
     for (size_t i = 0; i < im.nusers && !im.err; i++) {
@@ -984,6 +1213,7 @@ int pie__import(storage_t *st, const char *const *paths, size_t npaths,
                 im.nusers - skipped, items, msgs, skipped);
     }
     free_users(&im);
+    free(im.seen);
     *errmsg = im.err;
     return im.err ? 1 : 0;
 }

@@ -20,17 +20,26 @@ NS_NOTES = 'urn:example:hearth-notes'
 PIE = 'urn:xmpp:pie:0'
 
 
-def scram_sha1(password, salt=b'0123456789abcdef', iters=4096):
-    """The SCRAM-SHA-1 keys another server would have stored for password."""
-    salted = hashlib.pbkdf2_hmac('sha1', password.encode(), salt, iters)
-    client_key = hmac.new(salted, b'Client Key', 'sha1').digest()
-    stored = hashlib.sha1(client_key).digest()
-    server = hmac.new(salted, b'Server Key', 'sha1').digest()
-    b64 = lambda b: base64.b64encode(b).decode()
-    return ("<scram-credentials xmlns='urn:xmpp:pie:0#scram' mechanism='SCRAM-SHA-1'>"
+def scram_keys(password, hash_='sha1', salt=b'0123456789abcdef', iters=4096):
+    """The SCRAM keys another server would have stored for password: (salt, server key, stored
+    key), raw."""
+    salted = hashlib.pbkdf2_hmac(hash_, password.encode(), salt, iters)
+    client_key = hmac.new(salted, b'Client Key', hash_).digest()
+    stored = hashlib.new(hash_, client_key).digest()
+    server = hmac.new(salted, b'Server Key', hash_).digest()
+    return salt, server, stored
+
+
+def scram_sha1(password, salt=b'0123456789abcdef', iters=4096, hash_='sha1', twice=False):
+    """<scram-credentials> as XEP-0227 has them; twice: each value base64-encoded twice, as
+    ejabberd 23.01 writes them (it keeps them in base64 and encodes them again)."""
+    mech = {'sha1': 'SCRAM-SHA-1', 'sha256': 'SCRAM-SHA-256'}[hash_]
+    b64 = lambda b: base64.b64encode(base64.b64encode(b) if twice else b).decode()
+    salt, server, stored = scram_keys(password, hash_, salt, iters)
+    return ("<scram-credentials xmlns='urn:xmpp:pie:0#scram' mechanism='%s'>"
             "<iter-count>%d</iter-count><salt>%s</salt><server-key>%s</server-key>"
-            "<stored-key>%s</stored-key></scram-credentials>" % (iters, b64(salt), b64(server),
-                                                                b64(stored)))
+            "<stored-key>%s</stored-key></scram-credentials>" % (mech, iters, b64(salt),
+                                                                b64(server), b64(stored)))
 
 
 def pie(users_xml, host='localhost'):
@@ -201,6 +210,125 @@ class Xep0227Test(unittest.TestCase):
         self.client(s, 'olga', 'old pw', mech='SCRAM-SHA-1')
         self.assertEqual(self.login_fails(s, 'olga', 'wrong', 'SCRAM-SHA-256'), 'not-authorized')
 
+    # -- ejabberd's shape (ejabberdctl export_piefxis, 23.01) -----------------
+    # An index <server-data> that only includes one file per host; each host file has <host> as
+    # its root; SCRAM values base64-encoded twice; messages and requests in jabber:client.
+
+    XI = 'http://www.w3.org/2001/XInclude'
+
+    def ejabberd_host(self, name, users_xml, host='localhost'):
+        return self.write(name, "<?xml version='1.0' encoding='UTF-8'?><host xmlns='%s' "
+                                "xmlns:xi='%s' jid='%s'>%s</host>" % (PIE, self.XI, host,
+                                                                     users_xml))
+
+    def ejabberd_index(self, name, *hrefs):
+        return self.write(name, "<?xml version='1.0' encoding='UTF-8'?><server-data xmlns='%s' "
+                                "xmlns:xi='%s'>%s</server-data>"
+                                % (PIE, self.XI, ''.join("<xi:include href='%s'/>" % h
+                                                         for h in hrefs)))
+
+    EJ_ANN = ("<user name='ann'>%s<offline-messages><message to='ann@localhost' "
+              "from='ben@localhost/x' type='chat' id='m1' xmlns='jabber:client'><delay "
+              "from='localhost' stamp='2026-12-06T13:37:46.199135Z' xmlns='urn:xmpp:delay'>"
+              "Offline storage</delay><body>kept</body></message></offline-messages>"
+              "<query xmlns='jabber:iq:roster'><item subscription='both' name='Ben' "
+              "jid='ben@localhost'><group>Old</group></item></query></user>"
+              "<user name='ben'>%s<query xmlns='jabber:iq:roster'/><presence to='ben@localhost' "
+              "from='cid@localhost' type='subscribe' xmlns='jabber:client'/></user>")
+
+    def ej_users(self):
+        return self.EJ_ANN % (scram_sha1('ann pw', twice=True),
+                              scram_sha1('ben pw', hash_='sha256', twice=True))
+
+    def test_ejabberd_host_file(self):
+        s = self.server()
+        path = self.ejabberd_host('x_localhost.xml', self.ej_users())
+        r = self.ok(s.ctl('import', path))
+        self.assertIn('2 accounts imported (1 contacts, 1 offline messages)', r.stderr)
+        s.start()
+        a = self.client(s, 'ann', 'ann pw', mech='SCRAM-SHA-1')
+        self.assertEqual(a.roster()['ben@localhost']['groups'], ['Old'])
+        a.presence()
+        m = a.wait(lambda st: is_msg(st, id_='m1'), what='the offline message')
+        self.assertEqual(m.find(q(NS_DELAY, 'delay')).get('stamp'),
+                         '2026-12-06T13:37:46.199135Z')
+        b = self.client(s, 'ben', 'ben pw', mech='SCRAM-SHA-256')
+        b.roster_get()
+        b.presence()
+        b.wait(lambda st: is_sub(st, 'subscribe', 'cid@localhost'), what="cid's request")
+
+    def test_ejabberd_host_file_bad_host(self):
+        path = self.ejabberd_host('x_elsewhere.xml', self.ej_users(), host='elsewhere.example')
+        self.refused(open(path).read(), r"bad\.xml: <host jid='elsewhere.example'>: this server is "
+                                        r"localhost")
+
+    def test_ejabberd_index_file(self):
+        self.ejabberd_host('20261206-133747_localhost.xml', self.ej_users())
+        index = self.ejabberd_index('20261206-133747.xml', '20261206-133747_localhost.xml')
+        s = self.server()
+        r = self.ok(s.ctl('import', index))
+        self.assertIn('2 accounts imported', r.stderr)
+        self.assertEqual(self.accounts(s), ['ann', 'ben'])
+        # The index and the file it includes, as `hearthctl import DIR/*.xml` gives them: each
+        # is read once.
+        s2 = self.server()
+        r = self.ok(s2.ctl('import', index, os.path.join(self.dir,
+                                                         '20261206-133747_localhost.xml')))
+        self.assertIn('2 accounts imported', r.stderr)
+        self.assertRegex(r.stderr, r'20261206-133747_localhost\.xml: read already')
+
+    def test_ejabberd_index_bad_include(self):
+        for href in ('/etc/passwd', '../x.xml', 'sub/../../x.xml', 'http://example.org/x.xml'):
+            self.refused("<server-data xmlns='%s' xmlns:xi='%s'><xi:include href='%s'/>"
+                         "</server-data>" % (PIE, self.XI, href),
+                         r"bad\.xml: <xi:include href='%s'>: not a file name relative to "
+                         r"this file's directory" % re.escape(href))
+        self.refused("<server-data xmlns='%s' xmlns:xi='%s'><xi:include href='missing.xml'/>"
+                     "</server-data>" % (PIE, self.XI),
+                     r"missing\.xml: cannot open: No such file")
+        self.refused("<server-data xmlns='%s' xmlns:xi='%s'><xi:include href='a.xml' "
+                     "parse='text'/></server-data>" % (PIE, self.XI),
+                     r"<xi:include href='a.xml'>: parse='text'")
+        self.refused("<server-data xmlns='%s' xmlns:xi='%s'/>" % (PIE, self.XI),
+                     r'bad\.xml: no <host> in <server-data>')
+
+    def test_ejabberd_scram_values_twice_encoded(self):
+        s = self.server()
+        path = self.write('twice.xml', pie(self.ej_users()))
+        self.ok(s.ctl('import', path))
+        s.start()
+        self.client(s, 'ann', 'ann pw', mech='SCRAM-SHA-1')
+        self.client(s, 'ben', 'ben pw', mech='SCRAM-SHA-256')
+        self.assertEqual(self.login_fails(s, 'ann', 'other', 'SCRAM-SHA-1'), 'not-authorized')
+        # Only one of the keys twice encoded: not ejabberd's shape, refused.
+        half = scram_sha1('p', twice=True).replace(
+            re.search('<stored-key>(.*)</stored-key>', scram_sha1('p', twice=True)).group(1),
+            re.search('<stored-key>(.*)</stored-key>', scram_sha1('p')).group(1))
+        self.refused(pie("<user name='x'>%s</user>" % half),
+                     r"<scram-credentials mechanism='SCRAM-SHA-1'>: <server-key> is not base64 "
+                     r"of 20 bytes")
+
+
+    def test_ejabberd_scram_password_attribute(self):
+        """Older ejabberd exporters: password='scram:[sha256,]StoredKey,ServerKey,Salt,Iter'."""
+        def attr(pw, hash_):
+            b64 = lambda b: base64.b64encode(base64.b64encode(b)).decode()
+            salt, server, stored = scram_keys(pw, hash_)
+            return 'scram:%s%s,%s,%s,4096' % ('' if hash_ == 'sha1' else hash_ + ',', b64(stored),
+                                              b64(server), b64(salt))
+        s = self.server()
+        path = self.write('old.xml', pie("<user name='dora' password='%s'/><user name='eli' "
+                                         "password='%s'/>" % (attr('dora pw', 'sha1'),
+                                                              attr('eli pw', 'sha256'))))
+        self.ok(s.ctl('import', path))
+        s.start()
+        self.client(s, 'dora', 'dora pw', mech='SCRAM-SHA-1')
+        self.client(s, 'eli', 'eli pw', mech='SCRAM-SHA-256')
+        self.assertEqual(self.login_fails(s, 'eli', 'eli pw', 'SCRAM-SHA-1'), 'not-authorized')
+        self.refused(pie("<user name='x' password='scram:abc,def'/>"),
+                     r"<user name='x'>/password='scram:\.\.\.': not "
+                     r"scram:\[sha256,\]StoredKey,ServerKey,Salt,IterationCount")
+
     # -- bad files: refused whole, with the element named, nothing written ---
 
     def refused(self, text, pattern, *opts):
@@ -257,7 +385,8 @@ class Xep0227Test(unittest.TestCase):
                      r"<user name='first'>: the account is given twice")
         self.refused("<server-data xmlns='urn:example:other'/>",
                      r"the root element: <server-data xmlns='urn:example:other'> where "
-                     r"<server-data xmlns='urn:xmpp:pie:0'> is expected")
+                     r"<server-data xmlns='urn:xmpp:pie:0'> or <host xmlns='urn:xmpp:pie:0'> "
+                     r"is expected")
 
 
 if __name__ == '__main__':
