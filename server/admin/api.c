@@ -290,7 +290,8 @@ typedef struct list_args {
     long offset, limit;
 } list_args_t;
 
-static void users_listed(void *ud, int err, const storage_account_t *accts, size_t n)
+/* One page read by the database (storage_account_page), not the whole list filtered here. */
+static void users_listed(void *ud, int err, const storage_account_t *accts, size_t n, int64_t total)
 {
     admin_req_t *ar = ud;
     list_args_t *la = ar->op;
@@ -302,17 +303,11 @@ static void users_listed(void *ud, int err, const storage_account_t *accts, size
         return;
     }
     json_t *arr = json_array();
-    long total = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (la->search && *la->search && !strcasestr(accts[i].username, la->search))
-            continue;
-        if (total >= la->offset && total < la->offset + la->limit)
-            json_array_append_new(arr, json_pack("{s:s, s:o, s:b, s:I}", "username",
-                                                 accts[i].username, "jid",
-                                                 jid_of(accts[i].username), "admin", accts[i].admin,
-                                                 "created_at", (json_int_t)accts[i].created_at));
-        total++;
-    }
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr,
+                              json_pack("{s:s, s:o, s:b, s:I}", "username", accts[i].username,
+                                        "jid", jid_of(accts[i].username), "admin", accts[i].admin,
+                                        "created_at", (json_int_t)accts[i].created_at));
     json_t *j = json_pack("{s:I, s:I, s:I, s:o}", "total", (json_int_t)total, "offset",
                           (json_int_t)la->offset, "limit", (json_int_t)la->limit, "users", arr);
     free(la->search);
@@ -339,7 +334,8 @@ static void users_list(admin_req_t *ar)
         return;
     }
     ar->op = la;
-    if (storage_account_list(ar->w->srv->storage, &ar->w->storage_target, users_listed, ar)) {
+    if (storage_account_page(ar->w->srv->storage, &ar->w->storage_target, la->search, la->offset,
+                             (size_t)la->limit, users_listed, ar)) {
         ar->op = NULL;
         free(la->search);
         free(la);

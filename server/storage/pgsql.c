@@ -45,6 +45,8 @@ enum stmt_id {
     ST_ACCOUNT_SET_LOCKED,
     ST_ACCOUNT_DELETE,
     ST_ACCOUNT_LIST,
+    ST_ACCOUNT_PAGE,
+    ST_ACCOUNT_MATCHES,
     ST_PROPERTY_GET,
     ST_PROPERTY_SET,
     ST_PROPERTY_DELETE,
@@ -170,6 +172,10 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_ACCOUNT_SET_LOCKED] = "UPDATE accounts SET locked = $2 WHERE username = $1",
     [ST_ACCOUNT_DELETE] = "DELETE FROM accounts WHERE username = $1",
     [ST_ACCOUNT_LIST] = "SELECT " ACCOUNT_COLUMNS " FROM accounts ORDER BY username",
+    /* LIKE is case-exact here; the pattern comes lowered, as the names are stored. */
+    [ST_ACCOUNT_PAGE] = "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE username LIKE $1 ESCAPE "
+                        "'\\' ORDER BY username LIMIT $2 OFFSET $3",
+    [ST_ACCOUNT_MATCHES] = "SELECT count(*) FROM accounts WHERE username LIKE $1 ESCAPE '\\'",
     [ST_PROPERTY_GET] = "SELECT value FROM properties WHERE name = $1",
     [ST_PROPERTY_DELETE] = "DELETE FROM properties WHERE name = $1",
     [ST_PROPERTY_SET] = ("INSERT INTO properties (name, value) VALUES ($1, $2) "
@@ -626,12 +632,35 @@ static int account_delete(pg_conn_t *c, storage_req_t *r)
     return account_write(c, ST_ACCOUNT_DELETE, &p);
 }
 
+static int account_rows(PGresult *res, storage_req_t *r);
+
 static int account_list(pg_conn_t *c, storage_req_t *r)
 {
     PGresult *res;
     int err = exec(c, ST_ACCOUNT_LIST, NULL, &res);
+    return err != 0 ? err : account_rows(res, r);
+}
+
+static int account_page(pg_conn_t *c, storage_req_t *r)
+{
+    PGresult *res;
+    params_t p = {0};
+    p_text(&p, r->name);
+    int err = exec(c, ST_ACCOUNT_MATCHES, &p, &res);
     if (err != 0)
         return err;
+    r->num2 = cell_int(res, 0, 0);
+    PQclear(res);
+    p_int(&p, (int64_t)r->limit);
+    p_int(&p, r->num);
+    err = exec(c, ST_ACCOUNT_PAGE, &p, &res);
+    return err != 0 ? err : account_rows(res, r);
+}
+
+/* The accounts of a result into r->list; clears res. */
+static int account_rows(PGresult *res, storage_req_t *r)
+{
+    int err = 0;
     int rows = PQntuples(res);
     if (rows > 0 && (r->list = calloc((size_t)rows, sizeof(*r->list))) == NULL)
         err = HEARTH_ENOMEM;
@@ -1776,6 +1805,8 @@ static int run_one(pg_conn_t *c, storage_req_t *r)
         return account_delete(c, r);
     case STORAGE_OP_ACCOUNT_LIST:
         return account_list(c, r);
+    case STORAGE_OP_ACCOUNT_PAGE:
+        return account_page(c, r);
     case STORAGE_OP_PROPERTY_GET:
         return property_get(c, r);
     case STORAGE_OP_PROPERTY_SET:

@@ -291,6 +291,8 @@ enum stmt_id {
     ST_ACCOUNT_SET_LOCKED,
     ST_ACCOUNT_DELETE,
     ST_ACCOUNT_LIST,
+    ST_ACCOUNT_PAGE,
+    ST_ACCOUNT_MATCHES,
     ST_PROPERTY_GET,
     ST_PROPERTY_SET,
     ST_PROPERTY_DELETE,
@@ -422,6 +424,10 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_ACCOUNT_SET_LOCKED] = "UPDATE accounts SET locked = ?2 WHERE username = ?1",
     [ST_ACCOUNT_DELETE] = "DELETE FROM accounts WHERE username = ?1",
     [ST_ACCOUNT_LIST] = "SELECT " ACCOUNT_COLUMNS " FROM accounts ORDER BY username",
+    /* LIKE is case-blind for ASCII here; the pattern comes lowered, as the names are stored. */
+    [ST_ACCOUNT_PAGE] = "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE username LIKE ?1 ESCAPE "
+                        "'\\' ORDER BY username LIMIT ?2 OFFSET ?3",
+    [ST_ACCOUNT_MATCHES] = "SELECT count(*) FROM accounts WHERE username LIKE ?1 ESCAPE '\\'",
     [ST_PROPERTY_GET] = "SELECT value FROM properties WHERE name = ?1",
     [ST_PROPERTY_DELETE] = "DELETE FROM properties WHERE name = ?1",
     [ST_PROPERTY_SET] = ("INSERT INTO properties (name, value) VALUES (?1, ?2) "
@@ -833,11 +839,37 @@ static int account_delete(sqlite_conn_t *c, storage_req_t *r)
     return step_account_write(c, s);
 }
 
+/* The accounts a statement reads into r->list (ACCOUNT_LIST, ACCOUNT_PAGE). */
+static int account_rows(sqlite3_stmt *s, storage_req_t *r);
+
 static int account_list(sqlite_conn_t *c, storage_req_t *r)
 {
     sqlite3_stmt *s = stmt(c, ST_ACCOUNT_LIST);
     if (s == NULL)
         return HEARTH_ESTORAGE;
+    return account_rows(s, r);
+}
+
+static int account_page(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = stmt(c, ST_ACCOUNT_MATCHES);
+    if (s == NULL || sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC) != SQLITE_OK)
+        return HEARTH_ESTORAGE;
+    int rc = sqlite3_step(s);
+    r->num2 = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    stmt_done(s);
+    if (rc != SQLITE_ROW)
+        return err_of(rc);
+    s = stmt(c, ST_ACCOUNT_PAGE);
+    if (s == NULL || sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 2, (sqlite3_int64)r->limit) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 3, r->num) != SQLITE_OK)
+        return HEARTH_ESTORAGE;
+    return account_rows(s, r);
+}
+
+static int account_rows(sqlite3_stmt *s, storage_req_t *r)
+{
     storage_account_t *list = NULL;
     size_t n = 0, cap = 0;
     int err = 0, rc;
@@ -2426,6 +2458,8 @@ static int run_one(sqlite_conn_t *c, storage_req_t *r)
         return account_delete(c, r);
     case STORAGE_OP_ACCOUNT_LIST:
         return account_list(c, r);
+    case STORAGE_OP_ACCOUNT_PAGE:
+        return account_page(c, r);
     case STORAGE_OP_PROPERTY_GET:
         return property_get(c, r);
     case STORAGE_OP_PROPERTY_SET:

@@ -492,6 +492,10 @@ void storage_req_finish(storage_req_t *req)
     case STORAGE_OP_ACCOUNT_LIST:
         req->cb.list(req->ud, err, err == 0 ? req->list : NULL, err == 0 ? req->list_n : 0);
         break;
+    case STORAGE_OP_ACCOUNT_PAGE:
+        req->cb.page(req->ud, err, err == 0 ? req->list : NULL, err == 0 ? req->list_n : 0,
+                     err == 0 ? req->num2 : 0);
+        break;
     case STORAGE_OP_PROPERTY_GET:
         req->cb.property(req->ud, err, err == 0 ? req->value : NULL);
         break;
@@ -769,6 +773,48 @@ int storage_account_list(storage_t *st, const storage_target_t *t, storage_accou
     if (req == NULL)
         return HEARTH_ENOMEM;
     req->cb.list = cb;
+    return submit(st, req);
+}
+
+/* "%search%" for LIKE with '\\' as the escape: the search's own %, _ and \\ taken literally,
+ * ASCII letters lowered (account names are stored case-folded). */
+static char *like_pattern(const char *search)
+{
+    size_t n = search ? strlen(search) : 0;
+    char *p = malloc(2 * n + 3), *w = p;
+    if (p == NULL)
+        return NULL;
+    *w++ = '%';
+    for (size_t i = 0; i < n; i++) {
+        char ch = search[i];
+        if (ch == '%' || ch == '_' || ch == '\\')
+            *w++ = '\\';
+        *w++ = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
+    }
+    if (n > 0)
+        *w++ = '%';
+    *w = '\0';
+    return p;
+}
+
+int storage_account_page(storage_t *st, const storage_target_t *t, const char *search,
+                         int64_t offset, size_t limit, storage_account_page_cb cb, void *ud)
+{
+    if (search != NULL && *search == '\0')
+        search = NULL;
+    if (!target_ok(st, t, (const void *)cb) || offset < 0 || limit > STORAGE_PAGE_MAX ||
+        (search != NULL && !name_ok(search)))
+        return HEARTH_EINVAL;
+    storage_req_t *req = req_new(STORAGE_OP_ACCOUNT_PAGE, t, ud);
+    if (req == NULL)
+        return HEARTH_ENOMEM;
+    if ((req->name = like_pattern(search)) == NULL) {
+        storage_req_discard(req);
+        return HEARTH_ENOMEM;
+    }
+    req->num = offset;
+    req->limit = limit;
+    req->cb.page = cb;
     return submit(st, req);
 }
 

@@ -71,6 +71,9 @@ typedef void (*storage_status_cb)(void *ud, int err); /* 0 or HEARTH_E* */
 typedef void (*storage_account_cb)(void *ud, int err, const storage_account_t *acct);
 typedef void (*storage_account_list_cb)(void *ud, int err, const storage_account_t *accts,
                                         size_t n);
+/* A page of accounts and the number of all that matched (the page's size aside). */
+typedef void (*storage_account_page_cb)(void *ud, int err, const storage_account_t *accts, size_t n,
+                                        int64_t total);
 typedef void (*storage_property_cb)(void *ud, int err,
                                     const char *value); /* ENOTFOUND → value NULL */
 
@@ -99,6 +102,12 @@ int storage_account_delete(storage_t *st, const storage_target_t *t, const char 
                            storage_status_cb cb, void *ud); /* ENOTFOUND */
 int storage_account_list(storage_t *st, const storage_target_t *t, storage_account_list_cb cb,
                          void *ud); /* ordered by username */
+/* Accounts whose name contains search (ASCII letters matched in either case; NULL or "": all),
+ * in name order, at most limit (0..STORAGE_PAGE_MAX; 0: the count alone) from offset, with the
+ * count of all that match: what a list of hundreds of thousands of accounts is paged with. */
+#define STORAGE_PAGE_MAX 10000
+int storage_account_page(storage_t *st, const storage_target_t *t, const char *search,
+                         int64_t offset, size_t limit, storage_account_page_cb cb, void *ud);
 int storage_property_get(storage_t *st, const storage_target_t *t, const char *name,
                          storage_property_cb cb, void *ud);
 /* value NULL removes the property (no error when there is none). */
@@ -572,6 +581,7 @@ typedef enum storage_op {
     STORAGE_OP_ACCOUNT_SET_LOCKED,
     STORAGE_OP_ACCOUNT_DELETE,
     STORAGE_OP_ACCOUNT_LIST,
+    STORAGE_OP_ACCOUNT_PAGE, /* name: the LIKE pattern; num: offset; limit; num2: the total */
     STORAGE_OP_PROPERTY_GET,
     STORAGE_OP_PROPERTY_SET,
     STORAGE_OP_USER_LOAD,
@@ -641,6 +651,7 @@ struct storage_req {
         storage_status_cb status;
         storage_account_cb account;
         storage_account_list_cb list;
+        storage_account_page_cb page;
         storage_property_cb property;
         storage_user_cb user;
         storage_offline_cb offline;
@@ -688,7 +699,7 @@ struct storage_req {
     /* results */
     int err;
     storage_account_t result; /* ACCOUNT_GET, when err == 0 */
-    storage_account_t *list;  /* ACCOUNT_LIST, when err == 0 */
+    storage_account_t *list;  /* ACCOUNT_LIST, ACCOUNT_PAGE, when err == 0 */
     size_t list_n;
     storage_user_t user;          /* USER_LOAD, when err == 0 */
     storage_offline_msg_t *msgs;  /* OFFLINE_FETCH, when err == 0 */

@@ -397,7 +397,7 @@ static void ignore_status_cb(void *ud, int err)
 /* Blocks the storage thread in the gate's post. */
 static void gate_close_on(gate_t *g, storage_t *st)
 {
-    storage_target_t t = {gate_post, g};
+    storage_target_t t = {gate_post, g, 0};
     assert_int_equal(storage_property_set(st, &t, "gate", "1", ignore_status_cb, NULL), 0);
     gate_wait_entered(g);
 }
@@ -781,7 +781,7 @@ static void test_invalid_arguments(void **state)
     assert_int_equal(storage_sync_property_set(st, "big", big), 0);
     free(big);
 
-    storage_target_t none = {NULL, NULL};
+    storage_target_t none = {NULL, NULL, 0};
     assert_int_equal(storage_property_set(st, &none, "k", "v", ignore_status_cb, NULL),
                      HEARTH_EINVAL);
     storage_close(st);
@@ -795,7 +795,7 @@ static void test_async_fifo(void **state)
     storage_t *st = open_ok(f);
     inbox_t in;
     inbox_init(&in);
-    storage_target_t t = {inbox_post, &in};
+    storage_target_t t = {inbox_post, &in, 0};
     expect_state_t es = {0, pthread_self()};
     expect_t *all[FIFO_USERS * 5];
     int seq = 0;
@@ -901,7 +901,7 @@ static void test_batch_one_transaction(void **state)
 
     storage_stats_t before, after;
     storage__stats(st, &before);
-    storage_target_t t = {inbox_post, &in};
+    storage_target_t t = {inbox_post, &in, 0};
     expect_state_t es = {0, pthread_self()};
     expect_t *all[BATCH];
     for (int i = 0; i < BATCH; i++) {
@@ -963,7 +963,7 @@ static void test_close_finishes_queued(void **state)
     gate_init(&g);
     gate_close_on(&g, st);
 
-    storage_target_t t = {inbox_post, &in};
+    storage_target_t t = {inbox_post, &in, 0};
     expect_state_t es = {0, pthread_self()};
     expect_t *all[BATCH];
     for (int i = 0; i < BATCH; i++) {
@@ -1010,7 +1010,7 @@ static void test_discard(void **state)
     assert_int_equal(storage_sync_account_create(st, &a), 0);
     inbox_t in;
     inbox_init(&in);
-    storage_target_t t = {inbox_post, &in};
+    storage_target_t t = {inbox_post, &in, 0};
     assert_int_equal(storage_account_get(st, &t, "eve", never_cb, NULL), 0);
     storage_close(st);
     assert_int_equal(in.posted, 1);
@@ -1095,7 +1095,7 @@ static void im_open(im_t *x, const fixture_t *f, const char *const *users)
 {
     x->st = open_ok(f);
     inbox_init(&x->in);
-    x->t = (storage_target_t){inbox_post, &x->in};
+    x->t = (storage_target_t){inbox_post, &x->in, 0};
     for (size_t i = 0; users != NULL && users[i] != NULL; i++) {
         storage_account_t a;
         account_make(&a, (char *)users[i], 0, users[i]);
@@ -1878,7 +1878,7 @@ static void test_async_im_fifo(void **state)
     storage_stats_t before, after;
     storage__stats(st, &before);
 
-    storage_target_t t = {inbox_post, &in};
+    storage_target_t t = {inbox_post, &in, 0};
     expect_state_t es = {0, pthread_self()};
     im_expect_t *all = calloc(IM_FIFO_USERS * IM_FIFO_PER, sizeof(*all));
     assert_non_null(all);
@@ -3377,6 +3377,99 @@ static int pg_cluster(const char *action)
 /* pgsql: a connection the server dropped while idle is replaced before the next batch runs (no
  * request fails); while the server is down every request fails at once with HEARTH_ESTORAGE,
  * none is lost or left waiting; once it is back the driver reconnects by itself. */
+/* storage_account_page: a page in name order from the database, with the count of all that
+ * matched; the search's %, _ and \\ are literal; ASCII letters in either case. */
+typedef struct page_got {
+    int calls, err;
+    size_t n;
+    int64_t total;
+    char names[8][16];
+} page_got_t;
+
+static void page_cb(void *ud, int err, const storage_account_t *accts, size_t n, int64_t total)
+{
+    page_got_t *g = ud;
+    g->calls++;
+    g->err = err;
+    g->n = n;
+    g->total = total;
+    for (size_t i = 0; i < n && i < 8; i++)
+        snprintf(g->names[i], sizeof(g->names[i]), "%s", accts[i].username);
+}
+
+static page_got_t page_of(storage_t *st, inbox_t *in, const char *search, int64_t offset,
+                          size_t limit)
+{
+    page_got_t g = {0};
+    storage_target_t t = {inbox_post, in, 0};
+    assert_int_equal(storage_account_page(st, &t, search, offset, limit, page_cb, &g), 0);
+    inbox_finish(in, 1);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(g.err, 0);
+    return g;
+}
+
+static void test_account_page(void **state)
+{
+    fixture_t *f = *state;
+    storage_t *st = open_ok(f);
+    const char *names[] = {"alice", "alina", "bob", "carol", "al_x", "al%x", "a\\l"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        storage_account_t a;
+        account_make(&a, (char *)names[i], 0, names[i]);
+        assert_int_equal(storage_sync_account_create(st, &a), 0);
+    }
+    inbox_t in;
+    inbox_init(&in);
+    page_got_t g = page_of(st, &in, "al", 0, 10);
+    assert_int_equal(g.total, 4);
+    assert_int_equal(g.n, 4);
+    assert_string_equal(g.names[0], "al%x"); /* byte order */
+    assert_string_equal(g.names[1], "al_x");
+    assert_string_equal(g.names[2], "alice");
+    assert_string_equal(g.names[3], "alina");
+    g = page_of(st, &in, "AL", 1, 2);
+    assert_int_equal(g.total, 4);
+    assert_int_equal(g.n, 2);
+    assert_string_equal(g.names[0], "al_x");
+    assert_string_equal(g.names[1], "alice");
+    g = page_of(st, &in, "_", 0, 10);
+    assert_int_equal(g.total, 1);
+    assert_string_equal(g.names[0], "al_x");
+    g = page_of(st, &in, "%", 0, 10);
+    assert_int_equal(g.total, 1);
+    assert_string_equal(g.names[0], "al%x");
+    g = page_of(st, &in, "\\", 0, 10);
+    assert_int_equal(g.total, 1);
+    assert_string_equal(g.names[0], "a\\l");
+    g = page_of(st, &in, NULL, 0, 3);
+    assert_int_equal(g.total, 7);
+    assert_int_equal(g.n, 3);
+    assert_string_equal(g.names[0], "a\\l");
+    g = page_of(st, &in, "", 6, 3);
+    assert_int_equal(g.total, 7);
+    assert_int_equal(g.n, 1);
+    assert_string_equal(g.names[0], "carol");
+    g = page_of(st, &in, "zed", 0, 3);
+    assert_int_equal(g.total, 0);
+    assert_int_equal(g.n, 0);
+    g = page_of(st, &in, NULL, 100, 3);
+    assert_int_equal(g.total, 7);
+    assert_int_equal(g.n, 0);
+
+    storage_target_t t = {inbox_post, &in, 0};
+    g = page_of(st, &in, "a", 0, 0); /* the count alone */
+    assert_int_equal(g.total, 6);
+    assert_int_equal(g.n, 0);
+    page_got_t none = {0};
+    assert_int_equal(storage_account_page(st, &t, NULL, 0, STORAGE_PAGE_MAX + 1, page_cb, &none),
+                     HEARTH_EINVAL);
+    assert_int_equal(storage_account_page(st, &t, NULL, -1, 1, page_cb, &none), HEARTH_EINVAL);
+    assert_int_equal(none.calls, 0);
+    inbox_destroy(&in);
+    storage_close(st);
+}
+
 /* storage.pool_size: each lane's requests complete in the order made, whatever the other lanes
  * do; every lane has its own connection; sqlite refuses a pool. */
 #define POOL_LANES 3
@@ -3573,6 +3666,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_docs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pubsub, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_account_page, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_lanes_keep_their_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pgsql_reconnect, setup, teardown),
     };
