@@ -17,7 +17,8 @@ if [ "${1:-}" = "--package" ]; then
 else
     PKGS="build-essential cmake pkg-config $LIBS
 libcmocka-dev openssl clang libclang-rt-14-dev postgresql
-python3 python3-slixmpp python3-aiohttp go-sendxmpp profanity tmux valgrind man-db groff-base"
+python3 python3-slixmpp python3-aiohttp go-sendxmpp profanity tmux valgrind man-db groff-base
+prosody ejabberd"
 fi
 
 missing=""
@@ -43,6 +44,15 @@ if [ -n "$missing" ]; then
     $SUDO apt-get update -q
     # shellcheck disable=SC2086
     $SUDO apt-get install -y -q --no-install-recommends $missing
+    # Prosody and ejabberd are there for the tests that import their exports (each starts a
+    # private instance on loopback): Debian starts their system services at installation, which
+    # would hold 5222 and 5269 (the package test's hearthd needs them). Stopped, as after an
+    # installation only.
+    for s in prosody ejabberd; do
+        case " $(echo $missing) " in
+        *" $s "*) $SUDO service "$s" stop >/dev/null 2>&1 || true ;;
+        esac
+    done
 fi
 
 [ "$package" -eq 0 ] || exit 0
