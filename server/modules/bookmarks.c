@@ -460,7 +460,8 @@ static int stays(const to_private_t *t, const bookmark_t *b)
 static void to_private_read(void *ud, int err, const char *xml)
 {
     to_private_t *t = ud;
-    if (err) {
+    /* ENOTFOUND: nothing stored yet (or the account went, which the write below tells). */
+    if (err && err != HEARTH_ENOTFOUND) {
         to_private_written(t, err);
         return;
     }

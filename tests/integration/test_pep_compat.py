@@ -408,6 +408,16 @@ class BookmarksTest(CompatBase):
         # and the conversion did not come back into private XML as another change
         new.expect_none(is_event(BOOKMARKS), 'a second event')
 
+    def test_pep_bookmarks_reach_empty_private_xml(self):
+        # Regression: with nothing in private XML yet, its read came back "not found", taken for a
+        # failure, and the XEP-0402 bookmarks never reached private XML.
+        s = self.start_server()
+        old = self.pep(s, 'alice', 'old')
+        new = self.pep(s, 'alice', 'new', notify=[BOOKMARKS])
+        self.ok(new.iq('set', publish_xml(BOOKMARKS, tp.bookmark('Orchard'), ROOM1, BOOKMARK_OPTIONS)))
+        wait_for(lambda: private_bookmarks(self, old)[0] == {ROOM1: ('Orchard', True, 'al')}, TIMEOUT,
+                 'the bookmark in private XML')
+
     def test_bookmarks_kept_before_the_conversion_are_not_lost(self):
         # Private XML bookmarks stored while the conversion is off (or before it existed) ...
         s = self.start_server(pep__bookmarks_compat=False)
