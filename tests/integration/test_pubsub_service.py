@@ -524,6 +524,32 @@ class PubsubServiceTest(IMTestCase):
         self.ok(self.create(a, 'keeps'))
         self.assert_error(self.iq(a, 'set', "<publish node='keeps'/>"), 'bad-request', 'item-required')
 
+    def test_notifications_without_payloads_on_a_node_that_keeps_items(self):
+        # XEP-0060 7.1.2.2: deliver_payloads off, persist_items on: the event names the item and
+        # holds nothing else; the items stay, a fetch returns them; a new subscriber's last item
+        # comes without its payload too.
+        s = self.start_server()
+        a = self.connect(s, 'alice')
+        c = self.connect(s, 'carol')
+        d = self.connect(s, 'dave')
+        self.ok(self.create(a, 'quiet', {'pubsub#persist_items': '1', 'pubsub#deliver_payloads': '0',
+                                         'pubsub#max_items': '5'}))
+        self.ok(self.subscribe(c, 'quiet', jid=CJ))
+        c.sync()
+        c.take()
+        self.ok(self.publish(a, 'quiet', 'first', 'q1'))
+        ev = c.wait(is_event('quiet'), what='notification without payload')
+        items = event_el(ev, 'items')
+        self.assertEqual([(i.tag, i.get('id'), list(i), i.text) for i in items],
+                         [(q(NS_EV, 'item'), 'q1', [], None)], to_str(ev))
+        self.assertEqual(self.stored(c, 'quiet'), [('q1', 'first')])
+        self.ok(self.publish(a, 'quiet', 'second', 'q2'))
+        c.wait(is_event('quiet'))
+        self.assertEqual(self.stored(c, 'quiet'), [('q1', 'first'), ('q2', 'second')])
+        self.ok(self.subscribe(d, 'quiet', jid=DJ))
+        ev = d.wait(is_event('quiet'), what='last item at subscription')
+        self.assertEqual([(i.get('id'), list(i)) for i in event_el(ev, 'items')], [('q2', [])], to_str(ev))
+
     def test_subscription_options(self):
         s = self.start_server()
         a = self.connect(s, 'alice')
