@@ -447,6 +447,22 @@ class PepTest(IMTestCase):
         # 'max' and the service's number are the same precondition.
         self.ok(a.iq('set', publish_xml(node, tune('Six'), 'current', {'pubsub#max_items': '1000'})))
 
+    def test_max_items_above_the_cap(self):
+        s = self.start_server(pep__max_items='20')
+        a = self.pep(s, 'alice', 'desk')
+        n = 'urn:example:capped'
+        # publish-options (auto-create) asking for more than pep.max_items: not-acceptable, no node
+        self.assert_error(a.iq('set', publish_xml(n, tune('x'), 'x', {'pubsub#max_items': '21'})), 'not-acceptable')
+        self.assert_error(self.items(a, n), 'item-not-found')
+        # the cap itself, and 'max', are fine, and read back as given
+        self.ok(a.iq('set', publish_xml(n, tune('x'), 'x', {'pubsub#max_items': '20'})))
+        self.assertEqual(self.config_of(a, n)['pubsub#max_items'], ['20'])
+        self.ok(a.iq('set', publish_xml(n + ':max', tune('x'), 'x', {'pubsub#max_items': 'max'})))
+        self.assertEqual(self.config_of(a, n + ':max')['pubsub#max_items'], ['max'])
+        # configuring above it too
+        self.assert_error(self.configure(a, n, {'pubsub#max_items': '21'}), 'not-acceptable')
+        self.assertEqual(self.config_of(a, n)['pubsub#max_items'], ['20'])
+
     def test_max_items_and_retrieval(self):
         s = self.start_server()
         a = self.pep(s, 'alice', 'desk')

@@ -186,8 +186,15 @@ class PubsubServiceTest(IMTestCase):
     def test_service_can_be_switched_off(self):
         s = self.start_server(pubsub__enabled=False)
         a = self.connect(s, 'alice')
+        c = self.connect(s, 'carol')
         r = self.ok(a.iq('get', "<query xmlns='%s'/>" % NS_DISCO_ITEMS, to=DOMAIN))
         self.assertNotIn(PS, [i.get('jid') for i in r.find(q(NS_DISCO_ITEMS, 'query'))])
+        # The service does not exist: its domain is no domain of this server (as upload's).
+        self.assert_error(a.iq('get', "<query xmlns='%s'/>" % NS_DISCO_INFO, to=PS), 'remote-server-not-found')
+        self.assert_error(self.create(a, 'n'), 'remote-server-not-found')
+        self.assert_error(self.publish(a, 'n', 'nobody hears this', 'x'), 'remote-server-not-found')
+        self.assert_error(self.subscribe(c, 'n', jid=CJ), 'remote-server-not-found')
+        self.no_event(c)
 
     # -- create, configure, delete -------------------------------------------
 
@@ -697,6 +704,27 @@ class PubsubServiceTest(IMTestCase):
         self.assertEqual(self.config_of(a, 'wall')['pubsub#publish_model'], ['open'])
 
     # -- configuration keys ----------------------------------------------------
+
+    def test_max_items_max_and_above_the_cap(self):
+        s = self.start_server(pubsub__max_items='50')
+        a = self.connect(s, 'alice')
+        # 'max' is kept as 'max' (XEP-0060 16.4.4 config-node-max), and means the cap
+        self.ok(self.create(a, 'all', {'pubsub#max_items': 'max'}))
+        self.assertEqual(self.config_of(a, 'all')['pubsub#max_items'], ['max'])
+        for i in range(52):
+            self.ok(self.publish(a, 'all', 'e%d' % i, 'i%d' % i))
+        self.assertEqual(len(self.stored(a, 'all')), 50)
+        self.ok(self.create(a, 'cap', {'pubsub#max_items': '50'}))
+        self.assertEqual(self.config_of(a, 'cap')['pubsub#max_items'], ['50'])
+        # above pubsub.max_items: not-acceptable, nothing created or changed
+        self.assert_error(self.create(a, 'big', {'pubsub#max_items': '51'}), 'not-acceptable')
+        self.assert_error(self.items(a, 'big'), 'item-not-found')
+        self.assert_error(self.configure(a, 'cap', {'pubsub#max_items': '51'}), 'not-acceptable')
+        self.assertEqual(self.config_of(a, 'cap')['pubsub#max_items'], ['50'])
+        # publish-options on an existing node are preconditions (7.1.5): not met
+        self.assert_error(self.publish(a, 'cap', 'x', 'x', {'pubsub#max_items': '51'}), 'conflict',
+                          'precondition-not-met')
+        self.assertEqual(len(self.stored(a, 'cap')), 0)
 
     def test_create_policy_and_limits(self):
         s = self.start_server(admins={'root': 'rootpw'}, pubsub__create_policy='admin',
