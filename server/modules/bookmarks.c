@@ -716,6 +716,45 @@ typedef struct migrate {
     char *bare;
 } migrate_t;
 
+/* The newest item's <storage/> of a storage:bookmarks items result, serialised into f->xml. */
+static void legacy_items_parsed(void *ud, hearth_xml_node_t *r, hearth_arena_t *a)
+{
+    from_private_t *f = ud;
+    hearth_xml_node_t *items = hearth_xml_child(r, "items", HEARTH_NS_PUBSUB), *st = NULL;
+    (void)a;
+    for (hearth_xml_node_t *it = items ? hearth_xml_first_element(items) : NULL; it;
+         it = hearth_xml_next_element(it))
+        st = hearth_xml_child(it, "storage", NS_STORAGE); /* items come oldest first */
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    if (st && hearth_xml_serialize(st, NULL, &b) == 0)
+        f->xml = hearth_buf_steal(&b, NULL);
+    hearth_buf_free(&b);
+}
+
+static void legacy_items_read(void *ud, const pubsub_err_t *e, const char *inner)
+{
+    from_private_t *f = ud;
+    if (!e && inner)
+        router__parse(inner, strlen(inner), legacy_items_parsed, f);
+    if (!f->xml) {
+        from_private_free(f);
+        return;
+    }
+    pep__later(f->w, from_legacy_start, from_private_free, f); /* not inside PEP's queue */
+}
+
+static void legacy_items_start(worker_t *w, user_t *u, void *arg)
+{
+    static const char iq[] = "<iq type='get' id='bookmarks'><pubsub xmlns='" HEARTH_NS_PUBSUB
+                             "'><items node='" NS_STORAGE "'/></pubsub></iq>";
+    from_private_t *f = arg;
+    if (u->state != USER_READY || pep__has_items(u, NS_STORAGE) != 1) {
+        from_private_free(f);
+        return;
+    }
+    pep__submit_internal(w, u, iq, sizeof(iq) - 1, legacy_items_read, f);
+}
+
 static void migrate_read(void *ud, int err, const char *xml)
 {
     migrate_t *m = ud;
@@ -723,15 +762,18 @@ static void migrate_read(void *ud, int err, const char *xml)
     storage_parse_t p = {&l, NULL, 0};
     if (!err && xml)
         router__parse(xml, strlen(xml), storage_parsed, &p);
-    from_private_t *f = p.ok && l.n ? calloc(1, sizeof(*f)) : NULL;
-    if (f && (!(f->bare = strdup(m->bare)) || !(f->xml = strdup(xml)))) {
+    int from_private = p.ok && l.n;
+    from_private_t *f = calloc(1, sizeof(*f));
+    if (f && (!(f->bare = strdup(m->bare)) || (from_private && !(f->xml = strdup(xml))))) {
         from_private_free(f);
         f = NULL;
     }
     if (f) {
         f->w = m->w;
         f->add_only = 1;
-        user__acquire(m->w, m->bare, from_private_start, f);
+        /* Nothing in private XML: the list a legacy client kept in PEP, if any, instead. */
+        f->from_legacy = !from_private;
+        user__acquire(m->w, m->bare, from_private ? from_private_start : legacy_items_start, f);
     }
     bookmarks_clear(&l);
     free(m->bare);
@@ -741,7 +783,9 @@ static void migrate_read(void *ud, int err, const char *xml)
 /* As XEP-0411 advises: what was kept in private XML before (or while the conversion was off)
  * is in PEP by the time a client looks there, that is once the account's PEP is loaded (not at
  * every login: reading private XML at each would make every login dearer). Once per account
- * load, when the XEP-0402 node has no item yet; only rooms PEP lacks are added. */
+ * load, when the XEP-0402 node has no item yet; only rooms PEP lacks are added. With no room in
+ * private XML, the storage:bookmarks list is taken instead (private XML gets its rooms at the
+ * next change, which keeps what else it holds). */
 static void migrate_later(worker_t *w, void *arg)
 {
     migrate_t *m = arg;

@@ -601,6 +601,27 @@ class LegacyPepBookmarksTest(CompatBase):
                          {ROOM2: ('Cellar', True, 'al'), ROOM3: ('Attic', True, 'al')})
         self.no_event(quiet, old, b)
 
+    def test_legacy_list_kept_while_the_conversion_was_off_reaches_bookmarks2(self):
+        # A list published to storage:bookmarks while the conversion is off (or before it
+        # existed) ...
+        s = self.start_server(pep__bookmarks_compat=False)
+        legacy = self.pep(s, 'alice', 'legacy')
+        self.ok(legacy.iq('set', legacy_publish("<storage xmlns='%s'>%s%s</storage>" % (
+            NS_STORAGE, legacy_conf(ROOM1, 'Orchard'), legacy_conf(ROOM2, 'Cellar', False, 'ally')))))
+        legacy.close()
+        s.settings['pep.bookmarks_compat'] = 'true'
+        s.restart()
+        # ... is in XEP-0402 when a new-style client comes (nothing in private XML to take instead)
+        new = self.pep(s, 'alice', 'new', notify=[BOOKMARKS])
+        evs = new.wait_n(is_event(BOOKMARKS), 2, what='the legacy PEP bookmarks, now in XEP-0402')
+        self.assertEqual(sorted(event_items(m, BOOKMARKS).find(q(NS_EV, 'item')).get('id') for m in evs),
+                         sorted([ROOM1, ROOM2]))
+        self.assertEqual(pep_bookmarks(self.ok(self.items(new, BOOKMARKS))),
+                         {ROOM1: ('Orchard', True, 'al'), ROOM2: ('Cellar', False, 'ally')})
+        # the legacy list itself is left as it was
+        self.assertEqual(legacy_storage(self.ok(self.items(new, NS_STORAGE)))[1],
+                         {ROOM1: ('Orchard', True, 'al'), ROOM2: ('Cellar', False, 'ally')})
+
     def test_malformed_legacy_list_refused(self):
         s = self.start_server()
         legacy = self.pep(s, 'alice', 'legacy', notify=[NS_STORAGE])
