@@ -688,8 +688,7 @@ static void legacy_changed(worker_t *w, user_t *u, const char *payload)
 }
 
 /* A client changed its PEP bookmarks: private XML follows, after the changes before it (each
- * reads every item after its own change in PEP's queue), and the storage:bookmarks node after it.
- */
+ * reads every item after its own change in PEP's queue), and storage:bookmarks follows that. */
 static void pep_changed(worker_t *w, user_t *u, const char *node, pep_change_t what, const char *id,
                         const char *payload)
 {
@@ -709,7 +708,8 @@ static void pep_changed(worker_t *w, user_t *u, const char *node, pep_change_t w
     to_private_queue(w, u, bu, t);
 }
 
-/* ---- at login: rooms only in private XML go to PEP ---- */
+/* ---- at login: rooms kept only in private XML (or only in storage:bookmarks) go to XEP-0402 ----
+ */
 
 typedef struct migrate {
     worker_t *w;
