@@ -1,7 +1,8 @@
-/* Bookmarks both ways (XEP-0402 §5.3, urn:xmpp:bookmarks:1#compat): XEP-0048 bookmarks that a
- * client keeps in private XML (XEP-0049, storage:bookmarks) and XEP-0402 bookmarks in PEP (one
- * item per room in urn:xmpp:bookmarks:1) kept the same, each converted when a client changes
- * the other. Touches private XML through storage and PEP through pep_compat.h. */
+/* Bookmarks in all three places clients keep them (XEP-0402 §5.3, urn:xmpp:bookmarks:1#compat and
+ * #compat-pep; XEP-0411): XEP-0048 bookmarks in private XML (XEP-0049, storage:bookmarks), the
+ * same list in PEP (XEP-0223: node storage:bookmarks, one item 'current'), and XEP-0402 bookmarks
+ * in PEP (one item per room in urn:xmpp:bookmarks:1), kept the same, each converted when a client
+ * changes another. Touches private XML through storage and PEP through pep_compat.h. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +11,7 @@
 
 #define NS_BOOKMARKS "urn:xmpp:bookmarks:1"
 #define NS_STORAGE "storage:bookmarks"
+#define NS_CONVERSION "urn:xmpp:bookmarks-conversion:0"
 /* A list converted at once: private XML holds at most private.max_size (1 MiB) and PEP at most
  * pep.max_items per node; past this many rooms the rest is left out (and logged). */
 #define BOOKMARKS_MAX 10000
@@ -190,13 +192,106 @@ static int current_of(const char *bare, const pubsub_err_t *e, const char *inner
     return 0;
 }
 
-/* ---- from private XML to PEP ---- */
+/* ---- to the XEP-0048 list in PEP ---- */
+
+static void legacy_published(void *ud, const pubsub_err_t *e, const char *inner)
+{
+    char *bare = ud;
+    (void)inner;
+    if (e)
+        hlog(LOG_WARN, "bookmarks of %s: the storage:bookmarks node could not follow: %s", bare,
+             e->text  ? e->text
+             : e->app ? e->app
+                      : hearth_stanza_error_name(e->cond));
+    free(bare);
+}
+
+/* The first <storage/> of what private XML holds (a set may store several), on its own. */
+static void legacy_parsed(void *ud, hearth_xml_node_t *st, hearth_arena_t *a)
+{
+    hearth_buf_t *b = ud;
+    (void)a;
+    if (!b->len && !strcmp(st->name, "storage") && !strcmp(st->ns, NS_STORAGE) &&
+        hearth_xml_serialize(st, NULL, b))
+        hearth_buf_free(b);
+}
+
+/* xml, a list in XEP-0048's form, becomes the item 'current' of u's storage:bookmarks node
+ * (XEP-0048 §3 through XEP-0223), notified as a client's publish is. XEP-0223's options go as
+ * preconditions: a node someone made readable by others is not written (a list holds passwords).
+ * Not from inside PEP's queue. */
+static void legacy_publish(worker_t *w, user_t *u, const char *xml)
+{
+    hearth_buf_t st = HEARTH_BUF_INIT, b = HEARTH_BUF_INIT;
+    router__parse(xml, strlen(xml), legacy_parsed, &st);
+    char *bare = st.len ? strdup(u->bare) : NULL;
+    int rc = bare ? 0 : HEARTH_ENOMEM;
+    rc = rc
+             ?: hearth_buf_append_str(
+                    &b, "<iq type='set' id='bookmarks'><pubsub xmlns='" HEARTH_NS_PUBSUB
+                        "'><publish node='" NS_STORAGE "'><item id='current'>");
+    rc = rc ?: hearth_buf_append(&b, st.data, st.len);
+    rc = rc
+             ?: hearth_buf_append_str(
+                    &b, "</item></publish><publish-options><x xmlns='jabber:x:data' type='submit'>"
+                        "<field var='FORM_TYPE' type='hidden'><value>" HEARTH_NS_PUBSUB
+                        "#publish-options</value></field><field var='pubsub#persist_items'><value>"
+                        "true</value></field><field var='pubsub#access_model'><value>whitelist"
+                        "</value></field></x></publish-options></pubsub></iq>");
+    if (!rc)
+        pep__submit_internal(w, u, b.data, b.len, legacy_published, bare);
+    else
+        free(bare);
+    hearth_buf_free(&st);
+    hearth_buf_free(&b);
+}
+
+/* XEP-0048 §3's list as a client publishes it to storage:bookmarks: one <storage/>, each
+ * conference naming its room by a bare JID, small enough for private XML. What the conversion
+ * could not carry is refused before anything is stored (XEP-0060 §7.1.3.6). */
+static int legacy_check(worker_t *w, const user_t *u, const char *node,
+                        const hearth_xml_node_t *payload, size_t size, pubsub_err_t *e)
+{
+    (void)u;
+    if (strcmp(node, NS_STORAGE))
+        return 0;
+    if (strcmp(payload->name, "storage") || strcmp(payload->ns, NS_STORAGE))
+        return pubsub_fail(e, HEARTH_STANZA_ERR_BAD_REQUEST, "invalid-payload",
+                           "this node holds <storage xmlns='storage:bookmarks'/> (XEP-0048)");
+    if (size > w->set.private_max_size)
+        return pubsub_fail(e, HEARTH_STANZA_ERR_NOT_ACCEPTABLE, "payload-too-big",
+                           "the list would not fit private XML (private.max_size)");
+    size_t n = 0;
+    for (hearth_xml_node_t *c = hearth_xml_first_element(payload); c;
+         c = hearth_xml_next_element(c)) {
+        if (strcmp(c->name, "conference") || strcmp(c->ns, NS_STORAGE))
+            continue; /* <url/>, or another namespace's: kept as it is */
+        const char *jid = hearth_xml_attr(c, "jid"), *aj = hearth_xml_attr(c, "autojoin");
+        hearth_jid_t j = HEARTH_JID_INIT;
+        const char *why = NULL;
+        int bad = !jid || hearth_jid_parse(jid, strlen(jid), &j, &why) || j.resource;
+        hearth_jid_clear(&j);
+        if (bad)
+            return pubsub_fail(e, HEARTH_STANZA_ERR_BAD_REQUEST, "invalid-payload",
+                               "a conference names its room's bare JID in 'jid'");
+        if (aj && strcmp(aj, "true") && strcmp(aj, "false") && strcmp(aj, "1") && strcmp(aj, "0"))
+            return pubsub_fail(e, HEARTH_STANZA_ERR_BAD_REQUEST, "invalid-payload",
+                               "autojoin is true or false");
+        if (++n > BOOKMARKS_MAX)
+            return pubsub_fail(e, HEARTH_STANZA_ERR_NOT_ACCEPTABLE, NULL,
+                               "at most 10000 rooms in a list");
+    }
+    return 0;
+}
+
+/* ---- from private XML (or the XEP-0048 list in PEP) to XEP-0402 ---- */
 
 typedef struct from_private {
     worker_t *w;
     char *bare;
-    char *xml;    /* the private XML the client stored */
-    int add_only; /* the login pass: only rooms PEP lacks */
+    char *xml;       /* the private XML the client stored, or the list it published in PEP */
+    int add_only;    /* the login pass: only rooms PEP lacks */
+    int from_legacy; /* xml came from the storage:bookmarks node (which need not follow it) */
     bookmarks_t current;
     size_t pending; /* requests in PEP not yet answered */
 } from_private_t;
@@ -326,9 +421,19 @@ static void from_private_start(worker_t *w, user_t *u, void *arg)
     }
     pep__submit_internal(w, u, b.data, b.len, from_private_read, f);
     hearth_buf_free(&b);
+    /* XEP-0411 §3: the storage:bookmarks node follows private XML; at the login pass only when
+     * it holds nothing yet (what a legacy client published there is not overwritten). */
+    if (!f->from_legacy && (!f->add_only || pep__has_items(u, NS_STORAGE) == 0))
+        legacy_publish(w, u, f->xml);
 }
 
-/* A client stored private XML: its bookmarks go to PEP. */
+static void from_legacy_start(worker_t *w, void *arg)
+{
+    from_private_t *f = arg;
+    user__acquire(w, f->bare, from_private_start, f);
+}
+
+/* A client stored private XML: its bookmarks go to PEP (both nodes). */
 static void private_stored(worker_t *w, const char *bare, const char *ns, const char *xml)
 {
     if (strcmp(ns, NS_STORAGE))
@@ -374,6 +479,8 @@ struct to_private {
     pep_change_t what;
     char *id; /* PEP_RETRACTED: the room that went */
     bookmarks_t current;
+    char *legacy; /* a list a client published to storage:bookmarks: private XML becomes it */
+    char *xml;    /* what was written to private XML, for the storage:bookmarks node next */
 };
 
 static void to_private_free(to_private_t *t)
@@ -384,6 +491,8 @@ static void to_private_free(to_private_t *t)
     free(t->node);
     free(t->id);
     bookmarks_clear(&t->current);
+    free(t->legacy);
+    free(t->xml);
     free(t);
 }
 
@@ -440,9 +549,12 @@ static void to_private_end(to_private_t *t)
 static void to_private_written(void *ud, int err)
 {
     to_private_t *t = ud;
+    user_t *u = err || !t->xml ? NULL : worker__user(t->w, t->bare, 0);
     if (err)
         hlog(LOG_ERROR, "bookmarks of %s: private XML could not be written: %s", t->bare,
              hearth_strerror(err));
+    else if (u && u->state == USER_READY) /* held while t runs; a storage callback, not PEP's */
+        legacy_publish(t->w, u, t->xml);
     to_private_end(t);
 }
 
@@ -460,7 +572,8 @@ static int stays(const to_private_t *t, const bookmark_t *b)
 static void to_private_read(void *ud, int err, const char *xml)
 {
     to_private_t *t = ud;
-    if (err) {
+    /* ENOTFOUND: nothing stored yet (or the account went, which the write below tells). */
+    if (err && err != HEARTH_ENOTFOUND) {
         to_private_written(t, err);
         return;
     }
@@ -489,10 +602,10 @@ static void to_private_read(void *ud, int err, const char *xml)
         return;
     }
     worker_t *w = t->w;
-    if (storage_private_set(w->srv->storage, &w->storage_target, t->node, NS_STORAGE, b.data,
-                            w->set.private_max_total, to_private_written, t))
+    t->xml = hearth_buf_steal(&b, NULL);
+    if (!t->xml || storage_private_set(w->srv->storage, &w->storage_target, t->node, NS_STORAGE,
+                                       t->xml, w->set.private_max_total, to_private_written, t))
         to_private_written(t, HEARTH_EAGAIN);
-    hearth_buf_free(&b);
 }
 
 static void to_private_items(void *ud, const pubsub_err_t *e, const char *inner)
@@ -512,7 +625,14 @@ static void to_private_start(worker_t *w, user_t *u, void *arg)
 {
     to_private_t *t = arg;
     hearth_buf_t b = HEARTH_BUF_INIT;
-    if (u->state != USER_READY || !(t->node = strdup(u->node)) || items_request(&b)) {
+    if (u->state == USER_READY && t->legacy && (t->node = strdup(u->node))) {
+        /* the legacy list is whole: private XML becomes it (its size was checked) */
+        if (storage_private_set(w->srv->storage, &w->storage_target, t->node, NS_STORAGE, t->legacy,
+                                w->set.private_max_total, to_private_written, t))
+            to_private_written(t, HEARTH_EAGAIN);
+        return;
+    }
+    if (u->state != USER_READY || t->legacy || !(t->node = strdup(u->node)) || items_request(&b)) {
         hearth_buf_free(&b);
         to_private_end(t);
         return;
@@ -527,22 +647,10 @@ static void to_private_run(worker_t *w, void *arg)
     user__acquire(w, t->bare, to_private_start, t); /* held: runs now */
 }
 
-/* A client changed its PEP bookmarks: private XML follows, after the changes before it (each
- * reads every item after its own change in PEP's queue). */
-static void pep_changed(worker_t *w, user_t *u, const char *node, pep_change_t what, const char *id,
-                        const char *payload)
+/* t queued for u's private XML, after the changes before it. */
+static void to_private_queue(worker_t *w, user_t *u, bookmarks_user_t *bu, to_private_t *t)
 {
-    (void)payload;
-    if (strcmp(node, NS_BOOKMARKS))
-        return;
-    bookmarks_user_t *bu = state_of(u);
-    to_private_t *t = bu ? calloc(1, sizeof(*t)) : NULL;
-    if (!t || !(t->bare = strdup(u->bare)) || (id && !(t->id = strdup(id)))) {
-        to_private_free(t);
-        return;
-    }
     t->w = w;
-    t->what = what;
     if (bu->tail) {
         bu->tail->next = t;
         bu->tail = t;
@@ -556,12 +664,96 @@ static void pep_changed(worker_t *w, user_t *u, const char *node, pep_change_t w
     pep__later(w, to_private_run, to_private_abandon, t);
 }
 
-/* ---- at login: rooms only in private XML go to PEP ---- */
+/* A client published a list to storage:bookmarks (checked by legacy_check): private XML becomes
+ * it, and the XEP-0402 items follow it as they follow a list stored in private XML. A retraction
+ * there, a purge or a delete is left alone: a list gone says nothing of which rooms went. */
+static void legacy_changed(worker_t *w, user_t *u, const char *payload)
+{
+    bookmarks_user_t *bu = state_of(u);
+    to_private_t *t = bu ? calloc(1, sizeof(*t)) : NULL;
+    if (!t || !(t->bare = strdup(u->bare)) || !(t->legacy = strdup(payload))) {
+        to_private_free(t);
+        return;
+    }
+    t->what = PEP_PUBLISHED;
+    to_private_queue(w, u, bu, t);
+    from_private_t *f = calloc(1, sizeof(*f));
+    if (!f || !(f->bare = strdup(u->bare)) || !(f->xml = strdup(payload))) {
+        from_private_free(f);
+        return;
+    }
+    f->w = w;
+    f->from_legacy = 1;
+    pep__later(w, from_legacy_start, from_private_free, f); /* not inside PEP's queue */
+}
+
+/* A client changed its PEP bookmarks: private XML follows, after the changes before it (each
+ * reads every item after its own change in PEP's queue), and storage:bookmarks follows that. */
+static void pep_changed(worker_t *w, user_t *u, const char *node, pep_change_t what, const char *id,
+                        const char *payload)
+{
+    if (!strcmp(node, NS_STORAGE) && what == PEP_PUBLISHED) {
+        legacy_changed(w, u, payload);
+        return;
+    }
+    if (strcmp(node, NS_BOOKMARKS))
+        return;
+    bookmarks_user_t *bu = state_of(u);
+    to_private_t *t = bu ? calloc(1, sizeof(*t)) : NULL;
+    if (!t || !(t->bare = strdup(u->bare)) || (id && !(t->id = strdup(id)))) {
+        to_private_free(t);
+        return;
+    }
+    t->what = what;
+    to_private_queue(w, u, bu, t);
+}
+
+/* ---- at login: rooms kept only in private XML (or only in storage:bookmarks) go to XEP-0402 ----
+ */
 
 typedef struct migrate {
     worker_t *w;
     char *bare;
 } migrate_t;
+
+/* The newest item's <storage/> of a storage:bookmarks items result, serialised into f->xml. */
+static void legacy_items_parsed(void *ud, hearth_xml_node_t *r, hearth_arena_t *a)
+{
+    from_private_t *f = ud;
+    hearth_xml_node_t *items = hearth_xml_child(r, "items", HEARTH_NS_PUBSUB), *st = NULL;
+    (void)a;
+    for (hearth_xml_node_t *it = items ? hearth_xml_first_element(items) : NULL; it;
+         it = hearth_xml_next_element(it))
+        st = hearth_xml_child(it, "storage", NS_STORAGE); /* items come oldest first */
+    hearth_buf_t b = HEARTH_BUF_INIT;
+    if (st && hearth_xml_serialize(st, NULL, &b) == 0)
+        f->xml = hearth_buf_steal(&b, NULL);
+    hearth_buf_free(&b);
+}
+
+static void legacy_items_read(void *ud, const pubsub_err_t *e, const char *inner)
+{
+    from_private_t *f = ud;
+    if (!e && inner)
+        router__parse(inner, strlen(inner), legacy_items_parsed, f);
+    if (!f->xml) {
+        from_private_free(f);
+        return;
+    }
+    pep__later(f->w, from_legacy_start, from_private_free, f); /* not inside PEP's queue */
+}
+
+static void legacy_items_start(worker_t *w, user_t *u, void *arg)
+{
+    static const char iq[] = "<iq type='get' id='bookmarks'><pubsub xmlns='" HEARTH_NS_PUBSUB
+                             "'><items node='" NS_STORAGE "'/></pubsub></iq>";
+    from_private_t *f = arg;
+    if (u->state != USER_READY || pep__has_items(u, NS_STORAGE) != 1) {
+        from_private_free(f);
+        return;
+    }
+    pep__submit_internal(w, u, iq, sizeof(iq) - 1, legacy_items_read, f);
+}
 
 static void migrate_read(void *ud, int err, const char *xml)
 {
@@ -570,15 +762,18 @@ static void migrate_read(void *ud, int err, const char *xml)
     storage_parse_t p = {&l, NULL, 0};
     if (!err && xml)
         router__parse(xml, strlen(xml), storage_parsed, &p);
-    from_private_t *f = p.ok && l.n ? calloc(1, sizeof(*f)) : NULL;
-    if (f && (!(f->bare = strdup(m->bare)) || !(f->xml = strdup(xml)))) {
+    int from_private = p.ok && l.n;
+    from_private_t *f = calloc(1, sizeof(*f));
+    if (f && (!(f->bare = strdup(m->bare)) || (from_private && !(f->xml = strdup(xml))))) {
         from_private_free(f);
         f = NULL;
     }
     if (f) {
         f->w = m->w;
         f->add_only = 1;
-        user__acquire(m->w, m->bare, from_private_start, f);
+        /* Nothing in private XML: the list a legacy client kept in PEP, if any, instead. */
+        f->from_legacy = !from_private;
+        user__acquire(m->w, m->bare, from_private ? from_private_start : legacy_items_start, f);
     }
     bookmarks_clear(&l);
     free(m->bare);
@@ -588,7 +783,9 @@ static void migrate_read(void *ud, int err, const char *xml)
 /* As XEP-0411 advises: what was kept in private XML before (or while the conversion was off)
  * is in PEP by the time a client looks there, that is once the account's PEP is loaded (not at
  * every login: reading private XML at each would make every login dearer). Once per account
- * load, when the XEP-0402 node has no item yet; only rooms PEP lacks are added. */
+ * load, when the XEP-0402 node has no item yet; only rooms PEP lacks are added. With no room in
+ * private XML, the storage:bookmarks list is taken instead (private XML gets its rooms at the
+ * next change, which keeps what else it holds). */
 static void migrate_later(worker_t *w, void *arg)
 {
     migrate_t *m = arg;
@@ -647,12 +844,14 @@ static int bookmarks_init(server_t *srv)
         return HEARTH_ELIMIT;
     private__listen(private_stored);
     pep__listen(pep_changed);
+    pep__listen_check(legacy_check);
     pep__listen_loaded(pep_loaded);
     return hooks__add(HOOK_USER_UNLOADED, 0, user_unloaded);
 }
 
-/* XEP-0402 §5.3: on the account, exactly while the conversion runs. */
-static const char *const bookmarks_account_features[] = {NS_BOOKMARKS "#compat", NULL};
+/* XEP-0402 §5.3 and XEP-0411 §2: on the account, exactly while the conversion runs. */
+static const char *const bookmarks_account_features[] = {
+    NS_BOOKMARKS "#compat", NS_BOOKMARKS "#compat-pep", NS_CONVERSION, NULL};
 
 const module_t module_bookmarks = {
     .name = "bookmarks",

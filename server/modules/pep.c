@@ -368,6 +368,24 @@ void pep__changed(pep_op_t *op, const pubsub_node_t *n, const char *id, const ch
         listeners[i](op->w, op->u, n->name, what, id, payload);
 }
 
+static pep_check_fn checks[PEP_LISTENERS_MAX];
+static size_t nchecks;
+
+void pep__listen_check(pep_check_fn fn)
+{
+    if (nchecks < PEP_LISTENERS_MAX)
+        checks[nchecks++] = fn;
+}
+
+int pep__check_publish(pep_op_t *op, const char *node, const hearth_xml_node_t *payload,
+                       pubsub_err_t *e)
+{
+    for (size_t i = 0; !op->by_server && i < nchecks; i++)
+        if (checks[i](op->w, op->u, node, payload, op->size, e))
+            return -1;
+    return 0;
+}
+
 void pep__listen_loaded(pep_loaded_fn fn)
 {
     if (nloaded < PEP_LISTENERS_MAX)

@@ -128,6 +128,10 @@ void pep__process_iq(pep_op_t *op);
 /* pep.c: a node changed by a request (publish: id and payload; retract: id; purge and delete:
  * neither), for the conversions that listen (pep_compat.h). */
 void pep__changed(pep_op_t *op, const pubsub_node_t *n, const char *id, const char *payload);
+/* pep.c: what the conversions say of a client's publish to node (pep_compat.h): 0, or -1 with
+ * *e set. */
+int pep__check_publish(pep_op_t *op, const char *node, const hearth_xml_node_t *payload,
+                       pubsub_err_t *e);
 
 /* pep_out.c: replies to op's requester, notifications to u's resources and contacts. */
 void pep__result(pep_op_t *op, const char *inner); /* inner: serialised, NULL for none */

@@ -1,7 +1,8 @@
 /* What PEP (pep.h) offers the modules that convert other storage into PEP nodes and back:
  * avatars (avatar.c, XEP-0398 with XEP-0153) and bookmarks (bookmarks.c, XEP-0402 §5.3 with
- * XEP-0048 in private XML). They hear of changes made by clients, and make their own changes as
- * requests of the account itself, in order with the account's other requests. */
+ * XEP-0048 in private XML and in PEP). They check what clients publish to the nodes they convert,
+ * hear of changes made by clients, and make their own changes as requests of the account itself,
+ * in order with the account's other requests. */
 #ifndef HEARTH_PEP_COMPAT_H
 #define HEARTH_PEP_COMPAT_H
 
@@ -27,6 +28,13 @@ typedef void (*pep_change_fn)(worker_t *w, user_t *u, const char *node, pep_chan
                               const char *id, const char *payload);
 #define PEP_LISTENERS_MAX 4
 void pep__listen(pep_change_fn fn); /* at start-up */
+
+/* fn checks a client's publish to node of u before anything is stored or notified: payload is
+ * the item's one element, size its serialised bytes. 0 lets it through; -1, with *e set, refuses
+ * the publish with that error. A conversion's own publishes are not checked. */
+typedef int (*pep_check_fn)(worker_t *w, const user_t *u, const char *node,
+                            const hearth_xml_node_t *payload, size_t size, pubsub_err_t *e);
+void pep__listen_check(pep_check_fn fn); /* at start-up; at most PEP_LISTENERS_MAX */
 
 /* fn hears that u's PEP was loaded from storage (inside PEP: post the work, pep__later); for
  * what is done once an account uses PEP, not at every login. */

@@ -118,7 +118,8 @@ static int publish_check(pep_op_t *op, const hearth_xml_node_t *pub,
     }
     if (!(op->id = strdup(id)))
         return pubsub_fail(e, HEARTH_STANZA_ERR_RESOURCE_CONSTRAINT, NULL, NULL);
-    if (item_payload(op, item, e))
+    if (item_payload(op, item, e) ||
+        pep__check_publish(op, node, hearth_xml_first_element(item), e))
         return -1;
     hearth_xml_node_t *x = options ? hearth_xml_first_element(options) : NULL;
     pubsub_node_t *n = strmap_get(&pu->nodes, node);

@@ -118,6 +118,8 @@ BEHAVIOUR = {
     'urn:xmpp:sid:0': 'stanza_id',
     'urn:xmpp:pep-vcard-conversion:0': 'vcard_conversion',
     'urn:xmpp:bookmarks:1#compat': 'bookmarks_compat',
+    'urn:xmpp:bookmarks:1#compat-pep': 'bookmarks_compat_pep',
+    'urn:xmpp:bookmarks-conversion:0': 'bookmarks_conversion',
     # Notifications, by presence subscription and filtered by caps: integration/pep
     # (test_publish_notifies_by_caps_and_presence, test_last_item_at_login_and_caps_learnt_later,
     # test_new_subscriber_gets_last_item); here, one notification to a contact with +notify.
@@ -189,6 +191,32 @@ class DiscoFeaturesTest(IMTestCase):
             return r.get('type') == 'result' and [i.get('id') for i in r.iter(q(PS, 'item'))]
         self.assertEqual(wait_for(there, TIMEOUT, 'the bookmark in PEP'), ['room@conference.%s' % DOMAIN])
 
+    def bookmarks_compat_pep(self, s, a, b):
+        # XEP-0402 5.3: a XEP-0048 list published to storage:bookmarks reaches XEP-0402
+        room = 'pepcompat@conference.%s' % DOMAIN
+        r = a.iq('set', "<pubsub xmlns='%s'><publish node='storage:bookmarks'><item id='current'><storage "
+                 "xmlns='storage:bookmarks'><conference jid='%s' autojoin='true'/></storage></item></publish>"
+                 "</pubsub>" % (PS, room))
+        self.assertEqual(r.get('type'), 'result', to_str(r))
+
+        def there():
+            r = a.iq('get', "<pubsub xmlns='%s'><items node='urn:xmpp:bookmarks:1'/></pubsub>" % PS)
+            return r.get('type') == 'result' and room in [i.get('id') for i in r.iter(q(PS, 'item'))]
+        wait_for(there, TIMEOUT, 'the legacy PEP bookmark in XEP-0402')
+
+    def bookmarks_conversion(self, s, a, b):
+        # XEP-0411 3: private XML reaches the storage:bookmarks node
+        room = 'conversion@conference.%s' % DOMAIN
+        self.assertEqual(a.iq('set', "<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'>"
+                              "<conference jid='%s' autojoin='true'/></storage></query>" % room).get('type'),
+                         'result')
+
+        def there():
+            r = a.iq('get', "<pubsub xmlns='%s'><items node='storage:bookmarks'/></pubsub>" % PS)
+            return r.get('type') == 'result' and [c.get('jid') for c in r.iter(q('storage:bookmarks', 'conference'))
+                                                  ] == [room]
+        wait_for(there, TIMEOUT, 'the private XML bookmark in PEP')
+
     def notification(self, s, a, b):
         pass  # run once, in test_every_feature_is_backed (below)
 
@@ -242,7 +270,8 @@ class DiscoFeaturesTest(IMTestCase):
     def test_switched_off_features_are_gone(self):
         s = self.start_server(archive__enabled=False, pep__vcard_conversion=False, pep__bookmarks_compat=False)
         a = self.connect(s, 'alice', 'a')
-        gone = {'urn:xmpp:mam:2', 'urn:xmpp:pep-vcard-conversion:0', 'urn:xmpp:bookmarks:1#compat'}
+        gone = {'urn:xmpp:mam:2', 'urn:xmpp:pep-vcard-conversion:0', 'urn:xmpp:bookmarks:1#compat',
+                'urn:xmpp:bookmarks:1#compat-pep', 'urn:xmpp:bookmarks-conversion:0'}
         for to in (DOMAIN, AJ):
             self.assertEqual(gone & set(features(a, to)), set(), to)
         r = a.iq('set', "<query xmlns='urn:xmpp:mam:2'/>")

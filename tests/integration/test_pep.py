@@ -312,6 +312,32 @@ class PepTest(IMTestCase):
         m2.presence(children=m2.caps(), status='again')
         self.no_event(m2)
 
+    def test_notifications_without_payloads_on_a_node_that_keeps_items(self):
+        # XEP-0060 7.1.2.2 / 6.5: deliver_payloads off and persist_items on: the event names the
+        # item (no payload), a fetch returns it, and the last item at login comes without it too.
+        s = self.start_server()
+        a = self.pep(s, 'alice', 'desk')
+        b = self.pep(s, 'bob', 'b', notify=[TUNE])
+        make_state(self, a, b, 'both')
+        self.ok(a.iq('set', "<pubsub xmlns='%s'><create node='%s'/><configure>%s</configure></pubsub>"
+                     % (NS_PS, TUNE, config_form({'pubsub#persist_items': '1', 'pubsub#deliver_payloads': '0',
+                                                  'pubsub#max_items': '5'}))))
+        b.sync()
+        b.take()
+        self.ok(a.iq('set', publish_xml(TUNE, tune('Byrd'), 'np1')))
+        it = event_items(b.wait(is_event(TUNE), what='notification without payload'), TUNE).find(q(NS_EV, 'item'))
+        self.assertEqual((it.get('id'), list(it), it.text), ('np1', [], None), to_str(it))
+        self.assertEqual(artists(self.ok(self.items(b, TUNE, to=AJ)), TUNE), [('np1', 'Byrd')])
+        self.ok(a.iq('set', publish_xml(TUNE, tune('Dowland'), 'np2')))
+        b.wait(is_event(TUNE))
+        self.assertEqual(artists(self.ok(self.items(b, TUNE, to=AJ)), TUNE), [('np1', 'Byrd'), ('np2', 'Dowland')])
+        b.logout()
+        b = self.pep(s, 'bob', 'later', notify=[TUNE])
+        m = b.wait(is_event(TUNE), what='last item at login')
+        it = event_items(m, TUNE).find(q(NS_EV, 'item'))
+        self.assertEqual((it.get('id'), list(it)), ('np2', []), to_str(m))
+        self.assertIsNotNone(m.find(q(NS_DELAY, 'delay')), to_str(m))
+
     def test_last_item_from_an_owner_who_is_offline(self):
         # PEP is persistent: a contact that comes online gets the last item even when the owner
         # has no session and its account is not loaded (here after a restart).
@@ -420,6 +446,22 @@ class PepTest(IMTestCase):
         self.assertEqual(artists(self.ok(self.items(a, node)), node), [('current', 'Two')])
         # 'max' and the service's number are the same precondition.
         self.ok(a.iq('set', publish_xml(node, tune('Six'), 'current', {'pubsub#max_items': '1000'})))
+
+    def test_max_items_above_the_cap(self):
+        s = self.start_server(pep__max_items='20')
+        a = self.pep(s, 'alice', 'desk')
+        n = 'urn:example:capped'
+        # publish-options (auto-create) asking for more than pep.max_items: not-acceptable, no node
+        self.assert_error(a.iq('set', publish_xml(n, tune('x'), 'x', {'pubsub#max_items': '21'})), 'not-acceptable')
+        self.assert_error(self.items(a, n), 'item-not-found')
+        # the cap itself, and 'max', are fine, and read back as given
+        self.ok(a.iq('set', publish_xml(n, tune('x'), 'x', {'pubsub#max_items': '20'})))
+        self.assertEqual(self.config_of(a, n)['pubsub#max_items'], ['20'])
+        self.ok(a.iq('set', publish_xml(n + ':max', tune('x'), 'x', {'pubsub#max_items': 'max'})))
+        self.assertEqual(self.config_of(a, n + ':max')['pubsub#max_items'], ['max'])
+        # configuring above it too
+        self.assert_error(self.configure(a, n, {'pubsub#max_items': '21'}), 'not-acceptable')
+        self.assertEqual(self.config_of(a, n)['pubsub#max_items'], ['20'])
 
     def test_max_items_and_retrieval(self):
         s = self.start_server()

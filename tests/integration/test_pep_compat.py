@@ -28,6 +28,8 @@ AV_DATA = 'urn:xmpp:avatar:data'
 AV_META = 'urn:xmpp:avatar:metadata'
 CONVERSION = 'urn:xmpp:pep-vcard-conversion:0'
 COMPAT = BOOKMARKS + '#compat'
+COMPAT_PEP = BOOKMARKS + '#compat-pep'
+CONVERSION_0411 = 'urn:xmpp:bookmarks-conversion:0'
 
 AJ, BJ, CJ = ('%s@%s' % (u, DOMAIN) for u in ('alice', 'bob', 'carol'))
 ROOM1, ROOM2, ROOM3 = ('%s@conference.%s' % (r, DOMAIN) for r in ('orchard', 'cellar', 'attic'))
@@ -408,6 +410,16 @@ class BookmarksTest(CompatBase):
         # and the conversion did not come back into private XML as another change
         new.expect_none(is_event(BOOKMARKS), 'a second event')
 
+    def test_pep_bookmarks_reach_empty_private_xml(self):
+        # Regression: with nothing in private XML yet, its read came back "not found", taken for a
+        # failure, and the XEP-0402 bookmarks never reached private XML.
+        s = self.start_server()
+        old = self.pep(s, 'alice', 'old')
+        new = self.pep(s, 'alice', 'new', notify=[BOOKMARKS])
+        self.ok(new.iq('set', publish_xml(BOOKMARKS, tp.bookmark('Orchard'), ROOM1, BOOKMARK_OPTIONS)))
+        wait_for(lambda: private_bookmarks(self, old)[0] == {ROOM1: ('Orchard', True, 'al')}, TIMEOUT,
+                 'the bookmark in private XML')
+
     def test_bookmarks_kept_before_the_conversion_are_not_lost(self):
         # Private XML bookmarks stored while the conversion is off (or before it existed) ...
         s = self.start_server(pep__bookmarks_compat=False)
@@ -434,13 +446,203 @@ class BookmarksTest(CompatBase):
 
     def test_switched_off(self):
         s = self.start_server(pep__bookmarks_compat=False)
-        old = self.pep(s, 'alice', 'old')
+        old = self.pep(s, 'alice', 'old', notify=[NS_STORAGE])
         new = self.pep(s, 'alice', 'new', notify=[BOOKMARKS])
         info = self.ok(new.iq('get', "<query xmlns='%s'/>" % NS_DISCO_INFO, to=AJ))
-        self.assertNotIn(COMPAT, {f.get('var') for f in info.iter(q(NS_DISCO_INFO, 'feature'))})
+        feats = {f.get('var') for f in info.iter(q(NS_DISCO_INFO, 'feature'))}
+        self.assertEqual({COMPAT, COMPAT_PEP, CONVERSION_0411} & feats, set())
         self.ok(private_set(old, legacy_conf(ROOM1, 'Orchard')))
         new.expect_none(is_event(BOOKMARKS), 'a bookmark event')
+        old.expect_none(is_event(NS_STORAGE), 'a storage:bookmarks event')
         self.assert_error(self.items(new, BOOKMARKS), 'item-not-found')
+        self.assert_error(self.items(new, NS_STORAGE), 'item-not-found')
+        # a legacy PEP list is a node like any other: not converted, not checked
+        self.ok(old.iq('set', legacy_publish("<storage xmlns='%s'>%s</storage>"
+                                             % (NS_STORAGE, legacy_conf(ROOM2, 'Cellar')))))
+        new.expect_none(is_event(BOOKMARKS), 'a bookmark event')
+        self.assert_error(self.items(new, BOOKMARKS), 'item-not-found')
+        self.ok(old.iq('set', legacy_publish("<other xmlns='urn:example'/>")))
+
+
+def legacy_publish(payload, item_id='current', options=True):
+    # As XEP-0048 3 (through XEP-0223) has it: one item, 'current', on a private node.
+    return publish_xml(NS_STORAGE, payload, item_id,
+                       LEGACY_OPTIONS if options else None)
+
+
+LEGACY_OPTIONS = {'pubsub#persist_items': 'true', 'pubsub#access_model': 'whitelist'}
+
+
+def legacy_storage(c):
+    """The storage:bookmarks item in c's event or items result: (id, {jid: (name, autojoin, nick)}, storage)."""
+    ps = c.find(q(NS_PS, 'pubsub'))
+    items = ps.find(q(NS_PS, 'items')) if ps is not None else c.find(q(NS_EV, 'event')).find(q(NS_EV, 'items'))
+    assert items is not None and items.get('node') == NS_STORAGE, to_str(c)
+    its = [i for i in items if i.tag in (q(NS_PS, 'item'), q(NS_EV, 'item'))]
+    assert len(its) == 1, to_str(c)
+    st = its[0].find(q(NS_STORAGE, 'storage'))
+    assert st is not None, to_str(c)
+    confs = {}
+    for cf in st.findall(q(NS_STORAGE, 'conference')):
+        nick = cf.find(q(NS_STORAGE, 'nick'))
+        confs[cf.get('jid')] = (cf.get('name'), cf.get('autojoin') in ('true', '1'),
+                                nick.text if nick is not None else None)
+    return its[0].get('id'), confs, st
+
+
+class LegacyPepBookmarksTest(CompatBase):
+    """XEP-0402 5.3's #compat-pep and XEP-0411: XEP-0048 bookmarks kept in PEP (XEP-0223: the node
+    storage:bookmarks, one item 'current') kept the same as the XEP-0402 items and private XML."""
+
+    def features(self, c):
+        info = self.ok(c.iq('get', "<query xmlns='%s'/>" % NS_DISCO_INFO, to=AJ))
+        return {f.get('var') for f in info.iter(q(NS_DISCO_INFO, 'feature'))}
+
+    def test_legacy_pep_bookmarks_reach_bookmarks2_and_private_xml(self):
+        s = self.start_server()
+        legacy = self.pep(s, 'alice', 'legacy', notify=[NS_STORAGE])  # XEP-0048 in PEP
+        new = self.pep(s, 'alice', 'new', notify=[BOOKMARKS])
+        old = self.pep(s, 'alice', 'old')  # XEP-0048 in private XML
+        b = self.pep(s, 'bob', 'b', notify=[NS_STORAGE, BOOKMARKS])
+        make_state(self, legacy, b, 'both')
+        for c in (legacy, new, old):
+            c.sync()
+            c.take()
+        self.assertLessEqual({COMPAT, COMPAT_PEP, CONVERSION_0411}, self.features(new))
+
+        self.ok(legacy.iq('set', legacy_publish(
+            "<storage xmlns='%s'>%s%s<url name='home' url='https://example.org/'/></storage>"
+            % (NS_STORAGE, legacy_conf(ROOM1, 'Orchard'), legacy_conf(ROOM2, 'Cellar', False, 'ally')))))
+        got = {}
+        for m in new.wait_n(is_event(BOOKMARKS), 2, what='XEP-0402 events from the legacy PEP list'):
+            it = event_items(m, BOOKMARKS).find(q(NS_EV, 'item'))
+            cf = it.find(q(BOOKMARKS, 'conference'))
+            got[it.get('id')] = (cf.get('name'), cf.get('autojoin'), cf.find(q(BOOKMARKS, 'nick')).text)
+        self.assertEqual(got, {ROOM1: ('Orchard', 'true', 'al'), ROOM2: ('Cellar', 'false', 'ally')})
+        self.assertEqual(pep_bookmarks(self.ok(self.items(new, BOOKMARKS))),
+                         {ROOM1: ('Orchard', True, 'al'), ROOM2: ('Cellar', False, 'ally')})
+        box = {}
+
+        def private_is(want):
+            def ok():
+                box['v'] = private_bookmarks(self, old)
+                return box['v'][0] == want
+            wait_for(ok, TIMEOUT, what='private XML with %s' % sorted(want))
+            return box['v'][1]
+        st = private_is({ROOM1: ('Orchard', True, 'al'), ROOM2: ('Cellar', False, 'ally')})
+        self.assertIsNotNone(st.find(q(NS_STORAGE, 'url')), to_str(st))
+        # the publisher's own event, once: the conversion does not publish the list again
+        m = legacy.wait(is_event(NS_STORAGE), what="the publisher's own event")
+        self.assertEqual(legacy_storage(m)[0], 'current')
+        legacy.expect_none(is_event(NS_STORAGE), 'a second storage:bookmarks event')
+        self.no_event(b)  # private nodes: a contact hears nothing
+        self.assert_error(self.items(b, NS_STORAGE, to=AJ), 'not-allowed', 'closed-node')
+
+        # A replacement list: one added, one gone, one the same (not notified again).
+        new.sync()
+        new.take()
+        self.ok(legacy.iq('set', legacy_publish("<storage xmlns='%s'>%s%s</storage>" % (
+            NS_STORAGE, legacy_conf(ROOM2, 'Cellar', False, 'ally'), legacy_conf(ROOM3, 'Attic')))))
+        m = new.wait(is_event(BOOKMARKS), what='the added room')
+        self.assertEqual(event_items(m, BOOKMARKS).find(q(NS_EV, 'item')).get('id'), ROOM3)
+        m = new.wait(is_event(BOOKMARKS), what='the removed room')
+        self.assertEqual(event_items(m, BOOKMARKS).find(q(NS_EV, 'retract')).get('id'), ROOM1)
+        new.expect_none(is_event(BOOKMARKS), 'an event for the unchanged room')
+        self.assertEqual(pep_bookmarks(self.ok(self.items(new, BOOKMARKS))),
+                         {ROOM2: ('Cellar', False, 'ally'), ROOM3: ('Attic', True, 'al')})
+        private_is({ROOM2: ('Cellar', False, 'ally'), ROOM3: ('Attic', True, 'al')})
+
+    def test_bookmarks2_and_private_xml_reach_legacy_pep(self):
+        s = self.start_server()
+        legacy = self.pep(s, 'alice', 'legacy', notify=[NS_STORAGE])
+        quiet = self.pep(s, 'alice', 'quiet')  # no +notify: hears nothing
+        new = self.pep(s, 'alice', 'new', notify=[BOOKMARKS])
+        old = self.pep(s, 'alice', 'old')
+        b = self.pep(s, 'bob', 'b', notify=[NS_STORAGE])
+        make_state(self, new, b, 'both')
+
+        # XEP-0402 publish -> the legacy node, with its notification
+        self.ok(new.iq('set', publish_xml(BOOKMARKS, tp.bookmark('Orchard'), ROOM1, BOOKMARK_OPTIONS)))
+        new.wait(is_event(BOOKMARKS), what="the publisher's own event")
+        m = legacy.wait(is_event(NS_STORAGE), what='the legacy list after a XEP-0402 publish')
+        self.assertEqual(m.get('from'), AJ)
+        iid, confs, _ = legacy_storage(m)
+        self.assertEqual((iid, confs), ('current', {ROOM1: ('Orchard', True, 'al')}))
+        legacy.expect_none(is_event(NS_STORAGE), 'a second storage:bookmarks event')
+        new.expect_none(is_event(BOOKMARKS), 'the XEP-0402 item converted back')
+        iid, confs, _ = legacy_storage(self.ok(self.items(legacy, NS_STORAGE)))
+        self.assertEqual((iid, confs), ('current', {ROOM1: ('Orchard', True, 'al')}))
+        cfg = self.config_of(legacy, NS_STORAGE)  # XEP-0223's private node
+        self.assertEqual((cfg['pubsub#access_model'], cfg['pubsub#persist_items']), (['whitelist'], ['1']))
+
+        # a second room, then a retraction (XEP-0402 3.4)
+        self.ok(new.iq('set', publish_xml(BOOKMARKS, tp.bookmark('Cellar'), ROOM2, BOOKMARK_OPTIONS)))
+        m = legacy.wait(is_event(NS_STORAGE), what='the legacy list with two rooms')
+        self.assertEqual(set(legacy_storage(m)[1]), {ROOM1, ROOM2})
+        self.ok(new.iq('set', "<pubsub xmlns='%s'><retract node='%s' notify='true'><item id='%s'/></retract>"
+                       "</pubsub>" % (NS_PS, BOOKMARKS, ROOM1)))
+        m = legacy.wait(is_event(NS_STORAGE), what='the legacy list after a retraction')
+        self.assertEqual(legacy_storage(m)[1], {ROOM2: ('Cellar', True, 'al')})
+
+        # private XML (XEP-0411 3) -> the legacy node, with its notification
+        new.sync()
+        new.take()
+        self.ok(private_set(old, legacy_conf(ROOM2, 'Cellar', True, 'al') + legacy_conf(ROOM3, 'Attic')
+                            + "<url name='home' url='https://example.org/'/>"))
+        m = legacy.wait(is_event(NS_STORAGE), what='the legacy list after a private XML change')
+        iid, confs, st = legacy_storage(m)
+        self.assertEqual((iid, confs), ('current', {ROOM2: ('Cellar', True, 'al'), ROOM3: ('Attic', True, 'al')}))
+        self.assertIsNotNone(st.find(q(NS_STORAGE, 'url')), to_str(m))
+        m = new.wait(is_event(BOOKMARKS), what='the added room in XEP-0402')
+        self.assertEqual(event_items(m, BOOKMARKS).find(q(NS_EV, 'item')).get('id'), ROOM3)
+        legacy.expect_none(is_event(NS_STORAGE), 'a second storage:bookmarks event')
+        new.expect_none(is_event(BOOKMARKS), 'a second XEP-0402 event')
+        self.assertEqual(private_bookmarks(self, old)[0],
+                         {ROOM2: ('Cellar', True, 'al'), ROOM3: ('Attic', True, 'al')})
+        self.no_event(quiet, old, b)
+
+    def test_legacy_list_kept_while_the_conversion_was_off_reaches_bookmarks2(self):
+        # A list published to storage:bookmarks while the conversion is off (or before it
+        # existed) ...
+        s = self.start_server(pep__bookmarks_compat=False)
+        legacy = self.pep(s, 'alice', 'legacy')
+        self.ok(legacy.iq('set', legacy_publish("<storage xmlns='%s'>%s%s</storage>" % (
+            NS_STORAGE, legacy_conf(ROOM1, 'Orchard'), legacy_conf(ROOM2, 'Cellar', False, 'ally')))))
+        legacy.close()
+        s.settings['pep.bookmarks_compat'] = 'true'
+        s.restart()
+        # ... is in XEP-0402 when a new-style client comes (nothing in private XML to take instead)
+        new = self.pep(s, 'alice', 'new', notify=[BOOKMARKS])
+        evs = new.wait_n(is_event(BOOKMARKS), 2, what='the legacy PEP bookmarks, now in XEP-0402')
+        self.assertEqual(sorted(event_items(m, BOOKMARKS).find(q(NS_EV, 'item')).get('id') for m in evs),
+                         sorted([ROOM1, ROOM2]))
+        self.assertEqual(pep_bookmarks(self.ok(self.items(new, BOOKMARKS))),
+                         {ROOM1: ('Orchard', True, 'al'), ROOM2: ('Cellar', False, 'ally')})
+        # the legacy list itself is left as it was
+        self.assertEqual(legacy_storage(self.ok(self.items(new, NS_STORAGE)))[1],
+                         {ROOM1: ('Orchard', True, 'al'), ROOM2: ('Cellar', False, 'ally')})
+
+    def test_malformed_legacy_list_refused(self):
+        s = self.start_server()
+        legacy = self.pep(s, 'alice', 'legacy', notify=[NS_STORAGE])
+        new = self.pep(s, 'alice', 'new', notify=[BOOKMARKS])
+        self.ok(private_set(legacy, legacy_conf(ROOM1, 'Orchard')))
+        m = legacy.wait(is_event(NS_STORAGE), what='the list from private XML')
+        self.assertEqual(legacy_storage(m)[1], {ROOM1: ('Orchard', True, 'al')})
+        new.wait(is_event(BOOKMARKS), what='the room in XEP-0402')
+        bad = [
+            "<other xmlns='urn:example'/>",  # not a <storage/>
+            "<storage xmlns='%s'><conference name='no jid'/></storage>" % NS_STORAGE,
+            "<storage xmlns='%s'><conference jid='@bad@' name='x'/></storage>" % NS_STORAGE,
+            "<storage xmlns='%s'><conference jid='%s' autojoin='maybe'/></storage>" % (NS_STORAGE, ROOM2),
+        ]
+        for payload in bad:
+            self.assert_error(legacy.iq('set', legacy_publish(payload)), 'bad-request', 'invalid-payload')
+        legacy.expect_none(is_event(NS_STORAGE), 'an event for a refused list')
+        new.expect_none(is_event(BOOKMARKS), 'an event for a refused list')
+        self.assertEqual(legacy_storage(self.ok(self.items(legacy, NS_STORAGE)))[1], {ROOM1: ('Orchard', True, 'al')})
+        self.assertEqual(pep_bookmarks(self.ok(self.items(new, BOOKMARKS))), {ROOM1: ('Orchard', True, 'al')})
+        self.assertEqual(private_bookmarks(self, legacy)[0], {ROOM1: ('Orchard', True, 'al')})
 
 
 if __name__ == '__main__':

@@ -186,8 +186,15 @@ class PubsubServiceTest(IMTestCase):
     def test_service_can_be_switched_off(self):
         s = self.start_server(pubsub__enabled=False)
         a = self.connect(s, 'alice')
+        c = self.connect(s, 'carol')
         r = self.ok(a.iq('get', "<query xmlns='%s'/>" % NS_DISCO_ITEMS, to=DOMAIN))
         self.assertNotIn(PS, [i.get('jid') for i in r.find(q(NS_DISCO_ITEMS, 'query'))])
+        # The service does not exist: its domain is no domain of this server (as upload's).
+        self.assert_error(a.iq('get', "<query xmlns='%s'/>" % NS_DISCO_INFO, to=PS), 'remote-server-not-found')
+        self.assert_error(self.create(a, 'n'), 'remote-server-not-found')
+        self.assert_error(self.publish(a, 'n', 'nobody hears this', 'x'), 'remote-server-not-found')
+        self.assert_error(self.subscribe(c, 'n', jid=CJ), 'remote-server-not-found')
+        self.no_event(c)
 
     # -- create, configure, delete -------------------------------------------
 
@@ -524,6 +531,32 @@ class PubsubServiceTest(IMTestCase):
         self.ok(self.create(a, 'keeps'))
         self.assert_error(self.iq(a, 'set', "<publish node='keeps'/>"), 'bad-request', 'item-required')
 
+    def test_notifications_without_payloads_on_a_node_that_keeps_items(self):
+        # XEP-0060 7.1.2.2: deliver_payloads off, persist_items on: the event names the item and
+        # holds nothing else; the items stay, a fetch returns them; a new subscriber's last item
+        # comes without its payload too.
+        s = self.start_server()
+        a = self.connect(s, 'alice')
+        c = self.connect(s, 'carol')
+        d = self.connect(s, 'dave')
+        self.ok(self.create(a, 'quiet', {'pubsub#persist_items': '1', 'pubsub#deliver_payloads': '0',
+                                         'pubsub#max_items': '5'}))
+        self.ok(self.subscribe(c, 'quiet', jid=CJ))
+        c.sync()
+        c.take()
+        self.ok(self.publish(a, 'quiet', 'first', 'q1'))
+        ev = c.wait(is_event('quiet'), what='notification without payload')
+        items = event_el(ev, 'items')
+        self.assertEqual([(i.tag, i.get('id'), list(i), i.text) for i in items],
+                         [(q(NS_EV, 'item'), 'q1', [], None)], to_str(ev))
+        self.assertEqual(self.stored(c, 'quiet'), [('q1', 'first')])
+        self.ok(self.publish(a, 'quiet', 'second', 'q2'))
+        c.wait(is_event('quiet'))
+        self.assertEqual(self.stored(c, 'quiet'), [('q1', 'first'), ('q2', 'second')])
+        self.ok(self.subscribe(d, 'quiet', jid=DJ))
+        ev = d.wait(is_event('quiet'), what='last item at subscription')
+        self.assertEqual([(i.get('id'), list(i)) for i in event_el(ev, 'items')], [('q2', [])], to_str(ev))
+
     def test_subscription_options(self):
         s = self.start_server()
         a = self.connect(s, 'alice')
@@ -671,6 +704,27 @@ class PubsubServiceTest(IMTestCase):
         self.assertEqual(self.config_of(a, 'wall')['pubsub#publish_model'], ['open'])
 
     # -- configuration keys ----------------------------------------------------
+
+    def test_max_items_max_and_above_the_cap(self):
+        s = self.start_server(pubsub__max_items='50')
+        a = self.connect(s, 'alice')
+        # 'max' is kept as 'max' (XEP-0060 16.4.4 config-node-max), and means the cap
+        self.ok(self.create(a, 'all', {'pubsub#max_items': 'max'}))
+        self.assertEqual(self.config_of(a, 'all')['pubsub#max_items'], ['max'])
+        for i in range(52):
+            self.ok(self.publish(a, 'all', 'e%d' % i, 'i%d' % i))
+        self.assertEqual(len(self.stored(a, 'all')), 50)
+        self.ok(self.create(a, 'cap', {'pubsub#max_items': '50'}))
+        self.assertEqual(self.config_of(a, 'cap')['pubsub#max_items'], ['50'])
+        # above pubsub.max_items: not-acceptable, nothing created or changed
+        self.assert_error(self.create(a, 'big', {'pubsub#max_items': '51'}), 'not-acceptable')
+        self.assert_error(self.items(a, 'big'), 'item-not-found')
+        self.assert_error(self.configure(a, 'cap', {'pubsub#max_items': '51'}), 'not-acceptable')
+        self.assertEqual(self.config_of(a, 'cap')['pubsub#max_items'], ['50'])
+        # publish-options on an existing node are preconditions (7.1.5): not met
+        self.assert_error(self.publish(a, 'cap', 'x', 'x', {'pubsub#max_items': '51'}), 'conflict',
+                          'precondition-not-met')
+        self.assertEqual(len(self.stored(a, 'cap')), 0)
 
     def test_create_policy_and_limits(self):
         s = self.start_server(admins={'root': 'rootpw'}, pubsub__create_policy='admin',

@@ -223,6 +223,24 @@ class UploadTest(IMTestCase):
             r = conn.getresponse()
             self.assertEqual((r.status, r.read() == big), (200, True))
 
+    def test_same_name_two_slots_and_quotes_in_the_name(self):
+        s = self.start()
+        a = self.connect(s, 'alice')
+        # Two slots for one name: two different random ids (32 hex digits), two files.
+        u1, _ = self.slot(a, 'same.txt', 3, 'text/plain')
+        u2, _ = self.slot(a, 'same.txt', 3, 'text/plain')
+        ids = [self.path_of(s, u).split('/')[2] for u in (u1, u2)]
+        for i in ids:
+            self.assertRegex(i, r'^[0-9a-f]{32}$')
+        self.assertNotEqual(ids[0], ids[1])
+        # A '"' in the name cannot end the header's quoted filename: it comes back as '_'.
+        url = self.upload(s, a, 'say "hi".txt', b'hi!', 'text/plain')
+        st, body, h = self.http(s, 'GET', self.path_of(s, url))
+        self.assertEqual((st, body), (200, b'hi!'))
+        cd = h['content-disposition']
+        self.assertTrue(cd.startswith('inline; filename="say _hi_.txt"'), cd)
+        self.assertIn("filename*=UTF-8''say%20%22hi%22.txt", cd)
+
     def test_active_content_is_a_download(self):
         s = self.start()
         a = self.connect(s, 'alice')

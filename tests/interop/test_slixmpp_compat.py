@@ -9,7 +9,11 @@ generations on one server:
 - bookmarks (XEP-0402 5.3, #compat): one account with an old-style resource storing XEP-0048
   bookmarks through xep_0048 in private XML (xep_0049) and a new-style one using the XEP-0402
   node through xep_0060 (slixmpp 1.8 has no xep_0402 plugin): the new one is notified of what
-  the old one writes and fetches it; what the new one publishes, the old one reads."""
+  the old one writes and fetches it; what the new one publishes, the old one reads;
+- bookmarks (XEP-0402 5.3, #compat-pep; XEP-0411): the same with an old-style resource whose
+  xep_0048 keeps the list in PEP (storage_method 'xep_0223': the node storage:bookmarks): its
+  list reaches XEP-0402, and what the new one publishes comes back to it as a storage:bookmarks
+  notification and in what it reads."""
 
 import asyncio
 import hashlib
@@ -65,6 +69,22 @@ class Bot(SlixBot):
 class OldBot(Bot):
     """A client of vCard avatars (xep_0153) and private XML bookmarks (xep_0048)."""
     plugins = Bot.plugins + ('xep_0153', 'xep_0049', 'xep_0048')
+
+
+class LegacyPepBot(Bot):
+    """A client of XEP-0048 bookmarks kept in PEP (xep_0048 through xep_0223)."""
+    plugins = Bot.plugins + ('xep_0045', 'xep_0049', 'xep_0223')
+
+    def __init__(self, jid, password, cafile, notify=()):
+        super().__init__(jid, password, cafile, notify)
+        self.register_plugin('xep_0048', {'storage_method': 'xep_0223'})
+        self.lists = asyncio.Queue()  # storage:bookmarks notifications: {room: (name, nick, autojoin)}
+        self.add_event_handler('bookmarks_publish', lambda msg: self.lists.put_nowait(
+            confs_of(msg['pubsub_event']['items']['item']['bookmarks'])))
+
+
+def confs_of(bookmarks):
+    return {str(c['jid']): (c['name'], c['nick'], c['autojoin']) for c in bookmarks['conferences']}
 
 
 class SlixmppCompatTest(SlixTestCase):
@@ -162,6 +182,43 @@ class SlixmppCompatTest(SlixTestCase):
         self.assertEqual(confs, {'orchard@conference.localhost': ('The Orchard', 'al', True),
                                  'cellar@conference.localhost': ('The Cellar', 'ally', False)})
         self.assertEqual(urls, ['https://example.org/'])
+
+    def test_bookmarks_legacy_pep_and_xep_0402(self):
+        legacy = self.started('alice', 'legacy', cls=LegacyPepBot)
+        new = self.started('alice', 'new', notify=(BOOKMARKS,))
+        features = self.run_until(new['xep_0030'].get_info(jid='alice@localhost'))['disco_info']['features']
+        self.assertIn(BOOKMARKS + '#compat-pep', features)
+        self.assertIn('urn:xmpp:bookmarks-conversion:0', features)
+
+        # The legacy client publishes its whole list to storage:bookmarks (no item id, XEP-0223's
+        # options) ...
+        from slixmpp.plugins.xep_0048.stanza import Bookmarks
+        bm = Bookmarks()
+        bm.add_conference('orchard@conference.localhost', 'al', name='The Orchard', autojoin=True)
+        self.run_until(legacy['xep_0048'].set_bookmarks(bm))
+        self.assertEqual(self.run_until(legacy.lists.get()),  # its own notification
+                         {'orchard@conference.localhost': ('The Orchard', 'al', True)})
+        # ... and the new one is told of the room in XEP-0402's node.
+        node, item_id, payload = self.run_until(new.events.get())
+        self.assertEqual((node, item_id), (BOOKMARKS, 'orchard@conference.localhost'))
+        self.assertEqual((payload.get('name'), payload.get('autojoin')), ('The Orchard', 'true'))
+
+        # The new client adds a room the XEP-0402 way: the legacy one is notified of the whole
+        # list, and reads it from PEP.
+        form = new['xep_0004'].make_form(ftype='submit')
+        form.add_field(var='FORM_TYPE', ftype='hidden', value='http://jabber.org/protocol/pubsub#publish-options')
+        for k, v in (('persist_items', 'true'), ('max_items', 'max'), ('send_last_published_item', 'never'),
+                     ('access_model', 'whitelist')):
+            form.add_field(var='pubsub#' + k, value=v)
+        conf = ET.fromstring("<conference xmlns='%s' name='The Cellar' autojoin='false'><nick>ally</nick>"
+                             "</conference>" % BOOKMARKS)
+        self.run_until(new['xep_0060'].publish(None, BOOKMARKS, id='cellar@conference.localhost', payload=conf,
+                                               options=form))
+        both = {'orchard@conference.localhost': ('The Orchard', 'al', True),
+                'cellar@conference.localhost': ('The Cellar', 'ally', False)}
+        self.assertEqual(self.run_until(legacy.lists.get()), both)
+        r = self.run_until(legacy['xep_0048'].get_bookmarks())
+        self.assertEqual(confs_of(r['pubsub']['items']['item']['bookmarks']), both)
 
 
 if __name__ == '__main__':
