@@ -14,6 +14,8 @@ import threading
 import time
 import unittest
 
+from hearth import free_port
+
 TIMEOUT = 10.0
 
 
@@ -207,14 +209,6 @@ class Proxy:
         os.close(self.wake_r)
         os.close(self.wake_w)
 
-
-def free_port():
-    """A loopback port free right now (for servers that cannot report an ephemeral one)."""
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Prosody:

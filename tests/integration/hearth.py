@@ -76,16 +76,27 @@ _PG_CLUSTER = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..
                            'pg-test-cluster.sh')
 
 
+def free_port():
+    """A loopback port with nothing listening right now (bound, then closed), for servers that
+    cannot report an ephemeral one."""
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 class PgServer:
     """A PostgreSQL server for one test class: the suite's (HEARTH_TEST_PG_DSN) when there is
-    one, else a private cluster of scripts/pg-test-cluster.sh, which stop() removes. Raises
-    SkipTest where PostgreSQL is not installed."""
+    one and private is false, else a private cluster of scripts/pg-test-cluster.sh (in
+    cluster_dir; action() pauses and resumes it), which stop() removes. Raises SkipTest where
+    PostgreSQL is not installed."""
 
     _made = [0]
 
-    def __init__(self):
+    def __init__(self, private=False):
         self.cluster_dir = None
-        if PG_DSN:
+        if PG_DSN and not private:
             self.base = PG_DSN
             return
         r = subprocess.run(['/bin/sh', _PG_CLUSTER, 'start'], capture_output=True, text=True,
@@ -101,6 +112,10 @@ class PgServer:
             subprocess.run(['/bin/sh', _PG_CLUSTER, 'stop', self.cluster_dir], timeout=120)
             self.cluster_dir = None
 
+    def action(self, what):
+        """pause or resume the private cluster (a fault test's database going away)."""
+        subprocess.run(['/bin/sh', _PG_CLUSTER, what, self.cluster_dir], check=True, timeout=120)
+
     def dsn(self, db):
         if re.match(r'postgres(ql)?://', self.base):
             head, _, query = self.base.partition('?')
@@ -115,6 +130,23 @@ class PgServer:
         test.addCleanup(pg_sql, None, 'DROP DATABASE IF EXISTS %s WITH (FORCE)' % db,
                         dsn=self.dsn('postgres'))
         return self.dsn(db)
+
+
+class PgTestMixin:
+    """Gives a test class cls.pg, a PgServer made once for the class (a private cluster when
+    pg_private is true) and stopped after it."""
+
+    pg_private = False
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.pg = PgServer(private=cls.pg_private)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.pg.stop()
+        super().tearDownClass()
 
 
 def q(ns, name):

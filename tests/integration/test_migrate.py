@@ -9,7 +9,7 @@ skipped without one."""
 
 import re
 
-from hearth import DOMAIN, NS_CLIENT, PgServer, Server, main, pg_sql, q, to_str
+from hearth import DOMAIN, NS_CLIENT, PgTestMixin, Server, main, pg_sql, q, to_str
 from imlib import NS_DELAY, is_msg, is_sub, wait_offline_rows
 from test_muc_archive import NS_MAM, PERSISTENT, ArchiveTestCase, mam_form
 
@@ -22,15 +22,7 @@ NS_PUBSUB = 'http://jabber.org/protocol/pubsub'
 LINE = re.compile(r'^\s+(\w+)\s+(\d+) rows, counts match$')
 
 
-class MigrateTest(ArchiveTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.pg = PgServer()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.pg.stop()
-
+class MigrateTest(PgTestMixin, ArchiveTestCase):
     def setUp(self):
         pass  # each test starts its own server on SQLite (MucTestCase would start one now)
 

@@ -6,18 +6,12 @@ online keep chatting, logins fail with temporary-auth-failure, messages to
 offline users bounce, nothing crashes, and once the database is back
 everything works again without restarting hearthd."""
 
-import os
-import subprocess
-import unittest
-
-from hearth import DOMAIN, Server, SaslFailure, main, pg_sql, to_str, wait_for
+from hearth import DOMAIN, PgTestMixin, SaslFailure, main, to_str, wait_for
 from imlib import IMClient, IMTestCase, err, is_msg, wait_offline_rows
 
 AJ = 'alice@' + DOMAIN
 BJ = 'bob@' + DOMAIN
 DJ = 'dave@' + DOMAIN
-CLUSTER = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'scripts',
-                       'pg-test-cluster.sh')
 
 
 def refuse_offline_sql(driver):
@@ -56,33 +50,14 @@ class OfflineStoreFailureTest(IMTestCase):
         b.expect_none(is_msg, 'the refused message delivered after all')
 
 
-class PostgresStoppedTest(IMTestCase):
-    @classmethod
-    def setUpClass(cls):
-        r = subprocess.run(['/bin/sh', CLUSTER, 'start'], capture_output=True, text=True,
-                           timeout=120)
-        if r.returncode == 77:
-            raise unittest.SkipTest('no PostgreSQL here: %s' % r.stderr.strip())
-        if r.returncode != 0:
-            raise AssertionError('pg-test-cluster.sh start failed: %s' % r.stderr)
-        cls.cluster_dir, cls.cluster_dsn = r.stdout.split()[:2]
-
-    @classmethod
-    def tearDownClass(cls):
-        subprocess.run(['/bin/sh', CLUSTER, 'stop', cls.cluster_dir], timeout=120)
+class PostgresStoppedTest(PgTestMixin, IMTestCase):
+    pg_private = True  # it stops and starts the cluster under the server
 
     def cluster(self, action):
-        subprocess.run(['/bin/sh', CLUSTER, action, self.cluster_dir], check=True, timeout=120)
+        self.pg.action(action)
 
     def start_pg_server(self):
-        db = 'hearth_fault_%d' % os.getpid()
-        base = self.cluster_dsn.rsplit('/', 1)[0]
-        run = lambda sql: subprocess.run(['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d',
-                                          base + '/postgres', '-c', sql], check=True,
-                                         capture_output=True, timeout=60)
-        run('CREATE DATABASE %s' % db)
-        self.addCleanup(lambda: run('DROP DATABASE IF EXISTS %s WITH (FORCE)' % db))
-        return self.start_server(storage__driver='pgsql', storage__dsn=base + '/' + db)
+        return self.start_server(storage__driver='pgsql', storage__dsn=self.pg.new_db(self))
 
     def login_fails(self, s, user, pw):
         c = IMClient(s)

@@ -7,22 +7,14 @@ without one."""
 import subprocess
 import unittest
 
-from hearth import DOMAIN, NS_CLIENT, PgServer, Server, main, pg_sql, q, to_str, wait_for
+from hearth import DOMAIN, NS_CLIENT, PgTestMixin, Server, main, pg_sql, q, to_str, wait_for
 from imlib import IMClient, is_msg, wait_offline_rows
 
 USERS = {'u%d' % i: 'pw%d' % i for i in range(8)}
 NS_ROSTER = 'jabber:iq:roster'
 
 
-class StoragePoolTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.pg = PgServer()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.pg.stop()
-
+class StoragePoolTest(PgTestMixin, unittest.TestCase):
     def server(self, **settings):
         s = Server(users=USERS, **settings)
         self.addCleanup(s.close)

@@ -18,7 +18,7 @@ import tempfile
 import time
 import unittest
 
-from hearth import DOMAIN, Server, main, wait_for
+from hearth import DOMAIN, Server, free_port, main, wait_for
 from imlib import IMClient, is_msg, is_pres
 
 USERS = {'alice': 'wonderland', 'bob': 'builder', 'carol': 'singer', 'dave': 'diver'}
@@ -72,14 +72,6 @@ def account_section(server, name, user, password=None, **keys):
     lines += ['%s = %s' % kv for kv in keys.items()]
     return '\n'.join(lines) + '\n'
 
-
-def free_port():
-    """A loopback port with nothing listening (bound, then closed)."""
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class OneShotTest(unittest.TestCase):

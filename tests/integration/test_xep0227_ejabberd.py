@@ -19,13 +19,12 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 import unittest
 
-from hearth import Server, main, q, to_str
+from hearth import Server, free_port, main, q, to_str
 from imlib import IMClient, NS_DELAY, is_msg, is_sub
 
 EJABBERDCTL = '/usr/sbin/ejabberdctl'
@@ -34,13 +33,6 @@ CTL_TIMEOUT = 30    # one ejabberdctl command: an Erlang VM of its own, about a 
 START_TIMEOUT = 30  # ejabberd started and its virtual host up
 STOP_TIMEOUT = 15
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Ejabberd:

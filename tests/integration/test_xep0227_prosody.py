@@ -18,7 +18,7 @@ import tempfile
 import time
 import unittest
 
-from hearth import Server, main, q, to_str
+from hearth import Server, free_port, main, q, to_str
 from imlib import IMClient, is_sub
 
 PROSODY = '/usr/bin/prosody'
@@ -29,13 +29,6 @@ MIGRATOR = '/usr/bin/prosody-migrator'
 MIGRATOR_OUT = '/var/lib/prosody'
 NS_NOTES = 'urn:example:hearth-notes'
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class ProsodyServer:
