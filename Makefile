@@ -67,8 +67,8 @@ asan: deps
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DHEARTH_FUZZ=ON
-	cmake --build build-fuzz -j $(JOBS) --target fuzz_jid fuzz_xml fuzz_stream fuzz_form fuzz_sasl
-	for f in fuzz_jid fuzz_xml fuzz_stream fuzz_form fuzz_sasl; do \
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_jid fuzz_xml fuzz_stream fuzz_form fuzz_sasl fuzz_tls13rec
+	for f in fuzz_jid fuzz_xml fuzz_stream fuzz_form fuzz_sasl fuzz_tls13rec; do \
 		mkdir -p build-fuzz/corpus-$$f && \
 		build-fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus-$$f \
 			tests/fuzz/seeds-$$f || exit 1; done

@@ -802,6 +802,13 @@ int hearth_stream_trim(hearth_stream_t *s)
     return hearth_xml_stream_trim(s->xml);
 }
 
+int hearth_stream_release_tls(hearth_stream_t *s)
+{
+    if (!s->tls || s->in_feed || s->in_write || s->free_pending)
+        return 0;
+    return hearth_tls_release(s->tls);
+}
+
 /* ---- public: output ---- */
 
 int hearth_stream_send(hearth_stream_t *s, const char *data, size_t len)

@@ -23,6 +23,7 @@
 
 #include "hearth/buf.h"
 #include "hearth/tls.h"
+#include "tls13rec.h"
 
 /* Plaintext written before the handshake ends waits here; past this, HEARTH_ELIMIT (the caller
  * is sending without reading and should be cut). */
@@ -68,7 +69,31 @@ struct hearth_tls {
      * of them. */
     char *alpn; /* selected protocol, NULL if none */
     char *err;  /* last error, NULL if none */
+    /* A TLS 1.3 server session keeps track of its keys (track) while OpenSSL runs it, so that
+     * once idle it can free the SSL object (13.8 KB) and go on with tls13rec alone (rec; ssl is
+     * then NULL, and rin holds a record that has not fully come). */
+    struct tls_track *track;
+    tls13_rec_t *rec;
+    hearth_buf_t rin;
+    int sent_close; /* after the release: close_notify went out */
 };
+
+/* What the key log and the message callback told of a TLS 1.3 server session: the first
+ * application traffic secrets, how many KeyUpdates followed each way, and the sequence number of
+ * the next record under the current keys. A direction counts records from its Finished on. */
+typedef struct tls_track {
+    unsigned char client0[TLS13_SECRET_MAX], server0[TLS13_SECRET_MAX];
+    uint8_t client_len, server_len;
+    uint8_t app_rd, app_wr;  /* that direction's Finished has gone by */
+    uint32_t gen_rd, gen_wr; /* KeyUpdates since */
+    uint64_t seq_rd, seq_wr; /* records under the current key */
+    int broken;              /* something not followed: never released */
+    /* Where OpenSSL stands in the ciphertext it has read: a record's header bytes so far, then
+     * what is left of its body. Released only between records (OpenSSL keeps a partial record
+     * where SSL_has_pending does not see it). */
+    uint8_t hdr[5], hdr_have;
+    uint32_t body_left;
+} tls_track_t;
 
 #define ERR_TEXT_MAX 256 /* an error text is cut there */
 
@@ -156,6 +181,26 @@ static int fail(hearth_tls_t *t, const char *what)
 
 /* ---- the BIO ---- */
 
+/* Follows record boundaries in the ciphertext handed to OpenSSL (see tls_track_t). */
+static void track_input(tls_track_t *k, const unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        if (k->body_left > 0) {
+            size_t take = n < k->body_left ? n : k->body_left;
+            k->body_left -= (uint32_t)take;
+            p += take;
+            n -= take;
+            continue;
+        }
+        k->hdr[k->hdr_have++] = *p++;
+        n--;
+        if (k->hdr_have == 5) {
+            k->body_left = (uint32_t)k->hdr[3] << 8 | k->hdr[4];
+            k->hdr_have = 0;
+        }
+    }
+}
+
 static int bio_write(BIO *b, const char *data, int len)
 {
     hearth_tls_t *t = BIO_get_data(b);
@@ -186,6 +231,8 @@ static int bio_read(BIO *b, char *out, int len)
     }
     size_t n = avail < (size_t)len ? avail : (size_t)len;
     memcpy(out, src, n);
+    if (t->track)
+        track_input(t->track, (const unsigned char *)out, n);
     if (src == t->in) {
         t->in += n;
         t->in_len -= n;
@@ -225,6 +272,73 @@ static BIO_METHOD *bio_method_new(void)
         return NULL;
     }
     return m;
+}
+
+/* ---- following the keys of a TLS 1.3 server session ---- */
+
+static int unhex(const char *h, unsigned char *out, size_t max)
+{
+    size_t n = 0;
+    for (; h[0] && h[1] && h[0] != ' '; h += 2) {
+        unsigned v;
+        if (n == max || sscanf(h, "%2x", &v) != 1)
+            return -1;
+        out[n++] = (unsigned char)v;
+    }
+    return h[0] ? -1 : (int)n;
+}
+
+/* The first application traffic secrets, from OpenSSL's key log lines ("LABEL random secret"). */
+static void keylog(const SSL *ssl, const char *line)
+{
+    hearth_tls_t *t = SSL_get_app_data(ssl);
+    tls_track_t *k = t ? t->track : NULL;
+    const char *sp = strrchr(line, ' ');
+    if (!k || !sp)
+        return;
+    int n = 0;
+    if (strncmp(line, "CLIENT_TRAFFIC_SECRET_0 ", 24) == 0) {
+        n = unhex(sp + 1, k->client0, sizeof(k->client0));
+        k->client_len = n > 0 ? (uint8_t)n : 0;
+    } else if (strncmp(line, "SERVER_TRAFFIC_SECRET_0 ", 24) == 0) {
+        n = unhex(sp + 1, k->server0, sizeof(k->server0));
+        k->server_len = n > 0 ? (uint8_t)n : 0;
+    }
+    if (n < 0)
+        k->broken = 1;
+}
+
+/* Every protected record (its inner content type is reported once it is opened or sealed) and
+ * every Finished and KeyUpdate message, each way. */
+static void track_msg(int write_p, int version, int content_type, const void *buf, size_t len,
+                      SSL *ssl, void *arg)
+{
+    (void)version;
+    (void)ssl;
+    hearth_tls_t *t = arg;
+    tls_track_t *k = t ? t->track : NULL;
+    if (!k)
+        return;
+    uint8_t *app = write_p ? &k->app_wr : &k->app_rd;
+    uint32_t *gen = write_p ? &k->gen_wr : &k->gen_rd;
+    uint64_t *seq = write_p ? &k->seq_wr : &k->seq_rd;
+    if (content_type == SSL3_RT_INNER_CONTENT_TYPE) {
+        if (*app)
+            (*seq)++;
+    } else if (content_type == SSL3_RT_HANDSHAKE && len > 0) {
+        uint8_t type = ((const uint8_t *)buf)[0];
+        if (type == SSL3_MT_FINISHED) {
+            if (*app)
+                k->broken = 1; /* a second Finished: not a handshake this follows */
+            *app = 1;
+            *seq = 0;
+        } else if (type == SSL3_MT_KEY_UPDATE && *app) {
+            (*gen)++;
+            *seq = 0;
+        } else if (*app && type != SSL3_MT_NEWSESSION_TICKET) {
+            k->broken = 1; /* post-handshake authentication and the like: keep OpenSSL */
+        }
+    }
 }
 
 /* ---- contexts ---- */
@@ -276,6 +390,8 @@ static hearth_tls_ctx_t *ctx_new(int is_server, char **err)
     SSL_CTX_set_mode(ctx->ssl, SSL_MODE_RELEASE_BUFFERS);
     /* No stateful session cache: resumption, if any, is through stateless tickets. */
     SSL_CTX_set_session_cache_mode(ctx->ssl, SSL_SESS_CACHE_OFF);
+    if (is_server)
+        SSL_CTX_set_keylog_callback(ctx->ssl, keylog); /* kept in memory only: tls_track */
     return ctx;
 fail:
     if (ctx->ssl)
@@ -421,6 +537,11 @@ hearth_tls_t *hearth_tls_new(hearth_tls_ctx_t *ctx, const hearth_tls_io_t *io, v
     SSL_set_bio(t->ssl, bio, bio); /* one reference, owned by ssl */
     if (ctx->is_server) {
         SSL_set_accept_state(t->ssl);
+        if ((t->track = calloc(1, sizeof(*t->track))) == NULL)
+            goto fail;
+        SSL_set_app_data(t->ssl, t);
+        SSL_set_msg_callback(t->ssl, track_msg);
+        SSL_set_msg_callback_arg(t->ssl, t);
     } else {
         SSL_set_connect_state(t->ssl);
         if (server_name && server_name[0]) {
@@ -445,6 +566,7 @@ fail:
     ERR_clear_error();
     if (t->ssl)
         SSL_free(t->ssl);
+    free(t->track);
     free(t);
     return NULL;
 }
@@ -452,7 +574,7 @@ fail:
 int hearth_tls_set_alpn(hearth_tls_t *t, const char *proto)
 {
     size_t n = proto ? strlen(proto) : 0;
-    if (!t || SSL_is_server(t->ssl) || t->started || n == 0 || n > 255)
+    if (!t || !t->ssl || SSL_is_server(t->ssl) || t->started || n == 0 || n > 255)
         return HEARTH_EINVAL;
     unsigned char wire[256];
     wire[0] = (unsigned char)n;
@@ -479,9 +601,20 @@ static int write_now(hearth_tls_t *t, const char *data, size_t len)
     return 0;
 }
 
+static void track_free(hearth_tls_t *t)
+{
+    if (t->track) {
+        OPENSSL_cleanse(t->track, sizeof(*t->track));
+        free(t->track);
+        t->track = NULL;
+    }
+}
+
 static int on_handshake_done(hearth_tls_t *t)
 {
     t->state = TLS_OPEN;
+    if (t->track && SSL_version(t->ssl) != TLS1_3_VERSION)
+        track_free(t); /* only TLS 1.3 sessions are released */
     const unsigned char *p = NULL;
     unsigned int n = 0;
     SSL_get0_alpn_selected(t->ssl, &p, &n);
@@ -519,7 +652,7 @@ int hearth_tls_start(hearth_tls_t *t)
 {
     if (!t)
         return HEARTH_EINVAL;
-    if (SSL_is_server(t->ssl) || t->started || t->state != TLS_HANDSHAKE)
+    if (!t->ssl || SSL_is_server(t->ssl) || t->started || t->state != TLS_HANDSHAKE)
         return t->state == TLS_FAILED ? HEARTH_ETLS : 0;
     t->started = 1;
     return handshake(t);
@@ -577,6 +710,111 @@ static int keep_rest(hearth_tls_t *t, int rc)
     return rc;
 }
 
+/* ---- after the release: tls13rec in place of OpenSSL ---- */
+
+static int rec_send(hearth_tls_t *t, uint8_t type, const void *data, size_t len)
+{
+    hearth_buf_t out = HEARTH_BUF_INIT;
+    int rc = tls13_rec_seal(t->rec, type, data, len, &out);
+    if (rc == 0)
+        t->io.write_raw(t->ud, out.data, out.len);
+    hearth_buf_free(&out);
+    if (rc != 0) {
+        keep_err(t, "TLS write failed");
+        t->state = TLS_FAILED;
+        return HEARTH_ETLS;
+    }
+    return 0;
+}
+
+static int rec_feed(hearth_tls_t *t, const char *data, size_t len)
+{
+    const char *in = data;
+    size_t n = len;
+    if (t->rin.len > 0) {
+        if (hearth_buf_append(&t->rin, data, len))
+            return fail(t, "out of memory");
+        in = t->rin.data;
+        n = t->rin.len;
+    }
+    hearth_buf_t plain = HEARTH_BUF_INIT, reply = HEARTH_BUF_INIT;
+    tls13_feed_t f;
+    int rc = tls13_rec_feed(t->rec, in, n, &plain, &reply, &f);
+    t->in_feed = 1;
+    if (reply.len > 0)
+        t->io.write_raw(t->ud, reply.data, reply.len); /* our KeyUpdate, before anything new */
+    if (plain.len > 0)
+        t->io.read_plain(t->ud, plain.data, plain.len);
+    t->in_feed = 0;
+    OPENSSL_cleanse(plain.data ? plain.data : "", plain.len);
+    hearth_buf_free(&plain);
+    hearth_buf_free(&reply);
+    if (rc != 0) {
+        if (f.alert != TLS13_ALERT_NONE) {
+            unsigned char alert[2] = {2, f.alert};
+            (void)rec_send(t, TLS13_CT_ALERT, alert, sizeof(alert));
+        }
+        hearth_buf_free(&t->rin);
+        char msg[64];
+        snprintf(msg, sizeof msg, "TLS record refused (alert %u)", (unsigned)f.alert);
+        keep_err(t, msg);
+        t->state = TLS_FAILED;
+        return HEARTH_ETLS;
+    }
+    if (f.closed) {
+        hearth_buf_free(&t->rin);
+        t->state = TLS_CLOSED;
+        return HEARTH_ECLOSED;
+    }
+    /* A record not fully come stays for the next feed; an idle session holds no buffer. */
+    if (in == t->rin.data) {
+        hearth_buf_consume(&t->rin, f.used);
+        if (t->rin.len == 0)
+            hearth_buf_free(&t->rin);
+    } else if (f.used < n && hearth_buf_append(&t->rin, in + f.used, n - f.used)) {
+        return fail(t, "out of memory");
+    }
+    return t->state == TLS_FAILED ? HEARTH_ETLS : 0;
+}
+
+int hearth_tls_release(hearth_tls_t *t)
+{
+    tls_track_t *k = t ? t->track : NULL;
+    if (!k || !t->ssl || t->state != TLS_OPEN || t->in_feed || k->broken || !k->app_rd ||
+        !k->app_wr || k->client_len == 0 || k->client_len != k->server_len)
+        return 0;
+    /* Nothing held inside OpenSSL or here: no partial record, no plaintext, no pending output
+     * or key update, no shutdown under way. */
+    if (k->hdr_have > 0 || k->body_left > 0 || t->rest_off < t->rest.len || t->pending.len > 0 ||
+        SSL_has_pending(t->ssl) || SSL_pending(t->ssl) > 0 || SSL_get_shutdown(t->ssl) != 0 ||
+        SSL_get_key_update_type(t->ssl) != SSL_KEY_UPDATE_NONE)
+        return 0;
+    uint16_t suite = (uint16_t)(SSL_CIPHER_get_id(SSL_get_current_cipher(t->ssl)) & 0xffff);
+    tls13_rec_t *rec = malloc(sizeof(*rec));
+    if (!rec)
+        return 0;
+    int rc = tls13_rec_init(rec, suite, k->client0, k->server0, k->client_len, 0, 0);
+    for (uint32_t i = 0; rc == 0 && i < k->gen_rd; i++)
+        rc = tls13_rec_update(rec, &rec->rd);
+    for (uint32_t i = 0; rc == 0 && i < k->gen_wr; i++)
+        rc = tls13_rec_update(rec, &rec->wr);
+    if (rc != 0) { /* a suite it does not take (CCM): keep OpenSSL */
+        tls13_rec_clear(rec);
+        free(rec);
+        track_free(t);
+        return 0;
+    }
+    rec->rd.seq = k->seq_rd;
+    rec->wr.seq = k->seq_wr;
+    t->rec = rec;
+    track_free(t);
+    SSL_free(t->ssl);
+    t->ssl = NULL;
+    hearth_buf_free(&t->rest);
+    t->rest_off = 0;
+    return 1;
+}
+
 int hearth_tls_feed(hearth_tls_t *t, const char *data, size_t len)
 {
     if (!t || (!data && len))
@@ -587,6 +825,8 @@ int hearth_tls_feed(hearth_tls_t *t, const char *data, size_t len)
         return HEARTH_ETLS;
     if (t->state == TLS_CLOSED)
         return HEARTH_ECLOSED;
+    if (t->rec)
+        return rec_feed(t, data, len);
     if (t->rest_off < t->rest.len) {
         /* Older bytes come first: queue these behind them (rare; see struct hearth_tls). */
         if (hearth_buf_append(&t->rest, data, len))
@@ -613,6 +853,10 @@ int hearth_tls_write(hearth_tls_t *t, const char *data, size_t len)
         return HEARTH_EINVAL;
     if (t->state == TLS_FAILED)
         return HEARTH_ETLS;
+    if (t->rec)
+        return t->state == TLS_CLOSED || t->sent_close ? HEARTH_ECLOSED
+               : len == 0                              ? 0
+                          : rec_send(t, TLS13_CT_APPLICATION_DATA, data, len);
     if (t->state == TLS_CLOSED || (SSL_get_shutdown(t->ssl) & SSL_SENT_SHUTDOWN))
         return HEARTH_ECLOSED;
     if (len == 0)
@@ -633,6 +877,14 @@ int hearth_tls_handshake_done(const hearth_tls_t *t)
 
 void hearth_tls_shutdown(hearth_tls_t *t)
 {
+    if (t && t->rec) {
+        if (!t->sent_close && t->state != TLS_FAILED) {
+            static const unsigned char close_notify[2] = {1, TLS13_ALERT_CLOSE_NOTIFY};
+            t->sent_close = 1;
+            (void)rec_send(t, TLS13_CT_ALERT, close_notify, sizeof(close_notify));
+        }
+        return;
+    }
     if (!hearth_tls_handshake_done(t) || (SSL_get_shutdown(t->ssl) & SSL_SENT_SHUTDOWN))
         return;
     ERR_clear_error();
@@ -643,6 +895,8 @@ void hearth_tls_shutdown(hearth_tls_t *t)
 
 const char *hearth_tls_version(const hearth_tls_t *t)
 {
+    if (t && t->rec)
+        return "TLSv1.3";
     return hearth_tls_handshake_done(t) ? SSL_get_version(t->ssl) : NULL;
 }
 
@@ -653,7 +907,7 @@ const char *hearth_tls_alpn(const hearth_tls_t *t)
 
 int hearth_tls_exporter(const hearth_tls_t *t, unsigned char out[32])
 {
-    if (!hearth_tls_handshake_done(t) || SSL_version(t->ssl) != TLS1_3_VERSION)
+    if (!hearth_tls_handshake_done(t) || !t->ssl || SSL_version(t->ssl) != TLS1_3_VERSION)
         return HEARTH_EINVAL;
     ERR_clear_error();
     if (SSL_export_keying_material(t->ssl, out, 32, EXPORTER_LABEL, sizeof EXPORTER_LABEL - 1,
@@ -668,7 +922,7 @@ int hearth_tls_server_end_point(const hearth_tls_t *t, unsigned char out[HEARTH_
                                 size_t *len)
 {
     *len = 0;
-    if (!hearth_tls_handshake_done(t))
+    if (!hearth_tls_handshake_done(t) || !t->ssl)
         return HEARTH_EINVAL;
     X509 *x = t->ctx->is_server ? SSL_get_certificate(t->ssl) : SSL_get0_peer_certificate(t->ssl);
     int mdnid = NID_undef;
@@ -695,7 +949,7 @@ const char *hearth_tls_error(const hearth_tls_t *t)
 
 int hearth_tls_cert_refused(const hearth_tls_t *t)
 {
-    return t && t->state == TLS_FAILED && !SSL_is_server(t->ssl) &&
+    return t && t->ssl && t->state == TLS_FAILED && !SSL_is_server(t->ssl) &&
            (SSL_get_verify_mode(t->ssl) & SSL_VERIFY_PEER) &&
            SSL_get_verify_result(t->ssl) != X509_V_OK;
 }
@@ -705,6 +959,12 @@ void hearth_tls_free(hearth_tls_t *t)
     if (!t)
         return;
     SSL_free(t->ssl);
+    track_free(t);
+    if (t->rec) {
+        tls13_rec_clear(t->rec);
+        free(t->rec);
+    }
+    hearth_buf_free(&t->rin);
     hearth_buf_free(&t->rest);
     hearth_buf_free(&t->pending);
     hearth_tls_ctx_free(t->ctx);

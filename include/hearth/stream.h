@@ -122,6 +122,9 @@ int hearth_stream_feed(hearth_stream_t *s, const char *data, size_t len) HEARTH_
 /* The stream has been quiet a while: its parser's memory goes back if it stands between stanzas
  * (hearth_xml_stream_trim). 1 when something was given back; 0 otherwise or inside a call. */
 int hearth_stream_trim(hearth_stream_t *s);
+/* A quiet stream's TLS 1.3 session gives back its SSL object (hearth_tls_release): 1 when it
+ * did, 0 when there is none or it cannot now (not from inside a callback). */
+int hearth_stream_release_tls(hearth_stream_t *s);
 
 /* ---- sending. Before anything else, our header is sent if this stream has none yet (both
  * roles). After a stream error or a close was sent, sends are ignored (HEARTH_ECLOSED) and

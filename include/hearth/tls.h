@@ -61,6 +61,12 @@ int hearth_tls_feed(hearth_tls_t *t, const char *data, size_t len) HEARTH_MUST_C
  * most 1 MiB, beyond that HEARTH_ELIMIT). HEARTH_ETLS after a fatal error, HEARTH_ECLOSED after
  * a close_notify either way. */
 int hearth_tls_write(hearth_tls_t *t, const char *data, size_t len) HEARTH_MUST_CHECK;
+/* A TLS 1.3 server session with nothing under way (no partial record, no plaintext or output
+ * held, no key update or shutdown pending) frees its SSL object and goes on with a record layer
+ * of its own (about 250 bytes against OpenSSL's 13.8 KB): 1 when released, 0 when it is kept as
+ * it is (any other session, or not now). Afterwards the exporter and the end-point hash are no
+ * longer available (they serve authentication, done by then). Not from inside a callback. */
+int hearth_tls_release(hearth_tls_t *t);
 /* Send close_notify (nothing before the handshake is done). */
 void hearth_tls_shutdown(hearth_tls_t *t);
 int hearth_tls_handshake_done(const hearth_tls_t *t);

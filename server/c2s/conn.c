@@ -417,8 +417,12 @@ void conn__trim(conn_t *c)
         hlog_conn(LOG_DEBUG, c->id, conn__log_jid(c), "quiet: parser given back");
         __atomic_store_n(&c->w->srv->mem_released, 1, __ATOMIC_RELEASE);
     }
-    if (c->net)
-        connection_trim(c->net);
+    /* The stream's own TLS (STARTTLS, direct TLS) or the HTTPS connection's (WebSocket). */
+    int released = hearth_stream_release_tls(c->xs);
+    if (c->net && connection_trim(c->net) == 1)
+        released = 1;
+    if (released == 1)
+        hlog_conn(LOG_DEBUG, c->id, conn__log_jid(c), "quiet: TLS state given back");
     if (!c->held.len)
         hearth_buf_free(&c->held);
 }

@@ -54,8 +54,8 @@ static const config_key_t KEYS[] = {
     B("c2s.plain_without_tls", "false", "Offer SASL PLAIN on a stream that is not encrypted.", 1),
     I("c2s.idle_ping", "180", 0, 86400, "Seconds of silence before the server pings; 0 = off.", 1),
     I("c2s.idle_release", "1", 0, 3600,
-      "Seconds of silence before a bound stream gives back its XML parser and empty output "
-      "buffers (about 11 KB); 0 = after every read.",
+      "Seconds of silence before a bound stream gives back its XML parser, empty output "
+      "buffers and TLS 1.3 state (about 25 KB); 0 = after every read.",
       1),
     I("c2s.ping_timeout", "60", 1, 3600, "Seconds to wait for a ping reply before closing.", 1),
     E("c2s.resource_conflict", "replace", CONFLICTS,

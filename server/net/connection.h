@@ -141,8 +141,9 @@ void connection_unref(connection_t *c);
 /* One timer per connection for the layer above: ev->timer after ms; 0 stops it. */
 void connection_timer(connection_t *c, uint64_t ms);
 /* The layer above found the connection quiet: emptied output buffers go back to the allocator
- * (a drained buffer otherwise keeps up to CONNECTION_BUF_KEEP for the next write). */
-void connection_trim(connection_t *c);
+ * (a drained buffer otherwise keeps up to CONNECTION_BUF_KEEP for the next write), and a TLS 1.3
+ * session its SSL object (hearth_tls_release): 1 when that happened, else 0. */
+int connection_trim(connection_t *c);
 /* Bytes written and not yet taken by the peer. */
 size_t connection_pending(const connection_t *c);
 /* Back-pressure: stop or resume reading. */

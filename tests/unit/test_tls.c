@@ -617,6 +617,90 @@ static void test_tls12_has_no_exporter(void **state)
     SSL_CTX_free(cctx);
 }
 
+/* ---- the release of an idle TLS 1.3 server session (tls13rec in OpenSSL's place) ---- */
+
+static void test_release(void **state)
+{
+    (void)state;
+    peer_t c, s;
+    peer_init(&c, fx.client, "localhost");
+    peer_init(&s, fx.server, NULL);
+    assert_int_equal(hearth_tls_release(s.t), 0); /* before the handshake: no */
+    assert_int_equal(hearth_tls_start(c.t), 0);
+    pump(&c, &s, 0, NULL, NULL);
+    assert_int_equal(hearth_tls_release(c.t), 0); /* a client: never */
+    /* half a record held: not now */
+    assert_int_equal(hearth_tls_write(c.t, "<presence/>", 11), 0);
+    size_t len = 0;
+    char *rec = hearth_buf_steal(&c.out, &len);
+    assert_int_equal(hearth_tls_feed(s.t, rec, 5), 0);
+    assert_int_equal(hearth_tls_release(s.t), 0);
+    assert_int_equal(hearth_tls_feed(s.t, rec + 5, len - 5), 0);
+    free(rec);
+    assert_int_equal(s.plain.len, 11);
+    hearth_buf_reset(&s.plain);
+    unsigned char ekm[32], ep[HEARTH_TLS_END_POINT_MAX];
+    size_t epl;
+    assert_int_equal(hearth_tls_exporter(s.t, ekm), 0);
+
+    assert_int_equal(hearth_tls_release(s.t), 1);
+    assert_int_equal(hearth_tls_release(s.t), 0); /* once */
+    assert_string_equal(hearth_tls_version(s.t), "TLSv1.3");
+    assert_int_equal(hearth_tls_exporter(s.t, ekm), HEARTH_EINVAL);
+    assert_int_equal(hearth_tls_server_end_point(s.t, ep, &epl), HEARTH_EINVAL);
+    exchange(&c, &s, 0); /* both ways, 100 KB each, after */
+    hearth_buf_reset(&c.plain);
+    hearth_buf_reset(&s.plain);
+    exchange(&c, &s, 1); /* a byte at a time: records across feeds */
+    hearth_buf_reset(&c.plain);
+    hearth_buf_reset(&s.plain);
+
+    /* garbage after the release: refused with an alert, failed for good */
+    peer_t c2, s2;
+    connect_pair(&c2, &s2, NULL, 0);
+    assert_int_equal(hearth_tls_release(s2.t), 1);
+    char junk[64];
+    memset(junk, 23, sizeof junk);
+    assert_int_equal(hearth_tls_feed(s2.t, junk, sizeof junk), HEARTH_ETLS);
+    assert_true(s2.out.len > 0); /* the alert */
+    assert_non_null(strstr(hearth_tls_error(s2.t), "refused"));
+    assert_int_equal(hearth_tls_write(s2.t, "x", 1), HEARTH_ETLS);
+    peer_free(&c2);
+    peer_free(&s2);
+
+    /* close_notify both ways after the release */
+    assert_int_equal(hearth_tls_write(c.t, "</stream:stream>", 16), 0);
+    hearth_tls_shutdown(c.t);
+    int src = 0, crc = 0;
+    pump(&c, &s, 0, NULL, &src);
+    assert_int_equal(src, HEARTH_ECLOSED);
+    assert_int_equal(s.plain.len, 16);
+    assert_int_equal(hearth_tls_write(s.t, "x", 1), HEARTH_ECLOSED);
+    hearth_tls_shutdown(s.t);
+    pump(&c, &s, 0, &crc, &src);
+    assert_int_equal(crc, HEARTH_ECLOSED);
+    peer_free(&c);
+    peer_free(&s);
+}
+
+static void test_release_not_tls12(void **state)
+{
+    (void)state;
+    SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+    assert_int_equal(SSL_CTX_set_max_proto_version(cctx, TLS1_2_VERSION), 1);
+    SSL *cl = SSL_new(cctx);
+    SSL_set_connect_state(cl);
+    peer_t s;
+    peer_init(&s, fx.server, NULL);
+    int client_ok = 0;
+    assert_int_equal(raw_handshake(cl, &s, &client_ok), 0);
+    assert_string_equal(hearth_tls_version(s.t), "TLSv1.2");
+    assert_int_equal(hearth_tls_release(s.t), 0);
+    peer_free(&s);
+    SSL_free(cl);
+    SSL_CTX_free(cctx);
+}
+
 /* ---- tls-server-end-point (RFC 5929 section 4.1) ---- */
 
 /* A self-signed certificate for "localhost" on key, signed with md (NULL for EdDSA). */
@@ -800,6 +884,8 @@ int main(void)
         cmocka_unit_test(test_tls11_client_rejected),
         cmocka_unit_test(test_tls12_has_no_exporter),
         cmocka_unit_test(test_server_end_point),
+        cmocka_unit_test(test_release),
+        cmocka_unit_test(test_release_not_tls12),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
