@@ -78,14 +78,15 @@ struct hearth_tls {
     int sent_close; /* after the release: close_notify went out */
 };
 
-/* What the key log and the message callback told of a TLS 1.3 server session: the first
- * application traffic secrets, how many KeyUpdates followed each way, and the sequence number of
- * the next record under the current keys. A direction counts records from its Finished on. */
+/* What the key log and the message callback told of a TLS 1.3 server session: the current
+ * application traffic secrets each way (the first from the key log, moved on at each KeyUpdate as
+ * it goes by, so that an older one is never kept), and the sequence number of the next record
+ * under them. A direction counts records from its Finished on. */
 typedef struct tls_track {
     unsigned char client0[TLS13_SECRET_MAX], server0[TLS13_SECRET_MAX];
     uint8_t client_len, server_len;
     uint8_t app_rd, app_wr;  /* that direction's Finished has gone by */
-    uint32_t gen_rd, gen_wr; /* KeyUpdates since */
+    uint8_t hs_partial;      /* a handshake record read whose message has not all come */
     uint64_t seq_rd, seq_wr; /* records under the current key */
     int broken;              /* something not followed: never released */
     /* Where OpenSSL stands in the ciphertext it has read: a record's header bytes so far, then
@@ -320,20 +321,32 @@ static void track_msg(int write_p, int version, int content_type, const void *bu
     if (!k)
         return;
     uint8_t *app = write_p ? &k->app_wr : &k->app_rd;
-    uint32_t *gen = write_p ? &k->gen_wr : &k->gen_rd;
     uint64_t *seq = write_p ? &k->seq_wr : &k->seq_rd;
     if (content_type == SSL3_RT_INNER_CONTENT_TYPE) {
         if (*app)
             (*seq)++;
+        /* A peer may split a handshake message over records; OpenSSL holds the start where no
+         * call shows it, so the release waits for the message. */
+        if (!write_p && *app && len == 1 && ((const uint8_t *)buf)[0] == SSL3_RT_HANDSHAKE)
+            k->hs_partial = 1;
     } else if (content_type == SSL3_RT_HANDSHAKE && len > 0) {
         uint8_t type = ((const uint8_t *)buf)[0];
+        if (!write_p)
+            k->hs_partial = 0;
         if (type == SSL3_MT_FINISHED) {
             if (*app)
                 k->broken = 1; /* a second Finished: not a handshake this follows */
             *app = 1;
             *seq = 0;
         } else if (type == SSL3_MT_KEY_UPDATE && *app) {
-            (*gen)++;
+            unsigned char *secret = write_p ? k->server0 : k->client0;
+            uint8_t secret_len = write_p ? k->server_len : k->client_len;
+            unsigned char next[TLS13_SECRET_MAX];
+            if (secret_len == 0 || tls13_next_secret(secret_len, secret, next) != 0)
+                k->broken = 1;
+            else
+                memcpy(secret, next, secret_len);
+            OPENSSL_cleanse(next, sizeof(next));
             *seq = 0;
         } else if (*app && type != SSL3_MT_NEWSESSION_TICKET) {
             k->broken = 1; /* post-handshake authentication and the like: keep OpenSSL */
@@ -741,8 +754,9 @@ static int rec_feed(hearth_tls_t *t, const char *data, size_t len)
     tls13_feed_t f;
     int rc = tls13_rec_feed(t->rec, in, n, &plain, &reply, &f);
     t->in_feed = 1;
-    if (reply.len > 0)
-        t->io.write_raw(t->ud, reply.data, reply.len); /* our KeyUpdate, before anything new */
+    /* Our KeyUpdate, before anything new; nothing at all once our close_notify went out. */
+    if (reply.len > 0 && !t->sent_close)
+        t->io.write_raw(t->ud, reply.data, reply.len);
     if (plain.len > 0)
         t->io.read_plain(t->ud, plain.data, plain.len);
     t->in_feed = 0;
@@ -750,7 +764,7 @@ static int rec_feed(hearth_tls_t *t, const char *data, size_t len)
     hearth_buf_free(&plain);
     hearth_buf_free(&reply);
     if (rc != 0) {
-        if (f.alert != TLS13_ALERT_NONE) {
+        if (f.alert != TLS13_ALERT_NONE && !t->sent_close) {
             unsigned char alert[2] = {2, f.alert};
             (void)rec_send(t, TLS13_CT_ALERT, alert, sizeof(alert));
         }
@@ -783,21 +797,31 @@ int hearth_tls_release(hearth_tls_t *t)
     if (!k || !t->ssl || t->state != TLS_OPEN || t->in_feed || k->broken || !k->app_rd ||
         !k->app_wr || k->client_len == 0 || k->client_len != k->server_len)
         return 0;
+    /* A KeyUpdate OpenSSL owes the peer would go out with its next write: send it now (asking
+     * nothing back, as OpenSSL would). */
+    if (SSL_get_key_update_type(t->ssl) != SSL_KEY_UPDATE_NONE) {
+        ERR_clear_error();
+        if (SSL_key_update(t->ssl, SSL_KEY_UPDATE_NOT_REQUESTED) == 1)
+            (void)SSL_do_handshake(t->ssl);
+        ERR_clear_error();
+    }
     /* Nothing held inside OpenSSL or here: no partial record, no plaintext, no pending output
      * or key update, no shutdown under way. */
-    if (k->hdr_have > 0 || k->body_left > 0 || t->rest_off < t->rest.len || t->pending.len > 0 ||
-        SSL_has_pending(t->ssl) || SSL_pending(t->ssl) > 0 || SSL_get_shutdown(t->ssl) != 0 ||
-        SSL_get_key_update_type(t->ssl) != SSL_KEY_UPDATE_NONE)
+    if (k->hdr_have > 0 || k->body_left > 0 || k->hs_partial || t->rest_off < t->rest.len ||
+        t->pending.len > 0 || SSL_has_pending(t->ssl) || SSL_pending(t->ssl) > 0 ||
+        SSL_get_shutdown(t->ssl) != 0 || SSL_get_key_update_type(t->ssl) != SSL_KEY_UPDATE_NONE)
         return 0;
+    /* RFC 6066's max_fragment_length, which TLS 1.3 keeps: tls13rec writes full records. */
+    if (SSL_SESSION_get_max_fragment_length(SSL_get0_session(t->ssl)) !=
+        TLSEXT_max_fragment_length_DISABLED) {
+        track_free(t);
+        return 0;
+    }
     uint16_t suite = (uint16_t)(SSL_CIPHER_get_id(SSL_get_current_cipher(t->ssl)) & 0xffff);
     tls13_rec_t *rec = malloc(sizeof(*rec));
     if (!rec)
         return 0;
     int rc = tls13_rec_init(rec, suite, k->client0, k->server0, k->client_len, 0, 0);
-    for (uint32_t i = 0; rc == 0 && i < k->gen_rd; i++)
-        rc = tls13_rec_update(rec, &rec->rd);
-    for (uint32_t i = 0; rc == 0 && i < k->gen_wr; i++)
-        rc = tls13_rec_update(rec, &rec->wr);
     if (rc != 0) { /* a suite it does not take (CCM): keep OpenSSL */
         tls13_rec_clear(rec);
         free(rec);

@@ -97,6 +97,14 @@ int tls13_rec_init(tls13_rec_t *r, uint16_t suite, const unsigned char *read_sec
     return 0;
 }
 
+int tls13_next_secret(size_t hash_len, const unsigned char *secret, unsigned char *out)
+{
+    if (hash_len != 32 && hash_len != 48)
+        return HEARTH_EINVAL;
+    tls13_rec_t r = {.hash_len = (uint8_t)hash_len};
+    return expand_label(&r, secret, "traffic upd", out, hash_len);
+}
+
 int tls13_rec_update(const tls13_rec_t *r, tls13_dir_t *d)
 {
     unsigned char next[TLS13_SECRET_MAX];
@@ -158,8 +166,10 @@ int tls13_rec_seal(tls13_rec_t *r, uint8_t type, const void *data, size_t len, h
         unsigned char hdr[HEADER_LEN] = {TLS13_CT_APPLICATION_DATA, 0x03, 0x03,
                                          (unsigned char)(body >> 8), (unsigned char)body};
         int rc = hearth_buf_reserve(out, HEADER_LEN + body);
-        if (rc != 0)
+        if (rc != 0) {
+            OPENSSL_cleanse(inner, n + 1);
             return rc;
+        }
         unsigned char *w = (unsigned char *)out->data + out->len;
         memcpy(w, hdr, HEADER_LEN);
         if (aead(r, &r->wr, 1, hdr, inner, n + 1, w + HEADER_LEN, w + HEADER_LEN + n + 1) != 0) {
@@ -252,8 +262,10 @@ int tls13_rec_feed(tls13_rec_t *r, const void *in, size_t len, hearth_buf_t *pla
         if (n == 0)
             return fail(f, TLS13_ALERT_UNEXPECTED_MESSAGE);
         uint8_t type = buf[--n];
-        if (n > TLS13_RECORD_MAX)
+        if (n > TLS13_RECORD_MAX) {
+            OPENSSL_cleanse(buf, n + 1);
             return fail(f, TLS13_ALERT_RECORD_OVERFLOW);
+        }
         int rc = 0;
         if (r->hs_len > 0 && type != TLS13_CT_HANDSHAKE) {
             rc = fail(f, TLS13_ALERT_UNEXPECTED_MESSAGE); /* a handshake message cut short */
@@ -262,7 +274,8 @@ int tls13_rec_feed(tls13_rec_t *r, const void *in, size_t len, hearth_buf_t *pla
                      ? fail(f, TLS13_ALERT_INTERNAL_ERROR)
                      : 0;
         } else if (type == TLS13_CT_HANDSHAKE) {
-            rc = handshake(r, buf, n, reply, f);
+            /* never empty (RFC 8446 5.1) */
+            rc = n == 0 ? fail(f, TLS13_ALERT_UNEXPECTED_MESSAGE) : handshake(r, buf, n, reply, f);
         } else if (type == TLS13_CT_ALERT) {
             if (n != 2 || buf[0] < 1 || buf[0] > 2)
                 rc = fail(f, TLS13_ALERT_DECODE_ERROR);

@@ -57,6 +57,10 @@ typedef struct tls13_rec {
 int tls13_rec_init(tls13_rec_t *r, uint16_t suite, const unsigned char *read_secret,
                    const unsigned char *write_secret, size_t secret_len, uint64_t read_seq,
                    uint64_t write_seq) HEARTH_MUST_CHECK;
+/* The next generation of a traffic secret of hash_len bytes (32 or 48) into out: what a
+ * KeyUpdate makes ("traffic upd", RFC 8446 7.2). 0, or HEARTH_EINVAL/HEARTH_ETLS. */
+int tls13_next_secret(size_t hash_len, const unsigned char *secret,
+                      unsigned char *out) HEARTH_MUST_CHECK;
 /* The next generation of one direction's secret ("traffic upd", RFC 8446 7.2), sequence 0. */
 int tls13_rec_update(const tls13_rec_t *r, tls13_dir_t *d) HEARTH_MUST_CHECK;
 /* len bytes of content type as records of at most TLS13_RECORD_MAX, appended to out. */

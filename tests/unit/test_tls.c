@@ -20,6 +20,7 @@
 
 #include "hearth/buf.h"
 #include "hearth/tls.h"
+#include "tls13rec.h"
 
 /* ---- fixture: a generated certificate, a server context, a verifying client context ---- */
 
@@ -683,6 +684,146 @@ static void test_release(void **state)
     peer_free(&s);
 }
 
+/* A raw OpenSSL client against a hearth server session: what it wrote goes to the server, what
+ * the server wrote back to it. */
+static void raw_to_server(SSL *cl, peer_t *s)
+{
+    BIO *wb = SSL_get_wbio(cl);
+    char buf[16384];
+    int n;
+    while ((n = BIO_read(wb, buf, sizeof buf)) > 0)
+        assert_int_equal(hearth_tls_feed(s->t, buf, (size_t)n), 0);
+}
+
+static void server_to_raw(peer_t *s, SSL *cl)
+{
+    if (s->out.len)
+        BIO_write(SSL_get_rbio(cl), s->out.data, (int)s->out.len);
+    hearth_buf_reset(&s->out);
+}
+
+static SSL *raw_client(SSL_CTX **cctx, peer_t *s)
+{
+    *cctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(*cctx);
+    SSL *cl = SSL_new(*cctx);
+    SSL_set_connect_state(cl);
+    peer_init(s, fx.server, NULL);
+    return cl;
+}
+
+/* KeyUpdates before the release, asked by the client (so the server answers with its own): the
+ * secrets it goes on with are the ones after them, each way. */
+static void test_release_after_key_updates(void **state)
+{
+    (void)state;
+    SSL_CTX *cctx;
+    peer_t s;
+    SSL *cl = raw_client(&cctx, &s);
+    int ok = 0;
+    assert_int_equal(raw_handshake(cl, &s, &ok), 0);
+    assert_true(ok);
+    char tmp[64];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(SSL_key_update(cl, SSL_KEY_UPDATE_REQUESTED), 1);
+        assert_int_equal(SSL_write(cl, "ping", 4), 4);
+        raw_to_server(cl, &s);
+    }
+    assert_int_equal(s.plain.len, 12);
+    server_to_raw(&s, cl);
+    /* OpenSSL owes the client its KeyUpdate until its next write: the release sends it */
+    assert_int_equal(hearth_tls_release(s.t), 1);
+    assert_true(s.out.len > 0);
+    assert_int_equal(SSL_write(cl, "after", 5), 5);
+    raw_to_server(cl, &s);
+    assert_int_equal(s.plain.len, 17);
+    assert_memory_equal(s.plain.data + 12, "after", 5);
+    assert_int_equal(hearth_tls_write(s.t, "back", 4), 0);
+    server_to_raw(&s, cl);
+    assert_int_equal(SSL_read(cl, tmp, sizeof tmp), 4);
+    assert_memory_equal(tmp, "back", 4);
+    peer_free(&s);
+    SSL_free(cl);
+    SSL_CTX_free(cctx);
+}
+
+/* A client that asked for small records (RFC 6066 max_fragment_length) keeps OpenSSL, which
+ * honours it. */
+static void test_release_not_max_fragment_length(void **state)
+{
+    (void)state;
+    SSL_CTX *cctx;
+    peer_t s;
+    SSL *cl = raw_client(&cctx, &s);
+    assert_int_equal(SSL_set_tlsext_max_fragment_length(cl, TLSEXT_max_fragment_length_512), 1);
+    int ok = 0;
+    assert_int_equal(raw_handshake(cl, &s, &ok), 0);
+    assert_true(ok);
+    assert_int_equal(hearth_tls_release(s.t), 0);
+    peer_free(&s);
+    SSL_free(cl);
+    SSL_CTX_free(cctx);
+}
+
+/* The client's first application secret, from its key log (the split KeyUpdate test). */
+static unsigned char g_client_secret[TLS13_SECRET_MAX];
+static size_t g_client_secret_len;
+
+static void client_keylog(const SSL *ssl, const char *line)
+{
+    (void)ssl;
+    if (strncmp(line, "CLIENT_TRAFFIC_SECRET_0 ", 24) != 0)
+        return;
+    const char *h = strrchr(line, ' ') + 1;
+    g_client_secret_len = 0;
+    for (unsigned v; h[0] && h[1] && g_client_secret_len < TLS13_SECRET_MAX; h += 2) {
+        assert_int_equal(sscanf(h, "%2x", &v), 1);
+        g_client_secret[g_client_secret_len++] = (unsigned char)v;
+    }
+}
+
+/* A KeyUpdate split over two records (RFC 8446 5.1 allows it): OpenSSL keeps the first bytes
+ * where no call shows them, so no release until the message is whole; then the new key. The
+ * client's records are sealed with tls13rec from its logged secret. */
+static void test_release_waits_for_a_split_key_update(void **state)
+{
+    (void)state;
+    SSL_CTX *cctx;
+    peer_t s;
+    SSL *cl = raw_client(&cctx, &s);
+    SSL_CTX_set_keylog_callback(cctx, client_keylog);
+    SSL_free(cl);
+    cl = SSL_new(cctx);
+    SSL_set_connect_state(cl);
+    int ok = 0;
+    assert_int_equal(raw_handshake(cl, &s, &ok), 0);
+    assert_true(ok);
+    uint16_t suite = (uint16_t)(SSL_CIPHER_get_id(SSL_get_current_cipher(cl)) & 0xffff);
+    tls13_rec_t crec;
+    assert_int_equal(
+        tls13_rec_init(&crec, suite, g_client_secret, g_client_secret, g_client_secret_len, 0, 0),
+        0);
+    hearth_buf_t w = HEARTH_BUF_INIT;
+    assert_int_equal(tls13_rec_seal(&crec, TLS13_CT_HANDSHAKE, "\x18\x00", 2, &w), 0);
+    assert_int_equal(hearth_tls_feed(s.t, w.data, w.len), 0);
+    assert_int_equal(hearth_tls_release(s.t), 0); /* half a KeyUpdate held by OpenSSL */
+    hearth_buf_reset(&w);
+    assert_int_equal(tls13_rec_seal(&crec, TLS13_CT_HANDSHAKE, "\x00\x01\x00", 3, &w), 0);
+    assert_int_equal(hearth_tls_feed(s.t, w.data, w.len), 0);
+    assert_int_equal(hearth_tls_release(s.t), 1);
+    assert_int_equal(tls13_rec_update(&crec, &crec.wr), 0); /* the client's new key */
+    hearth_buf_reset(&w);
+    assert_int_equal(tls13_rec_seal(&crec, TLS13_CT_APPLICATION_DATA, "after", 5, &w), 0);
+    assert_int_equal(hearth_tls_feed(s.t, w.data, w.len), 0);
+    assert_int_equal(s.plain.len, 5);
+    assert_memory_equal(s.plain.data, "after", 5);
+    hearth_buf_free(&w);
+    tls13_rec_clear(&crec);
+    peer_free(&s);
+    SSL_free(cl);
+    SSL_CTX_free(cctx);
+}
+
 static void test_release_not_tls12(void **state)
 {
     (void)state;
@@ -886,6 +1027,9 @@ int main(void)
         cmocka_unit_test(test_server_end_point),
         cmocka_unit_test(test_release),
         cmocka_unit_test(test_release_not_tls12),
+        cmocka_unit_test(test_release_after_key_updates),
+        cmocka_unit_test(test_release_not_max_fragment_length),
+        cmocka_unit_test(test_release_waits_for_a_split_key_update),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
