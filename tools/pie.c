@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "hearth/buf.h"
+#include "hearth/datetime.h"
 #include "hearth/jid.h"
 #include "hearth/ns.h"
 #include "hearth/sasl.h"
@@ -649,49 +650,6 @@ static void read_request(import_t *im, const char *where, pie_user_t *u, hearth_
     u->reqs[u->nreqs++] = (storage_sub_request_t){jid, stanza};
 }
 
-/* XEP-0082 date and time (2002-09-10T23:08:25Z, fractions and offsets allowed): ms since 1970,
- * or -1. */
-static int64_t parse_stamp(const char *s)
-{
-    struct tm tm = {0};
-    int y, mo, d, h, mi, sec, n = 0;
-    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
-        n != 19)
-        return -1;
-    const char *p = s + n;
-    int ms = 0;
-    if (*p == '.') {
-        int digits = 0;
-        for (p++; *p >= '0' && *p <= '9'; p++, digits++)
-            if (digits < 3)
-                ms = ms * 10 + (*p - '0');
-        for (; digits > 0 && digits < 3; digits++)
-            ms *= 10;
-    }
-    long off = 0;
-    if (*p == 'Z') {
-        p++;
-    } else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
-        int oh = atoi(p + 1), om = atoi(p + 4);
-        off = (oh * 60L + om) * 60L * (*p == '-' ? -1 : 1);
-        p += 6;
-    } else {
-        return -1;
-    }
-    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-        return -1;
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = sec;
-    time_t t = timegm(&tm);
-    if (t == (time_t)-1)
-        return -1;
-    return ((int64_t)t - off) * 1000 + ms;
-}
-
 /* Gives n and its descendants in the pie namespace jabber:client instead: an exporter that
  * wrote <message> without its own xmlns. */
 static void as_client(hearth_xml_node_t *n)
@@ -725,8 +683,7 @@ static void read_offline(import_t *im, const char *where, pie_user_t *u, hearth_
         int64_t stamp = -1;
         hearth_xml_node_t *delay = hearth_xml_child(m, "delay", HEARTH_NS_DELAY);
         if (delay) {
-            stamp = parse_stamp(hearth_xml_attr(delay, "stamp"));
-            if (stamp < 0) {
+            if (hearth_datetime_parse(hearth_xml_attr(delay, "stamp"), &stamp) != 0 || stamp < 0) {
                 bad(im, w, "<delay stamp='%.40s'> is not a XEP-0082 date and time",
                     hearth_xml_attr(delay, "stamp") ? hearth_xml_attr(delay, "stamp") : "");
                 return;

@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "hearth/datetime.h"
 #include "hearth/form.h"
 
 #include "core/log.h"
@@ -481,73 +481,6 @@ static void outgoing(session_t *c, hearth_xml_node_t *st, hearth_arena_t *arena,
         archive(c->w, u, id, full && !strncmp(full, to, strlen(to)) ? full : to, 1, text, len);
 }
 
-/* ---- XEP-0082 date-times ---- */
-
-static int digits(const char **s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)(*s)[i]))
-            return -1;
-        v = v * 10 + ((*s)[i] - '0');
-    }
-    *s += n;
-    *out = v;
-    return 0;
-}
-
-/* CCYY-MM-DDThh:mm:ss[.sss]TZD (TZD: Z or +/-hh:mm) to ms since the epoch; -1 when malformed. */
-static int parse_datetime(const char *s, int64_t *ms)
-{
-    int Y, M, D, h, m, sec, frac = 0;
-    if (digits(&s, 4, &Y) || *s++ != '-' || digits(&s, 2, &M) || *s++ != '-' || digits(&s, 2, &D) ||
-        *s++ != 'T' || digits(&s, 2, &h) || *s++ != ':' || digits(&s, 2, &m) || *s++ != ':' ||
-        digits(&s, 2, &sec))
-        return -1;
-    if (*s == '.') {
-        s++;
-        int n = 0;
-        while (isdigit((unsigned char)s[n]))
-            n++;
-        if (n == 0)
-            return -1;
-        for (int i = 0; i < 3; i++)
-            frac = frac * 10 + (i < n ? s[i] - '0' : 0);
-        s += n;
-    }
-    int off = 0;
-    if (*s == 'Z') {
-        s++;
-    } else if (*s == '+' || *s == '-') {
-        int sign = *s++ == '-' ? -1 : 1, oh, om;
-        if (digits(&s, 2, &oh) || *s++ != ':' || digits(&s, 2, &om) || oh > 23 || om > 59)
-            return -1;
-        off = sign * (oh * 60 + om);
-    } else {
-        return -1;
-    }
-    if (*s || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
-        return -1;
-    struct tm tm = {.tm_year = Y - 1900,
-                    .tm_mon = M - 1,
-                    .tm_mday = D,
-                    .tm_hour = h,
-                    .tm_min = m,
-                    .tm_sec = sec};
-    time_t t = timegm(&tm);
-    *ms = ((int64_t)t - (int64_t)off * 60) * 1000 + frac;
-    return 0;
-}
-
-static void format_stamp(int64_t ms, char *out, size_t len)
-{
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-}
-
 /* ---- queries ---- */
 
 typedef struct query {
@@ -576,7 +509,7 @@ static int send_result(session_t *c, const char *bare, const char *queryid,
                        const storage_archive_msg_t *m)
 {
     char stamp[64];
-    format_stamp(m->stamp_ms, stamp, sizeof(stamp));
+    hearth_datetime_format(m->stamp_ms, stamp, sizeof(stamp));
     hearth_buf_t b = HEARTH_BUF_INIT;
     int rc = hearth_buf_append_str(&b, "<message to='");
     rc = rc ?: hearth_buf_append_escaped(&b, c->jid.full, strlen(c->jid.full));
@@ -714,7 +647,7 @@ static int parse_form(iq_ctx_t *ctx, const hearth_xml_node_t *x, query_t *q)
             }
         } else if (!strcmp(var, "start") || !strcmp(var, "end")) {
             int64_t ms;
-            if (parse_datetime(v, &ms)) {
+            if (hearth_datetime_parse(v, &ms)) {
                 iq_error(ctx, HEARTH_STANZA_ERR_BAD_REQUEST,
                          "'start' and 'end' are XEP-0082 date-times");
                 return -1;

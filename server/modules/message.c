@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "hearth/datetime.h"
 #include "core/log.h"
 #include "modules/im.h"
 
@@ -109,12 +109,8 @@ static void store_with_delay(void *ud, hearth_xml_node_t *st, hearth_arena_t *ar
     delay_ctx_t *d = ud;
     worker_t *w = d->w;
     int64_t now = user__now_ms();
-    time_t secs = (time_t)(now / 1000);
-    struct tm tm;
-    char stamp[64];
-    gmtime_r(&secs, &tm);
-    snprintf(stamp, sizeof(stamp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(now % 1000));
+    char stamp[HEARTH_DATETIME_MAX];
+    hearth_datetime_format(now, stamp, sizeof(stamp));
     hearth_xml_node_t *delay = hearth_xml_add_child(arena, st, "delay", HEARTH_NS_DELAY);
     hearth_xml_set_attr(arena, delay, "from", w->set.domain);
     hearth_xml_set_attr(arena, delay, "stamp", stamp);

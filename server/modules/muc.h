@@ -367,8 +367,5 @@ void muc__moderate_iq(worker_t *w, muc_room_t *r, hearth_xml_node_t *iq, hearth_
                       const char *from, hearth_xml_node_t *q);
 /* r's occupant id of the real bare JID bare into out (MUC_OCCID_LEN + 1 bytes). */
 void muc__occupant_id(worker_t *w, const char *room, const char *bare, char *out);
-/* XEP-0082 date-times: ms since the epoch to text (out: 32 bytes), and back (-1: malformed). */
-void muc__stamp_str(int64_t ms, char *out, size_t n);
-int64_t muc__parse_stamp(const char *s);
 
 #endif

@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "hearth/datetime.h"
 #include "core/log.h"
 #include "modules/muc.h"
 
@@ -149,7 +150,7 @@ static int result_bytes(hearth_buf_t *b, const mam_q_t *q, const storage_log_ent
         strcmp(e->xml + len - lc, close) || !e->ref)
         return 1;
     char stamp[64];
-    muc__stamp_str(e->stamp_ms, stamp, sizeof(stamp));
+    hearth_datetime_format(e->stamp_ms, stamp, sizeof(stamp));
     int rc = hearth_buf_append_str(b, "<message");
     rc = rc ?: app_attr(b, "to", q->to);
     rc = rc ?: app_attr(b, "from", q->room);
@@ -293,8 +294,8 @@ static hearth_stanza_error_t parse_form(worker_t *w, const muc_room_t *r, hearth
             }
             hearth_jid_clear(&j);
         } else if (!strcmp(var, "start") || !strcmp(var, "end")) {
-            int64_t ms = muc__parse_stamp(v);
-            if (ms < 0) {
+            int64_t ms;
+            if (hearth_datetime_parse(v, &ms) != 0) {
                 *text = "'start' and 'end' are XEP-0082 date-times";
                 return HEARTH_STANZA_ERR_BAD_REQUEST;
             }
@@ -467,7 +468,7 @@ static void tombstone_of(void *ud, hearth_xml_node_t *st, hearth_arena_t *a)
             hearth_xml_set_attr(a, ts, keep_attrs[i], v);
     }
     char stamp[64];
-    muc__stamp_str(m->stamp_ms, stamp, sizeof(stamp));
+    hearth_datetime_format(m->stamp_ms, stamp, sizeof(stamp));
     hearth_xml_node_t *rd = hearth_xml_add_child(a, ts, "retracted", MUC_NS_RETRACT);
     hearth_xml_set_attr(a, rd, "stamp", stamp);
     hearth_xml_node_t *md = hearth_xml_add_child(a, rd, "moderated", MUC_NS_MODERATE);

@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "hearth/datetime.h"
 #include "core/log.h"
 #include "modules/muc.h"
 
@@ -466,53 +466,6 @@ int muc__archiving(const muc_room_t *r)
     return r->cfg.mam && r->cfg.persistent;
 }
 
-void muc__stamp_str(int64_t ms, char *out, size_t n)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-}
-
-/* XEP-0082 date-time to ms since the epoch; -1 when malformed. */
-int64_t muc__parse_stamp(const char *s)
-{
-    struct tm tm = {0};
-    int y, mo, d, h, mi, sec, n = 0;
-    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
-        n != 19)
-        return -1;
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = sec;
-    int64_t ms = (int64_t)timegm(&tm) * 1000;
-    const char *p = s + 19;
-    if (*p == '.') {
-        int64_t frac = 0, scale = 1000;
-        p++;
-        while (*p >= '0' && *p <= '9') {
-            if (scale > 1) {
-                scale /= 10;
-                frac += (*p - '0') * scale;
-            }
-            p++;
-        }
-        ms += frac;
-    }
-    if (*p == 'Z' && !p[1])
-        return ms;
-    int oh, om;
-    if ((*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d", &oh, &om) == 2 && strlen(p) == 6) {
-        int64_t off = ((int64_t)oh * 60 + om) * 60000;
-        return *p == '+' ? ms - off : ms + off;
-    }
-    return -1;
-}
-
 static void send_history(worker_t *w, muc_room_t *r, muc_occupant_t *o,
                          const hearth_xml_node_t *hist)
 {
@@ -533,8 +486,8 @@ static void send_history(worker_t *w, muc_room_t *r, muc_occupant_t *o,
                 since = now_ms() - (int64_t)n * 1000;
         }
         if ((v = hearth_xml_attr(hist, "since"))) {
-            int64_t t = muc__parse_stamp(v);
-            if (t > since)
+            int64_t t;
+            if (hearth_datetime_parse(v, &t) == 0 && t > since)
                 since = t;
         }
     }
@@ -561,7 +514,7 @@ static void send_history(worker_t *w, muc_room_t *r, muc_occupant_t *o,
         if (h->len < sizeof(open) + sizeof(close) || strncmp(h->xml, open, sizeof(open) - 1) ||
             strcmp(h->xml + h->len - (sizeof(close) - 1), close))
             continue;
-        muc__stamp_str(h->stamp_ms, stamp, sizeof(stamp));
+        hearth_datetime_format(h->stamp_ms, stamp, sizeof(stamp));
         hearth_buf_t b = HEARTH_BUF_INIT;
         int rc = hearth_buf_append_str(&b, open);
         rc = rc ?: app_attr(&b, "to", o->jid);

@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "hearth/datetime.h"
 #include "core/router.h"
 #include "modules/pubsub.h"
 
@@ -758,13 +758,8 @@ int pubsub_write_event_end(hearth_buf_t *b, int64_t stamp_ms, const char *delay_
 {
     int rc = hearth_buf_append_str(b, "</event>");
     if (stamp_ms > 0) {
-        time_t secs = (time_t)(stamp_ms / 1000);
-        struct tm tm;
-        char stamp[64];
-        gmtime_r(&secs, &tm);
-        snprintf(stamp, sizeof(stamp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                 (int)(stamp_ms % 1000));
+        char stamp[HEARTH_DATETIME_MAX];
+        hearth_datetime_format(stamp_ms, stamp, sizeof(stamp));
         rc = rc ?: hearth_buf_append_str(b, "<delay xmlns='" HEARTH_NS_DELAY "' from='");
         rc = rc ?: hearth_buf_append_escaped(b, delay_from, strlen(delay_from));
         rc = rc ?: hearth_buf_printf(b, "' stamp='%s'/>", stamp);
