@@ -265,20 +265,11 @@ typedef struct pie_user {
     int skip; /* exists already, --skip-existing */
 } pie_user_t;
 
-static void roster_item_clear(storage_roster_item_t *it)
-{
-    free(it->jid);
-    free(it->name);
-    for (size_t g = 0; g < it->ngroups; g++)
-        free(it->groups[g]);
-    free(it->groups);
-}
-
 static void pie_user_clear(pie_user_t *u)
 {
     free(u->name);
     for (size_t i = 0; i < u->nitems; i++)
-        roster_item_clear(&u->items[i]);
+        storage_roster_item_clear(&u->items[i]);
     free(u->items);
     for (size_t i = 0; i < u->nreqs; i++) {
         free(u->reqs[i].jid);
@@ -609,7 +600,7 @@ static void read_roster(import_t *im, const char *where, pie_user_t *u, hearth_x
         }
         if (im->err || grow((void **)&u->items, &u->items_cap, u->nitems, sizeof(it))) {
             bad(im, w, "out of memory");
-            roster_item_clear(&it);
+            storage_roster_item_clear(&it);
             return;
         }
         u->items[u->nitems++] = it;

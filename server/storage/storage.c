@@ -291,7 +291,7 @@ static void strv_free(char **v, size_t n)
     free(v);
 }
 
-static void roster_item_clear(storage_roster_item_t *it)
+void storage_roster_item_clear(storage_roster_item_t *it)
 {
     free(it->jid);
     free(it->name);
@@ -304,7 +304,7 @@ void storage_user_clear(storage_user_t *u)
     if (u == NULL)
         return;
     for (size_t i = 0; i < u->nitems; i++)
-        roster_item_clear(&u->items[i]);
+        storage_roster_item_clear(&u->items[i]);
     free(u->items);
     for (size_t i = 0; i < u->nrequests; i++) {
         free(u->requests[i].jid);
@@ -458,7 +458,7 @@ void storage_req_discard(storage_req_t *req)
     storage_account_clear(&req->acct);
     free(req->name);
     free(req->value);
-    roster_item_clear(&req->item);
+    storage_roster_item_clear(&req->item);
     free(req->blob);
     strv_free(req->jids, req->njids);
     archive_msg_clear(&req->msg);
@@ -917,7 +917,7 @@ static int roster_item_copy(storage_roster_item_t *dst, const storage_roster_ite
     return 0;
 
 nomem:
-    roster_item_clear(dst);
+    storage_roster_item_clear(dst);
     return HEARTH_ENOMEM;
 }
 

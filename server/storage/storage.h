@@ -142,6 +142,8 @@ typedef struct storage_roster_item {
     size_t ngroups;
     int64_t ver; /* roster version at which the item last changed */
 } storage_roster_item_t;
+/* Frees what the item holds (the struct itself is the caller's), zeroed after. */
+void storage_roster_item_clear(storage_roster_item_t *it);
 /* An inbound subscription request awaiting the user's answer. */
 typedef struct storage_sub_request {
     char *jid;    /* bare JID of the requester */
