@@ -687,9 +687,7 @@ static void to_pep_failed(to_pep_t *t, const pubsub_err_t *e)
     snprintf(text, sizeof(text),
              "the vCard was stored, but its PHOTO could not be published as the avatar in PEP "
              "(XEP-0398): %s",
-             e->text  ? e->text
-             : e->app ? e->app
-                      : hearth_stanza_error_name(e->cond));
+             pubsub_err_text(e));
     iq_deferred_error(t->d, e->cond, text);
     t->d = NULL;
     to_pep_free(t);

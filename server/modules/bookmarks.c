@@ -200,9 +200,7 @@ static void legacy_published(void *ud, const pubsub_err_t *e, const char *inner)
     (void)inner;
     if (e)
         hlog(LOG_WARN, "bookmarks of %s: the storage:bookmarks node could not follow: %s", bare,
-             e->text  ? e->text
-             : e->app ? e->app
-                      : hearth_stanza_error_name(e->cond));
+             pubsub_err_text(e));
     free(bare);
 }
 
@@ -313,9 +311,7 @@ static void change_done(void *ud, const pubsub_err_t *e, const char *inner)
     (void)inner;
     if (e)
         hlog(LOG_WARN, "bookmarks of %s: a change could not be made in PEP: %s", f->bare,
-             e->text  ? e->text
-             : e->app ? e->app
-                      : hearth_stanza_error_name(e->cond));
+             pubsub_err_text(e));
     if (--f->pending == 0)
         from_private_free(f);
 }

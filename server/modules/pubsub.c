@@ -15,6 +15,11 @@ int pubsub_fail(pubsub_err_t *e, hearth_stanza_error_t cond, const char *app, co
     return -1;
 }
 
+const char *pubsub_err_text(const pubsub_err_t *e)
+{
+    return e->text ? e->text : e->app ? e->app : hearth_stanza_error_name(e->cond);
+}
+
 int pubsub_unsupported(pubsub_err_t *e, const char *feature)
 {
     *e = (pubsub_err_t){HEARTH_STANZA_ERR_FEATURE_NOT_IMPLEMENTED, "unsupported", feature, NULL};

@@ -84,6 +84,9 @@ typedef struct pubsub_err {
 
 /* Sets *e and returns -1, so that a check reads "return pubsub_fail(e, ...)". */
 int pubsub_fail(pubsub_err_t *e, hearth_stanza_error_t cond, const char *app, const char *text);
+/* What an error says, for a log line or another error's text: its text, else its
+ * application-specific condition, else the stanza error's name. */
+const char *pubsub_err_text(const pubsub_err_t *e);
 int pubsub_unsupported(pubsub_err_t *e, const char *feature);
 /* The <error/> of an error reply, as RFC 6120 §8.3.2 orders it: condition, text, application
  * condition. */
