@@ -87,13 +87,11 @@ static int load_settings(server_t *srv)
     else
         snprintf(muc, sizeof(muc), "conference.%s", domain);
     s->muc_domain = muc;
-    if (config_int(c, "storage.pool_size") > 1 &&
-        strcmp(config_str(c, "storage.driver"), "sqlite") == 0) {
-        /* Said here too, so that --check-config catches it before a start does. */
-        fprintf(stderr,
-                "hearthd: storage.pool_size is %d, but the sqlite driver has one "
-                "connection (SQLite takes one writer at a time); set it to 1 or use pgsql\n",
-                (int)config_int(c, "storage.pool_size"));
+    char *why = NULL; /* checked here too, so that --check-config says it before a start does */
+    if (storage_pool_check(config_str(c, "storage.driver"),
+                           (unsigned)config_int(c, "storage.pool_size"), &why) != 0) {
+        fprintf(stderr, "hearthd: %s\n", why ? why : "out of memory");
+        free(why);
         return -1;
     }
     settings__from_config(c, s);

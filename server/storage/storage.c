@@ -160,6 +160,24 @@ static void lanes_close(storage_t *st)
     st->lanes = NULL;
 }
 
+int storage_pool_check(const char *driver, unsigned pool, char **errmsg)
+{
+    if (pool < 1 || pool > STORAGE_POOL_MAX) {
+        *errmsg =
+            errmsg_printf("storage: a pool of %u connections (1 to %d)", pool, STORAGE_POOL_MAX);
+        return HEARTH_ECONFIG;
+    }
+    if (pool > 1 && strcmp(driver, "sqlite") == 0) {
+        /* One writer at a time: more connections would only wait on each other's locks. */
+        *errmsg = errmsg_printf("storage: storage.pool_size is %u, but the sqlite driver has one "
+                                "connection (SQLite takes one writer at a time); set it to 1 "
+                                "or use pgsql",
+                                pool);
+        return HEARTH_ECONFIG;
+    }
+    return 0;
+}
+
 int storage_open(const char *driver, const char *dsn, storage_t **out, char **errmsg)
 {
     return storage_open_pool(driver, dsn, 1, out, errmsg);
@@ -174,19 +192,9 @@ int storage_open_pool(const char *driver, const char *dsn, unsigned pool, storag
         *errmsg = errmsg_printf("storage: driver and dsn are required");
         return HEARTH_ECONFIG;
     }
-    if (pool < 1 || pool > STORAGE_POOL_MAX) {
-        *errmsg =
-            errmsg_printf("storage: a pool of %u connections (1 to %d)", pool, STORAGE_POOL_MAX);
-        return HEARTH_ECONFIG;
-    }
-    if (pool > 1 && strcmp(driver, "sqlite") == 0) {
-        /* One writer at a time: more connections would only wait on each other's locks. */
-        *errmsg = errmsg_printf("storage: storage.pool_size is %u, but the sqlite driver has one "
-                                "connection (SQLite takes one writer at a time); set it to 1 "
-                                "or use pgsql",
-                                pool);
-        return HEARTH_ECONFIG;
-    }
+    int rc = storage_pool_check(driver, pool, errmsg);
+    if (rc != 0)
+        return rc;
 
     const storage_driver_t *drv = NULL;
     for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++) {
@@ -217,7 +225,6 @@ int storage_open_pool(const char *driver, const char *dsn, unsigned pool, storag
     }
     st->nlanes = pool;
     /* Every connection first (the first runs the migrations), then the threads. */
-    int rc = 0;
     for (unsigned i = 0; i < pool && rc == 0; i++) {
         st->lanes[i].st = st;
         rc = drv->open(dsn, &st->lanes[i].conn, errmsg);

@@ -36,6 +36,9 @@ int storage_open(const char *driver, const char *dsn, storage_t **out,
 int storage_open_pool(const char *driver, const char *dsn, unsigned pool, storage_t **out,
                       char **errmsg) HEARTH_MUST_CHECK;
 unsigned storage_pool_size(const storage_t *st);
+/* Whether driver takes a pool of that size (what storage_open_pool refuses first): 0, or
+ * HEARTH_ECONFIG with *errmsg (malloc'd). For --check-config, before anything is opened. */
+int storage_pool_check(const char *driver, unsigned pool, char **errmsg) HEARTH_MUST_CHECK;
 /* hearthctl migrate: every row of the SQLite store at sqlite_path copied into the PostgreSQL
  * database at dsn, both first brought to this build's schema. The target must hold no data. One
  * transaction: on any failure the target is left as it was. Each table's count is checked on both
