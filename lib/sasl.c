@@ -441,6 +441,9 @@ struct hearth_sasl_server {
     hearth_scram_secret_t secret;   /* PLAIN: the SHA-256 one, or the SHA-1 one of an account
                                      * that has no other (imported from another server) */
     hearth_scram_hash_t plain_hash; /* which of the two secret is, told by its key's size */
+    unsigned derive_iterations;     /* PLAIN on SHA-1 keys: derive SHA-256 ones (0: no) */
+    bool derived;
+    hearth_scram_secret_t sha256; /* derived: the SHA-256 keys of the proven password */
 };
 
 struct hearth_sasl_client {
@@ -569,6 +572,16 @@ void hearth_sasl_server_set_secret(hearth_sasl_server_t *s, const hearth_scram_s
                         : HEARTH_SCRAM_SHA256;
 }
 
+void hearth_sasl_server_derive_sha256(hearth_sasl_server_t *s, unsigned iterations)
+{
+    s->derive_iterations = iterations;
+}
+
+const hearth_scram_secret_t *hearth_sasl_server_derived(const hearth_sasl_server_t *s)
+{
+    return s->derived ? &s->sha256 : NULL;
+}
+
 void hearth_sasl__server_fix_nonce(hearth_sasl_server_t *s, const char *server_nonce)
 {
     if (s->scram)
@@ -598,6 +611,9 @@ static int plain_step(hearth_sasl_server_t *s, const char *in, size_t in_len)
     if (!password)
         return HEARTH_ENOMEM;
     rc = hearth_scram_secret_check(s->plain_hash, &s->secret, password);
+    if (rc == 0 && s->plain_hash == HEARTH_SCRAM_SHA1 && s->derive_iterations)
+        s->derived = hearth_scram_secret_new(HEARTH_SCRAM_SHA256, password, s->derive_iterations,
+                                             &s->sha256) == 0;
     OPENSSL_cleanse(password, in_len - off);
     free(password);
     if (rc == HEARTH_ENOMEM)
@@ -633,6 +649,7 @@ void hearth_sasl_server_free(hearth_sasl_server_t *s)
         return;
     scram__server_free(s->scram);
     OPENSSL_cleanse(&s->secret, sizeof(s->secret));
+    OPENSSL_cleanse(&s->sha256, sizeof(s->sha256));
     free(s);
 }
 

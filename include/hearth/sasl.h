@@ -86,6 +86,11 @@ hearth_sasl_server_t *hearth_sasl_server_new(hearth_sasl_t *ctx, const char *mec
  * apart by the key's size). Copied. Must be set before the step carrying the client's first
  * message. */
 void hearth_sasl_server_set_secret(hearth_sasl_server_t *s, const hearth_scram_secret_t *secret);
+/* PLAIN checked against SCRAM-SHA-1 keys (an account imported with those only): once the
+ * password is proven, the same step derives SCRAM-SHA-256 keys with iterations, which
+ * hearth_sasl_server_derived then gives (NULL before, or when nothing was derived). */
+void hearth_sasl_server_derive_sha256(hearth_sasl_server_t *s, unsigned iterations);
+const hearth_scram_secret_t *hearth_sasl_server_derived(const hearth_sasl_server_t *s);
 int hearth_sasl_server_step_is_costly(const hearth_sasl_server_t *s); /* PLAIN: 1 */
 /* One step with raw (already base64-decoded) client data; *out (malloc'd, raw, may be NULL/0
  * length) is the challenge or the success additional data. Returns HEARTH_EAGAIN (send challenge,

@@ -25,10 +25,10 @@ typedef struct auth_job {
     size_t out_len;
     hearth_sasl_server_t *sasl; /* owned by the job while the pool steps it */
     /* PLAIN to an account with SCRAM-SHA-1 keys only (imported from another server): once the
-     * password is proven, the pool derives the SHA-256 keys too, and they are stored. */
+     * password is proven, the step derives the SHA-256 keys too, and they are stored with the
+     * SHA-1 ones. */
     int upgrade;
-    unsigned iterations;
-    hearth_scram_secret_t sha1, sha256;
+    hearth_scram_secret_t sha1;
 } auth_job_t;
 
 static void send_failure(conn_t *c, const char *cond, const char *text)
@@ -190,33 +190,12 @@ static void step_result(conn_t *c, int rc, char *out, size_t out_len)
     free(out);
 }
 
-/* The password of a PLAIN message the step accepted: after its second NUL. */
-static int plain_upgrade(auth_job_t *j)
-{
-    const char *z1 = memchr(j->in, '\0', j->in_len);
-    const char *z2 = z1 ? memchr(z1 + 1, '\0', j->in_len - (size_t)(z1 + 1 - j->in)) : NULL;
-    if (!z2)
-        return HEARTH_EINVAL;
-    size_t off = (size_t)(z2 + 1 - j->in), n = j->in_len - off;
-    char *pw = malloc(n + 1);
-    if (!pw)
-        return HEARTH_ENOMEM;
-    memcpy(pw, j->in + off, n);
-    pw[n] = '\0';
-    int rc = hearth_scram_secret_new(HEARTH_SCRAM_SHA256, pw, j->iterations, &j->sha256);
-    explicit_bzero(pw, n);
-    free(pw);
-    return rc;
-}
-
 static void plain_work(uv_work_t *w)
 {
     auth_job_t *j = w->data;
     j->rc = hearth_sasl_server_step(j->sasl, j->in, j->in_len, &j->out, &j->out_len);
-    if (j->rc == 0 && j->upgrade && plain_upgrade(j) != 0)
-        j->upgrade = 0; /* the login stands; the keys come at a later one */
-    else if (j->rc != 0)
-        j->upgrade = 0;
+    if (j->rc != 0 || !hearth_sasl_server_derived(j->sasl))
+        j->upgrade = 0; /* a login without the keys stands: they come at a later one */
 }
 
 static void upgrade_stored(void *ud, int err)
@@ -236,8 +215,9 @@ static void upgrade_stored(void *ud, int err)
 static void store_upgrade(conn_t *c, auth_job_t *j)
 {
     char *user = c->authcid ? strdup(c->authcid) : NULL;
-    if (!user || storage_account_set_secrets(c->w->srv->storage, &c->w->storage_target, user,
-                                             &j->sha1, &j->sha256, upgrade_stored, user))
+    if (!user ||
+        storage_account_set_secrets(c->w->srv->storage, &c->w->storage_target, user, &j->sha1,
+                                    hearth_sasl_server_derived(j->sasl), upgrade_stored, user))
         free(user);
 }
 
@@ -301,8 +281,8 @@ static void on_account(void *ud, int err, const storage_account_t *acct)
              * refused with not-authorized until then: there is nothing to check it against. */
             secret = &acct->sha1;
             j->upgrade = 1;
-            j->iterations = c->w->set.scram_iterations;
             j->sha1 = acct->sha1;
+            hearth_sasl_server_derive_sha256(c->sasl, c->w->set.scram_iterations);
         }
     } else {
         if (hearth_scram_secret_fake(h, srv->secret, sizeof(srv->secret),
