@@ -632,7 +632,21 @@ static int account_delete(pg_conn_t *c, storage_req_t *r)
     return account_write(c, ST_ACCOUNT_DELETE, &p);
 }
 
-static int account_rows(PGresult *res, storage_req_t *r);
+/* The accounts of a result into r->list; clears res. */
+static int account_rows(PGresult *res, storage_req_t *r)
+{
+    int err = 0;
+    int rows = PQntuples(res);
+    if (rows > 0 && (r->list = calloc((size_t)rows, sizeof(*r->list))) == NULL)
+        err = HEARTH_ENOMEM;
+    for (int i = 0; err == 0 && i < rows; i++) {
+        err = cell_account(res, i, &r->list[i]);
+        if (err == 0)
+            r->list_n++;
+    }
+    PQclear(res);
+    return err; /* on error the caller clears what was read */
+}
 
 static int account_list(pg_conn_t *c, storage_req_t *r)
 {
@@ -655,22 +669,6 @@ static int account_page(pg_conn_t *c, storage_req_t *r)
     p_int(&p, r->num);
     err = exec(c, ST_ACCOUNT_PAGE, &p, &res);
     return err != 0 ? err : account_rows(res, r);
-}
-
-/* The accounts of a result into r->list; clears res. */
-static int account_rows(PGresult *res, storage_req_t *r)
-{
-    int err = 0;
-    int rows = PQntuples(res);
-    if (rows > 0 && (r->list = calloc((size_t)rows, sizeof(*r->list))) == NULL)
-        err = HEARTH_ENOMEM;
-    for (int i = 0; err == 0 && i < rows; i++) {
-        err = cell_account(res, i, &r->list[i]);
-        if (err == 0)
-            r->list_n++;
-    }
-    PQclear(res);
-    return err; /* on error the caller clears what was read */
 }
 
 static int property_get(pg_conn_t *c, storage_req_t *r)

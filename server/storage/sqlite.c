@@ -840,34 +840,6 @@ static int account_delete(sqlite_conn_t *c, storage_req_t *r)
 }
 
 /* The accounts a statement reads into r->list (ACCOUNT_LIST, ACCOUNT_PAGE). */
-static int account_rows(sqlite3_stmt *s, storage_req_t *r);
-
-static int account_list(sqlite_conn_t *c, storage_req_t *r)
-{
-    sqlite3_stmt *s = stmt(c, ST_ACCOUNT_LIST);
-    if (s == NULL)
-        return HEARTH_ESTORAGE;
-    return account_rows(s, r);
-}
-
-static int account_page(sqlite_conn_t *c, storage_req_t *r)
-{
-    sqlite3_stmt *s = stmt(c, ST_ACCOUNT_MATCHES);
-    if (s == NULL || sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC) != SQLITE_OK)
-        return HEARTH_ESTORAGE;
-    int rc = sqlite3_step(s);
-    r->num2 = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-    stmt_done(s);
-    if (rc != SQLITE_ROW)
-        return err_of(rc);
-    s = stmt(c, ST_ACCOUNT_PAGE);
-    if (s == NULL || sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_int64(s, 2, (sqlite3_int64)r->limit) != SQLITE_OK ||
-        sqlite3_bind_int64(s, 3, r->num) != SQLITE_OK)
-        return HEARTH_ESTORAGE;
-    return account_rows(s, r);
-}
-
 static int account_rows(sqlite3_stmt *s, storage_req_t *r)
 {
     storage_account_t *list = NULL;
@@ -895,6 +867,32 @@ static int account_rows(sqlite3_stmt *s, storage_req_t *r)
     r->list = list;
     r->list_n = n;
     return err; /* on error the caller clears what was read */
+}
+
+static int account_list(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = stmt(c, ST_ACCOUNT_LIST);
+    if (s == NULL)
+        return HEARTH_ESTORAGE;
+    return account_rows(s, r);
+}
+
+static int account_page(sqlite_conn_t *c, storage_req_t *r)
+{
+    sqlite3_stmt *s = stmt(c, ST_ACCOUNT_MATCHES);
+    if (s == NULL || sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC) != SQLITE_OK)
+        return HEARTH_ESTORAGE;
+    int rc = sqlite3_step(s);
+    r->num2 = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    stmt_done(s);
+    if (rc != SQLITE_ROW)
+        return err_of(rc);
+    s = stmt(c, ST_ACCOUNT_PAGE);
+    if (s == NULL || sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 2, (sqlite3_int64)r->limit) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 3, r->num) != SQLITE_OK)
+        return HEARTH_ESTORAGE;
+    return account_rows(s, r);
 }
 
 static int property_get(sqlite_conn_t *c, storage_req_t *r)
