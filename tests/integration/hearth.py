@@ -336,10 +336,7 @@ class Server:
         if not self.users and not self.admins:
             return
         if self.settings.get('storage.driver', 'sqlite') != 'sqlite' or not self.hearthctl_path:
-            for user, pw in self.users.items():
-                self.adduser(self.jid(user), pw)
-            for user, pw in self.admins.items():
-                self.adduser(self.jid(user), pw, admin=True)
+            self._add_accounts()
             return
         key = (self.settings['server.domain'], self.hearthctl_path,
                tuple(sorted(self.users.items())), tuple(sorted(self.admins.items())))
@@ -349,14 +346,18 @@ class Server:
             atexit.register(shutil.rmtree, made, True)
             real, self.data_dir = self.data_dir, made
             try:
-                for user, pw in self.users.items():
-                    self.adduser(self.jid(user), pw)
-                for user, pw in self.admins.items():
-                    self.adduser(self.jid(user), pw, admin=True)
+                self._add_accounts()
             finally:
                 self.data_dir = real
             db = Server._account_dbs[key] = os.path.join(made, 'hearth.db')
         shutil.copyfile(db, os.path.join(self.data_dir, 'hearth.db'))
+
+    def _add_accounts(self):
+        """This server's users and admins, made by hearthctl in the database configured now."""
+        for user, pw in self.users.items():
+            self.adduser(self.jid(user), pw)
+        for user, pw in self.admins.items():
+            self.adduser(self.jid(user), pw, admin=True)
 
     def _pg_create(self, template=None):
         if not PG_DSN:
@@ -391,10 +392,7 @@ class Server:
             self.settings['storage.driver'] = 'pgsql'
             self.settings['storage.dsn'] = pg_dsn_for(template)
             try:
-                for user, pw in self.users.items():
-                    self.adduser(self.jid(user), pw)
-                for user, pw in self.admins.items():
-                    self.adduser(self.jid(user), pw, admin=True)
+                self._add_accounts()
             finally:
                 self.settings = saved
             Server._account_dbs[key] = template
