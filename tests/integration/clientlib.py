@@ -213,17 +213,21 @@ class Proxy:
 
 class Prosody:
     """Debian's Prosody on loopback from a configuration of its own in a temporary directory
-    (as root it needs run_as_root), with a certificate for localhost, STARTTLS required,
-    direct TLS, registration open, stream management and ping."""
+    (as root it needs run_as_root), with a certificate for localhost, STARTTLS required and
+    direct TLS. By default registration is open, with stream management and ping; modules and
+    options (Lua lines) say otherwise."""
 
     BINARY = '/usr/bin/prosody'
     CTL = '/usr/bin/prosodyctl'
+    MODULES = ('roster', 'saslauth', 'tls', 'disco', 'ping', 'register', 'smacks')
+    OPTIONS = 'allow_registration = true\nmin_seconds_between_registrations = 0\n'
 
-    def __init__(self, users, muc=None):
+    def __init__(self, users, muc=None, modules=MODULES, options=OPTIONS):
         if not os.access(self.BINARY, os.X_OK):
             raise unittest.SkipTest('Prosody is not installed (apt-get install prosody)')
         import tempfile
         self.dir = tempfile.mkdtemp(prefix='hearth-prosody-')
+        self.data = os.path.join(self.dir, 'data')
         self.cert = os.path.join(self.dir, 'cert.pem')
         self.key = os.path.join(self.dir, 'key.pem')
         subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
@@ -234,7 +238,9 @@ class Prosody:
         self.port = free_port()
         self.tls_port = free_port()
         self.config = os.path.join(self.dir, 'prosody.cfg.lua')
-        os.makedirs(os.path.join(self.dir, 'data'))
+        os.makedirs(self.data)
+        disabled = ('s2s', 's2s_auth_certs') + (() if 'offline' in modules else ('offline',))
+        lua_list = lambda names: ', '.join('"%s"' % n for n in names)
         with open(self.config, 'w') as f:
             f.write('''-- written by tests/integration/clientlib.py
 run_as_root = true
@@ -248,24 +254,27 @@ s2s_ports = {{ }}
 http_ports = {{ }}
 https_ports = {{ }}
 log = {{ debug = "{d}/prosody.log" }}
-modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping", "register", "smacks" }}
-modules_disabled = {{ "s2s", "s2s_auth_certs", "offline" }}
+modules_enabled = {{ {modules} }}
+modules_disabled = {{ {disabled} }}
 authentication = "internal_hashed"
-allow_registration = true
-min_seconds_between_registrations = 0
 c2s_require_encryption = true
 c2s_direct_tls_ssl = {{ certificate = "{cert}", key = "{key}" }}
-VirtualHost "localhost"
-  ssl = {{ certificate = "{cert}", key = "{key}" }}
-'''.format(d=self.dir, port=self.port, tls_port=self.tls_port, cert=self.cert, key=self.key))
+'''.format(d=self.dir, port=self.port, tls_port=self.tls_port, cert=self.cert, key=self.key,
+           modules=lua_list(modules), disabled=lua_list(disabled)))
+            f.write(options)
+            f.write('VirtualHost "localhost"\n  ssl = {{ certificate = "{cert}", key = "{key}" }}\n'
+                    .format(cert=self.cert, key=self.key))
             if muc:
                 # Multi-user chat on a component of that name (rooms locked until configured,
                 # as XEP-0045 asks; invitations on).
                 f.write('Component "%s" "muc"\n  muc_room_locking = true\n' % muc)
         for user, pw in users.items():
-            subprocess.run([self.CTL, '--config', self.config, 'register', user, 'localhost', pw],
-                           check=True, capture_output=True, timeout=30)
+            self.register(user, pw)
         self.proc = None
+
+    def register(self, user, pw):
+        subprocess.run([self.CTL, '--config', self.config, 'register', user, 'localhost', pw],
+                       check=True, capture_output=True, timeout=30)
 
     def start(self):
         out = open(os.path.join(self.dir, 'prosody.out'), 'wb')

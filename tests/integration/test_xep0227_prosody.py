@@ -9,109 +9,25 @@ Prosody 0.12's xep0227 driver has no handler for offline messages (the
 'offline' store is refused as unsupported-datastore), so none can come this
 way; test_xep0227 covers offline messages in XEP-0227 files."""
 
-import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 import unittest
 
-from hearth import Server, free_port, main, q, to_str
+from clientlib import Prosody
+from hearth import Server, main, q, to_str
 from imlib import IMClient, is_sub
 
-PROSODY = '/usr/bin/prosody'
-PROSODYCTL = '/usr/bin/prosodyctl'
+PROSODY = Prosody.BINARY
+PROSODYCTL = Prosody.CTL
 MIGRATOR = '/usr/bin/prosody-migrator'
 # prosody-migrator writes XEP-0227 files into Prosody's compiled-in data directory, one per
 # user (<user>@<host>.xml), whatever the migrator config says.
 MIGRATOR_OUT = '/var/lib/prosody'
 NS_NOTES = 'urn:example:hearth-notes'
 
-
-
-class ProsodyServer:
-    """A Prosody on loopback with roster, vCard, private XML and offline storage; STARTTLS
-    required, with a certificate for localhost that the test clients trust."""
-
-    def __init__(self, dir_):
-        self.dir = dir_
-        self.data = os.path.join(dir_, 'data')
-        os.makedirs(self.data)
-        self.cert = os.path.join(dir_, 'cert.pem')
-        self.key = os.path.join(dir_, 'key.pem')
-        subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
-                        'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=localhost',
-                        '-addext', 'subjectAltName=DNS:localhost', '-days', '2',
-                        '-keyout', self.key, '-out', self.cert], check=True, capture_output=True)
-        self.port = free_port()
-        self.tls_port = free_port()
-        self.config = os.path.join(dir_, 'prosody.cfg.lua')
-        with open(self.config, 'w') as f:
-            f.write('''-- written by tests/integration/test_xep0227_prosody.py
-run_as_root = true
-daemonize = false
-pidfile = "{d}/prosody.pid"
-data_path = "{data}"
-interfaces = {{ "127.0.0.1" }}
-c2s_ports = {{ {port} }}
-c2s_direct_tls_ports = {{ {tls_port} }}
-s2s_ports = {{ }}
-http_ports = {{ }}
-https_ports = {{ }}
-log = {{ debug = "{d}/prosody.log" }}
-modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping", "vcard", "private", "offline" }}
-modules_disabled = {{ "s2s", "s2s_auth_certs" }}
-authentication = "internal_hashed"
-c2s_require_encryption = true
-allow_unencrypted_plain_auth = false
-c2s_direct_tls_ssl = {{ certificate = "{cert}", key = "{key}" }}
-VirtualHost "localhost"
-  ssl = {{ certificate = "{cert}", key = "{key}" }}
-'''.format(d=dir_, data=self.data, port=self.port, tls_port=self.tls_port, cert=self.cert,
-           key=self.key))
-        self.proc = None
-
-    def register(self, user, pw):
-        subprocess.run([PROSODYCTL, '--config', self.config, 'register', user, 'localhost', pw],
-                       check=True, capture_output=True, timeout=30)
-
-    def start(self):
-        out = open(os.path.join(self.dir, 'prosody.out'), 'wb')
-        self.proc = subprocess.Popen([PROSODY, '-F', '--config', self.config],
-                                     stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-        deadline = time.monotonic() + 20
-        while True:
-            if self.proc.poll() is not None:
-                raise AssertionError('prosody exited (%d): %s' % (self.proc.returncode,
-                                                                  self.log()))
-            try:
-                socket.create_connection(('127.0.0.1', self.port), timeout=1).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError('prosody is not listening: %s' % self.log())
-                time.sleep(0.05)
-
-    def log(self):
-        text = ''
-        for name in ('prosody.out', 'prosody.log'):
-            try:
-                with open(os.path.join(self.dir, name), errors='replace') as f:
-                    text += f.read()[-5000:]
-            except FileNotFoundError:
-                pass
-        return text
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 class ProsodyImportTest(unittest.TestCase):
@@ -141,8 +57,11 @@ class ProsodyImportTest(unittest.TestCase):
         return c
 
     def make_prosody_data(self):
-        p = ProsodyServer(os.path.join(self.dir, 'prosody'))
-        self.addCleanup(p.stop)
+        # Roster, vCard, private XML and offline storage; PLAIN over TLS only.
+        p = Prosody({}, modules=('roster', 'saslauth', 'tls', 'disco', 'ping', 'vcard',
+                                 'private', 'offline'),
+                    options='allow_unencrypted_plain_auth = false\n')
+        self.addCleanup(p.close)
         p.register(self.ann, 'ann old pw')
         p.register(self.ben, 'ben old pw')
         p.start()
@@ -167,7 +86,7 @@ class ProsodyImportTest(unittest.TestCase):
     def export_from_prosody(self, p):
         if os.getuid() == 0:
             # prosody-migrator drops root for the prosody user, who must read the data.
-            subprocess.run(['chmod', '-R', 'a+rwX', self.dir], check=True)
+            subprocess.run(['chmod', '-R', 'a+rwX', self.dir, p.dir], check=True)
         cfg = os.path.join(self.dir, 'migrator.cfg.lua')
         with open(cfg, 'w') as f:
             f.write('input {\n  type = "internal";\n  path = "%s";\n'
