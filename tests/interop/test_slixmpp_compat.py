@@ -139,6 +139,18 @@ class SlixmppCompatTest(SlixTestCase):
         r = self.run_until(bob['xep_0084'].retrieve_avatar('carol@localhost', avatar_id))
         self.assertEqual(r['pubsub']['items']['item']['avatar_data']['value'], JPEG)
 
+    def add_cellar(self, new):
+        """The new client adds a room the XEP-0402 way (one item, XEP-0402's publish-options)."""
+        form = new['xep_0004'].make_form(ftype='submit')
+        form.add_field(var='FORM_TYPE', ftype='hidden', value='http://jabber.org/protocol/pubsub#publish-options')
+        for k, v in (('persist_items', 'true'), ('max_items', 'max'), ('send_last_published_item', 'never'),
+                     ('access_model', 'whitelist')):
+            form.add_field(var='pubsub#' + k, value=v)
+        conf = ET.fromstring("<conference xmlns='%s' name='The Cellar' autojoin='false'><nick>ally</nick>"
+                             "</conference>" % BOOKMARKS)
+        self.run_until(new['xep_0060'].publish(None, BOOKMARKS, id='cellar@conference.localhost', payload=conf,
+                                               options=form))
+
     def test_bookmarks_private_xml_and_xep_0402(self):
         old = self.started('alice', 'old', cls=OldBot)
         new = self.started('alice', 'new', notify=(BOOKMARKS,))
@@ -160,15 +172,7 @@ class SlixmppCompatTest(SlixTestCase):
         self.assertEqual([i['id'] for i in r['pubsub']['items']], ['orchard@conference.localhost'])
 
         # The new client adds a room the XEP-0402 way; the old one reads both from private XML.
-        form = new['xep_0004'].make_form(ftype='submit')
-        form.add_field(var='FORM_TYPE', ftype='hidden', value='http://jabber.org/protocol/pubsub#publish-options')
-        for k, v in (('persist_items', 'true'), ('max_items', 'max'), ('send_last_published_item', 'never'),
-                     ('access_model', 'whitelist')):
-            form.add_field(var='pubsub#' + k, value=v)
-        conf = ET.fromstring("<conference xmlns='%s' name='The Cellar' autojoin='false'><nick>ally</nick>"
-                             "</conference>" % BOOKMARKS)
-        self.run_until(new['xep_0060'].publish(None, BOOKMARKS, id='cellar@conference.localhost', payload=conf,
-                                               options=form))
+        self.add_cellar(new)
 
         async def both_rooms():
             while True:
@@ -205,15 +209,7 @@ class SlixmppCompatTest(SlixTestCase):
 
         # The new client adds a room the XEP-0402 way: the legacy one is notified of the whole
         # list, and reads it from PEP.
-        form = new['xep_0004'].make_form(ftype='submit')
-        form.add_field(var='FORM_TYPE', ftype='hidden', value='http://jabber.org/protocol/pubsub#publish-options')
-        for k, v in (('persist_items', 'true'), ('max_items', 'max'), ('send_last_published_item', 'never'),
-                     ('access_model', 'whitelist')):
-            form.add_field(var='pubsub#' + k, value=v)
-        conf = ET.fromstring("<conference xmlns='%s' name='The Cellar' autojoin='false'><nick>ally</nick>"
-                             "</conference>" % BOOKMARKS)
-        self.run_until(new['xep_0060'].publish(None, BOOKMARKS, id='cellar@conference.localhost', payload=conf,
-                                               options=form))
+        self.add_cellar(new)
         both = {'orchard@conference.localhost': ('The Orchard', 'al', True),
                 'cellar@conference.localhost': ('The Cellar', 'ally', False)}
         self.assertEqual(self.run_until(legacy.lists.get()), both)
