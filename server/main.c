@@ -385,12 +385,8 @@ int main(int argc, char **argv)
     if (setup_tls(srv))
         return 1;
 
-    char *dsn = NULL;
-    const char *cdsn = config_str(srv->cfg, "storage.dsn");
-    if (*cdsn || strcmp(config_str(srv->cfg, "storage.driver"), "sqlite") != 0)
-        dsn = strdup(cdsn); /* only sqlite has a default: a file in the data directory */
-    else if (asprintf(&dsn, "%s/hearth.db", data_dir) < 0)
-        dsn = NULL;
+    char *dsn = datadir_storage_dsn(data_dir, config_str(srv->cfg, "storage.driver"),
+                                    config_str(srv->cfg, "storage.dsn"));
     if (!dsn)
         return fail("out of memory", NULL);
     if (storage_open_pool(config_str(srv->cfg, "storage.driver"), dsn,

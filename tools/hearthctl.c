@@ -237,14 +237,11 @@ static int parse_user_jid(const ctl_t *x, const char *s, hearth_jid_t *out)
 
 /* ---- the database, under the lock ---- */
 
-/* storage.dsn, or for SQLite when it is empty the data directory's hearth.db (malloc'd; NULL: no
- * memory). */
+/* What hearthd would open (datadir_storage_dsn), malloc'd; NULL: no memory. */
 static char *storage_dsn(const ctl_t *x)
 {
-    const char *dsn = config_str(x->cfg, "storage.dsn");
-    if (!*dsn && strcmp(config_str(x->cfg, "storage.driver"), "sqlite") == 0)
-        return datadir_path(x->data_dir, "hearth.db");
-    return strdup(dsn);
+    return datadir_storage_dsn(x->data_dir, config_str(x->cfg, "storage.driver"),
+                               config_str(x->cfg, "storage.dsn"));
 }
 
 static int ctl_open(ctl_t *x, int create_dir)

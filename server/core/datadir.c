@@ -38,6 +38,13 @@ char *datadir_path(const char *dir, const char *name)
     return p;
 }
 
+char *datadir_storage_dsn(const char *dir, const char *driver, const char *dsn)
+{
+    if (!*dsn && strcmp(driver, "sqlite") == 0)
+        return datadir_path(dir, "hearth.db");
+    return strdup(dsn);
+}
+
 int datadir_prepare(const char *dir, char **err)
 {
     if (!dir || !*dir) {

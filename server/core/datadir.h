@@ -21,5 +21,8 @@ int datadir_write_file_atomic(const char *path, const char *data, size_t len,
 
 /* "<dir>/<name>", malloc'd; NULL on ENOMEM. */
 char *datadir_path(const char *dir, const char *name);
+/* The storage DSN to open: dsn as configured, or for the sqlite driver with none the data
+ * directory's hearth.db (the only driver with a default). malloc'd; NULL on ENOMEM. */
+char *datadir_storage_dsn(const char *dir, const char *driver, const char *dsn);
 
 #endif
