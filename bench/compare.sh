@@ -1,12 +1,16 @@
 #!/bin/bash
 # hearthd, Debian's Prosody and Debian's ejabberd side by side under the same hearth-bench load
 # (issue 11), one server at a time, each fresh on loopback from a configuration written here, in
-# two module sets:
+# three module sets:
 #   minimal: roster, presence, messages, ping (+ registration and MUC, which the scenarios need;
 #            hearthd with archive.enabled=false);
 #   full:    the same plus the message archive (XEP-0313) for every message, carbons (XEP-0280)
 #            and offline storage, each server on its embedded database (hearthd SQLite, Prosody
-#            SQLite through mod_storage_sql, ejabberd Mnesia).
+#            SQLite through mod_storage_sql, ejabberd Mnesia);
+#   pgsql:   full, with every server's storage on one PostgreSQL cluster the script starts on
+#            loopback (durable settings: fsync and synchronous commit on), a database each
+#            (hearthd storage.driver=pgsql with a connection per worker, Prosody
+#            mod_storage_sql's PostgreSQL driver, ejabberd sql for everything, auth included).
 # Same domain (localhost), accounts (userN, registered in band), TLS setting (STARTTLS offered,
 # not required) and certificate (self-signed P-256), SCRAM credentials stored by all
 # (SCRAM_HASH, 4,096 iterations), no rate limits. Scenarios, in this order for each server:
@@ -24,7 +28,8 @@
 # Memory is VmRSS/VmHWM from /proc summed over the server's processes (ejabberd: every process
 # of the ejabberd user: beam.smp, epmd, erl_child_setup), CPU utime+stime from /proc.
 #
-#   bench/compare.sh                              # full sizes (issue 11), all three, both sets
+#   bench/compare.sh                              # full sizes (issue 11), all three, every set
+#   SETS=pgsql bench/compare.sh                   # the full set on PostgreSQL only
 #   SMALL=1 bench/compare.sh                      # quick: a few hundred sessions, short runs
 #   SERVERS=hearthd SETS=minimal SMALL=1 NO_INSTALL=1 OUT=/tmp/c bench/compare.sh
 #   SCRAM_HASH=sha1 LOGIN_MECHS=SCRAM-SHA-1 STEPS=login bench/compare.sh
@@ -32,7 +37,8 @@
 # Peers store one SCRAM hash (Prosody's password_hash, ejabberd's auth_scram_hash): SCRAM-SHA-1
 # logins need a run with SCRAM_HASH=sha1 (the line above). Needs root for Prosody and ejabberd
 # (run_as_root, ejabberd's user switch); installs prosody, ejabberd, lua-dbi-sqlite3 and
-# gnuplot-nox with apt-get when missing (not with NO_INSTALL=1) and stops their system services.
+# gnuplot-nox with apt-get when missing (for the pgsql set also postgresql, lua-dbi-postgresql and
+# erlang-p1-pgsql; not with NO_INSTALL=1) and stops their system services.
 # Needs a built hearthd and hearth-bench (HEARTHD=..., BENCH=...). Writes $OUT/results.json,
 # $OUT/compare.png and $OUT/report.md (the tables, also printed); each run's hearth-bench JSON
 # with the server figures is under $OUT/<set>/<server>/.
@@ -41,7 +47,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 HEARTHD=${HEARTHD:-$HERE/../build/hearthd}
 BENCH=${BENCH:-$HERE/../build/hearth-bench}
 SERVERS=${SERVERS:-"hearthd prosody ejabberd"}
-SETS=${SETS:-"minimal full"}
+SETS=${SETS:-"minimal full pgsql"}
 STEPS=${STEPS:-"login idle chat presence muc"}
 SCRAM_HASH=${SCRAM_HASH:-sha256}
 if [ "${SMALL:-0}" = 1 ]; then
@@ -87,15 +93,25 @@ source "$HERE/servers.sh"
 
 # ---- what this needs, installed when missing ----
 need=()
+has_set() { case " $SETS " in *" $1 "*) return 0;; esac; return 1; }
+for set in $SETS; do
+    case $set in minimal|full|pgsql) ;; *) die "unknown module set $set (minimal, full, pgsql)";; esac
+done
 for s in $SERVERS; do
     case $s in
     hearthd) [ -x "$HEARTHD" ] || die "no hearthd at $HEARTHD (make build)";;
     prosody) [ -x /usr/bin/prosody ] || need+=(prosody)
-             case " $SETS " in *" full "*) [ -e /usr/share/doc/lua-dbi-sqlite3 ] || need+=(lua-dbi-sqlite3);; esac;;
-    ejabberd) [ -x /usr/sbin/ejabberdctl ] || need+=(ejabberd);;
+             has_set full && { [ -e /usr/share/doc/lua-dbi-sqlite3 ] || need+=(lua-dbi-sqlite3); }
+             has_set pgsql && { [ -e /usr/share/doc/lua-dbi-postgresql ] || need+=(lua-dbi-postgresql); };;
+    ejabberd) [ -x /usr/sbin/ejabberdctl ] || need+=(ejabberd)
+              has_set pgsql && { [ -e /usr/share/doc/erlang-p1-pgsql ] || need+=(erlang-p1-pgsql); };;
     *) die "unknown server $s (hearthd, prosody, ejabberd)";;
     esac
 done
+if has_set pgsql; then
+    ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1 || need+=(postgresql)
+    command -v psql > /dev/null || need+=(postgresql-client)
+fi
 [ -x "$BENCH" ] || die "no hearth-bench at $BENCH (make build)"
 command -v gnuplot > /dev/null || need+=(gnuplot-nox)
 if [ ${#need[@]} -gt 0 ]; then
@@ -121,33 +137,57 @@ done
 ulimit -n "$(ulimit -Hn)" || die "cannot raise the open-file limit"
 install_cleanup
 
+# ---- the pgsql set: one PostgreSQL cluster on loopback for the whole run ----
+PG_DIR= PG_PORT=
+pg_stop() { [ -n "$PG_DIR" ] && "$HERE/../scripts/pg-test-cluster.sh" stop "$PG_DIR"; PG_DIR=; }
+if has_set pgsql; then
+    pg_out=$(PG_DURABLE=1 "$HERE/../scripts/pg-test-cluster.sh" start) || die "PostgreSQL did not start"
+    PG_DIR=$(echo "$pg_out" | sed -n 1p)
+    PG_PORT=$(cat "$PG_DIR/port")
+    trap 'cleanup; pg_stop; exit 130' INT TERM
+    trap 'cleanup; pg_stop' EXIT
+    echo "compare: PostgreSQL $(psql -h 127.0.0.1 -p "$PG_PORT" -U hearth -d postgres -Atqc 'SHOW server_version') on port $PG_PORT ($PG_DIR)"
+fi
+pg_fresh_db() {  # name: an empty database of that name on the run's cluster
+    psql -h 127.0.0.1 -p "$PG_PORT" -U hearth -d postgres -q -v ON_ERROR_STOP=1 \
+        -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1" > /dev/null
+}
+
 # The most sessions any step holds at once: the accounts registered first.
 N_ACCOUNTS=$N_LOGIN
 for n in $N_IDLE $N_CHAT $N_PRES $N_MUC; do [ "$n" -gt "$N_ACCOUNTS" ] && N_ACCOUNTS=$n; done
 
 # ---- the servers, per module set ----
 start_hearthd() {  # dir set
-    local archive=true
+    local archive=true db=()
     [ "$2" = minimal ] && archive=false
+    [ "$2" = pgsql ] && db=(--set storage.driver=pgsql --set storage.pool_size="${WORKERS:-2}"
+        --set "storage.dsn=postgresql://hearth@127.0.0.1:$PG_PORT/bench_hearthd")
     launch_hearthd "$1" --set c2s.tls=optional --set c2s.plain_without_tls=true \
-        --set archive.enabled=$archive
+        --set archive.enabled=$archive "${db[@]}"
 }
 
 start_prosody() {  # dir set
     local d=$1 mods='"roster", "saslauth", "tls", "disco", "register", "ping"' storage
     mkdir -p "$d/data"
     make_cert "$d" || return 1
-    if [ "$2" = full ]; then
+    if [ "$2" = full ] || [ "$2" = pgsql ]; then
         mods="$mods, \"mam\", \"carbons\", \"offline\""
-        storage='storage = "sql"
-sql = { driver = "SQLite3", database = "prosody.sqlite" }
-archive_expires_after = "never"
-default_archive_policy = true'
+        if [ "$2" = pgsql ]; then
+            storage="storage = \"sql\"
+sql = { driver = \"PostgreSQL\", database = \"bench_prosody\", host = \"127.0.0.1\", port = $PG_PORT, username = \"hearth\", password = \"\" }"
+        else
+            storage='storage = "sql"
+sql = { driver = "SQLite3", database = "prosody.sqlite" }'
+        fi
+        storage="$storage
+archive_expires_after = \"never\"
+default_archive_policy = true"
     else
         storage='storage = "internal"'
     fi
     write_prosody_config "$d" "compare.sh ($2): loopback-only load test server" "$mods" \
-        "$([ "$2" = full ] && echo '"s2s", "s2s_auth_certs"' || echo '"s2s", "s2s_auth_certs", "offline"')"
+        "$([ "$2" = minimal ] && echo '"s2s", "s2s_auth_certs", "offline"' || echo '"s2s", "s2s_auth_certs"')"
     cat >> "$d/prosody.cfg.lua" <<EOF
 ssl = { certificate = "$d/localhost.crt", key = "$d/localhost.key" }
 c2s_require_encryption = false
@@ -171,13 +211,30 @@ start_ejabberd() {  # dir set
     local d=$1
     mkdir -p "$d/spool" "$d/logs"
     make_cert "$d" || return 1
-    write_ejabberd_config "$d" "compare.sh ($2): loopback-only load test server" \
-        "certfiles:
+    local certs="certfiles:
   - \"$d/localhost.crt\"
-  - \"$d/localhost.key\"" \
+  - \"$d/localhost.key\"" auth=internal db=mnesia
+    if [ "$2" = pgsql ]; then
+        # ejabberd 23.01 does not create its tables: its PostgreSQL schema, loaded first (not
+        # again when the server is restarted on its data)
+        if [ -z "$(psql -h 127.0.0.1 -p "$PG_PORT" -U hearth -d bench_ejabberd -Atqc "SELECT to_regclass('users')")" ]; then
+            psql -h 127.0.0.1 -p "$PG_PORT" -U hearth -d bench_ejabberd -q -v ON_ERROR_STOP=1 \
+                -f /usr/share/ejabberd/sql/pg.sql > "$d/schema.log" 2>&1 || { cat "$d/schema.log"; return 1; }
+        fi
+        certs="$certs
+sql_type: pgsql
+sql_server: \"127.0.0.1\"
+sql_port: $PG_PORT
+sql_database: \"bench_ejabberd\"
+sql_username: \"hearth\"
+sql_password: \"\"
+default_db: sql"
+        auth=sql db=sql
+    fi
+    write_ejabberd_config "$d" "compare.sh ($2): loopback-only load test server" "$certs" \
         "    starttls: true" \
         "auth_password_format: scram
-auth_scram_hash: $SCRAM_HASH"
+auth_scram_hash: $SCRAM_HASH" "$auth"
     cat >> "$d/ejabberd.yml" <<EOF
   mod_muc:
     host: "conference.localhost"
@@ -189,9 +246,9 @@ auth_scram_hash: $SCRAM_HASH"
       mam: false
       max_users: 100000
 EOF
-    [ "$2" = full ] && cat >> "$d/ejabberd.yml" <<EOF
+    [ "$2" != minimal ] && cat >> "$d/ejabberd.yml" <<EOF
   mod_mam:
-    db_type: mnesia
+    db_type: $db
     default: always
   mod_carboncopy: {}
   mod_offline: {}
@@ -283,6 +340,7 @@ run_server() {  # set server
     local set=$1 s=$2 d n m f rate best=0 half
     d=$(mktemp -d "/tmp/compare-$s-XXXXXX")
     rm -f "$OUT/$s-$SCRAM_HASH.scram-cache"
+    if [ "$set" = pgsql ] && ! pg_fresh_db "bench_$s"; then echo "   no database for $s"; return 1; fi
     if ! "start_$s" "$d" "$set"; then echo "   $s did not start (see $d)"; cleanup; return 1; fi
     echo "compare: $s ($set) on port $PORT, pids $(server_pids)"
     run_bench "$set" "$s" register "$N_ACCOUNTS" --scenario login --register --mech "$MECH" || return 1
@@ -343,6 +401,13 @@ EOF
         esac
     done
     cleanup
+    if [ "$set" = pgsql ]; then  # what the server stored, as evidence that it used PostgreSQL
+        psql -h 127.0.0.1 -p "$PG_PORT" -U hearth -d "bench_$s" -Atq -c "SELECT json_build_object(
+            'db_bytes', pg_database_size(current_database()),
+            'tables', (SELECT count(*) FROM pg_stat_user_tables),
+            'rows', (SELECT sum(n_live_tup) FROM pg_stat_user_tables))" > "$OUT/$set/$s/database.json"
+        echo "   $s's database: $(cat "$OUT/$set/$s/database.json")"
+    fi
     [ -z "${KEEP:-}" ] && rm -rf "$d"
     return 0
 }

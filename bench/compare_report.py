@@ -14,6 +14,8 @@ import subprocess
 import sys
 
 SERVERS = ('hearthd', 'prosody', 'ejabberd')
+# the chart's bar colour per module set
+SET_COLOURS = {'minimal': 0x4477aa, 'full': 0xcc6677, 'pgsql': 0x228833}
 
 
 def load(out):
@@ -123,7 +125,7 @@ def main():
     results = {'versions': versions.splitlines(), 'sets': {}}
     lines = ['Versions: ' + '; '.join(versions.splitlines()), '']
     chart = []
-    for set_ in ('minimal', 'full'):
+    for set_ in ('minimal', 'full', 'pgsql'):
         if set_ not in runs:
             continue
         servers = [s for s in SERVERS if s in runs[set_]]
@@ -137,6 +139,10 @@ def main():
                 if base:
                     table[s]['after the bursts: RSS growth since the registrations'] = (
                         (a['rss_kib'] - base) / 1024, 'MiB', 'low')
+            db = os.path.join(out, set_, s, 'database.json')
+            if os.path.exists(db):
+                d = json.load(open(db))
+                table[s]['database at the end: size'] = (d['db_bytes'] / 1048576, 'MiB', 'low')
         names = []
         for s in servers:
             names += [n for n in table[s] if n not in names]
@@ -177,7 +183,7 @@ def main():
         with open(data, 'w') as f:
             for i, (set_, n, ratio) in enumerate(chart):
                 f.write('%d "%s: %s" %g %d\n' % (i, set_, n.replace('"', "'")[:70], ratio,
-                                                  0 if set_ == 'minimal' else 1))
+                                                  SET_COLOURS.get(set_, 0x888888)))
         script = '''set terminal pngcairo size 1400,%d font ",9"
 set output "%s"
 set title "hearthd / best peer (below 1: hearthd better for costs and latencies, above 1 better for rates)"
@@ -189,8 +195,8 @@ set grid xtics
 set style fill solid 0.8
 set key off
 set arrow from 1, graph 0 to 1, graph 1 nohead lw 2
-# a bar from parity (1) to the ratio; blue the minimal set, red the full one
-plot "%s" using (1):1:(($3 < 1) ? $3 : 1):(($3 < 1) ? 1 : $3):($1 - 0.4):($1 + 0.4):($4 == 0 ? 0x4477aa : 0xcc6677):ytic(2) with boxxyerror fc rgb variable
+# a bar from parity (1) to the ratio; blue the minimal set, red the full one, green on PostgreSQL
+plot "%s" using (1):1:(($3 < 1) ? $3 : 1):(($3 < 1) ? 1 : $3):($1 - 0.4):($1 + 0.4):4:ytic(2) with boxxyerror fc rgb variable
 ''' % (200 + 22 * len(chart), os.path.join(out, 'compare.png'), len(chart), data)
         open(os.path.join(out, 'chart.gp'), 'w').write(script)
         r = subprocess.run(['gnuplot', os.path.join(out, 'chart.gp')], capture_output=True, text=True)

@@ -105,9 +105,10 @@ launch_prosody() {  # dir holding prosody.cfg.lua
     PORT=$PROSODY_PORT
 }
 
-# dir header certfiles starttls password: ejabberd.yml with the c2s listener and the base modules,
-# each of the last three arguments being whole lines (certfiles:..., the listener's starttls
-# options, auth_password_format:...); the caller may append more modules
+# dir header certfiles starttls password [auth]: ejabberd.yml with the c2s listener and the base
+# modules, each of certfiles, starttls and password being whole lines (certfiles:..., the
+# listener's starttls options, auth_password_format:...), auth the auth_method (default
+# internal); the caller may append more modules
 write_ejabberd_config() {
     local d=$1
     cat > "$d/ejabberd.yml" <<EOF
@@ -124,7 +125,7 @@ listen:
     shaper: none
     access: all
 $4
-auth_method: internal
+auth_method: ${6:-internal}
 $5
 acl:
   loopback:

@@ -8,6 +8,7 @@
 #   pg-test-cluster.sh pause|resume DIR  stops / starts the server, keeping DIR (fault tests)
 #   pg-test-cluster.sh run CMD [ARG...]  start; CMD with HEARTH_TEST_PG_DSN and HEARTH_TEST_PG_DIR
 #                                        set; stop; CMD's exit status (77: no PostgreSQL here)
+# PG_DURABLE=1 keeps fsync and synchronous commit on (benchmarks); tests turn them off.
 # initdb and pg_ctl refuse to run as root: as root they run as the `postgres` user.
 set -eu
 
@@ -47,15 +48,20 @@ start() {
         return 1
     fi
     # Throwaway data: no fsync. Few connections are needed (a server per test, a few each).
+    # PG_DURABLE=1 (benchmarks) keeps PostgreSQL's durable defaults: fsync, synchronous commit.
     cat >>"$dir/data/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$dir'
+max_connections = 200
+CONF
+    if [ "${PG_DURABLE:-0}" != 1 ]; then
+        cat >>"$dir/data/postgresql.conf" <<CONF
 fsync = off
 synchronous_commit = off
 full_page_writes = off
-max_connections = 200
 autovacuum = off
 CONF
+    fi
     tries=0
     while :; do
         port=$(free_port)
@@ -111,7 +117,7 @@ run)
     exit $rc
     ;;
 *)
-    sed -n '2,11p' "$0" >&2
+    sed -n '2,12p' "$0" >&2
     exit 2
     ;;
 esac
