@@ -707,7 +707,10 @@ static void setup_some(worker_t *w)
 static void enter(worker_t *w, phase_t p)
 {
     w->next = 0;
-    w->credit = 0;
+    /* a run's sends fall in the middle of their slots (k + ½) / rate, not at their ends: a run
+     * of rate x duration = 1 per thread sends one message, not none when the run's last tick
+     * comes just before the credit reaches 1 */
+    w->credit = p == PH_RUN ? 0.5 : 0;
     if (p == PH_STOP) {
         for (unsigned i = 0; i < w->nsess; i++)
             if (w->sess[i].c)
