@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "hearth/buf.h"
 #include "storage/pgsql_migrations.h" /* generated from sql/pgsql/NNNN_*.sql */
 
 #define SCHEMA_VERSION ((int)(sizeof(pgsql_migrations) / sizeof(pgsql_migrations[0])) - 1)
@@ -81,6 +82,8 @@ enum stmt_id {
     ST_BLOCK_CLEAR,
     ST_ARCHIVE_MSG_PUT,
     ST_ARCHIVE_MSG_SAME,
+    ST_ARCHIVE_MSG_FIRST,
+    ST_ARCHIVE_MSG_OURS,
     ST_ARCHIVE_STORE,
     ST_ARCHIVE_SEQ,
     ST_ARCHIVE_SEQ_LEGACY,
@@ -238,6 +241,16 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_ARCHIVE_MSG_PUT] = "INSERT INTO archive_msg (seq, stanza) VALUES ($1, $2) "
                            "ON CONFLICT (seq) DO NOTHING",
     [ST_ARCHIVE_MSG_SAME] = "SELECT (stanza = $2)::int FROM archive_msg WHERE seq = $1",
+    /* A batch's shared texts before it (archive_texts_first): keys, texts, usernames as arrays;
+     * in key order, for accounts that exist (of two texts under one key, the first in the batch,
+     * as when each request inserts its own). Then which are stored as given (1-based). */
+    [ST_ARCHIVE_MSG_FIRST] = "INSERT INTO archive_msg (seq, stanza) SELECT v.s, v.t "
+                             "FROM unnest($1::bigint[], $2::text[], $3::text[]) WITH ORDINALITY "
+                             "AS v(s, t, u, i) "
+                             "WHERE EXISTS (SELECT 1 FROM accounts a WHERE a.username = v.u) "
+                             "ORDER BY v.s, v.i ON CONFLICT (seq) DO NOTHING",
+    [ST_ARCHIVE_MSG_OURS] = "SELECT v.i FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY "
+                            "AS v(s, t, i) JOIN archive_msg m ON m.seq = v.s AND m.stanza = v.t",
     [ST_ARCHIVE_STORE] =
         "INSERT INTO archive (username, seq, with_jid, outgoing, stanza, legacy_id) "
         "VALUES ($1, $2, $3, $4, $5, $6)",
@@ -1078,7 +1091,9 @@ static int archive_store(pg_conn_t *c, storage_req_t *r)
     bool legacy = storage_archive_key_parse(r->msg.id, &key) != 0;
     bool own_copy = false;
     int err;
-    if (legacy) {
+    if (r->msg_stored) {
+        err = 0; /* the shared text went in before the batch (archive_texts_first) */
+    } else if (legacy) {
         err = archive_key_given(c, r, &key);
     } else {
         err = archive_msg_put(c, r, key);
@@ -2010,36 +2025,130 @@ static void fail_all(storage_req_t *first, int err)
     }
 }
 
+/* Starts a transaction with sql; a connection that died while idle (the server restarted) is
+ * seen only now, when nothing of the batch has run, so one fresh connection may take it. */
+static bool begin(pg_conn_t *c, const char *sql)
+{
+    if (command(c, sql))
+        return true;
+    return connection_lost(c) && ensure_connected(c) == 0 && command(c, sql);
+}
+
+/* An element of a PostgreSQL array literal: the text in double quotes, '"' and '\\' escaped. */
+static int array_elem(hearth_buf_t *b, size_t i, const char *text)
+{
+    int err = hearth_buf_append_str(b, i == 0 ? "{\"" : ",\"");
+    while (err == 0 && *text != '\0') {
+        size_t run = strcspn(text, "\"\\");
+        err = hearth_buf_append(b, text, run);
+        text += run;
+        if (err == 0 && *text != '\0')
+            err = hearth_buf_append(b, (const char[]){'\\', *text++}, 2);
+    }
+    return err ?: hearth_buf_append_str(b, "\"");
+}
+
+/* The shared texts of a batch's archived messages, before the batch.
+ *
+ * A message's two parties are often homed on different workers, so with storage.pool_size above
+ * 1 their archive writes run on two connections, and both insert the message's text under the
+ * same key. Inside the lanes' batch transactions, a key one batch has inserted makes the other
+ * wait for that whole batch, and two batches each holding a key the other wants deadlock:
+ * PostgreSQL breaks each cycle after deadlock_timeout (1 s) by failing a request, and that party
+ * lost its copy of the message (seen at 1,000 msg/s with a pool of 2: hundreds of deadlocks, a
+ * delivery latency of seconds). So a batch with two or more of them first inserts the texts in
+ * a short transaction of its own, in key order: two such transactions may wait for each other
+ * but never in a cycle, and the batch itself then writes only each party's row (one statement
+ * where there were two or three, a party). That commit does not wait for the disk
+ * (synchronous_commit off): the batch's commit, later in the log, makes it durable with it; if
+ * the server stops between the two, what remains is a text no archive row names, as after any
+ * request that fails once its text is in. A text not stored this way (no such account, another
+ * text under the key already, an id that is not a key, any error) is left to its request. Returns
+ * 0, or HEARTH_ESTORAGE when the connection is lost. */
+static int archive_texts_first(pg_conn_t *c, storage_req_t *first)
+{
+    hearth_buf_t keys = HEARTH_BUF_INIT, texts = HEARTH_BUF_INIT, users = HEARTH_BUF_INIT;
+    size_t n = 0, cap = 0;
+    for (storage_req_t *r = first; r != NULL; r = r->next) {
+        int64_t key;
+        r->msg_stored = 0;
+        if (r->op == STORAGE_OP_ARCHIVE_STORE && storage_archive_key_parse(r->msg.id, &key) == 0)
+            cap++;
+    }
+    if (cap < 2)
+        return 0;
+    storage_req_t **reqs = malloc(cap * sizeof(*reqs));
+    int err = reqs == NULL ? HEARTH_ENOMEM : 0;
+    for (storage_req_t *r = first; r != NULL && err == 0; r = r->next) {
+        int64_t key;
+        if (r->op != STORAGE_OP_ARCHIVE_STORE || storage_archive_key_parse(r->msg.id, &key) != 0)
+            continue;
+        err = hearth_buf_printf(&keys, "%s%" PRId64, n == 0 ? "{" : ",", key);
+        err = err ?: array_elem(&texts, n, r->blob);
+        err = err ?: array_elem(&users, n, r->acct.username);
+        reqs[n++] = r;
+    }
+    err = err ?: hearth_buf_append_str(&keys, "}") ?: hearth_buf_append_str(&texts, "}");
+    err = err ?: hearth_buf_append_str(&users, "}") ?: hearth_buf_append(&keys, "", 1);
+    err = err ?: hearth_buf_append(&texts, "", 1) ?: hearth_buf_append(&users, "", 1);
+    int lost = 0;
+    if (err == 0) {
+        PGresult *res = NULL;
+        params_t p = {0};
+        p_text(&p, (const char *)keys.data);
+        p_text(&p, (const char *)texts.data);
+        p_text(&p, (const char *)users.data);
+        bool ok = begin(c, "BEGIN; SET LOCAL synchronous_commit TO off") &&
+                  write_stmt(c, ST_ARCHIVE_MSG_FIRST, &p, NULL) == 0;
+        p.n = 2;
+        ok = ok && exec(c, ST_ARCHIVE_MSG_OURS, &p, &res) == 0;
+        for (int i = 0; ok && i < PQntuples(res); i++) {
+            int64_t at = cell_int(res, i, 0);
+            if (at >= 1 && (size_t)at <= n)
+                reqs[at - 1]->msg_stored = 1;
+        }
+        PQclear(res);
+        if (!ok || !command(c, "COMMIT")) {
+            for (size_t i = 0; i < n; i++)
+                reqs[i]->msg_stored = 0;
+            if (c->pg != NULL && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+                (void)command(c, "ROLLBACK");
+            lost = connection_lost(c);
+        }
+    }
+    free(reqs);
+    hearth_buf_free(&keys);
+    hearth_buf_free(&texts);
+    hearth_buf_free(&users);
+    return lost ? HEARTH_ESTORAGE : 0;
+}
+
+/* Each command on the savepoints rides with the one before or after it, in one simple query
+ * (PostgreSQL runs the string's statements in order and stops at the first that fails): a
+ * request costs its own statements and one round trip more, not two. */
 static void pgsql_run(void *conn, storage_req_t *first)
 {
     pg_conn_t *c = conn;
-    if (ensure_connected(c) != 0)
+    if (ensure_connected(c) != 0 || archive_texts_first(c, first) != 0 ||
+        !begin(c, "BEGIN; SAVEPOINT req"))
         goto lost;
-    if (!command(c, "BEGIN")) {
-        /* A connection that died while idle (the server restarted) is seen only now: nothing of
-         * the batch has run, so one fresh connection may take it. */
-        if (!connection_lost(c) || ensure_connected(c) != 0 || !command(c, "BEGIN"))
-            goto lost;
-    }
     for (storage_req_t *r = first; r != NULL; r = r->next) {
-        if (!command(c, "SAVEPOINT req"))
-            goto lost;
+        const char *then;
         r->err = run_one(c, r);
         if (r->err == 0) {
-            if (!command(c, "RELEASE req"))
+            then = r->next != NULL ? "RELEASE req; SAVEPOINT req" : "RELEASE req; COMMIT";
+        } else {
+            storage__req_clear_result(r);
+            if (connection_lost(c))
                 goto lost;
-            continue;
+            then = r->next != NULL ? "ROLLBACK TO req; RELEASE req; SAVEPOINT req"
+                                   : "ROLLBACK TO req; RELEASE req; COMMIT";
         }
-        storage__req_clear_result(r);
-        if (connection_lost(c))
-            goto lost;
-        if (!command(c, "ROLLBACK TO req") || !command(c, "RELEASE req"))
-            goto lost;
+        if (!command(c, then))
+            goto lost; /* the COMMIT included: nothing of the batch holds */
     }
-    if (command(c, "COMMIT")) {
-        atomic_fetch_add(&c->commits, 1);
-        return;
-    }
+    atomic_fetch_add(&c->commits, 1);
+    return;
 
 lost:
     /* Nothing of the batch holds: every request fails, none silently. A connection in a state

@@ -693,6 +693,8 @@ struct storage_req {
     /* ARCHIVE_STORE: the message (stanza in blob/blob_len); ARCHIVE_QUERY: with, after, before
      * (msg.with, msg.id, name; NULL when absent), start/end in num/num2, max in limit */
     storage_archive_msg_t msg;
+    int msg_stored; /* ARCHIVE_STORE, the pgsql driver's while it runs the batch: msg's text is
+                     * under msg's key already, committed before the batch */
     int64_t num2;
     size_t limit;                  /* ARCHIVE_QUERY, LOG_FETCH: max */
     size_t limit_bytes;            /* ARCHIVE_QUERY: max_bytes */

@@ -70,6 +70,38 @@ class StoragePoolTest(PgTestMixin, unittest.TestCase):
         c = self.login(s, 'u0')
         self.assertEqual(len(c.roster()), 4)
 
+    def test_archive_on_two_connections(self):
+        # A message's two parties are homed on two workers about half the time, so with a pool
+        # their archive writes run on two connections at once, both storing the message's text
+        # under one key. Inside the two batches' transactions that deadlocked (PostgreSQL then
+        # failed one request per cycle, and a party's copy was lost). A burst from four users
+        # to four others, every message archived for both: all of it is stored, each text once.
+        dsn = self.pg.new_db(self)
+        s = self.server(**{'storage.driver': 'pgsql', 'storage.dsn': dsn,
+                           'storage.pool_size': '2', 'server.workers': '2'})
+        s.start()
+        clients = {u: self.login(s, u) for u in USERS}
+        for c in clients.values():
+            c.presence()
+        for c in clients.values():
+            c.sync()
+        per = 25
+        for n in range(per):
+            for a in range(4):
+                for b in range(4, 8):
+                    clients['u%d' % a].message('u%d@%s' % (b, DOMAIN), 'u%d to u%d #%d' % (a, b, n))
+        for b in range(4, 8):
+            clients['u%d' % b].wait_n(lambda st: is_msg(st, type_='chat'), 4 * per,
+                                      what='%d messages' % (4 * per))
+        total = 4 * 4 * per
+        wait_for(lambda: pg_sql(None, 'SELECT count(*) FROM archive', dsn=dsn) == [[str(2 * total)]],
+                 20, 'both parties of %d messages archived' % total)
+        self.assertEqual(pg_sql(None, 'SELECT count(*) FROM archive_msg', dsn=dsn), [[str(total)]])
+        self.assertEqual(pg_sql(None, 'SELECT count(*) FROM archive WHERE stanza IS NOT NULL',
+                                dsn=dsn), [['0']])
+        self.assertNotIn('deadlock', s.current_log())
+        self.assertNotRegex(s.current_log(), r'archive.*(failed|error)')
+
     def test_sqlite_refuses_a_pool(self):
         s = self.server(**{'storage.driver': 'sqlite', 'storage.pool_size': '2'})
         r = subprocess.run(s.command_line() + ['--check-config'], capture_output=True,
