@@ -61,7 +61,7 @@ import json, os, shutil, sys
 out = sys.argv[1]
 res = json.load(open(os.path.join(out, 'results.json')))
 ratios = [f.get('ratio_to_best_peer') for s in res['sets'].values() for f in s['figures']
-          if f['values'].get('hearthd')]
+          if f['values'].get('hearthd') and f['better'] is not None]
 assert ratios and all(r is not None and abs(r - 1) < 1e-9 for r in ratios), ratios
 if shutil.which('gnuplot'):
     png = os.path.join(out, 'compare.png')
