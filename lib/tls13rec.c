@@ -108,7 +108,7 @@ int tls13_next_secret(size_t hash_len, const unsigned char *secret, unsigned cha
 int tls13_rec_update(const tls13_rec_t *r, tls13_dir_t *d)
 {
     unsigned char next[TLS13_SECRET_MAX];
-    if (expand_label(r, d->secret, "traffic upd", next, r->hash_len) != 0)
+    if (tls13_next_secret(r->hash_len, d->secret, next) != 0)
         return HEARTH_ETLS;
     memcpy(d->secret, next, r->hash_len);
     OPENSSL_cleanse(next, sizeof(next));
