@@ -143,16 +143,17 @@ install_cleanup
 # ---- the pgsql set: one PostgreSQL cluster on loopback for the whole run ----
 PG_DIR= PG_PORT=
 pg_stop() { [ -n "$PG_DIR" ] && "$HERE/../scripts/pg-test-cluster.sh" stop "$PG_DIR"; PG_DIR=; }
+pg() { psql -h 127.0.0.1 -p "$PG_PORT" -U hearth "$@"; }  # psql on the run's cluster
 if has_set pgsql; then
     pg_out=$(PG_DURABLE=1 "$HERE/../scripts/pg-test-cluster.sh" start) || die "PostgreSQL did not start"
     PG_DIR=$(echo "$pg_out" | sed -n 1p)
     PG_PORT=$(cat "$PG_DIR/port")
     trap 'cleanup; pg_stop; exit 130' INT TERM
     trap 'cleanup; pg_stop' EXIT
-    echo "compare: PostgreSQL $(psql -h 127.0.0.1 -p "$PG_PORT" -U hearth -d postgres -Atqc 'SHOW server_version') on port $PG_PORT ($PG_DIR)"
+    echo "compare: PostgreSQL $(pg -d postgres -Atqc 'SHOW server_version') on port $PG_PORT ($PG_DIR)"
 fi
 pg_fresh_db() {  # name: an empty database of that name on the run's cluster
-    psql -h 127.0.0.1 -p "$PG_PORT" -U hearth -d postgres -q -v ON_ERROR_STOP=1 \
+    pg -d postgres -q -v ON_ERROR_STOP=1 \
         -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1" > /dev/null
 }
 
@@ -220,8 +221,8 @@ start_ejabberd() {  # dir set
     if [ "$2" = pgsql ]; then
         # ejabberd 23.01 does not create its tables: its PostgreSQL schema, loaded first (not
         # again when the server is restarted on its data)
-        if [ -z "$(psql -h 127.0.0.1 -p "$PG_PORT" -U hearth -d bench_ejabberd -Atqc "SELECT to_regclass('users')")" ]; then
-            psql -h 127.0.0.1 -p "$PG_PORT" -U hearth -d bench_ejabberd -q -v ON_ERROR_STOP=1 \
+        if [ -z "$(pg -d bench_ejabberd -Atqc "SELECT to_regclass('users')")" ]; then
+            pg -d bench_ejabberd -q -v ON_ERROR_STOP=1 \
                 -f /usr/share/ejabberd/sql/pg.sql > "$d/schema.log" 2>&1 || { cat "$d/schema.log"; return 1; }
         fi
         certs="$certs
@@ -415,7 +416,7 @@ EOF
     done
     cleanup
     if [ "$set" = pgsql ]; then  # what the server stored, as evidence that it used PostgreSQL
-        psql -h 127.0.0.1 -p "$PG_PORT" -U hearth -d "bench_$s" -Atq -c "SELECT json_build_object(
+        pg -d "bench_$s" -Atq -c "SELECT json_build_object(
             'db_bytes', pg_database_size(current_database()),
             'tables', (SELECT count(*) FROM pg_stat_user_tables),
             'rows', (SELECT sum(n_live_tup) FROM pg_stat_user_tables))" > "$OUT/$set/$s/database.json"
@@ -438,7 +439,7 @@ versions=$(
         prosody|ejabberd) echo "$s $(dpkg-query -W -f '${Version}' "$s" 2>/dev/null)";;
         esac
     done
-    [ -n "$PG_PORT" ] && echo "postgresql $(psql -h 127.0.0.1 -p "$PG_PORT" -U hearth -d postgres -Atqc 'SHOW server_version')"
+    [ -n "$PG_PORT" ] && echo "postgresql $(pg -d postgres -Atqc 'SHOW server_version')"
     echo "machine $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 )
 python3 "$HERE/compare_report.py" "$OUT" "$versions" "$CHAT_SECONDS"
